@@ -1,0 +1,55 @@
+# finetune-automl — `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+# The torch requirement, installed before the project so nothing else pulls a different build.
+# The exact release resolves to a local CPU wheel where one is on disk (as on the dev/CI machines)
+# and to PyPI's CUDA build on a Linux GPU box. Other choices, e.g.:
+#   make install TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# pip's notes about index folders that lack a package are noise here.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: help install test test-fast sweep train ui mlflow-server lint clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install the project (editable, dev extras); quick when nothing changed
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	@echo "installing $(TORCH_SPEC) and the project into $(VENV) ..."
+	@$(BIN)/python -m pip install -q $(TORCH_SPEC) 2>&1 | $(QUIET_PIP)
+	@$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | $(QUIET_PIP)
+	@$(BIN)/python -c "import torch, automl; print('installed: torch', torch.__version__)"
+	@touch $@
+
+test: install ## Run the test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+test-fast: install ## Run the tests without the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not slow"
+
+train: install ## One trial on the embedded default (MiniLM + chatterbot topics)
+	$(BIN)/automl-train
+
+sweep: install ## The quick sweep on the embedded default (< 10 min on 2 CPU cores)
+	$(BIN)/automl-sweep experiment=default
+
+ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+lint: install ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check automl tests
+	$(BIN)/mypy automl
+
+clean: ## Remove generated output (MLflow store, sweeps, Ray results) but keep .venv
+	rm -rf outputs mlruns mlartifacts mlflow.db ray_results multirun

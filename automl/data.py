@@ -1,0 +1,352 @@
+"""Load a text-classification task, split it, tokenize it once, and batch it by length.
+
+Sources: the chatterbot topics shipped in `chatterbot-corpus` (offline default), CSV/JSONL files,
+and Hugging Face datasets. Bad data fails here, with the file and the problem named, before any
+model is built.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from automl.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """Unusable data; the message is one line naming the source and the problem."""
+
+
+@dataclass
+class LabeledTexts:
+    texts: list[str]
+    labels: list[int]
+
+
+@dataclass
+class TaskData:
+    train: LabeledTexts
+    val: LabeledTexts
+    label_names: list[str]
+    description: str  # where the data came from, for model cards and MLflow
+
+
+@dataclass
+class TokenizedSplit:
+    input_ids: list[list[int]]
+    labels: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class PreparedData:
+    """Tokenized once in the driver and shared with every trial (Ray's object store)."""
+
+    train: TokenizedSplit
+    val: TokenizedSplit
+    label_names: list[str]
+    pad_token_id: int
+    description: str
+    val_texts: list[str]  # kept so an exported model can be re-evaluated through a pipeline
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_task_data(cfg: DataConfig) -> TaskData:
+    """Load, label-encode, cap and split the configured data."""
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.source == "chatterbot_topics":
+        texts, raw_labels, where = _read_chatterbot(cfg.language)
+        val_rows = None
+    elif cfg.source in ("csv", "jsonl"):
+        texts, raw_labels, where = _read_file(Path(cfg.path), cfg)
+        val_rows = _read_file(Path(cfg.val_path), cfg) if cfg.val_path else None
+    elif cfg.source == "hf":
+        (texts, raw_labels, where), val_rows, names = _read_hf(cfg)
+        return _assemble(texts, raw_labels, val_rows, cfg, rng, where, names)
+    else:
+        raise DataError(f"data.source: unknown source {cfg.source!r}")
+    return _assemble(texts, raw_labels, val_rows, cfg, rng, where, None)
+
+
+def _assemble(
+    texts: list[str],
+    raw_labels: list[Any],
+    val_rows: tuple[list[str], list[Any], str] | None,
+    cfg: DataConfig,
+    rng: np.random.Generator,
+    where: str,
+    names: list[str] | None,
+) -> TaskData:
+    label_names = names or _label_names(raw_labels)
+    index = {name: i for i, name in enumerate(label_names)}
+    labels = [index[str(x)] for x in raw_labels]
+    if len(set(labels)) < 2:
+        raise DataError(f"{where}: only one class ({label_names[labels[0]]!r}); need at least two")
+    if cfg.max_examples is not None and cfg.max_examples < len(texts):
+        keep = stratified_sample(labels, cfg.max_examples, rng)
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    if val_rows is not None:
+        val_texts, val_raw, val_where = val_rows
+        unknown = sorted({str(x) for x in val_raw} - set(index))
+        if unknown:
+            raise DataError(f"{val_where}: labels not in the training data: {unknown[:5]}")
+        train = LabeledTexts(texts, labels)
+        val = LabeledTexts(val_texts, [index[str(x)] for x in val_raw])
+    else:
+        train, val = stratified_split(texts, labels, cfg.val_fraction, rng, where)
+    return TaskData(train, val, label_names, where)
+
+
+def _label_names(raw_labels: Sequence[Any]) -> list[str]:
+    """Sorted label names; integer labels keep numeric order so 0..k-1 stay 0..k-1."""
+    distinct = {str(x) for x in raw_labels}
+    if all(_is_int(x) for x in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _chatterbot_dir(language: str) -> Path:
+    import chatterbot_corpus
+
+    folder = Path(chatterbot_corpus.__file__).parent / "data" / language
+    if not folder.is_dir():
+        raise DataError(f"chatterbot-corpus: no language folder {language!r} (data.language)")
+    return folder
+
+
+def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
+    """Every utterance of every topic file; the label is the topic file's name."""
+    folder = _chatterbot_dir(language)
+    texts: list[str] = []
+    labels: list[str] = []
+    blank = 0
+    for path in sorted(folder.glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for conversation in doc.get("conversations", []):
+            for utterance in conversation:
+                if not isinstance(utterance, str) or not utterance.strip():
+                    blank += 1  # the corpus has a few blank answers; they carry no topic
+                    continue
+                texts.append(utterance.strip())
+                labels.append(path.stem)
+    log.debug("chatterbot %s: %d utterances, %d blank skipped", language, len(texts), blank)
+    return texts, labels, f"chatterbot-corpus/{language}"
+
+
+def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows = _csv_rows(path) if cfg.source == "csv" else _jsonl_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    for column in (cfg.text_column, cfg.label_column):
+        if column not in rows[0]:
+            have = ", ".join(map(str, rows[0].keys()))
+            raise DataError(f"{path}: no column {column!r} (columns: {have})")
+    texts, labels = [], []
+    for number, row in enumerate(rows, start=1):
+        text, label = row.get(cfg.text_column), row.get(cfg.label_column)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}: row {number}: empty text in column {cfg.text_column!r}")
+        if label is None or str(label).strip() == "":
+            raise DataError(f"{path}: row {number}: missing label in column {cfg.label_column!r}")
+        texts.append(text.strip())
+        labels.append(str(label).strip())
+    return texts, labels, str(path)
+
+
+def _csv_rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: line {number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {number}: expected a JSON object")
+            rows.append(row)
+    return rows
+
+
+def _read_hf(
+    cfg: DataConfig,
+) -> tuple[tuple[list[str], list[Any], str], tuple[list[str], list[Any], str] | None, list[str]]:
+    """A Hugging Face dataset: a hub name (online) or a folder written by `save_to_disk`."""
+    import datasets
+
+    def split(name: str) -> tuple[list[str], list[Any], str, Any]:
+        where = f"{cfg.hf_name}[{name}]"
+        try:
+            if Path(cfg.hf_name).is_dir():
+                loaded = datasets.load_from_disk(cfg.hf_name)
+                ds = loaded[name] if isinstance(loaded, datasets.DatasetDict) else loaded
+            else:
+                ds = datasets.load_dataset(cfg.hf_name, cfg.hf_config, split=name)
+        except KeyError:
+            raise DataError(f"{where}: no split {name!r}") from None
+        except Exception as err:  # network, unknown dataset, bad config: one line, the cause
+            raise DataError(f"{where}: cannot load ({type(err).__name__}: {err})") from None
+        for column in (cfg.text_column, cfg.label_column):
+            if column not in ds.column_names:
+                have = ", ".join(ds.column_names)
+                raise DataError(f"{where}: no column {column!r} (columns: {have})")
+        texts = [str(t).strip() for t in ds[cfg.text_column]]
+        for number, text in enumerate(texts, start=1):
+            if not text:
+                raise DataError(f"{where}: row {number}: empty text in column {cfg.text_column!r}")
+        return texts, list(ds[cfg.label_column]), where, ds.features[cfg.label_column]
+
+    texts, labels, where, feature = split(cfg.hf_train_split)
+    names = list(getattr(feature, "names", []) or [])
+    if names:  # ClassLabel: keep the dataset's own names and ids
+        labels = [names[int(x)] for x in labels]
+    val = None
+    if cfg.hf_val_split:
+        vt, vl, vwhere, _ = split(cfg.hf_val_split)
+        val = (vt, [names[int(x)] for x in vl] if names else vl, vwhere)
+    return (texts, labels, where), val, names or _label_names(labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splitting
+
+
+def stratified_sample(labels: Sequence[int], n: int, rng: np.random.Generator) -> list[int]:
+    """Indices of about `n` examples with the class proportions kept (at least one per class)."""
+    by_class = _indices_by_class(labels, rng)
+    total = len(labels)
+    keep: list[int] = []
+    for members in by_class.values():
+        keep.extend(members[: max(1, round(len(members) * n / total))])
+    return sorted(keep)
+
+
+def stratified_split(
+    texts: list[str], labels: list[int], val_fraction: float, rng: np.random.Generator, where: str
+) -> tuple[LabeledTexts, LabeledTexts]:
+    """Seeded split keeping class proportions; a class with one example stays in train."""
+    val_idx: list[int] = []
+    for members in _indices_by_class(labels, rng).values():
+        n_val = min(round(len(members) * val_fraction), len(members) - 1)
+        val_idx.extend(members[:n_val])
+    if not val_idx or len(val_idx) == len(labels):
+        raise DataError(
+            f"{where}: too few examples ({len(labels)}) to split off val_fraction={val_fraction}"
+        )
+    in_val = set(val_idx)
+    train_idx = [i for i in range(len(labels)) if i not in in_val]
+    val_idx.sort()
+
+    def pick(idx: list[int]) -> LabeledTexts:
+        return LabeledTexts([texts[i] for i in idx], [labels[i] for i in idx])
+
+    return pick(train_idx), pick(val_idx)
+
+
+def _indices_by_class(labels: Sequence[int], rng: np.random.Generator) -> dict[int, list[int]]:
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        by_class.setdefault(label, []).append(i)
+    return {c: [int(i) for i in rng.permutation(m)] for c, m in sorted(by_class.items())}
+
+
+def class_counts(labels: Sequence[int]) -> Counter[int]:
+    return Counter(labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizing and batching
+
+
+def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
+    """Tokenize both splits once (no padding: batches are padded to their own longest row)."""
+
+    def encode(split: LabeledTexts) -> TokenizedSplit:
+        ids = tokenizer(split.texts, truncation=True, max_length=max_length)["input_ids"]
+        return TokenizedSplit(list(ids), np.asarray(split.labels, dtype=np.int64))
+
+    if tokenizer.pad_token_id is None:
+        raise DataError("tokenizer has no pad token; set one before tokenizing")
+    return PreparedData(
+        train=encode(task.train),
+        val=encode(task.val),
+        label_names=task.label_names,
+        pad_token_id=int(tokenizer.pad_token_id),
+        description=task.description,
+        val_texts=task.val.texts,
+    )
+
+
+def length_bucketed_batches(
+    lengths: np.ndarray, batch_size: int, pool_batches: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Shuffle, sort by length inside pools of `pool_batches` batches, then shuffle the batches.
+
+    Most of the padding goes (short texts batch together) while each batch still mixes classes:
+    sorting the whole set would also sort it by class on data where length tracks the topic.
+    """
+    order = rng.permutation(len(lengths))
+    pool = batch_size * pool_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Evaluation batches: fully sorted by length (order does not matter when not learning)."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def collate(split: TokenizedSplit, idx: np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Pad one batch to its longest row (right padding) and build the attention mask."""
+    rows = [split.input_ids[i] for i in idx]
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        attention[i, : len(row)] = 1
+    labels = torch.from_numpy(split.labels[idx])
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}

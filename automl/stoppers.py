@@ -1,0 +1,249 @@
+"""Overfit pruning and early stopping, as Ray Tune stoppers and schedulers.
+
+Ray Tune's ``OptunaSearch`` runs Optuna with a no-op pruner, so stopping bad trials is Ray Tune's
+job. Two kinds of bad trial are told apart here:
+
+* overfitting (validation stops improving while the training loss keeps falling, or the gap
+  ``val_loss - train_loss`` grows too large): :class:`OverfitStopper`, so the sweep can record the
+  trial as ``pruned_overfit``;
+* plainly weak or stalled runs: Ray's ``ASHAScheduler``.
+
+The decision itself is the pure function :func:`overfit_reason`, tested on synthetic histories.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune import Stopper
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+PRUNERS = ("overfit", "asha", "overfit_asha", "none")
+
+# Keys that order a trial's results; a result that does not move them forward is a replay.
+_STEP_KEYS = ("training_iteration", "epoch")
+
+
+@dataclass(frozen=True)
+class OverfitRule:
+    """When a trial counts as overfitting; see :func:`overfit_reason` for the exact rules."""
+
+    metric: str = "val_accuracy"
+    mode: str = "max"  # "max" | "min"
+    grace_period: int = 2  # never prune at or before this many evaluations
+    patience: int = 2  # evaluations without improvement of `metric` (by more than min_delta) ...
+    min_delta: float = 0.0
+    max_gap: float | None = None  # ... or val_loss - train_loss above this (None = off)
+    train_loss_key: str = "train_loss"
+    val_loss_key: str = "val_loss"
+
+    def __post_init__(self) -> None:
+        # Fail where the rule is built, naming the field, not deep inside a running sweep.
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min' but got {self.mode!r}.")
+        if self.grace_period < 0:
+            raise ValueError(f"grace_period cannot be negative but got {self.grace_period}.")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1 but got {self.patience}.")
+        if not self.min_delta >= 0:  # written so that NaN fails too
+            raise ValueError(f"min_delta must be >= 0 but got {self.min_delta}.")
+        if self.max_gap is not None and not self.max_gap > 0:
+            raise ValueError(f"max_gap must be > 0 (or None) but got {self.max_gap}.")
+
+
+def _value(result: Mapping[str, Any], key: str) -> float | None:
+    """The finite number under ``key``, or None: missing, NaN and inf values make a rule abstain."""
+    raw = result.get(key)
+    if raw is None or isinstance(raw, bool):
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _fmt(x: float) -> str:
+    # Two decimals read well for accuracies and losses; tiny losses would all print as 0.00.
+    return f"{x:.2f}" if x == 0 or abs(x) >= 0.01 else f"{x:.2g}"
+
+
+def _epoch(history: Sequence[Mapping[str, Any]], i: int) -> int:
+    """The epoch number a human saw in the logs (the reported ``epoch``, else the position)."""
+    reported = _value(history[i], "epoch")
+    return int(reported) if reported is not None else i + 1
+
+
+def _best_index(values: Sequence[float | None], rule: OverfitRule) -> int | None:
+    """Index of the best value: the first one no later value beats by more than ``min_delta``."""
+    best: int | None = None
+    best_value = 0.0
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        if (
+            best is None
+            or (rule.mode == "max" and v > best_value + rule.min_delta)
+            or (rule.mode == "min" and v < best_value - rule.min_delta)
+        ):
+            best, best_value = i, v
+    return best
+
+
+def _kept_falling(losses: Sequence[float | None]) -> bool:
+    """True if the known losses never rose step to step and the last is below the first."""
+    known = [x for x in losses if x is not None]
+    return all(b <= a for a, b in zip(known, known[1:], strict=False)) and known[-1] < known[0]
+
+
+def _gap(result: Mapping[str, Any], rule: OverfitRule) -> float | None:
+    """``val_loss - train_loss``: how much worse the model does on data it did not train on."""
+    val, train = _value(result, rule.val_loss_key), _value(result, rule.train_loss_key)
+    return None if val is None or train is None else val - train
+
+
+def overfit_reason(history: Sequence[Mapping[str, Any]], rule: OverfitRule) -> str | None:
+    """Pure decision on a trial's per-epoch results so far; a one-line reason to prune it now.
+
+    None means keep going. A plateau where the training loss stalled or rose too is not
+    overfitting (that is ASHA's job), so the patience rule also needs the training loss to have
+    kept falling since the best epoch.
+    A rule abstains at an epoch whose result lacks (or has NaN for) a value it needs.
+    """
+    n = len(history)
+    if n <= rule.grace_period:
+        return None
+    metrics = [_value(r, rule.metric) for r in history]
+    best = _best_index(metrics, rule)
+    if best is None:
+        return None
+
+    best_value, best_epoch = metrics[best], _epoch(history, best)
+    train = [_value(r, rule.train_loss_key) for r in history]
+    train_best, train_now = train[best], train[-1]
+    since = n - 1 - best
+    if (
+        since >= rule.patience
+        and best_value is not None
+        and metrics[-1] is not None
+        and train_best is not None
+        and train_now is not None
+        and _kept_falling(train[best:])
+    ):
+        return (
+            f"{rule.metric} has not improved for {since} epochs "
+            f"(best {_fmt(best_value)} at epoch {best_epoch}) "
+            f"while {rule.train_loss_key} fell {_fmt(train_best)} -> {_fmt(train_now)}"
+        )
+
+    if rule.max_gap is not None:
+        gap_now, gap_best = _gap(history[-1], rule), _gap(history[best], rule)
+        if gap_now is not None and gap_best is not None and gap_now > max(rule.max_gap, gap_best):
+            return (
+                f"generalization gap {_fmt(gap_now)} > max_gap {_fmt(rule.max_gap)} "
+                f"({rule.val_loss_key} - {rule.train_loss_key}; "
+                f"{_fmt(gap_best)} at best epoch {best_epoch})"
+            )
+    return None
+
+
+class OverfitStopper(Stopper):
+    """Stops trials that overfit; remembers why, so the sweep can record status `pruned_overfit`.
+
+    Holds only plain dicts, so it pickles with Ray's experiment checkpoint and resumes unchanged.
+    """
+
+    def __init__(self, rule: OverfitRule) -> None:
+        self.rule = rule
+        self.pruned: dict[str, str] = {}
+        self._histories: dict[str, list[dict[str, Any]]] = {}
+        # Only these keys are kept: a result dict also holds config, timings and system info.
+        self._keys = tuple(
+            dict.fromkeys((rule.metric, rule.train_loss_key, rule.val_loss_key, *_STEP_KEYS))
+        )
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        record = {k: result[k] for k in self._keys if k in result}
+        history = self._histories.setdefault(trial_id, [])
+        if _truncate_replay(history, record):
+            # A restarted trial re-reports epochs from its checkpoint: drop what it replays,
+            # and any reason given before the restart no longer holds.
+            self.pruned.pop(trial_id, None)
+        history.append(record)
+        reason = overfit_reason(history, self.rule)
+        if reason is None:
+            return False
+        self.pruned[trial_id] = reason
+        return True
+
+    def stop_all(self) -> bool:
+        return False
+
+    def reason(self, trial_id: str) -> str | None:
+        """Why the trial was pruned, or None if this stopper did not prune it."""
+        return self.pruned.get(trial_id)
+
+    def history(self, trial_id: str) -> list[dict[str, Any]]:
+        """A copy of the results kept for the trial (for logging and tests)."""
+        return [dict(r) for r in self._histories.get(trial_id, [])]
+
+
+def _truncate_replay(history: list[dict[str, Any]], record: Mapping[str, Any]) -> bool:
+    """Cut ``history`` back to the results before ``record`` if ``record`` replays one of them."""
+    if not history:
+        return False
+    for key in _STEP_KEYS:
+        new, old = _value(record, key), _value(history[-1], key)
+        if new is None or old is None or new > old:
+            continue
+        keep = next(
+            (i for i, r in enumerate(history) if (v := _value(r, key)) is not None and v >= new),
+            len(history),
+        )
+        del history[keep:]
+        return True
+    return False
+
+
+def build_stopping(
+    pruner: str,
+    rule: OverfitRule,
+    *,
+    max_t: int,
+    grace_period: int,
+    reduction_factor: float,
+    time_attr: str = "training_iteration",
+    asha_metric: str | None = None,
+) -> tuple[OverfitStopper | None, TrialScheduler | None]:
+    """The stopper and scheduler for a ``pruner`` name: overfit, asha, overfit_asha or none.
+
+    The ASHA scheduler is built with its own ``metric`` and ``mode``, so Ray refuses a
+    ``TuneConfig`` that sets them as well: pass them to ``OptunaSearch`` instead.
+    """
+    if pruner not in PRUNERS:
+        raise ValueError(f"pruner must be one of {', '.join(PRUNERS)} but got {pruner!r}.")
+    stopper = OverfitStopper(rule) if pruner in ("overfit", "overfit_asha") else None
+    if pruner not in ("asha", "overfit_asha"):
+        return stopper, None
+
+    # Ray checks these with asserts; a named ValueError is clearer (and survives python -O).
+    if max_t < 1:
+        raise ValueError(f"max_t must be >= 1 but got {max_t}.")
+    if grace_period < 1:
+        raise ValueError(f"grace_period must be >= 1 but got {grace_period}.")
+    if not reduction_factor > 1:
+        raise ValueError(f"reduction_factor must be > 1 but got {reduction_factor}.")
+    scheduler = ASHAScheduler(
+        time_attr=time_attr,
+        metric=asha_metric or rule.metric,
+        mode=rule.mode,
+        max_t=max_t,
+        # A short run (a smoke test with max_t below the configured grace period) would trip
+        # Ray's assert; clamped to max_t, ASHA simply never stops a trial early.
+        grace_period=min(grace_period, max_t),
+        reduction_factor=reduction_factor,
+    )
+    return stopper, scheduler

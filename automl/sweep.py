@@ -1,0 +1,401 @@
+"""`automl-sweep`: validate -> tokenize once -> Ray Tune + Optuna -> summary -> export -> MLflow.
+
+    automl-sweep experiment=default                 # the quick sweep on MiniLM + chatterbot topics
+    automl-sweep experiment=smoke                   # tiny model, a few seconds per trial
+    automl-sweep sampler=random pruner=none sweep.num_samples=20 search_space=default
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from automl.callbacks import SweepCallback, TrialRecord
+from automl.cli import hydra_app
+from automl.config import SEARCH_SPACE_DIR, Config, ConfigError, SamplerConfig, as_dict
+from automl.search_space import SearchSpace, load_search_space
+from automl.tracking import SweepTracker, git_commit, package_versions, redact, tracking_uri
+from automl.train import check_model, prepare_data
+
+log = logging.getLogger("automl.sweep")
+
+
+@dataclass
+class SweepPlan:
+    """Everything decided and validated before any compute."""
+
+    conf: Config
+    space: SearchSpace
+    num_blocks: int
+    out_dir: Path
+    storage: Path
+    tracking_uri: str | None
+    gpus_per_trial: float
+    max_epochs: int
+
+    def describe(self) -> str:
+        s = self.conf.sweep
+        lines = [
+            f"sweep {s.name}: {s.num_samples} trials, at most {s.max_concurrent} at once"
+            + (f", time budget {s.time_budget_s:.0f} s" if s.time_budget_s else ""),
+            f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)",
+            f"  model: {self.conf.model.source} {self.conf.model.name_or_path or self.conf.model.package}"
+            f" ({self.num_blocks} blocks); data: {self.conf.data.source}",
+            f"  sampler: {self.conf.sampler.name} (seed {self.conf.sampler.seed}); "
+            f"pruner: {self.conf.pruner.name}",
+            f"  resources per trial: {self.conf.resources.cpus_per_trial} CPU, "
+            f"{self.gpus_per_trial} GPU",
+            f"  search space {self.space.path}:",
+            *(f"    {p.key}: {_describe_param(p)}" for p in self.space.params),
+            f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
+            + (redact(self.tracking_uri) if self.tracking_uri else "off"),
+        ]
+        return "\n".join(lines)
+
+
+def _describe_param(p: Any) -> str:
+    if p.type == "categorical":
+        return f"one of {list(p.choices)}"
+    return f"{p.type} [{p.low}, {p.high}]" + (" log" if p.log else "")
+
+
+def plan_sweep(conf: Config) -> SweepPlan:
+    """Validate the model, search space, tracking URI and resources; decide where output goes."""
+    num_blocks = check_model(conf)
+    space = load_search_space(
+        conf.search_space, config=as_dict(conf), num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR
+    )
+    uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
+    out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
+    storage = Path(conf.paths.storage).resolve() if conf.paths.storage else out_dir / "ray"
+    gpus = conf.resources.gpus_per_trial
+    gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)  # "auto" is sized in resources.py
+    max_epochs = int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
+    return SweepPlan(conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs)
+
+
+def build_sampler(cfg: SamplerConfig) -> Any:
+    """The Optuna sampler that chooses each trial's hyperparameters (seeded)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    samplers = optuna.samplers
+    if cfg.name == "tpe":
+        # multivariate + group: models parameters jointly, and handles the conditional branches
+        return samplers.TPESampler(
+            seed=cfg.seed, n_startup_trials=cfg.n_startup_trials, multivariate=True, group=True
+        )
+    if cfg.name == "random":
+        return samplers.RandomSampler(seed=cfg.seed)
+    if cfg.name == "cmaes":
+        return samplers.CmaEsSampler(seed=cfg.seed, warn_independent_sampling=False)
+    if cfg.name == "gp":
+        return samplers.GPSampler(seed=cfg.seed, n_startup_trials=cfg.n_startup_trials)
+    if cfg.name == "qmc":
+        return samplers.QMCSampler(seed=cfg.seed, warn_independent_sampling=False)
+    raise ConfigError(f"config: sampler.name: unknown sampler {cfg.name!r}")
+
+
+@dataclass(frozen=True)
+class DefineByRun:
+    """Optuna define-by-run over the search space; a picklable object, since Ray checkpoints
+    the searcher with the experiment state."""
+
+    space: SearchSpace
+
+    def __call__(self, trial: Any) -> None:
+        self.space.suggest(trial)  # Ray records the values under their Optuna names
+
+
+@dataclass
+class SweepOutcome:
+    summary: dict[str, Any]
+    records: list[TrialRecord] = field(default_factory=list)
+    export_dir: Path | None = None
+
+
+def init_ray(conf: Config) -> bool:
+    """Connect to the configured cluster or start a local one; True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = conf.ray.address or None
+    ray.init(
+        address=address,
+        num_cpus=conf.ray.num_cpus if address is None else None,
+        include_dashboard=False if address is None else None,
+        logging_level=logging.WARNING,
+        log_to_driver=True,
+        configure_logging=False,
+    )
+    return True
+
+
+def run_sweep(conf: Config) -> SweepOutcome:
+    """The whole sweep, as a straight line of named steps."""
+    started = time.time()
+    plan = plan_sweep(conf)
+    log.info("%s", plan.describe())
+    if conf.sweep.dry_run:
+        print(json.dumps({"dry_run": True, "plan": plan.describe().splitlines()}), flush=True)
+        return SweepOutcome({"dry_run": True})
+    data = prepare_data(conf)
+
+    import ray
+
+    started_ray = init_ray(conf)
+    tracker = None
+    if plan.tracking_uri:
+        tracker = SweepTracker(plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name)
+        tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=conf.sweep.resume)
+        tracker.log_artifact_dict(as_dict(conf), "config.json")
+        tracker.log_artifact(plan.space.path, "search_space")
+    status = "FAILED"
+    try:
+        grid, callback = _fit(plan, data, tracker)
+        records = sorted(callback.records.values(), key=lambda r: r.started)
+        outcome = _finish(plan, grid, records, data, tracker, started)
+        status = "FINISHED"
+        return outcome
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if tracker is not None and status != "FINISHED":
+            tracker.end_sweep(status, {}, {"status": status.lower()})
+        if started_ray:
+            ray.shutdown()
+
+
+def _fit(plan: SweepPlan, data: Any, tracker: SweepTracker | None) -> tuple[Any, SweepCallback]:
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from automl.stoppers import OverfitRule, build_stopping
+    from automl.trainable import run_sweep_trial
+
+    conf = plan.conf
+    s, pr = conf.sweep, conf.pruner
+    rule = OverfitRule(
+        metric=s.metric, mode=s.mode, grace_period=pr.grace_period, patience=pr.patience,
+        min_delta=pr.min_delta, max_gap=pr.max_gap,
+    )  # fmt: skip
+    stopper, scheduler = build_stopping(
+        pr.name, rule, max_t=plan.max_epochs, grace_period=pr.asha_grace_period,
+        reduction_factor=pr.asha_reduction_factor, asha_metric=f"best_{s.metric}",
+    )  # fmt: skip
+    searcher = OptunaSearch(
+        space=DefineByRun(plan.space),
+        metric=f"best_{s.metric}",  # a trial counts by its best epoch, not its last
+        mode=s.mode,
+        sampler=build_sampler(conf.sampler),
+        study_name=s.name,
+    )
+    callback = SweepCallback(
+        metric=s.metric, mode=s.mode, default_epochs=conf.train.epochs, tracker=tracker, stopper=stopper
+    )
+    trainable = tune.with_resources(
+        tune.with_parameters(run_sweep_trial, data=data, base=as_dict(conf)),
+        {"cpu": conf.resources.cpus_per_trial, "gpu": plan.gpus_per_trial},
+    )
+    experiment_dir = plan.storage / s.name
+    if experiment_dir.exists() and not s.resume:
+        shutil.rmtree(experiment_dir)  # a fresh sweep under the same name starts clean
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+            scheduler=scheduler,
+            num_samples=s.num_samples,
+            time_budget_s=s.time_budget_s,
+            reuse_actors=s.reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=s.name,
+            storage_path=str(plan.storage),
+            stop=stopper,
+            callbacks=[callback],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            verbose=0,
+        ),
+    )
+    grid = tuner.fit()
+    return grid, callback
+
+
+def _finish(
+    plan: SweepPlan,
+    grid: Any,
+    records: list[TrialRecord],
+    data: Any,
+    tracker: SweepTracker | None,
+    started: float,
+) -> SweepOutcome:
+    conf = plan.conf
+    s = conf.sweep
+    scored = [r for r in records if r.best_value is not None and r.status != "failed"]
+    best = None
+    if scored:
+        pick = max if s.mode == "max" else min
+        best = pick(scored, key=lambda r: r.best_value)  # type: ignore[arg-type, return-value]
+    checkpoints = {r.metrics.get("trial_id"): r.checkpoint for r in grid if r.metrics}
+    export_dir = None
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    if best is not None and checkpoints.get(best.trial_id) is not None:
+        export_dir = _export_best(plan, best, checkpoints[best.trial_id], data, len(records))
+    summary = {
+        "sweep": s.name,
+        "metric": s.metric,
+        "mode": s.mode,
+        "best_value": best.best_value if best else None,
+        "best_trial": best.trial_id if best else None,
+        "best_epoch": best.best_epoch if best else None,
+        "best_config": best.params if best else None,
+        "export_dir": str(export_dir) if export_dir else None,
+        "num_trials": len(records),
+        "statuses": _count(r.status for r in records),
+        "trial_epochs": sum(r.epochs_run for r in records),
+        "wall_s": round(time.time() - started, 1),
+        "trials": [r.row() for r in records],
+    }
+    summary_path = plan.out_dir / "summary.json"
+    summary_path.write_text(json.dumps(summary, indent=2))
+    if not s.keep_checkpoints:
+        _drop_checkpoints(checkpoints.values())
+    if tracker is not None:
+        tracker.log_artifact(summary_path)
+        if export_dir is not None:
+            register_export(tracker, conf, export_dir)
+        tracker.end_sweep(
+            "FINISHED",
+            {f"best_{s.metric}": summary["best_value"], "num_trials": len(records),
+             "trial_epochs": summary["trial_epochs"], "wall_s": summary["wall_s"]},
+            {"status": "finished", "best_trial": summary["best_trial"] or ""},
+        )  # fmt: skip
+    print_table(summary, sys.stderr)
+    print(json.dumps({k: v for k, v in summary.items() if k != "trials"}), flush=True)
+    return SweepOutcome(summary, records, export_dir)
+
+
+def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Any, data: Any, n: int) -> Path:
+    from automl.export import export_checkpoint
+    from automl.trainable import trial_config
+
+    conf = plan.conf
+    trial_conf = trial_config(as_dict(conf), best.params)
+    provenance = {
+        "sweep": conf.sweep.name,
+        "trial_id": best.trial_id,
+        "metric": conf.sweep.metric,
+        "best_value": best.best_value,
+        "best_epoch": best.best_epoch,
+        "hyperparameters": best.params,
+        "num_trials": n,
+        "sampler": conf.sampler.name,
+        "pruner": conf.pruner.name,
+        "search_space": str(plan.space.path),
+        "data": data.description,
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+    }
+    with checkpoint.as_directory() as folder:
+        return export_checkpoint(
+            trial_conf, Path(folder), plan.out_dir / "best",
+            label_names=data.label_names, provenance=provenance,
+        )  # fmt: skip
+
+
+def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> None:
+    """Log the exported folder to the sweep's run and register it in the Model Registry."""
+    name = conf.tracking.registered_model or conf.sweep.name
+    tracker.log_artifact(export_dir, "best_model")
+    client = tracker.client
+    try:
+        client.get_registered_model(name)
+    except Exception:
+        client.create_registered_model(name, tags={"automl.sweep": conf.sweep.name})
+    version = client.create_model_version(
+        name, source=f"runs:/{tracker.parent_id}/best_model", run_id=tracker.parent_id,
+        tags={"task": "text-classification"},
+    )  # fmt: skip
+    client.set_registered_model_alias(name, conf.tracking.alias, version.version)
+    log.info("registered %s version %s as @%s", name, version.version, conf.tracking.alias)
+
+
+def _drop_checkpoints(checkpoints: Any) -> None:
+    """Disk stays bounded: after the export, trial checkpoints go unless asked to keep them."""
+    for checkpoint in checkpoints:
+        if checkpoint is not None and Path(checkpoint.path).is_dir():
+            shutil.rmtree(checkpoint.path, ignore_errors=True)
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts
+
+
+def _sweep_params(plan: SweepPlan) -> dict[str, Any]:
+    c = plan.conf
+    return {
+        "sampler": c.sampler.name,
+        "sampler_seed": c.sampler.seed,
+        "pruner": c.pruner.name,
+        "search_space": plan.space.path.name,
+        "num_samples": c.sweep.num_samples,
+        "max_concurrent": c.sweep.max_concurrent,
+        "metric": c.sweep.metric,
+        "model": c.model.name_or_path or c.model.package if c.model.source != "tiny" else "tiny",
+        "data": c.data.source,
+        "cpus_per_trial": c.resources.cpus_per_trial,
+        "gpus_per_trial": plan.gpus_per_trial,
+    }
+
+
+def _sweep_tags(plan: SweepPlan) -> dict[str, str]:
+    versions = package_versions()
+    return {"git_commit": git_commit(), **{f"version.{k}": v for k, v in versions.items()}}
+
+
+def print_table(summary: dict[str, Any], stream: Any) -> None:
+    """The end-of-sweep table: one row per trial, the best marked."""
+    metric = summary["metric"]
+    head = f"{'trial':<14}{'status':<16}{'best ' + metric:>18}{'epoch':>7}{'epochs':>8}{'wall s':>9}  params"
+    print("\n" + head, file=stream)
+    for row in summary["trials"]:
+        mark = " *" if row["trial_id"] == summary["best_trial"] else ""
+        value = f"{row['best_value']:.4f}" if row["best_value"] is not None else "-"
+        params = ", ".join(
+            f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+            for k, v in row["params"].items()
+        )
+        print(
+            f"{row['trial_id']:<14}{row['status']:<16}{value:>18}{row['best_epoch']:>7}"
+            f"{row['epochs_run']:>8}{row['wall_s']:>9.1f}  {params}{mark}",
+            file=stream,
+        )
+    print(
+        f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
+        f"{summary['num_trials']} trials {summary['statuses']}; {summary['wall_s']} s; "
+        f"exported to {summary['export_dir']}",
+        file=stream,
+    )
+
+
+main = hydra_app(run_sweep)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""One trial: fine-tune, evaluate every epoch, report, keep the best epoch's weights.
+
+Plain PyTorch, top to bottom: AdamW with linear warmup and decay, gradient clipping, mixed
+precision on GPUs that support it, length-aware batches. The sweep plugs Ray Tune in through the
+`report` hook; a single run passes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from automl.config import Config
+from automl.data import PreparedData, TokenizedSplit, collate, length_bucketed_batches, sorted_batches
+from automl.modeling import ModelInfo, build_model, load_trainable_state, trainable_state
+
+log = logging.getLogger(__name__)
+
+# Called after every epoch with the epoch's metrics, the model, and whether this epoch is the
+# best so far (so the caller can checkpoint only improvements).
+Reporter = Callable[[dict[str, float], nn.Module, bool], None]
+
+
+@dataclass
+class TrialResult:
+    status: str  # "completed" | "diverged"
+    message: str
+    best_epoch: int
+    epochs_run: int
+    best: dict[str, float]  # the best epoch's metrics
+    history: list[dict[str, float]]
+    info: ModelInfo
+    train_samples_per_s: float
+    model: nn.Module = field(repr=False)  # holding the best epoch's weights
+
+    def summary(self) -> dict[str, Any]:
+        """The one-line JSON the `automl-train` CLI prints."""
+        return {
+            "status": self.status,
+            **{k: self.best.get(k) for k in ("val_accuracy", "val_f1", "val_loss", "train_loss")},
+            "best_epoch": self.best_epoch,
+            "epochs": self.epochs_run,
+            "trainable_params": self.info.trainable_params,
+            "total_params": self.info.total_params,
+            "train_samples_per_s": round(self.train_samples_per_s, 1),
+            **({"message": self.message} if self.message else {}),
+        }
+
+
+def pick_device(requested: str) -> torch.device:
+    """The GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES, so it is cuda:0) or the CPU."""
+    if requested == "cpu" or not torch.cuda.is_available():
+        if requested == "cuda":
+            raise RuntimeError("train.device=cuda but no CUDA device is visible")
+        return torch.device("cpu")
+    return torch.device("cuda", 0)
+
+
+def _autocast(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
+    """bf16 autocast where supported (no scaler needed), else fp16 with a gradient scaler."""
+    if device.type != "cuda" or not enabled:
+        return nullcontext, None
+    if torch.cuda.is_bf16_supported():
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
+    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    if math.isnan(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def run_trial(
+    conf: Config,
+    data: PreparedData,
+    report: Reporter | None = None,
+    metric: str = "val_accuracy",
+    mode: str = "max",
+) -> TrialResult:
+    """Fine-tune once with `conf` on the already tokenized `data`."""
+    from transformers import get_linear_schedule_with_warmup, set_seed
+
+    t = conf.train
+    set_seed(t.seed)
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    device = pick_device(t.device)
+    model, info = build_model(conf.model, conf.peft, data.label_names, data.pad_token_id)
+    model.to(device)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
+    steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
+    total_steps = steps_per_epoch * t.epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(t.warmup_ratio * total_steps), total_steps
+    )
+    autocast, scaler = _autocast(device, t.mixed_precision)
+    rng = np.random.default_rng(t.seed)
+    lengths = data.train.lengths
+
+    history: list[dict[str, float]] = []
+    best_value: float | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch, status, message = 0, "completed", ""
+    train_time, train_seen = 0.0, 0
+
+    for epoch in range(1, t.epochs + 1):
+        model.train()
+        started = time.perf_counter()
+        loss_sum, seen = 0.0, 0
+        for idx in length_bucketed_batches(lengths, t.batch_size, t.bucket_pool_batches, rng):
+            batch = {k: v.to(device) for k, v in collate(data.train, idx, data.pad_token_id).items()}
+            with autocast():
+                loss = model(**batch).loss
+            if not torch.isfinite(loss):
+                status = "diverged"
+                message = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
+                break
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, t.max_grad_norm)
+                optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(idx)
+            seen += len(idx)
+        if status != "completed":
+            log.warning("trial diverged: %s", message)
+            break
+        epoch_train_s = time.perf_counter() - started
+        train_time += epoch_train_s
+        train_seen += seen
+
+        metrics = evaluate(model, data.val, data.pad_token_id, t.eval_batch_size, device, autocast)
+        metrics.update(
+            epoch=float(epoch),
+            train_loss=loss_sum / max(seen, 1),
+            train_samples_per_s=seen / max(epoch_train_s, 1e-9),
+            epoch_s=time.perf_counter() - started,
+            trainable_params=float(info.trainable_params),
+        )
+        history.append(metrics)
+        improved = is_better(metrics[metric], best_value, mode)
+        if improved:
+            best_value, best_epoch = metrics[metric], epoch
+            best_state = trainable_state(model)
+        log.info(
+            "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  val_f1 %.4f  "
+            "%.1f s  %.0f samples/s%s",
+            epoch, t.epochs, metrics["train_loss"], metrics["val_loss"],
+            metrics["val_accuracy"], metrics["val_f1"], metrics["epoch_s"],
+            metrics["train_samples_per_s"], "  *" if improved else "",
+        )  # fmt: skip
+        if report is not None:
+            report(metrics, model, improved)
+
+    if best_state is not None:
+        load_trainable_state(model, best_state)
+    best = history[best_epoch - 1] if best_epoch else {}
+    return TrialResult(
+        status=status,
+        message=message,
+        best_epoch=best_epoch,
+        epochs_run=len(history),
+        best=best,
+        history=history,
+        info=info,
+        train_samples_per_s=train_seen / train_time if train_time else 0.0,
+        model=model,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    split: TokenizedSplit,
+    pad_token_id: int,
+    batch_size: int,
+    device: torch.device,
+    autocast: Any = nullcontext,
+) -> dict[str, float]:
+    """Validation loss, accuracy and macro-F1 over the whole split."""
+    model.eval()
+    loss_sum, predictions = 0.0, np.empty(len(split), dtype=np.int64)
+    for idx in sorted_batches(split.lengths, batch_size):
+        batch = {k: v.to(device) for k, v in collate(split, idx, pad_token_id).items()}
+        with autocast():
+            out = model(**batch)
+        loss_sum += out.loss.float().item() * len(idx)
+        predictions[idx] = out.logits.argmax(dim=-1).cpu().numpy()
+    return {
+        "val_loss": loss_sum / len(split),
+        "val_accuracy": float((predictions == split.labels).mean()),
+        "val_f1": macro_f1(split.labels, predictions),
+    }
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Unweighted mean F1 over the classes that occur in either labels or predictions."""
+    scores = []
+    for c in np.union1d(y_true, y_pred):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        fp = np.sum((y_pred == c) & (y_true != c))
+        fn = np.sum((y_pred != c) & (y_true == c))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+    return float(np.mean(scores))
