@@ -268,12 +268,15 @@ def _finish(
         "statuses": _count(r.status for r in records),
         "trial_epochs": sum(r.epochs_run for r in records),
         "wall_s": round(time.time() - started, 1),
+        "label_names": data.label_names,
+        "data": data.description,
         "trials": [r.row() for r in records],
     }
     summary_path = plan.out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2))
-    if not s.keep_checkpoints:
-        _drop_checkpoints(checkpoints.values())
+    (plan.out_dir / "config.json").write_text(json.dumps(as_dict(conf), indent=2))
+    if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
+        _drop_checkpoints(c for t, c in checkpoints.items() if best is None or t != best.trial_id)
     if tracker is not None:
         tracker.log_artifact(summary_path)
         if export_dir is not None:
@@ -285,7 +288,7 @@ def _finish(
             {"status": "finished", "best_trial": summary["best_trial"] or ""},
         )  # fmt: skip
     print_table(summary, sys.stderr)
-    print(json.dumps({k: v for k, v in summary.items() if k != "trials"}), flush=True)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("trials", "label_names")}), flush=True)
     return SweepOutcome(summary, records, export_dir)
 
 
@@ -295,26 +298,33 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Any, data: Any,
 
     conf = plan.conf
     trial_conf = trial_config(as_dict(conf), best.params)
-    provenance = {
-        "sweep": conf.sweep.name,
-        "trial_id": best.trial_id,
-        "metric": conf.sweep.metric,
-        "best_value": best.best_value,
-        "best_epoch": best.best_epoch,
-        "hyperparameters": best.params,
-        "num_trials": n,
-        "sampler": conf.sampler.name,
-        "pruner": conf.pruner.name,
-        "search_space": str(plan.space.path),
-        "data": data.description,
-        "git_commit": git_commit(),
-        "versions": package_versions(),
-    }
+    provenance = sweep_provenance(conf, best.trial_id, best.best_value, best.params, n, data.description)
+    provenance["search_space"] = str(plan.space.path)
     with checkpoint.as_directory() as folder:
         return export_checkpoint(
             trial_conf, Path(folder), plan.out_dir / "best",
             label_names=data.label_names, provenance=provenance,
         )  # fmt: skip
+
+
+def sweep_provenance(
+    conf: Config, trial_id: str, value: float | None, params: dict[str, Any], n: int, data: str
+) -> dict[str, Any]:
+    """Where an exported model came from (model card + provenance.json)."""
+    return {
+        "sweep": conf.sweep.name,
+        "trial_id": trial_id,
+        "metric": conf.sweep.metric,
+        "best_value": value,
+        "hyperparameters": params,
+        "num_trials": n,
+        "sampler": conf.sampler.name,
+        "pruner": conf.pruner.name,
+        "search_space": conf.search_space,
+        "data": data,
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+    }
 
 
 def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> None:
@@ -335,7 +345,7 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> No
 
 
 def _drop_checkpoints(checkpoints: Any) -> None:
-    """Disk stays bounded: after the export, trial checkpoints go unless asked to keep them."""
+    """Disk stays bounded: after the export, other trials' checkpoints go unless asked to keep them."""
     for checkpoint in checkpoints:
         if checkpoint is not None and Path(checkpoint.path).is_dir():
             shutil.rmtree(checkpoint.path, ignore_errors=True)

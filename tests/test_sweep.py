@@ -107,9 +107,10 @@ def test_smoke_sweep_export_loads_and_reproduces(smoke: tuple[Config, SweepOutco
 
 
 def test_smoke_sweep_keeps_disk_bounded(smoke: tuple[Config, SweepOutcome, Path]) -> None:
-    _, _, tmp = smoke
-    leftovers = list((tmp / "outputs" / "smoke" / "ray").rglob("checkpoint_*"))
-    assert leftovers == []
+    _, outcome, tmp = smoke
+    left = list((tmp / "outputs" / "smoke" / "ray").rglob("checkpoint_*"))
+    assert len(left) == 1  # only the best trial's, for automl-export
+    assert outcome.summary["best_trial"] in str(left[0])
 
 
 def test_overfitting_sweep_is_pruned(tmp_path: Path) -> None:
@@ -130,3 +131,22 @@ def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert plan["dry_run"] and any("peft.frozen_layers" in line for line in plan["plan"])
     assert not (tmp_path / "outputs").exists()
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path]) -> None:
+    from safetensors.torch import load_file
+
+    from automl.export_cli import ExportError, reexport
+
+    _, outcome, tmp = smoke
+    sweep_dir = tmp / "outputs" / "smoke"
+    again = reexport(sweep_dir, out_dir=tmp / "again")
+    first = load_file(str(sweep_dir / "best" / "model.safetensors"))
+    second = load_file(str(again / "model.safetensors"))
+    assert first.keys() == second.keys()
+    assert all((first[k] == second[k]).all() for k in first)
+    others = [r.trial_id for r in outcome.records if r.trial_id != outcome.summary["best_trial"]]
+    with pytest.raises(ExportError, match="keep_checkpoints"):
+        reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")
+    with pytest.raises(ExportError, match="no trial 'nope'"):
+        reexport(sweep_dir, trial_id="nope")
