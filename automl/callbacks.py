@@ -74,7 +74,9 @@ class SweepCallback(Callback):
         record = self._record(trial)
         log.info("trial %s started: %s", trial.trial_id, _fmt_params(record.params))
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         record = self._record(trial)
         epoch = int(result.get("epoch", len(record.history) + 1))
         record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
@@ -101,7 +103,9 @@ class SweepCallback(Callback):
             record.status, record.reason = "pruned_overfit", reason
         elif record.epochs_run < self._planned_epochs(record):
             record.status = "stopped_early"
-            record.reason = f"stopped after {record.epochs_run} of {self._planned_epochs(record)} epochs"
+            record.reason = (
+                f"stopped after {record.epochs_run} of {self._planned_epochs(record)} epochs"
+            )
         else:
             record.status = "completed"
         self._finish(record)

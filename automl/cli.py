@@ -43,7 +43,16 @@ def quiet_libraries() -> None:
     """Silence chatter that is not progress: deprecation notes, progress bars, Ray banners.
 
     Called in the driver and in every trial process."""
-    for noisy in ("urllib3", "filelock", "alembic", "httpx", "git", "mlflow", "ray.train", "ray.tune"):
+    for noisy in (
+        "urllib3",
+        "filelock",
+        "alembic",
+        "httpx",
+        "git",
+        "mlflow",
+        "ray.train",
+        "ray.tune",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

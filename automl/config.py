@@ -192,6 +192,7 @@ def as_dict(conf: Config) -> dict[str, Any]:
 def from_dict(data: dict[str, Any]) -> Config:
     """Inverse of `as_dict`: rebuild the typed config (e.g. inside a Ray worker)."""
     merged = OmegaConf.merge(OmegaConf.structured(Config), data)
+    assert isinstance(merged, DictConfig)
     return to_config(merged)
 
 
@@ -219,7 +220,9 @@ def validate(conf: Config) -> None:
         _check(value in allowed, key, f"{value!r} is not one of {', '.join(allowed)}")
     m, d, t, p = conf.model, conf.data, conf.train, conf.peft
     if m.source == "pretrained":
-        _check(bool(m.name_or_path), "model.name_or_path", "is required when model.source=pretrained")
+        _check(
+            bool(m.name_or_path), "model.name_or_path", "is required when model.source=pretrained"
+        )
     _check(m.max_length >= 8, "model.max_length", f"must be >= 8, got {m.max_length}")
     if d.source in ("csv", "jsonl"):
         _check(bool(d.path), "data.path", f"is required when data.source={d.source}")
@@ -231,12 +234,20 @@ def validate(conf: Config) -> None:
     _check(t.learning_rate > 0, "train.learning_rate", f"must be > 0, got {t.learning_rate}")
     _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
-    _check(t.eval_batch_size >= 1, "train.eval_batch_size", f"must be >= 1, got {t.eval_batch_size}")
+    _check(
+        t.eval_batch_size >= 1, "train.eval_batch_size", f"must be >= 1, got {t.eval_batch_size}"
+    )
     _check(t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}")
-    _check(0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}")
+    _check(
+        0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}"
+    )
     _check(t.max_grad_norm > 0, "train.max_grad_norm", f"must be > 0, got {t.max_grad_norm}")
     _check(t.bucket_pool_batches >= 1, "train.bucket_pool_batches", "must be >= 1")
-    _check(p.lora_rank >= 0, "peft.lora_rank", f"must be >= 0 (0 = full fine-tuning), got {p.lora_rank}")
+    _check(
+        p.lora_rank >= 0,
+        "peft.lora_rank",
+        f"must be >= 0 (0 = full fine-tuning), got {p.lora_rank}",
+    )
     _check(p.frozen_layers >= 0, "peft.frozen_layers", f"must be >= 0, got {p.frozen_layers}")
     _check(0 <= p.lora_dropout < 1, "peft.lora_dropout", f"must be in [0, 1), got {p.lora_dropout}")
     if p.lora_alpha is not None:
@@ -255,7 +266,11 @@ def validate(conf: Config) -> None:
             f"must be 'auto', a fraction in [0, 1] or a whole number, got {gpus!r}",
         )
     s = conf.sweep
-    _check(bool(s.name) and "/" not in s.name, "sweep.name", f"must be a non-empty name, got {s.name!r}")
+    _check(
+        bool(s.name) and "/" not in s.name,
+        "sweep.name",
+        f"must be a non-empty name, got {s.name!r}",
+    )
     _check(s.num_samples >= 1, "sweep.num_samples", f"must be >= 1, got {s.num_samples}")
     _check(s.max_concurrent >= 1, "sweep.max_concurrent", f"must be >= 1, got {s.max_concurrent}")
     _check(s.max_failures >= 0, "sweep.max_failures", f"must be >= 0, got {s.max_failures}")

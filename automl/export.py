@@ -38,7 +38,9 @@ def export_checkpoint(
     """
     from transformers import set_seed
 
-    set_seed(conf.train.seed)  # frozen weights of a randomly initialised (tiny) model match the trial's
+    set_seed(
+        conf.train.seed
+    )  # frozen weights of a randomly initialised (tiny) model match the trial's
     tokenizer = load_tokenizer(conf.model)
     tokenizer.model_max_length = conf.model.max_length  # pipelines truncate as training did
     model, info = build_model(conf.model, conf.peft, label_names, int(tokenizer.pad_token_id))
@@ -48,7 +50,7 @@ def export_checkpoint(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp, safe_serialization=True)
+    merged.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]
     tokenizer.save_pretrained(tmp)
     for stray in tmp.glob("*.bin"):  # safetensors only: never ship pickled weights
         stray.unlink()

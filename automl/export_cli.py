@@ -1,7 +1,7 @@
 """`automl-export`: re-export the best (or a named) trial of a finished sweep.
 
-    automl-export outputs/default                    # the best trial again -> outputs/default/best
-    automl-export outputs/default --trial 3a44a028 --out exported/   # needs sweep.keep_checkpoints=true
+automl-export outputs/default                    # the best trial again -> outputs/default/best
+automl-export outputs/default --trial 3a44a028 --out exported/   # needs sweep.keep_checkpoints=true
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
             raise ExportError(f"{path}: not found (is {sweep_dir} a finished sweep's folder?)")
     summary: dict[str, Any] = json.loads(summary_path.read_text())
     base = json.loads(config_path.read_text())
-    trial_id = trial_id or summary.get("best_trial")
+    trial_id = trial_id or summary.get("best_trial") or ""
     rows = {row["trial_id"]: row for row in summary["trials"]}
     if trial_id not in rows:
         raise ExportError(f"{summary_path}: no trial {trial_id!r} (trials: {', '.join(rows)})")
@@ -50,7 +50,12 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     storage = Path(conf.paths.storage) if conf.paths.storage else sweep_dir / "ray"
     checkpoint = find_checkpoint(storage.resolve(), conf.sweep.name, trial_id)
     provenance = sweep_provenance(
-        conf, trial_id, row["best_value"], row["params"], summary["num_trials"], summary.get("data", "")
+        conf,
+        trial_id,
+        row["best_value"],
+        row["params"],
+        summary["num_trials"],
+        summary.get("data", ""),
     )
     return export_checkpoint(
         trial_config(base, row["params"]),
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging(args.debug)
     try:
         path = reexport(args.sweep_dir, args.trial, args.out)
-    except (ExportError, *user_errors()) as err:
+    except (ExportError, *user_errors()) as err:  # type: ignore[misc]
         if args.debug:
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -44,7 +44,9 @@ def model_location(cfg: ModelConfig) -> str:
     try:
         package = importlib.import_module(cfg.package)
     except ImportError:
-        raise ModelError(f"model.package: cannot import {cfg.package!r} (is it installed?)") from None
+        raise ModelError(
+            f"model.package: cannot import {cfg.package!r} (is it installed?)"
+        ) from None
     getter = getattr(package, "get_model_path", None)
     folder = Path(getter()) if callable(getter) else Path(package.__file__ or "").parent / "model"
     if not (folder / "config.json").is_file():
@@ -68,7 +70,9 @@ def load_model_config(cfg: ModelConfig) -> Any:
         if not folder.is_dir():
             raise ModelError(f"model.name_or_path: {where}: no such folder")
         if not (folder / "config.json").is_file():
-            raise ModelError(f"model.name_or_path: {where}: no config.json (not a transformers model folder)")
+            raise ModelError(
+                f"model.name_or_path: {where}: no config.json (not a transformers model folder)"
+            )
     try:
         return AutoConfig.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
     except Exception as err:  # offline hub id, typo, remote code refused: one line, the cause
@@ -104,7 +108,7 @@ def _tiny_config(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_token_i
     from transformers import BertConfig, GPT2Config
 
     if cfg.tiny_arch == "gpt2":
-        return GPT2Config(
+        return GPT2Config(  # type: ignore[call-arg]
             vocab_size=vocab_size,
             n_positions=max(cfg.max_length, 64),
             n_embd=cfg.tiny_hidden,
@@ -116,7 +120,7 @@ def _tiny_config(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_token_i
             bos_token_id=None,  # GPT-2's ids (50256) are outside the borrowed BERT vocabulary
             eos_token_id=None,
         )
-    return BertConfig(
+    return BertConfig(  # type: ignore[call-arg]
         vocab_size=vocab_size,
         hidden_size=cfg.tiny_hidden,
         num_hidden_layers=cfg.tiny_layers,
@@ -136,7 +140,8 @@ def build_model(
     cfg: ModelConfig, peft_cfg: PeftConfig, label_names: list[str], pad_token_id: int
 ) -> tuple[nn.Module, ModelInfo]:
     """Base model with a fresh classification head, then freezing and LoRA as configured."""
-    from transformers import AutoModelForSequenceClassification, logging as hf_logging
+    from transformers import AutoModelForSequenceClassification
+    from transformers import logging as hf_logging
 
     id2label = dict(enumerate(label_names))
     label2id = {name: i for i, name in id2label.items()}
@@ -225,17 +230,18 @@ def apply_lora(model: nn.Module, peft_cfg: PeftConfig, depth: int, num_blocks: i
     """LoRA adapters on the unfrozen blocks only; peft freezes the rest but the head."""
     from peft import LoraConfig, TaskType, get_peft_model
 
-    alpha = peft_cfg.lora_alpha if peft_cfg.lora_alpha is not None else 2.0 * peft_cfg.lora_rank
+    rank = peft_cfg.lora_rank
+    alpha = peft_cfg.lora_alpha if peft_cfg.lora_alpha is not None else 2 * rank
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=peft_cfg.lora_rank,
-        lora_alpha=alpha,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft accepts floats (scaling = alpha / r)
         lora_dropout=peft_cfg.lora_dropout,
         target_modules=list(peft_cfg.target_modules) if peft_cfg.target_modules else None,
         layers_to_transform=list(range(depth, num_blocks)) if depth else None,
     )
     try:
-        return get_peft_model(model, lora)  # type: ignore[arg-type]
+        return get_peft_model(model, lora)
     except ValueError as err:
         raise ModelError(f"peft.target_modules: {str(err).splitlines()[0]}") from None
 
@@ -252,7 +258,9 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """A CPU copy of the trainable parameters: small for LoRA, and all a checkpoint needs."""
-    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+    return {
+        n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad
+    }
 
 
 def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -1,8 +1,8 @@
 """`automl-sweep`: validate -> tokenize once -> Ray Tune + Optuna -> summary -> export -> MLflow.
 
-    automl-sweep experiment=default                 # the quick sweep on MiniLM + chatterbot topics
-    automl-sweep experiment=smoke                   # tiny model, a few seconds per trial
-    automl-sweep sampler=random pruner=none sweep.num_samples=20 search_space=default
+automl-sweep experiment=default                 # the quick sweep on MiniLM + chatterbot topics
+automl-sweep experiment=smoke                   # tiny model, a few seconds per trial
+automl-sweep sampler=random pruner=none sweep.num_samples=20 search_space=default
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ class SweepPlan:
             f"sweep {s.name}: {s.num_samples} trials, at most {s.max_concurrent} at once"
             + (f", time budget {s.time_budget_s:.0f} s" if s.time_budget_s else ""),
             f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)",
-            f"  model: {self.conf.model.source} {self.conf.model.name_or_path or self.conf.model.package}"
-            f" ({self.num_blocks} blocks); data: {self.conf.data.source}",
+            f"  model: {_model_name(self.conf)} ({self.num_blocks} blocks);"
+            f" data: {self.conf.data.source}",
             f"  sampler: {self.conf.sampler.name} (seed {self.conf.sampler.seed}); "
             f"pruner: {self.conf.pruner.name}",
             f"  resources per trial: {self.conf.resources.cpus_per_trial} CPU, "
@@ -57,6 +57,12 @@ class SweepPlan:
             + (redact(self.tracking_uri) if self.tracking_uri else "off"),
         ]
         return "\n".join(lines)
+
+
+def _model_name(conf: Config) -> str:
+    if conf.model.source == "tiny":
+        return f"tiny-{conf.model.tiny_arch}"
+    return conf.model.name_or_path or conf.model.package
 
 
 def _describe_param(p: Any) -> str:
@@ -76,7 +82,9 @@ def plan_sweep(conf: Config) -> SweepPlan:
     storage = Path(conf.paths.storage).resolve() if conf.paths.storage else out_dir / "ray"
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)  # "auto" is sized in resources.py
-    max_epochs = int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
+    max_epochs = (
+        int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
+    )
     return SweepPlan(conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs)
 
 
@@ -156,7 +164,9 @@ def run_sweep(conf: Config) -> SweepOutcome:
     started_ray = init_ray(conf)
     tracker = None
     if plan.tracking_uri:
-        tracker = SweepTracker(plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name)
+        tracker = SweepTracker(
+            plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
+        )
         tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=conf.sweep.resume)
         tracker.log_artifact_dict(as_dict(conf), "config.json")
         tracker.log_artifact(plan.space.path, "search_space")
@@ -203,7 +213,11 @@ def _fit(plan: SweepPlan, data: Any, tracker: SweepTracker | None) -> tuple[Any,
         study_name=s.name,
     )
     callback = SweepCallback(
-        metric=s.metric, mode=s.mode, default_epochs=conf.train.epochs, tracker=tracker, stopper=stopper
+        metric=s.metric,
+        mode=s.mode,
+        default_epochs=conf.train.epochs,
+        tracker=tracker,
+        stopper=stopper,
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_sweep_trial, data=data, base=as_dict(conf)),
@@ -288,7 +302,10 @@ def _finish(
             {"status": "finished", "best_trial": summary["best_trial"] or ""},
         )  # fmt: skip
     print_table(summary, sys.stderr)
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("trials", "label_names")}), flush=True)
+    print(
+        json.dumps({k: v for k, v in summary.items() if k not in ("trials", "label_names")}),
+        flush=True,
+    )
     return SweepOutcome(summary, records, export_dir)
 
 
@@ -298,7 +315,9 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Any, data: Any,
 
     conf = plan.conf
     trial_conf = trial_config(as_dict(conf), best.params)
-    provenance = sweep_provenance(conf, best.trial_id, best.best_value, best.params, n, data.description)
+    provenance = sweep_provenance(
+        conf, best.trial_id, best.best_value, best.params, n, data.description
+    )
     provenance["search_space"] = str(plan.space.path)
     with checkpoint.as_directory() as folder:
         return export_checkpoint(
@@ -345,7 +364,7 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> No
 
 
 def _drop_checkpoints(checkpoints: Any) -> None:
-    """Disk stays bounded: after the export, other trials' checkpoints go unless asked to keep them."""
+    """Disk stays bounded: after the export, other trials' checkpoints go (unless kept)."""
     for checkpoint in checkpoints:
         if checkpoint is not None and Path(checkpoint.path).is_dir():
             shutil.rmtree(checkpoint.path, ignore_errors=True)
@@ -368,7 +387,7 @@ def _sweep_params(plan: SweepPlan) -> dict[str, Any]:
         "num_samples": c.sweep.num_samples,
         "max_concurrent": c.sweep.max_concurrent,
         "metric": c.sweep.metric,
-        "model": c.model.name_or_path or c.model.package if c.model.source != "tiny" else "tiny",
+        "model": _model_name(c),
         "data": c.data.source,
         "cpus_per_trial": c.resources.cpus_per_trial,
         "gpus_per_trial": plan.gpus_per_trial,
@@ -383,7 +402,10 @@ def _sweep_tags(plan: SweepPlan) -> dict[str, str]:
 def print_table(summary: dict[str, Any], stream: Any) -> None:
     """The end-of-sweep table: one row per trial, the best marked."""
     metric = summary["metric"]
-    head = f"{'trial':<14}{'status':<16}{'best ' + metric:>18}{'epoch':>7}{'epochs':>8}{'wall s':>9}  params"
+    head = (
+        f"{'trial':<14}{'status':<16}{'best ' + metric:>18}{'epoch':>7}{'epochs':>8}"
+        f"{'wall s':>9}  params"
+    )
     print("\n" + head, file=stream)
     for row in summary["trials"]:
         mark = " *" if row["trial_id"] == summary["best_trial"] else ""

@@ -30,7 +30,16 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 # The MLflow UI opens an experiment with this tag on its runs table (model training) rather
 # than on the GenAI overview.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-PACKAGES = ("torch", "transformers", "peft", "optuna", "ray", "mlflow", "hydra-core", "finetune-automl")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "optuna",
+    "ray",
+    "mlflow",
+    "hydra-core",
+    "finetune-automl",
+)
 _SECRET = re.compile(r"(?<=://)([^/@:]+):([^/@]+)@")
 
 
@@ -62,7 +71,11 @@ def package_versions() -> dict[str, str]:
 def git_commit() -> str:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -82,7 +95,14 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
 class SweepTracker:
     """The sweep's MLflow parent run and its children. All calls happen in the driver."""
 
-    METRIC_KEYS = ("val_accuracy", "val_f1", "val_loss", "train_loss", "train_samples_per_s", "epoch_s")
+    METRIC_KEYS = (
+        "val_accuracy",
+        "val_f1",
+        "val_loss",
+        "train_loss",
+        "train_samples_per_s",
+        "epoch_s",
+    )
 
     def __init__(self, uri: str, experiment: str, sweep: str) -> None:
         self.uri = uri
@@ -125,7 +145,11 @@ class SweepTracker:
     def log_artifact_dict(self, payload: Any, name: str, run_id: str | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
-            text = json.dumps(payload, indent=2, default=str) if name.endswith(".json") else str(payload)
+            text = (
+                json.dumps(payload, indent=2, default=str)
+                if name.endswith(".json")
+                else str(payload)
+            )
             path.write_text(redact(text))
             self.client.log_artifact(run_id or self.parent_id, str(path))
 
@@ -148,7 +172,11 @@ class SweepTracker:
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'"
         )
-        return {r.data.tags["automl.trial_id"]: r.info.run_id for r in runs if "automl.trial_id" in r.data.tags}
+        return {
+            r.data.tags["automl.trial_id"]: r.info.run_id
+            for r in runs
+            if "automl.trial_id" in r.data.tags
+        }
 
     def child(self, trial_id: str, params: dict[str, Any]) -> str:
         """The trial's child run: created once, found again after a resume or a retry."""

@@ -1,8 +1,8 @@
 """`automl-train`: fine-tune once with the composed config and print one JSON line of results.
 
-    automl-train                                  # MiniLM + chatterbot topics, LoRA rank 8
-    automl-train experiment=smoke                 # tiny model, seconds
-    automl-train train.learning_rate=5e-5 peft.lora_rank=0 peft.frozen_layers=2
+automl-train                                  # MiniLM + chatterbot topics, LoRA rank 8
+automl-train experiment=smoke                 # tiny model, seconds
+automl-train train.learning_rate=5e-5 peft.lora_rank=0 peft.frozen_layers=2
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def check_model(conf: Config) -> int:
     blocks = num_blocks_of(load_model_config(conf.model))
     if conf.peft.frozen_layers > blocks:
         raise ModelError(
-            f"peft.frozen_layers: {conf.peft.frozen_layers} is more than the model's {blocks} blocks"
+            f"peft.frozen_layers: {conf.peft.frozen_layers} is more than "
+            f"the model's {blocks} blocks"
         )
     return blocks
 

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from automl.config import Config
-from automl.data import PreparedData, TokenizedSplit, collate, length_bucketed_batches, sorted_batches
+from automl.data import (
+    PreparedData,
+    TokenizedSplit,
+    collate,
+    length_bucketed_batches,
+    sorted_batches,
+)
 from automl.modeling import ModelInfo, build_model, load_trainable_state, trainable_state
 
 log = logging.getLogger(__name__)
@@ -120,7 +126,9 @@ def run_trial(
         started = time.perf_counter()
         loss_sum, seen = 0.0, 0
         for idx in length_bucketed_batches(lengths, t.batch_size, t.bucket_pool_batches, rng):
-            batch = {k: v.to(device) for k, v in collate(data.train, idx, data.pad_token_id).items()}
+            batch = {
+                k: v.to(device) for k, v in collate(data.train, idx, data.pad_token_id).items()
+            }
             with autocast():
                 loss = model(**batch).loss
             if not torch.isfinite(loss):

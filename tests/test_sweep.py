@@ -49,7 +49,12 @@ def test_smoke_sweep_summary(smoke: tuple[Config, SweepOutcome, Path]) -> None:
         assert row["epochs_run"] == len(row["history"]) >= 1
         # scored by the best epoch, not the last
         assert row["best_value"] == max(h["val_accuracy"] for h in row["history"])
-        assert set(row["params"]) == {"peft.lora_rank", "train.learning_rate", "train.epochs", "peft.frozen_layers"}
+        assert set(row["params"]) == {
+            "peft.lora_rank",
+            "train.learning_rate",
+            "train.epochs",
+            "peft.frozen_layers",
+        }
     best_row = next(r for r in summary["trials"] if r["trial_id"] == summary["best_trial"])
     assert summary["best_config"] == best_row["params"]
 
@@ -91,7 +96,13 @@ def test_smoke_sweep_export_loads_and_reproduces(smoke: tuple[Config, SweepOutco
     best_dir = tmp / "outputs" / "smoke" / "best"
     assert outcome.export_dir == best_dir
     names = {p.name for p in best_dir.iterdir()}
-    assert {"config.json", "model.safetensors", "README.md", "provenance.json", "tokenizer.json"} <= names
+    assert {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "provenance.json",
+        "tokenizer.json",
+    } <= names
     assert not any(n.endswith(".bin") for n in names)
     provenance = json.loads((best_dir / "provenance.json").read_text())
     assert provenance["trial_id"] == outcome.summary["best_trial"]
