@@ -14,6 +14,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from automl import checkpoint
 from automl.stoppers import OverfitStopper
 from automl.tracking import SweepTracker
 from automl.trainable import overrides_from_trial
@@ -98,6 +99,7 @@ class SweepCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        _slim_checkpoint(trial)
         reason = self.stopper.reason(trial.trial_id) if self.stopper else None
         if reason:
             record.status, record.reason = "pruned_overfit", reason
@@ -114,6 +116,13 @@ class SweepCallback(Callback):
         record = self._record(trial)
         record.status, record.reason = "failed", _error_line(trial)
         self._finish(record)
+
+    # Ray saves this with the experiment, so a resumed sweep keeps the records of ended trials
+    def get_state(self) -> dict[str, Any]:
+        return {"records": [asdict(r) for r in self.records.values()]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.records = {r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])}
 
     # helpers ----------------------------------------------------------------------------------
     def _record(self, trial: Any) -> TrialRecord:
@@ -150,6 +159,13 @@ class SweepCallback(Callback):
         if record.reason:
             tags["status_reason"] = record.reason
         self.tracker.end_trial(record.trial_id, record.status, summary, tags)
+
+
+def _slim_checkpoint(trial: Any) -> None:
+    """A finished trial keeps only its best weights (local storage; remote stays as is)."""
+    latest = getattr(trial, "checkpoint", None)
+    if latest is not None and Path(latest.path).is_dir():
+        checkpoint.slim(Path(latest.path))
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
+from automl.checkpoint import load_best
 from automl.config import Config, as_dict
 from automl.modeling import build_model, load_tokenizer, merged_for_export
-from automl.trainable import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def export_checkpoint(
     tokenizer = load_tokenizer(conf.model)
     tokenizer.model_max_length = conf.model.max_length  # pipelines truncate as training did
     model, info = build_model(conf.model, conf.peft, label_names, int(tokenizer.pad_token_id))
-    meta = load_checkpoint(model, checkpoint_dir)
+    progress = load_best(model, checkpoint_dir)
     merged = merged_for_export(model)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def export_checkpoint(
         stray.unlink()
     full_provenance = {
         **provenance,
-        "checkpoint_epoch": meta.get("epoch"),
+        "checkpoint_epoch": progress.best_epoch,
         "trainable_params": info.trainable_params,
         "total_params": info.total_params,
         "base_model": info.source,

@@ -1,28 +1,27 @@
 """The function Ray Tune runs for each trial, in a worker process (possibly on another node).
 
 It receives the sampled hyperparameters, the sweep's resolved config as a plain dict, and the data
-tokenized once in the driver (through Ray's object store). It reports once per epoch and writes a
-checkpoint only when the epoch is the trial's best so far, so each trial keeps one checkpoint.
+tokenized once in the driver (through Ray's object store). It reports once per epoch with a
+checkpoint (automl/checkpoint.py) that holds the best epoch's weights and what resuming needs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+import torch
 
 from automl.config import Config, from_dict
 from automl.data import PreparedData
-from automl.modeling import load_trainable_state, trainable_state
-from automl.training import is_better, run_trial
-
-STATE_FILE = "trainable.safetensors"
-META_FILE = "checkpoint.json"
+from automl.training import pick_device, run_trial
 
 
 class TrialDiverged(RuntimeError):
@@ -53,27 +52,22 @@ def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> Config:
     return from_dict(apply_overrides(base, overrides))
 
 
-def save_checkpoint(model: nn.Module, folder: Path, meta: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.contiguous() for k, v in trainable_state(model).items()}
-    save_file(state, str(folder / STATE_FILE))
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2))
-
-
-def load_checkpoint(model: nn.Module, folder: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    load_trainable_state(model, load_file(str(folder / STATE_FILE)))
-    return json.loads((folder / META_FILE).read_text())
-
-
 def _limit_gpu_memory(share: float) -> None:
     """Ray's fractional GPUs are scheduling labels only: cap this process to its share."""
     import torch
 
     if torch.cuda.is_available() and 0 < share < 1:
         torch.cuda.set_per_process_memory_fraction(share, 0)
+
+
+def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | None:
+    """After running out of GPU memory: half the micro-batch, twice the accumulation, so the
+    optimizer still sees the same batch; None once the micro-batch is 1 (nothing left to try)."""
+    if batch_size <= 1:
+        return None
+    half = batch_size // 2
+    # an odd micro-batch cannot halve exactly: round the accumulation up, never the memory
+    return half, math.ceil(batch_size * accum_steps / half)
 
 
 def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any]) -> None:
@@ -94,24 +88,38 @@ def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, 
     _limit_gpu_memory(float(resources.get("GPU", 0)))
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     metric, mode = conf.sweep.metric, conf.sweep.mode
-    best: list[float | None] = [None]
     extra = {
         "gpu_ids": gpu_ids or "none",
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "node_id": context.get_node_id(),
+        "device": pick_device(conf.train.device).type,
     }
 
-    def report(metrics: dict[str, float], model: nn.Module, improved: bool) -> None:
-        if is_better(metrics[metric], best[0], mode):
-            best[0] = metrics[metric]
-        payload = {**metrics, f"best_{metric}": best[0], **extra}
-        if not improved:
-            tune.report(payload)
-            return
+    def report(metrics: dict[str, float], write: Callable[[Path], None], improved: bool) -> None:
+        # A checkpoint every epoch (Ray keeps the latest): a retried or resumed trial goes on
+        # from its last epoch instead of starting over.
         with tempfile.TemporaryDirectory() as tmp:
-            save_checkpoint(model, Path(tmp), {"epoch": metrics["epoch"], metric: metrics[metric]})
-            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
+            write(Path(tmp))
+            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
-    result = run_trial(conf, data, report, metric=metric, mode=mode)
+    previous = tune.get_checkpoint()
+    while True:  # out of GPU memory: retry with smaller micro-batches (next_micro_batch)
+        try:
+            with previous.as_directory() if previous else nullcontext() as resume_dir:
+                result = run_trial(
+                    conf, data, report, metric=metric, mode=mode,
+                    resume_from=Path(resume_dir) if resume_dir else None,
+                )  # fmt: skip
+            break
+        except torch.cuda.OutOfMemoryError:
+            smaller = next_micro_batch(conf.train.batch_size, conf.train.grad_accum_steps)
+            if smaller is None:
+                raise
+            logging.getLogger("automl").warning(
+                "trial out of GPU memory at micro-batch %d: retrying with %d x %d accumulation",
+                conf.train.batch_size, *smaller,
+            )  # fmt: skip
+            conf.train.batch_size, conf.train.grad_accum_steps = smaller
+            torch.cuda.empty_cache()
     if result.status == "diverged":
         raise TrialDiverged(result.message)

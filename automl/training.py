@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from automl import checkpoint
 from automl.config import Config
 from automl.data import (
     PreparedData,
@@ -31,9 +33,9 @@ from automl.modeling import ModelInfo, build_model, load_trainable_state, traina
 
 log = logging.getLogger(__name__)
 
-# Called after every epoch with the epoch's metrics, the model, and whether this epoch is the
-# best so far (so the caller can checkpoint only improvements).
-Reporter = Callable[[dict[str, float], nn.Module, bool], None]
+# Called after every epoch with the epoch's metrics, a function that writes a resumable
+# checkpoint into a folder, and whether this epoch is the best so far.
+Reporter = Callable[[dict[str, float], Callable[[Path], None], bool], None]
 
 
 @dataclass
@@ -80,6 +82,11 @@ def _autocast(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradS
     return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")
 
 
+def split_batch(idx: np.ndarray, micro_batch: int) -> list[np.ndarray]:
+    """A batch's indices in consecutive micro-batches of at most `micro_batch`."""
+    return [idx[i : i + micro_batch] for i in range(0, len(idx), micro_batch)]
+
+
 def is_better(value: float, best: float | None, mode: str) -> bool:
     if math.isnan(value):
         return False
@@ -92,8 +99,12 @@ def run_trial(
     report: Reporter | None = None,
     metric: str = "val_accuracy",
     mode: str = "max",
+    resume_from: Path | None = None,
 ) -> TrialResult:
-    """Fine-tune once with `conf` on the already tokenized `data`."""
+    """Fine-tune once with `conf` on the already tokenized `data`.
+
+    With `resume_from` (a folder written through the reporter), continue after its epoch with
+    the same optimizer, schedule, RNG and best-so-far."""
     from transformers import get_linear_schedule_with_warmup, set_seed
 
     t = conf.train
@@ -106,7 +117,11 @@ def run_trial(
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=t.weight_decay)
-    steps_per_epoch = math.ceil(len(data.train) / t.batch_size)
+    # Each optimizer step sees one batch of batch_size x grad_accum_steps examples, run as
+    # grad_accum_steps micro-batches whose gradients add up: the memory of a micro-batch, the
+    # optimization of the full batch (and the same batches whatever the split).
+    step_batch = t.batch_size * t.grad_accum_steps
+    steps_per_epoch = math.ceil(len(data.train) / step_batch)
     total_steps = steps_per_epoch * t.epochs
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(t.warmup_ratio * total_steps), total_steps
@@ -115,40 +130,50 @@ def run_trial(
     rng = np.random.default_rng(t.seed)
     lengths = data.train.lengths
 
-    history: list[dict[str, float]] = []
-    best_value: float | None = None
+    progress = checkpoint.Progress()
     best_state: dict[str, torch.Tensor] | None = None
-    best_epoch, status, message = 0, "completed", ""
+    if resume_from is not None:
+        progress, best_state = checkpoint.resume(resume_from, model, optimizer, scheduler)
+        rng.bit_generator.state = progress.batch_rng
+        log.info("resumed after epoch %d", progress.epoch)
+    history = progress.history
+    best_value, best_epoch = progress.best_value, progress.best_epoch
+    status, message = "completed", ""
     train_time, train_seen = 0.0, 0
 
-    for epoch in range(1, t.epochs + 1):
+    for epoch in range(progress.epoch + 1, t.epochs + 1):
         model.train()
         started = time.perf_counter()
         loss_sum, seen = 0.0, 0
-        for idx in length_bucketed_batches(lengths, t.batch_size, t.bucket_pool_batches, rng):
-            batch = {
-                k: v.to(device) for k, v in collate(data.train, idx, data.pad_token_id).items()
-            }
-            with autocast():
-                loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                status = "diverged"
-                message = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
-                break
+        for idx in length_bucketed_batches(lengths, step_batch, t.bucket_pool_batches, rng):
             optimizer.zero_grad(set_to_none=True)
+            for micro in split_batch(idx, t.batch_size):
+                batch = {
+                    k: v.to(device)
+                    for k, v in collate(data.train, micro, data.pad_token_id).items()
+                }
+                with autocast():
+                    loss = model(**batch).loss
+                if not torch.isfinite(loss):
+                    status = "diverged"
+                    message = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
+                    break
+                # weighted by its share of the batch, so the summed gradients are the batch mean's
+                share = loss * (len(micro) / len(idx))
+                (scaler.scale(share) if scaler is not None else share).backward()
+                loss_sum += loss.item() * len(micro)
+                seen += len(micro)
+            if status != "completed":
+                break
             if scaler is not None:
-                scaler.scale(loss).backward()
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(params, t.max_grad_norm)
                 scaler.step(optimizer)
                 scaler.update()
             else:
-                loss.backward()
                 nn.utils.clip_grad_norm_(params, t.max_grad_norm)
                 optimizer.step()
             scheduler.step()
-            loss_sum += loss.item() * len(idx)
-            seen += len(idx)
         if status != "completed":
             log.warning("trial diverged: %s", message)
             break
@@ -169,6 +194,7 @@ def run_trial(
         if improved:
             best_value, best_epoch = metrics[metric], epoch
             best_state = trainable_state(model)
+        metrics[f"best_{metric}"] = best_value if best_value is not None else float("nan")
         log.info(
             "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  val_f1 %.4f  "
             "%.1f s  %.0f samples/s%s",
@@ -177,7 +203,18 @@ def run_trial(
             metrics["train_samples_per_s"], "  *" if improved else "",
         )  # fmt: skip
         if report is not None:
-            report(metrics, model, improved)
+            progress = checkpoint.Progress(
+                epoch, history, best_value, best_epoch, dict(rng.bit_generator.state)
+            )
+
+            def write(
+                folder: Path,
+                progress: checkpoint.Progress = progress,
+                best_state: dict[str, torch.Tensor] | None = best_state,
+            ) -> None:
+                checkpoint.save(folder, model, best_state, optimizer, scheduler, progress)
+
+            report(metrics, write, improved)
 
     if best_state is not None:
         load_trainable_state(model, best_state)
