@@ -37,8 +37,10 @@ class TrialRecord:
     started: float = field(default_factory=time.time)
     wall_s: float = 0.0
     node_ip: str = ""
+    node_id: str = ""  # Ray's node id: tells apart nodes that share an IP
     gpu_ids: str = ""
     trainable_params: int = 0
+    checkpoint: str = ""  # folder of its latest checkpoint (which holds its best weights)
 
     @property
     def epochs_run(self) -> int:
@@ -63,12 +65,14 @@ class SweepCallback(Callback):
         default_epochs: int,
         tracker: SweepTracker | None,
         stopper: OverfitStopper | None,
+        previous: list[TrialRecord] | None = None,
     ) -> None:
         self.metric, self.mode = metric, mode
         self.default_epochs = default_epochs
         self.tracker = tracker
         self.stopper = stopper
-        self.records: dict[str, TrialRecord] = {}
+        # trials of earlier rounds of the same sweep (an extended sweep) come first
+        self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
 
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -83,6 +87,7 @@ class SweepCallback(Callback):
         record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
         record.history.append({k: float(result[k]) for k in EPOCH_KEYS if k in result})
         record.node_ip = str(result.get("node_ip", record.node_ip))
+        record.node_id = str(result.get("node_id", record.node_id))
         record.gpu_ids = str(result.get("gpu_ids", record.gpu_ids))
         record.trainable_params = int(result.get("trainable_params", record.trainable_params))
         value = float(result[self.metric])
@@ -99,7 +104,7 @@ class SweepCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
-        _slim_checkpoint(trial)
+        record.checkpoint = _slim_checkpoint(trial)
         reason = self.stopper.reason(trial.trial_id) if self.stopper else None
         if reason:
             record.status, record.reason = "pruned_overfit", reason
@@ -114,6 +119,7 @@ class SweepCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        record.checkpoint = _slim_checkpoint(trial)
         record.status, record.reason = "failed", _error_line(trial)
         self._finish(record)
 
@@ -122,7 +128,7 @@ class SweepCallback(Callback):
         return {"records": [asdict(r) for r in self.records.values()]}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.records = {r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])}
+        self.records.update({r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])})
 
     # helpers ----------------------------------------------------------------------------------
     def _record(self, trial: Any) -> TrialRecord:
@@ -155,17 +161,19 @@ class SweepCallback(Callback):
             "wall_s": record.wall_s,
             "trainable_params": record.trainable_params,
         }
-        tags = {"node_ip": record.node_ip, "gpu_ids": record.gpu_ids}
+        tags = {"node_ip": record.node_ip, "node_id": record.node_id, "gpu_ids": record.gpu_ids}
         if record.reason:
             tags["status_reason"] = record.reason
         self.tracker.end_trial(record.trial_id, record.status, summary, tags)
 
 
-def _slim_checkpoint(trial: Any) -> None:
-    """A finished trial keeps only its best weights (local storage; remote stays as is)."""
+def _slim_checkpoint(trial: Any) -> str:
+    """A finished trial keeps only its best weights; returns the checkpoint folder ("" if none)."""
     latest = getattr(trial, "checkpoint", None)
-    if latest is not None and Path(latest.path).is_dir():
-        checkpoint.slim(Path(latest.path))
+    if latest is None or not Path(latest.path).is_dir():
+        return ""
+    checkpoint.slim(Path(latest.path))
+    return str(latest.path)
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

@@ -62,7 +62,11 @@ class DataConfig:
 class TrainConfig:
     learning_rate: float = 2e-3
     epochs: int = 3
-    batch_size: int = 32
+    batch_size: int = 32  # examples per forward pass (the micro-batch)
+    # Micro-batches whose gradients add up before each optimizer step: the optimizer sees
+    # batch_size x grad_accum_steps examples per step. A trial that runs out of GPU memory
+    # retries with half the micro-batch and twice the accumulation (see trainable.py).
+    grad_accum_steps: int = 1
     eval_batch_size: int = 128
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
@@ -89,6 +93,9 @@ class PeftConfig:
 class ResourcesConfig:
     cpus_per_trial: float = 2
     gpus_per_trial: Any = 0  # a float (0.25, 0.5, 1, ...) or "auto"
+    # Memory of one GPU in GiB: "auto" picks the smallest share of it that fits the estimated
+    # peak memory of a trial (automl/resources.py).
+    gpu_memory_gb: float = 16.0
 
 
 @dataclass
@@ -104,6 +111,9 @@ class TrackingConfig:
 class PathsConfig:
     output_dir: str = "outputs"
     storage: str | None = None  # Ray results/checkpoints; None: <output_dir>/<sweep>/ray
+    # Multi-node clusters need storage every node reaches: a URI (s3://, gs://, file://...) or
+    # a local path that is the same shared mount on every node (NFS), marked with this flag.
+    storage_shared: bool = False
 
 
 @dataclass
@@ -234,6 +244,7 @@ def validate(conf: Config) -> None:
     _check(t.learning_rate > 0, "train.learning_rate", f"must be > 0, got {t.learning_rate}")
     _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
+    _check(t.grad_accum_steps >= 1, "train.grad_accum_steps", "must be >= 1")
     _check(
         t.eval_batch_size >= 1, "train.eval_batch_size", f"must be >= 1, got {t.eval_batch_size}"
     )
@@ -254,6 +265,7 @@ def validate(conf: Config) -> None:
         _check(p.lora_alpha > 0, "peft.lora_alpha", f"must be > 0, got {p.lora_alpha}")
     r = conf.resources
     _check(r.cpus_per_trial > 0, "resources.cpus_per_trial", f"must be > 0, got {r.cpus_per_trial}")
+    _check(r.gpu_memory_gb > 0, "resources.gpu_memory_gb", f"must be > 0, got {r.gpu_memory_gb}")
     gpus = r.gpus_per_trial
     if gpus != "auto":
         try:

