@@ -46,6 +46,14 @@ sweep: install ## The quick sweep on the embedded default (< 10 min on 2 CPU cor
 ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
+# A tracking server every node can reach (`tracking.uri=http://HOST:PORT`); loopback by default,
+# so exposing it (MLFLOW_HOST=0.0.0.0) is a deliberate choice: the server has no authentication.
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+mlflow-server: install ## Tracking server for clusters on MLFLOW_HOST:MLFLOW_PORT (default 127.0.0.1:5000)
+	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
+		--host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
+
 lint: install ## ruff + mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check automl tests

@@ -41,6 +41,7 @@ class TrialRecord:
     gpu_ids: str = ""
     trainable_params: int = 0
     checkpoint: str = ""  # folder of its latest checkpoint (which holds its best weights)
+    retries: int = 0  # times it failed and was restarted from its checkpoint
 
     @property
     def epochs_run(self) -> int:
@@ -116,6 +117,16 @@ class SweepCallback(Callback):
         else:
             record.status = "completed"
         self._finish(record)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.retries += 1
+        log.warning(
+            "trial %s failed (%s); retry %d from its last checkpoint",
+            trial.trial_id, _error_line(trial), record.retries,
+        )  # fmt: skip
+        if self.tracker is not None:
+            self.tracker.tag_trial(trial.trial_id, {"retries": str(record.retries)})
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)

@@ -410,6 +410,7 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any
     from automl.trainable import trial_config
 
     conf = plan.conf
+    log.info("exporting trial %s (best %s %.4f)", best.trial_id, conf.sweep.metric, best.best_value)
     trial_conf = trial_config(as_dict(conf), best.params)
     provenance = sweep_provenance(
         conf, best.trial_id, best.best_value, best.params, n, data.description

@@ -206,6 +206,11 @@ class SweepTracker:
         values = _finite({k: result.get(k) for k in self.METRIC_KEYS})
         self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
+    def tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
+        run_id = self._children.get(trial_id)
+        if run_id is not None:
+            self.client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in tags.items()])
+
     def end_trial(
         self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str]
     ) -> None:

@@ -64,137 +64,6 @@ def compose_config(tmp: Path, *overrides: str) -> Config:
 
 
 # ---------------------------------------------------------------------------------------------
-# A two-node cluster with fake GPUs
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    import ray
-    from ray.cluster_utils import Cluster
-
-    ray.shutdown()
-    node = {"num_cpus": CPUS_PER_NODE, "num_gpus": GPUS_PER_NODE}
-    two_nodes = Cluster(initialize_head=True, head_node_args=node)
-    two_nodes.add_node(**node)
-    two_nodes.wait_for_nodes()
-    yield two_nodes
-    ray.shutdown()
-    two_nodes.shutdown()
-
-
-def _max_overlap(intervals: list[tuple[float, float]]) -> int:
-    """Most intervals open at one instant."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    running = peak = 0
-    for _, step in events:  # at a tie, an end (-1) sorts before a start
-        running += step
-        peak = max(peak, running)
-    return peak
-
-
-def test_sweep_places_trials_on_both_nodes_and_their_gpus(cluster: Any, tmp_path: Path) -> None:
-    import ray
-
-    share = 0.5
-    conf = compose_config(
-        tmp_path,
-        f"ray.address={cluster.address}",
-        f"resources.gpus_per_trial={share}",
-        "resources.cpus_per_trial=1",
-        "sweep.num_samples=4",
-        "sweep.max_concurrent=4",
-        "pruner=none",
-        f"paths.storage={tmp_path / 'ray'}",
-        "paths.storage_shared=true",  # both fake nodes share this disk
-    )
-    outcome = run_sweep(conf)
-
-    # connecting to a running cluster leaves it running (and the driver connected)
-    assert ray.is_initialized()
-    node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-    assert len(node_ids) == 2
-    records = outcome.records
-    assert len(records) == 4 and all(r.status != "failed" for r in records)
-    assert {r.node_id for r in records} == node_ids  # both nodes got trials
-
-    # each trial saw exactly the one GPU Ray gave it, and computed on the CPU
-    results = list((tmp_path / "ray" / "smoke").glob("*/result.json"))
-    assert len(results) == 4
-    for path in results:
-        for line in path.read_text().splitlines():
-            reported = json.loads(line)
-            assert reported["gpu_ids"] in {str(g) for g in range(GPUS_PER_NODE)}
-            assert reported["cuda_visible_devices"] == reported["gpu_ids"]
-            assert reported["device"] == "cpu"
-            assert reported["node_id"] in node_ids
-
-    # never more trials at once than a node's CPUs and fake GPUs allow
-    per_node = min(CPUS_PER_NODE / conf.resources.cpus_per_trial, GPUS_PER_NODE / share)
-    for node_id in node_ids:
-        spans = [(r.started, r.started + r.wall_s) for r in records if r.node_id == node_id]
-        assert 1 <= _max_overlap(spans) <= per_node
-        for gpu in range(GPUS_PER_NODE):
-            on_gpu = [
-                (r.started, r.started + r.wall_s)
-                for r in records
-                if r.node_id == node_id and r.gpu_ids == str(gpu)
-            ]
-            assert _max_overlap(on_gpu) <= 1 / share
-
-    # MLflow child runs say where each trial ran
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("smoke")
-    assert experiment is not None
-    children = client.search_runs(
-        [experiment.experiment_id], filter_string="tags.`automl.role` = 'trial'"
-    )
-    by_trial = {r.trial_id: r for r in records}
-    assert len(children) == 4
-    assert {c.data.tags["node_id"] for c in children} == node_ids
-    for child in children:
-        record = by_trial[child.data.tags["automl.trial_id"]]
-        assert child.data.tags["node_id"] == record.node_id
-        assert child.data.tags["gpu_ids"] == record.gpu_ids
-        assert child.data.tags["node_ip"] == record.node_ip != ""
-
-
-def test_multi_node_sweep_needs_shared_storage(cluster: Any, tmp_path: Path) -> None:
-    address = f"ray.address={cluster.address}"
-    for storage in ([], [f"paths.storage={tmp_path / 'local'}"]):
-        conf = compose_config(tmp_path, address, "tracking.enabled=false", *storage)
-        with pytest.raises(ConfigError, match=r"^config: paths\.storage: .* 2 nodes") as err:
-            run_sweep(conf)
-        assert "\n" not in str(err.value)
-    assert not (tmp_path / "outputs" / "smoke" / "ray").exists()  # failed before training
-    assert not (tmp_path / "local").exists()
-
-    check_storage(None, shared=False, nodes=1)  # one node: its own disk is fine
-    check_storage("/mnt/nfs/ray", shared=True, nodes=3)
-    check_storage("s3://bucket/ray", shared=False, nodes=3)
-    check_storage("file:///mnt/nfs/ray", shared=False, nodes=3)
-
-
-def test_auto_gpu_share_needs_gpus_in_the_cluster(
-    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import ray
-
-    conf = compose_config(
-        tmp_path,
-        f"ray.address={cluster.address}",
-        "resources.gpus_per_trial=auto",
-        "paths.storage_shared=true",
-    )
-    plan = plan_sweep(conf)
-    assert plan.gpus_per_trial == 0.125  # a tiny BERT fits the smallest share
-    init_ray(conf, plan)
-    assert plan.gpus_per_trial == 0.125  # the fake GPUs count
-    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
-    init_ray(conf, plan)
-    assert plan.gpus_per_trial == 0.0  # no GPUs: trials run on CPUs
-
-
-# ---------------------------------------------------------------------------------------------
 # The GPU memory estimator
 
 TINY = {
@@ -424,3 +293,160 @@ def test_sweep_logs_to_a_tracking_server(mlflow_server: str, tmp_path: Path) -> 
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"config.json", "summary.json"} <= artifacts
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to a local store
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped examples
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "cluster").glob("*.yaml")))
+def test_cluster_configs_compose(name: str, tmp_path: Path) -> None:
+    conf = compose_config(tmp_path, f"+cluster={name}")
+    assert conf.ray.address == "auto"
+    assert conf.paths.storage and conf.paths.storage_shared
+    check_storage(conf.paths.storage, conf.paths.storage_shared, nodes=2)
+
+
+def test_example_cluster_launcher_yaml_is_complete() -> None:
+    import yaml
+
+    path = CONF_DIR.parent / "cluster" / "example-cluster.yaml"
+    spec = yaml.safe_load(path.read_text())
+    assert {"cluster_name", "provider", "available_node_types", "head_node_type"} <= set(spec)
+    assert spec["head_node_type"] in spec["available_node_types"]
+    assert any("ray start --head" in c for c in spec["head_start_ray_commands"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A two-node cluster with fake GPUs (last in the file: the cluster lives until the module ends)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()
+    node = {"num_cpus": CPUS_PER_NODE, "num_gpus": GPUS_PER_NODE}
+    two_nodes = Cluster(initialize_head=True, head_node_args=node)
+    two_nodes.add_node(**node)
+    two_nodes.wait_for_nodes()
+    # Cluster advertises itself to every ray.init() on the machine; the tests pass its address
+    from ray._common.utils import reset_ray_address
+
+    reset_ray_address()
+    yield two_nodes
+    ray.shutdown()
+    two_nodes.shutdown()
+
+
+def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """Most intervals open at one instant."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = peak = 0
+    for _, step in events:  # at a tie, an end (-1) sorts before a start
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_sweep_places_trials_on_both_nodes_and_their_gpus(cluster: Any, tmp_path: Path) -> None:
+    import ray
+
+    share = 0.5
+    conf = compose_config(
+        tmp_path,
+        f"ray.address={cluster.address}",
+        f"resources.gpus_per_trial={share}",
+        "resources.cpus_per_trial=1",
+        "sweep.num_samples=4",
+        "sweep.max_concurrent=4",
+        "pruner=none",
+        f"paths.storage={tmp_path / 'ray'}",
+        "paths.storage_shared=true",  # both fake nodes share this disk
+    )
+    outcome = run_sweep(conf)
+
+    # connecting to a running cluster leaves it running (and the driver connected)
+    assert ray.is_initialized()
+    node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert len(node_ids) == 2
+    records = outcome.records
+    assert len(records) == 4 and all(r.status != "failed" for r in records)
+    assert {r.node_id for r in records} == node_ids  # both nodes got trials
+
+    # each trial saw exactly the one GPU Ray gave it, and computed on the CPU
+    results = list((tmp_path / "ray" / "smoke").glob("*/result.json"))
+    assert len(results) == 4
+    for path in results:
+        for line in path.read_text().splitlines():
+            reported = json.loads(line)
+            assert reported["gpu_ids"] in {str(g) for g in range(GPUS_PER_NODE)}
+            assert reported["cuda_visible_devices"] == reported["gpu_ids"]
+            assert reported["device"] == "cpu"
+            assert reported["node_id"] in node_ids
+
+    # never more trials at once than a node's CPUs and fake GPUs allow
+    per_node = min(CPUS_PER_NODE / conf.resources.cpus_per_trial, GPUS_PER_NODE / share)
+    for node_id in node_ids:
+        spans = [(r.started, r.started + r.wall_s) for r in records if r.node_id == node_id]
+        assert 1 <= _max_overlap(spans) <= per_node
+        for gpu in range(GPUS_PER_NODE):
+            on_gpu = [
+                (r.started, r.started + r.wall_s)
+                for r in records
+                if r.node_id == node_id and r.gpu_ids == str(gpu)
+            ]
+            assert _max_overlap(on_gpu) <= 1 / share
+
+    # MLflow child runs say where each trial ran
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("smoke")
+    assert experiment is not None
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`automl.role` = 'trial'"
+    )
+    by_trial = {r.trial_id: r for r in records}
+    assert len(children) == 4
+    assert {c.data.tags["node_id"] for c in children} == node_ids
+    for child in children:
+        record = by_trial[child.data.tags["automl.trial_id"]]
+        assert child.data.tags["node_id"] == record.node_id
+        assert child.data.tags["gpu_ids"] == record.gpu_ids
+        assert child.data.tags["node_ip"] == record.node_ip != ""
+
+
+def test_multi_node_sweep_needs_shared_storage(cluster: Any, tmp_path: Path) -> None:
+    address = f"ray.address={cluster.address}"
+    for storage in ([], [f"paths.storage={tmp_path / 'local'}"]):
+        conf = compose_config(tmp_path, address, "tracking.enabled=false", *storage)
+        with pytest.raises(ConfigError, match=r"^config: paths\.storage: .* 2 nodes") as err:
+            run_sweep(conf)
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "outputs" / "smoke" / "ray").exists()  # failed before training
+    assert not (tmp_path / "local").exists()
+
+    check_storage(None, shared=False, nodes=1)  # one node: its own disk is fine
+    check_storage("/mnt/nfs/ray", shared=True, nodes=3)
+    check_storage("s3://bucket/ray", shared=False, nodes=3)
+    check_storage("file:///mnt/nfs/ray", shared=False, nodes=3)
+
+
+def test_auto_gpu_share_needs_gpus_in_the_cluster(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    conf = compose_config(
+        tmp_path,
+        f"ray.address={cluster.address}",
+        "resources.gpus_per_trial=auto",
+        "paths.storage_shared=true",
+    )
+    plan = plan_sweep(conf)
+    assert plan.gpus_per_trial == 0.125  # a tiny BERT fits the smallest share
+    init_ray(conf, plan)
+    assert plan.gpus_per_trial == 0.125  # the fake GPUs count
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
+    init_ray(conf, plan)
+    assert plan.gpus_per_trial == 0.0  # no GPUs: trials run on CPUs

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 
 import automl.training
+from automl import checkpoint
 from automl.config import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig, to_config
 from automl.data import PreparedData, load_task_data, tokenize
-from automl.modeling import build_model, trainable_state
+from automl.modeling import build_model
 from automl.training import TrialResult, evaluate, is_better, macro_f1, pick_device, run_trial
 
 CPU = torch.device("cpu")
@@ -31,18 +32,46 @@ def prepare(conf: Config, tokenizer: Any) -> PreparedData:
 
 
 class Recorder:
-    """A `report` hook that keeps every call and a copy of the weights at each epoch."""
+    """A `report` hook that keeps every call and, through the checkpoint writer it is handed,
+    a copy of the trainable weights at the end of each epoch."""
 
-    def __init__(self, after: Callable[[int, nn.Module], None] | None = None) -> None:
+    def __init__(self, root: Path, after: Callable[[int], None] | None = None) -> None:
+        self.root = root
         self.calls: list[tuple[dict[str, float], bool]] = []
         self.states: list[dict[str, torch.Tensor]] = []
         self.after = after
 
-    def __call__(self, metrics: dict[str, float], model: nn.Module, is_best: bool) -> None:
+    def __call__(self, metrics: dict[str, float], write: Callable[[Path], None], is_best: bool) -> None:
+        from safetensors.torch import load_file
+
+        epoch = len(self.calls) + 1
+        folder = self.root / f"epoch-{epoch}"
+        folder.mkdir(parents=True)
+        write(folder)
         self.calls.append((dict(metrics), is_best))
-        self.states.append(trainable_state(model))
+        self.states.append(load_file(str(folder / checkpoint.LAST_FILE)))
         if self.after is not None:
-            self.after(len(self.calls), model)
+            self.after(epoch)
+
+
+class Built:
+    """Patches run_trial's `build_model` to keep a handle on the model it builds."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, poison_at_build: bool = False) -> None:
+        self.model: nn.Module | None = None
+        self.poison_at_build = poison_at_build
+        monkeypatch.setattr(automl.training, "build_model", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[nn.Module, Any]:
+        model, info = build_model(*args, **kwargs)
+        if self.poison_at_build:
+            poison(model)
+        self.model = model
+        return model, info
+
+    def poison(self) -> None:
+        assert self.model is not None
+        poison(self.model)
 
 
 def poison(model: nn.Module) -> None:
@@ -55,6 +84,7 @@ def poison(model: nn.Module) -> None:
 
 def weights_equal(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
     params = dict(model.named_parameters())
+    assert set(state) <= set(params)
     return all(torch.equal(params[n].detach().cpu(), t) for n, t in state.items())
 
 
@@ -67,17 +97,24 @@ EPOCHS = 4
 
 @pytest.fixture(scope="module")
 def easy_run(
-    easy_csv_file: Path, tiny_config: Callable[..., Config], tokenizer: Any
+    easy_csv_file: Path,
+    tiny_config: Callable[..., Config],
+    tokenizer: Any,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[PreparedData, TrialResult, Recorder]:
     conf = tiny_config(data__path=str(easy_csv_file), train__epochs=EPOCHS, train__learning_rate=1e-2)
     data = prepare(conf, tokenizer)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        built = Built(monkeypatch)
 
-    def wreck_after_last_epoch(epoch: int, model: nn.Module) -> None:
-        if epoch == EPOCHS:  # the returned model must be restored from the best epoch's copy
-            poison(model)
+        def wreck_after_last_epoch(epoch: int) -> None:
+            if epoch == EPOCHS:  # the returned model must be restored from the best epoch's copy
+                built.poison()
 
-    recorder = Recorder(after=wreck_after_last_epoch)
-    return data, run_trial(conf, data, report=recorder), recorder
+        recorder = Recorder(tmp_path_factory.mktemp("easy-run"), after=wreck_after_last_epoch)
+        result = run_trial(conf, data, report=recorder)
+    assert result.model is built.model
+    return data, result, recorder
 
 
 def test_easy_task_is_learned(easy_run: tuple[PreparedData, TrialResult, Recorder]) -> None:
@@ -106,7 +143,8 @@ def test_report_is_called_once_per_epoch_with_is_best_on_improvements(
     easy_run: tuple[PreparedData, TrialResult, Recorder],
 ) -> None:
     _, result, recorder = easy_run
-    assert [m for m, _ in recorder.calls] == result.history
+    assert [m["epoch"] for m, _ in recorder.calls] == [1.0, 2.0, 3.0, 4.0]
+    assert [m["val_accuracy"] for m, _ in recorder.calls] == [h["val_accuracy"] for h in result.history]
     running_best = -1.0
     for metrics, is_best in recorder.calls:
         assert is_best == (metrics["val_accuracy"] > running_best)
@@ -123,6 +161,17 @@ def test_returned_model_holds_the_best_epochs_weights(
     assert again["val_accuracy"] == result.best["val_accuracy"]
     assert again["val_loss"] == pytest.approx(result.best["val_loss"], rel=1e-5)
     assert again["val_f1"] == pytest.approx(result.best["val_f1"])
+
+
+def test_the_last_checkpoint_holds_the_best_weights_for_export(
+    easy_run: tuple[PreparedData, TrialResult, Recorder],
+) -> None:
+    from safetensors.torch import load_file
+
+    _, result, recorder = easy_run
+    best = load_file(str(recorder.root / f"epoch-{EPOCHS}" / checkpoint.BEST_FILE))
+    assert set(best) == set(recorder.states[0])
+    assert all(torch.equal(best[n], t) for n, t in recorder.states[result.best_epoch - 1].items())
 
 
 def test_summary_is_the_cli_line(easy_run: tuple[PreparedData, TrialResult, Recorder]) -> None:
@@ -168,6 +217,7 @@ def scripted_evaluate(monkeypatch: pytest.MonkeyPatch, key: str, values: list[fl
 )
 def test_best_epoch_bookkeeping(
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     tiny_config: Callable[..., Config],
     small_data: PreparedData,
     metric: str,
@@ -177,7 +227,7 @@ def test_best_epoch_bookkeeping(
     best_epoch: int,
 ) -> None:
     scripted_evaluate(monkeypatch, metric, values)
-    recorder = Recorder()
+    recorder = Recorder(tmp_path)
     conf = tiny_config(train__epochs=4)
     result = run_trial(conf, small_data, report=recorder, metric=metric, mode=mode)
     assert [flag for _, flag in recorder.calls] == flags
@@ -189,12 +239,12 @@ def test_best_epoch_bookkeeping(
 
 
 def test_runs_are_seeded(tiny_config: Callable[..., Config], small_data: PreparedData) -> None:
-    def history(seed: int) -> list[float]:
-        conf = tiny_config(train__epochs=1, train__seed=seed)
-        return [run_trial(conf, small_data).history[0][k] for k in ("train_loss", "val_loss")][:2]
+    def losses(seed: int) -> tuple[float, float]:
+        first = run_trial(tiny_config(train__epochs=1, train__seed=seed), small_data).history[0]
+        return first["train_loss"], first["val_loss"]
 
-    assert history(0) == history(0)
-    assert history(0) != history(1)
+    assert losses(0) == losses(0)
+    assert losses(0) != losses(1)
 
 
 @pytest.mark.parametrize(
@@ -219,15 +269,13 @@ def test_is_better(value: float, best: float | None, mode: str, expected: bool) 
 
 
 def test_nan_loss_in_the_first_epoch(
-    monkeypatch: pytest.MonkeyPatch, tiny_config: Callable[..., Config], small_data: PreparedData
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_config: Callable[..., Config],
+    small_data: PreparedData,
 ) -> None:
-    def build_poisoned(*args: Any, **kwargs: Any) -> tuple[nn.Module, Any]:
-        model, info = build_model(*args, **kwargs)
-        poison(model)
-        return model, info
-
-    monkeypatch.setattr(automl.training, "build_model", build_poisoned)
-    recorder = Recorder()
+    Built(monkeypatch, poison_at_build=True)
+    recorder = Recorder(tmp_path)
     result = run_trial(tiny_config(train__epochs=3), small_data, report=recorder)
     assert result.status == "diverged"
     assert "non-finite training loss" in result.message and "epoch 1" in result.message
@@ -239,9 +287,13 @@ def test_nan_loss_in_the_first_epoch(
 
 
 def test_nan_loss_later_keeps_the_best_epoch(
-    tiny_config: Callable[..., Config], small_data: PreparedData
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_config: Callable[..., Config],
+    small_data: PreparedData,
 ) -> None:
-    recorder = Recorder(after=lambda epoch, model: poison(model) if epoch == 1 else None)
+    built = Built(monkeypatch)
+    recorder = Recorder(tmp_path, after=lambda epoch: built.poison() if epoch == 1 else None)
     result = run_trial(tiny_config(train__epochs=3), small_data, report=recorder)
     assert result.status == "diverged"
     assert "epoch 2" in result.message
