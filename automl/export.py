@@ -19,6 +19,7 @@ import yaml
 from automl.checkpoint import load_best
 from automl.config import Config, as_dict
 from automl.modeling import build_model, load_tokenizer, merged_for_export
+from automl.tracking import redact
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ def export_checkpoint(
         "base_model": info.source,
         "config": as_dict(conf),
     }
-    (tmp / "provenance.json").write_text(json.dumps(full_provenance, indent=2, default=str))
+    # redact: a tracking URI in the config may carry a password, and this file gets shared
+    (tmp / "provenance.json").write_text(redact(json.dumps(full_provenance, indent=2, default=str)))
     (tmp / "README.md").write_text(model_card(conf, full_provenance, label_names))
     _swap_into_place(tmp, out_dir)
     log.info("exported %s", out_dir)

@@ -29,7 +29,14 @@ from automl.resume import (
     study_storage,
 )
 from automl.search_space import SearchSpace, load_search_space
-from automl.tracking import SweepTracker, git_commit, package_versions, redact, tracking_uri
+from automl.tracking import (
+    SweepTracker,
+    check_reachable,
+    git_commit,
+    package_versions,
+    redact,
+    tracking_uri,
+)
 from automl.train import check_model, prepare_data
 
 log = logging.getLogger("automl.sweep")
@@ -87,6 +94,8 @@ def plan_sweep(conf: Config) -> SweepPlan:
         conf.search_space, config=as_dict(conf), num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR
     )
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
+    if uri:
+        check_reachable(uri)
     out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
     storage = _storage_path(conf.paths.storage) if conf.paths.storage else out_dir / "ray"
     gpus = conf.resources.gpus_per_trial
@@ -177,16 +186,30 @@ def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
             configure_logging=False,
         )
     try:
-        nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
-        check_storage(conf.paths.storage, conf.paths.storage_shared, nodes)
+        alive = [node for node in ray.nodes() if node.get("Alive")]
+        check_storage(conf.paths.storage, conf.paths.storage_shared, len(alive))
         if plan is not None and conf.resources.gpus_per_trial == "auto":
             if not ray.cluster_resources().get("GPU", 0):
                 plan.gpus_per_trial = 0.0  # nothing to share: trials train on CPUs
+        if plan is not None:
+            check_fits([n.get("Resources", {}) for n in alive], conf.resources.cpus_per_trial,
+                       plan.gpus_per_trial)  # fmt: skip
     except BaseException:
         if connected_here:
             ray.shutdown()
         raise
     return connected_here and address is None
+
+
+def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> None:
+    """A trial that no node can hold would wait forever in Ray's queue: refuse it up front."""
+    for key, want, name in (("CPU", cpus, "cpus_per_trial"), ("GPU", gpus, "gpus_per_trial")):
+        most = max((node.get(key, 0.0) for node in nodes), default=0.0)
+        if want > most:
+            raise ConfigError(
+                f"config: resources.{name}: a trial asks for {want:g} {key} but no node of the "
+                f"cluster has more than {most:g}"
+            )
 
 
 def check_storage(storage: str | None, shared: bool, nodes: int) -> None:

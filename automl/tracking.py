@@ -53,6 +53,22 @@ def tracking_uri(configured: str | None) -> str:
     return uri
 
 
+def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
+    """An HTTP tracking server must answer before any compute is spent on a sweep."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ConfigError(
+            f"config: tracking.uri: {redact(uri)} does not answer ({reason})"
+        ) from None
+
+
 def redact(text: str) -> str:
     """Hide passwords inside URIs (user:password@host) before anything is logged."""
     return _SECRET.sub(r"\1:***@", text)
