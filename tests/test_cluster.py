@@ -301,7 +301,7 @@ def test_sweep_logs_to_a_tracking_server(mlflow_server: str, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "cluster").glob("*.yaml")))
 def test_cluster_configs_compose(name: str, tmp_path: Path) -> None:
-    conf = compose_config(tmp_path, f"+cluster={name}")
+    conf = compose_config(tmp_path, f"cluster={name}")
     assert conf.ray.address == "auto"
     assert conf.paths.storage and conf.paths.storage_shared
     check_storage(conf.paths.storage, conf.paths.storage_shared, nodes=2)
