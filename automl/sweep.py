@@ -410,6 +410,7 @@ def _finish(
     (plan.out_dir / "config.json").write_text(json.dumps(as_dict(conf), indent=2))
     if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
         _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
+    _write_report(plan.out_dir, tracker)
     if tracker is not None:
         tracker.log_artifact(summary_path)
         if export_dir is not None:
@@ -426,6 +427,17 @@ def _finish(
         flush=True,
     )
     return SweepOutcome(summary, records, export_dir)
+
+
+def _write_report(out_dir: Path, tracker: SweepTracker | None) -> None:
+    """The HTML report (and its plots) beside the summary, and in the sweep's MLflow run.
+    A report that fails to draw is a warning: the sweep's results are already saved."""
+    from automl.report import build_report
+
+    try:
+        log.info("report: %s", build_report(out_dir, tracker))
+    except Exception as err:  # never lose a finished sweep to a plot
+        log.warning("report: not written (%s: %s)", type(err).__name__, err)
 
 
 def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any, n: int) -> Path:
