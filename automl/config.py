@@ -254,6 +254,8 @@ def validate(conf: Config) -> None:
     )
     _check(t.max_grad_norm > 0, "train.max_grad_norm", f"must be > 0, got {t.max_grad_norm}")
     _check(t.bucket_pool_batches >= 1, "train.bucket_pool_batches", "must be >= 1")
+    if t.num_threads is not None:
+        _check(t.num_threads >= 1, "train.num_threads", f"must be >= 1, got {t.num_threads}")
     _check(
         p.lora_rank >= 0,
         "peft.lora_rank",

@@ -185,13 +185,13 @@ def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
 
 
 def _csv_rows(path: Path) -> list[dict[str, Any]]:
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's byte-order mark
         return list(csv.DictReader(handle))
 
 
 def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -216,7 +216,12 @@ def _read_hf(
         try:
             if Path(cfg.hf_name).is_dir():
                 loaded = datasets.load_from_disk(cfg.hf_name)
-                ds = loaded[name] if isinstance(loaded, datasets.DatasetDict) else loaded
+                if isinstance(loaded, datasets.DatasetDict):
+                    ds = loaded[name]
+                elif name == cfg.hf_train_split:
+                    ds = loaded  # a single saved Dataset is the train split, and only that
+                else:
+                    raise KeyError(name)
             else:
                 ds = datasets.load_dataset(cfg.hf_name, cfg.hf_config, split=name)
         except KeyError:
@@ -233,14 +238,22 @@ def _read_hf(
                 raise DataError(f"{where}: row {number}: empty text in column {cfg.text_column!r}")
         return texts, list(ds[cfg.label_column]), where, ds.features[cfg.label_column]
 
+    def named(ids: list[Any], where: str) -> list[Any]:
+        """ClassLabel ids -> the dataset's own names; -1 (unlabelled rows) is an error."""
+        if not names:
+            return ids
+        for number, x in enumerate(ids, start=1):
+            if not 0 <= int(x) < len(names):
+                raise DataError(f"{where}: row {number}: label {x} is not a class id (unlabelled?)")
+        return [names[int(x)] for x in ids]
+
     texts, labels, where, feature = split(cfg.hf_train_split)
     names = list(getattr(feature, "names", []) or [])
-    if names:  # ClassLabel: keep the dataset's own names and ids
-        labels = [names[int(x)] for x in labels]
+    labels = named(labels, where)
     val = None
     if cfg.hf_val_split:
         vt, vl, vwhere, _ = split(cfg.hf_val_split)
-        val = (vt, [names[int(x)] for x in vl] if names else vl, vwhere)
+        val = (vt, named(vl, vwhere), vwhere)
     return (texts, labels, where), val, names or _label_names(labels)
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: offline hubs, one or two torch threads, tiny configs and an easy synthetic task."""
+"""Shared fixtures: offline hubs, one torch thread, tiny configs and an easy synthetic task."""
 
 from __future__ import annotations
 
@@ -26,14 +26,15 @@ torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# The easy task: the label is decided by which class-specific words a sentence contains; the
-# filler words are shared, so the model must find the keywords, but nothing else is needed.
+# The easy task: each sentence is 3 of its class's 6 keywords and 2 shared filler words, shuffled,
+# so the keywords decide the label. (A 2-layer random BERT still collapses to "one class vs the
+# rest" from about 1 init in 5 on it; tests that need learning use train.seed=0, which learns.)
 EASY_WORDS = {
     "food": ["pizza", "pasta", "salad", "bread", "cheese", "soup"],
     "sports": ["football", "goal", "tennis", "match", "coach", "team"],
     "weather": ["rain", "snow", "sunny", "cloudy", "storm", "wind"],
 }
-FILLER = ["the", "a", "today", "really", "i", "think", "about", "very", "my", "friend", "said", "and"]
+FILLER = "the a today really i think about very my friend said and".split()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,10 +57,16 @@ def write_easy_csv(path: Path, rows: int = 300, seed: int = 0) -> Path:
         writer.writerow(["text", "label"])
         for i in range(rows):
             label = names[i % len(names)]
-            words = rng.sample(FILLER, 4) + rng.sample(EASY_WORDS[label], 2)
+            words = rng.sample(FILLER, 2) + rng.sample(EASY_WORDS[label], 3)
             rng.shuffle(words)
             writer.writerow([" ".join(words), label])
     return path
+
+
+@pytest.fixture(scope="session")
+def easy_words() -> dict[str, list[str]]:
+    """The easy task's keywords by class."""
+    return EASY_WORDS
 
 
 @pytest.fixture

@@ -51,7 +51,13 @@ def distilbert(layers: int = 3) -> nn.Module:
     from transformers import AutoModelForSequenceClassification, DistilBertConfig
 
     config = DistilBertConfig(
-        vocab_size=100, dim=32, n_layers=layers, n_heads=2, hidden_dim=64, num_labels=3, pad_token_id=0
+        vocab_size=100,
+        dim=32,
+        n_layers=layers,
+        n_heads=2,
+        hidden_dim=64,
+        num_labels=3,
+        pad_token_id=0,
     )
     return AutoModelForSequenceClassification.from_config(config)
 
@@ -180,7 +186,9 @@ def test_freeze_bottom_on_other_architectures(
 # LoRA placement
 
 
-def _assert_lora_only_above(model: nn.Module, blocks_name: str, depth: int, num_blocks: int) -> None:
+def _assert_lora_only_above(
+    model: nn.Module, blocks_name: str, depth: int, num_blocks: int
+) -> None:
     from peft import PeftModel
 
     assert isinstance(model, PeftModel)
@@ -205,12 +213,16 @@ def test_lora_adapters_only_on_unfrozen_blocks(arch: str, depth: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("build", "targets"), [(distilbert, ["q_lin", "v_lin"]), (llama, None)], ids=["distilbert", "llama"]
+    ("build", "targets"),
+    [(distilbert, ["q_lin", "v_lin"]), (llama, None)],
+    ids=["distilbert", "llama"],
 )
 def test_lora_placement_on_other_architectures(build: Any, targets: list[str] | None) -> None:
     model = build(3)
     blocks_name, _ = find_blocks(model)
-    peft_model = apply_lora(model, PeftConfig(lora_rank=4, frozen_layers=1, target_modules=targets), 1, 3)
+    peft_model = apply_lora(
+        model, PeftConfig(lora_rank=4, frozen_layers=1, target_modules=targets), 1, 3
+    )
     _assert_lora_only_above(peft_model, blocks_name, 1, 3)
 
 
@@ -228,8 +240,13 @@ def test_lora_with_every_block_frozen_trains_only_the_head(arch: str) -> None:
     assert not isinstance(model, PeftModel)
     names = trainable_names(model)
     assert names and all(n.startswith(f"{HEADS[arch]}.") for n in names)
-    assert info.trainable_params == count_trainable(model) == model.get_submodule(HEADS[arch]).weight.numel() + (
-        3 if arch == "bert" else 0  # BERT's classifier has a bias, GPT-2's score does not
+    assert (
+        info.trainable_params
+        == count_trainable(model)
+        == model.get_submodule(HEADS[arch]).weight.numel()
+        + (
+            3 if arch == "bert" else 0  # BERT's classifier has a bias, GPT-2's score does not
+        )
     )
 
 
@@ -291,7 +308,9 @@ def test_trainable_state_round_trip(arch: str, rank: int) -> None:
     state = trainable_state(model)
     assert set(state) == trainable_names(model)
     assert all(t.device.type == "cpu" for t in state.values())
-    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    frozen_before = {
+        n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad
+    }
 
     _perturb_trainable(model)  # the copy must not follow the model
     changed = dict(model.named_parameters())

@@ -1,4 +1,4 @@
-"""The per-trial loop: it learns an easy task, keeps the best epoch, reports, survives divergence."""
+"""The per-trial loop: learns an easy task, keeps the best epoch, reports, survives divergence."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import automl.training
 from automl import checkpoint
 from automl.config import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig, to_config
 from automl.data import PreparedData, load_task_data, tokenize
-from automl.modeling import build_model
+from automl.modeling import build_model, trainable_state
 from automl.training import TrialResult, evaluate, is_better, macro_f1, pick_device, run_trial
 
 CPU = torch.device("cpu")
@@ -41,7 +41,9 @@ class Recorder:
         self.states: list[dict[str, torch.Tensor]] = []
         self.after = after
 
-    def __call__(self, metrics: dict[str, float], write: Callable[[Path], None], is_best: bool) -> None:
+    def __call__(
+        self, metrics: dict[str, float], write: Callable[[Path], None], is_best: bool
+    ) -> None:
         from safetensors.torch import load_file
 
         epoch = len(self.calls) + 1
@@ -92,7 +94,20 @@ def weights_equal(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
 # A real run on the easy task
 
 
-EPOCHS = 4
+EPOCHS = 4  # with train.seed=0 the easy task is solved by epoch 3 (see conftest.py)
+
+
+def test_the_easy_task_is_decided_by_keywords(
+    easy_csv: Callable[..., Path], easy_words: dict[str, list[str]]
+) -> None:
+    task = load_task_data(DataConfig(source="csv", path=str(easy_csv(rows=30, seed=1))))
+    assert task.label_names == sorted(easy_words)
+    labels = task.train.labels + task.val.labels
+    assert Counter(labels) == {0: 10, 1: 10, 2: 10}
+    for text, label in zip(task.train.texts + task.val.texts, labels, strict=True):
+        words = text.split()
+        for i, name in enumerate(task.label_names):
+            assert sum(w in easy_words[name] for w in words) == (3 if i == label else 0)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +117,9 @@ def easy_run(
     tokenizer: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[PreparedData, TrialResult, Recorder]:
-    conf = tiny_config(data__path=str(easy_csv_file), train__epochs=EPOCHS, train__learning_rate=1e-2)
+    conf = tiny_config(
+        data__path=str(easy_csv_file), train__epochs=EPOCHS, train__learning_rate=1e-2
+    )
     data = prepare(conf, tokenizer)
     with pytest.MonkeyPatch.context() as monkeypatch:
         built = Built(monkeypatch)
@@ -144,7 +161,9 @@ def test_report_is_called_once_per_epoch_with_is_best_on_improvements(
 ) -> None:
     _, result, recorder = easy_run
     assert [m["epoch"] for m, _ in recorder.calls] == [1.0, 2.0, 3.0, 4.0]
-    assert [m["val_accuracy"] for m, _ in recorder.calls] == [h["val_accuracy"] for h in result.history]
+    assert [m["val_accuracy"] for m, _ in recorder.calls] == [
+        h["val_accuracy"] for h in result.history
+    ]
     running_best = -1.0
     for metrics, is_best in recorder.calls:
         assert is_best == (metrics["val_accuracy"] > running_best)
@@ -189,7 +208,9 @@ def test_summary_is_the_cli_line(easy_run: tuple[PreparedData, TrialResult, Reco
 
 
 @pytest.fixture(scope="module")
-def small_data(easy_csv_file: Path, tiny_config: Callable[..., Config], tokenizer: Any) -> PreparedData:
+def small_data(
+    easy_csv_file: Path, tiny_config: Callable[..., Config], tokenizer: Any
+) -> PreparedData:
     conf = tiny_config(data__path=str(easy_csv_file), data__max_examples=60)
     return prepare(conf, tokenizer)
 
@@ -245,6 +266,23 @@ def test_runs_are_seeded(tiny_config: Callable[..., Config], small_data: Prepare
 
     assert losses(0) == losses(0)
     assert losses(0) != losses(1)
+
+
+def test_resuming_from_a_checkpoint_continues_the_same_run(
+    tmp_path: Path, tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    conf = tiny_config(train__epochs=3)
+    recorder = Recorder(tmp_path / "full")
+    full = run_trial(conf, small_data, report=recorder)
+    later = Recorder(tmp_path / "resumed")
+    resumed = run_trial(conf, small_data, report=later, resume_from=tmp_path / "full" / "epoch-1")
+    assert [m["epoch"] for m, _ in later.calls] == [2.0, 3.0]  # only the epochs still to run
+    keys = ("train_loss", "val_loss", "val_accuracy")
+    assert [[h[k] for k in keys] for h in resumed.history] == [
+        [h[k] for k in keys] for h in full.history
+    ]
+    assert resumed.best_epoch == full.best_epoch
+    assert weights_equal(resumed.model, trainable_state(full.model))
 
 
 @pytest.mark.parametrize(
@@ -358,7 +396,10 @@ def test_cli_prints_one_json_line(repo_root: Path, tmp_path: Path) -> None:
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout
     summary = json.loads(lines[0])
-    expected = {"val_accuracy", "val_loss", "train_loss", "best_epoch", "epochs", "trainable_params", "train_samples_per_s"}
+    expected = {
+        *("val_accuracy", "val_loss", "train_loss", "best_epoch", "epochs"),
+        *("trainable_params", "train_samples_per_s"),
+    }
     assert expected <= set(summary)
     assert summary["status"] == "completed"
     assert (summary["epochs"], summary["best_epoch"]) == (1, 1)
@@ -373,7 +414,10 @@ def test_cli_prints_one_json_line(repo_root: Path, tmp_path: Path) -> None:
     ("overrides", "message"),
     [
         (["data=csv", "data.path=/nonexistent.csv"], "error: /nonexistent.csv: file not found"),
-        (["experiment=smoke", "peft.frozen_layers=3"], "error: peft.frozen_layers: 3 is more than the model's 2 blocks"),
+        (
+            ["experiment=smoke", "peft.frozen_layers=3"],
+            "error: peft.frozen_layers: 3 is more than the model's 2 blocks",
+        ),
     ],
     ids=["missing-file", "too-deep"],
 )
@@ -397,7 +441,12 @@ def test_minilm_lora_beats_the_majority_class_in_one_epoch(tokenizer: Any) -> No
             model=ModelConfig(),  # model=minilm, the packaged all-MiniLM-L6-v2
             data=DataConfig(max_examples=400),
             train=TrainConfig(
-                learning_rate=2e-3, epochs=1, batch_size=8, warmup_ratio=0.0, num_threads=1, device="cpu"
+                learning_rate=2e-3,
+                epochs=1,
+                batch_size=8,
+                warmup_ratio=0.0,
+                num_threads=1,
+                device="cpu",
             ),
             peft=PeftConfig(lora_rank=8, target_modules=["query", "key", "value", "dense"]),
         )
