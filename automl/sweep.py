@@ -435,7 +435,7 @@ def _write_report(out_dir: Path, tracker: SweepTracker | None) -> None:
     from automl.report import build_report
 
     try:
-        log.info("report: %s", build_report(out_dir, tracker))
+        build_report(out_dir, tracker)  # logs where it went
     except Exception as err:  # never lose a finished sweep to a plot
         log.warning("report: not written (%s: %s)", type(err).__name__, err)
 
