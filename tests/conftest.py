@@ -114,3 +114,36 @@ def tokenizer() -> Any:
     from automl.modeling import load_tokenizer
 
     return load_tokenizer(ModelConfig(source="tiny"))
+
+
+def compose_sweep_config(tmp: Path, *overrides: str) -> Config:
+    """A sweep config writing only under `tmp` (outputs and a SQLite MLflow store)."""
+    from hydra import compose, initialize_config_dir
+
+    from automl.config import CONF_DIR, register_configs, to_config
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose(
+            "config",
+            overrides=[
+                f"paths.output_dir={tmp / 'outputs'}",
+                f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+                "ray.num_cpus=2",
+                *overrides,
+            ],
+        )
+    return to_config(cfg)
+
+
+def sweep_runs(tracking_uri: str, experiment: str) -> tuple[list[Any], list[Any]]:
+    """The sweep's MLflow parent runs and trial (child) runs."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None, f"no MLflow experiment {experiment!r}"
+    runs = client.search_runs([found.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("automl.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    return parents, children

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import sweep_runs
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from torch import nn
@@ -279,11 +280,7 @@ def test_sweep_logs_to_a_tracking_server(mlflow_server: str, tmp_path: Path) -> 
     )
     outcome = run_sweep(conf)
     client = MlflowClient(tracking_uri=mlflow_server)
-    experiment = client.get_experiment_by_name("smoke")
-    assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("automl.role") == "sweep"]
-    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    parents, children = sweep_runs(mlflow_server, "smoke")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == 2
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}

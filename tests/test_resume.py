@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from mlflow.tracking import MlflowClient
+from conftest import sweep_runs
 
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 3
@@ -86,12 +86,7 @@ def check_finished_sweep(tmp: Path, trials: int = TRIALS) -> dict:
     summary = json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
     assert summary["num_trials"] == trials
     assert len({row["trial_id"] for row in summary["trials"]}) == trials
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("smoke")
-    assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("automl.role") == "sweep"]
-    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     trial_ids = [c.data.tags["automl.trial_id"] for c in children]
     assert sorted(trial_ids) == sorted(row["trial_id"] for row in summary["trials"])  # no dupes

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from conftest import compose_sweep_config, sweep_runs
 from mlflow.tracking import MlflowClient
 
-from automl.config import CONF_DIR, Config, register_configs, to_config
+from automl.config import Config
 from automl.sweep import SweepOutcome, run_sweep
 from automl.train import prepare_data
 
@@ -17,18 +17,7 @@ STATUSES = {"completed", "pruned_overfit", "stopped_early", "failed"}
 
 
 def compose_config(tmp: Path, *overrides: str) -> Config:
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(
-            "config",
-            overrides=[
-                f"paths.output_dir={tmp / 'outputs'}",
-                f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
-                "ray.num_cpus=2",
-                *overrides,
-            ],
-        )
-    return to_config(cfg)
+    return compose_sweep_config(tmp, *overrides)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +54,7 @@ def test_smoke_sweep_mlflow_runs(smoke: tuple[Config, SweepOutcome, Path]) -> No
     experiment = client.get_experiment_by_name("smoke")
     assert experiment is not None
     assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
-    runs = client.search_runs([experiment.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("automl.role") == "sweep"]
-    children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
+    parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
     assert parent.data.params["sampler"] == "tpe"
