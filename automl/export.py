@@ -19,7 +19,7 @@ import yaml
 from automl.checkpoint import load_best
 from automl.config import Config, as_dict
 from automl.modeling import build_model, load_tokenizer, merged_for_export
-from automl.tracking import redact
+from automl.tracking import git_commit, package_versions, redact
 
 log = logging.getLogger(__name__)
 
@@ -130,3 +130,23 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "",
     ]
     return "\n".join(lines)
+
+
+def sweep_provenance(
+    conf: Config, trial_id: str, value: float | None, params: dict[str, Any], n: int, data: str
+) -> dict[str, Any]:
+    """Where an exported model came from (model card + provenance.json)."""
+    return {
+        "sweep": conf.sweep.name,
+        "trial_id": trial_id,
+        "metric": conf.sweep.metric,
+        "best_value": value,
+        "hyperparameters": params,
+        "num_trials": n,
+        "sampler": conf.sampler.name,
+        "pruner": conf.pruner.name,
+        "search_space": conf.search_space,
+        "data": data,
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+    }

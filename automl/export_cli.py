@@ -31,8 +31,7 @@ def find_checkpoint(row: dict[str, Any]) -> Path:
 
 
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
-    from automl.export import export_checkpoint
-    from automl.sweep import sweep_provenance
+    from automl.export import export_checkpoint, sweep_provenance
     from automl.trainable import trial_config
 
     summary_path, config_path = sweep_dir / "summary.json", sweep_dir / "config.json"

@@ -32,6 +32,7 @@ from automl.config import (
     to_config,
 )
 from automl.modeling import build_model, count_parameters, load_model_config, trainable_state
+from automl.plan import check_storage, init_ray, plan_sweep
 from automl.resources import (
     GIB,
     ModelShape,
@@ -41,7 +42,7 @@ from automl.resources import (
     pick_gpu_share,
     sweep_estimate,
 )
-from automl.sweep import check_storage, init_ray, plan_sweep, run_sweep
+from automl.sweep import run_sweep
 from automl.trainable import next_micro_batch, run_with_oom_retry
 
 GPUS_PER_NODE = 2
