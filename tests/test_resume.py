@@ -17,6 +17,8 @@ import psutil
 import pytest
 from conftest import sweep_runs
 
+pytestmark = pytest.mark.slow  # several sweeps in subprocesses: minutes
+
 REPO = Path(__file__).resolve().parents[1]
 TRIALS = 3
 
