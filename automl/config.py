@@ -299,8 +299,3 @@ def validate(conf: Config) -> None:
     _check(pr.grace_period >= 0, "pruner.grace_period", f"must be >= 0, got {pr.grace_period}")
     _check(pr.patience >= 1, "pruner.patience", f"must be >= 1, got {pr.patience}")
     _check(pr.asha_reduction_factor > 1, "pruner.asha_reduction_factor", "must be > 1")
-
-
-def resolve_gpus_per_trial(value: Any) -> float | str:
-    """The configured GPU share as a float, or 'auto'."""
-    return "auto" if value == "auto" else float(value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,10 +297,6 @@ def _indices_by_class(labels: Sequence[int], rng: np.random.Generator) -> dict[i
     for i, label in enumerate(labels):
         by_class.setdefault(label, []).append(i)
     return {c: [int(i) for i in rng.permutation(m)] for c, m in sorted(by_class.items())}
-
-
-def class_counts(labels: Sequence[int]) -> Counter[int]:
-    return Counter(labels)
 
 
 # ---------------------------------------------------------------------------------------------
