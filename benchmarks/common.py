@@ -1,0 +1,102 @@
+"""What every benchmark shares: composing configs, temp folders, timers, machine facts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from automl.config import Config
+
+log = logging.getLogger("benchmarks")
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr, with the time."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def compose(*overrides: str) -> Config:
+    """The project's Hydra config with `overrides` (as on the command line), validated."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from automl.config import CONF_DIR, register_configs, to_config
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = hydra_compose("config", overrides=list(overrides))
+    return to_config(cfg)
+
+
+def sweep_overrides(tmp: Path, name: str) -> list[str]:
+    """Outputs, Ray results and the MLflow store of a benchmark sweep, all under `tmp`."""
+    return [
+        f"paths.output_dir={tmp / 'outputs'}",
+        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+        "ray.num_cpus=2",
+        f"sweep.name={name}",
+        "sweep.time_budget_s=null",
+    ]
+
+
+class Timers:
+    """Wall time spent inside named functions of a module, by wrapping them for a while."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def wrap(self, module: Any, *names: str) -> Iterator[Timers]:
+        originals = {name: getattr(module, name) for name in names}
+
+        def timed(name: str, fn: Any) -> Any:
+            def inner(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + (
+                        time.perf_counter() - started
+                    )
+
+            return inner
+
+        for name, fn in originals.items():
+            setattr(module, name, timed(name, fn))
+        try:
+            yield self
+        finally:
+            for name, fn in originals.items():
+                setattr(module, name, fn)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    return {
+        "cpus": os.cpu_count(),
+        "gpu": torch.cuda.is_available(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def quiet() -> None:
+    from automl.cli import setup_logging
+
+    setup_logging()
+    logging.getLogger("automl").setLevel(logging.WARNING)
+    logging.getLogger("automl.sweep").setLevel(logging.WARNING)

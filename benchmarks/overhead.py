@@ -1,0 +1,226 @@
+"""(b) Orchestration overhead: what Ray Tune, Optuna and MLflow add around the trials.
+
+(i)  N fixed ~25 s trials through `automl.sweep.run_sweep` (MLflow on, Optuna on, no pruning,
+     one trial at a time with both CPUs) against the same N `run_trial` calls back to back in one
+     process with no Ray and no MLflow.
+(ii) 200 one-second dummy trials, two at a time, through the same pieces: Ray Tune `Tuner` +
+     `OptunaSearch` (our sampler) + `SweepCallback` writing to a real SQLite `SweepTracker`,
+     with `reuse_actors=True`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Timers, compose, progress, sweep_overrides
+
+FIXED_SPACE = """\
+# One value per key: every trial trains the same thing (benchmarks/overhead.py).
+peft.lora_rank: {type: categorical, choices: [8]}
+train.learning_rate: {type: categorical, choices: [0.002]}
+train.epochs: {type: categorical, choices: [1]}
+peft.frozen_layers: {type: categorical, choices: [0]}
+"""
+
+
+def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
+    import automl.sweep as sweep_module
+    from automl.train import prepare_data
+    from automl.trainable import trial_config
+    from automl.training import run_trial
+
+    space = tmp / "fixed.yaml"
+    space.write_text(FIXED_SPACE)
+    common = [
+        "experiment=default",
+        "pruner=none",
+        "sweep.max_concurrent=1",
+        "resources.cpus_per_trial=2",
+        f"sweep.num_samples={n}",
+        f"search_space={space}",
+        f"data.max_examples={max_examples}",
+        "peft.target_modules=[query,value]",
+    ]
+    conf = compose(*common, *sweep_overrides(tmp, "overhead"))
+
+    progress(f"(b-i) {n} trials back to back with run_trial (no Ray, no MLflow) ...")
+    started = time.perf_counter()
+    data = prepare_data(conf)
+    prep_s = time.perf_counter() - started
+    fixed = {
+        "peft.lora_rank": 8,
+        "train.learning_rate": 0.002,
+        "train.epochs": 1,
+        "peft.frozen_layers": 0,
+        "train.num_threads": 2,
+    }
+    from automl.config import as_dict
+
+    trial_s = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        run_trial(trial_config(as_dict(conf), fixed), data)
+        trial_s.append(time.perf_counter() - t0)
+    loop_s = time.perf_counter() - started
+    progress(f"(b-i) back to back: {loop_s:.1f} s ({', '.join(f'{s:.1f}' for s in trial_s)})")
+
+    progress(f"(b-i) {n} trials through run_sweep (Ray + Optuna + MLflow) ...")
+    timers = Timers()
+    names = ("plan_sweep", "prepare_data", "init_ray", "_fit", "_export_best", "_write_report")
+    with timers.wrap(sweep_module, *names):
+        started = time.perf_counter()
+        outcome = sweep_module.run_sweep(conf)
+        sweep_s = time.perf_counter() - started
+    rows = outcome.summary["trials"]
+    sweep_trial_s = sum(r["wall_s"] for r in rows)
+    sec = timers.seconds
+    breakdown = {
+        "plan_s": sec.get("plan_sweep", 0.0),
+        "data_prep_s": sec.get("prepare_data", 0.0),
+        "ray_start_s": sec.get("init_ray", 0.0),
+        "trials_s": sweep_trial_s,
+        "tune_other_s": sec.get("_fit", 0.0) - sweep_trial_s,
+        "export_s": sec.get("_export_best", 0.0),
+        "report_s": sec.get("_write_report", 0.0),
+    }
+    breakdown["other_s"] = sweep_s - sum(breakdown.values())
+    progress(f"(b-i) run_sweep: {sweep_s:.1f} s")
+    return {
+        "trials": n,
+        "max_examples": max_examples,
+        "train_examples": len(data.train),
+        "loop_wall_s": loop_s,
+        "loop_data_prep_s": prep_s,
+        "loop_trial_s": trial_s,
+        "sweep_wall_s": sweep_s,
+        "sweep_trial_s": [r["wall_s"] for r in rows],
+        "sweep_breakdown_s": breakdown,
+        "ratio": sweep_s / loop_s,
+        "ratio_trials_only": sweep_trial_s / sum(trial_s),
+    }
+
+
+def dummy_trials(tmp: Path, n: int, concurrency: int = 2) -> dict[str, Any]:
+    import logging
+
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    from automl.callbacks import SweepCallback
+    from automl.config import SamplerConfig
+    from automl.plan import init_ray
+    from automl.sweep import build_sampler
+    from automl.tracking import SweepTracker
+
+    def one_second(config: dict[str, Any]) -> None:
+        time.sleep(1)
+        x = config["x"]
+        tune.report(
+            {"val_accuracy": x, "val_loss": 1 - x, "train_loss": 0.5, "epoch": 1,
+             "best_val_accuracy": x}
+        )  # fmt: skip
+
+    import optuna
+
+    conf = compose(f"paths.output_dir={tmp / 'outputs'}", f"ray.num_cpus={concurrency}")
+    progress(f"(b-ii) {n} one-second trials, {concurrency} at a time ...")
+    t0 = time.perf_counter()
+    started_ray = init_ray(conf)
+    ray_start_s = time.perf_counter() - t0
+    tracker = SweepTracker(f"sqlite:///{tmp / 'dummy-mlflow.db'}", "dummy", "dummy")
+    tracker.start_sweep({"trials": n}, {}, resume=False)
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=1, tracker=tracker, stopper=None
+    )
+    searcher = OptunaSearch(
+        space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+        metric="best_val_accuracy",
+        mode="max",
+        sampler=build_sampler(SamplerConfig()),
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(one_second, {"cpu": 1}),
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=concurrency),
+            num_samples=n,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name="dummy", storage_path=str(tmp / "ray"), callbacks=[callback], verbose=0
+        ),
+    )
+    logging.getLogger("automl.sweep").setLevel(logging.WARNING)
+    try:
+        t0 = time.perf_counter()
+        tuner.fit()
+        wall = time.perf_counter() - t0
+    finally:
+        tracker.end_sweep("FINISHED", {}, {})
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    done = sum(1 for r in callback.records.values() if r.status == "completed")
+    ideal = n * 1.0 / concurrency
+    progress(f"(b-ii) {done}/{n} trials in {wall:.1f} s (ideal {ideal:.0f} s)")
+    return {
+        "trials": n,
+        "completed": done,
+        "concurrency": concurrency,
+        "wall_s": wall,
+        "ideal_s": ideal,
+        "ray_start_s": ray_start_s,
+        "ratio": wall / ideal,
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp_name:
+        tmp = Path(tmp_name)
+        n, max_examples = (2, 300) if quick else (3, 4000)
+        sweep = sweep_vs_loop(tmp, n, max_examples)
+        dummy = dummy_trials(tmp, 20 if quick else 200)
+    b = sweep["sweep_breakdown_s"]
+    figures = [
+        {
+            "figure": f"b. run_sweep / back-to-back run_trial ({n} x ~"
+            f"{sum(sweep['loop_trial_s']) / n:.0f} s trials)",
+            "value": sweep["ratio"],
+            "unit": "x",
+            "goal": "<= 1.05",
+            "passed": sweep["ratio"] <= 1.05,
+            "note": (
+                f"sweep {sweep['sweep_wall_s']:.1f} s vs {sweep['loop_wall_s']:.1f} s "
+                f"(both include data prep); fixed costs: Ray start {b['ray_start_s']:.1f} s, "
+                f"data prep {b['data_prep_s']:.1f} s, Tune around trials "
+                f"{b['tune_other_s']:.1f} s, export {b['export_s']:.1f} s, "
+                f"report {b['report_s']:.1f} s, plan+MLflow+rest "
+                f"{b['plan_s'] + b['other_s']:.1f} s; per trial sweep/loop "
+                f"{sweep['ratio_trials_only']:.3f}x"
+            ),
+        },
+        {
+            "figure": f"b. {dummy['trials']} x 1 s dummy trials at concurrency "
+            f"{dummy['concurrency']}: wall / ideal",
+            "value": dummy["ratio"],
+            "unit": "x",
+            "goal": "<= 1.08",
+            "passed": dummy["ratio"] <= 1.08,
+            "note": f"{dummy['wall_s']:.1f} s for an ideal {dummy['ideal_s']:.0f} s "
+            f"(Ray start {dummy['ray_start_s']:.1f} s not counted)",
+        },
+    ]
+    setup = (
+        f"(i) MiniLM LoRA r8, 1 epoch, data.max_examples={max_examples}, pruner=none, "
+        "MLflow SQLite on; (ii) Tuner + OptunaSearch + SweepCallback + SQLite tracker, reuse_actors"
+    )
+    return {
+        "name": "overhead",
+        "setup": setup,
+        "measurements": {"sweep_vs_loop": sweep, "dummy": dummy},
+        "figures": figures,
+    }

@@ -1,0 +1,72 @@
+"""Pure logic of the benchmarks (no models, no Ray): reaching a peer's best, savings, the table."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.report import fmt_value, markdown
+from benchmarks.search import compare, median, saving, time_to_reach
+
+
+def trial(value: float | None, wall: float = 10.0, epochs: int = 2) -> dict:
+    return {"value": value, "wall_s": wall, "epochs": epochs}
+
+
+@pytest.mark.parametrize(
+    ("values", "target", "expected"),
+    [
+        ([0.5, 0.7, 0.8], 0.7, (20.0, 4)),  # reached at the second trial
+        ([0.8, 0.1], 0.75, (10.0, 2)),  # the first trial already does it
+        ([0.5, None, 0.9], 0.9, (30.0, 6)),  # a pruned trial without a value still costs
+        ([0.5, 0.6], 0.9, (math.inf, math.inf)),  # never
+        ([], 0.1, (math.inf, math.inf)),
+    ],
+)
+def test_time_to_reach(values: list, target: float, expected: tuple) -> None:
+    assert time_to_reach([trial(v) for v in values], target) == expected
+
+
+def test_saving_and_median() -> None:
+    assert saving(6, 10) == pytest.approx(0.4)
+    assert saving(3, 0) == 0.0
+    assert median([3.0, 1.0, 2.0]) == 2.0
+    assert math.isnan(median([]))
+
+
+def test_compare_against_the_peers_median_best() -> None:
+    ours = [{"best": 0.8, "wall_s": 100, "trials": [trial(0.6), trial(0.8)]}] * 3
+    peer = [
+        {"best": b, "wall_s": 300, "trial_wall_s": 200, "trial_epochs": 20, "trials": []}
+        for b in (0.7, 0.75, 0.9)
+    ]
+    out = compare(ours, peer)
+    assert out["peer_median_best"] == 0.75
+    assert out["ours_wall_to_peer_best_s"] == 20.0
+    assert out["wall_ratio"] == pytest.approx(0.1)
+    assert out["ours_reached"] == 3
+
+
+def test_markdown_table() -> None:
+    results = {
+        "machine": {"date": "2026-01-01", "cpus": 2, "torch": "2.13.0", "transformers": "5.23"},
+        "wall_s": 600,
+        "benchmarks": [
+            {
+                "name": "x",
+                "setup": "s",
+                "figures": [
+                    {"figure": "f1", "value": 1.5, "unit": "x", "goal": ">= 1.3", "passed": True},
+                    {"figure": "f2", "value": None, "unit": "x", "goal": "<= 0.5",
+                     "passed": False, "note": "n"},
+                ],
+            }
+        ],
+    }  # fmt: skip
+    text = markdown(results)
+    assert "| f1 | 1.50x | >= 1.3 | yes |" in text
+    assert "| f2 | not reached | <= 0.5 | **no** |" in text
+    assert "10.0 min" in text
+    assert fmt_value(-0.25, "points") == "-0.2 points"
+    assert fmt_value(41.6, "%") == "42 %"
