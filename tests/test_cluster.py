@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import sweep_runs
-from hydra import compose, initialize_config_dir
+from conftest import compose_sweep_config, sweep_runs
 from mlflow.tracking import MlflowClient
 from torch import nn
 
@@ -28,8 +27,6 @@ from automl.config import (
     ConfigError,
     ModelConfig,
     PeftConfig,
-    register_configs,
-    to_config,
 )
 from automl.modeling import build_model, count_parameters, load_model_config, trainable_state
 from automl.plan import check_storage, init_ray, plan_sweep
@@ -50,19 +47,7 @@ CPUS_PER_NODE = 2
 
 
 def compose_config(tmp: Path, *overrides: str) -> Config:
-    register_configs()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose(
-            "config",
-            overrides=[
-                "experiment=smoke",
-                f"paths.output_dir={tmp / 'outputs'}",
-                f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
-                "data.max_examples=400",
-                *overrides,
-            ],
-        )
-    return to_config(cfg)
+    return compose_sweep_config(tmp, "experiment=smoke", "data.max_examples=400", *overrides)
 
 
 # ---------------------------------------------------------------------------------------------
