@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from automl.config import Config
+from automl.config.schema import Config
 
 log = logging.getLogger("benchmarks")
 
@@ -28,7 +28,8 @@ def compose(*overrides: str) -> Config:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from automl.config import CONF_DIR, register_configs, to_config
+    from automl.config.resolve import to_config
+    from automl.config.schema import CONF_DIR, register_configs
 
     register_configs()
     GlobalHydra.instance().clear()
@@ -95,7 +96,7 @@ def machine() -> dict[str, Any]:
 
 
 def quiet() -> None:
-    from automl.cli import setup_logging
+    from automl.console import setup_logging
 
     setup_logging()
     logging.getLogger("automl").setLevel(logging.WARNING)

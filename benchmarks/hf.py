@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from automl.data import PreparedData, TokenizedSplit
+from automl.data.tokenized import PreparedData, TokenizedSplit
 
 
 class SplitDataset(torch.utils.data.Dataset):

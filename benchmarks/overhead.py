@@ -1,6 +1,6 @@
 """(b) Orchestration overhead: what Ray Tune, Optuna and MLflow add around the trials.
 
-(i)  N fixed ~25 s trials through `automl.sweep.run_sweep` (MLflow on, Optuna on, no pruning,
+(i)  N fixed ~25 s trials through `automl.search.sweep.run_sweep` (MLflow on, Optuna on, no pruning,
      one trial at a time with both CPUs) against the same N `run_trial` calls back to back in one
      process with no Ray and no MLflow.
 (ii) 200 one-second dummy trials, two at a time, through the same pieces: Ray Tune `Tuner` +
@@ -27,10 +27,11 @@ peft.frozen_layers: {type: categorical, choices: [0]}
 
 
 def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
-    import automl.sweep as sweep_module
-    from automl.train import prepare_data
-    from automl.trainable import trial_config
-    from automl.training import run_trial
+    import automl.search.sweep as sweep_module
+
+    from automl.data.prepare import prepare_data
+    from automl.search.trial import trial_config
+    from automl.train.loop import run_trial
 
     space = tmp / "fixed.yaml"
     space.write_text(FIXED_SPACE)
@@ -57,7 +58,7 @@ def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
         "peft.frozen_layers": 0,
         "train.num_threads": 2,
     }
-    from automl.config import as_dict
+    from automl.config.resolve import as_dict
 
     trial_s = []
     for _ in range(n):
@@ -110,11 +111,11 @@ def dummy_trials(tmp: Path, n: int, concurrency: int = 2) -> dict[str, Any]:
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    from automl.callbacks import SweepCallback
-    from automl.config import SamplerConfig
-    from automl.plan import init_ray
-    from automl.sweep import build_sampler
-    from automl.tracking import SweepTracker
+    from automl.config.schema import SamplerConfig
+    from automl.search.callback import SweepCallback
+    from automl.search.plan import init_ray
+    from automl.search.samplers import build_sampler
+    from automl.tracking.runs import SweepTracker
 
     def one_second(config: dict[str, Any]) -> None:
         time.sleep(1)

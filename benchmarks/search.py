@@ -53,7 +53,7 @@ def saving(ours: float, baseline: float) -> float:
 
 
 def our_sweep(tmp: Path, name: str, seed: int, budget: dict[str, int], *extra: str) -> dict:
-    from automl.sweep import run_sweep
+    from automl.search.sweep import run_sweep
 
     conf = compose(
         "experiment=default",
@@ -95,10 +95,12 @@ def hf_search(tmp: Path, seed: int, budget: dict[str, int]) -> dict[str, Any]:
     import torch
     from transformers import Trainer, TrainerCallback
 
-    from automl.config import SEARCH_SPACE_DIR, as_dict
-    from automl.modeling import build_model, load_tokenizer
-    from automl.search_space import load_search_space
-    from automl.train import prepare_data
+    from automl.config.resolve import as_dict
+    from automl.config.schema import SEARCH_SPACE_DIR
+    from automl.config.search_space import load_search_space
+    from automl.data.prepare import prepare_data
+    from automl.model.build import build_model
+    from automl.model.load import load_tokenizer
 
     conf = compose(
         "experiment=default",

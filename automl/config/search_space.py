@@ -1,0 +1,186 @@
+"""Search spaces: ``search_spaces/*.yaml`` -> validated Optuna distributions.
+
+A typo in a search space should fail in the driver before Ray starts a single trial, with one
+line naming the file and the key, not twenty frames deep inside a worker. So every file is
+checked at load time against the resolved experiment config, and the rest of the sweep only
+ever sees a :class:`SearchSpace` that is known to be valid.
+
+A file maps dotted config keys to specs in Optuna's vocabulary::
+
+    peft.lora_rank: {type: categorical, choices: [0, 4, 8, 16]}
+    train.learning_rate:
+      type: float
+      low: 5.0e-4
+      high: 5.0e-3
+      log: true
+      when:                          # other bounds where an EARLIER parameter takes a value
+        - if: {peft.lora_rank: 0}
+          low: 1.0e-5
+          high: 1.0e-4
+    peft.frozen_layers: {type: int, low: 0, high: blocks}   # blocks = the model's block count
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from optuna.distributions import (
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from automl.config.space_params import Number, Param, SearchSpaceError, _one_line, _required
+from automl.config.space_rules import _Checker, _describe, _did_you_mean, _is_number
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space, ready to drive Optuna define-by-run."""
+
+    path: Path
+    params: tuple[Param, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(p.key for p in self.params)
+
+    def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
+        """Sample every parameter in file order; returns ``{dotted_key: value}``.
+
+        Only the public ``suggest_*`` methods are used, because Ray's OptunaSearch hands us a
+        wrapper (``_OptunaTrialSuggestCaptor``) that proxies just those.
+        """
+        values: dict[str, Any] = {}
+        for param in self.params:
+            name, dist = param.distribution(values)
+            if isinstance(dist, FloatDistribution):
+                values[param.key] = trial.suggest_float(
+                    name, dist.low, dist.high, step=dist.step, log=dist.log
+                )
+            elif isinstance(dist, IntDistribution):
+                values[param.key] = trial.suggest_int(
+                    name, dist.low, dist.high, step=dist.step, log=dist.log
+                )
+            else:
+                assert isinstance(dist, CategoricalDistribution)
+                values[param.key] = trial.suggest_categorical(name, dist.choices)
+        return values
+
+    def to_overrides(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Optuna names (``trial.params``, Ray's config) -> ``{dotted_key: value}``.
+
+        Branch names such as ``train.learning_rate[peft.lora_rank=0]`` fold back onto their key;
+        names this space does not know pass through unchanged.
+        """
+        names = {p.branch_name(b): p.key for p in self.params for b in p.branches}
+        return {names.get(name, name): value for name, value in params.items()}
+
+    def max_value(self, key: str) -> Number:
+        """Largest value ``key`` can take over all branches (e.g. epochs -> ASHA's max_t)."""
+        param = self._param(key)
+        if param.type != "categorical":
+            return max(_required(v.high) for v in param.variants())
+        numbers = [c for v in param.variants() for c in v.choices or () if _is_number(c)]
+        if not numbers:
+            raise SearchSpaceError(f"{self.path}: {key}: has no numeric choices, so no maximum")
+        return max(numbers)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, YAML/JSON-serialisable description, logged with the sweep for provenance."""
+        return {"path": str(self.path), "params": {p.key: p.as_dict() for p in self.params}}
+
+    def _param(self, key: str) -> Param:
+        for param in self.params:
+            if param.key == key:
+                return param
+        raise KeyError(f"{key!r} is not in search space {self.path}")
+
+
+def resolve_search_space_path(name_or_path: str, search_dir: Path) -> Path:
+    """A name means ``search_dir/<name>.yaml``; anything path-like is taken as a file path."""
+    is_path = name_or_path.endswith((".yaml", ".yml")) or any(
+        sep in name_or_path for sep in ("/", os.sep)
+    )
+    path = Path(name_or_path).expanduser() if is_path else Path(search_dir) / f"{name_or_path}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in Path(search_dir).glob("*") if p.suffix in (".yaml", ".yml"))
+        problem = "not a file" if path.exists() else "no such search-space file"
+        listing = ", ".join(names) if names else "none"
+        hint = _did_you_mean(Path(name_or_path).stem, names)
+        raise SearchSpaceError(f"{path}: {problem}{hint}; available in {search_dir}: {listing}")
+    return path
+
+
+def load_search_space(
+    name_or_path: str,
+    *,
+    config: Mapping[str, Any],
+    num_blocks: int | None,
+    search_dir: Path,
+    frozen_key: str = "peft.frozen_layers",
+) -> SearchSpace:
+    """Load and fully validate a search space against the resolved config, before any compute.
+
+    ``config`` is the experiment config as plain nested dicts; ``num_blocks`` is the model's
+    transformer block count (``None`` if unknown, which makes ``blocks`` an error).
+    """
+    path = resolve_search_space_path(name_or_path, search_dir)
+    raw = _read_yaml(path)
+    checker = _Checker(path, config, num_blocks, frozen_key)
+    params: dict[str, Param] = {}
+    for key, spec in raw.items():
+        params[key] = checker.param(key, spec, params)
+    return SearchSpace(path=path, params=tuple(params.values()))
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys: PyYAML would silently keep the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool):
+                continue  # unhashable keys are left for PyYAML to reject
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SearchSpaceError(_one_line(f"{path}: cannot read: {exc}")) from exc
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+    except yaml.YAMLError as exc:
+        raise SearchSpaceError(_one_line(f"{path}: not valid YAML: {_yaml_problem(exc)}")) from exc
+    expected = "a mapping of dotted config keys to parameter specs"
+    if data is None:
+        raise SearchSpaceError(f"{path}: file is empty; expected {expected}")
+    if not isinstance(data, dict):
+        raise SearchSpaceError(f"{path}: top level must be {expected}, got {_describe(data)}")
+    for key in data:
+        if not isinstance(key, str):
+            raise SearchSpaceError(f"{path}: {key!r}: keys must be dotted config paths (strings)")
+    return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem or exc.context} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(exc)

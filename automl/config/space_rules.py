@@ -1,0 +1,289 @@
+"""The rules a search-space file must follow, checked against the resolved experiment config.
+
+Each rule fails with one line: ``<file>: <key>: <problem>``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+from optuna.distributions import (
+    FloatDistribution,
+    IntDistribution,
+)
+
+from automl.config.space_params import (
+    _ALL_FIELDS,
+    _BRANCH_FIELDS,
+    _FIELDS,
+    BLOCKS,
+    TYPES,
+    Branch,
+    Number,
+    Param,
+    SearchSpaceError,
+    _make_distribution,
+    _one_line,
+    _required,
+    _same,
+)
+
+
+class _Checker:
+    """Turns raw specs into Params, failing on the first problem with the file and key named."""
+
+    def __init__(
+        self, path: Path, config: Mapping[str, Any], num_blocks: int | None, frozen_key: str
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.num_blocks = num_blocks
+        self.frozen_key = frozen_key
+        self.at = ""  # "<key>: " or "<key>: when[i]: ", the culprit named in messages
+
+    def fail(self, problem: str) -> NoReturn:
+        raise SearchSpaceError(_one_line(f"{self.path}: {self.at}{problem}"))
+
+    def param(self, key: str, spec: Any, earlier: Mapping[str, Param]) -> Param:
+        self.at = f"{key}: "
+        current = self._config_value(key)
+        if not isinstance(spec, dict):
+            self.fail(f"spec must be a mapping with a `type`, got {_describe(spec)}")
+        if "type" not in spec:
+            self.fail("missing `type` (one of float, int, categorical)")
+        ptype = spec["type"]
+        if ptype not in TYPES:
+            hint = _did_you_mean(str(ptype), TYPES)
+            self.fail(f"type: unknown type {ptype!r}{hint}; expected float, int or categorical")
+        for field in spec:
+            if field not in _ALL_FIELDS:
+                self.fail(f"unknown field {field!r}{_did_you_mean(str(field), _FIELDS[ptype])}")
+            if field not in _FIELDS[ptype]:
+                self.fail(f"field {field!r} does not apply to type {ptype}")
+        self._check_type_fits(ptype, current)
+
+        if ptype == "categorical":
+            base = Param(key, ptype, choices=self._choices(spec.get("choices"), current))
+        else:
+            for field in ("low", "high"):
+                if field not in spec:
+                    self.fail(f"type {ptype} needs `{field}`")
+            log = spec.get("log", False)
+            if not isinstance(log, bool):
+                self.fail(f"log must be true or false, got {log!r}")
+            low, high, step = (self._number(f, spec.get(f), ptype) for f in ("low", "high", "step"))
+            base = Param(key, ptype, low=low, high=high, log=log, step=step)
+        self._validate(base)
+        branches = self._branches(base, spec.get("when"), earlier, current)
+        return replace(base, branches=branches)
+
+    def _config_value(self, key: str) -> Any:
+        node: Any = self.config
+        for part in key.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                hint = _did_you_mean(key, _leaf_keys(self.config))
+                self.fail(f"not a key of the experiment config{hint}")
+            node = node[part]
+        if isinstance(node, Mapping):
+            self.fail("is a config section, not a single value")
+        return node
+
+    def _check_type_fits(self, ptype: str, current: Any) -> None:
+        """Catch e.g. a float range on an int field, which would crash (or truncate) in training."""
+        if current is None or ptype == "categorical":
+            return
+        if ptype == "float" and isinstance(current, float):
+            return
+        if ptype == "int" and _is_number(current):
+            return  # an int range on a float field is fine
+        extra = "; use type: int" if ptype == "float" and _is_number(current) else ""
+        kind = type(current).__name__
+        self.fail(f"type {ptype} does not fit the config value {current!r} ({kind}){extra}")
+
+    def _number(self, field: str, value: Any, ptype: str) -> Number | None:
+        """A number from YAML (None stays None); lenient on ``1e-3``, which PyYAML reads as str."""
+        number: Number
+        if value is None:
+            return None
+        if isinstance(value, str) and value.strip() == BLOCKS:
+            if self.num_blocks is None:
+                self.fail(f"{field}: `blocks` needs the model's block count, which is unknown")
+            number = self.num_blocks
+        elif isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.fail(f"{field} must be a number, got {_describe(value)}")
+        elif isinstance(value, str):
+            try:
+                number = int(value)
+            except ValueError:
+                try:
+                    number = float(value)
+                except ValueError:
+                    self.fail(f"{field} must be a number or `blocks`, got {value!r}")
+        else:
+            number = value
+        if not math.isfinite(number):
+            self.fail(f"{field} must be finite, got {value!r}")
+        if ptype != "int":
+            return float(number)
+        if isinstance(number, float) and not number.is_integer():
+            self.fail(f"{field} must be a whole number for type int, got {value!r}")
+        return int(number)
+
+    def _choices(self, raw: Any, current: Any) -> tuple[Any, ...]:
+        if raw is None:
+            self.fail("type categorical needs `choices` (a non-empty list)")
+        if not isinstance(raw, list) or not raw:
+            self.fail(f"choices must be a non-empty list, got {_describe(raw)}")
+        out: list[Any] = []
+        seen: set[tuple[bool, Any]] = set()
+        for i, choice in enumerate(raw):
+            field = f"choices[{i}]"
+            if isinstance(choice, str) and _is_number(current):  # numeric field: "1e-3", blocks
+                choice = self._number(field, choice, "int" if isinstance(current, int) else "float")
+            if not (choice is None or isinstance(choice, bool | int | float | str)):
+                self.fail(f"{field} must be a scalar, got {_describe(choice)}")
+            if not _fits(choice, current):
+                kind = type(current).__name__
+                self.fail(
+                    f"{field} ({choice!r}) does not fit the config value {current!r} ({kind})"
+                )
+            identity = (isinstance(choice, bool), choice)  # True and 1 differ; 1 and 1.0 do not
+            if identity in seen:
+                self.fail(f"choices: {choice!r} is listed twice")
+            seen.add(identity)
+            out.append(choice)
+        return tuple(out)
+
+    def _validate(self, param: Param) -> None:
+        """Rules for one effective distribution (the base, or the base under one branch)."""
+        if param.type != "categorical":
+            low, high, step = _required(param.low), _required(param.high), param.step
+            if low > high:
+                self.fail(f"low ({low}) must be <= high ({high})")
+            if param.log and step is not None:
+                self.fail("step cannot be combined with log: true (Optuna forbids it)")
+            if param.log and low <= 0:
+                self.fail(f"log: true needs low > 0, got low ({low})")
+            if step is not None and step <= 0:
+                self.fail(f"step ({step}) must be > 0")
+        if param.key == self.frozen_key:
+            self._check_frozen(param)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna warns and trims a misfit range; we fail
+            try:
+                dist = _make_distribution(param)
+            except ValueError as exc:  # the safety net: Optuna's own rules
+                self.fail(str(exc))
+        if isinstance(dist, FloatDistribution | IntDistribution):
+            if not math.isclose(dist.high, _required(param.high)):
+                self.fail(
+                    f"high ({param.high}) is not low + a multiple of step ({param.step}); "
+                    f"Optuna would cut the range at {dist.high}"
+                )
+
+    def _check_frozen(self, param: Param) -> None:
+        """Frozen depth must fit the model: freezing 8 of 6 blocks is a config error, not a run."""
+        if param.type == "categorical":
+            bounds = [("choice", c) for c in param.choices or () if _is_number(c)]
+        else:
+            bounds = [("low", _required(param.low)), ("high", _required(param.high))]
+        n = self.num_blocks
+        for field, value in bounds:
+            if value < 0 or (n is not None and value > n):
+                limit = f"between 0 and {n}: the model has {n} blocks" if n is not None else ">= 0"
+                self.fail(f"{field} ({value}) must be {limit}")
+
+    def _branches(
+        self, base: Param, raw: Any, earlier: Mapping[str, Param], current: Any
+    ) -> tuple[Branch, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or not raw:
+            self.fail(f"when must be a non-empty list of branches, got {_describe(raw)}")
+        branches: list[Branch] = []
+        for i, entry in enumerate(raw):
+            self.at = f"{base.key}: when[{i}]: "
+            if not isinstance(entry, dict):
+                self.fail(f"must be a mapping with `if`, got {_describe(entry)}")
+            for field in entry:
+                if field not in _BRANCH_FIELDS:
+                    hint = _did_you_mean(str(field), _BRANCH_FIELDS)
+                    allowed = ", ".join(_BRANCH_FIELDS)
+                    self.fail(f"unknown field {field!r}{hint}; a branch sets only {allowed}")
+                if field != "if" and field not in _FIELDS[base.type]:
+                    self.fail(f"field {field!r} does not apply to type {base.type}")
+            cond_key, cond_value = self._condition(entry.get("if"), earlier)
+            if not set(entry) - {"if"}:
+                self.fail("sets none of low, high, step, choices, so it changes nothing")
+            num = {f: self._number(f, entry.get(f), base.type) for f in ("low", "high", "step")}
+            choices = self._choices(entry["choices"], current) if "choices" in entry else None
+            branch = Branch(cond_key, cond_value, choices=choices, **num)
+            if any(b.cond_key == cond_key and _same(b.cond_value, cond_value) for b in branches):
+                self.fail(f"repeats an earlier condition ({cond_key}={cond_value!r})")
+            self._validate(base.overridden(branch))
+            branches.append(branch)
+        return tuple(branches)
+
+    def _condition(self, raw: Any, earlier: Mapping[str, Param]) -> tuple[str, Any]:
+        """``if: {key: value}`` on an EARLIER key, so its value exists when this one is sampled."""
+        if not isinstance(raw, dict) or len(raw) != 1:
+            example = "{peft.lora_rank: 0}"
+            self.fail(f"if must be a single-entry mapping like {example}, got {_describe(raw)}")
+        ((cond_key, value),) = raw.items()
+        if cond_key not in earlier:
+            self.fail(f"if: {cond_key!r} is not a parameter defined earlier in the file")
+        cond = earlier[cond_key]
+        if cond.type == "categorical":
+            choices = [c for v in cond.variants() for c in v.choices or ()]
+            if not any(_same(value, c) for c in choices):
+                self.fail(f"if: {cond_key}={value!r} is not one of its choices {choices}")
+        elif cond.type == "float":
+            self.fail(f"if: {cond_key} is a float parameter; an exact value never comes up")
+        else:
+            low = min(_required(v.low) for v in cond.variants())
+            high = max(_required(v.high) for v in cond.variants())
+            if not (_is_number(value) and float(value).is_integer() and low <= value <= high):
+                self.fail(f"if: {cond_key}={value!r} is outside its range {low}..{high}")
+            value = int(value)
+        return cond_key, value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _fits(choice: Any, current: Any) -> bool:
+    """Whether ``choice`` can replace the config's ``current`` value; bool is not an int here."""
+    if current is None:
+        return True
+    if isinstance(current, bool):
+        return isinstance(choice, bool)
+    if isinstance(current, int):
+        return isinstance(choice, int) and not isinstance(choice, bool)
+    if isinstance(current, float):
+        return _is_number(choice)
+    return type(choice) is type(current)
+
+
+def _leaf_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, value in config.items():
+        dotted = f"{prefix}{name}"
+        keys.extend(_leaf_keys(value, f"{dotted}.") if isinstance(value, Mapping) else [dotted])
+    return keys
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    matches = difflib.get_close_matches(word, list(options), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(matches)}?)" if matches else ""
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"

@@ -1,0 +1,47 @@
+"""What the terminal shows: progress on stderr, library chatter silenced (driver and trials)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+
+def setup_logging(debug: bool = False) -> None:
+    """Progress goes to stderr so stdout stays machine-readable (the final JSON line)."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+    )
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Silence chatter that is not progress: deprecation notes, progress bars, Ray banners.
+
+    Called in the driver and in every trial process."""
+    for noisy in (
+        "urllib3",
+        "filelock",
+        "alembic",
+        "httpx",
+        "git",
+        "mlflow",
+        "ray.train",
+        "ray.tune",
+    ):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

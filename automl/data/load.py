@@ -1,0 +1,207 @@
+"""Load a text-classification task: the chatterbot topics shipped in `chatterbot-corpus`
+(offline default), CSV/JSONL files, Hugging Face datasets. Bad data fails here, with the file
+and the problem named, before any model is built.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from automl.config.schema import DataConfig
+from automl.data.split import stratified_sample, stratified_split
+from automl.data.task import DataError, LabeledTexts, TaskData
+
+log = logging.getLogger(__name__)
+
+
+def load_task_data(cfg: DataConfig) -> TaskData:
+    """Load, label-encode, cap and split the configured data."""
+    rng = np.random.default_rng(cfg.seed)
+    if cfg.source == "chatterbot_topics":
+        texts, raw_labels, where = _read_chatterbot(cfg.language)
+        val_rows = None
+    elif cfg.source in ("csv", "jsonl"):
+        texts, raw_labels, where = _read_file(Path(cfg.path), cfg)
+        val_rows = _read_file(Path(cfg.val_path), cfg) if cfg.val_path else None
+    elif cfg.source == "hf":
+        (texts, raw_labels, where), val_rows, names = _read_hf(cfg)
+        return _assemble(texts, raw_labels, val_rows, cfg, rng, where, names)
+    else:
+        raise DataError(f"data.source: unknown source {cfg.source!r}")
+    return _assemble(texts, raw_labels, val_rows, cfg, rng, where, None)
+
+
+def _assemble(
+    texts: list[str],
+    raw_labels: list[Any],
+    val_rows: tuple[list[str], list[Any], str] | None,
+    cfg: DataConfig,
+    rng: np.random.Generator,
+    where: str,
+    names: list[str] | None,
+) -> TaskData:
+    label_names = names or _label_names(raw_labels)
+    index = {name: i for i, name in enumerate(label_names)}
+    labels = [index[str(x)] for x in raw_labels]
+    if len(set(labels)) < 2:
+        raise DataError(f"{where}: only one class ({label_names[labels[0]]!r}); need at least two")
+    if cfg.max_examples is not None and cfg.max_examples < len(texts):
+        keep = stratified_sample(labels, cfg.max_examples, rng)
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    if val_rows is not None:
+        val_texts, val_raw, val_where = val_rows
+        unknown = sorted({str(x) for x in val_raw} - set(index))
+        if unknown:
+            raise DataError(f"{val_where}: labels not in the training data: {unknown[:5]}")
+        train = LabeledTexts(texts, labels)
+        val = LabeledTexts(val_texts, [index[str(x)] for x in val_raw])
+    else:
+        train, val = stratified_split(texts, labels, cfg.val_fraction, rng, where)
+    return TaskData(train, val, label_names, where)
+
+
+def _label_names(raw_labels: Sequence[Any]) -> list[str]:
+    """Sorted label names; integer labels keep numeric order so 0..k-1 stay 0..k-1."""
+    distinct = {str(x) for x in raw_labels}
+    if all(_is_int(x) for x in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def _is_int(value: str) -> bool:
+    try:
+        int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _chatterbot_dir(language: str) -> Path:
+    import chatterbot_corpus
+
+    folder = Path(chatterbot_corpus.__file__).parent / "data" / language
+    if not folder.is_dir():
+        raise DataError(f"chatterbot-corpus: no language folder {language!r} (data.language)")
+    return folder
+
+
+def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
+    """Every utterance of every topic file; the label is the topic file's name."""
+    folder = _chatterbot_dir(language)
+    texts: list[str] = []
+    labels: list[str] = []
+    blank = 0
+    for path in sorted(folder.glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for conversation in doc.get("conversations", []):
+            for utterance in conversation:
+                if not isinstance(utterance, str) or not utterance.strip():
+                    blank += 1  # the corpus has a few blank answers; they carry no topic
+                    continue
+                texts.append(utterance.strip())
+                labels.append(path.stem)
+    log.debug("chatterbot %s: %d utterances, %d blank skipped", language, len(texts), blank)
+    return texts, labels, f"chatterbot-corpus/{language}"
+
+
+def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    rows = _csv_rows(path) if cfg.source == "csv" else _jsonl_rows(path)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    for column in (cfg.text_column, cfg.label_column):
+        if column not in rows[0]:
+            have = ", ".join(map(str, rows[0].keys()))
+            raise DataError(f"{path}: no column {column!r} (columns: {have})")
+    texts, labels = [], []
+    for number, row in enumerate(rows, start=1):
+        text, label = row.get(cfg.text_column), row.get(cfg.label_column)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{path}: row {number}: empty text in column {cfg.text_column!r}")
+        if label is None or str(label).strip() == "":
+            raise DataError(f"{path}: row {number}: missing label in column {cfg.label_column!r}")
+        texts.append(text.strip())
+        labels.append(str(label).strip())
+    return texts, labels, str(path)
+
+
+def _csv_rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's byte-order mark
+        return list(csv.DictReader(handle))
+
+
+def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}: line {number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {number}: expected a JSON object")
+            rows.append(row)
+    return rows
+
+
+def _read_hf(
+    cfg: DataConfig,
+) -> tuple[tuple[list[str], list[Any], str], tuple[list[str], list[Any], str] | None, list[str]]:
+    """A Hugging Face dataset: a hub name (online) or a folder written by `save_to_disk`."""
+    import datasets
+
+    def split(name: str) -> tuple[list[str], list[Any], str, Any]:
+        where = f"{cfg.hf_name}[{name}]"
+        try:
+            if Path(cfg.hf_name).is_dir():
+                loaded = datasets.load_from_disk(cfg.hf_name)
+                if isinstance(loaded, datasets.DatasetDict):
+                    ds = loaded[name]
+                elif name == cfg.hf_train_split:
+                    ds = loaded  # a single saved Dataset is the train split, and only that
+                else:
+                    raise KeyError(name)
+            else:
+                ds = datasets.load_dataset(cfg.hf_name, cfg.hf_config, split=name)
+        except KeyError:
+            raise DataError(f"{where}: no split {name!r}") from None
+        except Exception as err:  # network, unknown dataset, bad config: one line, the cause
+            raise DataError(f"{where}: cannot load ({type(err).__name__}: {err})") from None
+        for column in (cfg.text_column, cfg.label_column):
+            if column not in ds.column_names:
+                have = ", ".join(ds.column_names)
+                raise DataError(f"{where}: no column {column!r} (columns: {have})")
+        texts = [str(t).strip() for t in ds[cfg.text_column]]
+        for number, text in enumerate(texts, start=1):
+            if not text:
+                raise DataError(f"{where}: row {number}: empty text in column {cfg.text_column!r}")
+        return texts, list(ds[cfg.label_column]), where, ds.features[cfg.label_column]
+
+    def named(ids: list[Any], where: str) -> list[Any]:
+        """ClassLabel ids -> the dataset's own names; -1 (unlabelled rows) is an error."""
+        if not names:
+            return ids
+        for number, x in enumerate(ids, start=1):
+            if not 0 <= int(x) < len(names):
+                raise DataError(f"{where}: row {number}: label {x} is not a class id (unlabelled?)")
+        return [names[int(x)] for x in ids]
+
+    texts, labels, where, feature = split(cfg.hf_train_split)
+    names = list(getattr(feature, "names", []) or [])
+    labels = named(labels, where)
+    val = None
+    if cfg.hf_val_split:
+        vt, vl, vwhere, _ = split(cfg.hf_val_split)
+        val = (vt, named(vl, vwhere), vwhere)
+    return (texts, labels, where), val, names or _label_names(labels)

@@ -1,0 +1,54 @@
+"""Tokenize once in the driver; trials share the result through Ray's object store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from automl.data.task import DataError, LabeledTexts, TaskData
+
+
+@dataclass
+class TokenizedSplit:
+    input_ids: list[list[int]]
+    labels: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self))
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass
+class PreparedData:
+    """Tokenized once in the driver and shared with every trial (Ray's object store)."""
+
+    train: TokenizedSplit
+    val: TokenizedSplit
+    label_names: list[str]
+    pad_token_id: int
+    description: str
+    val_texts: list[str]  # kept so an exported model can be re-evaluated through a pipeline
+
+
+def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
+    """Tokenize both splits once (no padding: batches are padded to their own longest row)."""
+
+    def encode(split: LabeledTexts) -> TokenizedSplit:
+        ids = tokenizer(split.texts, truncation=True, max_length=max_length)["input_ids"]
+        return TokenizedSplit(list(ids), np.asarray(split.labels, dtype=np.int64))
+
+    if tokenizer.pad_token_id is None:
+        raise DataError("tokenizer has no pad token; set one before tokenizing")
+    return PreparedData(
+        train=encode(task.train),
+        val=encode(task.val),
+        label_names=task.label_names,
+        pad_token_id=int(tokenizer.pad_token_id),
+        description=task.description,
+        val_texts=task.val.texts,
+    )

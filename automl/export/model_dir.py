@@ -1,0 +1,81 @@
+"""Export a trial's best checkpoint as a plain `transformers` model folder, atomically.
+
+The folder loads as it is with `AutoModelForSequenceClassification.from_pretrained` and
+`pipeline("text-classification")`: LoRA merged into the base weights (safetensors only), the
+tokenizer, label names, a model card and a provenance file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from automl.config.resolve import as_dict
+from automl.config.schema import Config
+from automl.export.card import model_card
+from automl.model.build import build_model
+from automl.model.load import load_tokenizer
+from automl.model.state import merged_for_export
+from automl.provenance import redact
+from automl.train.checkpoint import load_best
+
+log = logging.getLogger(__name__)
+
+
+def export_checkpoint(
+    conf: Config,
+    checkpoint_dir: Path,
+    out_dir: Path,
+    *,
+    label_names: list[str],
+    provenance: dict[str, Any],
+) -> Path:
+    """Rebuild the trial's model, load its checkpoint, merge LoRA, and write `out_dir` atomically.
+
+    Written to a temporary sibling and renamed into place, so a crash never leaves a half-written
+    folder and exporting twice gives the same result.
+    """
+    from transformers import set_seed
+
+    set_seed(
+        conf.train.seed
+    )  # frozen weights of a randomly initialised (tiny) model match the trial's
+    tokenizer = load_tokenizer(conf.model)
+    tokenizer.model_max_length = conf.model.max_length  # pipelines truncate as training did
+    model, info = build_model(conf.model, conf.peft, label_names, int(tokenizer.pad_token_id))
+    progress = load_best(model, checkpoint_dir)
+    merged = merged_for_export(model)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)  # type: ignore[operator]
+    tokenizer.save_pretrained(tmp)
+    for stray in tmp.glob("*.bin"):  # safetensors only: never ship pickled weights
+        stray.unlink()
+    full_provenance = {
+        **provenance,
+        "checkpoint_epoch": progress.best_epoch,
+        "trainable_params": info.trainable_params,
+        "total_params": info.total_params,
+        "base_model": info.source,
+        "config": as_dict(conf),
+    }
+    # redact: a tracking URI in the config may carry a password, and this file gets shared
+    (tmp / "provenance.json").write_text(redact(json.dumps(full_provenance, indent=2, default=str)))
+    (tmp / "README.md").write_text(model_card(conf, full_provenance, label_names))
+    _swap_into_place(tmp, out_dir)
+    log.info("exported %s", out_dir)
+    return out_dir
+
+
+def _swap_into_place(tmp: Path, out_dir: Path) -> None:
+    old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if out_dir.exists():
+        out_dir.rename(old)
+    tmp.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""Rebuild an export from a finished sweep's kept checkpoint (the best trial, or a named one)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from automl.config.resolve import from_dict
+
+
+class ExportError(ValueError):
+    """The sweep folder or trial cannot be exported; one line naming what is missing."""
+
+
+def find_checkpoint(row: dict[str, Any]) -> Path:
+    """The trial's surviving checkpoint folder (recorded in summary.json)."""
+    folder = Path(row.get("checkpoint") or "")
+    if not row.get("checkpoint") or not folder.is_dir():
+        raise ExportError(
+            f"trial {row['trial_id']}: its checkpoint is gone "
+            "(only the best trial's is kept unless sweep.keep_checkpoints=true)"
+        )
+    return folder
+
+
+def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
+    from automl.export.model_dir import export_checkpoint
+    from automl.provenance import sweep_provenance
+    from automl.search.trial import trial_config
+
+    summary_path, config_path = sweep_dir / "summary.json", sweep_dir / "config.json"
+    for path in (summary_path, config_path):
+        if not path.is_file():
+            raise ExportError(f"{path}: not found (is {sweep_dir} a finished sweep's folder?)")
+    summary: dict[str, Any] = json.loads(summary_path.read_text())
+    base = json.loads(config_path.read_text())
+    trial_id = trial_id or summary.get("best_trial") or ""
+    rows = {row["trial_id"]: row for row in summary["trials"]}
+    if trial_id not in rows:
+        raise ExportError(f"{summary_path}: no trial {trial_id!r} (trials: {', '.join(rows)})")
+    row = rows[trial_id]
+    conf = from_dict(base)
+    checkpoint = find_checkpoint(row)
+    provenance = sweep_provenance(
+        conf,
+        trial_id,
+        row["best_value"],
+        row["params"],
+        summary["num_trials"],
+        summary.get("data", ""),
+    )
+    return export_checkpoint(
+        trial_config(base, row["params"]),
+        checkpoint,
+        out_dir or sweep_dir / "best",
+        label_names=summary["label_names"],
+        provenance=provenance,
+    )

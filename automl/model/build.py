@@ -1,0 +1,133 @@
+"""Build the classifier: base model, frozen-layer depth, LoRA adapters (peft), parameter counts.
+
+Frozen depth k freezes the embeddings and the bottom k transformer blocks. LoRA adapters go only
+on the blocks above them; LoRA rank 0 means full fine-tuning of those blocks. The classification
+head is always trainable.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+from automl.config.schema import ModelConfig, PeftConfig
+from automl.model.load import ModelError, ModelInfo, _tiny_config, model_location
+
+log = logging.getLogger(__name__)
+
+
+def build_model(
+    cfg: ModelConfig, peft_cfg: PeftConfig, label_names: list[str], pad_token_id: int
+) -> tuple[nn.Module, ModelInfo]:
+    """Base model with a fresh classification head, then freezing and LoRA as configured."""
+    from transformers import AutoModelForSequenceClassification
+    from transformers import logging as hf_logging
+
+    id2label = dict(enumerate(label_names))
+    label2id = {name: i for i, name in id2label.items()}
+    if cfg.source == "tiny":
+        config = _tiny_config(cfg, 30522, len(label_names), pad_token_id)
+        config.id2label, config.label2id = id2label, label2id
+        model = AutoModelForSequenceClassification.from_config(config)
+        source = f"tiny-{cfg.tiny_arch}"
+    else:
+        source = model_location(cfg)
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected
+        hf_logging.disable_progress_bar()
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                num_labels=len(label_names),
+                id2label=id2label,
+                label2id=label2id,
+                trust_remote_code=cfg.trust_remote_code,
+                ignore_mismatched_sizes=True,
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    model.config.pad_token_id = pad_token_id
+    blocks_name, blocks = find_blocks(model)
+    depth = peft_cfg.frozen_layers
+    if depth > len(blocks):
+        raise ModelError(
+            f"peft.frozen_layers: {depth} is more than the model's {len(blocks)} transformer blocks"
+        )
+    if peft_cfg.lora_rank > 0 and depth < len(blocks):
+        model = apply_lora(model, peft_cfg, depth, len(blocks))
+    elif peft_cfg.lora_rank > 0:  # every block frozen: nothing to adapt, only the head trains
+        for p in model.base_model.parameters():
+            p.requires_grad_(False)
+    else:
+        freeze_bottom(model, depth)
+    trainable, total = count_parameters(model)
+    log.debug("blocks at %s: %d; trainable %d / %d", blocks_name, len(blocks), trainable, total)
+    return model, ModelInfo(source, len(blocks), trainable, total)
+
+
+def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The transformer block list, found generically: the ModuleList of identical modules that
+    holds the most parameters (encoder.layer in BERT/RoBERTa, transformer.layer in DistilBERT,
+    transformer.h in GPT-2, model.layers in Llama-style models)."""
+    best: tuple[str, nn.ModuleList] | None = None
+    best_size = -1
+    for name, module in model.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        if len({type(m) for m in module}) != 1:
+            continue
+        size = sum(p.numel() for p in module.parameters())
+        if size > best_size:
+            best, best_size = (name, module), size
+    if best is None:
+        raise ModelError(f"model: no transformer block list found in {type(model).__name__}")
+    return best
+
+
+def freeze_bottom(model: nn.Module, depth: int) -> None:
+    """Freeze the embeddings and the bottom `depth` blocks.
+
+    'Embeddings' are the base-model parameters registered before the block list: the token,
+    position and type embeddings and their norm, whatever the architecture calls them. Layers
+    after the blocks (pooler, final norm) stay trainable with the blocks above the frozen ones.
+    """
+    blocks_name, blocks = find_blocks(model)
+    if depth == 0:
+        return
+    frozen_blocks = {id(p) for block in list(blocks)[:depth] for p in block.parameters()}
+    block_params = {id(p) for p in blocks.parameters()}
+    seen_blocks = False
+    for name, param in model.named_parameters():
+        if id(param) in block_params:
+            seen_blocks = True
+            if id(param) in frozen_blocks:
+                param.requires_grad_(False)
+        elif not seen_blocks and not name.startswith(blocks_name):
+            param.requires_grad_(False)  # embeddings: everything feeding the first block
+
+
+def apply_lora(model: nn.Module, peft_cfg: PeftConfig, depth: int, num_blocks: int) -> nn.Module:
+    """LoRA adapters on the unfrozen blocks only; peft freezes the rest but the head."""
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    rank = peft_cfg.lora_rank
+    alpha = peft_cfg.lora_alpha if peft_cfg.lora_alpha is not None else 2 * rank
+    lora = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=peft_cfg.lora_rank,
+        lora_alpha=alpha,  # type: ignore[arg-type]  # peft accepts floats (scaling = alpha / r)
+        lora_dropout=peft_cfg.lora_dropout,
+        target_modules=list(peft_cfg.target_modules) if peft_cfg.target_modules else None,
+        layers_to_transform=list(range(depth, num_blocks)) if depth else None,
+    )
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as err:
+        raise ModelError(f"peft.target_modules: {str(err).splitlines()[0]}") from None
+
+
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

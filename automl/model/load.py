@@ -1,0 +1,130 @@
+"""Where a model comes from (a packaged folder, the hub or a folder, a tiny config), its
+tokenizer, and checks that need only its config.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automl.config.schema import Config, ModelConfig
+
+
+class ModelError(ValueError):
+    """Unusable model setting; the message is one line naming the model and the problem."""
+
+
+@dataclass
+class ModelInfo:
+    source: str  # the folder or hub id the weights came from ("tiny-bert" for random ones)
+    num_blocks: int
+    trainable_params: int
+    total_params: int
+
+
+def model_location(cfg: ModelConfig) -> str:
+    """The folder or hub id for `from_pretrained` (the tokenizer's, for tiny models)."""
+    if cfg.source == "pretrained":
+        return cfg.name_or_path
+    try:
+        package = importlib.import_module(cfg.package)
+    except ImportError:
+        raise ModelError(
+            f"model.package: cannot import {cfg.package!r} (is it installed?)"
+        ) from None
+    getter = getattr(package, "get_model_path", None)
+    folder = Path(getter()) if callable(getter) else Path(package.__file__ or "").parent / "model"
+    if not (folder / "config.json").is_file():
+        raise ModelError(f"model.package: {cfg.package!r} ships no model folder at {folder}")
+    return str(folder)
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1
+
+
+def load_model_config(cfg: ModelConfig) -> Any:
+    """The transformers config only (no weights): cheap validation before any compute."""
+    from transformers import AutoConfig
+
+    if cfg.source == "tiny":
+        return _tiny_config(cfg, vocab_size=30522, num_labels=2, pad_token_id=0)
+    where = model_location(cfg)
+    if cfg.source == "pretrained" and _looks_like_path(where):
+        folder = Path(where).expanduser()
+        if not folder.is_dir():
+            raise ModelError(f"model.name_or_path: {where}: no such folder")
+        if not (folder / "config.json").is_file():
+            raise ModelError(
+                f"model.name_or_path: {where}: no config.json (not a transformers model folder)"
+            )
+    try:
+        return AutoConfig.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
+    except Exception as err:  # offline hub id, typo, remote code refused: one line, the cause
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"model.name_or_path: cannot load {where!r}: {first}") from None
+
+
+def num_blocks_of(model_config: Any) -> int:
+    """Transformer block count from a config (transformers maps n_layer/n_layers to this name)."""
+    count = getattr(model_config, "num_hidden_layers", None)
+    if not isinstance(count, int):
+        raise ModelError(f"model: cannot tell the block count of a {type(model_config).__name__}")
+    return count
+
+
+def load_tokenizer(cfg: ModelConfig) -> Any:
+    """The tokenizer, with a pad token (GPT-style tokenizers ship without one)."""
+    from transformers import AutoTokenizer
+
+    where = model_location(cfg) if cfg.source != "tiny" else model_location(_tokenizer_source(cfg))
+    tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def _tokenizer_source(cfg: ModelConfig) -> ModelConfig:
+    """Tiny models borrow the packaged MiniLM tokenizer, so they need no download."""
+    return ModelConfig(source="package", package=cfg.package)
+
+
+def _tiny_config(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_token_id: int) -> Any:
+    from transformers import BertConfig, GPT2Config
+
+    if cfg.tiny_arch == "gpt2":
+        return GPT2Config(  # type: ignore[call-arg]
+            vocab_size=vocab_size,
+            n_positions=max(cfg.max_length, 64),
+            n_embd=cfg.tiny_hidden,
+            n_layer=cfg.tiny_layers,
+            n_head=cfg.tiny_heads,
+            n_inner=cfg.tiny_intermediate,
+            num_labels=num_labels,
+            pad_token_id=pad_token_id,
+            bos_token_id=None,  # GPT-2's ids (50256) are outside the borrowed BERT vocabulary
+            eos_token_id=None,
+        )
+    return BertConfig(  # type: ignore[call-arg]
+        vocab_size=vocab_size,
+        hidden_size=cfg.tiny_hidden,
+        num_hidden_layers=cfg.tiny_layers,
+        num_attention_heads=cfg.tiny_heads,
+        intermediate_size=cfg.tiny_intermediate,
+        max_position_embeddings=max(cfg.max_length, 64),
+        num_labels=num_labels,
+        pad_token_id=pad_token_id,
+    )
+
+
+def check_model(conf: Config) -> int:
+    """Validate the model settings from its config alone (no weights); return its block count."""
+    blocks = num_blocks_of(load_model_config(conf.model))
+    if conf.peft.frozen_layers > blocks:
+        raise ModelError(
+            f"peft.frozen_layers: {conf.peft.frozen_layers} is more than "
+            f"the model's {blocks} blocks"
+        )
+    return blocks

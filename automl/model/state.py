@@ -1,0 +1,34 @@
+"""Only what training changes: trainable tensors in and out of checkpoints, and the merged
+model for export.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from automl.model.load import ModelError
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of the trainable parameters: small for LoRA, and all a checkpoint needs."""
+    return {
+        n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise ModelError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]} ...")
+
+
+def merged_for_export(model: nn.Module) -> nn.Module:
+    """A plain transformers model: LoRA folded into the base weights, the peft wrapper gone."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model

@@ -1,0 +1,74 @@
+"""Where a result came from: package versions, git commit, the provenance of an exported model,
+and secrets kept out of everything logged."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from importlib import metadata
+from typing import Any
+
+from automl.config.schema import PROJECT_ROOT, Config
+
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "optuna",
+    "ray",
+    "mlflow",
+    "hydra-core",
+    "finetune-automl",
+)
+
+
+_SECRET = re.compile(r"(?<=://)([^/@:]+):([^/@]+)@")
+
+
+def redact(text: str) -> str:
+    """Hide passwords inside URIs (user:password@host) before anything is logged."""
+    return _SECRET.sub(r"\1:***@", text)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def sweep_provenance(
+    conf: Config, trial_id: str, value: float | None, params: dict[str, Any], n: int, data: str
+) -> dict[str, Any]:
+    """Where an exported model came from (model card + provenance.json)."""
+    return {
+        "sweep": conf.sweep.name,
+        "trial_id": trial_id,
+        "metric": conf.sweep.metric,
+        "best_value": value,
+        "hyperparameters": params,
+        "num_trials": n,
+        "sampler": conf.sampler.name,
+        "pruner": conf.pruner.name,
+        "search_space": conf.search_space,
+        "data": data,
+        "git_commit": git_commit(),
+        "versions": package_versions(),
+    }

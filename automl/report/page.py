@@ -1,0 +1,170 @@
+"""`automl-report`: an offline HTML report of a finished sweep, built from its summary.json.
+
+automl-report outputs/smoke                                 # -> outputs/smoke/report/index.html
+automl-report outputs/smoke --tracking-uri sqlite:///mlflow.db   # and log it to the sweep's run
+
+The report is one HTML page and a few PNGs beside it (no JavaScript, no CDN: it opens offline):
+the trial table, the optimization history, Optuna's hyperparameter importance (from the study's
+journal), learning curves, parallel coordinates and the generalization gap. `automl-sweep` writes
+it at the end of every sweep and logs it to the sweep's MLflow parent run under `report/`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from automl.report.importance import plot_importance
+from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
+
+log = logging.getLogger("automl.report")
+
+
+REPORT_DIR = "report"
+
+
+class ReportError(Exception):
+    """The folder is not a finished sweep (one line, for the CLI)."""
+
+
+def load_summary(out_dir: Path) -> dict[str, Any]:
+    """The sweep's summary.json, checked enough to draw from."""
+    path = out_dir / "summary.json"
+    if not out_dir.is_dir():
+        raise ReportError(f"{out_dir}: no such folder")
+    if not path.is_file():
+        raise ReportError(f"{out_dir}: not a finished sweep (no summary.json)")
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ReportError(f"{path}: unreadable ({err})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("trials"), list):
+        raise ReportError(f"{path}: not a sweep summary (no trials)")
+    for key in ("sweep", "metric", "mode"):
+        if key not in summary:
+            raise ReportError(f"{path}: not a sweep summary (no {key!r})")
+    return summary
+
+
+def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
+    """Write `<out_dir>/report/index.html` and its PNGs; log them to the tracker's parent run
+    (a `SweepTracker`) when one is given. Returns the path of index.html."""
+    out_dir = Path(out_dir).resolve()
+    summary = load_summary(out_dir)
+    report_dir = out_dir / REPORT_DIR
+    report_dir.mkdir(parents=True, exist_ok=True)
+    plots = [
+        plot_history(summary, report_dir / "history.png"),
+        plot_importance(summary, out_dir, report_dir / "importance.png"),
+        plot_curves(summary, report_dir / "learning_curves.png"),
+        plot_parallel(summary, report_dir / "parallel_coordinates.png"),
+        plot_gap(summary, report_dir / "generalization_gap.png"),
+    ]
+    index = report_dir / "index.html"
+    tmp = report_dir / ".index.html.tmp"
+    tmp.write_text(render_html(summary, plots))
+    tmp.replace(index)  # never half-written
+    log.info("report: %s", index)
+    if tracker is not None:
+        tracker.log_artifact(report_dir, REPORT_DIR)
+    return index
+
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222;
+       padding: 0 1em; }
+h1 { margin-bottom: 0.2em; } .meta { color: #555; margin-top: 0; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th { background: #f0f0f0; }
+td.id, td.status { text-align: left; font-family: monospace; white-space: nowrap; }
+.badge { font-family: sans-serif; font-size: 0.75em; font-weight: bold; color: white;
+         background: #888; border-radius: 3px; padding: 1px 4px; }
+tr.pruned_overfit .badge { background: #c00; } tr.stopped_early .badge { background: #d70; }
+tr.best { background: #e6f4e6; font-weight: bold; }
+tr.pruned_overfit td.status { color: #b00; } tr.pruned_overfit { background: #fbeaea; }
+tr.stopped_early td.status { color: #b60; } tr.stopped_early { background: #fdf3e6; }
+tr.failed { background: #eee; color: #777; }
+img { max-width: 100%; border: 1px solid #eee; }
+.note { background: #fff8dc; border-left: 4px solid #e0c050; padding: 0.5em 1em; }
+.caption { color: #555; font-size: 0.9em; }
+"""
+
+
+BADGES = {"pruned_overfit": "PRUNED", "stopped_early": "STOPPED", "failed": "FAILED"}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge">{BADGES[status]}</span> ' if status in BADGES else ""
+
+
+def trial_table(summary: dict[str, Any]) -> str:
+    """One row per trial; the best marked ★, pruned / stopped / failed marked and tinted."""
+    metric, best = summary["metric"], summary.get("best_trial")
+    keys = sorted({k for r in summary["trials"] for k in r["params"]})
+    head = ["trial", "status", f"best {metric}", "best epoch", "epochs run", "wall s", *keys]
+    lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    for row in summary["trials"]:
+        status = row["status"]
+        classes = [status] + (["best"] if row["trial_id"] == best else [])
+        star = " ★" if row["trial_id"] == best else ""
+        reason = html.escape(row.get("reason") or "", quote=True)
+        cells = [
+            f'<td class="id">{html.escape(row["trial_id"])}{star}</td>',
+            f'<td class="status" title="{reason}">{_badge(status)}{html.escape(status)}</td>',
+            f"<td>{_fmt(row['best_value'])}</td>",
+            f"<td>{_fmt(row['best_epoch'])}</td>",
+            f"<td>{_fmt(row['epochs_run'])}</td>",
+            f"<td>{row['wall_s']:.1f}</td>",
+            *(f"<td>{html.escape(_fmt(row['params'].get(k)))}</td>" for k in keys),
+        ]
+        lines.append(f'<tr class="{" ".join(classes)}">' + "".join(cells) + "</tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def render_html(summary: dict[str, Any], plots: Sequence[Plot]) -> str:
+    e = html.escape
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.get("statuses", {}).items()))
+    best = summary.get("best_trial")
+    meta = (
+        f"objective: {summary['mode']} {summary['metric']} (each trial scored by its best epoch)"
+        f" · {summary.get('num_trials', len(summary['trials']))} trials ({statuses})"
+        f" · {summary.get('wall_s', '?')} s"
+    )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Sweep {e(summary['sweep'])}</title><style>{CSS}</style></head><body>",
+        f"<h1>Sweep {e(summary['sweep'])}</h1>",
+        f'<p class="meta">{e(meta)}<br>data: {e(str(summary.get("data", "?")))}</p>',
+        f"<p><b>Best:</b> trial {e(str(best))}, {e(summary['metric'])} = "
+        f"{e(_fmt(summary.get('best_value')))} at epoch {e(_fmt(summary.get('best_epoch')))}; "
+        f"exported to {e(str(summary.get('export_dir')))}</p>",
+        "<h2>Trials</h2>",
+        trial_table(summary),
+        '<p class="caption">★ best trial (its checkpoint is the exported model) · PRUNED: '
+        "stopped for overfitting · STOPPED: stopped early (ASHA or the time budget) · FAILED: "
+        "an error or a diverged loss; hover a status for the reason.</p>",
+    ]
+    for plot in plots:
+        parts.append(f"<h2>{e(plot.title)}</h2>")
+        if plot.file:
+            parts.append(f'<img src="{e(plot.file)}" alt="{e(plot.title)}">')
+            parts.append(f'<p class="caption">{e(plot.caption)}</p>')
+        if plot.note:
+            parts.append(f'<p class="note">{e(plot.note)}</p>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,205 @@
+"""Driver-side Ray Tune callback: trial records, live progress, statuses, and MLflow writes.
+
+Every trial ends with a status saying why: `completed`, `pruned_overfit` (the overfit stopper),
+`stopped_early` (ASHA or the time budget stopped it before its last epoch), or `failed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from automl.search.stopping import OverfitStopper
+from automl.search.trial import overrides_from_trial
+from automl.tracking.runs import SweepTracker
+from automl.train import checkpoint
+from automl.train.loop import is_better
+
+log = logging.getLogger("automl.sweep")
+
+EPOCH_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "train_samples_per_s")
+
+
+@dataclass
+class TrialRecord:
+    trial_id: str
+    params: dict[str, Any]
+    status: str = "running"
+    reason: str = ""
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_value: float | None = None
+    best_epoch: int = 0
+    started: float = field(default_factory=time.time)
+    wall_s: float = 0.0
+    node_ip: str = ""
+    node_id: str = ""  # Ray's node id: tells apart nodes that share an IP
+    gpu_ids: str = ""
+    trainable_params: int = 0
+    checkpoint: str = ""  # folder of its latest checkpoint (which holds its best weights)
+    retries: int = 0  # times it failed and was restarted from its checkpoint
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    def row(self) -> dict[str, Any]:
+        """One row of summary.json."""
+        out = asdict(self)
+        out.pop("started")
+        out["epochs_run"] = self.epochs_run
+        return out
+
+
+class SweepCallback(Callback):
+    """Keeps a record per trial and mirrors it to MLflow (the driver is the only writer)."""
+
+    def __init__(
+        self,
+        *,
+        metric: str,
+        mode: str,
+        default_epochs: int,
+        tracker: SweepTracker | None,
+        stopper: OverfitStopper | None,
+        previous: list[TrialRecord] | None = None,
+    ) -> None:
+        self.metric, self.mode = metric, mode
+        self.default_epochs = default_epochs
+        self.tracker = tracker
+        self.stopper = stopper
+        # trials of earlier rounds of the same sweep (an extended sweep) come first
+        self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
+
+    # Ray calls these in the driver ------------------------------------------------------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        log.info("trial %s started: %s", trial.trial_id, _fmt_params(record.params))
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        record = self._record(trial)
+        epoch = int(result.get("epoch", len(record.history) + 1))
+        record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
+        record.history.append({k: float(result[k]) for k in EPOCH_KEYS if k in result})
+        record.node_ip = str(result.get("node_ip", record.node_ip))
+        record.node_id = str(result.get("node_id", record.node_id))
+        record.gpu_ids = str(result.get("gpu_ids", record.gpu_ids))
+        record.trainable_params = int(result.get("trainable_params", record.trainable_params))
+        value = float(result[self.metric])
+        if is_better(value, record.best_value, self.mode):
+            record.best_value, record.best_epoch = value, epoch
+        if self.tracker is not None:
+            self.tracker.log_epoch(trial.trial_id, result)
+        log.info(
+            "trial %s epoch %d/%d: %s %.4f (best %.4f)  train_loss %.4f  val_loss %.4f",
+            trial.trial_id, epoch, self._planned_epochs(record), self.metric, value,
+            record.best_value if record.best_value is not None else float("nan"),
+            result.get("train_loss", float("nan")), result.get("val_loss", float("nan")),
+        )  # fmt: skip
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.checkpoint = _slim_checkpoint(trial)
+        reason = self.stopper.reason(trial.trial_id) if self.stopper else None
+        if reason:
+            record.status, record.reason = "pruned_overfit", reason
+        elif record.epochs_run < self._planned_epochs(record):
+            record.status = "stopped_early"
+            record.reason = (
+                f"stopped after {record.epochs_run} of {self._planned_epochs(record)} epochs"
+            )
+        else:
+            record.status = "completed"
+        self._finish(record)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.retries += 1
+        log.warning(
+            "trial %s failed (%s); retry %d from its last checkpoint",
+            trial.trial_id, _error_line(trial), record.retries,
+        )  # fmt: skip
+        if self.tracker is not None:
+            self.tracker.tag_trial(trial.trial_id, {"retries": str(record.retries)})
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        record = self._record(trial)
+        record.checkpoint = _slim_checkpoint(trial)
+        record.status, record.reason = "failed", _error_line(trial)
+        self._finish(record)
+
+    # Ray saves this with the experiment, so a resumed sweep keeps the records of ended trials
+    def get_state(self) -> dict[str, Any]:
+        return {"records": [asdict(r) for r in self.records.values()]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.records.update({r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])})
+
+    # helpers ----------------------------------------------------------------------------------
+    def _record(self, trial: Any) -> TrialRecord:
+        record = self.records.get(trial.trial_id)
+        if record is None:
+            params = overrides_from_trial(dict(trial.config))
+            record = self.records[trial.trial_id] = TrialRecord(trial.trial_id, params)
+            if self.tracker is not None:
+                self.tracker.child(trial.trial_id, params)
+        return record
+
+    def _planned_epochs(self, record: TrialRecord) -> int:
+        return int(record.params.get("train.epochs", self.default_epochs))
+
+    def _finish(self, record: TrialRecord) -> None:
+        record.wall_s = round(time.time() - record.started, 2)
+        log.info(
+            "trial %s %s: best %s %s at epoch %d, %d epochs, %.1f s%s",
+            record.trial_id, record.status, self.metric,
+            f"{record.best_value:.4f}" if record.best_value is not None else "-",
+            record.best_epoch, record.epochs_run, record.wall_s,
+            f" ({record.reason})" if record.reason else "",
+        )  # fmt: skip
+        if self.tracker is None:
+            return
+        summary = {
+            f"best_{self.metric}": record.best_value,
+            "best_epoch": record.best_epoch,
+            "epochs_run": record.epochs_run,
+            "wall_s": record.wall_s,
+            "trainable_params": record.trainable_params,
+        }
+        tags = {"node_ip": record.node_ip, "node_id": record.node_id, "gpu_ids": record.gpu_ids}
+        if record.reason:
+            tags["status_reason"] = record.reason
+        self.tracker.end_trial(record.trial_id, record.status, summary, tags)
+
+
+def _slim_checkpoint(trial: Any) -> str:
+    """A finished trial keeps only its best weights; returns the checkpoint folder ("" if none)."""
+    latest = getattr(trial, "checkpoint", None)
+    if latest is None or not Path(latest.path).is_dir():
+        return ""
+    checkpoint.slim(Path(latest.path))
+    return str(latest.path)
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+        for k, v in params.items()
+    )
+
+
+def _error_line(trial: Any) -> str:
+    """The last line of the trial's error (the exception), for statuses and MLflow tags."""
+    path = getattr(trial, "error_file", None)
+    text = ""
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace")
+    text = text or str(getattr(trial, "error_msg", "") or "")
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "error"

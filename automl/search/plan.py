@@ -1,0 +1,161 @@
+"""The sweep's plan: every input checked and every decision made before any compute.
+
+Model, search space, tracking URI, storage and resources are validated here, so a bad value is
+one line naming the culprit and nothing is written; `sweep.dry_run=true` prints the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automl.config.resolve import as_dict
+from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError
+from automl.config.search_space import SearchSpace, load_search_space
+from automl.model.load import check_model
+from automl.provenance import redact
+from automl.search.resources import pick_gpu_share, sweep_estimate
+from automl.tracking.uri import check_reachable, tracking_uri
+
+log = logging.getLogger("automl.sweep")
+
+
+@dataclass
+class SweepPlan:
+    """Everything decided and validated before any compute."""
+
+    conf: Config
+    space: SearchSpace
+    num_blocks: int
+    out_dir: Path
+    storage: Path
+    tracking_uri: str | None
+    gpus_per_trial: float
+    max_epochs: int
+
+    def describe(self) -> str:
+        s = self.conf.sweep
+        lines = [
+            f"sweep {s.name}: {s.num_samples} trials, at most {s.max_concurrent} at once"
+            + (f", time budget {s.time_budget_s:.0f} s" if s.time_budget_s else ""),
+            f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)",
+            f"  model: {model_name(self.conf)} ({self.num_blocks} blocks);"
+            f" data: {self.conf.data.source}",
+            f"  sampler: {self.conf.sampler.name} (seed {self.conf.sampler.seed}); "
+            f"pruner: {self.conf.pruner.name}",
+            f"  resources per trial: {self.conf.resources.cpus_per_trial} CPU, "
+            f"{self.gpus_per_trial} GPU",
+            f"  search space {self.space.path}:",
+            *(f"    {p.key}: {_describe_param(p)}" for p in self.space.params),
+            f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
+            + (redact(self.tracking_uri) if self.tracking_uri else "off"),
+        ]
+        return "\n".join(lines)
+
+
+def model_name(conf: Config) -> str:
+    """How the model is shown in plans and MLflow params."""
+    if conf.model.source == "tiny":
+        return f"tiny-{conf.model.tiny_arch}"
+    return conf.model.name_or_path or conf.model.package
+
+
+def _describe_param(p: Any) -> str:
+    if p.type == "categorical":
+        return f"one of {list(p.choices)}"
+    return f"{p.type} [{p.low}, {p.high}]" + (" log" if p.log else "")
+
+
+def plan_sweep(conf: Config) -> SweepPlan:
+    """Validate the model, search space, tracking URI and resources; decide where output goes."""
+    num_blocks = check_model(conf)
+    space = load_search_space(
+        conf.search_space, config=as_dict(conf), num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR
+    )
+    uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
+    if uri:
+        check_reachable(uri)
+    out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
+    storage = _storage_path(conf.paths.storage) if conf.paths.storage else out_dir / "ray"
+    gpus = conf.resources.gpus_per_trial
+    gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
+    if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none
+        need = sweep_estimate(conf, space)
+        gpus_per_trial = pick_gpu_share(need.total, conf.resources.gpu_memory_gb, cluster_gpus=1)
+        log.info("gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s", need.gib, gpus_per_trial)
+    max_epochs = (
+        int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
+    )
+    return SweepPlan(conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs)
+
+
+def _storage_path(storage: str) -> Path:
+    """A local folder or a file:// URI. Object stores (s3://, gs://) would pass the cluster check,
+    but the checkpoint cleanup and automl-export read local folders, so they are refused here."""
+    if storage.startswith("file://"):
+        return Path(storage.removeprefix("file://")).resolve()
+    if "://" in storage:
+        raise ConfigError(
+            f"config: paths.storage: {storage!r}: object-store URIs are not supported yet "
+            "(checkpoints are read back from a folder); use a shared mount with "
+            "paths.storage_shared=true"
+        )
+    return Path(storage).resolve()
+
+
+def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
+    """Connect to the configured cluster or start a local one; True only if we started it
+    (a cluster we merely connected to keeps running after the sweep). Then check the cluster
+    can run the sweep: shared storage on several nodes, GPUs for `gpus_per_trial=auto`."""
+    import ray
+
+    connected_here = not ray.is_initialized()
+    address = conf.ray.address or None
+    if connected_here:
+        ray.init(
+            # "local" always starts a new instance; None would join any cluster found running
+            address=address or "local",
+            num_cpus=conf.ray.num_cpus if address is None else None,
+            include_dashboard=False if address is None else None,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+            configure_logging=False,
+        )
+    try:
+        alive = [node for node in ray.nodes() if node.get("Alive")]
+        check_storage(conf.paths.storage, conf.paths.storage_shared, len(alive))
+        if plan is not None and conf.resources.gpus_per_trial == "auto":
+            if not ray.cluster_resources().get("GPU", 0):
+                plan.gpus_per_trial = 0.0  # nothing to share: trials train on CPUs
+        if plan is not None:
+            check_fits([n.get("Resources", {}) for n in alive], conf.resources.cpus_per_trial,
+                       plan.gpus_per_trial)  # fmt: skip
+    except BaseException:
+        if connected_here:
+            ray.shutdown()
+        raise
+    return connected_here and address is None
+
+
+def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> None:
+    """A trial that no node can hold would wait forever in Ray's queue: refuse it up front."""
+    for key, want, name in (("CPU", cpus, "cpus_per_trial"), ("GPU", gpus, "gpus_per_trial")):
+        most = max((node.get(key, 0.0) for node in nodes), default=0.0)
+        if want > most:
+            raise ConfigError(
+                f"config: resources.{name}: a trial asks for {want:g} {key} but no node of the "
+                f"cluster has more than {most:g}"
+            )
+
+
+def check_storage(storage: str | None, shared: bool, nodes: int) -> None:
+    """On several nodes, Ray's results must go where every node can reach them."""
+    if nodes <= 1 or shared or (storage and "://" in storage):
+        return
+    where = f"{storage!r} is a local path" if storage else "is unset (a local folder)"
+    raise ConfigError(
+        f"config: paths.storage: {where} but the cluster has {nodes} nodes; use a URI "
+        "(s3://, gs://, ...) or a shared mount with paths.storage_shared=true"
+    )

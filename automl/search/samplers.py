@@ -1,0 +1,45 @@
+"""Optuna samplers choose each trial's hyperparameters; Ray Tune runs the trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from automl.config.schema import ConfigError, SamplerConfig
+from automl.config.search_space import SearchSpace
+
+
+def build_sampler(cfg: SamplerConfig) -> Any:
+    """The Optuna sampler that chooses each trial's hyperparameters (seeded)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    samplers = optuna.samplers
+    if cfg.name == "tpe":
+        # multivariate + group: models parameters jointly, and handles the conditional branches
+        return samplers.TPESampler(
+            seed=cfg.seed, n_startup_trials=cfg.n_startup_trials, multivariate=True, group=True
+        )
+    if cfg.name == "random":
+        return samplers.RandomSampler(seed=cfg.seed)
+    if cfg.name == "cmaes":
+        return samplers.CmaEsSampler(seed=cfg.seed, warn_independent_sampling=False)
+    if cfg.name == "gp":
+        return samplers.GPSampler(seed=cfg.seed, n_startup_trials=cfg.n_startup_trials)
+    if cfg.name == "qmc":
+        return samplers.QMCSampler(seed=cfg.seed, warn_independent_sampling=False)
+    raise ConfigError(f"config: sampler.name: unknown sampler {cfg.name!r}")
+
+
+@dataclass(frozen=True)
+class DefineByRun:
+    """Optuna define-by-run over the search space; a picklable object, since Ray checkpoints
+    the searcher with the experiment state."""
+
+    space: SearchSpace
+
+    def __call__(self, trial: Any) -> None:
+        self.space.suggest(trial)  # Ray records the values under their Optuna names

@@ -1,0 +1,40 @@
+"""The end-of-sweep summary as a table on the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def print_table(summary: dict[str, Any], stream: Any) -> None:
+    """The end-of-sweep table: one row per trial, the best marked."""
+    metric = summary["metric"]
+    head = (
+        f"{'trial':<14}{'status':<16}{'best ' + metric:>18}{'epoch':>7}{'epochs':>8}"
+        f"{'wall s':>9}  params"
+    )
+    print("\n" + head, file=stream)
+    for row in summary["trials"]:
+        mark = " *" if row["trial_id"] == summary["best_trial"] else ""
+        value = f"{row['best_value']:.4f}" if row["best_value"] is not None else "-"
+        params = ", ".join(
+            f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+            for k, v in row["params"].items()
+        )
+        print(
+            f"{row['trial_id']:<14}{row['status']:<16}{value:>18}{row['best_epoch']:>7}"
+            f"{row['epochs_run']:>8}{row['wall_s']:>9.1f}  {params}{mark}",
+            file=stream,
+        )
+    print(
+        f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
+        f"{summary['num_trials']} trials {summary['statuses']}; {summary['wall_s']} s; "
+        f"exported to {summary['export_dir']}",
+        file=stream,
+    )
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts

@@ -1,0 +1,173 @@
+"""MLflow: one parent run per sweep, one nested child run per trial, all written from the driver.
+
+Trials never talk to MLflow themselves: many small writes from parallel workers lock a SQLite
+store, and one writer (a Ray Tune callback in the driver) does not. Child runs are found again by
+their trial id, so a resumed sweep reuses them instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from automl.provenance import redact
+
+log = logging.getLogger(__name__)
+
+
+# The MLflow UI opens an experiment with this tag on its runs table (model training) rather
+# than on the GenAI overview.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+class SweepTracker:
+    """The sweep's MLflow parent run and its children. All calls happen in the driver."""
+
+    METRIC_KEYS = (
+        "val_accuracy",
+        "val_f1",
+        "val_loss",
+        "train_loss",
+        "train_samples_per_s",
+        "epoch_s",
+    )
+
+    def __init__(self, uri: str, experiment: str, sweep: str) -> None:
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        self.sweep = sweep
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            self.experiment_id = self.client.create_experiment(experiment, tags=EXPERIMENT_KIND)
+        else:
+            self.experiment_id = found.experiment_id
+        self.parent_id = ""
+        self._children: dict[str, str] = {}
+
+    # -- the sweep ------------------------------------------------------------------------------
+    def start_sweep(self, params: dict[str, Any], tags: dict[str, str], resume: bool) -> str:
+        """Create the parent run, or reopen the latest one of this sweep when resuming."""
+        if resume:
+            runs = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.automl.sweep = '{self.sweep}' and tags.automl.role = 'sweep'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if runs:
+                self.parent_id = runs[0].info.run_id
+                self.client.update_run(self.parent_id, status="RUNNING")
+                self._children = self._existing_children()
+                return self.parent_id
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=self.sweep,
+            tags={"automl.sweep": self.sweep, "automl.role": "sweep", **tags},
+        )
+        self.parent_id = run.info.run_id
+        self.client.log_batch(
+            self.parent_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()]
+        )
+        return self.parent_id
+
+    def log_artifact_dict(self, payload: Any, name: str, run_id: str | None = None) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            text = (
+                json.dumps(payload, indent=2, default=str)
+                if name.endswith(".json")
+                else str(payload)
+            )
+            path.write_text(redact(text))
+            self.client.log_artifact(run_id or self.parent_id, str(path))
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        if path.is_dir():
+            self.client.log_artifacts(self.parent_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.parent_id, str(path), artifact_path)
+
+    def end_sweep(self, status: str, metrics: dict[str, Any], tags: dict[str, str]) -> None:
+        self.client.log_batch(
+            self.parent_id,
+            metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in _finite(metrics).items()],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+        self.client.set_terminated(self.parent_id, status=status)
+
+    # -- trials ---------------------------------------------------------------------------------
+    def _existing_children(self) -> dict[str, str]:
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'"
+        )
+        return {
+            r.data.tags["automl.trial_id"]: r.info.run_id
+            for r in runs
+            if "automl.trial_id" in r.data.tags
+        }
+
+    def child(self, trial_id: str, params: dict[str, Any]) -> str:
+        """The trial's child run: created once, found again after a resume or a retry."""
+        if trial_id in self._children:
+            return self._children[trial_id]
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=trial_id,
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "automl.sweep": self.sweep,
+                "automl.role": "trial",
+                "automl.trial_id": trial_id,
+                "status": "running",
+            },
+        )
+        self._children[trial_id] = run.info.run_id
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        return run.info.run_id
+
+    def log_epoch(self, trial_id: str, result: dict[str, Any]) -> None:
+        run_id = self._children.get(trial_id)
+        if run_id is None:
+            return
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        now = int(time.time() * 1000)
+        values = _finite({k: result.get(k) for k in self.METRIC_KEYS})
+        self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+
+    def tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
+        run_id = self._children.get(trial_id)
+        if run_id is not None:
+            self.client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in tags.items()])
+
+    def end_trial(
+        self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str]
+    ) -> None:
+        run_id = self._children.get(trial_id)
+        if run_id is None:
+            return
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in _finite(summary).items()],
+            tags=[RunTag("status", status), *(RunTag(k, str(v)[:5000]) for k, v in tags.items())],
+        )
+        mlflow_status = "FAILED" if status == "failed" else "FINISHED"
+        self.client.set_terminated(run_id, status=mlflow_status)

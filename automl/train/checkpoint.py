@@ -1,0 +1,92 @@
+"""A trial's checkpoint: enough to resume it mid-way, and its best epoch's weights for export.
+
+Written at the end of every epoch (Ray keeps the latest). Only trainable parameters are stored:
+small for LoRA, and the frozen rest is rebuilt from the base model. Once a trial has ended the
+resume-only files are dropped (`slim`), so a finished trial keeps just its best weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from automl.model.state import load_trainable_state, trainable_state
+
+BEST_FILE = "best.safetensors"  # the best epoch's trainable parameters (what export loads)
+LAST_FILE = "last.safetensors"  # the latest epoch's (to resume)
+OPTIMIZER_FILE = "optimizer.pt"  # optimizer, scheduler and torch RNG state (to resume)
+PROGRESS_FILE = "progress.json"
+RESUME_ONLY = (LAST_FILE, OPTIMIZER_FILE)
+
+
+@dataclass
+class Progress:
+    """Where a trial stands after an epoch."""
+
+    epoch: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_value: float | None = None
+    best_epoch: int = 0
+    batch_rng: dict[str, Any] = field(default_factory=dict)  # numpy bit generator state
+
+
+def save(
+    folder: Path,
+    model: nn.Module,
+    best_state: dict[str, torch.Tensor] | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    progress: Progress,
+) -> None:
+    from safetensors.torch import save_file
+
+    def contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.contiguous() for k, v in state.items()}
+
+    save_file(contiguous(trainable_state(model)), str(folder / LAST_FILE))
+    if best_state is not None:
+        save_file(contiguous(best_state), str(folder / BEST_FILE))
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        },
+        folder / OPTIMIZER_FILE,
+    )
+    (folder / PROGRESS_FILE).write_text(json.dumps(asdict(progress)))
+
+
+def resume(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+) -> tuple[Progress, dict[str, torch.Tensor] | None]:
+    """Restore model, optimizer, scheduler and RNG from `save`; returns progress and best state."""
+    from safetensors.torch import load_file
+
+    load_trainable_state(model, load_file(str(folder / LAST_FILE)))
+    extra = torch.load(folder / OPTIMIZER_FILE, weights_only=False)
+    optimizer.load_state_dict(extra["optimizer"])
+    scheduler.load_state_dict(extra["scheduler"])
+    torch.set_rng_state(extra["torch_rng"])
+    progress = Progress(**json.loads((folder / PROGRESS_FILE).read_text()))
+    best = load_file(str(folder / BEST_FILE)) if (folder / BEST_FILE).is_file() else None
+    return progress, best
+
+
+def load_best(model: nn.Module, folder: Path) -> Progress:
+    """Load the best epoch's weights into a freshly built model (for export)."""
+    from safetensors.torch import load_file
+
+    load_trainable_state(model, load_file(str(folder / BEST_FILE)))
+    return Progress(**json.loads((folder / PROGRESS_FILE).read_text()))
+
+
+def slim(folder: Path) -> None:
+    """Drop what only resuming needs: a finished trial keeps its best weights alone."""
+    for name in RESUME_ONLY:
+        (folder / name).unlink(missing_ok=True)

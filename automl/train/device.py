@@ -1,0 +1,26 @@
+"""Where a trial computes: the GPU Ray assigned or the CPU, and the mixed precision it supports."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any
+
+import torch
+
+
+def pick_device(requested: str) -> torch.device:
+    """The GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES, so it is cuda:0) or the CPU."""
+    if requested == "cpu" or not torch.cuda.is_available():
+        if requested == "cuda":
+            raise RuntimeError("train.device=cuda but no CUDA device is visible")
+        return torch.device("cpu")
+    return torch.device("cuda", 0)
+
+
+def _autocast(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
+    """bf16 autocast where supported (no scaler needed), else fp16 with a gradient scaler."""
+    if device.type != "cuda" or not enabled:
+        return nullcontext, None
+    if torch.cuda.is_bf16_supported():
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
+    return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")

@@ -1,0 +1,200 @@
+"""Every bad input is refused before any compute, with one line naming the culprit, and a refused
+sweep writes nothing: no MLflow store, no outputs/."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from automl.cli.app import user_errors
+from automl.config.resolve import to_config
+from automl.config.schema import CONF_DIR, register_configs
+from automl.search.sweep import run_sweep
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _csv(tmp: Path, rows: list[tuple[str, str]], header: str = "text,label") -> str:
+    path = tmp / "data.csv"
+    path.write_text(header + "\n" + "".join(f"{t},{lbl}\n" for t, lbl in rows))
+    return str(path)
+
+
+def _jsonl(tmp: Path) -> str:
+    path = tmp / "data.jsonl"
+    path.write_text('{"text": "hello", "label": "a"}\n{"text": "bye", "label": \n')
+    return str(path)
+
+
+def _space(tmp: Path, text: str) -> str:
+    path = tmp / "space.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _empty_model_dir(tmp: Path) -> str:
+    (tmp / "model").mkdir()
+    return str(tmp / "model")
+
+
+# (id, overrides built from tmp, a string the error line must contain)
+CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
+    ("negative-lr", lambda t: ["train.learning_rate=-1"], "train.learning_rate"),
+    ("zero-epochs", lambda t: ["train.epochs=0"], "train.epochs"),
+    ("zero-batch", lambda t: ["train.batch_size=0"], "train.batch_size"),
+    ("warmup-above-1", lambda t: ["train.warmup_ratio=1.5"], "train.warmup_ratio"),
+    ("negative-rank", lambda t: ["peft.lora_rank=-1"], "peft.lora_rank"),
+    ("dropout-1", lambda t: ["peft.lora_dropout=1.0"], "peft.lora_dropout"),
+    ("val-fraction-0", lambda t: ["data.val_fraction=0"], "data.val_fraction"),
+    ("zero-samples", lambda t: ["sweep.num_samples=0"], "sweep.num_samples"),
+    ("zero-concurrency", lambda t: ["sweep.max_concurrent=0"], "sweep.max_concurrent"),
+    ("unknown-metric", lambda t: ["sweep.metric=accuracy"], "sweep.metric"),
+    ("unknown-sampler", lambda t: ["sampler.name=bogus"], "sampler.name"),
+    ("unknown-pruner", lambda t: ["pruner.name=bogus"], "pruner.name"),
+    ("gpu-share-1.5", lambda t: ["resources.gpus_per_trial=1.5"], "resources.gpus_per_trial"),
+    ("zero-cpus", lambda t: ["resources.cpus_per_trial=0"], "resources.cpus_per_trial"),
+    ("short-max-length", lambda t: ["model.max_length=4"], "model.max_length"),
+    ("tracking-scheme", lambda t: ["tracking.uri=ftp://host/store"], "tracking.uri"),
+    ("tracking-unreachable", lambda t: ["tracking.uri=http://127.0.0.1:9"], "tracking.uri"),
+    ("no-such-space", lambda t: ["search_space=nonexistent"], "nonexistent"),
+    (
+        "space-low-above-high",
+        lambda t: [
+            "search_space="
+            + _space(t, "train.learning_rate: {type: float, low: 0.1, high: 0.01}\n")
+        ],
+        "train.learning_rate",
+    ),
+    (
+        "space-unknown-key",
+        lambda t: ["search_space=" + _space(t, "train.lr: {type: float, low: 0.01, high: 0.1}\n")],
+        "train.lr",
+    ),
+    ("space-depth-beyond-blocks", lambda t: ["search_space=quick"], "peft.frozen_layers"),
+    (
+        "missing-csv",
+        lambda t: ["data=csv", "data.path=/nonexistent/data.csv"],
+        "/nonexistent/data.csv",
+    ),
+    (
+        "missing-column",
+        lambda t: ["data=csv", "data.path=" + _csv(t, [("a", "x"), ("b", "y")], "body,label")],
+        "'text'",
+    ),
+    (
+        "single-class",
+        lambda t: ["data=csv", "data.path=" + _csv(t, [(f"t{i}", "x") for i in range(10)])],
+        "only one class",
+    ),
+    (
+        "empty-text",
+        lambda t: ["data=csv", "data.path=" + _csv(t, [("a", "x"), (" ", "y"), ("c", "y")])],
+        "row 2",
+    ),
+    (
+        "too-few-to-split",
+        lambda t: ["data=csv", "data.path=" + _csv(t, [("a", "x"), ("b", "y")])],
+        "too few examples",
+    ),
+    ("bad-jsonl", lambda t: ["data=jsonl", "data.path=" + _jsonl(t)], "line 2"),
+    (
+        "missing-model-dir",
+        lambda t: ["model=hf", "model.name_or_path=/nonexistent/model"],
+        "/nonexistent/model",
+    ),
+    (
+        "model-dir-no-config",
+        lambda t: ["model=hf", "model.name_or_path=" + _empty_model_dir(t)],
+        "config.json",
+    ),
+    ("no-such-model-package", lambda t: ["model.package=not_a_package"], "model.package"),
+    ("depth-beyond-blocks", lambda t: ["peft.frozen_layers=5"], "peft.frozen_layers"),
+    (
+        "more-gpus-than-cluster",
+        lambda t: ["resources.gpus_per_trial=1"],
+        "resources.gpus_per_trial",
+    ),
+    (
+        "more-cpus-than-cluster",
+        lambda t: ["resources.cpus_per_trial=64"],
+        "resources.cpus_per_trial",
+    ),
+]
+
+
+def _compose(tmp: Path, overrides: list[str]) -> object:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return compose(
+            "config",
+            overrides=[
+                "experiment=smoke",
+                f"paths.output_dir={tmp / 'outputs'}",
+                f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+                "ray.num_cpus=2",
+                *overrides,
+            ],
+        )
+
+
+@pytest.mark.parametrize("build, culprit", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_before_compute(
+    tmp_path: Path, build: Callable[[Path], list[str]], culprit: str
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    cfg = _compose(work, build(tmp_path))
+    with pytest.raises(user_errors()) as caught:
+        run_sweep(to_config(cfg))  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert culprit in message
+    assert "\n" not in message.strip()
+    assert not (work / "outputs").exists()
+    assert not (work / "mlflow.db").exists()
+
+
+def test_at_least_25_bad_inputs_are_covered() -> None:
+    assert len(CASES) >= 25
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.epoch=3", "epoch"),
+        ("train.epochs=abc", "train.epochs"),
+        ("sampler=bogus", "sampler"),
+    ],
+)
+def test_bad_override_fails_at_composition(tmp_path: Path, override: str, key: str) -> None:
+    with pytest.raises((ConfigCompositionException, ValidationError)) as caught:
+        _compose(tmp_path, [override])
+    assert key in str(caught.value)
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "automl.cli.sweep", "experiment=smoke", "search_space=nonexistent"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error: ") and "nonexistent" in lines[-1]
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written where it ran
+
+
+def test_secrets_in_the_tracking_uri_are_redacted() -> None:
+    from automl.provenance import redact
+
+    text = json.dumps({"uri": "postgresql://alice:s3cret@db.example/mlflow"})
+    assert "s3cret" not in redact(text) and "alice:***@" in redact(text)

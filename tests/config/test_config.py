@@ -1,0 +1,251 @@
+"""Every shipped config composes and validates; typos, wrong types and bad values name the key."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+import automl.config.values
+from automl.config.resolve import as_dict, from_dict, to_config
+from automl.config.schema import (
+    CONF_DIR,
+    Config,
+    ConfigError,
+    DataConfig,
+    PeftConfig,
+    register_configs,
+)
+
+EXPERIMENTS = sorted(CONF_DIR.glob("experiment/*.yaml"))
+GROUPS = ("model", "data", "sampler", "pruner")
+GROUP_OPTIONS = sorted(p for group in GROUPS for p in (CONF_DIR / group).glob("*.yaml"))
+# Values a group file leaves as `???`, supplied so the option can compose.
+REQUIRED = {
+    "model/hf": ["model.name_or_path=some-org/some-model"],
+    "data/csv": ["data.path=train.csv"],
+    "data/jsonl": ["data.path=train.jsonl"],
+    "data/hf": ["data.hf_name=ag_news"],
+}
+
+
+def compose_cfg(*overrides: str, conf_dir: Path = CONF_DIR) -> Config:
+    register_configs()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
+        cfg = compose("config", overrides=list(overrides))
+    return to_config(cfg)
+
+
+def _option(path: Path) -> str:
+    return f"{path.parent.name}/{path.stem}"
+
+
+def test_the_shipped_configs_are_found() -> None:
+    assert {p.stem for p in EXPERIMENTS} >= {"default", "smoke", "overfit"}
+    assert {_option(p) for p in GROUP_OPTIONS} >= {"model/tiny_bert", "model/minilm", "data/csv"}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_every_experiment_composes_and_validates(path: Path) -> None:
+    conf = compose_cfg(f"experiment={path.stem}")
+    assert isinstance(conf, Config)
+    # Each experiment names its sweep after itself, and its first lines say how to run it.
+    assert conf.sweep.name == path.stem
+    head = path.read_text().splitlines()[:2]
+    assert head[0] == "# @package _global_"
+    assert f"experiment={path.stem}" in head[1]
+
+
+@pytest.mark.parametrize("path", GROUP_OPTIONS, ids=_option)
+def test_every_group_option_composes_and_validates(path: Path) -> None:
+    group, name = path.parent.name, path.stem
+    conf = compose_cfg(f"{group}={name}", *REQUIRED.get(_option(path), []))
+    section = getattr(conf, group)
+    if group in ("sampler", "pruner"):
+        assert section.name == name  # the file is named after the choice it makes
+    else:
+        assert dataclasses.is_dataclass(section)
+
+
+@pytest.mark.parametrize("option", sorted(REQUIRED))
+def test_a_required_value_left_out_names_the_key(option: str) -> None:
+    group, name = option.split("/")
+    key = REQUIRED[option][0].split("=")[0]
+    with pytest.raises((ConfigError, OmegaConfBaseException)) as err:
+        compose_cfg(f"{group}={name}")
+    assert key in str(err.value)
+
+
+def test_experiment_values_land_in_the_typed_config() -> None:
+    conf = compose_cfg("experiment=smoke")
+    assert (conf.model.source, conf.model.tiny_layers, conf.model.tiny_hidden) == ("tiny", 2, 32)
+    assert (conf.data.source, conf.data.max_examples) == ("chatterbot_topics", 800)
+    assert conf.train.learning_rate == pytest.approx(1e-2)
+    assert conf.peft.lora_rank == 0
+    assert isinstance(conf.train.epochs, int)
+
+
+def test_command_line_overrides_beat_the_experiment() -> None:
+    conf = compose_cfg("experiment=smoke", "train.epochs=1", "data=csv", "data.path=x.csv")
+    assert conf.train.epochs == 1
+    assert (conf.data.source, conf.data.path) == ("csv", "x.csv")
+    assert conf.model.source == "tiny"  # the rest of the experiment still applies
+
+
+def test_a_typo_in_a_key_fails_at_composition_naming_the_key() -> None:
+    with pytest.raises(HydraException) as err:
+        compose_cfg("train.epoch=3")
+    assert "train.epoch" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override", ["train.epochs=abc", "train.learning_rate=fast", "peft.lora_alpha=abc"]
+)
+def test_a_wrong_type_fails_at_composition_naming_the_key(override: str) -> None:
+    with pytest.raises(HydraException) as err:
+        compose_cfg(override)
+    assert override.split("=")[0] in str(err.value)
+
+
+def test_a_typo_in_a_yaml_file_fails_at_composition(tmp_path: Path) -> None:
+    conf_dir = tmp_path / "conf"
+    shutil.copytree(CONF_DIR, conf_dir)
+    (conf_dir / "experiment" / "typo.yaml").write_text(
+        "# @package _global_\ntrain:\n  learning_rat: 1.0e-3\n"
+    )
+    with pytest.raises((HydraException, OmegaConfBaseException)) as err:
+        compose_cfg("experiment=typo", conf_dir=conf_dir)
+    assert "learning_rat" in str(err.value)
+
+
+def test_an_unknown_group_option_lists_the_available_ones() -> None:
+    with pytest.raises(HydraException) as err:
+        compose_cfg("model=no_such_model")
+    assert "tiny_bert" in str(err.value)
+
+
+# (override, key the one-line message must name). One row per rule in `validate`.
+BAD_VALUES = [
+    ("train.num_threads=0", "train.num_threads"),
+    ("model.source=onnx", "model.source"),
+    ("model.tiny_arch=t5", "model.tiny_arch"),
+    ("data.source=parquet", "data.source"),
+    ("train.device=tpu", "train.device"),
+    ("sweep.mode=best", "sweep.mode"),
+    ("sampler.name=grid", "sampler.name"),
+    ("pruner.name=hyperband", "pruner.name"),
+    ("model.source=pretrained", "model.name_or_path"),
+    ("model.max_length=4", "model.max_length"),
+    ("data.source=csv", "data.path"),
+    ("data.source=jsonl", "data.path"),
+    ("data.source=hf", "data.hf_name"),
+    ("data.val_fraction=0", "data.val_fraction"),
+    ("data.val_fraction=1.0", "data.val_fraction"),
+    ("data.max_examples=3", "data.max_examples"),
+    ("train.learning_rate=0", "train.learning_rate"),
+    ("train.epochs=0", "train.epochs"),
+    ("train.batch_size=0", "train.batch_size"),
+    ("train.grad_accum_steps=0", "train.grad_accum_steps"),
+    ("train.eval_batch_size=0", "train.eval_batch_size"),
+    ("train.weight_decay=-0.1", "train.weight_decay"),
+    ("train.warmup_ratio=1.0", "train.warmup_ratio"),
+    ("train.warmup_ratio=-0.1", "train.warmup_ratio"),
+    ("train.max_grad_norm=0", "train.max_grad_norm"),
+    ("train.bucket_pool_batches=0", "train.bucket_pool_batches"),
+    ("peft.lora_rank=-1", "peft.lora_rank"),
+    ("peft.frozen_layers=-1", "peft.frozen_layers"),
+    ("peft.lora_dropout=1.0", "peft.lora_dropout"),
+    ("peft.lora_alpha=0", "peft.lora_alpha"),
+    ("resources.cpus_per_trial=0", "resources.cpus_per_trial"),
+    ("resources.gpu_memory_gb=0", "resources.gpu_memory_gb"),
+    ("resources.gpus_per_trial=1.5", "resources.gpus_per_trial"),
+    ("resources.gpus_per_trial=-1", "resources.gpus_per_trial"),
+    ("resources.gpus_per_trial=many", "resources.gpus_per_trial"),
+    ("sweep.name=''", "sweep.name"),
+    ("sweep.name=a/b", "sweep.name"),
+    ("sweep.num_samples=0", "sweep.num_samples"),
+    ("sweep.max_concurrent=0", "sweep.max_concurrent"),
+    ("sweep.max_failures=-1", "sweep.max_failures"),
+    ("sweep.time_budget_s=0", "sweep.time_budget_s"),
+    ("sweep.metric=f1", "sweep.metric"),
+    ("pruner.grace_period=-1", "pruner.grace_period"),
+    ("pruner.patience=0", "pruner.patience"),
+    ("pruner.asha_reduction_factor=1", "pruner.asha_reduction_factor"),
+]
+
+
+@pytest.mark.parametrize(("override", "key"), BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
+def test_a_bad_value_fails_with_one_line_naming_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(override)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"config: {key}: ")
+
+
+def _validated_keys() -> set[str]:
+    """Every key `validate` checks: the CHOICES table and each `_check(..., "key", ...)` call."""
+    tree = ast.parse(inspect.getsource(automl.config.values.validate))
+    keys = set(automl.config.values.CHOICES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_check":
+            key = node.args[1]
+            if isinstance(key, ast.Constant):
+                keys.add(key.value)
+            else:  # the CHOICES loop passes its key through a variable
+                assert ast.unparse(key) == "key", ast.unparse(node)
+    return keys
+
+
+def test_the_table_covers_every_rule_in_validate() -> None:
+    assert _validated_keys() - {key for _, key in BAD_VALUES} == set()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "resources.gpus_per_trial=auto",
+        "resources.gpus_per_trial=0.25",
+        "resources.gpus_per_trial=2",
+        "data.val_fraction=0.5",
+        "train.warmup_ratio=0",
+        "peft.lora_rank=0",
+        "data.max_examples=4",
+        "sweep.metric=val_loss",
+    ],
+)
+def test_boundary_values_are_accepted(override: str) -> None:
+    compose_cfg(override)
+
+
+def test_validation_also_runs_on_a_dataclass_config() -> None:
+    with pytest.raises(ConfigError, match="peft.frozen_layers"):
+        to_config(Config(peft=PeftConfig(frozen_layers=-2)))
+    conf = Config(data=DataConfig(source="csv", path="x.csv"))
+    assert to_config(conf) is conf
+
+
+def test_as_dict_from_dict_round_trip() -> None:
+    conf = compose_cfg("experiment=smoke", "peft.target_modules=[query,value]", "peft.lora_alpha=4")
+    plain = as_dict(conf)
+    assert isinstance(plain, dict) and isinstance(plain["train"], dict)
+    assert plain["peft"]["target_modules"] == ["query", "value"]
+    assert plain["data"]["max_examples"] == 800
+    back = from_dict(plain)
+    assert back == conf
+    assert isinstance(back.peft, PeftConfig)
+
+
+def test_from_dict_rejects_typos_and_bad_values() -> None:
+    plain = as_dict(compose_cfg("experiment=smoke"))
+    with pytest.raises(OmegaConfBaseException, match="epoch"):
+        from_dict({**plain, "train": {**plain["train"], "epoch": 3}})
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        from_dict({**plain, "train": {**plain["train"], "batch_size": 0}})

@@ -1,0 +1,363 @@
+"""Search spaces: every bad file fails early with one line naming file and key; good ones sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+
+from automl.config.search_space import SearchSpace, load_search_space, resolve_search_space_path
+from automl.config.space_params import SearchSpaceError
+
+SEARCH_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+CONFIG: dict[str, Any] = {
+    "train": {
+        "learning_rate": 2e-3,
+        "epochs": 3,
+        "batch_size": 16,
+        "weight_decay": 0.01,
+        "warmup_ratio": 0.1,
+        "seed": 0,
+    },
+    "peft": {"lora_rank": 8, "lora_alpha": None, "lora_dropout": 0.1, "frozen_layers": 2},
+}
+RANK = "peft.lora_rank: {type: categorical, choices: [0, 4, 8]}\n"
+LR_BRANCH = "train.learning_rate[peft.lora_rank=0]"
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _load(
+    tmp_path: Path, text: str, num_blocks: int | None = 6, name: str = "x.yaml"
+) -> SearchSpace:
+    path = tmp_path / name
+    path.write_text(text)
+    return load_search_space(str(path), config=CONFIG, num_blocks=num_blocks, search_dir=tmp_path)
+
+
+BAD = [
+    ("not-yaml", "train.epochs: {type: int, low: 1\n", ["not valid YAML"]),
+    ("duplicate-key", "train.epochs: {type: int, low: 1, high: 2}\n" * 2, ["train.epochs"]),
+    ("top-level-list", "- 1\n- 2\n", ["top level", "mapping"]),
+    ("empty", "# only a comment\n", ["empty"]),
+    ("non-str-key", "1: {type: int, low: 1, high: 2}\n", ["1", "keys"]),
+    (
+        "unknown-key",
+        "train.learnig_rate: {type: float, low: 1.0e-4, high: 1.0e-3}\n",
+        ["train.learnig_rate", "did you mean train.learning_rate"],
+    ),
+    ("section-key", "train: {type: int, low: 1, high: 2}\n", ["train:", "section"]),
+    ("spec-not-mapping", "train.epochs: 3\n", ["train.epochs", "mapping"]),
+    ("unknown-field", "train.epochs: {type: int, low: 1, hgih: 4}\n", ["hgih", "high"]),
+    ("missing-type", "train.epochs: {low: 1, high: 4}\n", ["train.epochs", "type"]),
+    ("unknown-type", "train.epochs: {type: integer, low: 1, high: 4}\n", ["integer", "int"]),
+    (
+        "field-for-other-type",
+        "train.epochs: {type: int, low: 1, high: 4, choices: [1]}\n",
+        ["train.epochs", "choices"],
+    ),
+    ("missing-low", "train.epochs: {type: int, high: 4}\n", ["train.epochs", "low"]),
+    ("missing-high", "train.learning_rate: {type: float, low: 0.1}\n", ["learning_rate", "high"]),
+    (
+        "low-above-high",
+        "train.learning_rate: {type: float, low: 0.01, high: 0.001}\n",
+        ["train.learning_rate: low (0.01) must be <= high (0.001)"],
+    ),
+    (
+        "log-low-zero",
+        "train.weight_decay: {type: float, low: 0.0, high: 0.1, log: true}\n",
+        ["train.weight_decay", "log", "low"],
+    ),
+    (
+        "log-with-step",
+        "train.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, log: true, step: 1.0e-4}\n",
+        ["train.learning_rate", "step", "log"],
+    ),
+    ("log-not-bool", "train.epochs: {type: int, low: 1, high: 4, log: 'yes'}\n", ["log"]),
+    (
+        "step-zero",
+        "train.epochs: {type: int, low: 1, high: 4, step: 0}\n",
+        ["train.epochs", "step"],
+    ),
+    ("step-misfit", "train.epochs: {type: int, low: 1, high: 4, step: 2}\n", ["step", "high"]),
+    ("non-numeric-low", "train.learning_rate: {type: float, low: abc, high: 1}\n", ["low", "abc"]),
+    ("fractional-int", "train.epochs: {type: int, low: 1.5, high: 4}\n", ["train.epochs", "low"]),
+    ("choices-missing", "peft.lora_rank: {type: categorical}\n", ["peft.lora_rank", "choices"]),
+    ("choices-empty", "peft.lora_rank: {type: categorical, choices: []}\n", ["choices"]),
+    ("choices-not-list", "peft.lora_rank: {type: categorical, choices: 4}\n", ["choices"]),
+    (
+        "choices-duplicate",
+        "peft.lora_rank: {type: categorical, choices: [4, 8, 4]}\n",
+        ["peft.lora_rank", "choices", "4 is listed twice"],
+    ),
+    (
+        "choice-not-scalar",
+        "peft.lora_alpha: {type: categorical, choices: [[1, 2]]}\n",
+        ["peft.lora_alpha", "choices[0]"],
+    ),
+    (
+        "float-range-on-int-field",
+        "train.epochs: {type: float, low: 1, high: 4}\n",
+        ["train.epochs", "type float", "int"],
+    ),
+    (
+        "choice-type-mismatch",
+        "peft.lora_rank: {type: categorical, choices: [4, eight]}\n",
+        ["peft.lora_rank", "choices[1]"],
+    ),
+    (
+        "bool-is-not-int",
+        "peft.lora_rank: {type: categorical, choices: [true, 4]}\n",
+        ["peft.lora_rank", "choices[0]"],
+    ),
+    (
+        "frozen-above-blocks",
+        "peft.frozen_layers: {type: int, low: 0, high: 8}\n",
+        ["peft.frozen_layers", "high (8)", "the model has 6 blocks"],
+    ),
+    (
+        "frozen-negative",
+        "peft.frozen_layers: {type: int, low: -1, high: 2}\n",
+        ["peft.frozen_layers", "low (-1)", "the model has 6 blocks"],
+    ),
+    (
+        "frozen-choice-above-blocks",
+        "peft.frozen_layers: {type: categorical, choices: [0, 7]}\n",
+        ["peft.frozen_layers", "choice (7)", "6 blocks"],
+    ),
+    (
+        "when-not-list",
+        RANK + "train.epochs: {type: int, low: 1, high: 4, when: {peft.lora_rank: 0}}\n",
+        ["train.epochs", "when"],
+    ),
+    (
+        "when-if-two-entries",
+        RANK + "train.epochs: {type: int, low: 1, high: 4, when: "
+        "[{if: {peft.lora_rank: 0, train.seed: 1}, high: 2}]}\n",
+        ["train.epochs", "when[0]", "if"],
+    ),
+    (
+        "when-if-missing",
+        RANK + "train.epochs: {type: int, low: 1, high: 4, when: [{high: 2}]}\n",
+        ["train.epochs", "when[0]", "if"],
+    ),
+    (
+        "when-refers-later",
+        "train.epochs: {type: int, low: 1, high: 4, when: [{if: {peft.lora_rank: 0}, high: 2}]}\n"
+        + RANK,
+        ["train.epochs", "when[0]", "peft.lora_rank", "earlier"],
+    ),
+    (
+        "when-value-not-a-choice",
+        RANK + "train.epochs: {type: int, low: 1, high: 4, when: [{if: {peft.lora_rank: 2}, "
+        "high: 2}]}\n",
+        ["train.epochs", "when[0]", "peft.lora_rank=2", "choices"],
+    ),
+    (
+        "when-on-float",
+        "train.weight_decay: {type: float, low: 0.0, high: 0.1}\n"
+        "train.epochs: {type: int, low: 1, high: 4, when: [{if: {train.weight_decay: 0.1}, "
+        "high: 2}]}\n",
+        ["train.epochs", "when[0]", "train.weight_decay", "float"],
+    ),
+    (
+        "when-unknown-field",
+        RANK + "train.epochs: {type: int, low: 1, high: 4, when: [{if: {peft.lora_rank: 0}, "
+        "log: false}]}\n",
+        ["train.epochs", "when[0]", "'log'"],
+    ),
+    (
+        "when-changes-nothing",
+        RANK + "train.epochs: {type: int, low: 1, high: 4, when: [{if: {peft.lora_rank: 0}}]}\n",
+        ["train.epochs", "when[0]", "nothing"],
+    ),
+    (
+        "when-repeated",
+        RANK + "train.epochs: {type: int, low: 1, high: 4, when: [{if: {peft.lora_rank: 0}, "
+        "high: 2}, {if: {peft.lora_rank: 0}, high: 3}]}\n",
+        ["train.epochs", "when[1]", "repeats"],
+    ),
+    (
+        "when-low-above-high",
+        RANK + "train.learning_rate: {type: float, low: 5.0e-4, high: 5.0e-3, log: true, "
+        "when: [{if: {peft.lora_rank: 0}, low: 1.0e-3, high: 1.0e-4}]}\n",
+        ["train.learning_rate", "when[0]", "low (0.001) must be <= high (0.0001)"],
+    ),
+    (
+        "when-step-with-log",
+        RANK + "train.learning_rate: {type: float, low: 5.0e-4, high: 5.0e-3, log: true, "
+        "when: [{if: {peft.lora_rank: 0}, step: 1.0e-4}]}\n",
+        ["train.learning_rate", "when[0]", "step"],
+    ),
+    (
+        "when-frozen-above-blocks",
+        RANK + "peft.frozen_layers: {type: int, low: 0, high: 2, when: [{if: {peft.lora_rank: 0}, "
+        "high: 9}]}\n",
+        ["peft.frozen_layers", "when[0]", "high (9)", "6 blocks"],
+    ),
+    (
+        "when-choices-on-float",
+        RANK + "train.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, "
+        "when: [{if: {peft.lora_rank: 0}, choices: [1.0e-5]}]}\n",
+        ["train.learning_rate", "when[0]", "choices"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
+def test_bad_file_fails_with_one_line_naming_file_and_culprit(
+    tmp_path: Path, text: str, expected: list[str]
+) -> None:
+    with pytest.raises(SearchSpaceError) as info:
+        _load(tmp_path, text, name="bad.yaml")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path / "bad.yaml") + ":")
+    for part in expected:
+        assert part in message, message
+
+
+def test_blocks_without_a_block_count_fails(tmp_path: Path) -> None:
+    with pytest.raises(SearchSpaceError, match=r"bad\.yaml: peft\.frozen_layers: high: `blocks`"):
+        _load(tmp_path, "peft.frozen_layers: {type: int, low: 0, high: blocks}\n", None, "bad.yaml")
+
+
+def test_missing_file_lists_the_available_spaces(tmp_path: Path) -> None:
+    for name in ("quick", "default"):
+        (tmp_path / f"{name}.yaml").write_text(RANK)
+    with pytest.raises(SearchSpaceError) as info:
+        load_search_space("quikc", config=CONFIG, num_blocks=6, search_dir=tmp_path)
+    message = str(info.value)
+    assert (
+        "quikc.yaml" in message and "default, quick" in message and "did you mean quick" in message
+    )
+    assert "\n" not in message
+
+
+def test_resolve_names_and_paths(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(RANK)
+    assert resolve_search_space_path("mine", tmp_path) == tmp_path / "mine.yaml"
+    assert resolve_search_space_path(str(tmp_path / "mine.yaml"), Path("elsewhere")).is_file()
+    with pytest.raises(SearchSpaceError, match="other.yml"):
+        resolve_search_space_path(str(tmp_path / "other.yml"), tmp_path)
+
+
+def test_lenient_and_permitted_values(tmp_path: Path) -> None:
+    space = _load(
+        tmp_path,
+        "train.learning_rate: {type: float, low: 1e-4, high: '1e-3', log: true}\n"  # YAML strings
+        "train.weight_decay: {type: int, low: 0, high: 1}\n"  # int range on a float field
+        "peft.lora_alpha: {type: categorical, choices: [null, 16.0, 32]}\n"  # None accepts all
+        "train.batch_size: {type: categorical, choices: ['8', 16]}\n",  # numeric field: coerced
+    )
+    lr, wd, alpha, batch = space.params
+    assert (lr.low, lr.high) == (1e-4, 1e-3) and isinstance(lr.low, float)
+    assert (wd.low, wd.high) == (0, 1)
+    assert alpha.choices == (None, 16.0, 32)
+    assert batch.choices == (8, 16)
+
+
+def test_blocks_resolves_to_the_block_count(tmp_path: Path) -> None:
+    space = _load(
+        tmp_path,
+        "peft.frozen_layers: {type: int, low: 0, high: blocks}\n"
+        "train.seed: {type: categorical, choices: [0, 3, blocks]}\n",
+        num_blocks=4,
+    )
+    assert space.params[0].high == 4
+    assert space.params[1].choices == (0, 3, 4)
+    assert space.max_value("peft.frozen_layers") == 4
+
+
+SHIPPED = sorted(SEARCH_DIR.glob("*.yaml"))
+
+
+def test_the_documented_spaces_ship() -> None:
+    assert {"default", "quick", "full_finetune"} <= {p.stem for p in SHIPPED}
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_every_shipped_space_loads_and_samples(path: Path) -> None:
+    space = load_search_space(str(path), config=CONFIG, num_blocks=6, search_dir=SEARCH_DIR)
+    assert space.params
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    assert set(space.suggest(trial)) == set(space.keys)
+
+
+def _default() -> SearchSpace:
+    return load_search_space("default", config=CONFIG, num_blocks=6, search_dir=SEARCH_DIR)
+
+
+def test_suggest_uses_the_branch_exactly_when_rank_is_zero() -> None:
+    space = _default()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    ranks = set()
+    for _ in range(50):
+        trial = study.ask()
+        values = space.suggest(trial)
+        ranks.add(values["peft.lora_rank"])
+        full = values["peft.lora_rank"] == 0
+        assert (LR_BRANCH in trial.params) == full
+        assert ("train.learning_rate" in trial.params) != full
+        low, high = (1e-5, 1e-4) if full else (5e-4, 5e-3)
+        assert low <= values["train.learning_rate"] <= high
+        assert 1 <= values["train.epochs"] <= 4 and isinstance(values["train.epochs"], int)
+        assert 0 <= values["peft.frozen_layers"] <= 6
+        assert 0.0 <= values["train.weight_decay"] <= 0.1
+        assert space.to_overrides(trial.params) == values
+    assert ranks == {0, 4, 8, 16}
+
+
+def test_suggest_through_rays_wrapper() -> None:
+    optuna_search = pytest.importorskip("ray.tune.search.optuna.optuna_search")
+    space = _default()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(10):
+        captor = optuna_search._OptunaTrialSuggestCaptor(study.ask())
+        values = space.suggest(captor)
+        assert space.to_overrides(captor.captured_values) == values
+        # what Ray hands the trainable: captured names merged with our returned keys
+        assert space.to_overrides({**captor.captured_values, **values}) == values
+
+
+def test_tpe_accepts_the_branch_names() -> None:
+    space = _default()
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=4))
+    for i in range(12):
+        trial = study.ask()
+        values = space.suggest(trial)
+        study.tell(trial, values["train.learning_rate"] * (i + 1))
+    assert len(study.trials) == 12
+
+
+def test_to_overrides_passes_unknown_names_through() -> None:
+    assert _default().to_overrides({"other": 1, LR_BRANCH: 3e-5}) == {
+        "other": 1,
+        "train.learning_rate": 3e-5,
+    }
+
+
+def test_max_value_covers_branches_and_choices(tmp_path: Path) -> None:
+    space = _default()
+    assert space.max_value("train.epochs") == 4
+    assert space.max_value("peft.lora_rank") == 16
+    assert space.max_value("train.learning_rate") == 5e-3
+    branchy = _load(
+        tmp_path,
+        RANK + "train.epochs: {type: int, low: 1, high: 3, when: [{if: {peft.lora_rank: 0}, "
+        "high: 6}]}\n",
+    )
+    assert branchy.max_value("train.epochs") == 6
+    with pytest.raises(KeyError):
+        space.max_value("train.seed")
+
+
+def test_as_dict_round_trips_through_yaml(tmp_path: Path) -> None:
+    space = _default()
+    described = space.as_dict()
+    assert described["path"] == str(space.path)
+    again = _load(tmp_path, yaml.safe_dump(described["params"], sort_keys=False))
+    assert again.params == space.params

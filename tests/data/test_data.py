@@ -1,0 +1,505 @@
+"""Loading, splitting, tokenizing, batching: the packaged corpus, files, HF datasets, bad data."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from automl.config.schema import DataConfig
+from automl.data.batching import collate, length_bucketed_batches, sorted_batches
+from automl.data.load import load_task_data
+from automl.data.split import stratified_sample
+from automl.data.task import DataError, LabeledTexts, TaskData
+from automl.data.tokenized import PreparedData, TokenizedSplit, tokenize
+
+# ---------------------------------------------------------------------------------------------
+# The packaged chatterbot topics
+
+
+@pytest.fixture(scope="module")
+def chatterbot() -> TaskData:
+    return load_task_data(DataConfig())
+
+
+@pytest.fixture(scope="module")
+def chatterbot_tokens(chatterbot: TaskData, tokenizer: Any) -> PreparedData:
+    return tokenize(chatterbot, tokenizer, 128)
+
+
+def _corpus_topics() -> list[str]:
+    import chatterbot_corpus
+
+    folder = Path(chatterbot_corpus.__file__).parent / "data" / "english"
+    return sorted(p.stem for p in folder.glob("*.yml"))
+
+
+def test_chatterbot_has_21_topics_and_about_4400_utterances(chatterbot: TaskData) -> None:
+    assert chatterbot.label_names == _corpus_topics()
+    assert len(chatterbot.label_names) == 21
+    total = len(chatterbot.train.texts) + len(chatterbot.val.texts)
+    assert 4300 <= total <= 4500
+    assert chatterbot.description == "chatterbot-corpus/english"
+    texts = chatterbot.train.texts + chatterbot.val.texts
+    assert all(t and t == t.strip() for t in texts)
+    labels = chatterbot.train.labels + chatterbot.val.labels
+    assert set(labels) == set(range(21))
+
+
+def test_chatterbot_split_is_stratified(chatterbot: TaskData) -> None:
+    train, val = Counter(chatterbot.train.labels), Counter(chatterbot.val.labels)
+    n_train, n_val = sum(train.values()), sum(val.values())
+    total = n_train + n_val
+    assert n_val / total == pytest.approx(0.2, abs=0.01)
+    for label in set(train) | set(val):
+        n = train[label] + val[label]
+        if n >= 2:
+            assert train[label] >= 1, chatterbot.label_names[label]
+        # each class gives round(n * 0.2) of its examples to validation
+        assert abs(val[label] - 0.2 * n) <= 0.5 + 1e-9
+        # and its share of each split matches its share of the whole
+        assert val[label] / n_val == pytest.approx(n / total, abs=0.01)
+        assert train[label] / n_train == pytest.approx(n / total, abs=0.01)
+
+
+def test_chatterbot_split_is_seeded(chatterbot: TaskData) -> None:
+    again = load_task_data(DataConfig(seed=0))
+    assert again.val.texts == chatterbot.val.texts
+    assert again.train.labels == chatterbot.train.labels
+    other = load_task_data(DataConfig(seed=1))
+    assert other.val.texts != chatterbot.val.texts
+    assert Counter(other.val.labels) == Counter(chatterbot.val.labels)  # same sizes, other rows
+
+
+def test_max_examples_caps_with_stratification(chatterbot: TaskData) -> None:
+    full = Counter(chatterbot.train.labels + chatterbot.val.labels)
+    total = sum(full.values())
+    capped = load_task_data(DataConfig(max_examples=500))
+    counts = Counter(capped.train.labels + capped.val.labels)
+    assert abs(sum(counts.values()) - 500) <= 21  # per-class rounding, at least one each
+    assert set(capped.train.labels) == set(range(21))  # every class still trains
+    for label, n in full.items():
+        assert counts[label] / 500 == pytest.approx(n / total, abs=0.01)
+    assert load_task_data(DataConfig(max_examples=500)).val.texts == capped.val.texts
+
+
+def test_max_examples_above_the_data_size_keeps_everything(chatterbot: TaskData) -> None:
+    task = load_task_data(DataConfig(max_examples=1_000_000))
+    assert task.val.texts == chatterbot.val.texts
+    assert task.train.texts == chatterbot.train.texts
+
+
+def test_stratified_sample_keeps_one_of_every_class() -> None:
+    labels = [0] * 90 + [1] * 9 + [2]
+    keep = stratified_sample(labels, 10, np.random.default_rng(0))
+    assert keep == sorted(set(keep))
+    assert Counter(labels[i] for i in keep) == {0: 9, 1: 1, 2: 1}
+
+
+def test_unknown_chatterbot_language() -> None:
+    with pytest.raises(DataError, match="'klingon'.*data.language"):
+        load_task_data(DataConfig(language="klingon"))
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV and JSONL files
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """CSV or JSONL by suffix; columns from the first row."""
+    if path.suffix == ".csv":
+        columns = list(rows[0])
+        lines = [",".join(columns)] + [",".join(str(r[c]) for c in columns) for r in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _rows(
+    n: int, labels: list[Any], text: str = "text", label: str = "label"
+) -> list[dict[str, Any]]:
+    return [
+        {text: f"example {i} about {labels[i % len(labels)]}", label: labels[i % len(labels)]}
+        for i in range(n)
+    ]
+
+
+FORMATS = ["csv", "jsonl"]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_file_with_string_labels(tmp_path: Path, fmt: str) -> None:
+    path = write_rows(tmp_path / f"train.{fmt}", _rows(60, ["spam", "ham", "eggs"]))
+    task = load_task_data(DataConfig(source=fmt, path=str(path), val_fraction=0.2))
+    assert task.label_names == ["eggs", "ham", "spam"]
+    assert task.description == str(path)
+    assert len(task.train.texts) + len(task.val.texts) == 60
+    for split in (task.train, task.val):
+        for text, label in zip(split.texts, split.labels, strict=True):
+            assert text.endswith(task.label_names[label])
+    assert Counter(task.val.labels) == {0: 4, 1: 4, 2: 4}  # 20 per class, a fifth each
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_file_with_integer_labels_keeps_numeric_order(tmp_path: Path, fmt: str) -> None:
+    # 12 classes: string sorting would put "10" and "11" before "2".
+    path = write_rows(tmp_path / f"train.{fmt}", _rows(120, list(range(12))))
+    task = load_task_data(DataConfig(source=fmt, path=str(path)))
+    assert task.label_names == [str(i) for i in range(12)]
+    for split in (task.train, task.val):
+        for text, label in zip(split.texts, split.labels, strict=True):
+            assert text.endswith(f"about {label}")  # id k is the file's label k
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_separate_validation_file_and_custom_columns(tmp_path: Path, fmt: str) -> None:
+    kw = {"text": "sentence", "label": "topic"}
+    train = write_rows(tmp_path / f"train.{fmt}", _rows(20, ["b", "a"], **kw))
+    val = write_rows(tmp_path / f"val.{fmt}", _rows(6, ["a", "b"], **kw))
+    cfg = DataConfig(
+        source=fmt, path=str(train), val_path=str(val), text_column="sentence", label_column="topic"
+    )
+    task = load_task_data(cfg)
+    assert len(task.train.texts) == 20 and len(task.val.texts) == 6  # nothing split off
+    assert task.label_names == ["a", "b"]
+    assert task.val.texts[0] == "example 0 about a" and task.val.labels[:2] == [0, 1]
+
+
+def test_label_names_travel_through_tokenize(tmp_path: Path, tokenizer: Any) -> None:
+    path = write_rows(tmp_path / "train.csv", _rows(30, ["neg", "pos", "neutral"]))
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    data = tokenize(task, tokenizer, 32)
+    assert data.label_names == ["neg", "neutral", "pos"]
+    assert data.val_texts == task.val.texts
+    assert data.description == str(path)
+    assert list(data.train.labels) == task.train.labels
+
+
+def test_max_examples_applies_to_files(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "train.csv", _rows(200, ["x", "y"]))
+    task = load_task_data(DataConfig(source="csv", path=str(path), max_examples=40))
+    assert len(task.train.texts) + len(task.val.texts) == 40
+    assert Counter(task.train.labels) == {0: 16, 1: 16}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hugging Face datasets saved to disk
+
+
+@pytest.fixture(scope="module")
+def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A plain Dataset (string labels) and a DatasetDict (ClassLabel, train/test)."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    root = tmp_path_factory.mktemp("hf")
+    texts = [f"review number {i}" for i in range(60)]
+    datasets.Dataset.from_dict(
+        {"text": texts, "label": ["good" if i % 3 else "bad" for i in range(60)]}
+    ).save_to_disk(str(root / "plain"))
+    # Names deliberately not in sorted order: the dataset's own ids must be kept.
+    features = datasets.Features(
+        {
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["pos", "neg", "mixed"]),
+        }
+    )
+    datasets.DatasetDict(
+        train=datasets.Dataset.from_dict(
+            {"text": texts, "label": [i % 3 for i in range(60)]}, features=features
+        ),
+        test=datasets.Dataset.from_dict(
+            {"text": texts[:9], "label": [2, 1, 0] * 3}, features=features
+        ),
+    ).save_to_disk(str(root / "dict"))
+    unlabelled = datasets.Dataset.from_dict(
+        {"text": texts[:9], "label": [-1] * 9}, features=features
+    )
+    datasets.DatasetDict(
+        train=datasets.Dataset.from_dict(
+            {"text": texts, "label": [i % 3 for i in range(60)]}, features=features
+        ),
+        test=unlabelled,
+    ).save_to_disk(str(root / "unlabelled"))
+    return root
+
+
+def test_hf_dataset_from_disk(hf_dir: Path) -> None:
+    task = load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "plain")))
+    assert task.label_names == ["bad", "good"]
+    assert len(task.train.texts) + len(task.val.texts) == 60
+    assert Counter(task.val.labels) == {0: 4, 1: 8}
+    assert task.description == f"{hf_dir / 'plain'}[train]"
+
+
+def test_hf_dataset_dict_keeps_class_label_names(hf_dir: Path) -> None:
+    cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="test")
+    task = load_task_data(cfg)
+    assert task.label_names == ["pos", "neg", "mixed"]
+    assert len(task.train.texts) == 60 and len(task.val.texts) == 9
+    assert task.train.labels[:3] == [0, 1, 2]
+    assert task.val.labels[:3] == [2, 1, 0]
+
+
+def test_hf_missing_split_is_named(hf_dir: Path) -> None:
+    cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="validation")
+    with pytest.raises(DataError) as err:
+        load_task_data(cfg)
+    assert str(err.value) == f"{hf_dir / 'dict'}[validation]: no split 'validation'"
+
+
+def test_hf_missing_column_is_named(hf_dir: Path) -> None:
+    cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), text_column="sentence")
+    expected = r"\[train\]: no column 'sentence' \(columns: text, label\)"
+    with pytest.raises(DataError, match=expected):
+        load_task_data(cfg)
+
+
+def test_hf_unloadable_dataset_is_one_line(tmp_path: Path) -> None:
+    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "nothing-here"))
+    with pytest.raises(DataError) as err:
+        load_task_data(cfg)
+    assert "nothing-here[train]: cannot load" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_hf_val_split_of_a_single_dataset_folder_is_rejected(hf_dir: Path) -> None:
+    cfg = DataConfig(source="hf", hf_name=str(hf_dir / "plain"), hf_val_split="test")
+    with pytest.raises(DataError, match="test"):
+        load_task_data(cfg)
+
+
+def test_hf_unlabelled_rows_are_rejected(hf_dir: Path) -> None:
+    cfg = DataConfig(source="hf", hf_name=str(hf_dir / "unlabelled"), hf_val_split="test")
+    with pytest.raises(DataError, match="-1"):
+        load_task_data(cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad data: one line naming the file and the problem
+
+GOOD = "text,label\n" + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(20))
+GOOD_JSONL = "".join(
+    json.dumps({"text": f"row {i}", "label": "ab"[i % 2]}) + "\n" for i in range(20)
+)
+EMPTY_SECOND_TEXT = '{"text": "a", "label": 1}\n{"text": "", "label": 2}\n'
+
+# (id, file name, content or None for a missing file, extra DataConfig fields, message parts)
+BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
+    ("missing-file", "nope.csv", None, {}, ["file not found"]),
+    ("no-rows", "empty.csv", "text,label\n", {}, ["no rows"]),
+    (
+        "no-text-column",
+        "t.csv",
+        GOOD.replace("text,", "sentence,", 1),
+        {},
+        ["no column 'text'", "sentence"],
+    ),
+    (
+        "no-label-column",
+        "l.csv",
+        GOOD.replace(",label", ",topic", 1),
+        {},
+        ["no column 'label'", "topic"],
+    ),
+    ("custom-column-missing", "c.csv", GOOD, {"text_column": "body"}, ["no column 'body'"]),
+    (
+        "one-class",
+        "one.csv",
+        "text,label\n" + "x,a\ny,a\nz,a\nw,a\n",
+        {},
+        ["only one class", "'a'"],
+    ),
+    ("empty-text", "e.csv", "text,label\nhi,a\n  ,b\nho,a\n", {}, ["row 2", "empty text"]),
+    ("missing-label", "m.csv", "text,label\nhi,a\nho,\n", {}, ["row 2", "missing label"]),
+    ("too-few-to-split", "few.csv", "text,label\nhi,a\nho,b\n", {}, ["too few examples (2)"]),
+    ("bad-json", "bad.jsonl", GOOD_JSONL + '{"text": "x", \n', {}, ["line 21", "not valid JSON"]),
+    ("json-not-object", "list.jsonl", "[1, 2]\n", {}, ["line 1", "expected a JSON object"]),
+    ("jsonl-no-label", "nl.jsonl", '{"text": "x"}\n', {}, ["no column 'label'"]),
+    ("jsonl-empty-text", "et.jsonl", EMPTY_SECOND_TEXT, {}, ["row 2", "empty text"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "extra", "parts"), [c[1:] for c in BAD_DATA], ids=[c[0] for c in BAD_DATA]
+)
+def test_bad_data_fails_with_one_line_naming_file_and_problem(
+    tmp_path: Path, name: str, content: str | None, extra: dict[str, Any], parts: list[str]
+) -> None:
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    source = "csv" if name.endswith(".csv") else "jsonl"
+    with pytest.raises(DataError) as err:
+        load_task_data(DataConfig(source=source, path=str(path), **extra))
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    for part in parts:
+        assert part in message
+
+
+def test_validation_label_unseen_in_train_names_the_validation_file(tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    train.write_text(GOOD)
+    val = tmp_path / "val.csv"
+    val.write_text("text,label\nq,a\nr,zzz\n")
+    with pytest.raises(DataError) as err:
+        load_task_data(DataConfig(source="csv", path=str(train), val_path=str(val)))
+    assert str(err.value) == f"{val}: labels not in the training data: ['zzz']"
+
+
+def test_missing_validation_file_is_named(tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    train.write_text(GOOD)
+    val = tmp_path / "val.csv"
+    with pytest.raises(DataError, match=f"^{val}: file not found$"):
+        load_task_data(DataConfig(source="csv", path=str(train), val_path=str(val)))
+
+
+def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_text("\ufeff" + GOOD, encoding="utf-8")
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    assert task.label_names == ["a", "b"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokenizing and collating
+
+
+def _task(texts: list[str], labels: list[int]) -> TaskData:
+    return TaskData(
+        LabeledTexts(texts, labels), LabeledTexts(texts[:1], labels[:1]), ["a", "b"], "test"
+    )
+
+
+def test_tokenize_then_collate_pads_right_with_the_pad_id(tokenizer: Any) -> None:
+    texts = ["hi", "a somewhat longer sentence about the weather", "three word text"]
+    data = tokenize(_task(texts, [0, 1, 1]), tokenizer, 64)
+    pad = tokenizer.pad_token_id
+    assert data.pad_token_id == pad
+    lengths = data.train.lengths
+    assert list(lengths) == [len(tokenizer(t)["input_ids"]) for t in texts]
+    assert all(
+        ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+        for ids in data.train.input_ids
+    )
+
+    idx = np.array([2, 0, 1])
+    batch = collate(data.train, idx, pad)
+    width = int(lengths.max())
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (3, width)
+    assert batch["labels"].tolist() == [1, 0, 1]
+    for row, i in enumerate(idx):
+        n = int(lengths[i])
+        assert batch["input_ids"][row, :n].tolist() == data.train.input_ids[i]
+        assert (batch["input_ids"][row, n:] == pad).all()
+        assert batch["attention_mask"][row, :n].tolist() == [1] * n
+        assert batch["attention_mask"][row, n:].sum() == 0
+    assert batch["input_ids"].dtype == batch["attention_mask"].dtype == batch["labels"].dtype
+
+
+def test_tokenize_truncates_to_max_length(tokenizer: Any) -> None:
+    data = tokenize(_task([" ".join(["word"] * 100), "short"], [0, 1]), tokenizer, 16)
+    assert list(data.train.lengths) == [16, 3]
+    assert data.train.input_ids[0][-1] == tokenizer.sep_token_id
+
+
+def test_tokenize_needs_a_pad_token(tokenizer: Any) -> None:
+    no_pad = copy.deepcopy(tokenizer)
+    no_pad.pad_token = None
+    with pytest.raises(DataError, match="pad token"):
+        tokenize(_task(["x", "y"], [0, 1]), no_pad, 16)
+
+
+# ---------------------------------------------------------------------------------------------
+# Length-bucketed batching
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "pool"), [(1, 4, 1), (103, 8, 3), (64, 16, 50), (500, 7, 1)]
+)
+def test_bucketed_batches_cover_every_index_once(n: int, batch_size: int, pool: int) -> None:
+    lengths = np.random.default_rng(1).integers(1, 60, size=n)
+    batches = length_bucketed_batches(lengths, batch_size, pool, np.random.default_rng(0))
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(n))
+    assert all(1 <= len(b) <= batch_size for b in batches)
+    assert len(batches) <= -(-n // batch_size) + -(-n // (batch_size * pool))
+
+
+def test_bucketed_batches_are_seeded() -> None:
+    lengths = np.random.default_rng(1).integers(1, 60, size=300)
+
+    def run(seed: int) -> list[list[int]]:
+        return [
+            b.tolist() for b in length_bucketed_batches(lengths, 16, 4, np.random.default_rng(seed))
+        ]
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_sorted_batches_cover_every_index_in_length_order() -> None:
+    lengths = np.array([5, 1, 9, 3, 3, 7, 2])
+    batches = sorted_batches(lengths, 3)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(7))
+    assert list(lengths[flat]) == sorted(lengths)
+
+
+def _padded_tokens(batches: list[np.ndarray], lengths: np.ndarray) -> int:
+    return int(sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches))
+
+
+def _distinct_labels(batches: list[np.ndarray], labels: np.ndarray) -> float:
+    return float(np.mean([len(set(labels[b].tolist())) for b in batches]))
+
+
+def _shuffled_batches(n: int, batch_size: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+@pytest.mark.parametrize("batch_size", [16, 32])
+def test_bucketed_batches_pad_much_less_than_random_ones(
+    chatterbot_tokens: PreparedData, batch_size: int
+) -> None:
+    lengths = chatterbot_tokens.train.lengths
+    bucketed = length_bucketed_batches(lengths, batch_size, 50, np.random.default_rng(0))
+    shuffled = _shuffled_batches(len(lengths), batch_size, seed=0)
+    assert _padded_tokens(bucketed, lengths) < 0.1 * _padded_tokens(shuffled, lengths)
+
+
+def test_bucketed_batches_come_in_shuffled_order() -> None:
+    """Even with one pool (the whole set sorted by length) the batches are not shortest first."""
+    lengths = np.random.default_rng(1).integers(1, 60, size=400)
+    batches = length_bucketed_batches(lengths, 8, 1000, np.random.default_rng(0))
+    widths = [int(lengths[b].max()) for b in batches]
+    assert widths != sorted(widths) and widths != sorted(widths, reverse=True)
+    # inside a batch the rows are neighbours in length order: at most a step or two apart
+    assert all(int(lengths[b].max() - lengths[b].min()) <= 2 for b in batches)
+
+
+@pytest.mark.parametrize(("batch_size", "seed"), [(16, 0), (32, 0), (32, 1)])
+def test_bucketed_batches_are_not_class_sorted(
+    chatterbot_tokens: PreparedData, batch_size: int, seed: int
+) -> None:
+    """On chatterbot the length tracks the topic (and the rows come in topic order), so sorting
+    batches by length would also sort them by class. Bucketing must keep the mix of shuffling."""
+    split: TokenizedSplit = chatterbot_tokens.train
+    lengths, labels = split.lengths, split.labels
+    bucketed = _distinct_labels(
+        length_bucketed_batches(lengths, batch_size, 50, np.random.default_rng(seed)), labels
+    )
+    shuffled = _distinct_labels(_shuffled_batches(len(split), batch_size, seed + 100), labels)
+    fully_sorted = _distinct_labels(sorted_batches(lengths, batch_size), labels)
+    assert bucketed >= 0.75 * shuffled
+    assert bucketed >= 1.8 * fully_sorted

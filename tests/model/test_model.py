@@ -1,0 +1,398 @@
+"""Block discovery, frozen depth, LoRA placement, checkpoints of trainable state, merged export."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from automl.config.resolve import to_config
+from automl.config.schema import CONF_DIR, Config, ModelConfig, PeftConfig
+from automl.model.build import apply_lora, build_model, find_blocks, freeze_bottom
+from automl.model.load import (
+    ModelError,
+    check_model,
+    load_model_config,
+    model_location,
+    num_blocks_of,
+)
+from automl.model.state import load_trainable_state, merged_for_export, trainable_state
+
+LABELS = ["a", "b", "c"]
+ARCHS = ["bert", "gpt2"]
+BLOCKS = {"bert": "bert.encoder.layer", "gpt2": "transformer.h"}
+HEADS = {"bert": "classifier", "gpt2": "score"}
+
+
+def shipped_model_config(arch: str) -> ModelConfig:
+    """conf/model/tiny_<arch>.yaml merged onto its schema."""
+    yaml_cfg = OmegaConf.load(CONF_DIR / "model" / f"tiny_{arch}.yaml")
+    obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), yaml_cfg))
+    assert isinstance(obj, ModelConfig)
+    return obj
+
+
+def tiny(arch: str, rank: int = 0, depth: int = 0, **peft: Any) -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    cfg = PeftConfig(lora_rank=rank, frozen_layers=depth, lora_dropout=0.0, **peft)
+    return build_model(shipped_model_config(arch), cfg, LABELS, pad_token_id=0)
+
+
+def distilbert(layers: int = 3) -> nn.Module:
+    from transformers import AutoModelForSequenceClassification, DistilBertConfig
+
+    config = DistilBertConfig(
+        vocab_size=100,
+        dim=32,
+        n_layers=layers,
+        n_heads=2,
+        hidden_dim=64,
+        num_labels=3,
+        pad_token_id=0,
+    )
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def llama(layers: int = 3) -> nn.Module:
+    from transformers import AutoModelForSequenceClassification, LlamaConfig
+
+    config = LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_labels=3,
+        pad_token_id=0,
+    )
+    return AutoModelForSequenceClassification.from_config(config)
+
+
+def trainable_names(model: nn.Module) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def block_of(name: str, blocks_name: str) -> int | None:
+    """The block index a parameter belongs to, or None outside the block list."""
+    match = re.search(rf"(?:^|\.){re.escape(blocks_name)}\.(\d+)\.", name)
+    return int(match.group(1)) if match else None
+
+
+def count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the blocks
+
+
+@pytest.mark.parametrize(
+    ("build", "expected", "count"),
+    [
+        (lambda: tiny("bert")[0], "bert.encoder.layer", 2),
+        (lambda: tiny("gpt2")[0], "transformer.h", 2),
+        (lambda: distilbert(3), "distilbert.transformer.layer", 3),
+        (lambda: llama(3), "model.layers", 3),
+    ],
+    ids=["bert", "gpt2", "distilbert", "llama"],
+)
+def test_find_blocks(build: Any, expected: str, count: int) -> None:
+    model = build()
+    name, blocks = find_blocks(model)
+    assert name == expected
+    assert isinstance(blocks, nn.ModuleList) and len(blocks) == count
+    assert blocks is model.get_submodule(expected)
+
+
+def test_find_blocks_without_a_block_list() -> None:
+    with pytest.raises(ModelError, match="no transformer block list found in Sequential"):
+        find_blocks(nn.Sequential(nn.Linear(2, 2)))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tiny_models_match_the_shipped_config(arch: str) -> None:
+    model, info = tiny(arch)
+    assert info.source == f"tiny-{arch}"
+    assert info.num_blocks == 2
+    assert model.config.num_labels == 3
+    assert model.config.id2label == dict(enumerate(LABELS))
+    assert model.config.pad_token_id == 0
+    assert model.config.hidden_size == 32
+
+
+# ---------------------------------------------------------------------------------------------
+# Frozen depth with full fine-tuning (rank 0)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("depth", [0, 1, 2])
+def test_freezing_depth(arch: str, depth: int) -> None:
+    model, info = tiny(arch, rank=0, depth=depth)
+    blocks_name = BLOCKS[arch]
+    seen_blocks = False
+    for name, param in model.named_parameters():
+        block = block_of(name, blocks_name)
+        if block is not None:
+            seen_blocks = True
+            assert param.requires_grad == (block >= depth), name
+        elif not seen_blocks:  # embeddings: everything before the first block
+            assert param.requires_grad == (depth == 0), name
+        else:  # pooler / final norm and the head
+            assert param.requires_grad, name
+    head = model.get_submodule(HEADS[arch])
+    assert all(p.requires_grad for p in head.parameters())
+    assert info.trainable_params == count_trainable(model)
+    assert info.total_params == sum(p.numel() for p in model.parameters())
+    if depth:
+        assert info.trainable_params < info.total_params
+
+
+@pytest.mark.parametrize(
+    ("build", "embedding", "after_blocks", "head"),
+    [
+        (distilbert, "distilbert.embeddings.word_embeddings.weight", None, "classifier.weight"),
+        (llama, "model.embed_tokens.weight", "model.norm.weight", "score.weight"),
+    ],
+    ids=["distilbert", "llama"],
+)
+def test_freeze_bottom_on_other_architectures(
+    build: Any, embedding: str, after_blocks: str | None, head: str
+) -> None:
+    model = build(3)
+    freeze_bottom(model, 1)
+    params = dict(model.named_parameters())
+    blocks_name, _ = find_blocks(model)
+    assert not params[embedding].requires_grad
+    for name, param in params.items():
+        block = block_of(name, blocks_name)
+        if block is not None:
+            assert param.requires_grad == (block >= 1), name
+    if after_blocks:
+        assert params[after_blocks].requires_grad
+    assert params[head].requires_grad
+
+
+# ---------------------------------------------------------------------------------------------
+# LoRA placement
+
+
+def _assert_lora_only_above(
+    model: nn.Module, blocks_name: str, depth: int, num_blocks: int
+) -> None:
+    from peft import PeftModel
+
+    assert isinstance(model, PeftModel)
+    adapted = {block_of(n, blocks_name) for n, _ in model.named_parameters() if "lora_A" in n}
+    assert adapted == set(range(depth, num_blocks))
+    for name, param in model.named_parameters():
+        is_adapter = "lora_A" in name or "lora_B" in name
+        is_head_copy = "modules_to_save" in name
+        assert param.requires_grad == (is_adapter or is_head_copy), name
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("depth", [0, 1])
+def test_lora_adapters_only_on_unfrozen_blocks(arch: str, depth: int) -> None:
+    model, info = tiny(arch, rank=4, depth=depth)
+    _assert_lora_only_above(model, BLOCKS[arch], depth, 2)
+    head = [n for n in trainable_names(model) if "modules_to_save" in n]
+    assert head and all(f"{HEADS[arch]}.modules_to_save" in n for n in head)
+    assert info.trainable_params == count_trainable(model)
+    lora_a = [p for n, p in model.named_parameters() if "lora_A" in n]
+    assert all(p.shape[0] == 4 for p in lora_a)  # rank 4
+
+
+@pytest.mark.parametrize(
+    ("build", "targets"),
+    [(distilbert, ["q_lin", "v_lin"]), (llama, None)],
+    ids=["distilbert", "llama"],
+)
+def test_lora_placement_on_other_architectures(build: Any, targets: list[str] | None) -> None:
+    model = build(3)
+    blocks_name, _ = find_blocks(model)
+    peft_model = apply_lora(
+        model, PeftConfig(lora_rank=4, frozen_layers=1, target_modules=targets), 1, 3
+    )
+    _assert_lora_only_above(peft_model, blocks_name, 1, 3)
+
+
+def test_lora_without_known_targets_names_the_setting() -> None:
+    with pytest.raises(ModelError, match="^peft.target_modules: ") as err:
+        apply_lora(distilbert(2), PeftConfig(lora_rank=4), 0, 2)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_lora_with_every_block_frozen_trains_only_the_head(arch: str) -> None:
+    from peft import PeftModel
+
+    model, info = tiny(arch, rank=8, depth=2)
+    assert not isinstance(model, PeftModel)
+    names = trainable_names(model)
+    assert names and all(n.startswith(f"{HEADS[arch]}.") for n in names)
+    assert (
+        info.trainable_params
+        == count_trainable(model)
+        == model.get_submodule(HEADS[arch]).weight.numel()
+        + (
+            3 if arch == "bert" else 0  # BERT's classifier has a bias, GPT-2's score does not
+        )
+    )
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("rank", [0, 4])
+def test_depth_beyond_the_block_count_names_the_setting(arch: str, rank: int) -> None:
+    with pytest.raises(ModelError) as err:
+        tiny(arch, rank=rank, depth=3)
+    assert str(err.value) == "peft.frozen_layers: 3 is more than the model's 2 transformer blocks"
+
+
+def test_check_model_rejects_the_depth_before_building() -> None:
+    conf = to_config(Config(model=shipped_model_config("gpt2"), peft=PeftConfig(frozen_layers=5)))
+    with pytest.raises(ModelError, match="^peft.frozen_layers: 5 "):
+        check_model(conf)
+    ok = to_config(Config(model=shipped_model_config("gpt2"), peft=PeftConfig(frozen_layers=2)))
+    assert check_model(ok) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Padding: a padded row classifies like the unpadded one
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_right_padding_does_not_change_the_logits(arch: str) -> None:
+    model, _ = tiny(arch)
+    model.eval()
+    ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102]])
+    padded = torch.cat([ids, torch.zeros((1, 3), dtype=torch.long)], dim=1)
+    mask = torch.cat([torch.ones_like(ids), torch.zeros((1, 3), dtype=torch.long)], dim=1)
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+        with_pad = model(input_ids=padded, attention_mask=mask).logits
+    torch.testing.assert_close(plain, with_pad, atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and export
+
+
+def _perturb_trainable(model: nn.Module, scale: float = 0.5) -> None:
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn(param.shape, generator=generator) * scale)
+
+
+BATCH = {
+    "input_ids": torch.tensor([[101, 2000, 3000, 4000, 102, 0, 0], [101, 5, 6, 7, 8, 9, 102]]),
+    "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1, 1]]),
+}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("rank", [0, 4])
+def test_trainable_state_round_trip(arch: str, rank: int) -> None:
+    model, _ = tiny(arch, rank=rank, depth=1)
+    state = trainable_state(model)
+    assert set(state) == trainable_names(model)
+    assert all(t.device.type == "cpu" for t in state.values())
+    frozen_before = {
+        n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad
+    }
+
+    _perturb_trainable(model)  # the copy must not follow the model
+    changed = dict(model.named_parameters())
+    assert all(not torch.equal(changed[n], t) for n, t in state.items())
+
+    load_trainable_state(model, state)
+    params = dict(model.named_parameters())
+    for name, tensor in state.items():
+        assert torch.equal(params[name], tensor), name
+    for name, tensor in frozen_before.items():
+        assert torch.equal(params[name], tensor), name
+
+
+def test_load_trainable_state_rejects_a_foreign_checkpoint() -> None:
+    model, _ = tiny("bert", rank=4)
+    with pytest.raises(ModelError, match="does not fit the model"):
+        load_trainable_state(model, {"not.a.parameter": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_merged_export_gives_the_same_logits(arch: str) -> None:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
+
+    model, _ = tiny(arch, rank=4, depth=1)
+    _perturb_trainable(model)  # lora_B starts at zero: make the merge non-trivial
+    model.eval()
+    with torch.no_grad():
+        expected = model(**BATCH).logits
+        with model.disable_adapter():
+            base = model(**BATCH).logits
+    assert not torch.allclose(expected, base, atol=1e-3)
+
+    merged = merged_for_export(model)
+    assert isinstance(merged, PreTrainedModel) and not isinstance(merged, PeftModel)
+    assert not any("lora_" in n or "modules_to_save" in n for n, _ in merged.named_parameters())
+    assert all(p.requires_grad for p in merged.parameters())
+    merged.eval()
+    with torch.no_grad():
+        got = merged(**BATCH).logits
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_merged_export_of_a_full_fine_tune_is_the_model_itself() -> None:
+    model, _ = tiny("bert", rank=0, depth=1)
+    merged = merged_for_export(model)
+    assert merged is model
+    assert all(p.requires_grad for p in merged.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the model comes from
+
+
+def test_load_model_config_for_tiny_and_packaged_models() -> None:
+    assert num_blocks_of(load_model_config(shipped_model_config("bert"))) == 2
+    gpt2 = load_model_config(shipped_model_config("gpt2"))
+    assert (gpt2.model_type, num_blocks_of(gpt2)) == ("gpt2", 2)
+    minilm = load_model_config(ModelConfig())
+    assert (minilm.model_type, num_blocks_of(minilm)) == ("bert", 6)
+    folder = model_location(ModelConfig())
+    local = load_model_config(ModelConfig(source="pretrained", name_or_path=folder))
+    assert local.hidden_size == minilm.hidden_size == 384
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing-folder", r"^model\.name_or_path: .*/missing: no such folder$"),
+        ("no-config-json", r"^model\.name_or_path: .*/empty: no config\.json"),
+        ("unimportable-package", r"^model\.package: cannot import 'no_such_package_xyz'"),
+        ("package-without-model", r"^model\.package: 'json' ships no model folder"),
+        ("offline-hub-id", r"^model\.name_or_path: cannot load 'nobody-xyz/no-such-model'"),
+    ],
+)
+def test_load_model_config_errors_are_one_line(tmp_path: Path, case: str, expected: str) -> None:
+    (tmp_path / "empty").mkdir()
+    cfg = {
+        "missing-folder": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "missing")),
+        "no-config-json": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "empty")),
+        "unimportable-package": ModelConfig(source="package", package="no_such_package_xyz"),
+        "package-without-model": ModelConfig(source="package", package="json"),
+        "offline-hub-id": ModelConfig(source="pretrained", name_or_path="nobody-xyz/no-such-model"),
+    }[case]
+    with pytest.raises(ModelError) as err:
+        load_model_config(cfg)
+    message = str(err.value)
+    assert "\n" not in message
+    assert re.search(expected, message), message

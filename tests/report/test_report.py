@@ -1,0 +1,241 @@
+"""The sweep report, built from a synthetic summary.json and Optuna journal (no training)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+from PIL import Image
+
+from automl.cli.report import find_sweep_run, main
+from automl.report.importance import param_importances
+from automl.report.page import ReportError, build_report
+from automl.search.study import study_storage
+
+SWEEP = "synth"
+LR = "train.learning_rate"
+LR_FULL = (
+    "train.learning_rate[peft.lora_rank=0]"  # a conditional branch, as the search space names it
+)
+# (trial id, status, lora rank, learning rate, frozen layers, val_accuracy per epoch)
+TRIALS = [
+    ("t1", "completed", 8, 2e-3, 0, [0.50, 0.62, 0.70, 0.71]),
+    ("t2", "pruned_overfit", 0, 5e-5, 1, [0.55, 0.54, 0.52]),
+    ("t3", "completed", 4, 1e-3, 2, [0.45, 0.58, 0.66, 0.69]),
+    ("t4", "stopped_early", 16, 4e-3, 1, [0.30]),
+    ("t5", "completed", 8, 3e-3, 0, [0.52, 0.68, 0.74, 0.73]),
+    ("t6", "failed", 0, 9e-5, 2, []),
+]
+
+
+def _history(accs: list[float]) -> list[dict[str, float]]:
+    return [
+        {"epoch": e, "val_accuracy": a, "val_loss": 1.5 - a + 0.05 * e * e,
+         "train_loss": 1.4 - 0.3 * e, "val_f1": a / 2}
+        for e, a in enumerate(accs, start=1)
+    ]  # fmt: skip
+
+
+def _row(tid: str, status: str, rank: int, lr: float, frozen: int, accs: list[float]) -> dict:
+    best = max(accs) if accs else None
+    return {
+        "trial_id": tid,
+        "params": {"peft.lora_rank": rank, LR: lr, "peft.frozen_layers": frozen},
+        "status": status,
+        "reason": "val_accuracy did not improve for 2 epochs" if status == "pruned_overfit" else "",
+        "history": _history(accs),
+        "best_value": best,
+        "best_epoch": accs.index(best) + 1 if accs else 0,
+        "wall_s": 3.0 * len(accs),
+        "epochs_run": len(accs),
+    }
+
+
+def write_summary(out_dir: Path, rows: list[dict[str, Any]]) -> None:
+    scored = [r for r in rows if r["best_value"] is not None]
+    best = max(scored, key=lambda r: r["best_value"]) if scored else None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {
+        "sweep": SWEEP, "metric": "val_accuracy", "mode": "max",
+        "best_value": best["best_value"] if best else None,
+        "best_trial": best["trial_id"] if best else None,
+        "best_epoch": best["best_epoch"] if best else None,
+        "best_config": best["params"] if best else None,
+        "export_dir": None, "num_trials": len(rows),
+        "statuses": {s: sum(r["status"] == s for r in rows) for s in {r["status"] for r in rows}},
+        "trial_epochs": sum(r["epochs_run"] for r in rows), "wall_s": 42.0,
+        "label_names": ["a", "b"], "data": "synthetic", "trials": rows,
+    }  # fmt: skip
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def write_study(out_dir: Path, trials: list[tuple[dict[str, Any], float | None]]) -> None:
+    """An Optuna journal like OptunaSearch leaves: branch-named params, value = best metric."""
+    study = optuna.create_study(
+        study_name=SWEEP, storage=study_storage(out_dir), direction="maximize"
+    )
+    for params, value in trials:
+        dists = {
+            "peft.lora_rank": CategoricalDistribution([0, 4, 8, 16]),
+            "peft.frozen_layers": IntDistribution(0, 2),
+            LR: FloatDistribution(1e-4, 5e-3, log=True),
+            LR_FULL: FloatDistribution(1e-5, 1e-4, log=True),
+        }
+        state = TrialState.FAIL if value is None else TrialState.COMPLETE
+        study.add_trial(
+            create_trial(
+                params=params, distributions={k: dists[k] for k in params}, value=value, state=state
+            )
+        )
+
+
+def _study_params(rank: int, lr: float, frozen: int) -> dict[str, Any]:
+    return {"peft.lora_rank": rank, LR_FULL if rank == 0 else LR: lr, "peft.frozen_layers": frozen}
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / SWEEP
+    write_summary(out, [_row(*t) for t in TRIALS])
+    write_study(
+        out, [(_study_params(r, lr, f), max(a) if a else None) for _, _, r, lr, f, a in TRIALS]
+    )
+    return out
+
+
+class FakeTracker:
+    def __init__(self) -> None:
+        self.logged: list[tuple[Path, str | None]] = []
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.logged.append((path, artifact_path))
+
+
+@pytest.fixture(scope="module")
+def report(sweep_dir: Path) -> tuple[Path, FakeTracker]:
+    tracker = FakeTracker()
+    return build_report(sweep_dir, tracker), tracker
+
+
+def test_index_references_every_png(report: tuple[Path, FakeTracker]) -> None:
+    index, _ = report
+    assert index == index.parent.parent / "report" / "index.html" and index.is_file()
+    page = index.read_text()
+    refs = re.findall(r'<img src="([^"]+)"', page)
+    pngs = sorted(p.name for p in index.parent.glob("*.png"))
+    assert sorted(refs) == pngs
+    assert set(pngs) == {
+        "history.png", "importance.png", "learning_curves.png",
+        "parallel_coordinates.png", "generalization_gap.png",
+    }  # fmt: skip
+    assert "<script" not in page and "http" not in page  # offline: nothing to fetch
+
+
+def test_pngs_are_real_images(report: tuple[Path, FakeTracker]) -> None:
+    index, _ = report
+    for png in index.parent.glob("*.png"):
+        assert png.stat().st_size > 8_000, png.name
+        with Image.open(png) as image:
+            assert image.format == "PNG" and image.width >= 600 and image.height >= 200
+            extrema = image.convert("L").getextrema()
+            assert extrema[0] < 100 < extrema[1], f"{png.name} is blank"
+
+
+def test_table_lists_every_trial_and_marks_pruned_and_best(
+    report: tuple[Path, FakeTracker],
+) -> None:
+    page = report[0].read_text()
+    rows = {tid: cls for cls, tid in re.findall(r'<tr class="([^"]+)"><td class="id">(\w+)', page)}
+    assert set(rows) == {t[0] for t in TRIALS}
+    assert rows["t2"] == "pruned_overfit" and rows["t4"] == "stopped_early"
+    assert rows["t5"] == "completed best" and "t5 ★" in page
+    pruned = re.search(r'<tr class="pruned_overfit">.*?</tr>', page)
+    assert pruned and "PRUNED" in pruned.group() and "did not improve" in pruned.group()
+    assert "<th>train.learning_rate</th>" in page and "0.002" in page
+
+
+def test_logs_the_report_folder_to_the_tracker(report: tuple[Path, FakeTracker]) -> None:
+    index, tracker = report
+    assert tracker.logged == [(index.parent, "report")]
+
+
+def test_importance_leaves_out_branches_with_a_note(sweep_dir: Path) -> None:
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    importances, note = param_importances(summary, sweep_dir)
+    assert set(importances) == {"peft.lora_rank", "peft.frozen_layers"}
+    assert abs(sum(importances.values()) - 1.0) < 1e-6
+    assert LR in note and LR_FULL in note
+
+
+@pytest.mark.parametrize(
+    "study, expected",
+    [
+        (None, "No Optuna study"),
+        ([], "has 0"),
+        ([(_study_params(8, 1e-3, 0), 0.7)], "has 1"),
+        (
+            [(_study_params(8, 1e-3, 0), 0.7), (_study_params(8, 1e-3, 0), 0.6)],
+            "No parameter varied",
+        ),
+    ],
+    ids=["no-journal", "no-trials", "one-complete", "constant-params"],
+)
+def test_importance_degenerate_cases_give_a_note(
+    tmp_path: Path, study: list | None, expected: str
+) -> None:
+    rows = [_row("t1", "completed", 8, 1e-3, 0, [0.7]), _row("t2", "failed", 8, 2e-3, 0, [])]
+    write_summary(tmp_path, rows)
+    if study is not None:
+        write_study(tmp_path, study)
+    importances, note = param_importances(
+        json.loads((tmp_path / "summary.json").read_text()), tmp_path
+    )
+    assert importances == {} and expected in note
+    page = build_report(tmp_path).read_text()  # the page still builds, with the note
+    assert expected in page and not (tmp_path / "report" / "importance.png").exists()
+
+
+def test_importance_of_the_one_varied_parameter_names_the_constant_ones(tmp_path: Path) -> None:
+    write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])
+    write_study(tmp_path, [(_study_params(8, 1e-3, 0), 0.7), (_study_params(8, 2e-3, 0), 0.6)])
+    importances, note = param_importances(
+        json.loads((tmp_path / "summary.json").read_text()), tmp_path
+    )
+    assert importances == {LR: 1.0}
+    assert "constant in every complete trial" in note and "peft.frozen_layers" in note
+
+
+def test_cli_on_a_folder_that_is_not_a_sweep_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for folder in (tmp_path, tmp_path / "missing"):
+        assert main([str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("automl-report: ")
+    (tmp_path / "summary.json").write_text("{not json")
+    assert main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_cli_writes_and_logs_to_the_sweeps_mlflow_run(
+    sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("anything")
+    client.create_run(experiment, tags={"automl.sweep": "other", "automl.role": "sweep"})
+    run = client.create_run(experiment, tags={"automl.sweep": SWEEP, "automl.role": "sweep"})
+    assert main([str(sweep_dir), "--tracking-uri", uri]) == 0
+    assert capsys.readouterr().out.strip() == str(sweep_dir / "report" / "index.html")
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/index.html", "report/history.png"} <= logged
+    with pytest.raises(ReportError, match="no MLflow run of sweep 'nope'"):
+        find_sweep_run(uri, "nope")

@@ -1,0 +1,432 @@
+"""Clusters and GPUs on a CPU-only machine: a two-node Ray cluster with fake GPUs, the shared
+storage check, the GPU memory estimator, gradient accumulation with the OOM retry, and a real
+MLflow tracking server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import compose_sweep_config, sweep_runs
+from mlflow.tracking import MlflowClient
+from torch import nn
+
+from automl.config.schema import CONF_DIR, Config, ConfigError, ModelConfig, PeftConfig
+from automl.model.build import build_model, count_parameters
+from automl.model.load import load_model_config
+from automl.model.state import trainable_state
+from automl.search.plan import check_storage, init_ray, plan_sweep
+from automl.search.resources import (
+    GIB,
+    ModelShape,
+    block_activation_bytes,
+    estimate_memory,
+    parameter_counts,
+    pick_gpu_share,
+    sweep_estimate,
+)
+from automl.search.sweep import run_sweep
+from automl.search.trial import next_micro_batch, run_with_oom_retry
+
+GPUS_PER_NODE = 2
+CPUS_PER_NODE = 2
+
+
+def compose_config(tmp: Path, *overrides: str) -> Config:
+    return compose_sweep_config(tmp, "experiment=smoke", "data.max_examples=400", *overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# The GPU memory estimator
+
+TINY = {
+    "bert": ModelConfig(source="tiny", tiny_arch="bert", max_length=64),
+    "gpt2": ModelConfig(source="tiny", tiny_arch="gpt2", max_length=64),
+}
+LABELS = ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2"])
+@pytest.mark.parametrize(
+    ("rank", "frozen", "targets"),
+    [(0, 0, None), (0, 1, None), (0, 2, None), (8, 0, None), (8, 1, None), (4, 0, None),
+     (8, 2, None), (4, 0, "all")],
+)  # fmt: skip
+def test_parameter_terms_equal_the_built_model(
+    arch: str, rank: int, frozen: int, targets: str | None
+) -> None:
+    modules = {"bert": ["query", "key", "value"], "gpt2": ["c_attn", "c_fc", "c_proj"]}[arch]
+    target_modules = modules if targets == "all" else None
+    model, _ = build_model(
+        TINY[arch], PeftConfig(lora_rank=rank, frozen_layers=frozen, target_modules=target_modules),
+        LABELS, 0,
+    )  # fmt: skip
+    shape = ModelShape.from_hf_config(load_model_config(TINY[arch]))
+    counted = parameter_counts(
+        shape, num_labels=len(LABELS), lora_rank=rank, frozen_layers=frozen,
+        target_modules=target_modules,
+    )  # fmt: skip
+    assert counted == count_parameters(model)
+    estimate = estimate_memory(
+        shape, num_labels=3, lora_rank=rank, frozen_layers=frozen, batch_size=4, seq_len=64,
+        target_modules=target_modules,
+    )  # fmt: skip
+    trainable, total = counted
+    assert (estimate.weights, estimate.gradients, estimate.optimizer) == (
+        4 * total,
+        4 * trainable,
+        8 * trainable,
+    )
+
+
+def _estimate(**kw: Any) -> Any:
+    shape = ModelShape.from_hf_config(load_model_config(TINY["bert"]))
+    args = {"num_labels": 3, "lora_rank": 8, "frozen_layers": 0, "batch_size": 16, "seq_len": 64}
+    return estimate_memory(shape, **{**args, **kw})
+
+
+def test_estimate_shrinks_with_depth_and_rank_and_grows_linearly_with_batch() -> None:
+    for rank in (0, 8):
+        by_depth = [_estimate(lora_rank=rank, frozen_layers=k).total for k in (0, 1, 2)]
+        assert by_depth[0] > by_depth[1] > by_depth[2]
+    by_rank = [_estimate(lora_rank=r).total for r in (16, 8, 4, 1)]
+    assert by_rank == sorted(by_rank, reverse=True) and len(set(by_rank)) == 4
+
+    one, two, four = (_estimate(batch_size=b) for b in (8, 16, 32))
+    assert two.activations == 2 * one.activations and four.activations == 4 * one.activations
+    assert four.total - two.total == 2 * (two.total - one.total)  # only the activations grow
+    fixed = ("weights", "gradients", "optimizer", "overhead")
+    assert [getattr(one, k) for k in fixed] == [getattr(four, k) for k in fixed]
+
+
+def test_block_activations_match_the_paper_formula() -> None:
+    # Korthikanti et al. 2022: s b h (34 + 5 a s / h) bytes at 16 bits with i = 4 h
+    h, a, s, b = 768, 12, 512, 8
+    shape = ModelShape("bert", 30522, h, 12, a, 4 * h, 512, 2)
+    assert block_activation_bytes(shape, b, s, "bfloat16") == s * b * h * 34 + 5 * a * s * s * b
+
+
+def test_auto_picks_the_smallest_share_that_fits() -> None:
+    cases = [  # (needed GiB, GPU GiB, GPUs in the cluster, expected share); headroom 1.25
+        (1.0, 16, 8, 0.125),  # 1.25 <= 2
+        (1.7, 16, 8, 0.25),  # 2.125 > 2
+        (3.2, 16, 8, 0.25),  # 4.0 <= 4
+        (3.3, 16, 8, 0.5),
+        (6.0, 16, 8, 0.5),
+        (6.5, 16, 8, 1.0),
+        (6.5, 80, 1, 0.125),
+        (40.0, 16, 8, 1.0),  # nothing fits: whole GPUs, the OOM retry does the rest
+        (1.0, 16, 0, 0.0),  # no GPUs: CPU trials
+    ]
+    for need, memory, gpus, share in cases:
+        assert pick_gpu_share(int(need * GIB), memory, gpus) == share, (need, memory, gpus)
+
+
+def test_sweep_estimate_sizes_the_largest_trial(tmp_path: Path) -> None:
+    conf = compose_config(tmp_path, "model=minilm", "train.batch_size=64", "model.max_length=256")
+    space = plan_sweep(compose_config(tmp_path)).space  # smoke: rank {0, 8}, depth 0..blocks
+    need = sweep_estimate(conf, space)
+    assert need.trainable_params == need.total_params  # full fine-tuning, nothing frozen
+    assert 1 < need.gib < 8  # 22M parameters, 6 blocks of 64 x 256 tokens: a few GiB
+    conf.resources.gpus_per_trial = "auto"
+    assert plan_sweep(conf).gpus_per_trial == pick_gpu_share(need.total, 16, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradient accumulation and the OOM retry
+
+
+def test_accumulated_micro_batches_match_the_full_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import automl.train.loop as training
+
+    from automl.data.prepare import prepare_data
+
+    def no_dropout(*args: Any, **kwargs: Any) -> Any:
+        model, info = build_model(*args, **kwargs)
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+        return model, info
+
+    monkeypatch.setattr(training, "build_model", no_dropout)
+    conf = compose_config(tmp_path, "train.epochs=1", "train.num_threads=1")
+    data = prepare_data(conf)
+    weights = []
+    for micro, accum in ((16, 1), (8, 2), (4, 4), (16, 2)):
+        conf.train.batch_size, conf.train.grad_accum_steps = micro, accum
+        weights.append(trainable_state(training.run_trial(conf, data).model))
+    full, *split, bigger = weights
+
+    def gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+        return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+    # the same 16-example steps, however they are split: equal up to float noise (padding to a
+    # micro-batch's own length changes the last bits, and Adam amplifies tiny gradients)
+    # while a different step batch moves the weights by a good share of a step (lr 1e-2)
+    lr = conf.train.learning_rate
+    assert all(gap(full, other) < 0.01 * lr for other in split), [gap(full, o) for o in split]
+    assert gap(full, bigger) > 0.1 * lr
+
+
+def test_next_micro_batch_halves_down_to_one() -> None:
+    cases = [((32, 1), (16, 2)), ((16, 2), (8, 4)), ((2, 8), (1, 16)), ((3, 1), (1, 3)),
+             ((5, 2), (2, 5)), ((1, 32), None)]  # fmt: skip
+    for (batch, accum), expected in cases:
+        assert next_micro_batch(batch, accum) == expected
+        if expected is not None:
+            assert expected[0] * expected[1] >= batch * accum  # never a smaller step batch
+
+
+def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> None:
+    conf = compose_config(tmp_path, "train.batch_size=16")
+    tried: list[tuple[int, int]] = []
+
+    def attempt(fits_at: int) -> Any:
+        def run(c: Config) -> str:
+            tried.append((c.train.batch_size, c.train.grad_accum_steps))
+            if c.train.batch_size > fits_at:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            return "done"
+
+        return run
+
+    assert run_with_oom_retry(conf, attempt(fits_at=4)) == "done"  # type: ignore[arg-type]
+    assert tried == [(16, 1), (8, 2), (4, 4)]
+    tried.clear()
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        run_with_oom_retry(conf, attempt(fits_at=0))  # type: ignore[arg-type]
+    assert tried == [(4, 4), (2, 8), (1, 16)]
+
+
+# ---------------------------------------------------------------------------------------------
+# A real MLflow tracking server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    server = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert server.poll() is None, "mlflow server exited"
+            assert time.time() < deadline, "mlflow server did not come up in 60 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_sweep_logs_to_a_tracking_server(mlflow_server: str, tmp_path: Path) -> None:
+    import ray
+
+    ray.shutdown()  # a local instance, not the cluster of the tests above
+    conf = compose_config(
+        tmp_path, f"tracking.uri={mlflow_server}", "sweep.num_samples=2", "ray.num_cpus=2"
+    )
+    outcome = run_sweep(conf)
+    client = MlflowClient(tracking_uri=mlflow_server)
+    parents, children = sweep_runs(mlflow_server, "smoke")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    assert {c.data.tags["automl.trial_id"] for c in children} == {
+        r.trial_id for r in outcome.records
+    }
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"config.json", "summary.json"} <= artifacts
+    assert not (tmp_path / "mlflow.db").exists()  # nothing went to a local store
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped examples
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONF_DIR / "cluster").glob("*.yaml")))
+def test_cluster_configs_compose(name: str, tmp_path: Path) -> None:
+    conf = compose_config(tmp_path, f"cluster={name}")
+    assert conf.ray.address == "auto"
+    assert conf.paths.storage and conf.paths.storage_shared
+    check_storage(conf.paths.storage, conf.paths.storage_shared, nodes=2)
+
+
+def test_example_cluster_launcher_yaml_is_complete() -> None:
+    import yaml
+
+    path = CONF_DIR.parent / "cluster" / "example-cluster.yaml"
+    spec = yaml.safe_load(path.read_text())
+    assert {"cluster_name", "provider", "available_node_types", "head_node_type"} <= set(spec)
+    assert spec["head_node_type"] in spec["available_node_types"]
+    assert any("ray start --head" in c for c in spec["head_start_ray_commands"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A two-node cluster with fake GPUs (last in the file: the cluster lives until the module ends)
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    import ray
+    from ray.cluster_utils import Cluster
+
+    ray.shutdown()
+    node = {"num_cpus": CPUS_PER_NODE, "num_gpus": GPUS_PER_NODE}
+    two_nodes = Cluster(initialize_head=True, head_node_args=node)
+    two_nodes.add_node(**node)
+    two_nodes.wait_for_nodes()
+    # Cluster advertises itself to every ray.init() on the machine; the tests pass its address
+    from ray._common.utils import reset_ray_address
+
+    reset_ray_address()
+    yield two_nodes
+    ray.shutdown()
+    two_nodes.shutdown()
+
+
+def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """Most intervals open at one instant."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    running = peak = 0
+    for _, step in events:  # at a tie, an end (-1) sorts before a start
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_sweep_places_trials_on_both_nodes_and_their_gpus(cluster: Any, tmp_path: Path) -> None:
+    import ray
+
+    share = 0.5
+    conf = compose_config(
+        tmp_path,
+        f"ray.address={cluster.address}",
+        f"resources.gpus_per_trial={share}",
+        "resources.cpus_per_trial=1",
+        "sweep.num_samples=4",
+        "sweep.max_concurrent=4",
+        "pruner=none",
+        f"paths.storage={tmp_path / 'ray'}",
+        "paths.storage_shared=true",  # both fake nodes share this disk
+    )
+    outcome = run_sweep(conf)
+
+    # connecting to a running cluster leaves it running (and the driver connected)
+    assert ray.is_initialized()
+    node_ids = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    assert len(node_ids) == 2
+    records = outcome.records
+    assert len(records) == 4 and all(r.status != "failed" for r in records)
+    assert {r.node_id for r in records} == node_ids  # both nodes got trials
+
+    # each trial saw exactly the one GPU Ray gave it, and computed on the CPU
+    results = list((tmp_path / "ray" / "smoke").glob("*/result.json"))
+    assert len(results) == 4
+    for path in results:
+        for line in path.read_text().splitlines():
+            reported = json.loads(line)
+            assert reported["gpu_ids"] in {str(g) for g in range(GPUS_PER_NODE)}
+            assert reported["cuda_visible_devices"] == reported["gpu_ids"]
+            assert reported["device"] == "cpu"
+            assert reported["node_id"] in node_ids
+
+    # never more trials at once than a node's CPUs and fake GPUs allow
+    per_node = min(CPUS_PER_NODE / conf.resources.cpus_per_trial, GPUS_PER_NODE / share)
+    for node_id in node_ids:
+        spans = [(r.started, r.started + r.wall_s) for r in records if r.node_id == node_id]
+        assert 1 <= _max_overlap(spans) <= per_node
+        for gpu in range(GPUS_PER_NODE):
+            on_gpu = [
+                (r.started, r.started + r.wall_s)
+                for r in records
+                if r.node_id == node_id and r.gpu_ids == str(gpu)
+            ]
+            assert _max_overlap(on_gpu) <= 1 / share
+
+    # MLflow child runs say where each trial ran
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("smoke")
+    assert experiment is not None
+    children = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`automl.role` = 'trial'"
+    )
+    by_trial = {r.trial_id: r for r in records}
+    assert len(children) == 4
+    assert {c.data.tags["node_id"] for c in children} == node_ids
+    for child in children:
+        record = by_trial[child.data.tags["automl.trial_id"]]
+        assert child.data.tags["node_id"] == record.node_id
+        assert child.data.tags["gpu_ids"] == record.gpu_ids
+        assert child.data.tags["node_ip"] == record.node_ip != ""
+
+
+def test_multi_node_sweep_needs_shared_storage(cluster: Any, tmp_path: Path) -> None:
+    address = f"ray.address={cluster.address}"
+    for storage in ([], [f"paths.storage={tmp_path / 'local'}"]):
+        conf = compose_config(tmp_path, address, "tracking.enabled=false", *storage)
+        with pytest.raises(ConfigError, match=r"^config: paths\.storage: .* 2 nodes") as err:
+            run_sweep(conf)
+        assert "\n" not in str(err.value)
+    assert not (tmp_path / "outputs" / "smoke" / "ray").exists()  # failed before training
+    assert not (tmp_path / "local").exists()
+
+    check_storage(None, shared=False, nodes=1)  # one node: its own disk is fine
+    check_storage("/mnt/nfs/ray", shared=True, nodes=3)
+    check_storage("s3://bucket/ray", shared=False, nodes=3)
+    check_storage("file:///mnt/nfs/ray", shared=False, nodes=3)
+
+
+def test_auto_gpu_share_needs_gpus_in_the_cluster(
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    conf = compose_config(
+        tmp_path,
+        f"ray.address={cluster.address}",
+        "resources.gpus_per_trial=auto",
+        "paths.storage_shared=true",
+    )
+    plan = plan_sweep(conf)
+    assert plan.gpus_per_trial == 0.125  # a tiny BERT fits the smallest share
+    init_ray(conf, plan)
+    assert plan.gpus_per_trial == 0.125  # the fake GPUs count
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
+    init_ray(conf, plan)
+    assert plan.gpus_per_trial == 0.0  # no GPUs: trials run on CPUs

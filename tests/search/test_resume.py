@@ -1,0 +1,151 @@
+"""A sweep killed with SIGKILL at any point resumes to exactly the planned trials, loses nothing,
+duplicates nothing in MLflow, and still exports the best model; a finished sweep can be extended;
+a trial whose worker dies is retried from its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import sweep_runs
+
+pytestmark = pytest.mark.slow  # several sweeps in subprocesses: minutes
+
+REPO = Path(__file__).resolve().parents[2]
+TRIALS = 3
+
+
+def sweep_command(tmp: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable, "-m", "automl.cli.sweep", "experiment=smoke",
+        f"sweep.num_samples={TRIALS}", f"paths.output_dir={tmp / 'outputs'}",
+        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "ray.num_cpus=2", *overrides,
+    ]  # fmt: skip
+
+
+def run(
+    tmp: Path, *overrides: str, kill_at: str | None = None, kill_worker_at: str | None = None
+) -> str:
+    """Run a sweep in its own process group; SIGKILL the whole group (driver, Ray and its
+    workers, as a lost machine would) when a stderr line matches `kill_at`, or SIGKILL one
+    trial worker when a line matches `kill_worker_at`. Returns the stderr seen."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        sweep_command(tmp, *overrides), cwd=tmp, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    seen: list[str] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        if kill_at and re.search(kill_at, line):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            _wait_group_gone(proc.pid)
+            return "".join(seen)
+        if kill_worker_at and re.search(kill_worker_at, line):
+            kill_worker_at = None
+            family = psutil.Process(proc.pid).children(recursive=True)
+            workers = [p for p in family if "ImplicitFunc" in " ".join(_cmdline(p))]
+            assert workers, "no trial worker found"
+            workers[0].kill()
+    proc.wait(timeout=300)
+    text = "".join(seen)
+    assert proc.returncode == 0, text[-3000:]
+    return text
+
+
+def _cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def _wait_group_gone(pgid: int) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+
+
+def check_finished_sweep(tmp: Path, trials: int = TRIALS) -> dict:
+    summary = json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
+    assert summary["num_trials"] == trials
+    assert len({row["trial_id"] for row in summary["trials"]}) == trials
+    parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    trial_ids = [c.data.tags["automl.trial_id"] for c in children]
+    assert sorted(trial_ids) == sorted(row["trial_id"] for row in summary["trials"])  # no dupes
+    assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+    assert all(c.data.tags["status"] != "running" for c in children)
+    best = tmp / "outputs" / "smoke" / "best"
+    provenance = json.loads((best / "provenance.json").read_text())
+    assert provenance["trial_id"] == summary["best_trial"]
+    from transformers import AutoModelForSequenceClassification
+
+    AutoModelForSequenceClassification.from_pretrained(best)
+    assert not list((tmp / "outputs" / "smoke").glob(".best.*"))  # no half-written export
+    return summary
+
+
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        r"trial \w+ started",  # before the first result
+        r"trial \w+ epoch 1/",  # mid-trial
+        r"trial \w+ (completed|pruned_overfit|stopped_early):",  # between trials
+        r"exporting trial",  # during the export
+    ],
+    ids=["before-first-result", "mid-trial", "between-trials", "during-export"],
+)
+def test_killed_sweep_resumes_exactly(tmp_path: Path, kill_at: str) -> None:
+    first = run(tmp_path, kill_at=kill_at)
+    assert re.search(kill_at, first)
+    run(tmp_path, "sweep.resume=true")
+    check_finished_sweep(tmp_path)
+
+
+def test_finished_sweep_is_extended_on_the_same_study(tmp_path: Path) -> None:
+    import optuna
+
+    from automl.search.study import study_storage
+
+    run(tmp_path)
+    first = check_finished_sweep(tmp_path)
+    run(tmp_path, "sweep.resume=true", f"sweep.num_samples={TRIALS + 2}")
+    second = check_finished_sweep(tmp_path, TRIALS + 2)
+    old = {row["trial_id"] for row in first["trials"]}
+    assert old <= {row["trial_id"] for row in second["trials"]}
+    study = optuna.load_study(
+        study_name="smoke", storage=study_storage(tmp_path / "outputs" / "smoke")
+    )
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) == TRIALS + 2  # the sampler saw every trial, none lost or repeated
+
+
+def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
+    text = run(
+        tmp_path, "sweep.max_failures=2", "pruner=none", kill_worker_at=r"trial \w+ epoch 1/"
+    )
+    summary = check_finished_sweep(tmp_path)
+    assert "failed" not in {row["status"] for row in summary["trials"]}, text[-3000:]
+    assert sum(row["retries"] for row in summary["trials"]) >= 1
+    assert "retry 1 from its last checkpoint" in text
+    for row in summary["trials"]:
+        assert row["epochs_run"] == row["params"]["train.epochs"]

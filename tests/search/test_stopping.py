@@ -1,0 +1,313 @@
+"""Overfit pruning decided on synthetic metric histories: no models, no Ray cluster."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any
+
+import pytest
+from ray.tune.schedulers import ASHAScheduler
+
+from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping, overfit_reason
+
+NAN = math.nan
+_MISSING = object()  # marks a key left out of a result
+
+
+def _results(
+    acc: list[Any], train: list[Any], val: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Per-epoch results shaped like a trial's reports (Ray adds ``training_iteration``)."""
+    val = val if val is not None else [_MISSING] * len(acc)
+    results = []
+    for i, (a, t, v) in enumerate(zip(acc, train, val, strict=True)):
+        values = {"val_accuracy": a, "train_loss": t, "val_loss": v}
+        result = {k: x for k, x in values.items() if x is not _MISSING}
+        results.append({**result, "epoch": i + 1, "training_iteration": i + 1, "config": {}})
+    return results
+
+
+def _first_stop(results: list[dict[str, Any]], rule: OverfitRule) -> int | None:
+    """The epoch at which a fresh stopper first says stop, or None."""
+    stopper = OverfitStopper(rule)
+    for result in results:
+        if stopper("trial", result):
+            return int(result["epoch"])
+    return None
+
+
+FALLING = [0.90, 0.70, 0.52, 0.40, 0.31, 0.25, 0.20]
+OVERFIT = _results([0.60, 0.70, 0.81, 0.78, 0.75, 0.72, 0.70], FALLING)
+
+CASES = [
+    # (id, results, rule, expected stop epoch)
+    ("overfits_after_epoch_3", OVERFIT, OverfitRule(), 5),
+    ("patience_1", OVERFIT, OverfitRule(patience=1), 4),
+    ("long_grace_period", OVERFIT, OverfitRule(patience=1, grace_period=5), 6),
+    (
+        "keeps_improving",
+        _results([0.60, 0.70, 0.75, 0.78, 0.80, 0.81, 0.82], FALLING),
+        OverfitRule(patience=1),
+        None,
+    ),
+    (
+        "noisy_inside_grace_period",
+        _results([0.70, 0.65, 0.62, 0.75, 0.80, 0.82], FALLING[:6]),
+        OverfitRule(patience=1, grace_period=3),
+        None,
+    ),
+    (
+        "same_noise_without_grace_period",
+        _results([0.70, 0.65, 0.62, 0.75, 0.80, 0.82], FALLING[:6]),
+        OverfitRule(patience=1, grace_period=0),
+        2,
+    ),
+    (
+        "plateau_train_loss_flat",
+        _results([0.60, 0.70, 0.70, 0.70, 0.70, 0.70], [0.9, 0.6, 0.6, 0.6, 0.6, 0.6]),
+        OverfitRule(),
+        None,
+    ),
+    (
+        "val_falls_train_loss_rises",
+        _results([0.60, 0.80, 0.70, 0.60, 0.50], [0.9, 0.6, 0.7, 0.8, 0.9]),
+        OverfitRule(),
+        None,
+    ),
+    (
+        "train_loss_rose_once_since_best",
+        _results([0.60, 0.80, 0.70, 0.60, 0.50], [0.9, 0.6, 0.7, 0.5, 0.4]),
+        OverfitRule(),
+        None,
+    ),
+    (
+        "gains_below_min_delta_do_not_count",
+        _results([0.60, 0.70, 0.80, 0.801, 0.802, 0.803], FALLING[:6]),
+        OverfitRule(min_delta=0.01),
+        5,
+    ),
+    (
+        "mode_min_on_val_loss",
+        _results([0.6] * 6, FALLING[:6], [1.0, 0.8, 0.6, 0.7, 0.8, 0.9]),
+        OverfitRule(metric="val_loss", mode="min"),
+        5,
+    ),
+    (
+        "mode_min_keeps_improving",
+        _results([0.6] * 6, FALLING[:6], [1.0, 0.8, 0.6, 0.5, 0.45, 0.44]),
+        OverfitRule(metric="val_loss", mode="min", patience=1),
+        None,
+    ),
+    (
+        "gap_grows_past_max_gap",  # gaps 0.1 0.2 0.3 0.6 ...; best accuracy at epoch 3
+        _results(
+            [0.6, 0.7, 0.8, 0.8, 0.8, 0.8],
+            [0.9, 0.6, 0.4, 0.3, 0.2, 0.1],
+            [1.0, 0.8, 0.7, 0.9, 1.1, 1.3],
+        ),
+        OverfitRule(patience=10, max_gap=0.5),
+        4,
+    ),
+    (
+        "gap_large_but_not_growing",
+        _results([0.6, 0.7, 0.8, 0.8, 0.8], [0.9, 0.6, 0.4, 0.4, 0.4], [1.7, 1.4, 1.2, 1.2, 1.1]),
+        OverfitRule(patience=10, max_gap=0.5),
+        None,
+    ),
+    (
+        "gap_rule_off_by_default",
+        _results([0.6, 0.7, 0.8, 0.8, 0.8], [0.9, 0.6, 0.4, 0.3, 0.2], [1.0, 0.8, 0.7, 1.5, 2.0]),
+        OverfitRule(patience=10),
+        None,
+    ),
+    (
+        "nan_metric_never_best",
+        _results([0.60, 0.70, NAN, 0.65, 0.64], FALLING[:5]),
+        OverfitRule(),
+        4,
+    ),
+    (
+        "nan_metric_now_abstains",
+        _results([0.60, 0.80, 0.70, NAN, NAN, 0.70], FALLING[:6]),
+        OverfitRule(),
+        6,
+    ),
+    ("all_nan_metric", _results([NAN] * 6, FALLING[:6]), OverfitRule(patience=1), None),
+    (
+        "nan_train_loss_mid_run_skipped",
+        _results([0.60, 0.80, 0.70, 0.60], [0.9, 0.6, NAN, 0.4]),
+        OverfitRule(),
+        4,
+    ),
+    (
+        "missing_train_loss",
+        _results([0.60, 0.80, 0.70, 0.60, 0.5], [_MISSING] * 5),
+        OverfitRule(max_gap=0.1),
+        None,
+    ),
+    ("missing_metric", _results([_MISSING] * 5, FALLING[:5]), OverfitRule(patience=1), None),
+    (
+        "missing_val_loss_gap_abstains",
+        _results(
+            [0.6, 0.7, 0.8, 0.8, 0.8], [0.9, 0.6, 0.4, 0.3, 0.2], [1.0, 0.8, 0.7] + [_MISSING] * 2
+        ),
+        OverfitRule(patience=10, max_gap=0.1),
+        None,
+    ),
+    (
+        "not_a_number",
+        _results([0.6, 0.8, "n/a", None, 0.7], FALLING[:5]),
+        OverfitRule(),
+        5,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("results", "rule", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_stop_epoch(results: list[dict[str, Any]], rule: OverfitRule, expected: int | None) -> None:
+    assert _first_stop(results, rule) == expected
+
+
+def test_patience_reason_names_metric_best_epoch_and_train_loss() -> None:
+    reason = overfit_reason(OVERFIT[:5], OverfitRule())
+    assert reason == (
+        "val_accuracy has not improved for 2 epochs (best 0.81 at epoch 3) "
+        "while train_loss fell 0.52 -> 0.31"
+    )
+
+
+def test_gap_reason() -> None:
+    results = _results([0.6, 0.7, 0.8, 0.8], [0.9, 0.6, 0.4, 0.2], [1.0, 0.8, 0.7, 1.4])
+    reason = overfit_reason(results, OverfitRule(patience=10, max_gap=1.0))
+    assert reason is not None
+    assert reason.startswith("generalization gap 1.20 > max_gap 1.00")
+    assert "epoch 3" in reason
+
+
+def test_empty_history() -> None:
+    assert overfit_reason([], OverfitRule(grace_period=0)) is None
+
+
+def test_stopper_records_reason_and_never_stops_all() -> None:
+    stopper = OverfitStopper(OverfitRule())
+    decisions = [stopper("a", r) for r in OVERFIT[:5]] + [stopper("b", r) for r in OVERFIT[:3]]
+    assert decisions == [False] * 4 + [True] + [False] * 3
+    assert stopper.pruned == {"a": overfit_reason(OVERFIT[:5], OverfitRule())}
+    assert stopper.reason("a") is not None and stopper.reason("b") is None
+    assert stopper.stop_all() is False
+
+
+def test_stopper_keeps_copies_of_needed_keys_only() -> None:
+    stopper = OverfitStopper(OverfitRule())
+    result = dict(OVERFIT[0])
+    stopper("a", result)
+    result["val_accuracy"] = 0.0
+    assert stopper.history("a") == [
+        {"val_accuracy": 0.60, "train_loss": 0.90, "epoch": 1, "training_iteration": 1}
+    ]
+
+
+def test_pickle_round_trip_mid_history_continues_the_same() -> None:
+    stopper = OverfitStopper(OverfitRule())
+    for r in OVERFIT[:3]:
+        stopper("a", r)
+    for r in OVERFIT[:5]:
+        stopper("b", r)
+    restored = pickle.loads(pickle.dumps(stopper))
+    assert restored.pruned == stopper.pruned and "b" in restored.pruned
+    assert restored.history("a") == stopper.history("a")
+    rest = OVERFIT[3:]
+    assert [restored("a", r) for r in rest] == [stopper("a", r) for r in rest]
+    assert restored.reason("a") is not None
+    assert restored.reason("a") == stopper.reason("a")
+
+
+def test_replayed_epochs_truncate_history() -> None:
+    """A trial restored from its epoch-2 checkpoint re-reports epochs 3 and 4: not counted twice."""
+    stopper = OverfitStopper(OverfitRule())
+    assert [stopper("a", r) for r in OVERFIT[:4]] == [False] * 4
+    assert [stopper("a", r) for r in OVERFIT[2:4]] == [False, False]
+    assert [r["epoch"] for r in stopper.history("a")] == [1, 2, 3, 4]
+    assert stopper("a", OVERFIT[4]) is True
+
+
+def test_restart_from_scratch_clears_history_and_reason() -> None:
+    stopper = OverfitStopper(OverfitRule())
+    assert [stopper("a", r) for r in OVERFIT[:5]][-1] is True
+    assert stopper("a", OVERFIT[0]) is False
+    assert stopper.history("a") == [{k: v for k, v in OVERFIT[0].items() if k != "config"}]
+    assert stopper.reason("a") is None
+
+
+def test_replay_detected_by_epoch_when_training_iteration_is_absent() -> None:
+    stopper = OverfitStopper(OverfitRule())
+    for r in OVERFIT[:4]:
+        stopper("a", {k: v for k, v in r.items() if k != "training_iteration"})
+    stopper("a", {"epoch": 2, "val_accuracy": 0.7, "train_loss": 0.7})
+    assert [r["epoch"] for r in stopper.history("a")] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mode", "maximize"),
+        ("grace_period", -1),
+        ("patience", 0),
+        ("min_delta", -0.1),
+        ("min_delta", NAN),
+        ("max_gap", 0.0),
+        ("max_gap", -1.0),
+    ],
+)
+def test_invalid_rule_names_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=field):
+        OverfitRule(**{field: value})
+
+
+def _asha_args(**overrides: Any) -> dict[str, Any]:
+    return {"max_t": 8, "grace_period": 2, "reduction_factor": 2.0, **overrides}
+
+
+def test_build_stopping_overfit() -> None:
+    stopper, scheduler = build_stopping("overfit", OverfitRule(), **_asha_args())
+    assert isinstance(stopper, OverfitStopper) and scheduler is None
+
+
+def test_build_stopping_none() -> None:
+    assert build_stopping("none", OverfitRule(), **_asha_args()) == (None, None)
+
+
+@pytest.mark.parametrize("pruner", ["asha", "overfit_asha"])
+def test_build_stopping_asha(pruner: str) -> None:
+    rule = OverfitRule(metric="val_loss", mode="min")
+    stopper, scheduler = build_stopping(pruner, rule, **_asha_args())
+    assert isinstance(scheduler, ASHAScheduler)
+    assert scheduler.metric == "val_loss"
+    assert scheduler._mode == "min"  # Ray has no public getter for the mode
+    assert (stopper is not None) == (pruner == "overfit_asha")
+
+
+def test_build_stopping_asha_metric_override() -> None:
+    _, scheduler = build_stopping("asha", OverfitRule(), asha_metric="val_loss", **_asha_args())
+    assert scheduler is not None and scheduler.metric == "val_loss"
+
+
+def test_build_stopping_clamps_asha_grace_period_to_max_t() -> None:
+    _, scheduler = build_stopping("asha", OverfitRule(), **_asha_args(max_t=1, grace_period=3))
+    assert isinstance(scheduler, ASHAScheduler)  # Ray would assert grace_period <= max_t
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("max_t", 0), ("grace_period", 0), ("reduction_factor", 1.0)]
+)
+def test_build_stopping_invalid_asha_args_name_the_field(field: str, value: Any) -> None:
+    with pytest.raises(ValueError, match=field):
+        build_stopping("asha", OverfitRule(), **_asha_args(**{field: value}))
+
+
+def test_build_stopping_unknown_pruner_lists_the_allowed_names() -> None:
+    with pytest.raises(ValueError, match="overfit, asha, overfit_asha, none.*'median'"):
+        build_stopping("median", OverfitRule(), **_asha_args())

@@ -1,0 +1,150 @@
+"""End-to-end sweeps on the tiny model: Ray Tune + Optuna, pruning, MLflow, export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import compose_sweep_config, sweep_runs
+from mlflow.tracking import MlflowClient
+
+from automl.config.schema import Config
+from automl.data.prepare import prepare_data
+from automl.search.sweep import SweepOutcome, run_sweep
+
+STATUSES = {"completed", "pruned_overfit", "stopped_early", "failed"}
+
+
+def compose_config(tmp: Path, *overrides: str) -> Config:
+    return compose_sweep_config(tmp, *overrides)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, SweepOutcome, Path]:
+    tmp = tmp_path_factory.mktemp("smoke")
+    conf = compose_config(tmp, "experiment=smoke")
+    return conf, run_sweep(conf), tmp
+
+
+def test_smoke_sweep_summary(smoke: tuple[Config, SweepOutcome, Path]) -> None:
+    conf, outcome, tmp = smoke
+    summary = json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
+    assert summary["num_trials"] == conf.sweep.num_samples == len(summary["trials"])
+    assert {row["status"] for row in summary["trials"]} <= STATUSES
+    scored = [r for r in summary["trials"] if r["best_value"] is not None]
+    assert summary["best_value"] == max(r["best_value"] for r in scored)
+    for row in summary["trials"]:
+        assert row["epochs_run"] == len(row["history"]) >= 1
+        # scored by the best epoch, not the last
+        assert row["best_value"] == max(h["val_accuracy"] for h in row["history"])
+        assert set(row["params"]) == {
+            "peft.lora_rank",
+            "train.learning_rate",
+            "train.epochs",
+            "peft.frozen_layers",
+        }
+    best_row = next(r for r in summary["trials"] if r["trial_id"] == summary["best_trial"])
+    assert summary["best_config"] == best_row["params"]
+
+
+def test_smoke_sweep_mlflow_runs(smoke: tuple[Config, SweepOutcome, Path]) -> None:
+    conf, outcome, tmp = smoke
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("smoke")
+    assert experiment is not None
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
+    parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    assert parent.data.params["sampler"] == "tpe"
+    assert "git_commit" in parent.data.tags
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"config.json", "summary.json", "search_space", "best_model"} <= artifacts
+    rows = {r.trial_id: r for r in outcome.records}
+    assert len(children) == len(rows)
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        record = rows[child.data.tags["automl.trial_id"]]
+        assert child.data.tags["status"] == record.status
+        assert "node_ip" in child.data.tags
+        assert "train.learning_rate" in child.data.params
+        history = client.get_metric_history(child.info.run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == list(range(1, record.epochs_run + 1))
+        assert child.data.metrics["best_epoch"] == record.best_epoch
+    version = client.get_model_version_by_alias("smoke", "champion")
+    assert version.run_id == parent.info.run_id
+
+
+def test_smoke_sweep_export_loads_and_reproduces(smoke: tuple[Config, SweepOutcome, Path]) -> None:
+    from transformers import AutoModelForSequenceClassification, pipeline
+
+    conf, outcome, tmp = smoke
+    best_dir = tmp / "outputs" / "smoke" / "best"
+    assert outcome.export_dir == best_dir
+    names = {p.name for p in best_dir.iterdir()}
+    assert {
+        "config.json",
+        "model.safetensors",
+        "README.md",
+        "provenance.json",
+        "tokenizer.json",
+    } <= names
+    assert not any(n.endswith(".bin") for n in names)
+    provenance = json.loads((best_dir / "provenance.json").read_text())
+    assert provenance["trial_id"] == outcome.summary["best_trial"]
+    model = AutoModelForSequenceClassification.from_pretrained(best_dir)
+    assert not any("lora" in n for n, _ in model.named_parameters())  # merged, plain model
+    data = prepare_data(conf)
+    assert list(model.config.id2label.values()) == data.label_names
+    clf = pipeline("text-classification", model=str(best_dir), truncation=True)
+    predictions = [p["label"] for p in clf(data.val_texts, batch_size=1)]
+    truth = [data.label_names[i] for i in data.val.labels]
+    accuracy = sum(p == t for p, t in zip(predictions, truth, strict=True)) / len(truth)
+    assert accuracy == pytest.approx(outcome.summary["best_value"], abs=1e-9)
+
+
+def test_smoke_sweep_keeps_disk_bounded(smoke: tuple[Config, SweepOutcome, Path]) -> None:
+    _, outcome, tmp = smoke
+    left = list((tmp / "outputs" / "smoke" / "ray").rglob("checkpoint_*"))
+    assert len(left) == 1  # only the best trial's, for automl-export
+    assert outcome.summary["best_trial"] in str(left[0])
+
+
+def test_overfitting_sweep_is_pruned(tmp_path: Path) -> None:
+    conf = compose_config(tmp_path, "experiment=overfit", "tracking.enabled=false")
+    outcome = run_sweep(conf)
+    planned = 12
+    pruned = [r for r in outcome.records if r.status == "pruned_overfit"]
+    assert pruned, [(r.status, r.epochs_run) for r in outcome.records]
+    assert all(r.epochs_run < planned for r in pruned)
+    assert all("not improved" in r.reason or "gap" in r.reason for r in pruned)
+    assert outcome.summary["trial_epochs"] < planned * len(outcome.records)
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true")
+    run_sweep(conf)
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plan["dry_run"] and any("peft.frozen_layers" in line for line in plan["plan"])
+    assert not (tmp_path / "outputs").exists()
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path]) -> None:
+    from safetensors.torch import load_file
+
+    from automl.export.reexport import ExportError, reexport
+
+    _, outcome, tmp = smoke
+    sweep_dir = tmp / "outputs" / "smoke"
+    again = reexport(sweep_dir, out_dir=tmp / "again")
+    first = load_file(str(sweep_dir / "best" / "model.safetensors"))
+    second = load_file(str(again / "model.safetensors"))
+    assert first.keys() == second.keys()
+    assert all((first[k] == second[k]).all() for k in first)
+    others = [r.trial_id for r in outcome.records if r.trial_id != outcome.summary["best_trial"]]
+    with pytest.raises(ExportError, match="keep_checkpoints"):
+        reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")
+    with pytest.raises(ExportError, match="no trial 'nope'"):
+        reexport(sweep_dir, trial_id="nope")

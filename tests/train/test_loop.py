@@ -1,0 +1,465 @@
+"""The per-trial loop: learns an easy task, keeps the best epoch, reports, survives divergence."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import automl.train.loop
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from automl.config.resolve import to_config
+from automl.config.schema import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig
+from automl.data.load import load_task_data
+from automl.data.tokenized import PreparedData, tokenize
+from automl.model.build import build_model
+from automl.model.state import trainable_state
+from automl.train import checkpoint
+from automl.train.device import pick_device
+from automl.train.evaluate import evaluate, macro_f1
+from automl.train.loop import TrialResult, is_better, run_trial
+
+CPU = torch.device("cpu")
+
+
+def prepare(conf: Config, tokenizer: Any) -> PreparedData:
+    return tokenize(load_task_data(conf.data), tokenizer, conf.model.max_length)
+
+
+class Recorder:
+    """A `report` hook that keeps every call and, through the checkpoint writer it is handed,
+    a copy of the trainable weights at the end of each epoch."""
+
+    def __init__(self, root: Path, after: Callable[[int], None] | None = None) -> None:
+        self.root = root
+        self.calls: list[tuple[dict[str, float], bool]] = []
+        self.states: list[dict[str, torch.Tensor]] = []
+        self.after = after
+
+    def __call__(
+        self, metrics: dict[str, float], write: Callable[[Path], None], is_best: bool
+    ) -> None:
+        from safetensors.torch import load_file
+
+        epoch = len(self.calls) + 1
+        folder = self.root / f"epoch-{epoch}"
+        folder.mkdir(parents=True)
+        write(folder)
+        self.calls.append((dict(metrics), is_best))
+        self.states.append(load_file(str(folder / checkpoint.LAST_FILE)))
+        if self.after is not None:
+            self.after(epoch)
+
+
+class Built:
+    """Patches run_trial's `build_model` to keep a handle on the model it builds."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, poison_at_build: bool = False) -> None:
+        self.model: nn.Module | None = None
+        self.poison_at_build = poison_at_build
+        monkeypatch.setattr(automl.train.loop, "build_model", self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> tuple[nn.Module, Any]:
+        model, info = build_model(*args, **kwargs)
+        if self.poison_at_build:
+            poison(model)
+        self.model = model
+        return model, info
+
+    def poison(self) -> None:
+        assert self.model is not None
+        poison(self.model)
+
+
+def poison(model: nn.Module) -> None:
+    """Make every trainable weight NaN: the next forward pass gives a NaN loss."""
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.fill_(math.nan)
+
+
+def weights_equal(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    params = dict(model.named_parameters())
+    assert set(state) <= set(params)
+    return all(torch.equal(params[n].detach().cpu(), t) for n, t in state.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# A real run on the easy task
+
+
+EPOCHS = 4  # with train.seed=0 the easy task is solved by epoch 3 (see conftest.py)
+
+
+def test_the_easy_task_is_decided_by_keywords(
+    easy_csv: Callable[..., Path], easy_words: dict[str, list[str]]
+) -> None:
+    task = load_task_data(DataConfig(source="csv", path=str(easy_csv(rows=30, seed=1))))
+    assert task.label_names == sorted(easy_words)
+    labels = task.train.labels + task.val.labels
+    assert Counter(labels) == {0: 10, 1: 10, 2: 10}
+    for text, label in zip(task.train.texts + task.val.texts, labels, strict=True):
+        words = text.split()
+        for i, name in enumerate(task.label_names):
+            assert sum(w in easy_words[name] for w in words) == (3 if i == label else 0)
+
+
+@pytest.fixture(scope="module")
+def easy_run(
+    easy_csv_file: Path,
+    tiny_config: Callable[..., Config],
+    tokenizer: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[PreparedData, TrialResult, Recorder]:
+    conf = tiny_config(
+        data__path=str(easy_csv_file), train__epochs=EPOCHS, train__learning_rate=1e-2
+    )
+    data = prepare(conf, tokenizer)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        built = Built(monkeypatch)
+
+        def wreck_after_last_epoch(epoch: int) -> None:
+            if epoch == EPOCHS:  # the returned model must be restored from the best epoch's copy
+                built.poison()
+
+        recorder = Recorder(tmp_path_factory.mktemp("easy-run"), after=wreck_after_last_epoch)
+        result = run_trial(conf, data, report=recorder)
+    assert result.model is built.model
+    return data, result, recorder
+
+
+def test_easy_task_is_learned(easy_run: tuple[PreparedData, TrialResult, Recorder]) -> None:
+    data, result, _ = easy_run
+    majority = max(Counter(data.val.labels.tolist()).values()) / len(data.val)
+    assert majority < 0.4
+    assert result.status == "completed" and result.message == ""
+    assert result.epochs_run == EPOCHS == len(result.history)
+    assert result.best["val_accuracy"] >= 0.8
+    assert result.best["val_f1"] >= 0.8
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.info.trainable_params == result.info.total_params  # full fine-tuning
+    assert result.train_samples_per_s > 0
+
+
+def test_best_epoch_is_the_first_best(easy_run: tuple[PreparedData, TrialResult, Recorder]) -> None:
+    _, result, _ = easy_run
+    accuracies = [h["val_accuracy"] for h in result.history]
+    assert result.best_epoch == int(np.argmax(accuracies)) + 1
+    assert result.best is result.history[result.best_epoch - 1]
+    assert result.best["epoch"] == result.best_epoch
+    assert [h["epoch"] for h in result.history] == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_report_is_called_once_per_epoch_with_is_best_on_improvements(
+    easy_run: tuple[PreparedData, TrialResult, Recorder],
+) -> None:
+    _, result, recorder = easy_run
+    assert [m["epoch"] for m, _ in recorder.calls] == [1.0, 2.0, 3.0, 4.0]
+    assert [m["val_accuracy"] for m, _ in recorder.calls] == [
+        h["val_accuracy"] for h in result.history
+    ]
+    running_best = -1.0
+    for metrics, is_best in recorder.calls:
+        assert is_best == (metrics["val_accuracy"] > running_best)
+        running_best = max(running_best, metrics["val_accuracy"])
+    assert recorder.calls[0][1] is True
+
+
+def test_returned_model_holds_the_best_epochs_weights(
+    easy_run: tuple[PreparedData, TrialResult, Recorder],
+) -> None:
+    data, result, recorder = easy_run
+    assert weights_equal(result.model, recorder.states[result.best_epoch - 1])
+    again = evaluate(result.model, data.val, data.pad_token_id, 64, CPU)
+    assert again["val_accuracy"] == result.best["val_accuracy"]
+    assert again["val_loss"] == pytest.approx(result.best["val_loss"], rel=1e-5)
+    assert again["val_f1"] == pytest.approx(result.best["val_f1"])
+
+
+def test_the_last_checkpoint_holds_the_best_weights_for_export(
+    easy_run: tuple[PreparedData, TrialResult, Recorder],
+) -> None:
+    from safetensors.torch import load_file
+
+    _, result, recorder = easy_run
+    best = load_file(str(recorder.root / f"epoch-{EPOCHS}" / checkpoint.BEST_FILE))
+    assert set(best) == set(recorder.states[0])
+    assert all(torch.equal(best[n], t) for n, t in recorder.states[result.best_epoch - 1].items())
+
+
+def test_summary_is_the_cli_line(easy_run: tuple[PreparedData, TrialResult, Recorder]) -> None:
+    _, result, _ = easy_run
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["status"] == "completed" and "message" not in summary
+    assert summary["val_accuracy"] == result.best["val_accuracy"]
+    assert summary["best_epoch"] == result.best_epoch
+    assert summary["epochs"] == EPOCHS
+    assert summary["trainable_params"] == result.info.trainable_params
+
+
+# ---------------------------------------------------------------------------------------------
+# Best-epoch bookkeeping on scripted metrics (the model trains, the scores are ours)
+
+
+@pytest.fixture(scope="module")
+def small_data(
+    easy_csv_file: Path, tiny_config: Callable[..., Config], tokenizer: Any
+) -> PreparedData:
+    conf = tiny_config(data__path=str(easy_csv_file), data__max_examples=60)
+    return prepare(conf, tokenizer)
+
+
+def scripted_evaluate(monkeypatch: pytest.MonkeyPatch, key: str, values: list[float]) -> None:
+    real = automl.train.loop.evaluate
+    scores = iter(values)
+
+    def fake(*args: Any, **kwargs: Any) -> dict[str, float]:
+        metrics = real(*args, **kwargs)
+        metrics[key] = next(scores)
+        return metrics
+
+    monkeypatch.setattr(automl.train.loop, "evaluate", fake)
+
+
+@pytest.mark.parametrize(
+    ("metric", "mode", "values", "flags", "best_epoch"),
+    [
+        ("val_accuracy", "max", [0.5, 0.9, 0.7, 0.9], [True, True, False, False], 2),
+        ("val_loss", "min", [1.0, 0.8, 0.9, 0.7], [True, True, False, True], 4),
+        ("val_accuracy", "max", [0.6, math.nan, 0.5, 0.6], [True, False, False, False], 1),
+    ],
+    ids=["max-ties-keep-the-first", "min", "nan-never-best"],
+)
+def test_best_epoch_bookkeeping(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_config: Callable[..., Config],
+    small_data: PreparedData,
+    metric: str,
+    mode: str,
+    values: list[float],
+    flags: list[bool],
+    best_epoch: int,
+) -> None:
+    scripted_evaluate(monkeypatch, metric, values)
+    recorder = Recorder(tmp_path)
+    conf = tiny_config(train__epochs=4)
+    result = run_trial(conf, small_data, report=recorder, metric=metric, mode=mode)
+    assert [flag for _, flag in recorder.calls] == flags
+    assert result.best_epoch == best_epoch
+    assert result.best[metric] == values[best_epoch - 1]
+    assert weights_equal(result.model, recorder.states[best_epoch - 1])
+    if best_epoch != 4:
+        assert not weights_equal(result.model, recorder.states[-1])
+
+
+def test_runs_are_seeded(tiny_config: Callable[..., Config], small_data: PreparedData) -> None:
+    def losses(seed: int) -> tuple[float, float]:
+        first = run_trial(tiny_config(train__epochs=1, train__seed=seed), small_data).history[0]
+        return first["train_loss"], first["val_loss"]
+
+    assert losses(0) == losses(0)
+    assert losses(0) != losses(1)
+
+
+def test_resuming_from_a_checkpoint_continues_the_same_run(
+    tmp_path: Path, tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    conf = tiny_config(train__epochs=3)
+    recorder = Recorder(tmp_path / "full")
+    full = run_trial(conf, small_data, report=recorder)
+    later = Recorder(tmp_path / "resumed")
+    resumed = run_trial(conf, small_data, report=later, resume_from=tmp_path / "full" / "epoch-1")
+    assert [m["epoch"] for m, _ in later.calls] == [2.0, 3.0]  # only the epochs still to run
+    keys = ("train_loss", "val_loss", "val_accuracy")
+    assert [[h[k] for k in keys] for h in resumed.history] == [
+        [h[k] for k in keys] for h in full.history
+    ]
+    assert resumed.best_epoch == full.best_epoch
+    assert weights_equal(resumed.model, trainable_state(full.model))
+
+
+@pytest.mark.parametrize(
+    ("value", "best", "mode", "expected"),
+    [
+        (0.5, None, "max", True),
+        (0.6, 0.5, "max", True),
+        (0.5, 0.5, "max", False),
+        (0.4, 0.5, "max", False),
+        (0.4, 0.5, "min", True),
+        (0.5, 0.5, "min", False),
+        (math.nan, None, "max", False),
+        (math.nan, 0.5, "min", False),
+    ],
+)
+def test_is_better(value: float, best: float | None, mode: str, expected: bool) -> None:
+    assert is_better(value, best, mode) is expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Divergence: a status and a message, never an exception
+
+
+def test_nan_loss_in_the_first_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_config: Callable[..., Config],
+    small_data: PreparedData,
+) -> None:
+    Built(monkeypatch, poison_at_build=True)
+    recorder = Recorder(tmp_path)
+    result = run_trial(tiny_config(train__epochs=3), small_data, report=recorder)
+    assert result.status == "diverged"
+    assert "non-finite training loss" in result.message and "epoch 1" in result.message
+    assert (result.epochs_run, result.best_epoch, result.history, result.best) == (0, 0, [], {})
+    assert recorder.calls == []
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["status"] == "diverged" and summary["val_accuracy"] is None
+    assert summary["message"] == result.message
+
+
+def test_nan_loss_later_keeps_the_best_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_config: Callable[..., Config],
+    small_data: PreparedData,
+) -> None:
+    built = Built(monkeypatch)
+    recorder = Recorder(tmp_path, after=lambda epoch: built.poison() if epoch == 1 else None)
+    result = run_trial(tiny_config(train__epochs=3), small_data, report=recorder)
+    assert result.status == "diverged"
+    assert "epoch 2" in result.message
+    assert result.epochs_run == 1 and result.best_epoch == 1
+    assert len(recorder.calls) == 1
+    assert weights_equal(result.model, recorder.states[0])
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# Small pure helpers
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_pred", "expected"),
+    [
+        ([0, 1, 2, 0], [0, 1, 2, 0], 1.0),
+        # class 0: tp 1 fp 1 fn 1 -> 1/2; class 1: tp 2 fp 1 -> 4/5; class 2: fn 1 -> 0
+        ([0, 0, 1, 1, 2], [0, 1, 1, 1, 0], (0.5 + 0.8 + 0.0) / 3),
+        # a class only predicted still counts (F1 0): (2/3 + 0) / 2
+        ([0, 0], [0, 1], 1 / 3),
+        ([1, 1, 1, 1], [0, 0, 0, 0], 0.0),
+        # the majority-class predictor on 3:1 data: class 0 F1 = 6/7, class 1 F1 = 0
+        ([0, 0, 0, 1], [0, 0, 0, 0], 3 / 7),
+    ],
+)
+def test_macro_f1(y_true: list[int], y_pred: list[int], expected: float) -> None:
+    assert macro_f1(np.array(y_true), np.array(y_pred)) == pytest.approx(expected)
+
+
+def test_pick_device() -> None:
+    assert pick_device("cpu") == CPU
+    if not torch.cuda.is_available():
+        assert pick_device("auto") == CPU
+        with pytest.raises(RuntimeError, match="train.device=cuda"):
+            pick_device("cuda")
+
+
+# ---------------------------------------------------------------------------------------------
+# The `automl-train` command line
+
+
+def run_cli(repo_root: Path, cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")])),
+        "OMP_NUM_THREADS": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "automl.cli.train", *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_prints_one_json_line(repo_root: Path, tmp_path: Path) -> None:
+    proc = run_cli(repo_root, tmp_path, "experiment=smoke", "train.epochs=1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout
+    summary = json.loads(lines[0])
+    expected = {
+        *("val_accuracy", "val_loss", "train_loss", "best_epoch", "epochs"),
+        *("trainable_params", "train_samples_per_s"),
+    }
+    assert expected <= set(summary)
+    assert summary["status"] == "completed"
+    assert (summary["epochs"], summary["best_epoch"]) == (1, 1)
+    assert 0.0 <= summary["val_accuracy"] <= 1.0
+    assert summary["trainable_params"] == summary["total_params"] > 0  # smoke: rank 0
+    assert summary["train_samples_per_s"] > 0
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # Hydra writes nothing into the working directory
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data=csv", "data.path=/nonexistent.csv"], "error: /nonexistent.csv: file not found"),
+        (
+            ["experiment=smoke", "peft.frozen_layers=3"],
+            "error: peft.frozen_layers: 3 is more than the model's 2 blocks",
+        ),
+    ],
+    ids=["missing-file", "too-deep"],
+)
+def test_cli_bad_input_is_one_error_line(
+    repo_root: Path, tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    proc = run_cli(repo_root, tmp_path, *overrides)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [message]
+
+
+# ---------------------------------------------------------------------------------------------
+# The real model, end to end
+
+
+@pytest.mark.slow
+def test_minilm_lora_beats_the_majority_class_in_one_epoch(tokenizer: Any) -> None:
+    conf = to_config(
+        Config(
+            model=ModelConfig(),  # model=minilm, the packaged all-MiniLM-L6-v2
+            data=DataConfig(max_examples=400),
+            train=TrainConfig(
+                learning_rate=2e-3,
+                epochs=1,
+                batch_size=8,
+                warmup_ratio=0.0,
+                num_threads=1,
+                device="cpu",
+            ),
+            peft=PeftConfig(lora_rank=8, target_modules=["query", "key", "value", "dense"]),
+        )
+    )
+    data = prepare(conf, tokenizer)  # the tiny models borrow exactly this tokenizer
+    majority = max(Counter(data.val.labels.tolist()).values()) / len(data.val)
+    result = run_trial(conf, data)
+    assert result.status == "completed"
+    assert result.info.num_blocks == 6
+    assert result.info.trainable_params < result.info.total_params / 10
+    assert result.best["val_accuracy"] > majority
