@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed-stamp
 # pip's notes about index folders that lack a package are noise here.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help install test test-fast sweep train bench ui mlflow-server lint clean
+.PHONY: help install test test-fast test-gpu sweep train bench ui mlflow-server lint clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ test: install ## Run the test suite (what CI runs)
 
 test-fast: install ## Run the tests without the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
+
+test-gpu: install ## Run the GPU tests (tests/gpu; each skips when no CUDA device is visible)
+	$(BIN)/python -m pytest -m gpu tests/gpu
 
 train: install ## One trial on the embedded default (MiniLM + chatterbot topics)
 	$(BIN)/automl-train

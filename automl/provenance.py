@@ -55,9 +55,17 @@ def git_commit() -> str:
 
 
 def sweep_provenance(
-    conf: Config, trial_id: str, value: float | None, params: dict[str, Any], n: int, data: str
+    conf: Config,
+    trial_id: str,
+    value: float | None,
+    params: dict[str, Any],
+    n: int,
+    data: str,
+    fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Where an exported model came from (model card + provenance.json)."""
+    """Where an exported model came from (model card + provenance.json).
+
+    `fingerprint`: the data's (data/fingerprint.py), which `automl-reproduce` checks."""
     return {
         "sweep": conf.sweep.name,
         "trial_id": trial_id,
@@ -67,8 +75,10 @@ def sweep_provenance(
         "num_trials": n,
         "sampler": conf.sampler.name,
         "pruner": conf.pruner.name,
+        "export_rule": {"rule": conf.sweep.export_rule, "tolerance": conf.sweep.export_tolerance},
         "search_space": conf.search_space,
         "data": data,
+        "data_fingerprint": fingerprint or {},
         "git_commit": git_commit(),
         "versions": package_versions(),
     }

@@ -92,7 +92,8 @@ def make_tiny_config(**overrides: Any) -> Config:
     `make_tiny_config(train__epochs=4, data__path=str(path))`."""
     sections: dict[str, Any] = {
         "model": ModelConfig(source="tiny", tiny_arch="bert", max_length=64),
-        "data": DataConfig(source="csv", path="unset.csv"),
+        # no held-out test split: the training tests were tuned on train + validation only
+        "data": DataConfig(source="csv", path="unset.csv", test_fraction=0.0),
         "train": TrainConfig(
             learning_rate=1e-2, epochs=2, batch_size=16, num_threads=1, device="cpu", seed=0
         ),
@@ -149,3 +150,32 @@ def sweep_runs(tracking_uri: str, experiment: str) -> tuple[list[Any], list[Any]
     parents = [r for r in runs if r.data.tags.get("automl.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("automl.role") == "trial"]
     return parents, children
+
+
+@pytest.fixture(scope="session")
+def shared_ray() -> Any:
+    """One local Ray instance for the in-process sweeps of the whole session (a sweep started
+    while Ray runs joins it and leaves it running): ~3 s of start-up once instead of per sweep.
+    Tests that build their own cluster shut it down; the next user starts it again."""
+    import ray
+
+    def ensure() -> None:
+        if not ray.is_initialized():
+            ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+                     configure_logging=False)  # fmt: skip
+
+    ensure()
+    yield ensure
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory, shared_ray: Any) -> Any:
+    """The smoke sweep (experiment=smoke: 3 tiny-BERT trials, MLflow into a SQLite file), run
+    once for every test and notebook that only reads its results: (config, outcome, folder)."""
+    from automl.search.sweep import run_sweep
+
+    shared_ray()
+    tmp = tmp_path_factory.mktemp("smoke")
+    conf = compose_sweep_config(tmp, "experiment=smoke")
+    return conf, run_sweep(conf), tmp

@@ -24,7 +24,7 @@ log = logging.getLogger("automl.train")
 def train(conf: Config) -> dict[str, object]:
     check_model(conf)
     data = prepare_data(conf)
-    result = run_trial(conf, data)
+    result = run_trial(conf, data.without_test())  # the test split is for exported models only
     summary = result.summary()
     print(json.dumps(summary), flush=True)
     return summary

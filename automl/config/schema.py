@@ -59,6 +59,16 @@ class DataConfig:
     hf_config: str | None = None
     hf_train_split: str = "train"
     hf_val_split: str | None = None  # None: split val_fraction off the train split
+    # Held-out test split: taken off first (stratified, seeded), never seen by training or
+    # selection; only the exported best model is scored on it. 0 = no test split.
+    # val_fraction and test_fraction are both shares of the whole data.
+    test_fraction: float = 0.1
+    test_path: str = ""  # csv/jsonl: a test file instead of splitting test_fraction off
+    hf_test_split: str | None = None  # hf: a test split instead of splitting test_fraction off
+    # Data-quality report before any compute (duplicates, leakage, empty texts, truncation,
+    # small classes, imbalance): warn = print and record; fail = problems stop the run; off.
+    quality: str = "warn"
+    min_class_examples: int = 5  # a class with fewer examples (all splits) is a problem
 
 
 @dataclass
@@ -78,6 +88,12 @@ class TrainConfig:
     # Length-aware batching: batches are sorted by length inside shuffled pools of this many
     # batches. 1 = plain shuffling; fully sorted batches are class-sorted on the default data.
     bucket_pool_batches: int = 50
+    # Imbalance handling (automl/data/sampling.py), from the training split's class counts n_c.
+    # Loss weights: none | sqrt (w_c ∝ n_c^-1/2) | balanced (∝ n_c^-1), mean 1; val loss unweighted.
+    class_weights: str = "none"
+    # The epoch's sample, as many draws as training examples: natural (every example once) |
+    # sqrt (class share ∝ n_c^1/2) | balanced (equal shares), oversampled classes with replacement.
+    sampling: str = "natural"
     mixed_precision: bool = True  # bf16/fp16 autocast where the GPU supports it
     num_threads: int | None = None  # torch CPU threads; None = the CPUs given to the trial
     device: str = "auto"  # auto | cpu | cuda
@@ -132,6 +148,14 @@ class SweepConfig:
     max_failures: int = 1
     keep_checkpoints: bool = False
     reuse_actors: bool = True
+    # Seed this sweep with an earlier one's best configurations (search/warm_start.py): its name
+    # under paths.output_dir or its outputs folder; they run first. None: no warm start.
+    warm_start: str | None = None
+    warm_start_top_k: int = 3  # how many of its best trials (by its metric) to start from
+    # Which trial to export (search/pareto.py): best = the best metric; smallest_within = the one
+    # with the fewest trainable parameters whose metric is within export_tolerance of the best.
+    export_rule: str = "best"
+    export_tolerance: float = 0.005
 
 
 @dataclass

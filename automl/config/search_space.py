@@ -37,7 +37,7 @@ from optuna.distributions import (
 )
 
 from automl.config.space_params import Number, Param, SearchSpaceError, _one_line, _required
-from automl.config.space_rules import _Checker, _describe, _did_you_mean, _is_number
+from automl.config.space_rules import SpecChecker, _describe, _did_you_mean, _is_number
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def load_search_space(
     """
     path = resolve_search_space_path(name_or_path, search_dir)
     raw = _read_yaml(path)
-    checker = _Checker(path, config, num_blocks, frozen_key)
+    checker = SpecChecker(path, config, num_blocks, frozen_key)
     params: dict[str, Param] = {}
     for key, spec in raw.items():
         params[key] = checker.param(key, spec, params)

@@ -1,6 +1,17 @@
 """The rules a search-space file must follow, checked against the resolved experiment config.
 
-Each rule fails with one line: ``<file>: <key>: <problem>``.
+Each rule fails with one line, ``<file>: <key>: <problem>``, and they apply in this order:
+
+1. the key is a single value of the experiment config (`SpecChecker._config_value`);
+2. the spec is a mapping with a known ``type`` and only the fields that type takes (`param`);
+3. the type fits the config value: no float range on an int field (`_check_type_fits`);
+4. ``low``/``high``/``step`` are finite numbers or ``blocks``, whole for ints (`_number`);
+5. ``choices`` is a non-empty list of scalars that fit the config value, none twice (`_choices`);
+6. a range is valid for Optuna: low <= high, log needs low > 0 and no step, high on the step
+   grid (`_validate`);
+7. a frozen depth lies between 0 and the model's block count (`_check_frozen`);
+8. each ``when`` branch conditions on a value an EARLIER parameter can take and changes
+   something, and its own range passes rule 6 (`_branches`, `_condition`).
 """
 
 from __future__ import annotations
@@ -33,9 +44,10 @@ from automl.config.space_params import (
     _required,
     _same,
 )
+from automl.config.values import CHOICES
 
 
-class _Checker:
+class SpecChecker:
     """Turns raw specs into Params, failing on the first problem with the file and key named."""
 
     def __init__(
@@ -46,12 +58,13 @@ class _Checker:
         self.num_blocks = num_blocks
         self.frozen_key = frozen_key
         self.at = ""  # "<key>: " or "<key>: when[i]: ", the culprit named in messages
+        self.key = ""  # the dotted config key being checked
 
     def fail(self, problem: str) -> NoReturn:
         raise SearchSpaceError(_one_line(f"{self.path}: {self.at}{problem}"))
 
     def param(self, key: str, spec: Any, earlier: Mapping[str, Param]) -> Param:
-        self.at = f"{key}: "
+        self.at, self.key = f"{key}: ", key
         current = self._config_value(key)
         if not isinstance(spec, dict):
             self.fail(f"spec must be a mapping with a `type`, got {_describe(spec)}")
@@ -153,6 +166,9 @@ class _Checker:
                 self.fail(
                     f"{field} ({choice!r}) does not fit the config value {current!r} ({kind})"
                 )
+            allowed = CHOICES.get(self.key)  # a config key with a fixed set of values
+            if allowed is not None and choice not in allowed:
+                self.fail(f"{field} ({choice!r}) is not one of {', '.join(allowed)}")
             identity = (isinstance(choice, bool), choice)  # True and 1 differ; 1 and 1.0 do not
             if identity in seen:
                 self.fail(f"choices: {choice!r} is listed twice")

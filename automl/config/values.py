@@ -12,12 +12,19 @@ def _check(ok: bool, key: str, problem: str) -> None:
         raise ConfigError(f"config: {key}: {problem}")
 
 
+# What a sweep may optimise: every one is computed, logged and reported each epoch anyway.
+OBJECTIVES = ("val_accuracy", "val_f1", "val_balanced_accuracy", "val_loss")
+
 CHOICES = {
     "model.source": ("package", "pretrained", "tiny"),
     "model.tiny_arch": ("bert", "gpt2"),
     "data.source": ("chatterbot_topics", "csv", "jsonl", "hf"),
+    "data.quality": ("warn", "fail", "off"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.class_weights": ("none", "sqrt", "balanced"),
+    "train.sampling": ("natural", "sqrt", "balanced"),
     "sweep.mode": ("max", "min"),
+    "sweep.export_rule": ("best", "smallest_within"),
     "sampler.name": ("tpe", "random", "cmaes", "gp", "qmc"),
     "pruner.name": ("overfit", "asha", "overfit_asha", "none"),
 }
@@ -40,6 +47,19 @@ def validate(conf: Config) -> None:
     if d.source == "hf":
         _check(bool(d.hf_name), "data.hf_name", "is required when data.source=hf")
     _check(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
+    _check(
+        0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}"
+    )
+    _check(
+        d.val_fraction + d.test_fraction < 1,
+        "data.test_fraction",
+        f"val_fraction + test_fraction must be < 1, got {d.val_fraction} + {d.test_fraction}",
+    )
+    _check(
+        d.min_class_examples >= 1,
+        "data.min_class_examples",
+        f"must be >= 1, got {d.min_class_examples}",
+    )
     if d.max_examples is not None:
         _check(d.max_examples >= 4, "data.max_examples", f"must be >= 4, got {d.max_examples}")
     _check(t.learning_rate > 0, "train.learning_rate", f"must be > 0, got {t.learning_rate}")
@@ -76,9 +96,10 @@ def validate(conf: Config) -> None:
         except (TypeError, ValueError):
             gpus_f = -1.0
         _check(
-            gpus_f >= 0 and (gpus_f <= 1 or gpus_f.is_integer()),
+            0 <= gpus_f <= 1,
             "resources.gpus_per_trial",
-            f"must be 'auto', a fraction in [0, 1] or a whole number, got {gpus!r}",
+            f"must be 'auto' or a fraction in [0, 1] (a trial trains on one GPU: no data "
+            f"parallelism), got {gpus!r}",
         )
     s = conf.sweep
     _check(
@@ -89,12 +110,15 @@ def validate(conf: Config) -> None:
     _check(s.num_samples >= 1, "sweep.num_samples", f"must be >= 1, got {s.num_samples}")
     _check(s.max_concurrent >= 1, "sweep.max_concurrent", f"must be >= 1, got {s.max_concurrent}")
     _check(s.max_failures >= 0, "sweep.max_failures", f"must be >= 0, got {s.max_failures}")
+    k, tol = s.warm_start_top_k, s.export_tolerance
+    _check(k >= 1, "sweep.warm_start_top_k", f"must be >= 1, got {k}")
+    _check(tol >= 0, "sweep.export_tolerance", f"must be >= 0, got {tol}")
     if s.time_budget_s is not None:
         _check(s.time_budget_s > 0, "sweep.time_budget_s", f"must be > 0, got {s.time_budget_s}")
     _check(
-        s.metric in ("val_accuracy", "val_f1", "val_loss"),
+        s.metric in OBJECTIVES,
         "sweep.metric",
-        f"{s.metric!r} is not one of val_accuracy, val_f1, val_loss",
+        f"{s.metric!r} is not one of {', '.join(OBJECTIVES)}",
     )
     pr = conf.pruner
     _check(pr.grace_period >= 0, "pruner.grace_period", f"must be >= 0, got {pr.grace_period}")

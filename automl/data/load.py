@@ -22,27 +22,32 @@ from automl.data.task import DataError, LabeledTexts, TaskData
 log = logging.getLogger(__name__)
 
 
+Rows = tuple[list[str], list[Any], str]  # texts, raw labels, where they came from
+
+
 def load_task_data(cfg: DataConfig) -> TaskData:
-    """Load, label-encode, cap and split the configured data."""
+    """Load, label-encode, cap and split the configured data (test first, then validation)."""
     rng = np.random.default_rng(cfg.seed)
+    val_rows = test_rows = None
+    names = None
     if cfg.source == "chatterbot_topics":
         texts, raw_labels, where = _read_chatterbot(cfg.language)
-        val_rows = None
     elif cfg.source in ("csv", "jsonl"):
         texts, raw_labels, where = _read_file(Path(cfg.path), cfg)
         val_rows = _read_file(Path(cfg.val_path), cfg) if cfg.val_path else None
+        test_rows = _read_file(Path(cfg.test_path), cfg) if cfg.test_path else None
     elif cfg.source == "hf":
-        (texts, raw_labels, where), val_rows, names = _read_hf(cfg)
-        return _assemble(texts, raw_labels, val_rows, cfg, rng, where, names)
+        (texts, raw_labels, where), val_rows, test_rows, names = _read_hf(cfg)
     else:
         raise DataError(f"data.source: unknown source {cfg.source!r}")
-    return _assemble(texts, raw_labels, val_rows, cfg, rng, where, None)
+    return _assemble(texts, raw_labels, val_rows, test_rows, cfg, rng, where, names)
 
 
 def _assemble(
     texts: list[str],
     raw_labels: list[Any],
-    val_rows: tuple[list[str], list[Any], str] | None,
+    val_rows: Rows | None,
+    test_rows: Rows | None,
     cfg: DataConfig,
     rng: np.random.Generator,
     where: str,
@@ -56,16 +61,35 @@ def _assemble(
     if cfg.max_examples is not None and cfg.max_examples < len(texts):
         keep = stratified_sample(labels, cfg.max_examples, rng)
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    rest = LabeledTexts(texts, labels)
+    test: LabeledTexts | None = None
+    val_share = cfg.val_fraction  # of the whole data
+    if test_rows is not None:
+        test = _encoded(test_rows, index)
+    elif cfg.test_fraction > 0:
+        # Test first: every class keeps two examples for train and validation.
+        rest, test = stratified_split(
+            texts, labels, cfg.test_fraction, rng, where,
+            key="test_fraction", keep=2, allow_empty=True,
+        )  # fmt: skip
+        if not test.texts:
+            log.warning("%s: too few examples for a test split (data.test_fraction)", where)
+            test = None
+        val_share = cfg.val_fraction / (1 - cfg.test_fraction)
     if val_rows is not None:
-        val_texts, val_raw, val_where = val_rows
-        unknown = sorted({str(x) for x in val_raw} - set(index))
-        if unknown:
-            raise DataError(f"{val_where}: labels not in the training data: {unknown[:5]}")
-        train = LabeledTexts(texts, labels)
-        val = LabeledTexts(val_texts, [index[str(x)] for x in val_raw])
+        train, val = rest, _encoded(val_rows, index)
     else:
-        train, val = stratified_split(texts, labels, cfg.val_fraction, rng, where)
-    return TaskData(train, val, label_names, where)
+        train, val = stratified_split(rest.texts, rest.labels, val_share, rng, where)
+    return TaskData(train, val, label_names, where, test)
+
+
+def _encoded(rows: Rows, index: dict[str, int]) -> LabeledTexts:
+    """A separate validation or test set, labelled with the training data's ids."""
+    texts, raw, where = rows
+    unknown = sorted({str(x) for x in raw} - set(index))
+    if unknown:
+        raise DataError(f"{where}: labels not in the training data: {unknown[:5]}")
+    return LabeledTexts(texts, [index[str(x)] for x in raw])
 
 
 def _label_names(raw_labels: Sequence[Any]) -> list[str]:
@@ -155,9 +179,7 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _read_hf(
-    cfg: DataConfig,
-) -> tuple[tuple[list[str], list[Any], str], tuple[list[str], list[Any], str] | None, list[str]]:
+def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]]:
     """A Hugging Face dataset: a hub name (online) or a folder written by `save_to_disk`."""
     import datasets
 
@@ -200,8 +222,12 @@ def _read_hf(
     texts, labels, where, feature = split(cfg.hf_train_split)
     names = list(getattr(feature, "names", []) or [])
     labels = named(labels, where)
-    val = None
-    if cfg.hf_val_split:
-        vt, vl, vwhere, _ = split(cfg.hf_val_split)
-        val = (vt, named(vl, vwhere), vwhere)
-    return (texts, labels, where), val, names or _label_names(labels)
+
+    def other(name: str | None) -> Rows | None:
+        if not name:
+            return None
+        t, raw, w, _ = split(name)
+        return t, named(raw, w), w
+
+    val, test = other(cfg.hf_val_split), other(cfg.hf_test_split)
+    return (texts, labels, where), val, test, names or _label_names(labels)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
+
+import numpy as np
 
 from automl.config.schema import Config
+from automl.data import quality
 from automl.data.load import load_task_data
+from automl.data.task import TaskData
 from automl.data.tokenized import PreparedData, tokenize
 from automl.model.load import load_tokenizer
 
@@ -20,8 +25,40 @@ def prepare_data(conf: Config) -> PreparedData:
     tokenizer = load_tokenizer(conf.model)
     data = tokenize(task, tokenizer, conf.model.max_length)
     log.info(
-        "data: %s — %d train / %d val, %d classes (%.1f s)",
-        data.description, len(data.train), len(data.val), len(data.label_names),
+        "data: %s — %d train / %d val / %d test, %d classes (%.1f s)",
+        data.description, len(data.train), len(data.val),
+        len(data.test) if data.test is not None else 0, len(data.label_names),
         time.perf_counter() - started,
     )  # fmt: skip
+    if conf.data.quality != "off":
+        data.quality = check_quality(conf, task, data, tokenizer)
     return data
+
+
+def check_quality(conf: Config, task: TaskData, data: PreparedData, tokenizer: Any) -> dict:
+    """The data-quality report (data/quality.py), logged in a few lines; with
+    `data.quality=fail` a problem stops the run here, before any compute."""
+    lengths = _untruncated_lengths(task, data, tokenizer, conf.model.max_length)
+    report = quality.assess(task, lengths, conf.model.max_length, conf.data.min_class_examples)
+    first, *rest = quality.summary_lines(report)
+    log.info("%s", first)
+    for line in rest:
+        log.warning("%s", line)
+    quality.enforce(report, conf.data.quality)
+    return report
+
+
+def _untruncated_lengths(
+    task: TaskData, data: PreparedData, tokenizer: Any, max_length: int
+) -> dict[str, np.ndarray]:
+    """Token lengths before truncation: only the texts cut at `max_length` are tokenized again."""
+    out = {}
+    for name, split in quality.splits_of(task).items():
+        tokenized = getattr(data, name)
+        lengths = tokenized.lengths.copy()
+        cut = np.flatnonzero(lengths >= max_length)
+        if cut.size:
+            ids = tokenizer([split.texts[i] for i in cut], truncation=False)["input_ids"]
+            lengths[cut] = [len(x) for x in ids]
+        out[name] = lengths
+    return out

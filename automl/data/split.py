@@ -20,16 +20,26 @@ def stratified_sample(labels: Sequence[int], n: int, rng: np.random.Generator) -
 
 
 def stratified_split(
-    texts: list[str], labels: list[int], val_fraction: float, rng: np.random.Generator, where: str
+    texts: list[str],
+    labels: list[int],
+    val_fraction: float,
+    rng: np.random.Generator,
+    where: str,
+    *,
+    key: str = "val_fraction",
+    keep: int = 1,
+    allow_empty: bool = False,
 ) -> tuple[LabeledTexts, LabeledTexts]:
-    """Seeded split keeping class proportions; a class with one example stays in train."""
+    """Seeded split keeping class proportions; each class keeps at least `keep` examples on
+    the first side (so a class with one example stays in train). `allow_empty`: a set too
+    small to give any example to the second side returns it empty instead of failing."""
     val_idx: list[int] = []
     for members in _indices_by_class(labels, rng).values():
-        n_val = min(round(len(members) * val_fraction), len(members) - 1)
+        n_val = max(0, min(round(len(members) * val_fraction), len(members) - keep))
         val_idx.extend(members[:n_val])
-    if not val_idx or len(val_idx) == len(labels):
+    if (not val_idx and not allow_empty) or len(val_idx) == len(labels):
         raise DataError(
-            f"{where}: too few examples ({len(labels)}) to split off val_fraction={val_fraction}"
+            f"{where}: too few examples ({len(labels)}) to split off {key}={val_fraction}"
         )
     in_val = set(val_idx)
     train_idx = [i for i in range(len(labels)) if i not in in_val]

@@ -21,3 +21,5 @@ class TaskData:
     val: LabeledTexts
     label_names: list[str]
     description: str  # where the data came from, for model cards and MLflow
+    # Held out for the exported model's final score; no training or selection step reads it.
+    test: LabeledTexts | None = None

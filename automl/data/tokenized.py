@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from automl.data.fingerprint import data_fingerprint
 from automl.data.task import DataError, LabeledTexts, TaskData
 
 
@@ -33,10 +34,21 @@ class PreparedData:
     pad_token_id: int
     description: str
     val_texts: list[str]  # kept so an exported model can be re-evaluated through a pipeline
+    # sha256 of the (text, label) pairs + counts (data/fingerprint.py): provenance of an export
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+    # The held-out test split: read only after the best trial is chosen (export evaluation).
+    test: TokenizedSplit | None = None
+    test_texts: list[str] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)  # data/quality.py's report, or empty
+
+    def without_test(self) -> PreparedData:
+        """What trials get: the same data with the test split left out, so no training or
+        selection step can read it."""
+        return replace(self, test=None, test_texts=[])
 
 
 def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
-    """Tokenize both splits once (no padding: batches are padded to their own longest row)."""
+    """Tokenize every split once (no padding: batches are padded to their own longest row)."""
 
     def encode(split: LabeledTexts) -> TokenizedSplit:
         ids = tokenizer(split.texts, truncation=True, max_length=max_length)["input_ids"]
@@ -51,4 +63,7 @@ def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
         pad_token_id=int(tokenizer.pad_token_id),
         description=task.description,
         val_texts=task.val.texts,
+        fingerprint=data_fingerprint(task),
+        test=encode(task.test) if task.test is not None else None,
+        test_texts=list(task.test.texts) if task.test is not None else [],
     )

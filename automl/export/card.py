@@ -7,6 +7,8 @@ from typing import Any
 import yaml
 
 from automl.config.schema import Config
+from automl.export.portable import provenance_lines
+from automl.search.summary import describe_scores
 
 
 def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str]) -> str:
@@ -35,11 +37,18 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         f"- validation {metric}: **{value:.4f}** (best epoch {provenance.get('checkpoint_epoch')})"
         if isinstance(value, float)
         else f"- validation {metric}: {value}",
+        *(
+            [f"- at that epoch, validation {describe_scores(scores)}"]
+            if (scores := provenance.get("best_scores"))
+            else []
+        ),
+        *test_result_lines(provenance.get("test_evaluation")),
         f"- trial `{provenance.get('trial_id')}` of sweep `{provenance.get('sweep')}` "
         f"({provenance.get('num_trials', '?')} trials, sampler {provenance.get('sampler', '?')}, "
         f"pruner {provenance.get('pruner', '?')})",
         f"- trainable parameters during fine-tuning: {provenance.get('trainable_params')}",
         "",
+        *test_table_lines(provenance.get("test_evaluation")),
         "## Best hyperparameters",
         "",
         *(f"- `{k}`: {v}" for k, v in params.items()),
@@ -56,7 +65,38 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         'clf("How do I reset my password?")',
         "```",
         "",
+        *provenance_lines(provenance),  # base model, data fingerprint, how to reproduce
         "Provenance (resolved config, versions, git commit): `provenance.json`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    """The held-out test score (export/evaluation.py), when the sweep had a test split."""
+    if not evaluation:
+        return []
+    return [
+        f"- held-out test ({evaluation['num_examples']} texts never seen by training or "
+        f"selection): accuracy **{evaluation['accuracy']:.4f}**, macro-F1 "
+        f"{evaluation['macro_f1']:.4f}, balanced accuracy {evaluation['balanced_accuracy']:.4f}"
+    ]
+
+
+def test_table_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    """Per-class precision / recall / F1 / support on the test split, as a Markdown table."""
+    if not evaluation or not evaluation.get("per_class"):
+        return []
+    lines = [
+        "## Held-out test, per class",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| `{r['label']}` | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} "
+        f"| {r['support']} |"
+        for r in evaluation["per_class"]
+    ]
+    lines += ["", "Confusion matrix (rows: true class): `test_evaluation.json`.", ""]
+    return lines

@@ -25,8 +25,11 @@ def find_checkpoint(row: dict[str, Any]) -> Path:
 
 
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
+    from automl.data.fingerprint import data_fingerprint
+    from automl.data.load import load_task_data
     from automl.export.model_dir import export_checkpoint
     from automl.provenance import sweep_provenance
+    from automl.search.summary import best_epoch_scores
     from automl.search.trial import trial_config
 
     summary_path, config_path = sweep_dir / "summary.json", sweep_dir / "config.json"
@@ -42,6 +45,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     row = rows[trial_id]
     conf = from_dict(base)
     checkpoint = find_checkpoint(row)
+    task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     provenance = sweep_provenance(
         conf,
         trial_id,
@@ -49,11 +53,20 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         row["params"],
         summary["num_trials"],
         summary.get("data", ""),
+        data_fingerprint(task),
     )
-    return export_checkpoint(
+    provenance["best_scores"] = best_epoch_scores(row)  # every metric, for the card
+    folder = export_checkpoint(
         trial_config(base, row["params"]),
         checkpoint,
         out_dir or sweep_dir / "best",
         label_names=summary["label_names"],
         provenance=provenance,
     )
+    if task.test is not None and task.test.texts:  # the held-out score travels with the model
+        from automl.export.evaluation import evaluate_export, record_in_export
+
+        labels = summary["label_names"]
+        evaluation = evaluate_export(folder, task.test.texts, task.test.labels, labels)
+        record_in_export(folder, evaluation, conf)
+    return folder

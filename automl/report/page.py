@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from automl.report.importance import plot_importance
+from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
+from automl.report.sections import quality_section, test_section
+from automl.search.summary import SCORE_NAMES, best_epoch_scores
 
 log = logging.getLogger("automl.report")
 
@@ -63,10 +66,12 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
         plot_curves(summary, report_dir / "learning_curves.png"),
         plot_parallel(summary, report_dir / "parallel_coordinates.png"),
         plot_gap(summary, report_dir / "generalization_gap.png"),
+        plot_pareto(summary, report_dir / "pareto.png"),
     ]
     index = report_dir / "index.html"
     tmp = report_dir / ".index.html.tmp"
-    tmp.write_text(render_html(summary, plots))
+    sections = [test_section(out_dir, report_dir), quality_section(out_dir)]
+    tmp.write_text(render_html(summary, plots, [x for x in sections if x]))
     tmp.replace(index)  # never half-written
     log.info("report: %s", index)
     if tracker is not None:
@@ -114,7 +119,12 @@ def trial_table(summary: dict[str, Any]) -> str:
     """One row per trial; the best marked ★, pruned / stopped / failed marked and tinted."""
     metric, best = summary["metric"], summary.get("best_trial")
     keys = sorted({k for r in summary["trials"] for k in r["params"]})
-    head = ["trial", "status", f"best {metric}", "best epoch", "epochs run", "wall s", *keys]
+    extras = [c for c in ("origin", "pareto", "trainable_params") if summary["trials"]
+              and c in summary["trials"][0]]  # fmt: skip
+    head = ["trial", "status", f"best {metric}", "best epoch", "epochs run", "wall s", *extras]
+    others = [k for k in SCORE_NAMES if k != metric]  # every score, whichever is the objective
+    head += [f"{SCORE_NAMES[k]} (best epoch)" for k in others]
+    head += keys
     lines = ["<table>", "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     for row in summary["trials"]:
         status = row["status"]
@@ -128,6 +138,8 @@ def trial_table(summary: dict[str, Any]) -> str:
             f"<td>{_fmt(row['best_epoch'])}</td>",
             f"<td>{_fmt(row['epochs_run'])}</td>",
             f"<td>{row['wall_s']:.1f}</td>",
+            *(f'<td class="id">{html.escape(_fmt(row.get(c)))}</td>' for c in extras),
+            *(f"<td>{_fmt(best_epoch_scores(row).get(k))}</td>" for k in others),
             *(f"<td>{html.escape(_fmt(row['params'].get(k)))}</td>" for k in keys),
         ]
         lines.append(f'<tr class="{" ".join(classes)}">' + "".join(cells) + "</tr>")
@@ -135,7 +147,11 @@ def trial_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def render_html(summary: dict[str, Any], plots: Sequence[Plot]) -> str:
+def render_html(
+    summary: dict[str, Any], plots: Sequence[Plot], sections: Sequence[str] = ()
+) -> str:
+    """The page; `sections` (report/sections.py: test evaluation, data quality) follow the
+    trial table as ready HTML."""
     e = html.escape
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.get("statuses", {}).items()))
     best = summary.get("best_trial")
@@ -158,6 +174,7 @@ def render_html(summary: dict[str, Any], plots: Sequence[Plot]) -> str:
         '<p class="caption">★ best trial (its checkpoint is the exported model) · PRUNED: '
         "stopped for overfitting · STOPPED: stopped early (ASHA or the time budget) · FAILED: "
         "an error or a diverged loss; hover a status for the reason.</p>",
+        *sections,
     ]
     for plot in plots:
         parts.append(f"<h2>{e(plot.title)}</h2>")

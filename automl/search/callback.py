@@ -1,13 +1,15 @@
 """Driver-side Ray Tune callback: trial records, live progress, statuses, and MLflow writes.
 
 Every trial ends with a status saying why: `completed`, `pruned_overfit` (the overfit stopper),
-`stopped_early` (ASHA or the time budget stopped it before its last epoch), or `failed`.
+`stopped_early` (ASHA stopped it before its last epoch), `stopped_budget` (the sweep's time budget
+ran out while it ran; its best epoch still counts), or `failed`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,15 @@ from automl.train.loop import is_better
 
 log = logging.getLogger("automl.sweep")
 
-EPOCH_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "train_samples_per_s")
+EPOCH_KEYS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "val_f1",
+    "val_balanced_accuracy",
+    "train_samples_per_s",
+)
 
 
 @dataclass
@@ -42,6 +52,7 @@ class TrialRecord:
     trainable_params: int = 0
     checkpoint: str = ""  # folder of its latest checkpoint (which holds its best weights)
     retries: int = 0  # times it failed and was restarted from its checkpoint
+    origin: str = "sampler"  # or "warm_start:<sweep>/<trial_id>" (search/warm_start.py)
 
     @property
     def epochs_run(self) -> int:
@@ -67,11 +78,13 @@ class SweepCallback(Callback):
         tracker: SweepTracker | None,
         stopper: OverfitStopper | None,
         previous: list[TrialRecord] | None = None,
+        origin_of: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
         self.metric, self.mode = metric, mode
         self.default_epochs = default_epochs
         self.tracker = tracker
         self.stopper = stopper
+        self.origin_of = origin_of  # which trials run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
 
@@ -134,12 +147,39 @@ class SweepCallback(Callback):
         record.status, record.reason = "failed", _error_line(trial)
         self._finish(record)
 
+    def close_unfinished(self, ended: dict[str, tuple[str, str]], budget_s: float | None) -> None:
+        """Trials still running when the experiment ended (Ray stops them when the time budget
+        runs out, without a callback) get a final status too, and their MLflow runs end.
+        `ended`: per trial id, its latest checkpoint folder and error line (from Ray's results)."""
+        for record in self.records.values():
+            if record.status != "running":
+                continue
+            path, error = ended.get(record.trial_id, ("", ""))
+            if path and Path(path).is_dir():
+                checkpoint.slim(Path(path))
+                record.checkpoint = path
+            if error:
+                record.status, record.reason = "failed", error
+            elif budget_s:
+                record.status = "stopped_budget"
+                record.reason = f"time budget {budget_s:g} s ran out at epoch {record.epochs_run}"
+            else:
+                record.status = "stopped"
+                record.reason = f"the sweep ended after {record.epochs_run} epochs"
+            self._finish(record)
+
     # Ray saves this with the experiment, so a resumed sweep keeps the records of ended trials
+    # and the overfit stopper's per-trial histories (its patience goes on where it was)
     def get_state(self) -> dict[str, Any]:
-        return {"records": [asdict(r) for r in self.records.values()]}
+        state: dict[str, Any] = {"records": [asdict(r) for r in self.records.values()]}
+        if self.stopper is not None:
+            state["stopper"] = self.stopper.get_state()
+        return state
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.records.update({r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])})
+        if self.stopper is not None and "stopper" in state:
+            self.stopper.set_state(state["stopper"])
 
     # helpers ----------------------------------------------------------------------------------
     def _record(self, trial: Any) -> TrialRecord:
@@ -147,8 +187,11 @@ class SweepCallback(Callback):
         if record is None:
             params = overrides_from_trial(dict(trial.config))
             record = self.records[trial.trial_id] = TrialRecord(trial.trial_id, params)
+            if self.origin_of is not None:
+                record.origin = self.origin_of(params)
             if self.tracker is not None:
                 self.tracker.child(trial.trial_id, params)
+                self.tracker.tag_trial(trial.trial_id, {"origin": record.origin})
         return record
 
     def _planned_epochs(self, record: TrialRecord) -> int:

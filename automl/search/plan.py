@@ -17,7 +17,9 @@ from automl.config.search_space import SearchSpace, load_search_space
 from automl.model.load import check_model
 from automl.provenance import redact
 from automl.search.resources import pick_gpu_share, sweep_estimate
-from automl.tracking.uri import check_reachable, tracking_uri
+from automl.search.samplers import check_sampler
+from automl.search.warm_start import WarmStart, load_warm_start
+from automl.tracking.uri import check_store, tracking_uri
 
 log = logging.getLogger("automl.sweep")
 
@@ -34,6 +36,7 @@ class SweepPlan:
     tracking_uri: str | None
     gpus_per_trial: float
     max_epochs: int
+    warm_start: WarmStart | None = None  # an earlier sweep's best configurations, run first
 
     def describe(self) -> str:
         s = self.conf.sweep
@@ -51,6 +54,7 @@ class SweepPlan:
             *(f"    {p.key}: {_describe_param(p)}" for p in self.space.params),
             f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
             + (redact(self.tracking_uri) if self.tracking_uri else "off"),
+            *([f"  {self.warm_start.describe()}"] if self.warm_start else []),
         ]
         return "\n".join(lines)
 
@@ -74,9 +78,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
     space = load_search_space(
         conf.search_space, config=as_dict(conf), num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR
     )
+    check_sampler(conf.sampler)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:
-        check_reachable(uri)
+        check_store(uri)
     out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
     storage = _storage_path(conf.paths.storage) if conf.paths.storage else out_dir / "ray"
     gpus = conf.resources.gpus_per_trial
@@ -88,7 +93,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
     max_epochs = (
         int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
     )
-    return SweepPlan(conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs)
+    warm = load_warm_start(conf, space)
+    return SweepPlan(
+        conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm
+    )
 
 
 def _storage_path(storage: str) -> Path:

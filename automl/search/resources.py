@@ -220,6 +220,23 @@ def pick_gpu_share(
     return 1.0
 
 
+def memory_fraction(
+    share: float, total_bytes: int, context_bytes: int = CUDA_OVERHEAD_BYTES
+) -> float | None:
+    """The caching allocator's cap, as a fraction of the whole GPU, for a process given `share`
+    of it: the share less the CUDA context, which the process also holds on that GPU but the
+    allocator does not count. None when there is nothing to cap (no GPU, or a whole one)."""
+    if not 0 < share < 1:
+        return None
+    budget = share * total_bytes - context_bytes
+    if budget <= 0:
+        raise ValueError(
+            f"resources.gpus_per_trial: a {share} share of a {total_bytes / GIB:.1f} GiB GPU "
+            f"cannot hold the CUDA context (~{context_bytes / GIB:.1f} GiB); ask for more"
+        )
+    return budget / total_bytes
+
+
 def sweep_estimate(conf: Config, space: Any, num_labels: int = 2) -> MemoryEstimate:
     """The largest trial the search space allows, conservatively: no frozen blocks when the depth
     is searched, full fine-tuning (rank 0) when the rank is, the largest batch. Needs only the

@@ -8,6 +8,21 @@ from typing import Any
 from automl.config.schema import ConfigError, SamplerConfig
 from automl.config.search_space import SearchSpace
 
+# Optuna imports these only once a sampler first samples: inside a running sweep, too late.
+NEEDS = {"cmaes": "cmaes", "gp": "scipy"}
+
+
+def check_sampler(cfg: SamplerConfig) -> None:
+    """Before any compute: the sampler exists and what it imports is installed."""
+    import importlib.util
+
+    build_sampler(cfg)
+    module = NEEDS.get(cfg.name)
+    if module and importlib.util.find_spec(module) is None:
+        raise ConfigError(
+            f"config: sampler.name: {cfg.name} needs the {module!r} package (pip install {module})"
+        )
+
 
 def build_sampler(cfg: SamplerConfig) -> Any:
     """The Optuna sampler that chooses each trial's hyperparameters (seeded)."""

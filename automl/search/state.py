@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,3 +40,9 @@ class SweepState:
 
 def experiment_name(sweep: str, round_: int) -> str:
     return sweep if round_ == 0 else f"{sweep}-r{round_}"
+
+
+def is_own_experiment(folder: str, sweep: str) -> bool:
+    """A Ray experiment folder of this sweep (`<sweep>` or `<sweep>-r<k>`), never another
+    sweep's that shares the storage and merely starts with the same name (`<sweep>-roberta`)."""
+    return re.fullmatch(re.escape(sweep) + r"(-r\d+)?", folder) is not None

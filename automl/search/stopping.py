@@ -190,6 +190,16 @@ class OverfitStopper(Stopper):
         """A copy of the results kept for the trial (for logging and tests)."""
         return [dict(r) for r in self._histories.get(trial_id, [])]
 
+    def get_state(self) -> dict[str, Any]:
+        """What patience needs across a driver restart (saved by the sweep's callback: Ray
+        restores `RunConfig.stop` as it was when the sweep started, not as it is now)."""
+        histories = {trial_id: self.history(trial_id) for trial_id in self._histories}
+        return {"pruned": dict(self.pruned), "histories": histories}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.pruned = dict(state.get("pruned", {}))
+        self._histories = {k: [dict(r) for r in v] for k, v in state.get("histories", {}).items()}
+
 
 def _truncate_replay(history: list[dict[str, Any]], record: Mapping[str, Any]) -> bool:
     """Cut ``history`` back to the results before ``record`` if ``record`` replays one of them."""
@@ -215,7 +225,7 @@ def build_stopping(
     max_t: int,
     grace_period: int,
     reduction_factor: float,
-    time_attr: str = "training_iteration",
+    time_attr: str = "epoch",  # ASHA counts epochs (a resumed trial reports its real epoch)
     asha_metric: str | None = None,
 ) -> tuple[OverfitStopper | None, TrialScheduler | None]:
     """The stopper and scheduler for a ``pruner`` name: overfit, asha, overfit_asha or none.

@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+# How the per-epoch validation scores are named wherever they are shown (table, card, report).
+SCORE_NAMES = {
+    "val_accuracy": "accuracy",
+    "val_f1": "macro-F1",
+    "val_balanced_accuracy": "balanced accuracy",
+    "val_loss": "loss",
+}
+
+
+def best_epoch_scores(row: Mapping[str, Any]) -> dict[str, float]:
+    """Every validation score of a trial row's best epoch, whichever metric chose that epoch."""
+    history, epoch = row.get("history") or [], row.get("best_epoch") or 0
+    if not 1 <= epoch <= len(history):
+        return {}
+    return {k: history[epoch - 1][k] for k in SCORE_NAMES if k in history[epoch - 1]}
+
+
+def describe_scores(scores: Mapping[str, float]) -> str:
+    """`accuracy 0.8150, macro-F1 0.2800, ...` (empty when there are none)."""
+    return ", ".join(f"{SCORE_NAMES[k]} {v:.4f}" for k, v in scores.items() if k in SCORE_NAMES)
 
 
 def print_table(summary: dict[str, Any], stream: Any) -> None:
@@ -25,6 +47,10 @@ def print_table(summary: dict[str, Any], stream: Any) -> None:
             f"{row['epochs_run']:>8}{row['wall_s']:>9.1f}  {params}{mark}",
             file=stream,
         )
+    rows = [r for r in summary["trials"] if r["trial_id"] == summary["best_trial"]]
+    best_row: dict[str, Any] = rows[0] if rows else {}
+    if scores := describe_scores(best_epoch_scores(best_row)):
+        print(f"\nbest trial's best epoch, validation: {scores}", file=stream)
     print(
         f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
         f"{summary['num_trials']} trials {summary['statuses']}; {summary['wall_s']} s; "

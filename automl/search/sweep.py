@@ -18,14 +18,24 @@ from typing import Any
 
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
+from automl.data import quality
 from automl.data.prepare import prepare_data
+from automl.export.evaluation import (
+    CONFUSION_FILE,
+    EVALUATION_FILE,
+    evaluate_sweep_export,
+    headline,
+    table_lines,
+)
 from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
+from automl.search.pareto import export_choice, mark_pareto
 from automl.search.plan import SweepPlan, init_ray, model_name, plan_sweep
-from automl.search.samplers import DefineByRun, build_sampler
-from automl.search.state import STATE_FILE, SweepState, experiment_name
+from automl.search.state import STATE_FILE, SweepState, experiment_name, is_own_experiment
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
-from automl.search.summary import _count, print_table
+from automl.search.summary import _count, best_epoch_scores, print_table
+from automl.search.tuner import new_tuner, restored_tuner, stopping_rules, unfinished_results
+from automl.search.warm_start import warm_origin, warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
 
@@ -47,11 +57,12 @@ def run_sweep(conf: Config) -> SweepOutcome:
     if conf.sweep.dry_run:
         print(json.dumps({"dry_run": True, "plan": plan.describe().splitlines()}), flush=True)
         return SweepOutcome({"dry_run": True})
-    data = prepare_data(conf)
+    data = prepare_data(conf)  # data.quality=fail: a data problem stops the sweep here
 
     import ray
 
     started_ray = init_ray(conf, plan)
+    quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
     tracker = None
     if plan.tracking_uri:
         tracker = SweepTracker(
@@ -60,6 +71,9 @@ def run_sweep(conf: Config) -> SweepOutcome:
         tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=conf.sweep.resume)
         tracker.log_artifact_dict(as_dict(conf), "config.json")
         tracker.log_artifact(plan.space.path, "search_space")
+        if quality_path is not None:
+            tracker.log_artifact(quality_path)
+            tracker.log_metrics(quality.metrics(data.quality))
     status = "FAILED"
     try:
         state = _starting_state(plan)
@@ -91,7 +105,7 @@ def _starting_state(plan: SweepPlan) -> SweepState:
         for stale in (plan.out_dir / STATE_FILE, plan.out_dir / STUDY_FILE):
             stale.unlink(missing_ok=True)
         for old in plan.storage.glob(f"{s.name}*"):
-            if old.is_dir() and (old.name == s.name or old.name.startswith(f"{s.name}-r")):
+            if old.is_dir() and is_own_experiment(old.name, s.name):
                 shutil.rmtree(old)  # a fresh sweep under the same name starts clean
         return SweepState()
     state = SweepState.load(plan.out_dir)
@@ -109,81 +123,51 @@ def _fit(
 ) -> list[TrialRecord]:
     """Run (or continue) the current round; returns the records of every trial so far."""
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
-    from automl.search.stopping import OverfitRule, build_stopping
-    from automl.search.trial import run_sweep_trial
-
-    conf = plan.conf
-    s, pr = conf.sweep, conf.pruner
-    rule = OverfitRule(
-        metric=s.metric, mode=s.mode, grace_period=pr.grace_period, patience=pr.patience,
-        min_delta=pr.min_delta, max_gap=pr.max_gap,
-    )  # fmt: skip
-    stopper, scheduler = build_stopping(
-        pr.name, rule, max_t=plan.max_epochs, grace_period=pr.asha_grace_period,
-        reduction_factor=pr.asha_reduction_factor, asha_metric=f"best_{s.metric}",
-    )  # fmt: skip
+    s = plan.conf.sweep
+    rules = stopping_rules(plan)
     callback = SweepCallback(
         metric=s.metric,
         mode=s.mode,
-        default_epochs=conf.train.epochs,
+        default_epochs=plan.conf.train.epochs,
         tracker=tracker,
-        stopper=stopper,
+        stopper=rules[0],
         previous=[TrialRecord(**r) for r in state.records],
-    )
-    trainable = tune.with_resources(
-        tune.with_parameters(run_sweep_trial, data=data, base=as_dict(conf)),
-        {"cpu": conf.resources.cpus_per_trial, "gpu": plan.gpus_per_trial},
+        origin_of=warm_origin(plan.warm_start, state.round, state.records),
     )
     name = experiment_name(s.name, state.round)
     experiment_dir = plan.storage / name
-    storage = study_storage(plan.out_dir)
+    study = study_storage(plan.out_dir)
     state.phase = "running"
     state.save(plan.out_dir)
     if s.resume and tune.Tuner.can_restore(str(experiment_dir)):
         log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
-        tuner = tune.Tuner.restore(
-            str(experiment_dir), trainable, resume_unfinished=True, resume_errored=True
-        )
-        # Ray re-reads the callback's records from its experiment state into these fresh objects
-        assert tuner._local_tuner is not None  # a local (not Ray Client) run
-        run_config = tuner._local_tuner.get_run_config()  # no public setter
-        run_config.callbacks, run_config.stop = [callback], stopper
+        tuner = restored_tuner(experiment_dir, _trainable(plan, data), callback, rules[0])
     else:
         shutil.rmtree(experiment_dir, ignore_errors=True)
-        fail_stale_trials(storage, s.name)
-        searcher = OptunaSearch(
-            space=DefineByRun(plan.space),
-            metric=f"best_{s.metric}",  # a trial counts by its best epoch, not its last
-            mode=s.mode,
-            sampler=build_sampler(conf.sampler),
-            study_name=s.name,
-            storage=storage,
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
-                scheduler=scheduler,
-                num_samples=s.num_samples - len(state.records),
-                time_budget_s=s.time_budget_s,
-                reuse_actors=s.reuse_actors,
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=str(plan.storage),
-                stop=stopper,
-                callbacks=[callback],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=s.max_failures),
-                verbose=0,
-            ),
-        )
-    tuner.fit()
-    fail_stale_trials(storage, s.name)
+        fail_stale_trials(study, s.name)
+        tuner = new_tuner(
+            plan, _trainable(plan, data), name=name, study=study, callback=callback, rules=rules,
+            num_samples=s.num_samples - len(state.records),
+            points=warm_points(plan.warm_start, state.round, state.records),
+        )  # fmt: skip
+    results = tuner.fit()
+    callback.close_unfinished(unfinished_results(results), s.time_budget_s)
+    fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)
+
+
+def _trainable(plan: SweepPlan, data: Any) -> Any:
+    """The trial function with the tokenized data (shared once) and the resources of a trial."""
+    from ray import tune
+
+    from automl.search.trial import run_sweep_trial
+
+    conf = plan.conf
+    return tune.with_resources(
+        tune.with_parameters(run_sweep_trial, data=data.without_test(), base=as_dict(conf)),
+        {"cpu": conf.resources.cpus_per_trial, "gpu": plan.gpus_per_trial},
+    )
 
 
 def _finish(
@@ -195,20 +179,23 @@ def _finish(
 ) -> SweepOutcome:
     conf = plan.conf
     s = conf.sweep
-    scored = [r for r in records if r.best_value is not None and r.status != "failed"]
-    best = None
-    if scored:
-        pick = max if s.mode == "max" else min
-        best = pick(scored, key=lambda r: r.best_value)  # type: ignore[arg-type, return-value]
+    # the best metric, or the smallest trial near it (sweep.export_rule; search/pareto.py)
+    best, choice = export_choice(records, s.mode, s.export_rule, s.export_tolerance)
     export_dir = None
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     if best is not None and best.checkpoint and Path(best.checkpoint).is_dir():
         export_dir = _export_best(plan, best, Path(best.checkpoint), data, len(records))
+    # only now, with the best trial chosen and exported, is the held-out test split read
+    test = evaluate_sweep_export(export_dir, plan.out_dir, data, conf)
+    outcome = _outcome(records, best)
     summary = {
         "sweep": s.name,
+        "outcome": outcome,  # finished | all_trials_failed | no_trial_scored
         "metric": s.metric,
         "mode": s.mode,
         "best_value": best.best_value if best else None,
+        "test_accuracy": test["accuracy"] if test else None,
+        "test_f1": test["macro_f1"] if test else None,
         "best_trial": best.trial_id if best else None,
         "best_epoch": best.best_epoch if best else None,
         "best_config": best.params if best else None,
@@ -220,7 +207,9 @@ def _finish(
         "label_names": data.label_names,
         "data": data.description,
         "trials": [r.row() for r in records],
+        "export_rule": choice,
     }
+    mark_pareto(summary["trials"], s.mode)  # metric vs trainable parameters
     summary_path = plan.out_dir / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=2))
     (plan.out_dir / "config.json").write_text(json.dumps(as_dict(conf), indent=2))
@@ -229,20 +218,36 @@ def _finish(
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
         tracker.log_artifact(summary_path)
+        if test is not None:
+            tracker.log_metrics(headline(test))
+            tracker.log_artifact(plan.out_dir / EVALUATION_FILE)
+            tracker.log_artifact(plan.out_dir / CONFUSION_FILE)
         if export_dir is not None:
             register_export(tracker, conf, export_dir)
         tracker.end_sweep(
-            "FINISHED",
+            "FINISHED" if best is not None else "FAILED",
             {f"best_{s.metric}": summary["best_value"], "num_trials": len(records),
              "trial_epochs": summary["trial_epochs"], "wall_s": summary["wall_s"]},
-            {"status": "finished", "best_trial": summary["best_trial"] or ""},
+            {"status": outcome, "best_trial": summary["best_trial"] or ""},
         )  # fmt: skip
     print_table(summary, sys.stderr)
+    if test is not None:
+        print("\n".join(table_lines(test)), file=sys.stderr)
     print(
         json.dumps({k: v for k, v in summary.items() if k not in ("trials", "label_names")}),
         flush=True,
     )
     return SweepOutcome(summary, records, export_dir)
+
+
+def _outcome(records: list[TrialRecord], best: TrialRecord | None) -> str:
+    """How the sweep ended, for the summary and the parent run; says so when nothing to export."""
+    if best is not None:
+        return "finished"
+    all_failed = bool(records) and all(r.status == "failed" for r in records)
+    outcome = "all_trials_failed" if all_failed else "no_trial_scored"
+    log.warning("sweep ended with no best trial (%s): nothing exported", outcome.replace("_", " "))
+    return outcome
 
 
 def _write_report(out_dir: Path, tracker: SweepTracker | None) -> None:
@@ -264,9 +269,10 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any
     log.info("exporting trial %s (best %s %.4f)", best.trial_id, conf.sweep.metric, best.best_value)
     trial_conf = trial_config(as_dict(conf), best.params)
     provenance = sweep_provenance(
-        conf, best.trial_id, best.best_value, best.params, n, data.description
+        conf, best.trial_id, best.best_value, best.params, n, data.description, data.fingerprint
     )
     provenance["search_space"] = str(plan.space.path)
+    provenance["best_scores"] = best_epoch_scores(best.row())  # every metric, for the card
     return export_checkpoint(
         trial_conf, checkpoint, plan.out_dir / "best", label_names=data.label_names,
         provenance=provenance,

@@ -2,7 +2,7 @@
 
 It receives the sampled hyperparameters, the sweep's resolved config as a plain dict, and the data
 tokenized once in the driver (through Ray's object store). It reports once per epoch with a
-checkpoint (automl/checkpoint.py) that holds the best epoch's weights and what resuming needs.
+checkpoint (automl/train/checkpoint.py) that holds the best epoch's weights and what resuming needs.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -22,6 +23,7 @@ import torch
 from automl.config.resolve import from_dict
 from automl.config.schema import Config
 from automl.data.tokenized import PreparedData
+from automl.search.resources import memory_fraction
 from automl.train.device import pick_device
 from automl.train.loop import TrialResult, run_trial
 
@@ -54,12 +56,15 @@ def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> Config:
     return from_dict(apply_overrides(base, overrides))
 
 
-def _limit_gpu_memory(share: float) -> None:
-    """Ray's fractional GPUs are scheduling labels only: cap this process to its share."""
-    import torch
-
-    if torch.cuda.is_available() and 0 < share < 1:
-        torch.cuda.set_per_process_memory_fraction(share, 0)
+def limit_gpu_memory(share: float, device: torch.device) -> None:
+    """Ray's fractional GPUs are scheduling labels only: cap this process to its share of the
+    GPU it trains on, less the CUDA context it also holds there."""
+    if device.type != "cuda":
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    fraction = memory_fraction(share, total)
+    if fraction is not None:
+        torch.cuda.set_per_process_memory_fraction(fraction, device)
 
 
 def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | None:
@@ -73,7 +78,8 @@ def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | Non
 
 
 def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -> TrialResult:
-    """Run `attempt(conf)`; when CUDA runs out of memory, again with smaller micro-batches."""
+    """Run `attempt(conf)`; when CUDA runs out of memory, again with smaller micro-batches
+    (the attempt goes on from its last reported epoch: see `EpochCheckpoints`)."""
     while True:
         torch.cuda.empty_cache()  # what a failed attempt held (a no-op without CUDA)
         try:
@@ -89,6 +95,56 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
             conf.train.batch_size, conf.train.grad_accum_steps = smaller
 
 
+# Hands one epoch's metrics and its checkpoint folder on (to `tune.report`); the folder may be
+# deleted once this returns.
+Publish = Callable[[dict[str, float], Path], None]
+
+
+class EpochCheckpoints:
+    """Each reported epoch's checkpoint, kept in this process until the next epoch's: a retry
+    after running out of GPU memory goes on from the last epoch reported, not from the
+    checkpoint the trial began with, so no epoch is trained or reported twice and ASHA sees
+    each epoch once."""
+
+    def __init__(self, root: Path, start: Path | None, publish: Publish) -> None:
+        self.root = root
+        self.latest = start  # where the next attempt resumes (None: from scratch)
+        self._publish = publish
+        self._own: Path | None = None
+
+    def report(self, metrics: dict[str, float], write: Callable[[Path], None], _: bool) -> None:
+        """The loop's `Reporter`: write the checkpoint here, publish it, drop the previous one."""
+        folder = self.root / f"epoch-{int(metrics['epoch'])}"
+        folder.mkdir(parents=True)
+        write(folder)
+        self._publish(metrics, folder)
+        if self._own is not None:
+            shutil.rmtree(self._own)
+        self.latest = self._own = folder
+
+
+def train_with_oom_retry(
+    conf: Config,
+    data: PreparedData,
+    publish: Publish,
+    start: Path | None,
+    work: Path,
+    metric: str = "val_accuracy",
+    mode: str = "max",
+) -> TrialResult:
+    """Run the trial from `start` (a checkpoint or None), publishing every epoch; after running
+    out of GPU memory, go on from the last published epoch with smaller micro-batches."""
+    checkpoints = EpochCheckpoints(work, start, publish)
+
+    def attempt(conf: Config) -> TrialResult:
+        return run_trial(
+            conf, data, checkpoints.report, metric=metric, mode=mode,
+            resume_from=checkpoints.latest,
+        )  # fmt: skip
+
+    return run_with_oom_retry(conf, attempt)
+
+
 def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any]) -> None:
     """Ray Tune function trainable (bound with `tune.with_parameters`)."""
     import ray
@@ -102,34 +158,35 @@ def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, 
     conf = trial_config(base, overrides)
     context = ray.get_runtime_context()
     resources = context.get_assigned_resources()
+    if not resources.get("GPU"):
+        # Ray leaves CUDA_VISIBLE_DEVICES alone for a trial given no GPU: it would see (and
+        # use) every GPU of the node. Hide them before torch first touches CUDA.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
     if not conf.train.num_threads:
         conf.train.num_threads = max(1, int(resources.get("CPU", 1)))
-    _limit_gpu_memory(float(resources.get("GPU", 0)))
+    device = pick_device(conf.train.device)  # what run_trial will pick
+    limit_gpu_memory(float(resources.get("GPU", 0)), device)
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     metric, mode = conf.sweep.metric, conf.sweep.mode
     extra = {
         "gpu_ids": gpu_ids or "none",
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "node_id": context.get_node_id(),
-        "device": pick_device(conf.train.device).type,
+        "device": device.type,
     }
 
-    def report(metrics: dict[str, float], write: Callable[[Path], None], improved: bool) -> None:
-        # A checkpoint every epoch (Ray keeps the latest): a retried or resumed trial goes on
-        # from its last epoch instead of starting over.
-        with tempfile.TemporaryDirectory() as tmp:
-            write(Path(tmp))
-            tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(tmp))
+    def publish(metrics: dict[str, float], folder: Path) -> None:
+        # A checkpoint every epoch (Ray copies it to storage and keeps the latest): a retried
+        # or resumed trial goes on from its last epoch instead of starting over.
+        tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     previous = tune.get_checkpoint()
-
-    def attempt(conf: Config) -> TrialResult:
-        with previous.as_directory() if previous else nullcontext() as resume_dir:
-            return run_trial(
-                conf, data, report, metric=metric, mode=mode,
-                resume_from=Path(resume_dir) if resume_dir else None,
-            )  # fmt: skip
-
-    result = run_with_oom_retry(conf, attempt)
+    with (
+        tempfile.TemporaryDirectory() as work,
+        previous.as_directory() if previous else nullcontext() as start,
+    ):
+        result = train_with_oom_retry(
+            conf, data, publish, Path(start) if start else None, Path(work), metric, mode
+        )
     if result.status == "diverged":
         raise TrialDiverged(result.message)

@@ -1,28 +1,118 @@
-"""The exported model in the MLflow Model Registry, under the sweep's name and an alias."""
+"""The exported model in the MLflow Model Registry, under the sweep's name and an alias.
+
+The version is an MLflow `transformers` model (an `MLmodel` file beside the weights), so
+`mlflow.pyfunc.load_model("models:/<name>@champion")` predicts labels and
+`mlflow models serve -m models:/<name>@champion` answers HTTP requests; a plain folder does
+neither. The model card is the version's description, and the data the model was trained and
+scored on are the parent run's dataset inputs (the runs table's Dataset column).
+"""
 
 from __future__ import annotations
 
 import logging
+import tempfile
+import warnings
 from pathlib import Path
+from typing import Any
 
 from automl.config.schema import Config
 from automl.tracking.runs import SweepTracker
 
 log = logging.getLogger(__name__)
 
+MODEL_NAME = "model"  # the logged model's name inside the sweep's parent run
 
-def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> None:
-    """Log the exported folder to the sweep's run and register it in the Model Registry."""
+
+def pip_requirements() -> list[str]:
+    """Pinned to this environment: the flavor's default list asks for torchvision, which the
+    project does not need (nor install), and `mlflow models serve` would fail on it."""
+    import mlflow
+    import torch
+    import transformers
+
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"transformers=={transformers.__version__}",
+        f"torch=={torch.__version__.split('+')[0]}",
+    ]
+
+
+def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> str:
+    """Log the exported folder as an MLflow transformers model of the sweep's parent run,
+    register it, point the alias at the new version and give it the model card. Returns the
+    version number. Client calls only: no global MLflow state changes in the driver."""
     name = conf.tracking.registered_model or conf.sweep.name
-    tracker.log_artifact(export_dir, "best_model")
     client = tracker.client
+    tracker.log_artifact(export_dir, "best_model")  # the plain folder, for Hugging Face users
+    model_id, location = _log_model(tracker, export_dir)
     try:
         client.get_registered_model(name)
     except Exception:
         client.create_registered_model(name, tags={"automl.sweep": conf.sweep.name})
+    card = export_dir / "README.md"
     version = client.create_model_version(
-        name, source=f"runs:/{tracker.parent_id}/best_model", run_id=tracker.parent_id,
+        # the artifact location, not models:/<id>: the registry resolves that one through the
+        # process-wide tracking URI, which the driver leaves alone
+        name, source=location, run_id=tracker.parent_id, model_id=model_id,
+        tags={"task": "text-classification", "automl.sweep": conf.sweep.name},
+        description=card.read_text() if card.is_file() else None,
+    ).version  # fmt: skip
+    client.set_registered_model_alias(name, conf.tracking.alias, version)
+    tracker.client.log_inputs(tracker.parent_id, datasets=dataset_inputs(conf))
+    log.info("registered %s version %s as @%s", name, version, conf.tracking.alias)
+    return str(version)
+
+
+def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
+    """`mlflow.transformers` model folder (MLmodel + pipeline) as a logged model of the run."""
+    import mlflow
+    from mlflow.entities import LoggedModelOutput
+    from transformers import pipeline
+
+    client = tracker.client
+    classifier = pipeline("text-classification", model=str(export_dir))
+    logged = client.create_logged_model(
+        tracker.experiment_id, name=MODEL_NAME, source_run_id=tracker.parent_id,
         tags={"task": "text-classification"},
     )  # fmt: skip
-    client.set_registered_model_alias(name, conf.tracking.alias, version.version)
-    log.info("registered %s version %s as @%s", name, version.version, conf.tracking.alias)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / MODEL_NAME
+        mlflow.transformers.save_model(
+            classifier,
+            path=str(folder),
+            task="text-classification",
+            pip_requirements=pip_requirements(),
+            input_example=["How do I reset my password?"],
+        )
+        client.log_model_artifacts(logged.model_id, str(folder))
+    client.finalize_logged_model(logged.model_id, "READY")
+    client.log_outputs(tracker.parent_id, [LoggedModelOutput(logged.model_id, step=0)])
+    return str(logged.model_id), str(logged.artifact_location)
+
+
+def dataset_inputs(conf: Config) -> list[Any]:
+    """The train / validation / test splits (text, label name) as MLflow dataset inputs, each
+    with its context. Loading is cheap and seeded: the same rows as the sweep."""
+    import pandas as pd
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    from automl.data.load import load_task_data
+    from automl.data.quality import splits_of
+
+    task = load_task_data(conf.data)
+    contexts = {"train": "training", "val": "validation", "test": "test"}
+    inputs = []
+    for split_name, split in splits_of(task).items():
+        frame = pd.DataFrame(
+            {"text": split.texts, "label": [task.label_names[i] for i in split.labels]}
+        )
+        with warnings.catch_warnings():  # a source name that is not a URI: a note, not news
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = from_pandas(
+                frame, source=task.description, targets="label",
+                name=f"{task.description} ({split_name})",
+            )  # fmt: skip
+        context = InputTag("mlflow.data.context", contexts[split_name])
+        inputs.append(DatasetInput(Dataset(**dataset.to_dict()), tags=[context]))
+    return inputs

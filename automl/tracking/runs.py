@@ -44,6 +44,7 @@ class SweepTracker:
     METRIC_KEYS = (
         "val_accuracy",
         "val_f1",
+        "val_balanced_accuracy",
         "val_loss",
         "train_loss",
         "train_samples_per_s",
@@ -61,6 +62,7 @@ class SweepTracker:
             self.experiment_id = found.experiment_id
         self.parent_id = ""
         self._children: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}  # per trial: the last epoch logged to its run
 
     # -- the sweep ------------------------------------------------------------------------------
     def start_sweep(self, params: dict[str, Any], tags: dict[str, str], resume: bool) -> str:
@@ -105,6 +107,14 @@ class SweepTracker:
         else:
             self.client.log_artifact(self.parent_id, str(path), artifact_path)
 
+    def log_metrics(self, metrics: dict[str, Any]) -> None:
+        """Numbers on the sweep's parent run (data quality, the test score) as they come."""
+        now = int(time.time() * 1000)
+        values = _finite(metrics)
+        self.client.log_batch(
+            self.parent_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()]
+        )
+
     def end_sweep(self, status: str, metrics: dict[str, Any], tags: dict[str, str]) -> None:
         self.client.log_batch(
             self.parent_id,
@@ -118,11 +128,15 @@ class SweepTracker:
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'"
         )
-        return {
+        children = {
             r.data.tags["automl.trial_id"]: r.info.run_id
             for r in runs
             if "automl.trial_id" in r.data.tags
         }
+        for trial_id, run_id in children.items():  # once per child, on reopening the sweep
+            history = self.client.get_metric_history(run_id, "val_loss")  # every epoch has one
+            self._last_step[trial_id] = max((m.step for m in history), default=0)
+        return children
 
     def child(self, trial_id: str, params: dict[str, Any]) -> str:
         """The trial's child run: created once, found again after a resume or a retry."""
@@ -148,6 +162,9 @@ class SweepTracker:
         if run_id is None:
             return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
+        if step <= self._last_step.get(trial_id, 0):
+            return  # a trial resumed from an earlier checkpoint replays epochs already logged
+        self._last_step[trial_id] = step
         now = int(time.time() * 1000)
         values = _finite({k: result.get(k) for k in self.METRIC_KEYS})
         self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])

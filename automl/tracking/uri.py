@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from automl.config.schema import ConfigError
 from automl.provenance import redact
@@ -18,6 +19,55 @@ def tracking_uri(configured: str | None) -> str:
     if not any(scheme.startswith(a) for a in allowed):
         raise ConfigError(f"config: tracking.uri: unsupported scheme {scheme!r} in {redact(uri)}")
     return uri
+
+
+def check_store(uri: str) -> None:
+    """The tracking store must be usable before any compute, and checking it writes nothing:
+    a local file must be creatable, a server or a database must answer."""
+    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    if scheme in ("http", "https"):
+        check_reachable(uri)
+    elif scheme == "sqlite":
+        _check_creatable(uri, uri.removeprefix("sqlite:///").split("?", 1)[0])
+    elif scheme == "file":
+        if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
+            raise ConfigError(
+                f"config: tracking.uri: {redact(uri)}: MLflow refuses file stores (maintenance "
+                "mode); use sqlite:///PATH/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true"
+            )
+        _check_creatable(uri, uri.removeprefix("file://"))
+    else:  # a database server (postgresql, mysql, ...) or databricks: ask it once
+        _check_answers(uri)
+
+
+def _check_creatable(uri: str, path: str) -> None:
+    """The store's file or folder exists, or its nearest existing parent is a writable folder."""
+    if not path or path == ":memory:" or uri == "sqlite://":
+        return
+    target = Path(path).absolute()
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if existing == target:
+        ok = os.access(target, os.W_OK)
+    else:
+        ok = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
+    if not ok:
+        why = "is not writable" if existing.is_dir() else "is not a folder"
+        raise ConfigError(
+            f"config: tracking.uri: {redact(uri)}: cannot create {target} ({existing} {why})"
+        )
+
+
+def _check_answers(uri: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:  # a missing driver, a refused connection, bad credentials
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ConfigError(
+            f"config: tracking.uri: {redact(uri)} cannot be used ({type(err).__name__}: "
+            f"{redact(first)})"
+        ) from None
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:

@@ -19,7 +19,7 @@ from automl.model.state import load_trainable_state, trainable_state
 
 BEST_FILE = "best.safetensors"  # the best epoch's trainable parameters (what export loads)
 LAST_FILE = "last.safetensors"  # the latest epoch's (to resume)
-OPTIMIZER_FILE = "optimizer.pt"  # optimizer, scheduler and torch RNG state (to resume)
+OPTIMIZER_FILE = "optimizer.pt"  # optimizer, scheduler, fp16 scaler and RNG states (to resume)
 PROGRESS_FILE = "progress.json"
 RESUME_ONLY = (LAST_FILE, OPTIMIZER_FILE)
 
@@ -42,7 +42,9 @@ def save(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     progress: Progress,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
+    """Write the checkpoint: tensors and plain values only, so it loads with weights_only."""
     from safetensors.torch import save_file
 
     def contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -51,31 +53,49 @@ def save(
     save_file(contiguous(trainable_state(model)), str(folder / LAST_FILE))
     if best_state is not None:
         save_file(contiguous(best_state), str(folder / BEST_FILE))
-    torch.save(
-        {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        },
-        folder / OPTIMIZER_FILE,
-    )
+    extra: dict[str, Any] = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+    }
+    if scaler is not None:
+        extra["scaler"] = scaler.state_dict()
+    device = _device_of(model)
+    if device.type == "cuda":  # dropout masks on the GPU come from its own generator
+        extra["cuda_rng"] = torch.cuda.get_rng_state(device)
+    torch.save(extra, folder / OPTIMIZER_FILE)
     (folder / PROGRESS_FILE).write_text(json.dumps(asdict(progress)))
 
 
 def resume(
-    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[Progress, dict[str, torch.Tensor] | None]:
-    """Restore model, optimizer, scheduler and RNG from `save`; returns progress and best state."""
+    """Restore model, optimizer, scheduler, scaler and RNG from `save`; returns progress and
+    best state. Loads onto the CPU first: the file may come from another GPU or a GPU node
+    (the optimizer moves its state to the parameters' device)."""
     from safetensors.torch import load_file
 
     load_trainable_state(model, load_file(str(folder / LAST_FILE)))
-    extra = torch.load(folder / OPTIMIZER_FILE, weights_only=False)
+    extra = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])
     torch.set_rng_state(extra["torch_rng"])
+    if scaler is not None and "scaler" in extra:
+        scaler.load_state_dict(extra["scaler"])
+    device = _device_of(model)
+    if device.type == "cuda" and "cuda_rng" in extra:
+        torch.cuda.set_rng_state(extra["cuda_rng"], device)
     progress = Progress(**json.loads((folder / PROGRESS_FILE).read_text()))
     best = load_file(str(folder / BEST_FILE)) if (folder / BEST_FILE).is_file() else None
     return progress, best
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def load_best(model: nn.Module, folder: Path) -> Progress:

@@ -18,9 +18,10 @@ def pick_device(requested: str) -> torch.device:
 
 
 def _autocast(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradScaler | None]:
-    """bf16 autocast where supported (no scaler needed), else fp16 with a gradient scaler."""
+    """bf16 autocast where the GPU has it natively (no scaler needed), else fp16 with a
+    gradient scaler. Emulated bf16 (pre-Ampere GPUs) would run slower than fp32."""
     if device.type != "cuda" or not enabled:
         return nullcontext, None
-    if torch.cuda.is_bf16_supported():
+    if torch.cuda.is_bf16_supported(including_emulation=False):
         return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
     return (lambda: torch.autocast("cuda", dtype=torch.float16)), torch.amp.GradScaler("cuda")

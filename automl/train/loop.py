@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from automl.config.schema import Config
+from automl.config.schema import Config, TrainConfig
 from automl.data.batching import collate, length_bucketed_batches
+from automl.data.sampling import batches_over, class_counts, class_weights, epoch_indices
 from automl.data.tokenized import PreparedData
 from automl.model.build import build_model
 from automl.model.load import ModelInfo
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 # Called after every epoch with the epoch's metrics, a function that writes a resumable
 # checkpoint into a folder, and whether this epoch is the best so far.
 Reporter = Callable[[dict[str, float], Callable[[Path], None], bool], None]
+
+# The best epoch's metrics the `automl-train` summary shows, whichever one chose the epoch.
+SUMMARY_KEYS = ("val_accuracy", "val_f1", "val_balanced_accuracy", "val_loss", "train_loss")
 
 
 @dataclass
@@ -53,7 +58,7 @@ class TrialResult:
         """The one-line JSON the `automl-train` CLI prints."""
         return {
             "status": self.status,
-            **{k: self.best.get(k) for k in ("val_accuracy", "val_f1", "val_loss", "train_loss")},
+            **{k: self.best.get(k) for k in SUMMARY_KEYS},
             "best_epoch": self.best_epoch,
             "epochs": self.epochs_run,
             "trainable_params": self.info.trainable_params,
@@ -74,18 +79,34 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
-def run_trial(
-    conf: Config,
-    data: PreparedData,
-    report: Reporter | None = None,
-    metric: str = "val_accuracy",
-    mode: str = "max",
-    resume_from: Path | None = None,
-) -> TrialResult:
-    """Fine-tune once with `conf` on the already tokenized `data`.
+@dataclass
+class TrainingState:
+    """Everything one trial trains with, built once and restored together on resume."""
 
-    With `resume_from` (a folder written through the reporter), continue after its epoch with
-    the same optimizer, schedule, RNG and best-so-far."""
+    model: nn.Module
+    info: ModelInfo
+    params: list[nn.Parameter]  # the trainable ones
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    autocast: Callable[[], Any]
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    device: torch.device
+    rng: np.random.Generator  # draws the batches
+    progress: checkpoint.Progress  # the last finished epoch, history and best so far
+    best_state: dict[str, torch.Tensor] | None  # the best epoch's trainable weights (CPU)
+    loss_weights: torch.Tensor | None = None  # per-class weights (train.class_weights), on device
+
+
+@dataclass
+class EpochStats:
+    loss_sum: float = 0.0
+    seen: int = 0
+    seconds: float = 0.0
+    diverged: str = ""  # why the epoch stopped early, when the loss went non-finite
+
+
+def setup(conf: Config, data: PreparedData, resume_from: Path | None) -> TrainingState:
+    """Seed, build the model, AdamW with linear warmup/decay, autocast; restore a checkpoint."""
     from transformers import get_linear_schedule_with_warmup, set_seed
 
     t = conf.train
@@ -101,113 +122,183 @@ def run_trial(
     # Each optimizer step sees one batch of batch_size x grad_accum_steps examples, run as
     # grad_accum_steps micro-batches whose gradients add up: the memory of a micro-batch, the
     # optimization of the full batch (and the same batches whatever the split).
-    step_batch = t.batch_size * t.grad_accum_steps
-    steps_per_epoch = math.ceil(len(data.train) / step_batch)
+    steps_per_epoch = math.ceil(len(data.train) / (t.batch_size * t.grad_accum_steps))
     total_steps = steps_per_epoch * t.epochs
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(t.warmup_ratio * total_steps), total_steps
     )
     autocast, scaler = _autocast(device, t.mixed_precision)
-    rng = np.random.default_rng(t.seed)
-    lengths = data.train.lengths
-
-    progress = checkpoint.Progress()
-    best_state: dict[str, torch.Tensor] | None = None
+    state = TrainingState(
+        model, info, params, optimizer, scheduler, autocast, scaler, device,
+        rng=np.random.default_rng(t.seed), progress=checkpoint.Progress(), best_state=None,
+    )  # fmt: skip
+    # class weights from the training split's counts (validation loss stays unweighted)
+    weights = class_weights(class_counts(data.train.labels, len(data.label_names)), t.class_weights)
+    if weights is not None:
+        state.loss_weights = torch.tensor(weights, dtype=torch.float32, device=device)
     if resume_from is not None:
-        progress, best_state = checkpoint.resume(resume_from, model, optimizer, scheduler)
-        rng.bit_generator.state = progress.batch_rng
-        log.info("resumed after epoch %d", progress.epoch)
-    history = progress.history
-    best_value, best_epoch = progress.best_value, progress.best_epoch
+        state.progress, state.best_state = checkpoint.resume(
+            resume_from, model, optimizer, scheduler, scaler
+        )
+        state.rng.bit_generator.state = state.progress.batch_rng
+        log.info("resumed after epoch %d", state.progress.epoch)
+    return state
+
+
+def batch_loss(
+    model: nn.Module, batch: dict[str, torch.Tensor], weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The training loss of one micro-batch: the model's mean cross-entropy over its labels or,
+    with class `weights`, torch's weighted mean sum(w_y * ce) / sum(w_y)."""
+    if weights is None:
+        return model(**batch).loss
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+    return F.cross_entropy(logits.float(), batch["labels"], weight=weights)
+
+
+def optimizer_step(state: TrainingState, max_grad_norm: float) -> None:
+    """Clip the summed gradients and step (through the fp16 scaler when there is one)."""
+    if state.scaler is not None:
+        state.scaler.unscale_(state.optimizer)
+        nn.utils.clip_grad_norm_(state.params, max_grad_norm)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+    else:
+        nn.utils.clip_grad_norm_(state.params, max_grad_norm)
+        state.optimizer.step()
+    state.scheduler.step()
+
+
+def train_one_epoch(
+    state: TrainingState, t: TrainConfig, data: PreparedData, epoch: int
+) -> EpochStats:
+    """One pass over the training split in length-aware batches; stops at a non-finite loss."""
+    state.model.train()
+    stats = EpochStats()
+    started = time.perf_counter()
+    step_batch = t.batch_size * t.grad_accum_steps
+    # the epoch's sample first (train.sampling; `natural` = every example once, no draws), then
+    # length-aware batches over it, so rebalancing keeps the padding savings
+    order = epoch_indices(data.train.labels, t.sampling, state.rng)
+    batches = batches_over(
+        order,
+        data.train.lengths,
+        lambda lengths: length_bucketed_batches(
+            lengths, step_batch, t.bucket_pool_batches, state.rng
+        ),
+    )
+    for idx in batches:
+        state.optimizer.zero_grad(set_to_none=True)
+        for micro in split_batch(idx, t.batch_size):
+            batch = collate(data.train, micro, data.pad_token_id)
+            batch = {k: v.to(state.device) for k, v in batch.items()}
+            with state.autocast():
+                loss = batch_loss(state.model, batch, state.loss_weights)
+            if not torch.isfinite(loss):
+                stats.diverged = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
+                return stats
+            # weighted by its share of the batch, so the summed gradients are the batch mean's
+            share = loss * (len(micro) / len(idx))
+            (state.scaler.scale(share) if state.scaler is not None else share).backward()
+            stats.loss_sum += loss.item() * len(micro)
+            stats.seen += len(micro)
+        optimizer_step(state, t.max_grad_norm)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def end_epoch(
+    state: TrainingState,
+    conf: Config,
+    data: PreparedData,
+    epoch: int,
+    stats: EpochStats,
+    metric: str,
+    mode: str,
+    report: Reporter | None,
+) -> None:
+    """Evaluate, keep the best epoch's weights, log one line and report (with a checkpoint)."""
+    t, started = conf.train, time.perf_counter()
+    metrics = evaluate(
+        state.model, data.val, data.pad_token_id, t.eval_batch_size, state.device, state.autocast
+    )
+    metrics.update(
+        epoch=float(epoch),
+        train_loss=stats.loss_sum / max(stats.seen, 1),
+        train_samples_per_s=stats.seen / max(stats.seconds, 1e-9),
+        epoch_s=stats.seconds + time.perf_counter() - started,
+        trainable_params=float(state.info.trainable_params),
+    )
+    p = state.progress
+    history, best_value, best_epoch = p.history, p.best_value, p.best_epoch
+    history.append(metrics)
+    improved = is_better(metrics[metric], best_value, mode)
+    if improved:
+        best_value, best_epoch = metrics[metric], epoch
+        state.best_state = trainable_state(state.model)
+    metrics[f"best_{metric}"] = best_value if best_value is not None else float("nan")
+    state.progress = checkpoint.Progress(
+        epoch, history, best_value, best_epoch, dict(state.rng.bit_generator.state)
+    )
+    log.info(
+        "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  val_f1 %.4f  "
+        "val_bal_acc %.4f  %.1f s  %.0f samples/s%s",
+        epoch, t.epochs, metrics["train_loss"], metrics["val_loss"],
+        metrics["val_accuracy"], metrics["val_f1"], metrics["val_balanced_accuracy"],
+        metrics["epoch_s"],
+        metrics["train_samples_per_s"], "  *" if improved else "",
+    )  # fmt: skip
+    if report is not None:
+        # this epoch's progress and best weights; the model and optimizer as they are now
+        def write(
+            folder: Path,
+            progress: checkpoint.Progress = state.progress,
+            best_state: dict[str, torch.Tensor] | None = state.best_state,
+        ) -> None:
+            checkpoint.save(
+                folder, state.model, best_state, state.optimizer, state.scheduler, progress,
+                state.scaler,
+            )  # fmt: skip
+
+        report(metrics, write, improved)
+
+
+def run_trial(
+    conf: Config,
+    data: PreparedData,
+    report: Reporter | None = None,
+    metric: str = "val_accuracy",
+    mode: str = "max",
+    resume_from: Path | None = None,
+) -> TrialResult:
+    """Fine-tune once with `conf` on the already tokenized `data`.
+
+    With `resume_from` (a folder written through the reporter), continue after its epoch with
+    the same optimizer, schedule, RNG and best-so-far."""
+    state = setup(conf, data, resume_from)
     status, message = "completed", ""
     train_time, train_seen = 0.0, 0
-
-    for epoch in range(progress.epoch + 1, t.epochs + 1):
-        model.train()
-        started = time.perf_counter()
-        loss_sum, seen = 0.0, 0
-        for idx in length_bucketed_batches(lengths, step_batch, t.bucket_pool_batches, rng):
-            optimizer.zero_grad(set_to_none=True)
-            for micro in split_batch(idx, t.batch_size):
-                batch = {
-                    k: v.to(device)
-                    for k, v in collate(data.train, micro, data.pad_token_id).items()
-                }
-                with autocast():
-                    loss = model(**batch).loss
-                if not torch.isfinite(loss):
-                    status = "diverged"
-                    message = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
-                    break
-                # weighted by its share of the batch, so the summed gradients are the batch mean's
-                share = loss * (len(micro) / len(idx))
-                (scaler.scale(share) if scaler is not None else share).backward()
-                loss_sum += loss.item() * len(micro)
-                seen += len(micro)
-            if status != "completed":
-                break
-            if scaler is not None:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(params, t.max_grad_norm)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                nn.utils.clip_grad_norm_(params, t.max_grad_norm)
-                optimizer.step()
-            scheduler.step()
-        if status != "completed":
+    for epoch in range(state.progress.epoch + 1, conf.train.epochs + 1):
+        stats = train_one_epoch(state, conf.train, data, epoch)
+        if stats.diverged:
+            status, message = "diverged", stats.diverged
             log.warning("trial diverged: %s", message)
             break
-        epoch_train_s = time.perf_counter() - started
-        train_time += epoch_train_s
-        train_seen += seen
+        train_time += stats.seconds
+        train_seen += stats.seen
+        end_epoch(state, conf, data, epoch, stats, metric, mode, report)
 
-        metrics = evaluate(model, data.val, data.pad_token_id, t.eval_batch_size, device, autocast)
-        metrics.update(
-            epoch=float(epoch),
-            train_loss=loss_sum / max(seen, 1),
-            train_samples_per_s=seen / max(epoch_train_s, 1e-9),
-            epoch_s=time.perf_counter() - started,
-            trainable_params=float(info.trainable_params),
-        )
-        history.append(metrics)
-        improved = is_better(metrics[metric], best_value, mode)
-        if improved:
-            best_value, best_epoch = metrics[metric], epoch
-            best_state = trainable_state(model)
-        metrics[f"best_{metric}"] = best_value if best_value is not None else float("nan")
-        log.info(
-            "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  val_f1 %.4f  "
-            "%.1f s  %.0f samples/s%s",
-            epoch, t.epochs, metrics["train_loss"], metrics["val_loss"],
-            metrics["val_accuracy"], metrics["val_f1"], metrics["epoch_s"],
-            metrics["train_samples_per_s"], "  *" if improved else "",
-        )  # fmt: skip
-        if report is not None:
-            progress = checkpoint.Progress(
-                epoch, history, best_value, best_epoch, dict(rng.bit_generator.state)
-            )
-
-            def write(
-                folder: Path,
-                progress: checkpoint.Progress = progress,
-                best_state: dict[str, torch.Tensor] | None = best_state,
-            ) -> None:
-                checkpoint.save(folder, model, best_state, optimizer, scheduler, progress)
-
-            report(metrics, write, improved)
-
-    if best_state is not None:
-        load_trainable_state(model, best_state)
-    best = history[best_epoch - 1] if best_epoch else {}
+    if state.best_state is not None:
+        load_trainable_state(state.model, state.best_state)
+    history, best_epoch = state.progress.history, state.progress.best_epoch
     return TrialResult(
         status=status,
         message=message,
         best_epoch=best_epoch,
         epochs_run=len(history),
-        best=best,
+        best=history[best_epoch - 1] if best_epoch else {},
         history=history,
-        info=info,
+        info=state.info,
         train_samples_per_s=train_seen / train_time if train_time else 0.0,
-        model=model,
+        model=state.model,
     )

@@ -21,6 +21,8 @@ CONFIG: dict[str, Any] = {
         "weight_decay": 0.01,
         "warmup_ratio": 0.1,
         "seed": 0,
+        "class_weights": "none",
+        "sampling": "natural",
     },
     "peft": {"lora_rank": 8, "lora_alpha": None, "lora_dropout": 0.1, "frozen_layers": 2},
 }
@@ -107,6 +109,11 @@ BAD = [
         "choice-type-mismatch",
         "peft.lora_rank: {type: categorical, choices: [4, eight]}\n",
         ["peft.lora_rank", "choices[1]"],
+    ),
+    (
+        "choice-not-an-allowed-value",
+        "train.sampling: {type: categorical, choices: [natural, uniform]}\n",
+        ["train.sampling", "choices[1] ('uniform')", "natural, sqrt, balanced"],
     ),
     (
         "bool-is-not-int",
@@ -330,7 +337,16 @@ def test_tpe_accepts_the_branch_names() -> None:
         trial = study.ask()
         values = space.suggest(trial)
         study.tell(trial, values["train.learning_rate"] * (i + 1))
-    assert len(study.trials) == 12
+    # past the 4 start-up trials TPE models the space: each trial holds the one learning-rate
+    # name its rank selects, inside that branch's range
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        full = trial.params["peft.lora_rank"] == 0
+        name = LR_BRANCH if full else "train.learning_rate"
+        other = "train.learning_rate" if full else LR_BRANCH
+        assert name in trial.params and other not in trial.params
+        low, high = (1e-5, 1e-4) if full else (5e-4, 5e-3)
+        assert low <= trial.params[name] <= high
 
 
 def test_to_overrides_passes_unknown_names_through() -> None:

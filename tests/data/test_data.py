@@ -39,48 +39,81 @@ def _corpus_topics() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yml"))
 
 
+def _splits(task: TaskData) -> list[LabeledTexts]:
+    return [task.train, task.val] + ([task.test] if task.test is not None else [])
+
+
+def _all_labels(task: TaskData) -> list[int]:
+    return [label for split in _splits(task) for label in split.labels]
+
+
 def test_chatterbot_has_21_topics_and_about_4400_utterances(chatterbot: TaskData) -> None:
     assert chatterbot.label_names == _corpus_topics()
     assert len(chatterbot.label_names) == 21
-    total = len(chatterbot.train.texts) + len(chatterbot.val.texts)
+    total = sum(len(split.texts) for split in _splits(chatterbot))
     assert 4300 <= total <= 4500
     assert chatterbot.description == "chatterbot-corpus/english"
-    texts = chatterbot.train.texts + chatterbot.val.texts
+    texts = [t for split in _splits(chatterbot) for t in split.texts]
     assert all(t and t == t.strip() for t in texts)
-    labels = chatterbot.train.labels + chatterbot.val.labels
-    assert set(labels) == set(range(21))
+    assert set(_all_labels(chatterbot)) == set(range(21))
 
 
-def test_chatterbot_split_is_stratified(chatterbot: TaskData) -> None:
+def test_chatterbot_split_is_stratified_three_ways(chatterbot: TaskData) -> None:
+    """70/20/10 by default: validation and test are shares of the whole, class by class."""
+    assert chatterbot.test is not None
     train, val = Counter(chatterbot.train.labels), Counter(chatterbot.val.labels)
-    n_train, n_val = sum(train.values()), sum(val.values())
-    total = n_train + n_val
+    test = Counter(chatterbot.test.labels)
+    n_train, n_val, n_test = sum(train.values()), sum(val.values()), sum(test.values())
+    total = n_train + n_val + n_test
     assert n_val / total == pytest.approx(0.2, abs=0.01)
-    for label in set(train) | set(val):
-        n = train[label] + val[label]
-        if n >= 2:
-            assert train[label] >= 1, chatterbot.label_names[label]
-        # each class gives round(n * 0.2) of its examples to validation
-        assert abs(val[label] - 0.2 * n) <= 0.5 + 1e-9
-        # and its share of each split matches its share of the whole
-        assert val[label] / n_val == pytest.approx(n / total, abs=0.01)
-        assert train[label] / n_train == pytest.approx(n / total, abs=0.01)
+    assert n_test / total == pytest.approx(0.1, abs=0.01)
+    for label in set(train) | set(val) | set(test):
+        n = train[label] + val[label] + test[label]
+        assert train[label] >= 1, chatterbot.label_names[label]
+        if n >= 3:  # test takes round(n * 0.1), leaving at least two for train and validation
+            assert test[label] == min(round(0.1 * n), n - 2)
+        assert abs(val[label] - 0.2 * n) <= 1.5  # two roundings
+        # each class's share of each split matches its share of the whole
+        for counts, size in ((train, n_train), (val, n_val), (test, n_test)):
+            assert counts[label] / size == pytest.approx(n / total, abs=0.01)
+
+
+def test_chatterbot_splits_are_disjoint(chatterbot: TaskData) -> None:
+    """Rows, not texts (the corpus repeats some utterances): sizes add up to the corpus."""
+    assert chatterbot.test is not None
+    whole = load_task_data(DataConfig(test_fraction=0))  # the same rows split only in two
+    pooled = Counter(t for split in _splits(chatterbot) for t in split.texts)
+    assert pooled == Counter(whole.train.texts + whole.val.texts)
 
 
 def test_chatterbot_split_is_seeded(chatterbot: TaskData) -> None:
     again = load_task_data(DataConfig(seed=0))
     assert again.val.texts == chatterbot.val.texts
     assert again.train.labels == chatterbot.train.labels
+    assert again.test is not None and chatterbot.test is not None
+    assert again.test.texts == chatterbot.test.texts
     other = load_task_data(DataConfig(seed=1))
     assert other.val.texts != chatterbot.val.texts
+    assert other.test is not None and other.test.texts != chatterbot.test.texts
     assert Counter(other.val.labels) == Counter(chatterbot.val.labels)  # same sizes, other rows
+    assert Counter(other.test.labels) == Counter(chatterbot.test.labels)
+
+
+def test_test_fraction_zero_means_no_test_split_and_the_old_two_way_split(
+    chatterbot: TaskData,
+) -> None:
+    task = load_task_data(DataConfig(test_fraction=0))
+    assert task.test is None
+    n = len(task.train.texts) + len(task.val.texts)
+    assert n == sum(len(split.texts) for split in _splits(chatterbot))
+    assert len(task.val.texts) / n == pytest.approx(0.2, abs=0.01)
 
 
 def test_max_examples_caps_with_stratification(chatterbot: TaskData) -> None:
-    full = Counter(chatterbot.train.labels + chatterbot.val.labels)
+    full = Counter(_all_labels(chatterbot))
     total = sum(full.values())
     capped = load_task_data(DataConfig(max_examples=500))
-    counts = Counter(capped.train.labels + capped.val.labels)
+    counts = Counter(_all_labels(capped))
     assert abs(sum(counts.values()) - 500) <= 21  # per-class rounding, at least one each
     assert set(capped.train.labels) == set(range(21))  # every class still trains
     for label, n in full.items():
@@ -92,6 +125,33 @@ def test_max_examples_above_the_data_size_keeps_everything(chatterbot: TaskData)
     task = load_task_data(DataConfig(max_examples=1_000_000))
     assert task.val.texts == chatterbot.val.texts
     assert task.train.texts == chatterbot.train.texts
+    assert task.test is not None and chatterbot.test is not None
+    assert task.test.texts == chatterbot.test.texts
+
+
+def test_classes_too_small_to_split_stay_in_train(tmp_path: Path) -> None:
+    """A class of 1 or 2 examples gives nothing to the test split; it keeps a training example."""
+    rows = _rows(60, ["big", "other"]) + [
+        {"text": "lonely one", "label": "solo"},
+        {"text": "pair one", "label": "pair"},
+        {"text": "pair two", "label": "pair"},
+    ]
+    path = write_rows(tmp_path / "train.csv", rows)
+    task = load_task_data(DataConfig(source="csv", path=str(path), test_fraction=0.3))
+    assert task.test is not None
+    names = task.label_names
+    test_names = {names[i] for i in task.test.labels}
+    assert test_names == {"big", "other"}
+    assert "lonely one" in task.train.texts
+    assert "pair one" in task.train.texts or "pair two" in task.train.texts
+    assert Counter(names[i] for i in task.test.labels) == {"big": 9, "other": 9}
+
+
+def test_data_too_small_for_a_test_split_trains_without_one(tmp_path: Path) -> None:
+    path = write_rows(tmp_path / "train.csv", _rows(8, ["a", "b"]))  # 4 per class: 0.4 -> 0
+    task = load_task_data(DataConfig(source="csv", path=str(path), val_fraction=0.25))
+    assert task.test is None
+    assert len(task.train.texts) + len(task.val.texts) == 8
 
 
 def test_stratified_sample_keeps_one_of_every_class() -> None:
@@ -139,11 +199,13 @@ def test_file_with_string_labels(tmp_path: Path, fmt: str) -> None:
     task = load_task_data(DataConfig(source=fmt, path=str(path), val_fraction=0.2))
     assert task.label_names == ["eggs", "ham", "spam"]
     assert task.description == str(path)
-    assert len(task.train.texts) + len(task.val.texts) == 60
-    for split in (task.train, task.val):
+    assert sum(len(split.texts) for split in _splits(task)) == 60
+    for split in _splits(task):
         for text, label in zip(split.texts, split.labels, strict=True):
             assert text.endswith(task.label_names[label])
-    assert Counter(task.val.labels) == {0: 4, 1: 4, 2: 4}  # 20 per class, a fifth each
+    assert task.test is not None
+    assert Counter(task.test.labels) == {0: 2, 1: 2, 2: 2}  # 20 per class, a tenth each
+    assert Counter(task.val.labels) == {0: 4, 1: 4, 2: 4}  # and a fifth each
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -152,7 +214,7 @@ def test_file_with_integer_labels_keeps_numeric_order(tmp_path: Path, fmt: str) 
     path = write_rows(tmp_path / f"train.{fmt}", _rows(120, list(range(12))))
     task = load_task_data(DataConfig(source=fmt, path=str(path)))
     assert task.label_names == [str(i) for i in range(12)]
-    for split in (task.train, task.val):
+    for split in _splits(task):
         for text, label in zip(split.texts, split.labels, strict=True):
             assert text.endswith(f"about {label}")  # id k is the file's label k
 
@@ -166,9 +228,33 @@ def test_separate_validation_file_and_custom_columns(tmp_path: Path, fmt: str) -
         source=fmt, path=str(train), val_path=str(val), text_column="sentence", label_column="topic"
     )
     task = load_task_data(cfg)
-    assert len(task.train.texts) == 20 and len(task.val.texts) == 6  # nothing split off
+    assert len(task.val.texts) == 6  # the file, nothing split off for validation
+    assert task.test is not None and Counter(task.test.labels) == {0: 1, 1: 1}  # a tenth
+    assert len(task.train.texts) == 18
     assert task.label_names == ["a", "b"]
     assert task.val.texts[0] == "example 0 about a" and task.val.labels[:2] == [0, 1]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_separate_test_file(tmp_path: Path, fmt: str) -> None:
+    train = write_rows(tmp_path / f"train.{fmt}", _rows(20, ["b", "a"]))
+    test = write_rows(tmp_path / f"test.{fmt}", _rows(4, ["a", "b"]))
+    task = load_task_data(DataConfig(source=fmt, path=str(train), test_path=str(test)))
+    assert task.test is not None
+    assert task.test.texts == [r["text"] for r in _rows(4, ["a", "b"])]
+    assert task.test.labels == [0, 1, 0, 1]
+    assert len(task.train.texts) + len(task.val.texts) == 20  # nothing split off for test
+    assert Counter(task.val.labels) == {0: 2, 1: 2}  # val_fraction of the whole file
+
+
+def test_test_label_unseen_in_train_names_the_test_file(tmp_path: Path) -> None:
+    train = tmp_path / "train.csv"
+    train.write_text(GOOD)
+    test = tmp_path / "test.csv"
+    test.write_text("text,label\nq,a\nr,zzz\n")
+    with pytest.raises(DataError) as err:
+        load_task_data(DataConfig(source="csv", path=str(train), test_path=str(test)))
+    assert str(err.value) == f"{test}: labels not in the training data: ['zzz']"
 
 
 def test_label_names_travel_through_tokenize(tmp_path: Path, tokenizer: Any) -> None:
@@ -177,6 +263,13 @@ def test_label_names_travel_through_tokenize(tmp_path: Path, tokenizer: Any) -> 
     data = tokenize(task, tokenizer, 32)
     assert data.label_names == ["neg", "neutral", "pos"]
     assert data.val_texts == task.val.texts
+    assert task.test is not None and data.test is not None
+    assert data.test_texts == task.test.texts
+    assert list(data.test.labels) == task.test.labels
+    assert data.test.input_ids[0] == tokenizer(task.test.texts[0])["input_ids"]
+    trial_data = data.without_test()  # what trials receive
+    assert trial_data.test is None and trial_data.test_texts == []
+    assert trial_data.train is data.train and data.test is not None
     assert data.description == str(path)
     assert list(data.train.labels) == task.train.labels
 
@@ -184,8 +277,10 @@ def test_label_names_travel_through_tokenize(tmp_path: Path, tokenizer: Any) -> 
 def test_max_examples_applies_to_files(tmp_path: Path) -> None:
     path = write_rows(tmp_path / "train.csv", _rows(200, ["x", "y"]))
     task = load_task_data(DataConfig(source="csv", path=str(path), max_examples=40))
-    assert len(task.train.texts) + len(task.val.texts) == 40
-    assert Counter(task.train.labels) == {0: 16, 1: 16}
+    assert sum(len(split.texts) for split in _splits(task)) == 40
+    assert task.test is not None and Counter(task.test.labels) == {0: 2, 1: 2}
+    assert Counter(task.val.labels) == {0: 4, 1: 4}
+    assert Counter(task.train.labels) == {0: 14, 1: 14}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,8 +328,9 @@ def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_hf_dataset_from_disk(hf_dir: Path) -> None:
     task = load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "plain")))
     assert task.label_names == ["bad", "good"]
-    assert len(task.train.texts) + len(task.val.texts) == 60
+    assert sum(len(split.texts) for split in _splits(task)) == 60
     assert Counter(task.val.labels) == {0: 4, 1: 8}
+    assert task.test is not None and Counter(task.test.labels) == {0: 2, 1: 4}
     assert task.description == f"{hf_dir / 'plain'}[train]"
 
 
@@ -242,9 +338,19 @@ def test_hf_dataset_dict_keeps_class_label_names(hf_dir: Path) -> None:
     cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="test")
     task = load_task_data(cfg)
     assert task.label_names == ["pos", "neg", "mixed"]
-    assert len(task.train.texts) == 60 and len(task.val.texts) == 9
-    assert task.train.labels[:3] == [0, 1, 2]
+    assert len(task.val.texts) == 9
+    assert task.test is not None and len(task.test.texts) == 6  # a tenth of train, split off
+    assert len(task.train.texts) == 54
     assert task.val.labels[:3] == [2, 1, 0]
+
+
+def test_hf_test_split_is_read_not_split_off(hf_dir: Path) -> None:
+    cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_test_split="test")
+    task = load_task_data(cfg)
+    assert task.test is not None
+    assert task.test.labels[:3] == [2, 1, 0] and len(task.test.texts) == 9
+    assert len(task.train.texts) + len(task.val.texts) == 60
+    assert Counter(task.val.labels) == {0: 4, 1: 4, 2: 4}
 
 
 def test_hf_missing_split_is_named(hf_dir: Path) -> None:

@@ -326,6 +326,16 @@ def test_load_trainable_state_rejects_a_foreign_checkpoint() -> None:
         load_trainable_state(model, {"not.a.parameter": torch.zeros(1)})
 
 
+@pytest.mark.parametrize("rank", [0, 4])
+def test_load_trainable_state_rejects_a_checkpoint_missing_a_trainable_tensor(rank: int) -> None:
+    model, _ = tiny("bert", rank=rank)
+    state = trainable_state(model)
+    dropped = sorted(state)[-1]
+    del state[dropped]
+    with pytest.raises(ModelError, match=f"lacks the trainable tensor '{re.escape(dropped)}'"):
+        load_trainable_state(model, state)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_merged_export_gives_the_same_logits(arch: str) -> None:
     from peft import PeftModel

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +22,32 @@ from mlflow.tracking import MlflowClient
 from torch import nn
 
 from automl.config.schema import CONF_DIR, Config, ConfigError, ModelConfig, PeftConfig
+from automl.data.load import load_task_data
+from automl.data.tokenized import tokenize
 from automl.model.build import build_model, count_parameters
 from automl.model.load import load_model_config
 from automl.model.state import trainable_state
 from automl.search.plan import check_storage, init_ray, plan_sweep
 from automl.search.resources import (
+    CUDA_OVERHEAD_BYTES,
     GIB,
     ModelShape,
     block_activation_bytes,
     estimate_memory,
+    memory_fraction,
     parameter_counts,
     pick_gpu_share,
     sweep_estimate,
 )
+from automl.search.stopping import OverfitRule, build_stopping
 from automl.search.sweep import run_sweep
-from automl.search.trial import next_micro_batch, run_with_oom_retry
+from automl.search.trial import (
+    limit_gpu_memory,
+    next_micro_batch,
+    run_with_oom_retry,
+    train_with_oom_retry,
+)
+from automl.train import checkpoint
 
 GPUS_PER_NODE = 2
 CPUS_PER_NODE = 2
@@ -132,6 +143,68 @@ def test_auto_picks_the_smallest_share_that_fits() -> None:
         assert pick_gpu_share(int(need * GIB), memory, gpus) == share, (need, memory, gpus)
 
 
+def test_memory_fraction_is_the_share_less_the_cuda_context() -> None:
+    # a half of a 16 GiB GPU: 8 GiB, of which the context takes 0.5 -> the allocator gets 7.5
+    assert memory_fraction(0.5, 16 * GIB, GIB // 2) == 7.5 / 16
+    assert memory_fraction(0.25, 80 * GIB, GIB // 2) == 19.5 / 80
+    assert memory_fraction(0.125, 80 * GIB) == (10 - CUDA_OVERHEAD_BYTES / GIB) / 80
+    assert memory_fraction(1.0, 16 * GIB, GIB // 2) is None  # a whole GPU: no cap
+    assert memory_fraction(0.0, 16 * GIB, GIB // 2) is None  # no GPU
+    with pytest.raises(ValueError, match="resources.gpus_per_trial"):
+        memory_fraction(0.03, 16 * GIB, GIB)  # 0.48 GiB cannot hold a 1 GiB context
+
+
+def test_the_memory_cap_goes_on_the_trials_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the trial sets, recorded at torch's door (this machine has no GPU to set it on)."""
+    calls: list[tuple[float, Any]] = []
+    props = type("Props", (), {"total_memory": 16 * GIB})()
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: props)
+    monkeypatch.setattr(
+        torch.cuda, "set_per_process_memory_fraction", lambda f, device: calls.append((f, device))
+    )
+    limit_gpu_memory(0.5, torch.device("cuda", 1))
+    limit_gpu_memory(0.5, torch.device("cpu"))  # a CPU trial: nothing to cap
+    limit_gpu_memory(1.0, torch.device("cuda", 0))  # a whole GPU: nothing to cap
+    assert calls == [(memory_fraction(0.5, 16 * GIB), torch.device("cuda", 1))]
+
+
+@pytest.mark.parametrize("gpus", ["2", "4"])
+def test_more_than_one_gpu_per_trial_is_refused_before_compute(tmp_path: Path, gpus: str) -> None:
+    """A trial trains on one GPU (no data parallelism): reserving several would waste them."""
+    with pytest.raises(ConfigError, match="resources.gpus_per_trial") as error:
+        compose_config(tmp_path, f"resources.gpus_per_trial={gpus}")
+    assert "\n" not in str(error.value) and "one GPU" in str(error.value)
+
+
+def test_a_trial_given_no_gpu_sees_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine whose GPUs every process sees, a trial that Ray gave 0 GPUs must not use
+    them (Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for such a trial)."""
+    import ray
+
+    ray.shutdown()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # inherited by Ray's workers
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="WARNING")
+    try:
+        conf = compose_config(
+            tmp_path,
+            "resources.gpus_per_trial=0",
+            "resources.cpus_per_trial=1",
+            "sweep.num_samples=1",
+            "pruner=none",
+            f"paths.storage={tmp_path / 'ray'}",
+        )
+        outcome = run_sweep(conf)
+    finally:
+        ray.shutdown()
+    assert [r.status for r in outcome.records] != ["failed"]
+    (result,) = (tmp_path / "ray" / "smoke").glob("*/result.json")
+    for line in result.read_text().splitlines():
+        reported = json.loads(line)
+        assert reported["gpu_ids"] == "none"
+        assert reported["cuda_visible_devices"] == ""
+        assert reported["device"] == "cpu"
+
+
 def test_sweep_estimate_sizes_the_largest_trial(tmp_path: Path) -> None:
     conf = compose_config(tmp_path, "model=minilm", "train.batch_size=64", "model.max_length=256")
     space = plan_sweep(compose_config(tmp_path)).space  # smoke: rank {0, 8}, depth 0..blocks
@@ -150,7 +223,6 @@ def test_accumulated_micro_batches_match_the_full_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import automl.train.loop as training
-
     from automl.data.prepare import prepare_data
 
     def no_dropout(*args: Any, **kwargs: Any) -> Any:
@@ -208,6 +280,60 @@ def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> Non
     with pytest.raises(torch.cuda.OutOfMemoryError):
         run_with_oom_retry(conf, attempt(fits_at=0))  # type: ignore[arg-type]
     assert tried == [(4, 4), (2, 8), (1, 16)]
+
+
+def test_out_of_memory_goes_on_from_the_last_epoch_with_smaller_micro_batches(
+    easy_csv_file: Path,
+    tiny_config: Callable[..., Config],
+    tokenizer: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The real loop runs out of memory once, on a full micro-batch in epoch 2: the retry goes
+    on from epoch 1's checkpoint with half the micro-batch; every epoch is reported once."""
+    import automl.train.loop
+
+    conf = tiny_config(data__path=str(easy_csv_file), train__epochs=3, train__batch_size=16)
+    data = tokenize(load_task_data(conf.data), tokenizer, conf.model.max_length)
+    published: list[tuple[dict[str, float], set[str]]] = []
+    micro_batches: list[tuple[int, int]] = []  # (epoch being trained, size)
+    raised_at: list[int] = []  # index into micro_batches
+    real_loss = automl.train.loop.batch_loss
+
+    def loss_that_runs_out_of_memory_once(model: nn.Module, batch: dict[str, Any]) -> Any:
+        epoch, size = len(published) + 1, len(batch["input_ids"])
+        micro_batches.append((epoch, size))
+        if epoch == 2 and size > 8 and micro_batches.count((2, size)) == 3:
+            raised_at.append(len(micro_batches) - 1)
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (a test)")
+        return real_loss(model, batch)
+
+    monkeypatch.setattr(automl.train.loop, "batch_loss", loss_that_runs_out_of_memory_once)
+
+    def publish(metrics: dict[str, float], folder: Path) -> None:
+        published.append((metrics, {p.name for p in folder.iterdir()}))
+
+    result = train_with_oom_retry(conf, data, publish, None, tmp_path / "work")
+
+    assert [m["epoch"] for m, _ in published] == [1.0, 2.0, 3.0]  # each once, in order
+    assert all(checkpoint.LAST_FILE in files for _, files in published)
+    assert result.epochs_run == 3 and [h["epoch"] for h in result.history] == [1.0, 2.0, 3.0]
+    assert result.history[0] == published[0][0]  # epoch 1 was not trained again
+    assert (conf.train.batch_size, conf.train.grad_accum_steps) == (8, 2)
+    assert max(size for epoch, size in micro_batches if epoch == 1) == 16
+    assert len(raised_at) == 1
+    after_oom = micro_batches[raised_at[0] + 1 :]
+    assert after_oom and max(size for _, size in after_oom) <= 8
+    assert {epoch for epoch, _ in after_oom} == {2, 3}
+    assert [p.name for p in (tmp_path / "work").iterdir()] == ["epoch-3"]  # only the latest kept
+
+
+def test_asha_counts_epochs() -> None:
+    """ASHA's rungs are epochs: a trial resumed or retried mid-way reports its real epoch,
+    while Ray's training_iteration counts reports since the process started."""
+    rule = OverfitRule()
+    _, scheduler = build_stopping("asha", rule, max_t=4, grace_period=1, reduction_factor=2)
+    assert scheduler is not None and scheduler._time_attr == "epoch"  # no public getter
 
 
 # ---------------------------------------------------------------------------------------------

@@ -296,8 +296,12 @@ def test_build_stopping_asha_metric_override() -> None:
 
 
 def test_build_stopping_clamps_asha_grace_period_to_max_t() -> None:
+    with pytest.raises(AssertionError):  # Ray's own check, which the clamp avoids
+        ASHAScheduler(metric="m", mode="max", max_t=1, grace_period=3)
     _, scheduler = build_stopping("asha", OverfitRule(), **_asha_args(max_t=1, grace_period=3))
-    assert isinstance(scheduler, ASHAScheduler)  # Ray would assert grace_period <= max_t
+    assert isinstance(scheduler, ASHAScheduler)
+    # one rung, at max_t itself: no trial is stopped before its last epoch
+    assert [milestone for milestone, _ in scheduler._brackets[0]._rungs] == [1]
 
 
 @pytest.mark.parametrize(

@@ -20,11 +20,9 @@ def compose_config(tmp: Path, *overrides: str) -> Config:
     return compose_sweep_config(tmp, *overrides)
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Config, SweepOutcome, Path]:
-    tmp = tmp_path_factory.mktemp("smoke")
-    conf = compose_config(tmp, "experiment=smoke")
-    return conf, run_sweep(conf), tmp
+@pytest.fixture
+def smoke(smoke_sweep: tuple[Config, SweepOutcome, Path]) -> tuple[Config, SweepOutcome, Path]:
+    return smoke_sweep  # the session's smoke sweep (conftest.py), shared with other readers
 
 
 def test_smoke_sweep_summary(smoke: tuple[Config, SweepOutcome, Path]) -> None:

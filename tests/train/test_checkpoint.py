@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -68,3 +71,75 @@ def test_slim_keeps_only_the_best_weights(setup: tuple[Config, object], tmp_path
     assert {p.name for p in folder.iterdir()} >= {checkpoint.BEST_FILE, checkpoint.LAST_FILE}
     checkpoint.slim(folder)
     assert {p.name for p in folder.iterdir()} == {checkpoint.BEST_FILE, checkpoint.PROGRESS_FILE}
+
+
+@contextmanager
+def storages_tagged_as(location: str) -> Iterator[None]:
+    """While saving, torch.save records every tensor as living on `location` (e.g. "cuda:1"):
+    the file is what a trial on that GPU writes, made on a machine without one."""
+    entry = (1, lambda storage: location, lambda storage, where: None)
+    torch.serialization._package_registry.append(entry)
+    torch.serialization._package_registry.sort(key=lambda e: e[0])
+    try:
+        yield
+    finally:
+        torch.serialization._package_registry.remove(entry)
+
+
+def write_at_epoch(folder: Path, epoch: int, tagged: str | None = None) -> Any:
+    def report(metrics: dict[str, float], write: Callable[[Path], None], improved: bool) -> None:
+        if metrics["epoch"] == epoch:
+            folder.mkdir()
+            with storages_tagged_as(tagged) if tagged else nullcontext():
+                write(folder)
+
+    return report
+
+
+def test_a_checkpoint_written_on_gpu_1_resumes_on_a_cpu_only_node(
+    setup: tuple[Config, object], tmp_path: Path
+) -> None:
+    conf, data = setup
+    saved = tmp_path / "ckpt"
+    full = run_trial(conf, data, write_at_epoch(saved, 1, tagged="cuda:1"))  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="CUDA"):  # the file really points at a GPU
+        torch.load(saved / checkpoint.OPTIMIZER_FILE, weights_only=True)
+    resumed = run_trial(conf, data, resume_from=saved)  # type: ignore[arg-type]
+    assert [h["val_loss"] for h in resumed.history] == pytest.approx(
+        [h["val_loss"] for h in full.history], rel=1e-5
+    )
+
+
+class NotATensor:
+    """Anything pickle can rebuild: weights_only loading must refuse it."""
+
+
+def test_resume_refuses_to_unpickle_arbitrary_objects(
+    setup: tuple[Config, object], tmp_path: Path
+) -> None:
+    conf, data = setup
+    saved = tmp_path / "ckpt"
+    run_trial(conf, data, write_at_epoch(saved, 1))  # type: ignore[arg-type]
+    extra = torch.load(saved / checkpoint.OPTIMIZER_FILE, weights_only=True)  # tensors only
+    torch.save({**extra, "payload": NotATensor()}, saved / checkpoint.OPTIMIZER_FILE)
+    with pytest.raises(pickle.UnpicklingError, match="NotATensor"):
+        run_trial(conf, data, resume_from=saved)  # type: ignore[arg-type]
+
+
+def test_the_fp16_gradient_scaler_state_is_checkpointed(
+    setup: tuple[Config, object], tmp_path: Path
+) -> None:
+    from automl.model.build import build_model
+
+    conf, data = setup
+    model, _ = build_model(conf.model, conf.peft, data.label_names, data.pad_token_id)  # type: ignore[attr-defined]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    scaler.load_state_dict({**scaler.state_dict(), "scale": 256.0, "_growth_tracker": 7})
+    checkpoint.save(tmp_path, model, None, optimizer, scheduler, checkpoint.Progress(1), scaler)
+
+    fresh = torch.amp.GradScaler("cpu")
+    checkpoint.resume(tmp_path, model, optimizer, scheduler, fresh)
+    assert fresh.state_dict() == scaler.state_dict()
+    assert fresh.get_scale() == 256.0

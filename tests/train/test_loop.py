@@ -107,9 +107,11 @@ def test_the_easy_task_is_decided_by_keywords(
 ) -> None:
     task = load_task_data(DataConfig(source="csv", path=str(easy_csv(rows=30, seed=1))))
     assert task.label_names == sorted(easy_words)
-    labels = task.train.labels + task.val.labels
+    assert task.test is not None  # the held-out split (data.test_fraction) counts too
+    labels = task.train.labels + task.val.labels + task.test.labels
     assert Counter(labels) == {0: 10, 1: 10, 2: 10}
-    for text, label in zip(task.train.texts + task.val.texts, labels, strict=True):
+    texts = task.train.texts + task.val.texts + task.test.texts
+    for text, label in zip(texts, labels, strict=True):
         words = text.split()
         for i, name in enumerate(task.label_names):
             assert sum(w in easy_words[name] for w in words) == (3 if i == label else 0)

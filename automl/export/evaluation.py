@@ -1,0 +1,206 @@
+"""The exported model scored once on the held-out test split.
+
+Why: the validation score chose the best trial (and its epoch) out of many, so it is biased
+upwards; the test split was never seen by training or selection, so its score is the honest
+estimate. It is computed from the exported folder itself (its tokenizer and merged weights), the
+very thing a user loads, and only after the best trial has been chosen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EVALUATION_FILE = "test_evaluation.json"
+CONFUSION_FILE = "confusion_matrix.png"
+
+
+def predict_folder(folder: Path, texts: Sequence[str], batch_size: int = 64) -> list[str]:
+    """Label names predicted by an exported model folder, batched by length (little padding)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    ids = tokenizer(list(texts), truncation=True)["input_ids"]  # model_max_length = training's
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    predicted = np.empty(len(ids), dtype=np.int64)
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
+            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            predicted[idx] = logits.argmax(dim=-1).cpu().numpy()
+    id2label = model.config.id2label
+    return [str(id2label[int(i)]) for i in predicted]
+
+
+def score(truth: Sequence[str], predicted: Sequence[str], label_names: list[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, balanced accuracy, per-class precision/recall/F1/support and the
+    confusion matrix (rows: true class, columns: predicted), all over `label_names`."""
+    import warnings
+
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        classification_report,
+        confusion_matrix,
+        f1_score,
+    )
+
+    with warnings.catch_warnings():  # classes absent from the test split: expected, not news
+        warnings.simplefilter("ignore")
+        per_class = classification_report(
+            truth, predicted, labels=label_names, output_dict=True, zero_division=0
+        )
+        balanced = float(balanced_accuracy_score(truth, predicted))
+    return {
+        "num_examples": len(truth),
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(
+            f1_score(truth, predicted, labels=label_names, average="macro", zero_division=0)
+        ),
+        "balanced_accuracy": balanced,
+        "labels": list(label_names),
+        "per_class": [
+            {
+                "label": name,
+                "precision": round(per_class[name]["precision"], 4),
+                "recall": round(per_class[name]["recall"], 4),
+                "f1": round(per_class[name]["f1-score"], 4),
+                "support": int(per_class[name]["support"]),
+            }
+            for name in label_names
+        ],
+        "confusion_matrix": confusion_matrix(truth, predicted, labels=label_names).tolist(),
+    }
+
+
+def evaluate_export(
+    folder: Path, texts: Sequence[str], labels: Sequence[int], label_names: list[str]
+) -> dict[str, Any]:
+    """Score the exported folder on the test texts (integer labels indexing `label_names`)."""
+    predicted = predict_folder(folder, texts)
+    evaluation = score([label_names[i] for i in labels], predicted, label_names)
+    evaluation["model"] = folder.name
+    log.info(
+        "test (held out, %d texts): accuracy %.4f, macro-F1 %.4f, balanced accuracy %.4f",
+        evaluation["num_examples"], evaluation["accuracy"], evaluation["macro_f1"],
+        evaluation["balanced_accuracy"],
+    )  # fmt: skip
+    return evaluation
+
+
+def headline(evaluation: dict[str, Any]) -> dict[str, float]:
+    """The numbers for summary.json and MLflow."""
+    return {
+        "test_accuracy": evaluation["accuracy"],
+        "test_f1": evaluation["macro_f1"],
+        "test_balanced_accuracy": evaluation["balanced_accuracy"],
+        "test_examples": evaluation["num_examples"],
+    }
+
+
+def write_evaluation(evaluation: dict[str, Any], out_dir: Path) -> Path:
+    path = out_dir / EVALUATION_FILE
+    path.write_text(json.dumps(evaluation, indent=2))
+    return path
+
+
+def load_evaluation(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / EVALUATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return loaded if isinstance(loaded, dict) and "confusion_matrix" in loaded else None
+
+
+def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
+    """The confusion matrix as a PNG: counts, rows normalised for the colour (per-class recall)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(evaluation["confusion_matrix"], dtype=float)
+    names = evaluation["labels"]
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    size = max(4.0, 0.42 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"Test confusion matrix (accuracy {evaluation['accuracy']:.3f})")
+    if len(names) <= 30:
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                color = "white" if share[i, j] > 0.6 else "black"
+                ax.text(j, i, str(int(count)), ha="center", va="center", fontsize=7, color=color)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def table_lines(evaluation: dict[str, Any]) -> list[str]:
+    """A plain-text per-class table for the terminal."""
+    lines = [f"{'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
+    for row in evaluation["per_class"]:
+        lines.append(
+            f"{row['label'][:24]:<24} {row['precision']:>9.3f} {row['recall']:>7.3f} "
+            f"{row['f1']:>6.3f} {row['support']:>8d}"
+        )
+    lines.append(
+        f"test: accuracy {evaluation['accuracy']:.4f} · macro-F1 {evaluation['macro_f1']:.4f} · "
+        f"balanced accuracy {evaluation['balanced_accuracy']:.4f} · "
+        f"{evaluation['num_examples']} texts"
+    )
+    return lines
+
+
+def record_in_export(folder: Path, evaluation: dict[str, Any], conf: Any) -> None:
+    """The test score travels with the model: `test_evaluation.json` in the folder, the
+    headline and per-class table in provenance.json and the model card (README.md)."""
+    from automl.export.card import model_card
+
+    write_evaluation(evaluation, folder)
+    provenance_path = folder / "provenance.json"
+    provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
+    provenance["test_evaluation"] = {k: v for k, v in evaluation.items() if k != "confusion_matrix"}
+    provenance_path.write_text(json.dumps(provenance, indent=2, default=str))
+    (folder / "README.md").write_text(model_card(conf, provenance, evaluation["labels"]))
+
+
+def evaluate_sweep_export(
+    export_dir: Path | None, out_dir: Path, data: Any, conf: Any
+) -> dict[str, Any] | None:
+    """After the best trial is chosen and exported: score the export on `data.test` (a
+    `PreparedData`), record it in the folder and write `test_evaluation.json` and the confusion
+    matrix PNG beside the sweep's summary. None when there is no export or no test split."""
+    for stale in (EVALUATION_FILE, CONFUSION_FILE):  # an earlier sweep's under the same name
+        (out_dir / stale).unlink(missing_ok=True)
+    if export_dir is None or data.test is None or len(data.test) == 0:
+        return None
+    labels = [int(x) for x in data.test.labels]
+    evaluation = evaluate_export(export_dir, data.test_texts, labels, data.label_names)
+    record_in_export(export_dir, evaluation, conf)
+    write_evaluation(evaluation, out_dir)
+    plot_confusion(evaluation, out_dir / CONFUSION_FILE)
+    return evaluation

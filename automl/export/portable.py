@@ -1,0 +1,134 @@
+"""Provenance that travels: no absolute path of the machine that ran the sweep survives.
+
+A path under the working directory (or the project) becomes relative to it; any other path keeps
+only its file name, and the content fingerprints (data, search space, base model) say what it
+was. The base model is named the way another machine can fetch it: a hub id, a package, or a
+local folder's name plus a hash of its files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from automl.config.schema import PROJECT_ROOT, ModelConfig
+
+# an absolute path, alone or after a URI scheme that carries one (sqlite:////abs, file:///abs)
+_ABSOLUTE = re.compile(r"^(?P<scheme>sqlite:///|file://)?(?P<path>(/|~/|[A-Za-z]:[\\/]).*)$")
+_HUB_ID = re.compile(r"\b([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*[A-Za-z0-9])\b")
+
+
+def portable_path(value: str, cwd: Path | None = None) -> str:
+    """`value` with any absolute path made relative (to `cwd`, else the project), or its name."""
+    match = _ABSOLUTE.match(value)
+    if not match:
+        return value
+    path = Path(os.path.expanduser(match["path"])).resolve()
+    for root in (Path(cwd or Path.cwd()).resolve(), PROJECT_ROOT):
+        if path == root:
+            return (match["scheme"] or "") + "."
+        if path.is_relative_to(root):
+            return (match["scheme"] or "") + str(path.relative_to(root))
+    return (match["scheme"] or "") + path.name
+
+
+def portable(value: Any, cwd: Path | None = None) -> Any:
+    """Every string inside `value` (dicts, lists) through `portable_path`."""
+    if isinstance(value, str):
+        return portable_path(value, cwd)
+    if isinstance(value, dict):
+        return {k: portable(v, cwd) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(v, cwd) for v in value]
+    return value
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_sha256(folder: Path) -> str:
+    """sha256 over a folder's files (relative names and contents, in sorted order)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0")
+        digest.update(file_sha256(path).encode())
+    return digest.hexdigest()
+
+
+def base_model_name(cfg: ModelConfig) -> dict[str, Any]:
+    """How another machine gets the same base model: hub id, package, or folder name + hash."""
+    if cfg.source == "tiny":
+        return {"name": f"tiny-{cfg.tiny_arch}", "source": "tiny (random weights from a config)"}
+    if cfg.source == "package":
+        out: dict[str, Any] = {"name": _package_hub_id(cfg.package), "package": cfg.package}
+        try:
+            out["package_version"] = metadata.version(cfg.package.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            pass
+        return out
+    folder = Path(cfg.name_or_path).expanduser()
+    if folder.is_dir():
+        return {"name": folder.name, "source": "local folder", "sha256": folder_sha256(folder)}
+    return {"name": cfg.name_or_path, "source": "hub"}
+
+
+def _package_hub_id(package: str) -> str:
+    """The hub id a model package says it packages (its docstring), else the package name."""
+    try:
+        doc = importlib.import_module(package).__doc__ or ""
+    except ImportError:
+        return package
+    found = _HUB_ID.search(doc)
+    return found.group(1) if found else package
+
+
+def portable_model_provenance(conf: Any, provenance: dict[str, Any]) -> dict[str, Any]:
+    """The base model's portable name (and how to get it), and the search-space file's hash."""
+    model = base_model_name(conf.model)
+    out: dict[str, Any] = {"base_model": model["name"], "base_model_details": model}
+    space = provenance.get("search_space")
+    if isinstance(space, str) and Path(space).is_file():
+        out["search_space_sha256"] = file_sha256(Path(space))
+    return out
+
+
+def provenance_lines(provenance: dict[str, Any]) -> list[str]:
+    """The card's section on where the model came from and how to re-train it."""
+    fp = provenance.get("data_fingerprint") or {}
+    details = provenance.get("base_model_details") or {}
+    counts = ", ".join(f"{n} {k}" for k, n in (fp.get("counts") or {}).items())
+    lines = ["## Provenance", ""]
+    lines.append(
+        f"- base model: `{provenance.get('base_model')}`"
+        + (f" (package `{details['package']}`)" if details.get("package") else "")
+        + (f" (folder sha256 `{details['sha256'][:16]}…`)" if details.get("sha256") else "")
+    )
+    if fp:
+        lines.append(f"- data: sha256 `{fp.get('sha256', '')[:16]}…` over ({counts}) examples")
+    lines.append(f"- search space: `{provenance.get('search_space')}`")
+    rule = provenance.get("export_rule")
+    if isinstance(rule, dict) and rule.get("rule") not in (None, "best"):
+        lines.append(
+            f"- chosen by export rule `{rule['rule']}` (tolerance {rule.get('tolerance')})"
+        )
+    lines.append(f"- git commit `{provenance.get('git_commit')}`; versions in `provenance.json`")
+    lines += [
+        "",
+        "Re-train this trial from its provenance (CPU, same seed) and compare the metric:",
+        "",
+        "```bash",
+        "automl-reproduce path/to/this/folder/provenance.json",
+        "```",
+        "",
+    ]
+    return lines

@@ -1,0 +1,163 @@
+"""Re-train an exported trial from its `provenance.json` and compare with the recorded metric.
+
+The provenance holds the trial's resolved config (paths relative to where the sweep ran), its
+hyperparameters and seed, the data's fingerprint and the metric at the best epoch. On the CPU the
+loop is deterministic for a seed, so the same data gives the same number.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from automl.config.schema import PROJECT_ROOT, Config
+from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
+from automl.data.task import DataError
+
+log = logging.getLogger("automl.reproduce")
+
+REQUIRED = ("config", "metric", "best_value", "data_fingerprint")
+
+
+class ReproduceError(ValueError):
+    """The provenance file cannot drive a reproduction; one line naming the file and the key."""
+
+
+@dataclass
+class Reproduction:
+    metric: str
+    epoch: int
+    recorded: float
+    reproduced: float
+    tolerance: float
+
+    @property
+    def difference(self) -> float:
+        return abs(self.reproduced - self.recorded)
+
+    @property
+    def matches(self) -> bool:
+        return self.difference <= self.tolerance
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "epoch": self.epoch,
+            "recorded": self.recorded,
+            "reproduced": self.reproduced,
+            "difference": round(self.difference, 6),
+            "tolerance": self.tolerance,
+            "matches": self.matches,
+        }
+
+
+def load_provenance(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ReproduceError(f"{path}: no such file (an exported model's provenance.json)")
+    try:
+        prov = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ReproduceError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    missing = [k for k in REQUIRED if k not in prov]
+    if missing:
+        raise ReproduceError(
+            f"{path}: missing {', '.join(missing)} (exported by an older version?)"
+        )
+    if not isinstance(prov["best_value"], int | float):
+        raise ReproduceError(f"{path}: best_value: no recorded metric ({prov['best_value']!r})")
+    return prov
+
+
+def _local(value: str) -> str:
+    """A recorded relative path: from the working directory, else from the project."""
+    if not value or Path(value).is_absolute() or Path(value).exists():
+        return value
+    in_project = PROJECT_ROOT / value
+    return str(in_project) if in_project.exists() else value
+
+
+def reproduce_config(
+    prov: dict[str, Any],
+    data_path: str | None = None,
+    device: str = "cpu",
+    model_path: str | None = None,
+) -> Config:
+    """The trial's config: the recorded resolved config with its hyperparameters applied, on
+    as many threads as the trial had (thread count can change float sums)."""
+    from automl.search.trial import apply_overrides, trial_config
+
+    base = apply_overrides(prov["config"], prov.get("hyperparameters") or {})
+    data = base["data"]
+    for key in ("path", "val_path", "test_path"):
+        if key in data:
+            data[key] = _local(data[key] or "")
+    if data_path is not None:
+        data["path"] = data_path
+    if model_path is not None:
+        base["model"]["name_or_path"] = model_path
+    elif base["model"].get("source") == "pretrained":
+        base["model"]["name_or_path"] = _local(base["model"].get("name_or_path") or "")
+    if not base["train"].get("num_threads"):
+        base["train"]["num_threads"] = max(1, int(base["resources"]["cpus_per_trial"]))
+    base["train"]["device"] = device
+    base["tracking"]["enabled"] = False
+    return trial_config(base, {})
+
+
+def check_data(prov: dict[str, Any], conf: Config, where: Path) -> Any:
+    """The task data, after checking its fingerprint against the recorded one (one-line error)."""
+    from automl.data.load import load_task_data
+
+    task = load_task_data(conf.data)
+    problem = fingerprint_mismatch(prov["data_fingerprint"], data_fingerprint(task))
+    if problem:
+        source = conf.data.path or conf.data.hf_name or conf.data.source
+        raise DataError(f"{source}: data does not match the fingerprint in {where}: {problem}")
+    return task
+
+
+def check_base_model(prov: dict[str, Any], conf: Config) -> None:
+    """A local base-model folder must hold the files it held (its recorded content hash)."""
+    from automl.export.portable import folder_sha256
+    from automl.model.load import ModelError
+
+    recorded = (prov.get("base_model_details") or {}).get("sha256")
+    folder = Path(conf.model.name_or_path).expanduser()
+    if conf.model.source != "pretrained" or not recorded or not folder.is_dir():
+        return
+    if folder_sha256(folder) != recorded:
+        raise ModelError(
+            f"model.name_or_path: {folder}: its files differ from the base model recorded in "
+            "provenance.json (sha256 mismatch)"
+        )
+
+
+def reproduce(
+    path: Path,
+    *,
+    tolerance: float = 0.005,
+    data_path: str | None = None,
+    device: str = "cpu",
+    model_path: str | None = None,
+) -> Reproduction:
+    """Validate (provenance, config, base model, data fingerprint), then re-train and compare."""
+    from automl.data.tokenized import tokenize
+    from automl.model.load import check_model, load_tokenizer
+    from automl.train.loop import run_trial
+
+    prov = load_provenance(path)
+    conf = reproduce_config(prov, data_path, device, model_path)
+    check_model(conf)
+    check_base_model(prov, conf)
+    task = check_data(prov, conf, path)
+    data = tokenize(task, load_tokenizer(conf.model), conf.model.max_length)
+    metric, mode = prov["metric"], conf.sweep.mode
+    log.info("re-training trial %s of sweep %s", prov.get("trial_id"), prov.get("sweep"))
+    result = run_trial(conf, data, metric=metric, mode=mode)
+    # the recorded best epoch: the sweep may have stopped the trial before its last epoch
+    epoch = int(prov.get("checkpoint_epoch") or result.best_epoch)
+    row = result.history[epoch - 1] if 0 < epoch <= len(result.history) else result.best
+    return Reproduction(metric, epoch, float(prov["best_value"]), float(row[metric]), tolerance)

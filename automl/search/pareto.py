@@ -1,0 +1,91 @@
+"""Cost-aware choice: accuracy against trainable parameters, decided after the sweep.
+
+Pure functions over the finished trials (no Ray, no models), so they are tested on synthetic
+rows. The sweep itself still optimises one metric: ASHA and the overfit stopper compare trials
+by one number, so the trade-off is drawn and applied afterwards, where it costs nothing.
+
+- `pareto_front`: the trials no other trial beats on both the metric and the parameter count.
+- `choose_export`: `best` (the best metric) or `smallest_within` (the fewest trainable
+  parameters among the trials whose metric is within `tolerance` of the best).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+log = logging.getLogger("automl.sweep")
+
+T = TypeVar("T")
+
+RULES = ("best", "smallest_within")
+
+
+def _get(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, dict) else getattr(item, key)
+
+
+def _scored(items: Iterable[T]) -> list[T]:
+    return [i for i in items if _get(i, "best_value") is not None and _get(i, "status") != "failed"]
+
+
+def _better_or_equal(a: float, b: float, mode: str) -> bool:
+    return a >= b if mode == "max" else a <= b
+
+
+def dominates(a: tuple[float, int], b: tuple[float, int], mode: str) -> bool:
+    """(value, cost) `a` is at least as good as `b` on both, and strictly better on one."""
+    (va, ca), (vb, cb) = a, b
+    return _better_or_equal(va, vb, mode) and ca <= cb and (va != vb or ca != cb)
+
+
+def pareto_front(points: Sequence[tuple[float, int]], mode: str = "max") -> list[bool]:
+    """For each (metric value, trainable params): is it on the front (not dominated)?"""
+    return [not any(dominates(q, p, mode) for q in points) for p in points]
+
+
+def mark_pareto(rows: list[dict[str, Any]], mode: str) -> None:
+    """Set `pareto: true/false` on every summary row (unscored and failed rows: false)."""
+    scored = _scored(rows)
+    front = pareto_front([(r["best_value"], r["trainable_params"]) for r in scored], mode)
+    on_front = {r["trial_id"] for r, f in zip(scored, front, strict=True) if f}
+    for row in rows:
+        row["pareto"] = row["trial_id"] in on_front
+
+
+def choose_export(items: Sequence[T], mode: str, rule: str = "best", tolerance: float = 0.0) -> T:
+    """The trial to export; `items` are scored trials (records or summary rows), in run order.
+
+    Ties go to the better metric, then to the earlier trial."""
+    items = _scored(items)
+    if not items:
+        raise ValueError("no scored trial to choose from")
+    sign = 1.0 if mode == "max" else -1.0
+    best = max(items, key=lambda i: sign * _get(i, "best_value"))
+    if rule == "best":
+        return best
+    if rule != "smallest_within":
+        raise ValueError(f"sweep.export_rule: {rule!r} is not one of {', '.join(RULES)}")
+    top = _get(best, "best_value")
+    near = [i for i in items if sign * (top - _get(i, "best_value")) <= tolerance + 1e-12]
+    return min(near, key=lambda i: (_get(i, "trainable_params"), -sign * _get(i, "best_value")))
+
+
+def export_choice(
+    items: Sequence[T], mode: str, rule: str, tolerance: float
+) -> tuple[T | None, dict[str, Any]]:
+    """The trial to export (None if no trial scored) and the rule's record for summary.json."""
+    info: dict[str, Any] = {"rule": rule, "tolerance": tolerance}
+    if not _scored(items):
+        return None, info
+    top, chosen = choose_export(items, mode), choose_export(items, mode, rule, tolerance)
+    info.update(top_trial=_get(top, "trial_id"), top_value=_get(top, "best_value"))
+    if chosen is not top:
+        log.info(
+            "export rule %s: trial %s (%s params, %.4f) instead of the top trial %s (%s, %.4f)",
+            rule, _get(chosen, "trial_id"), _get(chosen, "trainable_params"),
+            _get(chosen, "best_value"), _get(top, "trial_id"), _get(top, "trainable_params"),
+            _get(top, "best_value"),
+        )  # fmt: skip
+    return chosen, info

@@ -1,0 +1,125 @@
+"""The Ray Tune `Tuner` of one sweep round: a new experiment, or the one a kill interrupted.
+
+Also what Ray leaves undecided when an experiment ends: trials it never finished (the sweep's
+time budget ran out) are read back from its results, so each still gets a final status.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from automl.search.callback import SweepCallback
+from automl.search.plan import SweepPlan
+from automl.search.samplers import DefineByRun, build_sampler
+from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
+
+
+def stopping_rules(plan: SweepPlan) -> tuple[OverfitStopper | None, Any]:
+    """The overfit stopper and ASHA scheduler the pruner config asks for (either may be None)."""
+    s, pr = plan.conf.sweep, plan.conf.pruner
+    rule = OverfitRule(
+        metric=s.metric, mode=s.mode, grace_period=pr.grace_period, patience=pr.patience,
+        min_delta=pr.min_delta, max_gap=pr.max_gap,
+    )  # fmt: skip
+    return build_stopping(
+        pr.name, rule, max_t=plan.max_epochs, grace_period=pr.asha_grace_period,
+        reduction_factor=pr.asha_reduction_factor, asha_metric=f"best_{s.metric}",
+    )  # fmt: skip
+
+
+def new_tuner(
+    plan: SweepPlan,
+    trainable: Any,
+    *,
+    name: str,
+    study: Any,
+    callback: SweepCallback,
+    rules: tuple[OverfitStopper | None, Any],
+    num_samples: int,
+    points: list[dict[str, Any]] | None = None,
+) -> Any:
+    """A fresh Ray experiment whose Optuna study (`study`, a storage) outlives it."""
+    from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = plan.conf.sweep
+    stopper, scheduler = rules
+    searcher = OptunaSearch(
+        space=DefineByRun(plan.space),
+        metric=f"best_{s.metric}",  # a trial counts by its best epoch, not its last
+        mode=s.mode,
+        sampler=build_sampler(plan.conf.sampler),
+        study_name=s.name,
+        storage=study,
+        points_to_evaluate=points,  # an earlier sweep's best configurations first, if any
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=ConcurrencyLimiter(searcher, max_concurrent=s.max_concurrent),
+            scheduler=scheduler,
+            num_samples=num_samples,
+            time_budget_s=s.time_budget_s,
+            reuse_actors=s.reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(plan.storage),
+            stop=stopper,
+            callbacks=[callback],
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            failure_config=tune.FailureConfig(max_failures=s.max_failures),
+            verbose=0,
+        ),
+    )
+
+
+def restored_tuner(
+    experiment_dir: Path, trainable: Any, callback: SweepCallback, stopper: OverfitStopper | None
+) -> Any:
+    """The interrupted experiment: ended trials stay, unfinished ones go on from their
+    checkpoints, and failed ones stay failed (their resume files are gone: re-running them
+    would start them over under the same id)."""
+    from ray import tune
+
+    tuner = tune.Tuner.restore(
+        str(experiment_dir), trainable, resume_unfinished=True, resume_errored=False
+    )
+    use_driver_objects(tuner, callback, stopper)
+    return tuner
+
+
+def use_driver_objects(tuner: Any, callback: SweepCallback, stopper: OverfitStopper | None) -> None:
+    """Make a restored tuner report to this driver's callback and stopper.
+
+    The one private use of Ray here: `Tuner.restore` re-reads the `RunConfig` pickled when the
+    sweep started (a callback whose MLflow client belonged to the killed driver, a stopper as it
+    was then) and, in Ray 2.60, takes no callbacks, stopper or run config. Ray then restores the
+    saved callback state (trial records, the stopper's histories) into these objects.
+    """
+    local = getattr(tuner, "_local_tuner", None)
+    if local is None or not callable(getattr(local, "get_run_config", None)):
+        raise RuntimeError(
+            "cannot resume: this Ray version's Tuner has no _local_tuner.get_run_config() "
+            "(written for Ray 2.60; a Ray Client connection is not supported)"
+        )
+    run_config = local.get_run_config()
+    run_config.callbacks, run_config.stop = [callback], stopper
+
+
+def unfinished_results(results: Any) -> dict[str, tuple[str, str]]:
+    """Per trial id in Ray's results: (its latest checkpoint folder, its error line or "")."""
+    out: dict[str, tuple[str, str]] = {}
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id")
+        if not trial_id:
+            continue
+        path = result.checkpoint.path if result.checkpoint is not None else ""
+        error = ""
+        if result.error is not None:
+            lines = str(result.error).strip().splitlines() or [type(result.error).__name__]
+            error = lines[-1][:500]
+        out[str(trial_id)] = (path, error)
+    return out

@@ -1,0 +1,210 @@
+"""Warm start: seed a new sweep with the best configurations of an earlier one.
+
+`sweep.warm_start=<sweep name or its outputs folder>` reads that sweep's summary.json, takes its
+top `sweep.warm_start_top_k` trials by its own metric, and turns their hyperparameters (stored as
+dotted keys) back into the Optuna parameter names this search space uses, including the branch
+name of a conditional parameter (`train.learning_rate[peft.lora_rank=0]`). Ray's OptunaSearch
+enqueues them, so they are the sweep's first trials. A value outside the new space is clipped
+(numbers) or left to the sampler (a choice the space no longer has), with a warning line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from automl.config.schema import Config, ConfigError
+from automl.config.search_space import SearchSpace
+
+log = logging.getLogger("automl.sweep")
+
+SAMPLER = "sampler"  # the origin of a trial the sampler chose
+
+
+@dataclass(frozen=True)
+class WarmPoint:
+    origin: str  # "warm_start:<sweep>/<trial_id>"
+    optuna: dict[str, Any]  # Optuna names -> values: what OptunaSearch enqueues
+    dotted: dict[str, Any]  # the same values by config key: how a trial's record shows them
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    source: Path  # the earlier sweep's summary.json
+    points: tuple[WarmPoint, ...]
+    notes: tuple[str, ...] = field(default=())
+    claimed: set[str] = field(default_factory=set, compare=False)  # origins already given out
+
+    @property
+    def points_to_evaluate(self) -> list[dict[str, Any]]:
+        return [dict(p.optuna) for p in self.points]
+
+    def origin_of(self, params: Mapping[str, Any]) -> str:
+        """`warm_start:<sweep>/<trial>` for the first trial (in start order) that runs a warm
+        point, else `sampler`: a seeded sampler may later propose the very same values."""
+        for point in self.points:
+            if point.origin in self.claimed:
+                continue
+            if all(k in params and _equal(params[k], v) for k, v in point.dotted.items()):
+                self.claimed.add(point.origin)
+                return point.origin
+        return SAMPLER
+
+    def describe(self) -> str:
+        return f"warm start: {len(self.points)} configurations from {self.source}"
+
+
+def summary_path(ref: str, output_dir: str) -> Path:
+    """A sweep's outputs folder, or its name under paths.output_dir -> its summary.json."""
+    for folder in (Path(ref).expanduser(), Path(output_dir) / ref):
+        if (folder / "summary.json").is_file():
+            return folder / "summary.json"
+    where = Path(output_dir) / ref / "summary.json"
+    raise ConfigError(
+        f"config: sweep.warm_start: no summary.json at {ref}/ or {where} (not a finished sweep?)"
+    )
+
+
+def top_trials(summary: dict[str, Any], k: int) -> list[dict[str, Any]]:
+    """The k best scored trials of a summary, by its own metric and mode."""
+    rows = [
+        r
+        for r in summary.get("trials", [])
+        if isinstance(r.get("best_value"), int | float) and r.get("status") != "failed"
+    ]
+    return sorted(rows, key=lambda r: r["best_value"], reverse=summary.get("mode") != "min")[:k]
+
+
+def load_warm_start(conf: Config, space: SearchSpace) -> WarmStart | None:
+    """Read, rank and translate the earlier sweep's best trials (before any compute)."""
+    s = conf.sweep
+    if not s.warm_start:
+        return None
+    path = summary_path(s.warm_start, conf.paths.output_dir)
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ConfigError(f"config: sweep.warm_start: {path}: unreadable ({err})") from None
+    rows = top_trials(summary, s.warm_start_top_k)
+    if not rows:
+        raise ConfigError(f"config: sweep.warm_start: {path}: no scored trial to start from")
+    points: list[WarmPoint] = []
+    notes: list[str] = []
+    for row in rows:
+        origin = f"warm_start:{summary.get('sweep', path.parent.name)}/{row['trial_id']}"
+        optuna_params, dotted, row_notes = to_optuna_point(space, row.get("params") or {})
+        notes += [f"warm start {origin}: {n}" for n in row_notes]
+        if dotted and all(p.dotted != dotted for p in points):  # clipping can make twins
+            points.append(WarmPoint(origin, optuna_params, dotted))
+    notes += _same_seed(conf, path.parent)
+    for note in notes:
+        log.warning("%s", note)
+    return WarmStart(path, tuple(points), tuple(notes))
+
+
+def _same_seed(conf: Config, earlier_dir: Path) -> list[str]:
+    """A seeded sampler on the same space proposes the earlier sweep's random trials again."""
+    try:
+        earlier = json.loads((earlier_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    same = earlier.get("sampler", {}).get("seed") == conf.sampler.seed
+    if same and earlier.get("search_space") == conf.search_space:
+        return [
+            f"warm start: sampler.seed={conf.sampler.seed} and search space "
+            f"{conf.search_space!r} are the earlier sweep's: its first random trials repeat "
+            "the earlier ones; set another sampler.seed to explore elsewhere"
+        ]
+    return []
+
+
+def to_optuna_point(
+    space: SearchSpace, params: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Dotted params of an earlier trial -> (Optuna names -> values, dotted values, notes).
+
+    Walks the space in file order, as `SearchSpace.suggest` does, so a conditional parameter
+    gets the branch that the (possibly clipped) earlier values select."""
+    optuna_params: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    notes = [f"{k} is not searched here; ignored" for k in params if k not in space.keys]
+    for param in space.params:
+        if param.key not in params:
+            notes.append(f"{param.key}: not in the earlier trial; left to the sampler")
+            continue
+        unknown = [b.cond_key for b in param.branches if b.cond_key not in values]
+        if any(c in space.keys for c in unknown):
+            notes.append(f"{param.key}: depends on {unknown[0]}, left to the sampler; so is this")
+            continue
+        name, dist = param.distribution(values)
+        value, note = fit_value(params[param.key], dist)
+        if note:
+            notes.append(f"{param.key}={params[param.key]!r}: {note}")
+        if value is None:
+            continue
+        optuna_params[name], values[param.key] = value, value
+    return optuna_params, values, notes
+
+
+def fit_value(value: Any, dist: BaseDistribution) -> tuple[Any, str]:
+    """The value inside `dist` (clipped, rounded to its step) and what was done ("" if nothing);
+    None when it cannot be fitted (a choice the space lacks, a non-number)."""
+    if isinstance(dist, CategoricalDistribution):
+        for choice in dist.choices:
+            if _equal(choice, value):
+                return choice, ""
+        return None, f"not among {list(dist.choices)}; left to the sampler"
+    assert isinstance(dist, FloatDistribution | IntDistribution)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None, "not a number; left to the sampler"
+    fitted: float = min(max(value, dist.low), dist.high)
+    if dist.step:
+        fitted = dist.low + round((fitted - dist.low) / dist.step) * dist.step
+        fitted = min(fitted, dist.high)
+    out: int | float = int(round(fitted)) if isinstance(dist, IntDistribution) else float(fitted)
+    if _equal(out, value):
+        return out, ""
+    return (
+        out,
+        f"outside [{dist.low}, {dist.high}]{' or off its step' if dist.step else ''}; "
+        f"clipped to {out}",
+    )
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+    return bool(a == b)
+
+
+def warm_points(
+    warm: WarmStart | None, round_: int, records: list[Any]
+) -> list[dict[str, Any]] | None:
+    """What OptunaSearch enqueues: the warm points in a fresh sweep's first round, else None
+    (an extension round shares the Optuna study, which already ran them)."""
+    if warm is None or round_ > 0 or records:
+        return None
+    return warm.points_to_evaluate
+
+
+def warm_origin(
+    warm: WarmStart | None, round_: int, records: list[Any]
+) -> Callable[[Mapping[str, Any]], str] | None:
+    """How the callback labels trials: by warm point in the round that runs them, else None."""
+    if warm is None or warm_points(warm, round_, records) is None:
+        return None
+    return warm.origin_of

@@ -1,0 +1,134 @@
+"""The held-out test evaluation of an exported model: scores, per-class table, confusion
+matrix, and what it writes into the export (card, provenance) and beside the sweep."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_tiny_config
+
+from automl.data.tokenized import PreparedData, TokenizedSplit
+from automl.export.evaluation import (
+    CONFUSION_FILE,
+    EVALUATION_FILE,
+    evaluate_sweep_export,
+    headline,
+    predict_folder,
+    score,
+    table_lines,
+)
+from automl.train.checkpoint import BEST_FILE, PROGRESS_FILE, Progress
+
+LABELS = ["food", "sports", "weather"]
+TEXTS = [
+    "pizza",
+    "the match went to extra time after a late goal",
+    "rain",
+    "sunny and warm all week with a light breeze from the sea",
+    "pasta with tomato sauce",
+]
+
+
+def test_score_matches_hand_counts() -> None:
+    truth = ["food", "food", "food", "sports", "sports", "weather"]
+    predicted = ["food", "food", "sports", "sports", "food", "weather"]
+    result = score(truth, predicted, LABELS)
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    # food: p 2/3 r 2/3; sports: p 1/2 r 1/2; weather: p 1 r 1
+    f1 = [2 / 3, 1 / 2, 1.0]
+    assert result["macro_f1"] == pytest.approx(sum(f1) / 3)
+    assert result["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert result["confusion_matrix"] == [[2, 1, 0], [1, 1, 0], [0, 0, 1]]
+    rows = {r["label"]: r for r in result["per_class"]}
+    assert rows["food"] == {
+        "label": "food", "precision": 0.6667, "recall": 0.6667, "f1": 0.6667, "support": 3,
+    }  # fmt: skip
+    assert [r["support"] for r in result["per_class"]] == [3, 2, 1]
+    assert headline(result)["test_f1"] == result["macro_f1"]
+    assert table_lines(result)[-1].startswith("test: accuracy 0.6667")
+
+
+def test_a_class_absent_from_the_test_split_has_zero_support() -> None:
+    result = score(["food", "sports"], ["food", "food"], LABELS)
+    assert [r["support"] for r in result["per_class"]] == [1, 1, 0]
+    assert result["confusion_matrix"][2] == [0, 0, 0]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real export (tiny BERT, random weights) as the sweep writes it."""
+    from safetensors.torch import save_file
+
+    from automl.export.model_dir import export_checkpoint
+    from automl.model.build import build_model
+    from automl.model.load import load_tokenizer
+    from automl.model.state import trainable_state
+
+    conf = make_tiny_config()
+    checkpoint = tmp_path_factory.mktemp("checkpoint")
+    tokenizer = load_tokenizer(conf.model)
+    model, _ = build_model(conf.model, conf.peft, LABELS, int(tokenizer.pad_token_id))
+    save_file(
+        {k: v.contiguous() for k, v in trainable_state(model).items()}, checkpoint / BEST_FILE
+    )
+    (checkpoint / PROGRESS_FILE).write_text(json.dumps(asdict(Progress(epoch=1, best_epoch=1))))
+    out = tmp_path_factory.mktemp("export") / "best"
+    provenance = {"trial_id": "t1", "sweep": "unit", "metric": "val_accuracy", "best_value": 0.5}
+    return export_checkpoint(conf, checkpoint, out, label_names=LABELS, provenance=provenance)
+
+
+def test_predictions_in_length_batches_match_the_pipeline_one_by_one(exported: Path) -> None:
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=str(exported))
+    one_by_one = [p["label"] for p in clf(TEXTS, batch_size=1)]
+    assert predict_folder(exported, TEXTS, batch_size=2) == one_by_one
+
+
+def _prepared(test_labels: list[int] | None) -> PreparedData:
+    empty = TokenizedSplit([], np.zeros(0, dtype=np.int64))
+    data = PreparedData(empty, empty, LABELS, 0, "unit", [])
+    if test_labels is None:
+        return data
+    ids = [[101, 102]] * len(test_labels)  # not read: the export tokenizes the texts itself
+    test = TokenizedSplit(ids, np.asarray(test_labels, dtype=np.int64))
+    return replace(data, test=test, test_texts=TEXTS[: len(test_labels)])
+
+
+def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
+    exported: Path, tmp_path: Path
+) -> None:
+    labels = [0, 1, 2, 2, 0]
+    evaluation = evaluate_sweep_export(exported, tmp_path, _prepared(labels), make_tiny_config())
+    assert evaluation is not None
+    predicted = predict_folder(exported, TEXTS)
+    truth = [LABELS[i] for i in labels]
+    expected = sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth)
+    assert evaluation["accuracy"] == pytest.approx(expected)
+    assert sum(map(sum, evaluation["confusion_matrix"])) == 5
+    on_disk = json.loads((tmp_path / EVALUATION_FILE).read_text())
+    assert on_disk == evaluation
+    assert (tmp_path / CONFUSION_FILE).read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((exported / EVALUATION_FILE).read_text()) == evaluation
+    provenance = json.loads((exported / "provenance.json").read_text())
+    assert provenance["test_evaluation"]["accuracy"] == evaluation["accuracy"]
+    card = (exported / "README.md").read_text()
+    assert "held-out test (5 texts never seen by training or selection): accuracy " in card
+    assert f"**{evaluation['accuracy']:.4f}**" in card
+    assert "## Held-out test, per class" in card
+    assert "| `weather` |" in card and "trial `t1` of sweep `unit`" in card
+
+
+def test_no_test_split_means_no_evaluation_and_no_stale_files(
+    exported: Path, tmp_path: Path
+) -> None:
+    (tmp_path / EVALUATION_FILE).write_text("{}")  # an earlier sweep's, same name
+    (tmp_path / CONFUSION_FILE).write_bytes(b"old")
+    assert evaluate_sweep_export(exported, tmp_path, _prepared(None), make_tiny_config()) is None
+    assert not (tmp_path / EVALUATION_FILE).exists()
+    assert not (tmp_path / CONFUSION_FILE).exists()
+    assert evaluate_sweep_export(None, tmp_path, _prepared([0, 1]), make_tiny_config()) is None

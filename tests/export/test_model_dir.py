@@ -1,0 +1,142 @@
+"""The export folder is replaced atomically: a kill at any step of the swap leaves the old or the
+new model in `best/`, and the next export leaves none of a killed export's folders behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import make_tiny_config
+
+from automl.export import model_dir
+from automl.train.checkpoint import BEST_FILE, PROGRESS_FILE, Progress
+
+LABELS = ["food", "sports", "weather"]
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, not even `except Exception`."""
+
+
+@pytest.fixture(scope="module")
+def trial_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trial checkpoint folder as a sweep leaves it: best weights and progress."""
+    from safetensors.torch import save_file
+
+    from automl.model.build import build_model
+    from automl.model.load import load_tokenizer
+    from automl.model.state import trainable_state
+
+    conf = make_tiny_config()
+    folder = tmp_path_factory.mktemp("checkpoint")
+    tokenizer = load_tokenizer(conf.model)
+    model, _ = build_model(conf.model, conf.peft, LABELS, int(tokenizer.pad_token_id))
+    save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, folder / BEST_FILE)
+    (folder / PROGRESS_FILE).write_text(json.dumps(asdict(Progress(epoch=1, best_epoch=1))))
+    return folder
+
+
+def _export(checkpoint: Path, out_dir: Path, tag: str) -> None:
+    model_dir.export_checkpoint(
+        make_tiny_config(), checkpoint, out_dir, label_names=LABELS, provenance={"trial_id": tag}
+    )
+
+
+def _tag(out_dir: Path) -> str:
+    return str(json.loads((out_dir / "provenance.json").read_text())["trial_id"])
+
+
+def _kill_at_step(monkeypatch: pytest.MonkeyPatch, step: int) -> list[str]:
+    """Make the `step`-th file-system call inside the swap raise `Killed` before it runs."""
+    calls: list[str] = []
+    active = [False]
+
+    def counted(name: str, real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if active[0]:
+                calls.append(name)
+                if len(calls) == step:
+                    raise Killed(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for owner, name in [(os, "rename"), (os, "replace"), (shutil, "rmtree"),
+                        (Path, "rename"), (Path, "replace")]:  # fmt: skip
+        monkeypatch.setattr(owner, name, counted(name, getattr(owner, name)))
+    if hasattr(model_dir, "_exchange"):
+        monkeypatch.setattr(model_dir, "_exchange", counted("exchange", model_dir._exchange))
+    swap = model_dir._swap_into_place
+
+    def watched(tmp: Path, out_dir: Path) -> None:
+        active[0] = True
+        try:
+            swap(tmp, out_dir)
+        finally:
+            active[0] = False
+
+    monkeypatch.setattr(model_dir, "_swap_into_place", watched)
+    return calls
+
+
+def test_a_kill_during_the_swap_leaves_old_or_new_and_no_litter(
+    tmp_path: Path, trial_checkpoint: Path
+) -> None:
+    out_dir = tmp_path / "best"
+    _export(trial_checkpoint, out_dir, "old")
+    for step in range(1, 10):
+        with pytest.MonkeyPatch.context() as patch:
+            calls = _kill_at_step(patch, step)
+            try:
+                _export(trial_checkpoint, out_dir, "new")
+            except Killed:
+                pass
+        assert out_dir.is_dir(), f"no best/ after a kill at step {step} ({calls})"
+        assert _tag(out_dir) in ("old", "new")
+        if len(calls) < step:  # the swap has fewer steps: every kill point was tried
+            break
+        _export(trial_checkpoint, out_dir, "old")  # the next run
+        assert _tag(out_dir) == "old"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["best"], f"step {step}"
+    else:
+        pytest.fail("the swap never finished within 9 steps")
+
+
+def test_next_export_removes_only_its_own_stale_folders(
+    tmp_path: Path, trial_checkpoint: Path
+) -> None:
+    out_dir = tmp_path / "best"
+    for stale in (".best.tmp-999999", ".best.old-999999", ".other.tmp-1", ".bestx.tmp-1"):
+        (tmp_path / stale).mkdir()
+    _export(trial_checkpoint, out_dir, "new")
+    assert _tag(out_dir) == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".bestx.tmp-1", ".other.tmp-1", "best"]
+
+
+def test_without_an_atomic_exchange_the_backup_is_put_back(
+    tmp_path: Path, trial_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the system cannot swap two folders in one step, a kill between the two renames is
+    repaired by the next run: the backed-up export is put back before anything else."""
+    monkeypatch.setattr(model_dir, "_exchange", lambda a, b: False)
+    out_dir = tmp_path / "best"
+    _export(trial_checkpoint, out_dir, "old")
+    for step in range(1, 10):
+        with pytest.MonkeyPatch.context() as patch:
+            calls = _kill_at_step(patch, step)
+            try:
+                _export(trial_checkpoint, out_dir, "new")
+            except Killed:
+                pass
+        model_dir.clean_stale(out_dir)  # what the next export does first
+        assert out_dir.is_dir(), f"no best/ after a kill at step {step} ({calls})"
+        assert _tag(out_dir) in ("old", "new")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["best"], f"step {step}"
+        if len(calls) < step:
+            break
+        _export(trial_checkpoint, out_dir, "old")

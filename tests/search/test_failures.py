@@ -1,0 +1,134 @@
+"""Sweeps whose trials fail (a learning rate of 1e6 diverges in its first epoch) or are cut off by
+the time budget: every trial ends with a final status in summary.json and in MLflow, a failed
+trial is never started over under the same id, and a sweep with no good trial exports nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import compose_sweep_config, sweep_runs
+
+from automl.search.sweep import run_sweep
+
+pytestmark = pytest.mark.slow  # whole sweeps on the tiny model
+
+REPO = Path(__file__).resolve().parents[2]
+FINAL = {"completed", "pruned_overfit", "stopped_early", "stopped_budget", "failed"}
+
+
+def _space(tmp: Path, text: str) -> str:
+    path = tmp / "space.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _summary(tmp: Path) -> dict:
+    return json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
+
+
+def test_sweep_whose_trials_all_fail_ends_cleanly_and_exports_nothing(tmp_path: Path) -> None:
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", "train.learning_rate=1e6", "sweep.num_samples=2",
+        "search_space=" + _space(tmp_path, "peft.frozen_layers: {type: int, low: 0, high: 1}\n"),
+    )  # fmt: skip
+    outcome = run_sweep(conf)
+    summary = _summary(tmp_path)
+    assert summary["outcome"] == "all_trials_failed"
+    assert summary["statuses"] == {"failed": 2}
+    assert summary["best_trial"] is None and summary["export_dir"] is None
+    assert outcome.export_dir is None
+    assert not (tmp_path / "outputs" / "smoke" / "best").exists()
+    assert all("non-finite" in row["reason"] for row in summary["trials"])
+    parents, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert len(parents) == 1 and parents[0].info.status == "FAILED"
+    assert parents[0].data.tags["status"] == "all_trials_failed"
+    assert len(children) == 2
+    for child in children:
+        assert child.info.status == "FAILED" and child.data.tags["status"] == "failed"
+        assert "non-finite" in child.data.tags["status_reason"]
+
+
+def test_trials_cut_off_by_the_time_budget_end_with_a_final_status(tmp_path: Path) -> None:
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", "train.epochs=200", "sweep.num_samples=2",
+        "sweep.time_budget_s=30", "pruner=none",
+        "search_space=" + _space(tmp_path, "peft.frozen_layers: {type: int, low: 0, high: 1}\n"),
+    )  # fmt: skip
+    outcome = run_sweep(conf)
+    summary = _summary(tmp_path)
+    assert {row["status"] for row in summary["trials"]} <= FINAL, summary["statuses"]
+    cut = [row for row in summary["trials"] if row["status"] == "stopped_budget"]
+    assert cut, summary["statuses"]
+    for row in cut:
+        assert "time budget" in row["reason"] and row["epochs_run"] < 200
+    scored = [row for row in cut if row["best_value"] is not None]
+    if scored:  # at least one epoch ran: its best epoch still counts and is exported
+        assert summary["best_trial"] in {row["trial_id"] for row in scored}
+        assert outcome.export_dir is not None and outcome.export_dir.is_dir()
+    parents, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert parents[0].info.status in ("FINISHED", "FAILED")
+    assert len(children) == len(summary["trials"])
+    assert all(child.info.status != "RUNNING" for child in children)
+    assert {child.data.tags["status"] for child in children} <= FINAL
+
+
+def _sweep(tmp: Path, *overrides: str, kill_after_failure_at: str | None = None) -> str:
+    """Run the CLI sweep; with `kill_after_failure_at`, SIGKILL its process group at the first
+    stderr line matching it that follows a trial's failure. Returns the stderr seen."""
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    command = [
+        sys.executable, "-m", "automl.cli.sweep", "experiment=smoke",
+        f"paths.output_dir={tmp / 'outputs'}", f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+        "ray.num_cpus=2", *overrides,
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    seen: list[str] = []
+    failed = False
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        failed = failed or re.search(r"trial \w+ failed:", line) is not None
+        if failed and kill_after_failure_at and re.search(kill_after_failure_at, line):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return "".join(seen)
+    proc.wait(timeout=600)
+    assert proc.returncode == 0, "".join(seen)[-3000:]
+    assert not kill_after_failure_at, "no trial failed before the end"
+    return "".join(seen)
+
+
+def test_failed_trial_is_not_started_over_when_the_sweep_resumes(tmp_path: Path) -> None:
+    # the random sampler (seed 0) draws 1e-2, 1e6, 1e-2: the second trial diverges
+    overrides = [
+        "sampler=random", "sampler.seed=0", "sweep.num_samples=3", "sweep.max_concurrent=1",
+        "sweep.max_failures=0", "pruner=none", "train.epochs=3",
+        "search_space="
+        + _space(tmp_path, "train.learning_rate: {type: categorical, choices: [1.0e6, 1.0e-2]}\n"),
+    ]  # fmt: skip
+    first = _sweep(tmp_path, *overrides, kill_after_failure_at=r"trial \w+ epoch 2/")
+    failed = re.findall(r"trial (\w+) failed:", first)
+    assert len(failed) == 1
+    second = _sweep(tmp_path, *overrides, "sweep.resume=true")
+    assert not re.search(rf"trial {failed[0]} started", second), second[-3000:]
+    summary = _summary(tmp_path)
+    assert summary["num_trials"] == 3
+    rows = {row["trial_id"]: row for row in summary["trials"]}
+    assert rows[failed[0]]["status"] == "failed"
+    assert summary["best_trial"] != failed[0] and summary["export_dir"]
+    parents, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    statuses = {c.data.tags["automl.trial_id"]: c.info.status for c in children}
+    assert statuses[failed[0]] == "FAILED"
+    assert sorted(statuses) == sorted(rows)  # one child run per trial, none duplicated
+    assert all(status == "FINISHED" for tid, status in statuses.items() if tid != failed[0])

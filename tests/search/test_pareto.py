@@ -1,0 +1,53 @@
+"""Cost-aware export: the Pareto front (metric vs trainable parameters) and the export rule,
+on synthetic trial rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from automl.search.pareto import choose_export, export_choice, mark_pareto, pareto_front
+
+
+def row(trial: str, value: float | None, params: int, status: str = "completed") -> dict[str, Any]:
+    return {"trial_id": trial, "best_value": value, "trainable_params": params, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("points", "mode", "front"),
+    [
+        ([(0.8, 100), (0.7, 10), (0.75, 50)], "max", [True, True, True]),
+        ([(0.8, 100), (0.8, 50), (0.6, 50)], "max", [False, True, False]),  # same value, smaller
+        ([(0.8, 100), (0.9, 100)], "max", [False, True]),
+        ([(0.5, 20), (0.4, 20), (0.6, 5)], "min", [False, True, True]),  # val_loss: lower wins
+        ([(0.7, 10), (0.7, 10)], "max", [True, True]),  # twins dominate neither
+    ],
+)
+def test_pareto_front(points: list[tuple[float, int]], mode: str, front: list[bool]) -> None:
+    assert pareto_front(points, mode) == front
+
+
+def test_mark_pareto_leaves_out_unscored_and_failed() -> None:
+    rows = [row("a", 0.8, 100), row("b", 0.7, 10), row("c", 0.9, 5, "failed"), row("d", None, 1)]
+    mark_pareto(rows, "max")
+    assert [r["pareto"] for r in rows] == [True, True, False, False]
+
+
+def test_smallest_within_tolerance_of_the_best() -> None:
+    rows = [row("big", 0.820, 22_000_000), row("lora", 0.817, 300_000), row("tiny", 0.70, 1_000)]
+    assert choose_export(rows, "max")["trial_id"] == "big"
+    assert choose_export(rows, "max", "smallest_within", 0.005)["trial_id"] == "lora"
+    assert choose_export(rows, "max", "smallest_within", 0.002)["trial_id"] == "big"
+    assert choose_export(rows, "max", "smallest_within", 0.2)["trial_id"] == "tiny"
+    losses = [row("a", 0.50, 100), row("b", 0.503, 10)]
+    assert choose_export(losses, "min", "smallest_within", 0.005)["trial_id"] == "b"
+
+
+def test_export_choice_records_the_rule_and_the_top_trial() -> None:
+    rows = [row("big", 0.82, 1000), row("small", 0.818, 10), row("x", None, 1, "failed")]
+    chosen, info = export_choice(rows, "max", "smallest_within", 0.005)
+    assert chosen is not None and chosen["trial_id"] == "small"
+    assert info == {"rule": "smallest_within", "tolerance": 0.005, "top_trial": "big",
+                    "top_value": 0.82}  # fmt: skip
+    assert export_choice([row("x", None, 1, "failed")], "max", "best", 0.0)[0] is None

@@ -1,0 +1,77 @@
+"""Restart bookkeeping without a sweep: what a fresh sweep may delete, the overfit stopper's
+state across a driver restart, and MLflow steps a resumed trial must not log twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from ray.tune.callback import CallbackList
+
+from automl.search.callback import SweepCallback
+from automl.search.stopping import OverfitRule, OverfitStopper
+from automl.search.sweep import _starting_state
+from automl.tracking.runs import SweepTracker
+
+
+def _plan(tmp: Path, name: str) -> Any:
+    sweep = SimpleNamespace(name=name, resume=False, num_samples=2)
+    return SimpleNamespace(
+        conf=SimpleNamespace(sweep=sweep), out_dir=tmp / "out" / name, storage=tmp / "ray"
+    )
+
+
+def test_fresh_sweep_removes_only_its_own_experiments(tmp_path: Path) -> None:
+    storage = tmp_path / "ray"
+    names = ["default", "default-r1", "default-r12", "default-roberta", "default-r2x", "defaults"]
+    for name in names:
+        (storage / name).mkdir(parents=True)
+    _starting_state(_plan(tmp_path, "default"))
+    left = sorted(p.name for p in storage.iterdir())
+    assert left == ["default-r2x", "default-roberta", "defaults"]
+
+
+def _callback(stopper: OverfitStopper) -> SweepCallback:
+    return SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=6, tracker=None, stopper=stopper
+    )
+
+
+def test_overfit_stopper_history_survives_a_driver_restart(tmp_path: Path) -> None:
+    rule = OverfitRule(grace_period=1, patience=2)
+    before = OverfitStopper(rule)
+    epochs = [
+        {"epoch": 1, "training_iteration": 1, "val_accuracy": 0.8, "train_loss": 1.0},
+        {"epoch": 2, "training_iteration": 2, "val_accuracy": 0.7, "train_loss": 0.8},
+    ]
+    for result in epochs:
+        assert not before("t1", result)
+    # Ray saves the callbacks' state with the experiment and hands it to fresh objects on restore
+    CallbackList([_callback(before)]).save_to_dir(str(tmp_path))
+    after = OverfitStopper(rule)
+    CallbackList([_callback(after)]).restore_from_dir(str(tmp_path))
+    assert after.history("t1") == before.history("t1")
+    # patience carries on: one more epoch without improvement (loss still falling) prunes
+    third = {"epoch": 3, "training_iteration": 3, "val_accuracy": 0.7, "train_loss": 0.6}
+    assert after("t1", third)
+    assert "not improved for 2 epochs" in (after.reason("t1") or "")
+
+
+def test_resumed_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = SweepTracker(uri, "exp", "sw")
+    first.start_sweep({}, {}, resume=False)
+    first.child("t1", {"train.learning_rate": 0.01})
+    for epoch in (1, 2, 3):
+        first.log_epoch("t1", {"epoch": epoch, "val_accuracy": 0.1 * epoch, "val_loss": 1.0})
+    # the driver was killed; the trial resumes from its epoch-2 checkpoint and replays epoch 3
+    again = SweepTracker(uri, "exp", "sw")
+    again.start_sweep({}, {}, resume=True)
+    again.child("t1", {"train.learning_rate": 0.01})
+    for epoch in (3, 4):
+        again.log_epoch("t1", {"epoch": epoch, "val_accuracy": 0.1 * epoch, "val_loss": 1.0})
+    run_id = again.child("t1", {})
+    for key in ("val_accuracy", "val_loss"):
+        steps = sorted(m.step for m in again.client.get_metric_history(run_id, key))
+        assert steps == [1, 2, 3, 4], key

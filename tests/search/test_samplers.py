@@ -1,0 +1,83 @@
+"""Every shipped sampler (conf/sampler/*.yaml) runs a small sweep end to end, and `sweep.mode=min`
+picks the trial with the lowest score."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, compose_sweep_config
+
+from automl.config.schema import ConfigError, SamplerConfig
+from automl.search.samplers import check_sampler
+from automl.search.sweep import run_sweep
+
+SAMPLERS = sorted(p.stem for p in (REPO_ROOT / "conf" / "sampler").glob("*.yaml"))
+SPACE = """\
+train.learning_rate: {type: float, low: 5.0e-3, high: 2.0e-2, log: true}
+peft.frozen_layers: {type: int, low: 0, high: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_session() -> Iterator[None]:
+    """One local Ray for the module: a sweep joins a running Ray instead of starting its own."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _sweep(tmp: Path, *overrides: str) -> dict:
+    space = tmp / "space.yaml"
+    space.write_text(SPACE)
+    conf = compose_sweep_config(
+        tmp, "experiment=smoke", "train.epochs=1", "sweep.num_samples=3", "pruner=none",
+        "sweep.max_concurrent=2", "sampler.n_startup_trials=1", "tracking.enabled=false",
+        f"search_space={space}", *overrides,
+    )  # fmt: skip
+    run_sweep(conf)
+    return json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
+
+
+def test_every_sampler_is_shipped() -> None:
+    assert SAMPLERS == ["cmaes", "gp", "qmc", "random", "tpe"]
+
+
+def test_a_sampler_whose_package_is_missing_is_refused_before_compute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "cmaes" else find_spec(name)
+    )
+    with pytest.raises(ConfigError, match=r"sampler.name: cmaes needs the 'cmaes' package"):
+        check_sampler(SamplerConfig(name="cmaes"))
+    check_sampler(SamplerConfig(name="tpe"))
+
+
+@pytest.mark.slow  # one Ray sweep each (three 1-epoch trials)
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_sampler_runs_a_sweep(tmp_path: Path, sampler: str, ray_session: None) -> None:
+    summary = _sweep(tmp_path, f"sampler={sampler}")
+    assert summary["num_trials"] == 3 and summary["statuses"] == {"completed": 3}
+    configs = [tuple(sorted(row["params"].items())) for row in summary["trials"]]
+    assert len(set(configs)) == 3  # the sampler chose, and never repeated itself
+    assert summary["best_value"] == max(row["best_value"] for row in summary["trials"])
+    assert summary["export_dir"]
+
+
+@pytest.mark.slow
+def test_min_mode_picks_the_lowest(tmp_path: Path, ray_session: None) -> None:
+    summary = _sweep(tmp_path, "sweep.metric=val_loss", "sweep.mode=min", "sampler=random")
+    rows = summary["trials"]
+    for row in rows:  # each trial scored by its lowest val_loss
+        assert row["best_value"] == min(h["val_loss"] for h in row["history"])
+    lowest = min(rows, key=lambda r: r["best_value"])
+    assert summary["best_trial"] == lowest["trial_id"]
+    assert summary["best_value"] == lowest["best_value"] < max(r["best_value"] for r in rows)

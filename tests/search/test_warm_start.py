@@ -1,0 +1,115 @@
+"""Warm start: an earlier sweep's best trials -> Optuna points of this search space."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import compose_sweep_config, sweep_runs
+
+from automl.config.resolve import as_dict
+from automl.config.schema import SEARCH_SPACE_DIR, ConfigError
+from automl.config.search_space import SearchSpace, load_search_space
+from automl.search.warm_start import (
+    WarmPoint,
+    WarmStart,
+    load_warm_start,
+    to_optuna_point,
+    top_trials,
+)
+
+
+@pytest.fixture(scope="module")
+def smoke_space(tmp_path_factory: pytest.TempPathFactory) -> SearchSpace:
+    conf = compose_sweep_config(tmp_path_factory.mktemp("space"), "experiment=smoke")
+    return load_search_space("smoke", config=as_dict(conf), num_blocks=2,
+                             search_dir=SEARCH_SPACE_DIR)  # fmt: skip
+
+
+def test_branch_names_follow_the_earlier_values(smoke_space: SearchSpace) -> None:
+    full = {"peft.lora_rank": 0, "train.learning_rate": 0.01, "train.epochs": 3,
+            "peft.frozen_layers": 1}  # fmt: skip
+    point, dotted, notes = to_optuna_point(smoke_space, full)
+    assert point == {"peft.lora_rank": 0, "train.learning_rate[peft.lora_rank=0]": 0.01,
+                     "train.epochs": 3, "peft.frozen_layers": 1}  # fmt: skip
+    assert dotted == full and notes == []
+    lora = {**full, "peft.lora_rank": 8, "train.learning_rate": 0.02}
+    assert "train.learning_rate" in to_optuna_point(smoke_space, lora)[0]  # the base range
+
+
+def test_values_outside_the_space_are_clipped_or_dropped(smoke_space: SearchSpace) -> None:
+    old = {"peft.lora_rank": 4, "train.learning_rate": 0.5, "train.epochs": 9,
+           "peft.frozen_layers": 1, "train.batch_size": 8}  # fmt: skip
+    point, dotted, notes = to_optuna_point(smoke_space, old)
+    # rank 4 is no choice here: left to the sampler, and so is the rate that depends on it
+    assert point == {"train.epochs": 4, "peft.frozen_layers": 1}
+    assert dotted == {"train.epochs": 4, "peft.frozen_layers": 1}
+    text = " | ".join(notes)
+    for expected in ("peft.lora_rank=4: not among [0, 8]", "train.epochs=9: outside [2, 4]",
+                     "depends on peft.lora_rank", "train.batch_size is not searched"):  # fmt: skip
+        assert expected in text
+
+
+def test_top_trials_by_the_earlier_metric_and_mode() -> None:
+    rows = [{"trial_id": t, "best_value": v, "status": s} for t, v, s in
+            [("a", 0.5, "completed"), ("b", 0.9, "failed"), ("c", 0.7, "completed"),
+             ("d", None, "stopped_early"), ("e", 0.6, "pruned_overfit")]]  # fmt: skip
+    assert [r["trial_id"] for r in top_trials({"mode": "max", "trials": rows}, 2)] == ["c", "e"]
+    assert [r["trial_id"] for r in top_trials({"mode": "min", "trials": rows}, 1)] == ["a"]
+
+
+def test_a_missing_earlier_sweep_is_one_line_before_compute(tmp_path: Path) -> None:
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "sweep.warm_start=nowhere")
+    with pytest.raises(ConfigError, match=r"sweep.warm_start: no summary.json at nowhere/"):
+        load_warm_start(conf, None)  # type: ignore[arg-type]  # fails before reading the space
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_each_warm_point_labels_one_trial(smoke_space: SearchSpace) -> None:
+    params = {"peft.lora_rank": 8, "train.learning_rate": 0.02, "train.epochs": 3,
+              "peft.frozen_layers": 0}  # fmt: skip
+    optuna_params, dotted, _ = to_optuna_point(smoke_space, params)
+    warm = WarmStart(Path("s.json"), (WarmPoint("warm_start:old/t1", optuna_params, dotted),))
+    assert warm.origin_of(params) == "warm_start:old/t1"
+    assert warm.origin_of(params) == "sampler"  # a seeded sampler proposing it again
+    assert warm.origin_of({**params, "train.epochs": 2}) == "sampler"
+
+
+def _params(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted(json.dumps(r["params"], sort_keys=True) for r in rows)
+
+
+@pytest.mark.slow
+def test_warm_started_sweep_runs_the_earlier_best_first(tmp_path: Path) -> None:
+    """Also the cost-aware export: smallest_within with a wide tolerance exports the smallest."""
+    from automl.search.sweep import run_sweep
+
+    first = compose_sweep_config(tmp_path, "experiment=smoke", "sweep.num_samples=2",
+                                 "tracking.enabled=false")  # fmt: skip
+    earlier = run_sweep(first).summary
+    second = compose_sweep_config(
+        tmp_path, "experiment=smoke", "sweep.name=smoke_warm", "sweep.warm_start=smoke",
+        "sweep.warm_start_top_k=2", "sweep.num_samples=3", "sweep.export_rule=smallest_within",
+        "sweep.export_tolerance=1.0", "sampler.seed=1",  # the same seed would repeat trials
+    )  # fmt: skip
+    summary = run_sweep(second).summary
+    rows = summary["trials"]  # in the order they started
+    expected = top_trials(earlier, 2)
+    assert _params(rows[:2]) == _params(expected)
+    origins = {f"warm_start:smoke/{r['trial_id']}" for r in expected}
+    assert {r["origin"] for r in rows[:2]} == origins
+    assert rows[2]["origin"] == "sampler"
+    _, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke_warm")
+    assert {c.data.tags["origin"] for c in children} == origins | {"sampler"}
+    # cost-aware export: every trial is within 1.0, so the fewest trainable parameters wins
+    scored = [r for r in rows if r["best_value"] is not None and r["status"] != "failed"]
+    smallest = min(r["trainable_params"] for r in scored)
+    best = next(r for r in rows if r["trial_id"] == summary["best_trial"])
+    assert best["trainable_params"] == smallest and best["pareto"]
+    assert summary["export_rule"]["rule"] == "smallest_within"
+    out = tmp_path / "outputs" / "smoke_warm"
+    assert (out / "report" / "pareto.png").is_file()
+    page = (out / "report" / "index.html").read_text()
+    assert "warm_start:smoke/" in page and "Pareto front" in page

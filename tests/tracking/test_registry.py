@@ -1,0 +1,126 @@
+"""The registered champion is an MLflow model: pyfunc loads it and `mlflow models serve`
+answers HTTP; its description is the model card; the data are the run's dataset inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from automl.config.schema import Config
+from automl.search.sweep import SweepOutcome
+
+pytestmark = pytest.mark.slow
+
+TEXTS = ["My printer is not printing.", "Who wrote Hamlet?"]
+
+
+def _uri(tmp: Path) -> str:
+    return f"sqlite:///{tmp / 'mlflow.db'}"
+
+
+def test_champion_loads_with_pyfunc_and_predicts_label_names(
+    smoke_sweep: tuple[Config, SweepOutcome, Path],
+) -> None:
+    import mlflow
+
+    conf, outcome, tmp = smoke_sweep
+    old = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(_uri(tmp))
+    mlflow.set_registry_uri(_uri(tmp))
+    try:
+        model = mlflow.pyfunc.load_model("models:/smoke@champion")
+        predictions = model.predict(TEXTS)
+    finally:
+        mlflow.set_tracking_uri(old[0])
+        mlflow.set_registry_uri(old[1])
+    labels = list(predictions["label"])
+    assert len(labels) == 2 and set(labels) <= set(outcome.summary["label_names"])
+
+
+def test_version_description_is_the_card_and_the_data_are_inputs(
+    smoke_sweep: tuple[Config, SweepOutcome, Path],
+) -> None:
+    _, outcome, tmp = smoke_sweep
+    client = MlflowClient(tracking_uri=_uri(tmp), registry_uri=_uri(tmp))
+    version = client.get_model_version_by_alias("smoke", "champion")
+    card = (outcome.export_dir / "README.md").read_text()  # type: ignore[operator]
+    assert version.description == card and "held-out test" in card
+    run = client.get_run(version.run_id)
+    assert run.data.tags["automl.role"] == "sweep"
+    contexts = {
+        tag.value
+        for dataset_input in run.inputs.dataset_inputs
+        for tag in dataset_input.tags
+        if tag.key == "mlflow.data.context"
+    }
+    assert contexts == {"training", "validation", "test"}
+    sizes = {
+        d.dataset.name: json.loads(d.dataset.profile)["num_rows"] for d in run.inputs.dataset_inputs
+    }
+    quality = json.loads((tmp / "outputs" / "smoke" / "data_quality.json").read_text())
+    assert sizes == {f"chatterbot-corpus/english ({k})": n for k, n in quality["sizes"].items()}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_champion_is_served_over_http(smoke_sweep: tuple[Config, SweepOutcome, Path]) -> None:
+    _, outcome, tmp = smoke_sweep
+    port = _free_port()
+    bin_dir = str(Path(sys.executable).parent)  # `mlflow models serve` runs uvicorn from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": _uri(tmp),
+        "MLFLOW_REGISTRY_URI": _uri(tmp),
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+    command = [
+        str(Path(bin_dir) / "mlflow"), "models", "serve", "-m", "models:/smoke@champion",
+        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    log = (tmp / f"serve-{port}.log").open("w")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)  # fmt: skip
+    try:
+        deadline, answer = time.monotonic() + 180, None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                answer = _post(f"http://127.0.0.1:{port}/invocations", {"inputs": TEXTS})
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(1)
+        assert answer is not None, (tmp / f"serve-{port}.log").read_text()[-2000:]
+        predictions = answer["predictions"]
+        assert len(predictions) == 2
+        assert {p["label"] for p in predictions} <= set(outcome.summary["label_names"])
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        log.close()
