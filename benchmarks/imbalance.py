@@ -122,32 +122,33 @@ def exported_epoch(history: list[dict[str, float]], objective: str) -> dict[str,
 
 
 def table(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean and spread over seeds of the exported epoch's test scores, per task/option/objective."""
+    """Mean and spread over seeds of the exported epoch's test scores, per task/option/objective;
+    deltas against `today` paired by seed, over the seeds both have."""
     rows = []
     for task in TASKS:
         for objective in OBJECTIVES:
-            base_row: dict[str, Any] | None = None
+            today: dict[int, dict[str, float]] = {}
             for option in OPTIONS:
                 runs = [t for t in trials if (t["task"], t["option"]) == (task, option)]
-                picked = [exported_epoch(t["history"], objective) for t in runs]
-                picked = [p for p in picked if p]
+                picked = {t["seed"]: exported_epoch(t["history"], objective) for t in runs}
+                picked = {seed: p for seed, p in sorted(picked.items()) if p}
                 if not picked:
                     continue
                 row: dict[str, Any] = {
-                    "task": task, "objective": objective, "option": option,
-                    "seeds": sorted(t["seed"] for t in runs),
+                    "task": task, "objective": objective, "option": option, "seeds": list(picked),
                 }  # fmt: skip
-                for score in SCORES:
-                    values = [p[f"test_{score}"] for p in picked]
-                    row[f"test_{score}"] = statistics.fmean(values)
-                    row[f"test_{score}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
-                row["val_f1"] = statistics.fmean(p["val_f1"] for p in picked)
-                row["val_accuracy"] = statistics.fmean(p["val_accuracy"] for p in picked)
+                for score in ("val_accuracy", "val_f1", *(f"test_{s}" for s in SCORES)):
+                    values = [p[score] for p in picked.values()]
+                    row[score] = statistics.fmean(values)
+                    row[f"{score}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
                 if option == "today":
-                    base_row = row
-                elif base_row is not None and base_row["seeds"] == row["seeds"]:
-                    row["d_test_f1"] = row["test_f1"] - base_row["test_f1"]
-                    row["d_test_accuracy"] = row["test_accuracy"] - base_row["test_accuracy"]
+                    today = picked
+                elif common := sorted(set(today) & set(picked)):
+                    for score in ("test_accuracy", "test_f1"):
+                        row[f"d_{score}"] = statistics.fmean(
+                            picked[seed][score] - today[seed][score] for seed in common
+                        )
+                    row["d_seeds"] = common
                     row["meets_goal"] = (
                         row["d_test_f1"] >= GOAL_F1 and row["d_test_accuracy"] >= -GOAL_ACC
                     )
@@ -190,6 +191,8 @@ def markdown(results: dict[str, Any]) -> str:
             ]
             for r in rows:
                 d_acc = f"{100 * r['d_test_accuracy']:+.1f}" if "d_test_accuracy" in r else "–"
+                if "d_seeds" in r and r["d_seeds"] != r["seeds"]:
+                    d_acc += f" (seeds {','.join(map(str, r['d_seeds']))})"
                 d_f1 = f"{r['d_test_f1']:+.3f}" if "d_test_f1" in r else "–"
                 goal = {True: "yes", False: "no"}.get(r.get("meets_goal"), "–")
                 lines.append(

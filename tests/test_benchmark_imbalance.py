@@ -39,7 +39,8 @@ def test_table_compares_each_option_with_today_on_the_same_seeds() -> None:
         trial("today", 0, 0.80, 0.30), trial("today", 1, 0.82, 0.28),
         trial("weights_sqrt", 0, 0.80, 0.46), trial("weights_sqrt", 1, 0.81, 0.46),
         trial("sampling_balanced", 0, 0.70, 0.60), trial("sampling_balanced", 1, 0.72, 0.60),
-        trial("weights_balanced", 0, 0.80, 0.50),  # one seed only: no delta against two
+        trial("weights_balanced", 1, 0.80, 0.50),  # one seed: paired with today's seed 1 only
+        trial("sampling_sqrt", 2, 0.80, 0.50),  # a seed today lacks: no delta
     ]  # fmt: skip
     rows = {r["option"]: r for r in table(trials) if r["objective"] == "val_accuracy"}
     assert rows["today"]["test_f1"] == pytest.approx(0.29)
@@ -47,7 +48,9 @@ def test_table_compares_each_option_with_today_on_the_same_seeds() -> None:
     assert rows["weights_sqrt"]["d_test_accuracy"] == pytest.approx(-0.005)
     assert rows["weights_sqrt"]["meets_goal"] is True
     assert rows["sampling_balanced"]["meets_goal"] is False  # 10 points of accuracy lost
-    assert "d_test_f1" not in rows["weights_balanced"]
+    assert rows["weights_balanced"]["d_test_f1"] == pytest.approx(0.22)
+    assert rows["weights_balanced"]["d_seeds"] == [1]
+    assert "d_test_f1" not in rows["sampling_sqrt"]
     results = {
         "machine": {"cpus": 2, "gpu": False, "torch": "t", "transformers": "x", "python": "3",
                     "platform": "p", "date": "d"},

@@ -72,10 +72,11 @@ def _assemble(
             texts, labels, cfg.test_fraction, rng, where,
             key="test_fraction", keep=2, allow_empty=True,
         )  # fmt: skip
-        if not test.texts:
+        if test.texts:  # validation stays val_fraction of the whole data
+            val_share = cfg.val_fraction / (1 - cfg.test_fraction)
+        else:
             log.warning("%s: too few examples for a test split (data.test_fraction)", where)
             test = None
-        val_share = cfg.val_fraction / (1 - cfg.test_fraction)
     if val_rows is not None:
         train, val = rest, _encoded(val_rows, index)
     else:

@@ -76,11 +76,19 @@ def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
     """The held-out test score (export/evaluation.py), when the sweep had a test split."""
     if not evaluation:
         return []
-    return [
-        f"- held-out test ({evaluation['num_examples']} texts never seen by training or "
-        f"selection): accuracy **{evaluation['accuracy']:.4f}**, macro-F1 "
+    lines = [
+        f"- held-out test ({evaluation['num_examples']} examples that no training or selection "
+        f"step saw): accuracy **{evaluation['accuracy']:.4f}**, macro-F1 "
         f"{evaluation['macro_f1']:.4f}, balanced accuracy {evaluation['balanced_accuracy']:.4f}"
     ]
+    unseen = evaluation.get("unseen", {})
+    if unseen.get("num_examples"):
+        lines.append(
+            f"- of which {unseen['num_examples']} texts do not occur in the training split "
+            f"(the data repeats some texts): accuracy {unseen['accuracy']:.4f}, "
+            f"macro-F1 {unseen['macro_f1']:.4f}"
+        )
+    return lines
 
 
 def test_table_lines(evaluation: dict[str, Any] | None) -> list[str]:

@@ -93,6 +93,7 @@ tr.pruned_overfit .badge { background: #c00; } tr.stopped_early .badge { backgro
 tr.best { background: #e6f4e6; font-weight: bold; }
 tr.pruned_overfit td.status { color: #b00; } tr.pruned_overfit { background: #fbeaea; }
 tr.stopped_early td.status { color: #b60; } tr.stopped_early { background: #fdf3e6; }
+tr.stopped_budget .badge { background: #86a; } tr.stopped_budget td.status { color: #649; }
 tr.failed { background: #eee; color: #777; }
 img { max-width: 100%; border: 1px solid #eee; }
 .note { background: #fff8dc; border-left: 4px solid #e0c050; padding: 0.5em 1em; }
@@ -100,7 +101,12 @@ img { max-width: 100%; border: 1px solid #eee; }
 """
 
 
-BADGES = {"pruned_overfit": "PRUNED", "stopped_early": "STOPPED", "failed": "FAILED"}
+BADGES = {
+    "pruned_overfit": "PRUNED",
+    "stopped_early": "STOPPED",
+    "stopped_budget": "BUDGET",
+    "failed": "FAILED",
+}
 
 
 def _fmt(value: Any) -> str:

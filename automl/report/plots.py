@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STOPPED = ("pruned_overfit", "stopped_early")  # ended before their planned last epoch
+STOPPED = ("pruned_overfit", "stopped_early", "stopped_budget")  # ended before their last epoch
 
 
 STATUS_COLOURS = {
     "completed": "#1f77b4",
     "pruned_overfit": "#d62728",
     "stopped_early": "#ff7f0e",
+    "stopped_budget": "#9467bd",
     "failed": "#7f7f7f",
 }
 

@@ -119,16 +119,10 @@ class SweepCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
         record.checkpoint = _slim_checkpoint(trial)
-        reason = self.stopper.reason(trial.trial_id) if self.stopper else None
-        if reason:
-            record.status, record.reason = "pruned_overfit", reason
-        elif record.epochs_run < self._planned_epochs(record):
-            record.status = "stopped_early"
-            record.reason = (
-                f"stopped after {record.epochs_run} of {self._planned_epochs(record)} epochs"
-            )
-        else:
-            record.status = "completed"
+        overfit = self.stopper.reason(trial.trial_id) if self.stopper else None
+        record.status, record.reason = final_status(
+            record.epochs_run, self._planned_epochs(record), overfit
+        )
         self._finish(record)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -219,6 +213,17 @@ class SweepCallback(Callback):
         if record.reason:
             tags["status_reason"] = record.reason
         self.tracker.end_trial(record.trial_id, record.status, summary, tags)
+
+
+def final_status(epochs_run: int, planned: int, overfit_reason: str | None) -> tuple[str, str]:
+    """(status, reason) of a trial that ended without error. Pruning means it saved epochs: a
+    trial that ran all its planned epochs is `completed`, even if the overfit rule fired at the
+    last one (a stopper's verdict on the final epoch stops nothing)."""
+    if epochs_run >= planned:
+        return "completed", ""
+    if overfit_reason:
+        return "pruned_overfit", overfit_reason
+    return "stopped_early", f"stopped after {epochs_run} of {planned} epochs"
 
 
 def _slim_checkpoint(trial: Any) -> str:

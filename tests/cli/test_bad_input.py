@@ -128,6 +128,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "too few examples",
     ),
     ("bad-jsonl", lambda t: ["data=jsonl", "data.path=" + _jsonl(t)], "line 2"),
+    ("val-plus-test-fraction-1", lambda t: ["data.test_fraction=0.8"], "data.test_fraction"),
+    # the packaged corpus repeats utterances across splits: leakage, refused under `fail`
+    ("data-quality-fail", lambda t: ["data.quality=fail"], "texts also in train"),
     (
         "missing-model-dir",
         lambda t: ["model=hf", "model.name_or_path=/nonexistent/model"],

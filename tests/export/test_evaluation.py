@@ -94,9 +94,11 @@ def _prepared(test_labels: list[int] | None) -> PreparedData:
     data = PreparedData(empty, empty, LABELS, 0, "unit", [])
     if test_labels is None:
         return data
-    ids = [[101, 102]] * len(test_labels)  # not read: the export tokenizes the texts itself
+    # the export tokenizes the texts itself; the ids only tell which test texts training saw
+    ids = [[101, 200 + i, 102] for i in range(len(test_labels))]
     test = TokenizedSplit(ids, np.asarray(test_labels, dtype=np.int64))
-    return replace(data, test=test, test_texts=TEXTS[: len(test_labels)])
+    train = TokenizedSplit([ids[0], [101, 7, 102]], np.asarray([test_labels[0], 1]))
+    return replace(data, train=train, test=test, test_texts=TEXTS[: len(test_labels)])
 
 
 def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
@@ -117,7 +119,12 @@ def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
     provenance = json.loads((exported / "provenance.json").read_text())
     assert provenance["test_evaluation"]["accuracy"] == evaluation["accuracy"]
     card = (exported / "README.md").read_text()
-    assert "held-out test (5 texts never seen by training or selection): accuracy " in card
+    assert "held-out test (5 examples that no training or selection step saw): accuracy " in card
+    # the first test text also occurs in training: the other four are scored apart
+    unseen = sum(p == t for p, t in zip(predicted[1:5], truth[1:], strict=True)) / 4
+    assert evaluation["unseen"]["num_examples"] == 4
+    assert evaluation["unseen"]["accuracy"] == pytest.approx(unseen)
+    assert "of which 4 texts do not occur in the training split" in card
     assert f"**{evaluation['accuracy']:.4f}**" in card
     assert "## Held-out test, per class" in card
     assert "| `weather` |" in card and "trial `t1` of sweep `unit`" in card

@@ -13,7 +13,7 @@ from automl.config.schema import Config
 from automl.data.prepare import prepare_data
 from automl.search.sweep import SweepOutcome, run_sweep
 
-STATUSES = {"completed", "pruned_overfit", "stopped_early", "failed"}
+STATUSES = {"completed", "pruned_overfit", "stopped_early", "stopped_budget", "failed"}
 
 
 def compose_config(tmp: Path, *overrides: str) -> Config:
