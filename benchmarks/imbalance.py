@@ -174,6 +174,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Goal: Δ macro-F1 ≥ +{GOAL_F1} at Δ accuracy ≥ -{GOAL_ACC * 100:.0f} point.",
         "",
     ]
+    lines += [f"- {note}" for note in results.get("notes", [])] + [""] * bool(results.get("notes"))
     versions = sorted({json.dumps(t.get("code", {}), sort_keys=True) for t in results["trials"]})
     if len(versions) > 1:  # the shared tree changed between runs: say so beside the figures
         lines += [f"Note: trials ran on {len(versions)} code versions: {'; '.join(versions)}", ""]
@@ -220,7 +221,8 @@ def write(results: dict[str, Any], out: Path | None) -> None:
         return
     out.mkdir(parents=True, exist_ok=True)
     path = out / "imbalance.json"
-    with open(out / ".imbalance.lock", "w") as lock:
+    # the lock lives outside the results folder, which is committed
+    with open(Path(tempfile.gettempdir()) / "automl-bench-imbalance.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         merged = {key(t): t for t in read_trials(path)}
         merged.update({key(t): t for t in results["trials"]})

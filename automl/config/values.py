@@ -4,7 +4,17 @@ naming the key when a rule is broken.
 
 from __future__ import annotations
 
-from automl.config.schema import Config, ConfigError
+from automl.config.schema import (
+    Config,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    PeftConfig,
+    PrunerConfig,
+    ResourcesConfig,
+    SweepConfig,
+    TrainConfig,
+)
 
 
 def _check(ok: bool, key: str, problem: str) -> None:
@@ -31,17 +41,33 @@ CHOICES = {
 
 
 def validate(conf: Config) -> None:
-    """Reject values the schema's types cannot catch, naming the key."""
+    """Reject values the schema's types cannot catch, naming the key: one rule set a section."""
+    _check_choices(conf)
+    _check_model(conf.model)
+    _check_data(conf.data)
+    _check_train(conf.train)
+    _check_peft(conf.peft)
+    _check_resources(conf.resources)
+    _check_sweep(conf.sweep)
+    _check_pruner(conf.pruner)
+
+
+def _check_choices(conf: Config) -> None:
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(conf, section), name)
         _check(value in allowed, key, f"{value!r} is not one of {', '.join(allowed)}")
-    m, d, t, p = conf.model, conf.data, conf.train, conf.peft
+
+
+def _check_model(m: ModelConfig) -> None:
     if m.source == "pretrained":
         _check(
             bool(m.name_or_path), "model.name_or_path", "is required when model.source=pretrained"
         )
     _check(m.max_length >= 8, "model.max_length", f"must be >= 8, got {m.max_length}")
+
+
+def _check_data(d: DataConfig) -> None:
     if d.source in ("csv", "jsonl"):
         _check(bool(d.path), "data.path", f"is required when data.source={d.source}")
     if d.source == "hf":
@@ -62,6 +88,9 @@ def validate(conf: Config) -> None:
     )
     if d.max_examples is not None:
         _check(d.max_examples >= 4, "data.max_examples", f"must be >= 4, got {d.max_examples}")
+
+
+def _check_train(t: TrainConfig) -> None:
     _check(t.learning_rate > 0, "train.learning_rate", f"must be > 0, got {t.learning_rate}")
     _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
@@ -77,6 +106,9 @@ def validate(conf: Config) -> None:
     _check(t.bucket_pool_batches >= 1, "train.bucket_pool_batches", "must be >= 1")
     if t.num_threads is not None:
         _check(t.num_threads >= 1, "train.num_threads", f"must be >= 1, got {t.num_threads}")
+
+
+def _check_peft(p: PeftConfig) -> None:
     _check(
         p.lora_rank >= 0,
         "peft.lora_rank",
@@ -86,7 +118,9 @@ def validate(conf: Config) -> None:
     _check(0 <= p.lora_dropout < 1, "peft.lora_dropout", f"must be in [0, 1), got {p.lora_dropout}")
     if p.lora_alpha is not None:
         _check(p.lora_alpha > 0, "peft.lora_alpha", f"must be > 0, got {p.lora_alpha}")
-    r = conf.resources
+
+
+def _check_resources(r: ResourcesConfig) -> None:
     _check(r.cpus_per_trial > 0, "resources.cpus_per_trial", f"must be > 0, got {r.cpus_per_trial}")
     _check(r.gpu_memory_gb > 0, "resources.gpu_memory_gb", f"must be > 0, got {r.gpu_memory_gb}")
     gpus = r.gpus_per_trial
@@ -101,7 +135,9 @@ def validate(conf: Config) -> None:
             f"must be 'auto' or a fraction in [0, 1] (a trial trains on one GPU: no data "
             f"parallelism), got {gpus!r}",
         )
-    s = conf.sweep
+
+
+def _check_sweep(s: SweepConfig) -> None:
     _check(
         bool(s.name) and "/" not in s.name,
         "sweep.name",
@@ -120,7 +156,9 @@ def validate(conf: Config) -> None:
         "sweep.metric",
         f"{s.metric!r} is not one of {', '.join(OBJECTIVES)}",
     )
-    pr = conf.pruner
+
+
+def _check_pruner(pr: PrunerConfig) -> None:
     _check(pr.grace_period >= 0, "pruner.grace_period", f"must be >= 0, got {pr.grace_period}")
     _check(pr.patience >= 1, "pruner.patience", f"must be >= 1, got {pr.patience}")
     _check(pr.asha_reduction_factor > 1, "pruner.asha_reduction_factor", "must be > 1")

@@ -196,6 +196,7 @@ def _finish(
         "best_value": best.best_value if best else None,
         "test_accuracy": test["accuracy"] if test else None,
         "test_f1": test["macro_f1"] if test else None,
+        "test_accuracy_unseen": headline(test).get("test_accuracy_unseen") if test else None,
         "best_trial": best.trial_id if best else None,
         "best_epoch": best.best_epoch if best else None,
         "best_config": best.params if best else None,
@@ -217,19 +218,36 @@ def _finish(
         _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
-        tracker.log_artifact(summary_path)
-        if test is not None:
-            tracker.log_metrics(headline(test))
-            tracker.log_artifact(plan.out_dir / EVALUATION_FILE)
-            tracker.log_artifact(plan.out_dir / CONFUSION_FILE)
-        if export_dir is not None:
-            register_export(tracker, conf, export_dir)
-        tracker.end_sweep(
-            "FINISHED" if best is not None else "FAILED",
-            {f"best_{s.metric}": summary["best_value"], "num_trials": len(records),
-             "trial_epochs": summary["trial_epochs"], "wall_s": summary["wall_s"]},
-            {"status": outcome, "best_trial": summary["best_trial"] or ""},
-        )  # fmt: skip
+        _close_parent_run(tracker, plan, summary, test, export_dir)
+    _print_results(summary, test)
+    return SweepOutcome(summary, records, export_dir)
+
+
+def _close_parent_run(
+    tracker: SweepTracker,
+    plan: SweepPlan,
+    summary: dict[str, Any],
+    test: dict[str, Any] | None,
+    export_dir: Path | None,
+) -> None:
+    """The sweep's results into its MLflow parent run (the export registered), then end it."""
+    tracker.log_artifact(plan.out_dir / "summary.json")
+    if test is not None:
+        tracker.log_metrics(headline(test))
+        tracker.log_artifact(plan.out_dir / EVALUATION_FILE)
+        tracker.log_artifact(plan.out_dir / CONFUSION_FILE)
+    if export_dir is not None:
+        register_export(tracker, plan.conf, export_dir)
+    tracker.end_sweep(
+        "FINISHED" if summary["best_trial"] is not None else "FAILED",
+        {f"best_{summary['metric']}": summary["best_value"], "num_trials": summary["num_trials"],
+         "trial_epochs": summary["trial_epochs"], "wall_s": summary["wall_s"]},
+        {"status": summary["outcome"], "best_trial": summary["best_trial"] or ""},
+    )  # fmt: skip
+
+
+def _print_results(summary: dict[str, Any], test: dict[str, Any] | None) -> None:
+    """The table and the test score on stderr; one JSON line on stdout."""
     print_table(summary, sys.stderr)
     if test is not None:
         print("\n".join(table_lines(test)), file=sys.stderr)
@@ -237,7 +255,6 @@ def _finish(
         json.dumps({k: v for k, v in summary.items() if k not in ("trials", "label_names")}),
         flush=True,
     )
-    return SweepOutcome(summary, records, export_dir)
 
 
 def _outcome(records: list[TrialRecord], best: TrialRecord | None) -> str:
