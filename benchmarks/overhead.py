@@ -28,7 +28,6 @@ peft.frozen_layers: {type: categorical, choices: [0]}
 
 def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
     import automl.search.sweep as sweep_module
-
     from automl.data.prepare import prepare_data
     from automl.search.trial import trial_config
     from automl.train.loop import run_trial

@@ -179,3 +179,11 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory, shared_ray: Any) -> An
     tmp = tmp_path_factory.mktemp("smoke")
     conf = compose_sweep_config(tmp, "experiment=smoke")
     return conf, run_sweep(conf), tmp
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run a sweep in this process (through `smoke_sweep`/`shared_ray`) are slow, by
+    their cost: `make test-fast` leaves them out without anyone having to remember a mark."""
+    for item in items:
+        if {"smoke_sweep", "shared_ray"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

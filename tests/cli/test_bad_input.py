@@ -201,6 +201,7 @@ def test_bad_override_fails_at_composition(tmp_path: Path, override: str, key: s
     assert key in str(caught.value)
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     done = subprocess.run(

@@ -201,7 +201,7 @@ def test_a_bad_value_fails_with_one_line_naming_the_key(override: str, key: str)
 
 
 def _validated_keys() -> set[str]:
-    """Every key the value rules check: the CHOICES table and each `_check(..., "key", ...)` call."""
+    """Every key the value rules check: CHOICES and each `_check(..., "key", ...)` call."""
     tree = ast.parse(inspect.getsource(automl.config.values))
     keys = set(automl.config.values.CHOICES)
     for node in ast.walk(tree):

@@ -223,6 +223,7 @@ def test_cli_on_a_folder_that_is_not_a_sweep_exits_2_with_one_line(
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_cli_writes_and_logs_to_the_sweeps_mlflow_run(
     sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -176,6 +176,7 @@ def test_more_than_one_gpu_per_trial_is_refused_before_compute(tmp_path: Path, g
     assert "\n" not in str(error.value) and "one GPU" in str(error.value)
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_a_trial_given_no_gpu_sees_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a machine whose GPUs every process sees, a trial that Ray gave 0 GPUs must not use
     them (Ray 2.60 leaves CUDA_VISIBLE_DEVICES alone for such a trial)."""
@@ -300,13 +301,15 @@ def test_out_of_memory_goes_on_from_the_last_epoch_with_smaller_micro_batches(
     raised_at: list[int] = []  # index into micro_batches
     real_loss = automl.train.loop.batch_loss
 
-    def loss_that_runs_out_of_memory_once(model: nn.Module, batch: dict[str, Any]) -> Any:
+    def loss_that_runs_out_of_memory_once(
+        model: nn.Module, batch: dict[str, Any], weights: Any = None
+    ) -> Any:
         epoch, size = len(published) + 1, len(batch["input_ids"])
         micro_batches.append((epoch, size))
         if epoch == 2 and size > 8 and micro_batches.count((2, size)) == 3:
             raised_at.append(len(micro_batches) - 1)
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (a test)")
-        return real_loss(model, batch)
+        return real_loss(model, batch, weights)
 
     monkeypatch.setattr(automl.train.loop, "batch_loss", loss_that_runs_out_of_memory_once)
 
@@ -380,6 +383,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
             server.wait()
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_sweep_logs_to_a_tracking_server(mlflow_server: str, tmp_path: Path) -> None:
     import ray
 
@@ -456,6 +460,7 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_sweep_places_trials_on_both_nodes_and_their_gpus(cluster: Any, tmp_path: Path) -> None:
     import ray
 

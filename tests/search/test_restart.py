@@ -7,6 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from ray.tune.callback import CallbackList
 
 from automl.search.callback import SweepCallback
@@ -58,6 +59,7 @@ def test_overfit_stopper_history_survives_a_driver_restart(tmp_path: Path) -> No
     assert "not improved for 2 epochs" in (after.reason("t1") or "")
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_resumed_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = SweepTracker(uri, "exp", "sw")

@@ -109,6 +109,7 @@ def test_smoke_sweep_keeps_disk_bounded(smoke: tuple[Config, SweepOutcome, Path]
     assert outcome.summary["best_trial"] in str(left[0])
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_overfitting_sweep_is_pruned(tmp_path: Path) -> None:
     conf = compose_config(tmp_path, "experiment=overfit", "tracking.enabled=false")
     outcome = run_sweep(conf)

@@ -6,15 +6,14 @@ import csv
 import random
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import automl.train.loop
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+import automl.train.loop
 from automl.config.schema import Config
 from automl.data.load import load_task_data
 from automl.data.sampling import class_counts, class_quotas

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import automl.train.loop
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+import automl.train.loop
 from automl.config.resolve import to_config
 from automl.config.schema import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig
 from automl.data.load import load_task_data
@@ -397,6 +397,7 @@ def run_cli(repo_root: Path, cwd: Path, *overrides: str) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_cli_prints_one_json_line(repo_root: Path, tmp_path: Path) -> None:
     proc = run_cli(repo_root, tmp_path, "experiment=smoke", "train.epochs=1")
     assert proc.returncode == 0, proc.stderr
