@@ -31,6 +31,7 @@ CHOICES = {
     "data.source": ("chatterbot_topics", "csv", "jsonl", "hf"),
     "data.quality": ("warn", "fail", "off"),
     "train.device": ("auto", "cpu", "cuda"),
+    "train.batching": ("buckets", "pools"),
     "train.class_weights": ("none", "sqrt", "balanced"),
     "train.sampling": ("natural", "sqrt", "balanced"),
     "sweep.mode": ("max", "min"),

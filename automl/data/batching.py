@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -23,6 +25,44 @@ def length_bucketed_batches(
         chunk = order[start : start + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+POW2_EDGES: tuple[int, ...] = (8, 16, 32, 64, 128)
+
+
+def length_bucket_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    edges: Sequence[int] = POW2_EDGES,
+) -> list[np.ndarray]:
+    """Batches drawn at random inside coarse length buckets, then shuffled (the default).
+
+    Why: sorting by length (`length_bucketed_batches`) removes padding but also sorts by class
+    wherever length tracks the label, so a batch holds one or two classes and an epoch teaches
+    less. Here a batch shares only a coarse length range (token counts <=8, <=16, <=32, <=64,
+    <=128, longer) and is a random sample of its bucket, classes mixed. Padding stays bounded by
+    the bucket, and a rare long row no longer pads a whole random batch. Powers of two are coarse
+    where most texts are (short), which keeps the big buckets big and mixed. Measured on the
+    embedded task (benchmarks/results/batching.md): +2.5 to +4.9 points of validation accuracy
+    after epoch 1 over pools of 50 on 3 seeds, at about 80 % of their speed.
+
+    A bucket's leftovers (fewer than `batch_size`) join the next longer bucket, so an epoch has
+    ceil(n / batch_size) batches with at most one partial batch, like the other rules (the
+    learning-rate schedule counts on that). Deterministic given `rng`.
+    """
+    order = rng.permutation(len(lengths))
+    bucket = np.searchsorted(np.asarray(edges), lengths[order], side="left")
+    batches: list[np.ndarray] = []
+    carry = np.empty(0, dtype=order.dtype)
+    for b in range(len(edges) + 1):
+        members = np.concatenate([carry, order[bucket == b]])
+        full = len(members) - len(members) % batch_size
+        batches.extend(members[i : i + batch_size] for i in range(0, full, batch_size))
+        carry = members[full:]
+    if len(carry):
+        batches.append(carry)
     return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from automl.config.schema import Config, TrainConfig
-from automl.data.batching import collate, length_bucketed_batches
+from automl.data.batching import collate, length_bucket_batches, length_bucketed_batches
 from automl.data.sampling import batches_over, class_counts, class_weights, epoch_indices
 from automl.data.tokenized import PreparedData
 from automl.model.build import build_model
@@ -183,8 +183,10 @@ def train_one_epoch(
     batches = batches_over(
         order,
         data.train.lengths,
-        lambda lengths: length_bucketed_batches(
-            lengths, step_batch, t.bucket_pool_batches, state.rng
+        lambda lengths: (
+            length_bucket_batches(lengths, step_batch, state.rng)
+            if t.batching == "buckets"
+            else length_bucketed_batches(lengths, step_batch, t.bucket_pool_batches, state.rng)
         ),
     )
     for idx in batches:

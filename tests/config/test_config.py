@@ -138,6 +138,7 @@ BAD_VALUES = [
     ("model.tiny_arch=t5", "model.tiny_arch"),
     ("data.source=parquet", "data.source"),
     ("train.device=tpu", "train.device"),
+    ("train.batching=sorted", "train.batching"),
     ("train.class_weights=inverse", "train.class_weights"),
     ("train.sampling=uniform", "train.sampling"),
     ("sweep.mode=best", "sweep.mode"),

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from automl.config.schema import DataConfig
-from automl.data.batching import collate, length_bucketed_batches, sorted_batches
+from automl.data.batching import (
+    collate,
+    length_bucket_batches,
+    length_bucketed_batches,
+    sorted_batches,
+)
 from automl.data.load import load_task_data
 from automl.data.split import stratified_sample
 from automl.data.task import DataError, LabeledTexts, TaskData
@@ -609,3 +614,39 @@ def test_bucketed_batches_are_not_class_sorted(
     fully_sorted = _distinct_labels(sorted_batches(lengths, batch_size), labels)
     assert bucketed >= 0.75 * shuffled
     assert bucketed >= 1.8 * fully_sorted
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(400, 16), (401, 32), (7, 8)])
+def test_length_buckets_visit_every_row_once_in_as_many_batches_as_shuffling(
+    n: int, batch_size: int
+) -> None:
+    lengths = np.random.default_rng(2).integers(1, 200, size=n)
+    batches = length_bucket_batches(lengths, batch_size, np.random.default_rng(0))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(n))
+    assert len(batches) == -(-n // batch_size)  # the schedule counts on ceil(n / batch)
+    assert sum(len(b) < batch_size for b in batches) <= 1
+    again = length_bucket_batches(lengths, batch_size, np.random.default_rng(0))
+    assert [b.tolist() for b in batches] == [b.tolist() for b in again]
+
+
+def test_length_buckets_bound_the_padding_by_their_bucket() -> None:
+    """A full batch inside one bucket pads to at most its bucket's upper edge."""
+    lengths = np.random.default_rng(3).integers(1, 129, size=2000)
+    edges = np.asarray([8, 16, 32, 64, 128])
+    for batch in length_bucket_batches(lengths, 16, np.random.default_rng(0)):
+        buckets = set(np.searchsorted(edges, lengths[batch], side="left").tolist())
+        assert len(buckets) <= 2  # one bucket, or a bucket plus the leftovers of the one below
+
+
+@pytest.mark.parametrize(("batch_size", "seed"), [(16, 0), (32, 1)])
+def test_length_buckets_mix_classes_better_than_pools_and_pad_like_them(
+    chatterbot_tokens: PreparedData, batch_size: int, seed: int
+) -> None:
+    """The point of the default: nearly the padding of pools of 50 batches, a better class mix."""
+    split: TokenizedSplit = chatterbot_tokens.train
+    lengths, labels = split.lengths, split.labels
+    buckets = length_bucket_batches(lengths, batch_size, np.random.default_rng(seed))
+    pools = length_bucketed_batches(lengths, batch_size, 50, np.random.default_rng(seed))
+    shuffled = _shuffled_batches(len(split), batch_size, seed)
+    assert _distinct_labels(buckets, labels) > _distinct_labels(pools, labels)
+    assert _padded_tokens(buckets, lengths) < 0.4 * _padded_tokens(shuffled, lengths)
