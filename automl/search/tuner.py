@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ray.tune.search.optuna import OptunaSearch
+
 from automl.search.callback import SweepCallback
 from automl.search.plan import SweepPlan
 from automl.search.samplers import DefineByRun, build_sampler
@@ -42,11 +44,10 @@ def new_tuner(
     """A fresh Ray experiment whose Optuna study (`study`, a storage) outlives it."""
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
 
     s = plan.conf.sweep
     stopper, scheduler = rules
-    searcher = OptunaSearch(
+    searcher = JournalSafeOptunaSearch(
         space=DefineByRun(plan.space),
         metric=f"best_{s.metric}",  # a trial counts by its best epoch, not its last
         mode=s.mode,
@@ -123,3 +124,25 @@ def unfinished_results(results: Any) -> dict[str, tuple[str, str]]:
             error = lines[-1][:500]
         out[str(trial_id)] = (path, error)
     return out
+
+
+class JournalSafeOptunaSearch(OptunaSearch):
+    """Ray's OptunaSearch, tolerant of a result for a trial the study already holds as finished.
+
+    After a driver kill between a trial's end and Ray's next experiment checkpoint, the Optuna
+    journal (written first) has the trial COMPLETE while Ray's restored state has it running;
+    Ray then resumes it from its last checkpoint, and the repeated last epoch, reported to a
+    finished Optuna trial, would raise and end the sweep. The study already holds its value.
+    """
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and _finished(self._ot_study, ot_trial.number):
+            self._completed_trials.add(trial_id)
+            return
+        super().on_trial_result(trial_id, result)
+
+
+def _finished(study: Any, number: int) -> bool:
+    trials = study.get_trials(deepcopy=False)
+    return number < len(trials) and trials[number].state.is_finished()

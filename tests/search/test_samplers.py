@@ -4,8 +4,8 @@ picks the trial with the lowest score."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import REPO_ROOT, compose_sweep_config
@@ -21,14 +21,10 @@ peft.frozen_layers: {type: int, low: 0, high: 1}
 """
 
 
-@pytest.fixture(scope="module")
-def ray_session() -> Iterator[None]:
-    """One local Ray for the module: a sweep joins a running Ray instead of starting its own."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    yield
-    ray.shutdown()
+@pytest.fixture
+def ray_session(shared_ray: Any) -> None:
+    """The session's local Ray (conftest.py): a sweep joins it instead of starting its own."""
+    shared_ray()
 
 
 def _sweep(tmp: Path, *overrides: str) -> dict:

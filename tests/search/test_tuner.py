@@ -1,0 +1,40 @@
+"""The sweep's searcher survives a resumed trial that the Optuna journal already finished."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from ray.tune.search.optuna import OptunaSearch
+
+from automl.search.tuner import JournalSafeOptunaSearch
+
+SPACE = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+
+
+def _searcher(cls: type, storage: optuna.storages.BaseStorage) -> OptunaSearch:
+    searcher = cls(space=SPACE, metric="m", mode="max", storage=storage, study_name="s")
+    assert searcher.suggest("t1") is not None
+    return searcher
+
+
+@pytest.mark.parametrize("cls", [OptunaSearch, JournalSafeOptunaSearch])
+def test_a_result_for_a_trial_the_journal_finished(cls: type, tmp_path: Path) -> None:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "journal")))
+    searcher = _searcher(cls, storage)
+    # the journal says the trial finished (the driver told it before it was killed) ...
+    study = optuna.load_study(study_name="s", storage=storage)
+    study.tell(study.trials[0].number, 0.5)
+    # ... and Ray, restored from an older checkpoint, resumes it and reports its last epoch again
+    result = {"m": 0.5, "training_iteration": 3}
+    if cls is OptunaSearch:
+        with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+            searcher.on_trial_result("t1", result)
+    else:
+        searcher.on_trial_result("t1", result)  # ignored: the study already holds the value
+        searcher.on_trial_complete("t1", result)
+        assert [t.value for t in optuna.load_study(study_name="s", storage=storage).trials] == [0.5]
