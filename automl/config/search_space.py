@@ -18,12 +18,15 @@ A file maps dotted config keys to specs in Optuna's vocabulary::
           low: 1.0e-5
           high: 1.0e-4
     peft.frozen_layers: {type: int, low: 0, high: blocks}   # blocks = the model's block count
+
+A ``model`` key chooses the model itself (config names in conf/model/ or folders); it comes
+first, and ``blocks`` then means the chosen model's block count (automl/model/choices.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,14 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from automl.config.space_params import Number, Param, SearchSpaceError, _one_line, _required
+from automl.config.space_params import (
+    MODEL_KEY,
+    Number,
+    Param,
+    SearchSpaceError,
+    _one_line,
+    _required,
+)
 from automl.config.space_rules import SpecChecker, _describe, _did_you_mean, _is_number
 
 
@@ -50,6 +60,11 @@ class SearchSpace:
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(p.key for p in self.params)
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The model choices, when the space chooses the model (else empty)."""
+        return tuple(self._param(MODEL_KEY).choices or ()) if MODEL_KEY in self.keys else ()
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Sample every parameter in file order; returns ``{dotted_key: value}``.
@@ -125,15 +140,17 @@ def load_search_space(
     num_blocks: int | None,
     search_dir: Path,
     frozen_key: str = "peft.frozen_layers",
+    blocks_of: Callable[[str], int] | None = None,
 ) -> SearchSpace:
     """Load and fully validate a search space against the resolved config, before any compute.
 
     ``config`` is the experiment config as plain nested dicts; ``num_blocks`` is the model's
-    transformer block count (``None`` if unknown, which makes ``blocks`` an error).
+    transformer block count (``None`` if unknown, which makes ``blocks`` an error);
+    ``blocks_of`` loads a ``model`` choice's config and returns its block count.
     """
     path = resolve_search_space_path(name_or_path, search_dir)
     raw = _read_yaml(path)
-    checker = SpecChecker(path, config, num_blocks, frozen_key)
+    checker = SpecChecker(path, config, num_blocks, frozen_key, blocks_of)
     params: dict[str, Param] = {}
     for key, spec in raw.items():
         params[key] = checker.param(key, spec, params)

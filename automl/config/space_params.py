@@ -16,6 +16,7 @@ from optuna.distributions import (
 )
 
 BLOCKS = "blocks"  # stands for the model's transformer block count in low/high/choices
+MODEL_KEY = "model"  # the key whose choices are models (automl/model/choices.py)
 
 
 TYPES = ("float", "int", "categorical")
@@ -87,8 +88,10 @@ class Param:
     branches: tuple[Branch, ...] = ()
 
     def branch_name(self, branch: Branch) -> str:
-        """Optuna name under a branch: one name per distribution keeps TPE's history coherent."""
-        return f"{self.key}[{branch.cond_key}={branch.cond_value}]"
+        """Optuna name under a branch: one name per distribution keeps TPE's history coherent.
+        A "/" (a model folder) becomes ":", since Ray reads "/" in a config key as nesting."""
+        value = str(branch.cond_value).replace("/", ":")
+        return f"{self.key}[{branch.cond_key}={value}]"
 
     def overridden(self, branch: Branch) -> Param:
         """This parameter with ``branch``'s bounds in place of the base ones."""

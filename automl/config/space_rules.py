@@ -11,7 +11,10 @@ Each rule fails with one line, ``<file>: <key>: <problem>``, and they apply in t
    grid (`_validate`);
 7. a frozen depth lies between 0 and the model's block count (`_check_frozen`);
 8. each ``when`` branch conditions on a value an EARLIER parameter can take and changes
-   something, and its own range passes rule 6 (`_branches`, `_condition`).
+   something, and its own range passes rule 6 (`_branches`, `_condition`);
+9. a ``model`` key lists models that load (config names or folders), before any parameter that
+   uses ``blocks``; such a parameter then gets one branch per model, bounded by that model's
+   block count, and cannot also have ``when`` branches (`_model_param`, `_per_model`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import difflib
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -34,6 +37,7 @@ from automl.config.space_params import (
     _BRANCH_FIELDS,
     _FIELDS,
     BLOCKS,
+    MODEL_KEY,
     TYPES,
     Branch,
     Number,
@@ -51,12 +55,20 @@ class SpecChecker:
     """Turns raw specs into Params, failing on the first problem with the file and key named."""
 
     def __init__(
-        self, path: Path, config: Mapping[str, Any], num_blocks: int | None, frozen_key: str
+        self,
+        path: Path,
+        config: Mapping[str, Any],
+        num_blocks: int | None,
+        frozen_key: str,
+        blocks_of: Callable[[str], int] | None = None,
     ) -> None:
         self.path = path
         self.config = config
         self.num_blocks = num_blocks
         self.frozen_key = frozen_key
+        self.blocks_of = blocks_of  # a model choice -> its block count (raises if it won't load)
+        self.model_blocks: dict[str, int] = {}  # the `model` key's choices and their block counts
+        self.uses_blocks: list[str] = []  # keys checked so far whose bounds use `blocks`
         self.at = ""  # "<key>: " or "<key>: when[i]: ", the culprit named in messages
         self.key = ""  # the dotted config key being checked
 
@@ -65,6 +77,60 @@ class SpecChecker:
 
     def param(self, key: str, spec: Any, earlier: Mapping[str, Param]) -> Param:
         self.at, self.key = f"{key}: ", key
+        if key == MODEL_KEY:
+            return self._model_param(spec)
+        if _mentions_blocks(spec):
+            self.uses_blocks.append(key)
+            if self.model_blocks:
+                return self._per_model(key, spec, earlier)
+        return self._param(key, spec, earlier)
+
+    def _model_param(self, spec: Any) -> Param:
+        """The models to choose from; each must load (its config only) before any compute."""
+        if not isinstance(spec, dict) or spec.get("type") != "categorical":
+            self.fail("must be {type: categorical, choices: [...]} listing models")
+        for field in spec:
+            if field not in ("type", "choices"):
+                self.fail(f"field {field!r} does not apply: a model choice takes only `choices`")
+        if self.uses_blocks:
+            self.fail(f"list it before {self.uses_blocks[0]}, which uses `blocks`")
+        raw = spec.get("choices")
+        if not isinstance(raw, list) or not raw:
+            self.fail(f"choices must be a non-empty list of models, got {_describe(raw)}")
+        for i, choice in enumerate(raw):
+            if not isinstance(choice, str) or not choice.strip():
+                self.fail(f"choices[{i}] must be a model config name or folder, got {choice!r}")
+            if choice in self.model_blocks:
+                self.fail(f"choices: {choice!r} is listed twice")
+            if self.blocks_of is None:
+                self.fail("model choices need the model loader (internal error)")
+            try:
+                self.model_blocks[choice] = self.blocks_of(choice)
+            except ValueError as err:
+                self.fail(f"choices[{i}] ({choice!r}): {err}")
+        return Param(MODEL_KEY, "categorical", choices=tuple(raw))
+
+    def _per_model(self, key: str, spec: dict[str, Any], earlier: Mapping[str, Param]) -> Param:
+        """A parameter using `blocks` in a space that chooses the model: the base range uses the
+        smallest model, and one branch per model uses that model's block count."""
+        if "when" in spec:
+            self.fail("uses `blocks` and has `when` branches; with a `model` choice, `blocks` "
+                      "already branches on the model")  # fmt: skip
+        default = self.num_blocks
+        try:
+            self.num_blocks = min(self.model_blocks.values())
+            base = self._param(key, spec, earlier)
+            branches = []
+            for choice, blocks in self.model_blocks.items():
+                self.num_blocks, self.at = blocks, f"{key}: for model {choice}: "
+                own = self._param(key, spec, earlier)
+                branches.append(Branch(MODEL_KEY, choice, low=own.low, high=own.high,
+                                       step=own.step, choices=own.choices))  # fmt: skip
+        finally:
+            self.num_blocks = default
+        return replace(base, branches=tuple(branches))
+
+    def _param(self, key: str, spec: Any, earlier: Mapping[str, Param]) -> Param:
         current = self._config_value(key)
         if not isinstance(spec, dict):
             self.fail(f"spec must be a mapping with a `type`, got {_describe(spec)}")
@@ -268,6 +334,16 @@ class SpecChecker:
                 self.fail(f"if: {cond_key}={value!r} is outside its range {low}..{high}")
             value = int(value)
         return cond_key, value
+
+
+def _mentions_blocks(spec: Any) -> bool:
+    """Whether a spec's own bounds or choices use the `blocks` symbol."""
+    if not isinstance(spec, dict):
+        return False
+    values = [spec.get("low"), spec.get("high")]
+    if isinstance(spec.get("choices"), list):
+        values += spec["choices"]
+    return any(isinstance(v, str) and v.strip() == BLOCKS for v in values)
 
 
 def _is_number(value: Any) -> bool:

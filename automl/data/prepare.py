@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from automl.config.schema import Config
+from automl.config.schema import Config, ModelConfig
 from automl.data import quality
 from automl.data.load import load_task_data
 from automl.data.task import TaskData
 from automl.data.tokenized import PreparedData, tokenize
+from automl.model.choices import tokenization_key
 from automl.model.load import load_tokenizer
 
 log = logging.getLogger("automl.train")
@@ -20,6 +22,15 @@ log = logging.getLogger("automl.train")
 
 def prepare_data(conf: Config) -> PreparedData:
     """Load, split and tokenize the data once."""
+    data, _ = prepare_data_for_models(conf, {})
+    return data
+
+
+def prepare_data_for_models(
+    conf: Config, models: Mapping[str, ModelConfig]
+) -> tuple[PreparedData, dict[str, PreparedData]]:
+    """The data for `conf.model`, and for each model choice of a search space (`models`, by
+    choice) the same split tokenized its way: once per distinct tokenizer and max_length."""
     started = time.perf_counter()
     task = load_task_data(conf.data)
     tokenizer = load_tokenizer(conf.model)
@@ -32,7 +43,16 @@ def prepare_data(conf: Config) -> PreparedData:
     )  # fmt: skip
     if conf.data.quality != "off":
         data.quality = check_quality(conf, task, data, tokenizer)
-    return data
+    shared = {tokenization_key(conf.model): data}
+    by_choice = {}
+    for choice, model in models.items():
+        key = tokenization_key(model)
+        if key not in shared:
+            log.info("data: tokenizing again for model %s", choice)
+            shared[key] = tokenize(task, load_tokenizer(model), model.max_length)
+            shared[key].quality = data.quality
+        by_choice[choice] = shared[key]
+    return data, by_choice
 
 
 def check_quality(conf: Config, task: TaskData, data: PreparedData, tokenizer: Any) -> dict:

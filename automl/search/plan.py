@@ -7,14 +7,15 @@ one line naming the culprit and nothing is written; `sweep.dry_run=true` prints 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from automl.config.resolve import as_dict
-from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError
+from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
-from automl.model.load import check_model
+from automl.model.choices import model_config
+from automl.model.load import check_model, load_model_config, num_blocks_of
 from automl.provenance import redact
 from automl.search.resources import pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
@@ -37,6 +38,8 @@ class SweepPlan:
     gpus_per_trial: float
     max_epochs: int
     warm_start: WarmStart | None = None  # an earlier sweep's best configurations, run first
+    # When the search space chooses the model: each choice's model config section, by choice.
+    models: dict[str, ModelConfig] = field(default_factory=dict)
 
     def describe(self) -> str:
         s = self.conf.sweep
@@ -44,8 +47,7 @@ class SweepPlan:
             f"sweep {s.name}: {s.num_samples} trials, at most {s.max_concurrent} at once"
             + (f", time budget {s.time_budget_s:.0f} s" if s.time_budget_s else ""),
             f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)",
-            f"  model: {model_name(self.conf)} ({self.num_blocks} blocks);"
-            f" data: {self.conf.data.source}",
+            f"  model: {self._models()}; data: {self.conf.data.source}",
             f"  sampler: {self.conf.sampler.name} (seed {self.conf.sampler.seed}); "
             f"pruner: {self.conf.pruner.name}",
             f"  resources per trial: {self.conf.resources.cpus_per_trial} CPU, "
@@ -58,6 +60,11 @@ class SweepPlan:
         ]
         return "\n".join(lines)
 
+    def _models(self) -> str:
+        if not self.models:
+            return f"{model_name(self.conf)} ({self.num_blocks} blocks)"
+        return "searched over " + ", ".join(self.models)
+
 
 def model_name(conf: Config) -> str:
     """How the model is shown in plans and MLflow params."""
@@ -68,16 +75,24 @@ def model_name(conf: Config) -> str:
 
 def _describe_param(p: Any) -> str:
     if p.type == "categorical":
-        return f"one of {list(p.choices)}"
-    return f"{p.type} [{p.low}, {p.high}]" + (" log" if p.log else "")
+        text = f"one of {list(p.choices)}"
+    else:
+        text = f"{p.type} [{p.low}, {p.high}]" + (" log" if p.log else "")
+    branches = [
+        f"{b.cond_key}={b.cond_value}: " + _describe_param(p.overridden(b)) for b in p.branches
+    ]
+    return text + (f" ({'; '.join(branches)})" if branches else "")
 
 
 def plan_sweep(conf: Config) -> SweepPlan:
     """Validate the model, search space, tracking URI and resources; decide where output goes."""
     num_blocks = check_model(conf)
+    base = as_dict(conf)
     space = load_search_space(
-        conf.search_space, config=as_dict(conf), num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR
-    )
+        conf.search_space, config=base, num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR,
+        blocks_of=lambda choice: _blocks(model_config(choice, base["model"])),
+    )  # fmt: skip
+    models = {choice: model_config(choice, base["model"]) for choice in space.models}
     check_sampler(conf.sampler)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:
@@ -87,7 +102,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
     if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none
-        need = sweep_estimate(conf, space)
+        need = max(
+            (sweep_estimate(replace(conf, model=m), space) for m in models.values()),
+            default=sweep_estimate(conf, space), key=lambda e: e.total,
+        )  # fmt: skip
         gpus_per_trial = pick_gpu_share(need.total, conf.resources.gpu_memory_gb, cluster_gpus=1)
         log.info("gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s", need.gib, gpus_per_trial)
     max_epochs = (
@@ -95,8 +113,13 @@ def plan_sweep(conf: Config) -> SweepPlan:
     )
     warm = load_warm_start(conf, space)
     return SweepPlan(
-        conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm
+        conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models
     )
+
+
+def _blocks(model: ModelConfig) -> int:
+    """A model choice's block count, from its config alone (a load failure is one line)."""
+    return num_blocks_of(load_model_config(model))
 
 
 def _storage_path(storage: str) -> Path:

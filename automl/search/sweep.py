@@ -19,7 +19,7 @@ from typing import Any
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.data import quality
-from automl.data.prepare import prepare_data
+from automl.data.prepare import prepare_data_for_models
 from automl.export.evaluation import (
     CONFUSION_FILE,
     EVALUATION_FILE,
@@ -27,6 +27,7 @@ from automl.export.evaluation import (
     headline,
     table_lines,
 )
+from automl.model.choices import anchored
 from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.pareto import export_choice, mark_pareto
@@ -57,7 +58,8 @@ def run_sweep(conf: Config) -> SweepOutcome:
     if conf.sweep.dry_run:
         print(json.dumps({"dry_run": True, "plan": plan.describe().splitlines()}), flush=True)
         return SweepOutcome({"dry_run": True})
-    data = prepare_data(conf)  # data.quality=fail: a data problem stops the sweep here
+    # data.quality=fail: a data problem stops the sweep here
+    data, model_data = prepare_data_for_models(conf, plan.models)
 
     import ray
 
@@ -78,7 +80,7 @@ def run_sweep(conf: Config) -> SweepOutcome:
     try:
         state = _starting_state(plan)
         if state.phase in ("new", "running"):
-            records = _fit(plan, data, tracker, state)
+            records = _fit(plan, data, model_data, tracker, state)
             state.phase, state.records = "exporting", [asdict(r) for r in records]
             state.save(plan.out_dir)
         else:  # killed during the export, or nothing to add: finish again (idempotent)
@@ -119,7 +121,11 @@ def _starting_state(plan: SweepPlan) -> SweepState:
 
 
 def _fit(
-    plan: SweepPlan, data: Any, tracker: SweepTracker | None, state: SweepState
+    plan: SweepPlan,
+    data: Any,
+    model_data: dict[str, Any],
+    tracker: SweepTracker | None,
+    state: SweepState,
 ) -> list[TrialRecord]:
     """Run (or continue) the current round; returns the records of every trial so far."""
     from ray import tune
@@ -142,12 +148,15 @@ def _fit(
     state.save(plan.out_dir)
     if s.resume and tune.Tuner.can_restore(str(experiment_dir)):
         log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
-        tuner = restored_tuner(experiment_dir, _trainable(plan, data), callback, rules[0])
+        tuner = restored_tuner(
+            experiment_dir, _trainable(plan, data, model_data), callback, rules[0]
+        )
     else:
         shutil.rmtree(experiment_dir, ignore_errors=True)
         fail_stale_trials(study, s.name)
         tuner = new_tuner(
-            plan, _trainable(plan, data), name=name, study=study, callback=callback, rules=rules,
+            plan, _trainable(plan, data, model_data), name=name, study=study, callback=callback,
+            rules=rules,
             num_samples=s.num_samples - len(state.records),
             points=warm_points(plan.warm_start, state.round, state.records),
         )  # fmt: skip
@@ -157,17 +166,31 @@ def _fit(
     return sorted(callback.records.values(), key=lambda r: r.started)
 
 
-def _trainable(plan: SweepPlan, data: Any) -> Any:
-    """The trial function with the tokenized data (shared once) and the resources of a trial."""
+def _trainable(plan: SweepPlan, data: Any, model_data: dict[str, Any]) -> Any:
+    """The trial function with the tokenized data (shared once; one tokenization per distinct
+    tokenizer when the model is searched) and the resources of a trial."""
     from ray import tune
 
     from automl.search.trial import run_sweep_trial
 
     conf = plan.conf
     return tune.with_resources(
-        tune.with_parameters(run_sweep_trial, data=data.without_test(), base=as_dict(conf)),
+        tune.with_parameters(
+            run_sweep_trial,
+            data=data.without_test(),
+            base=as_dict(conf),
+            model_data=_without_test(model_data) or None,
+            models={choice: anchored(m) for choice, m in plan.models.items()} or None,
+        ),  # fmt: skip
         {"cpu": conf.resources.cpus_per_trial, "gpu": plan.gpus_per_trial},
     )
+
+
+def _without_test(model_data: dict[str, Any]) -> dict[str, Any]:
+    """Each choice's data less its test split; choices that share a tokenization share one
+    object, which Ray then stores once."""
+    stripped: dict[int, Any] = {}
+    return {c: stripped.setdefault(id(d), d.without_test()) for c, d in model_data.items()}
 
 
 def _finish(
@@ -313,7 +336,7 @@ def _sweep_params(plan: SweepPlan) -> dict[str, Any]:
         "num_samples": c.sweep.num_samples,
         "max_concurrent": c.sweep.max_concurrent,
         "metric": c.sweep.metric,
-        "model": model_name(c),
+        "model": "|".join(plan.models) if plan.models else model_name(c),
         "data": c.data.source,
         "cpus_per_trial": c.resources.cpus_per_trial,
         "gpus_per_trial": plan.gpus_per_trial,

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 
 from automl.config.resolve import from_dict
-from automl.config.schema import Config
+from automl.config.schema import Config, ModelConfig
 from automl.data.tokenized import PreparedData
+from automl.model.choices import MODEL_KEY, model_section
 from automl.search.resources import memory_fraction
 from automl.train.device import pick_device
 from automl.train.loop import TrialResult, run_trial
@@ -44,6 +45,9 @@ def apply_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     """A copy of the nested config dict with dotted keys ('train.learning_rate') set."""
     merged = json.loads(json.dumps(base))
     for dotted, value in overrides.items():
+        if dotted == MODEL_KEY:  # a model choice stands for the whole model section
+            merged[MODEL_KEY] = model_section(value, merged[MODEL_KEY])
+            continue
         node = merged
         *parents, leaf = dotted.split(".")
         for part in parents:
@@ -145,8 +149,17 @@ def train_with_oom_retry(
     return run_with_oom_retry(conf, attempt)
 
 
-def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, Any]) -> None:
-    """Ray Tune function trainable (bound with `tune.with_parameters`)."""
+def run_sweep_trial(
+    config: dict[str, Any],
+    data: PreparedData,
+    base: dict[str, Any],
+    model_data: dict[str, PreparedData] | None = None,
+    models: dict[str, ModelConfig] | None = None,
+) -> None:
+    """Ray Tune function trainable (bound with `tune.with_parameters`). When the search space
+    chooses the model, `models` holds each choice's model (local folders made absolute: Ray runs
+    trials in folders of their own) and `model_data` its tokenization (shared between choices
+    with the same tokenizer); the trial trains its own model on its own token ids."""
     import ray
     from ray import tune
 
@@ -156,6 +169,8 @@ def run_sweep_trial(config: dict[str, Any], data: PreparedData, base: dict[str, 
     logging.getLogger("automl").setLevel(logging.WARNING)  # the driver prints progress
     overrides = overrides_from_trial(config)
     conf = trial_config(base, overrides)
+    if models and model_data and MODEL_KEY in overrides:
+        conf.model, data = models[overrides[MODEL_KEY]], model_data[overrides[MODEL_KEY]]
     context = ray.get_runtime_context()
     resources = context.get_assigned_resources()
     if not resources.get("GPU"):

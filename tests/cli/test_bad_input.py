@@ -103,6 +103,14 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ),
     ("space-depth-beyond-blocks", lambda t: ["search_space=quick"], "peft.frozen_layers"),
     (
+        "space-model-missing",
+        lambda t: [
+            "search_space="
+            + _space(t, "model: {type: categorical, choices: [tiny_bert, ./nope]}\n")
+        ],
+        "./nope",
+    ),
+    (
         "missing-csv",
         lambda t: ["data=csv", "data.path=/nonexistent/data.csv"],
         "/nonexistent/data.csv",

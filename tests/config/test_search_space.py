@@ -283,12 +283,22 @@ SHIPPED = sorted(SEARCH_DIR.glob("*.yaml"))
 
 
 def test_the_documented_spaces_ship() -> None:
-    assert {"default", "quick", "full_finetune"} <= {p.stem for p in SHIPPED}
+    assert {"default", "quick", "full_finetune", "models"} <= {p.stem for p in SHIPPED}
+
+
+def _blocks_of(choice: str) -> int:
+    """What the sweep's plan passes: a model choice's block count from its config."""
+    from automl.model.choices import model_config
+    from automl.model.load import load_model_config, num_blocks_of
+
+    return num_blocks_of(load_model_config(model_config(choice, {})))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
 def test_every_shipped_space_loads_and_samples(path: Path) -> None:
-    space = load_search_space(str(path), config=CONFIG, num_blocks=6, search_dir=SEARCH_DIR)
+    space = load_search_space(
+        str(path), config=CONFIG, num_blocks=6, search_dir=SEARCH_DIR, blocks_of=_blocks_of
+    )
     assert space.params
     trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
     assert set(space.suggest(trial)) == set(space.keys)

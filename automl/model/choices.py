@@ -1,0 +1,70 @@
+"""The model as a search dimension: a search space's ``model`` key lists models to choose from.
+
+A choice is a config name in ``conf/model/`` (``minilm``, ``tiny_bert``, ...) or anything else
+`from_pretrained` takes (a local folder, a hub id). It stands for a whole ``model`` config
+section, so one sampled value swaps the model, its tokenizer and its ``max_length`` together.
+The expansion lives here, in one place, so a trial, the export, `automl-export` and
+`automl-reproduce` all rebuild the same model from the same recorded choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from automl.config.schema import CONF_DIR, ModelConfig
+from automl.config.space_params import MODEL_KEY
+
+__all__ = ["MODEL_KEY", "anchored", "model_config", "model_section", "tokenization_key"]
+MODEL_CONF_DIR = CONF_DIR / "model"
+
+
+def config_names() -> list[str]:
+    """Model config names a choice may use (``hf`` needs a name_or_path, so it is not one)."""
+    return sorted(p.stem for p in MODEL_CONF_DIR.glob("*.yaml") if p.stem != "hf")
+
+
+def model_section(choice: str, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The full ``model`` config section (a plain dict) that `choice` stands for.
+
+    A config name takes that file's values over the schema's defaults. Anything else is a
+    pretrained model; it keeps the base section's ``max_length`` and ``trust_remote_code``
+    (the user's settings, not the model's). A relative folder stays relative (portable in
+    records); `anchored` pins it for trials, which Ray runs in folders of their own.
+    """
+    defaults = asdict(ModelConfig())
+    named = MODEL_CONF_DIR / f"{choice}.yaml"
+    if choice in config_names() and named.is_file():
+        values = yaml.safe_load(named.read_text(encoding="utf-8")) or {}
+        return {**defaults, **values}
+    return {
+        **defaults,
+        "source": "pretrained",
+        "name_or_path": choice,
+        "max_length": base.get("max_length", defaults["max_length"]),
+        "trust_remote_code": base.get("trust_remote_code", False),
+    }
+
+
+def model_config(choice: str, base: Mapping[str, Any]) -> ModelConfig:
+    return ModelConfig(**model_section(choice, base))
+
+
+def anchored(cfg: ModelConfig) -> ModelConfig:
+    """The same model with a relative local folder made absolute (from where the sweep runs)."""
+    folder = Path(cfg.name_or_path).expanduser()
+    if cfg.source != "pretrained" or folder.is_absolute() or not folder.is_dir():
+        return cfg
+    return replace(cfg, name_or_path=str(folder.resolve()))
+
+
+def tokenization_key(cfg: ModelConfig) -> tuple[str, str, str, int]:
+    """Models with the same key read the same token ids, so they share one tokenization."""
+    if cfg.source == "tiny":  # tiny models borrow the packaged tokenizer (model/load.py)
+        return ("package", cfg.package, "", cfg.max_length)
+    return (cfg.source, cfg.package if cfg.source == "package" else "", cfg.name_or_path,
+            cfg.max_length)  # fmt: skip

@@ -1,0 +1,105 @@
+"""The model as a search dimension: choices load before any compute, `blocks` follows the
+chosen model, and a recorded choice rebuilds the same model section everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import IntDistribution
+
+from automl.config.search_space import SearchSpace, load_search_space
+from automl.config.space_params import SearchSpaceError
+from automl.model.choices import model_config, model_section, tokenization_key
+from automl.model.load import ModelError, load_model_config, num_blocks_of
+from automl.search.trial import apply_overrides
+
+CONFIG: dict[str, Any] = {
+    "model": {"source": "package", "max_length": 96, "trust_remote_code": False},
+    "train": {"learning_rate": 2e-3, "epochs": 3},
+    "peft": {"lora_rank": 8, "frozen_layers": 0},
+}
+MODELS = "model: {type: categorical, choices: [tiny_bert, minilm]}\n"
+FROZEN = "peft.frozen_layers: {type: int, low: 0, high: blocks}\n"
+
+
+def _blocks(choice: str) -> int:
+    return num_blocks_of(load_model_config(model_config(choice, CONFIG["model"])))
+
+
+def _load(tmp_path: Path, text: str) -> SearchSpace:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    return load_search_space(
+        str(path), config=CONFIG, num_blocks=6, search_dir=tmp_path, blocks_of=_blocks
+    )
+
+
+def test_frozen_depth_is_bounded_by_the_chosen_models_block_count(tmp_path: Path) -> None:
+    space = _load(tmp_path, MODELS + FROZEN)
+    assert space.models == ("tiny_bert", "minilm")
+    frozen = space.params[1]
+    assert frozen.distribution({"model": "tiny_bert"}) == (
+        "peft.frozen_layers[model=tiny_bert]", IntDistribution(0, 2)
+    )  # fmt: skip
+    assert frozen.distribution({"model": "minilm"})[1] == IntDistribution(0, 6)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, int] = {}
+    for _ in range(30):
+        values = space.suggest(study.ask())
+        seen[values["model"]] = max(seen.get(values["model"], 0), values["peft.frozen_layers"])
+    assert seen["tiny_bert"] <= 2 and seen["minilm"] > 2  # minilm's deeper range is used
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (FROZEN + MODELS, "model: list it before peft.frozen_layers"),
+        ("model: {type: categorical, choices: [tiny_bert, ./no-such-model]}\n",
+         "model: choices[1] ('./no-such-model'): model.name_or_path"),
+        ("model: {type: categorical, choices: [tiny_bert, tiny_bert]}\n", "listed twice"),
+        ("model: {type: categorical, choices: []}\n", "non-empty list"),
+        ("model: {type: int, low: 0, high: 1}\n", "must be {type: categorical"),
+        ("model: {type: categorical, choices: [tiny_bert], when: []}\n", "field 'when'"),
+        (MODELS + "peft.frozen_layers: {type: int, low: 0, high: blocks, when: "
+         "[{if: {model: minilm}, low: 1}]}\n", "already branches on the model"),
+        (MODELS + "peft.frozen_layers: {type: int, low: 3, high: blocks}\n",
+         "peft.frozen_layers: low (3) must be <= high (2)"),
+    ],
+)  # fmt: skip
+def test_bad_model_choices_fail_in_one_line(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(SearchSpaceError) as err:
+        _load(tmp_path, text)
+    message = str(err.value)
+    assert expected in message and "\n" not in message
+
+
+def test_a_config_name_and_a_folder_become_whole_model_sections(tmp_path: Path) -> None:
+    tiny = model_section("tiny_bert", CONFIG["model"])
+    assert tiny["source"] == "tiny" and tiny["tiny_layers"] == 2 and tiny["max_length"] == 64
+    folder = model_section("./models/mine", CONFIG["model"])
+    assert folder["source"] == "pretrained" and folder["name_or_path"] == "./models/mine"
+    assert folder["max_length"] == 96  # the user's setting, not a model's
+    merged = apply_overrides(
+        {"model": dict(CONFIG["model"]), "peft": {"frozen_layers": 0}},
+        {"model": "tiny_gpt2", "peft.frozen_layers": 1},
+    )
+    assert merged["model"]["tiny_arch"] == "gpt2" and merged["peft"]["frozen_layers"] == 1
+    again = apply_overrides(merged, {"model": "tiny_gpt2"})  # reproduce applies it twice
+    assert again["model"] == merged["model"]
+
+
+def test_models_with_the_same_tokenizer_share_one_tokenization() -> None:
+    base = CONFIG["model"]
+    bert, gpt2, minilm = (model_config(c, base) for c in ("tiny_bert", "tiny_gpt2", "minilm"))
+    assert tokenization_key(bert) == tokenization_key(gpt2)  # same borrowed tokenizer, length
+    assert tokenization_key(bert) != tokenization_key(minilm)  # 64 vs 128 tokens
+    folder = model_config("/models/a", base)
+    assert tokenization_key(folder) != tokenization_key(model_config("/models/b", base))
+
+
+def test_an_unloadable_choice_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="no such folder"):
+        _blocks("./no-such-model")

@@ -1,0 +1,93 @@
+"""A sweep that chooses the model: two model folders with different tokenizers and depths.
+
+Each trial must train on its own model's token ids (a word-level vocabulary of ~1,000 ids next to
+MiniLM's 30,522: the wrong ids index past the small model's embeddings and the trial fails), the
+frozen depth must stay within the chosen model's blocks, and the export must carry the winning
+model's tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import compose_sweep_config
+
+from automl.search.sweep import run_sweep
+
+SPACE = """\
+model: {type: categorical, choices: [./models/words-3, ./models/minilm-tok-2]}
+train.learning_rate: {type: float, low: 5.0e-3, high: 2.0e-2, log: true}
+peft.frozen_layers: {type: int, low: 0, high: blocks}
+"""
+
+
+def _word_level_tokenizer(texts: list[str]) -> Any:
+    """A fast tokenizer whose vocabulary is the corpus's own words (ids unlike MiniLM's)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    core = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(vocab_size=1000, special_tokens=["[PAD]", "[UNK]"])
+    core.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]")
+
+
+def _save_tiny_bert(folder: Path, tokenizer: Any, layers: int) -> None:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=layers,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+@pytest.fixture
+def two_model_folders(tmp_path: Path, tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
+    from automl.config.schema import DataConfig
+    from automl.data.load import load_task_data
+
+    texts = load_task_data(DataConfig(max_examples=800)).train.texts
+    words = _word_level_tokenizer(texts)
+    assert len(words) < 2000
+    _save_tiny_bert(tmp_path / "models" / "words-3", words, layers=3)
+    _save_tiny_bert(tmp_path / "models" / "minilm-tok-2", tokenizer, layers=2)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    monkeypatch.chdir(tmp_path)  # the space names the folders relative to the launch folder
+    return tmp_path
+
+
+def test_a_sweep_chooses_between_models_with_their_own_tokenizers(
+    two_model_folders: Path, shared_ray: Any
+) -> None:
+    from transformers import AutoTokenizer
+
+    shared_ray()
+    tmp = two_model_folders
+    conf = compose_sweep_config(
+        tmp, "experiment=smoke", f"search_space={tmp / 'space.yaml'}", "sweep.name=models",
+        "sweep.num_samples=6", "sampler=random", "sampler.seed=1", "pruner=none",
+        "train.epochs=2", "sweep.max_concurrent=2",
+    )  # fmt: skip
+    outcome = run_sweep(conf)
+    summary = json.loads((tmp / "outputs" / "models" / "summary.json").read_text())
+    trials = summary["trials"]
+    assert [t["status"] for t in trials] == ["completed"] * 6  # every trial read its own ids
+    chosen = {t["params"]["model"] for t in trials}
+    assert chosen == {"./models/words-3", "./models/minilm-tok-2"}
+    for t in trials:
+        blocks = 3 if t["params"]["model"].endswith("-3") else 2
+        assert 0 <= t["params"]["peft.frozen_layers"] <= blocks
+    best_model = summary["best_config"]["model"]
+    exported = AutoTokenizer.from_pretrained(outcome.export_dir)
+    expected = AutoTokenizer.from_pretrained(tmp / best_model)
+    assert exported.get_vocab() == expected.get_vocab()
+    assert summary["test_accuracy"] is not None  # scored with the winner's own tokenizer
+    card = (Path(outcome.export_dir) / "README.md").read_text()
+    assert Path(best_model).name in card
