@@ -1,0 +1,165 @@
+"""Pure logic of the search race (benchmarks/race.py): picks over time, anytime values, the table.
+
+No models, no Ray: synthetic trial events and curves.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks.race import (
+    Clock,
+    curve_of,
+    incumbents,
+    markdown,
+    median_curve,
+    median_reach,
+    spread,
+    summarize,
+    time_to_reach,
+    value_at,
+)
+
+
+def ev(t: float, val: float | None, name: str) -> dict:
+    return {"t": t, "val": val, "id": name}
+
+
+def test_incumbents_keep_only_strict_improvements_in_time_order() -> None:
+    events = [
+        ev(30, 0.7, "c"),  # out of order on purpose
+        ev(10, 0.5, "a"),
+        ev(20, 0.5, "b"),  # a tie keeps the earlier pick
+        ev(40, 0.6, "d"),  # worse than the pick
+        ev(50, math.nan, "e"),  # a diverged trial never picks
+        ev(60, None, "f"),
+        ev(70, 0.9, "g"),
+    ]
+    assert [p["id"] for p in incumbents(events)] == ["a", "c", "g"]
+    assert [p["t"] for p in incumbents(events)] == [10, 30, 70]
+    assert incumbents([]) == []
+
+
+def test_curve_and_value_at() -> None:
+    picks = incumbents([ev(10, 0.5, "a"), ev(30, 0.7, "c")])
+    curve = curve_of(picks, {"a": 0.55, "c": None})
+    assert curve == [[10, 0.5, 0.55], [30, 0.7, None]]
+    assert value_at(curve, 5) is None  # no pick yet
+    assert value_at(curve, 10) == 0.55  # a pick counts from its own time on
+    assert value_at(curve, 29.9) == 0.55
+    assert value_at(curve, 30) is None  # the pick has no test score
+    assert value_at(curve, 100, column=1) == 0.7  # validation accuracy of the pick
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [(0.5, 10.0), (0.6, 30.0), (0.8, 50.0), (0.81, None)],
+)
+def test_time_to_reach(target: float, expected: float | None) -> None:
+    curve = [[10, 0.5, 0.55], [30, 0.6, 0.62], [40, 0.7, None], [50, 0.8, 0.8]]
+    assert time_to_reach(curve, target) == expected
+
+
+def test_spread_and_median_reach() -> None:
+    assert spread([0.3, None, 0.1, 0.2, math.nan]) == {
+        "median": 0.2,
+        "min": 0.1,
+        "max": 0.3,
+        "n": 3,
+    }
+    assert spread([None])["median"] is None
+    assert median_reach([10.0, None, 30.0]) == 30.0  # a miss counts as infinite
+    assert median_reach([10.0, None, None]) is None
+    assert median_reach([]) is None
+
+
+def test_median_curve_needs_most_seeds_to_have_a_pick() -> None:
+    curves = [
+        [[10, 0.5, 0.4], [20, 0.6, 0.6]],
+        [[15, 0.5, 0.5]],
+        [[30, 0.5, 0.9]],
+    ]
+    assert median_curve(curves, [5, 12, 16, 25, 30]) == [None, None, 0.45, 0.55, 0.6]
+
+
+def test_clock_leaves_out_paused_and_excluded_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr("benchmarks.race.time.perf_counter", lambda: now[0])
+    clock = Clock()
+    now[0] = 110.0
+    assert clock.now() == 10.0
+    with clock.paused():  # keeping a pick's weights: 5 s off the clock
+        now[0] = 115.0
+    now[0] = 120.0
+    clock.exclude(2.0)  # measured elsewhere (a Ray worker saving weights)
+    assert clock.now() == 13.0
+
+
+def run(system: str, seed: int, curve: list, trials: int = 4, **extra: object) -> dict:
+    return {
+        "system": system,
+        "seed": seed,
+        "size": "subsample",
+        "curve": curve,
+        "trials": trials,
+        "wall_s": 100.0,
+        "final_test_accuracy": curve[-1][2],
+        **extra,
+    }
+
+
+def test_summarize_scores_at_the_budget_and_times_the_reach_of_hf() -> None:
+    runs = [
+        run("hf", 0, [[50, 0.6, 0.60], [90, 0.7, 0.70]]),
+        run("hf", 1, [[60, 0.6, 0.64]]),
+        run("hf", 2, [[40, 0.6, 0.62], [150, 0.9, 0.99]]),  # after the budget: not counted
+        run("ours", 0, [[20, 0.7, 0.66], [70, 0.8, 0.75]]),
+        run("ours", 1, [[30, 0.7, 0.63]]),
+        run("ours", 2, [[10, 0.7, 0.70]]),
+        {"system": "ours", "seed": 3, "size": "subsample", "error": "boom"},  # left out
+    ]
+    block = summarize(runs, budget_s=100)["subsample"]
+    assert block["hf_target"] == pytest.approx(0.64)  # median of 0.70, 0.64, 0.62
+    hf, ours = block["systems"]["hf"], block["systems"]["ours"]
+    assert list(block["systems"]) == ["ours", "hf"]  # in SYSTEMS order
+    assert hf["test"]["median"] == pytest.approx(0.64)
+    assert hf["final_test"]["max"] == pytest.approx(0.99)  # as run, past the budget
+    assert ours["test"] == {"median": 0.70, "min": 0.63, "max": 0.75, "n": 3}
+    assert ours["seeds"] == [0, 1, 2]
+    assert ours["reach_hf_s"] == 20.0  # 20 s, never, 10 s -> median 20 s
+    assert ours["reached_hf"] == 2
+    assert hf["reach_hf_s"] == 90.0  # 90, 60, 150 s
+    assert ours["anytime"]["0.25"] == pytest.approx(0.68)  # at 25 s: 0.66, none yet, 0.70
+    assert hf["anytime"]["0.25"] is None
+
+
+def test_markdown_has_a_row_per_system_and_the_anytime_table() -> None:
+    runs = [
+        run("hf", 0, [[50, 0.6, 0.60]]),
+        run("one_epoch", 0, [[80, 0.6, 0.65]]),
+        run("ray_optuna", 0, [[95, 0.5, 0.50]]),
+    ]
+    results = {
+        "machine": {
+            "date": "2025-01-01",
+            "cpus": 2,
+            "gpu": False,
+            "torch": "2",
+            "transformers": "5",
+        },
+        "budget_s": 100.0,
+        "seeds": [0],
+        "sizes": {"subsample": "data.max_examples=1000"},
+        "wall_s": 600.0,
+        "summary": summarize(runs, 100.0),
+    }
+    text = markdown(results)
+    assert "budget 100 s per system and seed" in text
+    assert (
+        "| one_epoch | 0.650 (0.650–0.650) | 0.650 (0.650–0.650) | 4 | 0.600 | 80 s (1/1) |" in text
+    )
+    assert "| ray_optuna | 0.500 (0.500–0.500) |" in text
+    assert "not reached (0/1)" in text
+    assert "| hf | - | 0.600 | 0.600 | 0.600 |" in text  # 25 %: no pick yet
