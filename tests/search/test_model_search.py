@@ -1,4 +1,5 @@
-"""A sweep that chooses the model: two model folders with different tokenizers and depths.
+"""A sweep that chooses the model, on a user's CSV: two model folders with different tokenizers
+and depths.
 
 Each trial must train on its own model's token ids (a word-level vocabulary of ~1,000 ids next to
 MiniLM's 30,522: the wrong ids index past the small model's embeddings and the trial fails), the
@@ -49,11 +50,13 @@ def _save_tiny_bert(folder: Path, tokenizer: Any, layers: int) -> None:
 
 
 @pytest.fixture
-def two_model_folders(tmp_path: Path, tokenizer: Any, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from automl.config.schema import DataConfig
-    from automl.data.load import load_task_data
+def two_model_folders(
+    tmp_path: Path, tokenizer: Any, easy_csv: Any, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    import csv
 
-    texts = load_task_data(DataConfig(max_examples=800)).train.texts
+    with easy_csv(rows=300).open(encoding="utf-8") as handle:
+        texts = [row["text"] for row in csv.DictReader(handle)]
     words = _word_level_tokenizer(texts)
     assert len(words) < 2000
     _save_tiny_bert(tmp_path / "models" / "words-3", words, layers=3)
@@ -71,7 +74,8 @@ def test_a_sweep_chooses_between_models_with_their_own_tokenizers(
     shared_ray()
     tmp = two_model_folders
     conf = compose_sweep_config(
-        tmp, "experiment=smoke", f"search_space={tmp / 'space.yaml'}", "sweep.name=models",
+        tmp, "experiment=smoke", "data=csv", f"data.path={tmp / 'easy.csv'}",
+        f"search_space={tmp / 'space.yaml'}", "sweep.name=models",
         "sweep.num_samples=6", "sampler=random", "sampler.seed=1", "pruner=none",
         "train.epochs=2", "sweep.max_concurrent=2",
     )  # fmt: skip
