@@ -461,6 +461,15 @@ HF_KEYS = (  # what Trainer can express: TrainingArguments, or the model through
 )
 
 
+MODEL_INIT_KEYS = ("lora_rank", "frozen_layers", "lora_dropout")  # peft.<key>, via model_init
+TRAINING_ARGS = {  # search-space key -> TrainingArguments field; keys the space lacks keep
+    "train.learning_rate": "learning_rate",  # Trainer's own defaults
+    "train.epochs": "num_train_epochs",
+    "train.weight_decay": "weight_decay",
+    "train.warmup_ratio": "warmup_steps",  # < 1: a share of the steps (transformers 5.x)
+}
+
+
 def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> dict[str, Any]:
     import optuna
     import torch
@@ -493,10 +502,9 @@ def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> di
             values = space.suggest(trial)
             peft = dataclasses.replace(
                 peft,
-                lora_rank=values["peft.lora_rank"],
-                frozen_layers=values["peft.frozen_layers"],
-                lora_dropout=values["peft.lora_dropout"],
-            )
+                **{field: values[f"peft.{field}"] for field in MODEL_INIT_KEYS
+                   if f"peft.{field}" in values},
+            )  # fmt: skip
             current.update(trial=trial, values=values, val=None)
             begun[trial.number] = clock.now()
         model, _ = build_model(conf.model, peft, data.label_names, data.pad_token_id)
@@ -504,12 +512,7 @@ def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> di
 
     def hp_space(trial: Any) -> dict[str, Any]:
         values = space.suggest(trial)
-        return {
-            "learning_rate": values["train.learning_rate"],
-            "num_train_epochs": values["train.epochs"],
-            "weight_decay": values["train.weight_decay"],
-            "warmup_steps": values["train.warmup_ratio"],  # < 1: a share of the steps (5.x)
-        }
+        return {arg: values[key] for key, arg in TRAINING_ARGS.items() if key in values}
 
     class Watch(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
@@ -532,8 +535,8 @@ def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> di
                 with clock.paused():
                     path = work / "picks" / f"t{trial.number}.safetensors"
                     save_state(kw["model"], path)
-                    overrides = {k: current["values"][k] for k in ("peft.lora_rank",
-                                 "peft.frozen_layers", "peft.lora_dropout")}  # fmt: skip
+                    values = current["values"]
+                    overrides = {k: values[k] for k in values if k.startswith("peft.")}
                     kept[f"t{trial.number}"] = (overrides, path)
 
     args = TrainingArguments(
