@@ -2,12 +2,12 @@
 pruning + ASHA save, and at what cost in held-out test accuracy?
 
 Setting: full fine-tuning of MiniLM's top blocks on the 1,000-example subsample, with epochs as the
-trial's upper budget (8) — few examples and many epochs, so trials overfit. The same sweep runs
+trial's upper budget (6) — few examples and many epochs, so trials overfit. The same sweep runs
 with `pruner=overfit_asha` (the default) and `pruner=none`, per seed, with the random sampler: it
 draws the same configurations whatever the results, so the two sweeps differ only by pruning.
 Each sweep exports its pick (best validation epoch) and scores it on the held-out test split.
 
-python -m benchmarks.pruning [--seeds 0,1,2] [--trials 5] [--quick]
+python -m benchmarks.pruning [--seeds 0,1,2] [--trials 4] [--quick]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ SPACE = """\
 # Full fine-tuning where it overfits: written by benchmarks/pruning.py for its sweeps.
 train.learning_rate: {{type: float, low: 3.0e-5, high: 2.0e-4, log: true}}
 peft.frozen_layers: {{type: int, low: {low}, high: {high}}}
-train.epochs: {{type: categorical, choices: [8]}}   # the upper budget; ASHA's max_t
+train.epochs: {{type: categorical, choices: [6]}}   # the upper budget; ASHA's max_t
 """
 PRUNERS = ("overfit_asha", "none")
 
@@ -39,7 +39,7 @@ def sweep(tmp: Path, pruner: str, seed: int, trials: int, quick: bool) -> dict[s
     from automl.search.sweep import run_sweep
 
     space = tmp / "overfit_ft.yaml"
-    space.write_text(SPACE.format(low=0, high=1) if quick else SPACE.format(low=2, high=4))
+    space.write_text(SPACE.format(low=0, high=1) if quick else SPACE.format(low=3, high=5))
     size = ["model=tiny_bert", "data.max_examples=300"] if quick else ["data.max_examples=1000"]
     conf = compose(
         "experiment=default", *sweep_overrides(tmp, f"{pruner}-s{seed}"), *size,
@@ -138,7 +138,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": time.monotonic() - started,
         "setup": (
             f"{'tiny BERT, 300 examples' if args.quick else 'MiniLM, data.max_examples=1000'}"
-            f" (test split 10 %), full fine-tuning (lora_rank 0) of the blocks above 2-4 frozen"
-            f" ones, lr 3e-5..2e-4 log, 8 epochs as the upper budget; {args.trials} trials per"
+            f" (test split 10 %), full fine-tuning (lora_rank 0) of the blocks above 3-5 frozen"
+            f" ones, lr 3e-5..2e-4 log, 6 epochs as the upper budget; {args.trials} trials per"
             f" sweep, random sampler seeded per seed (the same configurations with and without"
             f" pruning), one trial at a time with 2 threads; pruner overfit_asha = overfit rule"
             f" (grace 1, patience 1) + ASHA (grace 1, reduction 2); seeds {seeds}"
