@@ -75,7 +75,9 @@ class DataConfig:
 class TrainConfig:
     learning_rate: float = 2e-3
     epochs: int = 3
-    batch_size: int = 32  # examples per forward pass (the micro-batch)
+    # Examples per forward pass (the micro-batch); null = from the training set's size: 32, 16
+    # or 8, the largest that still gives an epoch 400 optimizer steps (data/batching.py).
+    batch_size: int | None = None
     # Micro-batches whose gradients add up before each optimizer step: the optimizer sees
     # batch_size x grad_accum_steps examples per step. A trial that runs out of GPU memory
     # retries with half the micro-batch and twice the accumulation (see trainable.py).

@@ -241,6 +241,7 @@ def sweep_estimate(conf: Config, space: Any, num_labels: int = 2) -> MemoryEstim
     """The largest trial the search space allows, conservatively: no frozen blocks when the depth
     is searched, full fine-tuning (rank 0) when the rank is, the largest batch. Needs only the
     model's config, not its weights."""
+    from automl.data.batching import AUTO_BATCH_SIZES
     from automl.model.load import load_model_config
 
     shape = ModelShape.from_hf_config(load_model_config(conf.model))
@@ -249,7 +250,7 @@ def sweep_estimate(conf: Config, space: Any, num_labels: int = 2) -> MemoryEstim
     if "peft.lora_rank" in keys:
         ranks |= {0, int(space.max_value("peft.lora_rank"))}
     frozen = 0 if "peft.frozen_layers" in keys else conf.peft.frozen_layers
-    batch = conf.train.batch_size
+    batch = conf.train.batch_size or max(AUTO_BATCH_SIZES)  # null: at most the largest auto size
     if "train.batch_size" in keys:
         batch = max(batch, int(space.max_value("train.batch_size")))
     dtype = "bfloat16" if conf.train.mixed_precision else "float32"

@@ -26,7 +26,7 @@ from automl.data.tokenized import PreparedData
 from automl.model.choices import MODEL_KEY, model_section
 from automl.search.resources import memory_fraction
 from automl.train.device import pick_device
-from automl.train.loop import TrialResult, run_trial
+from automl.train.loop import TrialResult, run_trial, settle_batch_size
 
 
 class TrialDiverged(RuntimeError):
@@ -179,6 +179,7 @@ def run_sweep_trial(
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     if not conf.train.num_threads:
         conf.train.num_threads = max(1, int(resources.get("CPU", 1)))
+    settle_batch_size(conf.train, len(data.train))  # before an out-of-memory retry halves it
     device = pick_device(conf.train.device)  # what run_trial will pick
     limit_gpu_memory(float(resources.get("GPU", 0)), device)
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())

@@ -21,7 +21,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from automl.config.schema import Config, TrainConfig
-from automl.data.batching import collate, length_bucket_batches, length_bucketed_batches
+from automl.data.batching import (
+    auto_batch_size,
+    collate,
+    length_bucket_batches,
+    length_bucketed_batches,
+)
 from automl.data.sampling import batches_over, class_counts, class_weights, epoch_indices
 from automl.data.tokenized import PreparedData
 from automl.model.build import build_model
@@ -145,6 +150,15 @@ def setup(conf: Config, data: PreparedData, resume_from: Path | None) -> Trainin
     return state
 
 
+def settle_batch_size(t: TrainConfig, num_train: int) -> int:
+    """Fill in `train.batch_size` when the config leaves it to the data (null); the trial then
+    records, logs and checkpoints the size it really trained with."""
+    if t.batch_size is None:
+        t.batch_size = auto_batch_size(num_train, t.grad_accum_steps)
+        log.info("train.batch_size %d, from %d training examples", t.batch_size, num_train)
+    return t.batch_size
+
+
 def batch_loss(
     model: nn.Module, batch: dict[str, torch.Tensor], weights: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -229,6 +243,7 @@ def end_epoch(
         train_loss=stats.loss_sum / max(stats.seen, 1),
         train_samples_per_s=stats.seen / max(stats.seconds, 1e-9),
         epoch_s=stats.seconds + time.perf_counter() - started,
+        batch_size=float(t.batch_size * t.grad_accum_steps),  # what the optimizer saw per step
         trainable_params=float(state.info.trainable_params),
     )
     p = state.progress
@@ -277,6 +292,7 @@ def run_trial(
 
     With `resume_from` (a folder written through the reporter), continue after its epoch with
     the same optimizer, schedule, RNG and best-so-far."""
+    settle_batch_size(conf.train, len(data.train))
     state = setup(conf, data, resume_from)
     status, message = "completed", ""
     train_time, train_seen = 0.0, 0

@@ -92,6 +92,12 @@ def test_experiment_values_land_in_the_typed_config() -> None:
     assert isinstance(conf.train.epochs, int)
 
 
+def test_the_batch_size_is_left_to_the_data_unless_set() -> None:
+    assert compose_cfg().train.batch_size is None  # settled per trial from the training set
+    assert compose_cfg("train.batch_size=24").train.batch_size == 24
+    assert compose_cfg("experiment=smoke").train.batch_size == 16
+
+
 def test_command_line_overrides_beat_the_experiment() -> None:
     conf = compose_cfg("experiment=smoke", "train.epochs=1", "data=csv", "data.path=x.csv")
     assert conf.train.epochs == 1
@@ -236,6 +242,8 @@ def test_the_table_covers_every_rule_in_validate() -> None:
         "sweep.metric=val_balanced_accuracy",
         "train.class_weights=balanced",
         "train.sampling=sqrt",
+        "train.batch_size=null",
+        "train.batch_size=1",
     ],
 )
 def test_boundary_values_are_accepted(override: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from automl.config.schema import DataConfig
 from automl.data.batching import (
+    auto_batch_size,
     collate,
     length_bucket_batches,
     length_bucketed_batches,
@@ -544,6 +545,20 @@ def test_bucketed_batches_cover_every_index_once(n: int, batch_size: int, pool: 
     assert sorted(flat.tolist()) == list(range(n))
     assert all(1 <= len(b) <= batch_size for b in batches)
     assert len(batches) <= -(-n // batch_size) + -(-n // (batch_size * pool))
+
+
+@pytest.mark.parametrize(
+    ("num_train", "accum", "expected"),
+    [(100_000, 1, 32), (12_800, 1, 32), (12_799, 1, 16), (6_400, 1, 16), (6_399, 1, 8),
+     (10, 1, 8), (12_800, 2, 16), (25_600, 2, 32)],
+)  # fmt: skip
+def test_auto_batch_size_keeps_400_steps_an_epoch(
+    num_train: int, accum: int, expected: int
+) -> None:
+    size = auto_batch_size(num_train, accum)
+    assert size == expected
+    larger = {32: None, 16: 32, 8: 16}[size]  # the next size up would give fewer steps
+    assert larger is None or num_train / (larger * accum) < 400
 
 
 def test_bucketed_batches_are_seeded() -> None:

@@ -214,6 +214,10 @@ def test_sweep_estimate_sizes_the_largest_trial(tmp_path: Path) -> None:
     assert 1 < need.gib < 8  # 22M parameters, 6 blocks of 64 x 256 tokens: a few GiB
     conf.resources.gpus_per_trial = "auto"
     assert plan_sweep(conf).gpus_per_trial == pick_gpu_share(need.total, 16, 1)
+    conf.train.batch_size = None  # left to the data: sized for the largest automatic batch
+    open_batch = sweep_estimate(conf, space)
+    conf.train.batch_size = 32
+    assert open_batch == sweep_estimate(conf, space) != need
 
 
 # ---------------------------------------------------------------------------------------------

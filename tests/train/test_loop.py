@@ -266,6 +266,30 @@ def test_best_epoch_bookkeeping(
         assert not weights_equal(result.model, recorder.states[-1])
 
 
+def test_an_open_batch_size_follows_the_training_set(
+    tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    """train.batch_size=null: 8 on small data (an epoch of 400 steps at 16 needs 6,400
+    examples), settled in the config, reported per epoch, and trained with (ceil(n / 8) steps)."""
+    conf = tiny_config(train__epochs=1, train__batch_size=None)
+    steps: list[int] = []
+    original = automl.train.loop.optimizer_step
+
+    def counting(state: Any, max_grad_norm: float) -> None:
+        steps.append(1)
+        original(state, max_grad_norm)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(automl.train.loop, "optimizer_step", counting)
+        result = run_trial(conf, small_data)
+    assert len(small_data.train) < 6_400
+    assert conf.train.batch_size == 8
+    assert result.history[0]["batch_size"] == 8.0
+    assert len(steps) == math.ceil(len(small_data.train) / 8)
+    fixed = run_trial(tiny_config(train__epochs=1, train__batch_size=16), small_data)
+    assert fixed.history[0]["batch_size"] == 16.0
+
+
 def test_runs_are_seeded(tiny_config: Callable[..., Config], small_data: PreparedData) -> None:
     def losses(seed: int) -> tuple[float, float]:
         first = run_trial(tiny_config(train__epochs=1, train__seed=seed), small_data).history[0]
