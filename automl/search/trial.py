@@ -89,12 +89,14 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
         try:
             return attempt(conf)
         except torch.cuda.OutOfMemoryError:
-            smaller = next_micro_batch(conf.train.batch_size, conf.train.grad_accum_steps)
+            micro = conf.train.batch_size
+            assert micro is not None, "run_sweep_trial settles the batch size before any attempt"
+            smaller = next_micro_batch(micro, conf.train.grad_accum_steps)
             if smaller is None:
                 raise
             logging.getLogger("automl").warning(
                 "trial out of GPU memory at micro-batch %d: retrying with %d x %d accumulation",
-                conf.train.batch_size, *smaller,
+                micro, *smaller,
             )  # fmt: skip
             conf.train.batch_size, conf.train.grad_accum_steps = smaller
 

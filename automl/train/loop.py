@@ -127,7 +127,8 @@ def setup(conf: Config, data: PreparedData, resume_from: Path | None) -> Trainin
     # Each optimizer step sees one batch of batch_size x grad_accum_steps examples, run as
     # grad_accum_steps micro-batches whose gradients add up: the memory of a micro-batch, the
     # optimization of the full batch (and the same batches whatever the split).
-    steps_per_epoch = math.ceil(len(data.train) / (t.batch_size * t.grad_accum_steps))
+    batch_size = settle_batch_size(t, len(data.train))
+    steps_per_epoch = math.ceil(len(data.train) / (batch_size * t.grad_accum_steps))
     total_steps = steps_per_epoch * t.epochs
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(t.warmup_ratio * total_steps), total_steps
@@ -190,7 +191,8 @@ def train_one_epoch(
     state.model.train()
     stats = EpochStats()
     started = time.perf_counter()
-    step_batch = t.batch_size * t.grad_accum_steps
+    batch_size = settle_batch_size(t, len(data.train))
+    step_batch = batch_size * t.grad_accum_steps
     # the epoch's sample first (train.sampling; `natural` = every example once, no draws), then
     # length-aware batches over it, so rebalancing keeps the padding savings
     order = epoch_indices(data.train.labels, t.sampling, state.rng)
@@ -205,7 +207,7 @@ def train_one_epoch(
     )
     for idx in batches:
         state.optimizer.zero_grad(set_to_none=True)
-        for micro in split_batch(idx, t.batch_size):
+        for micro in split_batch(idx, batch_size):
             batch = collate(data.train, micro, data.pad_token_id)
             batch = {k: v.to(state.device) for k, v in batch.items()}
             with state.autocast():
@@ -235,6 +237,7 @@ def end_epoch(
 ) -> None:
     """Evaluate, keep the best epoch's weights, log one line and report (with a checkpoint)."""
     t, started = conf.train, time.perf_counter()
+    step_batch = settle_batch_size(t, len(data.train)) * t.grad_accum_steps
     metrics = evaluate(
         state.model, data.val, data.pad_token_id, t.eval_batch_size, state.device, state.autocast
     )
@@ -243,7 +246,7 @@ def end_epoch(
         train_loss=stats.loss_sum / max(stats.seen, 1),
         train_samples_per_s=stats.seen / max(stats.seconds, 1e-9),
         epoch_s=stats.seconds + time.perf_counter() - started,
-        batch_size=float(t.batch_size * t.grad_accum_steps),  # what the optimizer saw per step
+        batch_size=float(step_batch),  # what the optimizer saw per step
         trainable_params=float(state.info.trainable_params),
     )
     p = state.progress
