@@ -6,7 +6,7 @@ One trial per (task, batch size, fine-tuning mode, seed) with MiniLM, 3 epochs, 
 length buckets and square-root sampling (the defaults); every epoch is also scored on the
 held-out test split (trials never select on it). Modes: LoRA r8 at lr 2e-3 (the default trial)
 and full fine-tuning at lr 5e-5. It measures the rule behind `train.batch_size: null`
-(automl/data/batching.py `auto_batch_size`: the largest of 32/16/8 that keeps 100 optimizer steps
+(automl/data/batching.py `auto_batch_size`: the largest of 32/16/8 that keeps 400 optimizer steps
 an epoch).
 
 Results go to benchmarks/results/batch_size.{json,md} after every trial; a rerun skips trials
