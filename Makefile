@@ -15,7 +15,7 @@ STAMP := $(VENV)/.installed-stamp
 # pip's notes about index folders that lack a package are noise here.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help install test test-fast test-gpu sweep train bench race ui mlflow-server lint clean
+.PHONY: help install test test-fast test-gpu sweep train bench race race-full ui mlflow-server lint clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks
 
 race: install ## The search race of issue #10 (~15 min a seed for the 4 systems at 180 s each) -> benchmarks/results/race.{json,md}
 	$(BIN)/python -m benchmarks.race --size subsample --seeds 0,1,2 --budget-s 180
+
+race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; SEEDS=0,1,2) -> benchmarks/results/race_full/
+	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 --out benchmarks/results/race_full
 
 ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
