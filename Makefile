@@ -52,8 +52,9 @@ bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks
 race: install ## The search race of issue #10 (~15 min a seed for the 4 systems at 180 s each) -> benchmarks/results/race.{json,md}
 	$(BIN)/python -m benchmarks.race --size subsample --seeds 0,1,2 --budget-s 180
 
-race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; SEEDS=0,1,2) -> benchmarks/results/race_full/
-	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 --out benchmarks/results/race_full
+race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full/
+	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 \
+		$(if $(ADD),--add-to,--out) benchmarks/results/race_full
 
 ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

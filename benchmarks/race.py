@@ -4,6 +4,7 @@ python -m benchmarks.race --size subsample --seeds 0,1,2 --budget-s 180   # `mak
 python -m benchmarks.race --size both --seeds 0,1,2 --budget-s 180        # also the full task
 python -m benchmarks.race --quick                                          # smoke: tiny model, 20 s
 python -m benchmarks.race --one hf --seed 0 --size subsample --budget-s 180 --out run.json
+python -m benchmarks.race --size full --seeds 1,2 --budget-s 420 --add-to DIR   # more seeds
 
 Systems, each given the same budget, data split (`data.seed` stays 0), 2 threads and seed:
   ours        `run_sweep` on experiment=default (its search space, search_spaces/quick.yaml, is
@@ -124,6 +125,19 @@ def median_reach(times: Sequence[float | None]) -> float | None:
     return None if math.isinf(value) else float(value)
 
 
+def merge_runs(
+    earlier: Sequence[dict[str, Any]], new: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Earlier runs plus new ones, a new run replacing an earlier one of the same size, seed
+    and system (so seeds can be run in separate sittings and a failed one run again)."""
+
+    def key(run: dict[str, Any]) -> tuple[str, int, str]:
+        return run["size"], run["seed"], run["system"]
+
+    fresh = {key(r) for r in new}
+    return [r for r in earlier if key(r) not in fresh] + list(new)
+
+
 def median_curve(curves: Sequence[Sequence[Sequence[Any]]], grid: Sequence[float]) -> list:
     """Per time in `grid`, the median over curves of the pick's test accuracy (None where
     fewer than half the curves have a pick with a score yet)."""
@@ -178,6 +192,11 @@ def _spread_text(s: dict[str, Any]) -> str:
     return f"{s['median']:.3f} ({s['min']:.3f}–{s['max']:.3f})"
 
 
+def sitting(results: dict[str, Any]) -> dict[str, Any]:
+    """When, at which commit and for which seeds one sitting of the race ran."""
+    return {k: results.get(k) for k in ("date", "seeds", "git_commit", "wall_s")}
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The race as tables: per size, the systems side by side, then the anytime curve."""
     m, b = results["machine"], results["budget_s"]
@@ -189,6 +208,16 @@ def markdown(results: dict[str, Any]) -> str:
         + f"; the race took {results['wall_s'] / 60:.1f} min.",
         "",
     ]
+    sittings = results.get("sittings") or []
+    if len(sittings) > 1:
+        lines[-1:-1] = [
+            "Run in sittings: "
+            + "; ".join(
+                f"seeds {s['seeds']} on {s['date']} at {str(s.get('git_commit') or '?')[:7]}"
+                for s in sittings
+            )
+            + ".",
+        ]
     for size, block in results["summary"].items():
         target = block["hf_target"]
         lines += [
@@ -901,6 +930,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="results folder (--one: the run's JSON file)")  # fmt: skip
     parser.add_argument("--one", choices=SYSTEMS, help="run one system (used by the race)")
     parser.add_argument("--seed", type=int, default=0, help="with --one")
+    parser.add_argument(
+        "--add-to", type=Path, default=None, metavar="DIR",
+        help="merge with the runs in DIR/race.json (same budget) and write the results there",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     budget = args.budget_s or (QUICK_BUDGET_S if args.quick else 180.0)
     if args.one:
@@ -917,10 +950,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sizes, seeds = ["subsample"], seeds[:1]
     # --quick never overwrites the committed results
-    out_dir = args.out or (Path(tempfile.mkdtemp(prefix="race-quick-")) if args.quick else RESULTS)
+    out_dir = args.add_to or args.out
+    out_dir = out_dir or (Path(tempfile.mkdtemp(prefix="race-quick-")) if args.quick else RESULTS)
     out_dir = out_dir.resolve()
+    earlier: dict[str, Any] = {}
+    if args.add_to:  # checked before any run, so a long race never ends in a refusal
+        try:
+            earlier = json.loads((out_dir / "race.json").read_text())
+        except (OSError, ValueError) as err:
+            parser.error(f"--add-to: cannot read {out_dir / 'race.json'}: {err}")
+        if earlier.get("budget_s") != float(budget) or earlier.get("quick") != args.quick:
+            parser.error(
+                f"--add-to: {out_dir / 'race.json'} ran {earlier.get('budget_s')} s per run"
+                f"{' (--quick)' if earlier.get('quick') else ''}, this race {float(budget)} s"
+                f"{' (--quick)' if args.quick else ''}: the runs would not compare"
+            )
     started = time.monotonic()
     runs = run_race(systems, sizes, seeds, float(budget), args.quick)
+    runs = merge_runs(earlier.get("runs", []), runs)
     from automl.provenance import git_commit, package_versions
 
     results = {
@@ -933,11 +980,26 @@ def main(argv: list[str] | None = None) -> int:
         "threads": THREADS,
         "search_space": SPACE,
         "sizes": {
-            s: ", ".join(QUICK_OVERRIDES if args.quick else SIZES[s]) or "whole task" for s in sizes
+            **earlier.get("sizes", {}),
+            **{
+                s: ", ".join(QUICK_OVERRIDES if args.quick else SIZES[s]) or "whole task"
+                for s in sizes
+            },
         },
-        "seeds": seeds,
-        "systems": systems,
-        "wall_s": time.monotonic() - started,
+        "seeds": sorted({r["seed"] for r in runs}),
+        "systems": [s for s in SYSTEMS if any(r["system"] == s for r in runs)],
+        "wall_s": time.monotonic() - started + earlier.get("wall_s", 0.0),
+        "sittings": [
+            *earlier.get("sittings", [sitting(earlier)] if earlier else []),
+            sitting(
+                {
+                    "date": time.strftime("%Y-%m-%d %H:%M"),
+                    "seeds": seeds,
+                    "git_commit": git_commit(),
+                    "wall_s": time.monotonic() - started,
+                }
+            ),
+        ],
         "summary": summarize(runs, float(budget)),
         "runs": runs,
     }

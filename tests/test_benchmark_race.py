@@ -5,7 +5,9 @@ No models, no Ray: synthetic trial events and curves.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +15,11 @@ from benchmarks.race import (
     Clock,
     curve_of,
     incumbents,
+    main,
     markdown,
     median_curve,
     median_reach,
+    merge_runs,
     spread,
     summarize,
     time_to_reach,
@@ -163,3 +167,60 @@ def test_markdown_has_a_row_per_system_and_the_anytime_table() -> None:
     assert "| ray_optuna | 0.500 (0.500–0.500) |" in text
     assert "not reached (0/1)" in text
     assert "| hf | - | 0.600 | 0.600 | 0.600 |" in text  # 25 %: no pick yet
+
+
+def test_merge_runs_adds_seeds_and_replaces_a_rerun() -> None:
+    earlier = [run("hf", 0, [[50, 0.6, 0.60]]), run("ours", 0, [[20, 0.7, 0.66]])]
+    failed = {"system": "ours", "seed": 1, "size": "subsample", "error": "boom"}
+    merged = merge_runs([*earlier, failed], [run("ours", 1, [[30, 0.7, 0.63]])])
+    assert [(r["system"], r["seed"], "error" in r) for r in merged] == [
+        ("hf", 0, False),
+        ("ours", 0, False),
+        ("ours", 1, False),  # the rerun replaced the failed run
+    ]
+    other_size = {**run("hf", 0, [[10, 0.5, 0.5]]), "size": "full"}
+    assert len(merge_runs(earlier, [other_size])) == 3  # same seed, other size: both kept
+
+
+def test_markdown_names_the_sittings_of_a_merged_race() -> None:
+    results = {
+        "machine": {
+            "date": "2025-01-02",
+            "cpus": 2,
+            "gpu": False,
+            "torch": "2",
+            "transformers": "5",
+        },
+        "budget_s": 100.0,
+        "seeds": [0, 1],
+        "sizes": {"subsample": "data.max_examples=1000"},
+        "wall_s": 600.0,
+        "summary": summarize([run("hf", 0, [[50, 0.6, 0.6]]), run("hf", 1, [[50, 0.6, 0.6]])], 100),
+        "sittings": [
+            {"date": "2025-01-01", "seeds": [0], "git_commit": "abcdef0123"},
+            {"date": "2025-01-02", "seeds": [1], "git_commit": None},
+        ],
+    }
+    text = markdown(results)
+    assert "seeds [0] on 2025-01-01 at abcdef0; seeds [1] on 2025-01-02 at ?." in text
+
+
+@pytest.mark.parametrize(
+    ("earlier", "message"),
+    [
+        (None, "cannot read"),
+        ("not json", "cannot read"),
+        (json.dumps({"budget_s": 420.0, "quick": False, "runs": []}), "would not compare"),
+    ],
+)
+def test_add_to_refuses_a_race_it_cannot_join_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], earlier: str | None, message: str
+) -> None:
+    if earlier is not None:
+        (tmp_path / "race.json").write_text(earlier)
+    with pytest.raises(SystemExit) as stop:  # argparse's one-line usage error, exit 2
+        main(["--seeds", "0", "--budget-s", "180", "--add-to", str(tmp_path)])
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--add-to:" in last and message in last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if earlier is None else ["race.json"])

@@ -164,6 +164,9 @@ class SweepConfig:
     # with the fewest trainable parameters whose metric is within export_tolerance of the best.
     export_rule: str = "best"
     export_tolerance: float = 0.005
+    # A cost the sampler minimises beside the metric (search/objectives.py): none, or
+    # trainable_params (a multi-objective Optuna study; stopping still uses the metric alone).
+    second_objective: str = "none"
 
 
 @dataclass

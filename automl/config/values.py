@@ -36,6 +36,7 @@ CHOICES = {
     "train.sampling": ("natural", "sqrt", "balanced"),
     "sweep.mode": ("max", "min"),
     "sweep.export_rule": ("best", "smallest_within"),
+    "sweep.second_objective": ("none", "trainable_params"),
     "sampler.name": ("tpe", "random", "cmaes", "gp", "qmc"),
     "pruner.name": ("overfit", "asha", "overfit_asha", "none"),
 }

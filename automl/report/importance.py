@@ -48,7 +48,7 @@ def param_importances(summary: dict[str, Any], out_dir: Path) -> tuple[dict[str,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             importances = optuna.importance.get_param_importances(
-                study, params=varied, evaluator=_evaluator()
+                study, params=varied, evaluator=_evaluator(), target=_metric_target(study)
             )
     except (ValueError, RuntimeError, ZeroDivisionError) as err:
         return {}, f"Optuna could not rank the parameters: {err}"
@@ -56,6 +56,12 @@ def param_importances(summary: dict[str, Any], out_dir: Path) -> tuple[dict[str,
     if not clean or not any(clean.values()):
         return {}, "Optuna found no parameter that explains the objective. " + "; ".join(notes)
     return clean, "; ".join(notes)
+
+
+def _metric_target(study: Any) -> Any:
+    """A two-objective study (sweep.second_objective) is ranked for its first value, the
+    metric; the second, trainable parameters, is a function of the configuration."""
+    return (lambda trial: trial.values[0]) if len(study.directions) > 1 else None
 
 
 def _evaluator() -> Any:

@@ -14,6 +14,7 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> Plot:
     metric, mode = summary["metric"], summary["mode"]
     title = f"{metric} vs trainable parameters"
     rule = summary.get("export_rule") or {}
+    searched = summary.get("second_objective", "none") != "none"
     caption = (
         f"Each trial's best {metric} against the parameters it trained (log scale). Ringed: the "
         "Pareto front (no other trial is both better and smaller). ★: the exported trial"
@@ -21,6 +22,12 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> Plot:
             f" (rule {rule['rule']}, tolerance {rule.get('tolerance')})."
             if rule.get("rule")
             else "."
+        )
+        + (
+            " The sampler searched for this front (two objectives: the metric and trainable "
+            "parameters)."
+            if searched
+            else ""
         )
     )
     rows = [

@@ -1,8 +1,9 @@
 """Cost-aware choice: accuracy against trainable parameters, decided after the sweep.
 
 Pure functions over the finished trials (no Ray, no models), so they are tested on synthetic
-rows. The sweep itself still optimises one metric: ASHA and the overfit stopper compare trials
-by one number, so the trade-off is drawn and applied afterwards, where it costs nothing.
+rows. The trade-off is drawn and applied afterwards, whatever the sampler optimised (one
+metric by default; the metric and trainable parameters with `sweep.second_objective`,
+search/objectives.py).
 
 - `pareto_front`: the trials no other trial beats on both the metric and the parameter count.
 - `choose_export`: `best` (the best metric) or `smallest_within` (the fewest trainable

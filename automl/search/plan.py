@@ -17,6 +17,7 @@ from automl.config.search_space import SearchSpace, load_search_space
 from automl.model.choices import model_config
 from automl.model.load import check_model, load_model_config, num_blocks_of
 from automl.provenance import redact
+from automl.search.objectives import check_objectives
 from automl.search.resources import pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
 from automl.search.warm_start import WarmStart, load_warm_start
@@ -46,7 +47,8 @@ class SweepPlan:
         lines = [
             f"sweep {s.name}: {s.num_samples} trials, at most {s.max_concurrent} at once"
             + (f", time budget {s.time_budget_s:.0f} s" if s.time_budget_s else ""),
-            f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)",
+            f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)"
+            + ("" if s.second_objective == "none" else f", then min {s.second_objective}"),
             f"  model: {self._models()}; data: {self.conf.data.source}",
             f"  sampler: {self.conf.sampler.name} (seed {self.conf.sampler.seed}); "
             f"pruner: {self.conf.pruner.name}",
@@ -98,6 +100,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     if uri:
         check_store(uri)
     out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
+    check_objectives(conf, out_dir)
     storage = _storage_path(conf.paths.storage) if conf.paths.storage else out_dir / "ray"
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)

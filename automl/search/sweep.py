@@ -216,6 +216,7 @@ def _finish(
         "outcome": outcome,  # finished | all_trials_failed | no_trial_scored
         "metric": s.metric,
         "mode": s.mode,
+        "second_objective": s.second_objective,  # what the sampler minimised beside the metric
         "best_value": best.best_value if best else None,
         "test_accuracy": test["accuracy"] if test else None,
         "test_f1": test["macro_f1"] if test else None,
@@ -336,6 +337,7 @@ def _sweep_params(plan: SweepPlan) -> dict[str, Any]:
         "num_samples": c.sweep.num_samples,
         "max_concurrent": c.sweep.max_concurrent,
         "metric": c.sweep.metric,
+        "second_objective": c.sweep.second_objective,
         "model": "|".join(plan.models) if plan.models else model_name(c),
         "data": c.data.source,
         "cpus_per_trial": c.resources.cpus_per_trial,

@@ -12,6 +12,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from automl.search.callback import SweepCallback
+from automl.search.objectives import searcher_objectives
 from automl.search.plan import SweepPlan
 from automl.search.samplers import DefineByRun, build_sampler
 from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
@@ -47,10 +48,11 @@ def new_tuner(
 
     s = plan.conf.sweep
     stopper, scheduler = rules
+    metric, mode = searcher_objectives(plan.conf)  # best epoch's metric (and a cost, if asked)
     searcher = JournalSafeOptunaSearch(
         space=DefineByRun(plan.space),
-        metric=f"best_{s.metric}",  # a trial counts by its best epoch, not its last
-        mode=s.mode,
+        metric=metric,
+        mode=mode,
         sampler=build_sampler(plan.conf.sampler),
         study_name=s.name,
         storage=study,

@@ -190,6 +190,7 @@ BAD_VALUES = [
     ("sweep.warm_start_top_k=0", "sweep.warm_start_top_k"),
     ("sweep.export_rule=smallest", "sweep.export_rule"),
     ("sweep.export_tolerance=-0.1", "sweep.export_tolerance"),
+    ("sweep.second_objective=latency", "sweep.second_objective"),
     ("sweep.time_budget_s=0", "sweep.time_budget_s"),
     ("sweep.metric=f1", "sweep.metric"),
     ("pruner.grace_period=-1", "pruner.grace_period"),
