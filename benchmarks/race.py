@@ -926,11 +926,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--quick", action="store_true", help="smoke: tiny model, 200 examples")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="results folder (--one: the run's JSON file)")  # fmt: skip
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None,
+                       help="results folder (--one: the run's JSON file)")  # fmt: skip
     parser.add_argument("--one", choices=SYSTEMS, help="run one system (used by the race)")
     parser.add_argument("--seed", type=int, default=0, help="with --one")
-    parser.add_argument(
+    where.add_argument(
         "--add-to", type=Path, default=None, metavar="DIR",
         help="merge with the runs in DIR/race.json (same budget) and write the results there",
     )  # fmt: skip

@@ -224,3 +224,13 @@ def test_add_to_refuses_a_race_it_cannot_join_before_running(
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert "--add-to:" in last and message in last
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if earlier is None else ["race.json"])
+
+
+def test_add_to_and_out_are_one_or_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(["--out", str(tmp_path / "a"), "--add-to", str(tmp_path / "b")])
+    assert stop.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []

@@ -21,12 +21,11 @@ def param_importances(summary: dict[str, Any], out_dir: Path) -> tuple[dict[str,
     import optuna
     from optuna.trial import TrialState
 
-    from automl.search.study import study_storage
+    from automl.search.study import existing_study, study_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        study = optuna.load_study(study_name=summary["sweep"], storage=study_storage(out_dir))
-    except KeyError:
+    study = existing_study(study_storage(out_dir), summary["sweep"])
+    if study is None:
         return {}, f"The Optuna journal has no study named {summary['sweep']!r}."
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:

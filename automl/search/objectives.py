@@ -11,10 +11,9 @@ it trains. Every trial reports `trainable_params` with each result (train/loop.p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from automl.config.schema import Config, ConfigError
-from automl.search.study import STUDY_FILE, study_storage
+from automl.search.study import STUDY_FILE, existing_study, study_storage
 
 # Optuna samplers that optimise one objective only (they raise on a multi-objective study)
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
@@ -56,11 +55,5 @@ def check_objectives(conf: Config, out_dir: Path) -> None:
 
 def study_objectives(out_dir: Path, study_name: str) -> int | None:
     """How many objectives the sweep's Optuna study has (None: no such study yet)."""
-    import optuna
-
-    storage: Any = study_storage(out_dir)
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        return None
-    return len(study.directions)
+    study = existing_study(study_storage(out_dir), study_name)
+    return None if study is None else len(study.directions)

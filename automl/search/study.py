@@ -19,14 +19,22 @@ def study_storage(out_dir: Path) -> Any:
     return JournalStorage(JournalFileBackend(str(out_dir / STUDY_FILE)))
 
 
-def fail_stale_trials(storage: Any, study_name: str) -> int:
-    """Optuna trials still RUNNING belong to a killed driver: mark them FAIL, count them."""
+def existing_study(storage: Any, study_name: str) -> Any | None:
+    """The sweep's Optuna study in `storage`, or None when it holds no study of that name."""
     import optuna
-    from optuna.trial import TrialState
 
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        return optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
+        return None
+
+
+def fail_stale_trials(storage: Any, study_name: str) -> int:
+    """Optuna trials still RUNNING belong to a killed driver: mark them FAIL, count them."""
+    from optuna.trial import TrialState
+
+    study = existing_study(storage, study_name)
+    if study is None:
         return 0
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
