@@ -34,12 +34,14 @@ from typing import Any
 import optuna
 import yaml
 from optuna.distributions import (
+    BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
 )
 
 from automl.config.space_params import (
+    FIRST_TRIALS_KEY,
     MODEL_KEY,
     Number,
     Param,
@@ -56,6 +58,9 @@ class SearchSpace:
 
     path: Path
     params: tuple[Param, ...]
+    # Configurations the sweep runs first (the file's `first_trials:`), by dotted key: what is
+    # known to work, so the search starts from it; keys left out are sampled.
+    first_trials: tuple[dict[str, Any], ...] = ()
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -109,7 +114,8 @@ class SearchSpace:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain, YAML/JSON-serialisable description, logged with the sweep for provenance."""
-        return {"path": str(self.path), "params": {p.key: p.as_dict() for p in self.params}}
+        out = {"path": str(self.path), "params": {p.key: p.as_dict() for p in self.params}}
+        return {**out, "first_trials": list(self.first_trials)} if self.first_trials else out
 
     def _param(self, key: str) -> Param:
         for param in self.params:
@@ -150,11 +156,60 @@ def load_search_space(
     """
     path = resolve_search_space_path(name_or_path, search_dir)
     raw = _read_yaml(path)
+    first = raw.pop(FIRST_TRIALS_KEY, None)
     checker = SpecChecker(path, config, num_blocks, frozen_key, blocks_of)
     params: dict[str, Param] = {}
     for key, spec in raw.items():
         params[key] = checker.param(key, spec, params)
-    return SearchSpace(path=path, params=tuple(params.values()))
+    ordered = tuple(params.values())
+    return SearchSpace(path, ordered, _first_trials(path, first, ordered))
+
+
+def _first_trials(path: Path, value: Any, params: tuple[Param, ...]) -> tuple[dict[str, Any], ...]:
+    """Check `first_trials:`: a list of {searched key: value inside its range}, where a
+    conditional key comes with the key its range depends on."""
+    if value is None:
+        return ()
+    where = f"{path}: {FIRST_TRIALS_KEY}"
+    if not isinstance(value, list) or not all(isinstance(p, dict) and p for p in value):
+        raise SearchSpaceError(
+            f"{where}: expected a list of mappings such as [{{train.epochs: 3}}], got "
+            f"{_describe(value)}"
+        )
+    keys = [p.key for p in params]
+    for i, point in enumerate(value):
+        for key in point:
+            if key not in keys:
+                raise SearchSpaceError(
+                    f"{where}[{i}]: {key} is not searched here{_did_you_mean(str(key), keys)}"
+                )
+        given: dict[str, Any] = {}
+        for param in params:
+            if param.key not in point:
+                continue
+            missing = [b.cond_key for b in param.branches if b.cond_key not in point]
+            if missing:
+                raise SearchSpaceError(
+                    f"{where}[{i}]: {param.key}'s range depends on {missing[0]}; give it too"
+                )
+            _, dist = param.distribution(given)
+            problem = _outside(point[param.key], dist)
+            if problem:
+                raise SearchSpaceError(f"{where}[{i}]: {param.key}={point[param.key]!r} {problem}")
+            given[param.key] = point[param.key]
+    return tuple(dict(p) for p in value)
+
+
+def _outside(value: Any, dist: BaseDistribution) -> str:
+    """Why `value` is not a value `dist` can take ("" when it is)."""
+    if isinstance(dist, CategoricalDistribution):
+        same = any(_is_number(c) == _is_number(value) and c == value for c in dist.choices)
+        return "" if same else f"is not among {list(dist.choices)}"
+    assert isinstance(dist, FloatDistribution | IntDistribution)
+    if not _is_number(value) or (isinstance(dist, IntDistribution) and value != int(value)):
+        kind = "an integer" if isinstance(dist, IntDistribution) else "a number"
+        return f"is not {kind}"
+    return "" if dist.low <= value <= dist.high else f"is outside [{dist.low}, {dist.high}]"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

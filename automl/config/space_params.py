@@ -17,6 +17,7 @@ from optuna.distributions import (
 
 BLOCKS = "blocks"  # stands for the model's transformer block count in low/high/choices
 MODEL_KEY = "model"  # the key whose choices are models (automl/model/choices.py)
+FIRST_TRIALS_KEY = "first_trials"  # not a parameter: configurations to run first
 
 
 TYPES = ("float", "int", "categorical")

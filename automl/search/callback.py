@@ -52,7 +52,7 @@ class TrialRecord:
     trainable_params: int = 0
     checkpoint: str = ""  # folder of its latest checkpoint (which holds its best weights)
     retries: int = 0  # times it failed and was restarted from its checkpoint
-    origin: str = "sampler"  # or "warm_start:<sweep>/<trial_id>" (search/warm_start.py)
+    origin: str = "sampler"  # or "warm_start:<sweep>/<trial_id>", "first_trials[i]" (warm_start.py)
 
     @property
     def epochs_run(self) -> int:

@@ -23,20 +23,20 @@ def searcher_objectives(conf: Config) -> tuple[str | list[str], str | list[str]]
     """The metric(s) and mode(s) for Ray's OptunaSearch: a trial counts by its best epoch."""
     s = conf.sweep
     metric = f"best_{s.metric}"
-    if s.second_objective == "none":
+    if not s.searches_cost:
         return metric, s.mode
     return [metric, s.second_objective], [s.mode, "min"]
 
 
 def n_objectives(conf: Config) -> int:
-    return 1 if conf.sweep.second_objective == "none" else 2
+    return 2 if conf.sweep.searches_cost else 1
 
 
 def check_objectives(conf: Config, out_dir: Path) -> None:
     """Before any compute: the sampler can optimise two objectives, and a resumed or extended
     sweep keeps the objectives its Optuna study was created with."""
-    second, sampler = conf.sweep.second_objective, conf.sampler.name
-    if second != "none" and sampler in SINGLE_OBJECTIVE_SAMPLERS:
+    sampler = conf.sampler.name
+    if conf.sweep.searches_cost and sampler in SINGLE_OBJECTIVE_SAMPLERS:
         raise ConfigError(
             f"config: sweep.second_objective: sampler {sampler} optimises one objective; "
             "use sampler=tpe, random, gp or qmc, or sweep.second_objective=none"

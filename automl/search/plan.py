@@ -48,7 +48,7 @@ class SweepPlan:
             f"sweep {s.name}: {s.num_samples} trials, at most {s.max_concurrent} at once"
             + (f", time budget {s.time_budget_s:.0f} s" if s.time_budget_s else ""),
             f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)"
-            + ("" if s.second_objective == "none" else f", then min {s.second_objective}"),
+            + (f", then min {s.second_objective}" if s.searches_cost else ""),
             f"  model: {self._models()}; data: {self.conf.data.source}",
             f"  sampler: {self.conf.sampler.name} (seed {self.conf.sampler.seed}); "
             f"pruner: {self.conf.pruner.name}",

@@ -6,6 +6,10 @@ dotted keys) back into the Optuna parameter names this search space uses, includ
 name of a conditional parameter (`train.learning_rate[peft.lora_rank=0]`). Ray's OptunaSearch
 enqueues them, so they are the sweep's first trials. A value outside the new space is clipped
 (numbers) or left to the sampler (a choice the space no longer has), with a warning line.
+
+A search space's `first_trials:` (configurations known to work, checked when the space loads)
+go the same way, after the earlier sweep's: the search starts from them and the sampler fills
+in the keys they leave out.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from automl.config.search_space import SearchSpace
 log = logging.getLogger("automl.sweep")
 
 SAMPLER = "sampler"  # the origin of a trial the sampler chose
+WARM_ORIGIN = "warm_start:"  # + <sweep>/<trial_id>: an earlier sweep's trial
+FIRST_ORIGIN = "first_trials"  # + [i]: the search space's i-th first trial
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,7 @@ class WarmPoint:
 
 @dataclass(frozen=True)
 class WarmStart:
-    source: Path  # the earlier sweep's summary.json
+    source: Path | None  # the earlier sweep's summary.json (None: only the space's first trials)
     points: tuple[WarmPoint, ...]
     notes: tuple[str, ...] = field(default=())
     claimed: set[str] = field(default_factory=set, compare=False)  # origins already given out
@@ -63,7 +69,11 @@ class WarmStart:
         return SAMPLER
 
     def describe(self) -> str:
-        return f"warm start: {len(self.points)} configurations from {self.source}"
+        earlier = sum(p.origin.startswith(WARM_ORIGIN) for p in self.points)
+        parts = [f"{earlier} configurations from {self.source}"] if earlier else []
+        if len(self.points) > earlier:
+            parts.append(f"{len(self.points) - earlier} from the search space's first_trials")
+        return "warm start: " + "; ".join(parts)
 
 
 def summary_path(ref: str, output_dir: str) -> Path:
@@ -88,10 +98,23 @@ def top_trials(summary: dict[str, Any], k: int) -> list[dict[str, Any]]:
 
 
 def load_warm_start(conf: Config, space: SearchSpace) -> WarmStart | None:
-    """Read, rank and translate the earlier sweep's best trials (before any compute)."""
-    s = conf.sweep
-    if not s.warm_start:
+    """What the sweep runs first, before any compute: an earlier sweep's best trials
+    (`sweep.warm_start`), then the search space's own `first_trials`."""
+    warm = _earlier_sweep(conf, space) if conf.sweep.warm_start else None
+    points = list(warm.points) if warm else []
+    for i, values in enumerate(space.first_trials):
+        optuna_params, dotted, _ = to_optuna_point(space, values)  # keys left out are sampled
+        if all(p.dotted != dotted for p in points):
+            points.append(WarmPoint(f"{FIRST_ORIGIN}[{i}]", optuna_params, dotted))
+    if not points:
         return None
+    return WarmStart(warm.source if warm else None, tuple(points), warm.notes if warm else ())
+
+
+def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
+    """Read, rank and translate the earlier sweep's best trials."""
+    s = conf.sweep
+    assert s.warm_start
     path = summary_path(s.warm_start, conf.paths.output_dir)
     try:
         summary = json.loads(path.read_text())
@@ -103,7 +126,7 @@ def load_warm_start(conf: Config, space: SearchSpace) -> WarmStart | None:
     points: list[WarmPoint] = []
     notes: list[str] = []
     for row in rows:
-        origin = f"warm_start:{summary.get('sweep', path.parent.name)}/{row['trial_id']}"
+        origin = f"{WARM_ORIGIN}{summary.get('sweep', path.parent.name)}/{row['trial_id']}"
         optuna_params, dotted, row_notes = to_optuna_point(space, row.get("params") or {})
         notes += [f"warm start {origin}: {n}" for n in row_notes]
         if dotted and all(p.dotted != dotted for p in points):  # clipping can make twins

@@ -33,7 +33,7 @@ from automl.model.build import build_model
 from automl.model.load import ModelInfo
 from automl.model.state import load_trainable_state, trainable_state
 from automl.train import checkpoint
-from automl.train.device import _autocast, pick_device
+from automl.train.device import _autocast, eval_autocast, pick_device
 from automl.train.evaluate import evaluate
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,12 @@ def end_epoch(
     t, started = conf.train, time.perf_counter()
     step_batch = settle_batch_size(t, len(data.train)) * t.grad_accum_steps
     metrics = evaluate(
-        state.model, data.val, data.pad_token_id, t.eval_batch_size, state.device, state.autocast
+        state.model,
+        data.val,
+        data.pad_token_id,
+        t.eval_batch_size,
+        state.device,
+        eval_autocast(state.device, state.autocast),
     )
     metrics.update(
         epoch=float(epoch),

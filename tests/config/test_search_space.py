@@ -40,6 +40,12 @@ def _load(
     return load_search_space(str(path), config=CONFIG, num_blocks=num_blocks, search_dir=tmp_path)
 
 
+LR_BRANCHED = (
+    "train.learning_rate: {type: float, low: 5.0e-4, high: 5.0e-3, log: true, "
+    "when: [{if: {peft.lora_rank: 0}, low: 1.0e-5, high: 1.0e-4}]}\n"
+)
+FIRST = "first_trials: "
+
 BAD = [
     ("not-yaml", "train.epochs: {type: int, low: 1\n", ["not valid YAML"]),
     ("duplicate-key", "train.epochs: {type: int, low: 1, high: 2}\n" * 2, ["train.epochs"]),
@@ -211,7 +217,22 @@ BAD = [
         "when: [{if: {peft.lora_rank: 0}, choices: [1.0e-5]}]}\n",
         ["train.learning_rate", "when[0]", "choices"],
     ),
-]
+    ("first-trials-not-a-list", RANK + FIRST + "{peft.lora_rank: 0}\n",
+     ["first_trials", "list of mappings"]),
+    ("first-trials-unknown-key", RANK + FIRST + "[{peft.lora_rnak: 0}]\n",
+     ["first_trials[0]", "peft.lora_rnak", "did you mean peft.lora_rank"]),
+    ("first-trials-not-a-choice", RANK + FIRST + "[{peft.lora_rank: 0}, {peft.lora_rank: 2}]\n",
+     ["first_trials[1]", "peft.lora_rank=2", "not among [0, 4, 8]"]),
+    ("first-trials-outside",  # rank 0 selects the branch's range
+     RANK + LR_BRANCHED + FIRST + "[{peft.lora_rank: 0, train.learning_rate: 1.0e-3}]\n",
+     ["first_trials[0]", "train.learning_rate=0.001", "outside [1e-05, 0.0001]"]),
+    ("first-trials-branch-without-its-key",
+     RANK + LR_BRANCHED + FIRST + "[{train.learning_rate: 5.0e-5}]\n",
+     ["first_trials[0]", "depends on peft.lora_rank", "give it too"]),
+    ("first-trials-not-an-int",
+     "train.epochs: {type: int, low: 1, high: 4}\n" + FIRST + "[{train.epochs: 2.5}]\n",
+     ["first_trials[0]", "train.epochs=2.5", "integer"]),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in BAD], ids=[c[0] for c in BAD])
@@ -387,3 +408,20 @@ def test_as_dict_round_trips_through_yaml(tmp_path: Path) -> None:
     assert described["path"] == str(space.path)
     again = _load(tmp_path, yaml.safe_dump(described["params"], sort_keys=False))
     assert again.params == space.params
+
+
+def test_first_trials_are_kept_in_order_and_logged(tmp_path: Path) -> None:
+    text = (
+        RANK + LR_BRANCHED + "train.epochs: {type: int, low: 1, high: 4}\n"
+        "first_trials:\n"
+        "  - {peft.lora_rank: 0, train.learning_rate: 5.0e-5, train.epochs: 3}\n"
+        "  - {train.epochs: 1}\n"
+    )
+    space = _load(tmp_path, text)
+    assert space.keys == ("peft.lora_rank", "train.learning_rate", "train.epochs")  # not a param
+    assert space.first_trials == (
+        {"peft.lora_rank": 0, "train.learning_rate": 5e-5, "train.epochs": 3},
+        {"train.epochs": 1},
+    )
+    assert space.as_dict()["first_trials"][1] == {"train.epochs": 1}
+    assert "first_trials" not in _load(tmp_path, RANK, name="plain.yaml").as_dict()

@@ -77,6 +77,31 @@ def test_each_warm_point_labels_one_trial(smoke_space: SearchSpace) -> None:
     assert warm.origin_of({**params, "train.epochs": 2}) == "sampler"
 
 
+def test_a_spaces_first_trials_are_points_of_their_own(tmp_path: Path) -> None:
+    space = tmp_path / "first.yaml"
+    space.write_text((SEARCH_SPACE_DIR / "smoke.yaml").read_text()
+                     + "first_trials:\n  - {peft.lora_rank: 0, train.learning_rate: 0.01}\n"
+                     + "  - {train.epochs: 4}\n")  # fmt: skip
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", f"search_space={space}")
+    loaded = load_search_space(str(space), config=as_dict(conf), num_blocks=2,
+                               search_dir=SEARCH_SPACE_DIR)  # fmt: skip
+    warm = load_warm_start(conf, loaded)
+    assert warm is not None and warm.source is None
+    # rank 0 selects the learning rate's branch; keys left out are for the sampler
+    assert warm.points_to_evaluate == [
+        {"peft.lora_rank": 0, "train.learning_rate[peft.lora_rank=0]": 0.01},
+        {"train.epochs": 4},
+    ]
+    assert warm.describe() == "warm start: 2 from the search space's first_trials"
+    ran = {"peft.lora_rank": 0, "train.learning_rate": 0.01, "train.epochs": 2}
+    assert warm.origin_of(ran) == "first_trials[0]"
+    assert load_warm_start(conf, _space_without_first(loaded)) is None
+
+
+def _space_without_first(space: SearchSpace) -> SearchSpace:
+    return SearchSpace(space.path, space.params)
+
+
 def _params(rows: list[dict[str, Any]]) -> list[str]:
     return sorted(json.dumps(r["params"], sort_keys=True) for r in rows)
 
@@ -89,10 +114,15 @@ def test_warm_started_sweep_runs_the_earlier_best_first(tmp_path: Path) -> None:
     first = compose_sweep_config(tmp_path, "experiment=smoke", "sweep.num_samples=2",
                                  "tracking.enabled=false")  # fmt: skip
     earlier = run_sweep(first).summary
+    # the space also names a first trial: it runs after the earlier sweep's best
+    space = tmp_path / "smoke_first.yaml"
+    space.write_text((SEARCH_SPACE_DIR / "smoke.yaml").read_text()
+                     + "first_trials:\n  - {peft.lora_rank: 8, train.epochs: 2}\n")  # fmt: skip
     second = compose_sweep_config(
         tmp_path, "experiment=smoke", "sweep.name=smoke_warm", "sweep.warm_start=smoke",
-        "sweep.warm_start_top_k=2", "sweep.num_samples=3", "sweep.export_rule=smallest_within",
+        "sweep.warm_start_top_k=2", "sweep.num_samples=4", "sweep.export_rule=smallest_within",
         "sweep.export_tolerance=1.0", "sampler.seed=1",  # the same seed would repeat trials
+        f"search_space={space}",
     )  # fmt: skip
     summary = run_sweep(second).summary
     rows = summary["trials"]  # in the order they started
@@ -100,9 +130,11 @@ def test_warm_started_sweep_runs_the_earlier_best_first(tmp_path: Path) -> None:
     assert _params(rows[:2]) == _params(expected)
     origins = {f"warm_start:smoke/{r['trial_id']}" for r in expected}
     assert {r["origin"] for r in rows[:2]} == origins
-    assert rows[2]["origin"] == "sampler"
+    assert rows[2]["origin"] == "first_trials[0]"
+    assert (rows[2]["params"]["peft.lora_rank"], rows[2]["params"]["train.epochs"]) == (8, 2)
+    assert rows[3]["origin"] == "sampler"
     _, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke_warm")
-    assert {c.data.tags["origin"] for c in children} == origins | {"sampler"}
+    assert {c.data.tags["origin"] for c in children} == origins | {"first_trials[0]", "sampler"}
     # cost-aware export: every trial is within 1.0, so the fewest trainable parameters wins
     scored = [r for r in rows if r["best_value"] is not None and r["status"] != "failed"]
     smallest = min(r["trainable_params"] for r in scored)

@@ -1,4 +1,4 @@
-"""Mixed precision is chosen by what the GPU does natively, not by what torch can emulate."""
+"""Mixed precision is chosen by what the hardware does natively, not by what torch can emulate."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import warnings
 import pytest
 import torch
 
+import automl.train.device as device_module
 from automl.train.device import _autocast
 
 CUDA = torch.device("cuda")
@@ -36,9 +37,35 @@ def test_autocast_uses_bf16_only_where_the_gpu_has_it(
     assert context.fast_dtype == dtype
 
 
-def test_no_autocast_on_the_cpu_or_when_disabled() -> None:
-    for device, enabled in [(torch.device("cpu"), True), (CUDA, False)]:
-        autocast, scaler = _autocast(device, enabled)
+@pytest.mark.parametrize(("native", "dtype"), [(True, torch.bfloat16), (False, None)])
+def test_cpu_autocasts_to_bf16_only_where_the_cpu_has_it(
+    monkeypatch: pytest.MonkeyPatch, native: bool, dtype: torch.dtype | None
+) -> None:
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native)
+    autocast, scaler = _autocast(torch.device("cpu"), enabled=True)
+    assert scaler is None  # bf16 keeps fp32's exponent range: no loss scaling
+    with autocast():
+        assert torch.is_autocast_enabled("cpu") == (dtype is not None)
+        if dtype is not None:
+            assert torch.get_autocast_dtype("cpu") == dtype
+            x = torch.ones(4, 4)
+            assert (x @ x).dtype == torch.bfloat16  # matmuls run in bf16, weights stay fp32
+
+
+def test_no_autocast_when_disabled() -> None:
+    for device in (torch.device("cpu"), CUDA):
+        autocast, scaler = _autocast(device, enabled=False)
         assert scaler is None
         with autocast():
             assert not torch.is_autocast_enabled("cuda")
+            assert not torch.is_autocast_enabled("cpu")
+
+
+def test_validation_on_the_cpu_runs_in_fp32_as_the_export_is_served() -> None:
+    from automl.train.device import eval_autocast
+
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    with eval_autocast(torch.device("cpu"), bf16)():
+        x = torch.ones(4, 4)
+        assert (x @ x).dtype == torch.float32
+    assert eval_autocast(CUDA, bf16) is bf16  # GPUs keep the trial's autocast
