@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, progress, quiet
+from benchmarks.common import compose, machine, measured_on, progress, quiet
 from benchmarks.imbalance import scored_on_test
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -99,12 +99,10 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
     lines = [
         "# Batch size against training-set size",
         "",
-        f"Measured {m['date']} on {m['cpus']} CPU cores, GPU {m['gpu']}, torch {m['torch']}, "
-        f"transformers {m['transformers']}, Python {m['python']}. MiniLM, 3 epochs, 2 threads, "
+        f"{measured_on(results['machine'])} MiniLM, 3 epochs, 2 threads, "
         "length buckets, sqrt sampling; LoRA r8 on query/value at lr 2e-3, or full fine-tuning "
         "at lr 5e-5. Seconds: training + validation + test scoring, cumulative, one trial alone "
         "on the machine.",

@@ -95,6 +95,14 @@ def machine() -> dict[str, Any]:
     }
 
 
+def measured_on(m: dict[str, Any]) -> str:
+    """The machine sentence every results page opens with (from `machine()`)."""
+    return (
+        f"Measured {m['date']} on {m['cpus']} CPU cores, GPU {m['gpu']}, torch {m['torch']}, "
+        f"transformers {m['transformers']}, Python {m['python']}."
+    )
+
+
 def quiet() -> None:
     from automl.console import setup_logging
 

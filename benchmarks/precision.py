@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, progress, quiet
+from benchmarks.common import compose, machine, measured_on, progress, quiet
 from benchmarks.imbalance import scored_on_test
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -91,12 +91,10 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
     lines = [
         "# bf16 autocast on the CPU against fp32",
         "",
-        f"Measured {m['date']} on {m['cpus']} CPU cores, GPU {m['gpu']}, torch {m['torch']}, "
-        f"transformers {m['transformers']}, Python {m['python']}. Whole embedded task, MiniLM, "
+        f"{measured_on(results['machine'])} Whole embedded task, MiniLM, "
         "3 epochs, 2 threads, defaults otherwise (length buckets, sqrt sampling, data-sized "
         "batch); LoRA r8 on query/value at lr 2e-3, or full fine-tuning at lr 5e-5. Wall: the "
         "trial's training and validation plus scoring the test split every epoch, one trial "

@@ -26,7 +26,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Timers, compose, machine, progress, quiet, sweep_overrides
+from benchmarks.common import (
+    Timers,
+    compose,
+    machine,
+    measured_on,
+    progress,
+    quiet,
+    sweep_overrides,
+)
 from benchmarks.overhead import FIXED_SPACE
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -84,12 +92,10 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
     lines = [
         "# One trial with 2 threads against two trials with 1 thread",
         "",
-        f"Measured {m['date']} on {m['cpus']} CPU cores, GPU {m['gpu']}, torch {m['torch']}, "
-        f"transformers {m['transformers']}. {results['trials']} identical trials (MiniLM, LoRA r8, "
+        f"{measured_on(results['machine'])} {results['trials']} identical trials (MiniLM, LoRA r8, "
         "lr 2e-3, 1 epoch, 1,000-example subsample) through `run_sweep`, MLflow off; the "
         f"layouts alternated for {results['repeats']} rounds. Trials phase: Ray Tune's run, from "
         "the first trial's start to the last one's end (Ray start, data preparation and export "
