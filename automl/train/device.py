@@ -27,13 +27,9 @@ def _autocast(device: torch.device, enabled: bool) -> tuple[Any, torch.amp.GradS
     """bf16 autocast where the hardware has it natively (no scaler needed), else fp16 with a
     gradient scaler on GPUs, fp32 on CPUs. Emulated bf16 (pre-Ampere GPUs, CPUs without
     AVX512-BF16/AMX) would run slower than fp32."""
-    if not enabled:
-        return nullcontext, None
-    if device.type == "cpu":
-        if cpu_has_native_bf16():
-            return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
-        return nullcontext, None
-    if device.type != "cuda":
+    if enabled and device.type == "cpu" and cpu_has_native_bf16():
+        return (lambda: torch.autocast("cpu", dtype=torch.bfloat16)), None
+    if not enabled or device.type != "cuda":
         return nullcontext, None
     if torch.cuda.is_bf16_supported(including_emulation=False):
         return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None
