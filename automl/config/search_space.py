@@ -34,7 +34,6 @@ from typing import Any
 import optuna
 import yaml
 from optuna.distributions import (
-    BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
@@ -48,6 +47,7 @@ from automl.config.space_params import (
     SearchSpaceError,
     _one_line,
     _required,
+    fit_value,
 )
 from automl.config.space_rules import SpecChecker, _describe, _did_you_mean, _is_number
 
@@ -193,23 +193,13 @@ def _first_trials(path: Path, value: Any, params: tuple[Param, ...]) -> tuple[di
                     f"{where}[{i}]: {param.key}'s range depends on {missing[0]}; give it too"
                 )
             _, dist = param.distribution(given)
-            problem = _outside(point[param.key], dist)
+            _, problem = fit_value(point[param.key], dist)
             if problem:
-                raise SearchSpaceError(f"{where}[{i}]: {param.key}={point[param.key]!r} {problem}")
+                raise SearchSpaceError(
+                    f"{where}[{i}]: {param.key}={point[param.key]!r} is {problem}"
+                )
             given[param.key] = point[param.key]
     return tuple(dict(p) for p in value)
-
-
-def _outside(value: Any, dist: BaseDistribution) -> str:
-    """Why `value` is not a value `dist` can take ("" when it is)."""
-    if isinstance(dist, CategoricalDistribution):
-        same = any(_is_number(c) == _is_number(value) and c == value for c in dist.choices)
-        return "" if same else f"is not among {list(dist.choices)}"
-    assert isinstance(dist, FloatDistribution | IntDistribution)
-    if not _is_number(value) or (isinstance(dist, IntDistribution) and value != int(value)):
-        kind = "an integer" if isinstance(dist, IntDistribution) else "a number"
-        return f"is not {kind}"
-    return "" if dist.low <= value <= dist.high else f"is outside [{dist.low}, {dist.high}]"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

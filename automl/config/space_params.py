@@ -4,6 +4,7 @@ Optuna distribution it becomes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -63,7 +64,7 @@ class Branch:
     choices: tuple[Any, ...] | None = None
 
     def matches(self, sampled: Mapping[str, Any]) -> bool:
-        return self.cond_key in sampled and _same(sampled[self.cond_key], self.cond_value)
+        return self.cond_key in sampled and same_value(sampled[self.cond_key], self.cond_value)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"if": {self.cond_key: self.cond_value}}
@@ -152,9 +153,41 @@ def _pick(override: Any, base: Any) -> Any:
     return base if override is None else override
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equality that keeps bool apart from int (``True == 1`` in Python)."""
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
+def fit_value(value: Any, dist: BaseDistribution) -> tuple[Any, str]:
+    """The value `dist` can take nearest to `value` (clipped, rounded to its step), and why it
+    differs ("" when it does not): "not among [...]", "not a number", "not an integer",
+    "off its step 0.5", "outside [low, high]". The value is None when nothing fits: a choice
+    `dist` lacks, a non-number. Checking a search space's first trials and fitting an earlier
+    sweep's trials into a changed space both ask this one question."""
+    if isinstance(dist, CategoricalDistribution):
+        for choice in dist.choices:
+            if same_value(choice, value):
+                return choice, ""
+        return None, f"not among {list(dist.choices)}"
+    assert isinstance(dist, FloatDistribution | IntDistribution)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None, "not a number"
+    fitted: float = min(max(value, dist.low), dist.high)
+    if dist.step:
+        fitted = dist.low + round((fitted - dist.low) / dist.step) * dist.step
+        fitted = min(fitted, dist.high)
+    out: int | float = int(round(fitted)) if isinstance(dist, IntDistribution) else float(fitted)
+    if same_value(out, value):
+        return out, ""
+    if not dist.low <= value <= dist.high:
+        return out, f"outside [{dist.low}, {dist.high}]"
+    if isinstance(dist, IntDistribution) and value != int(value):
+        return out, "not an integer"
+    return out, f"off its step {dist.step}"
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality for parameter values: bool apart from int, floats up to rounding noise."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+    return bool(a == b)
 
 
 def _one_line(message: str) -> str:

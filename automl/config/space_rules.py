@@ -46,7 +46,7 @@ from automl.config.space_params import (
     _make_distribution,
     _one_line,
     _required,
-    _same,
+    same_value,
 )
 from automl.config.values import CHOICES
 
@@ -306,7 +306,9 @@ class SpecChecker:
             num = {f: self._number(f, entry.get(f), base.type) for f in ("low", "high", "step")}
             choices = self._choices(entry["choices"], current) if "choices" in entry else None
             branch = Branch(cond_key, cond_value, choices=choices, **num)
-            if any(b.cond_key == cond_key and _same(b.cond_value, cond_value) for b in branches):
+            if any(
+                b.cond_key == cond_key and same_value(b.cond_value, cond_value) for b in branches
+            ):
                 self.fail(f"repeats an earlier condition ({cond_key}={cond_value!r})")
             self._validate(base.overridden(branch))
             branches.append(branch)
@@ -323,7 +325,7 @@ class SpecChecker:
         cond = earlier[cond_key]
         if cond.type == "categorical":
             choices = [c for v in cond.variants() for c in v.choices or ()]
-            if not any(_same(value, c) for c in choices):
+            if not any(same_value(value, c) for c in choices):
                 self.fail(f"if: {cond_key}={value!r} is not one of its choices {choices}")
         elif cond.type == "float":
             self.fail(f"if: {cond_key} is a float parameter; an exact value never comes up")

@@ -16,21 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
-
 from automl.config.schema import Config, ConfigError
 from automl.config.search_space import SearchSpace
+from automl.config.space_params import fit_value, same_value
 
 log = logging.getLogger("automl.sweep")
 
@@ -63,7 +56,7 @@ class WarmStart:
         for point in self.points:
             if point.origin in self.claimed:
                 continue
-            if all(k in params and _equal(params[k], v) for k, v in point.dotted.items()):
+            if all(k in params and same_value(params[k], v) for k, v in point.dotted.items()):
                 self.claimed.add(point.origin)
                 return point.origin
         return SAMPLER
@@ -172,46 +165,14 @@ def to_optuna_point(
             notes.append(f"{param.key}: depends on {unknown[0]}, left to the sampler; so is this")
             continue
         name, dist = param.distribution(values)
-        value, note = fit_value(params[param.key], dist)
-        if note:
-            notes.append(f"{param.key}={params[param.key]!r}: {note}")
+        value, problem = fit_value(params[param.key], dist)
+        if problem:
+            done = "left to the sampler" if value is None else f"clipped to {value}"
+            notes.append(f"{param.key}={params[param.key]!r}: {problem}; {done}")
         if value is None:
             continue
         optuna_params[name], values[param.key] = value, value
     return optuna_params, values, notes
-
-
-def fit_value(value: Any, dist: BaseDistribution) -> tuple[Any, str]:
-    """The value inside `dist` (clipped, rounded to its step) and what was done ("" if nothing);
-    None when it cannot be fitted (a choice the space lacks, a non-number)."""
-    if isinstance(dist, CategoricalDistribution):
-        for choice in dist.choices:
-            if _equal(choice, value):
-                return choice, ""
-        return None, f"not among {list(dist.choices)}; left to the sampler"
-    assert isinstance(dist, FloatDistribution | IntDistribution)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        return None, "not a number; left to the sampler"
-    fitted: float = min(max(value, dist.low), dist.high)
-    if dist.step:
-        fitted = dist.low + round((fitted - dist.low) / dist.step) * dist.step
-        fitted = min(fitted, dist.high)
-    out: int | float = int(round(fitted)) if isinstance(dist, IntDistribution) else float(fitted)
-    if _equal(out, value):
-        return out, ""
-    return (
-        out,
-        f"outside [{dist.low}, {dist.high}]{' or off its step' if dist.step else ''}; "
-        f"clipped to {out}",
-    )
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
-    return bool(a == b)
 
 
 def warm_points(

@@ -232,6 +232,9 @@ BAD = [
     ("first-trials-not-an-int",
      "train.epochs: {type: int, low: 1, high: 4}\n" + FIRST + "[{train.epochs: 2.5}]\n",
      ["first_trials[0]", "train.epochs=2.5", "integer"]),
+    ("first-trials-off-step",  # a value the sampler could never propose
+     "train.epochs: {type: int, low: 2, high: 8, step: 2}\n" + FIRST + "[{train.epochs: 3}]\n",
+     ["first_trials[0]", "train.epochs=3", "off its step 2"]),
 ]  # fmt: skip
 
 

@@ -47,7 +47,8 @@ def test_values_outside_the_space_are_clipped_or_dropped(smoke_space: SearchSpac
     assert point == {"train.epochs": 4, "peft.frozen_layers": 1}
     assert dotted == {"train.epochs": 4, "peft.frozen_layers": 1}
     text = " | ".join(notes)
-    for expected in ("peft.lora_rank=4: not among [0, 8]", "train.epochs=9: outside [2, 4]",
+    for expected in ("peft.lora_rank=4: not among [0, 8]; left to the sampler",
+                     "train.epochs=9: outside [2, 4]; clipped to 4",
                      "depends on peft.lora_rank", "train.batch_size is not searched"):  # fmt: skip
         assert expected in text
 
