@@ -156,13 +156,14 @@ def sweep_runs(tracking_uri: str, experiment: str) -> tuple[list[Any], list[Any]
 def shared_ray() -> Any:
     """One local Ray instance for the in-process sweeps of the whole session (a sweep started
     while Ray runs joins it and leaves it running): ~3 s of start-up once instead of per sweep.
-    Tests that build their own cluster shut it down; the next user starts it again."""
+    Tests that build their own cluster shut it down; the next user starts it again. "local":
+    never join a cluster already running on the machine (a developer's `ray start`)."""
     import ray
 
     def ensure() -> None:
         if not ray.is_initialized():
-            ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
-                     configure_logging=False)  # fmt: skip
+            ray.init(address="local", num_cpus=2, include_dashboard=False,
+                     logging_level="WARNING", configure_logging=False)  # fmt: skip
 
     ensure()
     yield ensure

@@ -184,7 +184,9 @@ def test_a_trial_given_no_gpu_sees_none(tmp_path: Path, monkeypatch: pytest.Monk
 
     ray.shutdown()
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")  # inherited by Ray's workers
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(
+        address="local", num_cpus=2, num_gpus=2, include_dashboard=False, logging_level="WARNING"
+    )
     try:
         conf = compose_config(
             tmp_path,
