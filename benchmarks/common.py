@@ -84,6 +84,8 @@ def machine() -> dict[str, Any]:
     import torch
     import transformers
 
+    from automl.provenance import package_versions
+
     return {
         "cpus": os.cpu_count(),
         "gpu": torch.cuda.is_available(),
@@ -92,6 +94,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d"),
+        "versions": package_versions(),  # ray, optuna, mlflow, peft, ...
     }
 
 

@@ -17,6 +17,12 @@ from typing import Any
 
 from benchmarks.common import Timers, compose, progress, sweep_overrides
 
+# The steps of `automl.search.sweep.run_sweep` whose wall time (i) reports, by name.
+SWEEP_STEPS = (
+    "plan_sweep", "prepare_data_for_models", "init_ray", "_fit", "_export_best",
+    "evaluate_sweep_export", "_write_report", "_close_parent_run",
+)  # fmt: skip
+
 FIXED_SPACE = """\
 # One value per key: every trial trains the same thing (benchmarks/overhead.py).
 peft.lora_rank: {type: categorical, choices: [8]}
@@ -69,8 +75,7 @@ def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
 
     progress(f"(b-i) {n} trials through run_sweep (Ray + Optuna + MLflow) ...")
     timers = Timers()
-    names = ("plan_sweep", "prepare_data", "init_ray", "_fit", "_export_best", "_write_report")
-    with timers.wrap(sweep_module, *names):
+    with timers.wrap(sweep_module, *SWEEP_STEPS):
         started = time.perf_counter()
         outcome = sweep_module.run_sweep(conf)
         sweep_s = time.perf_counter() - started
@@ -79,12 +84,14 @@ def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
     sec = timers.seconds
     breakdown = {
         "plan_s": sec.get("plan_sweep", 0.0),
-        "data_prep_s": sec.get("prepare_data", 0.0),
+        "data_prep_s": sec.get("prepare_data_for_models", 0.0),
         "ray_start_s": sec.get("init_ray", 0.0),
         "trials_s": sweep_trial_s,
         "tune_other_s": sec.get("_fit", 0.0) - sweep_trial_s,
         "export_s": sec.get("_export_best", 0.0),
+        "test_eval_s": sec.get("evaluate_sweep_export", 0.0),
         "report_s": sec.get("_write_report", 0.0),
+        "mlflow_close_s": sec.get("_close_parent_run", 0.0),
     }
     breakdown["other_s"] = sweep_s - sum(breakdown.values())
     progress(f"(b-i) run_sweep: {sweep_s:.1f} s")
@@ -198,7 +205,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 f"(both include data prep); fixed costs: Ray start {b['ray_start_s']:.1f} s, "
                 f"data prep {b['data_prep_s']:.1f} s, Tune around trials "
                 f"{b['tune_other_s']:.1f} s, export {b['export_s']:.1f} s, "
-                f"report {b['report_s']:.1f} s, plan+MLflow+rest "
+                f"test evaluation {b['test_eval_s']:.1f} s, report {b['report_s']:.1f} s, "
+                f"MLflow close {b['mlflow_close_s']:.1f} s, plan+MLflow start+rest "
                 f"{b['plan_s'] + b['other_s']:.1f} s; per trial sweep/loop "
                 f"{sweep['ratio_trials_only']:.3f}x"
             ),
@@ -208,8 +216,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             f"{dummy['concurrency']}: wall / ideal",
             "value": dummy["ratio"],
             "unit": "x",
-            "goal": "<= 1.08",
-            "passed": dummy["ratio"] <= 1.08,
+            "goal": "<= 1.05",
+            "passed": dummy["ratio"] <= 1.05,
             "note": f"{dummy['wall_s']:.1f} s for an ideal {dummy['ideal_s']:.0f} s "
             f"(Ray start {dummy['ray_start_s']:.1f} s not counted)",
         },

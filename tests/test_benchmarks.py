@@ -70,3 +70,17 @@ def test_markdown_table() -> None:
     assert "10.0 min" in text
     assert fmt_value(-0.25, "points") == "-0.2 points"
     assert fmt_value(41.6, "%") == "42 %"
+
+
+def test_overhead_times_steps_the_sweep_still_has() -> None:
+    """The overhead benchmark wraps `run_sweep`'s steps by name: a renamed step would break
+    it only at benchmark time (as `prepare_data` once did), so check the names here."""
+    import automl.search.sweep as sweep_module
+    from benchmarks.common import Timers
+    from benchmarks.overhead import SWEEP_STEPS
+
+    missing = [name for name in SWEEP_STEPS if not callable(getattr(sweep_module, name, None))]
+    assert not missing, f"run_sweep has no step(s) {missing}"
+    with Timers().wrap(sweep_module, *SWEEP_STEPS):
+        wrapped = {name: getattr(sweep_module, name) for name in SWEEP_STEPS}
+    assert all(getattr(sweep_module, n) is not wrapped[n] for n in SWEEP_STEPS)  # put back

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 
 Rows = tuple[list[str], list[Any], str]  # texts, raw labels, where they came from
+# libyaml's parser where PyYAML was built with it: the same documents, ~12x faster on the corpus
+# (0.03 s against 0.36 s here), which every sweep reads twice (training, then MLflow's datasets)
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_task_data(cfg: DataConfig) -> TaskData:
@@ -125,7 +128,7 @@ def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
     labels: list[str] = []
     blank = 0
     for path in sorted(folder.glob("*.yml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
         for conversation in doc.get("conversations", []):
             for utterance in conversation:
                 if not isinstance(utterance, str) or not utterance.strip():

@@ -58,7 +58,7 @@ def test_sweep_whose_trials_all_fail_ends_cleanly_and_exports_nothing(tmp_path: 
 def test_trials_cut_off_by_the_time_budget_end_with_a_final_status(tmp_path: Path) -> None:
     conf = compose_sweep_config(
         tmp_path, "experiment=smoke", "train.epochs=200", "sweep.num_samples=2",
-        "sweep.time_budget_s=30", "pruner=none",
+        "sweep.time_budget_s=15", "pruner=none",
         "search_space=" + _space(tmp_path, "peft.frozen_layers: {type: int, low: 0, high: 1}\n"),
     )  # fmt: skip
     outcome = run_sweep(conf)

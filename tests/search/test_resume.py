@@ -104,30 +104,40 @@ def check_finished_sweep(tmp: Path, trials: int = TRIALS) -> dict:
     return summary
 
 
-@pytest.mark.parametrize(
-    "kill_at",
-    [
-        r"trial \w+ started",  # before the first result
-        r"trial \w+ epoch 1/",  # mid-trial
-        r"trial \w+ (completed|pruned_overfit|stopped_early):",  # between trials
-        r"exporting trial",  # during the export
-    ],
-    ids=["before-first-result", "mid-trial", "between-trials", "during-export"],
-)
-def test_killed_sweep_resumes_exactly(tmp_path: Path, kill_at: str) -> None:
-    first = run(tmp_path, kill_at=kill_at)
-    assert re.search(kill_at, first)
-    run(tmp_path, "sweep.resume=true")
-    check_finished_sweep(tmp_path)
+# Where each run of the sweep is killed, in order: every resume meets the next kill point
+# (a run that resumes an interrupted sweep is itself killed, as a flaky cluster would do it).
+KILL_POINTS = [
+    ("before the first result", r"trial \w+ started"),
+    ("mid-trial", r"trial \w+ epoch 1/"),
+    ("between trials", r"trial \w+ (completed|pruned_overfit|stopped_early):"),
+    ("during the export", r"exporting trial"),
+]
 
 
-def test_finished_sweep_is_extended_on_the_same_study(tmp_path: Path) -> None:
+def _partial_runs_are_sound(tmp: Path, where: str) -> None:
+    """After a kill: one parent run so far, and no trial with two child runs."""
+    parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
+    assert len(parents) == 1, f"killed {where}: {len(parents)} parent runs"
+    ids = [c.data.tags["automl.trial_id"] for c in children]
+    assert len(ids) == len(set(ids)), f"killed {where}: a trial logged twice: {sorted(ids)}"
+
+
+def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path) -> None:
+    """One sweep, killed (SIGKILL to its whole process group) before the first result, then
+    on resuming mid-trial, then between trials, then during the export, finishes on the last
+    resume with exactly its planned trials; a later run extends the finished sweep on the same
+    Optuna study. (One sweep for every kill point: each launch costs seconds of start-up.)"""
     import optuna
 
     from automl.search.study import study_storage
 
-    run(tmp_path)
+    for i, (where, kill_at) in enumerate(KILL_POINTS):
+        seen = run(tmp_path, *(["sweep.resume=true"] if i else []), kill_at=kill_at)
+        assert re.search(kill_at, seen), f"the run meant to die {where} ended:\n{seen[-3000:]}"
+        _partial_runs_are_sound(tmp_path, where)
+    run(tmp_path, "sweep.resume=true")
     first = check_finished_sweep(tmp_path)
+
     run(tmp_path, "sweep.resume=true", f"sweep.num_samples={TRIALS + 2}")
     second = check_finished_sweep(tmp_path, TRIALS + 2)
     old = {row["trial_id"] for row in first["trials"]}
