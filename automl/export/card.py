@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from automl.config.schema import Config
+from automl.config.schema import Config, ModelConfig
 from automl.export.portable import provenance_lines
 from automl.search.summary import describe_scores
 
@@ -21,6 +23,9 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "base_model": provenance.get("base_model"),
         "tags": ["finetune-automl", "text-classification"],
     }
+    license_ = base_model_license(conf.model)
+    if license_:  # a fine-tuned model is under its base model's license
+        front["license"] = license_
     params = provenance.get("hyperparameters", {})
     lines = [
         "---",
@@ -70,6 +75,30 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "",
     ]
     return "\n".join(lines)
+
+
+def base_model_license(model: ModelConfig) -> str | None:
+    """The license the base model's own card declares, read from its folder or the local
+    Hugging Face cache; None where there is no card at hand (nothing is downloaded)."""
+    if model.source == "tiny":
+        return None
+    from huggingface_hub import ModelCard, try_to_load_from_cache
+
+    from automl.model.load import model_location
+
+    try:
+        where = model_location(model)
+        card = Path(where) / "README.md"
+        if not card.is_file():
+            cached = try_to_load_from_cache(where, "README.md")
+            if not isinstance(cached, str):  # not cached, or cached as absent
+                return None
+            card = Path(cached)
+        license_ = ModelCard.load(card).data.license
+    except Exception as err:  # a card is a courtesy: never fail an export over it
+        logging.getLogger(__name__).debug("base model card not read: %s", err)
+        return None
+    return str(license_) if license_ else None
 
 
 def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:

@@ -66,11 +66,15 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> st
 def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
     """`mlflow.transformers` model folder (MLmodel + pipeline) as a logged model of the run."""
     import mlflow
+    from huggingface_hub import ModelCard
     from mlflow.entities import LoggedModelOutput
     from transformers import pipeline
 
     client = tracker.client
     classifier = pipeline("text-classification", model=str(export_dir))
+    # our card (with the test score) goes with the MLflow model; without one MLflow would look
+    # the export's folder up on the Hugging Face Hub as a repo id, and warn
+    card = export_dir / "README.md"
     logged = client.create_logged_model(
         tracker.experiment_id, name=MODEL_NAME, source_run_id=tracker.parent_id,
         tags={"task": "text-classification"},
@@ -83,6 +87,7 @@ def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
             task="text-classification",
             pip_requirements=pip_requirements(),
             input_example=["How do I reset my password?"],
+            model_card=ModelCard.load(card) if card.is_file() else None,
         )
         client.log_model_artifacts(logged.model_id, str(folder))
     client.finalize_logged_model(logged.model_id, "READY")

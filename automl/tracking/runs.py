@@ -19,6 +19,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from automl.provenance import redact
+from automl.tracking.uri import artifact_root
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,9 @@ class SweepTracker:
         self.sweep = sweep
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
-            self.experiment_id = self.client.create_experiment(experiment, tags=EXPERIMENT_KIND)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_root(uri), tags=EXPERIMENT_KIND
+            )
         else:
             self.experiment_id = found.experiment_id
         self.parent_id = ""

@@ -21,6 +21,20 @@ def tracking_uri(configured: str | None) -> str:
     return uri
 
 
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment of a SQLite store keeps its artifacts: `mlruns/` beside the
+    database file. MLflow's own default is `./mlruns` in the working directory whatever the
+    database's path, so every store opened from one folder would share it, and a sweep would
+    write artifacts where it was started rather than where its records are. None for other
+    stores: a server or database knows its own artifact root."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return (Path(path).absolute().parent / "mlruns").as_uri()
+
+
 def check_store(uri: str) -> None:
     """The tracking store must be usable before any compute, and checking it writes nothing:
     a local file must be creatable, a server or a database must answer."""

@@ -231,7 +231,10 @@ def test_cli_writes_and_logs_to_the_sweeps_mlflow_run(
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    experiment = client.create_experiment("anything")
+    experiment = client.create_experiment(
+        "anything", artifact_location=(tmp_path / "mlruns").as_uri()
+    )  # not ./mlruns of the folder the tests run in
+
     client.create_run(experiment, tags={"automl.sweep": "other", "automl.role": "sweep"})
     run = client.create_run(experiment, tags={"automl.sweep": SWEEP, "automl.role": "sweep"})
     assert main([str(sweep_dir), "--tracking-uri", uri]) == 0

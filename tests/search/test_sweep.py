@@ -48,7 +48,8 @@ def test_smoke_sweep_summary(smoke: tuple[Config, SweepOutcome, Path]) -> None:
 
 def test_smoke_sweep_mlflow_runs(smoke: tuple[Config, SweepOutcome, Path]) -> None:
     conf, outcome, tmp = smoke
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)  # not the process-wide registry
     experiment = client.get_experiment_by_name("smoke")
     assert experiment is not None
     assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"

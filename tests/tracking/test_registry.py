@@ -30,20 +30,17 @@ def _uri(tmp: Path) -> str:
 
 
 def test_champion_loads_with_pyfunc_and_predicts_label_names(
-    smoke_sweep: tuple[Config, SweepOutcome, Path],
+    smoke_sweep: tuple[Config, SweepOutcome, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
 
     conf, outcome, tmp = smoke_sweep
-    old = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(_uri(tmp))
-    mlflow.set_registry_uri(_uri(tmp))
-    try:
-        model = mlflow.pyfunc.load_model("models:/smoke@champion")
-        predictions = model.predict(TEXTS)
-    finally:
-        mlflow.set_tracking_uri(old[0])
-        mlflow.set_registry_uri(old[1])
+    # as a user would point MLflow at the store; the environment is put back after the test,
+    # where `mlflow.set_*_uri` would leave a process-wide URI behind for every later test
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(tmp))
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", _uri(tmp))
+    model = mlflow.pyfunc.load_model("models:/smoke@champion")
+    predictions = model.predict(TEXTS)
     labels = list(predictions["label"])
     assert len(labels) == 2 and set(labels) <= set(outcome.summary["label_names"])
 
@@ -56,6 +53,10 @@ def test_version_description_is_the_card_and_the_data_are_inputs(
     version = client.get_model_version_by_alias("smoke", "champion")
     card = (outcome.export_dir / "README.md").read_text()  # type: ignore[operator]
     assert version.description == card and "held-out test" in card
+    import mlflow
+
+    logged = mlflow.artifacts.download_artifacts(artifact_uri=version.source)
+    assert (Path(logged) / "model_card.md").read_text() == card.split("---\n", 2)[2]
     run = client.get_run(version.run_id)
     assert run.data.tags["automl.role"] == "sweep"
     contexts = {
