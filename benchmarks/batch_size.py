@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, measured_on, progress, quiet
-from benchmarks.imbalance import scored_on_test
+from benchmarks.common import machine, measured_on, progress, quiet
+from benchmarks.epochs import median_per_epoch, scored_trial
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TASKS = {"subsample_1000": ["data.max_examples=1000"], "full": []}
@@ -43,25 +41,10 @@ QUICK = ["model=tiny_bert", "data.max_examples=200", "train.epochs=1"]
 
 
 def one_trial(task: str, mode: str, batch: int, seed: int, quick: bool) -> dict[str, Any]:
-    from automl.data.prepare import prepare_data
-    from automl.train.loop import run_trial
-
     overrides = [*BASE, *TASKS[task], *MODES[mode], f"train.batch_size={batch}",
                  f"train.seed={seed}", *(QUICK if quick else [])]  # fmt: skip
-    conf = compose(*overrides)
-    data = prepare_data(conf)
-    started = time.perf_counter()
-    with scored_on_test(data.test):
-        result = run_trial(conf, data.without_test())
-    return {
-        "task": task, "mode": mode, "batch_size": batch, "seed": seed,
-        "train_examples": len(data.train), "overrides": overrides, "status": result.status,
-        "wall_s": round(time.perf_counter() - started, 1),
-        "history": [
-            {k: round(h[k], 4) for k in ("epoch", "epoch_s", "val_accuracy", "test_accuracy")}
-            for h in result.history
-        ],
-    }  # fmt: skip
+    return {"task": task, "mode": mode, "seed": seed, **scored_trial(overrides),
+            "batch_size": batch}  # fmt: skip
 
 
 def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -73,28 +56,11 @@ def summarize(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for batch in BATCHES:
                 runs = [t for t in trials if (t["task"], t["mode"], t["batch_size"])
                         == (task, mode, batch)]  # fmt: skip
-                if not runs:
-                    continue
-                epochs = min(len(t["history"]) for t in runs)
-                row: dict[str, Any] = {
-                    "task": task,
-                    "mode": mode,
-                    "batch_size": batch,
-                    "seeds": sorted(t["seed"] for t in runs),
-                    "epochs": [],
-                }
-                for e in range(epochs):
-                    at = [t["history"][e] for t in runs]
-                    cumulative = [sum(h["epoch_s"] for h in t["history"][: e + 1]) for t in runs]
-                    row["epochs"].append({
-                        "epoch": e + 1,
-                        "seconds": round(statistics.median(cumulative), 1),
-                        "val_accuracy": statistics.median(h["val_accuracy"] for h in at),
-                        "test_accuracy": statistics.median(h["test_accuracy"] for h in at),
-                        "test_min": min(h["test_accuracy"] for h in at),
-                        "test_max": max(h["test_accuracy"] for h in at),
+                if runs:
+                    rows.append({
+                        "task": task, "mode": mode, "batch_size": batch,
+                        "seeds": sorted(t["seed"] for t in runs), "epochs": median_per_epoch(runs),
                     })  # fmt: skip
-                rows.append(row)
     return rows
 
 

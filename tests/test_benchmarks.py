@@ -84,3 +84,50 @@ def test_overhead_times_steps_the_sweep_still_has() -> None:
     with Timers().wrap(sweep_module, *SWEEP_STEPS):
         wrapped = {name: getattr(sweep_module, name) for name in SWEEP_STEPS}
     assert all(getattr(sweep_module, n) is not wrapped[n] for n in SWEEP_STEPS)  # put back
+
+
+def _epochs(*rows: tuple[float, float]) -> dict:
+    """A trial's history from (epoch seconds, test accuracy) pairs."""
+    return {"history": [{"epoch_s": s, "test_accuracy": a} for s, a in rows]}
+
+
+def test_accuracy_at_holds_the_last_finished_epoch() -> None:
+    from benchmarks.epochs import accuracy_at
+
+    run = _epochs((10.0, 0.5), (10.0, 0.7), (10.0, 0.6))
+    assert accuracy_at(run, 9.9) is None  # nothing finished yet
+    assert accuracy_at(run, 10.0) == 0.5
+    assert accuracy_at(run, 25.0) == 0.7
+    assert accuracy_at(run, 30.0) == 0.6  # the last epoch, not the best: what is held then
+    assert accuracy_at(run, 1e6) == 0.6
+
+
+def test_batching_compares_rules_at_the_defaults_epoch_ends() -> None:
+    """A fast rule that learns less per epoch against a slow one that learns more: per epoch
+    the default trails random batches, at the default's first epoch end random has nothing."""
+    from benchmarks.batching import summarize
+
+    def trials(rule: str, seconds: float, accs: list[float]) -> list[dict]:
+        return [
+            {"task": "full", "rule": rule, "seed": seed,
+             "history": [{"epoch": e + 1, "epoch_s": seconds, "train_samples_per_s": 100 / seconds,
+                          "val_accuracy": a, "test_accuracy": a + seed / 100}
+                         for e, a in enumerate(accs)]}
+            for seed in (0, 1, 2)
+        ]  # fmt: skip
+
+    table = summarize(trials("buckets", 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]))
+    full = table["full"]
+    assert [round(g["test"], 4) for g in full["default_minus_random"]] == [-0.1, -0.05]
+    ends = full["at_default_epoch_ends"]
+    assert [(row["epoch"], row["seconds"]) for row in ends] == [(1, 10.0), (2, 20.0)]
+    assert ends[0]["buckets"] == pytest.approx(0.61) and ends[0]["random"] == 0.0
+    assert ends[1]["buckets"] == pytest.approx(0.71) and ends[1]["random"] == 0.0
+    assert full["per_epoch"]["random"][1]["seconds"] == 50.0
+    assert "subsample_1000" not in table  # no trials, no table
+    # seed by seed: a default seed slower than the median still holds its own epoch
+    slow = trials("buckets", 10.0, [0.6, 0.7])
+    slow[2]["history"][0]["epoch_s"] = 14.0
+    ends = summarize(slow + trials("random", 12.0, [0.7, 0.75]))["full"]["at_default_epoch_ends"]
+    assert ends[0]["buckets"] == pytest.approx(0.61)
+    assert ends[0]["random"] == 0.0  # seeds 0, 1: none yet at 10 s; seed 2: 0.72 at 14 s

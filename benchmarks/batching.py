@@ -1,0 +1,211 @@
+"""Batching rules judged per epoch and per wall-clock second (issue #10.2).
+
+`python -m benchmarks.batching`
+
+One trial per (task, rule, seed) with the defaults of a trial (MiniLM, LoRA r8 at lr 2e-3,
+`train.batch_size: null`, square-root sampling, bf16 where the CPU has it), 3 epochs, 2 threads,
+every epoch also scored on the held-out test split (trials never select on it). Rules
+(`train.batching`, automl/data/batching.py): random batches (pools of one batch), shuffled pools
+of 4 and of 50 batches sorted by length inside, and length buckets (the default). Seconds are
+the loop's epoch times (training + validation + the test scoring, the same for every rule), one
+trial alone on the machine.
+
+Results go to benchmarks/results/batching/ after every trial; a rerun skips trials already
+there, so an interrupted run continues.
+
+    python -m benchmarks.batching                                    # both tasks, seeds 0 1 2
+    python -m benchmarks.batching --tasks subsample_1000 --seeds 0
+    python -m benchmarks.batching --quick                            # smoke: tiny model, no files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import machine, measured_on, progress, quiet
+from benchmarks.epochs import accuracy_at, median_per_epoch, scored_trial
+
+RESULTS = Path(__file__).resolve().parent / "results" / "batching"
+TASKS = {"subsample_1000": ["data.max_examples=1000"], "full": []}
+RULES = {
+    "random": ["train.batching=pools", "train.bucket_pool_batches=1"],
+    "pools_4": ["train.batching=pools", "train.bucket_pool_batches=4"],
+    "pools_50": ["train.batching=pools", "train.bucket_pool_batches=50"],
+    "buckets": ["train.batching=buckets"],
+}
+DEFAULT = "buckets"
+BASE = [
+    "model=minilm", "train.epochs=3", "train.num_threads=2", "peft.frozen_layers=0",
+    "peft.lora_rank=8", "train.learning_rate=2e-3",
+]  # fmt: skip
+QUICK = ["model=tiny_bert", "data.max_examples=200", "train.epochs=2"]
+
+
+def one_trial(task: str, rule: str, seed: int, quick: bool) -> dict[str, Any]:
+    overrides = [*BASE, *TASKS[task], *RULES[rule], f"train.seed={seed}",
+                 *(QUICK if quick else [])]  # fmt: skip
+    return {"task": task, "rule": rule, "seed": seed, **scored_trial(overrides)}
+
+
+def at_equal_time(runs: dict[str, list[dict[str, Any]]], epoch: int) -> dict[str, Any]:
+    """Every rule's test accuracy at the moment the default finishes `epoch` (1-based), seed by
+    seed (the same seed's trial of each rule, the model it holds then: its last finished epoch,
+    0 if none yet), then the median over seeds. `seconds`: the median of those moments."""
+    moments: list[float] = []
+    held: dict[str, list[float]] = {rule: [] for rule in runs}
+    for default in runs[DEFAULT]:
+        if len(default["history"]) < epoch:
+            continue
+        moment = sum(h["epoch_s"] for h in default["history"][:epoch])
+        same_seed = {r: [t for t in ts if t["seed"] == default["seed"]] for r, ts in runs.items()}
+        if not all(same_seed.values()):
+            continue  # compare only seeds every rule ran
+        moments.append(moment)
+        for rule, (trial, *_) in same_seed.items():
+            held[rule].append(accuracy_at(trial, moment) or 0.0)
+    if not moments:
+        return {}
+    return {"epoch": epoch, "seconds": round(statistics.median(moments), 1),
+            **{rule: statistics.median(values) for rule, values in held.items()}}  # fmt: skip
+
+
+def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per task: per-epoch medians for each rule, the default's gap to random batches after each
+    epoch, and every rule's accuracy at the times the default finishes each epoch."""
+    tables: dict[str, Any] = {}
+    for task in TASKS:
+        runs = {
+            rule: [t for t in trials if (t["task"], t["rule"]) == (task, rule)] for rule in RULES
+        }
+        runs = {rule: r for rule, r in runs.items() if r}
+        if not runs:
+            continue
+        per_epoch = {rule: median_per_epoch(r) for rule, r in runs.items()}
+        speed = {
+            rule: statistics.median(h["train_samples_per_s"] for t in r for h in t["history"])
+            for rule, r in runs.items()
+        }
+        table: dict[str, Any] = {"per_epoch": per_epoch, "train_samples_per_s": speed}
+        if DEFAULT in per_epoch:
+            if "random" in per_epoch:
+                table["default_minus_random"] = [
+                    {
+                        "epoch": d["epoch"],
+                        "val": round(d["val_accuracy"] - r["val_accuracy"], 4),
+                        "test": round(d["test_accuracy"] - r["test_accuracy"], 4),
+                    }
+                    for d, r in zip(per_epoch[DEFAULT], per_epoch["random"], strict=False)
+                ]
+            ends = [at_equal_time(runs, e["epoch"]) for e in per_epoch[DEFAULT]]
+            table["at_default_epoch_ends"] = [row for row in ends if row]
+        tables[task] = table
+    return tables
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "# Batching rules per epoch and per wall-clock second (issue #10.2)",
+        "",
+        f"{measured_on(results['machine'])} MiniLM, LoRA r8 on query/value at lr 2e-3, "
+        "train.batch_size null (from the data), sqrt sampling, bf16 where the CPU has it, "
+        "3 epochs, 2 threads, one trial alone on the machine. Seconds: the loop's epoch times "
+        "(training + validation + test scoring), cumulative. Raw per-seed rows: `results.json`.",
+        "",
+    ]
+    for task, table in results["table"].items():
+        examples = sorted({t["train_examples"] for t in results["trials"] if t["task"] == task})
+        epochs_run = max(len(e) for e in table["per_epoch"].values())
+        batch = sorted({t["batch_size"] for t in results["trials"] if t["task"] == task})
+        lines += [
+            f"## {task} ({', '.join(map(str, examples))} training examples, batch "
+            f"{', '.join(str(int(b)) for b in batch if b)})",
+            "",
+            "Each cell: median over seeds of test accuracy after the epoch (min-max), validation "
+            "accuracy, cumulative seconds.",
+            "",
+            "| rule | seeds | train samples/s | "
+            + " | ".join(f"epoch {e + 1}" for e in range(epochs_run))
+            + " |",
+            "| --- | --- | --- |" + " --- |" * epochs_run,
+        ]
+        for rule, epochs in table["per_epoch"].items():
+            seeds = sorted(t["seed"] for t in results["trials"] if (t["task"], t["rule"])
+                           == (task, rule))  # fmt: skip
+            cells = [
+                f"test {e['test_accuracy']:.3f} ({e['test_min']:.3f}-{e['test_max']:.3f}), "
+                f"val {e['val_accuracy']:.3f}, {e['seconds']:.0f} s"
+                for e in epochs
+            ]
+            name = f"**{rule}** (default)" if rule == DEFAULT else rule
+            speed = table["train_samples_per_s"][rule]
+            lines.append(f"| {name} | {','.join(map(str, seeds))} | {speed:.0f} | "
+                         f"{' | '.join(cells)} |")  # fmt: skip
+        if "default_minus_random" in table:
+            gaps = ", ".join(
+                f"epoch {g['epoch']} {100 * g['test']:+.1f} test / {100 * g['val']:+.1f} val"
+                for g in table["default_minus_random"]
+            )
+            lines += ["", f"Default minus random batches, median accuracy, points: {gaps}."]
+        if "at_default_epoch_ends" in table:
+            rules = list(table["per_epoch"])
+            lines += [
+                "",
+                "At equal wall time (median over seeds of the test accuracy of the last epoch "
+                "each seed had finished; 0 before its first), at the moments the default "
+                "finishes each epoch, seed by seed:",
+                "",
+                "| seconds | " + " | ".join(rules) + " |",
+                "| --- |" + " --- |" * len(rules),
+            ]
+            for row in table["at_default_epoch_ends"]:
+                lines.append(f"| {row['seconds']:.0f} | "
+                             + " | ".join(f"{row[r]:.3f}" for r in rules) + " |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="subsample_1000,full")
+    parser.add_argument("--rules", default=",".join(RULES))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, no files")
+    args = parser.parse_args(argv)
+    tasks, rules = args.tasks.split(","), args.rules.split(",")
+    for name, values, known in (("task", tasks, TASKS), ("rule", rules, RULES)):
+        unknown = [v for v in values if v not in known]
+        if unknown:
+            sys.exit(f"unknown {name} {unknown[0]!r}: choose from {', '.join(known)}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    quiet()
+    out = Path(tempfile.mkdtemp()) if args.quick else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"trials": []}
+    done = {(t["task"], t["rule"], t["seed"]) for t in results["trials"]}
+    for task in tasks:
+        for seed in seeds:  # seeds outermost: a run cut short still has every rule per seed
+            for rule in rules:
+                if (task, rule, seed) in done:
+                    continue
+                progress(f"batching: {task} {rule} seed {seed}")
+                results["trials"].append(one_trial(task, rule, seed, args.quick))
+                results.update(machine=machine(), table=summarize(results["trials"]))
+                path.write_text(json.dumps(results, indent=1) + "\n")
+                (out / "results.md").write_text(markdown(results) + "\n")
+    if results["trials"]:  # the tables again, so a rerun with nothing left redraws them
+        results["table"] = summarize(results["trials"])
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        (out / "results.md").write_text(markdown(results) + "\n")
+        print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
