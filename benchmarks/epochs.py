@@ -11,7 +11,8 @@ from benchmarks.common import compose
 from benchmarks.imbalance import scored_on_test
 
 HISTORY_KEYS = (
-    "epoch", "epoch_s", "train_samples_per_s", "train_loss", "val_accuracy", "test_accuracy",
+    "epoch", "epoch_s", "train_samples_per_s", "train_loss", "val_loss", "val_accuracy",
+    "test_accuracy",
 )  # fmt: skip
 
 

@@ -24,12 +24,11 @@ import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, measured_on, progress, quiet
-from benchmarks.imbalance import scored_on_test
+from benchmarks.common import machine, measured_on, progress, quiet
+from benchmarks.epochs import scored_trial
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODES = {
@@ -42,24 +41,12 @@ QUICK = ["model=tiny_bert", "data.max_examples=200", "train.epochs=1"]
 
 
 def one_trial(mode: str, precision: str, seed: int, quick: bool) -> dict[str, Any]:
-    from automl.data.prepare import prepare_data
     from automl.train.device import cpu_has_native_bf16
-    from automl.train.loop import run_trial
 
     overrides = [*BASE, *MODES[mode], PRECISIONS[precision], f"train.seed={seed}",
                  *(QUICK if quick else [])]  # fmt: skip
-    conf = compose(*overrides)
-    data = prepare_data(conf)
-    started = time.perf_counter()
-    with scored_on_test(data.test):
-        result = run_trial(conf, data.without_test())
-    keys = ("epoch", "train_samples_per_s", "val_accuracy", "test_accuracy", "val_loss")
-    return {
-        "mode": mode, "precision": precision, "seed": seed, "overrides": overrides,
-        "cpu_native_bf16": cpu_has_native_bf16(), "status": result.status,
-        "train_examples": len(data.train), "wall_s": round(time.perf_counter() - started, 1),
-        "history": [{k: round(h[k], 4) for k in keys} for h in result.history],
-    }  # fmt: skip
+    return {"mode": mode, "precision": precision, "seed": seed,
+            "cpu_native_bf16": cpu_has_native_bf16(), **scored_trial(overrides)}  # fmt: skip
 
 
 def speed(trial: dict[str, Any]) -> float:
