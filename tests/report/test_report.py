@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 import pytest
+from conftest import mlflow_uri
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
@@ -229,7 +230,7 @@ def test_cli_writes_and_logs_to_the_sweeps_mlflow_run(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri(tmp_path)
     client = MlflowClient(uri)
     experiment = client.create_experiment(
         "anything", artifact_location=(tmp_path / "mlruns").as_uri()

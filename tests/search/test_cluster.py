@@ -53,8 +53,10 @@ GPUS_PER_NODE = 2
 CPUS_PER_NODE = 2
 
 
-def compose_config(tmp: Path, *overrides: str) -> Config:
-    return compose_sweep_config(tmp, "experiment=smoke", "data.max_examples=400", *overrides)
+def compose_config(tmp: Path, *overrides: str, store: bool = True) -> Config:
+    return compose_sweep_config(
+        tmp, "experiment=smoke", "data.max_examples=400", *overrides, store=store
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +400,11 @@ def test_sweep_logs_to_a_tracking_server(mlflow_server: str, tmp_path: Path) -> 
 
     ray.shutdown()  # a local instance, not the cluster of the tests above
     conf = compose_config(
-        tmp_path, f"tracking.uri={mlflow_server}", "sweep.num_samples=2", "ray.num_cpus=2"
+        tmp_path,
+        f"tracking.uri={mlflow_server}",
+        "sweep.num_samples=2",
+        "ray.num_cpus=2",
+        store=False,
     )
     outcome = run_sweep(conf)
     client = MlflowClient(tracking_uri=mlflow_server)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import compose_sweep_config, sweep_runs
+from conftest import compose_sweep_config, mlflow_uri, sweep_runs
 
 from automl.search.sweep import run_sweep
 
@@ -85,7 +85,7 @@ def _sweep(tmp: Path, *overrides: str, kill_after_failure_at: str | None = None)
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     command = [
         sys.executable, "-m", "automl.cli.sweep", "experiment=smoke",
-        f"paths.output_dir={tmp / 'outputs'}", f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}",
+        f"paths.output_dir={tmp / 'outputs'}", f"tracking.uri={mlflow_uri(tmp)}",
         "ray.num_cpus=2", *overrides,
     ]  # fmt: skip
     proc = subprocess.Popen(

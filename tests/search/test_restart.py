@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from conftest import mlflow_uri
 from ray.tune.callback import CallbackList
 
 from automl.search.callback import SweepCallback
@@ -61,7 +62,7 @@ def test_overfit_stopper_history_survives_a_driver_restart(tmp_path: Path) -> No
 
 @pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_resumed_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_uri(tmp_path)
     first = SweepTracker(uri, "exp", "sw")
     first.start_sweep({}, {}, resume=False)
     first.child("t1", {"train.learning_rate": 0.01})

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import sweep_runs
+from conftest import mlflow_uri, sweep_runs
 
 pytestmark = pytest.mark.slow  # several sweeps in subprocesses: minutes
 
@@ -27,7 +27,7 @@ def sweep_command(tmp: Path, *overrides: str) -> list[str]:
     return [
         sys.executable, "-m", "automl.cli.sweep", "experiment=smoke",
         f"sweep.num_samples={TRIALS}", f"paths.output_dir={tmp / 'outputs'}",
-        f"tracking.uri=sqlite:///{tmp / 'mlflow.db'}", "ray.num_cpus=2", *overrides,
+        f"tracking.uri={mlflow_uri(tmp)}", "ray.num_cpus=2", *overrides,
     ]  # fmt: skip
 
 

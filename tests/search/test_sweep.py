@@ -16,8 +16,8 @@ from automl.search.sweep import SweepOutcome, run_sweep
 STATUSES = {"completed", "pruned_overfit", "stopped_early", "stopped_budget", "failed"}
 
 
-def compose_config(tmp: Path, *overrides: str) -> Config:
-    return compose_sweep_config(tmp, *overrides)
+def compose_config(tmp: Path, *overrides: str, store: bool = True) -> Config:
+    return compose_sweep_config(tmp, *overrides, store=store)
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_overfitting_sweep_is_pruned(tmp_path: Path) -> None:
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true")
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true", store=False)
     run_sweep(conf)
     plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert plan["dry_run"] and any("peft.frozen_layers" in line for line in plan["plan"])

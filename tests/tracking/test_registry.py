@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import mlflow_uri
 from mlflow.tracking import MlflowClient
 
 from automl.config.schema import Config
@@ -26,7 +27,7 @@ TEXTS = ["My printer is not printing.", "Who wrote Hamlet?"]
 
 
 def _uri(tmp: Path) -> str:
-    return f"sqlite:///{tmp / 'mlflow.db'}"
+    return mlflow_uri(tmp)
 
 
 def test_champion_loads_with_pyfunc_and_predicts_label_names(
