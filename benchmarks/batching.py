@@ -53,36 +53,49 @@ def one_trial(task: str, rule: str, seed: int, quick: bool) -> dict[str, Any]:
     return {"task": task, "rule": rule, "seed": seed, **scored_trial(overrides)}
 
 
-def at_equal_time(runs: dict[str, list[dict[str, Any]]], epoch: int) -> dict[str, Any]:
-    """Every rule's test accuracy at the moment the default finishes `epoch` (1-based), seed by
-    seed (the same seed's trial of each rule, the model it holds then: its last finished epoch,
-    0 if none yet), then the median over seeds. `seconds`: the median of those moments."""
+def at_equal_time(runs: dict[str, list[dict[str, Any]]], rule: str, epoch: int) -> dict[str, Any]:
+    """Every rule's test accuracy at the moment `rule` finishes `epoch` (1-based), seed by seed
+    (the same seed's trial of each rule, the model it holds then: its last finished epoch, 0 if
+    none yet), then the median over seeds. `seconds`: the median of those moments."""
     moments: list[float] = []
-    held: dict[str, list[float]] = {rule: [] for rule in runs}
-    for default in runs[DEFAULT]:
-        if len(default["history"]) < epoch:
+    held: dict[str, list[float]] = {r: [] for r in runs}
+    for lead in runs[rule]:
+        if len(lead["history"]) < epoch:
             continue
-        moment = sum(h["epoch_s"] for h in default["history"][:epoch])
-        same_seed = {r: [t for t in ts if t["seed"] == default["seed"]] for r, ts in runs.items()}
+        moment = sum(h["epoch_s"] for h in lead["history"][:epoch])
+        same_seed = {r: [t for t in ts if t["seed"] == lead["seed"]] for r, ts in runs.items()}
         if not all(same_seed.values()):
             continue  # compare only seeds every rule ran
         moments.append(moment)
-        for rule, (trial, *_) in same_seed.items():
-            held[rule].append(accuracy_at(trial, moment) or 0.0)
+        for r, (trial, *_) in same_seed.items():
+            held[r].append(accuracy_at(trial, moment) or 0.0)
     if not moments:
         return {}
-    return {"epoch": epoch, "seconds": round(statistics.median(moments), 1),
-            **{rule: statistics.median(values) for rule, values in held.items()}}  # fmt: skip
+    return {"rule": rule, "epoch": epoch, "seconds": round(statistics.median(moments), 1),
+            **{r: statistics.median(values) for r, values in held.items()}}  # fmt: skip
+
+
+def anytime(runs: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """`at_equal_time` at every rule's every epoch end, in time order: the moments where some
+    rule's held model changes, so no rule is judged only where it has just improved."""
+    rows = [
+        at_equal_time(runs, rule, epoch)
+        for rule, trials in runs.items()
+        for epoch in range(1, max(len(t["history"]) for t in trials) + 1)
+    ]
+    return sorted((row for row in rows if row), key=lambda row: row["seconds"])
 
 
 def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
     """Per task: per-epoch medians for each rule, the default's gap to random batches after each
-    epoch, and every rule's accuracy at the times the default finishes each epoch."""
+    epoch, every rule's accuracy at every rule's epoch ends (`anytime`), and at how many of
+    those moments the default is at least as accurate as each other rule."""
     tables: dict[str, Any] = {}
     for task in TASKS:
         runs = {
-            rule: [t for t in trials if (t["task"], t["rule"]) == (task, rule)] for rule in RULES
-        }
+            rule: [t for t in trials if (t["task"], t["rule"]) == (task, rule) and t["history"]]
+            for rule in RULES
+        }  # a trial that failed before its first epoch has no history: left out, listed below
         runs = {rule: r for rule, r in runs.items() if r}
         if not runs:
             continue
@@ -91,7 +104,11 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
             rule: statistics.median(h["train_samples_per_s"] for t in r for h in t["history"])
             for rule, r in runs.items()
         }
-        table: dict[str, Any] = {"per_epoch": per_epoch, "train_samples_per_s": speed}
+        table: dict[str, Any] = {
+            "per_epoch": per_epoch, "train_samples_per_s": speed,
+            "no_epoch": [(t["rule"], t["seed"]) for t in trials
+                         if t["task"] == task and not t["history"]],
+        }  # fmt: skip
         if DEFAULT in per_epoch:
             if "random" in per_epoch:
                 table["default_minus_random"] = [
@@ -102,8 +119,13 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
                     }
                     for d, r in zip(per_epoch[DEFAULT], per_epoch["random"], strict=False)
                 ]
-            ends = [at_equal_time(runs, e["epoch"]) for e in per_epoch[DEFAULT]]
-            table["at_default_epoch_ends"] = [row for row in ends if row]
+            rows = anytime(runs)
+            table["anytime"] = rows
+            table["default_at_least"] = {
+                rule: [sum(row[DEFAULT] >= row[rule] for row in rows), len(rows)]
+                for rule in runs
+                if rule != DEFAULT
+            }
         tables[task] = table
     return tables
 
@@ -121,7 +143,7 @@ def markdown(results: dict[str, Any]) -> str:
     for task, table in results["table"].items():
         examples = sorted({t["train_examples"] for t in results["trials"] if t["task"] == task})
         epochs_run = max(len(e) for e in table["per_epoch"].values())
-        batch = sorted({t["batch_size"] for t in results["trials"] if t["task"] == task})
+        batch = sorted({t["batch_size"] for t in results["trials"] if t["task"] == task} - {None})
         lines += [
             f"## {task} ({', '.join(map(str, examples))} training examples, batch "
             f"{', '.join(str(int(b)) for b in batch if b)})",
@@ -152,20 +174,27 @@ def markdown(results: dict[str, Any]) -> str:
                 for g in table["default_minus_random"]
             )
             lines += ["", f"Default minus random batches, median accuracy, points: {gaps}."]
-        if "at_default_epoch_ends" in table:
+        if "anytime" in table:
             rules = list(table["per_epoch"])
             lines += [
                 "",
-                "At equal wall time (median over seeds of the test accuracy of the last epoch "
-                "each seed had finished; 0 before its first), at the moments the default "
-                "finishes each epoch, seed by seed:",
+                "At equal wall time: at each moment some rule finishes an epoch (seed by seed), "
+                "every rule's held model (its last finished epoch; 0 before its first), test "
+                "accuracy, median over seeds:",
                 "",
-                "| seconds | " + " | ".join(rules) + " |",
-                "| --- |" + " --- |" * len(rules),
+                "| seconds | moment | " + " | ".join(rules) + " |",
+                "| --- | --- |" + " --- |" * len(rules),
             ]
-            for row in table["at_default_epoch_ends"]:
-                lines.append(f"| {row['seconds']:.0f} | "
+            for row in table["anytime"]:
+                lines.append(f"| {row['seconds']:.0f} | {row['rule']} epoch {row['epoch']} | "
                              + " | ".join(f"{row[r]:.3f}" for r in rules) + " |")  # fmt: skip
+            counts = ", ".join(
+                f"{rule} at {k} of {n}" for rule, (k, n) in table["default_at_least"].items()
+            )
+            lines += ["", f"The default at least as accurate as {counts} moments."]
+        if table.get("no_epoch"):
+            failed = ", ".join(f"{rule} seed {seed}" for rule, seed in table["no_epoch"])
+            lines += ["", f"No epoch finished (left out above): {failed}."]
         lines.append("")
     return "\n".join(lines)
 

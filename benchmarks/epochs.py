@@ -18,7 +18,8 @@ HISTORY_KEYS = (
 
 def scored_trial(overrides: list[str]) -> dict[str, Any]:
     """`run_trial` with `overrides`; every epoch also scored on the test split, which the
-    trial never selects on. `epoch_s` is the loop's own epoch time (training + validation)."""
+    trial never selects on. `epoch_s` is the loop's own epoch time (training, validation and
+    that test scoring, the same work for every configuration)."""
     from automl.data.prepare import prepare_data
     from automl.train.loop import run_trial
 

@@ -102,14 +102,15 @@ def test_accuracy_at_holds_the_last_finished_epoch() -> None:
     assert accuracy_at(run, 1e6) == 0.6
 
 
-def test_batching_compares_rules_at_the_defaults_epoch_ends() -> None:
+def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
     """A fast rule that learns less per epoch against a slow one that learns more: per epoch
-    the default trails random batches, at the default's first epoch end random has nothing."""
-    from benchmarks.batching import summarize
+    the default trails random batches; at equal time it leads until random's last epoch."""
+    from benchmarks.batching import markdown, summarize
+    from benchmarks.common import machine
 
     def trials(rule: str, seconds: float, accs: list[float]) -> list[dict]:
         return [
-            {"task": "full", "rule": rule, "seed": seed,
+            {"task": "full", "rule": rule, "seed": seed, "train_examples": 100, "batch_size": 8,
              "history": [{"epoch": e + 1, "epoch_s": seconds, "train_samples_per_s": 100 / seconds,
                           "val_accuracy": a, "test_accuracy": a + seed / 100}
                          for e, a in enumerate(accs)]}
@@ -119,15 +120,28 @@ def test_batching_compares_rules_at_the_defaults_epoch_ends() -> None:
     table = summarize(trials("buckets", 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]))
     full = table["full"]
     assert [round(g["test"], 4) for g in full["default_minus_random"]] == [-0.1, -0.05]
-    ends = full["at_default_epoch_ends"]
-    assert [(row["epoch"], row["seconds"]) for row in ends] == [(1, 10.0), (2, 20.0)]
-    assert ends[0]["buckets"] == pytest.approx(0.61) and ends[0]["random"] == 0.0
-    assert ends[1]["buckets"] == pytest.approx(0.71) and ends[1]["random"] == 0.0
+    rows = full["anytime"]
+    moments = [(row["rule"], row["epoch"], row["seconds"]) for row in rows]
+    assert moments == [("buckets", 1, 10.0), ("buckets", 2, 20.0), ("random", 1, 25.0),
+                       ("random", 2, 50.0)]  # fmt: skip
+    assert rows[0]["buckets"] == pytest.approx(0.61) and rows[0]["random"] == 0.0
+    assert rows[2]["buckets"] == pytest.approx(0.71) and rows[2]["random"] == pytest.approx(0.71)
+    assert rows[3]["random"] == pytest.approx(0.76)  # random's last epoch beats the default
+    assert full["default_at_least"] == {"random": [3, 4]}
     assert full["per_epoch"]["random"][1]["seconds"] == 50.0
     assert "subsample_1000" not in table  # no trials, no table
     # seed by seed: a default seed slower than the median still holds its own epoch
     slow = trials("buckets", 10.0, [0.6, 0.7])
     slow[2]["history"][0]["epoch_s"] = 14.0
-    ends = summarize(slow + trials("random", 12.0, [0.7, 0.75]))["full"]["at_default_epoch_ends"]
-    assert ends[0]["buckets"] == pytest.approx(0.61)
-    assert ends[0]["random"] == 0.0  # seeds 0, 1: none yet at 10 s; seed 2: 0.72 at 14 s
+    rows = summarize(slow + trials("random", 12.0, [0.7, 0.75]))["full"]["anytime"]
+    assert rows[0]["buckets"] == pytest.approx(0.61)
+    assert rows[0]["random"] == 0.0  # seeds 0, 1: none yet at 10 s; seed 2: 0.72 at 14 s
+    # a trial that failed before its first epoch is left out of the medians and named
+    failed = trials("random", 25.0, [])[:1]
+    failed[0].update(seed=3, batch_size=None)
+    everything = trials("buckets", 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]) + failed
+    table = summarize(everything)
+    assert table["full"]["no_epoch"] == [("random", 3)]
+    assert table["full"]["default_at_least"] == {"random": [3, 4]}
+    text = markdown({"machine": machine(), "trials": everything, "table": table})
+    assert "No epoch finished (left out above): random seed 3." in text
