@@ -98,6 +98,8 @@ def base_model_license(model: ModelConfig) -> str | None:
     except Exception as err:  # a card is a courtesy: never fail an export over it
         logging.getLogger(__name__).debug("base model card not read: %s", err)
         return None
+    if isinstance(license_, list):  # a card may declare several: "a, b"
+        license_ = ", ".join(str(item) for item in license_ if item)
     return str(license_) if license_ else None
 
 

@@ -66,7 +66,6 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> st
 def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
     """`mlflow.transformers` model folder (MLmodel + pipeline) as a logged model of the run."""
     import mlflow
-    from huggingface_hub import ModelCard
     from mlflow.entities import LoggedModelOutput
     from transformers import pipeline
 
@@ -87,12 +86,24 @@ def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
             task="text-classification",
             pip_requirements=pip_requirements(),
             input_example=["How do I reset my password?"],
-            model_card=ModelCard.load(card) if card.is_file() else None,
+            model_card=_card(card),
         )
         client.log_model_artifacts(logged.model_id, str(folder))
     client.finalize_logged_model(logged.model_id, "READY")
     client.log_outputs(tracker.parent_id, [LoggedModelOutput(logged.model_id, step=0)])
     return str(logged.model_id), str(logged.artifact_location)
+
+
+def _card(path: Path) -> Any:
+    """The export's model card for MLflow, or None if it is missing or does not parse: a card
+    is a courtesy, never a reason to fail registering the model."""
+    from huggingface_hub import ModelCard
+
+    try:
+        return ModelCard.load(path) if path.is_file() else None
+    except Exception as err:
+        log.warning("model card %s not passed to MLflow: %s", path, err)
+        return None
 
 
 def dataset_inputs(conf: Config) -> list[Any]:

@@ -59,7 +59,7 @@ class SweepTracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is None:
             self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_root(uri), tags=EXPERIMENT_KIND
+                experiment, artifact_location=artifact_root(uri, experiment), tags=EXPERIMENT_KIND
             )
         else:
             self.experiment_id = found.experiment_id

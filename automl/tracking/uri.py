@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from automl.config.schema import ConfigError
 from automl.provenance import redact
@@ -21,18 +23,19 @@ def tracking_uri(configured: str | None) -> str:
     return uri
 
 
-def artifact_root(uri: str) -> str | None:
-    """Where a new experiment of a SQLite store keeps its artifacts: `mlruns/` beside the
-    database file. MLflow's own default is `./mlruns` in the working directory whatever the
-    database's path, so every store opened from one folder would share it, and a sweep would
-    write artifacts where it was started rather than where its records are. None for other
-    stores: a server or database knows its own artifact root."""
+def artifact_root(uri: str, experiment: str) -> str | None:
+    """Where a new experiment of a SQLite store keeps its artifacts: `mlruns/<experiment>/`
+    beside the database file. MLflow's own default is `./mlruns/<id>` in the working directory
+    whatever the database's path, so every store opened from one folder would share it, and a
+    sweep would write artifacts where it was started rather than where its records are. None
+    for other stores: a server or database knows its own artifact root."""
     if not uri.startswith("sqlite:///"):
         return None
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    path = unquote(uri.removeprefix("sqlite:///").split("?", 1)[0])
     if not path or path == ":memory:":
         return None
-    return (Path(path).absolute().parent / "mlruns").as_uri()
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
+    return (Path(path).absolute().parent / "mlruns" / folder).as_uri()
 
 
 def check_store(uri: str) -> None:

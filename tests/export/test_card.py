@@ -30,6 +30,8 @@ def test_a_local_base_model_passes_its_license_on(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n# my model\n")
     model = ModelConfig(source="pretrained", name_or_path=str(tmp_path))
     assert base_model_license(model) == "mit"
+    (tmp_path / "README.md").write_text("---\nlicense: [mit, apache-2.0]\n---\n")
+    assert base_model_license(model) == "mit, apache-2.0"  # a list, not its Python repr
 
 
 def test_no_card_no_license(tmp_path: Path) -> None:
