@@ -10,6 +10,7 @@ scored on are the parent run's dataset inputs (the runs table's Dataset column).
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -88,10 +89,30 @@ def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
             input_example=["How do I reset my password?"],
             model_card=_card(card),
         )
+        # MLflow's LICENSE.txt looks the export's folder up as a Hub repo and points at a
+        # huggingface.co URL made of a local path; say what holds instead
+        (folder / "LICENSE.txt").write_text(license_text(_card(card)), encoding="utf-8")
         client.log_model_artifacts(logged.model_id, str(folder))
     client.finalize_logged_model(logged.model_id, "READY")
     client.log_outputs(tracker.parent_id, [LoggedModelOutput(logged.model_id, step=0)])
     return str(logged.model_id), str(logged.artifact_location)
+
+
+def license_text(card: Any) -> str:
+    """LICENSE.txt of the MLflow model: a fine-tuned model is under its base model's license,
+    as the base model's card declares it (export/card.py copies it into our card)."""
+    base = getattr(card.data, "base_model", None) if card else None
+    license_ = getattr(card.data, "license", None) if card else None
+    lines = [f"Fine-tuned by finetune-automl from the base model {base or '(unknown)'}."]
+    if license_:
+        lines.append(f"It is under the base model's license, which its model card declares: "
+                     f"{license_}.")  # fmt: skip
+    else:
+        lines.append("The base model's card declares no license: check the base model's terms "
+                     "before you use or share this model.")  # fmt: skip
+    if base and re.fullmatch(r"[\w.-]+/[\w.-]+", str(base)):
+        lines.append(f"Base model: https://huggingface.co/{base}")
+    return "\n".join(lines) + "\n"
 
 
 def _card(path: Path) -> Any:

@@ -58,6 +58,8 @@ def test_version_description_is_the_card_and_the_data_are_inputs(
 
     logged = mlflow.artifacts.download_artifacts(artifact_uri=version.source)
     assert (Path(logged) / "model_card.md").read_text() == card.split("---\n", 2)[2]
+    license_file = (Path(logged) / "LICENSE.txt").read_text()
+    assert "finetune-automl" in license_file and "could not be found" not in license_file
     run = client.get_run(version.run_id)
     assert run.data.tags["automl.role"] == "sweep"
     contexts = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from automl.tracking.registry import _card
+from automl.tracking.registry import _card, license_text
 
 
 def test_a_card_that_does_not_parse_is_left_out_with_a_warning(
@@ -22,3 +22,16 @@ def test_a_card_that_does_not_parse_is_left_out_with_a_warning(
     with caplog.at_level(logging.WARNING, logger="automl.tracking.registry"):
         assert _card(bad) is None
     assert "not passed to MLflow" in caplog.text
+
+
+def test_the_mlflow_models_license_file_names_the_base_models_license(tmp_path: Path) -> None:
+    card = tmp_path / "README.md"
+    card.write_text("---\nbase_model: sentence-transformers/all-MiniLM-L6-v2\n"
+                    "license: apache-2.0\n---\n# model\n")  # fmt: skip
+    text = license_text(_card(card))
+    assert "sentence-transformers/all-MiniLM-L6-v2" in text and "declares: apache-2.0." in text
+    assert "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2" in text
+    card.write_text(f"---\nbase_model: {tmp_path}/my-model\n---\n# model\n")
+    text = license_text(_card(card))
+    assert "declares no license" in text and "huggingface.co" not in text  # a local path
+    assert "declares no license" in license_text(None)
