@@ -92,10 +92,14 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
     those moments the default is at least as accurate as each other rule."""
     tables: dict[str, Any] = {}
     for task in TASKS:
+        ran = [t for t in trials if t["task"] == task]
+        epochs = max((len(t["history"]) for t in ran), default=0)
+        # a trial that stopped short (failed, diverged) would cut its rule's per-epoch table and
+        # mix seed sets at equal time: left out, listed below
         runs = {
-            rule: [t for t in trials if (t["task"], t["rule"]) == (task, rule) and t["history"]]
+            rule: [t for t in ran if t["rule"] == rule and len(t["history"]) == epochs]
             for rule in RULES
-        }  # a trial that failed before its first epoch has no history: left out, listed below
+        }
         runs = {rule: r for rule, r in runs.items() if r}
         if not runs:
             continue
@@ -106,8 +110,8 @@ def summarize(trials: list[dict[str, Any]]) -> dict[str, Any]:
         }
         table: dict[str, Any] = {
             "per_epoch": per_epoch, "train_samples_per_s": speed,
-            "no_epoch": [(t["rule"], t["seed"]) for t in trials
-                         if t["task"] == task and not t["history"]],
+            "incomplete": [(t["rule"], t["seed"], len(t["history"])) for t in ran
+                           if len(t["history"]) < epochs],
         }  # fmt: skip
         if DEFAULT in per_epoch:
             if "random" in per_epoch:
@@ -192,9 +196,10 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{rule} at {k} of {n}" for rule, (k, n) in table["default_at_least"].items()
             )
             lines += ["", f"The default at least as accurate as {counts} moments."]
-        if table.get("no_epoch"):
-            failed = ", ".join(f"{rule} seed {seed}" for rule, seed in table["no_epoch"])
-            lines += ["", f"No epoch finished (left out above): {failed}."]
+        if table.get("incomplete"):
+            short = ", ".join(f"{rule} seed {seed} ({n} epochs)"
+                              for rule, seed, n in table["incomplete"])  # fmt: skip
+            lines += ["", f"Stopped short (left out above): {short}."]
         lines.append("")
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import csv
 import dataclasses
@@ -135,7 +136,9 @@ def mlflow_uri(folder: Path) -> str:
         if not _EMPTY_STORE:
             from mlflow.tracking import MlflowClient
 
-            empty = Path(tempfile.mkdtemp(prefix="empty-mlflow-")) / "mlflow.db"
+            scratch = tempfile.mkdtemp(prefix="empty-mlflow-")
+            atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+            empty = Path(scratch) / "mlflow.db"
             MlflowClient(tracking_uri=f"sqlite:///{empty}").search_experiments()
             _EMPTY_STORE.append(empty)
         folder.mkdir(parents=True, exist_ok=True)

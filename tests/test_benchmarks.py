@@ -136,12 +136,15 @@ def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
     rows = summarize(slow + trials("random", 12.0, [0.7, 0.75]))["full"]["anytime"]
     assert rows[0]["buckets"] == pytest.approx(0.61)
     assert rows[0]["random"] == 0.0  # seeds 0, 1: none yet at 10 s; seed 2: 0.72 at 14 s
-    # a trial that failed before its first epoch is left out of the medians and named
-    failed = trials("random", 25.0, [])[:1]
+    # trials that stopped short (none, or fewer epochs) are left out of the medians and named
+    failed, short = trials("random", 25.0, [])[:1], trials("buckets", 10.0, [0.1])[:1]
     failed[0].update(seed=3, batch_size=None)
-    everything = trials("buckets", 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]) + failed
+    short[0].update(seed=4)
+    everything = (trials("buckets", 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75])
+                  + failed + short)  # fmt: skip
     table = summarize(everything)
-    assert table["full"]["no_epoch"] == [("random", 3)]
+    assert table["full"]["incomplete"] == [("random", 3, 0), ("buckets", 4, 1)]
     assert table["full"]["default_at_least"] == {"random": [3, 4]}
+    assert len(table["full"]["per_epoch"]["buckets"]) == 2  # not cut to the short trial's 1
     text = markdown({"machine": machine(), "trials": everything, "table": table})
-    assert "No epoch finished (left out above): random seed 3." in text
+    assert "Stopped short (left out above): random seed 3 (0 epochs), buckets seed 4" in text

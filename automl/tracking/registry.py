@@ -79,6 +79,7 @@ def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
         tracker.experiment_id, name=MODEL_NAME, source_run_id=tracker.parent_id,
         tags={"task": "text-classification"},
     )  # fmt: skip
+    parsed_card = _card(card)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / MODEL_NAME
         mlflow.transformers.save_model(
@@ -87,11 +88,11 @@ def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
             task="text-classification",
             pip_requirements=pip_requirements(),
             input_example=["How do I reset my password?"],
-            model_card=_card(card),
+            model_card=parsed_card,
         )
         # MLflow's LICENSE.txt looks the export's folder up as a Hub repo and points at a
         # huggingface.co URL made of a local path; say what holds instead
-        (folder / "LICENSE.txt").write_text(license_text(_card(card)), encoding="utf-8")
+        (folder / "LICENSE.txt").write_text(license_text(parsed_card), encoding="utf-8")
         client.log_model_artifacts(logged.model_id, str(folder))
     client.finalize_logged_model(logged.model_id, "READY")
     client.log_outputs(tracker.parent_id, [LoggedModelOutput(logged.model_id, step=0)])
@@ -101,8 +102,11 @@ def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
 def license_text(card: Any) -> str:
     """LICENSE.txt of the MLflow model: a fine-tuned model is under its base model's license,
     as the base model's card declares it (export/card.py copies it into our card)."""
-    base = getattr(card.data, "base_model", None) if card else None
-    license_ = getattr(card.data, "license", None) if card else None
+    if card is None:
+        return ("Fine-tuned by finetune-automl. Its model card could not be read: the model is "
+                "under its base model's license; see the base model's own terms.\n")  # fmt: skip
+    base = getattr(card.data, "base_model", None)
+    license_ = getattr(card.data, "license", None)
     lines = [f"Fine-tuned by finetune-automl from the base model {base or '(unknown)'}."]
     if license_:
         lines.append(f"It is under the base model's license, which its model card declares: "
@@ -110,7 +114,7 @@ def license_text(card: Any) -> str:
     else:
         lines.append("The base model's card declares no license: check the base model's terms "
                      "before you use or share this model.")  # fmt: skip
-    if base and re.fullmatch(r"[\w.-]+/[\w.-]+", str(base)):
+    if base and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(base)):  # a Hub id, not a path
         lines.append(f"Base model: https://huggingface.co/{base}")
     return "\n".join(lines) + "\n"
 

@@ -23,6 +23,11 @@ def tracking_uri(configured: str | None) -> str:
     return uri
 
 
+def sqlite_path(uri: str) -> str:
+    """The file of a `sqlite:///` URI, query dropped and %-escapes decoded as SQLAlchemy does."""
+    return unquote(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
 def artifact_root(uri: str, experiment: str) -> str | None:
     """Where a new experiment of a SQLite store keeps its artifacts: `mlruns/<experiment>/`
     beside the database file. MLflow's own default is `./mlruns/<id>` in the working directory
@@ -31,7 +36,7 @@ def artifact_root(uri: str, experiment: str) -> str | None:
     for other stores: a server or database knows its own artifact root."""
     if not uri.startswith("sqlite:///"):
         return None
-    path = unquote(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    path = sqlite_path(uri)
     if not path or path == ":memory:":
         return None
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
@@ -45,7 +50,7 @@ def check_store(uri: str) -> None:
     if scheme in ("http", "https"):
         check_reachable(uri)
     elif scheme == "sqlite":
-        _check_creatable(uri, uri.removeprefix("sqlite:///").split("?", 1)[0])
+        _check_creatable(uri, sqlite_path(uri))
     elif scheme == "file":
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
             raise ConfigError(
