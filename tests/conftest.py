@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import csv
 import dataclasses
+import functools
 import os
 import random
 import shutil
@@ -123,26 +124,27 @@ def tokenizer() -> Any:
     return load_tokenizer(ModelConfig(source="tiny"))
 
 
-_EMPTY_STORE: list[Path] = []
+@functools.cache
+def _empty_store() -> Path:
+    """An empty MLflow SQLite store, migrated once per test process; removed at exit."""
+    from mlflow.tracking import MlflowClient
+
+    scratch = tempfile.mkdtemp(prefix="empty-mlflow-")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    empty = Path(scratch) / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{empty}").search_experiments()
+    return empty
 
 
 def mlflow_uri(folder: Path) -> str:
-    """`sqlite:///<folder>/mlflow.db`, the file first copied from an empty store built once per
-    test process. Why: MLflow builds a new SQLite store by running its schema migrations,
-    ~1.4 s here, and the suite makes dozens; a copy is the same store in 0.03 s. The stores
-    of tests/tracking/test_store.py, the CLI tests and `make sweep` are still built fresh."""
+    """`sqlite:///<folder>/mlflow.db`, the file first copied from `_empty_store()`. Why: MLflow
+    builds a new SQLite store by running its schema migrations, ~1.4 s here, and the suite
+    makes dozens; a copy is the same store in 0.03 s. The stores of
+    tests/tracking/test_store.py, the CLI tests and `make sweep` are still built fresh."""
     db = folder / "mlflow.db"
     if not db.exists():
-        if not _EMPTY_STORE:
-            from mlflow.tracking import MlflowClient
-
-            scratch = tempfile.mkdtemp(prefix="empty-mlflow-")
-            atexit.register(shutil.rmtree, scratch, ignore_errors=True)
-            empty = Path(scratch) / "mlflow.db"
-            MlflowClient(tracking_uri=f"sqlite:///{empty}").search_experiments()
-            _EMPTY_STORE.append(empty)
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(_EMPTY_STORE[0], db)
+        shutil.copyfile(_empty_store(), db)
         with contextlib.closing(sqlite3.connect(db)) as store, store:  # Default's artifacts here
             store.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
                           (str(folder / "mlruns" / "0"),))  # fmt: skip
