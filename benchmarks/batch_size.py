@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, measured_on, progress, quiet
+from benchmarks.common import machine, measured_on, progress, quiet, seed_list
 from benchmarks.epochs import median_per_epoch, scored_trial
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -107,14 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="subsample_1000")
     parser.add_argument("--modes", default="lora,full_ft")
     parser.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seeds", type=seed_list, default="0,1")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, no files")
     args = parser.parse_args(argv)
     quiet()
     tasks, modes = args.tasks.split(","), args.modes.split(",")
     batches, seeds = (
         [int(b) for b in args.batches.split(",")],
-        [int(s) for s in args.seeds.split(",")],
+        args.seeds,
     )
     for name, known in (("task", TASKS), ("mode", MODES)):
         unknown = [v for v in (tasks if name == "task" else modes) if v not in known]

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, measured_on, progress, quiet
+from benchmarks.common import machine, measured_on, progress, quiet, seed_list
 from benchmarks.epochs import accuracy_at, median_per_epoch, scored_trial
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batching"
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="subsample_1000,full")
     parser.add_argument("--rules", default=",".join(RULES))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, no files")
     args = parser.parse_args(argv)
     tasks, rules = args.tasks.split(","), args.rules.split(",")
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [v for v in values if v not in known]
         if unknown:
             sys.exit(f"unknown {name} {unknown[0]!r}: choose from {', '.join(known)}")
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     quiet()
     out = Path(tempfile.mkdtemp()) if args.quick else RESULTS
     out.mkdir(parents=True, exist_ok=True)

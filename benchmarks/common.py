@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -15,6 +16,16 @@ from typing import Any
 from automl.config.schema import Config
 
 log = logging.getLogger("benchmarks")
+
+
+def seed_list(text: str) -> list[int]:
+    """`--seeds 0,1,2` as ints; anything else is argparse's one-line usage error."""
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds must be integers like 0,1,2, got {text!r}"
+        ) from None
 
 
 def progress(message: str) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, progress, quiet
+from benchmarks.common import compose, machine, progress, quiet, seed_list
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -242,14 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--options", default=",".join(OPTIONS))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--threads", type=int, default=2, help="train.num_threads per trial")
     parser.add_argument("--quick", action="store_true", help="tiny smoke version")
     parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results)")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     options = [o for o in args.options.split(",") if o]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    seeds = args.seeds
     unknown = sorted(set(tasks) - set(TASKS)) + sorted(set(options) - set(OPTIONS))
     if unknown:
         parser.error(f"unknown task/option: {', '.join(unknown)}")

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import machine, measured_on, progress, quiet
+from benchmarks.common import machine, measured_on, progress, quiet, seed_list
 from benchmarks.epochs import scored_trial
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -120,11 +120,11 @@ def markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default=",".join(MODES))
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, no files")
     args = parser.parse_args(argv)
     quiet()
-    modes, seeds = args.modes.split(","), [int(s) for s in args.seeds.split(",")]
+    modes, seeds = args.modes.split(","), args.seeds
     unknown = [m for m in modes if m not in MODES]
     if unknown:
         sys.exit(f"unknown mode {unknown[0]!r}: choose from {', '.join(MODES)}")

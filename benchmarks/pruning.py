@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, progress, quiet, sweep_overrides
+from benchmarks.common import compose, machine, progress, quiet, seed_list, sweep_overrides
 from benchmarks.report import RESULTS
 from benchmarks.search import median, saving
 
@@ -137,12 +137,12 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = args.seeds
     out = args.out.resolve()
     quiet()
     started = time.monotonic()

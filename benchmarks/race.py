@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, progress, quiet, sweep_overrides
+from benchmarks.common import compose, machine, progress, quiet, seed_list, sweep_overrides
 from benchmarks.report import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -920,7 +920,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="subsample", choices=["subsample", "full", "both"])
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument(
         "--budget-s", type=float, default=None, help="per system and seed (180; --quick: 20)"
     )
@@ -947,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"--systems: unknown {unknown}; choose from {', '.join(SYSTEMS)}")
     sizes = ["subsample", "full"] if args.size == "both" else [args.size]
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    seeds = args.seeds
     if args.quick:
         sizes, seeds = ["subsample"], seeds[:1]
     # --quick never overwrites the committed results
