@@ -6,7 +6,9 @@ One trial per (task, rule, seed) with the defaults of a trial (MiniLM, LoRA r8 a
 `train.batch_size: null`, square-root sampling, bf16 where the CPU has it), 3 epochs, 2 threads,
 every epoch also scored on the held-out test split (trials never select on it). Rules
 (`train.batching`, automl/data/batching.py): random batches (pools of one batch), shuffled pools
-of 4 and of 50 batches sorted by length inside, and length buckets (the default). Seconds are
+of 4 and of 50 batches sorted by length inside, random batches inside power-of-two length
+buckets, and batches cut from length buckets with every class spread evenly along its bucket
+(power-of-two edges, or edges 1.25x apart: the default). Seconds are
 the loop's epoch times (training + validation + the test scoring, the same for every rule), one
 trial alone on the machine.
 
@@ -28,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from automl.config.schema import TrainConfig
 from benchmarks.common import machine, measured_on, progress, quiet, seed_list
 from benchmarks.epochs import accuracy_at, median_per_epoch, scored_trial
 
@@ -38,8 +41,18 @@ RULES = {
     "pools_4": ["train.batching=pools", "train.bucket_pool_batches=4"],
     "pools_50": ["train.batching=pools", "train.bucket_pool_batches=50"],
     "buckets": ["train.batching=buckets"],
+    "stratified_pow2": ["train.batching=stratified", "train.bucket_edges=pow2"],
+    "stratified": ["train.batching=stratified", "train.bucket_edges=fine"],
 }
-DEFAULT = "buckets"
+
+
+def _is_default(overrides: list[str]) -> bool:
+    train = TrainConfig()
+    return all(str(getattr(train, key.removeprefix("train."))) == value
+               for key, value in (o.split("=") for o in overrides))  # fmt: skip
+
+
+DEFAULT = next(rule for rule, overrides in RULES.items() if _is_default(overrides))
 BASE = [
     "model=minilm", "train.epochs=3", "train.num_threads=2", "peft.frozen_layers=0",
     "peft.lora_rank=8", "train.learning_rate=2e-3",

@@ -105,7 +105,7 @@ def test_accuracy_at_holds_the_last_finished_epoch() -> None:
 def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
     """A fast rule that learns less per epoch against a slow one that learns more: per epoch
     the default trails random batches; at equal time it leads until random's last epoch."""
-    from benchmarks.batching import markdown, summarize
+    from benchmarks.batching import DEFAULT, markdown, summarize
     from benchmarks.common import machine
 
     def trials(rule: str, seconds: float, accs: list[float]) -> list[dict]:
@@ -117,34 +117,34 @@ def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
             for seed in (0, 1, 2)
         ]  # fmt: skip
 
-    table = summarize(trials("buckets", 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]))
+    table = summarize(trials(DEFAULT, 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]))
     full = table["full"]
     assert [round(g["test"], 4) for g in full["default_minus_random"]] == [-0.1, -0.05]
     rows = full["anytime"]
     moments = [(row["rule"], row["epoch"], row["seconds"]) for row in rows]
-    assert moments == [("buckets", 1, 10.0), ("buckets", 2, 20.0), ("random", 1, 25.0),
+    assert moments == [(DEFAULT, 1, 10.0), (DEFAULT, 2, 20.0), ("random", 1, 25.0),
                        ("random", 2, 50.0)]  # fmt: skip
-    assert rows[0]["buckets"] == pytest.approx(0.61) and rows[0]["random"] == 0.0
-    assert rows[2]["buckets"] == pytest.approx(0.71) and rows[2]["random"] == pytest.approx(0.71)
+    assert rows[0][DEFAULT] == pytest.approx(0.61) and rows[0]["random"] == 0.0
+    assert rows[2][DEFAULT] == pytest.approx(0.71) and rows[2]["random"] == pytest.approx(0.71)
     assert rows[3]["random"] == pytest.approx(0.76)  # random's last epoch beats the default
     assert full["default_at_least"] == {"random": [3, 4]}
     assert full["per_epoch"]["random"][1]["seconds"] == 50.0
     assert "subsample_1000" not in table  # no trials, no table
     # seed by seed: a default seed slower than the median still holds its own epoch
-    slow = trials("buckets", 10.0, [0.6, 0.7])
+    slow = trials(DEFAULT, 10.0, [0.6, 0.7])
     slow[2]["history"][0]["epoch_s"] = 14.0
     rows = summarize(slow + trials("random", 12.0, [0.7, 0.75]))["full"]["anytime"]
-    assert rows[0]["buckets"] == pytest.approx(0.61)
+    assert rows[0][DEFAULT] == pytest.approx(0.61)
     assert rows[0]["random"] == 0.0  # seeds 0, 1: none yet at 10 s; seed 2: 0.72 at 14 s
     # trials that stopped short (none, or fewer epochs) are left out of the medians and named
-    failed, short = trials("random", 25.0, [])[:1], trials("buckets", 10.0, [0.1])[:1]
+    failed, short = trials("random", 25.0, [])[:1], trials(DEFAULT, 10.0, [0.1])[:1]
     failed[0].update(seed=3, batch_size=None)
     short[0].update(seed=4)
-    everything = (trials("buckets", 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75])
+    everything = (trials(DEFAULT, 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75])
                   + failed + short)  # fmt: skip
     table = summarize(everything)
-    assert table["full"]["incomplete"] == [("random", 3, 0), ("buckets", 4, 1)]
+    assert table["full"]["incomplete"] == [("random", 3, 0), (DEFAULT, 4, 1)]
     assert table["full"]["default_at_least"] == {"random": [3, 4]}
-    assert len(table["full"]["per_epoch"]["buckets"]) == 2  # not cut to the short trial's 1
+    assert len(table["full"]["per_epoch"][DEFAULT]) == 2  # not cut to the short trial's 1
     text = markdown({"machine": machine(), "trials": everything, "table": table})
-    assert "Stopped short (left out above): random seed 3 (0 epochs), buckets seed 4" in text
+    assert f"Stopped short (left out above): random seed 3 (0 epochs), {DEFAULT} seed 4" in text

@@ -87,11 +87,13 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     seed: int = 0
-    # Length-aware batching (automl/data/batching.py): buckets = random batches inside
-    # power-of-two length buckets (default: classes stay mixed); pools = sorted by length inside
-    # shuffled pools of `bucket_pool_batches` batches (1 = plain shuffling; fully sorted batches
-    # are class-sorted on the default data).
-    batching: str = "buckets"
+    # Length-aware batching (automl/data/batching.py): stratified (default) = batches cut from
+    # length buckets with every class spread evenly along its bucket; buckets = random batches
+    # inside length buckets; pools = sorted by length inside shuffled pools of
+    # `bucket_pool_batches` batches (1 = plain shuffling; fully sorted batches are class-sorted
+    # on the default data). Bucket edges: fine (1.25x apart, default) | pow2 (<= 8, 16, ... 128).
+    batching: str = "stratified"
+    bucket_edges: str = "fine"
     bucket_pool_batches: int = 50
     # Imbalance handling (automl/data/sampling.py), from the training split's class counts n_c.
     # Loss weights: none | sqrt (w_c ∝ n_c^-1/2) | balanced (∝ n_c^-1), mean 1; val loss unweighted.

@@ -50,6 +50,10 @@ def length_bucketed_batches(
 
 
 POW2_EDGES: tuple[int, ...] = (8, 16, 32, 64, 128)
+# Token-count edges 1.25x apart (5, 6, 8, 10, 12, 15, 19, 24, 30, 37, ... 7889): a bucket's rows
+# differ in length by at most a quarter, so a batch pads about as little as in a sorted pool.
+FINE_EDGES: tuple[int, ...] = tuple(sorted({round(4 * 1.25**k) for k in range(1, 34)}))
+BUCKET_EDGES = {"pow2": POW2_EDGES, "fine": FINE_EDGES}  # train.bucket_edges
 
 
 def length_bucket_batches(
@@ -57,19 +61,16 @@ def length_bucket_batches(
     batch_size: int,
     rng: np.random.Generator,
     edges: Sequence[int] = POW2_EDGES,
+    labels: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Batches drawn at random inside coarse length buckets, then shuffled (the default).
+    """Batches drawn inside length buckets, then shuffled (`train.batching=buckets|stratified`).
 
     Why: sorting by length (`length_bucketed_batches`) removes padding but also sorts by class
     wherever length tracks the label, so a batch holds one or two classes and an epoch teaches
-    less. Here a batch shares only a coarse length range (token counts <=8, <=16, <=32, <=64,
-    <=128, longer) and is a random sample of its bucket, classes mixed. Padding stays bounded by
-    the bucket, and a rare long row no longer pads a whole random batch. Powers of two are coarse
-    where most texts are (short), which keeps the big buckets big and mixed. Measured on the
-    embedded task at batch 8, whole trials, 3 seeds (benchmarks/results/batching/): 1.6-1.8x
-    the speed of random batches and at most 0.7 point behind them in test accuracy per epoch;
-    at equal wall time on the whole task, pools of 50 (8 % faster at batch 8) held the better
-    model for part of the run (see the README).
+    less. Here a batch shares only a length range and is a sample of its bucket. With `labels`
+    (`train.batching=stratified`) every class is spread evenly along its bucket before the
+    bucket is cut into batches, so a batch holds its bucket's class mix rather than a random
+    draw of it. Finer edges (`FINE_EDGES`) pad less but leave each bucket fewer classes.
 
     A bucket's leftovers (fewer than `batch_size`) join the next longer bucket, so an epoch has
     ceil(n / batch_size) batches with at most one partial batch, like the other rules (the
@@ -81,12 +82,32 @@ def length_bucket_batches(
     carry = np.empty(0, dtype=order.dtype)
     for b in range(len(edges) + 1):
         members = np.concatenate([carry, order[bucket == b]])
+        if labels is not None and len(members) > batch_size:
+            members = spread_classes(members, labels, rng)
         full = len(members) - len(members) % batch_size
         batches.extend(members[i : i + batch_size] for i in range(0, full, batch_size))
         carry = members[full:]
     if len(carry):
         batches.append(carry)
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def spread_classes(members: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Reorder `members` (already shuffled) so each class is spread evenly along the sequence.
+
+    Systematic sampling per class: a class of n_c rows takes positions (rank + u_c) / n_c on
+    [0, 1) with one random offset u_c, then all rows are ordered by position. Any run of k
+    consecutive rows then holds about k * n_c / n of each class, and which rows of a class come
+    first is as random as the shuffle was.
+    """
+    classes = labels[members]
+    _, inverse, counts = np.unique(classes, return_inverse=True, return_counts=True)
+    by_class = np.argsort(inverse, kind="stable")  # grouped by class, shuffled order kept inside
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(len(members))
+    rank[by_class] = np.arange(len(members)) - np.repeat(starts, counts)
+    position = (rank + rng.random(len(counts))[inverse]) / counts[inverse]
+    return members[np.argsort(position, kind="stable")]
 
 
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:

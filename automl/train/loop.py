@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from automl.config.schema import Config, TrainConfig
 from automl.data.batching import (
+    BUCKET_EDGES,
     auto_batch_size,
     collate,
     length_bucket_batches,
@@ -184,6 +185,18 @@ def optimizer_step(state: TrainingState, max_grad_norm: float) -> None:
     state.scheduler.step()
 
 
+def epoch_batcher(
+    t: TrainConfig, step_batch: int, labels: np.ndarray, rng: np.random.Generator
+) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """`train.batching` as a batcher over the epoch's sample (`labels`: the sampled rows')."""
+    if t.batching == "pools":
+        pool = t.bucket_pool_batches
+        return lambda lengths: length_bucketed_batches(lengths, step_batch, pool, rng)
+    edges = BUCKET_EDGES[t.bucket_edges]
+    spread = labels if t.batching == "stratified" else None
+    return lambda lengths: length_bucket_batches(lengths, step_batch, rng, edges, spread)
+
+
 def train_one_epoch(
     state: TrainingState, t: TrainConfig, data: PreparedData, epoch: int
 ) -> EpochStats:
@@ -197,13 +210,7 @@ def train_one_epoch(
     # length-aware batches over it, so rebalancing keeps the padding savings
     order = epoch_indices(data.train.labels, t.sampling, state.rng)
     batches = batches_over(
-        order,
-        data.train.lengths,
-        lambda lengths: (
-            length_bucket_batches(lengths, step_batch, state.rng)
-            if t.batching == "buckets"
-            else length_bucketed_batches(lengths, step_batch, t.bucket_pool_batches, state.rng)
-        ),
+        order, data.train.lengths, epoch_batcher(t, step_batch, data.train.labels[order], state.rng)
     )
     for idx in batches:
         state.optimizer.zero_grad(set_to_none=True)

@@ -145,6 +145,7 @@ BAD_VALUES = [
     ("data.source=parquet", "data.source"),
     ("train.device=tpu", "train.device"),
     ("train.batching=sorted", "train.batching"),
+    ("train.bucket_edges=quantile", "train.bucket_edges"),
     ("train.class_weights=inverse", "train.class_weights"),
     ("train.sampling=uniform", "train.sampling"),
     ("sweep.mode=best", "sweep.mode"),

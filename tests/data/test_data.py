@@ -13,11 +13,13 @@ import pytest
 
 from automl.config.schema import DataConfig
 from automl.data.batching import (
+    FINE_EDGES,
     auto_batch_size,
     collate,
     length_bucket_batches,
     length_bucketed_batches,
     sorted_batches,
+    spread_classes,
 )
 from automl.data.load import load_task_data
 from automl.data.split import stratified_sample
@@ -631,17 +633,47 @@ def test_bucketed_batches_are_not_class_sorted(
     assert bucketed >= 1.8 * fully_sorted
 
 
+@pytest.mark.parametrize("rule", ["buckets", "stratified", "fine_stratified"])
 @pytest.mark.parametrize(("n", "batch_size"), [(400, 16), (401, 32), (7, 8)])
 def test_length_buckets_visit_every_row_once_in_as_many_batches_as_shuffling(
-    n: int, batch_size: int
+    n: int, batch_size: int, rule: str
 ) -> None:
+    def batch(seed: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        if rule == "buckets":
+            return length_bucket_batches(lengths, batch_size, rng)
+        edges = FINE_EDGES if rule == "fine_stratified" else (8, 16, 32, 64, 128)
+        return length_bucket_batches(lengths, batch_size, rng, edges, labels)
+
+    labels = np.random.default_rng(7).integers(0, 5, size=n)
+
     lengths = np.random.default_rng(2).integers(1, 200, size=n)
-    batches = length_bucket_batches(lengths, batch_size, np.random.default_rng(0))
+    batches = batch(0)
     assert sorted(np.concatenate(batches).tolist()) == list(range(n))
     assert len(batches) == -(-n // batch_size)  # the schedule counts on ceil(n / batch)
     assert sum(len(b) < batch_size for b in batches) <= 1
-    again = length_bucket_batches(lengths, batch_size, np.random.default_rng(0))
-    assert [b.tolist() for b in batches] == [b.tolist() for b in again]
+    assert [b.tolist() for b in batches] == [b.tolist() for b in batch(0)]
+    assert [b.tolist() for b in batches] != [b.tolist() for b in batch(1)] or n < batch_size
+
+
+def test_spread_classes_gives_every_window_its_share_of_each_class() -> None:
+    """Systematic sampling per class: any 10 consecutive rows of a 60/30/10 mix hold 6, 3 and 1
+    of the classes, give or take one; a shuffle alone misses that by far more somewhere."""
+    labels = np.repeat([0, 1, 2], [60, 30, 10])
+    members = np.random.default_rng(0).permutation(100)
+    spread = spread_classes(members, labels, np.random.default_rng(1))
+    assert sorted(spread.tolist()) == list(range(100))
+    for start in range(0, 91):
+        counts = np.bincount(labels[spread[start : start + 10]], minlength=3)
+        assert np.all(np.abs(counts - [6, 3, 1]) <= 1), (start, counts)
+    shuffled_worst = max(
+        np.abs(np.bincount(labels[members[i : i + 10]], minlength=3) - [6, 3, 1]).max()
+        for i in range(91)
+    )
+    assert shuffled_worst >= 2
+    # the order inside a class is the shuffle's: which rows of a class come first stays random
+    zeros = [m for m in spread.tolist() if labels[m] == 0]
+    assert zeros == [m for m in members.tolist() if labels[m] == 0]
 
 
 def test_length_buckets_bound_the_padding_by_their_bucket() -> None:
@@ -665,3 +697,39 @@ def test_length_buckets_mix_classes_better_than_pools_and_pad_like_them(
     shuffled = _shuffled_batches(len(split), batch_size, seed)
     assert _distinct_labels(buckets, labels) > _distinct_labels(pools, labels)
     assert _padded_tokens(buckets, lengths) < 0.4 * _padded_tokens(shuffled, lengths)
+
+
+@pytest.mark.parametrize(("batch_size", "seed"), [(8, 0), (16, 1), (32, 2)])
+def test_stratified_buckets_mix_classes_better_than_random_batches_and_pad_like_buckets(
+    chatterbot_tokens: PreparedData, batch_size: int, seed: int
+) -> None:
+    """`train.bucket_edges=pow2`: the coarse buckets' padding, each batch its bucket's class mix, on
+    this corpus holds more classes a batch than random batches do."""
+    split: TokenizedSplit = chatterbot_tokens.train
+    lengths, labels = split.lengths, split.labels
+    rng = np.random.default_rng(seed)
+    stratified = length_bucket_batches(lengths, batch_size, rng, labels=labels)
+    buckets = length_bucket_batches(lengths, batch_size, np.random.default_rng(seed))
+    shuffled = _shuffled_batches(len(split), batch_size, seed)
+    assert _padded_tokens(stratified, lengths) <= 1.05 * _padded_tokens(buckets, lengths)
+    assert _distinct_labels(stratified, labels) > 1.05 * _distinct_labels(buckets, labels)
+    assert _distinct_labels(stratified, labels) > _distinct_labels(shuffled, labels)
+
+
+@pytest.mark.parametrize(("batch_size", "seed"), [(8, 0), (16, 1), (32, 2)])
+def test_fine_stratified_buckets_pad_like_sorted_pools_and_mix_like_coarse_buckets(
+    chatterbot_tokens: PreparedData, batch_size: int, seed: int
+) -> None:
+    """The default (`train.bucket_edges=fine`): near the padding of pools of 50 sorted batches
+    (under half the coarse buckets' padding), the class mix of the coarse random buckets, a
+    better mix than the pools."""
+    split: TokenizedSplit = chatterbot_tokens.train
+    lengths, labels = split.lengths, split.labels
+    rng = np.random.default_rng(seed)
+    fine = length_bucket_batches(lengths, batch_size, rng, FINE_EDGES, labels)
+    buckets = length_bucket_batches(lengths, batch_size, np.random.default_rng(seed))
+    pools = length_bucketed_batches(lengths, batch_size, 50, np.random.default_rng(seed))
+    assert _padded_tokens(fine, lengths) <= 1.5 * _padded_tokens(pools, lengths)
+    assert _padded_tokens(fine, lengths) < 0.5 * _padded_tokens(buckets, lengths)
+    assert _distinct_labels(fine, labels) >= 0.97 * _distinct_labels(buckets, labels)
+    assert _distinct_labels(fine, labels) > 1.05 * _distinct_labels(pools, labels)

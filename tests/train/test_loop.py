@@ -21,13 +21,14 @@ import automl.train.loop
 from automl.config.resolve import to_config
 from automl.config.schema import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig
 from automl.data.load import load_task_data
+from automl.data.sampling import batches_over
 from automl.data.tokenized import PreparedData, tokenize
 from automl.model.build import build_model
 from automl.model.state import trainable_state
 from automl.train import checkpoint
 from automl.train.device import pick_device
 from automl.train.evaluate import evaluate, macro_f1
-from automl.train.loop import TrialResult, is_better, run_trial
+from automl.train.loop import TrialResult, epoch_batcher, is_better, run_trial
 
 CPU = torch.device("cpu")
 
@@ -288,6 +289,44 @@ def test_an_open_batch_size_follows_the_training_set(
     assert len(steps) == math.ceil(len(small_data.train) / 8)
     fixed = run_trial(tiny_config(train__epochs=1, train__batch_size=16), small_data)
     assert fixed.history[0]["batch_size"] == 16.0
+
+
+@pytest.mark.parametrize(
+    ("rule", "edges"), [("stratified", "pow2"), ("stratified", "fine"), ("buckets", "fine"),
+                        ("pools", "pow2")]
+)  # fmt: skip
+def test_every_batching_rule_trains_each_row_once_an_epoch(
+    tiny_config: Callable[..., Config], small_data: PreparedData, rule: str, edges: str
+) -> None:
+    conf = tiny_config(
+        train__epochs=1, train__batching=rule, train__bucket_edges=edges, train__sampling="natural"
+    )
+    seen: list[int] = []
+    original = automl.train.loop.collate
+
+    def recording(split: Any, idx: np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
+        if split is small_data.train:
+            seen.extend(idx.tolist())
+        return original(split, idx, pad_token_id)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(automl.train.loop, "collate", recording)
+        result = run_trial(conf, small_data)
+    assert sorted(seen) == list(range(len(small_data.train)))
+    assert math.isfinite(result.history[0]["train_loss"])
+
+
+def test_stratified_batches_mix_the_classes_of_the_epochs_sample() -> None:
+    """With rebalanced sampling the epoch repeats rows; the stratified rule must spread the
+    classes of the sampled rows (not of the rows at those positions in the dataset)."""
+    labels = np.repeat([0, 1], [90, 10])  # one length bucket, a 9:1 dataset
+    order = np.concatenate([np.arange(90)[::2], np.tile(np.arange(90, 100), 5)])  # 45 + 50
+    rng = np.random.default_rng(0)
+    batcher = epoch_batcher(TrainConfig(batching="stratified"), 8, labels[order], rng)
+    batches = batches_over(order, np.full(100, 12), batcher)
+    assert sorted(np.concatenate(batches).tolist()) == sorted(order.tolist())
+    for batch in (b for b in batches if len(b) == 8):
+        assert 3 <= int(np.sum(labels[batch] == 1)) <= 5, labels[batch]
 
 
 def test_runs_are_seeded(tiny_config: Callable[..., Config], small_data: PreparedData) -> None:
