@@ -3,7 +3,7 @@
 `python -m benchmarks.batch_size`
 
 One trial per (task, batch size, fine-tuning mode, seed) with MiniLM, 3 epochs, 2 threads,
-length buckets and square-root sampling (the defaults); every epoch is also scored on the
+the default batching and square-root sampling; every epoch is also scored on the
 held-out test split (trials never select on it). Modes: LoRA r8 at lr 2e-3 (the default trial)
 and full fine-tuning at lr 5e-5. It measures the rule behind `train.batch_size: null`
 (automl/data/batching.py `auto_batch_size`: the largest of 32/16/8 that keeps 400 optimizer steps
@@ -69,7 +69,7 @@ def markdown(results: dict[str, Any]) -> str:
         "# Batch size against training-set size",
         "",
         f"{measured_on(results['machine'])} MiniLM, 3 epochs, 2 threads, "
-        "length buckets, sqrt sampling; LoRA r8 on query/value at lr 2e-3, or full fine-tuning "
+        "default batching, sqrt sampling; LoRA r8 on query/value at lr 2e-3, or full fine-tuning "
         "at lr 5e-5. Seconds: training + validation + test scoring, cumulative, one trial alone "
         "on the machine.",
         "",

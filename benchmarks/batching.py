@@ -40,7 +40,7 @@ RULES = {
     "random": ["train.batching=pools", "train.bucket_pool_batches=1"],
     "pools_4": ["train.batching=pools", "train.bucket_pool_batches=4"],
     "pools_50": ["train.batching=pools", "train.bucket_pool_batches=50"],
-    "buckets": ["train.batching=buckets"],
+    "buckets": ["train.batching=buckets", "train.bucket_edges=pow2"],
     "stratified_pow2": ["train.batching=stratified", "train.bucket_edges=pow2"],
     "stratified": ["train.batching=stratified", "train.bucket_edges=fine"],
 }

@@ -102,6 +102,15 @@ def test_accuracy_at_holds_the_last_finished_epoch() -> None:
     assert accuracy_at(run, 1e6) == 0.6
 
 
+def test_the_batching_benchmarks_default_rule_is_the_configs_default() -> None:
+    from automl.config.schema import TrainConfig
+    from benchmarks.batching import DEFAULT, RULES
+
+    assert DEFAULT == "stratified"
+    assert RULES[DEFAULT] == [f"train.batching={TrainConfig().batching}",
+                              f"train.bucket_edges={TrainConfig().bucket_edges}"]  # fmt: skip
+
+
 def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
     """A fast rule that learns less per epoch against a slow one that learns more: per epoch
     the default trails random batches; at equal time it leads until random's last epoch."""

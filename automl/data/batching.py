@@ -50,8 +50,9 @@ def length_bucketed_batches(
 
 
 POW2_EDGES: tuple[int, ...] = (8, 16, 32, 64, 128)
-# Token-count edges 1.25x apart (5, 6, 8, 10, 12, 15, 19, 24, 30, 37, ... 7889): a bucket's rows
-# differ in length by at most a quarter, so a batch pads about as little as in a sorted pool.
+# Token-count edges 1.25x apart (5, 6, 8, 10, 12, 15, 19, 24, 30, 37, ... 6311): above 5 tokens a
+# bucket's rows differ in length by at most a quarter, so a batch pads nearly as little as in a
+# sorted pool.
 FINE_EDGES: tuple[int, ...] = tuple(sorted({round(4 * 1.25**k) for k in range(1, 34)}))
 BUCKET_EDGES = {"pow2": POW2_EDGES, "fine": FINE_EDGES}  # train.bucket_edges
 

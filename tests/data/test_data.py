@@ -658,7 +658,7 @@ def test_length_buckets_visit_every_row_once_in_as_many_batches_as_shuffling(
 
 def test_spread_classes_gives_every_window_its_share_of_each_class() -> None:
     """Systematic sampling per class: any 10 consecutive rows of a 60/30/10 mix hold 6, 3 and 1
-    of the classes, give or take one; a shuffle alone misses that by far more somewhere."""
+    of the classes, give or take one."""
     labels = np.repeat([0, 1, 2], [60, 30, 10])
     members = np.random.default_rng(0).permutation(100)
     spread = spread_classes(members, labels, np.random.default_rng(1))
@@ -666,11 +666,6 @@ def test_spread_classes_gives_every_window_its_share_of_each_class() -> None:
     for start in range(0, 91):
         counts = np.bincount(labels[spread[start : start + 10]], minlength=3)
         assert np.all(np.abs(counts - [6, 3, 1]) <= 1), (start, counts)
-    shuffled_worst = max(
-        np.abs(np.bincount(labels[members[i : i + 10]], minlength=3) - [6, 3, 1]).max()
-        for i in range(91)
-    )
-    assert shuffled_worst >= 2
     # the order inside a class is the shuffle's: which rows of a class come first stays random
     zeros = [m for m in spread.tolist() if labels[m] == 0]
     assert zeros == [m for m in members.tolist() if labels[m] == 0]

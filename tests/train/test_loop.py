@@ -316,6 +316,19 @@ def test_every_batching_rule_trains_each_row_once_an_epoch(
     assert math.isfinite(result.history[0]["train_loss"])
 
 
+@pytest.mark.parametrize(("edges", "mixed"), [("fine", False), ("pow2", True)])
+def test_bucket_edges_decide_which_lengths_share_a_batch(edges: str, mixed: bool) -> None:
+    """9 and 16 tokens share the power-of-two bucket (9..16) but not a fine one (edges 10, 12,
+    15, 19), so with the default edges no batch pads a 9-token row to 16."""
+    lengths = np.repeat([9, 16], 40)
+    labels = np.tile([0, 1], 40)
+    train = TrainConfig(bucket_edges=edges) if edges != "fine" else TrainConfig()
+    assert train.bucket_edges == edges
+    batcher = epoch_batcher(train, 8, labels, np.random.default_rng(0))
+    batches = batches_over(np.arange(80), lengths, batcher)
+    assert any(len(set(lengths[b].tolist())) > 1 for b in batches) is mixed
+
+
 def test_stratified_batches_mix_the_classes_of_the_epochs_sample() -> None:
     """With rebalanced sampling the epoch repeats rows; the stratified rule must spread the
     classes of the sampled rows (not of the rows at those positions in the dataset)."""
