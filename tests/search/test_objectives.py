@@ -46,7 +46,9 @@ def test_two_objective_sweep_then_a_resume_that_changes_them_is_refused(
     from automl.search.sweep import run_sweep
 
     shared_ray()
-    overrides = ("experiment=smoke", "tracking.enabled=false", "sampler=random")
+    # coarse random buckets: with them the 3 smoke trials differ, so importance can be ranked
+    overrides = ("experiment=smoke", "tracking.enabled=false", "sampler=random",
+                 "train.batching=buckets", "train.bucket_edges=pow2")  # fmt: skip
     conf = compose_sweep_config(tmp_path, *overrides, "sweep.second_objective=trainable_params")
     summary = run_sweep(conf).summary
     out = tmp_path / "outputs" / "smoke"
