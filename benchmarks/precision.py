@@ -82,7 +82,7 @@ def markdown(results: dict[str, Any]) -> str:
         "# bf16 autocast on the CPU against fp32",
         "",
         f"{measured_on(results['machine'])} Whole embedded task, MiniLM, "
-        "3 epochs, 2 threads, defaults otherwise (batching, sqrt sampling, data-sized "
+        "3 epochs, 2 threads, defaults otherwise (default batching, sqrt sampling, data-sized "
         "batch); LoRA r8 on query/value at lr 2e-3, or full fine-tuning at lr 5e-5. Wall: the "
         "trial's training and validation plus scoring the test split every epoch, one trial "
         "alone on the machine.",
