@@ -2,12 +2,13 @@
 pruning + ASHA save, and at what cost in held-out test accuracy?
 
 Setting: full fine-tuning of MiniLM's top blocks on the 1,000-example subsample, with epochs as the
-trial's upper budget (6) — few examples and many epochs, so trials overfit. The same sweep runs
-with `pruner=overfit_asha` (the default) and `pruner=none`, per seed, with the random sampler: it
-draws the same configurations whatever the results, so the two sweeps differ only by pruning.
+trial's upper budget (6, or `--epochs`) — few examples and many epochs, so trials overfit. The same
+sweep runs with `pruner=overfit_asha` (the default) and `pruner=none`, per seed, with the random
+sampler: it draws the same configurations whatever the results, so the two sweeps differ only by
+pruning.
 Each sweep exports its pick (best validation epoch) and scores it on the held-out test split.
 
-python -m benchmarks.pruning [--seeds 0,1,2] [--trials 4] [--quick]
+python -m benchmarks.pruning [--seeds 0,1,2] [--trials 4] [--epochs 6] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -29,17 +30,20 @@ SPACE = """\
 # Full fine-tuning where it overfits: written by benchmarks/pruning.py for its sweeps.
 train.learning_rate: {{type: float, low: 3.0e-5, high: 2.0e-4, log: true}}
 peft.frozen_layers: {{type: int, low: {low}, high: {high}}}
-train.epochs: {{type: categorical, choices: [6]}}   # the upper budget; ASHA's max_t
+train.epochs: {{type: categorical, choices: [{epochs}]}}   # the upper budget; ASHA's max_t
 """
 PRUNERS = ("overfit_asha", "none")
 
 
-def sweep(tmp: Path, pruner: str, seed: int, trials: int, quick: bool) -> dict[str, Any]:
+def sweep(
+    tmp: Path, pruner: str, seed: int, trials: int, quick: bool, epochs: int = 6
+) -> dict[str, Any]:
     """One sweep; what it cost (trial-epochs, wall) and what its pick scores on test."""
     from automl.search.sweep import run_sweep
 
     space = tmp / "overfit_ft.yaml"
-    space.write_text(SPACE.format(low=0, high=1) if quick else SPACE.format(low=3, high=5))
+    low, high = (0, 1) if quick else (3, 5)
+    space.write_text(SPACE.format(low=low, high=high, epochs=epochs))
     size = ["model=tiny_bert", "data.max_examples=300"] if quick else ["data.max_examples=1000"]
     conf = compose(
         "experiment=default", *sweep_overrides(tmp, f"{pruner}-s{seed}"), *size,
@@ -51,6 +55,7 @@ def sweep(tmp: Path, pruner: str, seed: int, trials: int, quick: bool) -> dict[s
     out = {
         "pruner": pruner,
         "seed": seed,
+        "batching": f"{conf.train.batching}, {conf.train.bucket_edges} edges",
         "trial_epochs": summary["trial_epochs"],
         "wall_s": time.perf_counter() - started,
         "best_val": summary["best_value"],
@@ -139,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=6, help="the trials' upper budget")
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -150,14 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pruning-") as work, contextlib.chdir(work):
         for seed in seeds:
             for pruner in PRUNERS:
-                runs.append(sweep(Path(work), pruner, seed, args.trials, args.quick))
+                runs.append(sweep(Path(work), pruner, seed, args.trials, args.quick, args.epochs))
     result = {
         "machine": machine(),
         "wall_s": time.monotonic() - started,
         "setup": (
             f"{'tiny BERT, 300 examples' if args.quick else 'MiniLM, data.max_examples=1000'}"
             f" (test split 10 %), full fine-tuning (lora_rank 0) of the blocks above 3-5 frozen"
-            f" ones, lr 3e-5..2e-4 log, 6 epochs as the upper budget; {args.trials} trials per"
+            f" ones, lr 3e-5..2e-4 log, {args.epochs} epochs as the upper budget;"
+            f" batching {runs[0]['batching']}; {args.trials} trials per"
             f" sweep, random sampler seeded per seed (the same configurations with and without"
             f" pruning), one trial at a time with 2 threads; pruner overfit_asha = overfit rule"
             f" (grace 1, patience 1) + ASHA (grace 1, reduction 2); seeds {seeds}"
