@@ -9,6 +9,7 @@ pruning.
 Each sweep exports its pick (best validation epoch) and scores it on the held-out test split.
 
 python -m benchmarks.pruning [--seeds 0,1,2] [--trials 4] [--epochs 6] [--quick] [--out DIR]
+    [--pruner-set pruner.patience=2 ...]
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ PRUNERS = ("overfit_asha", "none")
 
 
 def sweep(
-    tmp: Path, pruner: str, seed: int, trials: int, quick: bool, epochs: int = 6
+    tmp: Path,
+    pruner: str,
+    seed: int,
+    trials: int,
+    quick: bool,
+    epochs: int = 6,
+    pruner_overrides: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """One sweep; what it cost (trial-epochs, wall) and what its pick scores on test."""
     from automl.search.sweep import run_sweep
@@ -49,6 +56,7 @@ def sweep(
         "experiment=default", *sweep_overrides(tmp, f"{pruner}-s{seed}"), *size,
         f"search_space={space}", "peft.lora_rank=0", f"pruner={pruner}", "sampler=random",
         f"sampler.seed={seed}", f"train.seed={seed}", f"sweep.num_samples={trials}",
+        *(pruner_overrides if pruner != "none" else ()),
     )  # fmt: skip
     started = time.perf_counter()
     summary = run_sweep(conf).summary
@@ -145,9 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=6, help="the trials' upper budget")
+    parser.add_argument(
+        "--pruner-set",
+        action="append",
+        default=[],
+        metavar="pruner.KEY=VALUE",
+        help="override a setting of the pruned sweeps' pruner (repeatable)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    for setting in args.pruner_set:
+        if not setting.startswith("pruner.") or "=" not in setting:
+            parser.error(f"--pruner-set {setting!r}: expected pruner.KEY=VALUE")
     seeds = args.seeds
     out = args.out.resolve()
     quiet()
@@ -156,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pruning-") as work, contextlib.chdir(work):
         for seed in seeds:
             for pruner in PRUNERS:
-                runs.append(sweep(Path(work), pruner, seed, args.trials, args.quick, args.epochs))
+                runs.append(sweep(Path(work), pruner, seed, args.trials, args.quick,
+                                  args.epochs, tuple(args.pruner_set)))  # fmt: skip
     result = {
         "machine": machine(),
         "wall_s": time.monotonic() - started,
@@ -167,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             f" batching {runs[0]['batching']}; {args.trials} trials per"
             f" sweep, random sampler seeded per seed (the same configurations with and without"
             f" pruning), one trial at a time with 2 threads; pruner overfit_asha = overfit rule"
-            f" (grace 1, patience 1) + ASHA (grace 1, reduction 2); seeds {seeds}"
+            f" (grace 1, patience 1) + ASHA (grace 1, reduction 2)"
+            f"{', with ' + ' '.join(args.pruner_set) if args.pruner_set else ''}; seeds {seeds}"
         ),
         "runs": runs,
         "summary": summarize(runs),
