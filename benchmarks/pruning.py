@@ -64,6 +64,11 @@ def sweep(
         "pruner": pruner,
         "seed": seed,
         "batching": f"{conf.train.batching}, {conf.train.bucket_edges} edges",
+        "pruner_settings": (
+            f"overfit rule (grace {conf.pruner.grace_period}, patience {conf.pruner.patience})"
+            f" + ASHA (grace {conf.pruner.asha_grace_period},"
+            f" reduction {conf.pruner.asha_reduction_factor:g})"
+        ),
         "trial_epochs": summary["trial_epochs"],
         "wall_s": time.perf_counter() - started,
         "best_val": summary["best_value"],
@@ -185,9 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             f" ones, lr 3e-5..2e-4 log, {args.epochs} epochs as the upper budget;"
             f" batching {runs[0]['batching']}; {args.trials} trials per"
             f" sweep, random sampler seeded per seed (the same configurations with and without"
-            f" pruning), one trial at a time with 2 threads; pruner overfit_asha = overfit rule"
-            f" (grace 1, patience 1) + ASHA (grace 1, reduction 2)"
-            f"{', with ' + ' '.join(args.pruner_set) if args.pruner_set else ''}; seeds {seeds}"
+            f" pruning), one trial at a time with 2 threads; pruner overfit_asha ="
+            f" {runs[0]['pruner_settings']}; seeds {seeds}"
         ),
         "runs": runs,
         "summary": summarize(runs),
