@@ -168,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs {args.epochs}: expected at least 1")
     for setting in args.pruner_set:
         if not setting.startswith("pruner.") or "=" not in setting:
             parser.error(f"--pruner-set {setting!r}: expected pruner.KEY=VALUE")
