@@ -65,7 +65,8 @@ def sweep(
         "seed": seed,
         "batching": f"{conf.train.batching}, {conf.train.bucket_edges} edges",
         "pruner_settings": (
-            f"overfit rule (grace {conf.pruner.grace_period}, patience {conf.pruner.patience})"
+            f"overfit rule (signal {conf.pruner.signal}, grace {conf.pruner.grace_period},"
+            f" patience {conf.pruner.patience}, min_delta {conf.pruner.min_delta:g})"
             f" + ASHA (grace {conf.pruner.asha_grace_period},"
             f" reduction {conf.pruner.asha_reduction_factor:g})"
         ),
@@ -81,6 +82,8 @@ def sweep(
                 "epochs_run": r["epochs_run"],
                 "best_value": r["best_value"],
                 "best_epoch": r.get("best_epoch"),
+                # per-epoch scores and losses, so a stopping rule can be replayed offline
+                "history": r.get("history", []),
             }
             for r in summary["trials"]
         ],  # fmt: skip
@@ -165,11 +168,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="pruner.KEY=VALUE",
         help="override a setting of the pruned sweeps' pruner (repeatable)",
     )
+    parser.add_argument(
+        "--pruners",
+        type=lambda v: tuple(v.split(",")),
+        default=PRUNERS,
+        help=f"which sweeps to run (default {','.join(PRUNERS)}); the summary needs both",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs {args.epochs}: expected at least 1")
+    if unknown := set(args.pruners) - set(PRUNERS):
+        parser.error(f"--pruners: unknown {sorted(unknown)}; expected {','.join(PRUNERS)}")
     for setting in args.pruner_set:
         if not setting.startswith("pruner.") or "=" not in setting:
             parser.error(f"--pruner-set {setting!r}: expected pruner.KEY=VALUE")
@@ -180,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-pruning-") as work, contextlib.chdir(work):
         for seed in seeds:
-            for pruner in PRUNERS:
+            for pruner in args.pruners:
                 runs.append(sweep(Path(work), pruner, seed, args.trials, args.quick,
                                   args.epochs, tuple(args.pruner_set)))  # fmt: skip
     result = {
@@ -196,11 +207,14 @@ def main(argv: list[str] | None = None) -> int:
             f" {runs[0]['pruner_settings']}; seeds {seeds}"
         ),
         "runs": runs,
-        "summary": summarize(runs),
+        "summary": summarize(runs) if set(args.pruners) == set(PRUNERS) else None,
     }
     out.mkdir(parents=True, exist_ok=True)
     name = "pruning_quick" if args.quick else "pruning"
     (out / f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+    if result["summary"] is None:  # one kind of sweep only: its runs are data for a replay
+        print(f"wrote {out / f'{name}.json'} (no comparison: one kind of sweep)")
+        return 0
     (out / f"{name}.md").write_text(markdown(result))
     print(markdown(result))
     return 0

@@ -192,6 +192,7 @@ class PrunerConfig:
     grace_period: int = 1  # evaluations before the overfit rule may prune
     patience: int = 1
     min_delta: float = 0.0
+    signal: str = "both"  # metric | val_loss | both: what must stall (automl/search/stopping.py)
     max_gap: float | None = None  # prune when val_loss - train_loss exceeds this
     asha_grace_period: int = 1
     asha_reduction_factor: float = 2.0

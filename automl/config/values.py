@@ -40,6 +40,7 @@ CHOICES = {
     "sweep.second_objective": ("none", "trainable_params"),
     "sampler.name": ("tpe", "random", "cmaes", "gp", "qmc"),
     "pruner.name": ("overfit", "asha", "overfit_asha", "none"),
+    "pruner.signal": ("metric", "val_loss", "both"),
 }
 
 

@@ -22,6 +22,7 @@ from ray.tune import Stopper
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 PRUNERS = ("overfit", "asha", "overfit_asha", "none")
+SIGNALS = ("metric", "val_loss", "both")
 
 # Keys that order a trial's results; a result that does not move them forward is a replay.
 _STEP_KEYS = ("training_iteration", "epoch")
@@ -36,6 +37,9 @@ class OverfitRule:
     grace_period: int = 2  # never prune at or before this many evaluations
     patience: int = 2  # evaluations without improvement of `metric` (by more than min_delta) ...
     min_delta: float = 0.0
+    # ... of what: "metric"; "val_loss" (the validation loss has not gone below its lowest); or
+    # "both" (the metric stalled and the validation loss rose above its value at the metric's best)
+    signal: str = "metric"
     max_gap: float | None = None  # ... or val_loss - train_loss above this (None = off)
     train_loss_key: str = "train_loss"
     val_loss_key: str = "val_loss"
@@ -44,6 +48,8 @@ class OverfitRule:
         # Fail where the rule is built, naming the field, not deep inside a running sweep.
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min' but got {self.mode!r}.")
+        if self.signal not in SIGNALS:
+            raise ValueError(f"signal must be one of {', '.join(SIGNALS)} but got {self.signal!r}.")
         if self.grace_period < 0:
             raise ValueError(f"grace_period cannot be negative but got {self.grace_period}.")
         if self.patience < 1:
@@ -77,7 +83,7 @@ def _epoch(history: Sequence[Mapping[str, Any]], i: int) -> int:
     return int(reported) if reported is not None else i + 1
 
 
-def _best_index(values: Sequence[float | None], rule: OverfitRule) -> int | None:
+def _best_index(values: Sequence[float | None], mode: str, min_delta: float) -> int | None:
     """Index of the best value: the first one no later value beats by more than ``min_delta``."""
     best: int | None = None
     best_value = 0.0
@@ -86,8 +92,8 @@ def _best_index(values: Sequence[float | None], rule: OverfitRule) -> int | None
             continue
         if (
             best is None
-            or (rule.mode == "max" and v > best_value + rule.min_delta)
-            or (rule.mode == "min" and v < best_value - rule.min_delta)
+            or (mode == "max" and v > best_value + min_delta)
+            or (mode == "min" and v < best_value - min_delta)
         ):
             best, best_value = i, v
     return best
@@ -110,34 +116,19 @@ def overfit_reason(history: Sequence[Mapping[str, Any]], rule: OverfitRule) -> s
 
     None means keep going. A plateau where the training loss stalled or rose too is not
     overfitting (that is ASHA's job), so the patience rule also needs the training loss to have
-    kept falling since the best epoch.
+    kept falling since the epoch it counts from (the best epoch, or the validation loss's lowest).
     A rule abstains at an epoch whose result lacks (or has NaN for) a value it needs.
     """
     n = len(history)
     if n <= rule.grace_period:
         return None
     metrics = [_value(r, rule.metric) for r in history]
-    best = _best_index(metrics, rule)
+    best = _best_index(metrics, rule.mode, rule.min_delta)
     if best is None:
         return None
-
-    best_value, best_epoch = metrics[best], _epoch(history, best)
-    train = [_value(r, rule.train_loss_key) for r in history]
-    train_best, train_now = train[best], train[-1]
-    since = n - 1 - best
-    if (
-        since >= rule.patience
-        and best_value is not None
-        and metrics[-1] is not None
-        and train_best is not None
-        and train_now is not None
-        and _kept_falling(train[best:])
-    ):
-        return (
-            f"{rule.metric} has not improved for {since} epochs "
-            f"(best {_fmt(best_value)} at epoch {best_epoch}) "
-            f"while {rule.train_loss_key} fell {_fmt(train_best)} -> {_fmt(train_now)}"
-        )
+    reason = _patience_reason(history, metrics, best, rule)
+    if reason is not None:
+        return reason
 
     if rule.max_gap is not None:
         gap_now, gap_best = _gap(history[-1], rule), _gap(history[best], rule)
@@ -145,9 +136,52 @@ def overfit_reason(history: Sequence[Mapping[str, Any]], rule: OverfitRule) -> s
             return (
                 f"generalization gap {_fmt(gap_now)} > max_gap {_fmt(rule.max_gap)} "
                 f"({rule.val_loss_key} - {rule.train_loss_key}; "
-                f"{_fmt(gap_best)} at best epoch {best_epoch})"
+                f"{_fmt(gap_best)} at best epoch {_epoch(history, best)})"
             )
     return None
+
+
+def _patience_reason(
+    history: Sequence[Mapping[str, Any]],
+    metrics: Sequence[float | None],
+    best: int,
+    rule: OverfitRule,
+) -> str | None:
+    """The patience rule on the signal the rule watches (see :class:`OverfitRule`)."""
+    n = len(history)
+    train = [_value(r, rule.train_loss_key) for r in history]
+    val_loss = [_value(r, rule.val_loss_key) for r in history]
+    if rule.signal == "val_loss":
+        start = _best_index(val_loss, "min", rule.min_delta)
+        if start is None or val_loss[-1] is None:
+            return None
+        what = (
+            f"{rule.val_loss_key} has not gone below its lowest for {n - 1 - start} epochs "
+            f"({_fmt(val_loss[start] or 0.0)} at epoch {_epoch(history, start)}, "
+            f"now {_fmt(val_loss[-1])})"
+        )
+    else:
+        start = best
+        if metrics[-1] is None:
+            return None
+        what = (
+            f"{rule.metric} has not improved for {n - 1 - start} epochs "
+            f"(best {_fmt(metrics[best] or 0.0)} at epoch {_epoch(history, best)})"
+        )
+        if rule.signal == "both":
+            loss_best, loss_now = val_loss[best], val_loss[-1]
+            if loss_best is None or loss_now is None or not loss_now > loss_best:
+                return None
+            what += f" and {rule.val_loss_key} rose {_fmt(loss_best)} -> {_fmt(loss_now)}"
+    train_start, train_now = train[start], train[-1]
+    if (
+        n - 1 - start < rule.patience
+        or train_start is None
+        or train_now is None
+        or not _kept_falling(train[start:])
+    ):
+        return None
+    return f"{what} while {rule.train_loss_key} fell {_fmt(train_start)} -> {_fmt(train_now)}"
 
 
 class OverfitStopper(Stopper):

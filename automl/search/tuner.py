@@ -23,7 +23,7 @@ def stopping_rules(plan: SweepPlan) -> tuple[OverfitStopper | None, Any]:
     s, pr = plan.conf.sweep, plan.conf.pruner
     rule = OverfitRule(
         metric=s.metric, mode=s.mode, grace_period=pr.grace_period, patience=pr.patience,
-        min_delta=pr.min_delta, max_gap=pr.max_gap,
+        min_delta=pr.min_delta, signal=pr.signal, max_gap=pr.max_gap,
     )  # fmt: skip
     return build_stopping(
         pr.name, rule, max_t=plan.max_epochs, grace_period=pr.asha_grace_period,

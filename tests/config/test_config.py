@@ -151,6 +151,7 @@ BAD_VALUES = [
     ("sweep.mode=best", "sweep.mode"),
     ("sampler.name=grid", "sampler.name"),
     ("pruner.name=hyperband", "pruner.name"),
+    ("pruner.signal=loss", "pruner.signal"),
     ("model.source=pretrained", "model.name_or_path"),
     ("model.max_length=4", "model.max_length"),
     ("data.source=csv", "data.path"),

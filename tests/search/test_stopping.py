@@ -156,6 +156,49 @@ CASES = [
         None,
     ),
     (
+        # accuracy stalls at epochs 4-5 while the loss still falls: noise, not overfitting
+        "val_loss_signal_ignores_accuracy_plateau",
+        _results([0.6, 0.7, 0.8, 0.8, 0.8, 0.85], FALLING[:6], [1.0, 0.8, 0.7, 0.65, 0.6, 0.55]),
+        OverfitRule(patience=1, signal="val_loss"),
+        None,
+    ),
+    (
+        "val_loss_signal_fires_on_loss_rise",  # lowest loss at epoch 3, above it for 2 epochs
+        _results([0.6, 0.7, 0.8, 0.82, 0.83, 0.83], FALLING[:6], [1.0, 0.8, 0.7, 0.75, 0.8, 0.9]),
+        OverfitRule(patience=2, signal="val_loss"),
+        5,
+    ),
+    (
+        "val_loss_signal_needs_train_loss_falling",
+        _results([0.6, 0.7, 0.8, 0.8, 0.8], [0.9, 0.6, 0.4, 0.5, 0.6], [1.0, 0.8, 0.7, 0.8, 0.9]),
+        OverfitRule(patience=1, signal="val_loss"),
+        None,
+    ),
+    (
+        "val_loss_signal_min_delta",  # dips of 0.005 below the lowest do not reset patience
+        _results([0.6] * 5, FALLING[:5], [1.0, 0.7, 0.695, 0.69, 0.685]),
+        OverfitRule(patience=2, min_delta=0.01, signal="val_loss"),
+        4,
+    ),
+    (
+        "val_loss_signal_missing_loss_abstains",
+        _results([0.6, 0.7, 0.8, 0.7, 0.6], FALLING[:5], [_MISSING] * 5),
+        OverfitRule(patience=1, signal="val_loss"),
+        None,
+    ),
+    (
+        "both_signal_accuracy_plateau_with_falling_loss",  # the metric rule alone stops at 5
+        _results([0.6, 0.7, 0.8, 0.8, 0.8, 0.85], FALLING[:6], [1.0, 0.8, 0.7, 0.65, 0.6, 0.55]),
+        OverfitRule(patience=2, signal="both"),
+        None,
+    ),
+    (
+        "both_signal_fires_when_loss_rises_too",
+        _results([0.6, 0.7, 0.8, 0.8, 0.8, 0.8], FALLING[:6], [1.0, 0.8, 0.7, 0.65, 0.72, 0.8]),
+        OverfitRule(patience=2, signal="both"),
+        5,
+    ),
+    (
         "not_a_number",
         _results([0.6, 0.8, "n/a", None, 0.7], FALLING[:5]),
         OverfitRule(),
@@ -177,6 +220,27 @@ def test_patience_reason_names_metric_best_epoch_and_train_loss() -> None:
         "val_accuracy has not improved for 2 epochs (best 0.81 at epoch 3) "
         "while train_loss fell 0.52 -> 0.31"
     )
+
+
+def test_val_loss_reason_names_lowest_loss_and_train_loss() -> None:
+    results = _results([0.6, 0.7, 0.8, 0.82], FALLING[:4], [1.0, 0.8, 0.7, 0.75])
+    assert overfit_reason(results, OverfitRule(patience=1, signal="val_loss")) == (
+        "val_loss has not gone below its lowest for 1 epochs (0.70 at epoch 3, now 0.75) "
+        "while train_loss fell 0.52 -> 0.40"
+    )
+
+
+def test_both_reason_names_the_metric_and_the_loss_rise() -> None:
+    results = _results([0.6, 0.7, 0.8, 0.8], FALLING[:4], [1.0, 0.8, 0.7, 0.9])
+    assert overfit_reason(results, OverfitRule(patience=1, signal="both")) == (
+        "val_accuracy has not improved for 1 epochs (best 0.80 at epoch 3) "
+        "and val_loss rose 0.70 -> 0.90 while train_loss fell 0.52 -> 0.40"
+    )
+
+
+def test_unknown_signal_is_named() -> None:
+    with pytest.raises(ValueError, match="signal must be one of metric, val_loss, both"):
+        OverfitRule(signal="loss")
 
 
 def test_gap_reason() -> None:

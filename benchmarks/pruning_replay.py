@@ -1,0 +1,148 @@
+"""Replay stopping rules on recorded unpruned sweeps: which trial-epochs would a rule have saved,
+and would the sweep still have picked the same model?
+
+`python -m benchmarks.pruning --pruners none` records every trial's per-epoch history. With the
+random sampler a sweep's configurations do not depend on results, and training is deterministic
+per seed, so a pruned sweep's trials are prefixes of the unpruned ones: the real `OverfitStopper`
+and Ray's `ASHAScheduler`, fed those histories in run order, stop where they would have stopped.
+When the replayed pick is the unpruned pick, its test accuracy is the recorded one; when it is not,
+the test accuracy is unknown and the replay says so (it never guesses).
+
+Use it to choose settings on some seeds, then confirm them with `benchmarks.pruning` on others:
+settings chosen and judged on the same sweeps would be judged on data their selection saw.
+
+python -m benchmarks.pruning_replay RESULTS.json [--set patience=2 --set signal=val_loss ...]
+    [--asha-grace 1] [--asha-reduction 2] [--no-asha]      (defaults: the project's pruner)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from automl.config.schema import PrunerConfig
+from automl.search.callback import final_status
+from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
+from benchmarks.search import median
+
+DEFAULTS = PrunerConfig()  # unless told otherwise, replay the project's default pruner
+
+
+def replay_sweep(
+    trials: list[dict[str, Any]],
+    rule: OverfitRule,
+    asha: tuple[int, float] | None,
+    max_t: int,
+) -> dict[str, Any]:
+    """Run the stopper (and ASHA, if given as (grace, reduction)) over one sweep's histories."""
+    stopper, scheduler = build_stopping(
+        "overfit_asha" if asha else "overfit", rule, max_t=max_t,
+        grace_period=asha[0] if asha else 1, reduction_factor=asha[1] if asha else 2.0,
+        asha_metric=f"best_{rule.metric}",  # as the sweep's tuner sets it: the running best
+    )  # fmt: skip
+    assert isinstance(stopper, OverfitStopper)
+    rows = []
+    for i, t in enumerate(trials):
+        trial = SimpleNamespace(trial_id=f"t{i}")
+        if scheduler is not None:
+            scheduler.on_trial_add(None, trial)
+        run, running_best = 0, float("-inf")
+        for epoch, h in enumerate(t["history"], start=1):
+            running_best = max(running_best, h[rule.metric])
+            result = {**h, "epoch": epoch, "training_iteration": epoch,
+                      f"best_{rule.metric}": running_best}  # fmt: skip
+            run = epoch
+            # Ray asks the stopper first and the scheduler only if the stopper let the trial go on
+            if stopper(trial.trial_id, result):
+                break
+            if scheduler is not None and epoch < max_t:
+                if scheduler.on_trial_result(None, trial, result) == "STOP":
+                    break
+        why, _ = final_status(run, len(t["history"]), stopper.reason(trial.trial_id))
+        seen = [h[rule.metric] for h in t["history"][:run]]
+        best = max(range(run), key=lambda e: seen[e])  # first best, as the sweep picks
+        rows.append({"epochs_run": run, "status": why, "best_epoch": best + 1,
+                     "best_value": seen[best]})  # fmt: skip
+    pick = max(range(len(rows)), key=lambda i: rows[i]["best_value"])
+    epochs = sum(r["epochs_run"] for r in rows)
+    pick_at = (pick, rows[pick]["best_epoch"])
+    return {"trials": rows, "trial_epochs": epochs, "pick": pick_at,
+            "pick_value": rows[pick]["best_value"]}  # fmt: skip
+
+
+def replay(
+    result: dict[str, Any], rule: OverfitRule, asha: tuple[int, float] | None
+) -> dict[str, Any]:
+    """Every recorded unpruned sweep, replayed; savings and whether each pick survived."""
+    per_seed = []
+    for run in (r for r in result["runs"] if r["pruner"] == "none"):
+        trials = run["trials"]
+        if not all(t.get("history") for t in trials):
+            raise SystemExit(f"seed {run['seed']}: no per-epoch history (rerun benchmarks.pruning)")
+        max_t = max(len(t["history"]) for t in trials)
+        full = replay_sweep(trials, OverfitRule(patience=10**6), None, max_t)
+        pruned = replay_sweep(trials, rule, asha, max_t)
+        same = pruned["pick"] == full["pick"]
+        per_seed.append({
+            "seed": run["seed"],
+            "epochs": f"{pruned['trial_epochs']} / {full['trial_epochs']}",
+            "saving": 1 - pruned["trial_epochs"] / full["trial_epochs"],
+            "same_pick": same,
+            "test": run["test_accuracy"] if same else None,
+            "statuses": [f"{r['status']}@{r['epochs_run']}" for r in pruned["trials"]],
+            "pick_val": f"{pruned['pick_value']:.4f} vs {full['pick_value']:.4f}",
+        })  # fmt: skip
+    return {
+        "per_seed": per_seed,
+        "median_saving": median([s["saving"] for s in per_seed]),
+        "picks_kept": sum(s["same_pick"] for s in per_seed),
+    }
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    key, _, raw = text.partition("=")
+    if not key or not raw or key not in OverfitRule.__dataclass_fields__:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected FIELD=VALUE of OverfitRule")
+    value: Any = raw
+    for cast in (int, float):
+        try:
+            value = cast(raw)
+            break
+        except ValueError:
+            continue
+    return key, None if raw == "none" else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path, help="a benchmarks.pruning json with none runs")
+    parser.add_argument("--set", type=_setting, action="append", default=[], dest="settings")
+    parser.add_argument("--asha-grace", type=int, default=DEFAULTS.asha_grace_period)
+    parser.add_argument("--asha-reduction", type=float, default=DEFAULTS.asha_reduction_factor)
+    parser.add_argument("--no-asha", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        defaults = {k: getattr(DEFAULTS, k) for k in (
+            "grace_period", "patience", "min_delta", "signal", "max_gap")}  # fmt: skip
+        rule = OverfitRule(**{**defaults, **dict(args.settings)})
+    except ValueError as e:
+        parser.error(str(e))
+    asha = None if args.no_asha else (args.asha_grace, args.asha_reduction)
+    out = replay(json.loads(args.results.read_text()), rule, asha)
+    print(f"rule {rule}; ASHA {asha}")
+    for s in out["per_seed"]:
+        print(f"  seed {s['seed']}: epochs {s['epochs']} (saved {100 * s['saving']:.0f} %), "
+              f"same pick {s['same_pick']} (val {s['pick_val']}), test {s['test']}; "
+              f"{' '.join(s['statuses'])}")  # fmt: skip
+    if per_seed := out["per_seed"]:
+        print(f"  median saved {100 * out['median_saving']:.0f} %, "
+              f"picks kept {out['picks_kept']} of {len(per_seed)}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
