@@ -2,14 +2,15 @@
 pruning + ASHA save, and at what cost in held-out test accuracy?
 
 Setting: full fine-tuning of MiniLM's top blocks on the 1,000-example subsample, with epochs as the
-trial's upper budget (6, or `--epochs`) — few examples and many epochs, so trials overfit. The same
+trial's upper budget (6, or `--epochs`) — few examples and many epochs, where trials can overfit
+(whether they do depends on the learning rates searched, `--lr`: check the histories). The same
 sweep runs with `pruner=overfit_asha` (the default) and `pruner=none`, per seed, with the random
 sampler: it draws the same configurations whatever the results, so the two sweeps differ only by
 pruning.
 Each sweep exports its pick (best validation epoch) and scores it on the held-out test split.
 
-python -m benchmarks.pruning [--seeds 0,1,2] [--trials 4] [--epochs 6] [--quick] [--out DIR]
-    [--pruner-set pruner.patience=2 ...]
+python -m benchmarks.pruning [--seeds 0,1,2] [--trials 4] [--epochs 6] [--lr 3e-5,2e-4] [--quick]
+    [--out DIR] [--pruners overfit_asha,none] [--pruner-set pruner.patience=2 ...]
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from benchmarks.search import median, saving
 
 SPACE = """\
 # Full fine-tuning where it overfits: written by benchmarks/pruning.py for its sweeps.
-train.learning_rate: {{type: float, low: 3.0e-5, high: 2.0e-4, log: true}}
+train.learning_rate: {{type: float, low: {lr_low:g}, high: {lr_high:g}, log: true}}
 peft.frozen_layers: {{type: int, low: {low}, high: {high}}}
 train.epochs: {{type: categorical, choices: [{epochs}]}}   # the upper budget; ASHA's max_t
 """
@@ -44,13 +45,14 @@ def sweep(
     quick: bool,
     epochs: int = 6,
     pruner_overrides: tuple[str, ...] = (),
+    lr: tuple[float, float] = (3e-5, 2e-4),
 ) -> dict[str, Any]:
     """One sweep; what it cost (trial-epochs, wall) and what its pick scores on test."""
     from automl.search.sweep import run_sweep
 
     space = tmp / "overfit_ft.yaml"
     low, high = (0, 1) if quick else (3, 5)
-    space.write_text(SPACE.format(low=low, high=high, epochs=epochs))
+    space.write_text(SPACE.format(low=low, high=high, epochs=epochs, lr_low=lr[0], lr_high=lr[1]))
     size = ["model=tiny_bert", "data.max_examples=300"] if quick else ["data.max_examples=1000"]
     conf = compose(
         "experiment=default", *sweep_overrides(tmp, f"{pruner}-s{seed}"), *size,
@@ -156,11 +158,25 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lr_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected LOW,HIGH such as 1e-4,5e-4") from None
+    if not 0 < low < high:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 0 < LOW < HIGH")
+    return low, high
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=6, help="the trials' upper budget")
+    parser.add_argument(
+        "--lr", type=_lr_range, default=(3e-5, 2e-4), metavar="LOW,HIGH",
+        help="the learning-rate range searched, log scale (default 3e-5,2e-4)",
+    )  # fmt: skip
     parser.add_argument(
         "--pruner-set",
         action="append",
@@ -193,14 +209,15 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds:
             for pruner in args.pruners:
                 runs.append(sweep(Path(work), pruner, seed, args.trials, args.quick,
-                                  args.epochs, tuple(args.pruner_set)))  # fmt: skip
+                                  args.epochs, tuple(args.pruner_set), args.lr))  # fmt: skip
     result = {
         "machine": machine(),
         "wall_s": time.monotonic() - started,
         "setup": (
             f"{'tiny BERT, 300 examples' if args.quick else 'MiniLM, data.max_examples=1000'}"
             f" (test split 10 %), full fine-tuning (lora_rank 0) of the blocks above 3-5 frozen"
-            f" ones, lr 3e-5..2e-4 log, {args.epochs} epochs as the upper budget;"
+            f" ones, lr {args.lr[0]:g}..{args.lr[1]:g} log, {args.epochs} epochs as the upper"
+            f" budget;"
             f" batching {runs[0]['batching']}; {args.trials} trials per"
             f" sweep, random sampler seeded per seed (the same configurations with and without"
             f" pruning), one trial at a time with 2 threads; pruner overfit_asha ="
