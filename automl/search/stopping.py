@@ -4,8 +4,11 @@ Ray Tune's ``OptunaSearch`` runs Optuna with a no-op pruner, so stopping bad tri
 job. Two kinds of bad trial are told apart here:
 
 * overfitting (validation stops improving while the training loss keeps falling, or the gap
-  ``val_loss - train_loss`` grows too large): :class:`OverfitStopper`, so the sweep can record the
-  trial as ``pruned_overfit``;
+  ``val_loss - train_loss`` grows too large): :class:`OverfitStopper`, so the sweep can record
+  the trial as ``pruned_overfit``. ``OverfitRule.signal`` says what "stops improving" means: the
+  metric, the validation loss, or both (``pruner.signal`` defaults to both: on a small
+  validation split the metric alone plateaus by chance, and the loss alone can rise while
+  accuracy still climbs);
 * plainly weak or stalled runs: Ray's ``ASHAScheduler``.
 
 The decision itself is the pure function :func:`overfit_reason`, tested on synthetic histories.
