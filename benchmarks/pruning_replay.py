@@ -26,7 +26,7 @@ from typing import Any
 
 from automl.config.schema import PrunerConfig
 from automl.search.callback import final_status
-from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
+from automl.search.stopping import OverfitRule, build_stopping
 from benchmarks.search import median
 
 DEFAULTS = PrunerConfig()  # unless told otherwise, replay the project's default pruner
@@ -37,37 +37,44 @@ def replay_sweep(
     rule: OverfitRule,
     asha: tuple[int, float] | None,
     max_t: int,
+    *,
+    prune: bool = True,
 ) -> dict[str, Any]:
-    """Run the stopper (and ASHA, if given as (grace, reduction)) over one sweep's histories."""
+    """Run the stopper (and ASHA, if given as (grace, reduction)) over one sweep's histories;
+    with ``prune=False`` nothing stops, which gives the unpruned sweep's own pick."""
+    pruner = ("overfit_asha" if asha else "overfit") if prune else "none"
     stopper, scheduler = build_stopping(
-        "overfit_asha" if asha else "overfit", rule, max_t=max_t,
+        pruner, rule, max_t=max_t,
         grace_period=asha[0] if asha else 1, reduction_factor=asha[1] if asha else 2.0,
         asha_metric=f"best_{rule.metric}",  # as the sweep's tuner sets it: the running best
     )  # fmt: skip
-    assert isinstance(stopper, OverfitStopper)
+    sign = 1.0 if rule.mode == "max" else -1.0  # compare "higher is better" throughout
     rows = []
     for i, t in enumerate(trials):
         trial = SimpleNamespace(trial_id=f"t{i}")
         if scheduler is not None:
             scheduler.on_trial_add(None, trial)
-        run, running_best = 0, float("-inf")
+        run, running_best = 0, None
         for epoch, h in enumerate(t["history"], start=1):
-            running_best = max(running_best, h[rule.metric])
+            value = h[rule.metric]
+            if running_best is None or sign * value > sign * running_best:
+                running_best = value
             result = {**h, "epoch": epoch, "training_iteration": epoch,
                       f"best_{rule.metric}": running_best}  # fmt: skip
             run = epoch
             # Ray asks the stopper first and the scheduler only if the stopper let the trial go on
-            if stopper(trial.trial_id, result):
+            if stopper is not None and stopper(trial.trial_id, result):
                 break
             if scheduler is not None and epoch < max_t:
                 if scheduler.on_trial_result(None, trial, result) == "STOP":
                     break
-        why, _ = final_status(run, len(t["history"]), stopper.reason(trial.trial_id))
-        seen = [h[rule.metric] for h in t["history"][:run]]
+        reason = stopper.reason(trial.trial_id) if stopper is not None else None
+        why, _ = final_status(run, len(t["history"]), reason)
+        seen = [sign * h[rule.metric] for h in t["history"][:run]]
         best = max(range(run), key=lambda e: seen[e])  # first best, as the sweep picks
         rows.append({"epochs_run": run, "status": why, "best_epoch": best + 1,
-                     "best_value": seen[best]})  # fmt: skip
-    pick = max(range(len(rows)), key=lambda i: rows[i]["best_value"])
+                     "best_value": sign * seen[best]})  # fmt: skip
+    pick = max(range(len(rows)), key=lambda i: sign * rows[i]["best_value"])  # first, as export
     epochs = sum(r["epochs_run"] for r in rows)
     pick_at = (pick, rows[pick]["best_epoch"])
     return {"trials": rows, "trial_epochs": epochs, "pick": pick_at,
@@ -84,7 +91,7 @@ def replay(
         if not all(t.get("history") for t in trials):
             raise SystemExit(f"seed {run['seed']}: no per-epoch history (rerun benchmarks.pruning)")
         max_t = max(len(t["history"]) for t in trials)
-        full = replay_sweep(trials, OverfitRule(patience=10**6), None, max_t)
+        full = replay_sweep(trials, rule, None, max_t, prune=False)
         pruned = replay_sweep(trials, rule, asha, max_t)
         same = pruned["pick"] == full["pick"]
         per_seed.append({

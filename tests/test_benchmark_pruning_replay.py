@@ -62,3 +62,13 @@ def test_asha_stops_a_trial_below_the_rung() -> None:
 def test_sweep_without_histories_is_named() -> None:
     with pytest.raises(SystemExit, match="seed 0: no per-epoch history"):
         replay(_result({"history": []}), OverfitRule(), None)
+
+
+def test_mode_min_picks_the_lowest_value() -> None:
+    rule = OverfitRule(metric="val_loss", mode="min", grace_period=1, patience=1)
+    out = replay(_result(OVERFITS, PLATEAU_THEN_CLIMB), rule, None)
+    (seed,) = out["per_seed"]
+    # OVERFITS: lowest loss 0.7 at epoch 2, none lower at epoch 3 (patience 1) -> pruned at 3
+    assert seed["statuses"] == ["pruned_overfit@3", "completed@4"]
+    assert seed["pick_val"] == "0.6000 vs 0.6000"  # PLATEAU_THEN_CLIMB's last epoch, either way
+    assert seed["same_pick"] is True
