@@ -18,6 +18,7 @@ python -m benchmarks.pruning_replay RESULTS.json [--set patience=2 --set signal=
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,9 @@ from typing import Any
 
 from automl.config.schema import PrunerConfig
 from automl.search.callback import final_status
+from automl.search.pareto import choose_export
 from automl.search.stopping import OverfitRule, build_stopping
+from automl.search.tuner import overfit_rule
 from benchmarks.search import median
 
 DEFAULTS = PrunerConfig()  # unless told otherwise, replay the project's default pruner
@@ -74,7 +77,7 @@ def replay_sweep(
         best = max(range(run), key=lambda e: seen[e])  # first best, as the sweep picks
         rows.append({"epochs_run": run, "status": why, "best_epoch": best + 1,
                      "best_value": sign * seen[best]})  # fmt: skip
-    pick = max(range(len(rows)), key=lambda i: sign * rows[i]["best_value"])  # first, as export
+    pick = rows.index(choose_export(rows, rule.mode))  # the sweep's own export choice
     epochs = sum(r["epochs_run"] for r in rows)
     pick_at = (pick, rows[pick]["best_epoch"])
     return {"trials": rows, "trial_epochs": epochs, "pick": pick_at,
@@ -133,13 +136,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-asha", action="store_true")
     args = parser.parse_args(argv)
     try:
-        defaults = {k: getattr(DEFAULTS, k) for k in (
-            "grace_period", "patience", "min_delta", "signal", "max_gap")}  # fmt: skip
-        rule = OverfitRule(**{**defaults, **dict(args.settings)})
+        # the rule a default sweep builds (sweep.metric val_accuracy, max), then the --set changes
+        default = overfit_rule(DEFAULTS, metric="val_accuracy", mode="max")
+        rule = dataclasses.replace(default, **dict(args.settings))
     except ValueError as e:
         parser.error(str(e))
+    try:
+        result = json.loads(args.results.read_text())
+        runs = result["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        parser.error(f"{args.results}: not a benchmarks.pruning result ({type(e).__name__}: {e})")
+    if not any(r.get("pruner") == "none" for r in runs):
+        parser.error(f"{args.results}: no unpruned sweep to replay (run with --pruners none)")
     asha = None if args.no_asha else (args.asha_grace, args.asha_reduction)
-    out = replay(json.loads(args.results.read_text()), rule, asha)
+    out = replay(result, rule, asha)
     print(f"rule {rule}; ASHA {asha}")
     for s in out["per_seed"]:
         print(f"  seed {s['seed']}: epochs {s['epochs']} (saved {100 * s['saving']:.0f} %), "

@@ -3,12 +3,13 @@ whether the sweep's pick (and so its known test accuracy) survives."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from automl.search.stopping import OverfitRule
-from benchmarks.pruning_replay import replay
+from benchmarks.pruning_replay import main, replay
 
 FALLING = [2.0, 1.5, 1.0, 0.7]
 
@@ -72,3 +73,15 @@ def test_mode_min_picks_the_lowest_value() -> None:
     assert seed["statuses"] == ["pruned_overfit@3", "completed@4"]
     assert seed["pick_val"] == "0.6000 vs 0.6000"  # PLATEAU_THEN_CLIMB's last epoch, either way
     assert seed["same_pick"] is True
+
+
+def test_a_file_that_is_not_a_result_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "notes.json"
+    bad.write_text("not json")
+    for path in (bad, tmp_path / "missing.json"):
+        with pytest.raises(SystemExit) as stop:
+            main([str(path)])
+        assert stop.value.code == 2
+        assert "not a benchmarks.pruning result" in capsys.readouterr().err

@@ -11,6 +11,7 @@ from typing import Any
 
 from ray.tune.search.optuna import OptunaSearch
 
+from automl.config.schema import PrunerConfig
 from automl.search.callback import SweepCallback
 from automl.search.objectives import searcher_objectives
 from automl.search.plan import SweepPlan
@@ -18,13 +19,18 @@ from automl.search.samplers import DefineByRun, build_sampler
 from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
 
 
+def overfit_rule(pr: PrunerConfig, *, metric: str, mode: str) -> OverfitRule:
+    """The overfit rule a pruner config describes, on the sweep's metric."""
+    return OverfitRule(
+        metric=metric, mode=mode, grace_period=pr.grace_period, patience=pr.patience,
+        min_delta=pr.min_delta, signal=pr.signal, max_gap=pr.max_gap,
+    )  # fmt: skip
+
+
 def stopping_rules(plan: SweepPlan) -> tuple[OverfitStopper | None, Any]:
     """The overfit stopper and ASHA scheduler the pruner config asks for (either may be None)."""
     s, pr = plan.conf.sweep, plan.conf.pruner
-    rule = OverfitRule(
-        metric=s.metric, mode=s.mode, grace_period=pr.grace_period, patience=pr.patience,
-        min_delta=pr.min_delta, signal=pr.signal, max_gap=pr.max_gap,
-    )  # fmt: skip
+    rule = overfit_rule(pr, metric=s.metric, mode=s.mode)
     return build_stopping(
         pr.name, rule, max_t=plan.max_epochs, grace_period=pr.asha_grace_period,
         reduction_factor=pr.asha_reduction_factor, asha_metric=f"best_{s.metric}",
