@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         "--pruners",
         type=lambda v: tuple(v.split(",")),
         default=PRUNERS,
-        help=f"which sweeps to run (default {','.join(PRUNERS)}); the summary needs both",
+        help=f"which sweeps to run (default {','.join(PRUNERS)}); the summary needs both "
+        "(benchmarks.pruning_combine joins sweeps run apart)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=RESULTS)
