@@ -18,6 +18,7 @@ there, so an interrupted run continues.
     python -m benchmarks.batching                                    # both tasks, seeds 0 1 2
     python -m benchmarks.batching --tasks subsample_1000 --seeds 0
     python -m benchmarks.batching --quick                            # smoke: tiny model, no files
+    python -m benchmarks.batching --out DIR                          # results elsewhere
 """
 
 from __future__ import annotations
@@ -215,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", default=",".join(RULES))
     parser.add_argument("--seeds", type=seed_list, default="0,1,2")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, no files")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS,
+        help="folder for results.json and .md (default benchmarks/results/batching)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     tasks, rules = args.tasks.split(","), args.rules.split(",")
     for name, values, known in (("task", tasks, TASKS), ("rule", rules, RULES)):
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.exit(f"unknown {name} {unknown[0]!r}: choose from {', '.join(known)}")
     seeds = args.seeds
     quiet()
-    out = Path(tempfile.mkdtemp()) if args.quick else RESULTS
+    out = Path(tempfile.mkdtemp()) if args.quick else args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"trials": []}
