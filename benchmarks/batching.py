@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds
     quiet()
     out = Path(tempfile.mkdtemp()) if args.quick else args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"--out {args.out}: cannot create the results folder ({e.strerror})")
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"trials": []}
     done = {(t["task"], t["rule"], t["seed"]) for t in results["trials"]}
