@@ -8,7 +8,8 @@ every epoch also scored on the held-out test split (trials never select on it). 
 (`train.batching`, automl/data/batching.py): random batches (pools of one batch), shuffled pools
 of 4 and of 50 batches sorted by length inside, random batches inside power-of-two length
 buckets, and batches cut from length buckets with every class spread evenly along its bucket
-(power-of-two edges, or edges 1.25x apart: the default). Seconds are
+(power-of-two edges, or edges 1.25x apart: the default), also with each optimizer step made of
+2, 4 or 8 such groups (`train.length_groups_per_step`, each group its own forward pass). Seconds are
 the loop's epoch times (training + validation + the test scoring, the same for every rule), one
 trial alone on the machine.
 
@@ -43,6 +44,11 @@ RULES = {
     "buckets": ["train.batching=buckets", "train.bucket_edges=pow2"],
     "stratified_pow2": ["train.batching=stratified", "train.bucket_edges=pow2"],
     "stratified": ["train.batching=stratified", "train.bucket_edges=fine"],
+    **{
+        f"stratified_{k}_groups": ["train.batching=stratified", "train.bucket_edges=fine",
+                                   f"train.length_groups_per_step={k}"]
+        for k in (2, 4, 8)
+    },  # fmt: skip
 }
 
 DEFAULT = "stratified"  # the config's default rule (tests/test_benchmarks.py holds them together)

@@ -71,6 +71,11 @@ class DataConfig:
     min_class_examples: int = 5  # a class with fewer examples (all splits) is a problem
 
 
+# `train.batch_size: null` (the default): the largest of these that still gives an epoch
+# MIN_STEPS_PER_EPOCH optimizer steps, the smallest one below that (data/batching.py).
+AUTO_BATCH_SIZES: tuple[int, ...] = (32, 16, 8)
+
+
 @dataclass
 class TrainConfig:
     learning_rate: float = 2e-3
@@ -95,6 +100,12 @@ class TrainConfig:
     batching: str = "stratified"
     bucket_edges: str = "fine"
     bucket_pool_batches: int = 50
+    # Length groups per optimizer step: each step's batch_size x grad_accum_steps examples come
+    # from this many length groups (buckets or pools), each its own forward pass padded to its
+    # own longest row, so a step no longer carries one bucket's class mix. Must divide the
+    # step's examples (with batch_size null: divide 8 x grad_accum_steps). On 2 CPU cores at
+    # batch 8 the smaller forward passes cost more speed than the mix gained (README).
+    length_groups_per_step: int = 1
     # Imbalance handling (automl/data/sampling.py), from the training split's class counts n_c.
     # Loss weights: none | sqrt (w_c ∝ n_c^-1/2) | balanced (∝ n_c^-1), mean 1; val loss unweighted.
     class_weights: str = "none"

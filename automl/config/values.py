@@ -5,6 +5,7 @@ naming the key when a rule is broken.
 from __future__ import annotations
 
 from automl.config.schema import (
+    AUTO_BATCH_SIZES,
     Config,
     ConfigError,
     DataConfig,
@@ -109,6 +110,14 @@ def _check_train(t: TrainConfig) -> None:
     )
     _check(t.max_grad_norm > 0, "train.max_grad_norm", f"must be > 0, got {t.max_grad_norm}")
     _check(t.bucket_pool_batches >= 1, "train.bucket_pool_batches", "must be >= 1")
+    # the smallest step the data can choose when batch_size is null (AUTO_BATCH_SIZES)
+    step = (t.batch_size or min(AUTO_BATCH_SIZES)) * t.grad_accum_steps
+    groups = t.length_groups_per_step
+    _check(
+        groups >= 1 and step % groups == 0,
+        "train.length_groups_per_step",
+        f"must be >= 1 and divide the {step} examples of an optimizer step, got {groups}",
+    )
     if t.num_threads is not None:
         _check(t.num_threads >= 1, "train.num_threads", f"must be >= 1, got {t.num_threads}")
 

@@ -7,11 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from automl.config.schema import AUTO_BATCH_SIZES
 from automl.data.tokenized import TokenizedSplit
 
-# `train.batch_size: null` (the default): the largest of these that still gives an epoch
-# MIN_STEPS_PER_EPOCH optimizer steps, the smallest one below that.
-AUTO_BATCH_SIZES: tuple[int, ...] = (32, 16, 8)
 MIN_STEPS_PER_EPOCH = 400
 
 
@@ -109,6 +107,24 @@ def spread_classes(members: np.ndarray, labels: np.ndarray, rng: np.random.Gener
     rank[by_class] = np.arange(len(members)) - np.repeat(starts, counts)
     position = (rank + rng.random(len(counts))[inverse]) / counts[inverse]
     return members[np.argsort(position, kind="stable")]
+
+
+def steps_of_length_groups(groups: list[np.ndarray], per_step: int) -> list[np.ndarray]:
+    """Join every `per_step` consecutive (already shuffled) length groups into one optimizer step
+    (`train.length_groups_per_step`), each group still its own forward pass.
+
+    Why: a length bucket's class mix is not the data's (on the embedded task short texts are
+    mostly greetings), so a step cut from one bucket pulls the model towards that bucket's
+    classes; a step made of groups from several buckets averages those pulls out while each
+    forward pass still pads only to its own group's longest row. The one partial group goes
+    last, so the loop can cut every step at group boundaries; an epoch keeps
+    ceil(n / step size) steps.
+    """
+    if per_step == 1 or not groups:
+        return groups
+    size = max(len(g) for g in groups)
+    ordered = [g for g in groups if len(g) == size] + [g for g in groups if len(g) < size]
+    return [np.concatenate(ordered[i : i + per_step]) for i in range(0, len(ordered), per_step)]
 
 
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:

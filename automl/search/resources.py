@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from automl.config.schema import Config, ConfigError
+from automl.config.schema import AUTO_BATCH_SIZES, Config, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,6 @@ def sweep_estimate(conf: Config, space: Any, num_labels: int = 2) -> MemoryEstim
     """The largest trial the search space allows, conservatively: no frozen blocks when the depth
     is searched, full fine-tuning (rank 0) when the rank is, the largest batch. Needs only the
     model's config, not its weights."""
-    from automl.data.batching import AUTO_BATCH_SIZES
     from automl.model.load import load_model_config
 
     shape = ModelShape.from_hf_config(load_model_config(conf.model))

@@ -27,6 +27,7 @@ from automl.data.batching import (
     collate,
     length_bucket_batches,
     length_bucketed_batches,
+    steps_of_length_groups,
 )
 from automl.data.sampling import batches_over, class_counts, class_weights, epoch_indices
 from automl.data.tokenized import PreparedData
@@ -188,13 +189,29 @@ def optimizer_step(state: TrainingState, max_grad_norm: float) -> None:
 def epoch_batcher(
     t: TrainConfig, step_batch: int, labels: np.ndarray, rng: np.random.Generator
 ) -> Callable[[np.ndarray], list[np.ndarray]]:
-    """`train.batching` as a batcher over the epoch's sample (`labels`: the sampled rows')."""
-    if t.batching == "pools":
-        pool = t.bucket_pool_batches
-        return lambda lengths: length_bucketed_batches(lengths, step_batch, pool, rng)
+    """`train.batching` as a batcher over the epoch's sample (`labels`: the sampled rows'):
+    optimizer steps of `step_batch` examples, each made of `train.length_groups_per_step`
+    length groups."""
+    per_step = t.length_groups_per_step
+    group = step_batch // per_step
+    pool = t.bucket_pool_batches * per_step  # the same examples a pool as with whole steps
     edges = BUCKET_EDGES[t.bucket_edges]
     spread = labels if t.batching == "stratified" else None
-    return lambda lengths: length_bucket_batches(lengths, step_batch, rng, edges, spread)
+
+    def batcher(lengths: np.ndarray) -> list[np.ndarray]:
+        if t.batching == "pools":
+            groups = length_bucketed_batches(lengths, group, pool, rng)
+        else:
+            groups = length_bucket_batches(lengths, group, rng, edges, spread)
+        return steps_of_length_groups(groups, per_step)
+
+    return batcher
+
+
+def forward_batch(t: TrainConfig, batch_size: int) -> int:
+    """Examples per forward pass: the micro-batch, cut further so no forward pass mixes two
+    length groups of a step (`train.length_groups_per_step`)."""
+    return math.gcd(batch_size, batch_size * t.grad_accum_steps // t.length_groups_per_step)
 
 
 def train_one_epoch(
@@ -206,6 +223,7 @@ def train_one_epoch(
     started = time.perf_counter()
     batch_size = settle_batch_size(t, len(data.train))
     step_batch = batch_size * t.grad_accum_steps
+    forward = forward_batch(t, batch_size)
     # the epoch's sample first (train.sampling; `natural` = every example once, no draws), then
     # length-aware batches over it, so rebalancing keeps the padding savings
     order = epoch_indices(data.train.labels, t.sampling, state.rng)
@@ -214,7 +232,7 @@ def train_one_epoch(
     )
     for idx in batches:
         state.optimizer.zero_grad(set_to_none=True)
-        for micro in split_batch(idx, batch_size):
+        for micro in split_batch(idx, forward):
             batch = collate(data.train, micro, data.pad_token_id)
             batch = {k: v.to(state.device) for k, v in batch.items()}
             with state.autocast():

@@ -175,6 +175,8 @@ BAD_VALUES = [
     ("train.warmup_ratio=-0.1", "train.warmup_ratio"),
     ("train.max_grad_norm=0", "train.max_grad_norm"),
     ("train.bucket_pool_batches=0", "train.bucket_pool_batches"),
+    ("train.length_groups_per_step=0", "train.length_groups_per_step"),
+    ("train.length_groups_per_step=3", "train.length_groups_per_step"),  # 3 does not divide 8
     ("peft.lora_rank=-1", "peft.lora_rank"),
     ("peft.frozen_layers=-1", "peft.frozen_layers"),
     ("peft.lora_dropout=1.0", "peft.lora_dropout"),
@@ -199,6 +201,15 @@ BAD_VALUES = [
     ("pruner.patience=0", "pruner.patience"),
     ("pruner.asha_reduction_factor=1", "pruner.asha_reduction_factor"),
 ]
+
+
+def test_length_groups_must_divide_a_set_batch_size() -> None:
+    """12 x 2 examples a step split into 8 groups of 3; 12 x 1 cannot be."""
+    grouped = compose_cfg("train.batch_size=12", "train.grad_accum_steps=2",
+                          "train.length_groups_per_step=8")  # fmt: skip
+    assert grouped.train.length_groups_per_step == 8
+    with pytest.raises(ConfigError, match=r"^config: train.length_groups_per_step: .*\b12\b"):
+        compose_cfg("train.batch_size=12", "train.length_groups_per_step=8")
 
 
 @pytest.mark.parametrize(("override", "key"), BAD_VALUES, ids=[o for o, _ in BAD_VALUES])

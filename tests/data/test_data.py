@@ -20,6 +20,7 @@ from automl.data.batching import (
     length_bucketed_batches,
     sorted_batches,
     spread_classes,
+    steps_of_length_groups,
 )
 from automl.data.load import load_task_data
 from automl.data.split import stratified_sample
@@ -728,3 +729,63 @@ def test_fine_stratified_buckets_pad_like_sorted_pools_and_mix_like_coarse_bucke
     assert _padded_tokens(fine, lengths) < 0.5 * _padded_tokens(buckets, lengths)
     assert _distinct_labels(fine, labels) >= 0.97 * _distinct_labels(buckets, labels)
     assert _distinct_labels(fine, labels) > 1.05 * _distinct_labels(pools, labels)
+
+
+@pytest.mark.parametrize(
+    ("n", "step", "per_step"), [(400, 8, 2), (401, 8, 4), (7, 8, 8), (50, 16, 1)]
+)
+def test_steps_of_length_groups_keep_every_row_and_the_step_count(
+    n: int, step: int, per_step: int
+) -> None:
+    """Groups of step / per_step rows join into ceil(n / step) steps, the one partial group in
+    the last step, so cutting a step into groups of that size never straddles two groups.
+    One group a step leaves the batches as they were."""
+    lengths = np.random.default_rng(2).integers(1, 200, size=n)
+    labels = np.random.default_rng(7).integers(0, 5, size=n)
+    size = step // per_step
+    groups = length_bucket_batches(lengths, size, np.random.default_rng(0), FINE_EDGES, labels)
+    steps = steps_of_length_groups(groups, per_step)
+    assert sorted(np.concatenate(steps).tolist()) == list(range(n))
+    assert len(steps) == -(-n // step)
+    if per_step == 1:  # one group a step: the batcher's own order, partial batch anywhere
+        assert [s.tolist() for s in steps] == [g.tolist() for g in groups]
+        return
+    assert all(len(s) == step for s in steps[:-1])
+    cut = [s[i : i + size].tolist() for s in steps for i in range(0, len(s), size)]
+    assert cut == [g.tolist() for g in groups if len(g) == size] + [
+        g.tolist() for g in groups if len(g) < size
+    ]
+
+
+def _class_mix_distance(steps: list[np.ndarray], labels: np.ndarray) -> float:
+    """Mean total-variation distance between a full step's class mix and the whole epoch's."""
+    classes = labels.max() + 1
+    overall = np.bincount(labels, minlength=classes) / len(labels)
+    full = [s for s in steps if len(s) == len(steps[0])]
+    return float(
+        np.mean([0.5 * np.abs(np.bincount(labels[s], minlength=classes) / len(s) - overall).sum()
+                 for s in full])
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_steps_of_several_length_groups_carry_the_datas_class_mix(
+    chatterbot_tokens: PreparedData, seed: int
+) -> None:
+    """On chatterbot a length bucket has its own topic mix, so a step cut from one bucket is
+    further from the data's mix than a random batch; steps of 4 groups of 2 come closer to the
+    random batches' mix while each forward pass still pads within its bucket."""
+    split: TokenizedSplit = chatterbot_tokens.train
+    lengths, labels = split.lengths, split.labels
+
+    def steps(per_step: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(seed)
+        groups = length_bucket_batches(lengths, 8 // per_step, rng, FINE_EDGES, labels)
+        return steps_of_length_groups(groups, per_step)
+
+    one, four = steps(1), steps(4)
+    shuffled = _shuffled_batches(len(split), 8, seed)
+    assert _class_mix_distance(four, labels) < 0.93 * _class_mix_distance(one, labels)
+    assert _class_mix_distance(four, labels) < 1.08 * _class_mix_distance(shuffled, labels)
+    forward = [s[i : i + 2] for s in four for i in range(0, len(s), 2)]
+    assert _padded_tokens(forward, lengths) <= _padded_tokens(one, lengths)

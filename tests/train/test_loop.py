@@ -28,7 +28,7 @@ from automl.model.state import trainable_state
 from automl.train import checkpoint
 from automl.train.device import pick_device
 from automl.train.evaluate import evaluate, macro_f1
-from automl.train.loop import TrialResult, epoch_batcher, is_better, run_trial
+from automl.train.loop import TrialResult, epoch_batcher, forward_batch, is_better, run_trial
 
 CPU = torch.device("cpu")
 
@@ -313,6 +313,53 @@ def test_every_batching_rule_trains_each_row_once_an_epoch(
         monkeypatch.setattr(automl.train.loop, "collate", recording)
         result = run_trial(conf, small_data)
     assert sorted(seen) == list(range(len(small_data.train)))
+    assert math.isfinite(result.history[0]["train_loss"])
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "accum", "groups", "forward"),
+    [(8, 1, 1, 8), (8, 1, 2, 4), (8, 1, 8, 1), (4, 2, 2, 4), (8, 4, 2, 8), (12, 2, 8, 3)],
+)
+def test_a_forward_pass_never_holds_two_length_groups(
+    batch_size: int, accum: int, groups: int, forward: int
+) -> None:
+    """A step of batch_size x accum rows in `groups` groups: a forward pass is at most the
+    micro-batch and divides a group, so no pass pads one group's rows to another's length."""
+    t = TrainConfig(batch_size=batch_size, grad_accum_steps=accum, length_groups_per_step=groups)
+    assert forward_batch(t, batch_size) == forward
+    assert forward <= batch_size and (batch_size * accum // groups) % forward == 0
+
+
+@pytest.mark.parametrize("rule", ["stratified", "pools"])
+def test_length_groups_per_step_keep_the_steps_and_cut_the_forward_passes(
+    tiny_config: Callable[..., Config], small_data: PreparedData, rule: str
+) -> None:
+    """Steps of 8 rows from 4 length groups: the same ceil(n / 8) optimizer steps as one group
+    a step, every row once an epoch, each forward pass 2 rows."""
+    conf = tiny_config(
+        train__epochs=1, train__batch_size=8, train__length_groups_per_step=4,
+        train__batching=rule, train__sampling="natural",
+    )  # fmt: skip
+    seen: list[list[int]] = []
+    steps: list[int] = []
+    collate, step = automl.train.loop.collate, automl.train.loop.optimizer_step
+
+    def recording(split: Any, idx: np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
+        if split is small_data.train:
+            seen.append(idx.tolist())
+        return collate(split, idx, pad_token_id)
+
+    def counting(state: Any, max_grad_norm: float) -> None:
+        steps.append(1)
+        step(state, max_grad_norm)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(automl.train.loop, "collate", recording)
+        monkeypatch.setattr(automl.train.loop, "optimizer_step", counting)
+        result = run_trial(conf, small_data)
+    assert sorted(i for rows in seen for i in rows) == list(range(len(small_data.train)))
+    assert len(steps) == math.ceil(len(small_data.train) / 8)
+    assert all(len(rows) <= 2 for rows in seen) and sum(len(r) == 2 for r in seen) >= len(seen) - 1
     assert math.isfinite(result.history[0]["train_loss"])
 
 
