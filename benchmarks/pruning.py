@@ -97,6 +97,17 @@ def sweep(
     return out
 
 
+def load_result(path: Path) -> dict[str, Any]:
+    """A result file this benchmark wrote; a ValueError naming the file when it is not one."""
+    try:
+        result = json.loads(path.read_text())
+        result["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        problem = f"{type(e).__name__}: {e}"
+        raise ValueError(f"{path}: not a benchmarks.pruning result ({problem})") from e
+    return result
+
+
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per seed: epochs and wall saved, test accuracy difference; medians over seeds."""
     by = {(r["pruner"], r["seed"]): r for r in runs}

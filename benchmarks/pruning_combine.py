@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.pruning import PRUNERS, markdown, summarize
+from benchmarks.pruning import PRUNERS, load_result, markdown, summarize
 
 _SEEDS = re.compile(r"; seeds \[[^\]]*\]$")  # how benchmarks.pruning ends its setup line
 
@@ -58,9 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for pruning.json/.md")
     args = parser.parse_args(argv)
     try:
-        results = [json.loads(p.read_text()) for p in args.results]
-        combined = combine(results)
-    except (OSError, ValueError, KeyError, TypeError) as e:
+        combined = combine([load_result(p) for p in args.results])
+    except (ValueError, KeyError, TypeError) as e:
         parser.error(f"cannot combine: {type(e).__name__}: {e}")
     combined["sources"] = [str(p) for p in args.results]
     args.out.mkdir(parents=True, exist_ok=True)

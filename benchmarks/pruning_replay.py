@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,6 +29,7 @@ from automl.search.callback import final_status
 from automl.search.pareto import choose_export
 from automl.search.stopping import OverfitRule, build_stopping
 from automl.search.tuner import overfit_rule
+from benchmarks.pruning import load_result
 from benchmarks.search import median
 
 DEFAULTS = PrunerConfig()  # unless told otherwise, replay the project's default pruner
@@ -142,11 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     try:
-        result = json.loads(args.results.read_text())
-        runs = result["runs"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        parser.error(f"{args.results}: not a benchmarks.pruning result ({type(e).__name__}: {e})")
-    if not any(r.get("pruner") == "none" for r in runs):
+        result = load_result(args.results)
+    except ValueError as e:
+        parser.error(str(e))
+    if not any(r.get("pruner") == "none" for r in result["runs"]):
         parser.error(f"{args.results}: no unpruned sweep to replay (run with --pruners none)")
     asha = None if args.no_asha else (args.asha_grace, args.asha_reduction)
     out = replay(result, rule, asha)

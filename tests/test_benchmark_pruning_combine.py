@@ -73,3 +73,17 @@ def test_cli_writes_the_table_and_refuses_in_one_line(
         main([str(a), str(a), "--out", str(tmp_path / "again")])
     assert "two results hold the none sweep of seed 3" in capsys.readouterr().err
     assert not (tmp_path / "again").exists()  # nothing written for a refused combination
+
+
+def test_a_file_that_is_not_a_result_is_named_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good, bad = tmp_path / "a.json", tmp_path / "notes.json"
+    good.write_text(json.dumps(_result(_run("none", 3, 40, 0.9))))
+    bad.write_text(json.dumps({"setup": "no runs"}))
+    with pytest.raises(SystemExit) as stop:
+        main([str(good), str(bad), "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{bad}: not a benchmarks.pruning result" in err
+    assert not (tmp_path / "out").exists()
