@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import sys
 from collections.abc import Callable
@@ -27,6 +28,43 @@ def user_errors() -> tuple[type[Exception], ...]:
     return (ConfigError, DataError, ModelError, SearchSpaceError)
 
 
+def composition_error(err: BaseException) -> str:
+    """Hydra's report of a bad override, on one line: each message of the chain by its first
+    line (the rest is key/type detail), and a config group's options where Hydra lists them."""
+    parts: list[str] = []
+    cause: BaseException | None = err
+    while cause is not None:
+        paragraphs = [p.split("\n") for p in str(cause).strip().split("\n\n")]
+        first = paragraphs[0][0].strip().rstrip(".")
+        if first and first not in parts:
+            parts.append(first)
+        for lines in paragraphs[1:]:
+            if lines[0].startswith("Available options in"):
+                listed = itertools.takewhile(lambda ln: ln[:1].isspace(), lines[1:])
+                options = ", ".join(ln.strip() for ln in listed)
+                parts.append(f"{lines[0].rstrip(':')}: {options}")
+        cause = cause.__cause__
+    return ": ".join(parts)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Compose the config as Hydra is about to, so that a bad override (unknown key, wrong type,
+    missing option) is a one-line ConfigError: Hydra itself reports it in several lines, before
+    any code of ours runs. Hydra's own flags (--help, --cfg, -m) are left to Hydra."""
+    if any(arg.startswith("-") for arg in overrides):
+        return
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    register_configs()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise ConfigError(f"config: {composition_error(err)}") from None
+
+
 def hydra_app(run: Callable[[Config], Any]) -> Callable[[], None]:
     """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr."""
     register_configs()
@@ -45,6 +83,11 @@ def hydra_app(run: Callable[[Config], Any]) -> Callable[[], None]:
 
     @functools.wraps(run)
     def main() -> None:
+        try:
+            check_overrides(sys.argv[1:])
+        except ConfigError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
         _main()
 
     return main

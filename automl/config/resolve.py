@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from automl.config.schema import Config
+from automl.config.schema import Config, ConfigError
 from automl.config.values import validate
 
 
@@ -15,6 +15,9 @@ def to_config(cfg: DictConfig | Config) -> Config:
     if isinstance(cfg, Config):
         conf = cfg
     else:
+        unknown = unknown_keys(cfg, OmegaConf.structured(Config))
+        if unknown:
+            raise ConfigError(f"config: {unknown[0]}: no such setting (a typo? see conf/)")
         obj = OmegaConf.to_object(cfg)
         if not isinstance(obj, Config):
             obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
@@ -22,6 +25,24 @@ def to_config(cfg: DictConfig | Config) -> Config:
         conf = obj
     validate(conf)
     return conf
+
+
+def unknown_keys(cfg: DictConfig, schema: DictConfig, prefix: str = "") -> list[str]:
+    """Keys of the composed config that the schema lacks. Hydra lets `+train.epoch=3` add one
+    (its own error for `train.epoch=3` suggests the `+`), and the typed config would drop it
+    without a word: the user's setting would silently not apply."""
+    unknown = []
+    for key in map(str, cfg):
+        name = f"{prefix}{key}"
+        if key not in schema:
+            unknown.append(name)
+            continue
+        node, known = cfg._get_node(key), schema._get_node(key)
+        if not (isinstance(node, DictConfig) and isinstance(known, DictConfig)):
+            continue
+        if not known._is_none() and OmegaConf.get_type(known) is not dict:  # a dataclass
+            unknown += unknown_keys(node, known, f"{name}.")
+    return unknown
 
 
 def as_dict(conf: Config) -> dict[str, Any]:

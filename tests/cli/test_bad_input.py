@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
-from automl.cli.app import user_errors
+from automl.cli.app import check_overrides, user_errors
 from automl.config.resolve import to_config
-from automl.config.schema import CONF_DIR, register_configs
+from automl.config.schema import CONF_DIR, ConfigError, register_configs
 from automl.search.sweep import run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +56,9 @@ def _empty_model_dir(tmp: Path) -> str:
 CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("negative-lr", lambda t: ["train.learning_rate=-1"], "train.learning_rate"),
     ("zero-epochs", lambda t: ["train.epochs=0"], "train.epochs"),
+    # `+` adds a key Hydra's schema lacks; the typed config would drop it without a word
+    ("added-typo", lambda t: ["+train.epoch=5"], "train.epoch: no such setting"),
+    ("added-top-level", lambda t: ["+epochs=5"], "epochs: no such setting"),
     ("zero-batch", lambda t: ["train.batch_size=0"], "train.batch_size"),
     ("warmup-above-1", lambda t: ["train.warmup_ratio=1.5"], "train.warmup_ratio"),
     ("negative-rank", lambda t: ["peft.lora_rank=-1"], "peft.lora_rank"),
@@ -207,6 +210,41 @@ def test_bad_override_fails_at_composition(tmp_path: Path, override: str, key: s
     with pytest.raises((ConfigCompositionException, ValidationError)) as caught:
         _compose(tmp_path, [override])
     assert key in str(caught.value)
+    with pytest.raises(ConfigError) as one_line:
+        check_overrides([override])  # what the entry points run before Hydra's own main
+    message = str(one_line.value)
+    assert message.startswith("config: ") and key in message and "\n" not in message
+
+
+def test_a_missing_option_lists_the_available_ones() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_overrides(["sampler=bogus"])
+    assert "sampler/bogus" in str(caught.value)
+    assert "tpe" in str(caught.value).split("Available options in 'sampler'")[1]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["train.epochs=2", "sampler=random"], ["hydra.run.dir=somewhere"], ["--cfg", "job"]],
+)
+def test_good_overrides_and_hydra_flags_pass_the_check(overrides: list[str]) -> None:
+    check_overrides(overrides)
+
+
+def test_entry_point_prints_one_line_for_a_bad_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from automl.cli.sweep import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["automl-sweep", "train.epochs=abc"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: config: ")
+    assert "train.epochs=abc" in err and "Integer" in err
+    assert list(tmp_path.iterdir()) == []  # Hydra never ran: no outputs/ folder
 
 
 @pytest.mark.slow  # a sweep, a cluster or a CLI process
