@@ -21,6 +21,10 @@ def fmt_value(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
+# A figure with no goal of its own (a reference point) has passed=None.
+MET = {True: "yes", False: "**no**", None: "-"}
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
@@ -34,7 +38,7 @@ def markdown(results: dict[str, Any]) -> str:
         for f in bench["figures"]:
             lines.append(
                 f"| {f['figure']} | {fmt_value(f['value'], f['unit'])} | {f['goal']} | "
-                f"{'yes' if f['passed'] else '**no**'} |"
+                f"{MET[f['passed']]} |"
             )
     lines.append("")
     for bench in results["benchmarks"]:

@@ -60,6 +60,8 @@ def test_markdown_table() -> None:
                     {"figure": "f1", "value": 1.5, "unit": "x", "goal": ">= 1.3", "passed": True},
                     {"figure": "f2", "value": None, "unit": "x", "goal": "<= 0.5",
                      "passed": False, "note": "n"},
+                    {"figure": "f3", "value": 1.02, "unit": "x", "goal": "(a reference)",
+                     "passed": None},
                 ],
             }
         ],
@@ -67,6 +69,7 @@ def test_markdown_table() -> None:
     text = markdown(results)
     assert "| f1 | 1.50x | >= 1.3 | yes |" in text
     assert "| f2 | not reached | <= 0.5 | **no** |" in text
+    assert "| f3 | 1.02x | (a reference) | - |" in text  # no goal: neither met nor missed
     assert "10.0 min" in text
     assert fmt_value(-0.25, "points") == "-0.2 points"
     assert fmt_value(41.6, "%") == "42 %"
