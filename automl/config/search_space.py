@@ -49,7 +49,13 @@ from automl.config.space_params import (
     _required,
     fit_value,
 )
-from automl.config.space_rules import SpecChecker, _describe, _did_you_mean, _is_number
+from automl.config.space_rules import (
+    SpecChecker,
+    _describe,
+    _did_you_mean,
+    _is_number,
+    check_values,
+)
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,7 @@ def load_search_space(
     for key, spec in raw.items():
         params[key] = checker.param(key, spec, params)
     ordered = tuple(params.values())
+    check_values(path, ordered, config)
     return SearchSpace(path, ordered, _first_trials(path, first, ordered))
 
 

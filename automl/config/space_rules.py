@@ -14,12 +14,16 @@ Each rule fails with one line, ``<file>: <key>: <problem>``, and they apply in t
    something, and its own range passes rule 6 (`_branches`, `_condition`);
 9. a ``model`` key lists models that load (config names or folders), before any parameter that
    uses ``blocks``; such a parameter then gets one branch per model, bounded by that model's
-   block count, and cannot also have ``when`` branches (`_model_param`, `_per_model`).
+   block count, and cannot also have ``when`` branches (`_model_param`, `_per_model`);
+10. every choice and both ends of every range, set in the experiment config (with the value a
+    ``when`` branch conditions on), pass the config's own value rules (`check_values`).
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
+import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -381,3 +385,35 @@ def _did_you_mean(word: str, options: Any) -> str:
 def _describe(value: Any) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any]) -> None:
+    """Rule 10: a value the config itself refuses (`train.warmup_ratio` up to 1.5, a batch size
+    `train.length_groups_per_step` cannot split) is named here, not by the trial that samples
+    it in the middle of a sweep. Each value is tried alone in the experiment config."""
+    from automl.config.resolve import from_dict
+    from automl.config.schema import ConfigError
+    from automl.config.values import validate
+
+    base = from_dict(dict(config))  # once: building a typed config takes ~20 ms
+    for param in params:
+        if param.key == MODEL_KEY:
+            continue  # rule 9 loads every model choice
+        for variant, branch in zip(param.variants(), (None, *param.branches), strict=True):
+            values = variant.choices if variant.choices is not None else (variant.low, variant.high)
+            condition = {}
+            if branch is not None and branch.cond_key != MODEL_KEY:
+                condition = {branch.cond_key: branch.cond_value}
+            where = "".join(f"when {k}={v!r}: " for k, v in condition.items())
+            for value in values:
+                conf = copy.deepcopy(base)
+                for dotted, setting in {**condition, param.key: value}.items():
+                    *sections, name = dotted.split(".")
+                    setattr(functools.reduce(getattr, sections, conf), name, setting)
+                try:
+                    validate(conf)
+                except ConfigError as err:
+                    problem = str(err).removeprefix("config: ")
+                    raise SearchSpaceError(
+                        _one_line(f"{path}: {param.key}: {where}{value!r} would fail: {problem}")
+                    ) from None

@@ -104,6 +104,13 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         lambda t: ["search_space=" + _space(t, "train.lr: {type: float, low: 0.01, high: 0.1}\n")],
         "train.lr",
     ),
+    (
+        "space-value-the-config-refuses",
+        lambda t: [
+            "search_space=" + _space(t, "train.warmup_ratio: {type: float, low: 0.0, high: 1.5}\n")
+        ],
+        "train.warmup_ratio: 1.5 would fail",
+    ),
     ("space-depth-beyond-blocks", lambda t: ["search_space=quick"], "peft.frozen_layers"),
     (
         "space-model-missing",

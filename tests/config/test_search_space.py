@@ -23,6 +23,7 @@ CONFIG: dict[str, Any] = {
         "seed": 0,
         "class_weights": "none",
         "sampling": "natural",
+        "length_groups_per_step": 1,
     },
     "peft": {"lora_rank": 8, "lora_alpha": None, "lora_dropout": 0.1, "frozen_layers": 2},
 }
@@ -235,6 +236,18 @@ BAD = [
     ("first-trials-off-step",  # a value the sampler could never propose
      "train.epochs: {type: int, low: 2, high: 8, step: 2}\n" + FIRST + "[{train.epochs: 3}]\n",
      ["first_trials[0]", "train.epochs=3", "off its step 2"]),
+    # rule 10: a value the config's own rules refuse fails here, not in the trial that samples it
+    ("range-end-the-config-refuses", "train.warmup_ratio: {type: float, low: 0.0, high: 1.5}\n",
+     ["train.warmup_ratio: 1.5 would fail", "must be in [0, 1)"]),
+    ("choice-the-config-refuses", "train.batch_size: {type: categorical, choices: [8, 0]}\n",
+     ["train.batch_size: 0 would fail", "must be >= 1"]),
+    ("groups-that-cannot-split-the-batch",  # CONFIG's batch of 16 rows
+     "train.length_groups_per_step: {type: categorical, choices: [1, 2, 3]}\n",
+     ["train.length_groups_per_step: 3 would fail", "divide the 16 examples"]),
+    ("branch-value-the-config-refuses",
+     RANK + "train.warmup_ratio: {type: float, low: 0.0, high: 0.2, "
+     "when: [{if: {peft.lora_rank: 0}, high: 1.0}]}\n",
+     ["train.warmup_ratio: when peft.lora_rank=0: 1.0 would fail"]),
 ]  # fmt: skip
 
 
