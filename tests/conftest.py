@@ -14,13 +14,19 @@ import sqlite3
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
 
 from automl.config.resolve import to_config
 from automl.config.schema import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from automl.data.tokenized import PreparedData
+    from automl.train.loop import TrialResult
 
 # Set before any test module imports transformers, datasets or huggingface_hub (none of the
 # imports above does): nothing in the tests may reach a hub.
@@ -122,6 +128,31 @@ def tokenizer() -> Any:
     from automl.model.load import load_tokenizer
 
     return load_tokenizer(ModelConfig(source="tiny"))
+
+
+def traced_trial(conf: Config, data: PreparedData) -> tuple[TrialResult, list[list[int]], int]:
+    """run_trial, recording the training rows of every forward pass and counting the optimizer
+    steps: what the batching and accumulation tests check."""
+    import automl.train.loop  # here: this file imports nothing that imports transformers
+
+    batches: list[list[int]] = []
+    steps: list[int] = []
+    collate, optimizer_step = automl.train.loop.collate, automl.train.loop.optimizer_step
+
+    def recording(split: Any, idx: np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
+        if split is data.train:
+            batches.append(idx.tolist())
+        return collate(split, idx, pad_token_id)
+
+    def counting(state: Any, max_grad_norm: float) -> None:
+        steps.append(1)
+        optimizer_step(state, max_grad_norm)
+
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(automl.train.loop, "collate", recording)
+        monkeypatch.setattr(automl.train.loop, "optimizer_step", counting)
+        result = automl.train.loop.run_trial(conf, data)
+    return result, batches, len(steps)
 
 
 @functools.cache

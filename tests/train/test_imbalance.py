@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import traced_trial
 
-import automl.train.loop
 from automl.config.schema import Config
 from automl.data.load import load_task_data
 from automl.data.sampling import class_counts, class_quotas
@@ -97,20 +97,11 @@ def test_a_tiny_trial_with_balanced_class_weights_runs_and_weighs_its_loss(
 
 @pytest.mark.parametrize("scheme", ["natural", "sqrt", "balanced"])
 def test_the_loop_trains_on_the_sampled_class_mix(
-    monkeypatch: pytest.MonkeyPatch,
     tiny_config: Callable[..., Config],
     skewed_data: PreparedData,
     scheme: str,
 ) -> None:
-    seen: Counter[int] = Counter()
-    real = automl.train.loop.collate
-
-    def recording(split: Any, idx: np.ndarray, pad: int) -> dict[str, torch.Tensor]:
-        if split is skewed_data.train:
-            seen.update(split.labels[idx].tolist())
-        return real(split, idx, pad)
-
-    monkeypatch.setattr(automl.train.loop, "collate", recording)
-    run_trial(tiny_config(train__epochs=1, train__sampling=scheme), skewed_data)
+    _, batches, _ = traced_trial(tiny_config(train__epochs=1, train__sampling=scheme), skewed_data)
+    seen = Counter(skewed_data.train.labels[[i for rows in batches for i in rows]].tolist())
     counts = class_counts(skewed_data.train.labels, 3)
     assert [seen[c] for c in range(3)] == class_quotas(counts, scheme).tolist()

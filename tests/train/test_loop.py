@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import traced_trial
 from torch import nn
 
 import automl.train.loop
@@ -273,20 +274,11 @@ def test_an_open_batch_size_follows_the_training_set(
     """train.batch_size=null: 8 on small data (an epoch of 400 steps at 16 needs 6,400
     examples), settled in the config, reported per epoch, and trained with (ceil(n / 8) steps)."""
     conf = tiny_config(train__epochs=1, train__batch_size=None)
-    steps: list[int] = []
-    original = automl.train.loop.optimizer_step
-
-    def counting(state: Any, max_grad_norm: float) -> None:
-        steps.append(1)
-        original(state, max_grad_norm)
-
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(automl.train.loop, "optimizer_step", counting)
-        result = run_trial(conf, small_data)
+    result, _, steps = traced_trial(conf, small_data)
     assert len(small_data.train) < 6_400
     assert conf.train.batch_size == 8
     assert result.history[0]["batch_size"] == 8.0
-    assert len(steps) == math.ceil(len(small_data.train) / 8)
+    assert steps == math.ceil(len(small_data.train) / 8)
     fixed = run_trial(tiny_config(train__epochs=1, train__batch_size=16), small_data)
     assert fixed.history[0]["batch_size"] == 16.0
 
@@ -301,18 +293,8 @@ def test_every_batching_rule_trains_each_row_once_an_epoch(
     conf = tiny_config(
         train__epochs=1, train__batching=rule, train__bucket_edges=edges, train__sampling="natural"
     )
-    seen: list[int] = []
-    original = automl.train.loop.collate
-
-    def recording(split: Any, idx: np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
-        if split is small_data.train:
-            seen.extend(idx.tolist())
-        return original(split, idx, pad_token_id)
-
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(automl.train.loop, "collate", recording)
-        result = run_trial(conf, small_data)
-    assert sorted(seen) == list(range(len(small_data.train)))
+    result, batches, _ = traced_trial(conf, small_data)
+    assert sorted(i for rows in batches for i in rows) == list(range(len(small_data.train)))
     assert math.isfinite(result.history[0]["train_loss"])
 
 
@@ -340,25 +322,9 @@ def test_length_groups_per_step_keep_the_steps_and_cut_the_forward_passes(
         train__epochs=1, train__batch_size=8, train__length_groups_per_step=4,
         train__batching=rule, train__sampling="natural",
     )  # fmt: skip
-    seen: list[list[int]] = []
-    steps: list[int] = []
-    collate, step = automl.train.loop.collate, automl.train.loop.optimizer_step
-
-    def recording(split: Any, idx: np.ndarray, pad_token_id: int) -> dict[str, torch.Tensor]:
-        if split is small_data.train:
-            seen.append(idx.tolist())
-        return collate(split, idx, pad_token_id)
-
-    def counting(state: Any, max_grad_norm: float) -> None:
-        steps.append(1)
-        step(state, max_grad_norm)
-
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr(automl.train.loop, "collate", recording)
-        monkeypatch.setattr(automl.train.loop, "optimizer_step", counting)
-        result = run_trial(conf, small_data)
+    result, seen, steps = traced_trial(conf, small_data)
     assert sorted(i for rows in seen for i in rows) == list(range(len(small_data.train)))
-    assert len(steps) == math.ceil(len(small_data.train) / 8)
+    assert steps == math.ceil(len(small_data.train) / 8)
     assert all(len(rows) <= 2 for rows in seen) and sum(len(r) == 2 for r in seen) >= len(seen) - 1
     assert math.isfinite(result.history[0]["train_loss"])
 
