@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import not_creatable
 from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
@@ -102,6 +103,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
     out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
     check_objectives(conf, out_dir)
     storage = _storage_path(conf.paths.storage) if conf.paths.storage else out_dir / "ray"
+    for key, folder in (("paths.output_dir", out_dir), ("paths.storage", storage)):
+        problem = not_creatable(folder, folder=True)
+        if problem:
+            raise ConfigError(f"config: {key}: {problem}")
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
     if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote
 
+from automl.config.paths import not_creatable
 from automl.config.schema import ConfigError
 from automl.provenance import redact
 
@@ -66,17 +67,9 @@ def _check_creatable(uri: str, path: str) -> None:
     """The store's file or folder exists, or its nearest existing parent is a writable folder."""
     if not path or path == ":memory:" or uri == "sqlite://":
         return
-    target = Path(path).absolute()
-    existing = next(p for p in (target, *target.parents) if p.exists())
-    if existing == target:
-        ok = os.access(target, os.W_OK)
-    else:
-        ok = existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)
-    if not ok:
-        why = "is not writable" if existing.is_dir() else "is not a folder"
-        raise ConfigError(
-            f"config: tracking.uri: {redact(uri)}: cannot create {target} ({existing} {why})"
-        )
+    problem = not_creatable(path)
+    if problem:
+        raise ConfigError(f"config: tracking.uri: {redact(uri)}: {problem}")
 
 
 def _check_answers(uri: str) -> None:

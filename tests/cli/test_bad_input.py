@@ -113,6 +113,16 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ),
     ("space-depth-beyond-blocks", lambda t: ["search_space=quick"], "peft.frozen_layers"),
     (
+        "output-dir-under-a-file",
+        lambda t: [f"paths.output_dir={_under_a_file(t)}"],
+        "paths.output_dir: cannot create",
+    ),
+    (
+        "storage-under-a-file",
+        lambda t: [f"paths.storage={_under_a_file(t)}"],
+        "paths.storage: cannot create",
+    ),
+    (
         "space-model-missing",
         lambda t: [
             "search_space="

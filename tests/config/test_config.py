@@ -288,3 +288,20 @@ def test_from_dict_rejects_typos_and_bad_values() -> None:
         from_dict({**plain, "train": {**plain["train"], "epoch": 3}})
     with pytest.raises(ConfigError, match="train.batch_size"):
         from_dict({**plain, "train": {**plain["train"], "batch_size": 0}})
+
+
+def test_where_a_run_writes_is_checked_without_writing(tmp_path: Path) -> None:
+    from automl.config.paths import not_creatable
+
+    (tmp_path / "a-file").write_text("")
+    assert not_creatable(tmp_path) is None and not_creatable(tmp_path / "new" / "deeper") is None
+    assert not_creatable(tmp_path / "a-file") is None  # a file may be written (a SQLite store)
+    assert (
+        not_creatable(tmp_path / "a-file", folder=True) == f"{tmp_path / 'a-file'} is not a folder"
+    )
+    problem = not_creatable(tmp_path / "a-file" / "out", folder=True)
+    assert (
+        problem
+        == f"cannot create {tmp_path / 'a-file' / 'out'} ({tmp_path / 'a-file'} is not a folder)"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing was created
