@@ -94,10 +94,12 @@ def run_sweep(conf: Config) -> SweepOutcome:
         status = "KILLED"
         raise
     finally:
-        if tracker is not None and status != "FINISHED":
-            tracker.end_sweep(status, {}, {"status": status.lower()})
-        if started_ray:
-            ray.shutdown()
+        try:
+            if tracker is not None and status != "FINISHED":
+                tracker.end_sweep(status, {}, {"status": status.lower()})
+        finally:
+            if started_ray:
+                ray.shutdown()
 
 
 def _starting_state(plan: SweepPlan) -> SweepState:
