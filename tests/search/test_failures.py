@@ -132,3 +132,31 @@ def test_failed_trial_is_not_started_over_when_the_sweep_resumes(tmp_path: Path)
     assert statuses[failed[0]] == "FAILED"
     assert sorted(statuses) == sorted(rows)  # one child run per trial, none duplicated
     assert all(status == "FINISHED" for tid, status in statuses.items() if tid != failed[0])
+
+
+def test_ray_shuts_down_even_when_closing_the_mlflow_run_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep that fails, and whose MLflow store then fails too (a server gone): the cluster
+    this sweep started is still shut down, and the store's error is the one raised."""
+    import ray
+
+    import automl.search.sweep as sweep_module
+    from automl.tracking.runs import SweepTracker
+
+    def fit_fails(*args: object) -> None:
+        raise RuntimeError("a trial broke the sweep")
+
+    def store_gone(*args: object) -> None:
+        raise ConnectionError("the tracking server went away")
+
+    shutdowns: list[bool] = []
+    monkeypatch.setattr(sweep_module, "init_ray", lambda conf, plan: True)  # "we started it"
+    monkeypatch.setattr(ray, "shutdown", lambda: shutdowns.append(True))
+    monkeypatch.setattr(sweep_module, "_fit", fit_fails)
+    monkeypatch.setattr(SweepTracker, "end_sweep", store_gone)
+    conf = compose_sweep_config(tmp_path, "experiment=smoke")
+    with pytest.raises(ConnectionError) as caught:
+        run_sweep(conf)
+    assert isinstance(caught.value.__context__, RuntimeError)
+    assert shutdowns == [True]
