@@ -11,7 +11,19 @@ import logging
 import sys
 from pathlib import Path
 
+from automl.config.schema import ConfigError
 from automl.report.page import REPORT_DIR, ReportError, build_report, load_summary
+
+
+def check_report_store(uri: str) -> None:
+    """The store to log to must already hold the sweep: a SQLite file that does not exist would
+    be created (a new, empty store) just to find no run in it; a server must answer."""
+    from automl.tracking.uri import check_store, sqlite_path, tracking_uri
+
+    tracking_uri(uri)  # a scheme MLflow can use
+    if uri.startswith("sqlite:///") and not Path(sqlite_path(uri)).is_file():
+        raise ReportError(f"--tracking-uri: {sqlite_path(uri)}: no such MLflow store")
+    check_store(uri)
 
 
 def find_sweep_run(uri: str, sweep: str) -> str:
@@ -44,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
+        if args.tracking_uri:
+            check_report_store(args.tracking_uri)
         index = build_report(args.sweep_dir)
         if args.tracking_uri:
             from mlflow.tracking import MlflowClient
@@ -54,12 +68,12 @@ def main(argv: list[str] | None = None) -> int:
             run_id = find_sweep_run(args.tracking_uri, summary["sweep"])
             MlflowClient(args.tracking_uri).log_artifacts(run_id, str(index.parent), REPORT_DIR)
             print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
-    except ReportError as err:
-        print(f"automl-report: {err}", file=sys.stderr)
+    except (ReportError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     print(index)
     return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

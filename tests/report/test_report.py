@@ -218,10 +218,26 @@ def test_cli_on_a_folder_that_is_not_a_sweep_exits_2_with_one_line(
     for folder in (tmp_path, tmp_path / "missing"):
         assert main([str(folder)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("automl-report: ")
+        assert err.count("\n") == 1 and err.startswith("error: ")
     (tmp_path / "summary.json").write_text("{not json")
     assert main([str(tmp_path)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("uri", "culprit"),
+    [("sqlite:///{tmp}/none.db", "no such MLflow store"), ("ftp://host/x", "tracking.uri"),
+     ("http://127.0.0.1:9", "tracking.uri")],
+)  # fmt: skip
+def test_cli_refuses_a_store_it_cannot_log_to_before_writing_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], uri: str, culprit: str
+) -> None:
+    write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])
+    before = sorted(tmp_path.rglob("*"))
+    assert main([str(tmp_path), "--tracking-uri", uri.format(tmp=tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and culprit in err
+    assert sorted(tmp_path.rglob("*")) == before  # no store created, no report written
 
 
 @pytest.mark.slow  # a sweep, a cluster or a CLI process
