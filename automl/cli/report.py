@@ -20,10 +20,13 @@ def check_report_store(uri: str) -> None:
     be created (a new, empty store) just to find no run in it; a server must answer."""
     from automl.tracking.uri import check_store, sqlite_path, tracking_uri
 
-    tracking_uri(uri)  # a scheme MLflow can use
     if uri.startswith("sqlite:///") and not Path(sqlite_path(uri)).is_file():
         raise ReportError(f"--tracking-uri: {sqlite_path(uri)}: no such MLflow store")
-    check_store(uri)
+    try:
+        check_store(tracking_uri(uri))  # a scheme MLflow can use; a server that answers
+    except ConfigError as err:
+        problem = str(err).removeprefix("config: tracking.uri: ")
+        raise ReportError(f"--tracking-uri: {problem}") from None
 
 
 def find_sweep_run(uri: str, sweep: str) -> str:
@@ -68,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             run_id = find_sweep_run(args.tracking_uri, summary["sweep"])
             MlflowClient(args.tracking_uri).log_artifacts(run_id, str(index.parent), REPORT_DIR)
             print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
-    except (ReportError, ConfigError) as err:
+    except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(index)
