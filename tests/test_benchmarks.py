@@ -105,20 +105,27 @@ def test_accuracy_at_holds_the_last_finished_epoch() -> None:
     assert accuracy_at(run, 1e6) == 0.6
 
 
-def test_the_batching_benchmarks_default_rule_is_the_configs_default() -> None:
+@pytest.mark.parametrize("train_examples", [700, 3080])
+def test_the_batching_benchmarks_default_rule_is_the_configs_default(train_examples: int) -> None:
     from automl.config.schema import TrainConfig
-    from benchmarks.batching import DEFAULT, RULES
+    from automl.train.loop import settle_batching
+    from benchmarks.batching import RULES, default_rule
 
-    assert DEFAULT == "stratified"
-    assert RULES[DEFAULT] == [f"train.batching={TrainConfig().batching}",
-                              f"train.bucket_edges={TrainConfig().bucket_edges}"]  # fmt: skip
+    t = TrainConfig()
+    settle_batching(t, train_examples)
+    assert RULES[default_rule(train_examples)] == [
+        f"train.batching={t.batching}", f"train.bucket_edges={t.bucket_edges}"
+    ]
 
 
 def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
     """A fast rule that learns less per epoch against a slow one that learns more: per epoch
     the default trails random batches; at equal time it leads until random's last epoch."""
-    from benchmarks.batching import DEFAULT, markdown, summarize
+    from benchmarks.batching import default_rule, markdown, summarize
     from benchmarks.common import machine
+
+    default = default_rule(100)  # the trials below train on 100 examples
+    assert default in ("buckets", "stratified")
 
     def trials(rule: str, seconds: float, accs: list[float]) -> list[dict]:
         return [
@@ -129,34 +136,34 @@ def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
             for seed in (0, 1, 2)
         ]  # fmt: skip
 
-    table = summarize(trials(DEFAULT, 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]))
+    table = summarize(trials(default, 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75]))
     full = table["full"]
     assert [round(g["test"], 4) for g in full["default_minus_random"]] == [-0.1, -0.05]
     rows = full["anytime"]
     moments = [(row["rule"], row["epoch"], row["seconds"]) for row in rows]
-    assert moments == [(DEFAULT, 1, 10.0), (DEFAULT, 2, 20.0), ("random", 1, 25.0),
+    assert moments == [(default, 1, 10.0), (default, 2, 20.0), ("random", 1, 25.0),
                        ("random", 2, 50.0)]  # fmt: skip
-    assert rows[0][DEFAULT] == pytest.approx(0.61) and rows[0]["random"] == 0.0
-    assert rows[2][DEFAULT] == pytest.approx(0.71) and rows[2]["random"] == pytest.approx(0.71)
+    assert rows[0][default] == pytest.approx(0.61) and rows[0]["random"] == 0.0
+    assert rows[2][default] == pytest.approx(0.71) and rows[2]["random"] == pytest.approx(0.71)
     assert rows[3]["random"] == pytest.approx(0.76)  # random's last epoch beats the default
     assert full["default_at_least"] == {"random": [3, 4]}
     assert full["per_epoch"]["random"][1]["seconds"] == 50.0
     assert "subsample_1000" not in table  # no trials, no table
     # seed by seed: a default seed slower than the median still holds its own epoch
-    slow = trials(DEFAULT, 10.0, [0.6, 0.7])
+    slow = trials(default, 10.0, [0.6, 0.7])
     slow[2]["history"][0]["epoch_s"] = 14.0
     rows = summarize(slow + trials("random", 12.0, [0.7, 0.75]))["full"]["anytime"]
-    assert rows[0][DEFAULT] == pytest.approx(0.61)
+    assert rows[0][default] == pytest.approx(0.61)
     assert rows[0]["random"] == 0.0  # seeds 0, 1: none yet at 10 s; seed 2: 0.72 at 14 s
     # trials that stopped short (none, or fewer epochs) are left out of the medians and named
-    failed, short = trials("random", 25.0, [])[:1], trials(DEFAULT, 10.0, [0.1])[:1]
+    failed, short = trials("random", 25.0, [])[:1], trials(default, 10.0, [0.1])[:1]
     failed[0].update(seed=3, batch_size=None)
     short[0].update(seed=4)
-    everything = (trials(DEFAULT, 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75])
+    everything = (trials(default, 10.0, [0.6, 0.7]) + trials("random", 25.0, [0.7, 0.75])
                   + failed + short)  # fmt: skip
     table = summarize(everything)
-    assert table["full"]["incomplete"] == [("random", 3, 0), (DEFAULT, 4, 1)]
+    assert table["full"]["incomplete"] == [("random", 3, 0), (default, 4, 1)]
     assert table["full"]["default_at_least"] == {"random": [3, 4]}
-    assert len(table["full"]["per_epoch"][DEFAULT]) == 2  # not cut to the short trial's 1
+    assert len(table["full"]["per_epoch"][default]) == 2  # not cut to the short trial's 1
     text = markdown({"machine": machine(), "trials": everything, "table": table})
-    assert f"Stopped short (left out above): random seed 3 (0 epochs), {DEFAULT} seed 4" in text
+    assert f"Stopped short (left out above): random seed 3 (0 epochs), {default} seed 4" in text

@@ -92,13 +92,15 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     seed: int = 0
-    # Length-aware batching (automl/data/batching.py): stratified (default) = batches cut from
-    # length buckets with every class spread evenly along its bucket; buckets = random batches
-    # inside length buckets; pools = sorted by length inside shuffled pools of
-    # `bucket_pool_batches` batches (1 = plain shuffling; fully sorted batches are class-sorted
-    # on the default data). Bucket edges: fine (1.25x apart, default) | pow2 (<= 8, 16, ... 128).
-    batching: str = "stratified"
-    bucket_edges: str = "fine"
+    # Length-aware batching (automl/data/batching.py): stratified = batches cut from length
+    # buckets with every class spread evenly along its bucket; buckets = random batches inside
+    # length buckets; pools = sorted by length inside shuffled pools of `bucket_pool_batches`
+    # batches (1 = plain shuffling; fully sorted batches are class-sorted on the default data);
+    # auto (default) = stratified from 2,000 training examples, buckets below (measured per
+    # epoch against random batches; README). Bucket edges: fine (1.25x apart) | pow2 (<= 8, 16,
+    # ... 128) | auto (default: pow2 for buckets, fine for stratified).
+    batching: str = "auto"
+    bucket_edges: str = "auto"
     bucket_pool_batches: int = 50
     # Length groups per optimizer step: each step's batch_size x grad_accum_steps examples come
     # from this many length groups (buckets or pools), each its own forward pass padded to its

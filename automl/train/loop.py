@@ -24,6 +24,8 @@ from automl.config.schema import Config, TrainConfig
 from automl.data.batching import (
     BUCKET_EDGES,
     auto_batch_size,
+    auto_batching,
+    auto_bucket_edges,
     collate,
     length_bucket_batches,
     length_bucketed_batches,
@@ -162,6 +164,17 @@ def settle_batch_size(t: TrainConfig, num_train: int) -> int:
     return t.batch_size
 
 
+def settle_batching(t: TrainConfig, num_train: int) -> str:
+    """Fill in `train.batching` and `train.bucket_edges` left to the data (`auto`), like the
+    batch size, so the trial records and checkpoints the rule it really trained with."""
+    if t.batching == "auto":
+        t.batching = auto_batching(num_train)
+        log.info("train.batching %s, from %d training examples", t.batching, num_train)
+    if t.bucket_edges == "auto":
+        t.bucket_edges = auto_bucket_edges(t.batching)
+    return t.batching
+
+
 def batch_loss(
     model: nn.Module, batch: dict[str, torch.Tensor], weights: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -192,6 +205,7 @@ def epoch_batcher(
     """`train.batching` as a batcher over the epoch's sample (`labels`: the sampled rows'):
     optimizer steps of `step_batch` examples, each made of `train.length_groups_per_step`
     length groups."""
+    settle_batching(t, len(labels))
     per_step = t.length_groups_per_step
     group = step_batch // per_step
     pool = t.bucket_pool_batches * per_step  # the same examples a pool as with whole steps
@@ -326,6 +340,7 @@ def run_trial(
     With `resume_from` (a folder written through the reporter), continue after its epoch with
     the same optimizer, schedule, RNG and best-so-far."""
     settle_batch_size(conf.train, len(data.train))
+    settle_batching(conf.train, len(data.train))
     state = setup(conf, data, resume_from)
     status, message = "completed", ""
     train_time, train_seen = 0.0, 0

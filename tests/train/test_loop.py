@@ -21,6 +21,7 @@ from torch import nn
 import automl.train.loop
 from automl.config.resolve import to_config
 from automl.config.schema import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig
+from automl.data.batching import POW2_EDGES, STRATIFIED_FROM
 from automl.data.load import load_task_data
 from automl.data.sampling import batches_over
 from automl.data.tokenized import PreparedData, tokenize
@@ -29,7 +30,14 @@ from automl.model.state import trainable_state
 from automl.train import checkpoint
 from automl.train.device import pick_device
 from automl.train.evaluate import evaluate, macro_f1
-from automl.train.loop import TrialResult, epoch_batcher, forward_batch, is_better, run_trial
+from automl.train.loop import (
+    TrialResult,
+    epoch_batcher,
+    forward_batch,
+    is_better,
+    run_trial,
+    settle_batching,
+)
 
 CPU = torch.device("cpu")
 
@@ -332,14 +340,44 @@ def test_length_groups_per_step_keep_the_steps_and_cut_the_forward_passes(
 @pytest.mark.parametrize(("edges", "mixed"), [("fine", False), ("pow2", True)])
 def test_bucket_edges_decide_which_lengths_share_a_batch(edges: str, mixed: bool) -> None:
     """9 and 16 tokens share the power-of-two bucket (9..16) but not a fine one (edges 10, 12,
-    15, 19), so with the default edges no batch pads a 9-token row to 16."""
+    15, 19), so with the fine edges no batch pads a 9-token row to 16."""
     lengths = np.repeat([9, 16], 40)
     labels = np.tile([0, 1], 40)
-    train = TrainConfig(bucket_edges=edges) if edges != "fine" else TrainConfig()
-    assert train.bucket_edges == edges
+    train = TrainConfig(batching="stratified", bucket_edges=edges)
     batcher = epoch_batcher(train, 8, labels, np.random.default_rng(0))
     batches = batches_over(np.arange(80), lengths, batcher)
     assert any(len(set(lengths[b].tolist())) > 1 for b in batches) is mixed
+
+
+@pytest.mark.parametrize(
+    ("num_train", "edges", "rule", "settled_edges"),
+    [(STRATIFIED_FROM - 1, "auto", "buckets", "pow2"), (STRATIFIED_FROM, "auto", "stratified", "fine"),
+     (20, "fine", "buckets", "fine"), (5000, "pow2", "stratified", "pow2")],
+)  # fmt: skip
+def test_auto_batching_follows_the_training_sets_size(
+    num_train: int, edges: str, rule: str, settled_edges: str
+) -> None:
+    """`auto` picks random coarse buckets on small data and stratified fine ones from
+    STRATIFIED_FROM examples; edges the user set are kept."""
+    t = TrainConfig(bucket_edges=edges)
+    assert t.batching == "auto"
+    assert settle_batching(t, num_train) == rule
+    assert (t.batching, t.bucket_edges) == (rule, settled_edges)
+    assert settle_batching(t, 10**6) == rule  # settled once: an epoch's sample cannot change it
+
+
+def test_a_trial_records_the_batching_rule_it_trained_with(
+    tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    """The config a trial checkpoints and exports names the rule, not `auto`, and the rule is
+    what the batches show: with few examples, random draws inside power-of-two buckets."""
+    conf = tiny_config(train__epochs=1, train__sampling="natural")
+    assert len(small_data.train) < STRATIFIED_FROM
+    _, batches, _ = traced_trial(conf, small_data)
+    assert (conf.train.batching, conf.train.bucket_edges) == ("buckets", "pow2")
+    edges = np.searchsorted(np.asarray(POW2_EDGES), small_data.train.lengths, side="left")
+    in_one_bucket = [len(set(edges[b].tolist())) == 1 for b in batches]
+    assert sum(in_one_bucket) >= len(batches) - len(POW2_EDGES) - 1  # leftovers join the next
 
 
 def test_stratified_batches_mix_the_classes_of_the_epochs_sample() -> None:
