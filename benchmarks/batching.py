@@ -8,10 +8,12 @@ every epoch also scored on the held-out test split (trials never select on it). 
 (`train.batching`, automl/data/batching.py): random batches (pools of one batch), shuffled pools
 of 4 and of 50 batches sorted by length inside, random batches inside power-of-two length
 buckets, and batches cut from length buckets with every class spread evenly along its bucket
-(power-of-two edges, or edges 1.25x apart: the default), also with each optimizer step made of
-2, 4 or 8 such groups (`train.length_groups_per_step`, each group its own forward pass). Seconds are
-the loop's epoch times (training + validation + the test scoring, the same for every rule), one
-trial alone on the machine.
+(power-of-two edges, or edges 1.25x apart), also with each optimizer step made of 2, 4 or 8 such
+groups (`train.length_groups_per_step`, each group its own forward pass). The default
+(`train.batching: auto`) is one of these rules, chosen by the training set's size
+(`default_rule`); tasks at four sizes place that switch. Seconds are the loop's epoch times
+(training + validation + the test scoring, the same for every rule), one trial alone on the
+machine.
 
 Results go to benchmarks/results/batching/ after every trial; a rerun skips trials already
 there, so an interrupted run continues.
@@ -39,6 +41,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "batching"
 TASKS = {
     "subsample_1000": ["data.max_examples=1000"],
     "subsample_2000": ["data.max_examples=2000"],
+    "subsample_3000": ["data.max_examples=3000"],
     "full": [],
 }
 RULES = {
@@ -49,12 +52,14 @@ RULES = {
     "stratified_pow2": ["train.batching=stratified", "train.bucket_edges=pow2"],
     "stratified": ["train.batching=stratified", "train.bucket_edges=fine"],
     **{
-        f"stratified_{k}_groups": ["train.batching=stratified", "train.bucket_edges=fine",
-                                   f"train.length_groups_per_step={k}"]
+        f"stratified_{k}_groups": [
+            "train.batching=stratified",
+            "train.bucket_edges=fine",
+            f"train.length_groups_per_step={k}",
+        ]
         for k in (2, 4, 8)
     },  # fmt: skip
 }
-
 
 
 def default_rule(train_examples: int) -> str:
@@ -64,15 +69,23 @@ def default_rule(train_examples: int) -> str:
 
     return auto_batching(train_examples)
 
-BASE = [
-    "model=minilm", "train.epochs=3", "train.num_threads=2", "peft.frozen_layers=0",
-    "peft.lora_rank=8", "train.learning_rate=2e-3",
-]  # fmt: skip
+
+BASE = ["model=minilm", "train.epochs=3", "train.num_threads=2", "peft.frozen_layers=0"]
+# What is trained (`--regime`): a trial's defaults, or the sweep's first trial (full fine-tuning
+# at 5e-5), the one `make sweep` exported in every run so far.
+REGIMES = {
+    "lora": ["peft.lora_rank=8", "train.learning_rate=2e-3"],
+    "full_ft": ["peft.lora_rank=0", "train.learning_rate=5e-5"],
+}
+REGIME_TEXT = {
+    "lora": "LoRA r8 on query/value at lr 2e-3",
+    "full_ft": "full fine-tuning at lr 5e-5",
+}
 QUICK = ["model=tiny_bert", "data.max_examples=200", "train.epochs=2"]
 
 
-def one_trial(task: str, rule: str, seed: int, quick: bool) -> dict[str, Any]:
-    overrides = [*BASE, *TASKS[task], *RULES[rule], f"train.seed={seed}",
+def one_trial(task: str, rule: str, seed: int, quick: bool, regime: str = "lora") -> dict[str, Any]:
+    overrides = [*BASE, *REGIMES[regime], *TASKS[task], *RULES[rule], f"train.seed={seed}",
                  *(QUICK if quick else [])]  # fmt: skip
     return {"task": task, "rule": rule, "seed": seed, **scored_trial(overrides)}
 
@@ -164,7 +177,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Batching rules per epoch and per wall-clock second (issue #10.2)",
         "",
-        f"{measured_on(results['machine'])} MiniLM, LoRA r8 on query/value at lr 2e-3, "
+        f"{measured_on(results['machine'])} MiniLM, "
+        f"{REGIME_TEXT[results.get('regime', 'lora')]}, "
         "train.batch_size null (from the data), sqrt sampling, bf16 where the CPU has it, "
         "3 epochs, 2 threads, one trial alone on the machine. Seconds: the loop's epoch times "
         "(training + validation + test scoring), cumulative. Raw per-seed rows: `results.json`.",
@@ -235,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="subsample_1000,full")
     parser.add_argument("--rules", default=",".join(RULES))
     parser.add_argument("--seeds", type=seed_list, default="0,1,2")
+    parser.add_argument(
+        "--regime",
+        choices=REGIMES,
+        default="lora",
+        help="lora: a trial's defaults; full_ft: the sweep's first trial",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny model, no files")
     parser.add_argument(
         "--out", type=Path, default=RESULTS,
@@ -255,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"--out {args.out}: cannot create the results folder ({e.strerror})")
     path = out / "results.json"
     results = json.loads(path.read_text()) if path.is_file() else {"trials": []}
+    held = results.get("regime", "lora")  # folders written before --regime hold LoRA trials
+    if results["trials"] and held != args.regime:
+        sys.exit(f"--out {args.out}: holds --regime {held} trials; give --regime "
+                 f"{args.regime} its own folder")  # fmt: skip
+    results["regime"] = args.regime
     done = {(t["task"], t["rule"], t["seed"]) for t in results["trials"]}
     for task in tasks:
         for seed in seeds:  # seeds outermost: a run cut short still has every rule per seed
@@ -262,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 if (task, rule, seed) in done:
                     continue
                 progress(f"batching: {task} {rule} seed {seed}")
-                results["trials"].append(one_trial(task, rule, seed, args.quick))
+                results["trials"].append(one_trial(task, rule, seed, args.quick, args.regime))
                 results.update(machine=machine(), table=summarize(results["trials"]))
                 path.write_text(json.dumps(results, indent=1) + "\n")
                 (out / "results.md").write_text(markdown(results) + "\n")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -114,7 +116,8 @@ def test_the_batching_benchmarks_default_rule_is_the_configs_default(train_examp
     t = TrainConfig()
     settle_batching(t, train_examples)
     assert RULES[default_rule(train_examples)] == [
-        f"train.batching={t.batching}", f"train.bucket_edges={t.bucket_edges}"
+        f"train.batching={t.batching}",
+        f"train.bucket_edges={t.bucket_edges}",
     ]
 
 
@@ -167,3 +170,18 @@ def test_batching_compares_rules_at_every_rules_epoch_ends() -> None:
     assert len(table["full"]["per_epoch"][default]) == 2  # not cut to the short trial's 1
     text = markdown({"machine": machine(), "trials": everything, "table": table})
     assert f"Stopped short (left out above): random seed 3 (0 epochs), {default} seed 4" in text
+
+
+def test_batching_keeps_regimes_in_separate_folders(tmp_path: Path) -> None:
+    """A results folder of LoRA trials refuses full fine-tuning trials (its tables would mix
+    them), in one line and before any training; the folder is left as it was."""
+    from benchmarks.batching import main
+
+    held = {"trials": [{"task": "full", "rule": "random", "seed": 0, "history": []}]}
+    (tmp_path / "results.json").write_text(json.dumps(held))
+    with pytest.raises(SystemExit) as stop:
+        main(["--regime", "full_ft", "--tasks", "full", "--seeds", "0", "--out", str(tmp_path)])
+    assert str(stop.value) == (
+        f"--out {tmp_path}: holds --regime lora trials; give --regime full_ft its own folder"
+    )
+    assert json.loads((tmp_path / "results.json").read_text()) == held

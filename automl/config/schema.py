@@ -96,7 +96,7 @@ class TrainConfig:
     # buckets with every class spread evenly along its bucket; buckets = random batches inside
     # length buckets; pools = sorted by length inside shuffled pools of `bucket_pool_batches`
     # batches (1 = plain shuffling; fully sorted batches are class-sorted on the default data);
-    # auto (default) = stratified from 2,000 training examples, buckets below (measured per
+    # auto (default) = stratified from 2,500 training examples, buckets below (measured per
     # epoch against random batches; README). Bucket edges: fine (1.25x apart) | pow2 (<= 8, 16,
     # ... 128) | auto (default: pow2 for buckets, fine for stratified).
     batching: str = "auto"

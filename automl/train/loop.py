@@ -166,7 +166,7 @@ def settle_batch_size(t: TrainConfig, num_train: int) -> int:
 
 def settle_batching(t: TrainConfig, num_train: int) -> str:
     """Fill in `train.batching` and `train.bucket_edges` left to the data (`auto`), like the
-    batch size, so the trial records and checkpoints the rule it really trained with."""
+    batch size: settled once a trial from the training split's size, and logged."""
     if t.batching == "auto":
         t.batching = auto_batching(num_train)
         log.info("train.batching %s, from %d training examples", t.batching, num_train)

@@ -351,7 +351,8 @@ def test_bucket_edges_decide_which_lengths_share_a_batch(edges: str, mixed: bool
 
 @pytest.mark.parametrize(
     ("num_train", "edges", "rule", "settled_edges"),
-    [(STRATIFIED_FROM - 1, "auto", "buckets", "pow2"), (STRATIFIED_FROM, "auto", "stratified", "fine"),
+    [(STRATIFIED_FROM - 1, "auto", "buckets", "pow2"),
+     (STRATIFIED_FROM, "auto", "stratified", "fine"),
      (20, "fine", "buckets", "fine"), (5000, "pow2", "stratified", "pow2")],
 )  # fmt: skip
 def test_auto_batching_follows_the_training_sets_size(
@@ -369,8 +370,8 @@ def test_auto_batching_follows_the_training_sets_size(
 def test_a_trial_records_the_batching_rule_it_trained_with(
     tiny_config: Callable[..., Config], small_data: PreparedData
 ) -> None:
-    """The config a trial checkpoints and exports names the rule, not `auto`, and the rule is
-    what the batches show: with few examples, random draws inside power-of-two buckets."""
+    """run_trial settles `auto` into a rule (its config names it afterwards), and the batches
+    show it: with few examples, random draws inside power-of-two buckets."""
     conf = tiny_config(train__epochs=1, train__sampling="natural")
     assert len(small_data.train) < STRATIFIED_FROM
     _, batches, _ = traced_trial(conf, small_data)
