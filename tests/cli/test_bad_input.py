@@ -117,6 +117,17 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         lambda t: [f"paths.output_dir={_under_a_file(t)}"],
         "paths.output_dir: cannot create",
     ),
+    # refused by the kernel even to root, whom `os.access` tells yes
+    (
+        "output-dir-in-proc",
+        lambda t: ["paths.output_dir=/proc/automl-out"],
+        "/proc is not writable",
+    ),
+    (
+        "tracking-sqlite-in-proc",
+        lambda t: ["tracking.uri=sqlite:////proc/automl/mlflow.db"],
+        "tracking.uri: sqlite:////proc/automl/mlflow.db: cannot create",
+    ),
     (
         "storage-under-a-file",
         lambda t: [f"paths.storage={_under_a_file(t)}"],

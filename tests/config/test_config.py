@@ -304,4 +304,16 @@ def test_where_a_run_writes_is_checked_without_writing(tmp_path: Path) -> None:
         problem
         == f"cannot create {tmp_path / 'a-file' / 'out'} ({tmp_path / 'a-file'} is not a folder)"
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing was created
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # nothing was left behind
+    assert (tmp_path / "a-file").read_text() == ""  # nor written into
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_the_kernel_refuses_is_not_creatable_even_for_root() -> None:
+    """As root (a container's default user) `os.access` says yes to /proc; creating says no."""
+    from automl.config.paths import not_creatable
+
+    assert not_creatable("/proc/automl-out", folder=True) == (
+        "cannot create /proc/automl-out (/proc is not writable)"
+    )
+    assert not_creatable("/proc", folder=True) == "/proc is not writable"
