@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+EXPORT_MARKERS = ("provenance.json", "config.json")  # what every exported model folder holds
+
 
 def not_creatable(path: str | Path, folder: bool = False) -> str | None:
     """Why `path` (a folder, if `folder`) cannot be written or created; None when it can: it
@@ -22,6 +24,18 @@ def not_creatable(path: str | Path, folder: bool = False) -> str | None:
     if not _can_create_in(existing):
         return f"cannot create {target} ({existing} is not writable)"
     return None
+
+
+def not_replaceable(out_dir: Path) -> str | None:
+    """Why an export may not be written to `out_dir`; None when it may: the folder is absent,
+    empty, or an earlier export (it holds provenance.json and config.json). Any other folder is
+    the user's, and an export replaces the folder it is written to."""
+    problem = not_creatable(out_dir, folder=True)
+    if problem or not out_dir.exists():
+        return problem
+    if not any(out_dir.iterdir()) or all((out_dir / f).is_file() for f in EXPORT_MARKERS):
+        return None
+    return f"{out_dir} holds files and is not an exported model, which an export would replace"
 
 
 def _can_create_in(folder: Path) -> bool:

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import not_replaceable
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.export.card import model_card
@@ -42,6 +43,9 @@ def export_checkpoint(
     """
     from transformers import set_seed
 
+    problem = not_replaceable(out_dir)  # the CLIs ask before any compute; this is the last guard
+    if problem:
+        raise FileExistsError(problem)
     set_seed(
         conf.train.seed
     )  # frozen weights of a randomly initialised (tiny) model match the trial's

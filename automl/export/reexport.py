@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import not_replaceable
 from automl.config.resolve import from_dict
 
 
@@ -38,6 +39,10 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
             raise ExportError(f"{path}: not found (is {sweep_dir} a finished sweep's folder?)")
     summary: dict[str, Any] = json.loads(summary_path.read_text())
     base = json.loads(config_path.read_text())
+    target = out_dir or sweep_dir / "best"
+    problem = not_replaceable(target)
+    if problem:
+        raise ExportError(problem)
     trial_id = trial_id or summary.get("best_trial") or ""
     rows = {row["trial_id"]: row for row in summary["trials"]}
     if trial_id not in rows:
@@ -59,7 +64,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     folder = export_checkpoint(
         trial_config(base, row["params"]),
         checkpoint,
-        out_dir or sweep_dir / "best",
+        target,
         label_names=summary["label_names"],
         provenance=provenance,
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import not_creatable
+from automl.config.paths import not_creatable, not_replaceable
 from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
@@ -107,6 +107,9 @@ def plan_sweep(conf: Config) -> SweepPlan:
         problem = not_creatable(folder, folder=True)
         if problem:
             raise ConfigError(f"config: {key}: {problem}")
+    problem = not_replaceable(out_dir / "best")  # the export replaces it: only an export may be
+    if problem:
+        raise ConfigError(f"config: paths.output_dir: {problem}")
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
     if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none

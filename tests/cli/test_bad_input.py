@@ -35,6 +35,13 @@ def _jsonl(tmp: Path) -> str:
     return str(path)
 
 
+def _users_best(tmp: Path) -> Path:
+    """An output folder whose `<sweep>/best` holds a file of the user's."""
+    (tmp / "mine" / "smoke" / "best").mkdir(parents=True)
+    (tmp / "mine" / "smoke" / "best" / "notes.txt").write_text("mine")
+    return tmp / "mine"
+
+
 def _space(tmp: Path, text: str) -> str:
     path = tmp / "space.yaml"
     path.write_text(text)
@@ -127,6 +134,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "tracking-sqlite-in-proc",
         lambda t: ["tracking.uri=sqlite:////proc/automl/mlflow.db"],
         "tracking.uri: sqlite:////proc/automl/mlflow.db: cannot create",
+    ),
+    (
+        "output-dir-best-is-the-users",
+        lambda t: [f"paths.output_dir={_users_best(t)}"],
+        "is not an exported model",
     ),
     (
         "storage-under-a-file",

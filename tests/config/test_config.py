@@ -308,6 +308,27 @@ def test_where_a_run_writes_is_checked_without_writing(tmp_path: Path) -> None:
     assert (tmp_path / "a-file").read_text() == ""  # nor written into
 
 
+def test_an_export_replaces_only_an_absent_empty_or_exported_folder(tmp_path: Path) -> None:
+    from automl.config.paths import not_replaceable
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "export").mkdir()
+    for name in ("provenance.json", "config.json", "model.safetensors"):
+        (tmp_path / "export" / name).write_text("{}")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "provenance.json").write_text("{}")  # not an export without config.json
+    assert not_replaceable(tmp_path / "absent") is None
+    assert not_replaceable(tmp_path / "empty") is None
+    assert not_replaceable(tmp_path / "export") is None
+    assert not_replaceable(tmp_path / "mine") == (
+        f"{tmp_path / 'mine'} holds files and is not an exported model, which an export would "
+        "replace"
+    )
+    assert not_replaceable(tmp_path / "export" / "config.json") == (
+        f"{tmp_path / 'export' / 'config.json'} is not a folder"
+    )
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_a_folder_the_kernel_refuses_is_not_creatable_even_for_root() -> None:
     """As root (a container's default user) `os.access` says yes to /proc; creating says no."""

@@ -140,3 +140,15 @@ def test_without_an_atomic_exchange_the_backup_is_put_back(
         if len(calls) < step:
             break
         _export(trial_checkpoint, out_dir, "old")
+
+
+def test_an_export_never_replaces_a_folder_that_is_not_an_export(
+    tmp_path: Path, trial_checkpoint: Path
+) -> None:
+    mine = tmp_path / "my-project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="is not an exported model"):
+        _export(trial_checkpoint, mine, "new")
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my-project"]  # nothing written beside

@@ -148,3 +148,10 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
         reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")
     with pytest.raises(ExportError, match="no trial 'nope'"):
         reexport(sweep_dir, trial_id="nope")
+    mine = tmp / "my-project"  # a folder of the user's: an export would replace it whole
+    (mine / "notes.txt").parent.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(ExportError, match="is not an exported model"):
+        reexport(sweep_dir, out_dir=mine)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    assert reexport(sweep_dir, out_dir=again) == again  # an earlier export is replaced
