@@ -42,6 +42,13 @@ def _users_best(tmp: Path) -> Path:
     return tmp / "mine"
 
 
+def _users_folder(tmp: Path, sweep: str) -> Path:
+    """A folder whose `<sweep>` subfolder holds a file of the user's."""
+    (tmp / "mine" / sweep).mkdir(parents=True)
+    (tmp / "mine" / sweep / "notes.txt").write_text("mine")
+    return tmp / "mine"
+
+
 def _space(tmp: Path, text: str) -> str:
     path = tmp / "space.yaml"
     path.write_text(text)
@@ -141,6 +148,16 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "is not an exported model",
     ),
     (
+        "output-dir-is-the-users",
+        lambda t: [f"paths.output_dir={_users_folder(t, 'smoke')}"],
+        "is not a sweep's folder",
+    ),
+    (
+        "storage-holds-the-users",
+        lambda t: [f"paths.storage={_users_folder(t, 'smoke')}"],
+        "Ray Tune did not write",
+    ),
+    (
         "storage-under-a-file",
         lambda t: [f"paths.storage={_under_a_file(t)}"],
         "paths.storage: cannot create",
@@ -236,6 +253,7 @@ def test_bad_input_is_refused_before_compute(
     assert "\n" not in message.strip()
     assert not (work / "outputs").exists()
     assert not (work / "mlflow.db").exists()
+    assert all(f.read_text() == "mine" for f in tmp_path.rglob("notes.txt"))  # the user's, kept
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,33 @@ def test_fresh_sweep_removes_only_its_own_experiments(tmp_path: Path) -> None:
     assert left == ["default-r2x", "default-roberta", "defaults"]
 
 
+def test_a_sweep_refuses_folders_it_did_not_write(tmp_path: Path) -> None:
+    """What `_starting_state` deletes and what the sweep overwrites must be the sweep's own:
+    empty, written by a sweep (its state file) or, for Ray's folders, by Ray Tune (tuner.pkl)."""
+    from automl.search.plan import not_the_sweeps
+
+    out, storage = tmp_path / "out" / "default", tmp_path / "ray"
+    assert not_the_sweeps(out, storage, "default") is None  # neither exists yet
+    out.mkdir(parents=True)
+    (storage / "default-roberta").mkdir(parents=True)  # another sweep's: never deleted anyway
+    (storage / "default-roberta" / "data.csv").write_text("a,b\n")
+    (storage / "default-r1").mkdir()  # empty: nothing to lose
+    assert not_the_sweeps(out, storage, "default") is None
+    (out / "config.json").write_text("{}")  # a user's project folder
+    assert not_the_sweeps(out, storage, "default") == (
+        f"paths.output_dir: {out} holds files and is not a sweep's folder (no sweep_state.json)"
+    )
+    (out / "sweep_state.json").write_text("{}")
+    (storage / "default").mkdir()
+    (storage / "default" / "data.csv").write_text("a,b\n")
+    assert not_the_sweeps(out, storage, "default") == (
+        f"paths.storage: {storage / 'default'} holds files Ray Tune did not write (no tuner.pkl)"
+        "; sweep 'default' would delete it"
+    )
+    (storage / "default" / "tuner.pkl").write_bytes(b"")
+    assert not_the_sweeps(out, storage, "default") is None
+
+
 def _callback(stopper: OverfitStopper) -> SweepCallback:
     return SweepCallback(
         metric="val_accuracy", mode="max", default_epochs=6, tracker=None, stopper=stopper
