@@ -33,8 +33,14 @@ def not_replaceable(out_dir: Path) -> str | None:
     problem = not_creatable(out_dir, folder=True)
     if problem or not out_dir.exists():
         return problem
-    if not any(out_dir.iterdir()) or all((out_dir / f).is_file() for f in EXPORT_MARKERS):
-        return None
+    problem = not_creatable(out_dir.parent, folder=True)  # the new export is made beside it
+    if problem:
+        return problem
+    try:
+        if not any(out_dir.iterdir()) or all((out_dir / f).is_file() for f in EXPORT_MARKERS):
+            return None
+    except OSError as err:
+        return f"{out_dir} cannot be listed ({err.strerror})"
     return f"{out_dir} holds files and is not an exported model, which an export would replace"
 
 

@@ -6,7 +6,6 @@ one line naming the culprit and nothing is written; `sweep.dry_run=true` prints 
 
 from __future__ import annotations
 
-import glob
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,23 +15,17 @@ from automl.config.paths import not_creatable, not_replaceable
 from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
-from automl.data.quality import REPORT_FILE
 from automl.model.choices import model_config
 from automl.model.load import check_model, load_model_config, num_blocks_of
 from automl.provenance import redact
 from automl.search.objectives import check_objectives
 from automl.search.resources import pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
-from automl.search.state import STATE_FILE, is_own_experiment
-from automl.search.study import STUDY_FILE
+from automl.search.state import not_a_sweep_folder, not_ray_experiments
 from automl.search.warm_start import WarmStart, load_warm_start
 from automl.tracking.uri import check_store, tracking_uri
 
 log = logging.getLogger("automl.sweep")
-
-# One of these is in the output folder of every sweep that got as far as writing anything
-SWEEP_FILES = (STATE_FILE, STUDY_FILE, REPORT_FILE, "summary.json")
-RAY_TUNER_FILE = "tuner.pkl"  # Ray Tune writes it into an experiment folder as a Tuner is made
 
 
 @dataclass
@@ -118,9 +111,13 @@ def plan_sweep(conf: Config) -> SweepPlan:
     problem = not_replaceable(out_dir / "best")  # the export replaces it: only an export may be
     if problem:
         raise ConfigError(f"config: paths.output_dir: {problem}")
-    problem = not_the_sweeps(out_dir, storage, conf.sweep.name)
-    if problem:
-        raise ConfigError(f"config: {problem}")
+    storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
+    for key, problem in (
+        ("paths.output_dir", not_a_sweep_folder(out_dir)),
+        (storage_key, not_ray_experiments(storage, conf.sweep.name)),
+    ):
+        if problem:
+            raise ConfigError(f"config: {key}: {problem}")
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
     if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none
@@ -142,32 +139,6 @@ def plan_sweep(conf: Config) -> SweepPlan:
 def _blocks(model: ModelConfig) -> int:
     """A model choice's block count, from its config alone (a load failure is one line)."""
     return num_blocks_of(load_model_config(model))
-
-
-def not_the_sweeps(out_dir: Path, storage: Path, sweep: str) -> str | None:
-    """What a sweep would overwrite or delete that it did not write: its output folder must be
-    new, empty or a sweep's (it writes summary.json and config.json there); the folders named
-    like its Ray experiments, which a new sweep deletes, must be Ray Tune's."""
-    if (
-        out_dir.is_dir()
-        and any(out_dir.iterdir())
-        and not any((out_dir / name).exists() for name in SWEEP_FILES)
-    ):
-        return (
-            f"paths.output_dir: {out_dir} holds files and is not a sweep's folder (no {STATE_FILE})"
-        )
-    for folder in sorted(storage.glob(glob.escape(sweep) + "*")) if storage.is_dir() else ():
-        if (
-            folder.is_dir()
-            and is_own_experiment(folder.name, sweep)
-            and any(folder.iterdir())
-            and not (folder / RAY_TUNER_FILE).is_file()
-        ):
-            return (
-                f"paths.storage: {folder} holds files Ray Tune did not write (no {RAY_TUNER_FILE})"
-                f"; sweep {sweep!r} would delete it"
-            )
-    return None
 
 
 def _storage_path(storage: str) -> Path:

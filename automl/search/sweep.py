@@ -32,7 +32,12 @@ from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.pareto import export_choice, mark_pareto
 from automl.search.plan import SweepPlan, init_ray, model_name, plan_sweep
-from automl.search.state import STATE_FILE, SweepState, experiment_name, is_own_experiment
+from automl.search.state import (
+    SweepState,
+    experiment_name,
+    is_own_experiment,
+    remove_experiment,
+)
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
 from automl.search.summary import _count, best_epoch_scores, print_table
 from automl.search.tuner import new_tuner, restored_tuner, stopping_rules, unfinished_results
@@ -106,12 +111,15 @@ def _starting_state(plan: SweepPlan) -> SweepState:
     """Fresh, resumed (same round), or extended (a new round on the same Optuna study)."""
     s = plan.conf.sweep
     if not s.resume:
-        for stale in (plan.out_dir / STATE_FILE, plan.out_dir / STUDY_FILE):
-            stale.unlink(missing_ok=True)
+        # the new state replaces the stale one first, so a kill below leaves a folder still
+        # known as the sweep's; then the study and Ray experiments go
+        state = SweepState()
+        state.save(plan.out_dir)
+        (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
         for old in plan.storage.glob(f"{s.name}*"):
             if old.is_dir() and is_own_experiment(old.name, s.name):
-                shutil.rmtree(old)  # a fresh sweep under the same name starts clean
-        return SweepState()
+                remove_experiment(old)  # a fresh sweep under the same name starts clean
+        return state
     state = SweepState.load(plan.out_dir)
     if state.phase == "finished" and s.num_samples > len(state.records):
         state.round += 1

@@ -37,28 +37,65 @@ def test_fresh_sweep_removes_only_its_own_experiments(tmp_path: Path) -> None:
 def test_a_sweep_refuses_folders_it_did_not_write(tmp_path: Path) -> None:
     """What `_starting_state` deletes and what the sweep overwrites must be the sweep's own:
     empty, written by a sweep (its state file) or, for Ray's folders, by Ray Tune (tuner.pkl)."""
-    from automl.search.plan import not_the_sweeps
+    from automl.search.state import not_a_sweep_folder, not_ray_experiments
 
     out, storage = tmp_path / "out" / "default", tmp_path / "ray"
-    assert not_the_sweeps(out, storage, "default") is None  # neither exists yet
+    assert not_a_sweep_folder(out) is None and not_ray_experiments(storage, "default") is None
     out.mkdir(parents=True)
     (storage / "default-roberta").mkdir(parents=True)  # another sweep's: never deleted anyway
     (storage / "default-roberta" / "data.csv").write_text("a,b\n")
     (storage / "default-r1").mkdir()  # empty: nothing to lose
-    assert not_the_sweeps(out, storage, "default") is None
-    (out / "config.json").write_text("{}")  # a user's project folder
-    assert not_the_sweeps(out, storage, "default") == (
-        f"paths.output_dir: {out} holds files and is not a sweep's folder (no sweep_state.json)"
+    assert not_a_sweep_folder(out) is None and not_ray_experiments(storage, "default") is None
+    (out / "summary.json").write_text("{}")  # a user's project folder
+    assert not_a_sweep_folder(out) == (
+        f"{out} holds files and is not a sweep's folder "
+        "(none of sweep_state.json, optuna.journal, data_quality.json)"
     )
     (out / "sweep_state.json").write_text("{}")
+    assert not_a_sweep_folder(out) is None
     (storage / "default").mkdir()
     (storage / "default" / "data.csv").write_text("a,b\n")
-    assert not_the_sweeps(out, storage, "default") == (
-        f"paths.storage: {storage / 'default'} holds files Ray Tune did not write (no tuner.pkl)"
-        "; sweep 'default' would delete it"
+    assert not_ray_experiments(storage, "default") == (
+        f"{storage / 'default'} holds files Ray Tune did not write (no tuner.pkl); "
+        "sweep 'default' would delete it"
     )
     (storage / "default" / "tuner.pkl").write_bytes(b"")
-    assert not_the_sweeps(out, storage, "default") is None
+    assert not_ray_experiments(storage, "default") is None
+
+
+def test_a_fresh_start_killed_midway_leaves_folders_the_next_one_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting the old experiment is cut short by a kill: what is left is still the sweep's."""
+    import shutil
+
+    from automl.search.state import STATE_FILE, not_a_sweep_folder, not_ray_experiments
+
+    plan = _plan(tmp_path, "default")
+    plan.out_dir.mkdir(parents=True)
+    (plan.out_dir / STATE_FILE).write_text('{"phase": "finished", "round": 0, "records": []}')
+    experiment = plan.storage / "default"
+    for trial in ("trial_a", "trial_b", "trial_c"):
+        (experiment / trial).mkdir(parents=True)
+        (experiment / trial / "result.json").write_text("{}")
+    (experiment / "tuner.pkl").write_bytes(b"")
+    real_rmtree, removed = shutil.rmtree, []
+
+    def killed_after_one(path: Any, *args: Any, **kwargs: Any) -> None:
+        if removed:
+            raise KeyboardInterrupt
+        removed.append(path)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        _starting_state(plan)
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    assert len(removed) == 1 and (experiment / "tuner.pkl").is_file()
+    assert not_a_sweep_folder(plan.out_dir) is None
+    assert not_ray_experiments(plan.storage, "default") is None
+    _starting_state(plan)  # the next fresh start finishes the job
+    assert not experiment.exists()
 
 
 def _callback(stopper: OverfitStopper) -> SweepCallback:
