@@ -35,17 +35,10 @@ def _jsonl(tmp: Path) -> str:
     return str(path)
 
 
-def _users_best(tmp: Path) -> Path:
-    """An output folder whose `<sweep>/best` holds a file of the user's."""
-    (tmp / "mine" / "smoke" / "best").mkdir(parents=True)
-    (tmp / "mine" / "smoke" / "best" / "notes.txt").write_text("mine")
-    return tmp / "mine"
-
-
-def _users_folder(tmp: Path, sweep: str) -> Path:
-    """A folder whose `<sweep>` subfolder holds a file of the user's."""
-    (tmp / "mine" / sweep).mkdir(parents=True)
-    (tmp / "mine" / sweep / "notes.txt").write_text("mine")
+def _users_folder(tmp: Path, sub: str) -> Path:
+    """A folder whose subfolder `sub` holds a file of the user's."""
+    (tmp / "mine" / sub).mkdir(parents=True)
+    (tmp / "mine" / sub / "notes.txt").write_text("mine")
     return tmp / "mine"
 
 
@@ -144,7 +137,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ),
     (
         "output-dir-best-is-the-users",
-        lambda t: [f"paths.output_dir={_users_best(t)}"],
+        lambda t: [f"paths.output_dir={_users_folder(t, 'smoke/best')}"],
         "is not an exported model",
     ),
     (
