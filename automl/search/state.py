@@ -51,6 +51,18 @@ def is_own_experiment(folder: str, sweep: str) -> bool:
     return re.fullmatch(re.escape(sweep) + r"(-r\d+)?", folder) is not None
 
 
+def own_experiments(storage: Path, sweep: str) -> list[Path]:
+    """The folders in `storage` named like this sweep's Ray experiments (a fresh start deletes
+    them)."""
+    if not storage.is_dir():
+        return []
+    return sorted(
+        folder
+        for folder in storage.glob(glob.escape(sweep) + "*")
+        if folder.is_dir() and is_own_experiment(folder.name, sweep)
+    )
+
+
 def not_a_sweep_folder(out_dir: Path) -> str | None:
     """Why a sweep may not write into `out_dir` (summary.json, config.json, ...); None when it
     may: the folder is absent, empty, or holds a file only a sweep writes."""
@@ -72,13 +84,8 @@ def not_ray_experiments(storage: Path, sweep: str) -> str | None:
     """Why a new sweep may not delete the folders in `storage` named like its Ray experiments;
     None when each is empty or Ray Tune's (it holds tuner.pkl)."""
     try:
-        for folder in sorted(storage.glob(glob.escape(sweep) + "*")) if storage.is_dir() else ():
-            if (
-                folder.is_dir()
-                and is_own_experiment(folder.name, sweep)
-                and any(folder.iterdir())
-                and not (folder / RAY_TUNER_FILE).is_file()
-            ):
+        for folder in own_experiments(storage, sweep):
+            if any(folder.iterdir()) and not (folder / RAY_TUNER_FILE).is_file():
                 return (
                     f"{folder} holds files Ray Tune did not write (no {RAY_TUNER_FILE}); "
                     f"sweep {sweep!r} would delete it"

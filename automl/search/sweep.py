@@ -35,7 +35,7 @@ from automl.search.plan import SweepPlan, init_ray, model_name, plan_sweep
 from automl.search.state import (
     SweepState,
     experiment_name,
-    is_own_experiment,
+    own_experiments,
     remove_experiment,
 )
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
@@ -116,9 +116,8 @@ def _starting_state(plan: SweepPlan) -> SweepState:
         state = SweepState()
         state.save(plan.out_dir)
         (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
-        for old in plan.storage.glob(f"{s.name}*"):
-            if old.is_dir() and is_own_experiment(old.name, s.name):
-                remove_experiment(old)  # a fresh sweep under the same name starts clean
+        for old in own_experiments(plan.storage, s.name):
+            remove_experiment(old)  # a fresh sweep under the same name starts clean
         return state
     state = SweepState.load(plan.out_dir)
     if state.phase == "finished" and s.num_samples > len(state.records):
