@@ -184,8 +184,7 @@ class SweepCallback(Callback):
             if self.origin_of is not None:
                 record.origin = self.origin_of(params)
             if self.tracker is not None:
-                self.tracker.child(trial.trial_id, params)
-                self.tracker.tag_trial(trial.trial_id, {"origin": record.origin})
+                self.tracker.child(trial.trial_id, params, {"origin": record.origin})
         return record
 
     def _planned_epochs(self, record: TrialRecord) -> int:

@@ -3,9 +3,14 @@ was started from (MLflow's default `./mlruns`, which every store opened there wo
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from automl.tracking.runs import SweepTracker
 from automl.tracking.uri import artifact_root
@@ -40,3 +45,42 @@ def test_artifact_root_only_for_sqlite_files(
     assert artifact_root("sqlite:///mlflow.db", "../..").endswith("/mlruns/experiment")
     for other in ("sqlite:///:memory:", "http://127.0.0.1:5000", "postgresql://u@h/db"):
         assert artifact_root(other, "exp") is None, other
+
+
+def _journal_mode(db: Path) -> str:
+    with closing(sqlite3.connect(db)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+
+def test_a_new_store_logs_ahead_and_an_existing_one_is_left_as_it_is(tmp_path: Path) -> None:
+    new, users = tmp_path / "new" / "mlflow.db", tmp_path / "users.db"
+    SweepTracker(f"sqlite:///{new}", "exp", "sw").start_sweep({}, {}, resume=False)
+    assert _journal_mode(new) == "wal"
+    with closing(sqlite3.connect(users)) as conn:  # a store the user made: rollback journal
+        conn.execute("CREATE TABLE notes (x)")
+    SweepTracker(f"sqlite:///{users}", "exp", "sw").start_sweep({}, {}, resume=False)
+    assert _journal_mode(users) == "delete"
+
+
+KILLED_MIDWAY = """
+import os, sys
+from automl.tracking.runs import SweepTracker
+tracker = SweepTracker(sys.argv[1], "exp", "sw")
+tracker.start_sweep({}, {}, resume=False)
+tracker.child("t1", {"train.learning_rate": 0.01}, {"origin": "sampler"})
+tracker.log_epoch("t1", {"epoch": 1, "val_loss": 0.5, "val_accuracy": 0.75})
+os._exit(0)  # no connection closed: the write-ahead log is not folded back
+"""
+
+
+def test_a_killed_sweep_loses_no_logged_epoch(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    subprocess.run([sys.executable, "-c", KILLED_MIDWAY, uri], check=True, timeout=120)
+    assert (tmp_path / "mlflow.db-wal").stat().st_size > 0  # the epoch is in the log only
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs(
+        [client.get_experiment_by_name("exp").experiment_id], "tags.automl.trial_id = 't1'"
+    )
+    assert run.data.metrics == {"val_loss": 0.5, "val_accuracy": 0.75}
+    assert run.data.tags["origin"] == "sampler"
+    assert run.data.params == {"train.learning_rate": "0.01"}
