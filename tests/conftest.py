@@ -157,13 +157,20 @@ def traced_trial(conf: Config, data: PreparedData) -> tuple[TrialResult, list[li
 
 @functools.cache
 def _empty_store() -> Path:
-    """An empty MLflow SQLite store, migrated once per test process; removed at exit."""
+    """An empty MLflow SQLite store, migrated once per test process; removed at exit. It is in
+    write-ahead-log mode like every store a sweep creates, with the log folded back into the
+    file, so a copy of the file alone is the whole store."""
     from mlflow.tracking import MlflowClient
+
+    from automl.tracking.uri import create_in_wal_mode
 
     scratch = tempfile.mkdtemp(prefix="empty-mlflow-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     empty = Path(scratch) / "mlflow.db"
+    create_in_wal_mode(f"sqlite:///{empty}")
     MlflowClient(tracking_uri=f"sqlite:///{empty}").search_experiments()
+    with contextlib.closing(sqlite3.connect(empty)) as store:
+        store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return empty
 
 
