@@ -65,6 +65,17 @@ def check_overrides(overrides: list[str]) -> None:
         raise ConfigError(f"config: {composition_error(err)}") from None
 
 
+def multirun_job() -> int | None:
+    """The job number inside Hydra's multirun (`-m`), None in a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_conf = HydraConfig.get()
+    return int(hydra_conf.job.num) if hydra_conf.mode == RunMode.MULTIRUN else None
+
+
 def hydra_app(run: Callable[[Config], Any]) -> Callable[[], None]:
     """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr."""
     register_configs()

@@ -3,14 +3,28 @@
 automl-sweep experiment=default                 # the quick sweep on MiniLM + chatterbot topics
 automl-sweep experiment=smoke                   # tiny model, a few seconds per trial
 automl-sweep sampler=random pruner=none sweep.num_samples=20 search_space=default
+automl-sweep -m experiment=smoke data.max_examples=500,1000   # one sweep each: smoke-0, smoke-1
 """
 
 from __future__ import annotations
 
-from automl.cli.app import hydra_app
-from automl.search.sweep import run_sweep
+from automl.cli.app import hydra_app, multirun_job
+from automl.config.schema import Config
+from automl.search.sweep import SweepOutcome, run_sweep
 
-main = hydra_app(run_sweep)
+
+def sweep_job(conf: Config) -> SweepOutcome:
+    """Hydra's multirun (`-m`) runs one sweep per combination of values, one after another;
+    each is named `<sweep.name>-<job number>`, since a sweep under a name already used starts
+    fresh over that sweep's folder, study and MLflow runs, and the second job would wipe the
+    first. The same command with `sweep.resume=true` finds each one again."""
+    job = multirun_job()
+    if job is not None:
+        conf.sweep.name = f"{conf.sweep.name}-{job}"
+    return run_sweep(conf)
+
+
+main = hydra_app(sweep_job)
 
 
 if __name__ == "__main__":

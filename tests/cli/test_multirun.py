@@ -1,0 +1,31 @@
+"""Hydra's multirun (`-m`) runs one sweep per combination; each gets its own name, so no job
+starts fresh over another's results, and Hydra's record of the multirun stays in the outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def planned_folders(tmp: Path, *args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "automl.cli.sweep", *args, "experiment=smoke",
+         "sweep.dry_run=true", f"paths.output_dir={tmp / 'out'}"],
+        cwd=tmp, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    plans = [json.loads(line)["plan"] for line in done.stdout.splitlines() if "dry_run" in line]
+    return [
+        line.split("results: ")[1].split(" ")[0] for p in plans for line in p if "results:" in line
+    ]
+
+
+def test_each_job_of_a_multirun_is_its_own_sweep(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    jobs = planned_folders(tmp_path, "-m", "data.max_examples=200,300")
+    assert jobs == [str(out / "smoke-0"), str(out / "smoke-1")]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing in the working folder
+    assert [p.name for p in out.iterdir()] == [".hydra-multirun"]  # a dry run: no sweep folder
+    assert planned_folders(tmp_path, "data.max_examples=200") == [str(out / "smoke")]
