@@ -73,4 +73,4 @@ lint: install ## ruff + mypy
 	$(BIN)/mypy automl
 
 clean: ## Remove generated output (MLflow store, sweeps, Ray results) but keep .venv
-	rm -rf outputs mlruns mlartifacts mlflow.db ray_results multirun
+	rm -rf outputs mlruns mlartifacts mlflow.db mlflow.db-wal mlflow.db-shm ray_results multirun

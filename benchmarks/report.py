@@ -29,7 +29,8 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Measured {m['date']} on {m['cpus']} CPU cores, no GPU, torch {m['torch']} (CPU), "
-        f"transformers {m['transformers']}; `make bench` took {results['wall_s'] / 60:.1f} min.",
+        f"transformers {m['transformers']}, at {str(results.get('git_commit') or '?')[:7]}; "
+        f"`make bench` took {results['wall_s'] / 60:.1f} min.",
         "",
         "| figure | measured | goal | met |",
         "| --- | --- | --- | --- |",

@@ -58,8 +58,11 @@ def run_all(only: set[str], quick: bool) -> dict[str, Any]:
         from benchmarks import search
 
         benchmarks.append(search.run(quick=quick, deadline=deadline))
+    from automl.provenance import git_commit
+
     return {
         "machine": machine(),
+        "git_commit": git_commit(),  # the code measured
         "quick": quick,
         "wall_s": time.monotonic() - started,
         "benchmarks": benchmarks,

@@ -170,7 +170,8 @@ def _empty_store() -> Path:
     create_in_wal_mode(f"sqlite:///{empty}")
     MlflowClient(tracking_uri=f"sqlite:///{empty}").search_experiments()
     with contextlib.closing(sqlite3.connect(empty)) as store:
-        store.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy, _, _ = store.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0, "the empty store's log was not folded back: a copy would be partial"
     return empty
 
 

@@ -32,14 +32,12 @@ def sqlite_path(uri: str) -> str:
 
 
 def create_in_wal_mode(uri: str) -> None:
-    """A SQLite store the sweep creates starts in write-ahead-log mode: a write then costs one
-    sync instead of a rollback journal's several (a fifth less driver time per MLflow write,
-    measured), and the MLflow UI can read while the sweep writes instead of making it wait. The
-    mode stays with the file; a store that already exists is the user's and is left as it is.
-    SQLite folds the log back into the file when the last connection closes, and a killed sweep's
-    log is read back by the next connection, so nothing written is lost either way."""
+    """A SQLite store the sweep creates starts in write-ahead-log mode: each MLflow write in the
+    driver costs less (one sync a commit), and the UI reads while the sweep writes instead of
+    making it wait. The mode stays with the file; an existing store is the user's and keeps its
+    own. SQLite URI filenames (`file:...`) are left to MLflow as they are."""
     file = sqlite_path(uri) if uri.startswith("sqlite:///") else ""
-    if not file or file == ":memory:" or Path(file).exists():
+    if not file or file == ":memory:" or file.startswith("file:") or Path(file).exists():
         return
     path = Path(file)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from automl.tracking.runs import SweepTracker
-from automl.tracking.uri import artifact_root
+from automl.tracking.uri import artifact_root, create_in_wal_mode
 
 
 def test_artifacts_go_beside_the_database_not_into_the_working_dir(
@@ -56,8 +56,8 @@ def test_a_new_store_logs_ahead_and_an_existing_one_is_left_as_it_is(tmp_path: P
     new, users = tmp_path / "new" / "mlflow.db", tmp_path / "users.db"
     SweepTracker(f"sqlite:///{new}", "exp", "sw").start_sweep({}, {}, resume=False)
     assert _journal_mode(new) == "wal"
-    with closing(sqlite3.connect(users)) as conn:  # a store the user made: rollback journal
-        conn.execute("CREATE TABLE notes (x)")
+    MlflowClient(tracking_uri=f"sqlite:///{users}").search_experiments()  # made by MLflow alone
+    assert _journal_mode(users) == "delete"
     SweepTracker(f"sqlite:///{users}", "exp", "sw").start_sweep({}, {}, resume=False)
     assert _journal_mode(users) == "delete"
 
@@ -73,7 +73,9 @@ os._exit(0)  # no connection closed: the write-ahead log is not folded back
 """
 
 
-def test_a_killed_sweep_loses_no_logged_epoch(tmp_path: Path) -> None:
+def test_a_killed_sweep_leaves_its_last_epoch_in_the_log_and_the_next_reader_finds_it(
+    tmp_path: Path,
+) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     subprocess.run([sys.executable, "-c", KILLED_MIDWAY, uri], check=True, timeout=120)
     assert (tmp_path / "mlflow.db-wal").stat().st_size > 0  # the epoch is in the log only
@@ -84,3 +86,18 @@ def test_a_killed_sweep_loses_no_logged_epoch(tmp_path: Path) -> None:
     assert run.data.metrics == {"val_loss": 0.5, "val_accuracy": 0.75}
     assert run.data.tags["origin"] == "sampler"
     assert run.data.params == {"train.learning_rate": "0.01"}
+
+
+def test_write_ahead_logging_for_every_form_of_sqlite_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    create_in_wal_mode("sqlite:///rel.db")  # relative to the working folder, as SQLAlchemy reads it
+    create_in_wal_mode(f"sqlite:///{tmp_path}/a%20b/m.db?timeout=5")  # escaped, with a query
+    assert _journal_mode(tmp_path / "rel.db") == "wal"
+    assert _journal_mode(tmp_path / "a b" / "m.db") == "wal"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for other in ("sqlite:///:memory:", "sqlite://", "sqlite:///", "sqlite:///file:x.db?uri=true",
+                  "http://127.0.0.1:5000", "postgresql://u@h/db"):  # fmt: skip
+        create_in_wal_mode(other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before == ["a b", "rel.db"]
