@@ -47,22 +47,60 @@ def composition_error(err: BaseException) -> str:
     return ": ".join(parts)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
 def check_overrides(overrides: list[str]) -> None:
     """Compose the config as Hydra is about to, so that a bad override (unknown key, wrong type,
     missing option) is a one-line ConfigError: Hydra itself reports it in several lines, before
-    any code of ours runs. Hydra's own flags (--help, --cfg, -m) are left to Hydra."""
-    if any(arg.startswith("-") for arg in overrides):
+    any code of ours runs. With `-m` every value of a swept key is composed and checked once,
+    before the first job. Hydra's other flags (--help, --cfg, ...) are left to Hydra."""
+    if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in overrides):
         return
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     register_configs()
+    multirun = any(a in MULTIRUN_FLAGS for a in overrides)
     try:
+        jobs = (
+            one_job_per_value([a for a in overrides if a not in MULTIRUN_FLAGS])
+            if multirun
+            else [overrides]
+        )
+        if jobs is None:
+            return
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-            compose(config_name="config", overrides=overrides)
+            for job in jobs:
+                composed = compose(config_name="config", overrides=job)
+                if multirun:  # values too: a single run checks them itself, at once
+                    to_config(composed)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"config: {composition_error(err)}") from None
+
+
+def one_job_per_value(overrides: list[str]) -> list[list[str]] | None:
+    """The overrides of a multirun as jobs that between them use every value of every swept key
+    (each key's other values with the rest at their first): what can fail in one combination
+    fails in one of these, without composing the whole grid. None where Hydra alone can expand."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    if any(o.is_sweep_override() and isinstance(o.value(), Glob) for o in parsed):
+        return None  # `glob(...)` needs Hydra's config loader: left to Hydra
+    options = [
+        [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
+        if o.is_sweep_override()
+        else [o.input_line]
+        for o in parsed
+    ]
+    first = [values[0] for values in options]
+    jobs = [first]
+    for i, values in enumerate(options):
+        jobs += [[*first[:i], value, *first[i + 1 :]] for value in values[1:]]
+    return jobs
 
 
 def multirun_job() -> int | None:

@@ -275,8 +275,31 @@ def test_a_missing_option_lists_the_available_ones() -> None:
 
 
 @pytest.mark.parametrize(
+    "overrides, culprit",
+    [
+        (["-m", "sweep.nope=1,2"], "sweep.nope"),
+        (["-m", "experiment=smoke,smok"], "experiment/smok"),
+        (["--multirun", "sampler=tpe", "train.epochs=2,abc"], "train.epochs=abc"),
+        (["-m", "experiment=smoke", "sweep.num_samples=3,0"], "sweep.num_samples: must be >= 1"),
+    ],
+)
+def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_overrides(overrides)
+    message = str(caught.value)
+    assert message.startswith("config: ") and culprit in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
     "overrides",
-    [[], ["train.epochs=2", "sampler=random"], ["hydra.run.dir=somewhere"], ["--cfg", "job"]],
+    [
+        [],
+        ["train.epochs=2", "sampler=random"],
+        ["hydra.run.dir=somewhere"],
+        ["--cfg", "job"],
+        ["-m", "train.epochs=2,3", "sampler=tpe,random"],
+        ["-m", "sampler=glob(t*)"],  # expanded by Hydra alone
+    ],
 )
 def test_good_overrides_and_hydra_flags_pass_the_check(overrides: list[str]) -> None:
     check_overrides(overrides)
