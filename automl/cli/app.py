@@ -93,7 +93,7 @@ def one_job_per_value(overrides: list[str]) -> list[list[str]] | None:
     options = [
         [f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()]
         if o.is_sweep_override()
-        else [o.input_line]
+        else [str(o.input_line)]
         for o in parsed
     ]
     first = [values[0] for values in options]
