@@ -7,10 +7,13 @@
      `OptunaSearch` (our sampler) + `SweepCallback` writing to a real SQLite `SweepTracker`,
      with `reuse_actors=True`; then the same trials through bare Ray Tune + OptunaSearch (no
      callback, no MLflow): Ray's own floor, which no orchestration on top of it can go below.
+     `python -m benchmarks.overhead --rounds 3 --out DIR` repeats (ii) with our callback
+     without MLflow as a third variant, interleaved, and reports the medians.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -111,8 +114,11 @@ def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
     }
 
 
-def dummy_trials(tmp: Path, n: int, concurrency: int = 2, bare: bool = False) -> dict[str, Any]:
-    """`bare`: Ray Tune + OptunaSearch only, without our callback and its MLflow writes."""
+def dummy_trials(
+    tmp: Path, n: int, concurrency: int = 2, bare: bool = False, mlflow: bool = True
+) -> dict[str, Any]:
+    """`bare`: Ray Tune + OptunaSearch only, without our callback and its MLflow writes;
+    `mlflow=False`: our callback without its MLflow writes."""
     import logging
 
     from ray import tune
@@ -136,12 +142,16 @@ def dummy_trials(tmp: Path, n: int, concurrency: int = 2, bare: bool = False) ->
     import optuna
 
     conf = compose(f"paths.output_dir={tmp / 'outputs'}", f"ray.num_cpus={concurrency}")
-    what = "bare Ray Tune" if bare else "ours"
+    what = "bare Ray Tune" if bare else "ours" if mlflow else "ours without MLflow"
     progress(f"(b-ii) {n} one-second trials, {concurrency} at a time ({what}) ...")
     t0 = time.perf_counter()
     started_ray = init_ray(conf)
     ray_start_s = time.perf_counter() - t0
-    tracker = None if bare else SweepTracker(f"sqlite:///{tmp / 'dummy.db'}", "dummy", "dummy")
+    tracker = (
+        SweepTracker(f"sqlite:///{tmp / 'dummy.db'}", "dummy", "dummy")
+        if mlflow and not bare
+        else None
+    )
     if tracker is not None:
         tracker.start_sweep({"trials": n}, {}, resume=False)
     callback = SweepCallback(
@@ -254,3 +264,73 @@ def run(quick: bool = False) -> dict[str, Any]:
         "measurements": {"sweep_vs_loop": sweep, "dummy": dummy, "dummy_bare_tune": bare},
         "figures": figures,
     }
+
+
+def repeated_dummy(rounds: int, n: int = 200) -> dict[str, Any]:
+    """(ii) `rounds` times, the three variants interleaved (ours, ours without MLflow, bare Ray
+    Tune), so that a drift of the machine touches all three alike; each in a fresh temp folder."""
+    variants = {
+        "ours": {},
+        "ours_without_mlflow": {"mlflow": False},
+        "bare_ray_tune": {"bare": True},
+    }
+    walls: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, options in variants.items():
+            with tempfile.TemporaryDirectory(prefix="bench-overhead-") as tmp:
+                walls[name].append(dummy_trials(Path(tmp), n, **options)["wall_s"])
+    medians = {name: statistics.median(w) for name, w in walls.items()}
+    return {"trials": n, "concurrency": 2, "ideal_s": n / 2, "rounds": rounds,
+            "wall_s": walls, "median_s": medians}  # fmt: skip
+
+
+def repeated_markdown(results: dict[str, Any]) -> str:
+    m, r = results["machine"], results["dummy"]
+    lines = [
+        f"Measured {m['date']} on {m['cpus']} CPU cores, no GPU, Ray {m['versions'].get('ray')}, "
+        f"MLflow {m['versions'].get('mlflow')}, at {str(results['git_commit'])[:7]}; "
+        f"{results['wall_s'] / 60:.1f} min.",
+        "",
+        f"{r['trials']} one-second dummy trials, {r['concurrency']} at a time, {r['rounds']} "
+        "rounds with the three variants interleaved; ideal "
+        f"{r['ideal_s']:.0f} s (`python -m benchmarks.overhead --rounds {r['rounds']}`).",
+        "",
+        "| variant | wall s per round | median | median / ideal | median − bare |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    bare = r["median_s"]["bare_ray_tune"]
+    for name, walls in r["wall_s"].items():
+        med = r["median_s"][name]
+        lines.append(
+            f"| {name} | {', '.join(f'{w:.1f}' for w in walls)} | {med:.1f} | "
+            f"{med / r['ideal_s']:.3f}x | {med - bare:+.1f} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    from automl.provenance import git_commit
+    from benchmarks.common import machine, quiet
+
+    parser = argparse.ArgumentParser(description="(ii) repeated: ours, without MLflow, bare Tune")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--out", type=Path, required=True, help="results folder")
+    args = parser.parse_args(argv)
+    quiet()
+    started = time.monotonic()
+    dummy = repeated_dummy(args.rounds, args.trials)
+    results = {"machine": machine(), "git_commit": git_commit(), "dummy": dummy,
+               "wall_s": time.monotonic() - started}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    (args.out / "results.md").write_text(repeated_markdown(results))
+    print(repeated_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

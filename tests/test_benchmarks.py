@@ -77,6 +77,24 @@ def test_markdown_table() -> None:
     assert fmt_value(41.6, "%") == "42 %"
 
 
+def test_repeated_overhead_table_compares_medians_with_bare_tune() -> None:
+    from benchmarks.overhead import repeated_markdown
+
+    walls = {"ours": [106.0, 105.0, 108.0], "ours_without_mlflow": [104.0, 104.5, 103.0],
+             "bare_ray_tune": [104.0, 103.0, 103.5]}  # fmt: skip
+    results = {
+        "machine": {"date": "2026-01-01", "cpus": 2, "versions": {"ray": "2.60", "mlflow": "3"}},
+        "git_commit": "abcdef0123",
+        "wall_s": 960,
+        "dummy": {"trials": 200, "concurrency": 2, "ideal_s": 100.0, "rounds": 3,
+                  "wall_s": walls, "median_s": {k: sorted(v)[1] for k, v in walls.items()}},
+    }  # fmt: skip
+    text = repeated_markdown(results)
+    assert "| ours | 106.0, 105.0, 108.0 | 106.0 | 1.060x | +2.5 s |" in text
+    assert "| bare_ray_tune | 104.0, 103.0, 103.5 | 103.5 | 1.035x | +0.0 s |" in text
+    assert "at abcdef0" in text and "16.0 min" in text
+
+
 def test_overhead_times_steps_the_sweep_still_has() -> None:
     """The overhead benchmark wraps `run_sweep`'s steps by name: a renamed step would break
     it only at benchmark time (as `prepare_data` once did), so check the names here."""
