@@ -310,10 +310,10 @@ def repeated_markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import json
 
     from automl.provenance import git_commit
     from benchmarks.common import machine, quiet
+    from benchmarks.report import write
 
     parser = argparse.ArgumentParser(description="(ii) repeated: ours, without MLflow, bare Tune")
     parser.add_argument("--rounds", type=int, default=3)
@@ -325,9 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     dummy = repeated_dummy(args.rounds, args.trials)
     results = {"machine": machine(), "git_commit": git_commit(), "dummy": dummy,
                "wall_s": time.monotonic() - started}  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    (args.out / "results.md").write_text(repeated_markdown(results))
+    write(results, args.out, repeated_markdown(results))
     print(repeated_markdown(results))
     return 0
 

@@ -50,9 +50,10 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(results: dict[str, Any], folder: Path = RESULTS) -> Path:
+def write(results: dict[str, Any], folder: Path = RESULTS, table: str | None = None) -> Path:
+    """results.json (every measurement) and results.md (`table`, else `make bench`'s table)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(results, indent=2, default=str))
     path = folder / "results.md"
-    path.write_text(markdown(results))
+    path.write_text(markdown(results) if table is None else table)
     return path
