@@ -31,15 +31,23 @@ def sqlite_path(uri: str) -> str:
     return unquote(uri.removeprefix("sqlite:///").split("?", 1)[0])
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` URI; None for other stores, in-memory databases and
+    SQLite URI filenames (`file:...`), which have no plain file to place things beside."""
+    path = sqlite_path(uri) if uri.startswith("sqlite:///") else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
 def create_in_wal_mode(uri: str) -> None:
     """A SQLite store the sweep creates starts in write-ahead-log mode: each MLflow write in the
     driver costs less (one sync a commit), and the UI reads while the sweep writes instead of
     making it wait. The mode stays with the file; an existing store is the user's and keeps its
     own. SQLite URI filenames (`file:...`) are left to MLflow as they are."""
-    file = sqlite_path(uri) if uri.startswith("sqlite:///") else ""
-    if not file or file == ":memory:" or file.startswith("file:") or Path(file).exists():
+    path = sqlite_file(uri)
+    if path is None or path.exists():
         return
-    path = Path(file)
     path.parent.mkdir(parents=True, exist_ok=True)
     with closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA journal_mode=WAL")
@@ -51,13 +59,11 @@ def artifact_root(uri: str, experiment: str) -> str | None:
     whatever the database's path, so every store opened from one folder would share it, and a
     sweep would write artifacts where it was started rather than where its records are. None
     for other stores: a server or database knows its own artifact root."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = sqlite_path(uri)
-    if not path or path == ":memory:":
+    path = sqlite_file(uri)
+    if path is None:
         return None
     folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
-    return (Path(path).absolute().parent / "mlruns" / folder).as_uri()
+    return (path.absolute().parent / "mlruns" / folder).as_uri()
 
 
 def check_store(uri: str) -> None:
