@@ -1,8 +1,10 @@
 """MLflow: one parent run per sweep, one nested child run per trial, all written from the driver.
 
 Trials never talk to MLflow themselves: many small writes from parallel workers lock a SQLite
-store, and one writer (a Ray Tune callback in the driver) does not. Child runs are found again by
-their trial id, so a resumed sweep reuses them instead of duplicating them.
+store, and one writer (a Ray Tune callback in the driver) does not. The trials' writes run on a
+thread of the driver (`background.py`), in order, so Ray's loop does not wait on them; every
+sweep-level call waits for them first. Child runs are found again by their trial id, so a resumed
+sweep reuses them instead of duplicating them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from automl.provenance import redact
+from automl.tracking.background import BackgroundWriter
 from automl.tracking.uri import artifact_root, create_in_wal_mode
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,14 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _now_ms() -> int:
+    """MLflow's timestamps: taken when the driver sees the result, not when the write runs."""
+    return int(time.time() * 1000)
+
+
 class SweepTracker:
-    """The sweep's MLflow parent run and its children. All calls happen in the driver."""
+    """The sweep's MLflow parent run and its children. All calls happen in the driver; a trial's
+    writes return at once and run in order on the tracker's writer thread."""
 
     METRIC_KEYS = (
         "val_accuracy",
@@ -67,6 +76,16 @@ class SweepTracker:
         self.parent_id = ""
         self._children: dict[str, str] = {}
         self._last_step: dict[str, int] = {}  # per trial: the last epoch logged to its run
+        self._writer = BackgroundWriter()
+
+    def flush(self) -> None:
+        """Wait until every trial write asked for so far is in the store."""
+        self._writer.flush()
+
+    @property
+    def write_failures(self) -> int:
+        """Trial writes that failed (each one logged as a warning)."""
+        return self._writer.failures
 
     # -- the sweep ------------------------------------------------------------------------------
     def start_sweep(self, params: dict[str, Any], tags: dict[str, str], resume: bool) -> str:
@@ -95,6 +114,7 @@ class SweepTracker:
         return self.parent_id
 
     def log_artifact_dict(self, payload: Any, name: str, run_id: str | None = None) -> None:
+        self.flush()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             text = (
@@ -106,6 +126,7 @@ class SweepTracker:
             self.client.log_artifact(run_id or self.parent_id, str(path))
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.flush()
         if path.is_dir():
             self.client.log_artifacts(self.parent_id, str(path), artifact_path)
         else:
@@ -113,16 +134,20 @@ class SweepTracker:
 
     def log_metrics(self, metrics: dict[str, Any]) -> None:
         """Numbers on the sweep's parent run (data quality, the test score) as they come."""
-        now = int(time.time() * 1000)
+        self.flush()
+        now = _now_ms()
         values = _finite(metrics)
         self.client.log_batch(
             self.parent_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()]
         )
 
     def end_sweep(self, status: str, metrics: dict[str, Any], tags: dict[str, str]) -> None:
+        self._writer.close()  # the trials' last writes first; the thread ends with the sweep
+        if self._writer.failures:
+            log.warning("%d MLflow trial writes failed (see above)", self._writer.failures)
         self.client.log_batch(
             self.parent_id,
-            metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in _finite(metrics).items()],
+            metrics=[Metric(k, v, _now_ms(), 0) for k, v in _finite(metrics).items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
         self.client.set_terminated(self.parent_id, status=status)
@@ -144,11 +169,31 @@ class SweepTracker:
 
     def child(
         self, trial_id: str, params: dict[str, Any], tags: dict[str, str] | None = None
-    ) -> str:
+    ) -> None:
         """The trial's child run: created once, found again after a resume or a retry. `tags`
         go in with the run (one write fewer per trial than tagging it afterwards)."""
+        self._writer.submit(self._child, trial_id, params, tags)
+
+    def run_id(self, trial_id: str) -> str | None:
+        """The trial's child run id, once its writes so far are in."""
+        self.flush()
+        return self._children.get(trial_id)
+
+    def log_epoch(self, trial_id: str, result: dict[str, Any]) -> None:
+        self._writer.submit(self._log_epoch, trial_id, dict(result), _now_ms())
+
+    def tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
+        self._writer.submit(self._tag_trial, trial_id, dict(tags))
+
+    def end_trial(
+        self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str]
+    ) -> None:
+        self._writer.submit(self._end_trial, trial_id, status, dict(summary), dict(tags), _now_ms())
+
+    # on the writer thread, in the order asked for --------------------------------------------
+    def _child(self, trial_id: str, params: dict[str, Any], tags: dict[str, str] | None) -> None:
         if trial_id in self._children:
-            return self._children[trial_id]
+            return
         run = self.client.create_run(
             self.experiment_id,
             run_name=trial_id,
@@ -163,9 +208,8 @@ class SweepTracker:
         )
         self._children[trial_id] = run.info.run_id
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        return run.info.run_id
 
-    def log_epoch(self, trial_id: str, result: dict[str, Any]) -> None:
+    def _log_epoch(self, trial_id: str, result: dict[str, Any], now: int) -> None:
         run_id = self._children.get(trial_id)
         if run_id is None:
             return
@@ -173,22 +217,20 @@ class SweepTracker:
         if step <= self._last_step.get(trial_id, 0):
             return  # a trial resumed from an earlier checkpoint replays epochs already logged
         self._last_step[trial_id] = step
-        now = int(time.time() * 1000)
         values = _finite({k: result.get(k) for k in self.METRIC_KEYS})
         self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
-    def tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
+    def _tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
         run_id = self._children.get(trial_id)
         if run_id is not None:
             self.client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in tags.items()])
 
-    def end_trial(
-        self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str]
+    def _end_trial(
+        self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str], now: int
     ) -> None:
         run_id = self._children.get(trial_id)
         if run_id is None:
             return
-        now = int(time.time() * 1000)
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, v, now, 0) for k, v in _finite(summary).items()],

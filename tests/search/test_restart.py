@@ -132,13 +132,15 @@ def test_resumed_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
     first.child("t1", {"train.learning_rate": 0.01})
     for epoch in (1, 2, 3):
         first.log_epoch("t1", {"epoch": epoch, "val_accuracy": 0.1 * epoch, "val_loss": 1.0})
+    first.flush()  # these three are in the store
     # the driver was killed; the trial resumes from its epoch-2 checkpoint and replays epoch 3
     again = SweepTracker(uri, "exp", "sw")
     again.start_sweep({}, {}, resume=True)
     again.child("t1", {"train.learning_rate": 0.01})
     for epoch in (3, 4):
         again.log_epoch("t1", {"epoch": epoch, "val_accuracy": 0.1 * epoch, "val_loss": 1.0})
-    run_id = again.child("t1", {})
+    run_id = again.run_id("t1")
+    assert run_id == first.run_id("t1")  # found again, not a second child run
     for key in ("val_accuracy", "val_loss"):
         steps = sorted(m.step for m in again.client.get_metric_history(run_id, key))
         assert steps == [1, 2, 3, 4], key
