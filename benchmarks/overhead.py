@@ -115,10 +115,16 @@ def sweep_vs_loop(tmp: Path, n: int, max_examples: int) -> dict[str, Any]:
 
 
 def dummy_trials(
-    tmp: Path, n: int, concurrency: int = 2, bare: bool = False, mlflow: bool = True
+    tmp: Path,
+    n: int,
+    concurrency: int = 2,
+    bare: bool = False,
+    mlflow: bool = True,
+    tracking_uri: str | None = None,
 ) -> dict[str, Any]:
     """`bare`: Ray Tune + OptunaSearch only, without our callback and its MLflow writes;
-    `mlflow=False`: our callback without its MLflow writes."""
+    `mlflow=False`: our callback without its MLflow writes; `tracking_uri`: the store our
+    callback writes to (default: a new SQLite file in `tmp`), e.g. a tracking server."""
     import logging
 
     from ray import tune
@@ -148,7 +154,7 @@ def dummy_trials(
     started_ray = init_ray(conf)
     ray_start_s = time.perf_counter() - t0
     tracker = (
-        SweepTracker(f"sqlite:///{tmp / 'dummy.db'}", "dummy", "dummy")
+        SweepTracker(tracking_uri or f"sqlite:///{tmp / 'dummy.db'}", f"dummy-{tmp.name}", "dummy")
         if mlflow and not bare
         else None
     )
@@ -268,13 +274,22 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
 
 
-def repeated_dummy(rounds: int, n: int = 200) -> dict[str, Any]:
-    """(ii) `rounds` times, the three variants interleaved (ours, ours without MLflow, bare Ray
-    Tune), so that a drift of the machine touches all three alike; each in a fresh temp folder."""
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ours": {},
+    "ours_without_mlflow": {"mlflow": False},
+    "bare_ray_tune": {"bare": True},
+}
+
+
+def repeated_dummy(
+    rounds: int, n: int = 200, tracking_uri: str | None = None, only: list[str] | None = None
+) -> dict[str, Any]:
+    """(ii) `rounds` times, the variants interleaved (ours, ours without MLflow, bare Ray Tune),
+    so that a drift of the machine touches all alike; each in a fresh temp folder."""
     variants = {
-        "ours": {},
-        "ours_without_mlflow": {"mlflow": False},
-        "bare_ray_tune": {"bare": True},
+        name: {**options, "tracking_uri": tracking_uri} if name == "ours" else options
+        for name, options in VARIANTS.items()
+        if not only or name in only
     }
     walls: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
@@ -283,6 +298,7 @@ def repeated_dummy(rounds: int, n: int = 200) -> dict[str, Any]:
                 walls[name].append(dummy_trials(Path(tmp), n, **options)["wall_s"])
     medians = {name: statistics.median(w) for name, w in walls.items()}
     return {"trials": n, "concurrency": 2, "ideal_s": n / 2, "rounds": rounds,
+            "tracking_uri": tracking_uri or "sqlite (a new file per run)",
             "wall_s": walls, "median_s": medians}  # fmt: skip
 
 
@@ -294,18 +310,19 @@ def repeated_markdown(results: dict[str, Any]) -> str:
         f"{results['wall_s'] / 60:.1f} min.",
         "",
         f"{r['trials']} one-second dummy trials, {r['concurrency']} at a time, {r['rounds']} "
-        "rounds with the three variants interleaved; ideal "
-        f"{r['ideal_s']:.0f} s (`python -m benchmarks.overhead --rounds {r['rounds']}`).",
+        f"rounds with the variants interleaved; ideal {r['ideal_s']:.0f} s; our MLflow store: "
+        f"{r.get('tracking_uri', 'sqlite')} (`python -m benchmarks.overhead --rounds "
+        f"{r['rounds']}`).",
         "",
         "| variant | wall s per round | median | median / ideal | median − bare |",
         "| --- | --- | --- | --- | --- |",
     ]
-    bare = r["median_s"]["bare_ray_tune"]
+    bare = r["median_s"].get("bare_ray_tune")
     for name, walls in r["wall_s"].items():
         med = r["median_s"][name]
         lines.append(
             f"| {name} | {', '.join(f'{w:.1f}' for w in walls)} | {med:.1f} | "
-            f"{med / r['ideal_s']:.3f}x | {med - bare:+.1f} s |"
+            f"{med / r['ideal_s']:.3f}x | {f'{med - bare:+.1f} s' if bare else '-'} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -321,10 +338,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--out", type=Path, required=True, help="results folder")
+    parser.add_argument("--tracking-uri", help="the store `ours` writes to, e.g. a server")
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="these variants only")
     args = parser.parse_args(argv)
     quiet()
     started = time.monotonic()
-    dummy = repeated_dummy(args.rounds, args.trials)
+    dummy = repeated_dummy(args.rounds, args.trials, args.tracking_uri, args.only)
     results = {"machine": machine(), "git_commit": git_commit(), "dummy": dummy,
                "wall_s": time.monotonic() - started}  # fmt: skip
     write(results, args.out, repeated_markdown(results))

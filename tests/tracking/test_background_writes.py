@@ -1,12 +1,14 @@
-"""A trial's MLflow writes run on the tracker's own thread, in order: the driver does not wait on
-the store, a failed write is a warning, and the sweep's own calls see every trial write first."""
+"""A trial's MLflow writes run in the tracker's writer process, in order: the driver does not wait
+on the store, a failed write is a warning, and the sweep's own calls see every trial write first."""
 
 from __future__ import annotations
 
 import logging
-import threading
+import multiprocessing
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 import ray.cloudpickle
@@ -15,37 +17,37 @@ from mlflow.tracking import MlflowClient
 
 from automl.tracking.background import BackgroundWriter
 from automl.tracking.runs import SweepTracker
+from automl.tracking.uri import sqlite_path
 
 
-def _tracker(tmp_path: Path) -> SweepTracker:
+@pytest.fixture
+def tracker(tmp_path: Path) -> Iterator[SweepTracker]:
+    """A started sweep; its writer process is closed after the test."""
     tracker = SweepTracker(mlflow_uri(tmp_path), "exp", "sw")
     tracker.start_sweep({}, {}, resume=False)
-    return tracker
+    yield tracker
+    tracker.end_sweep("FINISHED", {}, {})
 
 
-def test_the_driver_does_not_wait_for_a_slow_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tracker = _tracker(tmp_path)
-    store_free = threading.Event()
-    writers: set[str] = set()
-    log_batch = tracker.client.log_batch
+def _writers() -> list[multiprocessing.Process]:
+    return [p for p in multiprocessing.active_children() if p.name == "mlflow-writer"]
 
-    def slow_log_batch(*args: Any, **kwargs: Any) -> None:
-        writers.add(threading.current_thread().name)
-        assert store_free.wait(timeout=30)
-        log_batch(*args, **kwargs)
 
-    monkeypatch.setattr(tracker.client, "log_batch", slow_log_batch)
-    # the store is stuck on the child's params; every call below still returns
-    tracker.child("t1", {"train.learning_rate": 0.01})
-    for epoch in (1, 2):
-        tracker.log_epoch("t1", {"epoch": epoch, "val_accuracy": 0.5 * epoch, "val_loss": 1.0})
-    tracker.end_trial("t1", "completed", {"best_val_accuracy": 1.0}, {"node_ip": "n"})
-    assert writers <= {"mlflow-writer"}  # nothing ran on this (the driver's) thread
-    store_free.set()
+def test_the_driver_does_not_wait_for_a_locked_store(tracker: SweepTracker) -> None:
+    tracker.flush()  # the writer is up
+    with closing(sqlite3.connect(sqlite_path(tracker.uri), isolation_level=None)) as other:
+        other.execute("BEGIN EXCLUSIVE")  # another program holds the store for writing
+        # each call returns while the store is locked: a write made here would wait on the
+        # lock, then fail with "database is locked"
+        tracker.child("t1", {"train.learning_rate": 0.01})
+        for epoch in (1, 2):
+            result = {"epoch": epoch, "val_accuracy": 0.5 * epoch, "val_loss": 1.0, "x": "y"}
+            tracker.log_epoch("t1", result)
+        tracker.end_trial("t1", "completed", {"best_val_accuracy": 1.0}, {"node_ip": "n"})
+        other.execute("COMMIT")
     run_id = tracker.run_id("t1")
     assert run_id is not None
+    assert tracker.write_failures == 0
     run = tracker.client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params == {"train.learning_rate": "0.01"}
@@ -55,36 +57,29 @@ def test_the_driver_does_not_wait_for_a_slow_store(
 
 
 def test_a_failed_write_is_a_warning_and_the_next_ones_still_land(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    tracker = _tracker(tmp_path)
-    log_batch = tracker.client.log_batch
-    calls = {"n": 0}
-
-    def second_write_fails(*args: Any, **kwargs: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:  # the first epoch (the child's params were the first)
-            raise ConnectionError("the tracking server went away\nsecond line")
-        log_batch(*args, **kwargs)
-
-    monkeypatch.setattr(tracker.client, "log_batch", second_write_fails)
+    # started here, inside the test, the writer process writes to the stderr capfd reads
+    tracker = SweepTracker(mlflow_uri(tmp_path), "exp", "sw")
+    tracker.start_sweep({}, {}, resume=False)
     tracker.child("t1", {"x": 1})
+    tracker.log_epoch("t1", {"epoch": 1, "val_loss": 1.0})
+    tracker.tag_trial("t1", {"bad key!": "MLflow refuses this name"})
+    tracker.log_epoch("t1", {"epoch": 2, "val_loss": 0.5})
     with caplog.at_level(logging.WARNING):
-        for epoch in (1, 2):
-            tracker.log_epoch("t1", {"epoch": epoch, "val_loss": 1.0 / epoch})
         tracker.end_sweep("FINISHED", {}, {})
     assert tracker.write_failures == 1
-    warned = [r.getMessage() for r in caplog.records if "MLflow write failed" in r.getMessage()]
-    assert warned == ["MLflow write failed: ConnectionError: the tracking server went away"]
+    warned = [ln for ln in capfd.readouterr().err.splitlines() if "MLflow write failed" in ln]
+    assert len(warned) == 1
+    assert warned[0].startswith("MLflow write failed (tag): MlflowException: Invalid value")
     run_id = tracker.run_id("t1")
     assert run_id is not None
     history = tracker.client.get_metric_history(run_id, "val_loss")
-    assert [m.step for m in history] == [2]
+    assert sorted(m.step for m in history) == [1, 2]
     assert any("1 MLflow trial writes failed" in r.getMessage() for r in caplog.records)
 
 
-def test_ending_the_sweep_writes_every_trial_first(tmp_path: Path) -> None:
-    tracker = _tracker(tmp_path)
+def test_ending_the_sweep_writes_every_trial_first(tracker: SweepTracker) -> None:
     for trial in ("t1", "t2", "t3"):
         tracker.child(trial, {"x": trial})
         tracker.log_epoch(trial, {"epoch": 1, "val_accuracy": 0.5})
@@ -95,26 +90,47 @@ def test_ending_the_sweep_writes_every_trial_first(tmp_path: Path) -> None:
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3
     assert all(r.data.metrics["val_accuracy"] == 0.5 for r in runs)
     assert client.get_run(tracker.parent_id).info.status == "FINISHED"
+    assert not _writers()
 
 
-def test_a_tracker_with_pending_writes_pickles_as_ray_saves_its_callbacks(tmp_path: Path) -> None:
-    tracker = _tracker(tmp_path)
-    tracker.child("t1", {"x": 1})  # the writer thread is running
+def test_a_tracker_pickles_as_ray_saves_its_callbacks_and_the_copy_writes(
+    tracker: SweepTracker,
+) -> None:
+    tracker.child("t1", {"x": 1})  # the writer process is running
     copy = ray.cloudpickle.loads(ray.cloudpickle.dumps(tracker))
-    copy.child("t2", {"x": 2})  # the copy writes through a thread of its own
+    copy.child("t2", {"x": 2})  # the copy writes through a process of its own
     assert copy.run_id("t2") is not None
     assert tracker.run_id("t1") is not None
+    copy.end_sweep("FINISHED", {}, {})
 
 
-def test_writes_run_in_order_and_close_ends_the_thread() -> None:
-    writer = BackgroundWriter("test-writer")
-    seen: list[int] = []
+def test_writes_run_in_order_and_a_bad_call_does_not_stop_the_next(tmp_path: Path) -> None:
+    log = tmp_path / "calls.txt"
+    writer = BackgroundWriter(open, str(log), "a", 1)  # a line-buffered file in the writer
     for i in range(50):
-        writer.submit(seen.append, i)
-    writer.close()
-    assert seen == list(range(50))
-    assert not any(t.name == "test-writer" for t in threading.enumerate())
-    writer.submit(seen.append, 50)  # used again after closing: a new thread
+        writer.submit("write", f"{i}\n")
+    writer.submit("no_such_method")
+    writer.submit("write", "after\n")
     writer.flush()
-    assert seen[-1] == 50
+    assert log.read_text().splitlines() == [*map(str, range(50)), "after"]
+    assert writer.failures == 1
     writer.close()
+    assert not _writers()
+
+
+def test_a_writer_that_died_is_a_warning_not_a_wait_forever(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = BackgroundWriter(open, str(tmp_path / "calls.txt"), "a", 1)
+    writer.submit("write", "1\n")
+    writer.flush()
+    [process] = _writers()
+    process.kill()
+    process.join()
+    writer.submit("write", "2\n")
+    with caplog.at_level(logging.WARNING):
+        writer.flush()
+    assert any("MLflow writer process ended" in r.getMessage() for r in caplog.records)
+    writer.submit("write", "3\n")  # the next write starts a new writer
+    writer.close()
+    assert (tmp_path / "calls.txt").read_text().splitlines() == ["1", "3"]
