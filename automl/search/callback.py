@@ -163,11 +163,8 @@ class SweepCallback(Callback):
             self._finish(record)
 
     # Ray saves this with the experiment, so a resumed sweep keeps the records of ended trials
-    # and the overfit stopper's per-trial histories (its patience goes on where it was). The
-    # MLflow writes asked for so far land first: what a resumed sweep knows of is in MLflow too.
+    # and the overfit stopper's per-trial histories (its patience goes on where it was)
     def get_state(self) -> dict[str, Any]:
-        if self.tracker is not None:
-            self.tracker.flush()
         state: dict[str, Any] = {"records": [asdict(r) for r in self.records.values()]}
         if self.stopper is not None:
             state["stopper"] = self.stopper.get_state()

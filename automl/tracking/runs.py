@@ -1,17 +1,15 @@
 """MLflow: one parent run per sweep, one nested child run per trial, all written from the driver.
 
 Trials never talk to MLflow themselves: many small writes from parallel workers lock a SQLite
-store, and one writer (a Ray Tune callback in the driver) does not. The driver hands the trials'
-writes to a writer process (`background.py`, `trial_runs.py`) that runs them in order, so Ray's
-loop neither waits on them nor spends CPU on them; every sweep-level call waits for them first.
-Child runs are found again by their trial id, so a resumed sweep reuses them instead of
-duplicating them.
+store, and one writer (a Ray Tune callback in the driver) does not. Child runs are found again by
+their trial id, so a resumed sweep reuses them instead of duplicating them.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +19,6 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from automl.provenance import redact
-from automl.tracking.background import BackgroundWriter
-from automl.tracking.trial_runs import METRIC_KEYS, TrialRuns, finite
 from automl.tracking.uri import artifact_root, create_in_wal_mode
 
 log = logging.getLogger(__name__)
@@ -33,17 +29,28 @@ log = logging.getLogger(__name__)
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
-STEP_KEYS = ("epoch", "training_iteration")  # which epoch a trial's result is
-
-
-def _now_ms() -> int:
-    """MLflow's timestamps: taken when the driver sees the result, not when the write runs."""
-    return int(time.time() * 1000)
+def _finite(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value):
+            out[key] = float(value)
+    return out
 
 
 class SweepTracker:
-    """The sweep's MLflow parent run and its children. All calls happen in the driver; a trial's
-    writes return at once and run in order in the tracker's writer process."""
+    """The sweep's MLflow parent run and its children. All calls happen in the driver."""
+
+    METRIC_KEYS = (
+        "val_accuracy",
+        "val_f1",
+        "val_balanced_accuracy",
+        "val_loss",
+        "train_loss",
+        "train_samples_per_s",
+        "epoch_s",
+    )
 
     def __init__(self, uri: str, experiment: str, sweep: str) -> None:
         self.uri = uri
@@ -58,18 +65,8 @@ class SweepTracker:
         else:
             self.experiment_id = found.experiment_id
         self.parent_id = ""
-        self._writer: BackgroundWriter | None = None  # started with the parent run
-        self._failures_before = 0  # of writers already closed
-
-    def flush(self) -> None:
-        """Wait until every trial write asked for so far is in the store."""
-        if self._writer is not None:
-            self._writer.flush()
-
-    @property
-    def write_failures(self) -> int:
-        """Trial writes that failed (each one a warning), as of the last flush."""
-        return self._failures_before + (self._writer.failures if self._writer else 0)
+        self._children: dict[str, str] = {}
+        self._last_step: dict[str, int] = {}  # per trial: the last epoch logged to its run
 
     # -- the sweep ------------------------------------------------------------------------------
     def start_sweep(self, params: dict[str, Any], tags: dict[str, str], resume: bool) -> str:
@@ -84,7 +81,7 @@ class SweepTracker:
             if runs:
                 self.parent_id = runs[0].info.run_id
                 self.client.update_run(self.parent_id, status="RUNNING")
-                self._start_writer(*self._existing_children())
+                self._children = self._existing_children()
                 return self.parent_id
         run = self.client.create_run(
             self.experiment_id,
@@ -92,21 +89,12 @@ class SweepTracker:
             tags={"automl.sweep": self.sweep, "automl.role": "sweep", **tags},
         )
         self.parent_id = run.info.run_id
-        self._start_writer({}, {})
         self.client.log_batch(
             self.parent_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()]
         )
         return self.parent_id
 
-    def _start_writer(self, children: dict[str, str], last_step: dict[str, int]) -> None:
-        self._close_writer()
-        self._writer = BackgroundWriter(
-            TrialRuns, self.uri, self.experiment_id, self.parent_id, self.sweep, children, last_step
-        )
-        self._writer.start()
-
     def log_artifact_dict(self, payload: Any, name: str, run_id: str | None = None) -> None:
-        self.flush()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             text = (
@@ -118,7 +106,6 @@ class SweepTracker:
             self.client.log_artifact(run_id or self.parent_id, str(path))
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        self.flush()
         if path.is_dir():
             self.client.log_artifacts(self.parent_id, str(path), artifact_path)
         else:
@@ -126,34 +113,22 @@ class SweepTracker:
 
     def log_metrics(self, metrics: dict[str, Any]) -> None:
         """Numbers on the sweep's parent run (data quality, the test score) as they come."""
-        self.flush()
-        now = _now_ms()
-        values = finite(metrics)
+        now = int(time.time() * 1000)
+        values = _finite(metrics)
         self.client.log_batch(
             self.parent_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()]
         )
 
     def end_sweep(self, status: str, metrics: dict[str, Any], tags: dict[str, str]) -> None:
-        self._close_writer()  # the trials' last writes first; the writer ends with the sweep
         self.client.log_batch(
             self.parent_id,
-            metrics=[Metric(k, v, _now_ms(), 0) for k, v in finite(metrics).items()],
+            metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in _finite(metrics).items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
         self.client.set_terminated(self.parent_id, status=status)
 
     # -- trials ---------------------------------------------------------------------------------
-    def _close_writer(self) -> None:
-        if self._writer is None:
-            return
-        self._writer.close()
-        if self._writer.failures:
-            log.warning("%d MLflow trial writes failed (see above)", self._writer.failures)
-        self._failures_before += self._writer.failures
-        self._writer = None
-
-    def _existing_children(self) -> tuple[dict[str, str], dict[str, int]]:
-        """The reopened sweep's child runs by trial id, and the last epoch each has logged."""
+    def _existing_children(self) -> dict[str, str]:
         runs = self.client.search_runs(
             [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'"
         )
@@ -162,43 +137,62 @@ class SweepTracker:
             for r in runs
             if "automl.trial_id" in r.data.tags
         }
-        last_step = {}
         for trial_id, run_id in children.items():  # once per child, on reopening the sweep
             history = self.client.get_metric_history(run_id, "val_loss")  # every epoch has one
-            last_step[trial_id] = max((m.step for m in history), default=0)
-        return children, last_step
+            self._last_step[trial_id] = max((m.step for m in history), default=0)
+        return children
 
     def child(
         self, trial_id: str, params: dict[str, Any], tags: dict[str, str] | None = None
-    ) -> None:
+    ) -> str:
         """The trial's child run: created once, found again after a resume or a retry. `tags`
         go in with the run (one write fewer per trial than tagging it afterwards)."""
-        self._trial_writer().submit("child", trial_id, dict(params), dict(tags or {}))
-
-    def run_id(self, trial_id: str) -> str | None:
-        """The trial's child run id, once its writes so far are in."""
-        self.flush()
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}' "
-            f"and tags.automl.trial_id = '{trial_id}'",
-            max_results=1,
+        if trial_id in self._children:
+            return self._children[trial_id]
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=trial_id,
+            tags={
+                **(tags or {}),
+                "mlflow.parentRunId": self.parent_id,
+                "automl.sweep": self.sweep,
+                "automl.role": "trial",
+                "automl.trial_id": trial_id,
+                "status": "running",
+            },
         )
-        return runs[0].info.run_id if runs else None
+        self._children[trial_id] = run.info.run_id
+        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        return run.info.run_id
 
     def log_epoch(self, trial_id: str, result: dict[str, Any]) -> None:
-        wanted = {k: result[k] for k in (*METRIC_KEYS, *STEP_KEYS) if k in result}
-        self._trial_writer().submit("log_epoch", trial_id, wanted, _now_ms())
+        run_id = self._children.get(trial_id)
+        if run_id is None:
+            return
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        if step <= self._last_step.get(trial_id, 0):
+            return  # a trial resumed from an earlier checkpoint replays epochs already logged
+        self._last_step[trial_id] = step
+        now = int(time.time() * 1000)
+        values = _finite({k: result.get(k) for k in self.METRIC_KEYS})
+        self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
     def tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
-        self._trial_writer().submit("tag", trial_id, dict(tags))
+        run_id = self._children.get(trial_id)
+        if run_id is not None:
+            self.client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in tags.items()])
 
     def end_trial(
         self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str]
     ) -> None:
-        self._trial_writer().submit("end", trial_id, status, dict(summary), dict(tags), _now_ms())
-
-    def _trial_writer(self) -> BackgroundWriter:
-        if self._writer is None:
-            raise RuntimeError("SweepTracker: start_sweep comes before any trial's writes")
-        return self._writer
+        run_id = self._children.get(trial_id)
+        if run_id is None:
+            return
+        now = int(time.time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in _finite(summary).items()],
+            tags=[RunTag("status", status), *(RunTag(k, str(v)[:5000]) for k, v in tags.items())],
+        )
+        mlflow_status = "FAILED" if status == "failed" else "FINISHED"
+        self.client.set_terminated(run_id, status=mlflow_status)

@@ -69,7 +69,6 @@ tracker = SweepTracker(sys.argv[1], "exp", "sw")
 tracker.start_sweep({}, {}, resume=False)
 tracker.child("t1", {"train.learning_rate": 0.01}, {"origin": "sampler"})
 tracker.log_epoch("t1", {"epoch": 1, "val_loss": 0.5, "val_accuracy": 0.75})
-tracker.flush()  # the writes are in the store; the process dies before anything else
 os._exit(0)  # no connection closed: the write-ahead log is not folded back
 """
 
