@@ -93,6 +93,12 @@ def test_repeated_overhead_table_compares_medians_with_bare_tune() -> None:
     assert "| ours | 106.0, 105.0, 108.0 | 106.0 | 1.060x | +2.5 s |" in text
     assert "| bare_ray_tune | 104.0, 103.0, 103.5 | 103.5 | 1.035x | +0.0 s |" in text
     assert "at abcdef0" in text and "16.0 min" in text
+    # `--only ours --tracking-uri ...`: no bare Tune to subtract, the store named
+    only = {"ours": walls["ours"]}
+    results["dummy"].update(wall_s=only, median_s={"ours": 106.0}, tracking_uri="http://h:5000")
+    text = repeated_markdown(results)
+    assert "| ours | 106.0, 105.0, 108.0 | 106.0 | 1.060x | - |" in text
+    assert "our MLflow store: http://h:5000" in text
 
 
 def test_overhead_times_steps_the_sweep_still_has() -> None:
