@@ -284,6 +284,8 @@ def repeated_dummy(
 ) -> dict[str, Any]:
     """(ii) `rounds` times, the variants interleaved (ours, ours without MLflow, bare Ray Tune),
     so that a drift of the machine touches all alike; each in a fresh temp folder."""
+    from automl.provenance import redact
+
     variants = {
         name: {**options, "tracking_uri": tracking_uri} if name == "ours" else options
         for name, options in VARIANTS.items()
@@ -296,7 +298,7 @@ def repeated_dummy(
                 walls[name].append(dummy_trials(Path(tmp), n, **options)["wall_s"])
     medians = {name: statistics.median(w) for name, w in walls.items()}
     return {"trials": n, "concurrency": 2, "ideal_s": n / 2, "rounds": rounds,
-            "tracking_uri": tracking_uri or "sqlite (a new file per run)",
+            "tracking_uri": redact(tracking_uri) if tracking_uri else "sqlite (a new file per run)",
             "wall_s": walls, "median_s": medians}  # fmt: skip
 
 
