@@ -85,7 +85,7 @@ class TrainConfig:
     batch_size: int | None = None
     # Micro-batches whose gradients add up before each optimizer step: the optimizer sees
     # batch_size x grad_accum_steps examples per step. A trial that runs out of GPU memory
-    # retries with half the micro-batch and twice the accumulation (see trainable.py).
+    # retries with half the micro-batch and twice the accumulation (automl/search/trial.py).
     grad_accum_steps: int = 1
     eval_batch_size: int = 128
     weight_decay: float = 0.01
@@ -139,7 +139,7 @@ class ResourcesConfig:
     cpus_per_trial: float = 2
     gpus_per_trial: Any = 0  # a float (0.25, 0.5, 1, ...) or "auto"
     # Memory of one GPU in GiB: "auto" picks the smallest share of it that fits the estimated
-    # peak memory of a trial (automl/resources.py).
+    # peak memory of a trial (automl/search/resources.py).
     gpu_memory_gb: float = 16.0
 
 

@@ -206,6 +206,6 @@ def check_storage(storage: str | None, shared: bool, nodes: int) -> None:
         return
     where = f"{storage!r} is a local path" if storage else "is unset (a local folder)"
     raise ConfigError(
-        f"config: paths.storage: {where} but the cluster has {nodes} nodes; use a URI "
-        "(s3://, gs://, ...) or a shared mount with paths.storage_shared=true"
+        f"config: paths.storage: {where} but the cluster has {nodes} nodes; use a folder "
+        "every node mounts at the same path, with paths.storage_shared=true"
     )
