@@ -322,7 +322,7 @@ def repeated_markdown(results: dict[str, Any]) -> str:
         med = r["median_s"][name]
         lines.append(
             f"| {name} | {', '.join(f'{w:.1f}' for w in walls)} | {med:.1f} | "
-            f"{med / r['ideal_s']:.3f}x | {f'{med - bare:+.1f} s' if bare else '-'} |"
+            f"{med / r['ideal_s']:.3f}x | {f'{med - bare:+.1f} s' if bare is not None else '-'} |"
         )
     return "\n".join(lines) + "\n"
 
