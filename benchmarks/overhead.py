@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -312,7 +313,7 @@ def repeated_markdown(results: dict[str, Any]) -> str:
         f"{r['trials']} one-second dummy trials, {r['concurrency']} at a time, {r['rounds']} "
         f"rounds with the variants interleaved; ideal {r['ideal_s']:.0f} s; our MLflow store: "
         f"{r.get('tracking_uri', 'sqlite')} (`python -m benchmarks.overhead --rounds "
-        f"{r['rounds']}`).",
+        f"{r['rounds']} --out DIR`).",
         "",
         "| variant | wall s per round | median | median / ideal | median − bare |",
         "| --- | --- | --- | --- | --- |",
@@ -330,7 +331,9 @@ def repeated_markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from automl.config.schema import ConfigError
     from automl.provenance import git_commit
+    from automl.tracking.uri import check_store, tracking_uri
     from benchmarks.common import machine, quiet
     from benchmarks.report import write
 
@@ -341,13 +344,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="the store `ours` writes to, e.g. a server")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="these variants only")
     args = parser.parse_args(argv)
+    if args.tracking_uri:
+        try:  # a store that cannot be used is one line, before Ray starts
+            check_store(tracking_uri(args.tracking_uri))
+        except ConfigError as err:
+            problem = str(err).removeprefix("config: tracking.uri: ")
+            print(f"error: --tracking-uri: {problem}", file=sys.stderr)
+            return 2
     quiet()
     started = time.monotonic()
     dummy = repeated_dummy(args.rounds, args.trials, args.tracking_uri, args.only)
     results = {"machine": machine(), "git_commit": git_commit(), "dummy": dummy,
                "wall_s": time.monotonic() - started}  # fmt: skip
-    write(results, args.out, repeated_markdown(results))
-    print(repeated_markdown(results))
+    table = repeated_markdown(results)
+    write(results, args.out, table)
+    print(table)
     return 0
 
 

@@ -101,6 +101,19 @@ def test_repeated_overhead_table_compares_medians_with_bare_tune() -> None:
     assert "our MLflow store: http://h:5000" in text
 
 
+def test_overhead_refuses_an_unusable_tracking_store_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmarks.overhead import main
+
+    out = tmp_path / "results"
+    assert main(["--tracking-uri", "ftp://nowhere", "--out", str(out)]) == 2
+    printed = capsys.readouterr().err.strip()
+    assert printed.startswith("error: --tracking-uri: unsupported scheme 'ftp'")
+    assert "\n" not in printed
+    assert not out.exists()  # nothing measured, nothing written
+
+
 def test_overhead_times_steps_the_sweep_still_has() -> None:
     """The overhead benchmark wraps `run_sweep`'s steps by name: a renamed step would break
     it only at benchmark time (as `prepare_data` once did), so check the names here."""
