@@ -201,8 +201,11 @@ def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> None:
 
 
 def check_storage(storage: str | None, shared: bool, nodes: int) -> None:
-    """On several nodes, Ray's results must go where every node can reach them."""
-    if nodes <= 1 or shared or (storage and "://" in storage):
+    """On several nodes, Ray's results must go where every node can reach them. A `file://`
+    URI is a local path spelled differently, no more shared than the path itself: only
+    `paths.storage_shared=true` says the folder is the same on every node."""
+    local = storage is None or storage.startswith("file://") or "://" not in storage
+    if nodes <= 1 or shared or not local:
         return
     where = f"{storage!r} is a local path" if storage else "is unset (a local folder)"
     raise ConfigError(

@@ -552,10 +552,15 @@ def test_multi_node_sweep_needs_shared_storage(cluster: Any, tmp_path: Path) -> 
     assert not (tmp_path / "outputs" / "smoke" / "ray").exists()  # failed before training
     assert not (tmp_path / "local").exists()
 
+
+def test_storage_is_shared_only_when_marked() -> None:
     check_storage(None, shared=False, nodes=1)  # one node: its own disk is fine
     check_storage("/mnt/nfs/ray", shared=True, nodes=3)
     check_storage("s3://bucket/ray", shared=False, nodes=3)
-    check_storage("file:///mnt/nfs/ray", shared=False, nodes=3)
+    check_storage("file:///mnt/nfs/ray", shared=True, nodes=3)
+    # a file:// URI names a folder on each node's own disk unless the user says it is shared
+    with pytest.raises(ConfigError, match=r"^config: paths\.storage: 'file:///mnt/x' is a local"):
+        check_storage("file:///mnt/x", shared=False, nodes=3)
 
 
 def test_auto_gpu_share_needs_gpus_in_the_cluster(
