@@ -9,6 +9,7 @@ scored on are the parent run's dataset inputs (the runs table's Dataset column).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import Config
+from automl.tracking.promotion import score_tags, takes_alias
 from automl.tracking.runs import SweepTracker
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,9 @@ def pip_requirements() -> list[str]:
 
 def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> str:
     """Log the exported folder as an MLflow transformers model of the sweep's parent run,
-    register it, point the alias at the new version and give it the model card. Returns the
-    version number. Client calls only: no global MLflow state changes in the driver."""
+    register it with the model card, and point the alias at it unless the version holding the
+    alias scored better on the same data. Returns the version number. Client calls only: no
+    global MLflow state changes in the driver."""
     name = conf.tracking.registered_model or conf.sweep.name
     client = tracker.client
     tracker.log_artifact(export_dir, "best_model")  # the plain folder, for Hugging Face users
@@ -51,17 +54,40 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> st
     except Exception:
         client.create_registered_model(name, tags={"automl.sweep": conf.sweep.name})
     card = export_dir / "README.md"
+    scores = score_tags(_provenance(export_dir), conf.sweep.mode)
     version = client.create_model_version(
         # the artifact location, not models:/<id>: the registry resolves that one through the
         # process-wide tracking URI, which the driver leaves alone
         name, source=location, run_id=tracker.parent_id, model_id=model_id,
-        tags={"task": "text-classification", "automl.sweep": conf.sweep.name},
+        tags={"task": "text-classification", "automl.sweep": conf.sweep.name, **scores},
         description=card.read_text() if card.is_file() else None,
     ).version  # fmt: skip
-    client.set_registered_model_alias(name, conf.tracking.alias, version)
+    _promote(client, name, conf.tracking.alias, str(version), scores)
     tracker.client.log_inputs(tracker.parent_id, datasets=dataset_inputs(conf))
-    log.info("registered %s version %s as @%s", name, version, conf.tracking.alias)
     return str(version)
+
+
+def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str, str]) -> None:
+    """Point the alias at the new version unless the version holding it is better on the same
+    data (tracking/promotion.py); either way, one line says which version holds it and why."""
+    try:
+        holder = client.get_model_version_by_alias(name, alias)
+    except Exception:  # no version holds the alias yet
+        holder = None
+    take, why = takes_alias(scores, dict(holder.tags) if holder is not None else None)
+    if take:
+        client.set_registered_model_alias(name, alias, version)
+        log.info("registered %s version %s as @%s (%s)", name, version, alias, why)
+    else:
+        log.warning(
+            "registered %s version %s; @%s stays on version %s: %s", name, version, alias,
+            holder.version, why,
+        )  # fmt: skip
+
+
+def _provenance(export_dir: Path) -> dict[str, Any]:
+    path = export_dir / "provenance.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:

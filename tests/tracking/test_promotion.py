@@ -1,0 +1,90 @@
+"""Which version holds `@champion` when several sweeps register into one model: the best on
+the same data by the sweep's own rule (validation), the newest where the data differ."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import mlflow_uri
+from mlflow.tracking import MlflowClient
+
+from automl.config.schema import Config
+from automl.search.sweep import SweepOutcome
+from automl.tracking.promotion import DATA, METRIC, MODE, VALUE, score_tags, takes_alias
+
+
+def _tags(value: float, mode: str = "max", data: str = "abc", metric: str = "val_f1") -> dict:
+    return {METRIC: metric, MODE: mode, VALUE: repr(value), DATA: data}
+
+
+def test_scores_compare_only_on_the_same_data_and_metric() -> None:
+    assert takes_alias(_tags(0.5), None) == (True, "no version held it")
+    assert takes_alias(_tags(0.8), _tags(0.7))[0]
+    assert takes_alias(_tags(0.7), _tags(0.7))[0]  # a tie: the newer version
+    keep, why = takes_alias(_tags(0.6), _tags(0.7))
+    assert not keep and why == "val_f1 0.6000 is worse than its 0.7000 on the same data"
+    assert takes_alias(_tags(0.2, mode="min"), _tags(0.3, mode="min"))[0]
+    assert not takes_alias(_tags(0.4, mode="min"), _tags(0.3, mode="min"))[0]
+    # not comparable: the newer version takes the alias, and the reason says why
+    assert takes_alias(_tags(0.1, data="new"), _tags(0.9)) == (
+        True, "the version holding it was trained on other data",
+    )  # fmt: skip
+    assert takes_alias(_tags(0.1, metric="val_accuracy"), _tags(0.9))[0]
+    assert takes_alias(_tags(0.1), {"task": "text-classification"})[0]  # registered by hand
+    assert takes_alias({}, _tags(0.9))[0]  # a new version without a score
+
+
+def test_score_tags_come_from_the_provenance() -> None:
+    provenance = {"metric": "val_accuracy", "best_value": 0.75, "data_fingerprint": {"sha256": "f"}}
+    assert score_tags(provenance, "max") == _tags(0.75, data="f", metric="val_accuracy")
+    assert score_tags({**provenance, "best_value": None}, "max") == {}
+    assert score_tags({**provenance, "best_value": float("nan")}, "max") == {}
+    assert score_tags({**provenance, "data_fingerprint": {}}, "max") == {}
+
+
+@pytest.mark.slow
+def test_champion_follows_the_best_version_not_the_last(
+    smoke_sweep: tuple[Config, SweepOutcome, Path],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from automl.tracking.registry import register_export
+    from automl.tracking.runs import SweepTracker
+
+    conf, outcome, _ = smoke_sweep
+    assert outcome.export_dir is not None
+    uri = mlflow_uri(tmp_path / "store")  # a store of its own: the smoke sweep's stays as it was
+    tracker = SweepTracker(uri, "promotion", "promotion")
+    tracker.start_sweep({}, {}, resume=False)
+    named = replace(conf, tracking=replace(conf.tracking, registered_model="shared"))
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def register(value: float, data: str | None = None) -> str:
+        folder = tmp_path / f"export-{value}-{data}"
+        shutil.copytree(outcome.export_dir, folder)  # type: ignore[arg-type]
+        provenance = json.loads((folder / "provenance.json").read_text())
+        provenance["best_value"] = value
+        if data is not None:
+            provenance["data_fingerprint"]["sha256"] = data
+        (folder / "provenance.json").write_text(json.dumps(provenance))
+        return register_export(tracker, named, folder)
+
+    def champion() -> str:
+        return str(client.get_model_version_by_alias("shared", "champion").version)
+
+    first = register(0.5)
+    assert champion() == first
+    with caplog.at_level(logging.WARNING, logger="automl.tracking.registry"):
+        worse = register(0.4)
+    assert champion() == first and worse != first
+    assert f"@champion stays on version {first}: " in caplog.text
+    assert client.get_model_version("shared", worse).tags[VALUE] == "0.4"  # kept, tagged
+    better = register(0.6)
+    assert champion() == better
+    newer_data = register(0.1, data="other data")  # scores not comparable: the newer wins
+    assert champion() == newer_data
