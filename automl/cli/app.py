@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -53,8 +54,8 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 def check_overrides(overrides: list[str]) -> None:
     """Compose the config as Hydra is about to, so that a bad override (unknown key, wrong type,
     missing option) is a one-line ConfigError: Hydra itself reports it in several lines, before
-    any code of ours runs. With `-m` every value of a swept key is composed and checked once,
-    before the first job. Hydra's other flags (--help, --cfg, ...) are left to Hydra."""
+    any code of ours runs. With `-m` every job of the grid is composed and checked before the
+    first one runs (multirun_jobs). Hydra's other flags (--help, --cfg, ...) are left to Hydra."""
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in overrides):
         return
     from hydra import compose, initialize_config_dir
@@ -65,7 +66,7 @@ def check_overrides(overrides: list[str]) -> None:
     multirun = any(a in MULTIRUN_FLAGS for a in overrides)
     try:
         jobs = (
-            one_job_per_value([a for a in overrides if a not in MULTIRUN_FLAGS])
+            multirun_jobs([a for a in overrides if a not in MULTIRUN_FLAGS])
             if multirun
             else [overrides]
         )
@@ -80,10 +81,15 @@ def check_overrides(overrides: list[str]) -> None:
         raise ConfigError(f"config: {composition_error(err)}") from None
 
 
-def one_job_per_value(overrides: list[str]) -> list[list[str]] | None:
-    """The overrides of a multirun as jobs that between them use every value of every swept key
-    (each key's other values with the rest at their first): what can fail in one combination
-    fails in one of these, without composing the whole grid. None where Hydra alone can expand."""
+GRID_CHECKED_UP_TO = 100  # jobs: composing one takes ~0.1 s here
+
+
+def multirun_jobs(overrides: list[str]) -> list[list[str]] | None:
+    """The overrides of a multirun as the jobs to check: the whole grid, so that a combination
+    two values make bad together (`data.val_fraction` + `data.test_fraction` >= 1) fails before
+    the first job rather than in the middle of the multirun. A grid over GRID_CHECKED_UP_TO
+    jobs is checked one job per value (each key's other values with the rest at their first),
+    which still catches every bad single value. None where Hydra alone can expand."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob
 
@@ -96,6 +102,8 @@ def one_job_per_value(overrides: list[str]) -> list[list[str]] | None:
         else [str(o.input_line)]
         for o in parsed
     ]
+    if math.prod(len(values) for values in options) <= GRID_CHECKED_UP_TO:
+        return [list(job) for job in itertools.product(*options)]
     first = [values[0] for values in options]
     jobs = [first]
     for i, values in enumerate(options):

@@ -281,6 +281,8 @@ def test_a_missing_option_lists_the_available_ones() -> None:
         (["-m", "experiment=smoke,smok"], "experiment/smok"),
         (["--multirun", "sampler=tpe", "train.epochs=2,abc"], "train.epochs=abc"),
         (["-m", "experiment=smoke", "sweep.num_samples=3,0"], "sweep.num_samples: must be >= 1"),
+        # each value is fine with the others' first values; only the last job has 0.6 + 0.5
+        (["-m", "data.val_fraction=0.3,0.6", "data.test_fraction=0.1,0.5"], "0.6 + 0.5"),
     ],
 )
 def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str) -> None:
@@ -303,6 +305,18 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
 )
 def test_good_overrides_and_hydra_flags_pass_the_check(overrides: list[str]) -> None:
     check_overrides(overrides)
+
+
+def test_a_multirun_is_checked_job_by_job_up_to_a_size() -> None:
+    from automl.cli.app import GRID_CHECKED_UP_TO, multirun_jobs
+
+    jobs = multirun_jobs(["a=1,2", "b=x", "c=3,4,5"])
+    assert jobs is not None and len(jobs) == 6 and ["a=2", "b=x", "c=5"] in jobs
+    wide = [f"k{i}=" + ",".join(str(v) for v in range(5)) for i in range(3)]  # 125 jobs
+    assert 5**3 > GRID_CHECKED_UP_TO
+    jobs = multirun_jobs(wide)
+    assert jobs is not None and len(jobs) == 1 + 3 * 4  # each value once
+    assert {job[1] for job in jobs} == {f"k1={v}" for v in range(5)}
 
 
 def test_entry_point_prints_one_line_for_a_bad_override(
