@@ -35,15 +35,25 @@ def takes_alias(new: Mapping[str, str], holder: Mapping[str, str] | None) -> tup
     it, None if no version does), and why, as a phrase for the log."""
     if holder is None:
         return True, "no version held it"
-    if not all(holder.get(k) for k in (METRIC, MODE, VALUE, DATA)) or not new:
+    if not new:
+        return True, "the new version has no score to compare"
+    if not all(holder.get(k) for k in (METRIC, MODE, DATA)) or _number(holder.get(VALUE)) is None:
         return True, "the version holding it has no score to compare"
     if holder[DATA] != new[DATA]:
         return True, "the version holding it was trained on other data"
     if (holder[METRIC], holder[MODE]) != (new[METRIC], new[MODE]):
         return True, f"the version holding it was selected by {holder[MODE]} {holder[METRIC]}"
     ours, theirs = float(new[VALUE]), float(holder[VALUE])
-    better = ours >= theirs if new[MODE] == "max" else ours <= theirs
-    relation = "at least" if better else "worse than"
-    if new[MODE] == "min":
-        relation = "at most" if better else "worse than"
+    maximize = new[MODE] == "max"
+    better = ours >= theirs if maximize else ours <= theirs
+    relation = ("at least" if maximize else "at most") if better else "worse than"
     return better, f"{new[METRIC]} {ours:.4f} is {relation} its {theirs:.4f} on the same data"
+
+
+def _number(text: str | None) -> float | None:
+    """A tag's score, None where it is missing or not a finite number (edited by hand)."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None

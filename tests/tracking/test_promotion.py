@@ -28,7 +28,9 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     assert takes_alias(_tags(0.7), _tags(0.7))[0]  # a tie: the newer version
     keep, why = takes_alias(_tags(0.6), _tags(0.7))
     assert not keep and why == "val_f1 0.6000 is worse than its 0.7000 on the same data"
-    assert takes_alias(_tags(0.2, mode="min"), _tags(0.3, mode="min"))[0]
+    assert takes_alias(_tags(0.2, mode="min"), _tags(0.3, mode="min")) == (
+        True, "val_f1 0.2000 is at most its 0.3000 on the same data",
+    )  # fmt: skip
     assert not takes_alias(_tags(0.4, mode="min"), _tags(0.3, mode="min"))[0]
     # not comparable: the newer version takes the alias, and the reason says why
     assert takes_alias(_tags(0.1, data="new"), _tags(0.9)) == (
@@ -36,7 +38,8 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     )  # fmt: skip
     assert takes_alias(_tags(0.1, metric="val_accuracy"), _tags(0.9))[0]
     assert takes_alias(_tags(0.1), {"task": "text-classification"})[0]  # registered by hand
-    assert takes_alias({}, _tags(0.9))[0]  # a new version without a score
+    assert takes_alias(_tags(0.1), {**_tags(0.9), VALUE: "n/a"})[0]  # a tag edited by hand
+    assert takes_alias({}, _tags(0.9)) == (True, "the new version has no score to compare")
 
 
 def test_score_tags_come_from_the_provenance() -> None:
