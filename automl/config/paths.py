@@ -63,3 +63,15 @@ def _can_append_to(file: Path) -> bool:
             return True
     except OSError:
         return False
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write, then rename over `path`: a kill midway leaves the old file or the new one, never
+    half of one (a truncated summary.json would stop `automl-export` and a resume)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from automl.config.paths import write_text_atomic
 from automl.data.task import DataError, LabeledTexts, TaskData
 
 _WORD = re.compile(r"\w+")
@@ -209,7 +210,7 @@ def write(report: Mapping[str, Any], out_dir: Path) -> Path | None:
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / REPORT_FILE
-    path.write_text(json.dumps(report, indent=2))
+    write_text_atomic(path, json.dumps(report, indent=2))
     return path
 
 

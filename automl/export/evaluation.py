@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from automl.config.paths import write_text_atomic
+
 log = logging.getLogger(__name__)
 
 EVALUATION_FILE = "test_evaluation.json"
@@ -137,7 +139,7 @@ def headline(evaluation: dict[str, Any]) -> dict[str, float]:
 
 def write_evaluation(evaluation: dict[str, Any], out_dir: Path) -> Path:
     path = out_dir / EVALUATION_FILE
-    path.write_text(json.dumps(evaluation, indent=2))
+    write_text_atomic(path, json.dumps(evaluation, indent=2))
     return path
 
 
@@ -215,8 +217,8 @@ def record_in_export(folder: Path, evaluation: dict[str, Any], conf: Any) -> Non
     provenance_path = folder / "provenance.json"
     provenance = json.loads(provenance_path.read_text()) if provenance_path.is_file() else {}
     provenance["test_evaluation"] = {k: v for k, v in evaluation.items() if k != "confusion_matrix"}
-    provenance_path.write_text(json.dumps(provenance, indent=2, default=str))
-    (folder / "README.md").write_text(model_card(conf, provenance, evaluation["labels"]))
+    write_text_atomic(provenance_path, json.dumps(provenance, indent=2, default=str))
+    write_text_atomic(folder / "README.md", model_card(conf, provenance, evaluation["labels"]))
 
 
 def evaluate_sweep_export(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import write_text_atomic
 from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
@@ -69,10 +70,8 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
         plot_pareto(summary, report_dir / "pareto.png"),
     ]
     index = report_dir / "index.html"
-    tmp = report_dir / ".index.html.tmp"
     sections = [test_section(out_dir, report_dir), quality_section(out_dir)]
-    tmp.write_text(render_html(summary, plots, [x for x in sections if x]))
-    tmp.replace(index)  # never half-written
+    write_text_atomic(index, render_html(summary, plots, [x for x in sections if x]))
     log.info("report: %s", index)
     if tracker is not None:
         tracker.log_artifact(report_dir, REPORT_DIR)

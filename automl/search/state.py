@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import glob
 import json
-import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from automl.config.paths import write_text_atomic
 
 STATE_FILE = "sweep_state.json"
 RAY_TUNER_FILE = "tuner.pkl"  # Ray Tune writes it into an experiment folder as a Tuner is made
@@ -36,9 +37,7 @@ class SweepState:
     def save(self, out_dir: Path) -> None:
         """Atomically (write, then rename), so a kill never leaves half a file."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / f".{STATE_FILE}.{os.getpid()}"
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(out_dir / STATE_FILE)
+        write_text_atomic(out_dir / STATE_FILE, json.dumps(asdict(self), indent=2))
 
 
 def experiment_name(sweep: str, round_: int) -> str:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import write_text_atomic
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.data import quality
@@ -245,8 +246,8 @@ def _finish(
     }
     mark_pareto(summary["trials"], s.mode)  # metric vs trainable parameters
     summary_path = plan.out_dir / "summary.json"
-    summary_path.write_text(json.dumps(summary, indent=2))
-    (plan.out_dir / "config.json").write_text(json.dumps(as_dict(conf), indent=2))
+    write_text_atomic(summary_path, json.dumps(summary, indent=2))
+    write_text_atomic(plan.out_dir / "config.json", json.dumps(as_dict(conf), indent=2))
     if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
         _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
     _write_report(plan.out_dir, tracker)
