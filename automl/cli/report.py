@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a sweep folder we may read but not write (a colleague's results)
+        print(f"error: cannot write the report: {err.filename}: {err.strerror}", file=sys.stderr)
+        return 2
     print(index)
     return 0
 

@@ -13,15 +13,15 @@ import logging
 from automl.cli.app import hydra_app
 from automl.config.schema import Config
 from automl.data.prepare import prepare_data
-from automl.model.load import (
-    check_model,
-)
+from automl.model.load import check_model
+from automl.train.device import pick_device
 from automl.train.loop import run_trial
 
 log = logging.getLogger("automl.train")
 
 
 def train(conf: Config) -> dict[str, object]:
+    pick_device(conf.train.device)  # `cuda` without one: refused before the data is read
     check_model(conf)
     data = prepare_data(conf)
     result = run_trial(conf, data.without_test())  # the test split is for exported models only

@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -163,13 +164,24 @@ def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
 
 
 def _csv_rows(path: Path) -> list[dict[str, Any]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's byte-order mark
+    with _utf8(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's BOM
         return list(csv.DictReader(handle))
+
+
+@contextmanager
+def _utf8(path: Path) -> Iterator[None]:
+    """A file in another encoding (an Excel export in cp1252, UTF-16) is one line naming it."""
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (a byte {err.object[err.start]:#04x}); save it as UTF-8"
+        ) from None
 
 
 def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8-sig") as handle:
+    with _utf8(path), path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -25,10 +25,24 @@ def find_checkpoint(row: dict[str, Any]) -> Path:
     return folder
 
 
+def _read_object(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A sweep's JSON file as a dict with `keys`, or one line saying what is wrong with it (a
+    sweep killed while writing it, an edit by hand, a folder from another tool)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ExportError(f"{path}: not valid JSON ({getattr(err, 'msg', err)})") from None
+    missing = [key for key in keys if key not in data] if isinstance(data, dict) else list(keys)
+    if missing:
+        raise ExportError(f"{path}: not a sweep's file (no {', '.join(missing)})")
+    return dict(data)
+
+
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
     from automl.data.fingerprint import data_fingerprint
     from automl.data.load import load_task_data
     from automl.export.model_dir import export_checkpoint
+    from automl.model.load import check_model
     from automl.provenance import sweep_provenance
     from automl.search.summary import best_epoch_scores
     from automl.search.trial import trial_config
@@ -37,32 +51,36 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     for path in (summary_path, config_path):
         if not path.is_file():
             raise ExportError(f"{path}: not found (is {sweep_dir} a finished sweep's folder?)")
-    summary: dict[str, Any] = json.loads(summary_path.read_text())
-    base = json.loads(config_path.read_text())
+    summary = _read_object(summary_path, ("trials", "label_names", "num_trials"))
+    base = _read_object(config_path, ("model", "data"))
     target = out_dir or sweep_dir / "best"
     problem = not_replaceable(target)
     if problem:
         raise ExportError(problem)
     trial_id = trial_id or summary.get("best_trial") or ""
-    rows = {row["trial_id"]: row for row in summary["trials"]}
+    trials = summary["trials"] if isinstance(summary["trials"], list) else []
+    rows = {row["trial_id"]: row for row in trials if isinstance(row, dict) and "trial_id" in row}
     if trial_id not in rows:
         raise ExportError(f"{summary_path}: no trial {trial_id!r} (trials: {', '.join(rows)})")
     row = rows[trial_id]
     conf = from_dict(base)
+    params = row.get("params") or {}
+    trial_conf = trial_config(base, params)
+    check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
     checkpoint = find_checkpoint(row)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     provenance = sweep_provenance(
         conf,
         trial_id,
         row["best_value"],
-        row["params"],
+        params,
         summary["num_trials"],
         summary.get("data", ""),
         data_fingerprint(task),
     )
     provenance["best_scores"] = best_epoch_scores(row)  # every metric, for the card
     folder = export_checkpoint(
-        trial_config(base, row["params"]),
+        trial_conf,
         checkpoint,
         target,
         label_names=summary["label_names"],

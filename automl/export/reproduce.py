@@ -146,10 +146,12 @@ def reproduce(
     """Validate (provenance, config, base model, data fingerprint), then re-train and compare."""
     from automl.data.tokenized import tokenize
     from automl.model.load import check_model, load_tokenizer
+    from automl.train.device import pick_device
     from automl.train.loop import run_trial
 
     prov = load_provenance(path)
     conf = reproduce_config(prov, data_path, device, model_path)
+    pick_device(conf.train.device)  # `--device cuda` without one: refused before any compute
     check_model(conf)
     check_base_model(prov, conf)
     task = check_data(prov, conf, path)

@@ -60,11 +60,43 @@ def load_model_config(cfg: ModelConfig) -> Any:
             raise ModelError(
                 f"model.name_or_path: {where}: no config.json (not a transformers model folder)"
             )
+        problem = _weights_problem(folder) or _tokenizer_problem(folder)
+        if problem:
+            raise ModelError(f"model.name_or_path: {where}: {problem}")
     try:
         return AutoConfig.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
     except Exception as err:  # offline hub id, typo, remote code refused: one line, the cause
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ModelError(f"model.name_or_path: cannot load {where!r}: {first}") from None
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")  # fmt: skip
+LFS_POINTER = b"version https://git-lfs"  # how a Git LFS pointer file begins
+
+
+def _weights_problem(folder: Path) -> str | None:
+    """Why a local folder's weights cannot load, found from file names and first bytes only:
+    otherwise every trial would fail on them after the data is tokenized and Ray started."""
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        return f"no weights ({' or '.join(WEIGHT_FILES[::2])} not found)"
+    for path in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
+        with path.open("rb") as handle:
+            if handle.read(len(LFS_POINTER)) == LFS_POINTER:
+                return f"{path.name} is a Git LFS pointer, not the weights (run git lfs pull)"
+    return None
+
+
+VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
+                    "sentencepiece.bpe.model", "tokenizer.model")  # fmt: skip
+
+
+def _tokenizer_problem(folder: Path) -> str | None:
+    """A folder without a vocabulary still loads a tokenizer in transformers 5 (BERT's falls back
+    to its special tokens, so every word becomes [UNK]) and trains on nothing: refuse it."""
+    if any((folder / name).is_file() for name in VOCABULARY_FILES):
+        return None
+    return f"no tokenizer files (none of {', '.join(VOCABULARY_FILES)})"
 
 
 def num_blocks_of(model_config: Any) -> int:

@@ -127,6 +127,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
         )  # fmt: skip
         gpus_per_trial = pick_gpu_share(need.total, conf.resources.gpu_memory_gb, cluster_gpus=1)
         log.info("gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s", need.gib, gpus_per_trial)
+    check_trial_device(conf.train.device, gpus_per_trial)
     max_epochs = (
         int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
     )
@@ -179,6 +180,7 @@ def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
         if plan is not None and conf.resources.gpus_per_trial == "auto":
             if not ray.cluster_resources().get("GPU", 0):
                 plan.gpus_per_trial = 0.0  # nothing to share: trials train on CPUs
+                check_trial_device(conf.train.device, 0.0, "auto, and the cluster has no GPU")
         if plan is not None:
             check_fits([n.get("Resources", {}) for n in alive], conf.resources.cpus_per_trial,
                        plan.gpus_per_trial)  # fmt: skip
@@ -198,6 +200,16 @@ def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> None:
                 f"config: resources.{name}: a trial asks for {want:g} {key} but no node of the "
                 f"cluster has more than {most:g}"
             )
+
+
+def check_trial_device(device: str, gpus_per_trial: float, why: str = "") -> None:
+    """A trial sees only the GPUs Ray gives it: `train.device=cuda` without a GPU share would
+    fail in every trial, after Ray started, so it is refused here."""
+    if device == "cuda" and gpus_per_trial == 0:
+        raise ConfigError(
+            "config: train.device: cuda, but trials get no GPU (resources.gpus_per_trial is "
+            f"{why or '0'}); set resources.gpus_per_trial, or train.device=auto"
+        )
 
 
 def check_storage(storage: str | None, shared: bool, nodes: int) -> None:

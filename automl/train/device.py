@@ -7,12 +7,16 @@ from typing import Any
 
 import torch
 
+from automl.config.schema import ConfigError
+
 
 def pick_device(requested: str) -> torch.device:
-    """The GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES, so it is cuda:0) or the CPU."""
+    """The GPU Ray assigned (it sets CUDA_VISIBLE_DEVICES, so it is cuda:0) or the CPU.
+    Cheap: entry points call it before any compute, so `cuda` on a machine without one is a
+    one-line error there and not after tokenizing."""
     if requested == "cpu" or not torch.cuda.is_available():
         if requested == "cuda":
-            raise RuntimeError("train.device=cuda but no CUDA device is visible")
+            raise ConfigError("config: train.device: cuda, but no CUDA device is visible")
         return torch.device("cpu")
     return torch.device("cuda", 0)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
@@ -26,6 +27,14 @@ REPO = Path(__file__).resolve().parents[2]
 def _csv(tmp: Path, rows: list[tuple[str, str]], header: str = "text,label") -> str:
     path = tmp / "data.csv"
     path.write_text(header + "\n" + "".join(f"{t},{lbl}\n" for t, lbl in rows))
+    return str(path)
+
+
+def _latin1_csv(tmp: Path) -> str:
+    """A spreadsheet's export in Windows' encoding: 'café' is the byte 0xe9, not UTF-8."""
+    path = tmp / "latin1.csv"
+    rows = [(f"café {i}", "a" if i % 2 else "b") for i in range(20)]
+    path.write_bytes(("text,label\n" + "".join(f"{t},{lbl}\n" for t, lbl in rows)).encode("cp1252"))
     return str(path)
 
 
@@ -189,6 +198,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "too few examples",
     ),
     ("bad-jsonl", lambda t: ["data=jsonl", "data.path=" + _jsonl(t)], "line 2"),
+    ("csv-not-utf8", lambda t: ["data=csv", "data.path=" + _latin1_csv(t)], "not UTF-8 text"),
+    ("csv-path-left-out", lambda t: ["data=csv"], "config: data.path: is required"),
+    ("cuda-without-a-gpu-share", lambda t: ["train.device=cuda"], "trials get no GPU"),
     ("val-plus-test-fraction-1", lambda t: ["data.test_fraction=0.8"], "data.test_fraction"),
     # the packaged corpus repeats utterances across splits: leakage, refused under `fail`
     ("data-quality-fail", lambda t: ["data.quality=fail"], "texts also in train"),
@@ -247,6 +259,14 @@ def test_bad_input_is_refused_before_compute(
     assert not (work / "outputs").exists()
     assert not (work / "mlflow.db").exists()
     assert all(f.read_text() == "mine" for f in tmp_path.rglob("notes.txt"))  # the user's, kept
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the cluster has a GPU to share here")
+def test_cuda_with_an_auto_share_needs_a_gpu_in_the_cluster(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, ["train.device=cuda", "resources.gpus_per_trial=auto"])
+    with pytest.raises(ConfigError, match="auto, and the cluster has no GPU"):
+        run_sweep(to_config(cfg))  # type: ignore[arg-type]
+    assert not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.parametrize(

@@ -387,6 +387,9 @@ def test_load_model_config_for_tiny_and_packaged_models() -> None:
     [
         ("missing-folder", r"^model\.name_or_path: .*/missing: no such folder$"),
         ("no-config-json", r"^model\.name_or_path: .*/empty: no config\.json"),
+        ("no-weights", r"^model\.name_or_path: .*/config-only: no weights \(model\.safetensors or"),
+        ("lfs-pointer", r"^model\.name_or_path: .*/lfs: model\.safetensors is a Git LFS pointer"),
+        ("no-tokenizer", r"^model\.name_or_path: .*/untok: no tokenizer files \(none of "),
         ("unimportable-package", r"^model\.package: cannot import 'no_such_package_xyz'"),
         ("package-without-model", r"^model\.package: 'json' ships no model folder"),
         ("offline-hub-id", r"^model\.name_or_path: cannot load 'nobody-xyz/no-such-model'"),
@@ -394,9 +397,19 @@ def test_load_model_config_for_tiny_and_packaged_models() -> None:
 )
 def test_load_model_config_errors_are_one_line(tmp_path: Path, case: str, expected: str) -> None:
     (tmp_path / "empty").mkdir()
+    for name in ("config-only", "lfs", "untok"):  # `lfs`: a clone without `git lfs pull`
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text('{"model_type": "bert"}')
+    (tmp_path / "untok" / "model.safetensors").write_bytes(b"\x08\x00weights")
+    (tmp_path / "lfs" / "model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 90868376\n"
+    )
     cfg = {
         "missing-folder": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "missing")),
         "no-config-json": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "empty")),
+        "no-weights": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "config-only")),
+        "lfs-pointer": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "lfs")),
+        "no-tokenizer": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "untok")),
         "unimportable-package": ModelConfig(source="package", package="no_such_package_xyz"),
         "package-without-model": ModelConfig(source="package", package="json"),
         "offline-hub-id": ModelConfig(source="pretrained", name_or_path="nobody-xyz/no-such-model"),

@@ -224,6 +224,17 @@ def test_cli_on_a_folder_that_is_not_a_sweep_exits_2_with_one_line(
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_cli_that_cannot_write_the_report_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])
+    (tmp_path / "report").write_text("mine")  # where the report goes, a file of the user's
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: cannot write the report: {tmp_path / 'report'}: File exists\n"
+    assert (tmp_path / "report").read_text() == "mine"
+
+
 @pytest.mark.parametrize(
     ("uri", "culprit"),
     [("sqlite:///{tmp}/none.db", "no such MLflow store"), ("ftp://host/x", "unsupported scheme"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,30 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
         reexport(sweep_dir, out_dir=mine)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert reexport(sweep_dir, out_dir=again) == again  # an earlier export is replaced
+
+
+def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
+    smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
+) -> None:
+    from automl.export.reexport import ExportError, reexport
+    from automl.model.load import ModelError
+
+    _, _, tmp = smoke
+    copy, target = tmp_path / "copy", tmp_path / "export"
+    copy.mkdir()
+    for name in ("summary.json", "config.json"):
+        shutil.copyfile(tmp / "outputs" / "smoke" / name, copy / name)
+    text = (copy / "summary.json").read_text()
+    (copy / "summary.json").write_text(text[: len(text) // 2])  # a sweep killed while writing
+    with pytest.raises(ExportError, match=r"summary\.json: not valid JSON \("):
+        reexport(copy, out_dir=target)
+    (copy / "summary.json").write_text("[]")
+    with pytest.raises(ExportError, match=r"summary\.json: not a sweep's file \(no trials, "):
+        reexport(copy, out_dir=target)
+    (copy / "summary.json").write_text(text)
+    config = json.loads((copy / "config.json").read_text())
+    config["model"].update(source="pretrained", name_or_path=str(tmp_path / "moved"))
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=r"moved: no such folder$"):
+        reexport(copy, out_dir=target)
+    assert not target.exists()

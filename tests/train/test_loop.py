@@ -20,7 +20,14 @@ from torch import nn
 
 import automl.train.loop
 from automl.config.resolve import to_config
-from automl.config.schema import Config, DataConfig, ModelConfig, PeftConfig, TrainConfig
+from automl.config.schema import (
+    Config,
+    ConfigError,
+    DataConfig,
+    ModelConfig,
+    PeftConfig,
+    TrainConfig,
+)
 from automl.data.batching import POW2_EDGES, STRATIFIED_FROM
 from automl.data.load import load_task_data
 from automl.data.sampling import batches_over
@@ -501,7 +508,7 @@ def test_pick_device() -> None:
     assert pick_device("cpu") == CPU
     if not torch.cuda.is_available():
         assert pick_device("auto") == CPU
-        with pytest.raises(RuntimeError, match="train.device=cuda"):
+        with pytest.raises(ConfigError, match=r"^config: train\.device: cuda, but no CUDA"):
             pick_device("cuda")
 
 
