@@ -4,8 +4,6 @@ naming the key when a rule is broken.
 
 from __future__ import annotations
 
-import re
-
 from automl.config.schema import (
     AUTO_BATCH_SIZES,
     Config,
@@ -158,12 +156,6 @@ def _check_sweep(s: SweepConfig) -> None:
         bool(s.name) and "/" not in s.name,
         "sweep.name",
         f"must be a non-empty name, got {s.name!r}",
-    )
-    _check(  # search/state.py: rounds are `<sweep>-r<k>` in the same storage
-        re.fullmatch(r".*-r\d+", s.name) is None,
-        "sweep.name",
-        f"{s.name!r} ends like the Ray experiment of another sweep's extension round "
-        "(<sweep>-r<k>), which would share its folder; choose another name",
     )
     _check(s.num_samples >= 1, "sweep.num_samples", f"must be >= 1, got {s.num_samples}")
     _check(s.max_concurrent >= 1, "sweep.max_concurrent", f"must be >= 1, got {s.max_concurrent}")

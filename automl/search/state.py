@@ -9,7 +9,6 @@ the trials of the rounds already ended.
 
 from __future__ import annotations
 
-import glob
 import json
 import re
 import shutil
@@ -44,22 +43,26 @@ def experiment_name(sweep: str, round_: int) -> str:
     return sweep if round_ == 0 else f"{sweep}-r{round_}"
 
 
-def is_own_experiment(folder: str, sweep: str) -> bool:
-    """A Ray experiment folder of this sweep (`<sweep>` or `<sweep>-r<k>`), never another
-    sweep's that shares the storage and merely starts with the same name (`<sweep>-roberta`)."""
-    return re.fullmatch(re.escape(sweep) + r"(-r\d+)?", folder) is not None
+def own_experiments(storage: Path, sweep: str, rounds: int) -> list[Path]:
+    """The Ray experiment folders of this sweep's rounds 0..`rounds` that exist in `storage` (a
+    fresh start deletes them). Only those: `<sweep>-r<k>` past the sweep's own rounds may be
+    another sweep's, one named so (`bert-r1` beside `bert`), and is never this sweep's to delete."""
+    folders = (storage / experiment_name(sweep, k) for k in range(rounds + 1))
+    return [folder for folder in folders if folder.is_dir()]
 
 
-def own_experiments(storage: Path, sweep: str) -> list[Path]:
-    """The folders in `storage` named like this sweep's Ray experiments (a fresh start deletes
-    them)."""
-    if not storage.is_dir():
-        return []
-    return sorted(
-        folder
-        for folder in storage.glob(glob.escape(sweep) + "*")
-        if folder.is_dir() and is_own_experiment(folder.name, sweep)
-    )
+def round_clash(storage: Path, sweep: str, next_round: int | None = None) -> str | None:
+    """Why this sweep would share a Ray experiment folder with another sweep in `storage`
+    (only a shared `paths.storage` holds several sweeps): its name is another sweep's round, or
+    the round it is about to start (`next_round`, an extension) is a folder already there."""
+    named_like_a_round = re.fullmatch(r"(.+)-r(\d+)", sweep)
+    if named_like_a_round and (storage / named_like_a_round[1]).is_dir():
+        other, k = named_like_a_round[1], named_like_a_round[2]
+        return f"{sweep!r} is also the Ray experiment of round {k} of sweep {other!r} there"
+    if next_round and (storage / experiment_name(sweep, next_round)).exists():
+        folder = storage / experiment_name(sweep, next_round)
+        return f"{folder} is not a round of this sweep (another sweep's?); move it away"
+    return None
 
 
 def not_a_sweep_folder(out_dir: Path) -> str | None:
@@ -79,11 +82,11 @@ def not_a_sweep_folder(out_dir: Path) -> str | None:
     return f"{out_dir} holds files and is not a sweep's folder (none of {', '.join(own)})"
 
 
-def not_ray_experiments(storage: Path, sweep: str) -> str | None:
-    """Why a new sweep may not delete the folders in `storage` named like its Ray experiments;
-    None when each is empty or Ray Tune's (it holds tuner.pkl)."""
+def not_ray_experiments(storage: Path, sweep: str, rounds: int = 0) -> str | None:
+    """Why a new sweep may not delete the folders in `storage` of its Ray experiments; None
+    when each is empty or Ray Tune's (it holds tuner.pkl)."""
     try:
-        for folder in own_experiments(storage, sweep):
+        for folder in own_experiments(storage, sweep, rounds):
             if any(folder.iterdir()) and not (folder / RAY_TUNER_FILE).is_file():
                 return (
                     f"{folder} holds files Ray Tune did not write (no {RAY_TUNER_FILE}); "

@@ -114,10 +114,11 @@ def _starting_state(plan: SweepPlan) -> SweepState:
     if not s.resume:
         # the new state replaces the stale one first, so a kill below leaves a folder still
         # known as the sweep's; then the study and Ray experiments go
+        rounds = SweepState.load(plan.out_dir).round  # the stale sweep's, before it is replaced
         state = SweepState()
         state.save(plan.out_dir)
         (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
-        for old in own_experiments(plan.storage, s.name):
+        for old in own_experiments(plan.storage, s.name, rounds):
             remove_experiment(old)  # a fresh sweep under the same name starts clean
         return state
     state = SweepState.load(plan.out_dir)

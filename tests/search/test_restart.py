@@ -63,6 +63,27 @@ def test_a_sweep_refuses_folders_it_did_not_write(tmp_path: Path) -> None:
     assert not_ray_experiments(storage, "default") is None
 
 
+def test_a_sweep_owns_only_its_own_rounds_in_a_shared_storage(tmp_path: Path) -> None:
+    """`bert-r1` is round 1 of sweep `bert` or a sweep of its own: `bert` deletes it only if it
+    ran a round 1, and neither may share the folder with the other."""
+    from automl.search.state import own_experiments, round_clash
+
+    storage = tmp_path / "ray"
+    for name in ("bert", "bert-r1", "bert-r2"):
+        (storage / name).mkdir(parents=True)
+    assert own_experiments(storage, "bert", 0) == [storage / "bert"]
+    assert own_experiments(storage, "bert", 1) == [storage / "bert", storage / "bert-r1"]
+    assert round_clash(storage, "bert-r1") == (
+        "'bert-r1' is also the Ray experiment of round 1 of sweep 'bert' there"
+    )
+    assert round_clash(storage, "bert") is None
+    assert round_clash(storage, "bert", next_round=2) == (
+        f"{storage / 'bert-r2'} is not a round of this sweep (another sweep's?); move it away"
+    )
+    assert round_clash(storage, "bert", next_round=3) is None
+    assert round_clash(tmp_path / "outputs" / "bert-r1" / "ray", "bert-r1") is None  # its own
+
+
 def test_a_fresh_start_killed_midway_leaves_folders_the_next_one_accepts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
