@@ -61,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.tracking_uri:
             check_report_store(args.tracking_uri)
-        index = build_report(args.sweep_dir)
+        try:
+            index = build_report(args.sweep_dir)
+        except OSError as err:  # a folder we may read but not write (a colleague's results)
+            where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+            raise ReportError(f"cannot write the report: {where}") from None
         if args.tracking_uri:
             from mlflow.tracking import MlflowClient
 
@@ -73,9 +77,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # a sweep folder we may read but not write (a colleague's results)
-        print(f"error: cannot write the report: {err.filename}: {err.strerror}", file=sys.stderr)
         return 2
     print(index)
     return 0

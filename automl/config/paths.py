@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def _can_append_to(file: Path) -> bool:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write, then rename over `path`: a kill midway leaves the old file or the new one, never
     half of one (a truncated summary.json would stop `automl-export` and a resume)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # unique per writer: two containers (both pid 1) may share an output folder
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)

@@ -5,6 +5,7 @@ tokenizer, and checks that need only its config.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def load_model_config(cfg: ModelConfig) -> Any:
             raise ModelError(
                 f"model.name_or_path: {where}: no config.json (not a transformers model folder)"
             )
-        problem = _weights_problem(folder) or _tokenizer_problem(folder)
+        problem = _weights_problem(folder)
         if problem:
             raise ModelError(f"model.name_or_path: {where}: {problem}")
     try:
@@ -76,27 +77,29 @@ LFS_POINTER = b"version https://git-lfs"  # how a Git LFS pointer file begins
 
 
 def _weights_problem(folder: Path) -> str | None:
-    """Why a local folder's weights cannot load, found from file names and first bytes only:
-    otherwise every trial would fail on them after the data is tokenized and Ray started."""
-    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+    """Why a local folder's weights cannot load, from file names, a shard index and first bytes
+    only: otherwise every trial would fail on them after the data is tokenized and Ray started."""
+    present = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
+    if not present:
         return f"no weights ({' or '.join(WEIGHT_FILES[::2])} not found)"
-    for path in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
+    files = []
+    for path in present:
+        if not path.name.endswith(".index.json"):
+            files.append(path)
+            continue
+        try:  # a sharded checkpoint: the index names its shards
+            shards = sorted(set(json.loads(path.read_text())["weight_map"].values()))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return f"{path.name} is not a shard index"
+        missing = [shard for shard in shards if not (folder / shard).is_file()]
+        if missing:
+            return f"{missing[0]} is missing (a shard {path.name} names)"
+        files += [folder / shard for shard in shards]
+    for path in files:
         with path.open("rb") as handle:
             if handle.read(len(LFS_POINTER)) == LFS_POINTER:
                 return f"{path.name} is a Git LFS pointer, not the weights (run git lfs pull)"
     return None
-
-
-VOCABULARY_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model",
-                    "sentencepiece.bpe.model", "tokenizer.model")  # fmt: skip
-
-
-def _tokenizer_problem(folder: Path) -> str | None:
-    """A folder without a vocabulary still loads a tokenizer in transformers 5 (BERT's falls back
-    to its special tokens, so every word becomes [UNK]) and trains on nothing: refuse it."""
-    if any((folder / name).is_file() for name in VOCABULARY_FILES):
-        return None
-    return f"no tokenizer files (none of {', '.join(VOCABULARY_FILES)})"
 
 
 def num_blocks_of(model_config: Any) -> int:
@@ -107,12 +110,23 @@ def num_blocks_of(model_config: Any) -> int:
     return count
 
 
+# transformers 5 builds a tokenizer even from a folder with no vocabulary file (BERT's falls back
+# to its special tokens alone), and training on all-[UNK] inputs fails silently; byte-level
+# tokenizers, the smallest real ones, know ~260 tokens
+MIN_VOCABULARY = 100
+
+
 def load_tokenizer(cfg: ModelConfig) -> Any:
     """The tokenizer, with a pad token (GPT-style tokenizers ship without one)."""
     from transformers import AutoTokenizer
 
     where = model_location(cfg) if cfg.source != "tiny" else model_location(_tokenizer_source(cfg))
     tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
+    if len(tokenizer) < MIN_VOCABULARY:
+        raise ModelError(
+            f"model.name_or_path: {where}: its tokenizer knows {len(tokenizer)} tokens (no "
+            "vocabulary file in the folder?): every word would be unknown"
+        )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer

@@ -21,9 +21,16 @@ from automl.provenance import redact
 from automl.search.objectives import check_objectives
 from automl.search.resources import pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
-from automl.search.state import not_a_sweep_folder, not_ray_experiments
+from automl.search.state import (
+    STATE_FILE,
+    SweepState,
+    not_a_sweep_folder,
+    not_ray_experiments,
+    round_clash,
+)
 from automl.search.warm_start import WarmStart, load_warm_start
 from automl.tracking.uri import check_store, tracking_uri
+from automl.train.device import pick_device
 
 log = logging.getLogger("automl.sweep")
 
@@ -112,9 +119,13 @@ def plan_sweep(conf: Config) -> SweepPlan:
     if problem:
         raise ConfigError(f"config: paths.output_dir: {problem}")
     storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
+    before = _previous_state(out_dir)
+    s = conf.sweep
+    extending = s.resume and before.phase == "finished" and s.num_samples > len(before.records)
     for key, problem in (
         ("paths.output_dir", not_a_sweep_folder(out_dir)),
-        (storage_key, not_ray_experiments(storage, conf.sweep.name)),
+        (storage_key, not_ray_experiments(storage, s.name, before.round)),
+        ("sweep.name", round_clash(storage, s.name, before.round + 1 if extending else None)),
     ):
         if problem:
             raise ConfigError(f"config: {key}: {problem}")
@@ -128,6 +139,8 @@ def plan_sweep(conf: Config) -> SweepPlan:
         gpus_per_trial = pick_gpu_share(need.total, conf.resources.gpu_memory_gb, cluster_gpus=1)
         log.info("gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s", need.gib, gpus_per_trial)
     check_trial_device(conf.train.device, gpus_per_trial)
+    if conf.train.device == "cuda" and not conf.ray.address:
+        pick_device("cuda")  # a local cluster's GPUs are this machine's: none is one line here
     max_epochs = (
         int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
     )
@@ -135,6 +148,17 @@ def plan_sweep(conf: Config) -> SweepPlan:
     return SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models
     )
+
+
+def _previous_state(out_dir: Path) -> SweepState:
+    """The state an earlier sweep of this name left (its rounds decide which Ray folders are
+    its own); a damaged file is one line, not a traceback."""
+    try:
+        return SweepState.load(out_dir)
+    except (ValueError, TypeError) as err:  # not JSON; not a state's keys
+        raise ConfigError(
+            f"config: paths.output_dir: {out_dir / STATE_FILE} is not a sweep's state ({err})"
+        ) from None
 
 
 def _blocks(model: ModelConfig) -> int:

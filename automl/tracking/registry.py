@@ -70,9 +70,13 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> st
 def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str, str]) -> None:
     """Point the alias at the new version unless the version holding it is better on the same
     data (tracking/promotion.py); either way, one line says which version holds it and why."""
+    from mlflow.exceptions import MlflowException
+
     try:
         holder = client.get_model_version_by_alias(name, alias)
-    except Exception:  # no version holds the alias yet
+    except MlflowException as err:  # "alias not found": no version holds it yet
+        if err.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+            raise  # a store that fails must not hand the alias over by default
         holder = None
     take, why = takes_alias(scores, dict(holder.tags) if holder is not None else None)
     if take:

@@ -38,6 +38,13 @@ def _latin1_csv(tmp: Path) -> str:
     return str(path)
 
 
+def _storage_with_sweep(tmp: Path, sweep: str) -> str:
+    """A shared Ray storage where sweep `sweep` has run (its Ray Tune experiment folder)."""
+    (tmp / "shared" / sweep).mkdir(parents=True)
+    (tmp / "shared" / sweep / "tuner.pkl").write_bytes(b"")
+    return str(tmp / "shared")
+
+
 def _jsonl(tmp: Path) -> str:
     path = tmp / "data.jsonl"
     path.write_text('{"text": "hello", "label": "a"}\n{"text": "bye", "label": \n')
@@ -201,6 +208,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("csv-not-utf8", lambda t: ["data=csv", "data.path=" + _latin1_csv(t)], "not UTF-8 text"),
     ("csv-path-left-out", lambda t: ["data=csv"], "config: data.path: is required"),
     ("cuda-without-a-gpu-share", lambda t: ["train.device=cuda"], "trials get no GPU"),
+    (
+        "name-of-another-sweeps-round",
+        lambda t: [f"paths.storage={_storage_with_sweep(t, 'smoke')}", "sweep.name=smoke-r1"],
+        "sweep.name: 'smoke-r1' is also the Ray experiment of round 1 of sweep 'smoke'",
+    ),
     ("val-plus-test-fraction-1", lambda t: ["data.test_fraction=0.8"], "data.test_fraction"),
     # the packaged corpus repeats utterances across splits: leakage, refused under `fail`
     ("data-quality-fail", lambda t: ["data.quality=fail"], "texts also in train"),
@@ -261,10 +273,18 @@ def test_bad_input_is_refused_before_compute(
     assert all(f.read_text() == "mine" for f in tmp_path.rglob("notes.txt"))  # the user's, kept
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the cluster has a GPU to share here")
-def test_cuda_with_an_auto_share_needs_a_gpu_in_the_cluster(tmp_path: Path) -> None:
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU to share")
+def test_cuda_on_a_local_cluster_without_a_gpu_is_refused_before_the_data_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import automl.search.sweep
+
+    def no_data(*args: object) -> None:
+        raise AssertionError("the data was read")
+
+    monkeypatch.setattr(automl.search.sweep, "prepare_data_for_models", no_data)
     cfg = _compose(tmp_path, ["train.device=cuda", "resources.gpus_per_trial=auto"])
-    with pytest.raises(ConfigError, match="auto, and the cluster has no GPU"):
+    with pytest.raises(ConfigError, match=r"^config: train\.device: cuda, but no CUDA device"):
         run_sweep(to_config(cfg))  # type: ignore[arg-type]
     assert not (tmp_path / "outputs").exists()
 

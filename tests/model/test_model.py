@@ -18,6 +18,7 @@ from automl.model.load import (
     ModelError,
     check_model,
     load_model_config,
+    load_tokenizer,
     model_location,
     num_blocks_of,
 )
@@ -389,7 +390,7 @@ def test_load_model_config_for_tiny_and_packaged_models() -> None:
         ("no-config-json", r"^model\.name_or_path: .*/empty: no config\.json"),
         ("no-weights", r"^model\.name_or_path: .*/config-only: no weights \(model\.safetensors or"),
         ("lfs-pointer", r"^model\.name_or_path: .*/lfs: model\.safetensors is a Git LFS pointer"),
-        ("no-tokenizer", r"^model\.name_or_path: .*/untok: no tokenizer files \(none of "),
+        ("missing-shard", r"^model\.name_or_path: .*/sharded: model-2\.safetensors is missing"),
         ("unimportable-package", r"^model\.package: cannot import 'no_such_package_xyz'"),
         ("package-without-model", r"^model\.package: 'json' ships no model folder"),
         ("offline-hub-id", r"^model\.name_or_path: cannot load 'nobody-xyz/no-such-model'"),
@@ -397,19 +398,22 @@ def test_load_model_config_for_tiny_and_packaged_models() -> None:
 )
 def test_load_model_config_errors_are_one_line(tmp_path: Path, case: str, expected: str) -> None:
     (tmp_path / "empty").mkdir()
-    for name in ("config-only", "lfs", "untok"):  # `lfs`: a clone without `git lfs pull`
+    for name in ("config-only", "lfs", "sharded"):  # `lfs`: a clone without `git lfs pull`
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text('{"model_type": "bert"}')
-    (tmp_path / "untok" / "model.safetensors").write_bytes(b"\x08\x00weights")
     (tmp_path / "lfs" / "model.safetensors").write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 90868376\n"
     )
+    (tmp_path / "sharded" / "model.safetensors.index.json").write_text(
+        '{"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}}'
+    )
+    (tmp_path / "sharded" / "model-1.safetensors").write_bytes(b"\x08\x00weights")
     cfg = {
         "missing-folder": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "missing")),
         "no-config-json": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "empty")),
         "no-weights": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "config-only")),
         "lfs-pointer": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "lfs")),
-        "no-tokenizer": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "untok")),
+        "missing-shard": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "sharded")),
         "unimportable-package": ModelConfig(source="package", package="no_such_package_xyz"),
         "package-without-model": ModelConfig(source="package", package="json"),
         "offline-hub-id": ModelConfig(source="pretrained", name_or_path="nobody-xyz/no-such-model"),
@@ -419,3 +423,17 @@ def test_load_model_config_errors_are_one_line(tmp_path: Path, case: str, expect
     message = str(err.value)
     assert "\n" not in message
     assert re.search(expected, message), message
+
+
+def test_a_folder_without_a_vocabulary_is_refused_not_trained_on_unknown_tokens(
+    tmp_path: Path,
+) -> None:
+    """transformers 5 loads BertTokenizer from config.json alone, with its special tokens only."""
+    from transformers import AutoTokenizer, BertConfig
+
+    BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=16).save_pretrained(tmp_path)  # fmt: skip
+    assert AutoTokenizer.from_pretrained(str(tmp_path))("hello world").input_ids == [2, 1, 1, 3]
+    with pytest.raises(ModelError, match=r"^model\.name_or_path: .*: its tokenizer knows 5 tokens"):
+        load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(tmp_path)))
+    assert len(load_tokenizer(ModelConfig())) == 30522  # the packaged MiniLM's

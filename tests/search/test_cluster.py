@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -581,3 +582,6 @@ def test_auto_gpu_share_needs_gpus_in_the_cluster(
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
     init_ray(conf, plan)
     assert plan.gpus_per_trial == 0.0  # no GPUs: trials run on CPUs
+    cuda = replace(conf, train=replace(conf.train, device="cuda"))  # ... which cuda cannot
+    with pytest.raises(ConfigError, match=r"gpus_per_trial is auto, and the cluster has no GPU"):
+        init_ray(cuda, plan)
