@@ -25,13 +25,21 @@ def _plan(tmp: Path, name: str) -> Any:
 
 
 def test_fresh_sweep_removes_only_its_own_experiments(tmp_path: Path) -> None:
+    from automl.search.state import SweepState
+
     storage = tmp_path / "ray"
     names = ["default", "default-r1", "default-r12", "default-roberta", "default-r2x", "defaults"]
     for name in names:
         (storage / name).mkdir(parents=True)
-    _starting_state(_plan(tmp_path, "default"))
+    plan = _plan(tmp_path, "default")
+    SweepState(phase="finished", round=1).save(plan.out_dir)  # the earlier run: rounds 0 and 1
+    _starting_state(plan)
     left = sorted(p.name for p in storage.iterdir())
-    assert left == ["default-r2x", "default-roberta", "defaults"]
+    # round 12 was never this sweep's: a sweep named `default-r12` may share the storage
+    assert left == ["default-r12", "default-r2x", "default-roberta", "defaults"]
+    assert SweepState.load(plan.out_dir).round == 0
+    _starting_state(plan)  # no rounds recorded now: only `default` would go
+    assert sorted(p.name for p in storage.iterdir()) == left
 
 
 def test_a_sweep_refuses_folders_it_did_not_write(tmp_path: Path) -> None:
