@@ -1,11 +1,15 @@
-"""Where a run writes must be creatable before any compute; checking it leaves nothing behind."""
+"""Where a run writes must be creatable before any compute; checking it leaves nothing behind.
+The JSON files a run writes are written whole (or not at all) and read back with one-line errors."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXPORT_MARKERS = ("provenance.json", "config.json")  # what every exported model folder holds
 
@@ -77,3 +81,21 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_json_object(path: Path, keys: Sequence[str] = (), what: str = "a JSON object") -> dict:
+    """`path` as a JSON object holding `keys`, else a ValueError of one line saying what is
+    wrong: a file cut short by a kill, edited by hand, or another tool's. `what` names the file
+    in that line ("not <what> (no trials)")."""
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: unreadable ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not {what} (a JSON {type(data).__name__}, not an object)")
+    missing = [key for key in keys if key not in data]
+    if missing:
+        raise ValueError(f"{path}: not {what} (no {', '.join(missing)})")
+    return data

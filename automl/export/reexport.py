@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import not_replaceable
+from automl.config.paths import not_replaceable, read_json_object
 from automl.config.resolve import from_dict
 
 
@@ -26,16 +25,10 @@ def find_checkpoint(row: dict[str, Any]) -> Path:
 
 
 def _read_object(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
-    """A sweep's JSON file as a dict with `keys`, or one line saying what is wrong with it (a
-    sweep killed while writing it, an edit by hand, a folder from another tool)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ExportError(f"{path}: not valid JSON ({getattr(err, 'msg', err)})") from None
-    missing = [key for key in keys if key not in data] if isinstance(data, dict) else list(keys)
-    if missing:
-        raise ExportError(f"{path}: not a sweep's file (no {', '.join(missing)})")
-    return dict(data)
+        return read_json_object(path, keys, "a sweep's file")
+    except ValueError as err:
+        raise ExportError(str(err)) from None
 
 
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:

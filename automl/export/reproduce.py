@@ -7,12 +7,12 @@ loop is deterministic for a seed, so the same data gives the same number.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import read_json_object
 from automl.config.schema import PROJECT_ROOT, Config
 from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
 from automl.data.task import DataError
@@ -58,14 +58,9 @@ def load_provenance(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReproduceError(f"{path}: no such file (an exported model's provenance.json)")
     try:
-        prov = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ReproduceError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
-    missing = [k for k in REQUIRED if k not in prov]
-    if missing:
-        raise ReproduceError(
-            f"{path}: missing {', '.join(missing)} (exported by an older version?)"
-        )
+        prov = read_json_object(path, REQUIRED, "an export's provenance")
+    except ValueError as err:
+        raise ReproduceError(str(err)) from None
     if not isinstance(prov["best_value"], int | float):
         raise ReproduceError(f"{path}: best_value: no recorded metric ({prov['best_value']!r})")
     return prov

@@ -12,13 +12,12 @@ it at the end of every sweep and logs it to the sweep's MLflow parent run under 
 from __future__ import annotations
 
 import html
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import write_text_atomic
+from automl.config.paths import read_json_object, write_text_atomic
 from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
@@ -43,14 +42,11 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReportError(f"{out_dir}: not a finished sweep (no summary.json)")
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ReportError(f"{path}: unreadable ({err})") from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("trials"), list):
-        raise ReportError(f"{path}: not a sweep summary (no trials)")
-    for key in ("sweep", "metric", "mode"):
-        if key not in summary:
-            raise ReportError(f"{path}: not a sweep summary (no {key!r})")
+        summary = read_json_object(path, ("trials", "sweep", "metric", "mode"), "a sweep summary")
+    except ValueError as err:
+        raise ReportError(str(err)) from None
+    if not isinstance(summary["trials"], list):
+        raise ReportError(f"{path}: not a sweep summary (trials is not a list)")
     return summary
 
 

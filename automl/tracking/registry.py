@@ -9,7 +9,6 @@ scored on are the parent run's dataset inputs (the runs table's Dataset column).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import tempfile
@@ -17,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import read_json_object
 from automl.config.schema import Config
 from automl.tracking.promotion import score_tags, takes_alias
 from automl.tracking.runs import SweepTracker
@@ -90,8 +90,11 @@ def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str,
 
 
 def _provenance(export_dir: Path) -> dict[str, Any]:
-    path = export_dir / "provenance.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """The export's provenance; {} (no score to compare) where it cannot be read."""
+    try:
+        return read_json_object(export_dir / "provenance.json")
+    except ValueError:
+        return {}
 
 
 def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:

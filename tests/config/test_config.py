@@ -342,6 +342,28 @@ def test_an_atomic_write_leaves_the_old_file_or_the_new_one(tmp_path: Path) -> N
     assert path.read_text() == "new"
 
 
+def test_a_json_file_is_read_as_an_object_or_one_line_says_why_not(tmp_path: Path) -> None:
+    from automl.config.paths import read_json_object
+
+    path = tmp_path / "summary.json"
+    path.write_text('{"trials": [], "sweep": "s"}')
+    assert read_json_object(path, ("trials",)) == {"trials": [], "sweep": "s"}
+    for text, problem in [
+        ('{"trials": [', "not valid JSON (Expecting value, line 1)"),  # cut short by a kill
+        ("[1, 2]", "not a summary (a JSON list, not an object)"),
+        ('{"sweep": "s"}', "not a summary (no trials, metric)"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ValueError) as err:
+            read_json_object(path, ("trials", "metric"), "a summary")
+        assert str(err.value) == f"{path}: {problem}"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ValueError, match="unreadable"):
+        read_json_object(path)
+    with pytest.raises(ValueError, match="unreadable"):
+        read_json_object(tmp_path / "absent.json")
+
+
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
 def test_a_folder_the_kernel_refuses_is_not_creatable_even_for_root() -> None:
     """As root (a container's default user) `os.access` says yes to /proc; creating says no."""

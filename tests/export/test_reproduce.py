@@ -158,7 +158,8 @@ def test_reproduce_names_a_missing_or_partial_file(tmp_path: Path) -> None:
     with pytest.raises(ReproduceError, match="no such file"):
         reproduce(tmp_path / "provenance.json")
     (tmp_path / "provenance.json").write_text(json.dumps({"metric": "val_accuracy"}))
-    with pytest.raises(ReproduceError, match="missing config, best_value, data_fingerprint"):
+    missing = r"not an export's provenance \(no config, best_value, data_fingerprint\)$"
+    with pytest.raises(ReproduceError, match=missing):
         reproduce(tmp_path / "provenance.json")
 
 

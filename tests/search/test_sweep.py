@@ -173,7 +173,7 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
     (copy / "summary.json").write_text(text[: len(text) // 2])  # a sweep killed while writing
     with pytest.raises(ExportError, match=r"summary\.json: not valid JSON \("):
         reexport(copy, out_dir=target)
-    (copy / "summary.json").write_text("[]")
+    (copy / "summary.json").write_text("{}")
     with pytest.raises(ExportError, match=r"summary\.json: not a sweep's file \(no trials, "):
         reexport(copy, out_dir=target)
     (copy / "summary.json").write_text(text)
