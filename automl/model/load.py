@@ -110,22 +110,19 @@ def num_blocks_of(model_config: Any) -> int:
     return count
 
 
-# transformers 5 builds a tokenizer even from a folder with no vocabulary file (BERT's falls back
-# to its special tokens alone), and training on all-[UNK] inputs fails silently; byte-level
-# tokenizers, the smallest real ones, know ~260 tokens
-MIN_VOCABULARY = 100
-
-
 def load_tokenizer(cfg: ModelConfig) -> Any:
-    """The tokenizer, with a pad token (GPT-style tokenizers ship without one)."""
+    """The tokenizer, with a pad token (GPT-style tokenizers ship without one). transformers 5
+    builds one even from a folder with no vocabulary file (BERT's falls back to its special
+    tokens alone), and training on all-[UNK] inputs fails silently: that is refused. Small real
+    vocabularies (characters, DNA bases) pass: they hold more than special tokens."""
     from transformers import AutoTokenizer
 
     where = model_location(cfg) if cfg.source != "tiny" else model_location(_tokenizer_source(cfg))
     tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
-    if len(tokenizer) < MIN_VOCABULARY:
+    if set(tokenizer.get_vocab()) <= set(tokenizer.all_special_tokens):
         raise ModelError(
-            f"model.name_or_path: {where}: its tokenizer knows {len(tokenizer)} tokens (no "
-            "vocabulary file in the folder?): every word would be unknown"
+            f"model.name_or_path: {where}: its tokenizer knows only its {len(tokenizer)} special "
+            "tokens (no vocabulary file in the folder?): every word would be unknown"
         )
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
