@@ -331,9 +331,8 @@ def repeated_markdown(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from automl.config.schema import ConfigError
     from automl.provenance import git_commit
-    from automl.tracking.uri import check_store, tracking_uri
+    from automl.tracking.uri import store_problem
     from benchmarks.common import machine, quiet
     from benchmarks.report import write
 
@@ -344,13 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="the store `ours` writes to, e.g. a server")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), help="these variants only")
     args = parser.parse_args(argv)
-    if args.tracking_uri:
-        try:  # a store that cannot be used is one line, before Ray starts
-            check_store(tracking_uri(args.tracking_uri))
-        except ConfigError as err:
-            problem = str(err).removeprefix("config: tracking.uri: ")
-            print(f"error: --tracking-uri: {problem}", file=sys.stderr)
-            return 2
+    problem = store_problem(args.tracking_uri) if args.tracking_uri else None
+    if problem:  # a store that cannot be used is one line, before Ray starts
+        print(f"error: --tracking-uri: {problem}", file=sys.stderr)
+        return 2
     quiet()
     started = time.monotonic()
     dummy = repeated_dummy(args.rounds, args.trials, args.tracking_uri, args.only)

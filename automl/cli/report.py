@@ -11,22 +11,19 @@ import logging
 import sys
 from pathlib import Path
 
-from automl.config.schema import ConfigError
 from automl.report.page import REPORT_DIR, ReportError, build_report, load_summary
 
 
 def check_report_store(uri: str) -> None:
     """The store to log to must already hold the sweep: a SQLite file that does not exist would
     be created (a new, empty store) just to find no run in it; a server must answer."""
-    from automl.tracking.uri import check_store, sqlite_path, tracking_uri
+    from automl.tracking.uri import sqlite_path, store_problem
 
     if uri.startswith("sqlite:///") and not Path(sqlite_path(uri)).is_file():
         raise ReportError(f"--tracking-uri: {sqlite_path(uri)}: no such MLflow store")
-    try:
-        check_store(tracking_uri(uri))  # a scheme MLflow can use; a server that answers
-    except ConfigError as err:
-        problem = str(err).removeprefix("config: tracking.uri: ")
-        raise ReportError(f"--tracking-uri: {problem}") from None
+    problem = store_problem(uri)  # a scheme MLflow can use; a server that answers
+    if problem:
+        raise ReportError(f"--tracking-uri: {problem}")
 
 
 def find_sweep_run(uri: str, sweep: str) -> str:

@@ -121,7 +121,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
     before = _previous_state(out_dir)
     s = conf.sweep
-    extending = s.resume and before.phase == "finished" and s.num_samples > len(before.records)
+    extending = s.resume and before.extends(s.num_samples)
     for key, problem in (
         ("paths.output_dir", not_a_sweep_folder(out_dir)),
         (storage_key, not_ray_experiments(storage, s.name, before.round)),

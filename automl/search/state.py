@@ -33,6 +33,10 @@ class SweepState:
         path = out_dir / STATE_FILE
         return cls(**json.loads(path.read_text())) if path.is_file() else cls()
 
+    def extends(self, num_samples: int) -> bool:
+        """Whether resuming with `num_samples` adds a round: the sweep ended with fewer trials."""
+        return self.phase == "finished" and num_samples > len(self.records)
+
     def save(self, out_dir: Path) -> None:
         """Atomically (write, then rename), so a kill never leaves half a file."""
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -59,8 +63,8 @@ def round_clash(storage: Path, sweep: str, next_round: int | None = None) -> str
     if named_like_a_round and (storage / named_like_a_round[1]).is_dir():
         other, k = named_like_a_round[1], named_like_a_round[2]
         return f"{sweep!r} is also the Ray experiment of round {k} of sweep {other!r} there"
-    if next_round and (storage / experiment_name(sweep, next_round)).exists():
-        folder = storage / experiment_name(sweep, next_round)
+    folder = storage / experiment_name(sweep, next_round) if next_round else None
+    if folder is not None and folder.exists():
         return f"{folder} is not a round of this sweep (another sweep's?); move it away"
     return None
 

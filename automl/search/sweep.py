@@ -122,7 +122,7 @@ def _starting_state(plan: SweepPlan) -> SweepState:
             remove_experiment(old)  # a fresh sweep under the same name starts clean
         return state
     state = SweepState.load(plan.out_dir)
-    if state.phase == "finished" and s.num_samples > len(state.records):
+    if state.extends(s.num_samples):
         state.round += 1
         state.phase = "running"
         log.info("extending sweep %s to %d trials (round %d)", s.name, s.num_samples, state.round)

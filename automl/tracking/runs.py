@@ -39,6 +39,11 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _now_ms() -> int:
+    """MLflow's timestamps: milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
 class SweepTracker:
     """The sweep's MLflow parent run and its children. All calls happen in the driver."""
 
@@ -113,7 +118,7 @@ class SweepTracker:
 
     def log_metrics(self, metrics: dict[str, Any]) -> None:
         """Numbers on the sweep's parent run (data quality, the test score) as they come."""
-        now = int(time.time() * 1000)
+        now = _now_ms()
         values = _finite(metrics)
         self.client.log_batch(
             self.parent_id, metrics=[Metric(k, v, now, 0) for k, v in values.items()]
@@ -122,7 +127,7 @@ class SweepTracker:
     def end_sweep(self, status: str, metrics: dict[str, Any], tags: dict[str, str]) -> None:
         self.client.log_batch(
             self.parent_id,
-            metrics=[Metric(k, v, int(time.time() * 1000), 0) for k, v in _finite(metrics).items()],
+            metrics=[Metric(k, v, _now_ms(), 0) for k, v in _finite(metrics).items()],
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
         self.client.set_terminated(self.parent_id, status=status)
@@ -173,7 +178,7 @@ class SweepTracker:
         if step <= self._last_step.get(trial_id, 0):
             return  # a trial resumed from an earlier checkpoint replays epochs already logged
         self._last_step[trial_id] = step
-        now = int(time.time() * 1000)
+        now = _now_ms()
         values = _finite({k: result.get(k) for k in self.METRIC_KEYS})
         self.client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
@@ -188,7 +193,7 @@ class SweepTracker:
         run_id = self._children.get(trial_id)
         if run_id is None:
             return
-        now = int(time.time() * 1000)
+        now = _now_ms()
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, v, now, 0) for k, v in _finite(summary).items()],

@@ -85,6 +85,16 @@ def check_store(uri: str) -> None:
         _check_answers(uri)
 
 
+def store_problem(uri: str) -> str | None:
+    """`check_store` for a command-line option (`--tracking-uri`): why the store cannot be used,
+    in one line without the config key, or None when it can."""
+    try:
+        check_store(tracking_uri(uri))
+    except ConfigError as err:
+        return str(err).removeprefix("config: tracking.uri: ")
+    return None
+
+
 def _check_creatable(uri: str, path: str) -> None:
     """The store's file or folder exists, or its nearest existing parent is a writable folder."""
     if not path or path == ":memory:" or uri == "sqlite://":
