@@ -30,23 +30,28 @@ def score_tags(provenance: Mapping[str, Any], mode: str) -> dict[str, str]:
     return {METRIC: str(provenance["metric"]), MODE: mode, VALUE: repr(float(value)), DATA: sha}
 
 
-def takes_alias(new: Mapping[str, str], holder: Mapping[str, str] | None) -> tuple[bool, str]:
+def takes_alias(
+    new: Mapping[str, str], holder: Mapping[str, str] | None, newer: bool = True
+) -> tuple[bool, str]:
     """Whether the new version takes the alias from `holder` (the tags of the version holding
-    it, None if no version does), and why, as a phrase for the log."""
+    it, None if no version does), and why, as a phrase for the log. Where the scores do not
+    compare, or tie, the `newer` version holds it: a version registered again (a resumed
+    export) does not take the alias back from one registered after it."""
     if holder is None:
         return True, "no version held it"
-    if not new:
-        return True, "the new version has no score to compare"
-    if not all(holder.get(k) for k in (METRIC, MODE, DATA)) or _number(holder.get(VALUE)) is None:
-        return True, "the version holding it has no score to compare"
+    ours, theirs = _number(new.get(VALUE)), _number(holder.get(VALUE))
+    if ours is None or not all(new.get(k) for k in (METRIC, MODE, DATA)):
+        return newer, "the new version has no score to compare"
+    if theirs is None or not all(holder.get(k) for k in (METRIC, MODE, DATA)):
+        return newer, "the version holding it has no score to compare"
     if holder[DATA] != new[DATA]:
-        return True, "the version holding it was trained on other data"
+        return newer, "the version holding it was trained on other data"
     if (holder[METRIC], holder[MODE]) != (new[METRIC], new[MODE]):
-        return True, f"the version holding it was selected by {holder[MODE]} {holder[METRIC]}"
-    ours, theirs = float(new[VALUE]), float(holder[VALUE])
-    maximize = new[MODE] == "max"
-    better = ours >= theirs if maximize else ours <= theirs
-    relation = ("at least" if maximize else "at most") if better else "worse than"
+        return newer, f"the version holding it was selected by {holder[MODE]} {holder[METRIC]}"
+    if ours == theirs:
+        return newer, f"{new[METRIC]} {ours:.4f} ties its {theirs:.4f} on the same data"
+    better = ours > theirs if new[MODE] == "max" else ours < theirs
+    relation = ("above" if new[MODE] == "max" else "below") if better else "worse than"
     return better, f"{new[METRIC]} {ours:.4f} is {relation} its {theirs:.4f} on the same data"
 
 

@@ -43,33 +43,66 @@ def pip_requirements() -> list[str]:
 def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> str:
     """Log the exported folder as an MLflow transformers model of the sweep's parent run,
     register it with the model card, and point the alias at it unless the version holding the
-    alias scored better on the same data. Returns the version number. Client calls only: no
-    global MLflow state changes in the driver."""
+    alias scored better on the same data. Returns the version number. A sweep that exports the
+    same trial again (resumed after it finished, or after a kill during its export) finds the
+    version it registered instead of adding a copy. Client calls only: no global MLflow state
+    changes in the driver."""
     name = conf.tracking.registered_model or conf.sweep.name
     client = tracker.client
-    tracker.log_artifact(export_dir, "best_model")  # the plain folder, for Hugging Face users
-    model_id, location = _log_model(tracker, export_dir)
-    try:
-        client.get_registered_model(name)
-    except Exception:
-        client.create_registered_model(name, tags={"automl.sweep": conf.sweep.name})
-    card = export_dir / "README.md"
-    scores = score_tags(_provenance(export_dir), conf.sweep.mode)
-    version = client.create_model_version(
-        # the artifact location, not models:/<id>: the registry resolves that one through the
-        # process-wide tracking URI, which the driver leaves alone
-        name, source=location, run_id=tracker.parent_id, model_id=model_id,
-        tags={"task": "text-classification", "automl.sweep": conf.sweep.name, **scores},
-        description=card.read_text() if card.is_file() else None,
-    ).version  # fmt: skip
-    _promote(client, name, conf.tracking.alias, str(version), scores)
+    provenance = _provenance(export_dir)
+    scores = score_tags(provenance, conf.sweep.mode)
+    key = export_key(provenance)
+    version = _registered_before(client, name, tracker.parent_id, key)
+    if version is not None:
+        log.info("%s version %s already holds this export: not registered again", name, version)
+    else:
+        tracker.log_artifact(export_dir, "best_model")  # the plain folder, for Hugging Face users
+        model_id, location = _log_model(tracker, export_dir)
+        try:
+            client.get_registered_model(name)
+        except Exception:
+            client.create_registered_model(name, tags={"automl.sweep": conf.sweep.name})
+        card = export_dir / "README.md"
+        version = str(client.create_model_version(
+            # the artifact location, not models:/<id>: the registry resolves that one through
+            # the process-wide tracking URI, which the driver leaves alone
+            name, source=location, run_id=tracker.parent_id, model_id=model_id,
+            tags={"task": "text-classification", "automl.sweep": conf.sweep.name, EXPORT: key,
+                  **scores},
+            description=card.read_text() if card.is_file() else None,
+        ).version)  # fmt: skip
+    _promote(client, name, conf.tracking.alias, version, scores)
+    # MLflow adds a run's dataset input once: a second call (a resumed export) adds nothing
     tracker.client.log_inputs(tracker.parent_id, datasets=dataset_inputs(conf))
-    return str(version)
+    return version
+
+
+# Tag of a registered version: which trial's best epoch of which data it holds.
+EXPORT = "automl.export"
+
+
+def export_key(provenance: dict[str, Any]) -> str:
+    """The export's identity within its sweep's parent run: the trial, its best score and the
+    data. Exporting again yields the same key; a later round's better trial, another."""
+    sha = (provenance.get("data_fingerprint") or {}).get("sha256", "")
+    return f"{provenance.get('trial_id')}:{provenance.get('best_value')!r}:{sha}"
+
+
+def _registered_before(client: Any, name: str, run_id: str, key: str) -> str | None:
+    """The version of `name` this run registered for this export, if it did."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    except MlflowException:  # no such registered model yet
+        return None
+    return next((str(v.version) for v in versions if v.tags.get(EXPORT) == key), None)
 
 
 def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str, str]) -> None:
-    """Point the alias at the new version unless the version holding it is better on the same
-    data (tracking/promotion.py); either way, one line says which version holds it and why."""
+    """Point the alias at the version unless the version holding it is better on the same
+    data (tracking/promotion.py), or as good and newer; either way, one line says which
+    version holds it and why."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -78,7 +111,11 @@ def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str,
         if err.error_code not in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
             raise  # a store that fails must not hand the alias over by default
         holder = None
-    take, why = takes_alias(scores, dict(holder.tags) if holder is not None else None)
+    if holder is not None and str(holder.version) == version:
+        log.info("%s version %s holds @%s", name, version, alias)
+        return
+    newer = holder is None or int(version) > int(holder.version)
+    take, why = takes_alias(scores, dict(holder.tags) if holder is not None else None, newer)
     if take:
         client.set_registered_model_alias(name, alias, version)
         log.info("registered %s version %s as @%s (%s)", name, version, alias, why)

@@ -122,6 +122,14 @@ def _partial_runs_are_sound(tmp: Path, where: str) -> None:
     assert len(ids) == len(set(ids)), f"killed {where}: a trial logged twice: {sorted(ids)}"
 
 
+def _registered_versions(tmp: Path) -> list[str]:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return sorted(str(v.version) for v in client.search_model_versions("name = 'smoke'"))
+
+
 def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path) -> None:
     """One sweep, killed (SIGKILL to its whole process group) before the first result, then
     on resuming mid-trial, then between trials, then during the export, finishes on the last
@@ -137,6 +145,13 @@ def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path)
         _partial_runs_are_sound(tmp_path, where)
     run(tmp_path, "sweep.resume=true")
     first = check_finished_sweep(tmp_path)
+    assert _registered_versions(tmp_path) == ["1"]
+    seen = run(tmp_path, "sweep.resume=true")  # finished: exports again, registers no copy
+    assert "already has 3 trials; exporting again" in seen
+    again = check_finished_sweep(tmp_path)
+    same = ("best_trial", "best_value", "test_accuracy")
+    assert [again[k] for k in same] == [first[k] for k in same]
+    assert _registered_versions(tmp_path) == ["1"]
 
     run(tmp_path, "sweep.resume=true", f"sweep.num_samples={TRIALS + 2}")
     second = check_finished_sweep(tmp_path, TRIALS + 2)

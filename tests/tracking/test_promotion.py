@@ -25,11 +25,18 @@ def _tags(value: float, mode: str = "max", data: str = "abc", metric: str = "val
 def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     assert takes_alias(_tags(0.5), None) == (True, "no version held it")
     assert takes_alias(_tags(0.8), _tags(0.7))[0]
-    assert takes_alias(_tags(0.7), _tags(0.7))[0]  # a tie: the newer version
+    assert takes_alias(_tags(0.7), _tags(0.7)) == (
+        True, "val_f1 0.7000 ties its 0.7000 on the same data",
+    )  # fmt: skip
+    # a version registered again (a resumed export) keeps out of a tie and of scores that do
+    # not compare: the alias stays on the version registered after it
+    assert not takes_alias(_tags(0.7), _tags(0.7), newer=False)[0]
+    assert not takes_alias(_tags(0.1, data="new"), _tags(0.9), newer=False)[0]
+    assert takes_alias(_tags(0.8), _tags(0.7), newer=False)[0]
     keep, why = takes_alias(_tags(0.6), _tags(0.7))
     assert not keep and why == "val_f1 0.6000 is worse than its 0.7000 on the same data"
     assert takes_alias(_tags(0.2, mode="min"), _tags(0.3, mode="min")) == (
-        True, "val_f1 0.2000 is at most its 0.3000 on the same data",
+        True, "val_f1 0.2000 is below its 0.3000 on the same data",
     )  # fmt: skip
     assert not takes_alias(_tags(0.4, mode="min"), _tags(0.3, mode="min"))[0]
     # not comparable: the newer version takes the alias, and the reason says why
@@ -82,6 +89,9 @@ def test_champion_follows_the_best_version_not_the_last(
 
     first = register(0.5)
     assert champion() == first
+    # the same export again (a resumed sweep): its version, not a copy
+    assert register_export(tracker, named, tmp_path / "export-0.5-None") == first
+    assert len(client.search_model_versions("name = 'shared'")) == 1
     with caplog.at_level(logging.WARNING, logger="automl.tracking.registry"):
         worse = register(0.4)
     assert champion() == first and worse != first
@@ -91,3 +101,7 @@ def test_champion_follows_the_best_version_not_the_last(
     assert champion() == better
     newer_data = register(0.1, data="other data")  # scores not comparable: the newer wins
     assert champion() == newer_data
+    # an older version exported again does not take the alias back
+    assert register_export(tracker, named, tmp_path / "export-0.6-None") == better
+    assert champion() == newer_data
+    assert len(client.search_model_versions("name = 'shared'")) == 4
