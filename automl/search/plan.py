@@ -150,6 +150,34 @@ def plan_sweep(conf: Config) -> SweepPlan:
     )
 
 
+def dry_run_checks(plan: SweepPlan) -> list[str]:
+    """What a sweep checks only once it starts, checked without starting it: the data are read
+    (file, columns, labels, splits; not tokenized) and a local cluster's resources are this
+    machine's. A remote cluster is not contacted. Returns the plan's extra lines."""
+    import os
+
+    import torch
+
+    from automl.data.load import load_task_data
+
+    conf = plan.conf
+    task = load_task_data(conf.data)  # a bad file, column or label set: one line, as in a run
+    test = len(task.test.texts) if task.test is not None else 0
+    lines = [
+        f"  data read: {len(task.train.texts)} train / {len(task.val.texts)} val / {test} test, "
+        f"{len(task.label_names)} classes (not tokenized in a dry run)"
+    ]
+    if conf.ray.address:
+        return [*lines, f"  cluster {conf.ray.address}: not contacted in a dry run"]
+    cpus = conf.ray.num_cpus or os.cpu_count() or 1
+    gpus = torch.cuda.device_count()
+    if conf.resources.gpus_per_trial == "auto" and not gpus:
+        plan.gpus_per_trial = 0.0  # as init_ray decides it: trials train on CPUs
+    check_fits([{"CPU": float(cpus), "GPU": float(gpus)}], conf.resources.cpus_per_trial,
+               plan.gpus_per_trial)  # fmt: skip
+    return [*lines, f"  cluster: this machine ({cpus} CPUs, {gpus} GPUs): a trial fits"]
+
+
 def _previous_state(out_dir: Path) -> SweepState:
     """The state an earlier sweep of this name left (its rounds decide which Ray folders are
     its own); a damaged file is one line, not a traceback."""

@@ -32,7 +32,7 @@ from automl.model.choices import anchored
 from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.pareto import export_choice, mark_pareto
-from automl.search.plan import SweepPlan, init_ray, model_name, plan_sweep
+from automl.search.plan import SweepPlan, dry_run_checks, init_ray, model_name, plan_sweep
 from automl.search.state import (
     SweepState,
     experiment_name,
@@ -60,10 +60,13 @@ def run_sweep(conf: Config) -> SweepOutcome:
     """The whole sweep, as a straight line of named steps."""
     started = time.time()
     plan = plan_sweep(conf)
-    log.info("%s", plan.describe())
     if conf.sweep.dry_run:
-        print(json.dumps({"dry_run": True, "plan": plan.describe().splitlines()}), flush=True)
+        checks = dry_run_checks(plan)  # may settle gpus_per_trial=auto: before describe()
+        lines = [*plan.describe().splitlines(), *checks]
+        log.info("%s", "\n".join(lines))
+        print(json.dumps({"dry_run": True, "plan": lines}), flush=True)
         return SweepOutcome({"dry_run": True})
+    log.info("%s", plan.describe())
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(conf, plan.models)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -10,8 +11,9 @@ import pytest
 from conftest import compose_sweep_config, sweep_runs
 from mlflow.tracking import MlflowClient
 
-from automl.config.schema import Config
+from automl.config.schema import Config, ConfigError
 from automl.data.prepare import prepare_data
+from automl.data.task import DataError
 from automl.search.sweep import SweepOutcome, run_sweep
 
 STATUSES = {"completed", "pruned_overfit", "stopped_early", "stopped_budget", "failed"}
@@ -128,8 +130,31 @@ def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[st
     run_sweep(conf)
     plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert plan["dry_run"] and any("peft.frozen_layers" in line for line in plan["plan"])
+    assert any(re.search(r"data read: \d+ train / \d+ val / \d+ test, 21 classes", line)
+               for line in plan["plan"])  # fmt: skip
+    assert any("cluster: this machine" in line for line in plan["plan"])
     assert not (tmp_path / "outputs").exists()
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "message"),
+    [
+        (["data.source=csv", "data.path={tmp}/missing.csv"], DataError, "missing.csv: file not fo"),
+        (["resources.cpus_per_trial=4096"], ConfigError, "asks for 4096 CPU but no node"),
+    ],
+)
+def test_dry_run_checks_what_the_sweep_would_meet(
+    tmp_path: Path, overrides: list[str], error: type, message: str
+) -> None:
+    """The data and, on a local cluster, this machine's resources: a dry run that passes is not
+    followed by a run that fails on them."""
+    overrides = [o.format(tmp=tmp_path) for o in overrides]
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true", *overrides,
+                          store=False)  # fmt: skip
+    with pytest.raises(error, match=message):
+        run_sweep(conf)
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path]) -> None:
