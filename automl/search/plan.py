@@ -152,30 +152,46 @@ def plan_sweep(conf: Config) -> SweepPlan:
 
 def dry_run_checks(plan: SweepPlan) -> list[str]:
     """What a sweep checks only once it starts, checked without starting it: the data are read
-    (file, columns, labels, splits; not tokenized) and a local cluster's resources are this
-    machine's. A remote cluster is not contacted. Returns the plan's extra lines."""
-    import os
-
-    import torch
-
+    (file, columns, labels, splits; not tokenized; a Hub dataset is not downloaded) and a local
+    cluster's resources are this machine's. A remote cluster is not contacted. Returns the
+    plan's extra lines."""
     from automl.data.load import load_task_data
 
     conf = plan.conf
-    task = load_task_data(conf.data)  # a bad file, column or label set: one line, as in a run
-    test = len(task.test.texts) if task.test is not None else 0
-    lines = [
-        f"  data read: {len(task.train.texts)} train / {len(task.val.texts)} val / {test} test, "
-        f"{len(task.label_names)} classes (not tokenized in a dry run)"
-    ]
+    if conf.data.source == "hf" and not Path(conf.data.hf_name).is_dir():
+        lines = [f"  data: Hub dataset {conf.data.hf_name!r}: not downloaded in a dry run"]
+    else:
+        task = load_task_data(conf.data)  # a bad file, column or label set: one line, as in a run
+        test = len(task.test.texts) if task.test is not None else 0
+        lines = [
+            f"  data read: {len(task.train.texts)} train / {len(task.val.texts)} val / {test} "
+            f"test, {len(task.label_names)} classes (not tokenized in a dry run)"
+        ]
     if conf.ray.address:
         return [*lines, f"  cluster {conf.ray.address}: not contacted in a dry run"]
-    cpus = conf.ray.num_cpus or os.cpu_count() or 1
-    gpus = torch.cuda.device_count()
+    cpus, gpus = local_resources(conf.ray.num_cpus)
     if conf.resources.gpus_per_trial == "auto" and not gpus:
         plan.gpus_per_trial = 0.0  # as init_ray decides it: trials train on CPUs
-    check_fits([{"CPU": float(cpus), "GPU": float(gpus)}], conf.resources.cpus_per_trial,
+    check_fits([{"CPU": cpus, "GPU": float(gpus)}], conf.resources.cpus_per_trial,
                plan.gpus_per_trial)  # fmt: skip
-    return [*lines, f"  cluster: this machine ({cpus} CPUs, {gpus} GPUs): a trial fits"]
+    return [*lines, f"  cluster: this machine ({cpus:g} CPUs, {gpus} GPUs): a trial fits"]
+
+
+def local_resources(num_cpus: int | None) -> tuple[float, int]:
+    """This machine's CPUs and GPUs as a local Ray instance counts them: a container's CPU
+    limit, not the host's cores; the GPUs NVML sees, within CUDA_VISIBLE_DEVICES, which a
+    CPU-only torch build would report as none. Ray's own helpers (private: no public API
+    says what `ray.init` would find without starting it)."""
+    from ray._private import accelerators
+    from ray._private.utils import get_num_cpus
+
+    cpus = float(num_cpus) if num_cpus else float(get_num_cpus())
+    manager = accelerators.get_accelerator_manager_for_resource("GPU")
+    if manager is None:
+        return cpus, 0
+    gpus = manager.get_current_node_num_accelerators()
+    visible = manager.get_current_process_visible_accelerator_ids()
+    return cpus, gpus if visible is None else min(gpus, len(visible))
 
 
 def _previous_state(out_dir: Path) -> SweepState:

@@ -67,8 +67,8 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> st
             # the artifact location, not models:/<id>: the registry resolves that one through
             # the process-wide tracking URI, which the driver leaves alone
             name, source=location, run_id=tracker.parent_id, model_id=model_id,
-            tags={"task": "text-classification", "automl.sweep": conf.sweep.name, EXPORT: key,
-                  **scores},
+            tags={"task": "text-classification", "automl.sweep": conf.sweep.name,
+                  **({EXPORT: key} if key else {}), **scores},
             description=card.read_text() if card.is_file() else None,
         ).version)  # fmt: skip
     _promote(client, name, conf.tracking.alias, version, scores)
@@ -81,22 +81,25 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> st
 EXPORT = "automl.export"
 
 
-def export_key(provenance: dict[str, Any]) -> str:
+def export_key(provenance: dict[str, Any]) -> str | None:
     """The export's identity within its sweep's parent run: the trial, its best score and the
-    data. Exporting again yields the same key; a later round's better trial, another."""
-    sha = (provenance.get("data_fingerprint") or {}).get("sha256", "")
-    return f"{provenance.get('trial_id')}:{provenance.get('best_value')!r}:{sha}"
-
-
-def _registered_before(client: Any, name: str, run_id: str, key: str) -> str | None:
-    """The version of `name` this run registered for this export, if it did."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
-    except MlflowException:  # no such registered model yet
+    data. Exporting again yields the same key; a later round's better trial, another. None
+    where the provenance names no trial (unreadable): such an export is always registered."""
+    if not provenance.get("trial_id"):
         return None
-    return next((str(v.version) for v in versions if v.tags.get(EXPORT) == key), None)
+    sha = (provenance.get("data_fingerprint") or {}).get("sha256", "")
+    return f"{provenance['trial_id']}:{provenance.get('best_value')!r}:{sha}"
+
+
+def _registered_before(client: Any, name: str, run_id: str, key: str | None) -> str | None:
+    """The version of `name` this run registered for this export, if it did. Searched by run
+    (a hex id) and matched by name here: a model name may hold quotes a filter cannot."""
+    if key is None:
+        return None
+    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    return next(
+        (str(v.version) for v in versions if v.name == name and v.tags.get(EXPORT) == key), None
+    )
 
 
 def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str, str]) -> None:
@@ -121,7 +124,7 @@ def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str,
         log.info("registered %s version %s as @%s (%s)", name, version, alias, why)
     else:
         log.warning(
-            "registered %s version %s; @%s stays on version %s: %s", name, version, alias,
+            "%s version %s is registered; @%s stays on version %s: %s", name, version, alias,
             holder.version, why,
         )  # fmt: skip
 

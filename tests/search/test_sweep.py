@@ -137,6 +137,38 @@ def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert not (tmp_path / "mlflow.db").exists()
 
 
+def test_dry_run_leaves_a_remote_cluster_and_the_hub_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Neither is contacted: no download, no connection (this test machine has neither)."""
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true", "data=hf",
+                          "data.hf_name=someone/not-a-dataset", "ray.address=ray://nowhere:10001",
+                          store=False)  # fmt: skip
+    run_sweep(conf)
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["plan"]
+    assert "  data: Hub dataset 'someone/not-a-dataset': not downloaded in a dry run" in plan
+    assert "  cluster ray://nowhere:10001: not contacted in a dry run" in plan
+
+
+def test_dry_run_counts_gpus_as_ray_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No visible GPU: `auto` plans CPU trials, a GPU asked for is refused before anything runs."""
+    from automl.search.plan import local_resources
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert local_resources(3) == (3.0, 0)
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true",
+                          "resources.gpus_per_trial=auto", store=False)  # fmt: skip
+    run_sweep(conf)
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["plan"]
+    assert any(line.endswith(" CPU, 0.0 GPU") for line in plan), plan
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true",
+                          "resources.gpus_per_trial=1", store=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="asks for 1 GPU but no node"):
+        run_sweep(conf)
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "message"),
     [

@@ -32,7 +32,8 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     # not compare: the alias stays on the version registered after it
     assert not takes_alias(_tags(0.7), _tags(0.7), newer=False)[0]
     assert not takes_alias(_tags(0.1, data="new"), _tags(0.9), newer=False)[0]
-    assert takes_alias(_tags(0.8), _tags(0.7), newer=False)[0]
+    assert not takes_alias(_tags(0.7), {"task": "text-classification"}, newer=False)[0]
+    assert takes_alias(_tags(0.8), _tags(0.7), newer=False)[0]  # better: it takes it back
     keep, why = takes_alias(_tags(0.6), _tags(0.7))
     assert not keep and why == "val_f1 0.6000 is worse than its 0.7000 on the same data"
     assert takes_alias(_tags(0.2, mode="min"), _tags(0.3, mode="min")) == (
@@ -47,6 +48,15 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     assert takes_alias(_tags(0.1), {"task": "text-classification"})[0]  # registered by hand
     assert takes_alias(_tags(0.1), {**_tags(0.9), VALUE: "n/a"})[0]  # a tag edited by hand
     assert takes_alias({}, _tags(0.9)) == (True, "the new version has no score to compare")
+
+
+def test_an_export_without_a_trial_has_no_key_and_is_always_registered() -> None:
+    from automl.tracking.registry import export_key
+
+    provenance = {"trial_id": "abc", "best_value": 0.75, "data_fingerprint": {"sha256": "f"}}
+    assert export_key(provenance) == export_key(dict(provenance)) == "abc:0.75:f"
+    assert export_key({**provenance, "best_value": 0.8}) != export_key(provenance)
+    assert export_key({}) is None  # an unreadable provenance.json: nothing to match
 
 
 def test_score_tags_come_from_the_provenance() -> None:
