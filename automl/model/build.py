@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import torch
 from torch import nn
 
 from automl.config.schema import ModelConfig, PeftConfig
@@ -39,6 +40,10 @@ def build_model(
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
                 source,
+                # float32 weights whatever the checkpoint's dtype (transformers 5 loads a model
+                # whose config says bfloat16 or float16 in that dtype): the optimizer updates
+                # full-precision weights; mixed precision is autocast's job (train/loop.py)
+                dtype=torch.float32,
                 num_labels=len(label_names),
                 id2label=id2label,
                 label2id=label2id,

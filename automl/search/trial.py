@@ -7,6 +7,7 @@ checkpoint (automl/train/checkpoint.py) that holds the best epoch's weights and 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -82,10 +83,12 @@ def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | Non
 
 
 def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -> TrialResult:
-    """Run `attempt(conf)`; when CUDA runs out of memory, again with smaller micro-batches
-    (the attempt goes on from its last reported epoch: see `EpochCheckpoints`)."""
+    """Run `attempt(conf)`; when CUDA runs out of memory, again with smaller micro-batches and
+    half the evaluation batch (the error may come from either; the attempt goes on from its last
+    reported epoch: see `EpochCheckpoints`)."""
     while True:
-        torch.cuda.empty_cache()  # what a failed attempt held (a no-op without CUDA)
+        gc.collect()  # the failed attempt's model and optimizer, held in reference cycles
+        torch.cuda.empty_cache()  # then what they held on the GPU (a no-op without CUDA)
         try:
             return attempt(conf)
         except torch.cuda.OutOfMemoryError:
@@ -99,6 +102,7 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
                 micro, *smaller,
             )  # fmt: skip
             conf.train.batch_size, conf.train.grad_accum_steps = smaller
+            conf.train.eval_batch_size = max(1, conf.train.eval_batch_size // 2)
 
 
 # Hands one epoch's metrics and its checkpoint folder on (to `tune.report`); the folder may be

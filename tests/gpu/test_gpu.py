@@ -140,10 +140,10 @@ def test_out_of_memory_on_the_gpu_goes_on_with_smaller_micro_batches(
     real_loss = automl.train.loop.batch_loss
     total = torch.cuda.get_device_properties(CUDA).total_memory
 
-    def loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def loss(model: Any, batch: dict[str, torch.Tensor], weights: Any = None) -> torch.Tensor:
         if len(published) == 1 and len(batch["input_ids"]) > 8:
             torch.empty(2 * total, dtype=torch.uint8, device=CUDA)  # raises, really
-        return real_loss(model, batch)
+        return real_loss(model, batch, weights)
 
     monkeypatch.setattr(automl.train.loop, "batch_loss", loss)
     conf = gpu_conf
@@ -168,7 +168,9 @@ def test_two_trials_share_one_gpu(tmp_path: Path) -> None:
     )  # fmt: skip
     outcome = run_sweep(conf)
     assert len(outcome.records) == 2 and all(r.status != "failed" for r in outcome.records)
-    for path in (tmp_path / "ray" / "smoke").glob("*/result.json"):
+    results = list((tmp_path / "ray" / "smoke").glob("*/result.json"))
+    assert len(results) == 2, results
+    for path in results:
         for line in path.read_text().splitlines():
             reported = json.loads(line)
             assert reported["device"] == "cuda"

@@ -438,3 +438,22 @@ def test_a_folder_without_a_vocabulary_is_refused_not_trained_on_unknown_tokens(
     with pytest.raises(ModelError, match=only_special):
         load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(tmp_path)))
     assert len(load_tokenizer(ModelConfig())) == 30522  # the packaged MiniLM's
+
+
+def test_a_half_precision_checkpoint_trains_in_float32(tmp_path: Path) -> None:
+    """transformers 5 loads a checkpoint in the dtype its config names: the optimizer would
+    update float16 weights (most small updates lost; a GPU's grad scaler refuses them)."""
+    import json
+
+    from transformers import BertConfig, BertForSequenceClassification
+
+    config = BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=16)  # fmt: skip
+    BertForSequenceClassification(config).to(torch.float16).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "float16"
+    for rank in (0, 4):  # full fine-tuning and LoRA
+        model, _ = build_model(
+            ModelConfig(source="pretrained", name_or_path=str(tmp_path)),
+            PeftConfig(lora_rank=rank), ["a", "b"], pad_token_id=0,
+        )  # fmt: skip
+        assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -289,6 +289,7 @@ def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> Non
 
     assert run_with_oom_retry(conf, attempt(fits_at=4)) == "done"  # type: ignore[arg-type]
     assert tried == [(16, 1), (8, 2), (4, 4)]
+    assert conf.train.eval_batch_size == 32  # 128 halved with each retry: OOM may be in eval
     tried.clear()
     with pytest.raises(torch.cuda.OutOfMemoryError):
         run_with_oom_retry(conf, attempt(fits_at=0))  # type: ignore[arg-type]
