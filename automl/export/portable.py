@@ -122,12 +122,19 @@ def provenance_lines(provenance: dict[str, Any]) -> list[str]:
             f"- chosen by export rule `{rule['rule']}` (tolerance {rule.get('tolerance')})"
         )
     lines.append(f"- git commit `{provenance.get('git_commit')}`; versions in `provenance.json`")
+    on_gpu = provenance.get("trained_on") == "cuda"
     lines += [
         "",
-        "Re-train this trial from its provenance (CPU, same seed) and compare the metric:",
+        "Re-train this trial from its provenance (same seed) and compare the metric"
+        + (
+            " (it trained on a GPU: re-run it on one; a CPU re-run may differ):"
+            if on_gpu
+            else " (CPU):"
+        ),
         "",
         "```bash",
-        "automl-reproduce path/to/this/folder/provenance.json",
+        "automl-reproduce path/to/this/folder/provenance.json"
+        + (" --device cuda" if on_gpu else ""),
         "```",
         "",
     ]

@@ -146,7 +146,12 @@ def reproduce(
 
     prov = load_provenance(path)
     conf = reproduce_config(prov, data_path, device, model_path)
-    pick_device(conf.train.device)  # `--device cuda` without one: refused before any compute
+    trains_on = pick_device(conf.train.device)  # `--device cuda` without one: refused here
+    if prov.get("trained_on") == "cuda" and trains_on.type == "cpu":
+        log.warning(
+            "the trial trained on a GPU (CUDA random streams, mixed precision): a CPU re-run "
+            "takes another path and may differ beyond the tolerance; on a GPU use --device cuda"
+        )
     check_model(conf)
     check_base_model(prov, conf)
     task = check_data(prov, conf, path)

@@ -100,6 +100,7 @@ def test_provenance_and_card_hold_no_absolute_path(exported: Path) -> None:
     assert prov["config"]["paths"]["output_dir"] == "outputs"
     assert prov["search_space"] == "search_spaces/smoke.yaml"
     assert prov["base_model"] == "tiny-bert"
+    assert prov["trained_on"] == "cpu"
     assert prov["data_fingerprint"]["counts"]["train"] > 0
     assert len(prov["data_fingerprint"]["sha256"]) == 64
 
@@ -118,10 +119,13 @@ def test_reproduce_matches_then_refuses_changed_data(
 
     tampered = json.loads(provenance.read_text())
     tampered["best_value"] = recorded + 0.1
+    tampered["trained_on"] = "cuda"  # a GPU trial re-trained on the CPU: said, not hidden
     Path("tampered.json").write_text(json.dumps(tampered))
     with pytest.raises(SystemExit) as stop:
         reproduce_main(["tampered.json"])
-    assert stop.value.code == 1 and not json.loads(capsys.readouterr().out)["matches"]
+    captured = capsys.readouterr()
+    assert stop.value.code == 1 and not json.loads(captured.out)["matches"]
+    assert "the trial trained on a GPU" in captured.err
 
     rows = list(csv.DictReader(Path("easy.csv").open()))
     rows[0]["label"] = next(r["label"] for r in rows if r["label"] != rows[0]["label"])
@@ -170,3 +174,12 @@ def test_card_names_the_data_and_how_to_reproduce(exported: Path) -> None:
     assert f"sha256 `{prov['data_fingerprint']['sha256'][:16]}" in card
     assert "automl-reproduce path/to/this/folder/provenance.json" in card
     assert "base model: `tiny-bert`" in card
+
+
+def test_the_card_says_where_to_reproduce_a_trial() -> None:
+    from automl.export.portable import provenance_lines
+
+    on_cpu = "\n".join(provenance_lines({"trained_on": "cpu"}))
+    on_gpu = "\n".join(provenance_lines({"trained_on": "cuda"}))
+    assert "automl-reproduce path/to/this/folder/provenance.json\n" in on_cpu
+    assert "provenance.json --device cuda" in on_gpu and "trained on a GPU" in on_gpu
