@@ -83,19 +83,24 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def read_json_object(path: Path, keys: Sequence[str] = (), what: str = "a JSON object") -> dict:
-    """`path` as a JSON object holding `keys`, else a ValueError of one line saying what is
-    wrong: a file cut short by a kill, edited by hand, or another tool's. `what` names the file
-    in that line ("not <what> (no trials)")."""
+def read_json_object(
+    path: Path,
+    keys: Sequence[str] = (),
+    what: str = "a JSON object",
+    error: type[Exception] = ValueError,
+) -> dict:
+    """`path` as a JSON object holding `keys`, else `error` with one line saying what is wrong
+    (the caller's own error class, which its command prints): a file cut short by a kill,
+    edited by hand, or another tool's. `what` names the file ("not <what> (no trials)")."""
     try:
         data: Any = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        raise error(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: unreadable ({err})") from None
+        raise error(f"{path}: unreadable ({err})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: not {what} (a JSON {type(data).__name__}, not an object)")
+        raise error(f"{path}: not {what} (a JSON {type(data).__name__}, not an object)")
     missing = [key for key in keys if key not in data]
     if missing:
-        raise ValueError(f"{path}: not {what} (no {', '.join(missing)})")
+        raise error(f"{path}: not {what} (no {', '.join(missing)})")
     return data

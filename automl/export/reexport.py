@@ -24,13 +24,6 @@ def find_checkpoint(row: dict[str, Any]) -> Path:
     return folder
 
 
-def _read_object(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        return read_json_object(path, keys, "a sweep's file")
-    except ValueError as err:
-        raise ExportError(str(err)) from None
-
-
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
     from automl.data.fingerprint import data_fingerprint
     from automl.data.load import load_task_data
@@ -44,8 +37,10 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     for path in (summary_path, config_path):
         if not path.is_file():
             raise ExportError(f"{path}: not found (is {sweep_dir} a finished sweep's folder?)")
-    summary = _read_object(summary_path, ("trials", "label_names", "num_trials"))
-    base = _read_object(config_path, ("model", "data"))
+    summary = read_json_object(
+        summary_path, ("trials", "label_names", "num_trials"), "a sweep's file", ExportError
+    )
+    base = read_json_object(config_path, ("model", "data"), "a sweep's file", ExportError)
     target = out_dir or sweep_dir / "best"
     problem = not_replaceable(target)
     if problem:

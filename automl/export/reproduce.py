@@ -57,10 +57,7 @@ class Reproduction:
 def load_provenance(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ReproduceError(f"{path}: no such file (an exported model's provenance.json)")
-    try:
-        prov = read_json_object(path, REQUIRED, "an export's provenance")
-    except ValueError as err:
-        raise ReproduceError(str(err)) from None
+    prov = read_json_object(path, REQUIRED, "an export's provenance", ReproduceError)
     if not isinstance(prov["best_value"], int | float):
         raise ReproduceError(f"{path}: best_value: no recorded metric ({prov['best_value']!r})")
     return prov

@@ -41,10 +41,9 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
         raise ReportError(f"{out_dir}: no such folder")
     if not path.is_file():
         raise ReportError(f"{out_dir}: not a finished sweep (no summary.json)")
-    try:
-        summary = read_json_object(path, ("trials", "sweep", "metric", "mode"), "a sweep summary")
-    except ValueError as err:
-        raise ReportError(str(err)) from None
+    summary = read_json_object(
+        path, ("trials", "sweep", "metric", "mode"), "a sweep summary", ReportError
+    )
     if not isinstance(summary["trials"], list):
         raise ReportError(f"{path}: not a sweep summary (trials is not a list)")
     return summary

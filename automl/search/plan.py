@@ -51,6 +51,11 @@ class SweepPlan:
     # When the search space chooses the model: each choice's model config section, by choice.
     models: dict[str, ModelConfig] = field(default_factory=dict)
 
+    @property
+    def trial_device(self) -> str:
+        """Where trials train: on a GPU only with a share of one, and unless told the CPU."""
+        return "cuda" if self.gpus_per_trial and self.conf.train.device != "cpu" else "cpu"
+
     def describe(self) -> str:
         s = self.conf.sweep
         lines = [
@@ -170,8 +175,7 @@ def dry_run_checks(plan: SweepPlan) -> list[str]:
     if conf.ray.address:
         return [*lines, f"  cluster {conf.ray.address}: not contacted in a dry run"]
     cpus, gpus = local_resources(conf.ray.num_cpus)
-    if conf.resources.gpus_per_trial == "auto" and not gpus:
-        plan.gpus_per_trial = 0.0  # as init_ray decides it: trials train on CPUs
+    settle_auto_gpus(plan, conf, gpus)  # as init_ray does
     check_fits([{"CPU": cpus, "GPU": float(gpus)}], conf.resources.cpus_per_trial,
                plan.gpus_per_trial)  # fmt: skip
     return [*lines, f"  cluster: this machine ({cpus:g} CPUs, {gpus} GPUs): a trial fits"]
@@ -245,11 +249,8 @@ def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
     try:
         alive = [node for node in ray.nodes() if node.get("Alive")]
         check_storage(conf.paths.storage, conf.paths.storage_shared, len(alive))
-        if plan is not None and conf.resources.gpus_per_trial == "auto":
-            if not ray.cluster_resources().get("GPU", 0):
-                plan.gpus_per_trial = 0.0  # nothing to share: trials train on CPUs
-                check_trial_device(conf.train.device, 0.0, "auto, and the cluster has no GPU")
         if plan is not None:
+            settle_auto_gpus(plan, conf, ray.cluster_resources().get("GPU", 0))
             check_fits([n.get("Resources", {}) for n in alive], conf.resources.cpus_per_trial,
                        plan.gpus_per_trial)  # fmt: skip
     except BaseException:
@@ -268,6 +269,14 @@ def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> None:
                 f"config: resources.{name}: a trial asks for {want:g} {key} but no node of the "
                 f"cluster has more than {most:g}"
             )
+
+
+def settle_auto_gpus(plan: SweepPlan, conf: Config, cluster_gpus: float) -> None:
+    """`gpus_per_trial=auto` on a cluster without GPUs: trials train on CPUs (and
+    `train.device=cuda` is refused, as for any trial without a GPU share)."""
+    if conf.resources.gpus_per_trial == "auto" and not cluster_gpus:
+        plan.gpus_per_trial = 0.0
+        check_trial_device(conf.train.device, 0.0, "auto, and the cluster has no GPU")
 
 
 def check_trial_device(device: str, gpus_per_trial: float, why: str = "") -> None:

@@ -328,9 +328,7 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any
     )
     provenance["search_space"] = str(plan.space.path)
     # where the trial trained: automl-reproduce says when it re-trains elsewhere
-    provenance["trained_on"] = (
-        "cuda" if plan.gpus_per_trial and conf.train.device != "cpu" else "cpu"
-    )
+    provenance["trained_on"] = plan.trial_device
     provenance["best_scores"] = best_epoch_scores(best.row())  # every metric, for the card
     return export_checkpoint(
         trial_conf, checkpoint, plan.out_dir / "best", label_names=data.label_names,
