@@ -31,11 +31,16 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import torch, automl; print('installed: torch', torch.__version__)"
 	@touch $@
 
+# Test workers (pytest-xdist): the slow tests mostly wait on process and Ray start-up, so two
+# workers share 2 cores well. TEST_WORKERS=0 runs the tests in this process, one at a time.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
 test: install ## Run the test suite (what CI runs)
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: install ## Run the tests without the slow end-to-end ones
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-gpu: install ## Run the GPU tests (tests/gpu; each skips when no CUDA device is visible)
 	$(BIN)/python -m pytest -m gpu tests/gpu

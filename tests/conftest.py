@@ -262,3 +262,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if {"smoke_sweep", "shared_ray"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    # Longest first: `make test` splits the tests between workers (pytest-xdist), and a
+    # minutes-long test started last would leave one worker running it alone at the end.
+    items.sort(key=lambda item: (not item.get_closest_marker("long"),
+                                 not item.get_closest_marker("slow")))  # fmt: skip

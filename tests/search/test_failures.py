@@ -108,6 +108,7 @@ def _sweep(tmp: Path, *overrides: str, kill_after_failure_at: str | None = None)
     return "".join(seen)
 
 
+@pytest.mark.long
 def test_failed_trial_is_not_started_over_when_the_sweep_resumes(tmp_path: Path) -> None:
     # the random sampler (seed 0) draws 1e-2, 1e6, 1e-2: the second trial diverges
     overrides = [

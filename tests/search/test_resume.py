@@ -130,6 +130,7 @@ def _registered_versions(tmp: Path) -> list[str]:
     return sorted(str(v.version) for v in client.search_model_versions("name = 'smoke'"))
 
 
+@pytest.mark.long
 def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path) -> None:
     """One sweep, killed (SIGKILL to its whole process group) before the first result, then
     on resuming mid-trial, then between trials, then during the export, finishes on the last
