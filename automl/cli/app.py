@@ -122,6 +122,18 @@ def multirun_job() -> int | None:
     return int(hydra_conf.job.num) if hydra_conf.mode == RunMode.MULTIRUN else None
 
 
+def command_line_values() -> dict[str, str]:
+    """The values this run's command line set, by key (`model=hf` by its group), as typed;
+    {} outside a Hydra app. In a multirun, the job's own values."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return {}
+    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+    return {o.key_or_group: o.get_value_element_as_str() for o in parsed if not o.is_delete()}
+
+
 def hydra_app(run: Callable[[Config], Any]) -> Callable[[], None]:
     """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr."""
     register_configs()

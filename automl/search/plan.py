@@ -7,6 +7,7 @@ one line naming the culprit and nothing is written; `sweep.dry_run=true` prints 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,17 @@ def model_name(conf: Config) -> str:
     if conf.model.source == "tiny":
         return f"tiny-{conf.model.tiny_arch}"
     return conf.model.name_or_path or conf.model.package
+
+
+def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
+    """Warnings for values the command line set on keys the search space samples: the trials
+    take the space's values, which whoever typed `train.epochs=2` would not expect."""
+    return [
+        f"{p.key}={given[p.key]} on the command line is ignored: search space {space.path.name} "
+        f"samples it ({_describe_param(p)}); use a space without {p.key} to fix it"
+        for p in space.params
+        if p.key in given
+    ]
 
 
 def _describe_param(p: Any) -> str:

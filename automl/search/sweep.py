@@ -12,7 +12,8 @@ import logging
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,14 @@ from automl.model.choices import anchored
 from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.pareto import export_choice, mark_pareto
-from automl.search.plan import SweepPlan, dry_run_checks, init_ray, model_name, plan_sweep
+from automl.search.plan import (
+    SweepPlan,
+    dry_run_checks,
+    init_ray,
+    model_name,
+    plan_sweep,
+    searched_anyway,
+)
 from automl.search.state import (
     SweepState,
     experiment_name,
@@ -56,10 +64,13 @@ class SweepOutcome:
     export_dir: Path | None = None
 
 
-def run_sweep(conf: Config) -> SweepOutcome:
-    """The whole sweep, as a straight line of named steps."""
+def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutcome:
+    """The whole sweep, as a straight line of named steps. `given`: the values set on the
+    command line, by key (a warning names those the search space samples over)."""
     started = time.time()
     plan = plan_sweep(conf)
+    for warning in searched_anyway(plan.space, given or {}):
+        log.warning("%s", warning)
     if conf.sweep.dry_run:
         checks = dry_run_checks(plan)  # may settle gpus_per_trial=auto: before describe()
         lines = [*plan.describe().splitlines(), *checks]
@@ -192,7 +203,8 @@ def _trainable(plan: SweepPlan, data: Any, model_data: dict[str, Any]) -> Any:
         tune.with_parameters(
             run_sweep_trial,
             data=data.without_test(),
-            base=as_dict(conf),
+            # a relative model folder made absolute: Ray runs trials in folders of their own
+            base=as_dict(replace(conf, model=anchored(conf.model))),
             model_data=_without_test(model_data) or None,
             models={choice: anchored(m) for choice, m in plan.models.items()} or None,
         ),  # fmt: skip

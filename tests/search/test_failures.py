@@ -33,17 +33,27 @@ def _summary(tmp: Path) -> dict:
     return json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
 
 
-def test_sweep_whose_trials_all_fail_ends_cleanly_and_exports_nothing(tmp_path: Path) -> None:
-    conf = compose_sweep_config(
-        tmp_path, "experiment=smoke", "train.learning_rate=1e6", "sweep.num_samples=2",
-        "search_space=" + _space(tmp_path, "peft.frozen_layers: {type: int, low: 0, high: 1}\n"),
-    )  # fmt: skip
-    outcome = run_sweep(conf)
+def test_sweep_whose_trials_all_fail_ends_cleanly_exports_nothing_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from automl.cli.sweep import main
+
+    space = _space(tmp_path, "peft.frozen_layers: {type: int, low: 0, high: 1}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [
+        "automl-sweep", "experiment=smoke", "train.learning_rate=1e6", "sweep.num_samples=2",
+        f"search_space={space}", f"paths.output_dir={tmp_path / 'outputs'}",
+        f"tracking.uri={mlflow_uri(tmp_path)}", "ray.num_cpus=2",
+    ])  # fmt: skip
+    with pytest.raises(SystemExit) as exited:  # a script or CI job sees that nothing came out
+        main()
+    assert exited.value.code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "error: nothing exported: smoke (all trials failed)"
     summary = _summary(tmp_path)
     assert summary["outcome"] == "all_trials_failed"
     assert summary["statuses"] == {"failed": 2}
     assert summary["best_trial"] is None and summary["export_dir"] is None
-    assert outcome.export_dir is None
     assert not (tmp_path / "outputs" / "smoke" / "best").exists()
     assert all("non-finite" in row["reason"] for row in summary["trials"])
     parents, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")

@@ -95,3 +95,25 @@ def test_a_sweep_chooses_between_models_with_their_own_tokenizers(
     assert summary["test_accuracy"] is not None  # scored with the winner's own tokenizer
     card = (Path(outcome.export_dir) / "README.md").read_text()
     assert Path(best_model).name in card
+
+
+def test_a_sweep_trains_a_model_named_by_a_relative_folder(
+    two_model_folders: Path, shared_ray: Any
+) -> None:
+    """`model.name_or_path=./models/...` (no model search): Ray runs each trial in a folder of
+    its own, where the relative path names nothing (a hub id, then: every trial failed)."""
+    shared_ray()
+    tmp = two_model_folders
+    conf = compose_sweep_config(
+        tmp, "experiment=smoke", "data=csv", f"data.path={tmp / 'easy.csv'}", "model=hf",
+        "model.name_or_path=./models/words-3", "sweep.name=folder", "sweep.num_samples=2",
+        "pruner=none", "train.epochs=1",
+    )  # fmt: skip
+    outcome = run_sweep(conf)
+    summary = json.loads((tmp / "outputs" / "folder" / "summary.json").read_text())
+    assert [t["status"] for t in summary["trials"]] == ["completed"] * 2, summary["trials"]
+    assert outcome.export_dir is not None
+    config = json.loads((tmp / "outputs" / "folder" / "config.json").read_text())
+    assert config["model"]["name_or_path"] == "./models/words-3"  # records stay portable
+    provenance = (Path(outcome.export_dir) / "provenance.json").read_text()
+    assert str(tmp) not in provenance
