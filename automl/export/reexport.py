@@ -24,6 +24,35 @@ def find_checkpoint(row: dict[str, Any]) -> Path:
     return folder
 
 
+def launch_folder(sweep_dir: Path, output_dir: str) -> Path | None:
+    """Where the sweep was started, from its folder `<paths.output_dir>/<sweep>` (None where
+    the recorded output folder is absolute or does not end the path)."""
+    parts = Path(output_dir or ".").parts
+    folder = sweep_dir.resolve()
+    if Path(output_dir).is_absolute() or len(folder.parts) < len(parts) + 2:
+        return None
+    above = folder.parents[len(parts)]
+    return above if (above / output_dir).resolve() == folder.parent else None
+
+
+def check_run_from_launch_folder(sweep_dir: Path, base: dict[str, Any]) -> None:
+    """Relative paths in the sweep's config (a model folder, the data) name files from where
+    the sweep ran; from elsewhere a missing model folder would be looked up on the Hub."""
+    launch = launch_folder(sweep_dir, (base.get("paths") or {}).get("output_dir") or "")
+    if launch is None or launch == Path.cwd().resolve():
+        return
+    model, data = base.get("model") or {}, base.get("data") or {}
+    recorded = [model.get("name_or_path") if model.get("source") == "pretrained" else None]
+    recorded += [data.get(key) for key in ("path", "val_path", "test_path")]
+    for value in filter(None, recorded):
+        path = Path(str(value))
+        if not path.is_absolute() and not path.exists() and (launch / path).exists():
+            raise ExportError(
+                f"{sweep_dir / 'config.json'}: {value} is relative to {launch}, where the sweep "
+                "ran: run automl-export from there"
+            )
+
+
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
     from automl.data.fingerprint import data_fingerprint
     from automl.data.load import load_task_data
@@ -54,6 +83,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     conf = from_dict(base)
     params = row.get("params") or {}
     trial_conf = trial_config(base, params)
+    check_run_from_launch_folder(sweep_dir, base)
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
     checkpoint = find_checkpoint(row)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing

@@ -116,10 +116,16 @@ def check_base_model(prov: dict[str, Any], conf: Config) -> None:
     from automl.export.portable import folder_sha256
     from automl.model.load import ModelError
 
-    recorded = (prov.get("base_model_details") or {}).get("sha256")
+    details = prov.get("base_model_details") or {}
+    recorded = details.get("sha256")
     folder = Path(conf.model.name_or_path).expanduser()
-    if conf.model.source != "pretrained" or not recorded or not folder.is_dir():
+    if conf.model.source != "pretrained" or not recorded:
         return
+    if not folder.is_dir():  # else transformers would look it up on the Hub, retrying offline
+        raise ModelError(
+            f"model.name_or_path: {folder}: no such folder here; the base model was a local "
+            f"folder ({details.get('name')}): run from where the sweep ran, or pass --model FOLDER"
+        )
     if folder_sha256(folder) != recorded:
         raise ModelError(
             f"model.name_or_path: {folder}: its files differ from the base model recorded in "
@@ -149,8 +155,8 @@ def reproduce(
             "the trial trained on a GPU (CUDA random streams, mixed precision): a CPU re-run "
             "takes another path and may differ beyond the tolerance; on a GPU use --device cuda"
         )
-    check_model(conf)
     check_base_model(prov, conf)
+    check_model(conf)
     task = check_data(prov, conf, path)
     data = tokenize(task, load_tokenizer(conf.model), conf.model.max_length)
     metric, mode = prov["metric"], conf.sweep.mode

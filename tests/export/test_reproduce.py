@@ -156,6 +156,9 @@ def test_a_changed_base_model_folder_is_refused(
     (folder / "config.json").write_text('{"hidden_size": 8}')
     with pytest.raises(ModelError, match="my-model: its files differ"):
         check_base_model(prov, conf)
+    elsewhere = tiny_config(model__source="pretrained", model__name_or_path="models/my-model")
+    with pytest.raises(ModelError, match="no such folder here.*pass --model FOLDER"):
+        check_base_model(prov, elsewhere)  # from another folder: named, not looked up online
 
 
 def test_reproduce_names_a_missing_or_partial_file(tmp_path: Path) -> None:

@@ -1,0 +1,43 @@
+"""`automl-export` run from another folder than the sweep: the sweep's relative paths (a model
+folder, the data) name files from where it ran, so the command says where to run it instead
+of looking the folder up on the Hub (23 s of retries offline, then a message about the network)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from automl.export.reexport import ExportError, check_run_from_launch_folder, launch_folder
+
+
+def test_the_launch_folder_is_found_from_the_sweep_folder_and_its_output_dir(
+    tmp_path: Path,
+) -> None:
+    assert launch_folder(tmp_path / "outputs" / "tix", "outputs") == tmp_path
+    assert launch_folder(tmp_path / "runs" / "cpu" / "tix", "runs/cpu") == tmp_path
+    assert launch_folder(tmp_path / "tix", ".") == tmp_path
+    assert launch_folder(tmp_path / "elsewhere" / "tix", "outputs") is None  # moved or copied
+    assert launch_folder(tmp_path / "outputs" / "tix", str(tmp_path / "outputs")) is None
+
+
+def test_a_relative_model_folder_from_another_folder_names_the_launch_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "models" / "my-bert").mkdir(parents=True)
+    sweep_dir = tmp_path / "outputs" / "tix"
+    sweep_dir.mkdir(parents=True)
+    base = {
+        "paths": {"output_dir": "outputs"},
+        "model": {"source": "pretrained", "name_or_path": "models/my-bert"},
+        "data": {"path": None},
+    }
+    monkeypatch.chdir(tmp_path)
+    check_run_from_launch_folder(sweep_dir, base)  # from where it ran: fine
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(ExportError, match=f"models/my-bert is relative to {tmp_path}, where"):
+        check_run_from_launch_folder(sweep_dir, base)
+    base["model"] = {"source": "pretrained", "name_or_path": "org/hub-model"}  # no such folder
+    check_run_from_launch_folder(sweep_dir, base)  # anywhere: a hub id, left to transformers
