@@ -246,4 +246,28 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
         return t, named(raw, w), w
 
     val, test = other(cfg.hf_val_split), other(cfg.hf_test_split)
+    _name_unread_splits(cfg)
     return (texts, labels, where), val, test, names or _label_names(labels)
+
+
+def _name_unread_splits(cfg: DataConfig) -> None:
+    """A saved DatasetDict with splits the config leaves unread (its own `test`, say) while
+    validation or test are cut from train: say so, or a user's test split is silently unused."""
+    import datasets
+
+    if (cfg.hf_val_split and cfg.hf_test_split) or not Path(cfg.hf_name).is_dir():
+        return
+    loaded = datasets.load_from_disk(cfg.hf_name)
+    if not isinstance(loaded, datasets.DatasetDict):
+        return
+    read = {cfg.hf_train_split, cfg.hf_val_split, cfg.hf_test_split}
+    unread = [name for name in loaded if name not in read]
+    if unread:
+        cut = {k: n for k, n in (("val", "validation"), ("test", "test")) if not getattr(
+            cfg, f"hf_{k}_split")}  # fmt: skip
+        log.warning(
+            "%s: its split %s is not read; %s %s cut from %r (set data.%s to read one)",
+            cfg.hf_name, ", ".join(map(repr, unread)), " and ".join(cut.values()),
+            "is" if len(cut) == 1 else "are", cfg.hf_train_split,
+            " or data.".join(f"hf_{k}_split" for k in cut),
+        )  # fmt: skip

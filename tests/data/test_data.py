@@ -362,6 +362,23 @@ def test_hf_test_split_is_read_not_split_off(hf_dir: Path) -> None:
     assert Counter(task.val.labels) == {0: 4, 1: 4, 2: 4}
 
 
+def test_a_split_left_unread_is_named(hf_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The dict's own `test` split, unread while the test split is cut from train: a warning;
+    read (as validation or test): none."""
+    with caplog.at_level("WARNING", logger="automl.data.load"):
+        load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict")))
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == [
+        f"{hf_dir / 'dict'}: its split 'test' is not read; validation and test are cut from "
+        "'train' (set data.hf_val_split or data.hf_test_split to read one)"
+    ]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="automl.data.load"):
+        load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="test"))
+        load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "plain")))
+    assert not caplog.records
+
+
 def test_hf_missing_split_is_named(hf_dir: Path) -> None:
     cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="validation")
     with pytest.raises(DataError) as err:
