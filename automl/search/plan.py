@@ -169,20 +169,26 @@ def plan_sweep(conf: Config) -> SweepPlan:
 
 def dry_run_checks(plan: SweepPlan) -> list[str]:
     """What a sweep checks only once it starts, checked without starting it: the data are read
-    (file, columns, labels, splits; not tokenized; a Hub dataset is not downloaded) and a local
-    cluster's resources are this machine's. A remote cluster is not contacted. Returns the
-    plan's extra lines."""
-    from automl.data.load import load_task_data
+    and tokenized as a run does (file, columns, labels, splits, the data-quality report and
+    `data.quality=fail`; a Hub dataset is not downloaded) and a local cluster's resources are
+    this machine's. A remote cluster is not contacted. Returns the plan's extra lines."""
+    from automl.data.prepare import prepare_data_for_models
 
     conf = plan.conf
     if conf.data.source == "hf" and not Path(conf.data.hf_name).is_dir():
         lines = [f"  data: Hub dataset {conf.data.hf_name!r}: not downloaded in a dry run"]
     else:
-        task = load_task_data(conf.data)  # a bad file, column or label set: one line, as in a run
-        test = len(task.test.texts) if task.test is not None else 0
+        # a bad file, column or label set, or a quality problem under `fail`: one line, as in a run
+        data, _ = prepare_data_for_models(conf, plan.models)
+        test = len(data.test) if data.test is not None else 0
+        report = data.quality or {}
+        found = (
+            f"; data quality: {len(report['problems'])} problems, {len(report['warnings'])} "
+            "warnings" if report else ""
+        )  # fmt: skip
         lines = [
-            f"  data read: {len(task.train.texts)} train / {len(task.val.texts)} val / {test} "
-            f"test, {len(task.label_names)} classes (not tokenized in a dry run)"
+            f"  data read: {len(data.train)} train / {len(data.val)} val / {test} test, "
+            f"{len(data.label_names)} classes{found}"
         ]
     if conf.ray.address:
         return [*lines, f"  cluster {conf.ray.address}: not contacted in a dry run"]

@@ -174,6 +174,8 @@ def test_dry_run_counts_gpus_as_ray_would(
     [
         (["data.source=csv", "data.path={tmp}/missing.csv"], DataError, "missing.csv: file not fo"),
         (["resources.cpus_per_trial=4096"], ConfigError, "asks for 4096 CPU but no node"),
+        # the packaged corpus repeats texts across splits: leakage, a problem under `fail`
+        (["data.quality=fail"], DataError, r"data quality \(data.quality=fail\): \d+ val texts"),
     ],
 )
 def test_dry_run_checks_what_the_sweep_would_meet(
