@@ -123,15 +123,22 @@ def multirun_job() -> int | None:
 
 
 def command_line_values() -> dict[str, str]:
-    """The values this run's command line set, by key (`model=hf` by its group), as typed;
-    {} outside a Hydra app. In a multirun, the job's own values."""
+    """The values this run's command line set (`overridden_values`); {} outside a Hydra app.
+    In a multirun, the job's own values."""
     from hydra.core.hydra_config import HydraConfig
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     if not HydraConfig.initialized():
         return {}
-    parsed = OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-    return {o.key_or_group: o.get_value_element_as_str() for o in parsed if not o.is_delete()}
+    return overridden_values(list(HydraConfig.get().overrides.task))
+
+
+def overridden_values(overrides: list[str]) -> dict[str, str]:
+    """Hydra overrides -> {key: value as typed}; `+`/`++` keys by their key, a group
+    (`model=hf`) by its name; deletions (`~key`) set nothing."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return {o.key_or_group: str(o.get_value_string()) for o in parsed if not o.is_delete()}
 
 
 def hydra_app(run: Callable[[Config], Any]) -> Callable[[], None]:

@@ -29,14 +29,16 @@ def sweep_job(conf: Config) -> SweepOutcome:
         conf.sweep.name = f"{conf.sweep.name}-{job}"
     outcome = run_sweep(conf, given=command_line_values())
     if outcome.export_dir is None and not outcome.summary.get("dry_run"):
-        ended = str(outcome.summary.get("outcome", "")).replace("_", " ")
-        _unexported.append(f"{conf.sweep.name} ({ended})")
+        ended = str(outcome.summary.get("outcome", ""))
+        why = "the best trial's checkpoint is gone" if ended == "finished" else ended
+        _unexported.append(f"{conf.sweep.name} ({why.replace('_', ' ')})")
     return outcome
 
 
 def main() -> None:
     """`automl-sweep`: exit 0 when every sweep exported a model, 1 when one ended without
     (so a script or a CI job notices), 2 on bad input."""
+    _unexported.clear()
     hydra_app(sweep_job)()
     if _unexported:
         print(f"error: nothing exported: {', '.join(_unexported)}", file=sys.stderr)

@@ -199,11 +199,16 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
     """A Hugging Face dataset: a hub name (online) or a folder written by `save_to_disk`."""
     import datasets
 
+    saved: Any = None  # a `save_to_disk` folder, loaded once (memory-mapped)
+
     def split(name: str) -> tuple[list[str], list[Any], str, Any]:
+        nonlocal saved
         where = f"{cfg.hf_name}[{name}]"
         try:
             if Path(cfg.hf_name).is_dir():
-                loaded = datasets.load_from_disk(cfg.hf_name)
+                if saved is None:
+                    saved = datasets.load_from_disk(cfg.hf_name)
+                loaded = saved
                 if isinstance(loaded, datasets.DatasetDict):
                     ds = loaded[name]
                 elif name == cfg.hf_train_split:
@@ -246,28 +251,25 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
         return t, named(raw, w), w
 
     val, test = other(cfg.hf_val_split), other(cfg.hf_test_split)
-    _name_unread_splits(cfg)
+    if isinstance(saved, datasets.DatasetDict):
+        _name_unread_splits(cfg, list(saved))
     return (texts, labels, where), val, test, names or _label_names(labels)
 
 
-def _name_unread_splits(cfg: DataConfig) -> None:
-    """A saved DatasetDict with splits the config leaves unread (its own `test`, say) while
-    validation or test are cut from train: say so, or a user's test split is silently unused."""
-    import datasets
-
-    if (cfg.hf_val_split and cfg.hf_test_split) or not Path(cfg.hf_name).is_dir():
-        return
-    loaded = datasets.load_from_disk(cfg.hf_name)
-    if not isinstance(loaded, datasets.DatasetDict):
-        return
-    read = {cfg.hf_train_split, cfg.hf_val_split, cfg.hf_test_split}
-    unread = [name for name in loaded if name not in read]
-    if unread:
-        cut = {k: n for k, n in (("val", "validation"), ("test", "test")) if not getattr(
-            cfg, f"hf_{k}_split")}  # fmt: skip
+def _name_unread_splits(cfg: DataConfig, splits: list[str]) -> None:
+    """A saved DatasetDict's splits the config leaves unread (its own `test`, say) while
+    validation or test are cut from train: say so, or a user's test split goes unused."""
+    unread = [
+        s for s in splits if s not in (cfg.hf_train_split, cfg.hf_val_split, cfg.hf_test_split)
+    ]
+    cut = [(name, key) for name, key, split, fraction in (
+        ("validation", "hf_val_split", cfg.hf_val_split, cfg.val_fraction),
+        ("test", "hf_test_split", cfg.hf_test_split, cfg.test_fraction),
+    ) if not split and fraction]  # fmt: skip
+    if unread and cut:
         log.warning(
             "%s: its split %s is not read; %s %s cut from %r (set data.%s to read one)",
-            cfg.hf_name, ", ".join(map(repr, unread)), " and ".join(cut.values()),
+            cfg.hf_name, ", ".join(map(repr, unread)), " and ".join(n for n, _ in cut),
             "is" if len(cut) == 1 else "are", cfg.hf_train_split,
-            " or data.".join(f"hf_{k}_split" for k in cut),
+            " or data.".join(key for _, key in cut),
         )  # fmt: skip

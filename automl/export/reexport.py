@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.paths import not_replaceable, read_json_object
-from automl.config.resolve import from_dict
+from automl.config.resolve import as_dict, from_dict
 
 
 class ExportError(ValueError):
@@ -35,15 +35,16 @@ def launch_folder(sweep_dir: Path, output_dir: str) -> Path | None:
     return above if (above / output_dir).resolve() == folder.parent else None
 
 
-def check_run_from_launch_folder(sweep_dir: Path, base: dict[str, Any]) -> None:
-    """Relative paths in the sweep's config (a model folder, the data) name files from where
+def check_run_from_launch_folder(sweep_dir: Path, config: dict[str, Any]) -> None:
+    """Relative paths in a trial's config (a model folder, the data) name files from where
     the sweep ran; from elsewhere a missing model folder would be looked up on the Hub."""
-    launch = launch_folder(sweep_dir, (base.get("paths") or {}).get("output_dir") or "")
+    launch = launch_folder(sweep_dir, (config.get("paths") or {}).get("output_dir") or "")
     if launch is None or launch == Path.cwd().resolve():
         return
-    model, data = base.get("model") or {}, base.get("data") or {}
+    model, data = config.get("model") or {}, config.get("data") or {}
     recorded = [model.get("name_or_path") if model.get("source") == "pretrained" else None]
     recorded += [data.get(key) for key in ("path", "val_path", "test_path")]
+    recorded += [data.get("hf_name") if data.get("source") == "hf" else None]
     for value in filter(None, recorded):
         path = Path(str(value))
         if not path.is_absolute() and not path.exists() and (launch / path).exists():
@@ -83,7 +84,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     conf = from_dict(base)
     params = row.get("params") or {}
     trial_conf = trial_config(base, params)
-    check_run_from_launch_folder(sweep_dir, base)
+    check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
     checkpoint = find_checkpoint(row)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing

@@ -373,6 +373,12 @@ def test_a_split_left_unread_is_named(hf_dir: Path, caplog: pytest.LogCaptureFix
         "'train' (set data.hf_val_split or data.hf_test_split to read one)"
     ]
     caplog.clear()
+    with caplog.at_level("WARNING", logger="automl.data.load"):  # no test split at all
+        load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict"), test_fraction=0))
+    assert [r.getMessage().split("; ")[1] for r in caplog.records] == [
+        "validation is cut from 'train' (set data.hf_val_split to read one)"
+    ]
+    caplog.clear()
     with caplog.at_level("WARNING", logger="automl.data.load"):
         load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="test"))
         load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "plain")))

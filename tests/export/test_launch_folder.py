@@ -41,3 +41,7 @@ def test_a_relative_model_folder_from_another_folder_names_the_launch_folder(
         check_run_from_launch_folder(sweep_dir, base)
     base["model"] = {"source": "pretrained", "name_or_path": "org/hub-model"}  # no such folder
     check_run_from_launch_folder(sweep_dir, base)  # anywhere: a hub id, left to transformers
+    (tmp_path / "saved-dataset").mkdir()  # a `save_to_disk` folder, named relatively
+    base["data"] = {"source": "hf", "hf_name": "saved-dataset"}
+    with pytest.raises(ExportError, match="saved-dataset is relative to"):
+        check_run_from_launch_folder(sweep_dir, base)

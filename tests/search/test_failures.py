@@ -50,6 +50,8 @@ def test_sweep_whose_trials_all_fail_ends_cleanly_exports_nothing_and_exits_1(
     assert exited.value.code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last == "error: nothing exported: smoke (all trials failed)"
+    monkeypatch.setattr(sys, "argv", [*sys.argv, "sweep.dry_run=true"])
+    main()  # the next command in this process starts clean: a dry run exits 0
     summary = _summary(tmp_path)
     assert summary["outcome"] == "all_trials_failed"
     assert summary["statuses"] == {"failed": 2}
