@@ -24,28 +24,41 @@ def check_sampler(cfg: SamplerConfig) -> None:
         )
 
 
-def build_sampler(cfg: SamplerConfig) -> Any:
-    """The Optuna sampler that chooses each trial's hyperparameters (seeded)."""
+def round_seed(cfg: SamplerConfig, round_index: int) -> int:
+    """The seed of a sweep's round: `sampler.seed` for the first, and for each extension round
+    (`sweep.resume=true` with more trials) a seed of its own derived from it, since the same
+    seed would draw the first round's start-up configurations again (a random sampler: every
+    one). QMC keeps its seed: the study counts where its sequence has got to."""
+    if round_index == 0 or cfg.name == "qmc":
+        return cfg.seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([cfg.seed, round_index]).generate_state(1)[0])
+
+
+def build_sampler(cfg: SamplerConfig, round_index: int = 0) -> Any:
+    """The Optuna sampler that chooses each trial's hyperparameters (seeded; `round_seed`)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    seed = round_seed(cfg, round_index)
     samplers = optuna.samplers
     if cfg.name == "tpe":
         # multivariate + group: models parameters jointly, and handles the conditional branches
         return samplers.TPESampler(
-            seed=cfg.seed, n_startup_trials=cfg.n_startup_trials, multivariate=True, group=True
+            seed=seed, n_startup_trials=cfg.n_startup_trials, multivariate=True, group=True
         )
     if cfg.name == "random":
-        return samplers.RandomSampler(seed=cfg.seed)
+        return samplers.RandomSampler(seed=seed)
     if cfg.name == "cmaes":
-        return samplers.CmaEsSampler(seed=cfg.seed, warn_independent_sampling=False)
+        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if cfg.name == "gp":
-        return samplers.GPSampler(seed=cfg.seed, n_startup_trials=cfg.n_startup_trials)
+        return samplers.GPSampler(seed=seed, n_startup_trials=cfg.n_startup_trials)
     if cfg.name == "qmc":
-        return samplers.QMCSampler(seed=cfg.seed, warn_independent_sampling=False)
+        return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     raise ConfigError(f"config: sampler.name: unknown sampler {cfg.name!r}")
 
 

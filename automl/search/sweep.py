@@ -184,6 +184,7 @@ def _fit(
             rules=rules,
             num_samples=s.num_samples - len(state.records),
             points=warm_points(plan.warm_start, state.round, state.records),
+            round_index=state.round,
         )  # fmt: skip
     results = tuner.fit()
     callback.close_unfinished(unfinished_results(results), s.time_budget_s)

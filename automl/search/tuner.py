@@ -47,8 +47,10 @@ def new_tuner(
     rules: tuple[OverfitStopper | None, Any],
     num_samples: int,
     points: list[dict[str, Any]] | None = None,
+    round_index: int = 0,
 ) -> Any:
-    """A fresh Ray experiment whose Optuna study (`study`, a storage) outlives it."""
+    """A fresh Ray experiment whose Optuna study (`study`, a storage) outlives it; an
+    extension round (`round_index` > 0) samples from a seed of its own."""
     from ray import tune
     from ray.tune.search import ConcurrencyLimiter
 
@@ -59,7 +61,7 @@ def new_tuner(
         space=DefineByRun(plan.space),
         metric=metric,
         mode=mode,
-        sampler=build_sampler(plan.conf.sampler),
+        sampler=build_sampler(plan.conf.sampler, round_index),
         study_name=s.name,
         storage=study,
         points_to_evaluate=points,  # an earlier sweep's best configurations first, if any

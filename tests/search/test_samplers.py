@@ -77,3 +77,39 @@ def test_min_mode_picks_the_lowest(tmp_path: Path, ray_session: None) -> None:
     lowest = min(rows, key=lambda r: r["best_value"])
     assert summary["best_trial"] == lowest["trial_id"]
     assert summary["best_value"] == lowest["best_value"] < max(r["best_value"] for r in rows)
+
+
+def _continued(name: str, rounds: list[int]) -> list[list[dict[str, Any]]]:
+    """One Optuna study, continued round after round by a new sampler each time (as a sweep's
+    extension rounds are): the parameters each round drew."""
+    import optuna
+
+    from automl.search.samplers import build_sampler
+
+    study = optuna.create_study(direction="maximize")
+    drawn = []
+    for round_index in rounds:
+        study.sampler = build_sampler(SamplerConfig(name=name, seed=0), round_index)
+        before = len(study.trials)
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=3)
+        drawn.append([t.params for t in study.trials[before:]])
+    return drawn
+
+
+@pytest.mark.parametrize("name", ["random", "tpe"])
+def test_an_extension_round_does_not_draw_the_first_rounds_configurations_again(
+    name: str,
+) -> None:
+    first, again = _continued(name, [0, 0])  # the same seed in a new sampler: repeats
+    assert again[0] == first[0]
+    first, extension = _continued(name, [0, 1])
+    assert not any(p in first for p in extension), (first, extension)
+    assert _continued(name, [0, 1]) == [first, extension]  # still reproducible
+
+
+def test_qmc_keeps_its_seed_so_its_sequence_goes_on() -> None:
+    from automl.search.samplers import round_seed
+
+    assert round_seed(SamplerConfig(name="qmc", seed=3), 2) == 3
+    assert round_seed(SamplerConfig(name="tpe", seed=3), 0) == 3
+    assert round_seed(SamplerConfig(name="tpe", seed=3), 2) != 3
