@@ -141,29 +141,42 @@ def overridden_values(overrides: list[str]) -> dict[str, str]:
     return {o.key_or_group: str(o.get_value_string()) for o in parsed if not o.is_delete()}
 
 
-def hydra_app(run: Callable[[Config], Any]) -> Callable[[], None]:
-    """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr."""
+def hydra_app(
+    run: Callable[[Config], Any], came_to_nothing: Callable[[Any], str | None] | None = None
+) -> Callable[[], None]:
+    """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr.
+    Where `came_to_nothing(result)` says why a run produced nothing to use (a sweep that
+    exported no model, a training that diverged), the command exits 1 after its last job (a
+    multirun goes on), with one line naming each, so a script or a CI job notices."""
     register_configs()
+    failed: list[str] = []
 
     @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> None:
         debug = bool(cfg.get("debug", False))
         setup_logging(debug)
         try:
-            run(to_config(cfg))
+            result = run(to_config(cfg))
         except user_errors() as err:
             if debug:
                 raise
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        why = came_to_nothing(result) if came_to_nothing is not None else None
+        if why:
+            failed.append(why)
 
     @functools.wraps(run)
     def main() -> None:
+        failed.clear()
         try:
             check_overrides(sys.argv[1:])
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         _main()
+        if failed:
+            print(f"error: {'; '.join(failed)}", file=sys.stderr)
+            sys.exit(1)
 
     return main

@@ -8,15 +8,9 @@ automl-sweep -m experiment=smoke data.max_examples=500,1000   # one sweep each: 
 
 from __future__ import annotations
 
-import sys
-
 from automl.cli.app import command_line_values, hydra_app, multirun_job
 from automl.config.schema import Config
 from automl.search.sweep import SweepOutcome, run_sweep
-
-# sweeps of this command that ended without a model to export (every trial failed or none
-# scored): the command then exits 1, after the last job of a multirun
-_unexported: list[str] = []
 
 
 def sweep_job(conf: Config) -> SweepOutcome:
@@ -27,22 +21,20 @@ def sweep_job(conf: Config) -> SweepOutcome:
     job = multirun_job()
     if job is not None:
         conf.sweep.name = f"{conf.sweep.name}-{job}"
-    outcome = run_sweep(conf, given=command_line_values())
-    if outcome.export_dir is None and not outcome.summary.get("dry_run"):
-        ended = str(outcome.summary.get("outcome", ""))
-        why = "the best trial's checkpoint is gone" if ended == "finished" else ended
-        _unexported.append(f"{conf.sweep.name} ({why.replace('_', ' ')})")
-    return outcome
+    return run_sweep(conf, given=command_line_values())
 
 
-def main() -> None:
-    """`automl-sweep`: exit 0 when every sweep exported a model, 1 when one ended without
-    (so a script or a CI job notices), 2 on bad input."""
-    _unexported.clear()
-    hydra_app(sweep_job)()
-    if _unexported:
-        print(f"error: nothing exported: {', '.join(_unexported)}", file=sys.stderr)
-        sys.exit(1)
+def nothing_exported(outcome: SweepOutcome) -> str | None:
+    """Why a sweep exported no model (every trial failed, none scored, the best trial's
+    checkpoint gone); None when it did, or for a dry run."""
+    if outcome.export_dir is not None or outcome.summary.get("dry_run"):
+        return None
+    ended = str(outcome.summary.get("outcome", ""))
+    why = "the best trial's checkpoint is gone" if ended == "finished" else ended
+    return f"nothing exported: {outcome.summary.get('sweep')} ({why.replace('_', ' ')})"
+
+
+main = hydra_app(sweep_job, nothing_exported)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,14 @@ def train(conf: Config) -> dict[str, object]:
     return summary
 
 
-main = hydra_app(train)
+def diverged(summary: dict[str, object]) -> str | None:
+    """Why the training left no model worth keeping (exit 1); None when it completed."""
+    return (
+        f"training diverged: {summary.get('message')}" if summary["status"] != "completed" else None
+    )
+
+
+main = hydra_app(train, diverged)
 
 
 if __name__ == "__main__":

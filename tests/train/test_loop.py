@@ -553,6 +553,26 @@ def test_cli_prints_one_json_line(repo_root: Path, tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # Hydra writes nothing into the working directory
 
 
+def test_cli_exits_1_when_the_training_diverged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A learning rate of 1e6: no model worth keeping, so a script sees a failure; the
+    results line still comes first."""
+    from automl.cli.train import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["automl-train", "experiment=smoke", "train.epochs=1", "train.learning_rate=1e6"]
+    monkeypatch.setattr(sys, "argv", [*argv, "data.max_examples=200"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "diverged"
+    assert err.strip().splitlines()[-1] == (
+        "error: training diverged: non-finite training loss (nan) in epoch 1"
+    )
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
