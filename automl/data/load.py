@@ -144,7 +144,8 @@ def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
 def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    rows = _csv_rows(path) if cfg.source == "csv" else _jsonl_rows(path)
+    columns = (cfg.text_column, cfg.label_column)
+    rows = _csv_rows(path, columns) if cfg.source == "csv" else _jsonl_rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")
     for column in (cfg.text_column, cfg.label_column):
@@ -163,9 +164,21 @@ def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
     return texts, labels, str(path)
 
 
-def _csv_rows(path: Path) -> list[dict[str, Any]]:
+def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
     with _utf8(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's BOM
-        return list(csv.DictReader(handle))
+        delimiter = _delimiter(handle.readline(), columns)
+        handle.seek(0)
+        return list(csv.DictReader(handle, delimiter=delimiter))
+
+
+def _delimiter(header: str, columns: tuple[str, str]) -> str:
+    """The separator that splits the header into the wanted columns: `,`, else `;` (Excel's
+    CSV in many locales), a tab or `|`; judged on the header alone, since texts hold commas."""
+    for delimiter in (",", ";", "\t", "|"):
+        names = next(csv.reader([header.rstrip("\r\n")], delimiter=delimiter), [])
+        if all(column in names for column in columns):
+            return delimiter
+    return ","
 
 
 @contextmanager

@@ -508,6 +508,24 @@ def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
     assert task.label_names == ["a", "b"]
 
 
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_csv_separator_is_found_from_the_header(tmp_path: Path, delimiter: str) -> None:
+    """Excel writes `;` in many locales; texts hold commas and semicolons of their own."""
+    import csv
+
+    path = tmp_path / "export.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, delimiter=delimiter)
+        writer.writerow(["id", "body", "queue"])
+        for i in range(30):
+            writer.writerow([i, f"refund, please; order {i}", "billing"])
+            writer.writerow([i, f"it crashed; again, {i}", "tech"])
+    cfg = DataConfig(source="csv", path=str(path), text_column="body", label_column="queue")
+    task = load_task_data(cfg)
+    assert task.label_names == ["billing", "tech"]
+    assert any(t.startswith("refund, please; order") for t in task.train.texts)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tokenizing and collating
 
