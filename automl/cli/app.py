@@ -174,9 +174,12 @@ def hydra_app(
         except ConfigError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
-        _main()
+        try:
+            _main()
+        finally:  # a later job's bad input (exit 2) or crash still reports the earlier ones
+            if failed:
+                print(f"error: {'; '.join(failed)}", file=sys.stderr)
         if failed:
-            print(f"error: {'; '.join(failed)}", file=sys.stderr)
             sys.exit(1)
 
     return main

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 
-from automl.cli.app import hydra_app
+from automl.cli.app import hydra_app, multirun_job
 from automl.config.schema import Config
 from automl.data.prepare import prepare_data
 from automl.model.load import check_model
@@ -31,10 +31,12 @@ def train(conf: Config) -> dict[str, object]:
 
 
 def diverged(summary: dict[str, object]) -> str | None:
-    """Why the training left no model worth keeping (exit 1); None when it completed."""
-    return (
-        f"training diverged: {summary.get('message')}" if summary["status"] != "completed" else None
-    )
+    """Why the training left no model worth keeping (exit 1); None when it completed. In a
+    multirun (`-m`), which job."""
+    if summary["status"] == "completed":
+        return None
+    job = multirun_job()
+    return f"training diverged{'' if job is None else f' (job {job})'}: {summary.get('message')}"
 
 
 main = hydra_app(train, diverged)

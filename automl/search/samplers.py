@@ -28,8 +28,9 @@ def round_seed(cfg: SamplerConfig, round_index: int) -> int:
     """The seed of a sweep's round: `sampler.seed` for the first, and for each extension round
     (`sweep.resume=true` with more trials) a seed of its own derived from it, since the same
     seed would draw the first round's start-up configurations again (a random sampler: every
-    one). QMC keeps its seed: the study counts where its sequence has got to."""
-    if round_index == 0 or cfg.name == "qmc":
+    one; QMC: the conditional values its random fallback draws; its unscrambled sequence goes
+    on whatever the seed, the study counting where it has got to)."""
+    if round_index == 0:
         return cfg.seed
     import numpy as np
 

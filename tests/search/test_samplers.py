@@ -107,9 +107,9 @@ def test_an_extension_round_does_not_draw_the_first_rounds_configurations_again(
     assert _continued(name, [0, 1]) == [first, extension]  # still reproducible
 
 
-def test_qmc_keeps_its_seed_so_its_sequence_goes_on() -> None:
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_every_round_has_its_own_seed_and_the_first_keeps_the_configured_one(name: str) -> None:
     from automl.search.samplers import round_seed
 
-    assert round_seed(SamplerConfig(name="qmc", seed=3), 2) == 3
-    assert round_seed(SamplerConfig(name="tpe", seed=3), 0) == 3
-    assert round_seed(SamplerConfig(name="tpe", seed=3), 2) != 3
+    seeds = [round_seed(SamplerConfig(name=name, seed=3), r) for r in range(4)]
+    assert seeds[0] == 3 and len(set(seeds)) == 4

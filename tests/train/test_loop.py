@@ -568,9 +568,9 @@ def test_cli_exits_1_when_the_training_diverged(
     assert exited.value.code == 1
     out, err = capsys.readouterr()
     assert json.loads(out)["status"] == "diverged"
-    assert err.strip().splitlines()[-1] == (
-        "error: training diverged: non-finite training loss (nan) in epoch 1"
-    )
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: training diverged: non-finite training loss")
+    assert last.endswith("in epoch 1")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,55 @@
+"""What every command does with runs that came to nothing: each job of a multirun still runs,
+and the command exits 1 at the end with one line naming each (a later job's bad input, exit 2,
+still reports the earlier ones)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from automl.config.schema import Config, ConfigError
+
+
+def _app(ran: list[int]) -> Callable[[], None]:
+    from automl.cli.app import hydra_app
+
+    def run(conf: Config) -> int:
+        ran.append(conf.train.epochs)
+        if conf.train.epochs == 3:
+            raise ConfigError("config: train.epochs: 3 is refused here")
+        return conf.train.epochs
+
+    return hydra_app(run, lambda epochs: f"job with {epochs} epochs" if epochs == 2 else None)
+
+
+def test_a_multirun_finishes_every_job_then_exits_1_naming_those_that_came_to_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ran: list[int] = []
+    monkeypatch.setattr(sys, "argv", ["app", "-m", "experiment=smoke", "train.epochs=1,2,4,2"])
+    with pytest.raises(SystemExit) as exited:
+        _app(ran)()
+    assert exited.value.code == 1
+    assert ran == [1, 2, 4, 2]
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "error: job with 2 epochs; job with 2 epochs"
+
+
+def test_a_later_jobs_bad_input_still_reports_the_earlier_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    ran: list[int] = []
+    monkeypatch.setattr(sys, "argv", ["app", "-m", "experiment=smoke", "train.epochs=2,3,4"])
+    with pytest.raises(SystemExit) as exited:
+        _app(ran)()
+    assert exited.value.code == 2 and ran == [2, 3]  # the bad input stops the multirun
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2:] == [
+        "error: config: train.epochs: 3 is refused here",
+        "error: job with 2 epochs",  # reported on the way out
+    ]
