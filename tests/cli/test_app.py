@@ -25,30 +25,31 @@ def _app(ran: list[int]) -> Callable[[], None]:
     return hydra_app(run, lambda epochs: f"job with {epochs} epochs" if epochs == 2 else None)
 
 
+def _multirun(
+    epochs: str, tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[object, list[int], list[str]]:
+    """The app over `-m train.epochs=<epochs>`: its exit code, the jobs it ran, its stderr."""
+    monkeypatch.chdir(tmp)
+    ran: list[int] = []
+    monkeypatch.setattr(sys, "argv", ["app", "-m", "experiment=smoke", f"train.epochs={epochs}"])
+    with pytest.raises(SystemExit) as exited:
+        _app(ran)()
+    return exited.value.code, ran, capsys.readouterr().err.strip().splitlines()
+
+
 def test_a_multirun_finishes_every_job_then_exits_1_naming_those_that_came_to_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    ran: list[int] = []
-    monkeypatch.setattr(sys, "argv", ["app", "-m", "experiment=smoke", "train.epochs=1,2,4,2"])
-    with pytest.raises(SystemExit) as exited:
-        _app(ran)()
-    assert exited.value.code == 1
-    assert ran == [1, 2, 4, 2]
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last == "error: job with 2 epochs; job with 2 epochs"
+    code, ran, err = _multirun("1,2,4,2", tmp_path, monkeypatch, capsys)
+    assert code == 1 and ran == [1, 2, 4, 2]
+    assert err[-1] == "error: job with 2 epochs; job with 2 epochs"
 
 
 def test_a_later_jobs_bad_input_still_reports_the_earlier_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)
-    ran: list[int] = []
-    monkeypatch.setattr(sys, "argv", ["app", "-m", "experiment=smoke", "train.epochs=2,3,4"])
-    with pytest.raises(SystemExit) as exited:
-        _app(ran)()
-    assert exited.value.code == 2 and ran == [2, 3]  # the bad input stops the multirun
-    err = capsys.readouterr().err.strip().splitlines()
+    code, ran, err = _multirun("2,3,4", tmp_path, monkeypatch, capsys)
+    assert code == 2 and ran == [2, 3]  # the bad input stops the multirun
     assert err[-2:] == [
         "error: config: train.epochs: 3 is refused here",
         "error: job with 2 epochs",  # reported on the way out
