@@ -43,7 +43,16 @@ def model_location(cfg: ModelConfig) -> str:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or Path(name).exists() or name.count("/") > 1
+    """A folder, not a Hub id: `./x`, `/x`, `~/x`, `a/b/c`, anything that exists, and `a/b`
+    whose `a` is a folder here (`models/my-bret`, a typo: named at once, not asked of the Hub,
+    which retries for ~25 s offline)."""
+    first, _, rest = name.partition("/")
+    return (
+        name.startswith((".", "/", "~"))
+        or Path(name).exists()
+        or name.count("/") > 1
+        or (bool(rest) and Path(first).is_dir())
+    )
 
 
 def load_model_config(cfg: ModelConfig) -> Any:

@@ -394,10 +394,15 @@ def test_load_model_config_for_tiny_and_packaged_models() -> None:
         ("unimportable-package", r"^model\.package: cannot import 'no_such_package_xyz'"),
         ("package-without-model", r"^model\.package: 'json' ships no model folder"),
         ("offline-hub-id", r"^model\.name_or_path: cannot load 'nobody-xyz/no-such-model'"),
+        ("typo-in-a-local-folder", r"^model\.name_or_path: models/my-bret: no such folder$"),
     ],
 )
-def test_load_model_config_errors_are_one_line(tmp_path: Path, case: str, expected: str) -> None:
+def test_load_model_config_errors_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, expected: str
+) -> None:
     (tmp_path / "empty").mkdir()
+    (tmp_path / "models" / "my-bert").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
     for name in ("config-only", "lfs", "sharded"):  # `lfs`: a clone without `git lfs pull`
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text('{"model_type": "bert"}')
@@ -417,6 +422,8 @@ def test_load_model_config_errors_are_one_line(tmp_path: Path, case: str, expect
         "unimportable-package": ModelConfig(source="package", package="no_such_package_xyz"),
         "package-without-model": ModelConfig(source="package", package="json"),
         "offline-hub-id": ModelConfig(source="pretrained", name_or_path="nobody-xyz/no-such-model"),
+        # `models/` is a folder here, so `models/my-bret` is a path with a typo, not a Hub id
+        "typo-in-a-local-folder": ModelConfig(source="pretrained", name_or_path="models/my-bret"),
     }[case]
     with pytest.raises(ModelError) as err:
         load_model_config(cfg)
