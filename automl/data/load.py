@@ -275,10 +275,11 @@ def _name_unread_splits(cfg: DataConfig, splits: list[str]) -> None:
     unread = [
         s for s in splits if s not in (cfg.hf_train_split, cfg.hf_val_split, cfg.hf_test_split)
     ]
-    cut = [(name, key) for name, key, split, fraction in (
-        ("validation", "hf_val_split", cfg.hf_val_split, cfg.val_fraction),
-        ("test", "hf_test_split", cfg.hf_test_split, cfg.test_fraction),
-    ) if not split and fraction]  # fmt: skip
+    cut = []  # what is cut from train instead of read: (its name, the setting that reads one)
+    if not cfg.hf_val_split:
+        cut.append(("validation", "hf_val_split"))
+    if not cfg.hf_test_split and cfg.test_fraction:
+        cut.append(("test", "hf_test_split"))
     if unread and cut:
         log.warning(
             "%s: its split %s is not read; %s %s cut from %r (set data.%s to read one)",

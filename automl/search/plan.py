@@ -181,15 +181,14 @@ def dry_run_checks(plan: SweepPlan) -> list[str]:
         # a bad file, column or label set, or a quality problem under `fail`: one line, as in a run
         data, _ = prepare_data_for_models(conf, plan.models)
         test = len(data.test) if data.test is not None else 0
-        report = data.quality or {}
-        found = (
-            f"; data quality: {len(report['problems'])} problems, {len(report['warnings'])} "
-            "warnings" if report else ""
-        )  # fmt: skip
-        lines = [
+        line = (
             f"  data read: {len(data.train)} train / {len(data.val)} val / {test} test, "
-            f"{len(data.label_names)} classes{found}"
-        ]
+            f"{len(data.label_names)} classes"
+        )
+        if data.quality:  # absent with data.quality=off
+            q = data.quality
+            line += f"; data quality: {len(q['problems'])} problems, {len(q['warnings'])} warnings"
+        lines = [line]
     if conf.ray.address:
         return [*lines, f"  cluster {conf.ray.address}: not contacted in a dry run"]
     cpus, gpus = local_resources(conf.ray.num_cpus)
