@@ -35,6 +35,9 @@ def quiet_libraries() -> None:
         "ray.tune",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    ray_run = logging.getLogger("ray.tune.tune")
+    if not any(isinstance(f, NoRayRestoreHint) for f in ray_run.filters):
+        ray_run.addFilter(NoRayRestoreHint())
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -45,3 +48,11 @@ def quiet_libraries() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+class NoRayRestoreHint(logging.Filter):
+    """After a Ctrl-C Ray suggests `Tuner.restore(...)`, its own API; the sweep says how to go
+    on instead (`sweep.resume=true`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()

@@ -176,6 +176,9 @@ def hydra_app(
             sys.exit(2)
         try:
             _main()
+        except KeyboardInterrupt:  # Ctrl-C: one line (the sweep says how to resume), exit 130
+            print("error: interrupted", file=sys.stderr)
+            sys.exit(130)
         finally:  # a later job's bad input (exit 2) or crash still reports the earlier ones
             if failed:
                 print(f"error: {'; '.join(failed)}", file=sys.stderr)

@@ -8,6 +8,8 @@ ran out while it ran; its best epoch still counts), or `failed`.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -87,6 +89,24 @@ class SweepCallback(Callback):
         self.origin_of = origin_of  # which trials run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
+        self.interrupted = False  # Ctrl-C: the sweep stops, resumable, and exports nothing
+
+    def setup(
+        self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
+    ) -> None:
+        """Ray has just put in its Ctrl-C handler, which ends the run gracefully (the experiment
+        saved, `fit` returning as if done) and does not say so. Ours goes in front of it, so the
+        sweep knows it was interrupted, not finished, and leaves unfinished trials resumable."""
+        self.interrupted = False
+        ray_handler = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is not threading.main_thread() or not callable(ray_handler):
+            return
+
+        def on_interrupt(signum: int, frame: Any) -> None:
+            self.interrupted = True
+            ray_handler(signum, frame)
+
+        signal.signal(signal.SIGINT, on_interrupt)
 
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

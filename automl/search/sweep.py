@@ -49,7 +49,14 @@ from automl.search.state import (
 )
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
 from automl.search.summary import _count, best_epoch_scores, print_table
-from automl.search.tuner import new_tuner, restored_tuner, stopping_rules, unfinished_results
+from automl.search.tuner import (
+    SweepInterrupted,
+    new_tuner,
+    restored_tuner,
+    sigint_handler_kept,
+    stopping_rules,
+    unfinished_results,
+)
 from automl.search.warm_start import warm_origin, warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
@@ -112,6 +119,10 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
         return outcome
     except KeyboardInterrupt:
         status = "KILLED"
+        log.warning(
+            "sweep %s interrupted: run the same command with sweep.resume=true to continue it",
+            conf.sweep.name,
+        )
         raise
     finally:
         try:
@@ -186,7 +197,10 @@ def _fit(
             points=warm_points(plan.warm_start, state.round, state.records),
             round_index=state.round,
         )  # fmt: skip
-    results = tuner.fit()
+    with sigint_handler_kept():  # Ray leaves its own behind, which would swallow a Ctrl-C
+        results = tuner.fit()
+    if callback.interrupted:  # unfinished trials keep their checkpoints, the state "running"
+        raise SweepInterrupted(s.name)
     callback.close_unfinished(unfinished_results(results), s.time_budget_s)
     fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)

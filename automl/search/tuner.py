@@ -1,11 +1,16 @@
 """The Ray Tune `Tuner` of one sweep round: a new experiment, or the one a kill interrupted.
 
 Also what Ray leaves undecided when an experiment ends: trials it never finished (the sweep's
-time budget ran out) are read back from its results, so each still gets a final status.
+time budget ran out) are read back from its results, so each still gets a final status; and a
+Ctrl-C, which Ray turns into an ordinary return, is raised again as `SweepInterrupted`.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,26 @@ from automl.search.objectives import searcher_objectives
 from automl.search.plan import SweepPlan
 from automl.search.samplers import DefineByRun, build_sampler
 from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
+
+
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the trials: Ray saved the experiment and returned; nothing is exported,
+    and `sweep.resume=true` continues the unfinished trials from their checkpoints."""
+
+
+@contextmanager
+def sigint_handler_kept() -> Iterator[None]:
+    """Restores the Ctrl-C handler after `Tuner.fit`, which leaves Ray's own in place: that one
+    would swallow a Ctrl-C during the export that follows."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if before is not None:  # None: a handler not set from Python, nothing to put back
+            signal.signal(signal.SIGINT, before)
 
 
 def overfit_rule(pr: PrunerConfig, *, metric: str, mode: str) -> OverfitRule:

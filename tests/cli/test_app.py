@@ -1,6 +1,6 @@
 """What every command does with runs that came to nothing: each job of a multirun still runs,
 and the command exits 1 at the end with one line naming each (a later job's bad input, exit 2,
-still reports the earlier ones)."""
+still reports the earlier ones). A Ctrl-C is one line and exit 130, not a traceback."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def _app(ran: list[int]) -> Callable[[], None]:
         ran.append(conf.train.epochs)
         if conf.train.epochs == 3:
             raise ConfigError("config: train.epochs: 3 is refused here")
+        if conf.train.epochs == 5:
+            raise KeyboardInterrupt
         return conf.train.epochs
 
     return hydra_app(run, lambda epochs: f"job with {epochs} epochs" if epochs == 2 else None)
@@ -54,3 +56,12 @@ def test_a_later_jobs_bad_input_still_reports_the_earlier_ones(
         "error: config: train.epochs: 3 is refused here",
         "error: job with 2 epochs",  # reported on the way out
     ]
+
+
+def test_ctrl_c_stops_the_multirun_with_one_line_and_exit_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, ran, err = _multirun("2,5,4", tmp_path, monkeypatch, capsys)
+    assert code == 130 and ran == [2, 5]  # the jobs after it do not run
+    assert err[-2:] == ["error: interrupted", "error: job with 2 epochs"]
+    assert not any("KeyboardInterrupt" in line for line in err)  # no traceback of it

@@ -32,17 +32,23 @@ def sweep_command(tmp: Path, *overrides: str) -> list[str]:
 
 
 def run(
-    tmp: Path, *overrides: str, kill_at: str | None = None, kill_worker_at: str | None = None
+    tmp: Path,
+    *overrides: str,
+    kill_at: str | None = None,
+    kill_worker_at: str | None = None,
+    interrupt_at: str | None = None,
 ) -> str:
     """Run a sweep in its own process group; SIGKILL the whole group (driver, Ray and its
-    workers, as a lost machine would) when a stderr line matches `kill_at`, or SIGKILL one
-    trial worker when a line matches `kill_worker_at`. Returns the stderr seen."""
+    workers, as a lost machine would) when a stderr line matches `kill_at`, SIGKILL one
+    trial worker when a line matches `kill_worker_at`, or SIGINT the whole group (a terminal's
+    Ctrl-C) when one matches `interrupt_at`, which must then exit 130. Returns the stderr seen."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
         sweep_command(tmp, *overrides), cwd=tmp, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     seen: list[str] = []
+    expected = 0
     assert proc.stderr is not None
     for line in proc.stderr:
         seen.append(line)
@@ -57,9 +63,13 @@ def run(
             workers = [p for p in family if "ImplicitFunc" in " ".join(_cmdline(p))]
             assert workers, "no trial worker found"
             workers[0].kill()
+        if interrupt_at and re.search(interrupt_at, line):
+            interrupt_at = None
+            os.killpg(proc.pid, signal.SIGINT)
+            expected = 130
     proc.wait(timeout=300)
     text = "".join(seen)
-    assert proc.returncode == 0, text[-3000:]
+    assert proc.returncode == expected, text[-3000:]
     return text
 
 
@@ -163,6 +173,34 @@ def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path)
     )
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == TRIALS + 2  # the sampler saw every trial, none lost or repeated
+
+
+def test_ctrl_c_stops_the_sweep_resumably_and_resume_continues_its_trials(tmp_path: Path) -> None:
+    """Ray turns a Ctrl-C into an ordinary end of `fit`; the sweep must not take it for one:
+    nothing is exported, no trial is closed as `stopped`, and the resume continues the
+    interrupted trials from their checkpoints instead of starting a new round."""
+    seen = run(tmp_path, interrupt_at=r"trial \w+ epoch 2/")
+    assert "interrupted: run the same command with sweep.resume=true" in seen
+    assert seen.strip().splitlines()[-1] == "error: interrupted"
+    assert "Tuner.restore(" not in seen  # Ray's own hint names its API, not this command
+    out = tmp_path / "outputs" / "smoke"
+    assert json.loads((out / "sweep_state.json").read_text())["phase"] == "running"
+    assert not (out / "summary.json").exists() and not (out / "best").exists()
+    parents, _ = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert [p.info.status for p in parents] == ["KILLED"]
+    interrupted = re.search(r"trial (\w+) epoch 2/", seen)
+    assert interrupted is not None
+
+    resumed = run(tmp_path, "sweep.resume=true")
+    assert "resuming smoke" in resumed and "extending" not in resumed
+    summary = check_finished_sweep(tmp_path)
+    rows = {row["trial_id"]: row for row in summary["trials"]}
+    assert "stopped" not in {row["status"] for row in rows.values()}
+    # the interrupted trial went on from a checkpoint, not from the start (Ray may not yet
+    # have recorded the newest one when the Ctrl-C came: that epoch then runs again)
+    trial = interrupted.group(1)
+    logged = re.findall(rf"trial {trial} epoch (\d+)/", seen + resumed)
+    assert logged.count("1") == 1 and rows[trial]["epochs_run"] >= 2, resumed[-3000:]
 
 
 def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
