@@ -6,6 +6,7 @@ import functools
 import itertools
 import logging
 import math
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -176,9 +177,11 @@ def hydra_app(
             sys.exit(2)
         try:
             _main()
-        except KeyboardInterrupt:  # Ctrl-C: one line (the sweep says how to resume), exit 130
-            print("error: interrupted", file=sys.stderr)
-            sys.exit(130)
+        except KeyboardInterrupt as err:  # one line (a sweep says how to resume), 128 + signal
+            signum = int(getattr(err, "signum", signal.SIGINT))
+            by = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+            print(f"error: stopped by {by}", file=sys.stderr)
+            sys.exit(128 + signum)
         finally:  # a later job's bad input (exit 2) or crash still reports the earlier ones
             if failed:
                 print(f"error: {'; '.join(failed)}", file=sys.stderr)

@@ -89,24 +89,29 @@ class SweepCallback(Callback):
         self.origin_of = origin_of  # which trials run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
-        self.interrupted = False  # Ctrl-C: the sweep stops, resumable, and exports nothing
+        self.stopped_by: int | None = None  # the signal that stopped the sweep (Ctrl-C, SIGTERM)
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
     ) -> None:
         """Ray has just put in its Ctrl-C handler, which ends the run gracefully (the experiment
         saved, `fit` returning as if done) and does not say so. Ours goes in front of it, so the
-        sweep knows it was interrupted, not finished, and leaves unfinished trials resumable."""
-        self.interrupted = False
+        sweep knows it was stopped, not finished, and leaves unfinished trials resumable. SIGTERM
+        (a scheduler's stop, a preempted node) takes the same way; a second one ends at once."""
+        self.stopped_by = None
         ray_handler = signal.getsignal(signal.SIGINT)
         if threading.current_thread() is not threading.main_thread() or not callable(ray_handler):
             return
+        term_before = signal.getsignal(signal.SIGTERM)
 
-        def on_interrupt(signum: int, frame: Any) -> None:
-            self.interrupted = True
-            ray_handler(signum, frame)
+        def on_stop(signum: int, frame: Any) -> None:
+            self.stopped_by = signum
+            if signum == signal.SIGTERM:
+                signal.signal(signal.SIGTERM, term_before or signal.SIG_DFL)
+            ray_handler(signal.SIGINT, frame)
 
-        signal.signal(signal.SIGINT, on_interrupt)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGTERM, on_stop)
 
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -53,7 +53,7 @@ from automl.search.tuner import (
     SweepInterrupted,
     new_tuner,
     restored_tuner,
-    sigint_handler_kept,
+    stop_handlers_kept,
     stopping_rules,
     unfinished_results,
 )
@@ -120,7 +120,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     except KeyboardInterrupt:
         status = "KILLED"
         log.warning(
-            "sweep %s interrupted: run the same command with sweep.resume=true to continue it",
+            "sweep %s stopped: run the same command with sweep.resume=true to continue it",
             conf.sweep.name,
         )
         raise
@@ -197,10 +197,10 @@ def _fit(
             points=warm_points(plan.warm_start, state.round, state.records),
             round_index=state.round,
         )  # fmt: skip
-    with sigint_handler_kept():  # Ray leaves its own behind, which would swallow a Ctrl-C
+    with stop_handlers_kept():
         results = tuner.fit()
-    if callback.interrupted:  # unfinished trials keep their checkpoints, the state "running"
-        raise SweepInterrupted(s.name)
+    if callback.stopped_by is not None:  # unfinished trials keep their checkpoints to resume
+        raise SweepInterrupted(s.name, callback.stopped_by)
     callback.close_unfinished(unfinished_results(results), s.time_budget_s)
     fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)

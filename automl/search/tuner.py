@@ -2,7 +2,7 @@
 
 Also what Ray leaves undecided when an experiment ends: trials it never finished (the sweep's
 time budget ran out) are read back from its results, so each still gets a final status; and a
-Ctrl-C, which Ray turns into an ordinary return, is raised again as `SweepInterrupted`.
+Ctrl-C (or SIGTERM), which Ray turns into an ordinary return, is raised as `SweepInterrupted`.
 """
 
 from __future__ import annotations
@@ -25,23 +25,32 @@ from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
 
 
 class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C during the trials: Ray saved the experiment and returned; nothing is exported,
-    and `sweep.resume=true` continues the unfinished trials from their checkpoints."""
+    """Ctrl-C or SIGTERM during the trials: Ray saved the experiment and returned; nothing is
+    exported, and `sweep.resume=true` continues the unfinished trials from their checkpoints."""
+
+    def __init__(self, sweep: str, signum: int) -> None:
+        super().__init__(sweep)
+        self.signum = signum  # the command exits 128 + signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextmanager
-def sigint_handler_kept() -> Iterator[None]:
-    """Restores the Ctrl-C handler after `Tuner.fit`, which leaves Ray's own in place: that one
-    would swallow a Ctrl-C during the export that follows."""
+def stop_handlers_kept() -> Iterator[None]:
+    """Puts the Ctrl-C and SIGTERM handlers back after `Tuner.fit`: Ray leaves its own Ctrl-C
+    handler in place (and the sweep's callback its SIGTERM one), which would swallow a stop
+    during the export that follows."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.getsignal(signal.SIGINT)
+    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        if before is not None:  # None: a handler not set from Python, nothing to put back
-            signal.signal(signal.SIGINT, before)
+        for signum, handler in before.items():
+            # None: a handler not set from Python (Ray's own SIGTERM one): the default then
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def overfit_rule(pr: PrunerConfig, *, metric: str, mode: str) -> OverfitRule:

@@ -63,5 +63,5 @@ def test_ctrl_c_stops_the_multirun_with_one_line_and_exit_130(
 ) -> None:
     code, ran, err = _multirun("2,5,4", tmp_path, monkeypatch, capsys)
     assert code == 130 and ran == [2, 5]  # the jobs after it do not run
-    assert err[-2:] == ["error: interrupted", "error: job with 2 epochs"]
+    assert err[-2:] == ["error: stopped by Ctrl-C (SIGINT)", "error: job with 2 epochs"]
     assert not any("KeyboardInterrupt" in line for line in err)  # no traceback of it

@@ -37,11 +37,13 @@ def run(
     kill_at: str | None = None,
     kill_worker_at: str | None = None,
     interrupt_at: str | None = None,
+    interrupt_with: signal.Signals = signal.SIGINT,
 ) -> str:
     """Run a sweep in its own process group; SIGKILL the whole group (driver, Ray and its
     workers, as a lost machine would) when a stderr line matches `kill_at`, SIGKILL one
-    trial worker when a line matches `kill_worker_at`, or SIGINT the whole group (a terminal's
-    Ctrl-C) when one matches `interrupt_at`, which must then exit 130. Returns the stderr seen."""
+    trial worker when a line matches `kill_worker_at`, or send `interrupt_with` when one
+    matches `interrupt_at` (SIGINT to the whole group, as a terminal's Ctrl-C; SIGTERM to the
+    driver, as a scheduler), and the sweep must then exit 128 + it. Returns the stderr seen."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
         sweep_command(tmp, *overrides), cwd=tmp, env=env, stdout=subprocess.PIPE,
@@ -65,8 +67,11 @@ def run(
             workers[0].kill()
         if interrupt_at and re.search(interrupt_at, line):
             interrupt_at = None
-            os.killpg(proc.pid, signal.SIGINT)
-            expected = 130
+            if interrupt_with == signal.SIGINT:
+                os.killpg(proc.pid, interrupt_with)
+            else:
+                os.kill(proc.pid, interrupt_with)
+            expected = 128 + interrupt_with
     proc.wait(timeout=300)
     text = "".join(seen)
     assert proc.returncode == expected, text[-3000:]
@@ -180,14 +185,10 @@ def test_ctrl_c_stops_the_sweep_resumably_and_resume_continues_its_trials(tmp_pa
     nothing is exported, no trial is closed as `stopped`, and the resume continues the
     interrupted trials from their checkpoints instead of starting a new round."""
     seen = run(tmp_path, interrupt_at=r"trial \w+ epoch 2/")
-    assert "interrupted: run the same command with sweep.resume=true" in seen
-    assert seen.strip().splitlines()[-1] == "error: interrupted"
+    assert "stopped: run the same command with sweep.resume=true" in seen
+    assert seen.strip().splitlines()[-1] == "error: stopped by Ctrl-C (SIGINT)"
     assert "Tuner.restore(" not in seen  # Ray's own hint names its API, not this command
-    out = tmp_path / "outputs" / "smoke"
-    assert json.loads((out / "sweep_state.json").read_text())["phase"] == "running"
-    assert not (out / "summary.json").exists() and not (out / "best").exists()
-    parents, _ = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
-    assert [p.info.status for p in parents] == ["KILLED"]
+    _stopped_resumably(tmp_path)
     interrupted = re.search(r"trial (\w+) epoch 2/", seen)
     assert interrupted is not None
 
@@ -201,6 +202,25 @@ def test_ctrl_c_stops_the_sweep_resumably_and_resume_continues_its_trials(tmp_pa
     trial = interrupted.group(1)
     logged = re.findall(rf"trial {trial} epoch (\d+)/", seen + resumed)
     assert logged.count("1") == 1 and rows[trial]["epochs_run"] >= 2, resumed[-3000:]
+
+
+def _stopped_resumably(tmp: Path) -> None:
+    """A stopped sweep: its state still "running" (a resume continues it), nothing exported,
+    its MLflow parent run KILLED."""
+    out = tmp / "outputs" / "smoke"
+    assert json.loads((out / "sweep_state.json").read_text())["phase"] == "running"
+    assert not (out / "summary.json").exists() and not (out / "best").exists()
+    parents, _ = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
+    assert [p.info.status for p in parents] == ["KILLED"]
+
+
+def test_sigterm_stops_the_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
+    """A scheduler's SIGTERM (a job's time limit, a preempted node) to the driver: the same
+    resumable stop, not Ray's stack dump and exit 15 with the running trials in limbo."""
+    seen = run(tmp_path, interrupt_at=r"trial \w+ epoch 1/", interrupt_with=signal.SIGTERM)
+    assert seen.strip().splitlines()[-1] == "error: stopped by SIGTERM"
+    assert "SIGTERM received" not in seen
+    _stopped_resumably(tmp_path)
 
 
 def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
