@@ -16,6 +16,7 @@ from automl.config.paths import not_creatable, not_replaceable
 from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
+from automl.config.space_params import MODEL_KEY
 from automl.model.choices import model_config
 from automl.model.load import check_model, load_model_config, num_blocks_of
 from automl.provenance import redact
@@ -70,7 +71,7 @@ class SweepPlan:
             f"  resources per trial: {self.conf.resources.cpus_per_trial} CPU, "
             f"{self.gpus_per_trial} GPU",
             f"  search space {self.space.path}:",
-            *(f"    {p.key}: {_describe_param(p)}" for p in self.space.params),
+            *(f"    {p.key}: {describe_param(p)}" for p in self.space.params),
             f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
             + (redact(self.tracking_uri) if self.tracking_uri else "off"),
             *([f"  {self.warm_start.describe()}"] if self.warm_start else []),
@@ -95,20 +96,22 @@ def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
     take the space's values, which whoever typed `train.epochs=2` would not expect."""
     return [
         f"{p.key}={given[p.key]} on the command line is ignored: search space {space.path.name} "
-        f"samples it ({_describe_param(p)}); use a space without {p.key} to fix it"
+        f"samples it ({describe_param(p)}); use a space without {p.key} to fix it"
         for p in space.params
         if p.key in given
     ]
 
 
-def _describe_param(p: Any) -> str:
+def describe_param(p: Any) -> str:
     if p.type == "categorical":
         text = f"one of {list(p.choices)}"
     else:
         text = f"{p.type} [{p.low}, {p.high}]" + (" log" if p.log else "")
     branches = [
-        f"{b.cond_key}={b.cond_value}: " + _describe_param(p.overridden(b)) for b in p.branches
+        f"{b.cond_key}={b.cond_value}: " + describe_param(p.overridden(b)) for b in p.branches
     ]
+    if p.branches and all(b.cond_key == MODEL_KEY for b in p.branches):
+        return "; ".join(branches)  # every model has its own: the base range is never used
     return text + (f" ({'; '.join(branches)})" if branches else "")
 
 
@@ -154,7 +157,9 @@ def plan_sweep(conf: Config) -> SweepPlan:
             default=sweep_estimate(conf, space), key=lambda e: e.total,
         )  # fmt: skip
         gpus_per_trial = pick_gpu_share(need.total, conf.resources.gpu_memory_gb, cluster_gpus=1)
-        log.info("gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s", need.gib, gpus_per_trial)
+        log.info(
+            "gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s of a GPU", need.gib, gpus_per_trial
+        )
     check_trial_device(conf.train.device, gpus_per_trial)
     if conf.train.device == "cuda" and not conf.ray.address:
         pick_device("cuda")  # a local cluster's GPUs are this machine's: none is one line here
@@ -293,6 +298,7 @@ def settle_auto_gpus(plan: SweepPlan, conf: Config, cluster_gpus: float) -> None
     `train.device=cuda` is refused, as for any trial without a GPU share)."""
     if conf.resources.gpus_per_trial == "auto" and not cluster_gpus:
         plan.gpus_per_trial = 0.0
+        log.info("gpus_per_trial=auto: the cluster has no GPU -> 0 (trials train on CPUs)")
         check_trial_device(conf.train.device, 0.0, "auto, and the cluster has no GPU")
 
 

@@ -14,6 +14,7 @@ from automl.config.search_space import SearchSpace, load_search_space
 from automl.config.space_params import SearchSpaceError
 from automl.model.choices import model_config, model_section, tokenization_key
 from automl.model.load import ModelError, load_model_config, num_blocks_of
+from automl.search.plan import describe_param
 from automl.search.trial import apply_overrides
 
 CONFIG: dict[str, Any] = {
@@ -51,6 +52,8 @@ def test_frozen_depth_is_bounded_by_the_chosen_models_block_count(tmp_path: Path
         values = space.suggest(study.ask())
         seen[values["model"]] = max(seen.get(values["model"], 0), values["peft.frozen_layers"])
     assert seen["tiny_bert"] <= 2 and seen["minilm"] > 2  # minilm's deeper range is used
+    # the plan shows each model's range, not the base one (the smallest model's) no trial uses
+    assert describe_param(frozen) == "model=tiny_bert: int [0, 2]; model=minilm: int [0, 6]"
 
 
 @pytest.mark.parametrize(
