@@ -213,7 +213,7 @@ class PrunerConfig:
 
 @dataclass
 class RayConfig:
-    address: str | None = None  # None/"" = local instance; "auto"; "ray://host:10001"
+    address: str | None = None  # None/"" = local instance; "auto"; "HEAD_IP:6379"
     num_cpus: int | None = None  # only for a local instance
 
 

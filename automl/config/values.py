@@ -92,7 +92,11 @@ def _check_data(d: DataConfig) -> None:
         f"must be >= 1, got {d.min_class_examples}",
     )
     if d.max_examples is not None:
-        _check(d.max_examples >= 4, "data.max_examples", f"must be >= 4 (null: no cap), got {d.max_examples}")
+        _check(
+            d.max_examples >= 4,
+            "data.max_examples",
+            f"must be >= 4 (null: no cap), got {d.max_examples}",
+        )
 
 
 def _check_train(t: TrainConfig) -> None:

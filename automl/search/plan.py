@@ -20,6 +20,7 @@ from automl.config.space_params import MODEL_KEY
 from automl.model.choices import model_config
 from automl.model.load import check_model, load_model_config, num_blocks_of
 from automl.provenance import redact
+from automl.search.connect import check_reachable, connection_error
 from automl.search.objectives import check_objectives
 from automl.search.resources import pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
@@ -259,15 +260,22 @@ def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
     connected_here = not ray.is_initialized()
     address = conf.ray.address or None
     if connected_here:
-        ray.init(
-            # "local" always starts a new instance; None would join any cluster found running
-            address=address or "local",
-            num_cpus=conf.ray.num_cpus if address is None else None,
-            include_dashboard=False if address is None else None,
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-            configure_logging=False,
-        )
+        if address is not None:
+            check_reachable(address)
+        try:
+            ray.init(
+                # "local" always starts a new instance; None would join any cluster found running
+                address=address or "local",
+                num_cpus=conf.ray.num_cpus if address is None else None,
+                include_dashboard=False if address is None else None,
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+                configure_logging=False,
+            )
+        except ConnectionError as err:
+            if address is None:
+                raise
+            raise connection_error(address, err) from None
     try:
         alive = [node for node in ray.nodes() if node.get("Alive")]
         check_storage(conf.paths.storage, conf.paths.storage_shared, len(alive))

@@ -1,0 +1,53 @@
+"""Joining a running Ray cluster (`ray.address`): a cluster that cannot be reached is one line.
+
+Ray itself waits: minutes for an address where nothing listens, ~20 s of retries when the
+cluster wants an authentication token this process lacks, then a traceback.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from automl.config.schema import ConfigError
+
+CONNECT_TIMEOUT_S = 3.0
+AUTH_HINT = (
+    "a cluster with token authentication (Ray 2.60's default for one started on localhost) "
+    "needs RAY_AUTH_MODE=token here, and RAY_AUTH_TOKEN off its head node (README, Clusters)"
+)
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Something must answer at HOST:PORT before Ray is asked to join it; `auto` is left to Ray,
+    which fails at once when no cluster runs on this machine."""
+    if address == "auto":
+        return
+    if address.startswith("ray://"):  # untested here, and it needs the ray[client] extra
+        raise ConfigError(
+            f"config: ray.address: {address}: Ray Client (ray://) is not supported, as the "
+            "export and checkpoint clean-up read the trials' folders from the driver; run the "
+            "sweep on a cluster node with HEAD_IP:6379, or hand it over with `ray job submit` "
+            "(README, Clusters)"
+        )
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"config: ray.address: {address!r} is not HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        raise ConfigError(
+            f"config: ray.address: nothing answers at {address} ({why}); is the cluster up "
+            "(`ray status` on its head)? An empty ray.address starts a private one"
+        ) from None
+
+
+def connection_error(address: str, err: ConnectionError) -> ConfigError:
+    """Ray's refusal to join, as the one line a user can act on."""
+    if address == "auto":
+        return ConfigError(
+            "config: ray.address: auto, but no Ray cluster runs on this machine (start one with "
+            "`ray start --head`, or leave ray.address empty for a private one)"
+        )
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
+    return ConfigError(f"config: ray.address: {first}; {AUTH_HINT}")
