@@ -51,6 +51,7 @@ class TrialRecord:
     node_ip: str = ""
     node_id: str = ""  # Ray's node id: tells apart nodes that share an IP
     gpu_ids: str = ""
+    device: str = ""  # where it trained: "cuda", or "cpu" (also when a GPU share found no CUDA)
     trainable_params: int = 0
     checkpoint: str = ""  # folder of its latest checkpoint (which holds its best weights)
     retries: int = 0  # times it failed and was restarted from its checkpoint
@@ -128,6 +129,13 @@ class SweepCallback(Callback):
         record.node_ip = str(result.get("node_ip", record.node_ip))
         record.node_id = str(result.get("node_id", record.node_id))
         record.gpu_ids = str(result.get("gpu_ids", record.gpu_ids))
+        if not record.device and result.get("device") == "cpu" and record.gpu_ids != "none":
+            log.warning(
+                "trial %s was given GPU %s on node %s but trains on the CPU: torch sees no "
+                "CUDA device there (driver or CUDA build?)",
+                trial.trial_id, record.gpu_ids, result.get("node_ip", "?"),
+            )  # fmt: skip
+        record.device = str(result.get("device", record.device))
         record.trainable_params = int(result.get("trainable_params", record.trainable_params))
         value = float(result[self.metric])
         if is_better(value, record.best_value, self.mode):
@@ -233,7 +241,10 @@ class SweepCallback(Callback):
             "wall_s": record.wall_s,
             "trainable_params": record.trainable_params,
         }
-        tags = {"node_ip": record.node_ip, "node_id": record.node_id, "gpu_ids": record.gpu_ids}
+        tags = {
+            "node_ip": record.node_ip, "node_id": record.node_id, "gpu_ids": record.gpu_ids,
+            "device": record.device,
+        }  # fmt: skip
         if record.reason:
             tags["status_reason"] = record.reason
         self.tracker.end_trial(record.trial_id, record.status, summary, tags)

@@ -354,8 +354,9 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any
         conf, best.trial_id, best.best_value, best.params, n, data.description, data.fingerprint
     )
     provenance["search_space"] = str(plan.space.path)
-    # where the trial trained: automl-reproduce says when it re-trains elsewhere
-    provenance["trained_on"] = plan.trial_device
+    # where the trial trained (as it reported; a GPU share may have found no CUDA): automl-
+    # reproduce says when it re-trains elsewhere
+    provenance["trained_on"] = best.device or plan.trial_device
     provenance["best_scores"] = best_epoch_scores(best.row())  # every metric, for the card
     return export_checkpoint(
         trial_conf, checkpoint, plan.out_dir / "best", label_names=data.label_names,

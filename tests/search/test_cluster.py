@@ -5,6 +5,7 @@ MLflow tracking server."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -478,8 +479,12 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
 
 
 @pytest.mark.slow  # a sweep, a cluster or a CLI process
-def test_sweep_places_trials_on_both_nodes_and_their_gpus(cluster: Any, tmp_path: Path) -> None:
+def test_sweep_places_trials_on_both_nodes_and_their_gpus(
+    cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import ray
+
+    caplog.set_level(logging.WARNING, logger="automl")
 
     share = 0.5
     conf = compose_config(
@@ -513,6 +518,13 @@ def test_sweep_places_trials_on_both_nodes_and_their_gpus(cluster: Any, tmp_path
             assert reported["cuda_visible_devices"] == reported["gpu_ids"]
             assert reported["device"] == "cpu"
             assert reported["node_id"] in node_ids
+    # ... which the sweep records, says (a GPU share that found no CUDA), and exports as such
+    assert {r.device for r in records} == {"cpu"}
+    fell_back = [m for m in caplog.messages if "but trains on the CPU" in m]
+    assert len(fell_back) == 4, caplog.messages  # once per trial
+    assert outcome.export_dir is not None
+    provenance = json.loads((outcome.export_dir / "provenance.json").read_text())
+    assert provenance["trained_on"] == "cpu"  # not "cuda": automl-reproduce trusts this
 
     # never more trials at once than a node's CPUs and fake GPUs allow
     per_node = min(CPUS_PER_NODE / conf.resources.cpus_per_trial, GPUS_PER_NODE / share)
@@ -541,6 +553,7 @@ def test_sweep_places_trials_on_both_nodes_and_their_gpus(cluster: Any, tmp_path
         record = by_trial[child.data.tags["automl.trial_id"]]
         assert child.data.tags["node_id"] == record.node_id
         assert child.data.tags["gpu_ids"] == record.gpu_ids
+        assert child.data.tags["device"] == "cpu"
         assert child.data.tags["node_ip"] == record.node_ip != ""
 
 
