@@ -8,8 +8,6 @@ ran out while it ran; its best epoch still counts), or `failed`.
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from automl.search.stop import FitStop, forward_to_ray
 from automl.search.stopping import OverfitStopper
 from automl.search.trial import overrides_from_trial
 from automl.tracking.runs import SweepTracker
@@ -90,29 +89,13 @@ class SweepCallback(Callback):
         self.origin_of = origin_of  # which trials run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
-        self.stopped_by: int | None = None  # the signal that stopped the sweep (Ctrl-C, SIGTERM)
+        self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
     ) -> None:
-        """Ray has just put in its Ctrl-C handler, which ends the run gracefully (the experiment
-        saved, `fit` returning as if done) and does not say so. Ours goes in front of it, so the
-        sweep knows it was stopped, not finished, and leaves unfinished trials resumable. SIGTERM
-        (a scheduler's stop, a preempted node) takes the same way; a second one ends at once."""
-        self.stopped_by = None
-        ray_handler = signal.getsignal(signal.SIGINT)
-        if threading.current_thread() is not threading.main_thread() or not callable(ray_handler):
-            return
-        term_before = signal.getsignal(signal.SIGTERM)
-
-        def on_stop(signum: int, frame: Any) -> None:
-            self.stopped_by = signum
-            if signum == signal.SIGTERM:
-                signal.signal(signal.SIGTERM, term_before or signal.SIG_DFL)
-            ray_handler(signal.SIGINT, frame)
-
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGTERM, on_stop)
+        """Ray has just put in its Ctrl-C handler: SIGTERM is sent the same way from here on."""
+        forward_to_ray(self.stop)
 
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -129,7 +112,8 @@ class SweepCallback(Callback):
         record.node_ip = str(result.get("node_ip", record.node_ip))
         record.node_id = str(result.get("node_id", record.node_id))
         record.gpu_ids = str(result.get("gpu_ids", record.gpu_ids))
-        if not record.device and result.get("device") == "cpu" and record.gpu_ids != "none":
+        fell_back = result.get("device") == "cpu" and result.get("requested_device") != "cpu"
+        if not record.device and fell_back and record.gpu_ids != "none":
             log.warning(
                 "trial %s was given GPU %s on node %s but trains on the CPU: torch sees no "
                 "CUDA device there (driver or CUDA build?)",

@@ -34,6 +34,8 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         raise ConfigError(f"config: ray.address: {address!r} is not HOST:PORT or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except socket.gaierror:
+        raise ConfigError(f"config: ray.address: {address}: no such host {host!r}") from None
     except OSError as err:
         why = err.strerror or type(err).__name__
         raise ConfigError(
@@ -42,12 +44,15 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         ) from None
 
 
-def connection_error(address: str, err: ConnectionError) -> ConfigError:
-    """Ray's refusal to join, as the one line a user can act on."""
-    if address == "auto":
+def connection_error(address: str, err: Exception) -> ConfigError:
+    """Ray's refusal to join (a ConnectionError; a RuntimeError where this process's own
+    authentication setup fails), as the one line a user can act on."""
+    if address == "auto" and "Could not find any running Ray instance" in str(err):
         return ConfigError(
             "config: ray.address: auto, but no Ray cluster runs on this machine (start one with "
             "`ray start --head`, or leave ray.address empty for a private one)"
         )
     first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
+    if address == "auto":  # e.g. several clusters run here: Ray's own words say which
+        return ConfigError(f"config: ray.address: auto: {first}")
     return ConfigError(f"config: ray.address: {first}; {AUTH_HINT}")

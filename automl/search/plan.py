@@ -72,7 +72,7 @@ class SweepPlan:
             f"  resources per trial: {self.conf.resources.cpus_per_trial} CPU, "
             f"{self.gpus_per_trial} GPU",
             f"  search space {self.space.path}:",
-            *(f"    {p.key}: {describe_param(p)}" for p in self.space.params),
+            *(f"    {p.key}: {describe_param(p, self.space.models)}" for p in self.space.params),
             f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
             + (redact(self.tracking_uri) if self.tracking_uri else "off"),
             *([f"  {self.warm_start.describe()}"] if self.warm_start else []),
@@ -97,13 +97,13 @@ def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
     take the space's values, which whoever typed `train.epochs=2` would not expect."""
     return [
         f"{p.key}={given[p.key]} on the command line is ignored: search space {space.path.name} "
-        f"samples it ({describe_param(p)}); use a space without {p.key} to fix it"
+        f"samples it ({describe_param(p, space.models)}); use a space without {p.key} to fix it"
         for p in space.params
         if p.key in given
     ]
 
 
-def describe_param(p: Any) -> str:
+def describe_param(p: Any, models: tuple[str, ...] = ()) -> str:
     if p.type == "categorical":
         text = f"one of {list(p.choices)}"
     else:
@@ -111,7 +111,8 @@ def describe_param(p: Any) -> str:
     branches = [
         f"{b.cond_key}={b.cond_value}: " + describe_param(p.overridden(b)) for b in p.branches
     ]
-    if p.branches and all(b.cond_key == MODEL_KEY for b in p.branches):
+    own = {str(b.cond_value) for b in p.branches if b.cond_key == MODEL_KEY}
+    if models and own >= set(models) and len(own) == len(p.branches):
         return "; ".join(branches)  # every model has its own: the base range is never used
     return text + (f" ({'; '.join(branches)})" if branches else "")
 
@@ -162,7 +163,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
             "gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s of a GPU", need.gib, gpus_per_trial
         )
     check_trial_device(conf.train.device, gpus_per_trial)
-    if conf.train.device == "cuda" and not conf.ray.address:
+    if conf.train.device == "cuda" and not cluster_address(conf):
         pick_device("cuda")  # a local cluster's GPUs are this machine's: none is one line here
     max_epochs = (
         int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
@@ -195,7 +196,7 @@ def dry_run_checks(plan: SweepPlan) -> list[str]:
             q = data.quality
             line += f"; data quality: {len(q['problems'])} problems, {len(q['warnings'])} warnings"
         lines = [line]
-    if conf.ray.address:
+    if cluster_address(conf):
         return [*lines, f"  cluster {conf.ray.address}: not contacted in a dry run"]
     cpus, gpus = local_resources(conf.ray.num_cpus)
     settle_auto_gpus(plan, conf, gpus)  # as init_ray does
@@ -251,6 +252,12 @@ def _storage_path(storage: str) -> Path:
     return Path(storage).resolve()
 
 
+def cluster_address(conf: Config) -> str | None:
+    """The running cluster to join; None for a private local instance (empty, or Ray's own
+    word for one, `local`)."""
+    return None if conf.ray.address in (None, "", "local") else conf.ray.address
+
+
 def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
     """Connect to the configured cluster or start a local one; True only if we started it
     (a cluster we merely connected to keeps running after the sweep). Then check the cluster
@@ -258,7 +265,7 @@ def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
     import ray
 
     connected_here = not ray.is_initialized()
-    address = conf.ray.address or None
+    address = cluster_address(conf)
     if connected_here:
         if address is not None:
             check_reachable(address)
@@ -272,7 +279,7 @@ def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
                 log_to_driver=True,
                 configure_logging=False,
             )
-        except ConnectionError as err:
+        except (ConnectionError, RuntimeError) as err:
             if address is None:
                 raise
             raise connection_error(address, err) from None

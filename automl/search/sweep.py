@@ -47,13 +47,12 @@ from automl.search.state import (
     own_experiments,
     remove_experiment,
 )
+from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
 from automl.search.summary import _count, best_epoch_scores, print_table
 from automl.search.tuner import (
-    SweepInterrupted,
     new_tuner,
     restored_tuner,
-    stop_handlers_kept,
     stopping_rules,
     unfinished_results,
 )
@@ -91,46 +90,48 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     import ray
 
     started_ray = init_ray(conf, plan)
-    quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
-    tracker = None
-    if plan.tracking_uri:
-        tracker = SweepTracker(
-            plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
-        )
-        tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=conf.sweep.resume)
-        tracker.log_artifact_dict(as_dict(conf), "config.json")
-        tracker.log_artifact(plan.space.path, "search_space")
-        if quality_path is not None:
-            tracker.log_artifact(quality_path)
-            tracker.log_metrics(quality.metrics(data.quality))
-    status = "FAILED"
-    try:
-        state = _starting_state(plan)
-        if state.phase in ("new", "running"):
-            records = _fit(plan, data, model_data, tracker, state)
-            state.phase, state.records = "exporting", [asdict(r) for r in records]
-            state.save(plan.out_dir)
-        else:  # killed during the export, or nothing to add: finish again (idempotent)
-            records = [TrialRecord(**r) for r in state.records]
-        outcome = _finish(plan, records, data, tracker, started)
-        state.phase = "finished"
-        state.save(plan.out_dir)
-        status = "FINISHED"
-        return outcome
-    except KeyboardInterrupt:
-        status = "KILLED"
-        log.warning(
-            "sweep %s stopped: run the same command with sweep.resume=true to continue it",
-            conf.sweep.name,
-        )
-        raise
-    finally:
+    # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own)
+    with sigterm_stops(conf.sweep.name):
+        quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
+        tracker = None
+        if plan.tracking_uri:
+            tracker = SweepTracker(
+                plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
+            )
+            tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=conf.sweep.resume)
+            tracker.log_artifact_dict(as_dict(conf), "config.json")
+            tracker.log_artifact(plan.space.path, "search_space")
+            if quality_path is not None:
+                tracker.log_artifact(quality_path)
+                tracker.log_metrics(quality.metrics(data.quality))
+        status = "FAILED"
         try:
-            if tracker is not None and status != "FINISHED":
-                tracker.end_sweep(status, {}, {"status": status.lower()})
+            state = _starting_state(plan)
+            if state.phase in ("new", "running"):
+                records = _fit(plan, data, model_data, tracker, state)
+                state.phase, state.records = "exporting", [asdict(r) for r in records]
+                state.save(plan.out_dir)
+            else:  # killed during the export, or nothing to add: finish again (idempotent)
+                records = [TrialRecord(**r) for r in state.records]
+            outcome = _finish(plan, records, data, tracker, started)
+            state.phase = "finished"
+            state.save(plan.out_dir)
+            status = "FINISHED"
+            return outcome
+        except KeyboardInterrupt:
+            status = "KILLED"
+            log.warning(
+                "sweep %s stopped: run the same command with sweep.resume=true to continue it",
+                conf.sweep.name,
+            )
+            raise
         finally:
-            if started_ray:
-                ray.shutdown()
+            try:
+                if tracker is not None and status != "FINISHED":
+                    tracker.end_sweep(status, {}, {"status": status.lower()})
+            finally:
+                if started_ray:
+                    ray.shutdown()
 
 
 def _starting_state(plan: SweepPlan) -> SweepState:
@@ -197,10 +198,10 @@ def _fit(
             points=warm_points(plan.warm_start, state.round, state.records),
             round_index=state.round,
         )  # fmt: skip
-    with stop_handlers_kept():
+    with during_fit(callback.stop):
         results = tuner.fit()
-    if callback.stopped_by is not None:  # unfinished trials keep their checkpoints to resume
-        raise SweepInterrupted(s.name, callback.stopped_by)
+    if callback.stop.signum is not None:  # unfinished trials keep their checkpoints to resume
+        raise SweepInterrupted(s.name, callback.stop.signum)
     callback.close_unfinished(unfinished_results(results), s.time_budget_s)
     fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)

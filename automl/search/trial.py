@@ -195,6 +195,7 @@ def run_sweep_trial(
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "node_id": context.get_node_id(),
         "device": device.type,
+        "requested_device": conf.train.device,  # `cpu` with a GPU share is no fallback
     }
 
     def publish(metrics: dict[str, float], folder: Path) -> None:

@@ -1,16 +1,11 @@
 """The Ray Tune `Tuner` of one sweep round: a new experiment, or the one a kill interrupted.
 
 Also what Ray leaves undecided when an experiment ends: trials it never finished (the sweep's
-time budget ran out) are read back from its results, so each still gets a final status; and a
-Ctrl-C (or SIGTERM), which Ray turns into an ordinary return, is raised as `SweepInterrupted`.
+time budget ran out) are read back from its results, so each still gets a final status.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,35 +17,6 @@ from automl.search.objectives import searcher_objectives
 from automl.search.plan import SweepPlan
 from automl.search.samplers import DefineByRun, build_sampler
 from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
-
-
-class SweepInterrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM during the trials: Ray saved the experiment and returned; nothing is
-    exported, and `sweep.resume=true` continues the unfinished trials from their checkpoints."""
-
-    def __init__(self, sweep: str, signum: int) -> None:
-        super().__init__(sweep)
-        self.signum = signum  # the command exits 128 + signum
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def stop_handlers_kept() -> Iterator[None]:
-    """Puts the Ctrl-C and SIGTERM handlers back after `Tuner.fit`: Ray leaves its own Ctrl-C
-    handler in place (and the sweep's callback its SIGTERM one), which would swallow a stop
-    during the export that follows."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in before.items():
-            # None: a handler not set from Python (Ray's own SIGTERM one): the default then
-            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 def overfit_rule(pr: PrunerConfig, *, metric: str, mode: str) -> OverfitRule:

@@ -61,7 +61,10 @@ def test_a_later_jobs_bad_input_still_reports_the_earlier_ones(
 def test_ctrl_c_stops_the_multirun_with_one_line_and_exit_130(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, ran, err = _multirun("2,5,4", tmp_path, monkeypatch, capsys)
+    try:
+        code, ran, err = _multirun("2,5,4", tmp_path, monkeypatch, capsys)
+    except KeyboardInterrupt:  # escaping, it would end the whole test session instead
+        pytest.fail("the app let KeyboardInterrupt out")
     assert code == 130 and ran == [2, 5]  # the jobs after it do not run
     assert err[-2:] == ["error: stopped by Ctrl-C (SIGINT)", "error: job with 2 epochs"]
     assert not any("KeyboardInterrupt" in line for line in err)  # no traceback of it

@@ -53,7 +53,15 @@ def test_frozen_depth_is_bounded_by_the_chosen_models_block_count(tmp_path: Path
         seen[values["model"]] = max(seen.get(values["model"], 0), values["peft.frozen_layers"])
     assert seen["tiny_bert"] <= 2 and seen["minilm"] > 2  # minilm's deeper range is used
     # the plan shows each model's range, not the base one (the smallest model's) no trial uses
-    assert describe_param(frozen) == "model=tiny_bert: int [0, 2]; model=minilm: int [0, 6]"
+    assert describe_param(frozen, space.models) == (
+        "model=tiny_bert: int [0, 2]; model=minilm: int [0, 6]"
+    )
+    # a branch for one model only: the others take the base range, which is shown
+    rate = "train.learning_rate: {type: float, low: 0.001, high: 0.01, when: [{if: {model: minilm}, low: 0.0001, high: 0.001}]}\n"  # noqa: E501
+    one = _load(tmp_path, MODELS + rate).params[1]
+    assert describe_param(one, ("tiny_bert", "minilm")) == (
+        "float [0.001, 0.01] (model=minilm: float [0.0001, 0.001])"
+    )
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ def test_an_address_that_answers_passes() -> None:
         ("ray://10.0.0.1:10001", "Ray Client \\(ray://\\) is not supported"),
         ("headnode", "'headnode' is not HOST:PORT or auto"),
         ("headnode:port", "'headnode:port' is not HOST:PORT or auto"),
+        ("no-such-host.invalid:6379", "no such host 'no-such-host.invalid'"),
     ],
 )
 def test_addresses_ray_cannot_use_here_are_named(address: str, expected: str) -> None:
@@ -54,3 +55,15 @@ def test_ray_refusing_to_join_is_one_line_with_what_to_do() -> None:
     assert "RAY_AUTH_MODE=token" in message  # the usual cause since Ray 2.60
     none_running = ConnectionError("Could not find any running Ray instance. Please ...")
     assert "no Ray cluster runs on this machine" in str(connection_error("auto", none_running))
+    several = ConnectionError("Found multiple active Ray instances: {'a', 'b'}. Please ...")
+    assert str(connection_error("auto", several)).startswith(
+        "config: ray.address: auto: Found multiple active Ray instances: {'a', 'b'}"
+    )
+
+
+def test_local_is_a_private_instance_as_empty_is() -> None:
+    from automl.config.schema import Config, RayConfig
+    from automl.search.plan import cluster_address
+
+    for given, expected in [(None, None), ("", None), ("local", None), ("auto", "auto")]:
+        assert cluster_address(Config(ray=RayConfig(address=given))) == expected
