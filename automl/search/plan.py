@@ -21,6 +21,7 @@ from automl.model.choices import model_config
 from automl.model.load import check_model, load_model_config, num_blocks_of
 from automl.provenance import redact
 from automl.search.connect import check_reachable, connection_error
+from automl.search.identity import check_same_start, started_with
 from automl.search.objectives import check_objectives
 from automl.search.resources import pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
@@ -53,6 +54,8 @@ class SweepPlan:
     warm_start: WarmStart | None = None  # an earlier sweep's best configurations, run first
     # When the search space chooses the model: each choice's model config section, by choice.
     models: dict[str, ModelConfig] = field(default_factory=dict)
+    # what decides what its trials learn (search/identity.py): a resume must keep it
+    started_with: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trial_device(self) -> str:
@@ -168,10 +171,17 @@ def plan_sweep(conf: Config) -> SweepPlan:
     max_epochs = (
         int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
     )
+    identity = started_with(
+        base, {p.key: describe_param(p, space.models) for p in space.params},
+        {"sweep.metric": s.metric, "sweep.mode": s.mode},
+    )  # fmt: skip
+    if s.resume:
+        check_same_start(s.name, before.started_with, identity)
     warm = load_warm_start(conf, space)
     return SweepPlan(
-        conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models
-    )
+        conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
+        identity,
+    )  # fmt: skip
 
 
 def dry_run_checks(plan: SweepPlan) -> list[str]:

@@ -27,6 +27,8 @@ class SweepState:
     phase: str = "new"  # new | running | exporting | finished
     round: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)  # trials of ended rounds
+    # what its trials learn from (search/identity.py); empty in states from before 2026-12-05
+    started_with: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, out_dir: Path) -> SweepState:

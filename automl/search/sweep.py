@@ -32,6 +32,7 @@ from automl.export.evaluation import (
 from automl.model.choices import anchored
 from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
+from automl.search.identity import DATA_KEY, check_same_data
 from automl.search.pareto import export_choice, mark_pareto
 from automl.search.plan import (
     SweepPlan,
@@ -86,6 +87,10 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     log.info("%s", plan.describe())
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(conf, plan.models)
+    if conf.sweep.resume:  # the same files may hold other rows by now
+        check_same_data(
+            conf.sweep.name, SweepState.load(plan.out_dir).started_with, data.fingerprint
+        )
 
     import ray
 
@@ -106,7 +111,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                 tracker.log_metrics(quality.metrics(data.quality))
         status = "FAILED"
         try:
-            state = _starting_state(plan)
+            state = _starting_state(plan, {**plan.started_with, DATA_KEY: data.fingerprint})
             if state.phase in ("new", "running"):
                 records = _fit(plan, data, model_data, tracker, state)
                 state.phase, state.records = "exporting", [asdict(r) for r in records]
@@ -134,20 +139,23 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                     ray.shutdown()
 
 
-def _starting_state(plan: SweepPlan) -> SweepState:
-    """Fresh, resumed (same round), or extended (a new round on the same Optuna study)."""
+def _starting_state(plan: SweepPlan, identity: dict[str, Any]) -> SweepState:
+    """Fresh, resumed (same round), or extended (a new round on the same Optuna study).
+    `identity`: what the trials learn from, recorded by a fresh sweep for its resumes."""
     s = plan.conf.sweep
     if not s.resume:
         # the new state replaces the stale one first, so a kill below leaves a folder still
         # known as the sweep's; then the study and Ray experiments go
         rounds = SweepState.load(plan.out_dir).round  # the stale sweep's, before it is replaced
-        state = SweepState()
+        state = SweepState(started_with=identity)
         state.save(plan.out_dir)
         (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
         for old in own_experiments(plan.storage, s.name, rounds):
             remove_experiment(old)  # a fresh sweep under the same name starts clean
         return state
     state = SweepState.load(plan.out_dir)
+    if state.phase == "new":  # resume=true with nothing to resume: a fresh start after all
+        state.started_with = identity
     if state.extends(s.num_samples):
         state.round += 1
         state.phase = "running"

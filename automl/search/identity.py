@@ -1,0 +1,76 @@
+"""What a sweep was started with. Its trials are compared with each other (by the sampler, by the
+export), so a resume or an extension must train on the same data, model and search space: one
+that changed would mix trials whose scores do not compare. Such a resume is refused in one line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from automl.config.schema import ConfigError
+from automl.data.fingerprint import fingerprint_mismatch
+
+FIXED_SECTIONS = ("model", "data", "train", "peft")
+# where and how fast a trial runs, not what it learns: a resume may change them
+FREE_KEYS = frozenset({"train.num_threads", "train.device"})
+DATA_KEY = "data fingerprint"
+
+
+def started_with(
+    config: Mapping[str, Any], searched: Mapping[str, str], sweep_keys: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values that decide what a trial learns and how it is scored: the config's model,
+    data, train and peft values the search space does not sample, each searched key's range
+    (`searched`: key -> its description) and the objective (`sweep_keys`)."""
+    fixed = {
+        key: json.dumps(value, sort_keys=True)
+        for section in FIXED_SECTIONS
+        for key, value in _flat(config[section], section).items()
+        if key not in FREE_KEYS and key not in searched
+    }
+    ranges = {f"search space {key}": text for key, text in searched.items()}
+    return {**fixed, **ranges, **{k: json.dumps(v) for k, v in sweep_keys.items()}}
+
+
+def check_same_start(sweep: str, before: Mapping[str, Any], now: Mapping[str, Any]) -> None:
+    """A resume or extension must keep what the sweep started with (nothing recorded, as by
+    sweeps from before this check: nothing to compare)."""
+    if not before:
+        return
+    changed = [
+        f"{key}: {before.get(key, '(none)')}, now {now.get(key, '(none)')}"
+        for key in sorted(set(before) | set(now))
+        if key != DATA_KEY and before.get(key) != now.get(key)
+    ]
+    if changed:
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        raise ConfigError(
+            f"config: sweep.resume: sweep {sweep!r} was started with other values, so its "
+            f"trials would not compare: {'; '.join(changed[:3])}{more}; resume it with the "
+            "values it started with, or start a new sweep.name (sweep.warm_start="
+            + sweep
+            + " carries its best configurations over)"
+        )
+
+
+def check_same_data(sweep: str, before: Mapping[str, Any], fingerprint: dict[str, Any]) -> None:
+    """The same data files may hold other rows now (new data came): the fingerprint tells."""
+    recorded = before.get(DATA_KEY)
+    problem = fingerprint_mismatch(recorded, fingerprint) if recorded else None
+    if problem:
+        raise ConfigError(
+            f"config: sweep.resume: sweep {sweep!r} was started on other data ({problem}), so "
+            f"its trials would not compare; start a new sweep.name (sweep.warm_start={sweep} "
+            "carries its best configurations over)"
+        )
+
+
+def _flat(values: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(values, Mapping):
+        return {prefix: values}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        out.update(_flat(value, f"{prefix}.{key}"))
+    return out

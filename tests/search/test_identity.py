@@ -1,0 +1,63 @@
+"""A resume or extension keeps the data, model, training values and search space the sweep
+started with; otherwise its trials would not compare, and it is refused before any compute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import compose_sweep_config
+
+from automl.config.schema import ConfigError
+from automl.search.identity import DATA_KEY, check_same_data
+from automl.search.plan import plan_sweep
+from automl.search.state import SweepState
+
+FINGERPRINT = {"sha256": "a" * 64, "counts": {"train": 558, "val": 160, "test": 81}}
+
+
+def _plan(tmp: Path, *overrides: str) -> None:
+    plan_sweep(compose_sweep_config(tmp, "experiment=smoke", "tracking.enabled=false", *overrides))
+
+
+def test_a_resume_with_other_values_is_refused_and_one_with_other_resources_is_not(
+    tmp_path: Path,
+) -> None:
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false")
+    started = plan_sweep(conf).started_with
+    assert started["data.max_examples"] == "800" and "train.num_threads" not in started
+    assert "train.learning_rate" not in started  # the smoke space samples it: per trial
+    assert started["search space train.epochs"] == "int [2, 4]"
+    out = tmp_path / "outputs" / "smoke"
+    SweepState(phase="running", started_with={**started, DATA_KEY: FINGERPRINT}).save(out)
+
+    # where and how it runs, more trials, another sampler: the same sweep
+    _plan(tmp_path, "sweep.resume=true", "train.num_threads=2", "sweep.num_samples=6",
+          "sampler=random", "resources.cpus_per_trial=2")  # fmt: skip
+    for changed, named in [
+        ("data.max_examples=400", "data.max_examples: 800, now 400"),
+        ("train.batch_size=8", "train.batch_size: 16, now 8"),
+        ("sweep.metric=val_f1", 'sweep.metric: "val_accuracy", now "val_f1"'),
+        ("search_space=overfit", "search space"),
+    ]:
+        with pytest.raises(ConfigError, match="^config: sweep.resume: sweep 'smoke' was") as err:
+            _plan(tmp_path, "sweep.resume=true", changed)
+        assert named in str(err.value) and "\n" not in str(err.value)
+    _plan(tmp_path, "data.max_examples=400")  # a fresh sweep of that name: no resume, no check
+
+
+def test_a_state_from_before_the_check_resumes_as_it_did(tmp_path: Path) -> None:
+    SweepState(phase="running").save(tmp_path / "outputs" / "smoke")
+    _plan(tmp_path, "sweep.resume=true", "data.max_examples=400")
+
+
+def test_other_rows_in_the_same_files_are_refused() -> None:
+    before = {DATA_KEY: FINGERPRINT}
+    check_same_data("s", before, dict(FINGERPRINT))
+    check_same_data("s", {}, {"sha256": "b" * 64})  # nothing recorded
+    grown = {"sha256": "b" * 64, "counts": {"train": 559, "val": 160, "test": 81}}
+    with pytest.raises(ConfigError, match=r"started on other data \(counts differ"):
+        check_same_data("s", before, grown)
+    edited = {**FINGERPRINT, "sha256": "c" * 64}
+    with pytest.raises(ConfigError, match=r"started on other data \(content differs"):
+        check_same_data("s", before, edited)
