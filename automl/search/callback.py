@@ -46,6 +46,8 @@ class TrialRecord:
     best_value: float | None = None
     best_epoch: int = 0
     started: float = field(default_factory=time.time)
+    last_seen: float = 0.0  # its last result; a resumed sweep restarts it from there ...
+    paused_s: float = 0.0  # ... so the time the sweep was stopped is not in its wall time
     wall_s: float = 0.0
     node_ip: str = ""
     node_id: str = ""  # Ray's node id: tells apart nodes that share an IP
@@ -64,6 +66,7 @@ class TrialRecord:
         """One row of summary.json."""
         out = asdict(self)
         out.pop("started")
+        out.pop("last_seen")
         out["epochs_run"] = self.epochs_run
         return out
 
@@ -90,6 +93,7 @@ class SweepCallback(Callback):
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
+        self._restored: set[str] = set()  # trials a resumed sweep goes on with (set_state)
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
@@ -100,12 +104,16 @@ class SweepCallback(Callback):
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        if trial.trial_id in self._restored:  # its first start since the sweep resumed
+            self._restored.discard(trial.trial_id)
+            record.paused_s += time.time() - (record.last_seen or record.started)
         log.info("trial %s started: %s", trial.trial_id, _fmt_params(record.params))
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         record = self._record(trial)
+        record.last_seen = time.time()
         epoch = int(result.get("epoch", len(record.history) + 1))
         record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
         record.history.append({k: float(result[k]) for k in EPOCH_KEYS if k in result})
@@ -189,6 +197,7 @@ class SweepCallback(Callback):
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.records.update({r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])})
+        self._restored = {r.trial_id for r in self.records.values() if r.status == "running"}
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
 
@@ -208,7 +217,7 @@ class SweepCallback(Callback):
         return int(record.params.get("train.epochs", self.default_epochs))
 
     def _finish(self, record: TrialRecord) -> None:
-        record.wall_s = round(time.time() - record.started, 2)
+        record.wall_s = round(time.time() - record.started - record.paused_s, 2)
         log.info(
             "trial %s %s: best %s %s at epoch %d, %d epochs, %.1f s%s",
             record.trial_id, record.status, self.metric,

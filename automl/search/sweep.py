@@ -139,7 +139,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                     ray.shutdown()
 
 
-def _starting_state(plan: SweepPlan, identity: dict[str, Any]) -> SweepState:
+def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) -> SweepState:
     """Fresh, resumed (same round), or extended (a new round on the same Optuna study).
     `identity`: what the trials learn from, recorded by a fresh sweep for its resumes."""
     s = plan.conf.sweep
@@ -147,7 +147,7 @@ def _starting_state(plan: SweepPlan, identity: dict[str, Any]) -> SweepState:
         # the new state replaces the stale one first, so a kill below leaves a folder still
         # known as the sweep's; then the study and Ray experiments go
         rounds = SweepState.load(plan.out_dir).round  # the stale sweep's, before it is replaced
-        state = SweepState(started_with=identity)
+        state = SweepState(started_with=dict(identity or {}))
         state.save(plan.out_dir)
         (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
         for old in own_experiments(plan.storage, s.name, rounds):
@@ -155,7 +155,7 @@ def _starting_state(plan: SweepPlan, identity: dict[str, Any]) -> SweepState:
         return state
     state = SweepState.load(plan.out_dir)
     if state.phase == "new":  # resume=true with nothing to resume: a fresh start after all
-        state.started_with = identity
+        state.started_with = dict(identity or {})
     if state.extends(s.num_samples):
         state.round += 1
         state.phase = "running"

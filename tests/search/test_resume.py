@@ -193,6 +193,9 @@ def test_ctrl_c_stops_the_sweep_resumably_and_resume_continues_its_trials(tmp_pa
     interrupted = re.search(r"trial (\w+) epoch 2/[34]", seen)
     assert interrupted is not None
 
+    stopped_at = time.time()
+    time.sleep(2)
+    resumed_at = time.time()
     resumed = run(tmp_path, "pruner=none", "sweep.resume=true")
     assert "resuming smoke" in resumed and "extending" not in resumed
     summary = check_finished_sweep(tmp_path)
@@ -205,6 +208,8 @@ def test_ctrl_c_stops_the_sweep_resumably_and_resume_continues_its_trials(tmp_pa
     assert logged.count("1") == 1, resumed[-3000:]
     assert rows[trial]["status"] == "completed" and rows[trial]["retries"] == 0
     assert rows[trial]["epochs_run"] == rows[trial]["params"]["train.epochs"]
+    # the time the sweep was stopped is not the trial's: its wall time leaves it out
+    assert rows[trial]["paused_s"] >= resumed_at - stopped_at
 
 
 def _stopped_resumably(tmp: Path) -> None:
