@@ -104,9 +104,7 @@ class SweepCallback(Callback):
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
-        if trial.trial_id in self._restored:  # its first start since the sweep resumed
-            self._restored.discard(trial.trial_id)
-            record.paused_s += time.time() - (record.last_seen or record.started)
+        self._count_pause(record)
         log.info("trial %s started: %s", trial.trial_id, _fmt_params(record.params))
 
     def on_trial_result(
@@ -216,7 +214,16 @@ class SweepCallback(Callback):
     def _planned_epochs(self, record: TrialRecord) -> int:
         return int(record.params.get("train.epochs", self.default_epochs))
 
+    def _count_pause(self, record: TrialRecord) -> None:
+        """A trial a resumed sweep goes on with: the time since its last result (or its start)
+        was the sweep's stop, not its own (once, at its first start or end since the resume)."""
+        if record.trial_id in self._restored:
+            self._restored.discard(record.trial_id)
+            record.paused_s += time.time() - (record.last_seen or record.started)
+            record.last_seen = time.time()
+
     def _finish(self, record: TrialRecord) -> None:
+        self._count_pause(record)  # ended without starting again (the time budget was spent)
         record.wall_s = round(time.time() - record.started - record.paused_s, 2)
         log.info(
             "trial %s %s: best %s %s at epoch %d, %d epochs, %.1f s%s",

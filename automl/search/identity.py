@@ -7,31 +7,46 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from automl.config.schema import ConfigError
 from automl.data.fingerprint import fingerprint_mismatch
 
-FIXED_SECTIONS = ("model", "data", "train", "peft")
+# `data` is not among them: its fingerprint (the splits' texts and labels, `check_same_data`)
+# says whether the data is the same, wherever the files now are
+FIXED_SECTIONS = ("model", "train", "peft")
 # where and how fast a trial runs, not what it learns: a resume may change them
-FREE_KEYS = frozenset({"train.num_threads", "train.device"})
+FREE_KEYS = frozenset(
+    {"train.num_threads", "train.device", "train.eval_batch_size", "model.trust_remote_code"}
+)
 DATA_KEY = "data fingerprint"
 
 
 def started_with(
-    config: Mapping[str, Any], searched: Mapping[str, str], sweep_keys: Mapping[str, Any]
+    config: Mapping[str, Any], searched: Mapping[str, Any], sweep_keys: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The values that decide what a trial learns and how it is scored: the config's model,
-    data, train and peft values the search space does not sample, each searched key's range
-    (`searched`: key -> its description) and the objective (`sweep_keys`)."""
+    train and peft values the search space does not sample, each searched key's spec
+    (`searched`: key -> its spec, as in the YAML) and the objective (`sweep_keys`)."""
     fixed = {
-        key: json.dumps(value, sort_keys=True)
+        key: json.dumps(_same_folder(key, value), sort_keys=True)
         for section in FIXED_SECTIONS
         for key, value in _flat(config[section], section).items()
         if key not in FREE_KEYS and key not in searched
     }
-    ranges = {f"search space {key}": text for key, text in searched.items()}
+    ranges = {f"{SPACE_PREFIX}{k}": json.dumps(v, sort_keys=True) for k, v in searched.items()}
     return {**fixed, **ranges, **{k: json.dumps(v) for k, v in sweep_keys.items()}}
+
+
+SPACE_PREFIX = "search space "
+
+
+def _same_folder(key: str, value: Any) -> Any:
+    """A local model folder by its absolute path: `./models/x` and `/work/models/x` are one."""
+    if key == "model.name_or_path" and isinstance(value, str) and value and Path(value).is_dir():
+        return str(Path(value).resolve())
+    return value
 
 
 def check_same_start(sweep: str, before: Mapping[str, Any], now: Mapping[str, Any]) -> None:
@@ -39,9 +54,14 @@ def check_same_start(sweep: str, before: Mapping[str, Any], now: Mapping[str, An
     sweeps from before this check: nothing to compare)."""
     if not before:
         return
+    # a value only one side has is a config key a newer version added (or an older one had);
+    # a searched key only one side has is a changed search space
+    keys = (set(before) & set(now)) | {
+        k for k in set(before) ^ set(now) if k.startswith(SPACE_PREFIX)
+    }
     changed = [
         f"{key}: {before.get(key, '(none)')}, now {now.get(key, '(none)')}"
-        for key in sorted(set(before) | set(now))
+        for key in sorted(keys)
         if key != DATA_KEY and before.get(key) != now.get(key)
     ]
     if changed:

@@ -172,10 +172,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
         int(space.max_value("train.epochs")) if "train.epochs" in space.keys else conf.train.epochs
     )
     identity = started_with(
-        base, {p.key: describe_param(p, space.models) for p in space.params},
+        base, {p.key: p.as_dict() for p in space.params},
         {"sweep.metric": s.metric, "sweep.mode": s.mode},
     )  # fmt: skip
-    if s.resume:
+    if s.resume and before.phase != "new":  # "new": killed before it began; it starts afresh
         check_same_start(s.name, before.started_with, identity)
     warm = load_warm_start(conf, space)
     return SweepPlan(

@@ -59,6 +59,7 @@ class FitStop:
     """The signal that stopped `Tuner.fit`, if one did (`forward_to_ray`, `during_fit`)."""
 
     signum: int | None = None
+    sigint_before: Any = None  # the Ctrl-C handler before `fit`: Ray's puts it back on firing
 
 
 def forward_to_ray(stopped: FitStop) -> None:
@@ -68,6 +69,10 @@ def forward_to_ray(stopped: FitStop) -> None:
     ray_handler = signal.getsignal(signal.SIGINT)
     if not _in_main_thread() or not callable(ray_handler):
         return
+    if ray_catches_ctrl_c() and stopped.sigint_before is not None:
+        if ray_handler is stopped.sigint_before:  # Ray's fired already (while it loaded state)
+            stopped.signum = signal.SIGINT
+            return
 
     def on_stop(signum: int, frame: Any) -> None:
         if stopped.signum is not None:  # the second one: skip Ray's save
@@ -89,6 +94,7 @@ def during_fit(stopped: FitStop) -> Iterator[None]:
         yield
         return
     before = {s: signal.getsignal(s) for s in KEPT_SIGNALS}
+    stopped.sigint_before = before[signal.SIGINT]
     try:
         yield
     finally:

@@ -87,10 +87,9 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     log.info("%s", plan.describe())
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(conf, plan.models)
-    if conf.sweep.resume:  # the same files may hold other rows by now
-        check_same_data(
-            conf.sweep.name, SweepState.load(plan.out_dir).started_with, data.fingerprint
-        )
+    before = SweepState.load(plan.out_dir)
+    if conf.sweep.resume and before.phase != "new":  # the same files may hold other rows by now
+        check_same_data(conf.sweep.name, before.started_with, data.fingerprint)
 
     import ray
 

@@ -3,6 +3,7 @@ started with; otherwise its trials would not compare, and it is refused before a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -25,17 +26,21 @@ def test_a_resume_with_other_values_is_refused_and_one_with_other_resources_is_n
 ) -> None:
     conf = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false")
     started = plan_sweep(conf).started_with
-    assert started["data.max_examples"] == "800" and "train.num_threads" not in started
+    assert started["train.batch_size"] == "16" and "train.num_threads" not in started
     assert "train.learning_rate" not in started  # the smoke space samples it: per trial
-    assert started["search space train.epochs"] == "int [2, 4]"
+    assert json.loads(started["search space train.epochs"]) == {
+        "type": "int", "low": 2, "high": 4, "log": False
+    }  # fmt: skip
+    assert not [k for k in started if k.startswith("data.")]  # the fingerprint judges the data
     out = tmp_path / "outputs" / "smoke"
-    SweepState(phase="running", started_with={**started, DATA_KEY: FINGERPRINT}).save(out)
+    recorded = {**started, DATA_KEY: FINGERPRINT}
+    recorded.pop("train.weight_decay")  # as if a newer version had added that key
+    SweepState(phase="running", started_with=recorded).save(out)
 
     # where and how it runs, more trials, another sampler: the same sweep
     _plan(tmp_path, "sweep.resume=true", "train.num_threads=2", "sweep.num_samples=6",
-          "sampler=random", "resources.cpus_per_trial=2")  # fmt: skip
+          "sampler=random", "resources.cpus_per_trial=2", "train.weight_decay=0.5")  # fmt: skip
     for changed, named in [
-        ("data.max_examples=400", "data.max_examples: 800, now 400"),
         ("train.batch_size=8", "train.batch_size: 16, now 8"),
         ("sweep.metric=val_f1", 'sweep.metric: "val_accuracy", now "val_f1"'),
         ("search_space=overfit", "search space"),
@@ -43,7 +48,9 @@ def test_a_resume_with_other_values_is_refused_and_one_with_other_resources_is_n
         with pytest.raises(ConfigError, match="^config: sweep.resume: sweep 'smoke' was") as err:
             _plan(tmp_path, "sweep.resume=true", changed)
         assert named in str(err.value) and "\n" not in str(err.value)
-    _plan(tmp_path, "data.max_examples=400")  # a fresh sweep of that name: no resume, no check
+    _plan(tmp_path, "train.batch_size=8")  # a fresh sweep of that name: no resume, no check
+    SweepState(phase="new", started_with=recorded).save(out)  # killed before it began
+    _plan(tmp_path, "sweep.resume=true", "train.batch_size=8")
 
 
 def test_a_state_from_before_the_check_resumes_as_it_did(tmp_path: Path) -> None:
