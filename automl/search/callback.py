@@ -104,6 +104,8 @@ class SweepCallback(Callback):
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        if record.trial_id in self._restored and self.tracker is not None:
+            self.tracker.reopen_trial(record.trial_id)  # KILLED while the sweep was stopped
         self._count_pause(record)
         log.info("trial %s started: %s", trial.trial_id, _fmt_params(record.params))
 

@@ -208,6 +208,10 @@ def _fit(
     with during_fit(callback.stop):
         results = tuner.fit()
     if callback.stop.signum is not None:  # unfinished trials keep their checkpoints to resume
+        if tracker is not None:
+            tracker.pause_trials(
+                r.trial_id for r in callback.records.values() if r.status == "running"
+            )
         raise SweepInterrupted(s.name, callback.stop.signum)
     callback.close_unfinished(unfinished_results(results), s.time_budget_s)
     fail_stale_trials(study, s.name)

@@ -12,6 +12,7 @@ import logging
 import math
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,20 @@ class SweepTracker:
         run_id = self._children.get(trial_id)
         if run_id is not None:
             self.client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in tags.items()])
+
+    def pause_trials(self, trial_ids: Iterable[str]) -> None:
+        """Trials a stopped sweep will go on with when resumed: KILLED, as the sweep's run is,
+        rather than RUNNING with nothing running (`reopen_trial` takes them back)."""
+        for trial_id in trial_ids:
+            run_id = self._children.get(trial_id)
+            if run_id is not None:
+                self.client.set_terminated(run_id, status="KILLED")
+
+    def reopen_trial(self, trial_id: str) -> None:
+        """A trial the resumed sweep starts again runs again."""
+        run_id = self._children.get(trial_id)
+        if run_id is not None:
+            self.client.update_run(run_id, status="RUNNING")
 
     def end_trial(
         self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str]

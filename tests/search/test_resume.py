@@ -109,6 +109,7 @@ def check_finished_sweep(tmp: Path, trials: int = TRIALS) -> dict:
     assert sorted(trial_ids) == sorted(row["trial_id"] for row in summary["trials"])  # no dupes
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
     assert all(c.data.tags["status"] != "running" for c in children)
+    assert {c.info.status for c in children} <= {"FINISHED", "FAILED"}  # none left KILLED
     best = tmp / "outputs" / "smoke" / "best"
     provenance = json.loads((best / "provenance.json").read_text())
     assert provenance["trial_id"] == summary["best_trial"]
@@ -218,8 +219,10 @@ def _stopped_resumably(tmp: Path) -> None:
     out = tmp / "outputs" / "smoke"
     assert json.loads((out / "sweep_state.json").read_text())["phase"] == "running"
     assert not (out / "summary.json").exists() and not (out / "best").exists()
-    parents, _ = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
+    parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
     assert [p.info.status for p in parents] == ["KILLED"]
+    running = [c for c in children if c.data.tags["status"] == "running"]
+    assert running and {c.info.status for c in running} == {"KILLED"}  # until resumed
 
 
 def test_sigterm_stops_the_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
