@@ -51,12 +51,7 @@ from automl.search.state import (
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
 from automl.search.summary import _count, best_epoch_scores, print_table
-from automl.search.tuner import (
-    new_tuner,
-    restored_tuner,
-    stopping_rules,
-    unfinished_results,
-)
+from automl.search.tuner import new_tuner, restored_tuner, stopping_rules, unfinished_results
 from automl.search.warm_start import warm_origin, warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
