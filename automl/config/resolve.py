@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -57,3 +58,14 @@ def from_dict(data: dict[str, Any]) -> Config:
     merged = OmegaConf.merge(OmegaConf.structured(Config), data)
     assert isinstance(merged, DictConfig)
     return to_config(merged)
+
+
+def leaf_values(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as {dotted key: value} (`train.learning_rate`: 0.002)."""
+    out: dict[str, Any] = {}
+    for name, value in config.items():
+        dotted = f"{prefix}{name}"
+        out.update(
+            leaf_values(value, f"{dotted}.") if isinstance(value, Mapping) else {dotted: value}
+        )
+    return out

@@ -36,6 +36,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from automl.config.resolve import leaf_values
 from automl.config.space_params import (
     _ALL_FIELDS,
     _BRANCH_FIELDS,
@@ -170,7 +171,7 @@ class SpecChecker:
         node: Any = self.config
         for part in key.split("."):
             if not isinstance(node, Mapping) or part not in node:
-                hint = _did_you_mean(key, _leaf_keys(self.config))
+                hint = _did_you_mean(key, leaf_values(self.config))
                 self.fail(f"not a key of the experiment config{hint}")
             node = node[part]
         if isinstance(node, Mapping):
@@ -367,14 +368,6 @@ def _fits(choice: Any, current: Any) -> bool:
     if isinstance(current, float):
         return _is_number(choice)
     return type(choice) is type(current)
-
-
-def _leaf_keys(config: Mapping[str, Any], prefix: str = "") -> list[str]:
-    keys: list[str] = []
-    for name, value in config.items():
-        dotted = f"{prefix}{name}"
-        keys.extend(_leaf_keys(value, f"{dotted}.") if isinstance(value, Mapping) else [dotted])
-    return keys
 
 
 def _did_you_mean(word: str, options: Any) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from automl.config.resolve import leaf_values
 from automl.config.schema import ConfigError
 from automl.data.fingerprint import fingerprint_mismatch
 
@@ -32,7 +33,7 @@ def started_with(
     fixed = {
         key: json.dumps(_same_folder(key, value), sort_keys=True)
         for section in FIXED_SECTIONS
-        for key, value in _flat(config[section], section).items()
+        for key, value in leaf_values(config[section], f"{section}.").items()
         if key not in FREE_KEYS and key not in searched
     }
     ranges = {f"{SPACE_PREFIX}{k}": json.dumps(v, sort_keys=True) for k, v in searched.items()}
@@ -85,12 +86,3 @@ def check_same_data(sweep: str, before: Mapping[str, Any], fingerprint: dict[str
             f"its trials would not compare; start a new sweep.name (sweep.warm_start={sweep} "
             "carries its best configurations over)"
         )
-
-
-def _flat(values: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(values, Mapping):
-        return {prefix: values}
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        out.update(_flat(value, f"{prefix}.{key}"))
-    return out

@@ -54,8 +54,10 @@ class SweepPlan:
     warm_start: WarmStart | None = None  # an earlier sweep's best configurations, run first
     # When the search space chooses the model: each choice's model config section, by choice.
     models: dict[str, ModelConfig] = field(default_factory=dict)
-    # what decides what its trials learn (search/identity.py): a resume must keep it
+    # what decides what its trials learn (search/identity.py): a resume must keep it ...
     started_with: dict[str, Any] = field(default_factory=dict)
+    # ... as the run it resumes recorded it ({} for a fresh sweep, or nothing to resume)
+    resumes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def trial_device(self) -> str:
@@ -175,12 +177,13 @@ def plan_sweep(conf: Config) -> SweepPlan:
         base, {p.key: p.as_dict() for p in space.params},
         {"sweep.metric": s.metric, "sweep.mode": s.mode},
     )  # fmt: skip
-    if s.resume and before.phase != "new":  # "new": killed before it began; it starts afresh
-        check_same_start(s.name, before.started_with, identity)
+    # "new": killed before it began, so it starts afresh
+    resumes = before.started_with if s.resume and before.phase != "new" else {}
+    check_same_start(s.name, resumes, identity)
     warm = load_warm_start(conf, space)
     return SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
-        identity,
+        identity, resumes,
     )  # fmt: skip
 
 

@@ -82,9 +82,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     log.info("%s", plan.describe())
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(conf, plan.models)
-    before = SweepState.load(plan.out_dir)
-    if conf.sweep.resume and before.phase != "new":  # the same files may hold other rows by now
-        check_same_data(conf.sweep.name, before.started_with, data.fingerprint)
+    check_same_data(conf.sweep.name, plan.resumes, data.fingerprint)  # the files may have grown
 
     import ray
 
