@@ -71,6 +71,17 @@ class TrialRecord:
         return out
 
 
+@dataclass
+class RayTrialEnd:
+    """What Ray's results hold of a trial when its experiment ends."""
+
+    trial_id: str
+    config: dict[str, Any]
+    checkpoint: str = ""  # its latest checkpoint folder
+    error: str = ""  # the last line of its error
+    metrics: dict[str, Any] = field(default_factory=dict)  # its last result
+
+
 class SweepCallback(Callback):
     """Keeps a record per trial and mirrors it to MLflow (the driver is the only writer)."""
 
@@ -94,6 +105,7 @@ class SweepCallback(Callback):
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
         self._restored: set[str] = set()  # trials a resumed sweep goes on with (set_state)
+        self._started: set[str] = set()  # trials Ray started (or restarted) in this run
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
@@ -104,6 +116,10 @@ class SweepCallback(Callback):
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        self._started.add(record.trial_id)
+        if record.status != "running":  # its end came after Ray's last save: it ends at once
+            return
+        _catch_up(record, _latest_folder(trial))  # records saved before its latest epochs
         if record.trial_id in self._restored and self.tracker is not None:
             self.tracker.reopen_trial(record.trial_id)  # KILLED while the sweep was stopped
         self._count_pause(record)
@@ -143,6 +159,8 @@ class SweepCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        if record.status != "running":  # ended before a kill; Ray restarted it to close it
+            return
         record.checkpoint = _slim_checkpoint(trial)
         overfit = self.stopper.reason(trial.trial_id) if self.stopper else None
         record.status, record.reason = final_status(
@@ -166,20 +184,36 @@ class SweepCallback(Callback):
         record.status, record.reason = "failed", _error_line(trial)
         self._finish(record)
 
-    def close_unfinished(self, ended: dict[str, tuple[str, str]], budget_s: float | None) -> None:
-        """Trials still running when the experiment ended (Ray stops them when the time budget
-        runs out, without a callback) get a final status too, and their MLflow runs end.
-        `ended`: per trial id, its latest checkpoint folder and error line (from Ray's results)."""
+    def close_unfinished(self, ended: list[RayTrialEnd], budget_s: float | None) -> None:
+        """Every trial gets a final status and its MLflow run ends. Two kinds are left open
+        when the experiment ends: trials Ray never finished (the time budget ran out; Ray stops
+        them without a callback), and trials that ended before a kill whose records were saved
+        too early (Ray writes its trials' states first and this callback's state after them:
+        a kill between the two leaves records older than Ray's trials, or none). Both are read
+        back from Ray's results and their checkpoints."""
+        for end in ended:
+            record = self.records.get(end.trial_id) or self._adopt(end)
+            if record.status != "running":
+                continue
+            folder = Path(end.checkpoint) if end.checkpoint else None
+            if folder is not None and folder.is_dir():
+                _catch_up(record, folder)
+                checkpoint.slim(folder)
+                record.checkpoint = str(folder)
+            if end.error:
+                record.status, record.reason = "failed", end.error
+            elif record.trial_id not in self._started:  # it ended in an earlier run
+                overfit = self.stopper.reason(record.trial_id) if self.stopper else None
+                record.status, record.reason = final_status(
+                    record.epochs_run, self._planned_epochs(record), overfit
+                )
+            else:
+                continue  # Ray stopped it unfinished: below
+            self._finish(record)
         for record in self.records.values():
             if record.status != "running":
                 continue
-            path, error = ended.get(record.trial_id, ("", ""))
-            if path and Path(path).is_dir():
-                checkpoint.slim(Path(path))
-                record.checkpoint = path
-            if error:
-                record.status, record.reason = "failed", error
-            elif budget_s:
+            if budget_s:
                 record.status = "stopped_budget"
                 record.reason = f"time budget {budget_s:g} s ran out at epoch {record.epochs_run}"
             else:
@@ -203,14 +237,32 @@ class SweepCallback(Callback):
 
     # helpers ----------------------------------------------------------------------------------
     def _record(self, trial: Any) -> TrialRecord:
-        record = self.records.get(trial.trial_id)
-        if record is None:
-            params = overrides_from_trial(dict(trial.config))
-            record = self.records[trial.trial_id] = TrialRecord(trial.trial_id, params)
-            if self.origin_of is not None:
-                record.origin = self.origin_of(params)
-            if self.tracker is not None:
-                self.tracker.child(trial.trial_id, params, {"origin": record.origin})
+        return self.records.get(trial.trial_id) or self._new_record(
+            trial.trial_id, dict(trial.config), trial.last_result or {}
+        )
+
+    def _adopt(self, end: RayTrialEnd) -> TrialRecord:
+        """A trial Ray holds that the restored records lost (see `close_unfinished`)."""
+        log.info("trial %s: its record was lost in a kill; read back from Ray", end.trial_id)
+        record = self._new_record(end.trial_id, end.config, end.metrics)
+        record.node_ip = str(end.metrics.get("node_ip", ""))
+        record.node_id = str(end.metrics.get("node_id", ""))
+        record.gpu_ids = str(end.metrics.get("gpu_ids", ""))
+        record.device = str(end.metrics.get("device", ""))
+        record.trainable_params = int(end.metrics.get("trainable_params", 0))
+        return record
+
+    def _new_record(
+        self, trial_id: str, config: dict[str, Any], last_result: dict[str, Any]
+    ) -> TrialRecord:
+        params = overrides_from_trial(config)
+        record = self.records[trial_id] = TrialRecord(trial_id, params)
+        # a trial Ray already ran (restored with records lost): the time it ran before counts
+        record.started -= float(last_result.get("time_total_s", 0.0))
+        if self.origin_of is not None:
+            record.origin = self.origin_of(params)
+        if self.tracker is not None:
+            self.tracker.child(trial_id, params, {"origin": record.origin})
         return record
 
     def _planned_epochs(self, record: TrialRecord) -> int:
@@ -263,13 +315,28 @@ def final_status(epochs_run: int, planned: int, overfit_reason: str | None) -> t
     return "stopped_early", f"stopped after {epochs_run} of {planned} epochs"
 
 
+def _latest_folder(trial: Any) -> Path | None:
+    latest = getattr(trial, "checkpoint", None)
+    return Path(latest.path) if latest is not None else None
+
+
+def _catch_up(record: TrialRecord, folder: Path | None) -> None:
+    """Take the epochs a trial's checkpoint holds that its record lacks (records restored from
+    a save older than the checkpoint, or rebuilt after a kill lost them)."""
+    progress = checkpoint.read_progress(folder) if folder is not None and folder.is_dir() else None
+    if progress is None or len(progress.history) <= record.epochs_run:
+        return
+    record.history = [{k: float(h[k]) for k in EPOCH_KEYS if k in h} for h in progress.history]
+    record.best_value, record.best_epoch = progress.best_value, progress.best_epoch
+
+
 def _slim_checkpoint(trial: Any) -> str:
     """A finished trial keeps only its best weights; returns the checkpoint folder ("" if none)."""
-    latest = getattr(trial, "checkpoint", None)
-    if latest is None or not Path(latest.path).is_dir():
+    folder = _latest_folder(trial)
+    if folder is None or not folder.is_dir():
         return ""
-    checkpoint.slim(Path(latest.path))
-    return str(latest.path)
+    checkpoint.slim(folder)
+    return str(folder)
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

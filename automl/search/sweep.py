@@ -51,7 +51,7 @@ from automl.search.state import (
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
 from automl.search.summary import _count, best_epoch_scores, print_table
-from automl.search.tuner import new_tuner, restored_tuner, stopping_rules, unfinished_results
+from automl.search.tuner import ended_trials, new_tuner, restored_tuner, stopping_rules
 from automl.search.warm_start import warm_origin, warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
@@ -206,7 +206,7 @@ def _fit(
                 r.trial_id for r in callback.records.values() if r.status == "running"
             )
         raise SweepInterrupted(s.name, callback.stop.signum)
-    callback.close_unfinished(unfinished_results(results), s.time_budget_s)
+    callback.close_unfinished(ended_trials(results), s.time_budget_s)
     fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)
 

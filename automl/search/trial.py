@@ -26,6 +26,7 @@ from automl.config.schema import Config, ModelConfig
 from automl.data.tokenized import PreparedData
 from automl.model.choices import MODEL_KEY, model_section
 from automl.search.resources import memory_fraction
+from automl.train import checkpoint
 from automl.train.device import pick_device
 from automl.train.loop import TrialResult, run_trial, settle_batch_size
 
@@ -208,6 +209,8 @@ def run_sweep_trial(
         tempfile.TemporaryDirectory() as work,
         previous.as_directory() if previous else nullcontext() as start,
     ):
+        if start and checkpoint.is_slim(Path(start)):
+            return  # it had ended; the driver was killed before Ray saved that (nothing to train)
         result = train_with_oom_retry(
             conf, data, publish, Path(start) if start else None, Path(work), metric, mode
         )

@@ -1,7 +1,8 @@
 """The Ray Tune `Tuner` of one sweep round: a new experiment, or the one a kill interrupted.
 
 Also what Ray leaves undecided when an experiment ends: trials it never finished (the sweep's
-time budget ran out) are read back from its results, so each still gets a final status.
+time budget ran out), and trials whose records a kill lost, are read back from its results, so
+each still gets a final status.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from automl.config.schema import PrunerConfig
-from automl.search.callback import SweepCallback
+from automl.search.callback import RayTrialEnd, SweepCallback
 from automl.search.objectives import searcher_objectives
 from automl.search.plan import SweepPlan
 from automl.search.samplers import DefineByRun, build_sampler
 from automl.search.stopping import OverfitRule, OverfitStopper, build_stopping
+from automl.search.storage import whole_file_storage
 
 
 def overfit_rule(pr: PrunerConfig, *, metric: str, mode: str) -> OverfitRule:
@@ -78,6 +80,7 @@ def new_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(plan.storage),
+            storage_filesystem=whole_file_storage(),  # a kill leaves no half-written state
             stop=stopper,
             callbacks=[callback],
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
@@ -96,8 +99,9 @@ def restored_tuner(
     from ray import tune
 
     tuner = tune.Tuner.restore(
-        str(experiment_dir), trainable, resume_unfinished=True, resume_errored=False
-    )
+        str(experiment_dir), trainable, resume_unfinished=True, resume_errored=False,
+        storage_filesystem=whole_file_storage(),
+    )  # fmt: skip
     use_driver_objects(tuner, callback, stopper)
     return tuner
 
@@ -120,37 +124,54 @@ def use_driver_objects(tuner: Any, callback: SweepCallback, stopper: OverfitStop
     run_config.callbacks, run_config.stop = [callback], stopper
 
 
-def unfinished_results(results: Any) -> dict[str, tuple[str, str]]:
-    """Per trial id in Ray's results: (its latest checkpoint folder, its error line or "")."""
-    out: dict[str, tuple[str, str]] = {}
+def ended_trials(results: Any) -> list[RayTrialEnd]:
+    """Each trial in Ray's results: its config, latest checkpoint, error line and last result."""
+    out = []
     for result in results:
-        trial_id = (result.metrics or {}).get("trial_id")
-        if not trial_id:
+        metrics = dict(result.metrics or {})
+        if not metrics.get("trial_id"):
             continue
-        path = result.checkpoint.path if result.checkpoint is not None else ""
         error = ""
         if result.error is not None:
             lines = str(result.error).strip().splitlines() or [type(result.error).__name__]
             error = lines[-1][:500]
-        out[str(trial_id)] = (path, error)
+        out.append(
+            RayTrialEnd(
+                str(metrics["trial_id"]),
+                dict(result.config or {}),
+                result.checkpoint.path if result.checkpoint is not None else "",
+                error,
+                metrics,
+            )  # fmt: skip
+        )
     return out
 
 
 class JournalSafeOptunaSearch(OptunaSearch):
-    """Ray's OptunaSearch, tolerant of a result for a trial the study already holds as finished.
+    """Ray's OptunaSearch, tolerant of news of a trial the study already holds as finished.
 
     After a driver kill between a trial's end and Ray's next experiment checkpoint, the Optuna
     journal (written first) has the trial COMPLETE while Ray's restored state has it running;
-    Ray then resumes it from its last checkpoint, and the repeated last epoch, reported to a
-    finished Optuna trial, would raise and end the sweep. The study already holds its value.
+    Ray then restarts it from its last checkpoint, and its repeated last epoch or its end, told
+    to a finished Optuna trial, would raise or warn. The study already holds its value.
     """
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if not self._already_finished(trial_id):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if not self._already_finished(trial_id):
+            super().on_trial_complete(trial_id, result, error)
+
+    def _already_finished(self, trial_id: str) -> bool:
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and _finished(self._ot_study, ot_trial.number):
             self._completed_trials.add(trial_id)
-            return
-        super().on_trial_result(trial_id, result)
+            return True
+        return False
 
 
 def _finished(study: Any, number: int) -> bool:

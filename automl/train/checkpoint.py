@@ -110,3 +110,15 @@ def slim(folder: Path) -> None:
     """Drop what only resuming needs: a finished trial keeps its best weights alone."""
     for name in RESUME_ONLY:
         (folder / name).unlink(missing_ok=True)
+
+
+def is_slim(folder: Path) -> bool:
+    """A checkpoint whose trial had ended: only the driver drops the resume files, and only once
+    the trial has ended (Ray may still resume it, if a kill came before it saved that end)."""
+    return (folder / PROGRESS_FILE).is_file() and not (folder / LAST_FILE).is_file()
+
+
+def read_progress(folder: Path) -> Progress | None:
+    """The progress a checkpoint folder holds (its trial's history so far), if any."""
+    path = folder / PROGRESS_FILE
+    return Progress(**json.loads(path.read_text())) if path.is_file() else None

@@ -181,6 +181,36 @@ def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path)
     assert len(complete) == TRIALS + 2  # the sampler saw every trial, none lost or repeated
 
 
+def test_resume_keeps_trials_that_rays_saved_state_missed(tmp_path: Path) -> None:
+    """Ray saves its trials' states and this sweep's records (the callback state) in separate
+    files, at intervals: a kill can leave a trial that had ended saved as running, and records
+    older than the trials, or none. (Seen in CI: a resumed sweep of 3 trials summed up 1.)
+    The ended trial, restarted by Ray from its slimmed checkpoint, must end at once, and its
+    record is rebuilt from the checkpoint."""
+    seen = run(tmp_path, "pruner=none", kill_at=KILL_POINTS[2][1])  # between trials
+    ended = re.search(r"trial (\w+) completed:", seen)
+    assert ended is not None, seen[-3000:]
+    experiment = tmp_path / "outputs" / "smoke" / "ray" / "smoke"
+    saved = max(experiment.glob("experiment_state-*.json"))
+    state = json.loads(saved.read_text())
+    for entry in state["trial_data"]:  # as if Ray's last save came before the trial ended
+        entry[0] = entry[0].replace('"status": "TERMINATED"', '"status": "RUNNING"')
+    saved.write_text(json.dumps(state))
+    records = list(experiment.glob("callback-states-*.pkl"))
+    assert records, sorted(p.name for p in experiment.iterdir())
+    for path in records:  # as if every save of the records had been cut short
+        path.unlink()
+    resumed = run(tmp_path, "pruner=none", "sweep.resume=true")
+    summary = check_finished_sweep(tmp_path)
+    row = {row["trial_id"]: row for row in summary["trials"]}[ended.group(1)]
+    assert row["status"] == "completed", row
+    assert row["epochs_run"] == row["params"]["train.epochs"]
+    assert [h["epoch"] for h in row["history"]] == list(range(1, row["epochs_run"] + 1))
+    assert row["best_value"] == max(h["val_accuracy"] for h in row["history"])
+    assert row["checkpoint"] and row["wall_s"] > 0
+    assert f"trial {ended.group(1)} epoch" not in resumed  # it trained no further
+
+
 def test_ctrl_c_stops_the_sweep_resumably_and_resume_continues_its_trials(tmp_path: Path) -> None:
     """Ray turns a Ctrl-C into an ordinary end of `fit`; the sweep must not take it for one:
     nothing is exported, no trial is closed as `stopped`, and the resume continues the

@@ -38,3 +38,21 @@ def test_a_result_for_a_trial_the_journal_finished(cls: type, tmp_path: Path) ->
         searcher.on_trial_result("t1", result)  # ignored: the study already holds the value
         searcher.on_trial_complete("t1", result)
         assert [t.value for t in optuna.load_study(study_name="s", storage=storage).trials] == [0.5]
+
+
+@pytest.mark.parametrize("cls", [OptunaSearch, JournalSafeOptunaSearch])
+def test_the_end_of_a_trial_the_journal_finished(
+    cls: type, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ray restarts a trial that had ended (its end came after Ray's last save); it ends at
+    once, without a result, and its end is told again."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "journal")))
+    searcher = _searcher(cls, storage)
+    optuna.load_study(study_name="s", storage=storage).tell(0, 0.5)
+    searcher.on_trial_complete("t1", {"m": 0.5})
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("Cannot tell a COMPLETE trial" in w for w in warned) == (cls is OptunaSearch)
+    assert [t.value for t in optuna.load_study(study_name="s", storage=storage).trials] == [0.5]

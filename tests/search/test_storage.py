@@ -1,0 +1,28 @@
+"""Ray's storage folder is written whole-file: a kill mid-copy cannot leave a torn state file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs
+
+from automl.search.storage import whole_file_storage
+
+
+def test_storage_folder_never_holds_a_half_written_file(tmp_path: Path) -> None:
+    """Ray copies its saved state into the storage folder in the background; a kill during
+    that copy left a truncated file, and Ray's restore then started the experiment over."""
+    target = tmp_path / "search_gen_state-1.json"
+    target.write_bytes(b"old state")
+    fs = whole_file_storage()
+    stream = fs.open_output_stream(str(target))
+    stream.write(b"new state, half")
+    assert target.read_bytes() == b"old state"  # a kill now leaves the old version whole
+    stream.write(b" and the rest")
+    stream.close()
+    assert target.read_bytes() == b"new state, half and the rest"
+    source = tmp_path / "staging"
+    source.mkdir()
+    (source / "experiment_state-1.json").write_text("{}")
+    pyarrow.fs.copy_files(str(source), str(tmp_path / "copy"), destination_filesystem=fs)
+    assert [p.name for p in (tmp_path / "copy").iterdir()] == ["experiment_state-1.json"]
