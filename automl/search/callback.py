@@ -105,7 +105,6 @@ class SweepCallback(Callback):
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
         self._restored: set[str] = set()  # trials a resumed sweep goes on with (set_state)
-        self._started: set[str] = set()  # trials Ray started (or restarted) in this run
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
@@ -116,7 +115,6 @@ class SweepCallback(Callback):
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
-        self._started.add(record.trial_id)
         if record.status != "running":  # its end came after Ray's last save: it ends at once
             return
         _catch_up(record, _latest_folder(trial))  # records saved before its latest epochs
@@ -180,6 +178,8 @@ class SweepCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         record = self._record(trial)
+        if record.status != "running":  # ended before a kill; Ray restarted it to close it
+            return
         record.checkpoint = _slim_checkpoint(trial)
         record.status, record.reason = "failed", _error_line(trial)
         self._finish(record)
@@ -192,24 +192,29 @@ class SweepCallback(Callback):
         a kill between the two leaves records older than Ray's trials, or none). Both are read
         back from Ray's results and their checkpoints."""
         for end in ended:
-            record = self.records.get(end.trial_id) or self._adopt(end)
+            record = self.records.get(end.trial_id)
+            if record is None and not _ran(end):
+                continue  # pending when the experiment ended: never started, nothing to record
+            record = record or self._adopt(end)
             if record.status != "running":
                 continue
             folder = Path(end.checkpoint) if end.checkpoint else None
+            ended_before = False  # the driver slims a trial's checkpoint when it ends, only then
             if folder is not None and folder.is_dir():
                 _catch_up(record, folder)
+                ended_before = checkpoint.is_slim(folder)
                 checkpoint.slim(folder)
                 record.checkpoint = str(folder)
             if end.error:
                 record.status, record.reason = "failed", end.error
-            elif record.trial_id not in self._started:  # it ended in an earlier run
+            elif ended_before:
                 overfit = self.stopper.reason(record.trial_id) if self.stopper else None
                 record.status, record.reason = final_status(
                     record.epochs_run, self._planned_epochs(record), overfit
                 )
             else:
-                continue  # Ray stopped it unfinished: below
-            self._finish(record)
+                continue  # Ray stopped it unfinished (the time budget): below
+            self._finish(record, ran_s=float(end.metrics.get("time_total_s", 0.0)))
         for record in self.records.values():
             if record.status != "running":
                 continue
@@ -276,9 +281,11 @@ class SweepCallback(Callback):
             record.paused_s += time.time() - (record.last_seen or record.started)
             record.last_seen = time.time()
 
-    def _finish(self, record: TrialRecord) -> None:
+    def _finish(self, record: TrialRecord, ran_s: float = 0.0) -> None:
+        """End the trial's record and MLflow run. `ran_s`: its training time by Ray's count,
+        for a record whose last epochs came from its checkpoint (the clock missed them)."""
         self._count_pause(record)  # ended without starting again (the time budget was spent)
-        record.wall_s = round(time.time() - record.started - record.paused_s, 2)
+        record.wall_s = round(max(time.time() - record.started - record.paused_s, ran_s), 2)
         log.info(
             "trial %s %s: best %s %s at epoch %d, %d epochs, %.1f s%s",
             record.trial_id, record.status, self.metric,
@@ -313,6 +320,11 @@ def final_status(epochs_run: int, planned: int, overfit_reason: str | None) -> t
     if overfit_reason:
         return "pruned_overfit", overfit_reason
     return "stopped_early", f"stopped after {epochs_run} of {planned} epochs"
+
+
+def _ran(end: RayTrialEnd) -> bool:
+    """Whether Ray ever started the trial (a pending one has a trial id but nothing else)."""
+    return bool(end.checkpoint or end.error or end.metrics.get("training_iteration"))
 
 
 def _latest_folder(trial: Any) -> Path | None:

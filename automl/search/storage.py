@@ -1,13 +1,14 @@
 """Ray's storage folder, written whole-file: a kill never leaves a file there half written.
 
 Ray saves its experiment state (the trials', the searcher's, this sweep's records) in a staging
-folder and copies it into the storage folder, in the background. A copy cut short by a kill (a
-lost machine, SIGKILL) left a truncated file there; `Tuner.restore` then failed to read it and,
-by Ray's design, started the experiment over as if new: seen here as a resumed 3-trial sweep
-that ran and exported 1. Through this filesystem each file is written beside its final name and
-renamed into place once complete, so the folder holds a file's old or its new version, never a
-part. (pyarrow's `LocalFileSystem` is C++ and cannot be subclassed; `PyFileSystem` over fsspec's
-local filesystem is the documented way to change one operation.)
+folder and copies it into the storage folder, in the background. A copy cut short by a kill
+(SIGKILL, a stopped container) left a truncated file there; `Tuner.restore` then failed to read
+it and, by Ray's design, started the experiment over as if new: seen here as a resumed 3-trial
+sweep that ran and exported 1. Through this filesystem each file is written beside its final name
+and renamed into place once complete, so after a kill the folder holds a file's old or its new
+version, never a part (no fsync: a power cut is not covered). pyarrow's `LocalFileSystem` is C++
+and cannot be subclassed; `PyFileSystem` over fsspec's local filesystem is pyarrow's documented
+way to change one operation.
 """
 
 from __future__ import annotations
@@ -21,25 +22,45 @@ import pyarrow
 from fsspec.implementations.local import LocalFileSystem
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-PARTIAL_SUFFIX = ".partial"  # a file a kill cut short: never read (no glob of Ray's matches it)
+from automl.train.checkpoint import PARTIAL_SUFFIX
 
 
-class _ReplaceOnClose(io.FileIO):
-    """A file written under a hidden name and renamed to `path` when closed."""
+class _ReplaceOnClose(io.BufferedWriter):
+    """A file written under a hidden name beside `path`, renamed to `path` when closed after
+    every write went through; dropped unclosed or after a failed write, it is deleted."""
 
     def __init__(self, path: str) -> None:
         folder, name = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
-        self._final = path
-        super().__init__(
-            os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"), "wb"
-        )
+        self._final, self._failed = path, False
+        self._partial = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        super().__init__(io.FileIO(self._partial, "wb"))
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)  # buffered: all of it, or an error
+        except BaseException:
+            self._failed = True
+            raise
 
     def close(self) -> None:
         if self.closed:
             return
-        super().close()
-        os.replace(self.name, self._final)
+        try:
+            super().close()
+        except BaseException:
+            self._failed = True
+            raise
+        finally:
+            if self._failed:
+                os.unlink(self._partial)
+            else:
+                os.replace(self._partial, self._final)
+
+    def __del__(self) -> None:
+        if not self.closed:  # never closed: the copy failed part way
+            self._failed = True
+        super().__del__()
 
 
 class _WholeFileWrites(FSSpecHandler):

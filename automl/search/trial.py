@@ -156,6 +156,14 @@ def train_with_oom_retry(
     return run_with_oom_retry(conf, attempt)
 
 
+def _checkpoint_folder(previous: Any) -> Any:
+    """The checkpoint to go on from, read in place: the storage folder is local (a shared mount
+    on a cluster), and Ray would copy it to /tmp for its own filesystem (search/storage.py)."""
+    if Path(previous.path).is_dir():
+        return nullcontext(previous.path)
+    return previous.as_directory()
+
+
 def run_sweep_trial(
     config: dict[str, Any],
     data: PreparedData,
@@ -207,7 +215,7 @@ def run_sweep_trial(
     previous = tune.get_checkpoint()
     with (
         tempfile.TemporaryDirectory() as work,
-        previous.as_directory() if previous else nullcontext() as start,
+        _checkpoint_folder(previous) if previous else nullcontext() as start,
     ):
         if start and checkpoint.is_slim(Path(start)):
             return  # it had ended; the driver was killed before Ray saved that (nothing to train)

@@ -22,6 +22,7 @@ LAST_FILE = "last.safetensors"  # the latest epoch's (to resume)
 OPTIMIZER_FILE = "optimizer.pt"  # optimizer, scheduler, fp16 scaler and RNG states (to resume)
 PROGRESS_FILE = "progress.json"
 RESUME_ONLY = (LAST_FILE, OPTIMIZER_FILE)
+PARTIAL_SUFFIX = ".partial"  # a file being copied into Ray's storage (search/storage.py)
 
 
 @dataclass
@@ -110,6 +111,8 @@ def slim(folder: Path) -> None:
     """Drop what only resuming needs: a finished trial keeps its best weights alone."""
     for name in RESUME_ONLY:
         (folder / name).unlink(missing_ok=True)
+    for partial in folder.glob(f".*{PARTIAL_SUFFIX}"):  # a copy a kill cut short
+        partial.unlink(missing_ok=True)
 
 
 def is_slim(folder: Path) -> bool:

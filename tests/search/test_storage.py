@@ -26,3 +26,16 @@ def test_storage_folder_never_holds_a_half_written_file(tmp_path: Path) -> None:
     (source / "experiment_state-1.json").write_text("{}")
     pyarrow.fs.copy_files(str(source), str(tmp_path / "copy"), destination_filesystem=fs)
     assert [p.name for p in (tmp_path / "copy").iterdir()] == ["experiment_state-1.json"]
+
+
+def test_a_copy_that_fails_part_way_leaves_the_old_file(tmp_path: Path) -> None:
+    """A write that raises (a full disk), or a stream dropped unclosed, must not put the part
+    written in place of the file, nor leave the part behind."""
+    target = tmp_path / "callback-states-1.pkl"
+    target.write_bytes(b"old state")
+    fs = whole_file_storage()
+    stream = fs.open_output_stream(str(target))
+    stream.write(b"new state, half")
+    del stream  # dropped, as a failed copy drops it
+    assert target.read_bytes() == b"old state"
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -69,8 +69,14 @@ def test_slim_keeps_only_the_best_weights(setup: tuple[Config, object], tmp_path
 
     run_trial(conf, data, report)  # type: ignore[arg-type]
     assert {p.name for p in folder.iterdir()} >= {checkpoint.BEST_FILE, checkpoint.LAST_FILE}
+    assert not checkpoint.is_slim(folder)  # a trial restarted from it trains on
+    # a copy into Ray's storage that a kill cut short (search/storage.py)
+    (folder / f".{checkpoint.LAST_FILE}.1a2b3c4d{checkpoint.PARTIAL_SUFFIX}").write_bytes(b"x")
     checkpoint.slim(folder)
     assert {p.name for p in folder.iterdir()} == {checkpoint.BEST_FILE, checkpoint.PROGRESS_FILE}
+    assert checkpoint.is_slim(folder)  # a trial restarted from it ends at once
+    progress = checkpoint.read_progress(folder)
+    assert progress is not None and progress.epoch == conf.train.epochs
 
 
 @contextmanager
