@@ -123,6 +123,26 @@ def multirun_job() -> int | None:
     return int(hydra_conf.job.num) if hydra_conf.mode == RunMode.MULTIRUN else None
 
 
+def names_each_job(key: str) -> bool:
+    """Whether the multirun's command line gives each job a value of `key` of its own: it is
+    the only key swept, over distinct values (`sweep.name=a,b`); with any other key swept too,
+    jobs share its values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(
+            [a for a in sys.argv[1:] if not a.startswith("-")]
+        )
+        swept = [o for o in parsed if o.is_sweep_override()]
+        if len(swept) != 1 or swept[0].get_key_element() != key:
+            return False
+        values = list(swept[0].sweep_string_iterator())
+    except HydraException:
+        return False
+    return len(set(values)) == len(values)
+
+
 def command_line_values() -> dict[str, str]:
     """The values this run's command line set (`overridden_values`); {} outside a Hydra app.
     In a multirun, the job's own values."""

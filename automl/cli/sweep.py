@@ -8,7 +8,7 @@ automl-sweep -m experiment=smoke data.max_examples=500,1000   # one sweep each: 
 
 from __future__ import annotations
 
-from automl.cli.app import command_line_values, hydra_app, multirun_job
+from automl.cli.app import command_line_values, hydra_app, multirun_job, names_each_job
 from automl.config.schema import Config
 from automl.search.sweep import SweepOutcome, run_sweep
 
@@ -17,9 +17,10 @@ def sweep_job(conf: Config) -> SweepOutcome:
     """Hydra's multirun (`-m`) runs one sweep per combination of values, one after another;
     each is named `<sweep.name>-<job number>`, since a sweep under a name already used starts
     fresh over that sweep's folder, study and MLflow runs, and the second job would wipe the
-    first. The same command with `sweep.resume=true` finds each one again."""
+    first. The same command with `sweep.resume=true` finds each one again. A multirun over
+    names alone (`sweep.name=a,b`) keeps them: each job has its own."""
     job = multirun_job()
-    if job is not None:
+    if job is not None and not names_each_job("sweep.name"):
         conf.sweep.name = f"{conf.sweep.name}-{job}"
     return run_sweep(conf, given=command_line_values())
 

@@ -29,3 +29,17 @@ def test_each_job_of_a_multirun_is_its_own_sweep(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing in the working folder
     assert [p.name for p in out.iterdir()] == [".hydra-multirun"]  # a dry run: no sweep folder
     assert planned_folders(tmp_path, "data.max_examples=200") == [str(out / "smoke")]
+
+
+def test_a_multirun_over_names_keeps_them(tmp_path: Path) -> None:
+    """`sweep.name=a,b` names each job: no number is added (`sweep.resume=true` with the name
+    finds it), unless the names repeat or another value is swept too."""
+    out = tmp_path / "out"
+    assert planned_folders(tmp_path, "-m", "sweep.name=alpha,beta") == [
+        str(out / "alpha"), str(out / "beta"),
+    ]  # fmt: skip
+    assert planned_folders(tmp_path, "-m", "sweep.name=alpha,alpha") == [
+        str(out / "alpha-0"), str(out / "alpha-1"),
+    ]  # fmt: skip
+    jobs = planned_folders(tmp_path, "-m", "sweep.name=alpha,beta", "data.max_examples=200,300")
+    assert jobs == [str(out / f"{n}-{i}") for i, n in enumerate(["alpha"] * 2 + ["beta"] * 2)]
