@@ -55,6 +55,7 @@ from automl.search.tuner import ended_trials, new_tuner, restored_tuner, stoppin
 from automl.search.warm_start import warm_origin, warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
+from automl.train.checkpoint import PARTIAL_SUFFIX
 
 log = logging.getLogger("automl.sweep")
 
@@ -185,6 +186,8 @@ def _fit(
     state.save(plan.out_dir)
     if s.resume and tune.Tuner.can_restore(str(experiment_dir)):
         log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
+        for partial in experiment_dir.glob(f".*{PARTIAL_SUFFIX}"):  # copies the kill cut short
+            partial.unlink(missing_ok=True)
         tuner = restored_tuner(
             experiment_dir, _trainable(plan, data, model_data), callback, rules[0]
         )

@@ -200,7 +200,10 @@ def test_resume_keeps_trials_that_rays_saved_state_missed(tmp_path: Path) -> Non
     assert records, sorted(p.name for p in experiment.iterdir())
     for path in records:  # as if every save of the records had been cut short
         path.unlink()
+    torn = experiment / f".{saved.name}.1a2b3c4d.partial"  # a copy the kill cut short
+    torn.write_text('{"trial_da')
     resumed = run(tmp_path, "pruner=none", "sweep.resume=true")
+    assert not torn.exists()
     summary = check_finished_sweep(tmp_path)
     row = {row["trial_id"]: row for row in summary["trials"]}[ended.group(1)]
     assert row["status"] == "completed", row
