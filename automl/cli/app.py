@@ -127,18 +127,24 @@ def names_each_job(key: str) -> bool:
     """Whether the multirun's command line gives each job a value of `key` of its own: it is
     the only key swept, over distinct values (`sweep.name=a,b`); with any other key swept too,
     jobs share its values."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import QuotedString
     from hydra.errors import HydraException
 
+    if HydraConfig.initialized() and HydraConfig.get().sweeper.get("params"):
+        return False  # values swept from a config: not on the command line
     try:
-        parsed = OverridesParser.create().parse_overrides(
-            [a for a in sys.argv[1:] if not a.startswith("-")]
-        )
+        args = get_args_parser().parse_known_args(sys.argv[1:])[0]
+        parsed = OverridesParser.create().parse_overrides(args.overrides or [])
         swept = [o for o in parsed if o.is_sweep_override()]
         if len(swept) != 1 or swept[0].get_key_element() != key:
             return False
-        values = list(swept[0].sweep_string_iterator())
-    except HydraException:
+        values = [
+            v.text if isinstance(v, QuotedString) else str(v) for v in swept[0].sweep_iterator()
+        ]
+    except (HydraException, SystemExit):
         return False
     return len(set(values)) == len(values)
 

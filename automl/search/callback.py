@@ -159,11 +159,15 @@ class SweepCallback(Callback):
         record = self._record(trial)
         if record.status != "running":  # ended before a kill; Ray restarted it to close it
             return
-        record.checkpoint = _slim_checkpoint(trial)
-        overfit = self.stopper.reason(trial.trial_id) if self.stopper else None
-        record.status, record.reason = final_status(
-            record.epochs_run, self._planned_epochs(record), overfit
-        )
+        record.checkpoint = _checkpoint_path(trial)
+        ended = checkpoint.read_outcome(Path(record.checkpoint)) if record.checkpoint else None
+        if ended is not None:  # so did its record, but a kill lost that: it ended as it said
+            record.status, record.reason = ended["status"], ended["reason"]
+        else:
+            overfit = self.stopper.reason(trial.trial_id) if self.stopper else None
+            record.status, record.reason = final_status(
+                record.epochs_run, self._planned_epochs(record), overfit
+            )
         self._finish(record)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -180,7 +184,7 @@ class SweepCallback(Callback):
         record = self._record(trial)
         if record.status != "running":  # ended before a kill; Ray restarted it to close it
             return
-        record.checkpoint = _slim_checkpoint(trial)
+        record.checkpoint = _checkpoint_path(trial)
         record.status, record.reason = "failed", _error_line(trial)
         self._finish(record)
 
@@ -199,15 +203,16 @@ class SweepCallback(Callback):
             if record.status != "running":
                 continue
             folder = Path(end.checkpoint) if end.checkpoint else None
-            ended_before = False  # the driver slims a trial's checkpoint when it ends, only then
-            if folder is not None and folder.is_dir():
+            outcome, ended_before = None, False  # the driver slims a checkpoint when its trial
+            if folder is not None and folder.is_dir():  # ends, and only then
                 _catch_up(record, folder)
-                ended_before = checkpoint.is_slim(folder)
-                checkpoint.slim(folder)
+                outcome, ended_before = checkpoint.read_outcome(folder), checkpoint.is_slim(folder)
                 record.checkpoint = str(folder)
             if end.error:
                 record.status, record.reason = "failed", end.error
-            elif ended_before:
+            elif outcome is not None:
+                record.status, record.reason = outcome["status"], outcome["reason"]
+            elif ended_before:  # slimmed by a version that did not record the outcome
                 overfit = self.stopper.reason(record.trial_id) if self.stopper else None
                 record.status, record.reason = final_status(
                     record.epochs_run, self._planned_epochs(record), overfit
@@ -285,6 +290,10 @@ class SweepCallback(Callback):
         """End the trial's record and MLflow run. `ran_s`: its training time by Ray's count,
         for a record whose last epochs came from its checkpoint (the clock missed them)."""
         self._count_pause(record)  # ended without starting again (the time budget was spent)
+        if record.checkpoint and Path(record.checkpoint).is_dir():
+            checkpoint.slim(
+                Path(record.checkpoint), {"status": record.status, "reason": record.reason}
+            )
         record.wall_s = round(max(time.time() - record.started - record.paused_s, ran_s), 2)
         log.info(
             "trial %s %s: best %s %s at epoch %d, %d epochs, %.1f s%s",
@@ -342,13 +351,10 @@ def _catch_up(record: TrialRecord, folder: Path | None) -> None:
     record.best_value, record.best_epoch = progress.best_value, progress.best_epoch
 
 
-def _slim_checkpoint(trial: Any) -> str:
-    """A finished trial keeps only its best weights; returns the checkpoint folder ("" if none)."""
+def _checkpoint_path(trial: Any) -> str:
+    """The folder of the trial's latest checkpoint ("" if none)."""
     folder = _latest_folder(trial)
-    if folder is None or not folder.is_dir():
-        return ""
-    checkpoint.slim(folder)
-    return str(folder)
+    return str(folder) if folder is not None and folder.is_dir() else ""
 
 
 def _fmt_params(params: dict[str, Any]) -> str:

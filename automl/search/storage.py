@@ -6,16 +6,20 @@ folder and copies it into the storage folder, in the background. A copy cut shor
 it and, by Ray's design, started the experiment over as if new: seen here as a resumed 3-trial
 sweep that ran and exported 1. Through this filesystem each file is written beside its final name
 and renamed into place once complete, so after a kill the folder holds a file's old or its new
-version, never a part (no fsync: a power cut is not covered). pyarrow's `LocalFileSystem` is C++
-and cannot be subclassed; `PyFileSystem` over fsspec's local filesystem is pyarrow's documented
-way to change one operation.
+version, never a part (no fsync: a power cut is not covered). A copy that fails or is dropped
+unclosed is deleted (a writer that closes a file it left short is not caught: Ray pickles
+before it writes). pyarrow's `LocalFileSystem` is C++ and cannot be subclassed; `PyFileSystem`
+over fsspec's local filesystem is pyarrow's documented way to change one operation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pyarrow
@@ -23,6 +27,8 @@ from fsspec.implementations.local import LocalFileSystem
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from automl.train.checkpoint import PARTIAL_SUFFIX
+
+_PARTIAL = re.compile(rf"\..+\.[0-9a-f]{{8}}{re.escape(PARTIAL_SUFFIX)}")
 
 
 class _ReplaceOnClose(io.BufferedWriter):
@@ -33,8 +39,9 @@ class _ReplaceOnClose(io.BufferedWriter):
         folder, name = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
         self._final, self._failed = path, False
-        self._partial = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        self._partial = os.path.join(folder, partial_name(name))
         super().__init__(io.FileIO(self._partial, "wb"))
+        self._opened = True
 
     def write(self, data: Any) -> int:
         try:
@@ -53,11 +60,14 @@ class _ReplaceOnClose(io.BufferedWriter):
             raise
         finally:
             if self._failed:
-                os.unlink(self._partial)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._partial)
             else:
                 os.replace(self._partial, self._final)
 
     def __del__(self) -> None:
+        if not getattr(self, "_opened", False):  # the partial file could not be made
+            return
         if not self.closed:  # never closed: the copy failed part way
             self._failed = True
         super().__del__()
@@ -66,6 +76,19 @@ class _ReplaceOnClose(io.BufferedWriter):
 class _WholeFileWrites(FSSpecHandler):
     def open_output_stream(self, path: str, metadata: Any) -> Any:
         return pyarrow.PythonFile(_ReplaceOnClose(path), mode="w")
+
+
+def partial_name(name: str) -> str:
+    """The hidden name a file is written under until it is complete."""
+    return f".{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
+
+
+def drop_partial_copies(folder: Path) -> None:
+    """Delete the partial files a kill left anywhere under `folder` (an experiment's, before
+    Ray restores it: no writer is alive)."""
+    for path in folder.rglob(f".*{PARTIAL_SUFFIX}"):
+        if _PARTIAL.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def whole_file_storage() -> PyFileSystem:

@@ -49,13 +49,13 @@ from automl.search.state import (
     remove_experiment,
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
+from automl.search.storage import drop_partial_copies
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
 from automl.search.summary import _count, best_epoch_scores, print_table
 from automl.search.tuner import ended_trials, new_tuner, restored_tuner, stopping_rules
 from automl.search.warm_start import warm_origin, warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
-from automl.train.checkpoint import PARTIAL_SUFFIX
 
 log = logging.getLogger("automl.sweep")
 
@@ -186,8 +186,7 @@ def _fit(
     state.save(plan.out_dir)
     if s.resume and tune.Tuner.can_restore(str(experiment_dir)):
         log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
-        for partial in experiment_dir.glob(f".*{PARTIAL_SUFFIX}"):  # copies the kill cut short
-            partial.unlink(missing_ok=True)
+        drop_partial_copies(experiment_dir)  # copies the kill cut short
         tuner = restored_tuner(
             experiment_dir, _trainable(plan, data, model_data), callback, rules[0]
         )

@@ -21,6 +21,7 @@ BEST_FILE = "best.safetensors"  # the best epoch's trainable parameters (what ex
 LAST_FILE = "last.safetensors"  # the latest epoch's (to resume)
 OPTIMIZER_FILE = "optimizer.pt"  # optimizer, scheduler, fp16 scaler and RNG states (to resume)
 PROGRESS_FILE = "progress.json"
+OUTCOME_FILE = "outcome.json"  # how the trial ended, once it has (`slim`)
 RESUME_ONLY = (LAST_FILE, OPTIMIZER_FILE)
 PARTIAL_SUFFIX = ".partial"  # a file being copied into Ray's storage (search/storage.py)
 
@@ -107,12 +108,21 @@ def load_best(model: nn.Module, folder: Path) -> Progress:
     return Progress(**json.loads((folder / PROGRESS_FILE).read_text()))
 
 
-def slim(folder: Path) -> None:
-    """Drop what only resuming needs: a finished trial keeps its best weights alone."""
+def slim(folder: Path, outcome: dict[str, str] | None = None) -> None:
+    """Drop what only resuming needs: a finished trial keeps its best weights alone, and
+    `outcome`, how it ended (for a resume, should Ray restart it: see `read_outcome`)."""
+    if outcome is not None:
+        (folder / OUTCOME_FILE).write_text(json.dumps(outcome))
     for name in RESUME_ONLY:
         (folder / name).unlink(missing_ok=True)
     for partial in folder.glob(f".*{PARTIAL_SUFFIX}"):  # a copy a kill cut short
         partial.unlink(missing_ok=True)
+
+
+def read_outcome(folder: Path) -> dict[str, str] | None:
+    """How the trial of a slimmed checkpoint ended ({"status", "reason"}), if recorded."""
+    path = folder / OUTCOME_FILE
+    return dict(json.loads(path.read_text())) if path.is_file() else None
 
 
 def is_slim(folder: Path) -> bool:

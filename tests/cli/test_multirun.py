@@ -38,7 +38,7 @@ def test_a_multirun_over_names_keeps_them(tmp_path: Path) -> None:
     assert planned_folders(tmp_path, "-m", "sweep.name=alpha,beta") == [
         str(out / "alpha"), str(out / "beta"),
     ]  # fmt: skip
-    assert planned_folders(tmp_path, "-m", "sweep.name=alpha,alpha") == [
+    assert planned_folders(tmp_path, "-m", "sweep.name=alpha,'alpha'") == [
         str(out / "alpha-0"), str(out / "alpha-1"),
     ]  # fmt: skip
     jobs = planned_folders(tmp_path, "-m", "sweep.name=alpha,beta", "data.max_examples=200,300")

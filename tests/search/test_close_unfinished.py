@@ -84,3 +84,26 @@ def test_pending_trials_get_no_record_and_failed_ones_fail(tmp_path: Path) -> No
     assert (callback.records["e"].status, callback.records["e"].reason) == (
         "failed", "RuntimeError: boom",
     )  # fmt: skip
+
+
+def test_a_trial_that_ended_keeps_how_it_ended(tmp_path: Path) -> None:
+    """The checkpoint records how its trial ended when it is slimmed: a failed trial, or one
+    the overfit rule pruned (the restored stopper may be older), stays so after a kill lost
+    its record, whether Ray leaves it ended or restarts it (it then ends at once)."""
+    from types import SimpleNamespace
+
+    failed = _checkpoint(tmp_path, "f", [0.5, 0.4], ended=False)
+    checkpoint.slim(Path(failed), {"status": "failed", "reason": "RuntimeError: boom"})
+    pruned = _checkpoint(tmp_path, "o", [0.5, 0.4], ended=False)
+    checkpoint.slim(Path(pruned), {"status": "pruned_overfit", "reason": "val_loss rose"})
+    callback = _callback()
+    callback.close_unfinished([_end("f", failed, epochs=2)], budget_s=300)
+    restarted = SimpleNamespace(
+        trial_id="o", config=dict(CONFIG), last_result={},
+        checkpoint=SimpleNamespace(path=pruned),
+    )  # fmt: skip
+    callback.on_trial_start(0, [], restarted)
+    callback.on_trial_complete(0, [], restarted)
+    assert [(r.status, r.reason, r.epochs_run) for r in callback.records.values()] == [
+        ("failed", "RuntimeError: boom", 2), ("pruned_overfit", "val_loss rose", 2),
+    ]  # fmt: skip

@@ -39,3 +39,16 @@ def test_a_copy_that_fails_part_way_leaves_the_old_file(tmp_path: Path) -> None:
     del stream  # dropped, as a failed copy drops it
     assert target.read_bytes() == b"old state"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_a_resume_drops_the_partial_copies_a_kill_left(tmp_path: Path) -> None:
+    from automl.search.storage import drop_partial_copies, partial_name
+
+    trial = tmp_path / "run_sweep_trial_a" / "checkpoint_000001"
+    trial.mkdir(parents=True)
+    left = [tmp_path / partial_name("experiment_state-1.json"), trial / partial_name("last.bin")]
+    kept = [tmp_path / ".notes.partial", trial / "best.safetensors"]  # not this module's
+    for path in left + kept:
+        path.write_bytes(b"x")
+    drop_partial_copies(tmp_path)
+    assert [p.exists() for p in left + kept] == [False, False, True, True]
