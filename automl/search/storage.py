@@ -18,7 +18,10 @@ import contextlib
 import io
 import os
 import re
+import shutil
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +38,10 @@ class _ReplaceOnClose(io.BufferedWriter):
     """A file written under a hidden name beside `path`, renamed to `path` when closed after
     every write went through; dropped unclosed or after a failed write, it is deleted."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, stored: Callable[[str], None] | None = None) -> None:
         folder, name = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
-        self._final, self._failed = path, False
+        self._final, self._failed, self._stored = path, False, stored
         self._partial = os.path.join(folder, partial_name(name))
         super().__init__(io.FileIO(self._partial, "wb"))
         self._opened = True
@@ -64,6 +67,8 @@ class _ReplaceOnClose(io.BufferedWriter):
                     os.unlink(self._partial)
             else:
                 os.replace(self._partial, self._final)
+                if self._stored is not None:
+                    self._stored(self._final)
 
     def __del__(self) -> None:
         if not getattr(self, "_opened", False):  # the partial file could not be made
@@ -75,7 +80,49 @@ class _ReplaceOnClose(io.BufferedWriter):
 
 class _WholeFileWrites(FSSpecHandler):
     def open_output_stream(self, path: str, metadata: Any) -> Any:
-        return pyarrow.PythonFile(_ReplaceOnClose(path), mode="w")
+        stored = _SUPERSEDED.state_stored if _STATE.fullmatch(os.path.basename(path)) else None
+        return pyarrow.PythonFile(_ReplaceOnClose(path, stored), mode="w")
+
+    def delete_dir(self, path: str) -> None:
+        if _CHECKPOINT.fullmatch(os.path.basename(path.rstrip("/"))):
+            _SUPERSEDED.add(path)  # Ray let go of it: a newer checkpoint of its trial came
+        else:
+            super().delete_dir(path)
+
+
+class _Superseded:
+    """Checkpoint folders Ray has let go of, deleted once a stored experiment state no longer
+    names them. Ray deletes a trial's older checkpoint the moment a newer one arrives, but
+    stores the state that names the newer one a little later: a kill in between left the
+    stored state naming a deleted folder, and Ray then refused to restore that trial ("does not
+    exist on storage anymore"). The state names a checkpoint by its path, in plain text or in
+    a hex-encoded pickle. (Folders let go of by a killed driver stay: a later state may name
+    them, and the sweep's own clean-up of checkpoints does not see them.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._folders: set[str] = set()
+
+    def add(self, path: str) -> None:
+        with self._lock:
+            self._folders.add(path)
+
+    def state_stored(self, state_file: str) -> None:
+        with self._lock:
+            folders = set(self._folders)
+        if not folders:
+            return
+        text = Path(state_file).read_text(errors="replace")
+        named = {f for f in folders if f in text or f.encode().hex() in text}
+        for folder in folders - named:
+            shutil.rmtree(folder, ignore_errors=True)
+        with self._lock:
+            self._folders -= folders - named
+
+
+_SUPERSEDED = _Superseded()  # one per process: Ray's driver deletes and stores through it
+_STATE = re.compile(r"experiment_state-.+\.json")
+_CHECKPOINT = re.compile(r"checkpoint_\d+")
 
 
 def partial_name(name: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -187,7 +186,8 @@ def test_resume_keeps_trials_that_rays_saved_state_missed(tmp_path: Path) -> Non
     files, at intervals: a kill can leave a trial that had ended saved as running, and records
     older than the trials, or none. (Seen in CI: a resumed sweep of 3 trials summed up 1.)
     The ended trial, restarted by Ray from its slimmed checkpoint, must end at once, and its
-    record is rebuilt from the checkpoint."""
+    record is rebuilt from the checkpoint. The state may also name the checkpoint before the
+    latest (Ray stores it a little after deleting that one): it must still be there."""
     seen = run(tmp_path, "pruner=none", kill_at=KILL_POINTS[2][1])  # between trials
     ended = re.search(r"trial (\w+) completed:", seen)
     assert ended is not None, seen[-3000:]
@@ -196,7 +196,6 @@ def test_resume_keeps_trials_that_rays_saved_state_missed(tmp_path: Path) -> Non
     state = json.loads(saved.read_text())
     for entry in state["trial_data"]:  # as if Ray's last save came before the trial ended
         entry[0] = entry[0].replace('"status": "TERMINATED"', '"status": "RUNNING"')
-        _give_back_the_named_checkpoint(experiment, entry)
     saved.write_text(json.dumps(state))
     records = list(experiment.glob("callback-states-*.pkl"))
     assert records, sorted(p.name for p in experiment.iterdir())
@@ -213,20 +212,10 @@ def test_resume_keeps_trials_that_rays_saved_state_missed(tmp_path: Path) -> Non
     assert [h["epoch"] for h in row["history"]] == list(range(1, row["epochs_run"] + 1))
     assert row["best_value"] == max(h["val_accuracy"] for h in row["history"])
     assert row["checkpoint"] and row["wall_s"] > 0
-    assert f"trial {ended.group(1)} epoch" not in resumed  # it trained no further
-
-
-def _give_back_the_named_checkpoint(experiment: Path, entry: list) -> None:
-    """Ray's saved state may name the checkpoint before a trial's latest, which Ray deleted
-    when the latest came (the one kill window still open: Ray then refuses to restore the
-    trial, README "When things go wrong"); put the latest back under that name, so the test
-    is of the restart it is about."""
-    trial = json.loads(entry[0])
-    named = json.loads(entry[1])["last_result"].get("checkpoint_dir_name")
-    (folder,) = experiment.glob(f"run_sweep_trial_{trial['trial_id']}_*")
-    kept = sorted(folder.glob("checkpoint_*"))
-    if named and kept and not (folder / named).is_dir():
-        shutil.copytree(kept[-1], folder / named)
+    # it trained no further, or (Ray's state lagging a checkpoint behind) its last epochs again
+    again = [int(e) for e in re.findall(rf"trial {ended.group(1)} epoch (\d+)/", resumed)]
+    assert again == list(range(row["epochs_run"] - len(again) + 1, row["epochs_run"] + 1))
+    assert "failed" not in {r["status"] for r in summary["trials"]}
 
 
 def test_ctrl_c_stops_the_sweep_resumably_and_resume_continues_its_trials(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.fs
@@ -52,3 +53,28 @@ def test_a_resume_drops_the_partial_copies_a_kill_left(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     drop_partial_copies(tmp_path)
     assert [p.exists() for p in left + kept] == [False, False, True, True]
+
+
+def test_a_checkpoint_ray_lets_go_of_stays_while_the_stored_state_names_it(
+    tmp_path: Path,
+) -> None:
+    """Ray deletes a trial's older checkpoint when a newer one comes, but stores the state that
+    names the newer one later: a kill in between left a state naming a deleted folder."""
+    import pickle
+
+    fs = whole_file_storage()
+    older = tmp_path / "run_sweep_trial_a" / "checkpoint_000001"
+    older.mkdir(parents=True)
+    other = tmp_path / "not_a_checkpoint"
+    other.mkdir()
+    fs.delete_dir(str(other))
+    assert not other.exists()  # deleted at once
+    fs.delete_dir(str(older))
+    assert older.is_dir()
+    state = str(tmp_path / "experiment_state-1.json")
+    with fs.open_output_stream(state) as f:  # Ray's state pickles the path, hex-encoded
+        f.write(json.dumps({"manager": pickle.dumps(str(older)).hex()}).encode())
+    assert older.is_dir()  # the stored state still names it
+    with fs.open_output_stream(state) as f:
+        f.write(json.dumps({"manager": "checkpoint_000002"}).encode())
+    assert not older.exists()
