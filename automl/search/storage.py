@@ -15,6 +15,7 @@ over fsspec's local filesystem is pyarrow's documented way to change one operati
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import re
@@ -105,11 +106,17 @@ class _Superseded:
 
     def add(self, path: str) -> None:
         with self._lock:
-            self._folders.add(path)
+            self._folders.add(path.rstrip("/"))
 
     def state_stored(self, state_file: str) -> None:
-        with self._lock:
-            folders = set(self._folders)
+        """Ray restores from the newest state file (by name); a resumed run uploads the older
+        sessions' files again, which say nothing of its checkpoints."""
+        experiment = os.path.dirname(state_file)
+        stored = glob.glob(os.path.join(glob.escape(experiment), _STATE_GLOB))
+        if os.path.basename(state_file) != max(map(os.path.basename, stored), default=None):
+            return
+        with self._lock:  # only this experiment's (one process may run several)
+            folders = {f for f in self._folders if f.startswith(experiment + os.sep)}
         if not folders:
             return
         text = Path(state_file).read_text(errors="replace")
@@ -121,6 +128,7 @@ class _Superseded:
 
 
 _SUPERSEDED = _Superseded()  # one per process: Ray's driver deletes and stores through it
+_STATE_GLOB = "experiment_state-*.json"
 _STATE = re.compile(r"experiment_state-.+\.json")
 _CHECKPOINT = re.compile(r"checkpoint_\d+")
 

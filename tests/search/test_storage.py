@@ -71,10 +71,16 @@ def test_a_checkpoint_ray_lets_go_of_stays_while_the_stored_state_names_it(
     assert not other.exists()  # deleted at once
     fs.delete_dir(str(older))
     assert older.is_dir()
-    state = str(tmp_path / "experiment_state-1.json")
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-other" / "run_b" / "checkpoint_000001"
+    elsewhere.mkdir(parents=True)
+    fs.delete_dir(str(elsewhere))  # another experiment's, in the same process
+    state = str(tmp_path / "experiment_state-2.json")
     with fs.open_output_stream(state) as f:  # Ray's state pickles the path, hex-encoded
         f.write(json.dumps({"manager": pickle.dumps(str(older)).hex()}).encode())
     assert older.is_dir()  # the stored state still names it
+    with fs.open_output_stream(str(tmp_path / "experiment_state-1.json")) as f:
+        f.write(b"{}")  # an earlier session's file, uploaded again by a resumed run
+    assert older.is_dir()  # Ray restores from the newest file, which names it
     with fs.open_output_stream(state) as f:
         f.write(json.dumps({"manager": "checkpoint_000002"}).encode())
-    assert not older.exists()
+    assert not older.exists() and elsewhere.is_dir()
