@@ -160,14 +160,9 @@ class SweepCallback(Callback):
         if record.status != "running":  # ended before a kill; Ray restarted it to close it
             return
         record.checkpoint = _checkpoint_path(trial)
+        # it had ended before a kill lost its record: its checkpoint says how
         ended = checkpoint.read_outcome(Path(record.checkpoint)) if record.checkpoint else None
-        if ended is not None:  # so did its record, but a kill lost that: it ended as it said
-            record.status, record.reason = ended["status"], ended["reason"]
-        else:
-            overfit = self.stopper.reason(trial.trial_id) if self.stopper else None
-            record.status, record.reason = final_status(
-                record.epochs_run, self._planned_epochs(record), overfit
-            )
+        record.status, record.reason = self._end_status(record, ended)
         self._finish(record)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -210,13 +205,8 @@ class SweepCallback(Callback):
                 record.checkpoint = str(folder)
             if end.error:
                 record.status, record.reason = "failed", end.error
-            elif outcome is not None:
-                record.status, record.reason = outcome["status"], outcome["reason"]
-            elif ended_before:  # slimmed by a version that did not record the outcome
-                overfit = self.stopper.reason(record.trial_id) if self.stopper else None
-                record.status, record.reason = final_status(
-                    record.epochs_run, self._planned_epochs(record), overfit
-                )
+            elif outcome is not None or ended_before:  # (slimmed without an outcome: older)
+                record.status, record.reason = self._end_status(record, outcome)
             else:
                 continue  # Ray stopped it unfinished (the time budget): below
             self._finish(record, ran_s=float(end.metrics.get("time_total_s", 0.0)))
@@ -274,6 +264,14 @@ class SweepCallback(Callback):
         if self.tracker is not None:
             self.tracker.child(trial_id, params, {"origin": record.origin})
         return record
+
+    def _end_status(self, record: TrialRecord, outcome: dict[str, str] | None) -> tuple[str, str]:
+        """(status, reason) of a trial that ended without error: as its checkpoint recorded,
+        or judged from its epochs and the overfit stopper."""
+        if outcome is not None:
+            return outcome["status"], outcome["reason"]
+        overfit = self.stopper.reason(record.trial_id) if self.stopper else None
+        return final_status(record.epochs_run, self._planned_epochs(record), overfit)
 
     def _planned_epochs(self, record: TrialRecord) -> int:
         return int(record.params.get("train.epochs", self.default_epochs))
