@@ -8,6 +8,11 @@ import sys
 import warnings
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 epoch``, ``3 epochs``: a count with its noun, for messages people read."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def setup_logging(debug: bool = False) -> None:
     """Progress goes to stderr so stdout stays machine-readable (the final JSON line)."""
     logging.basicConfig(

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from automl.config.schema import Config, ConfigError
+from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.values import validate
 
 
@@ -24,6 +24,8 @@ def to_config(cfg: DictConfig | Config) -> Config:
             obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), cfg))
         assert isinstance(obj, Config)
         conf = obj
+    if conf.sweep.mode == "auto":
+        conf.sweep.mode = metric_mode(conf.sweep.metric)
     validate(conf)
     return conf
 

@@ -161,6 +161,14 @@ class PathsConfig:
     storage_shared: bool = False
 
 
+MINIMISED_METRICS = ("val_loss",)
+
+
+def metric_mode(metric: str) -> str:
+    """The direction a metric improves in: `min` for a loss, `max` for accuracy-like scores."""
+    return "min" if metric in MINIMISED_METRICS else "max"
+
+
 @dataclass
 class SweepConfig:
     name: str = "default"
@@ -168,7 +176,9 @@ class SweepConfig:
     max_concurrent: int = 1
     time_budget_s: float | None = None
     metric: str = "val_accuracy"
-    mode: str = "max"
+    # max | min | auto: `min` for a loss, `max` for the scores; `to_config` settles auto, so
+    # `sweep.metric=val_loss` alone minimises it (a fixed `max` exported the worst trial)
+    mode: str = "auto"
     resume: bool = False
     dry_run: bool = False
     max_failures: int = 1

@@ -15,6 +15,7 @@ from automl.config.schema import (
     ResourcesConfig,
     SweepConfig,
     TrainConfig,
+    metric_mode,
 )
 
 
@@ -36,7 +37,7 @@ CHOICES = {
     "train.bucket_edges": ("auto", "pow2", "fine"),
     "train.class_weights": ("none", "sqrt", "balanced"),
     "train.sampling": ("natural", "sqrt", "balanced"),
-    "sweep.mode": ("max", "min"),
+    "sweep.mode": ("max", "min", "auto"),  # auto is settled from the metric in to_config
     "sweep.export_rule": ("best", "smallest_within"),
     "sweep.second_objective": ("none", "trainable_params"),
     "sampler.name": ("tpe", "random", "cmaes", "gp", "qmc"),
@@ -173,6 +174,13 @@ def _check_sweep(s: SweepConfig) -> None:
         s.metric in OBJECTIVES,
         "sweep.metric",
         f"{s.metric!r} is not one of {', '.join(OBJECTIVES)}",
+    )
+    right = metric_mode(s.metric)
+    _check(
+        s.mode == right,
+        "sweep.mode",
+        f"{s.mode} would pick the {'highest' if s.mode == 'max' else 'lowest'} {s.metric}; "
+        f"use {right}, or leave sweep.mode out (auto)",
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,9 @@ Rows = tuple[list[str], list[Any], str]  # texts, raw labels, where they came fr
 # libyaml's parser where PyYAML was built with it: the same documents, ~12x faster on the corpus
 # (0.03 s against 0.36 s here), which every sweep reads twice (training, then MLflow's datasets)
 _YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Below this many rows, classes of one example are left to the split's own "too few" message.
+SINGLETON_CHECK_MIN_ROWS = 10
+_UNREAD_SPLITS_NAMED: set[str] = set()  # warnings already given in this process
 
 
 def load_task_data(cfg: DataConfig) -> TaskData:
@@ -62,6 +66,7 @@ def _assemble(
     labels = [index[str(x)] for x in raw_labels]
     if len(set(labels)) < 2:
         raise DataError(f"{where}: only one class ({label_names[labels[0]]!r}); need at least two")
+    _refuse_labels_without_classes(raw_labels, cfg.label_column, where)
     if cfg.max_examples is not None and cfg.max_examples < len(texts):
         keep = stratified_sample(labels, cfg.max_examples, rng)
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
@@ -88,6 +93,26 @@ def _assemble(
     return TaskData(train, val, label_names, where, test)
 
 
+def _refuse_labels_without_classes(raw_labels: Sequence[Any], column: str, where: str) -> None:
+    """Most rows alone in their class: an id or a score column, not classes to learn. Said
+    here in one line; split and training would otherwise fail on it in a puzzling way."""
+    counts = Counter(str(x) for x in raw_labels)
+    alone = sum(1 for n in counts.values() if n == 1)
+    if len(raw_labels) < SINGLETON_CHECK_MIN_ROWS or alone * 2 <= len(raw_labels):
+        return
+    numbers = [x for x in counts if _is_number(x) and not _is_int(x)]
+    problem = (
+        f"values such as {numbers[0]} look like a score to regress; this tool trains"
+        " classifiers, so bin them into classes first"
+        if len(numbers) * 2 > len(counts)
+        else "is it the label column?"
+    )
+    raise DataError(
+        f"{where}: column {column!r} has {len(counts)} distinct values in {len(raw_labels)} rows,"
+        f" {alone} of them alone in their class: {problem}"
+    )
+
+
 def _encoded(rows: Rows, index: dict[str, int]) -> LabeledTexts:
     """A separate validation or test set, labelled with the training data's ids."""
     texts, raw, where = rows
@@ -108,6 +133,14 @@ def _label_names(raw_labels: Sequence[Any]) -> list[str]:
 def _is_int(value: str) -> bool:
     try:
         int(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
     except ValueError:
         return False
     return True
@@ -280,10 +313,13 @@ def _name_unread_splits(cfg: DataConfig, splits: list[str]) -> None:
         cut.append(("validation", "hf_val_split"))
     if not cfg.hf_test_split and cfg.test_fraction:
         cut.append(("test", "hf_test_split"))
-    if unread and cut:
-        log.warning(
-            "%s: its split %s is not read; %s %s cut from %r (set data.%s to read one)",
-            cfg.hf_name, ", ".join(map(repr, unread)), " and ".join(n for n, _ in cut),
-            "is" if len(cut) == 1 else "are", cfg.hf_train_split,
-            " or data.".join(key for _, key in cut),
-        )  # fmt: skip
+    if not (unread and cut):
+        return
+    message = "{}: its split {} is not read; {} {} cut from {!r} (set data.{} to read one)".format(
+        cfg.hf_name, ", ".join(map(repr, unread)), " and ".join(n for n, _ in cut),
+        "is" if len(cut) == 1 else "are", cfg.hf_train_split,
+        " or data.".join(key for _, key in cut),
+    )  # fmt: skip
+    if message not in _UNREAD_SPLITS_NAMED:  # the driver loads the data again for MLflow
+        _UNREAD_SPLITS_NAMED.add(message)
+        log.warning("%s", message)

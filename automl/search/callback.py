@@ -16,6 +16,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from automl.console import counted
 from automl.search.stop import FitStop, forward_to_ray
 from automl.search.stopping import OverfitStopper
 from automl.search.trial import overrides_from_trial
@@ -218,7 +219,7 @@ class SweepCallback(Callback):
                 record.reason = f"time budget {budget_s:g} s ran out at epoch {record.epochs_run}"
             else:
                 record.status = "stopped"
-                record.reason = f"the sweep ended after {record.epochs_run} epochs"
+                record.reason = f"the sweep ended after {counted(record.epochs_run, 'epoch')}"
             self._finish(record)
 
     # Ray saves this with the experiment, so a resumed sweep keeps the records of ended trials
@@ -294,10 +295,10 @@ class SweepCallback(Callback):
             )
         record.wall_s = round(max(time.time() - record.started - record.paused_s, ran_s), 2)
         log.info(
-            "trial %s %s: best %s %s at epoch %d, %d epochs, %.1f s%s",
+            "trial %s %s: best %s %s at epoch %d, %s, %.1f s%s",
             record.trial_id, record.status, self.metric,
             f"{record.best_value:.4f}" if record.best_value is not None else "-",
-            record.best_epoch, record.epochs_run, record.wall_s,
+            record.best_epoch, counted(record.epochs_run, "epoch"), record.wall_s,
             f" ({record.reason})" if record.reason else "",
         )  # fmt: skip
         if self.tracker is None:

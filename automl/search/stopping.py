@@ -24,6 +24,8 @@ from typing import Any
 from ray.tune import Stopper
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
+from automl.console import counted
+
 PRUNERS = ("overfit", "asha", "overfit_asha", "none")
 SIGNALS = ("metric", "val_loss", "both")
 
@@ -75,9 +77,17 @@ def _value(result: Mapping[str, Any], key: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float, digits: int = 2) -> str:
     # Two decimals read well for accuracies and losses; tiny losses would all print as 0.00.
-    return f"{x:.2f}" if x == 0 or abs(x) >= 0.01 else f"{x:.2g}"
+    return f"{x:.{digits}f}" if x == 0 or abs(x) >= 0.01 else f"{x:.{digits}g}"
+
+
+def _change(before: float, after: float) -> str:
+    """``before -> after`` with the digits that tell them apart (not ``1.10 -> 1.10``)."""
+    for digits in range(2, 6):
+        if _fmt(before, digits) != _fmt(after, digits):
+            break
+    return f"{_fmt(before, digits)} -> {_fmt(after, digits)}"
 
 
 def _epoch(history: Sequence[Mapping[str, Any]], i: int) -> int:
@@ -158,8 +168,9 @@ def _patience_reason(
         start = _best_index(val_loss, "min", rule.min_delta)
         if start is None or val_loss[-1] is None:
             return None
+        since = counted(n - 1 - start, "epoch")
         what = (
-            f"{rule.val_loss_key} has not gone below its lowest for {n - 1 - start} epochs "
+            f"{rule.val_loss_key} has not gone below its lowest for {since} "
             f"({_fmt(val_loss[start] or 0.0)} at epoch {_epoch(history, start)}, "
             f"now {_fmt(val_loss[-1])})"
         )
@@ -168,14 +179,14 @@ def _patience_reason(
         if metrics[-1] is None:
             return None
         what = (
-            f"{rule.metric} has not improved for {n - 1 - start} epochs "
+            f"{rule.metric} has not improved for {counted(n - 1 - start, 'epoch')} "
             f"(best {_fmt(metrics[best] or 0.0)} at epoch {_epoch(history, best)})"
         )
         if rule.signal == "both":
             loss_best, loss_now = val_loss[best], val_loss[-1]
             if loss_best is None or loss_now is None or not loss_now > loss_best:
                 return None
-            what += f" and {rule.val_loss_key} rose {_fmt(loss_best)} -> {_fmt(loss_now)}"
+            what += f" and {rule.val_loss_key} rose {_change(loss_best, loss_now)}"
     train_start, train_now = train[start], train[-1]
     if (
         n - 1 - start < rule.patience
@@ -184,7 +195,7 @@ def _patience_reason(
         or not _kept_falling(train[start:])
     ):
         return None
-    return f"{what} while {rule.train_loss_key} fell {_fmt(train_start)} -> {_fmt(train_now)}"
+    return f"{what} while {rule.train_loss_key} fell {_change(train_start, train_now)}"
 
 
 class OverfitStopper(Stopper):

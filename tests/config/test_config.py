@@ -197,10 +197,25 @@ BAD_VALUES = [
     ("sweep.second_objective=latency", "sweep.second_objective"),
     ("sweep.time_budget_s=0", "sweep.time_budget_s"),
     ("sweep.metric=f1", "sweep.metric"),
+    ("sweep.mode=up", "sweep.mode"),
     ("pruner.grace_period=-1", "pruner.grace_period"),
     ("pruner.patience=0", "pruner.patience"),
     ("pruner.asha_reduction_factor=1", "pruner.asha_reduction_factor"),
 ]
+
+
+def test_the_mode_follows_the_metric_and_a_contrary_one_is_refused() -> None:
+    """`sweep.metric=val_loss` alone once kept mode `max`, and the sweep exported the trial
+    with the highest validation loss."""
+    assert compose_cfg("sweep.metric=val_loss").sweep.mode == "min"
+    assert compose_cfg("sweep.metric=val_f1").sweep.mode == "max"
+    assert compose_cfg().sweep.mode == "max"
+    assert compose_cfg("sweep.metric=val_loss", "sweep.mode=min").sweep.mode == "min"
+    with pytest.raises(ConfigError, match=r"^config: sweep.mode: max would pick the highest "
+                       r"val_loss; use min, or leave sweep.mode out \(auto\)$"):  # fmt: skip
+        compose_cfg("sweep.metric=val_loss", "sweep.mode=max")
+    with pytest.raises(ConfigError, match="sweep.mode: min would pick the lowest val_accuracy"):
+        compose_cfg("sweep.mode=min")
 
 
 def test_length_groups_must_divide_a_set_batch_size() -> None:

@@ -362,10 +362,15 @@ def test_hf_test_split_is_read_not_split_off(hf_dir: Path) -> None:
     assert Counter(task.val.labels) == {0: 4, 1: 4, 2: 4}
 
 
-def test_a_split_left_unread_is_named(hf_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """The dict's own `test` split, unread while the test split is cut from train: a warning;
-    read (as validation or test): none."""
+def test_a_split_left_unread_is_named(
+    hf_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dict's own `test` split, unread while the test split is cut from train: a warning,
+    once a process (the driver loads the data again for MLflow); read (as validation or
+    test): none."""
+    monkeypatch.setattr("automl.data.load._UNREAD_SPLITS_NAMED", set())
     with caplog.at_level("WARNING", logger="automl.data.load"):
+        load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict")))
         load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict")))
     warned = [r.getMessage() for r in caplog.records]
     assert warned == [
@@ -456,6 +461,20 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
     ),
     ("empty-text", "e.csv", "text,label\nhi,a\n  ,b\nho,a\n", {}, ["row 2", "empty text"]),
     ("missing-label", "m.csv", "text,label\nhi,a\nho,\n", {}, ["row 2", "missing label"]),
+    (
+        "score-column",
+        "scores.csv",
+        "text,label\n" + "".join(f"row {i},{i / 7:.3f}\n" for i in range(20)),
+        {},
+        ["column 'label' has 20 distinct values in 20 rows", "0.000", "bin them into classes"],
+    ),
+    (
+        "id-column",
+        "ids.csv",
+        "text,label,id\n" + "".join(f"row {i},{'ab'[i % 2]},r{i}\n" for i in range(20)),
+        {"label_column": "id"},
+        ["column 'id' has 20 distinct values", "20 of them alone", "is it the label column?"],
+    ),
     ("too-few-to-split", "few.csv", "text,label\nhi,a\nho,b\n", {}, ["too few examples (2)"]),
     ("bad-json", "bad.jsonl", GOOD_JSONL + '{"text": "x", \n', {}, ["line 21", "not valid JSON"]),
     ("json-not-object", "list.jsonl", "[1, 2]\n", {}, ["line 1", "expected a JSON object"]),

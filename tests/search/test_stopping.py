@@ -225,7 +225,7 @@ def test_patience_reason_names_metric_best_epoch_and_train_loss() -> None:
 def test_val_loss_reason_names_lowest_loss_and_train_loss() -> None:
     results = _results([0.6, 0.7, 0.8, 0.82], FALLING[:4], [1.0, 0.8, 0.7, 0.75])
     assert overfit_reason(results, OverfitRule(patience=1, signal="val_loss")) == (
-        "val_loss has not gone below its lowest for 1 epochs (0.70 at epoch 3, now 0.75) "
+        "val_loss has not gone below its lowest for 1 epoch (0.70 at epoch 3, now 0.75) "
         "while train_loss fell 0.52 -> 0.40"
     )
 
@@ -233,8 +233,17 @@ def test_val_loss_reason_names_lowest_loss_and_train_loss() -> None:
 def test_both_reason_names_the_metric_and_the_loss_rise() -> None:
     results = _results([0.6, 0.7, 0.8, 0.8], FALLING[:4], [1.0, 0.8, 0.7, 0.9])
     assert overfit_reason(results, OverfitRule(patience=1, signal="both")) == (
-        "val_accuracy has not improved for 1 epochs (best 0.80 at epoch 3) "
+        "val_accuracy has not improved for 1 epoch (best 0.80 at epoch 3) "
         "and val_loss rose 0.70 -> 0.90 while train_loss fell 0.52 -> 0.40"
+    )
+
+
+def test_reason_gives_the_digits_that_tell_two_losses_apart() -> None:
+    """A rise from 1.1002 to 1.1013 read "rose 1.10 -> 1.10"."""
+    results = _results([0.3, 0.35, 0.35], [1.1048, 1.1084, 1.1040], [1.1034, 1.1002, 1.1013])
+    assert overfit_reason(results, OverfitRule(patience=1, signal="both")) == (
+        "val_accuracy has not improved for 1 epoch (best 0.35 at epoch 2) "
+        "and val_loss rose 1.100 -> 1.101 while train_loss fell 1.11 -> 1.10"
     )
 
 
