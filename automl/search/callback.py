@@ -214,7 +214,9 @@ class SweepCallback(Callback):
         for record in self.records.values():
             if record.status != "running":
                 continue
-            if budget_s:
+            if record.epochs_run >= self._planned_epochs(record):  # its last epoch was in
+                record.status, record.reason = "completed", ""
+            elif budget_s:
                 record.status = "stopped_budget"
                 record.reason = f"time budget {budget_s:g} s ran out at epoch {record.epochs_run}"
             else:

@@ -75,6 +75,19 @@ def test_a_trial_the_budget_stopped_is_not_taken_for_one_that_ended(tmp_path: Pa
     assert checkpoint.is_slim(Path(folder))  # only its best weights kept
 
 
+def test_a_trial_whose_last_epoch_was_in_when_the_budget_ran_out_completed(
+    tmp_path: Path,
+) -> None:
+    """All 3 planned epochs reported, the trial's own end not yet: it is `completed`, not
+    `stopped_budget` (it lost nothing to the budget)."""
+    callback = _callback()
+    callback.set_state({"records": [asdict(TrialRecord("d", dict(CONFIG)))]})
+    folder = _checkpoint(tmp_path, "d", [0.4, 0.6, 0.5], ended=False)
+    callback.close_unfinished([_end("d", folder, epochs=3)], budget_s=300)
+    record = callback.records["d"]
+    assert (record.status, record.reason, record.epochs_run) == ("completed", "", 3)
+
+
 def test_pending_trials_get_no_record_and_failed_ones_fail(tmp_path: Path) -> None:
     callback = _callback()
     folder = _checkpoint(tmp_path, "e", [0.3], ended=False)
