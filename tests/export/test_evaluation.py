@@ -56,6 +56,10 @@ def test_a_class_absent_from_the_test_split_has_zero_support() -> None:
     result = score(["food", "sports"], ["food", "food"], LABELS)
     assert [r["support"] for r in result["per_class"]] == [1, 1, 0]
     assert result["confusion_matrix"][2] == [0, 0, 0]
+    # macro-F1 over food (2/3) and sports (0), as on validation; weather, absent from both
+    # the truth and the predictions, does not count as an F1 of 0
+    assert result["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+    assert score(["food", "weather"], ["food", "weather"], LABELS)["macro_f1"] == 1.0
 
 
 @pytest.fixture(scope="module")
