@@ -8,6 +8,7 @@ head is always trainable.
 from __future__ import annotations
 
 import logging
+import re
 
 import torch
 from torch import nn
@@ -118,18 +119,58 @@ def apply_lora(model: nn.Module, peft_cfg: PeftConfig, depth: int, num_blocks: i
 
     rank = peft_cfg.lora_rank
     alpha = peft_cfg.lora_alpha if peft_cfg.lora_alpha is not None else 2 * rank
+    targets = list(peft_cfg.target_modules or []) or lora_targets(model)
     lora = LoraConfig(
         task_type=TaskType.SEQ_CLS,
         r=peft_cfg.lora_rank,
         lora_alpha=alpha,  # type: ignore[arg-type]  # peft accepts floats (scaling = alpha / r)
         lora_dropout=peft_cfg.lora_dropout,
-        target_modules=list(peft_cfg.target_modules) if peft_cfg.target_modules else None,
+        target_modules=targets,
         layers_to_transform=list(range(depth, num_blocks)) if depth else None,
     )
     try:
         return get_peft_model(model, lora)
     except ValueError as err:
         raise ModelError(f"peft.target_modules: {str(err).splitlines()[0]}") from None
+
+
+# Attention projections by the names architectures give them: query and value apart (BERT's
+# query/value, DistilBERT's q_lin/v_lin, MPNet's q/v, Llama's q_proj/v_proj), or fused
+# (ModernBERT's Wqkv, GPT-2's c_attn, GPT-NeoX's query_key_value).
+_QUERY_VALUE = re.compile(r"(q|v|query|value)(_?(proj|lin|linear))?", re.IGNORECASE)
+_FUSED_QKV = re.compile(r"w?qkv(_?proj)?|c_attn|query_key_value|in_proj", re.IGNORECASE)
+
+
+def lora_targets(model: nn.Module) -> list[str] | None:
+    """The modules LoRA adapts when `peft.target_modules` is unset: peft's own choice where it
+    has one for the architecture (query and value in BERT), else the block's query and value
+    projections found by name, as peft chooses them (DistilBERT, MPNet, ModernBERT have no
+    entry in peft's table, and peft refuses them). None of those names: one line listing the
+    block's linear layers, to choose from."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type in PEFT_DEFAULTS:
+        return None
+    _, blocks = find_blocks(model)
+    names = sorted(
+        {name.rsplit(".", 1)[-1] for name, m in blocks[0].named_modules() if _is_linear(m)}
+    )
+    chosen = [n for n in names if _QUERY_VALUE.fullmatch(n)] or [
+        n for n in names if _FUSED_QKV.fullmatch(n)
+    ]
+    if not chosen:
+        raise ModelError(
+            f"peft.target_modules: no query/value layers found in a {model_type} block; name "
+            f"the layers LoRA adapts (its linear layers: {', '.join(names) or 'none'})"
+        )
+    log.debug("LoRA on %s (peft has no default for %s)", ", ".join(chosen), model_type)
+    return chosen
+
+
+def _is_linear(module: nn.Module) -> bool:
+    # nn.Linear, and GPT-2's Conv1D (a linear layer with its weight transposed)
+    return isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

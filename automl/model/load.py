@@ -116,6 +116,9 @@ def num_blocks_of(model_config: Any) -> int:
     count = getattr(model_config, "num_hidden_layers", None)
     if not isinstance(count, int):
         raise ModelError(f"model: cannot tell the block count of a {type(model_config).__name__}")
+    groups = getattr(model_config, "num_hidden_groups", None)
+    if isinstance(groups, int) and 0 < groups < count:
+        return groups  # ALBERT: its layers share the weights of this many blocks
     return count
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from automl.config.resolve import to_config
 from automl.config.schema import CONF_DIR, Config, ModelConfig, PeftConfig
-from automl.model.build import apply_lora, build_model, find_blocks, freeze_bottom
+from automl.model.build import apply_lora, build_model, find_blocks, freeze_bottom, lora_targets
 from automl.model.load import (
     ModelError,
     check_model,
@@ -223,10 +223,56 @@ def test_lora_placement_on_other_architectures(build: Any, targets: list[str] | 
     _assert_lora_only_above(peft_model, blocks_name, 1, 3)
 
 
-def test_lora_without_known_targets_names_the_setting() -> None:
-    with pytest.raises(ModelError, match="^peft.target_modules: ") as err:
-        apply_lora(distilbert(2), PeftConfig(lora_rank=4), 0, 2)
-    assert "\n" not in str(err.value)
+def test_lora_finds_query_and_value_where_peft_has_no_default() -> None:
+    """peft's table lacks DistilBERT, ModernBERT, MPNet: it refused them without
+    `peft.target_modules`, so every LoRA trial of such a model failed."""
+    from transformers import AutoModelForSequenceClassification, ModernBertConfig, MPNetConfig
+
+    assert lora_targets(distilbert(2)) == ["q_lin", "v_lin"]
+    small = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
+             "num_attention_heads": 2, "intermediate_size": 64, "pad_token_id": 0}  # fmt: skip
+    mpnet = AutoModelForSequenceClassification.from_config(MPNetConfig(**small))
+    assert lora_targets(mpnet) == ["q", "v"]
+    modern = AutoModelForSequenceClassification.from_config(ModernBertConfig(**small))
+    assert lora_targets(modern) == ["Wqkv"]  # fused query-key-value
+    assert lora_targets(tiny("bert")[0]) is None  # peft's own choice (query, value)
+    model = apply_lora(distilbert(3), PeftConfig(lora_rank=4, frozen_layers=1), 1, 3)
+    _assert_lora_only_above(model, "distilbert.transformer.layer", 1, 3)
+    adapted = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters()
+               if "lora_A" in n}  # fmt: skip
+    assert adapted == {"q_lin", "v_lin"}
+
+
+class _Mixer(nn.Module):
+    """A model type peft does not know, whose blocks have no query or value layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"model_type": "mixer"})()
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({"mix": nn.Linear(4, 4), "out": nn.Linear(4, 4)}) for _ in range(2)
+        )
+
+
+def test_lora_without_query_or_value_layers_lists_the_linear_ones() -> None:
+    with pytest.raises(ModelError) as err:
+        apply_lora(_Mixer(), PeftConfig(lora_rank=4), 0, 2)
+    assert str(err.value) == (
+        "peft.target_modules: no query/value layers found in a mixer block; name the layers "
+        "LoRA adapts (its linear layers: mix, out)"
+    )
+
+
+def test_albert_counts_its_shared_blocks() -> None:
+    """ALBERT's 3 layers share one block's weights: one block to freeze, not three."""
+    from transformers import AlbertConfig, AutoModelForSequenceClassification
+
+    config = AlbertConfig(
+        vocab_size=100, embedding_size=16, hidden_size=32,
+        num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
+    )  # fmt: skip
+    _, blocks = find_blocks(AutoModelForSequenceClassification.from_config(config))
+    assert num_blocks_of(config) == len(blocks) == 1
 
 
 @pytest.mark.parametrize("arch", ARCHS)
