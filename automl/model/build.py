@@ -14,7 +14,14 @@ import torch
 from torch import nn
 
 from automl.config.schema import ModelConfig, PeftConfig
-from automl.model.load import ModelError, ModelInfo, _tiny_config, model_location
+from automl.model.load import (
+    ModelError,
+    ModelInfo,
+    _tiny_config,
+    display_name,
+    load_model_config,
+    model_location,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +173,35 @@ def lora_targets(model: nn.Module) -> list[str] | None:
         )
     log.debug("LoRA on %s (peft has no default for %s)", ", ".join(chosen), model_type)
     return chosen
+
+
+def check_lora_targets(cfg: ModelConfig, peft_cfg: PeftConfig) -> None:
+    """Before any compute: the layers LoRA would adapt exist in the model (built from its
+    config on the meta device: no weights read, no memory). Else every LoRA trial fails."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
+    from transformers import AutoModelForSequenceClassification
+
+    config = load_model_config(cfg)
+    if not peft_cfg.target_modules and config.model_type in PEFT_DEFAULTS:
+        return  # peft's own choice, no model to build
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(
+            config, trust_remote_code=cfg.trust_remote_code
+        )
+    if not peft_cfg.target_modules:
+        lora_targets(model)
+        return
+    _, blocks = find_blocks(model)
+    names = [name for name, _ in blocks.named_modules() if name]
+    missing = [
+        t for t in peft_cfg.target_modules if not any(n == t or n.endswith(f".{t}") for n in names)
+    ]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in blocks.named_modules() if _is_linear(m)})
+        raise ModelError(
+            f"peft.target_modules: {', '.join(missing)} not in the blocks of "
+            f"{display_name(cfg)} (their linear layers: {', '.join(linear)})"
+        )
 
 
 def _is_linear(module: nn.Module) -> bool:

@@ -25,6 +25,13 @@ class ModelInfo:
     total_params: int
 
 
+def display_name(cfg: ModelConfig) -> str:
+    """How the model is shown in plans, messages and MLflow params (no machine paths)."""
+    if cfg.source == "tiny":
+        return f"tiny-{cfg.tiny_arch}"
+    return cfg.name_or_path or cfg.package
+
+
 def model_location(cfg: ModelConfig) -> str:
     """The folder or hub id for `from_pretrained` (the tokenizer's, for tiny models)."""
     if cfg.source == "pretrained":

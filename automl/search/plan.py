@@ -17,8 +17,9 @@ from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
 from automl.config.space_params import MODEL_KEY
+from automl.model.build import check_lora_targets
 from automl.model.choices import model_config
-from automl.model.load import check_model, load_model_config, num_blocks_of
+from automl.model.load import check_model, display_name, load_model_config, num_blocks_of
 from automl.provenance import redact
 from automl.search.connect import check_reachable, connection_error
 from automl.search.identity import check_same_start, started_with
@@ -92,9 +93,7 @@ class SweepPlan:
 
 def model_name(conf: Config) -> str:
     """How the model is shown in plans and MLflow params."""
-    if conf.model.source == "tiny":
-        return f"tiny-{conf.model.tiny_arch}"
-    return conf.model.name_or_path or conf.model.package
+    return display_name(conf.model)
 
 
 def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
@@ -131,6 +130,11 @@ def plan_sweep(conf: Config) -> SweepPlan:
         blocks_of=lambda choice: _blocks(model_config(choice, base["model"])),
     )  # fmt: skip
     models = {choice: model_config(choice, base["model"]) for choice in space.models}
+    if conf.peft.lora_rank > 0 or (
+        "peft.lora_rank" in space.keys and space.max_value("peft.lora_rank") > 0
+    ):
+        for model in models.values() or [conf.model]:
+            check_lora_targets(model, conf.peft)
     check_sampler(conf.sampler)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:

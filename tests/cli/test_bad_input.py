@@ -171,6 +171,12 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         lambda t: [f"paths.storage={_under_a_file(t)}"],
         "paths.storage: cannot create",
     ),
+    (  # the smoke space samples LoRA ranks: every LoRA trial would fail on it
+        "lora-target-not-in-the-model",
+        lambda t: ["peft.target_modules=[query,q_lin]"],
+        "peft.target_modules: q_lin not in the blocks of tiny-bert (their linear layers: dense, "
+        "key, query, value)",
+    ),
     (
         "space-model-missing",
         lambda t: [

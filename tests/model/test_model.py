@@ -510,3 +510,18 @@ def test_a_half_precision_checkpoint_trains_in_float32(tmp_path: Path) -> None:
             PeftConfig(lora_rank=rank), ["a", "b"], pad_token_id=0,
         )  # fmt: skip
         assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+def test_lora_targets_are_checked_before_compute_only_where_a_trial_may_use_lora(
+    tmp_path: Path,
+) -> None:
+    from conftest import compose_sweep_config
+
+    from automl.search.plan import plan_sweep
+
+    space = tmp_path / "rate.yaml"
+    space.write_text("train.learning_rate: {type: float, low: 0.001, high: 0.01}\n")
+    given = ("experiment=smoke", "peft.target_modules=[nope]", f"search_space={space}")
+    plan_sweep(compose_sweep_config(tmp_path, *given, "peft.lora_rank=0"))  # nothing to adapt
+    with pytest.raises(ModelError, match="^peft.target_modules: nope not in the blocks of"):
+        plan_sweep(compose_sweep_config(tmp_path, *given, "peft.lora_rank=4"))
