@@ -68,6 +68,15 @@ def conflicting_labels(splits: Mapping[str, LabeledTexts]) -> int:
     return sum(len(v) > 1 for v in labels.values())
 
 
+def similar_label_names(names: Sequence[str]) -> list[list[str]]:
+    """Label names that differ only in case, spacing or punctuation (`Sport`, `sport `): most
+    likely one class typed two ways, which the model must then tell apart."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(normalise(name), []).append(name)
+    return [group for group in groups.values() if len(group) > 1]
+
+
 def truncation(lengths: Mapping[str, np.ndarray], max_length: int) -> dict[str, Any]:
     """Texts longer than `max_length` tokens (untruncated lengths): they lose their tail."""
     every = np.concatenate([np.asarray(v) for v in lengths.values()]) if lengths else np.zeros(0)
@@ -128,6 +137,7 @@ def assess(
             if name != "train"
         },
         "conflicting_labels": conflicting_labels(splits),
+        "similar_label_names": similar_label_names(task.label_names),
         "truncation": truncation(lengths, max_length),
         "classes": class_balance(splits, task.label_names, min_class_examples),
     }
@@ -158,13 +168,19 @@ def problems(report: Mapping[str, Any]) -> list[str]:
 
 
 def warnings(report: Mapping[str, Any]) -> list[str]:
-    """Worth knowing, not refused: duplicates in train, truncation, missing classes, imbalance."""
+    """Worth knowing, not refused: duplicates in train, conflicting or look-alike labels,
+    truncation, missing classes."""
     out = []
     dup = report["duplicates"]["train"]
     if dup["near"]:
         out.append(f"{dup['near']} duplicate texts in train ({dup['exact']} exact)")
     if report["conflicting_labels"]:
         out.append(f"{report['conflicting_labels']} texts carry more than one label")
+    for group in report.get("similar_label_names", []):  # absent from older reports
+        out.append(
+            "labels that differ only in case, spacing or punctuation: "
+            + " / ".join(repr(name) for name in group)
+        )
     trunc = report["truncation"]
     if trunc["count"]:
         out.append(

@@ -102,6 +102,18 @@ def test_leakage_duplicates_and_conflicts_are_counted() -> None:
     assert metrics(report)["dq_leakage_test"] == 1
 
 
+def test_label_names_that_differ_only_in_case_or_spacing_are_named() -> None:
+    rows = [(f"text {i}", i % 3) for i in range(30)]
+    task = _task(rows, rows[:9], names=("Sport", "sport ", "tech"))
+    report = assess(task, _lengths(task), max_length=16, min_class_examples=5)
+    assert report["similar_label_names"] == [["Sport", "sport "]]
+    assert (
+        "labels that differ only in case, spacing or punctuation: 'Sport' / 'sport '"
+        in report["warnings"]
+    )
+    assert assess(_clean_task(), _lengths(_clean_task()), 16, 5)["similar_label_names"] == []
+
+
 def test_empty_texts_truncation_and_small_classes() -> None:
     train = [(f"train text {i}", i % 2) for i in range(20)] + [("rare one", 2), ("rare two", 2)]
     val = [(f"val {i}", i % 2) for i in range(4)] + [("   ", 0)]
