@@ -11,8 +11,10 @@ from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.values import validate
 
 
-def to_config(cfg: DictConfig | Config) -> Config:
-    """Resolve a composed DictConfig into the typed dataclass tree (and validate values)."""
+def to_config(cfg: DictConfig | Config, recorded: bool = False) -> Config:
+    """Resolve a composed DictConfig into the typed dataclass tree (and validate values).
+    `recorded`: a config read back from a run's files, whose metric and mode were settled
+    when it ran (older versions let `sweep.mode=max` stand for val_loss)."""
     if isinstance(cfg, Config):
         conf = cfg
     else:
@@ -26,7 +28,7 @@ def to_config(cfg: DictConfig | Config) -> Config:
         conf = obj
     if conf.sweep.mode == "auto":
         conf.sweep.mode = metric_mode(conf.sweep.metric)
-    validate(conf)
+    validate(conf, recorded)
     return conf
 
 
@@ -59,7 +61,7 @@ def from_dict(data: dict[str, Any]) -> Config:
     """Inverse of `as_dict`: rebuild the typed config (e.g. inside a Ray worker)."""
     merged = OmegaConf.merge(OmegaConf.structured(Config), data)
     assert isinstance(merged, DictConfig)
-    return to_config(merged)
+    return to_config(merged, recorded=True)
 
 
 def leaf_values(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

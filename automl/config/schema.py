@@ -130,7 +130,7 @@ class PeftConfig:
     lora_rank: int = 8  # 0 = full fine-tuning of the unfrozen blocks
     lora_alpha: float | None = None  # None = 2 x rank
     lora_dropout: float = 0.1
-    target_modules: list[str] | None = None  # None = peft's default for the architecture
+    target_modules: list[str] | None = None  # None: peft's default, else query/value by name
     frozen_layers: int = 0  # embeddings + this many bottom transformer blocks stay frozen
 
 

@@ -108,12 +108,14 @@ class SearchSpace:
         names = {p.branch_name(b): p.key for p in self.params for b in p.branches}
         return {names.get(name, name): value for name, value in params.items()}
 
-    def max_value(self, key: str) -> Number:
-        """Largest value ``key`` can take over all branches (e.g. epochs -> ASHA's max_t)."""
+    def max_value(self, key: str, given: Mapping[str, Any] | None = None) -> Number:
+        """Largest value ``key`` can take over all branches (e.g. epochs -> ASHA's max_t), or
+        over those that can apply once the values in ``given`` are sampled (``{"model": m}``)."""
         param = self._param(key)
+        variants = param.variants() if given is None else param.possible_variants(given)
         if param.type != "categorical":
-            return max(_required(v.high) for v in param.variants())
-        numbers = [c for v in param.variants() for c in v.choices or () if _is_number(c)]
+            return max(_required(v.high) for v in variants)
+        numbers = [c for v in variants for c in v.choices or () if _is_number(c)]
         if not numbers:
             raise SearchSpaceError(f"{self.path}: {key}: has no numeric choices, so no maximum")
         return max(numbers)

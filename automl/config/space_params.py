@@ -110,6 +110,17 @@ class Param:
         """The base distribution and every branch's, for bounds that must hold in all of them."""
         return (self, *(self.overridden(b) for b in self.branches))
 
+    def possible_variants(self, given: Mapping[str, Any]) -> tuple[Param, ...]:
+        """The variants that can still apply once the values in ``given`` are sampled: branches
+        on other keys may, the first branch ``given`` matches does (and hides the base)."""
+        possible = []
+        for branch in self.branches:
+            if branch.cond_key not in given:
+                possible.append(self.overridden(branch))
+            elif branch.matches(given):
+                return (*possible, self.overridden(branch))
+        return (*possible, self)
+
     def distribution(self, sampled: Mapping[str, Any]) -> tuple[str, BaseDistribution]:
         """Optuna name and distribution, given the values sampled so far (first branch wins)."""
         for branch in self.branches:

@@ -46,7 +46,7 @@ CHOICES = {
 }
 
 
-def validate(conf: Config) -> None:
+def validate(conf: Config, recorded: bool = False) -> None:
     """Reject values the schema's types cannot catch, naming the key: one rule set a section."""
     _check_choices(conf)
     _check_model(conf.model)
@@ -54,7 +54,7 @@ def validate(conf: Config) -> None:
     _check_train(conf.train)
     _check_peft(conf.peft)
     _check_resources(conf.resources)
-    _check_sweep(conf.sweep)
+    _check_sweep(conf.sweep, recorded)
     _check_pruner(conf.pruner)
 
 
@@ -156,7 +156,7 @@ def _check_resources(r: ResourcesConfig) -> None:
         )
 
 
-def _check_sweep(s: SweepConfig) -> None:
+def _check_sweep(s: SweepConfig, recorded: bool) -> None:
     _check(
         bool(s.name) and "/" not in s.name,
         "sweep.name",
@@ -177,7 +177,7 @@ def _check_sweep(s: SweepConfig) -> None:
     )
     right = metric_mode(s.metric)
     _check(
-        s.mode == right,
+        recorded or s.mode == right,  # a recorded config (an export, a trial's) is read as is
         "sweep.mode",
         f"{s.mode} would pick the {'highest' if s.mode == 'max' else 'lowest'} {s.metric}; "
         f"use {right}, or leave sweep.mode out (auto)",

@@ -66,7 +66,9 @@ def _assemble(
     labels = [index[str(x)] for x in raw_labels]
     if len(set(labels)) < 2:
         raise DataError(f"{where}: only one class ({label_names[labels[0]]!r}); need at least two")
-    _refuse_labels_without_classes(raw_labels, cfg.label_column, where)
+    if names is None:  # a ClassLabel column holds classes by definition
+        cut = val_rows is None or (test_rows is None and cfg.test_fraction > 0)
+        _labels_without_classes(raw_labels, cfg.label_column, where, refuse=cut)
     if cfg.max_examples is not None and cfg.max_examples < len(texts):
         keep = stratified_sample(labels, cfg.max_examples, rng)
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
@@ -93,9 +95,12 @@ def _assemble(
     return TaskData(train, val, label_names, where, test)
 
 
-def _refuse_labels_without_classes(raw_labels: Sequence[Any], column: str, where: str) -> None:
-    """Most rows alone in their class: an id or a score column, not classes to learn. Said
-    here in one line; split and training would otherwise fail on it in a puzzling way."""
+def _labels_without_classes(
+    raw_labels: Sequence[Any], column: str, where: str, *, refuse: bool
+) -> None:
+    """Most rows alone in their class: an id or a score column, not classes to learn. Refused
+    in one line where a split is cut from this data (it would fail on it in a puzzling way),
+    a warning where validation and test come from their own files (few-shot data may)."""
     counts = Counter(str(x) for x in raw_labels)
     alone = sum(1 for n in counts.values() if n == 1)
     if len(raw_labels) < SINGLETON_CHECK_MIN_ROWS or alone * 2 <= len(raw_labels):
@@ -107,10 +112,13 @@ def _refuse_labels_without_classes(raw_labels: Sequence[Any], column: str, where
         if len(numbers) * 2 > len(counts)
         else "is it the label column?"
     )
-    raise DataError(
+    message = (
         f"{where}: column {column!r} has {len(counts)} distinct values in {len(raw_labels)} rows,"
         f" {alone} of them alone in their class: {problem}"
     )
+    if refuse:
+        raise DataError(message)
+    log.warning("%s", message)
 
 
 def _encoded(rows: Rows, index: dict[str, int]) -> LabeledTexts:

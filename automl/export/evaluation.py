@@ -106,12 +106,11 @@ def evaluate_export(
     evaluation["model"] = folder.name
     if seen_in_training is not None:
         keep = [i for i, seen in enumerate(seen_in_training) if not seen]
-        unseen = score([truth[i] for i in keep], [predicted[i] for i in keep], label_names)
-        evaluation["unseen"] = (
-            {k: unseen[k] for k in ("num_examples", "accuracy", "macro_f1", "balanced_accuracy")}
-            if keep
-            else {"num_examples": 0}
-        )
+        evaluation["unseen"] = {"num_examples": 0}  # every test text also in training
+        if keep:  # (sklearn refuses to score no texts)
+            unseen = score([truth[i] for i in keep], [predicted[i] for i in keep], label_names)
+            keys = ("num_examples", "accuracy", "macro_f1", "balanced_accuracy")
+            evaluation["unseen"] = {k: unseen[k] for k in keys}
     log.info(
         "test (held out, %d texts): accuracy %.4f, macro-F1 %.4f, balanced accuracy %.4f",
         evaluation["num_examples"], evaluation["accuracy"], evaluation["macro_f1"],

@@ -177,31 +177,45 @@ def lora_targets(model: nn.Module) -> list[str] | None:
 
 def check_lora_targets(cfg: ModelConfig, peft_cfg: PeftConfig) -> None:
     """Before any compute: the layers LoRA would adapt exist in the model (built from its
-    config on the meta device: no weights read, no memory). Else every LoRA trial fails."""
+    config on the meta device: no weights read, no memory). Else every LoRA trial fails.
+    A model that cannot be built that way (remote code that computes in its constructor) is
+    left to the trials, where apply_lora names the same problems."""
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
     from transformers import AutoModelForSequenceClassification
 
     config = load_model_config(cfg)
     if not peft_cfg.target_modules and config.model_type in PEFT_DEFAULTS:
         return  # peft's own choice, no model to build
-    with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(
-            config, trust_remote_code=cfg.trust_remote_code
-        )
+    try:
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(
+                config, trust_remote_code=cfg.trust_remote_code
+            )
+    except Exception as err:
+        log.debug("LoRA targets of %s not checked: %s", display_name(cfg), err)
+        return
     if not peft_cfg.target_modules:
         lora_targets(model)
         return
-    _, blocks = find_blocks(model)
-    names = [name for name, _ in blocks.named_modules() if name]
+    # peft's rule: a target names a module by its full name or a dotted suffix of it
+    adaptable = [name for name, m in model.named_modules() if _is_adaptable(m)]
     missing = [
-        t for t in peft_cfg.target_modules if not any(n == t or n.endswith(f".{t}") for n in names)
+        t
+        for t in peft_cfg.target_modules
+        if not any(n == t or n.endswith(f".{t}") for n in adaptable)
     ]
     if missing:
+        _, blocks = find_blocks(model)
         linear = sorted({n.rsplit(".", 1)[-1] for n, m in blocks.named_modules() if _is_linear(m)})
         raise ModelError(
-            f"peft.target_modules: {', '.join(missing)} not in the blocks of "
-            f"{display_name(cfg)} (their linear layers: {', '.join(linear)})"
+            f"peft.target_modules: {', '.join(missing)}: no such linear layer in "
+            f"{display_name(cfg)} (its blocks' linear layers: {', '.join(linear)})"
         )
+
+
+def _is_adaptable(module: nn.Module) -> bool:
+    """A layer LoRA can adapt: linear (and GPT-2's Conv1D), embedding, convolution."""
+    return _is_linear(module) or isinstance(module, nn.Embedding | nn.Conv1d | nn.Conv2d)
 
 
 def _is_linear(module: nn.Module) -> bool:

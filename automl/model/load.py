@@ -183,10 +183,48 @@ def _tiny_config(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_token_i
 
 def check_model(conf: Config) -> int:
     """Validate the model settings from its config alone (no weights); return its block count."""
-    blocks = num_blocks_of(load_model_config(conf.model))
+    config = load_model_config(conf.model)
+    check_max_length(conf.model, config)
+    blocks = num_blocks_of(config)
     if conf.peft.frozen_layers > blocks:
         raise ModelError(
             f"peft.frozen_layers: {conf.peft.frozen_layers} is more than "
             f"the model's {blocks} blocks"
         )
     return blocks
+
+
+# Models whose learned positions start after the padding id (RoBERTa's 514 positions take 512
+# tokens): the position of token i is pad_token_id + 1 + i.
+_POSITIONS_AFTER_PADDING = frozenset({
+    "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer",
+    "roberta-prelayernorm", "data2vec-text", "ibert", "mpnet",
+})  # fmt: skip
+
+
+def position_limit(model_config: Any) -> int | None:
+    """The most tokens a model's learned position embeddings take; None where positions are
+    rotary or relative only (no table to run off the end of)."""
+    if getattr(model_config, "rope_parameters", None) is not None or hasattr(
+        model_config, "rope_theta"
+    ):
+        return None
+    if getattr(model_config, "position_biased_input", True) is False:  # DeBERTa-v3
+        return None
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return None
+    if getattr(model_config, "model_type", None) in _POSITIONS_AFTER_PADDING:
+        limit -= 1 + int(getattr(model_config, "pad_token_id", None) or 0)
+    return limit
+
+
+def check_max_length(cfg: ModelConfig, model_config: Any) -> None:
+    """`model.max_length` past the model's position table fails in the first long batch of
+    every trial (a tensor size error): said here in one line, before any compute."""
+    limit = position_limit(model_config)
+    if limit is not None and cfg.max_length > limit:
+        raise ModelError(
+            f"model.max_length: {cfg.max_length} is more than {display_name(cfg)} takes "
+            f"({limit} tokens)"
+        )

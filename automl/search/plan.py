@@ -17,9 +17,16 @@ from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
 from automl.config.space_params import MODEL_KEY
+from automl.console import counted
 from automl.model.build import check_lora_targets
 from automl.model.choices import model_config
-from automl.model.load import check_model, display_name, load_model_config, num_blocks_of
+from automl.model.load import (
+    check_max_length,
+    check_model,
+    display_name,
+    load_model_config,
+    num_blocks_of,
+)
 from automl.provenance import redact
 from automl.search.connect import check_reachable, connection_error
 from automl.search.identity import check_same_start, started_with
@@ -87,7 +94,7 @@ class SweepPlan:
 
     def _models(self) -> str:
         if not self.models:
-            return f"{model_name(self.conf)} ({self.num_blocks} blocks)"
+            return f"{model_name(self.conf)} ({counted(self.num_blocks, 'block')})"
         return "searched over " + ", ".join(self.models)
 
 
@@ -130,10 +137,8 @@ def plan_sweep(conf: Config) -> SweepPlan:
         blocks_of=lambda choice: _blocks(model_config(choice, base["model"])),
     )  # fmt: skip
     models = {choice: model_config(choice, base["model"]) for choice in space.models}
-    if conf.peft.lora_rank > 0 or (
-        "peft.lora_rank" in space.keys and space.max_value("peft.lora_rank") > 0
-    ):
-        for model in models.values() or [conf.model]:
+    for choice, model in models.items() or [("", conf.model)]:
+        if _may_use_lora(space, conf, choice, model):
             check_lora_targets(model, conf.peft)
     check_sampler(conf.sampler)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
@@ -250,9 +255,23 @@ def _previous_state(out_dir: Path) -> SweepState:
         ) from None
 
 
+def _may_use_lora(space: SearchSpace, conf: Config, choice: str, model: ModelConfig) -> bool:
+    """Whether a trial of this model (a search-space choice, or "" for the config's) can get
+    LoRA adapters: a rank above 0 and a block left unfrozen (build_model skips LoRA else)."""
+    given = {MODEL_KEY: choice} if choice else {}
+    keys = space.keys
+    rank = space.max_value("peft.lora_rank", given) if "peft.lora_rank" in keys else None
+    if (conf.peft.lora_rank if rank is None else rank) <= 0:
+        return False
+    return "peft.frozen_layers" in keys or conf.peft.frozen_layers < _blocks(model)
+
+
 def _blocks(model: ModelConfig) -> int:
-    """A model choice's block count, from its config alone (a load failure is one line)."""
-    return num_blocks_of(load_model_config(model))
+    """A model choice's block count, from its config alone (a load failure is one line); its
+    max_length is checked on the way."""
+    config = load_model_config(model)
+    check_max_length(model, config)
+    return num_blocks_of(config)
 
 
 def _storage_path(storage: str) -> Path:

@@ -82,12 +82,16 @@ def _fmt(x: float, digits: int = 2) -> str:
     return f"{x:.{digits}f}" if x == 0 or abs(x) >= 0.01 else f"{x:.{digits}g}"
 
 
-def _change(before: float, after: float) -> str:
-    """``before -> after`` with the digits that tell them apart (not ``1.10 -> 1.10``)."""
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """Both numbers with the digits that tell them apart (not ``1.10 -> 1.10``)."""
     for digits in range(2, 6):
-        if _fmt(before, digits) != _fmt(after, digits):
+        if _fmt(a, digits) != _fmt(b, digits):
             break
-    return f"{_fmt(before, digits)} -> {_fmt(after, digits)}"
+    return _fmt(a, digits), _fmt(b, digits)
+
+
+def _change(before: float, after: float) -> str:
+    return " -> ".join(_apart(before, after))
 
 
 def _epoch(history: Sequence[Mapping[str, Any]], i: int) -> int:
@@ -169,10 +173,10 @@ def _patience_reason(
         if start is None or val_loss[-1] is None:
             return None
         since = counted(n - 1 - start, "epoch")
+        lowest, now = _apart(val_loss[start] or 0.0, val_loss[-1])
         what = (
             f"{rule.val_loss_key} has not gone below its lowest for {since} "
-            f"({_fmt(val_loss[start] or 0.0)} at epoch {_epoch(history, start)}, "
-            f"now {_fmt(val_loss[-1])})"
+            f"({lowest} at epoch {_epoch(history, start)}, now {now})"
         )
     else:
         start = best

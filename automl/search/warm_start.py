@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from automl.config.schema import Config, ConfigError
+from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.search_space import SearchSpace
 from automl.config.space_params import fit_value, same_value
 
@@ -81,13 +81,15 @@ def summary_path(ref: str, output_dir: str) -> Path:
 
 
 def top_trials(summary: dict[str, Any], k: int) -> list[dict[str, Any]]:
-    """The k best scored trials of a summary, by its own metric and mode."""
+    """The k best scored trials of a summary, by its own metric (in the direction it improves:
+    a summary of an older version may record `max` for val_loss)."""
     rows = [
         r
         for r in summary.get("trials", [])
         if isinstance(r.get("best_value"), int | float) and r.get("status") != "failed"
     ]
-    return sorted(rows, key=lambda r: r["best_value"], reverse=summary.get("mode") != "min")[:k]
+    highest_first = metric_mode(summary.get("metric", "")) == "max"
+    return sorted(rows, key=lambda r: r["best_value"], reverse=highest_first)[:k]
 
 
 def load_warm_start(conf: Config, space: SearchSpace) -> WarmStart | None:

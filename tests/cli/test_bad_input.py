@@ -173,9 +173,9 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ),
     (  # the smoke space samples LoRA ranks: every LoRA trial would fail on it
         "lora-target-not-in-the-model",
-        lambda t: ["peft.target_modules=[query,q_lin]"],
-        "peft.target_modules: q_lin not in the blocks of tiny-bert (their linear layers: dense, "
-        "key, query, value)",
+        lambda t: ["peft.target_modules=[query,q_lin,attention]"],
+        "peft.target_modules: q_lin, attention: no such linear layer in tiny-bert (its blocks' "
+        "linear layers: dense, key, query, value)",
     ),
     (
         "space-model-missing",

@@ -216,6 +216,10 @@ def test_the_mode_follows_the_metric_and_a_contrary_one_is_refused() -> None:
         compose_cfg("sweep.metric=val_loss", "sweep.mode=max")
     with pytest.raises(ConfigError, match="sweep.mode: min would pick the lowest val_accuracy"):
         compose_cfg("sweep.mode=min")
+    # a config an older version recorded that way (an export's) is still read back
+    old = as_dict(compose_cfg("sweep.metric=val_loss"))
+    old["sweep"]["mode"] = "max"
+    assert from_dict(old).sweep.mode == "max"
 
 
 def test_length_groups_must_divide_a_set_batch_size() -> None:

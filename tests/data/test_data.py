@@ -483,6 +483,27 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
 ]
 
 
+def test_labels_mostly_alone_in_their_class_only_warn_where_nothing_is_split(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Few-shot training data with its own validation and test files is not refused."""
+    train = tmp_path / "train.csv"
+    train.write_text("text,label\n" + "".join(f"row {i},c{i}\n" for i in range(12)))
+    other = tmp_path / "other.csv"
+    other.write_text("text,label\nx,c0\ny,c1\n")
+    with caplog.at_level("WARNING", logger="automl.data.load"):
+        task = load_task_data(
+            DataConfig(source="csv", path=str(train), val_path=str(other), test_path=str(other))
+        )
+    assert len(task.label_names) == 12
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{train}: column 'label' has 12 distinct values in 12 rows, 12 of them alone in "
+        "their class: is it the label column?"
+    ]
+    with pytest.raises(DataError, match="is it the label column"):  # a test split to cut
+        load_task_data(DataConfig(source="csv", path=str(train), val_path=str(other)))
+
+
 @pytest.mark.parametrize(
     ("name", "content", "extra", "parts"), [c[1:] for c in BAD_DATA], ids=[c[0] for c in BAD_DATA]
 )

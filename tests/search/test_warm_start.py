@@ -57,8 +57,13 @@ def test_top_trials_by_the_earlier_metric_and_mode() -> None:
     rows = [{"trial_id": t, "best_value": v, "status": s} for t, v, s in
             [("a", 0.5, "completed"), ("b", 0.9, "failed"), ("c", 0.7, "completed"),
              ("d", None, "stopped_early"), ("e", 0.6, "pruned_overfit")]]  # fmt: skip
-    assert [r["trial_id"] for r in top_trials({"mode": "max", "trials": rows}, 2)] == ["c", "e"]
-    assert [r["trial_id"] for r in top_trials({"mode": "min", "trials": rows}, 1)] == ["a"]
+    accuracy = {"metric": "val_accuracy", "mode": "max", "trials": rows}
+    assert [r["trial_id"] for r in top_trials(accuracy, 2)] == ["c", "e"]
+    loss = {"metric": "val_loss", "mode": "min", "trials": rows}
+    assert [r["trial_id"] for r in top_trials(loss, 1)] == ["a"]
+    # an older version recorded `max` for a sweep on val_loss: its best trials are still the
+    # lowest losses
+    assert [r["trial_id"] for r in top_trials({**loss, "mode": "max"}, 1)] == ["a"]
 
 
 def test_a_missing_earlier_sweep_is_one_line_before_compute(tmp_path: Path) -> None:
