@@ -40,6 +40,9 @@ def quiet_libraries() -> None:
         "ray.tune",
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "Failed to fetch metrics" for trials the time budget stopped before their first result:
+    # Ray's results table, which the sweep does not read (its records come from the callback)
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     ray_run = logging.getLogger("ray.tune.tune")
     if not any(isinstance(f, NoRayRestoreHint) for f in ray_run.filters):
         ray_run.addFilter(NoRayRestoreHint())

@@ -258,10 +258,10 @@ def _finish(
         export_dir = _export_best(plan, best, Path(best.checkpoint), data, len(records))
     # only now, with the best trial chosen and exported, is the held-out test split read
     test = evaluate_sweep_export(export_dir, plan.out_dir, data, conf)
-    outcome = _outcome(records, best)
+    outcome = _outcome(records, best, s.time_budget_s)
     summary = {
         "sweep": s.name,
-        "outcome": outcome,  # finished | all_trials_failed | no_trial_scored
+        "outcome": outcome,  # finished | all_trials_failed | no_trial_scored | time_budget_ran_out
         "metric": s.metric,
         "mode": s.mode,
         "second_objective": s.second_objective,  # what the sampler minimised beside the metric
@@ -329,12 +329,19 @@ def _print_results(summary: dict[str, Any], test: dict[str, Any] | None) -> None
     )
 
 
-def _outcome(records: list[TrialRecord], best: TrialRecord | None) -> str:
-    """How the sweep ended, for the summary and the parent run; says so when nothing to export."""
+def _outcome(records: list[TrialRecord], best: TrialRecord | None, budget_s: float | None) -> str:
+    """How the sweep ended, for the summary and the parent run; says so when nothing to export,
+    and what to change when the time budget ended it before any trial finished an epoch."""
     if best is not None:
         return "finished"
     all_failed = bool(records) and all(r.status == "failed" for r in records)
     outcome = "all_trials_failed" if all_failed else "no_trial_scored"
+    if not all_failed and budget_s and not any(r.epochs_run for r in records):
+        outcome = "time_budget_ran_out"
+        log.warning(
+            "sweep.time_budget_s=%g ran out before any trial finished an epoch: raise it, or "
+            "make an epoch shorter (data.max_examples, a smaller model)", budget_s,
+        )  # fmt: skip
     log.warning("sweep ended with no best trial (%s): nothing exported", outcome.replace("_", " "))
     return outcome
 

@@ -91,6 +91,25 @@ def test_trials_cut_off_by_the_time_budget_end_with_a_final_status(tmp_path: Pat
     assert {child.data.tags["status"] for child in children} <= FINAL
 
 
+def test_a_budget_that_ends_before_any_epoch_says_what_to_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MiniLM takes seconds to load and train an epoch; one second of budget sees none."""
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", "model=minilm", "sweep.num_samples=2",
+        "sweep.time_budget_s=1",
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="automl.sweep"):
+        outcome = run_sweep(conf)
+    summary = _summary(tmp_path)
+    assert summary["outcome"] == "time_budget_ran_out" and outcome.export_dir is None
+    assert all(row["epochs_run"] == 0 for row in summary["trials"])
+    assert (
+        "sweep.time_budget_s=1 ran out before any trial finished an epoch: raise it, or make an "
+        "epoch shorter (data.max_examples, a smaller model)"
+    ) in caplog.messages
+
+
 def _sweep(tmp: Path, *overrides: str, kill_after_failure_at: str | None = None) -> str:
     """Run the CLI sweep; with `kill_after_failure_at`, SIGKILL its process group at the first
     stderr line matching it that follows a trial's failure. Returns the stderr seen."""
