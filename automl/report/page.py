@@ -147,6 +147,20 @@ def trial_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _best_line(summary: dict[str, Any]) -> str:
+    """Which trial won and where it went, or why nothing was exported."""
+    e = html.escape
+    best = summary.get("best_trial")
+    if best is None:
+        why = str(summary.get("outcome", "no_trial_scored")).replace("_", " ")
+        return f"<p><b>Nothing exported:</b> {e(why)}.</p>"
+    return (
+        f"<p><b>Best:</b> trial {e(str(best))}, {e(summary['metric'])} = "
+        f"{e(_fmt(summary.get('best_value')))} at epoch {e(_fmt(summary.get('best_epoch')))}; "
+        f"exported to {e(str(summary.get('export_dir')))}</p>"
+    )
+
+
 def render_html(
     summary: dict[str, Any], plots: Sequence[Plot], sections: Sequence[str] = ()
 ) -> str:
@@ -154,7 +168,6 @@ def render_html(
     trial table as ready HTML."""
     e = html.escape
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.get("statuses", {}).items()))
-    best = summary.get("best_trial")
     meta = (
         f"objective: {summary['mode']} {summary['metric']} (each trial scored by its best epoch)"
         f" · {summary.get('num_trials', len(summary['trials']))} trials ({statuses})"
@@ -166,9 +179,7 @@ def render_html(
         f"<title>Sweep {e(summary['sweep'])}</title><style>{CSS}</style></head><body>",
         f"<h1>Sweep {e(summary['sweep'])}</h1>",
         f'<p class="meta">{e(meta)}<br>data: {e(str(summary.get("data", "?")))}</p>',
-        f"<p><b>Best:</b> trial {e(str(best))}, {e(summary['metric'])} = "
-        f"{e(_fmt(summary.get('best_value')))} at epoch {e(_fmt(summary.get('best_epoch')))}; "
-        f"exported to {e(str(summary.get('export_dir')))}</p>",
+        _best_line(summary),
         "<h2>Trials</h2>",
         trial_table(summary),
         '<p class="caption">★ best trial (its checkpoint is the exported model) · PRUNED: '

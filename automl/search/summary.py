@@ -51,10 +51,13 @@ def print_table(summary: dict[str, Any], stream: Any) -> None:
     best_row: dict[str, Any] = rows[0] if rows else {}
     if scores := describe_scores(best_epoch_scores(best_row)):
         print(f"\nbest trial's best epoch, validation: {scores}", file=stream)
+    counts = f"{summary['num_trials']} trials {summary['statuses']}; {summary['wall_s']} s"
+    if summary["best_trial"] is None:  # the one-line error after it says why
+        print(f"\nno best {metric}: {counts}; nothing exported", file=stream)
+        return
     print(
         f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
-        f"{summary['num_trials']} trials {summary['statuses']}; {summary['wall_s']} s; "
-        f"exported to {summary['export_dir']}",
+        f"{counts}; exported to {summary['export_dir']}",
         file=stream,
     )
 

@@ -56,6 +56,22 @@ def test_terminal_and_html_tables_show_every_score(metric: str) -> None:
     assert "balanced accuracy (best epoch)" in html or metric == "val_balanced_accuracy"
 
 
+def test_a_sweep_that_exported_nothing_says_so_in_the_table_and_the_page() -> None:
+    from automl.report.page import render_html
+
+    summary = {**_summary("val_accuracy"), "best_trial": None, "best_value": None,
+               "best_epoch": None, "outcome": "time_budget_ran_out", "trials": [],
+               "num_trials": 0, "statuses": {}}  # fmt: skip
+    out = io.StringIO()
+    print_table(summary, out)
+    assert out.getvalue().splitlines()[-1] == (
+        "no best val_accuracy: 0 trials {}; 5.0 s; nothing exported"
+    )
+    page = render_html(summary, [])
+    assert "<p><b>Nothing exported:</b> time budget ran out.</p>" in page
+    assert "None" not in page
+
+
 def test_card_lists_every_score_of_the_exported_epoch() -> None:
     provenance = {
         "metric": "val_f1", "best_value": 0.31, "checkpoint_epoch": 2,
