@@ -198,11 +198,23 @@ def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
         text, label = row.get(cfg.text_column), row.get(cfg.label_column)
         if not isinstance(text, str) or not text.strip():
             raise DataError(f"{path}: row {number}: empty text in column {cfg.text_column!r}")
-        if label is None or str(label).strip() == "":
-            raise DataError(f"{path}: row {number}: missing label in column {cfg.label_column!r}")
+        _check_label(label, f"{path}: row {number}", cfg.label_column)
         texts.append(text.strip())
         labels.append(str(label).strip())
     return texts, labels, str(path)
+
+
+def _check_label(label: Any, where: str, column: str) -> None:
+    """One class per text: a missing label, or a list or object of them (multi-label data,
+    which would silently become one class per combination), is one line."""
+    if isinstance(label, list | tuple | dict):
+        kind = "a JSON object" if isinstance(label, dict) else "a list"
+        raise DataError(
+            f"{where}: the label in column {column!r} is {kind} ({str(label)[:40]}): one label "
+            "per text (multi-label classification is not supported)"
+        )
+    if label is None or str(label).strip() == "":
+        raise DataError(f"{where}: missing label in column {column!r}")
 
 
 def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
@@ -283,7 +295,10 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
         for number, text in enumerate(texts, start=1):
             if not text:
                 raise DataError(f"{where}: row {number}: empty text in column {cfg.text_column!r}")
-        return texts, list(ds[cfg.label_column]), where, ds.features[cfg.label_column]
+        labels = list(ds[cfg.label_column])
+        for number, label in enumerate(labels, start=1):
+            _check_label(label, f"{where}: row {number}", cfg.label_column)
+        return texts, labels, where, ds.features[cfg.label_column]
 
     def named(ids: list[Any], where: str) -> list[Any]:
         """ClassLabel ids -> the dataset's own names; -1 (unlabelled rows) is an error."""

@@ -390,6 +390,22 @@ def test_a_split_left_unread_is_named(
     assert not caplog.records
 
 
+def test_hf_labels_that_are_lists_or_missing_are_named(tmp_path: Path) -> None:
+    """A Sequence label column (multi-label data) became one class per combination, and a
+    None label the class 'None'."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(20)]
+    lists = datasets.Dataset.from_dict({"text": texts, "label": [["a"], ["a", "b"]] * 10})
+    lists.save_to_disk(str(tmp_path / "lists"))
+    with pytest.raises(DataError, match=r"\[train\]: row 1: the label in column 'label' is a"):
+        load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "lists")))
+    missing = datasets.Dataset.from_dict({"text": texts, "label": ["a", "b"] * 9 + ["a", None]})
+    missing.save_to_disk(str(tmp_path / "missing"))
+    with pytest.raises(DataError, match=r"\[train\]: row 20: missing label in column 'label'$"):
+        load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "missing")))
+
+
 def test_hf_missing_split_is_named(hf_dir: Path) -> None:
     cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="validation")
     with pytest.raises(DataError) as err:
@@ -480,6 +496,20 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
     ("json-not-object", "list.jsonl", "[1, 2]\n", {}, ["line 1", "expected a JSON object"]),
     ("jsonl-no-label", "nl.jsonl", '{"text": "x"}\n', {}, ["no column 'label'"]),
     ("jsonl-empty-text", "et.jsonl", EMPTY_SECOND_TEXT, {}, ["row 2", "empty text"]),
+    (
+        "jsonl-label-list",
+        "multi.jsonl",
+        GOOD_JSONL + '{"text": "x", "label": ["a", "b"]}\n',
+        {},
+        ["row 21", "the label in column 'label' is a list (['a', 'b'])", "multi-label"],
+    ),
+    (
+        "jsonl-label-object",
+        "obj.jsonl",
+        '{"text": "x", "label": {"name": "a"}}\n',
+        {},
+        ["row 1", "is a JSON object ({'name': 'a'})"],
+    ),
 ]
 
 
