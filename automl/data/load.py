@@ -196,7 +196,12 @@ def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
     texts, labels = [], []
     for number, row in enumerate(rows, start=1):
         text, label = row.get(cfg.text_column), row.get(cfg.label_column)
-        if not isinstance(text, str) or not text.strip():
+        if text is not None and not isinstance(text, str):
+            raise DataError(
+                f"{path}: row {number}: the text in column {cfg.text_column!r} is not a string "
+                f"({str(text)[:40]})"
+            )
+        if not text or not text.strip():
             raise DataError(f"{path}: row {number}: empty text in column {cfg.text_column!r}")
         _check_label(label, f"{path}: row {number}", cfg.label_column)
         texts.append(text.strip())

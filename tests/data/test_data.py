@@ -504,6 +504,13 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         ["row 21", "the label in column 'label' is a list (['a', 'b'])", "multi-label"],
     ),
     (
+        "jsonl-text-not-a-string",
+        "num.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": 12345, "label": "b"}\n',
+        {},
+        ["row 2", "the text in column 'text' is not a string (12345)"],
+    ),
+    (
         "jsonl-label-object",
         "obj.jsonl",
         '{"text": "x", "label": {"name": "a"}}\n',
