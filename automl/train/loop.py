@@ -187,12 +187,17 @@ def batch_loss(
 
 
 def optimizer_step(state: TrainingState, max_grad_norm: float) -> None:
-    """Clip the summed gradients and step (through the fp16 scaler when there is one)."""
+    """Clip the summed gradients and step (through the fp16 scaler when there is one). A step
+    the scaler skips (inf/NaN gradients: it lowers its scale) leaves the schedule where it is,
+    as Hugging Face's Trainer does; else warmup and decay would run ahead of the updates."""
     if state.scaler is not None:
+        scale = state.scaler.get_scale()
         state.scaler.unscale_(state.optimizer)
         nn.utils.clip_grad_norm_(state.params, max_grad_norm)
         state.scaler.step(state.optimizer)
         state.scaler.update()
+        if state.scaler.get_scale() < scale:  # skipped
+            return
     else:
         nn.utils.clip_grad_norm_(state.params, max_grad_norm)
         state.optimizer.step()

@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from automl.train.loop import (
     epoch_batcher,
     forward_batch,
     is_better,
+    optimizer_step,
     run_trial,
     settle_batching,
 )
@@ -621,3 +623,20 @@ def test_minilm_lora_beats_the_majority_class_in_one_epoch(tokenizer: Any) -> No
     assert result.info.num_blocks == 6
     assert result.info.trainable_params < result.info.total_params / 10
     assert result.best["val_accuracy"] > majority
+
+
+def test_a_step_the_fp16_scaler_skips_leaves_the_schedule_where_it_is() -> None:
+    """Inf gradients: GradScaler skips the update and halves its scale; the warmup/decay
+    schedule must not run ahead of the updates (Hugging Face's Trainer does the same)."""
+    param = nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.AdamW([param], lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: step + 1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=4.0)  # the CUDA one's logic, on the CPU
+    state = SimpleNamespace(params=[param], optimizer=optimizer, scheduler=scheduler, scaler=scaler)
+    scaler.scale((param * float("inf")).sum()).backward()
+    optimizer_step(state, max_grad_norm=1.0)  # type: ignore[arg-type]
+    assert scheduler.last_epoch == 0 and torch.equal(param.data, torch.ones(2))
+    optimizer.zero_grad()
+    scaler.scale(param.sum()).backward()
+    optimizer_step(state, max_grad_norm=1.0)  # type: ignore[arg-type]
+    assert scheduler.last_epoch == 1 and not torch.equal(param.data, torch.ones(2))
