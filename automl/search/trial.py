@@ -62,15 +62,17 @@ def trial_config(base: dict[str, Any], overrides: dict[str, Any]) -> Config:
     return from_dict(apply_overrides(base, overrides))
 
 
-def limit_gpu_memory(share: float, device: torch.device) -> None:
+def limit_gpu_memory(share: float, device: torch.device) -> float | None:
     """Ray's fractional GPUs are scheduling labels only: cap this process to its share of the
-    GPU it trains on, less the CUDA context it also holds there."""
+    GPU it trains on, less the CUDA context it also holds there. Returns the fraction of the
+    GPU's memory it may use (1.0: the whole GPU), None on the CPU."""
     if device.type != "cuda":
-        return
+        return None
     total = torch.cuda.get_device_properties(device).total_memory
     fraction = memory_fraction(share, total)
     if fraction is not None:
         torch.cuda.set_per_process_memory_fraction(fraction, device)
+    return 1.0 if fraction is None else fraction
 
 
 def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | None:
@@ -196,7 +198,7 @@ def run_sweep_trial(
         conf.train.num_threads = max(1, int(resources.get("CPU", 1)))
     settle_batch_size(conf.train, len(data.train))  # before an out-of-memory retry halves it
     device = pick_device(conf.train.device)  # what run_trial will pick
-    limit_gpu_memory(float(resources.get("GPU", 0)), device)
+    memory_cap = limit_gpu_memory(float(resources.get("GPU", 0)), device)
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     metric, mode = conf.sweep.metric, conf.sweep.mode
     extra = {
@@ -205,6 +207,7 @@ def run_sweep_trial(
         "node_id": context.get_node_id(),
         "device": device.type,
         "requested_device": conf.train.device,  # `cpu` with a GPU share is no fallback
+        **({"gpu_memory_fraction": memory_cap} if memory_cap is not None else {}),
     }
 
     def publish(metrics: dict[str, float], folder: Path) -> None:

@@ -170,8 +170,16 @@ def test_two_trials_share_one_gpu(tmp_path: Path) -> None:
     assert len(outcome.records) == 2 and all(r.status != "failed" for r in outcome.records)
     results = list((tmp_path / "ray" / "smoke").glob("*/result.json"))
     assert len(results) == 2, results
+    total = torch.cuda.get_device_properties(0).total_memory
+    seen = set()
     for path in results:
         for line in path.read_text().splitlines():
             reported = json.loads(line)
             assert reported["device"] == "cuda"
             assert reported["gpu_ids"] != "none"
+            assert reported["cuda_visible_devices"] == reported["gpu_ids"]  # Ray's one GPU
+            # capped to half the GPU less a CUDA context (Ray's shares are labels only)
+            assert reported["gpu_memory_fraction"] == pytest.approx(memory_fraction(0.5, total))
+            seen.add(reported["gpu_ids"])
+    if torch.cuda.device_count() == 1:
+        assert len(seen) == 1  # both trials on the one GPU
