@@ -140,7 +140,9 @@ class ResourcesConfig:
     gpus_per_trial: Any = 0  # a float (0.25, 0.5, 1, ...) or "auto"
     # Memory of one GPU in GiB: "auto" picks the smallest share of it that fits the estimated
     # peak memory of a trial (automl/search/resources.py).
-    gpu_memory_gb: float = 16.0
+    # One GPU's memory (GiB) that `gpus_per_trial=auto` divides: null = the smallest GPU this
+    # machine shows for a local instance (read through NVML), 16 for a cluster it joins.
+    gpu_memory_gb: float | None = None
 
 
 @dataclass

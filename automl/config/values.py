@@ -141,7 +141,12 @@ def _check_peft(p: PeftConfig) -> None:
 
 def _check_resources(r: ResourcesConfig) -> None:
     _check(r.cpus_per_trial > 0, "resources.cpus_per_trial", f"must be > 0, got {r.cpus_per_trial}")
-    _check(r.gpu_memory_gb > 0, "resources.gpu_memory_gb", f"must be > 0, got {r.gpu_memory_gb}")
+    if r.gpu_memory_gb is not None:
+        _check(
+            r.gpu_memory_gb > 0,
+            "resources.gpu_memory_gb",
+            f"must be > 0 (null: read from the GPU), got {r.gpu_memory_gb}",
+        )
     gpus = r.gpus_per_trial
     if gpus != "auto":
         try:

@@ -7,6 +7,7 @@ one line naming the culprit and nothing is written; `sweep.dry_run=true` prints 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ from automl.provenance import redact
 from automl.search.connect import check_reachable, connection_error
 from automl.search.identity import check_same_start, started_with
 from automl.search.objectives import check_objectives
-from automl.search.resources import pick_gpu_share, sweep_estimate
+from automl.search.resources import GIB, pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
 from automl.search.state import (
     STATE_FILE,
@@ -172,10 +173,12 @@ def plan_sweep(conf: Config) -> SweepPlan:
             (sweep_estimate(replace(conf, model=m), space) for m in models.values()),
             default=sweep_estimate(conf, space), key=lambda e: e.total,
         )  # fmt: skip
-        gpus_per_trial = pick_gpu_share(need.total, conf.resources.gpu_memory_gb, cluster_gpus=1)
+        memory_gb = gpu_memory_gb(conf)
+        gpus_per_trial = pick_gpu_share(need.total, memory_gb, cluster_gpus=1)
         log.info(
-            "gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s of a GPU", need.gib, gpus_per_trial
-        )
+            "gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s of a %.0f GiB GPU",
+            need.gib, gpus_per_trial, memory_gb,
+        )  # fmt: skip
     check_trial_device(conf.train.device, gpus_per_trial)
     if conf.train.device == "cuda" and not cluster_address(conf):
         pick_device("cuda")  # a local cluster's GPUs are this machine's: none is one line here
@@ -242,6 +245,50 @@ def local_resources(num_cpus: int | None) -> tuple[float, int]:
     gpus = manager.get_current_node_num_accelerators()
     visible = manager.get_current_process_visible_accelerator_ids()
     return cpus, gpus if visible is None else min(gpus, len(visible))
+
+
+DEFAULT_GPU_MEMORY_GB = 16.0  # a cluster's GPUs, unless resources.gpu_memory_gb says
+
+
+def gpu_memory_gb(conf: Config) -> float:
+    """The GPU memory `gpus_per_trial=auto` divides: `resources.gpu_memory_gb`, else for a
+    local instance the smallest GPU this machine shows (a share sized for 16 GiB would not
+    fit a smaller card, and would pack too few trials on an 80 GiB one), else 16 GiB."""
+    if conf.resources.gpu_memory_gb is not None:
+        return conf.resources.gpu_memory_gb
+    found = None if cluster_address(conf) else local_gpu_memory_gb()
+    return DEFAULT_GPU_MEMORY_GB if found is None else found
+
+
+def local_gpu_memory_gb() -> float | None:
+    """The smallest memory (GiB) of the GPUs this process may use, read through NVML (Ray's
+    copy of pynvml): the driver must not start CUDA, whose context would hold GPU memory for
+    the whole sweep. None without an NVIDIA driver or a visible GPU."""
+    import ray._private.thirdparty.pynvml as pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        return None
+    try:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = range(pynvml.nvmlDeviceGetCount()) if visible is None else visible.split(",")
+        totals = []
+        for gpu in ids:
+            gpu = str(gpu).strip()
+            if not gpu:
+                continue
+            handle = (
+                pynvml.nvmlDeviceGetHandleByIndex(int(gpu))
+                if gpu.isdigit()
+                else pynvml.nvmlDeviceGetHandleByUUID(gpu)
+            )
+            totals.append(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
+        return min(totals) / GIB if totals else None
+    except pynvml.NVMLError:
+        return None
+    finally:
+        pynvml.nvmlShutdown()
 
 
 def _previous_state(out_dir: Path) -> SweepState:

@@ -599,3 +599,63 @@ def test_auto_gpu_share_needs_gpus_in_the_cluster(
     cuda = replace(conf, train=replace(conf.train, device="cuda"))  # ... which cuda cannot
     with pytest.raises(ConfigError, match=r"gpus_per_trial is auto, and the cluster has no GPU"):
         init_ray(cuda, plan)
+
+
+class _FakeNvml:
+    """NVML on a machine with an 80 GiB and a 24 GiB GPU (index 0 and 1; UUIDs GPU-a, GPU-b)."""
+
+    class NVMLError(Exception):
+        pass
+
+    TOTALS = {0: 80 * 1024**3, 1: 24 * 1024**3}
+    UUIDS = {"GPU-a": 0, "GPU-b": 1}
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+    def nvmlDeviceGetCount(self) -> int:
+        return len(self.TOTALS)
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> int:
+        if uuid not in self.UUIDS:
+            raise self.NVMLError(uuid)
+        return self.UUIDS[uuid]
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
+        return type("Memory", (), {"total": self.TOTALS[handle]})()
+
+
+def test_auto_gpu_share_divides_this_machines_gpu_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A share sized for a 16 GiB default would not fit a smaller card and packs too few trials
+    on an 80 GiB one: a local instance reads the smallest GPU it may use through NVML."""
+    import ray._private.thirdparty.pynvml as pynvml
+
+    from automl.search.plan import DEFAULT_GPU_MEMORY_GB, gpu_memory_gb, local_gpu_memory_gb
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert local_gpu_memory_gb() is None  # no NVIDIA driver here
+    fake = _FakeNvml()
+    for name in dir(fake):
+        if name.startswith("nvml") or name == "NVMLError":
+            monkeypatch.setattr(pynvml, name, getattr(fake, name))
+    assert local_gpu_memory_gb() == 24.0  # the smaller of the two
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert local_gpu_memory_gb() == 80.0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-b")
+    assert local_gpu_memory_gb() == 24.0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert local_gpu_memory_gb() is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    local = compose_config(tmp_path, "resources.gpus_per_trial=auto")
+    assert gpu_memory_gb(local) == 80.0
+    assert gpu_memory_gb(replace(local, resources=replace(local.resources, gpu_memory_gb=12))) == 12
+    joined = replace(local, ray=replace(local.ray, address="10.0.0.1:6379"))
+    assert gpu_memory_gb(joined) == DEFAULT_GPU_MEMORY_GB  # a cluster's GPUs are not this one's
