@@ -139,16 +139,16 @@ def _label_names(raw_labels: Sequence[Any]) -> list[str]:
 
 
 def _is_int(value: str) -> bool:
-    try:
-        int(value)
-    except ValueError:
-        return False
-    return True
+    return _parses(value, int)
 
 
 def _is_number(value: str) -> bool:
+    return _parses(value, float)
+
+
+def _parses(value: str, kind: type) -> bool:
     try:
-        float(value)
+        kind(value)
     except ValueError:
         return False
     return True
