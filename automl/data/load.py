@@ -218,8 +218,8 @@ def _check_label(label: Any, where: str, column: str) -> None:
             f"{where}: the label in column {column!r} is {kind} ({str(label)[:40]}): one label "
             "per text (multi-label classification is not supported)"
         )
-    if label is None or str(label).strip() == "":
-        raise DataError(f"{where}: missing label in column {column!r}")
+    if label is None or str(label).strip() == "" or (isinstance(label, float) and label != label):
+        raise DataError(f"{where}: missing label in column {column!r}")  # (NaN: pandas' None)
 
 
 def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
@@ -296,7 +296,7 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
             if column not in ds.column_names:
                 have = ", ".join(ds.column_names)
                 raise DataError(f"{where}: no column {column!r} (columns: {have})")
-        texts = [str(t).strip() for t in ds[cfg.text_column]]
+        texts = ["" if t is None else str(t).strip() for t in ds[cfg.text_column]]
         for number, text in enumerate(texts, start=1):
             if not text:
                 raise DataError(f"{where}: row {number}: empty text in column {cfg.text_column!r}")

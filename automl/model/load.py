@@ -198,7 +198,7 @@ def check_model(conf: Config) -> int:
 # tokens): the position of token i is pad_token_id + 1 + i.
 _POSITIONS_AFTER_PADDING = frozenset({
     "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer",
-    "roberta-prelayernorm", "data2vec-text", "ibert", "mpnet",
+    "roberta-prelayernorm", "data2vec-text", "ibert", "mpnet", "luke", "xmod",
 })  # fmt: skip
 
 
@@ -212,7 +212,7 @@ def position_limit(model_config: Any) -> int | None:
     if getattr(model_config, "position_biased_input", True) is False:  # DeBERTa-v3
         return None
     limit = getattr(model_config, "max_position_embeddings", None)
-    if not isinstance(limit, int):
+    if not isinstance(limit, int) or limit <= 0:  # XLNet says -1: no table
         return None
     if getattr(model_config, "model_type", None) in _POSITIONS_AFTER_PADDING:
         limit -= 1 + int(getattr(model_config, "pad_token_id", None) or 0)

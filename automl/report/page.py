@@ -157,7 +157,8 @@ def _best_line(summary: dict[str, Any]) -> str:
     return (
         f"<p><b>Best:</b> trial {e(str(best))}, {e(summary['metric'])} = "
         f"{e(_fmt(summary.get('best_value')))} at epoch {e(_fmt(summary.get('best_epoch')))}; "
-        f"exported to {e(str(summary.get('export_dir')))}</p>"
+        f"exported to {e(str(summary.get('export_dir') or 'nothing (its checkpoint is gone)'))}"
+        "</p>"
     )
 
 

@@ -6,6 +6,7 @@ one line naming the culprit and nothing is written; `sweep.dry_run=true` prints 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -263,32 +264,48 @@ def gpu_memory_gb(conf: Config) -> float:
 def local_gpu_memory_gb() -> float | None:
     """The smallest memory (GiB) of the GPUs this process may use, read through NVML (Ray's
     copy of pynvml): the driver must not start CUDA, whose context would hold GPU memory for
-    the whole sweep. None without an NVIDIA driver or a visible GPU."""
-    import ray._private.thirdparty.pynvml as pynvml
-
+    the whole sweep. None without an NVIDIA driver or a visible GPU, and with MIG slices
+    (NVML would report the whole card). `CUDA_VISIBLE_DEVICES` numbers are CUDA's order,
+    NVML's only under `CUDA_DEVICE_ORDER=PCI_BUS_ID`; else every GPU counts."""
+    try:
+        import ray._private.thirdparty.pynvml as pynvml
+    except ImportError:
+        return None
     try:
         pynvml.nvmlInit()
     except pynvml.NVMLError:
         return None
     try:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        ids = range(pynvml.nvmlDeviceGetCount()) if visible is None else visible.split(",")
-        totals = []
-        for gpu in ids:
-            gpu = str(gpu).strip()
-            if not gpu:
-                continue
-            handle = (
-                pynvml.nvmlDeviceGetHandleByIndex(int(gpu))
-                if gpu.isdigit()
-                else pynvml.nvmlDeviceGetHandleByUUID(gpu)
-            )
-            totals.append(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-        return min(totals) / GIB if totals else None
-    except pynvml.NVMLError:
+        return _smallest_visible_gpu(pynvml)
+    except pynvml.NVMLError as err:
+        log.debug("GPU memory not read through NVML: %s", err)
         return None
     finally:
-        pynvml.nvmlShutdown()
+        with contextlib.suppress(pynvml.NVMLError):
+            pynvml.nvmlShutdown()
+
+
+def _smallest_visible_gpu(pynvml: Any) -> float | None:
+    count = pynvml.nvmlDeviceGetCount()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    names = None if visible is None else [g.strip() for g in visible.split(",") if g.strip()]
+    if names is not None and not names:
+        return None
+    by_index = os.environ.get("CUDA_DEVICE_ORDER") == "PCI_BUS_ID"
+    if names is None or (not by_index and all(n.isdigit() for n in names)):
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+    else:
+        handles = [
+            pynvml.nvmlDeviceGetHandleByIndex(int(n)) if n.isdigit()
+            else pynvml.nvmlDeviceGetHandleByUUID(n)
+            for n in names
+        ]  # fmt: skip
+    for handle in handles:
+        with contextlib.suppress(pynvml.NVMLError):  # not supported: no MIG on this card
+            if pynvml.nvmlDeviceGetMigMode(handle)[0]:
+                return None
+    totals = [pynvml.nvmlDeviceGetMemoryInfo(h).total for h in handles]
+    return min(totals) / GIB if totals else None
 
 
 def _previous_state(out_dir: Path) -> SweepState:

@@ -55,9 +55,10 @@ def print_table(summary: dict[str, Any], stream: Any) -> None:
     if summary["best_trial"] is None:  # the one-line error after it says why
         print(f"\nno best {metric}: {counts}; nothing exported", file=stream)
         return
+    exported = summary["export_dir"] or "nothing (its checkpoint is gone)"
     print(
         f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
-        f"{counts}; exported to {summary['export_dir']}",
+        f"{counts}; exported to {exported}",
         file=stream,
     )
 

@@ -336,7 +336,8 @@ def _outcome(records: list[TrialRecord], best: TrialRecord | None, budget_s: flo
         return "finished"
     all_failed = bool(records) and all(r.status == "failed" for r in records)
     outcome = "all_trials_failed" if all_failed else "no_trial_scored"
-    if not all_failed and budget_s and not any(r.epochs_run for r in records):
+    cut_by_budget = all(r.status == "stopped_budget" for r in records)  # (or none started)
+    if budget_s and cut_by_budget and not any(r.epochs_run for r in records):
         outcome = "time_budget_ran_out"
         log.warning(
             "sweep.time_budget_s=%g ran out before any trial finished an epoch: raise it, or "

@@ -72,7 +72,7 @@ def limit_gpu_memory(share: float, device: torch.device) -> float | None:
     fraction = memory_fraction(share, total)
     if fraction is not None:
         torch.cuda.set_per_process_memory_fraction(fraction, device)
-    return 1.0 if fraction is None else fraction
+    return float(torch.cuda.get_per_process_memory_fraction(device))  # what the allocator holds
 
 
 def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | None:

@@ -400,6 +400,10 @@ def test_hf_labels_that_are_lists_or_missing_are_named(tmp_path: Path) -> None:
     lists.save_to_disk(str(tmp_path / "lists"))
     with pytest.raises(DataError, match=r"\[train\]: row 1: the label in column 'label' is a"):
         load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "lists")))
+    no_text = datasets.Dataset.from_dict({"text": [*texts[:19], None], "label": ["a", "b"] * 10})
+    no_text.save_to_disk(str(tmp_path / "no_text"))
+    with pytest.raises(DataError, match=r"\[train\]: row 20: empty text"):  # not the text "None"
+        load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "no_text")))
     missing = datasets.Dataset.from_dict({"text": texts, "label": ["a", "b"] * 9 + ["a", None]})
     missing.save_to_disk(str(tmp_path / "missing"))
     with pytest.raises(DataError, match=r"\[train\]: row 20: missing label in column 'label'$"):
@@ -509,6 +513,13 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         '{"text": "x", "label": "a"}\n{"text": 12345, "label": "b"}\n',
         {},
         ["row 2", "the text in column 'text' is not a string (12345)"],
+    ),
+    (
+        "jsonl-label-nan",
+        "nan.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": "y", "label": NaN}\n',
+        {},
+        ["row 2", "missing label"],
     ),
     (
         "jsonl-label-object",

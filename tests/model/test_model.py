@@ -556,6 +556,9 @@ def test_max_length_past_the_models_positions_is_refused_before_compute() -> Non
     assert position_limit(RobertaConfig(max_position_embeddings=514, pad_token_id=1)) == 512
     assert position_limit(LlamaConfig()) is None  # rotary positions: no table to run off
     assert position_limit(DebertaV2Config(position_biased_input=False)) is None
+    from transformers import XLNetConfig
+
+    assert position_limit(XLNetConfig()) is None  # relative positions; it says -1
     conf = to_config(Config(model=ModelConfig(max_length=1024)))
     with pytest.raises(ModelError) as err:
         check_model(conf)

@@ -70,6 +70,11 @@ def test_a_sweep_that_exported_nothing_says_so_in_the_table_and_the_page() -> No
     page = render_html(summary, [])
     assert "<p><b>Nothing exported:</b> time budget ran out.</p>" in page
     assert "None" not in page
+    gone = _summary("val_accuracy")  # a best trial whose checkpoint was deleted by hand
+    out = io.StringIO()
+    print_table(gone, out)
+    assert out.getvalue().rstrip().endswith("exported to nothing (its checkpoint is gone)")
+    assert "exported to nothing (its checkpoint is gone)</p>" in render_html(gone, [])
 
 
 def test_card_lists_every_score_of_the_exported_epoch() -> None:

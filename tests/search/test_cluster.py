@@ -602,13 +602,17 @@ def test_auto_gpu_share_needs_gpus_in_the_cluster(
 
 
 class _FakeNvml:
-    """NVML on a machine with an 80 GiB and a 24 GiB GPU (index 0 and 1; UUIDs GPU-a, GPU-b)."""
+    """NVML on a machine with an 80 GiB and a 24 GiB GPU (PCI order 0, 1; UUIDs GPU-a, GPU-b),
+    MIG enabled on the cards listed in `mig`."""
 
     class NVMLError(Exception):
         pass
 
     TOTALS = {0: 80 * 1024**3, 1: 24 * 1024**3}
     UUIDS = {"GPU-a": 0, "GPU-b": 1}
+
+    def __init__(self) -> None:
+        self.mig: set[int] = set()
 
     def nvmlInit(self) -> None:
         pass
@@ -627,6 +631,9 @@ class _FakeNvml:
             raise self.NVMLError(uuid)
         return self.UUIDS[uuid]
 
+    def nvmlDeviceGetMigMode(self, handle: int) -> list[int]:
+        return [int(handle in self.mig), int(handle in self.mig)]
+
     def nvmlDeviceGetMemoryInfo(self, handle: int) -> Any:
         return type("Memory", (), {"total": self.TOTALS[handle]})()
 
@@ -640,20 +647,32 @@ def test_auto_gpu_share_divides_this_machines_gpu_memory(
 
     from automl.search.plan import DEFAULT_GPU_MEMORY_GB, gpu_memory_gb, local_gpu_memory_gb
 
+    def no_driver() -> None:
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert local_gpu_memory_gb() is None  # no NVIDIA driver here
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    monkeypatch.setattr(pynvml, "nvmlInit", no_driver)
+    assert local_gpu_memory_gb() is None
     fake = _FakeNvml()
     for name in dir(fake):
         if name.startswith("nvml") or name == "NVMLError":
             monkeypatch.setattr(pynvml, name, getattr(fake, name))
     assert local_gpu_memory_gb() == 24.0  # the smaller of the two
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert local_gpu_memory_gb() == 24.0  # CUDA's 0 (fastest first) need not be NVML's 0
+    monkeypatch.setenv("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
     assert local_gpu_memory_gb() == 80.0
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-b")
     assert local_gpu_memory_gb() == 24.0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-nope")
+    assert local_gpu_memory_gb() is None
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert local_gpu_memory_gb() is None
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    fake.mig.add(0)
+    assert local_gpu_memory_gb() is None  # NVML reports the card, CUDA sees a slice
+    fake.mig.clear()
     local = compose_config(tmp_path, "resources.gpus_per_trial=auto")
     assert gpu_memory_gb(local) == 80.0
     assert gpu_memory_gb(replace(local, resources=replace(local.resources, gpu_memory_gb=12))) == 12

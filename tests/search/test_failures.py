@@ -94,10 +94,10 @@ def test_trials_cut_off_by_the_time_budget_end_with_a_final_status(tmp_path: Pat
 def test_a_budget_that_ends_before_any_epoch_says_what_to_change(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """MiniLM takes seconds to load and train an epoch; one second of budget sees none."""
+    """MiniLM on the whole corpus: an epoch takes ~25 s here; one second of budget sees none."""
     conf = compose_sweep_config(
-        tmp_path, "experiment=smoke", "model=minilm", "sweep.num_samples=2",
-        "sweep.time_budget_s=1",
+        tmp_path, "experiment=smoke", "model=minilm", "data.max_examples=null",
+        "sweep.num_samples=2", "sweep.time_budget_s=1",
     )  # fmt: skip
     with caplog.at_level("WARNING", logger="automl.sweep"):
         outcome = run_sweep(conf)
