@@ -166,9 +166,13 @@ def test_the_memory_cap_goes_on_the_trials_device(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(
         torch.cuda, "set_per_process_memory_fraction", lambda f, device: calls.append((f, device))
     )
-    limit_gpu_memory(0.5, torch.device("cuda", 1))
-    limit_gpu_memory(0.5, torch.device("cpu"))  # a CPU trial: nothing to cap
-    limit_gpu_memory(1.0, torch.device("cuda", 0))  # a whole GPU: nothing to cap
+    held = {torch.device("cuda", 1): 0.46875}  # what the allocator would answer after the cap
+    monkeypatch.setattr(
+        torch.cuda, "get_per_process_memory_fraction", lambda device: held.get(device, 1.0)
+    )
+    assert limit_gpu_memory(0.5, torch.device("cuda", 1)) == 0.46875  # reported with the trial
+    assert limit_gpu_memory(0.5, torch.device("cpu")) is None  # a CPU trial: nothing to cap
+    assert limit_gpu_memory(1.0, torch.device("cuda", 0)) == 1.0  # a whole GPU: nothing to cap
     assert calls == [(memory_fraction(0.5, 16 * GIB), torch.device("cuda", 1))]
 
 
