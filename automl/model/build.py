@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,7 +20,6 @@ from automl.model.load import (
     ModelInfo,
     _tiny_config,
     display_name,
-    load_model_config,
     model_location,
 )
 
@@ -154,15 +154,10 @@ def lora_targets(model: nn.Module) -> list[str] | None:
     projections found by name, as peft chooses them (DistilBERT, MPNet, ModernBERT have no
     entry in peft's table, and peft refuses them). None of those names: one line listing the
     block's linear layers, to choose from."""
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
-
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type in PEFT_DEFAULTS:
+    if _peft_has_default(model_type):
         return None
-    _, blocks = find_blocks(model)
-    names = sorted(
-        {name.rsplit(".", 1)[-1] for name, m in blocks[0].named_modules() if _is_linear(m)}
-    )
+    names = _linear_names(find_blocks(model)[1][0])
     chosen = [n for n in names if _QUERY_VALUE.fullmatch(n)] or [
         n for n in names if _FUSED_QKV.fullmatch(n)
     ]
@@ -175,16 +170,14 @@ def lora_targets(model: nn.Module) -> list[str] | None:
     return chosen
 
 
-def check_lora_targets(cfg: ModelConfig, peft_cfg: PeftConfig) -> None:
+def check_lora_targets(cfg: ModelConfig, peft_cfg: PeftConfig, config: Any) -> None:
     """Before any compute: the layers LoRA would adapt exist in the model (built from its
-    config on the meta device: no weights read, no memory). Else every LoRA trial fails.
-    A model that cannot be built that way (remote code that computes in its constructor) is
-    left to the trials, where apply_lora names the same problems."""
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
+    transformers `config` on the meta device: no weights read, no memory). Else every LoRA
+    trial fails. A model that cannot be built that way (remote code that computes in its
+    constructor) is left to the trials, where apply_lora names the same problems."""
     from transformers import AutoModelForSequenceClassification
 
-    config = load_model_config(cfg)
-    if not peft_cfg.target_modules and config.model_type in PEFT_DEFAULTS:
+    if not peft_cfg.target_modules and _peft_has_default(config.model_type):
         return  # peft's own choice, no model to build
     try:
         with torch.device("meta"):
@@ -205,12 +198,23 @@ def check_lora_targets(cfg: ModelConfig, peft_cfg: PeftConfig) -> None:
         if not any(n == t or n.endswith(f".{t}") for n in adaptable)
     ]
     if missing:
-        _, blocks = find_blocks(model)
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in blocks.named_modules() if _is_linear(m)})
         raise ModelError(
             f"peft.target_modules: {', '.join(missing)}: no such linear layer in "
-            f"{display_name(cfg)} (its blocks' linear layers: {', '.join(linear)})"
+            f"{display_name(cfg)} (its blocks' linear layers: "
+            f"{', '.join(_linear_names(find_blocks(model)[1]))})"
         )
+
+
+def _peft_has_default(model_type: str | None) -> bool:
+    """Whether peft's own table names the layers LoRA adapts in this architecture."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
+
+    return model_type in PEFT_DEFAULTS
+
+
+def _linear_names(module: nn.Module) -> list[str]:
+    """The distinct last names of the linear layers inside `module` (`query`, `q_lin`)."""
+    return sorted({n.rsplit(".", 1)[-1] for n, m in module.named_modules() if _is_linear(m)})
 
 
 def _is_adaptable(module: nn.Module) -> bool:

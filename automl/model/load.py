@@ -181,9 +181,10 @@ def _tiny_config(cfg: ModelConfig, vocab_size: int, num_labels: int, pad_token_i
     )
 
 
-def check_model(conf: Config) -> int:
-    """Validate the model settings from its config alone (no weights); return its block count."""
-    config = load_model_config(conf.model)
+def check_model(conf: Config, model_config: Any = None) -> int:
+    """Validate the model settings from its config alone (no weights; `model_config` where the
+    caller has loaded it already); return its block count."""
+    config = load_model_config(conf.model) if model_config is None else model_config
     check_max_length(conf.model, config)
     blocks = num_blocks_of(config)
     if conf.peft.frozen_layers > blocks:

@@ -22,7 +22,7 @@ from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
 from automl.report.sections import quality_section, test_section
-from automl.search.summary import SCORE_NAMES, best_epoch_scores
+from automl.search.summary import CHECKPOINT_GONE, SCORE_NAMES, best_epoch_scores
 
 log = logging.getLogger("automl.report")
 
@@ -157,8 +157,7 @@ def _best_line(summary: dict[str, Any]) -> str:
     return (
         f"<p><b>Best:</b> trial {e(str(best))}, {e(summary['metric'])} = "
         f"{e(_fmt(summary.get('best_value')))} at epoch {e(_fmt(summary.get('best_epoch')))}; "
-        f"exported to {e(str(summary.get('export_dir') or 'nothing (its checkpoint is gone)'))}"
-        "</p>"
+        f"exported to {e(str(summary.get('export_dir') or CHECKPOINT_GONE))}</p>"
     )
 
 

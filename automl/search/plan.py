@@ -96,13 +96,8 @@ class SweepPlan:
 
     def _models(self) -> str:
         if not self.models:
-            return f"{model_name(self.conf)} ({counted(self.num_blocks, 'block')})"
+            return f"{display_name(self.conf.model)} ({counted(self.num_blocks, 'block')})"
         return "searched over " + ", ".join(self.models)
-
-
-def model_name(conf: Config) -> str:
-    """How the model is shown in plans and MLflow params."""
-    return display_name(conf.model)
 
 
 def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
@@ -132,16 +127,26 @@ def describe_param(p: Any, models: tuple[str, ...] = ()) -> str:
 
 def plan_sweep(conf: Config) -> SweepPlan:
     """Validate the model, search space, tracking URI and resources; decide where output goes."""
-    num_blocks = check_model(conf)
     base = as_dict(conf)
+    configs = {"": load_model_config(conf.model)}  # by search-space choice ("": the config's)
+    num_blocks = check_model(conf, configs[""])
+
+    def config_of(choice: str) -> Any:
+        """A model choice's transformers config, loaded (and its max_length checked) once."""
+        if choice not in configs:
+            model = model_config(choice, base["model"])
+            configs[choice] = load_model_config(model)
+            check_max_length(model, configs[choice])
+        return configs[choice]
+
     space = load_search_space(
         conf.search_space, config=base, num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR,
-        blocks_of=lambda choice: _blocks(model_config(choice, base["model"])),
+        blocks_of=lambda choice: num_blocks_of(config_of(choice)),
     )  # fmt: skip
     models = {choice: model_config(choice, base["model"]) for choice in space.models}
     for choice, model in models.items() or [("", conf.model)]:
-        if _may_use_lora(space, conf, choice, model):
-            check_lora_targets(model, conf.peft)
+        if _may_use_lora(space, conf, choice, num_blocks_of(config_of(choice))):
+            check_lora_targets(model, conf.peft, config_of(choice))
     check_sampler(conf.sampler)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:
@@ -319,7 +324,7 @@ def _previous_state(out_dir: Path) -> SweepState:
         ) from None
 
 
-def _may_use_lora(space: SearchSpace, conf: Config, choice: str, model: ModelConfig) -> bool:
+def _may_use_lora(space: SearchSpace, conf: Config, choice: str, blocks: int) -> bool:
     """Whether a trial of this model (a search-space choice, or "" for the config's) can get
     LoRA adapters: a rank above 0 and a block left unfrozen (build_model skips LoRA else)."""
     given = {MODEL_KEY: choice} if choice else {}
@@ -327,15 +332,7 @@ def _may_use_lora(space: SearchSpace, conf: Config, choice: str, model: ModelCon
     rank = space.max_value("peft.lora_rank", given) if "peft.lora_rank" in keys else None
     if (conf.peft.lora_rank if rank is None else rank) <= 0:
         return False
-    return "peft.frozen_layers" in keys or conf.peft.frozen_layers < _blocks(model)
-
-
-def _blocks(model: ModelConfig) -> int:
-    """A model choice's block count, from its config alone (a load failure is one line); its
-    max_length is checked on the way."""
-    config = load_model_config(model)
-    check_max_length(model, config)
-    return num_blocks_of(config)
+    return "peft.frozen_layers" in keys or conf.peft.frozen_layers < blocks
 
 
 def _storage_path(storage: str) -> Path:

@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import threading
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,9 @@ import pyarrow
 from fsspec.implementations.local import LocalFileSystem
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from automl.train.checkpoint import PARTIAL_SUFFIX
+from automl.train.checkpoint import drop_partial_copies, partial_name
 
-_PARTIAL = re.compile(rf"\..+\.[0-9a-f]{{8}}{re.escape(PARTIAL_SUFFIX)}")
+__all__ = ["drop_partial_copies", "whole_file_storage"]
 
 
 class _ReplaceOnClose(io.BufferedWriter):
@@ -131,19 +130,6 @@ _SUPERSEDED = _Superseded()  # one per process: Ray's driver deletes and stores 
 _STATE_GLOB = "experiment_state-*.json"
 _STATE = re.compile(r"experiment_state-.+\.json")
 _CHECKPOINT = re.compile(r"checkpoint_\d+")
-
-
-def partial_name(name: str) -> str:
-    """The hidden name a file is written under until it is complete."""
-    return f".{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
-
-
-def drop_partial_copies(folder: Path) -> None:
-    """Delete the partial files a kill left anywhere under `folder` (an experiment's, before
-    Ray restores it: no writer is alive)."""
-    for path in folder.rglob(f".*{PARTIAL_SUFFIX}"):
-        if _PARTIAL.fullmatch(path.name) and path.is_file():
-            path.unlink(missing_ok=True)
 
 
 def whole_file_storage() -> PyFileSystem:

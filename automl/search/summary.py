@@ -27,6 +27,10 @@ def describe_scores(scores: Mapping[str, float]) -> str:
     return ", ".join(f"{SCORE_NAMES[k]} {v:.4f}" for k, v in scores.items() if k in SCORE_NAMES)
 
 
+# Where the export went when the best trial's checkpoint was deleted before the export
+CHECKPOINT_GONE = "nothing (its checkpoint is gone)"
+
+
 def print_table(summary: dict[str, Any], stream: Any) -> None:
     """The end-of-sweep table: one row per trial, the best marked."""
     metric = summary["metric"]
@@ -55,7 +59,7 @@ def print_table(summary: dict[str, Any], stream: Any) -> None:
     if summary["best_trial"] is None:  # the one-line error after it says why
         print(f"\nno best {metric}: {counts}; nothing exported", file=stream)
         return
-    exported = summary["export_dir"] or "nothing (its checkpoint is gone)"
+    exported = summary["export_dir"] or CHECKPOINT_GONE
     print(
         f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
         f"{counts}; exported to {exported}",

@@ -30,6 +30,7 @@ from automl.export.evaluation import (
     table_lines,
 )
 from automl.model.choices import anchored
+from automl.model.load import display_name
 from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.identity import DATA_KEY, check_same_data
@@ -38,7 +39,6 @@ from automl.search.plan import (
     SweepPlan,
     dry_run_checks,
     init_ray,
-    model_name,
     plan_sweep,
     searched_anyway,
 )
@@ -397,7 +397,7 @@ def _sweep_params(plan: SweepPlan) -> dict[str, Any]:
         "max_concurrent": c.sweep.max_concurrent,
         "metric": c.sweep.metric,
         "second_objective": c.sweep.second_objective,
-        "model": "|".join(plan.models) if plan.models else model_name(c),
+        "model": "|".join(plan.models) if plan.models else display_name(c.model),
         "data": c.data.source,
         "cpus_per_trial": c.resources.cpus_per_trial,
         "gpus_per_trial": plan.gpus_per_trial,

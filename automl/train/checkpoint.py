@@ -8,6 +8,8 @@ resume-only files are dropped (`slim`), so a finished trial keeps just its best 
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ PROGRESS_FILE = "progress.json"
 OUTCOME_FILE = "outcome.json"  # how the trial ended, once it has (`slim`)
 RESUME_ONLY = (LAST_FILE, OPTIMIZER_FILE)
 PARTIAL_SUFFIX = ".partial"  # a file being copied into Ray's storage (search/storage.py)
+_PARTIAL = re.compile(rf"\..+\.[0-9a-f]{{8}}{re.escape(PARTIAL_SUFFIX)}")
 
 
 @dataclass
@@ -115,8 +118,20 @@ def slim(folder: Path, outcome: dict[str, str] | None = None) -> None:
         (folder / OUTCOME_FILE).write_text(json.dumps(outcome))
     for name in RESUME_ONLY:
         (folder / name).unlink(missing_ok=True)
-    for partial in folder.glob(f".*{PARTIAL_SUFFIX}"):  # a copy a kill cut short
-        partial.unlink(missing_ok=True)
+    drop_partial_copies(folder)  # a copy a kill cut short
+
+
+def partial_name(name: str) -> str:
+    """The hidden name a file is written under until it is complete (search/storage.py)."""
+    return f".{name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}"
+
+
+def drop_partial_copies(folder: Path) -> None:
+    """Delete the partial files a kill left anywhere under `folder` (a checkpoint's, or an
+    experiment's before Ray restores it: no writer is alive)."""
+    for path in folder.rglob(f".*{PARTIAL_SUFFIX}"):
+        if _PARTIAL.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def read_outcome(folder: Path) -> dict[str, str] | None:
