@@ -2,7 +2,9 @@
 
 Each rule fails with one line, ``<file>: <key>: <problem>``, and they apply in this order:
 
-1. the key is a single value of the experiment config (`SpecChecker._config_value`);
+1. the key is a single value of the experiment config that a trial can change: a `train` or
+   `peft` value other than the device and threads the sweep's resources set
+   (`SpecChecker._config_value`, `fixed_for_the_sweep`);
 2. the spec is a mapping with a known ``type`` and only the fields that type takes (`param`);
 3. the type fits the config value: no float range on an int field (`_check_type_fits`);
 4. ``low``/``high``/``step`` are finite numbers or ``blocks``, whole for ints (`_number`);
@@ -54,6 +56,40 @@ from automl.config.space_params import (
     same_value,
 )
 from automl.config.values import CHOICES
+
+# Sections a trial applies; the others are settled once, before the trials start.
+_TRIAL_SECTIONS = ("train", "peft")
+# Trial values the sweep sets from its resources (and checks against them in the plan).
+_SET_BY_RESOURCES = {
+    "train.device": "resources.gpus_per_trial",
+    "train.num_threads": "resources.cpus_per_trial",
+}
+
+
+def fixed_for_the_sweep(key: str) -> str | None:
+    """Why a trial cannot take a sampled value for `key`, or None. Sampling such a key would
+    be silently ignored (the data is loaded and tokenized once, in the driver) or would break a
+    trial (a tokenizer that does not match its model, a device its resources lack)."""
+    section = key.split(".", 1)[0]
+    if section == "model":
+        return (
+            "is fixed for the whole sweep: the data is tokenized once per model before the "
+            "trials start, so a trial cannot change it; set it on the command line, or search "
+            "over models with a `model` choice (search_spaces/models.yaml)"
+        )
+    if section == "data":
+        return (
+            "is fixed for the whole sweep: the data is loaded and split once before the trials "
+            "start, so a trial cannot change it; set it on the command line"
+        )
+    if key in _SET_BY_RESOURCES:
+        return f"is set by the sweep's resources ({_SET_BY_RESOURCES[key]}), not sampled"
+    if section not in _TRIAL_SECTIONS:
+        return (
+            f"is a setting of the sweep itself, not of a trial; a search space samples only "
+            f"{' and '.join(f'{s}.*' for s in _TRIAL_SECTIONS)} values"
+        )
+    return None
 
 
 class SpecChecker:
@@ -176,6 +212,9 @@ class SpecChecker:
             node = node[part]
         if isinstance(node, Mapping):
             self.fail("is a config section, not a single value")
+        fixed = fixed_for_the_sweep(key)
+        if fixed:
+            self.fail(fixed)
         return node
 
     def _check_type_fits(self, ptype: str, current: Any) -> None:

@@ -24,8 +24,13 @@ CONFIG: dict[str, Any] = {
         "class_weights": "none",
         "sampling": "natural",
         "length_groups_per_step": 1,
+        "device": "auto",
+        "num_threads": None,
     },
     "peft": {"lora_rank": 8, "lora_alpha": None, "lora_dropout": 0.1, "frozen_layers": 2},
+    "model": {"max_length": 128},
+    "data": {"val_fraction": 0.2},
+    "sweep": {"num_samples": 8},
 }
 RANK = "peft.lora_rank: {type: categorical, choices: [0, 4, 8]}\n"
 LR_BRANCH = "train.learning_rate[peft.lora_rank=0]"
@@ -244,6 +249,15 @@ BAD = [
     ("groups-that-cannot-split-the-batch",  # CONFIG's batch of 16 rows
      "train.length_groups_per_step: {type: categorical, choices: [1, 2, 3]}\n",
      ["train.length_groups_per_step: 3 would fail", "divide the 16 examples"]),
+    # rule 1: a value settled before the trials start would be ignored (or break the trials)
+    ("model-value", "model.max_length: {type: categorical, choices: [64, 256]}\n",
+     ["model.max_length: is fixed for the whole sweep", "tokenized once", "`model` choice"]),
+    ("data-value", "data.val_fraction: {type: float, low: 0.1, high: 0.3}\n",
+     ["data.val_fraction: is fixed for the whole sweep", "loaded and split once"]),
+    ("sweep-value", "sweep.num_samples: {type: int, low: 4, high: 8}\n",
+     ["sweep.num_samples: is a setting of the sweep itself", "only train.* and peft.*"]),
+    ("device", "train.device: {type: categorical, choices: [cpu, cuda]}\n",
+     ["train.device: is set by the sweep's resources (resources.gpus_per_trial)"]),
     ("branch-value-the-config-refuses",
      RANK + "train.warmup_ratio: {type: float, low: 0.0, high: 0.2, "
      "when: [{if: {peft.lora_rank: 0}, high: 1.0}]}\n",
