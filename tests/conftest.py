@@ -248,12 +248,25 @@ def shared_ray() -> Any:
 def smoke_sweep(tmp_path_factory: pytest.TempPathFactory, shared_ray: Any) -> Any:
     """The smoke sweep (experiment=smoke: 3 tiny-BERT trials, MLflow into a SQLite file), run
     once for every test and notebook that only reads its results: (config, outcome, folder)."""
+    import automl.data.load
+    import automl.data.prepare
     from automl.search.sweep import run_sweep
 
     shared_ray()
     tmp = tmp_path_factory.mktemp("smoke")
     conf = compose_sweep_config(tmp, "experiment=smoke")
-    return conf, run_sweep(conf), tmp
+    real, loads = automl.data.load.load_task_data, []
+
+    def counted(cfg: DataConfig) -> Any:
+        loads.append(cfg)
+        return real(cfg)
+
+    with pytest.MonkeyPatch.context() as patch:  # every read of the data in the driver, counted
+        for module in (automl.data.load, automl.data.prepare):
+            patch.setattr(module, "load_task_data", counted)
+        outcome = run_sweep(conf)
+    (tmp / "data_loads").write_text(str(len(loads)))  # read by test_registry
+    return conf, outcome, tmp
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

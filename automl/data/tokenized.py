@@ -40,11 +40,14 @@ class PreparedData:
     test: TokenizedSplit | None = None
     test_texts: list[str] = field(default_factory=list)
     quality: dict[str, Any] = field(default_factory=dict)  # data/quality.py's report, or empty
+    # The texts and labels it was tokenized from: the driver's, for MLflow's dataset inputs
+    # (so the data is read once); trials do not get them.
+    task: TaskData | None = field(default=None, repr=False, compare=False)
 
     def without_test(self) -> PreparedData:
-        """What trials get: the same data with the test split left out, so no training or
-        selection step can read it."""
-        return replace(self, test=None, test_texts=[])
+        """What trials get: the same data with the test split (and the raw texts) left out, so
+        no training or selection step can read it."""
+        return replace(self, test=None, test_texts=[], task=None)
 
 
 def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
@@ -66,4 +69,5 @@ def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
         fingerprint=data_fingerprint(task),
         test=encode(task.test) if task.test is not None else None,
         test_texts=list(task.test.texts) if task.test is not None else [],
+        task=task,
     )

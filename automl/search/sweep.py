@@ -22,6 +22,7 @@ from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.data import quality
 from automl.data.prepare import prepare_data_for_models
+from automl.data.task import TaskData
 from automl.export.evaluation import (
     CONFUSION_FILE,
     EVALUATION_FILE,
@@ -290,7 +291,7 @@ def _finish(
         _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
-        _close_parent_run(tracker, plan, summary, test, export_dir)
+        _close_parent_run(tracker, plan, summary, test, export_dir, data.task)
     _print_results(summary, test)
     return SweepOutcome(summary, records, export_dir)
 
@@ -301,15 +302,17 @@ def _close_parent_run(
     summary: dict[str, Any],
     test: dict[str, Any] | None,
     export_dir: Path | None,
+    task: TaskData | None,
 ) -> None:
-    """The sweep's results into its MLflow parent run (the export registered), then end it."""
+    """The sweep's results into its MLflow parent run (the export registered, `task`'s splits
+    its dataset inputs), then end it."""
     tracker.log_artifact(plan.out_dir / "summary.json")
     if test is not None:
         tracker.log_metrics(headline(test))
         tracker.log_artifact(plan.out_dir / EVALUATION_FILE)
         tracker.log_artifact(plan.out_dir / CONFUSION_FILE)
     if export_dir is not None:
-        register_export(tracker, plan.conf, export_dir)
+        register_export(tracker, plan.conf, export_dir, task)
     tracker.end_sweep(
         "FINISHED" if summary["best_trial"] is not None else "FAILED",
         {f"best_{summary['metric']}": summary["best_value"], "num_trials": summary["num_trials"],

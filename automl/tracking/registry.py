@@ -18,6 +18,7 @@ from typing import Any
 
 from automl.config.paths import read_json_object
 from automl.config.schema import Config
+from automl.data.task import TaskData
 from automl.tracking.promotion import score_tags, takes_alias
 from automl.tracking.runs import SweepTracker
 
@@ -40,10 +41,14 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> str:
+def register_export(
+    tracker: SweepTracker, conf: Config, export_dir: Path, task: TaskData | None
+) -> str:
     """Log the exported folder as an MLflow transformers model of the sweep's parent run,
     register it with the model card, and point the alias at it unless the version holding the
-    alias scored better on the same data. Returns the version number. A sweep that exports the
+    alias scored better on the same data; `task`'s splits (where given) become the run's
+    dataset inputs.
+    Returns the version number. A sweep that exports the
     same trial again (resumed after it finished, or after a kill during its export) finds the
     version it registered instead of adding a copy. Client calls only: no global MLflow state
     changes in the driver."""
@@ -72,8 +77,8 @@ def register_export(tracker: SweepTracker, conf: Config, export_dir: Path) -> st
             description=card.read_text() if card.is_file() else None,
         ).version)  # fmt: skip
     _promote(client, name, conf.tracking.alias, version, scores)
-    # MLflow adds a run's dataset input once: a second call (a resumed export) adds nothing
-    tracker.client.log_inputs(tracker.parent_id, datasets=dataset_inputs(conf))
+    if task is not None:  # MLflow adds a run's dataset input once: a resumed export adds none
+        tracker.client.log_inputs(tracker.parent_id, datasets=dataset_inputs(task))
     return version
 
 
@@ -204,17 +209,15 @@ def _card(path: Path) -> Any:
         return None
 
 
-def dataset_inputs(conf: Config) -> list[Any]:
+def dataset_inputs(task: TaskData) -> list[Any]:
     """The train / validation / test splits (text, label name) as MLflow dataset inputs, each
-    with its context. Loading is cheap and seeded: the same rows as the sweep."""
+    with its context: the rows the sweep trained, selected and tested on."""
     import pandas as pd
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
-    from automl.data.load import load_task_data
     from automl.data.quality import splits_of
 
-    task = load_task_data(conf.data)
     contexts = {"train": "training", "val": "validation", "test": "test"}
     inputs = []
     for split_name, split in splits_of(task).items():

@@ -278,6 +278,7 @@ def test_label_names_travel_through_tokenize(tmp_path: Path, tokenizer: Any) -> 
     assert data.test.input_ids[0] == tokenizer(task.test.texts[0])["input_ids"]
     trial_data = data.without_test()  # what trials receive
     assert trial_data.test is None and trial_data.test_texts == []
+    assert data.task is task and trial_data.task is None  # the raw texts stay in the driver
     assert trial_data.train is data.train and data.test is not None
     assert data.description == str(path)
     assert list(data.train.labels) == task.train.labels
@@ -362,15 +363,10 @@ def test_hf_test_split_is_read_not_split_off(hf_dir: Path) -> None:
     assert Counter(task.val.labels) == {0: 4, 1: 4, 2: 4}
 
 
-def test_a_split_left_unread_is_named(
-    hf_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The dict's own `test` split, unread while the test split is cut from train: a warning,
-    once a process (the driver loads the data again for MLflow); read (as validation or
-    test): none."""
-    monkeypatch.setattr("automl.data.load._UNREAD_SPLITS_NAMED", set())
+def test_a_split_left_unread_is_named(hf_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The dict's own `test` split, unread while the test split is cut from train: a warning;
+    read (as validation or test): none."""
     with caplog.at_level("WARNING", logger="automl.data.load"):
-        load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict")))
         load_task_data(DataConfig(source="hf", hf_name=str(hf_dir / "dict")))
     warned = [r.getMessage() for r in caplog.records]
     assert warned == [

@@ -92,7 +92,7 @@ def test_champion_follows_the_best_version_not_the_last(
         if data is not None:
             provenance["data_fingerprint"]["sha256"] = data
         (folder / "provenance.json").write_text(json.dumps(provenance))
-        return register_export(tracker, named, folder)
+        return register_export(tracker, named, folder, None)
 
     def champion() -> str:
         return str(client.get_model_version_by_alias("shared", "champion").version)
@@ -100,7 +100,7 @@ def test_champion_follows_the_best_version_not_the_last(
     first = register(0.5)
     assert champion() == first
     # the same export again (a resumed sweep): its version, not a copy
-    assert register_export(tracker, named, tmp_path / "export-0.5-None") == first
+    assert register_export(tracker, named, tmp_path / "export-0.5-None", None) == first
     assert len(client.search_model_versions("name = 'shared'")) == 1
     with caplog.at_level(logging.WARNING, logger="automl.tracking.registry"):
         worse = register(0.4)
@@ -112,6 +112,6 @@ def test_champion_follows_the_best_version_not_the_last(
     newer_data = register(0.1, data="other data")  # scores not comparable: the newer wins
     assert champion() == newer_data
     # an older version exported again does not take the alias back
-    assert register_export(tracker, named, tmp_path / "export-0.6-None") == better
+    assert register_export(tracker, named, tmp_path / "export-0.6-None", None) == better
     assert champion() == newer_data
     assert len(client.search_model_versions("name = 'shared'")) == 4

@@ -74,6 +74,8 @@ def test_version_description_is_the_card_and_the_data_are_inputs(
     }
     quality = json.loads((tmp / "outputs" / "smoke" / "data_quality.json").read_text())
     assert sizes == {f"chatterbot-corpus/english ({k})": n for k, n in quality["sizes"].items()}
+    # the inputs are the rows the sweep trained on, not a second read of the data
+    assert (tmp / "data_loads").read_text() == "1"
 
 
 def _free_port() -> int:
