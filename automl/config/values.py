@@ -4,6 +4,8 @@ naming the key when a rule is broken.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from automl.config.schema import (
     AUTO_BATCH_SIZES,
     Config,
@@ -49,8 +51,8 @@ CHOICES = {
 def validate(conf: Config, recorded: bool = False) -> None:
     """Reject values the schema's types cannot catch, naming the key: one rule set a section."""
     _check_choices(conf)
-    _check_model(conf.model)
-    _check_data(conf.data)
+    _check_model(conf.model, recorded)
+    _check_data(conf.data, recorded)
     _check_train(conf.train)
     _check_peft(conf.peft)
     _check_resources(conf.resources)
@@ -65,19 +67,27 @@ def _check_choices(conf: Config) -> None:
         _check(value in allowed, key, f"{value!r} is not one of {', '.join(allowed)}")
 
 
-def _check_model(m: ModelConfig) -> None:
+def _check_model(m: ModelConfig, recorded: bool) -> None:
     if m.source == "pretrained":
         _check(
             bool(m.name_or_path), "model.name_or_path", "is required when model.source=pretrained"
         )
+    elif not recorded:  # set on the command line without `model=hf`: it would train another model
+        _check(
+            not m.name_or_path,
+            "model.name_or_path",
+            f"is not read when model.source={m.source}; add model=hf to fine-tune {m.name_or_path}",
+        )
     _check(m.max_length >= 8, "model.max_length", f"must be >= 8, got {m.max_length}")
 
 
-def _check_data(d: DataConfig) -> None:
+def _check_data(d: DataConfig, recorded: bool) -> None:
     if d.source in ("csv", "jsonl"):
         _check(bool(d.path), "data.path", f"is required when data.source={d.source}")
     if d.source == "hf":
         _check(bool(d.hf_name), "data.hf_name", "is required when data.source=hf")
+    if not recorded:  # your own data named without `data=...`: the sweep would train on other data
+        _check_data_source(d)
     _check(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
     _check(
         0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}"
@@ -98,6 +108,33 @@ def _check_data(d: DataConfig) -> None:
             "data.max_examples",
             f"must be >= 4 (null: no cap), got {d.max_examples}",
         )
+
+
+# The settings only one kind of data source reads.
+_FILE_KEYS = ("path", "val_path", "test_path")  # csv, jsonl
+_HF_KEYS = ("hf_name", "hf_config")  # hf
+_FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
+                 ".ndjson": "jsonl"}  # fmt: skip
+
+
+def _check_data_source(d: DataConfig) -> None:
+    """A file or dataset set for a source that does not read it (`data.path=my.csv` without
+    `data=csv`): one line with the group to add, not a sweep on the embedded corpus."""
+    for name in _FILE_KEYS if d.source not in ("csv", "jsonl") else ():
+        value, key = getattr(d, name), f"data.{name}"
+        if value:
+            fmt = _FILE_FORMATS.get(Path(value).suffix.lower())
+            fix = (
+                "a folder saved with save_to_disk goes in data.hf_name" if d.source == "hf"
+                else f"a folder saved with save_to_disk: use data=hf data.hf_name={value}"
+                if Path(value).is_dir()
+                else f"add data={fmt}" if fmt
+                else "add data=csv or data=jsonl"
+            )  # fmt: skip
+            _check(False, key, f"is not read when data.source={d.source}; {fix}")
+    for name in _HF_KEYS if d.source != "hf" else ():
+        key = f"data.{name}"
+        _check(not getattr(d, name), key, f"is not read when data.source={d.source}; add data=hf")
 
 
 def _check_train(t: TrainConfig) -> None:

@@ -182,16 +182,20 @@ def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
 
 
 def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
+    if path.is_dir():
+        raise DataError(
+            f"{path}: a folder, not a file (a dataset saved with save_to_disk: use data=hf "
+            f"data.hf_name={path})"
+        )
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     columns = (cfg.text_column, cfg.label_column)
     rows = _csv_rows(path, columns) if cfg.source == "csv" else _jsonl_rows(path)
     if not rows:
         raise DataError(f"{path}: no rows")
-    for column in (cfg.text_column, cfg.label_column):
+    for key, column in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
         if column not in rows[0]:
-            have = ", ".join(map(str, rows[0].keys()))
-            raise DataError(f"{path}: no column {column!r} (columns: {have})")
+            raise DataError(f"{path}: " + _no_column(column, list(rows[0]), f"data.{key}"))
     texts, labels = [], []
     for number, row in enumerate(rows, start=1):
         text, label = row.get(cfg.text_column), row.get(cfg.label_column)
@@ -206,6 +210,19 @@ def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
         texts.append(text.strip())
         labels.append(str(label).strip())
     return texts, labels, str(path)
+
+
+def _no_column(column: str, have: list[Any], key: str) -> str:
+    """ "no column 'text' (columns: ...)", with the likely fix: a column named alike (another
+    case), or the other format where the header reads as JSON."""
+    names = [str(name) for name in have]
+    text = f"no column {column!r} (columns: {', '.join(names)})"
+    alike = [name for name in names if name.strip().lower() == column.strip().lower()]
+    if alike:
+        return f"{text}; set {key}={alike[0]}"
+    if names and names[0].lstrip().startswith("{"):
+        return f"no column {column!r}: the file reads as JSON Lines, not CSV; use data=jsonl"
+    return text
 
 
 def _check_label(label: Any, where: str, column: str) -> None:
@@ -258,11 +275,20 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{path}: line {number}: not valid JSON ({err.msg})") from None
+                hint = "; is it a CSV file? use data=csv" if _reads_as_csv(line) else ""
+                raise DataError(
+                    f"{path}: line {number}: not valid JSON ({err.msg}){hint}"
+                ) from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {number}: expected a JSON object")
             rows.append(row)
     return rows
+
+
+def _reads_as_csv(line: str) -> bool:
+    """A line that is no JSON object but splits into columns: most likely a CSV header."""
+    stripped = line.strip()
+    return not stripped.startswith(("{", "[")) and any(d in stripped for d in ",;\t|")
 
 
 def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]]:
@@ -291,10 +317,9 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
             raise DataError(f"{where}: no split {name!r}") from None
         except Exception as err:  # network, unknown dataset, bad config: one line, the cause
             raise DataError(f"{where}: cannot load ({type(err).__name__}: {err})") from None
-        for column in (cfg.text_column, cfg.label_column):
+        for key, column in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
             if column not in ds.column_names:
-                have = ", ".join(ds.column_names)
-                raise DataError(f"{where}: no column {column!r} (columns: {have})")
+                raise DataError(f"{where}: " + _no_column(column, ds.column_names, f"data.{key}"))
         texts = ["" if t is None else str(t).strip() for t in ds[cfg.text_column]]
         for number, text in enumerate(texts, start=1):
             if not text:

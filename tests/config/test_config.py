@@ -177,6 +177,11 @@ BAD_VALUES = [
     ("train.bucket_pool_batches=0", "train.bucket_pool_batches"),
     ("train.length_groups_per_step=0", "train.length_groups_per_step"),
     ("train.length_groups_per_step=3", "train.length_groups_per_step"),  # 3 does not divide 8
+    ("data.path=my.csv", "data.path"),  # without data=csv
+    ("data.val_path=v.csv", "data.val_path"),
+    ("data.test_path=t.csv", "data.test_path"),
+    ("data.hf_name=ag_news", "data.hf_name"),  # without data=hf
+    ("data.hf_config=default", "data.hf_config"),
     ("peft.lora_rank=-1", "peft.lora_rank"),
     ("peft.frozen_layers=-1", "peft.frozen_layers"),
     ("peft.lora_dropout=1.0", "peft.lora_dropout"),
@@ -220,6 +225,61 @@ def test_the_mode_follows_the_metric_and_a_contrary_one_is_refused() -> None:
     old = as_dict(compose_cfg("sweep.metric=val_loss"))
     old["sweep"]["mode"] = "max"
     assert from_dict(old).sweep.mode == "max"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["data.path=my.jsonl"],
+            "config: data.path: is not read when data.source=chatterbot_topics; add data=jsonl",
+        ),
+        (
+            ["data.path=my.TSV"],
+            "data.path: is not read when data.source=chatterbot_topics; add data=csv",
+        ),
+        (
+            ["data.test_path=t.txt"],
+            "data.test_path: is not read when data.source="
+            "chatterbot_topics; add data=csv or data=jsonl",
+        ),
+        (
+            ["data=hf", "data.hf_name=saved", "data.val_path=v.csv"],
+            "data.val_path: is not read when data.source=hf; a folder saved with save_to_disk "
+            "goes in data.hf_name",
+        ),
+        (
+            ["data=csv", "data.path=a.csv", "data.hf_name=ag_news"],
+            "config: data.hf_name: is not read when data.source=csv; add data=hf",
+        ),
+        (
+            ["model.name_or_path=roberta-base"],
+            "config: model.name_or_path: is not read when model.source=package; add model=hf to "
+            "fine-tune roberta-base",
+        ),
+    ],  # fmt: skip
+)
+def test_your_own_data_or_model_without_its_group_is_refused(
+    overrides: list[str], message: str
+) -> None:
+    """`data.path=my.jsonl` without `data=jsonl` (or `model.name_or_path=...` without
+    `model=hf`) used to be ignored: the sweep trained on the embedded corpus (model)."""
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(*overrides)
+    assert str(err.value).endswith(message)
+
+
+def test_a_folder_path_without_data_hf_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(f"data.path={tmp_path}")
+    assert str(err.value).endswith(
+        f"a folder saved with save_to_disk: use data=hf data.hf_name={tmp_path}"
+    )
+    # the group and its keys together load; a recorded config is read back as it was
+    assert compose_cfg("data=jsonl", "data.path=my.jsonl").data.source == "jsonl"
+    old = as_dict(compose_cfg())
+    old["model"]["name_or_path"] = "roberta-base"  # ignored by an older version, recorded so
+    assert from_dict(old).model.source == "package"
 
 
 def test_length_groups_must_divide_a_set_batch_size() -> None:

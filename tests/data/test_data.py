@@ -452,6 +452,7 @@ EMPTY_SECOND_TEXT = '{"text": "a", "label": 1}\n{"text": "", "label": 2}\n'
 # (id, file name, content or None for a missing file, extra DataConfig fields, message parts)
 BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
     ("missing-file", "nope.csv", None, {}, ["file not found"]),
+    ("a-folder", "saved", None, {"source": "jsonl"}, ["a folder, not a file", "use data=hf"]),
     ("no-rows", "empty.csv", "text,label\n", {}, ["no rows"]),
     (
         "no-text-column",
@@ -468,6 +469,27 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         ["no column 'label'", "topic"],
     ),
     ("custom-column-missing", "c.csv", GOOD, {"text_column": "body"}, ["no column 'body'"]),
+    (
+        "column-in-another-case",
+        "caps.csv",
+        GOOD.replace("text,label", "Text,Label", 1),
+        {},
+        ["no column 'text' (columns: Text, Label); set data.text_column=Text"],
+    ),
+    (
+        "jsonl-read-as-csv",
+        "rows.jsonl",
+        GOOD_JSONL,
+        {"source": "csv"},
+        ["no column 'text': the file reads as JSON Lines, not CSV; use data=jsonl"],
+    ),
+    (
+        "csv-read-as-jsonl",
+        "rows.csv",
+        GOOD,
+        {"source": "jsonl"},
+        ["line 1: not valid JSON (Expecting value); is it a CSV file? use data=csv"],
+    ),
     (
         "one-class",
         "one.csv",
@@ -557,9 +579,11 @@ def test_bad_data_fails_with_one_line_naming_file_and_problem(
     path = tmp_path / name
     if content is not None:
         path.write_text(content, encoding="utf-8")
-    source = "csv" if name.endswith(".csv") else "jsonl"
+    elif "." not in name:
+        path.mkdir()  # what save_to_disk writes
+    settings = {"source": "csv" if name.endswith(".csv") else "jsonl", **extra}
     with pytest.raises(DataError) as err:
-        load_task_data(DataConfig(source=source, path=str(path), **extra))
+        load_task_data(DataConfig(path=str(path), **settings))
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: ")
