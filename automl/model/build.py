@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from automl.config.schema import ModelConfig, PeftConfig
+from automl.model.head import named_labels, remap_head
 from automl.model.load import (
     ModelError,
     ModelInfo,
@@ -29,9 +30,9 @@ log = logging.getLogger(__name__)
 def build_model(
     cfg: ModelConfig, peft_cfg: PeftConfig, label_names: list[str], pad_token_id: int
 ) -> tuple[nn.Module, ModelInfo]:
-    """Base model with a fresh classification head, then freezing and LoRA as configured."""
+    """Base model with a classification head for `label_names` (a checkpoint's own rows for
+    the classes it names, model/head.py), then freezing and LoRA as configured."""
     from transformers import AutoModelForSequenceClassification
-    from transformers import logging as hf_logging
 
     id2label = dict(enumerate(label_names))
     label2id = {name: i for i, name in id2label.items()}
@@ -42,24 +43,11 @@ def build_model(
         source = f"tiny-{cfg.tiny_arch}"
     else:
         source = model_location(cfg)
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected
-        hf_logging.disable_progress_bar()
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source,
-                # float32 weights whatever the checkpoint's dtype (transformers 5 loads a model
-                # whose config says bfloat16 or float16 in that dtype): the optimizer updates
-                # full-precision weights; mixed precision is autocast's job (train/loop.py)
-                dtype=torch.float32,
-                num_labels=len(label_names),
-                id2label=id2label,
-                label2id=label2id,
-                trust_remote_code=cfg.trust_remote_code,
-                ignore_mismatched_sizes=True,
-            )
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        model = _load_classifier(cfg, source, label_names)
+    # the loss is single-label cross-entropy whatever the checkpoint was trained for (a
+    # multi-label or regression checkpoint's problem_type would make the model's own loss BCE
+    # or MSE)
+    model.config.problem_type = "single_label_classification"
     model.config.pad_token_id = pad_token_id
     blocks_name, blocks = find_blocks(model)
     depth = peft_cfg.frozen_layers
@@ -77,6 +65,41 @@ def build_model(
     trainable, total = count_parameters(model)
     log.debug("blocks at %s: %d; trainable %d / %d", blocks_name, len(blocks), trainable, total)
     return model, ModelInfo(source, len(blocks), trainable, total)
+
+
+def _load_classifier(cfg: ModelConfig, source: str, label_names: list[str]) -> nn.Module:
+    """The pretrained model with a head for `label_names`: the checkpoint's own rows for the
+    classes it names (model/head.py), fresh rows for the rest."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import logging as hf_logging
+
+    id2label = dict(enumerate(label_names))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected
+    hf_logging.disable_progress_bar()
+    try:
+        checkpoint = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
+        theirs = named_labels(checkpoint)
+        if theirs is not None and theirs != label_names:  # a classifier for other classes
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code
+            )
+            if remap_head(model, theirs, label_names):
+                return model
+        return AutoModelForSequenceClassification.from_pretrained(
+            source,
+            # float32 weights whatever the checkpoint's dtype (transformers 5 loads a model
+            # whose config says bfloat16 or float16 in that dtype): the optimizer updates
+            # full-precision weights; mixed precision is autocast's job (train/loop.py)
+            dtype=torch.float32,
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id={name: i for i, name in id2label.items()},
+            trust_remote_code=cfg.trust_remote_code,
+            ignore_mismatched_sizes=True,
+        )
+    finally:
+        hf_logging.set_verbosity(verbosity)
 
 
 def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
