@@ -1,2 +1,2 @@
 """Thin command-line entry points: `automl-train`, `automl-sweep`, `automl-export`,
-`automl-report`. Nothing outside this package imports it."""
+`automl-report`, `automl-reproduce`, `automl-evaluate`. Nothing outside this package imports it."""

@@ -113,7 +113,7 @@ def _check_data(d: DataConfig, recorded: bool) -> None:
 # The settings only one kind of data source reads.
 _FILE_KEYS = ("path", "val_path", "test_path")  # csv, jsonl
 _HF_KEYS = ("hf_name", "hf_config")  # hf
-_FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
+FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
                  ".ndjson": "jsonl"}  # fmt: skip
 
 
@@ -123,7 +123,7 @@ def _check_data_source(d: DataConfig) -> None:
     for name in _FILE_KEYS if d.source not in ("csv", "jsonl") else ():
         value, key = getattr(d, name), f"data.{name}"
         if value:
-            fmt = _FILE_FORMATS.get(Path(value).suffix.lower())
+            fmt = FILE_FORMATS.get(Path(value).suffix.lower())
             fix = (
                 "a folder saved with save_to_disk goes in data.hf_name" if d.source == "hf"
                 else f"a folder saved with save_to_disk: use data=hf data.hf_name={value}"

@@ -40,9 +40,9 @@ def load_task_data(cfg: DataConfig) -> TaskData:
     if cfg.source == "chatterbot_topics":
         texts, raw_labels, where = _read_chatterbot(cfg.language)
     elif cfg.source in ("csv", "jsonl"):
-        texts, raw_labels, where = _read_file(Path(cfg.path), cfg)
-        val_rows = _read_file(Path(cfg.val_path), cfg) if cfg.val_path else None
-        test_rows = _read_file(Path(cfg.test_path), cfg) if cfg.test_path else None
+        texts, raw_labels, where = read_labeled_file(Path(cfg.path), cfg)
+        val_rows = read_labeled_file(Path(cfg.val_path), cfg) if cfg.val_path else None
+        test_rows = read_labeled_file(Path(cfg.test_path), cfg) if cfg.test_path else None
     elif cfg.source == "hf":
         (texts, raw_labels, where), val_rows, test_rows, names = _read_hf(cfg)
     else:
@@ -181,21 +181,35 @@ def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
     return texts, labels, f"chatterbot-corpus/{language}"
 
 
-def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
+# How a caller sets the text column, the label column and the format, for the fixes messages
+# suggest: a sweep's config keys, or a command's options (`--text-column`, ...).
+SWEEP_OPTIONS = ("data.text_column", "data.label_column", "data")
+
+
+def setting(option: str, value: str) -> str:
+    """`data.text_column=Text` for a config key, `--text-column Text` for an option."""
+    return f"{option} {value}" if option.startswith("--") else f"{option}={value}"
+
+
+def read_labeled_file(
+    path: Path, cfg: DataConfig, options: tuple[str, str, str] = SWEEP_OPTIONS
+) -> tuple[list[str], list[str], str]:
+    """A CSV or JSON Lines file (`cfg.source`) as its texts and label names, each row checked;
+    the file's name for messages. `options`: how the caller sets the two columns and the
+    format, for the fixes the messages suggest."""
     if path.is_dir():
-        raise DataError(
-            f"{path}: a folder, not a file (a dataset saved with save_to_disk: use data=hf "
-            f"data.hf_name={path})"
-        )
+        saved = f" (a dataset saved with save_to_disk: use data=hf data.hf_name={path})"
+        raise DataError(f"{path}: a folder, not a file{saved if options == SWEEP_OPTIONS else ''}")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     columns = (cfg.text_column, cfg.label_column)
-    rows = _csv_rows(path, columns) if cfg.source == "csv" else _jsonl_rows(path)
+    fmt = options[2]
+    rows = _csv_rows(path, columns) if cfg.source == "csv" else _jsonl_rows(path, fmt)
     if not rows:
         raise DataError(f"{path}: no rows")
-    for key, column in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
+    for option, column in zip(options, columns, strict=False):
         if column not in rows[0]:
-            raise DataError(f"{path}: " + _no_column(column, list(rows[0]), f"data.{key}"))
+            raise DataError(f"{path}: " + _no_column(column, list(rows[0]), option, fmt))
     texts, labels = [], []
     for number, row in enumerate(rows, start=1):
         text, label = row.get(cfg.text_column), row.get(cfg.label_column)
@@ -212,16 +226,19 @@ def _read_file(path: Path, cfg: DataConfig) -> tuple[list[str], list[str], str]:
     return texts, labels, str(path)
 
 
-def _no_column(column: str, have: list[Any], key: str) -> str:
+def _no_column(column: str, have: list[Any], option: str, fmt: str) -> str:
     """ "no column 'text' (columns: ...)", with the likely fix: a column named alike (another
     case), or the other format where the header reads as JSON."""
     names = [str(name) for name in have]
     text = f"no column {column!r} (columns: {', '.join(names)})"
     alike = [name for name in names if name.strip().lower() == column.strip().lower()]
     if alike:
-        return f"{text}; set {key}={alike[0]}"
+        return f"{text}; {'use' if option.startswith('--') else 'set'} {setting(option, alike[0])}"
     if names and names[0].lstrip().startswith("{"):
-        return f"no column {column!r}: the file reads as JSON Lines, not CSV; use data=jsonl"
+        return (
+            f"no column {column!r}: the file reads as JSON Lines, not CSV; "
+            f"use {setting(fmt, 'jsonl')}"
+        )
     return text
 
 
@@ -266,7 +283,7 @@ def _utf8(path: Path) -> Iterator[None]:
         ) from None
 
 
-def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
+def _jsonl_rows(path: Path, fmt: str = "data") -> list[dict[str, Any]]:
     rows = []
     with _utf8(path), path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
@@ -275,7 +292,8 @@ def _jsonl_rows(path: Path) -> list[dict[str, Any]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                hint = "; is it a CSV file? use data=csv" if _reads_as_csv(line) else ""
+                csv_hint = f"; is it a CSV file? use {setting(fmt, 'csv')}"
+                hint = csv_hint if _reads_as_csv(line) else ""
                 raise DataError(
                     f"{path}: line {number}: not valid JSON ({err.msg}){hint}"
                 ) from None
@@ -319,7 +337,8 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
             raise DataError(f"{where}: cannot load ({type(err).__name__}: {err})") from None
         for key, column in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
             if column not in ds.column_names:
-                raise DataError(f"{where}: " + _no_column(column, ds.column_names, f"data.{key}"))
+                no_column = _no_column(column, ds.column_names, f"data.{key}", "data")
+                raise DataError(f"{where}: {no_column}")
         texts = ["" if t is None else str(t).strip() for t in ds[cfg.text_column]]
         for number, text in enumerate(texts, start=1):
             if not text:

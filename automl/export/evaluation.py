@@ -186,8 +186,8 @@ def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def table_lines(evaluation: dict[str, Any]) -> list[str]:
-    """A plain-text per-class table for the terminal."""
+def table_lines(evaluation: dict[str, Any], name: str = "test") -> list[str]:
+    """A plain-text per-class table for the terminal; `name` heads the totals line."""
     lines = [f"{'class':<24} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8}"]
     for row in evaluation["per_class"]:
         lines.append(
@@ -195,7 +195,7 @@ def table_lines(evaluation: dict[str, Any]) -> list[str]:
             f"{row['f1']:>6.3f} {row['support']:>8d}"
         )
     lines.append(
-        f"test: accuracy {evaluation['accuracy']:.4f} · macro-F1 {evaluation['macro_f1']:.4f} · "
+        f"{name}: accuracy {evaluation['accuracy']:.4f} · macro-F1 {evaluation['macro_f1']:.4f} · "
         f"balanced accuracy {evaluation['balanced_accuracy']:.4f} · "
         f"{evaluation['num_examples']} texts"
     )

@@ -1,5 +1,6 @@
-"""The model: a pre-trained base (or a tiny one from a config), its frozen depth, LoRA adapters
-via peft, parameter counts, and the trainable tensors that checkpoints hold."""
+"""The model: a pre-trained base (or a tiny one from a config), its classification head (a
+classifier checkpoint's rows by label name), its frozen depth, LoRA adapters via peft, parameter
+counts, and the trainable tensors that checkpoints hold."""
 
 from automl.model.build import build_model, count_parameters, find_blocks
 from automl.model.load import (

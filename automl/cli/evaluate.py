@@ -1,0 +1,74 @@
+"""`automl-evaluate`: score an exported model on a labelled CSV or JSON Lines file.
+
+automl-evaluate outputs/default/best new_tickets.csv
+automl-evaluate outputs/v2/best tickets.csv --text-column body --label-column queue --out v2.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    from automl.cli.app import user_errors
+    from automl.config.paths import write_text_atomic
+    from automl.config.schema import ConfigError, DataConfig
+    from automl.config.values import FILE_FORMATS
+    from automl.console import setup_logging
+    from automl.export.evaluation import table_lines
+    from automl.export.rescore import rescore
+
+    parser = argparse.ArgumentParser(prog="automl-evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("model", type=Path, help="an exported model folder (outputs/<sweep>/best)")
+    parser.add_argument("data", type=Path, help="a labelled .csv/.tsv or .jsonl file")
+    parser.add_argument("--format", choices=("csv", "jsonl"), help="default: by the file's suffix")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--out", type=Path, help="also write the full evaluation (JSON) here")
+    parser.add_argument("--debug", action="store_true", help="full tracebacks")
+    args = parser.parse_args(argv)
+    setup_logging(args.debug)
+    try:
+        fmt = args.format or FILE_FORMATS.get(args.data.suffix.lower())
+        if fmt is None:
+            raise ConfigError(f"{args.data}: a .csv or .jsonl file? say which with --format")
+        if args.out is not None:
+            _check_out(args.out)
+        data = DataConfig(source=fmt, path=str(args.data), text_column=args.text_column,
+                          label_column=args.label_column)  # fmt: skip
+        evaluation = rescore(args.model, data)
+    except user_errors() as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print("\n".join(table_lines(evaluation, name=args.data.name)), file=sys.stderr)
+    if args.out is not None:
+        write_text_atomic(args.out, json.dumps(evaluation, indent=2))
+    keys = ("model", "data", "num_examples", "accuracy", "macro_f1", "balanced_accuracy",
+            "unknown_labels")  # fmt: skip
+    print(json.dumps({k: evaluation[k] for k in keys}))
+
+
+def _check_out(path: Path) -> None:
+    """--out replaces only an evaluation this command wrote, never another file."""
+    from automl.config.schema import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"--out {path}: a folder; name the JSON file to write")
+    if path.exists():
+        try:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and "confusion_matrix" in earlier):
+            raise ConfigError(f"--out {path}: exists and is not an evaluation; it is left alone")
+    elif not path.parent.is_dir():
+        raise ConfigError(f"--out {path}: no folder {path.parent}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""`automl-evaluate`: an exported model scored on a labelled file it was not scored on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from automl.cli.evaluate import main
+
+CLASSES = ["food", "sport", "tech"]
+WORDS = {"food": "pizza soup", "sport": "goal ball", "tech": "laptop wifi", "art": "paint"}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Any) -> Path:
+    """A tiny classifier saved as an export is: weights, tokenizer, named classes."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("export")
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, num_labels=3,
+                        id2label=dict(enumerate(CLASSES)),
+                        label2id={n: i for i, n in enumerate(CLASSES)})  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _file(folder: Path, labels: list[str], name: str = "new.jsonl") -> Path:
+    path = folder / name
+    rows = [{"text": f"{WORDS[label]} {i}", "label": label} for i, label in enumerate(labels)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as done:
+        main(list(args))
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return int(done.value.code or 0), out.out, out.err
+
+
+def test_scores_the_file_and_names_labels_the_model_lacks(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transformers import pipeline
+
+    labels = ["food", "sport", "tech", "art", "food", "art", "tech", "sport"]
+    path = _file(tmp_path, labels)
+    out = tmp_path / "eval.json"
+    code, stdout, stderr = _run(capsys, str(model_dir), str(path), "--out", str(out))
+    assert code == 0, stderr
+    # the scores of the predictions transformers' own pipeline makes with the folder
+    texts = [json.loads(line)["text"] for line in path.read_text().splitlines()]
+    predicted = [p["label"] for p in pipeline("text-classification", model=str(model_dir))(texts)]
+    accuracy = sum(p == t for p, t in zip(predicted, labels, strict=True)) / len(labels)
+    headline = json.loads(stdout.strip().splitlines()[-1])
+    assert headline["accuracy"] == pytest.approx(accuracy) and headline["num_examples"] == 8
+    assert headline["unknown_labels"] == {"art": 2}  # each an error the model cannot avoid
+    assert "2 texts have labels the model has no class for" in stderr and "'art' (2)" in stderr
+    assert f"{path.name}: accuracy {accuracy:.4f}" in stderr
+    written = json.loads(out.read_text())
+    assert written["labels"] == [*CLASSES, "art"]
+    assert [row["support"] for row in written["per_class"]] == [2, 2, 2, 2]
+    assert sum(map(sum, written["confusion_matrix"])) == 8
+    # an evaluation it wrote may be replaced by the next one
+    assert _run(capsys, str(model_dir), str(path), "--out", str(out))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["{model}", "{tmp}/ids.jsonl"],
+            "ids.jsonl: none of its labels ('0', '1') is a class of "
+            "the model ('food', 'sport', 'tech')",
+        ),
+        (["{tmp}", "{tmp}/new.jsonl"], "no config.json (not an exported model folder)"),
+        (["{model}", "{tmp}/new.txt"], "new.txt: a .csv or .jsonl file? say which with --format"),
+        (
+            ["{model}", "{tmp}/caps.csv"],
+            "no column 'text' (columns: Text, label); use --text-column Text",
+        ),
+        (
+            ["{model}", "{tmp}/new.jsonl", "--format", "csv"],
+            "the file reads as JSON Lines, not CSV; use --format jsonl",
+        ),
+        (
+            ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/notes.json"],
+            "--out {tmp}/notes.json: exists and is not an evaluation; it is left alone",
+        ),
+    ],  # fmt: skip
+)
+def test_bad_input_is_one_line_and_nothing_is_replaced(
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    _file(tmp_path, ["food", "tech"])
+    (tmp_path / "new.txt").write_text("food,pizza\n")
+    (tmp_path / "ids.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n')
+    (tmp_path / "caps.csv").write_text("Text,label\npizza,food\n")
+    (tmp_path / "notes.json").write_text('{"mine": true}')
+    filled = [a.format(model=model_dir, tmp=tmp_path) for a in args]
+    code, stdout, stderr = _run(capsys, *filled)
+    assert code == 2 and stdout == ""
+    assert stderr.startswith("error: ") and "\n" not in stderr.strip()
+    assert message.format(tmp=tmp_path) in stderr
+    assert (tmp_path / "notes.json").read_text() == '{"mine": true}'
