@@ -9,8 +9,11 @@ import warnings
 
 
 def counted(n: int, noun: str) -> str:
-    """``1 epoch``, ``3 epochs``: a count with its noun, for messages people read."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    """``1 epoch``, ``3 epochs``, ``2 classes``: a count with its noun, for messages people
+    read."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun}es" if noun.endswith(("s", "x", "sh")) else f"{n} {noun}s"
 
 
 def setup_logging(debug: bool = False) -> None:

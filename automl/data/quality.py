@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from automl.config.paths import write_text_atomic
+from automl.console import counted
 from automl.data.task import DataError, LabeledTexts, TaskData
 
 _WORD = re.compile(r"\w+")
@@ -154,15 +155,17 @@ def problems(report: Mapping[str, Any]) -> list[str]:
     for pair, counts in report["leakage"].items():
         if counts["near"]:
             a, b = pair.split("->")
-            out.append(f"{counts['near']} {b} texts also in {a} ({counts['exact']} exact)")
+            out.append(
+                f"{counted(counts['near'], b + ' text')} also in {a} ({counts['exact']} exact)"
+            )
     empty = sum(report["empty_texts"].values())
     if empty:
-        out.append(f"{empty} empty texts")
+        out.append(counted(empty, "empty text"))
     classes = report["classes"]
     if classes["below_min"]:
         out.append(
-            f"{len(classes['below_min'])} classes below {classes['min_examples']} examples: "
-            + ", ".join(classes["below_min"][:5])
+            f"{counted(len(classes['below_min']), 'class')} below "
+            f"{classes['min_examples']} examples: {_first(classes['below_min'])}"
         )
     return out
 
@@ -173,9 +176,10 @@ def warnings(report: Mapping[str, Any]) -> list[str]:
     out = []
     dup = report["duplicates"]["train"]
     if dup["near"]:
-        out.append(f"{dup['near']} duplicate texts in train ({dup['exact']} exact)")
+        out.append(f"{counted(dup['near'], 'duplicate text')} in train ({dup['exact']} exact)")
     if report["conflicting_labels"]:
-        out.append(f"{report['conflicting_labels']} texts carry more than one label")
+        n = report["conflicting_labels"]
+        out.append(f"{counted(n, 'text')} {'carries' if n == 1 else 'carry'} more than one label")
     for group in report.get("similar_label_names", []):  # absent from older reports
         out.append(
             "labels that differ only in case, spacing or punctuation: "
@@ -184,13 +188,23 @@ def warnings(report: Mapping[str, Any]) -> list[str]:
     trunc = report["truncation"]
     if trunc["count"]:
         out.append(
-            f"{trunc['count']} texts ({trunc['share']:.1%}) longer than "
-            f"{trunc['max_length']} tokens are truncated (longest {trunc['longest']})"
+            f"{counted(trunc['count'], 'text')} ({trunc['share']:.1%}) longer than "
+            f"{trunc['max_length']} tokens {'is' if trunc['count'] == 1 else 'are'} truncated "
+            f"(longest {trunc['longest']})"
         )
     for split, missing in report["classes"]["missing_from"].items():
         if missing:
-            out.append(f"{len(missing)} classes have no {split} example: {', '.join(missing[:5])}")
+            have = "has" if len(missing) == 1 else "have"
+            out.append(
+                f"{counted(len(missing), 'class')} {have} no {split} example: {_first(missing)}"
+            )
     return out
+
+
+def _first(names: Sequence[str], most: int = 5) -> str:
+    """The first few names, and how many more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def summary_lines(report: Mapping[str, Any]) -> list[str]:

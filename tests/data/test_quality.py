@@ -94,11 +94,12 @@ def test_leakage_duplicates_and_conflicts_are_counted() -> None:
     assert report["duplicates"]["train"] == {"exact": 1, "near": 1}
     assert report["conflicting_labels"] == 1
     assert report["problems"] == [
-        "1 val texts also in train (0 exact)",
-        "1 test texts also in train (1 exact)",
-        "1 test texts also in val (1 exact)",
+        "1 val text also in train (0 exact)",
+        "1 test text also in train (1 exact)",
+        "1 test text also in val (1 exact)",
     ]
-    assert "1 duplicate texts in train (1 exact)" in report["warnings"]
+    assert "1 duplicate text in train (1 exact)" in report["warnings"]
+    assert "1 text carries more than one label" in report["warnings"]
     assert metrics(report)["dq_leakage_test"] == 1
 
 
@@ -127,10 +128,10 @@ def test_empty_texts_truncation_and_small_classes() -> None:
     assert report["classes"]["below_min"] == ["c"]
     assert report["classes"]["missing_from"] == {"val": ["c"]}
     assert report["classes"]["smallest"][0] == ["c", 2]
-    assert "1 empty texts" in report["problems"]
-    assert "1 classes below 3 examples: c" in report["problems"]
-    assert any("longer than 16 tokens" in w for w in report["warnings"])
-    assert any("no val example: c" in w for w in report["warnings"])
+    assert "1 empty text" in report["problems"]
+    assert "1 class below 3 examples: c" in report["problems"]
+    assert "2 texts (7.4%) longer than 16 tokens are truncated (longest 40)" in report["warnings"]
+    assert "1 class has no val example: c" in report["warnings"]
 
 
 def test_fail_mode_stops_with_one_line_and_warn_does_not() -> None:
@@ -142,7 +143,7 @@ def test_fail_mode_stops_with_one_line_and_warn_does_not() -> None:
         enforce(report, "fail")
     message = str(err.value)
     assert "\n" not in message
-    assert message.startswith("synthetic: data quality (data.quality=fail): 1 val texts")
+    assert message.startswith("synthetic: data quality (data.quality=fail): 1 val text also")
 
 
 def test_summary_lines_are_few_and_name_the_problems() -> None:
@@ -150,7 +151,7 @@ def test_summary_lines_are_few_and_name_the_problems() -> None:
     task.val.texts[0] = "train text 0"
     lines = summary_lines(assess(task, _lengths(task), 16, 1))
     assert lines[0].startswith("data quality: 30 train / 9 val / 6 test, 3 classes")
-    assert lines[1:] == ["data quality: problem: 1 val texts also in train (1 exact)"]
+    assert lines[1:] == ["data quality: problem: 1 val text also in train (1 exact)"]
 
 
 def test_without_a_test_split_there_is_no_test_leakage_entry() -> None:
