@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from automl.config.schema import Config, ModelConfig
-from automl.export.portable import provenance_lines
+from automl.export.portable import hub_base_model, lineage, provenance_lines
 from automl.search.summary import describe_scores
 
 
@@ -17,10 +17,12 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
     """A Hugging Face model card: what the model does, how good it is, and how it was found."""
     metric = provenance.get("metric", conf.sweep.metric)
     value = provenance.get("best_value")
+    details = provenance.get("base_model_details") or {}
+    hub_base = hub_base_model(details) if details else provenance.get("base_model")
     front = {
         "library_name": "transformers",
         "pipeline_tag": "text-classification",
-        "base_model": provenance.get("base_model"),
+        **({"base_model": hub_base} if hub_base else {}),  # a Hub id, never a local folder's name
         "tags": ["finetune-automl", "text-classification"],
     }
     license_ = base_model_license(conf.model)
@@ -34,8 +36,8 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "",
         f"# {provenance.get('sweep', 'model')}: text classification",
         "",
-        f"Fine-tuned from `{provenance.get('base_model')}` on **{provenance.get('data', '?')}** "
-        f"({len(label_names)} classes) by finetune-automl.",
+        f"Fine-tuned from `{provenance.get('base_model')}`{lineage(details)} on "
+        f"**{provenance.get('data', '?')}** ({len(label_names)} classes) by finetune-automl.",
         "",
         "## Result",
         "",

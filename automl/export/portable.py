@@ -78,8 +78,39 @@ def base_model_name(cfg: ModelConfig) -> dict[str, Any]:
         return out
     folder = Path(cfg.name_or_path).expanduser()
     if folder.is_dir():
-        return {"name": folder.name, "source": "local folder", "sha256": folder_sha256(folder)}
+        out = {"name": folder.name, "source": "local folder", "sha256": folder_sha256(folder)}
+        earlier = _export_provenance(folder)
+        if earlier:  # an earlier export, fine-tuned again (on new data, say): its lineage
+            out["fine_tuned_from"] = {
+                "sweep": earlier.get("sweep"),
+                "trial": earlier.get("trial_id"),
+                "base_model": earlier.get("base_model"),
+                "hub_base_model": hub_base_model(earlier.get("base_model_details") or {}),
+            }
+        return out
     return {"name": cfg.name_or_path, "source": "hub"}
+
+
+def _export_provenance(folder: Path) -> dict[str, Any] | None:
+    """The provenance of an export of this project, where `folder` is one."""
+    import json
+
+    try:
+        loaded = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) and "base_model" in loaded else None
+
+
+def hub_base_model(details: dict[str, Any]) -> str | None:
+    """The Hub id at the root of a base model's lineage (the card's `base_model` metadata,
+    which names Hub models): itself for a Hub or packaged model, an earlier export's root for
+    an export fine-tuned again; None for a local folder or a tiny model."""
+    if details.get("source") == "hub" or details.get("package"):
+        name = details.get("name")
+        return str(name) if name and _HUB_ID.fullmatch(str(name)) else None
+    parent = details.get("fine_tuned_from") or {}
+    return parent.get("hub_base_model")
 
 
 def _package_hub_id(package: str) -> str:
@@ -102,6 +133,18 @@ def portable_model_provenance(conf: Any, provenance: dict[str, Any]) -> dict[str
     return out
 
 
+def lineage(details: dict[str, Any]) -> str:
+    """ ", an export of sweep `v1` (trial `3f5e02d6`), itself fine-tuned from `org/model`" for a
+    base model that is an earlier export; empty otherwise."""
+    parent = details.get("fine_tuned_from")
+    if not parent:
+        return ""
+    return (
+        f", an export of sweep `{parent.get('sweep')}` (trial `{parent.get('trial')}`), itself "
+        f"fine-tuned from `{parent.get('base_model')}`"
+    )
+
+
 def provenance_lines(provenance: dict[str, Any]) -> list[str]:
     """The card's section on where the model came from and how to re-train it."""
     fp = provenance.get("data_fingerprint") or {}
@@ -112,6 +155,7 @@ def provenance_lines(provenance: dict[str, Any]) -> list[str]:
         f"- base model: `{provenance.get('base_model')}`"
         + (f" (package `{details['package']}`)" if details.get("package") else "")
         + (f" (folder sha256 `{details['sha256'][:16]}…`)" if details.get("sha256") else "")
+        + lineage(details)
     )
     if fp:
         lines.append(f"- data: sha256 `{fp.get('sha256', '')[:16]}…` over ({counts}) examples")

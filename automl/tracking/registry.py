@@ -185,7 +185,8 @@ def license_text(card: Any) -> str:
                 "under its base model's license; see the base model's own terms.\n")  # fmt: skip
     base = getattr(card.data, "base_model", None)
     license_ = getattr(card.data, "license", None)
-    lines = [f"Fine-tuned by finetune-automl from the base model {base or '(unknown)'}."]
+    lines = [f"Fine-tuned by finetune-automl from the base model "
+             f"{base or 'its model card names (model_card.md)'}."]  # fmt: skip
     if license_:
         lines.append(f"It is under the base model's license, which its model card declares: "
                      f"{license_}.")  # fmt: skip

@@ -42,3 +42,36 @@ def test_no_card_no_license(tmp_path: Path) -> None:
     conf = make_tiny_config()  # a random tiny model has no base card at all
     assert base_model_license(conf.model) is None
     assert "license" not in front_matter(model_card(conf, PROVENANCE, ["a", "b"]))
+
+
+def test_an_export_fine_tuned_again_names_its_lineage(tmp_path: Path) -> None:
+    """Continuing an export on new data: the card named the base `best` (the folder's name)
+    and put that in `base_model`, which names Hub models."""
+    import json
+
+    from automl.export.portable import base_model_name, portable_model_provenance
+
+    earlier = tmp_path / "v1" / "best"
+    earlier.mkdir(parents=True)
+    first = portable_model_provenance(replace(make_tiny_config(), model=ModelConfig()), {})
+    (earlier / "provenance.json").write_text(
+        json.dumps({**PROVENANCE, "sweep": "v1", "trial_id": "3f5e02d6", **first})
+    )
+    conf = replace(make_tiny_config(), model=ModelConfig(source="pretrained",
+                                                         name_or_path=str(earlier)))  # fmt: skip
+    details = base_model_name(conf.model)
+    hub_id = first["base_model"]
+    assert "/" in hub_id  # the packaged MiniLM's Hub id
+    expected = {"sweep": "v1", "trial": "3f5e02d6", "base_model": hub_id, "hub_base_model": hub_id}
+    assert details["fine_tuned_from"] == expected
+    card = model_card(conf, {**PROVENANCE, **portable_model_provenance(conf, {})}, ["a", "b"])
+    assert front_matter(card)["base_model"] == hub_id  # the Hub model at the root
+    lineage = f"an export of sweep `v1` (trial `3f5e02d6`), itself fine-tuned from `{hub_id}`"
+    assert f"Fine-tuned from `best`, {lineage} on" in card
+    # a plain local folder or a tiny model is no Hub model: no base_model metadata
+    plain = replace(conf, model=ModelConfig(source="pretrained", name_or_path=str(tmp_path)))
+    card = model_card(plain, {**PROVENANCE, **portable_model_provenance(plain, {})}, ["a"])
+    assert "base_model" not in front_matter(card) and "an export of" not in card
+    tiny = make_tiny_config()
+    card = model_card(tiny, {**PROVENANCE, **portable_model_provenance(tiny, {})}, ["a"])
+    assert "base_model" not in front_matter(card)

@@ -37,3 +37,5 @@ def test_the_mlflow_models_license_file_names_the_base_models_license(tmp_path: 
     card.write_text("---\nbase_model: ./my-model\n---\n# model\n")
     assert "huggingface.co" not in license_text(_card(card))  # a relative path is no Hub id
     assert "could not be read" in license_text(None)
+    card.write_text("---\nlicense: mit\n---\n# model\n")  # a local or tiny base: no Hub id
+    assert "from the base model its model card names (model_card.md)." in license_text(_card(card))
