@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from automl.config.schema import Config, ModelConfig
+from automl.console import counted
 from automl.export.portable import hub_base_model, lineage, provenance_lines
 from automl.search.summary import describe_scores
 
@@ -51,8 +52,8 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         ),
         *test_result_lines(provenance.get("test_evaluation")),
         f"- trial `{provenance.get('trial_id')}` of sweep `{provenance.get('sweep')}` "
-        f"({provenance.get('num_trials', '?')} trials, sampler {provenance.get('sampler', '?')}, "
-        f"pruner {provenance.get('pruner', '?')})",
+        f"({counted(provenance.get('num_trials', 0), 'trial')}, "
+        f"sampler {provenance.get('sampler', '?')}, pruner {provenance.get('pruner', '?')})",
         f"- trainable parameters during fine-tuning: {provenance.get('trainable_params')}",
         "",
         *test_table_lines(provenance.get("test_evaluation")),

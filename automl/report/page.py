@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.paths import read_json_object, write_text_atomic
+from automl.console import counted
 from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
@@ -170,7 +171,7 @@ def render_html(
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(summary.get("statuses", {}).items()))
     meta = (
         f"objective: {summary['mode']} {summary['metric']} (each trial scored by its best epoch)"
-        f" · {summary.get('num_trials', len(summary['trials']))} trials ({statuses})"
+        f" · {counted(summary.get('num_trials', len(summary['trials'])), 'trial')} ({statuses})"
         f" · {summary.get('wall_s', '?')} s"
     )
     parts = [

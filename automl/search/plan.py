@@ -77,7 +77,7 @@ class SweepPlan:
     def describe(self) -> str:
         s = self.conf.sweep
         lines = [
-            f"sweep {s.name}: {s.num_samples} trials, at most {s.max_concurrent} at once"
+            f"sweep {s.name}: {counted(s.num_samples, 'trial')}, at most {s.max_concurrent} at once"
             + (f", time budget {s.time_budget_s:.0f} s" if s.time_budget_s else ""),
             f"  objective: {s.mode} {s.metric} (each trial scored by its best epoch)"
             + (f", then min {s.second_objective}" if s.searches_cost else ""),

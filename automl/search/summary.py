@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from automl.console import counted
+
 # How the per-epoch validation scores are named wherever they are shown (table, card, report).
 SCORE_NAMES = {
     "val_accuracy": "accuracy",
@@ -55,7 +57,9 @@ def print_table(summary: dict[str, Any], stream: Any) -> None:
     best_row: dict[str, Any] = rows[0] if rows else {}
     if scores := describe_scores(best_epoch_scores(best_row)):
         print(f"\nbest trial's best epoch, validation: {scores}", file=stream)
-    counts = f"{summary['num_trials']} trials {summary['statuses']}; {summary['wall_s']} s"
+    counts = (
+        f"{counted(summary['num_trials'], 'trial')} {summary['statuses']}; {summary['wall_s']} s"
+    )
     if summary["best_trial"] is None:  # the one-line error after it says why
         print(f"\nno best {metric}: {counts}; nothing exported", file=stream)
         return
