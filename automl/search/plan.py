@@ -68,6 +68,9 @@ class SweepPlan:
     started_with: dict[str, Any] = field(default_factory=dict)
     # ... as the run it resumes recorded it ({} for a fresh sweep, or nothing to resume)
     resumes: dict[str, Any] = field(default_factory=dict)
+    # A fresh sweep under the name of an earlier one: what of that one it replaces, said before
+    # anything is deleted ("" where there is none, or this run resumes it).
+    replaces: str = ""
 
     @property
     def trial_device(self) -> str:
@@ -91,6 +94,7 @@ class SweepPlan:
             f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
             + (redact(self.tracking_uri) if self.tracking_uri else "off"),
             *([f"  {self.warm_start.describe()}"] if self.warm_start else []),
+            *([f"  replaces: {self.replaces}"] if self.replaces else []),
         ]
         return "\n".join(lines)
 
@@ -201,8 +205,22 @@ def plan_sweep(conf: Config) -> SweepPlan:
     warm = load_warm_start(conf, space)
     return SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
-        identity, resumes,
+        identity, resumes, "" if s.resume else _replaced(before, out_dir),
     )  # fmt: skip
+
+
+def _replaced(before: SweepState, out_dir: Path) -> str:
+    """What a fresh sweep replaces of an earlier run under its name: its results at once, its
+    export when this one exports (MLflow keeps the runs and registered versions)."""
+    if before.phase == "new":
+        return ""
+    ended = f"{counted(len(before.records), 'trial')}, finished" if before.records else before.phase
+    export = out_dir / "best"
+    return (
+        f"the earlier sweep of this name ({ended}): its Optuna study and Ray results now"
+        + (f", its export {export} when this sweep exports" if export.is_dir() else "")
+        + "; sweep.resume=true would continue it instead"
+    )
 
 
 def dry_run_checks(plan: SweepPlan) -> list[str]:

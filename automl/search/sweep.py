@@ -82,6 +82,8 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
         print(json.dumps({"dry_run": True, "plan": lines}), flush=True)
         return SweepOutcome({"dry_run": True})
     log.info("%s", plan.describe())
+    if plan.replaces:
+        log.warning("sweep %s starts afresh and replaces %s", conf.sweep.name, plan.replaces)
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(conf, plan.models)
     check_same_data(conf.sweep.name, plan.resumes, data.fingerprint)  # the files may have grown

@@ -68,3 +68,25 @@ def test_other_rows_in_the_same_files_are_refused() -> None:
     edited = {**FINGERPRINT, "sha256": "c" * 64}
     with pytest.raises(ConfigError, match=r"started on other data \(content differs"):
         check_same_data("s", before, edited)
+
+
+def test_a_fresh_sweep_over_an_earlier_one_says_what_it_replaces(tmp_path: Path) -> None:
+    """Re-running a sweep's name without sweep.resume started over in silence, and its export
+    was replaced when the new one exported."""
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false")
+    assert plan_sweep(conf).replaces == ""  # nothing there yet
+    out = tmp_path / "outputs" / "smoke"
+    SweepState(phase="finished", records=[{"trial_id": "a"}, {"trial_id": "b"}]).save(out)
+    (out / "best").mkdir()
+    plan = plan_sweep(conf)
+    assert plan.replaces == (
+        f"the earlier sweep of this name (2 trials, finished): its Optuna study and Ray results "
+        f"now, its export {out / 'best'} when this sweep exports; sweep.resume=true would "
+        "continue it instead"
+    )
+    assert f"  replaces: {plan.replaces}" in plan.describe().splitlines()
+    SweepState(phase="running").save(out)  # killed midway
+    assert plan_sweep(conf).replaces.startswith("the earlier sweep of this name (running): ")
+    resumed = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
+                                   "sweep.resume=true")  # fmt: skip
+    assert plan_sweep(resumed).replaces == ""
