@@ -74,15 +74,26 @@ def check_overrides(overrides: list[str]) -> None:
         if jobs is None:
             return
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+            swept = swept_groups(overrides) if multirun else set()
             for job in jobs:
                 composed = compose(config_name="config", overrides=job)
                 if multirun:  # values too: a single run checks them itself, at once
-                    to_config(composed)
+                    to_config(composed, swept_groups=swept)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"config: {composition_error(err)}") from None
 
 
 GRID_CHECKED_UP_TO = 100  # jobs: composing one takes ~0.1 s here
+GROUPS = ("model", "data")  # the config groups whose options read settings of their own
+
+
+def swept_groups(overrides: list[str]) -> set[str]:
+    """The config groups a multirun's command line sweeps (`model=minilm,hf`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = [a for a in overrides if a not in MULTIRUN_FLAGS]
+    parsed = OverridesParser.create().parse_overrides(args)
+    return {o.key_or_group for o in parsed if o.is_sweep_override()} & set(GROUPS)
 
 
 def multirun_jobs(overrides: list[str]) -> list[list[str]] | None:
@@ -183,7 +194,9 @@ def hydra_app(
         debug = bool(cfg.get("debug", False))
         setup_logging(debug)
         try:
-            result = run(to_config(cfg))
+            # a multirun job whose group was chosen on the command line: the grid swept it
+            chosen = set(command_line_values()) & set(GROUPS) if multirun_job() is not None else ()
+            result = run(to_config(cfg, swept_groups=chosen))
         except user_errors() as err:
             if debug:
                 raise

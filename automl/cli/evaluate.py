@@ -64,8 +64,12 @@ def _check_out(path: Path) -> None:
             earlier = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             earlier = None
-        if not (isinstance(earlier, dict) and "confusion_matrix" in earlier):
-            raise ConfigError(f"--out {path}: exists and is not an evaluation; it is left alone")
+        # `unknown_labels`: only this command writes it (a sweep's test_evaluation.json, which
+        # the model card and the report read, has a confusion matrix too)
+        if not (isinstance(earlier, dict) and "unknown_labels" in earlier):
+            raise ConfigError(
+                f"--out {path}: exists and is not an automl-evaluate output; it is left alone"
+            )
     elif not path.parent.is_dir():
         raise ConfigError(f"--out {path}: no folder {path.parent}")
 

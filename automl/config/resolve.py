@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -11,10 +11,14 @@ from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.values import validate
 
 
-def to_config(cfg: DictConfig | Config, recorded: bool = False) -> Config:
+def to_config(
+    cfg: DictConfig | Config, recorded: bool = False, swept_groups: Collection[str] = ()
+) -> Config:
     """Resolve a composed DictConfig into the typed dataclass tree (and validate values).
     `recorded`: a config read back from a run's files, whose metric and mode were settled
-    when it ran (older versions let `sweep.mode=max` stand for val_loss)."""
+    when it ran (older versions let `sweep.mode=max` stand for val_loss). `swept_groups`: the
+    config groups a multirun sweeps (`-m model=minilm,hf model.name_or_path=...`), whose jobs
+    may carry a setting only another of the group's options reads."""
     if isinstance(cfg, Config):
         conf = cfg
     else:
@@ -28,7 +32,7 @@ def to_config(cfg: DictConfig | Config, recorded: bool = False) -> Config:
         conf = obj
     if conf.sweep.mode == "auto":
         conf.sweep.mode = metric_mode(conf.sweep.metric)
-    validate(conf, recorded)
+    validate(conf, recorded, swept_groups)
     return conf
 
 

@@ -62,7 +62,7 @@ _TRIAL_SECTIONS = ("train", "peft")
 # Trial values the sweep sets from its resources (and checks against them in the plan).
 _SET_BY_RESOURCES = {
     "train.device": "resources.gpus_per_trial",
-    "train.num_threads": "resources.cpus_per_trial",
+    "train.num_threads": "resources.cpus_per_trial, or train.num_threads on the command line",
 }
 
 
@@ -75,7 +75,8 @@ def fixed_for_the_sweep(key: str) -> str | None:
         return (
             "is fixed for the whole sweep: the data is tokenized once per model before the "
             "trials start, so a trial cannot change it; set it on the command line, or search "
-            "over models with a `model` choice (search_spaces/models.yaml)"
+            "over models (each conf/model/<name>.yaml with its own values) with a `model` "
+            "choice (search_spaces/models.yaml)"
         )
     if section == "data":
         return (
@@ -83,7 +84,7 @@ def fixed_for_the_sweep(key: str) -> str | None:
             "start, so a trial cannot change it; set it on the command line"
         )
     if key in _SET_BY_RESOURCES:
-        return f"is set by the sweep's resources ({_SET_BY_RESOURCES[key]}), not sampled"
+        return f"is set for the whole sweep ({_SET_BY_RESOURCES[key]}), not sampled"
     if section not in _TRIAL_SECTIONS:
         return (
             f"is a setting of the sweep itself, not of a trial; a search space samples only "
@@ -442,8 +443,9 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
                 for dotted, setting in {**condition, param.key: value}.items():
                     *sections, name = dotted.split(".")
                     setattr(functools.reduce(getattr, sections, conf), name, setting)
-                try:
-                    validate(conf)
+                try:  # as a trial reads its config (recorded): the sweep's own settings, the
+                    # data source and the mode, were checked when the config was composed
+                    validate(conf, recorded=True)
                 except ConfigError as err:
                     problem = str(err).removeprefix("config: ")
                     raise SearchSpaceError(

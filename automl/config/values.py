@@ -4,6 +4,7 @@ naming the key when a rule is broken.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from automl.config.schema import (
@@ -48,11 +49,13 @@ CHOICES = {
 }
 
 
-def validate(conf: Config, recorded: bool = False) -> None:
-    """Reject values the schema's types cannot catch, naming the key: one rule set a section."""
+def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str] = ()) -> None:
+    """Reject values the schema's types cannot catch, naming the key: one rule set a section.
+    A setting its source does not read is refused unless the config was recorded (read back
+    as it ran) or a multirun sweeps that group (its other jobs read it)."""
     _check_choices(conf)
-    _check_model(conf.model, recorded)
-    _check_data(conf.data, recorded)
+    _check_model(conf.model, recorded or "model" in swept_groups)
+    _check_data(conf.data, recorded or "data" in swept_groups)
     _check_train(conf.train)
     _check_peft(conf.peft)
     _check_resources(conf.resources)
@@ -123,18 +126,24 @@ def _check_data_source(d: DataConfig) -> None:
     for name in _FILE_KEYS if d.source not in ("csv", "jsonl") else ():
         value, key = getattr(d, name), f"data.{name}"
         if value:
-            fmt = FILE_FORMATS.get(Path(value).suffix.lower())
-            fix = (
-                "a folder saved with save_to_disk goes in data.hf_name" if d.source == "hf"
-                else f"a folder saved with save_to_disk: use data=hf data.hf_name={value}"
-                if Path(value).is_dir()
-                else f"add data={fmt}" if fmt
-                else "add data=csv or data=jsonl"
-            )  # fmt: skip
-            _check(False, key, f"is not read when data.source={d.source}; {fix}")
+            _check(False, key, f"is not read when data.source={d.source}; {_fix(d, name, value)}")
     for name in _HF_KEYS if d.source != "hf" else ():
         key = f"data.{name}"
         _check(not getattr(d, name), key, f"is not read when data.source={d.source}; add data=hf")
+
+
+def _fix(d: DataConfig, name: str, value: str) -> str:
+    """What reads `data.<name>=<value>` instead: the file's group, or Hugging Face's setting."""
+    fmt = FILE_FORMATS.get(Path(value).suffix.lower())
+    if d.source == "hf" and name != "path":  # a dataset's own splits
+        return f"data=hf reads its {name[:-5]} split from data.hf_{name[:-5]}_split"
+    if fmt:
+        return f"add data={fmt}"
+    if name == "path" and d.source == "hf":
+        return "a folder saved with save_to_disk goes in data.hf_name"
+    if name == "path" and Path(value).is_dir():
+        return f"a folder saved with save_to_disk: use data=hf data.hf_name={value}"
+    return "add data=csv or data=jsonl"
 
 
 def _check_train(t: TrainConfig) -> None:

@@ -197,9 +197,10 @@ def read_labeled_file(
     """A CSV or JSON Lines file (`cfg.source`) as its texts and label names, each row checked;
     the file's name for messages. `options`: how the caller sets the two columns and the
     format, for the fixes the messages suggest."""
-    if path.is_dir():
+    if path.is_dir():  # the training data only: a validation folder is no dataset of its own
+        hint = options == SWEEP_OPTIONS and str(path) == cfg.path
         saved = f" (a dataset saved with save_to_disk: use data=hf data.hf_name={path})"
-        raise DataError(f"{path}: a folder, not a file{saved if options == SWEEP_OPTIONS else ''}")
+        raise DataError(f"{path}: a folder, not a file{saved if hint else ''}")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     columns = (cfg.text_column, cfg.label_column)
@@ -259,16 +260,24 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
     with _utf8(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's BOM
         delimiter = _delimiter(handle.readline(), columns)
         handle.seek(0)
-        return list(csv.DictReader(handle, delimiter=delimiter))
+        reader = csv.DictReader(handle, delimiter=delimiter)
+        if reader.fieldnames:  # `text, label`: the space after the comma is no part of a name
+            reader.fieldnames = [name.strip() for name in reader.fieldnames]
+        return list(reader)
 
 
 def _delimiter(header: str, columns: tuple[str, str]) -> str:
     """The separator that splits the header into the wanted columns: `,`, else `;` (Excel's
-    CSV in many locales), a tab or `|`; judged on the header alone, since texts hold commas."""
-    for delimiter in (",", ";", "\t", "|"):
-        names = next(csv.reader([header.rstrip("\r\n")], delimiter=delimiter), [])
-        if all(column in names for column in columns):
-            return delimiter
+    CSV in many locales), a tab or `|`; judged on the header alone, since texts hold commas.
+    Names are compared without spaces around them, then also without case (so that the
+    missing-column message can name `Text` for `text`)."""
+    for fold in (str.strip, lambda name: name.strip().lower()):
+        for delimiter in (",", ";", "\t", "|"):
+            names = {
+                fold(n) for n in next(csv.reader([header.rstrip("\r\n")], delimiter=delimiter), [])
+            }
+            if all(fold(column) in names for column in columns):
+                return delimiter
     return ","
 
 
@@ -293,14 +302,25 @@ def _jsonl_rows(path: Path, fmt: str = "data") -> list[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 csv_hint = f"; is it a CSV file? use {setting(fmt, 'csv')}"
-                hint = csv_hint if _reads_as_csv(line) else ""
+                hint = (
+                    _ARRAY_HINT if number == 1 and line.lstrip().startswith("[")
+                    else csv_hint if number == 1 and _reads_as_csv(line)
+                    else ""
+                )  # fmt: skip
                 raise DataError(
                     f"{path}: line {number}: not valid JSON ({err.msg}){hint}"
                 ) from None
             if not isinstance(row, dict):
-                raise DataError(f"{path}: line {number}: expected a JSON object")
+                array = number == 1 and line.lstrip().startswith("[")
+                raise DataError(
+                    f"{path}: line {number}: expected a JSON object"
+                    + (_ARRAY_HINT if array else "")
+                )
             rows.append(row)
     return rows
+
+
+_ARRAY_HINT = "; JSON Lines holds one object per line, not an array"
 
 
 def _reads_as_csv(line: str) -> bool:

@@ -81,11 +81,20 @@ def _load_classifier(cfg: ModelConfig, source: str, label_names: list[str]) -> n
         checkpoint = AutoConfig.from_pretrained(source, trust_remote_code=cfg.trust_remote_code)
         theirs = named_labels(checkpoint)
         if theirs is not None and theirs != label_names:  # a classifier for other classes
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code
-            )
-            if remap_head(model, theirs, label_names):
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                source, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code,
+                ignore_mismatched_sizes=True, output_loading_info=True,
+            )  # fmt: skip
+            mismatched = loading.get("mismatched_keys", ())  # (key, shapes...) tuples
+            absent = [*loading.get("missing_keys", ()),
+                      *(k[0] if isinstance(k, tuple) else k for k in mismatched)]  # fmt: skip
+            if remap_head(model, theirs, label_names, absent):
                 return model
+            del model  # before loading again: never two copies of a large model at once
+            log.warning(
+                "%s names its classes, but its head's output layer was not found: "
+                "transformers' own head loading applies", source,
+            )  # fmt: skip
         return AutoModelForSequenceClassification.from_pretrained(
             source,
             # float32 weights whatever the checkpoint's dtype (transformers 5 loads a model

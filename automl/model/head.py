@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -47,14 +48,20 @@ def output_layer(model: nn.Module, num_labels: int) -> tuple[str, nn.Linear] | N
 
 
 @torch.no_grad()
-def remap_head(model: Any, theirs: list[str], ours: list[str]) -> bool:
+def remap_head(
+    model: Any, theirs: list[str], ours: list[str], missing: Collection[str] = ()
+) -> bool:
     """Resize the head of `model` (a transformers classifier loaded with its own `theirs`
-    labels) to `ours`: a known class keeps its row, a new one gets a fresh row. False
-    (nothing changed) where the head's output layer cannot be told apart."""
+    labels) to `ours`: a known class keeps its row, a new one gets a fresh row. `missing`:
+    the weights the checkpoint lacked (transformers' loading info): a head among them was
+    initialised at random, so nothing of it is kept. False (nothing changed) where the
+    head's output layer cannot be told apart."""
     found = output_layer(model, len(theirs))
     if found is None:
         return False
     name, old = found
+    if any(key.startswith(f"{name}.") for key in missing):  # names, but no head weights
+        theirs = []
     new = nn.Linear(old.in_features, len(ours), bias=old.bias is not None)
     new.to(dtype=old.weight.dtype, device=old.weight.device)
     std = float(getattr(model.config, "initializer_range", 0.02))

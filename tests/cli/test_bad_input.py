@@ -329,6 +329,8 @@ def test_a_missing_option_lists_the_available_ones() -> None:
         (["-m", "experiment=smoke", "sweep.num_samples=3,0"], "sweep.num_samples: must be >= 1"),
         # each value is fine with the others' first values; only the last job has 0.6 + 0.5
         (["-m", "data.val_fraction=0.3,0.6", "data.test_fraction=0.1,0.5"], "0.6 + 0.5"),
+        # a model named without model=hf, the group not swept: no job reads it
+        (["-m", "model.name_or_path=org/m", "sweep.name=a,b"], "add model=hf to fine-tune org/m"),
     ],
 )
 def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str) -> None:
@@ -347,6 +349,9 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         ["--cfg", "job"],
         ["-m", "train.epochs=2,3", "sampler=tpe,random"],
         ["-m", "sampler=glob(t*)"],  # expanded by Hydra alone
+        # the minilm job carries a setting only the hf job reads: the grid sweeps the group
+        ["-m", "model=minilm,hf", "model.name_or_path=org/m"],
+        ["-m", "data=chatterbot_topics,csv", "data.path=my.csv"],
     ],
 )
 def test_good_overrides_and_hydra_flags_pass_the_check(overrides: list[str]) -> None:

@@ -43,3 +43,15 @@ def test_a_multirun_over_names_keeps_them(tmp_path: Path) -> None:
     ]  # fmt: skip
     jobs = planned_folders(tmp_path, "-m", "sweep.name=alpha,beta", "data.max_examples=200,300")
     assert jobs == [str(out / f"{n}-{i}") for i, n in enumerate(["alpha"] * 2 + ["beta"] * 2)]
+
+
+def test_a_multirun_over_data_sources_shares_their_settings(tmp_path: Path) -> None:
+    """`data.path` belongs to the jsonl job; the chatterbot job carries it unread, as the
+    grid meant (a single run with data.path but no data= group is refused)."""
+    rows = "".join(
+        json.dumps({"text": f"{label} text {i}", "label": label}) + "\n"
+        for i in range(30) for label in ("a", "b")
+    )  # fmt: skip
+    (tmp_path / "mine.jsonl").write_text(rows)
+    jobs = planned_folders(tmp_path, "-m", "data=chatterbot_topics,jsonl", "data.path=mine.jsonl")
+    assert len(jobs) == 2

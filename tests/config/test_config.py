@@ -245,8 +245,13 @@ def test_the_mode_follows_the_metric_and_a_contrary_one_is_refused() -> None:
         ),
         (
             ["data=hf", "data.hf_name=saved", "data.val_path=v.csv"],
-            "data.val_path: is not read when data.source=hf; a folder saved with save_to_disk "
-            "goes in data.hf_name",
+            "data.val_path: is not read when data.source=hf; data=hf reads its val split from "
+            "data.hf_val_split",
+        ),
+        (
+            ["data=hf", "data.hf_name=saved", "data.path=saved2"],
+            "data.path: is not read when data.source=hf; a folder saved with save_to_disk goes "
+            "in data.hf_name",
         ),
         (
             ["data=csv", "data.path=a.csv", "data.hf_name=ag_news"],
@@ -275,6 +280,9 @@ def test_a_folder_path_without_data_hf_is_named(tmp_path: Path) -> None:
     assert str(err.value).endswith(
         f"a folder saved with save_to_disk: use data=hf data.hf_name={tmp_path}"
     )
+    with pytest.raises(ConfigError) as err:  # no dataset of its own: not the data=hf advice
+        compose_cfg(f"data.val_path={tmp_path}")
+    assert str(err.value).endswith("add data=csv or data=jsonl")
     # the group and its keys together load; a recorded config is read back as it was
     assert compose_cfg("data=jsonl", "data.path=my.jsonl").data.source == "jsonl"
     old = as_dict(compose_cfg())

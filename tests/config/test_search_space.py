@@ -257,7 +257,7 @@ BAD = [
     ("sweep-value", "sweep.num_samples: {type: int, low: 4, high: 8}\n",
      ["sweep.num_samples: is a setting of the sweep itself", "only train.* and peft.*"]),
     ("device", "train.device: {type: categorical, choices: [cpu, cuda]}\n",
-     ["train.device: is set by the sweep's resources (resources.gpus_per_trial)"]),
+     ["train.device: is set for the whole sweep (resources.gpus_per_trial), not sampled"]),
     ("branch-value-the-config-refuses",
      RANK + "train.warmup_ratio: {type: float, low: 0.0, high: 0.2, "
      "when: [{if: {peft.lora_rank: 0}, high: 1.0}]}\n",

@@ -476,6 +476,13 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         {},
         ["no column 'text' (columns: Text, Label); set data.text_column=Text"],
     ),
+    (  # another separator: found without case, so the message can name the column
+        "tab-column-in-another-case",
+        "caps.tsv",
+        GOOD.replace("text,label", "Text,Label", 1).replace(",", "\t"),
+        {"source": "csv"},
+        ["no column 'text' (columns: Text, Label); set data.text_column=Text"],
+    ),
     (
         "jsonl-read-as-csv",
         "rows.jsonl",
@@ -516,6 +523,13 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
     ("too-few-to-split", "few.csv", "text,label\nhi,a\nho,b\n", {}, ["too few examples (2)"]),
     ("bad-json", "bad.jsonl", GOOD_JSONL + '{"text": "x", \n', {}, ["line 21", "not valid JSON"]),
     ("json-not-object", "list.jsonl", "[1, 2]\n", {}, ["line 1", "expected a JSON object"]),
+    (
+        "json-array-file",
+        "array.json",
+        '[{"text": "x", "label": "a"},\n {"text": "y", "label": "b"}]\n',
+        {"source": "jsonl"},
+        ["line 1: not valid JSON", "JSON Lines holds one object per line, not an array"],
+    ),
     ("jsonl-no-label", "nl.jsonl", '{"text": "x"}\n', {}, ["no column 'label'"]),
     ("jsonl-empty-text", "et.jsonl", EMPTY_SECOND_TEXT, {}, ["row 2", "empty text"]),
     (
@@ -632,6 +646,15 @@ def test_csv_separator_is_found_from_the_header(tmp_path: Path, delimiter: str) 
     task = load_task_data(cfg)
     assert task.label_names == ["billing", "tech"]
     assert any(t.startswith("refund, please; order") for t in task.train.texts)
+
+
+def test_csv_header_names_are_read_without_the_spaces_around_them(tmp_path: Path) -> None:
+    """`text, label` (a space after the comma) had a column named ' label', and the message
+    suggested `data.label_column= label`, which the shell cannot pass."""
+    path = tmp_path / "spaced.csv"
+    path.write_text(GOOD.replace("text,label", "text , label", 1))
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    assert task.label_names == ["a", "b"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -93,7 +93,11 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
         ),
         (
             ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/notes.json"],
-            "--out {tmp}/notes.json: exists and is not an evaluation; it is left alone",
+            "--out {tmp}/notes.json: exists and is not an automl-evaluate output; it is left alone",
+        ),
+        (  # a sweep's own held-out evaluation (the card and the report read it)
+            ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/test_evaluation.json"],
+            "test_evaluation.json: exists and is not an automl-evaluate output",
         ),
     ],  # fmt: skip
 )
@@ -109,9 +113,11 @@ def test_bad_input_is_one_line_and_nothing_is_replaced(
     (tmp_path / "ids.jsonl").write_text('{"text": "a", "label": 0}\n{"text": "b", "label": 1}\n')
     (tmp_path / "caps.csv").write_text("Text,label\npizza,food\n")
     (tmp_path / "notes.json").write_text('{"mine": true}')
+    (tmp_path / "test_evaluation.json").write_text('{"accuracy": 0.9, "confusion_matrix": []}')
     filled = [a.format(model=model_dir, tmp=tmp_path) for a in args]
     code, stdout, stderr = _run(capsys, *filled)
     assert code == 2 and stdout == ""
     assert stderr.startswith("error: ") and "\n" not in stderr.strip()
     assert message.format(tmp=tmp_path) in stderr
     assert (tmp_path / "notes.json").read_text() == '{"mine": true}'
+    assert "0.9" in (tmp_path / "test_evaluation.json").read_text()

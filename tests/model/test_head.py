@@ -121,3 +121,20 @@ def test_a_multi_label_checkpoint_trains_with_single_label_loss(tmp_path: Path) 
     out = model(input_ids=torch.tensor([[5, 6, 7], [8, 9, 10]]), labels=torch.tensor([0, 2]))
     expected = torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 2]))
     assert torch.allclose(out.loss, expected)
+
+
+def test_named_classes_without_head_weights_keep_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A base model whose config names labels but whose weights hold no head: its random rows
+    are not passed off as the checkpoint's."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=16, num_labels=3, id2label=dict(enumerate(THEIRS)),
+                        label2id={n: i for i, n in enumerate(THEIRS)})  # fmt: skip
+    BertModel(config).save_pretrained(tmp_path)
+    with caplog.at_level("INFO", logger="automl.model.head"):
+        model = _build(tmp_path, ["neg", "pos"])
+    assert "0 of 2 classes start from the checkpoint's rows (new: neg, pos)" in caplog.text
+    assert model.config.id2label == {0: "neg", 1: "pos"}
