@@ -20,6 +20,7 @@ import yaml
 from automl.config.schema import DataConfig
 from automl.data.split import stratified_sample, stratified_split
 from automl.data.task import DataError, LabeledTexts, TaskData
+from automl.hub import missing_offline
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +335,10 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
     import datasets
 
     saved: Any = None  # a `save_to_disk` folder, loaded once (memory-mapped)
+    if not Path(cfg.hf_name).is_dir():
+        missing = missing_offline(cfg.hf_name, "dataset")
+        if missing:
+            raise DataError(f"data.hf_name: {cfg.hf_name!r}: {missing}")
 
     def split(name: str) -> tuple[list[str], list[Any], str, Any]:
         nonlocal saved

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import Config, ModelConfig
+from automl.hub import missing_offline
 
 
 class ModelError(ValueError):
@@ -80,6 +81,10 @@ def load_model_config(cfg: ModelConfig) -> Any:
         problem = _weights_problem(folder)
         if problem:
             raise ModelError(f"model.name_or_path: {where}: {problem}")
+    if cfg.source == "pretrained" and not _looks_like_path(where):
+        missing = missing_offline(where)
+        if missing:
+            raise ModelError(f"model.name_or_path: {where!r}: {missing}")
     try:
         return AutoConfig.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
     except Exception as err:  # offline hub id, typo, remote code refused: one line, the cause

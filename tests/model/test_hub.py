@@ -1,0 +1,64 @@
+"""A Hub model or dataset that is neither cached nor reachable is one line in a second, not
+after huggingface_hub's ~25 s of retries."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from automl import hub
+from automl.config.schema import DataConfig, ModelConfig
+from automl.data.load import load_task_data
+from automl.data.task import DataError
+from automl.model.load import ModelError, load_model_config
+
+
+@pytest.fixture
+def no_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """Online mode, no proxy, an empty cache and a Hub endpoint nothing listens on."""
+    from huggingface_hub import constants
+
+    with socket.socket() as sock:  # a port that was free a moment ago: refused at once
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for variable in hub._PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    hub._probe.cache_clear()
+    yield "127.0.0.1 cannot be reached ("
+    hub._probe.cache_clear()
+
+
+def test_an_uncached_model_or_dataset_is_refused_at_once(no_hub: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(ModelError) as err:
+        load_model_config(ModelConfig(source="pretrained", name_or_path="org/some-model"))
+    assert str(err.value).startswith(
+        f"model.name_or_path: 'org/some-model': not in the Hugging Face cache, and {no_hub}"
+    )
+    with pytest.raises(DataError) as err:
+        load_task_data(DataConfig(source="hf", hf_name="org/some-data"))
+    assert str(err.value).startswith("data.hf_name: 'org/some-data': not in the Hugging Face")
+    assert time.perf_counter() - started < 10  # not the Hub's retries
+
+
+def test_no_probe_where_it_cannot_tell(
+    no_hub: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from huggingface_hub import constants
+
+    assert (hub.unreachable() or "").startswith(no_hub)
+    (tmp_path / "hub" / "models--org--cached").mkdir(parents=True)
+    assert hub.missing_offline("org/cached") is None  # the libraries load it from the cache
+    assert hub.missing_offline("org/cached", "dataset") is not None  # a model's, not a dataset's
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # the proxy's route, not ours
+    assert hub.unreachable() is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # huggingface_hub fails fast itself
+    assert hub.unreachable() is None
