@@ -6,42 +6,47 @@ Before asking the Hub for a model or dataset it does not have in its cache, the 
 TCP connection to the Hub's endpoint instead, and names the cause in one line.
 
 No probe where it would not tell: offline mode (huggingface_hub fails fast by itself) and a
-proxy (the route to the Hub is the proxy's, not a direct connection's).
+proxy (the route to the Hub is the proxy's, not a direct connection's: the environment's, or
+the system's on macOS and Windows, as the HTTP client reads them).
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
 PROBE_TIMEOUT_S = 3.0
-_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
-                    "all_proxy")  # fmt: skip
+_REACHED: set[str] = set()  # endpoints reached in this process (a failure is asked again)
 
 
 def unreachable() -> str | None:
     """Why the Hub cannot be reached from here ("huggingface.co cannot be reached (...)"),
     or None: reachable, or not worth asking (offline mode, a proxy)."""
+    from urllib.request import getproxies
+
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in _PROXY_VARIABLES):
+    proxied = any(scheme in getproxies() for scheme in ("http", "https", "all"))
+    if constants.HF_HUB_OFFLINE or proxied:
         return None
     return _probe(constants.ENDPOINT)
 
 
-@functools.cache  # once a process: the answer does not change within a plan
 def _probe(endpoint: str) -> str | None:
+    if endpoint in _REACHED:
+        return None
     url = urlsplit(endpoint)
-    host = url.hostname or endpoint
-    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        host, port = url.hostname or endpoint, url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:  # a malformed port in HF_ENDPOINT: huggingface_hub's to report
+        return None
     try:
         socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S).close()
     except OSError as err:
         cause = err.strerror or str(err) or type(err).__name__
         return f"{host} cannot be reached ({cause})"
+    _REACHED.add(endpoint)
     return None
 
 
@@ -53,10 +58,14 @@ def in_cache(repo_id: str, repo_type: str = "model") -> bool:
     folder = f"{repo_type}s--{repo_id.replace('/', '--')}"
     if (Path(constants.HF_HUB_CACHE) / folder).is_dir():
         return True
-    if repo_type == "dataset":  # datasets' own cache of what it prepared
+    if repo_type == "dataset":  # datasets' own cache of what it prepared: `org___snake_name`
         import datasets
+        from datasets.naming import camelcase_to_snakecase
 
-        return (Path(datasets.config.HF_DATASETS_CACHE) / repo_id.replace("/", "___")).is_dir()
+        namespace, _, name = repo_id.rpartition("/")
+        folder = f"{namespace}___" * bool(namespace) + camelcase_to_snakecase(name)
+        cache = Path(datasets.config.HF_DATASETS_CACHE)
+        return (cache / folder).is_dir() or (cache / repo_id.replace("/", "___")).is_dir()
     return False
 
 

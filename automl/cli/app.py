@@ -75,10 +75,21 @@ def check_overrides(overrides: list[str]) -> None:
             return
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             swept = swept_groups(overrides) if multirun else set()
+            unread: dict[str, list[str]] = {}  # key -> its "is not read" message, per job
             for job in jobs:
                 composed = compose(config_name="config", overrides=job)
                 if multirun:  # values too: a single run checks them itself, at once
-                    to_config(composed, swept_groups=swept)
+                    try:
+                        to_config(composed)
+                    except ConfigError as err:
+                        key = unread_key(err)
+                        if key is None or not swept:
+                            raise
+                        unread.setdefault(key, []).append(str(err))
+                        to_config(composed, swept_groups=swept)  # the job's other values
+            for messages in unread.values():  # a setting no job of the grid reads
+                if len(messages) == len(jobs):
+                    raise ConfigError(messages[0])
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"config: {composition_error(err)}") from None
 
@@ -88,12 +99,34 @@ GROUPS = ("model", "data")  # the config groups whose options read settings of t
 
 
 def swept_groups(overrides: list[str]) -> set[str]:
-    """The config groups a multirun's command line sweeps (`model=minilm,hf`)."""
+    """The config groups a multirun's command line sweeps (`model=minilm,hf`): a job of one
+    option may carry a setting that only another option reads."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
 
     args = [a for a in overrides if a not in MULTIRUN_FLAGS]
-    parsed = OverridesParser.create().parse_overrides(args)
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except HydraException:  # Hydra reports it itself
+        return set()
     return {o.key_or_group for o in parsed if o.is_sweep_override()} & set(GROUPS)
+
+
+def argv_overrides() -> list[str]:
+    """This process's overrides as Hydra reads them from its command line (flags and their
+    values left out); [] where they do not parse."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        return list(get_args_parser().parse_known_args(sys.argv[1:])[0].overrides or [])
+    except SystemExit:
+        return []
+
+
+def unread_key(err: ConfigError) -> str | None:
+    """The key of a "data.path: is not read when ..." error (config/values.py), else None."""
+    key, _, problem = str(err).removeprefix("config: ").partition(": ")
+    return key if problem.startswith("is not read when ") else None
 
 
 def multirun_jobs(overrides: list[str]) -> list[list[str]] | None:
@@ -138,7 +171,6 @@ def names_each_job(key: str) -> bool:
     """Whether the multirun's command line gives each job a value of `key` of its own: it is
     the only key swept, over distinct values (`sweep.name=a,b`); with any other key swept too,
     jobs share its values."""
-    from hydra._internal.utils import get_args_parser
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import QuotedString
@@ -147,8 +179,7 @@ def names_each_job(key: str) -> bool:
     if HydraConfig.initialized() and HydraConfig.get().sweeper.get("params"):
         return False  # values swept from a config: not on the command line
     try:
-        args = get_args_parser().parse_known_args(sys.argv[1:])[0]
-        parsed = OverridesParser.create().parse_overrides(args.overrides or [])
+        parsed = OverridesParser.create().parse_overrides(argv_overrides())
         swept = [o for o in parsed if o.is_sweep_override()]
         if len(swept) != 1 or swept[0].get_key_element() != key:
             return False
@@ -194,9 +225,9 @@ def hydra_app(
         debug = bool(cfg.get("debug", False))
         setup_logging(debug)
         try:
-            # a multirun job whose group was chosen on the command line: the grid swept it
-            chosen = set(command_line_values()) & set(GROUPS) if multirun_job() is not None else ()
-            result = run(to_config(cfg, swept_groups=chosen))
+            # a multirun job of a grid that sweeps a group (checked as a whole before it ran)
+            swept = swept_groups(argv_overrides()) if multirun_job() is not None else set()
+            result = run(to_config(cfg, swept_groups=swept))
         except user_errors() as err:
             if debug:
                 raise

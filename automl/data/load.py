@@ -199,12 +199,15 @@ def read_labeled_file(
     the file's name for messages. `options`: how the caller sets the two columns and the
     format, for the fixes the messages suggest."""
     if path.is_dir():  # the training data only: a validation folder is no dataset of its own
-        hint = options == SWEEP_OPTIONS and str(path) == cfg.path
+        hint = options == SWEEP_OPTIONS and path == Path(cfg.path)
         saved = f" (a dataset saved with save_to_disk: use data=hf data.hf_name={path})"
         raise DataError(f"{path}: a folder, not a file{saved if hint else ''}")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     columns = (cfg.text_column, cfg.label_column)
+    if cfg.source == "csv":  # header names are read stripped: so are the configured ones
+        columns = (cfg.text_column.strip(), cfg.label_column.strip())  # (' label', recorded)
+    text_column, label_column = columns
     fmt = options[2]
     rows = _csv_rows(path, columns) if cfg.source == "csv" else _jsonl_rows(path, fmt)
     if not rows:
@@ -214,15 +217,15 @@ def read_labeled_file(
             raise DataError(f"{path}: " + _no_column(column, list(rows[0]), option, fmt))
     texts, labels = [], []
     for number, row in enumerate(rows, start=1):
-        text, label = row.get(cfg.text_column), row.get(cfg.label_column)
+        text, label = row.get(text_column), row.get(label_column)
         if text is not None and not isinstance(text, str):
             raise DataError(
-                f"{path}: row {number}: the text in column {cfg.text_column!r} is not a string "
+                f"{path}: row {number}: the text in column {text_column!r} is not a string "
                 f"({str(text)[:40]})"
             )
         if not text or not text.strip():
-            raise DataError(f"{path}: row {number}: empty text in column {cfg.text_column!r}")
-        _check_label(label, f"{path}: row {number}", cfg.label_column)
+            raise DataError(f"{path}: row {number}: empty text in column {text_column!r}")
+        _check_label(label, f"{path}: row {number}", label_column)
         texts.append(text.strip())
         labels.append(str(label).strip())
     return texts, labels, str(path)
@@ -294,25 +297,26 @@ def _utf8(path: Path) -> Iterator[None]:
 
 
 def _jsonl_rows(path: Path, fmt: str = "data") -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     with _utf8(path), path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            first = not rows  # the first line with content: where another format shows
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 csv_hint = f"; is it a CSV file? use {setting(fmt, 'csv')}"
                 hint = (
-                    _ARRAY_HINT if number == 1 and line.lstrip().startswith("[")
-                    else csv_hint if number == 1 and _reads_as_csv(line)
+                    _ARRAY_HINT if first and line.lstrip().startswith("[")
+                    else csv_hint if first and _reads_as_csv(line)
                     else ""
                 )  # fmt: skip
                 raise DataError(
                     f"{path}: line {number}: not valid JSON ({err.msg}){hint}"
                 ) from None
             if not isinstance(row, dict):
-                array = number == 1 and line.lstrip().startswith("[")
+                array = first and line.lstrip().startswith("[")
                 raise DataError(
                     f"{path}: line {number}: expected a JSON object"
                     + (_ARRAY_HINT if array else "")

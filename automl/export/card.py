@@ -52,7 +52,7 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         ),
         *test_result_lines(provenance.get("test_evaluation")),
         f"- trial `{provenance.get('trial_id')}` of sweep `{provenance.get('sweep')}` "
-        f"({counted(provenance.get('num_trials', 0), 'trial')}, "
+        f"({_trials(provenance.get('num_trials'))}, "
         f"sampler {provenance.get('sampler', '?')}, pruner {provenance.get('pruner', '?')})",
         f"- trainable parameters during fine-tuning: {provenance.get('trainable_params')}",
         "",
@@ -78,6 +78,10 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "",
     ]
     return "\n".join(lines)
+
+
+def _trials(count: Any) -> str:
+    return counted(count, "trial") if isinstance(count, int) else "? trials"
 
 
 def base_model_license(model: ModelConfig) -> str | None:

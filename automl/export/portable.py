@@ -20,6 +20,8 @@ from automl.config.schema import PROJECT_ROOT, ModelConfig
 
 # an absolute path, alone or after a URI scheme that carries one (sqlite:////abs, file:///abs)
 _ABSOLUTE = re.compile(r"^(?P<scheme>sqlite:///|file://)?(?P<path>(/|~/|[A-Za-z]:[\\/]).*)$")
+# A Hub model id as a base model's source names it: `org/name`, or a canonical `name`.
+_HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _HUB_ID = re.compile(r"\b([A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*[A-Za-z0-9])\b")
 
 
@@ -92,23 +94,32 @@ def base_model_name(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def _export_provenance(folder: Path) -> dict[str, Any] | None:
-    """The provenance of an export of this project, where `folder` is one."""
+    """The provenance of an export of this project, where `folder` is one: a sweep, a trial
+    and a base model named, its details a mapping (another tool's file, or a damaged one, is
+    no lineage: the folder is a plain local folder then)."""
     import json
 
     try:
         loaded = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return loaded if isinstance(loaded, dict) and "base_model" in loaded else None
+    if not isinstance(loaded, dict):
+        return None
+    named = all(isinstance(loaded.get(k), str) for k in ("sweep", "trial_id", "base_model"))
+    details = loaded.get("base_model_details", {})
+    parent = details.get("fine_tuned_from", {}) if isinstance(details, dict) else None
+    return loaded if named and isinstance(details, dict) and isinstance(parent, dict) else None
 
 
 def hub_base_model(details: dict[str, Any]) -> str | None:
     """The Hub id at the root of a base model's lineage (the card's `base_model` metadata,
     which names Hub models): itself for a Hub or packaged model, an earlier export's root for
     an export fine-tuned again; None for a local folder or a tiny model."""
-    if details.get("source") == "hub" or details.get("package"):
-        name = details.get("name")
-        return str(name) if name and _HUB_ID.fullmatch(str(name)) else None
+    name = str(details.get("name") or "")
+    if details.get("source") == "hub":  # `roberta-base` as well as `org/model`
+        return name if _HUB_NAME.fullmatch(name) else None
+    if details.get("package"):  # the id its docstring names, else the package's own name
+        return name if _HUB_ID.fullmatch(name) else None
     parent = details.get("fine_tuned_from") or {}
     return parent.get("hub_base_model")
 

@@ -30,7 +30,7 @@ def display_name(cfg: ModelConfig) -> str:
     """How the model is shown in plans, messages and MLflow params (no machine paths)."""
     if cfg.source == "tiny":
         return f"tiny-{cfg.tiny_arch}"
-    return cfg.name_or_path or cfg.package
+    return cfg.name_or_path if cfg.source == "pretrained" else cfg.package
 
 
 def model_location(cfg: ModelConfig) -> str:

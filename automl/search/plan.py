@@ -214,12 +214,18 @@ def plan_sweep(conf: Config) -> SweepPlan:
 def _replaced(before: SweepState, out_dir: Path) -> str:
     """What a fresh sweep replaces of an earlier run under its name: its results at once, its
     export when this one exports (MLflow keeps the runs and registered versions)."""
-    if before.phase == "new":
-        return ""
-    ended = f"{counted(len(before.records), 'trial')}, finished" if before.records else before.phase
     export = out_dir / "best"
+    earlier = counted(len(before.records), "trial")
+    how = {
+        "finished": f"{earlier}, finished",
+        "new": "killed before its first trial",
+    }.get(
+        before.phase, "interrupted" + (f", {earlier} of earlier rounds" if before.records else "")
+    )
+    if before.phase == "new" and not export.is_dir():
+        return ""  # nothing of it left to replace
     return (
-        f"the earlier sweep of this name ({ended}): its Optuna study and Ray results now"
+        f"the earlier sweep of this name ({how}): its Optuna study and Ray results now"
         + (f", its export {export} when this sweep exports" if export.is_dir() else "")
         + "; sweep.resume=true would continue it instead"
     )

@@ -331,6 +331,8 @@ def test_a_missing_option_lists_the_available_ones() -> None:
         (["-m", "data.val_fraction=0.3,0.6", "data.test_fraction=0.1,0.5"], "0.6 + 0.5"),
         # a model named without model=hf, the group not swept: no job reads it
         (["-m", "model.name_or_path=org/m", "sweep.name=a,b"], "add model=hf to fine-tune org/m"),
+        # the group swept, but over options none of which reads it
+        (["-m", "model=minilm,tiny_bert", "model.name_or_path=org/m"], "add model=hf"),
     ],
 )
 def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str) -> None:

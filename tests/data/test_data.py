@@ -523,6 +523,13 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
     ("too-few-to-split", "few.csv", "text,label\nhi,a\nho,b\n", {}, ["too few examples (2)"]),
     ("bad-json", "bad.jsonl", GOOD_JSONL + '{"text": "x", \n', {}, ["line 21", "not valid JSON"]),
     ("json-not-object", "list.jsonl", "[1, 2]\n", {}, ["line 1", "expected a JSON object"]),
+    (  # a blank first line: the format still shows on the first line with content
+        "json-array-after-a-blank-line",
+        "array2.json",
+        '\n[{"text": "x", "label": "a"}]\n',
+        {"source": "jsonl"},
+        ["line 2: expected a JSON object", "not an array"],
+    ),
     (
         "json-array-file",
         "array.json",
@@ -655,6 +662,9 @@ def test_csv_header_names_are_read_without_the_spaces_around_them(tmp_path: Path
     path.write_text(GOOD.replace("text,label", "text , label", 1))
     task = load_task_data(DataConfig(source="csv", path=str(path)))
     assert task.label_names == ["a", "b"]
+    # what the message once told users to set (a recorded config still says it)
+    spaced = DataConfig(source="csv", path=str(path), label_column=" label")
+    assert load_task_data(spaced).label_names == ["a", "b"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,3 +75,21 @@ def test_an_export_fine_tuned_again_names_its_lineage(tmp_path: Path) -> None:
     tiny = make_tiny_config()
     card = model_card(tiny, {**PROVENANCE, **portable_model_provenance(tiny, {})}, ["a"])
     assert "base_model" not in front_matter(card)
+
+
+def test_hub_ids_without_an_org_and_foreign_provenance(tmp_path: Path) -> None:
+    """`roberta-base` is a Hub id too; a provenance.json another tool wrote (or a damaged one)
+    is no lineage, and never fails the export."""
+    import json
+
+    from automl.export.portable import base_model_name, hub_base_model
+
+    assert hub_base_model({"name": "roberta-base", "source": "hub"}) == "roberta-base"
+    assert hub_base_model({"name": "tiny-bert", "source": "tiny (random weights)"}) is None
+    folder = tmp_path / "model"
+    folder.mkdir()
+    local = ModelConfig(source="pretrained", name_or_path=str(folder))
+    for foreign in ({"base_model": "x", "base_model_details": "x"}, {"base_model": "x"}, [1]):
+        (folder / "provenance.json").write_text(json.dumps(foreign))
+        details = base_model_name(local)
+        assert details["source"] == "local folder" and "fine_tuned_from" not in details

