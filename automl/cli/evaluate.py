@@ -2,6 +2,7 @@
 
 automl-evaluate outputs/default/best new_tickets.csv
 automl-evaluate outputs/v2/best tickets.csv --text-column body --label-column queue --out v2.json
+automl-evaluate models:/default@champion new_tickets.csv          # the registered champion
 """
 
 from __future__ import annotations
@@ -19,15 +20,22 @@ def main(argv: list[str] | None = None) -> None:
     from automl.config.values import FILE_FORMATS
     from automl.console import setup_logging
     from automl.export.evaluation import table_lines
-    from automl.export.rescore import rescore
+    from automl.export.rescore import REGISTRY_SCHEMES, registered_folder, rescore
 
     parser = argparse.ArgumentParser(prog="automl-evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("model", type=Path, help="an exported model folder (outputs/<sweep>/best)")
+    parser.add_argument(
+        "model", help="an exported model folder (outputs/<sweep>/best), or a registered model "
+        "(models:/<name>@champion, models:/<name>/<version>)",
+    )  # fmt: skip
     parser.add_argument("data", type=Path, help="a labelled .csv/.tsv or .jsonl file")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="default: by the file's suffix")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--out", type=Path, help="also write the full evaluation (JSON) here")
+    parser.add_argument(
+        "--tracking-uri", help="the MLflow store of a models:/ URI (default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///mlflow.db)",
+    )  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="full tracebacks")
     args = parser.parse_args(argv)
     setup_logging(args.debug)
@@ -39,7 +47,12 @@ def main(argv: list[str] | None = None) -> None:
             _check_out(args.out)
         data = DataConfig(source=fmt, path=str(args.data), text_column=args.text_column,
                           label_column=args.label_column)  # fmt: skip
-        evaluation = rescore(args.model, data)
+        if args.model.startswith(REGISTRY_SCHEMES):
+            with registered_folder(args.model, args.tracking_uri) as folder:
+                evaluation = rescore(folder, data)
+            evaluation["model"] = args.model
+        else:
+            evaluation = rescore(Path(args.model), data)
     except user_errors() as err:
         if args.debug:
             raise

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
+import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from automl.data.load import read_labeled_file
 from automl.data.task import DataError
 from automl.export.evaluation import predict_folder, score
 from automl.model.load import ModelError
+from automl.provenance import redact
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +75,49 @@ def rescore(
     evaluation = score(labels, predicted, classes + sorted(unknown))
     evaluation.update(model=str(folder), data=where, unknown_labels=dict(unknown.most_common()))
     return evaluation
+
+
+REGISTRY_SCHEMES = ("models:/", "runs:/")
+
+
+@contextmanager
+def registered_folder(uri: str, tracking: str | None = None) -> Iterator[Path]:
+    """A registered version (`models:/name@champion`, `models:/name/3`) or a logged model
+    (`runs:/<id>/model`) as a plain transformers folder, for as long as the block runs: MLflow's
+    transformers flavor loads its model and tokenizer, saved to a temporary folder. `tracking`:
+    the store (default: $MLFLOW_TRACKING_URI, else the sqlite file sweeps write here); set for
+    this call only, never process-wide."""
+    from automl.tracking.uri import sqlite_file, tracking_uri
+
+    store = tracking_uri(tracking)
+    database = sqlite_file(store)
+    if database is not None and not database.is_file():  # MLflow would create an empty one
+        raise ModelError(f"{uri}: no MLflow store at {database} (set --tracking-uri)")
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    os.environ.update(MLFLOW_TRACKING_URI=store, MLFLOW_REGISTRY_URI=store)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                import mlflow.transformers
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    parts = mlflow.transformers.load_model(
+                        uri, dst_path=tmp, return_type="components"
+                    )
+            except Exception as err:  # no such model, alias or store: one line, the cause
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise ModelError(f"{uri}: cannot load from {redact(store)} ({first})") from None
+            folder = Path(tmp) / "automl-evaluate"
+            parts["model"].save_pretrained(folder)
+            parts["tokenizer"].save_pretrained(folder)
+            yield folder
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _listed(names: list[str], most: int = 8) -> str:

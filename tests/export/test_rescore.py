@@ -95,6 +95,10 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
             ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/notes.json"],
             "--out {tmp}/notes.json: exists and is not an automl-evaluate output; it is left alone",
         ),
+        (  # a registry in a store that is not there: MLflow would create an empty one
+            ["models:/x@champion", "{tmp}/new.jsonl", "--tracking-uri", "sqlite:///{tmp}/no.db"],
+            "models:/x@champion: no MLflow store at {tmp}/no.db (set --tracking-uri)",
+        ),
         (  # a sweep's own held-out evaluation (the card and the report read it)
             ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/test_evaluation.json"],
             "test_evaluation.json: exists and is not an automl-evaluate output",
@@ -121,3 +125,4 @@ def test_bad_input_is_one_line_and_nothing_is_replaced(
     assert message.format(tmp=tmp_path) in stderr
     assert (tmp_path / "notes.json").read_text() == '{"mine": true}'
     assert "0.9" in (tmp_path / "test_evaluation.json").read_text()
+    assert not (tmp_path / "no.db").exists()

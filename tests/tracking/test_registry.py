@@ -130,3 +130,32 @@ def test_champion_is_served_over_http(smoke_sweep: tuple[Config, SweepOutcome, P
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
         log.close()
+
+
+def test_the_champion_is_scored_on_new_data_as_its_export_is(
+    smoke_sweep: tuple[Config, SweepOutcome, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`automl-evaluate models:/smoke@champion` loads the registered version through MLflow's
+    transformers flavor: the same predictions as the exported folder it was registered from,
+    and no tracking URI left behind in the process."""
+    from automl.cli.evaluate import main
+
+    _, outcome, tmp = smoke_sweep
+    labels = outcome.summary["label_names"]
+    rows = [{"text": text, "label": labels[i % len(labels)]} for i, text in enumerate(TEXTS * 3)]
+    path = tmp_path / "new.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    scores = []
+    for model in ("models:/smoke@champion", str(outcome.export_dir)):
+        with pytest.raises(SystemExit) as done:
+            main([model, str(path), "--tracking-uri", _uri(tmp)])
+            raise SystemExit(0)
+        assert done.value.code in (0, None)
+        scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert scores[0]["model"] == "models:/smoke@champion" and scores[0]["num_examples"] == 6
+    keys = ("accuracy", "macro_f1", "balanced_accuracy")
+    assert [scores[0][k] for k in keys] == [scores[1][k] for k in keys]
+    assert {k: os.environ.get(k) for k in before} == before
