@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from automl.config.resolve import to_config
 from automl.config.schema import CONF_DIR, Config, ConfigError, register_configs
+from automl.config.values import unread_settings
 from automl.console import setup_logging
 
 log = logging.getLogger("automl")
@@ -75,21 +76,17 @@ def check_overrides(overrides: list[str]) -> None:
             return
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             swept = swept_groups(overrides) if multirun else set()
-            unread: dict[str, list[str]] = {}  # key -> its "is not read" message, per job
+            unread: dict[str, list[str]] = {}  # key -> the jobs' lines refusing it
             for job in jobs:
                 composed = compose(config_name="config", overrides=job)
                 if multirun:  # values too: a single run checks them itself, at once
-                    try:
-                        to_config(composed)
-                    except ConfigError as err:
-                        key = unread_key(err)
-                        if key is None or not swept:
-                            raise
-                        unread.setdefault(key, []).append(str(err))
-                        to_config(composed, swept_groups=swept)  # the job's other values
-            for messages in unread.values():  # a setting no job of the grid reads
-                if len(messages) == len(jobs):
-                    raise ConfigError(messages[0])
+                    # a swept group's settings may be read by another of its jobs only
+                    conf = to_config(composed, swept_groups=swept)
+                    for key, problem in unread_settings(conf).items():
+                        unread.setdefault(key, []).append(f"config: {key}: {problem}")
+            for refusals in unread.values():  # a setting no job of the grid reads
+                if len(refusals) == len(jobs):
+                    raise ConfigError(refusals[0])
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"config: {composition_error(err)}") from None
 
@@ -112,6 +109,15 @@ def swept_groups(overrides: list[str]) -> set[str]:
     return {o.key_or_group for o in parsed if o.is_sweep_override()} & set(GROUPS)
 
 
+def grid_overrides() -> list[str]:
+    """What a multirun sweeps: its command line's overrides and its sweeper's `params` (a
+    config's `hydra.sweeper.params`, used with `-cn`, say)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    params = HydraConfig.get().sweeper.get("params") or {} if HydraConfig.initialized() else {}
+    return [*argv_overrides(), *(f"{key}={value}" for key, value in params.items())]
+
+
 def argv_overrides() -> list[str]:
     """This process's overrides as Hydra reads them from its command line (flags and their
     values left out); [] where they do not parse."""
@@ -121,12 +127,6 @@ def argv_overrides() -> list[str]:
         return list(get_args_parser().parse_known_args(sys.argv[1:])[0].overrides or [])
     except SystemExit:
         return []
-
-
-def unread_key(err: ConfigError) -> str | None:
-    """The key of a "data.path: is not read when ..." error (config/values.py), else None."""
-    key, _, problem = str(err).removeprefix("config: ").partition(": ")
-    return key if problem.startswith("is not read when ") else None
 
 
 def multirun_jobs(overrides: list[str]) -> list[list[str]] | None:
@@ -226,7 +226,7 @@ def hydra_app(
         setup_logging(debug)
         try:
             # a multirun job of a grid that sweeps a group (checked as a whole before it ran)
-            swept = swept_groups(argv_overrides()) if multirun_job() is not None else set()
+            swept = swept_groups(grid_overrides()) if multirun_job() is not None else set()
             result = run(to_config(cfg, swept_groups=swept))
         except user_errors() as err:
             if debug:

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     from automl.config.values import FILE_FORMATS
     from automl.console import setup_logging
     from automl.export.evaluation import table_lines
-    from automl.export.rescore import REGISTRY_SCHEMES, registered_folder, rescore
+    from automl.export.rescore import REGISTRY_SCHEMES, read_rows, registered_folder, rescore
 
     parser = argparse.ArgumentParser(prog="automl-evaluate", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -47,12 +47,16 @@ def main(argv: list[str] | None = None) -> None:
             _check_out(args.out)
         data = DataConfig(source=fmt, path=str(args.data), text_column=args.text_column,
                           label_column=args.label_column)  # fmt: skip
-        if args.model.startswith(REGISTRY_SCHEMES):
+        registered = args.model.startswith(REGISTRY_SCHEMES)
+        if args.tracking_uri and not registered:
+            raise ConfigError(f"--tracking-uri is for a models:/ URI, not a folder ({args.model})")
+        rows = read_rows(data)  # a bad file is one line before any model is loaded
+        if registered:
             with registered_folder(args.model, args.tracking_uri) as folder:
-                evaluation = rescore(folder, data)
+                evaluation = rescore(folder, rows)
             evaluation["model"] = args.model
         else:
-            evaluation = rescore(Path(args.model), data)
+            evaluation = rescore(Path(args.model), rows)
     except user_errors() as err:
         if args.debug:
             raise

@@ -54,8 +54,11 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     A setting its source does not read is refused unless the config was recorded (read back
     as it ran) or a multirun sweeps that group (its other jobs read it)."""
     _check_choices(conf)
-    _check_model(conf.model, recorded or "model" in swept_groups)
-    _check_data(conf.data, recorded or "data" in swept_groups)
+    for key, problem in unread_settings(conf).items():  # checked before the rest of its section
+        lenient = recorded or key.split(".")[0] in swept_groups
+        _check(lenient, key, problem)
+    _check_model(conf.model)
+    _check_data(conf.data)
     _check_train(conf.train)
     _check_peft(conf.peft)
     _check_resources(conf.resources)
@@ -70,27 +73,39 @@ def _check_choices(conf: Config) -> None:
         _check(value in allowed, key, f"{value!r} is not one of {', '.join(allowed)}")
 
 
-def _check_model(m: ModelConfig, recorded: bool) -> None:
+def unread_settings(conf: Config) -> dict[str, str]:
+    """Settings the chosen source does not read, by key, each with the line refusing it: your
+    own data or model named without its group (`data.path=my.csv` without `data=csv`,
+    `model.name_or_path=...` without `model=hf`) would train on the embedded corpus or model."""
+    out = {}
+    m, d = conf.model, conf.data
+    if m.source != "pretrained" and m.name_or_path:
+        out["model.name_or_path"] = (
+            f"is not read when model.source={m.source}; add model=hf to fine-tune {m.name_or_path}"
+        )
+    for name in _FILE_KEYS if d.source not in ("csv", "jsonl") else ():
+        value = getattr(d, name)
+        if value:
+            out[f"data.{name}"] = f"is not read when data.source={d.source}; {_fix(d, name, value)}"
+    for name in _HF_KEYS if d.source != "hf" else ():
+        if getattr(d, name):
+            out[f"data.{name}"] = f"is not read when data.source={d.source}; add data=hf"
+    return out
+
+
+def _check_model(m: ModelConfig) -> None:
     if m.source == "pretrained":
         _check(
             bool(m.name_or_path), "model.name_or_path", "is required when model.source=pretrained"
         )
-    elif not recorded:  # set on the command line without `model=hf`: it would train another model
-        _check(
-            not m.name_or_path,
-            "model.name_or_path",
-            f"is not read when model.source={m.source}; add model=hf to fine-tune {m.name_or_path}",
-        )
     _check(m.max_length >= 8, "model.max_length", f"must be >= 8, got {m.max_length}")
 
 
-def _check_data(d: DataConfig, recorded: bool) -> None:
+def _check_data(d: DataConfig) -> None:
     if d.source in ("csv", "jsonl"):
         _check(bool(d.path), "data.path", f"is required when data.source={d.source}")
     if d.source == "hf":
         _check(bool(d.hf_name), "data.hf_name", "is required when data.source=hf")
-    if not recorded:  # your own data named without `data=...`: the sweep would train on other data
-        _check_data_source(d)
     _check(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
     _check(
         0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}"
@@ -118,18 +133,6 @@ _FILE_KEYS = ("path", "val_path", "test_path")  # csv, jsonl
 _HF_KEYS = ("hf_name", "hf_config")  # hf
 FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
                  ".ndjson": "jsonl"}  # fmt: skip
-
-
-def _check_data_source(d: DataConfig) -> None:
-    """A file or dataset set for a source that does not read it (`data.path=my.csv` without
-    `data=csv`): one line with the group to add, not a sweep on the embedded corpus."""
-    for name in _FILE_KEYS if d.source not in ("csv", "jsonl") else ():
-        value, key = getattr(d, name), f"data.{name}"
-        if value:
-            _check(False, key, f"is not read when data.source={d.source}; {_fix(d, name, value)}")
-    for name in _HF_KEYS if d.source != "hf" else ():
-        key = f"data.{name}"
-        _check(not getattr(d, name), key, f"is not read when data.source={d.source}; add data=hf")
 
 
 def _fix(d: DataConfig, name: str, value: str) -> str:

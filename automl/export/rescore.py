@@ -47,18 +47,25 @@ def model_labels(folder: Path) -> list[str]:
     return [id2label[i] for i in sorted(id2label)]
 
 
-def rescore(
-    folder: Path,
+Rows = tuple[list[str], list[str], str]  # texts, label names, the file's name
+
+
+def read_rows(
     data: DataConfig,
     options: tuple[str, str, str] = ("--text-column", "--label-column", "--format"),
-) -> dict[str, Any]:
-    """Score the model in `folder` on every row of the file `data.path` (`data.source` csv or
-    jsonl, its `text_column` and `label_column`). Labels the model has no class for count as
-    errors and are listed under `unknown_labels`; a file with none of its classes is refused
-    before any compute (integer ids against named classes, say). `options`: how the caller
-    sets the two columns and the format, for the fixes messages suggest."""
+) -> Rows:
+    """Every row of the file `data.path` (`data.source` csv or jsonl, its `text_column` and
+    `label_column`), checked before any model is loaded. `options`: how the caller sets the
+    two columns and the format, for the fixes messages suggest."""
+    return read_labeled_file(Path(data.path), data, options)
+
+
+def rescore(folder: Path, rows: Rows) -> dict[str, Any]:
+    """Score the model in `folder` on `rows` (read_rows). Labels the model has no class for
+    count as errors and are listed under `unknown_labels`; a file with none of its classes is
+    refused before any compute (integer ids against named classes, say)."""
     classes = model_labels(folder)
-    texts, labels, where = read_labeled_file(Path(data.path), data, options)
+    texts, labels, where = rows
     unknown = Counter(label for label in labels if label not in classes)
     if len(unknown) == len(set(labels)):
         raise DataError(
@@ -78,39 +85,35 @@ def rescore(
 
 
 REGISTRY_SCHEMES = ("models:/", "runs:/")
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
 @contextmanager
 def registered_folder(uri: str, tracking: str | None = None) -> Iterator[Path]:
     """A registered version (`models:/name@champion`, `models:/name/3`) or a logged model
     (`runs:/<id>/model`) as a plain transformers folder, for as long as the block runs: MLflow's
-    transformers flavor loads its model and tokenizer, saved to a temporary folder. `tracking`:
-    the store (default: $MLFLOW_TRACKING_URI, else the sqlite file sweeps write here); set for
-    this call only, never process-wide."""
+    transformers flavor loads its model and tokenizer (on the CPU), saved to a temporary
+    folder. `tracking`: the store (default: $MLFLOW_TRACKING_URI, else the sqlite file sweeps
+    write here); the registry is $MLFLOW_REGISTRY_URI where set, as for the sweeps; both set
+    for this call only, never process-wide."""
+    from automl.config.schema import ConfigError
     from automl.tracking.uri import sqlite_file, tracking_uri
 
-    store = tracking_uri(tracking)
+    try:
+        store = tracking_uri(tracking)
+    except ConfigError as err:
+        raise ModelError(str(err).replace("config: tracking.uri", "--tracking-uri")) from None
     database = sqlite_file(store)
     if database is not None and not database.is_file():  # MLflow would create an empty one
-        raise ModelError(f"{uri}: no MLflow store at {database} (set --tracking-uri)")
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    os.environ.update(MLFLOW_TRACKING_URI=store, MLFLOW_REGISTRY_URI=store)
+        hint = "" if tracking else " (set --tracking-uri)"
+        raise ModelError(f"{uri}: no MLflow store at {database}{hint}")
+    saved = {k: os.environ.get(k) for k in _URI_VARIABLES}
+    os.environ["MLFLOW_TRACKING_URI"] = store
+    os.environ.setdefault("MLFLOW_REGISTRY_URI", store)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            try:
-                import mlflow.transformers
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    parts = mlflow.transformers.load_model(
-                        uri, dst_path=tmp, return_type="components"
-                    )
-            except Exception as err:  # no such model, alias or store: one line, the cause
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                raise ModelError(f"{uri}: cannot load from {redact(store)} ({first})") from None
             folder = Path(tmp) / "automl-evaluate"
-            parts["model"].save_pretrained(folder)
-            parts["tokenizer"].save_pretrained(folder)
+            _save_components(uri, store, Path(tmp), folder)
             yield folder
     finally:
         for key, value in saved.items():
@@ -118,6 +121,26 @@ def registered_folder(uri: str, tracking: str | None = None) -> Iterator[Path]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _save_components(uri: str, store: str, download: Path, folder: Path) -> None:
+    """The version's model and tokenizer, loaded by MLflow and saved as one plain folder (the
+    loaded copy goes with this call, before anyone loads the folder)."""
+    try:
+        import mlflow.transformers
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parts = mlflow.transformers.load_model(
+                uri, dst_path=str(download), return_type="components", device=-1
+            )
+    except Exception as err:  # no such model, alias or store: one line, the cause
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelError(f"{uri}: cannot load from {redact(store)} ({redact(first)})") from None
+    if not isinstance(parts, dict) or "model" not in parts or "tokenizer" not in parts:
+        raise ModelError(f"{uri}: not a text classifier with a tokenizer (MLflow components)")
+    parts["model"].save_pretrained(folder)
+    parts["tokenizer"].save_pretrained(folder)
 
 
 def _listed(names: list[str], most: int = 8) -> str:

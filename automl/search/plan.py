@@ -215,18 +215,21 @@ def _replaced(before: SweepState, out_dir: Path) -> str:
     """What a fresh sweep replaces of an earlier run under its name: its results at once, its
     export when this one exports (MLflow keeps the runs and registered versions)."""
     export = out_dir / "best"
-    earlier = counted(len(before.records), "trial")
+    when_exported = f"its export {export} when this sweep exports" if export.is_dir() else ""
+    if before.phase == "new":  # killed at once (it had removed the rest already), or no state
+        if not when_exported:
+            return ""
+        if not (out_dir / STATE_FILE).is_file():
+            return f"the export already at {export} when this sweep exports"
+        return f"the earlier sweep of this name (killed before its first trial): {when_exported}"
+    trials = counted(len(before.records), "trial")
     how = {
-        "finished": f"{earlier}, finished",
-        "new": "killed before its first trial",
-    }.get(
-        before.phase, "interrupted" + (f", {earlier} of earlier rounds" if before.records else "")
-    )
-    if before.phase == "new" and not export.is_dir():
-        return ""  # nothing of it left to replace
+        "finished": f"{trials}, finished",
+        "exporting": f"{trials}, stopped while exporting",
+    }.get(before.phase, "interrupted" + (f", {trials} of earlier rounds" if before.records else ""))
     return (
         f"the earlier sweep of this name ({how}): its Optuna study and Ray results now"
-        + (f", its export {export} when this sweep exports" if export.is_dir() else "")
+        + (f", {when_exported}" if when_exported else "")
         + "; sweep.resume=true would continue it instead"
     )
 

@@ -333,6 +333,11 @@ def test_a_missing_option_lists_the_available_ones() -> None:
         (["-m", "model.name_or_path=org/m", "sweep.name=a,b"], "add model=hf to fine-tune org/m"),
         # the group swept, but over options none of which reads it
         (["-m", "model=minilm,tiny_bert", "model.name_or_path=org/m"], "add model=hf"),
+        # a second setting no job reads, behind one that a job does read
+        (
+            ["-m", "data=chatterbot_topics,csv", "data.path=my.csv", "data.hf_name=org/d"],
+            "data.hf_name: is not read when data.source=",
+        ),
     ],
 )
 def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str) -> None:

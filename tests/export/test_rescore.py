@@ -97,7 +97,16 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
         ),
         (  # a registry in a store that is not there: MLflow would create an empty one
             ["models:/x@champion", "{tmp}/new.jsonl", "--tracking-uri", "sqlite:///{tmp}/no.db"],
-            "models:/x@champion: no MLflow store at {tmp}/no.db (set --tracking-uri)",
+            "models:/x@champion: no MLflow store at {tmp}/no.db",
+        ),
+        (
+            ["{model}", "{tmp}/new.jsonl", "--tracking-uri", "sqlite:///x.db"],
+            "--tracking-uri is for a models:/ URI, not a folder",
+        ),
+        (["models:/x@champion", "{tmp}/missing.csv"], "missing.csv: file not found"),  # first
+        (
+            ["models:/x@champion", "{tmp}/new.jsonl", "--tracking-uri", "ftp://host/db"],
+            "--tracking-uri: unsupported scheme 'ftp'",
         ),
         (  # a sweep's own held-out evaluation (the card and the report read it)
             ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/test_evaluation.json"],

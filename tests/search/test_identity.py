@@ -89,8 +89,13 @@ def test_a_fresh_sweep_over_an_earlier_one_says_what_it_replaces(tmp_path: Path)
     assert plan_sweep(conf).replaces.startswith("the earlier sweep of this name (interrupted): ")
     SweepState(phase="running", round=1, records=[{"trial_id": "a"}]).save(out)  # an extension
     assert "(interrupted, 1 trial of earlier rounds)" in plan_sweep(conf).replaces
+    SweepState(phase="exporting", records=[{"trial_id": "a"}]).save(out)
+    assert "(1 trial, stopped while exporting): " in plan_sweep(conf).replaces
     SweepState(phase="new").save(out)  # a fresh re-run killed at once: the export is still there
-    assert "(killed before its first trial)" in plan_sweep(conf).replaces
+    assert plan_sweep(conf).replaces == (
+        f"the earlier sweep of this name (killed before its first trial): its export "
+        f"{out / 'best'} when this sweep exports"
+    )
     (out / "best").rmdir()
     assert plan_sweep(conf).replaces == ""
     resumed = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",

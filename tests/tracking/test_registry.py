@@ -149,9 +149,10 @@ def test_the_champion_is_scored_on_new_data_as_its_export_is(
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     before = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     scores = []
-    for model in ("models:/smoke@champion", str(outcome.export_dir)):
+    registered = ["models:/smoke@champion", "--tracking-uri", _uri(tmp)]
+    for model in (registered, [str(outcome.export_dir)]):
         with pytest.raises(SystemExit) as done:
-            main([model, str(path), "--tracking-uri", _uri(tmp)])
+            main([model[0], str(path), *model[1:]])
             raise SystemExit(0)
         assert done.value.code in (0, None)
         scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
