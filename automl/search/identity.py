@@ -28,13 +28,16 @@ def started_with(
     config: Mapping[str, Any], searched: Mapping[str, Any], sweep_keys: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The values that decide what a trial learns and how it is scored: the config's model,
-    train and peft values the search space does not sample, each searched key's spec
+    train and peft values the search space does not sample (and that its model source reads:
+    a packaged model's `name_or_path`, which a multirun job may carry for another job, is
+    not), each searched key's spec
     (`searched`: key -> its spec, as in the YAML) and the objective (`sweep_keys`)."""
+    unread = {"model.name_or_path"} if config["model"].get("source") != "pretrained" else set()
     fixed = {
         key: json.dumps(_same_folder(key, value), sort_keys=True)
         for section in FIXED_SECTIONS
         for key, value in leaf_values(config[section], f"{section}.").items()
-        if key not in FREE_KEYS and key not in searched
+        if key not in FREE_KEYS and key not in searched and key not in unread
     }
     ranges = {f"{SPACE_PREFIX}{k}": json.dumps(v, sort_keys=True) for k, v in searched.items()}
     return {**fixed, **ranges, **{k: json.dumps(v) for k, v in sweep_keys.items()}}

@@ -55,3 +55,21 @@ def test_a_multirun_over_data_sources_shares_their_settings(tmp_path: Path) -> N
     (tmp_path / "mine.jsonl").write_text(rows)
     jobs = planned_folders(tmp_path, "-m", "data=chatterbot_topics,jsonl", "data.path=mine.jsonl")
     assert len(jobs) == 2
+
+
+def test_a_group_swept_by_a_configs_sweeper_shares_its_settings(tmp_path: Path) -> None:
+    """`hydra.sweeper.params` in a config of one's own (`-cn`): the packaged-model job carries
+    the hf job's `model.name_or_path`, as the grid meant."""
+    from automl.config.schema import ModelConfig
+    from automl.model.load import model_location
+
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "grid.yaml").write_text(
+        "defaults:\n  - config\n  - _self_\nhydra:\n  sweeper:\n    params:\n"
+        "      model: tiny_bert,hf\n"
+    )
+    folder = model_location(ModelConfig())  # the packaged MiniLM's folder, read as any folder
+    jobs = planned_folders(tmp_path, "--config-dir", str(conf_dir), "-cn", "grid", "-m",
+                           f"model.name_or_path={folder}")  # fmt: skip
+    assert len(jobs) == 2

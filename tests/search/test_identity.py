@@ -101,3 +101,18 @@ def test_a_fresh_sweep_over_an_earlier_one_says_what_it_replaces(tmp_path: Path)
     resumed = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
                                    "sweep.resume=true")  # fmt: skip
     assert plan_sweep(resumed).replaces == ""
+
+
+def test_a_setting_the_model_does_not_read_is_no_part_of_the_start(tmp_path: Path) -> None:
+    """A multirun's minilm job carried the hf job's `model.name_or_path` into its recorded
+    start values: resumed alone, it was refused with the setting (not read) and without it
+    (other start values)."""
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false")
+    started = plan_sweep(conf).started_with
+    assert "model.name_or_path" not in started and "model.source" in started  # tiny: not read
+    out = tmp_path / "outputs" / "smoke"
+    carried = {**started, "model.name_or_path": '"org/other"', DATA_KEY: FINGERPRINT}
+    SweepState(phase="running", started_with=carried).save(out)
+    resumed = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
+                                   "sweep.resume=true")  # fmt: skip
+    assert plan_sweep(resumed).resumes == carried  # resumes, the old key only on one side
