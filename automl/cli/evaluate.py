@@ -1,8 +1,10 @@
-"""`automl-evaluate`: score an exported model on a labelled CSV or JSON Lines file.
+"""`automl-evaluate`: score an exported model on a labelled CSV or JSON Lines file (or a
+dataset saved with `save_to_disk`).
 
 automl-evaluate outputs/default/best new_tickets.csv
 automl-evaluate outputs/v2/best tickets.csv --text-column body --label-column queue --out v2.json
 automl-evaluate models:/default@champion new_tickets.csv          # the registered champion
+automl-evaluate outputs/default/best saved_dataset/ --split test  # a `save_to_disk` folder
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ def main(argv: list[str] | None = None) -> None:
         "model", help="an exported model folder (outputs/<sweep>/best), or a registered model "
         "(models:/<name>@champion, models:/<name>/<version>)",
     )  # fmt: skip
-    parser.add_argument("data", type=Path, help="a labelled .csv/.tsv or .jsonl file")
+    parser.add_argument(
+        "data", type=Path, help="a labelled .csv/.tsv or .jsonl file, or a dataset folder "
+        "written by `save_to_disk`",
+    )  # fmt: skip
+    parser.add_argument("--split", default="test", help="the split of a dataset folder")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="default: by the file's suffix")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
@@ -40,17 +46,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging(args.debug)
     try:
-        fmt = args.format or FILE_FORMATS.get(args.data.suffix.lower())
+        saved = args.data.is_dir() and not args.format  # a `save_to_disk` folder
+        fmt = "hf" if saved else args.format or FILE_FORMATS.get(args.data.suffix.lower())
         if fmt is None:
             raise ConfigError(f"{args.data}: a .csv or .jsonl file? say which with --format")
         if args.out is not None:
             _check_out(args.out)
-        data = DataConfig(source=fmt, path=str(args.data), text_column=args.text_column,
-                          label_column=args.label_column)  # fmt: skip
+        data = DataConfig(
+            source=fmt, path="" if saved else str(args.data),
+            hf_name=str(args.data) if saved else "", text_column=args.text_column,
+            label_column=args.label_column,
+        )  # fmt: skip
         registered = args.model.startswith(REGISTRY_SCHEMES)
         if args.tracking_uri and not registered:
             raise ConfigError(f"--tracking-uri is for a models:/ URI, not a folder ({args.model})")
-        rows = read_rows(data)  # a bad file is one line before any model is loaded
+        rows = read_rows(data, split=args.split)  # a bad file: one line before any model loads
         if registered:
             with registered_folder(args.model, args.tracking_uri) as folder:
                 evaluation = rescore(folder, rows)

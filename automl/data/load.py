@@ -11,6 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -334,8 +335,20 @@ def _reads_as_csv(line: str) -> bool:
     return not stripped.startswith(("{", "[")) and any(d in stripped for d in ",;\t|")
 
 
-def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]]:
-    """A Hugging Face dataset: a hub name (online) or a folder written by `save_to_disk`."""
+def read_hf_split(
+    cfg: DataConfig, name: str, options: tuple[str, str, str] = SWEEP_OPTIONS
+) -> Rows:
+    """One split of a Hugging Face dataset (`cfg.hf_name`), its ClassLabel ids as their names:
+    the rows `automl-evaluate` scores a model on. `options` as for `read_labeled_file`."""
+    one = replace(cfg, hf_train_split=name, hf_val_split=None, hf_test_split=None)
+    return _read_hf(one, whole=False, options=options)[0]
+
+
+def _read_hf(
+    cfg: DataConfig, whole: bool = True, options: tuple[str, str, str] = SWEEP_OPTIONS
+) -> tuple[Rows, Rows | None, Rows | None, list[str]]:
+    """A Hugging Face dataset: a hub name (online) or a folder written by `save_to_disk`.
+    `whole`: the dataset of a run (its unread splits are named), not one split read alone."""
     import datasets
 
     saved: Any = None  # a `save_to_disk` folder, loaded once (memory-mapped)
@@ -361,12 +374,14 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
             else:
                 ds = datasets.load_dataset(cfg.hf_name, cfg.hf_config, split=name)
         except KeyError:
-            raise DataError(f"{where}: no split {name!r}") from None
+            splits = list(saved) if isinstance(saved, datasets.DatasetDict) else []
+            have = f" (splits: {', '.join(splits)})" if splits else ""
+            raise DataError(f"{where}: no split {name!r}{have}") from None
         except Exception as err:  # network, unknown dataset, bad config: one line, the cause
             raise DataError(f"{where}: cannot load ({type(err).__name__}: {err})") from None
-        for key, column in (("text_column", cfg.text_column), ("label_column", cfg.label_column)):
+        for option, column in zip(options, (cfg.text_column, cfg.label_column), strict=False):
             if column not in ds.column_names:
-                no_column = _no_column(column, ds.column_names, f"data.{key}", "data")
+                no_column = _no_column(column, ds.column_names, option, options[2])
                 raise DataError(f"{where}: {no_column}")
         texts = ["" if t is None else str(t).strip() for t in ds[cfg.text_column]]
         for number, text in enumerate(texts, start=1):
@@ -397,7 +412,7 @@ def _read_hf(cfg: DataConfig) -> tuple[Rows, Rows | None, Rows | None, list[str]
         return t, named(raw, w), w
 
     val, test = other(cfg.hf_val_split), other(cfg.hf_test_split)
-    if isinstance(saved, datasets.DatasetDict):
+    if whole and isinstance(saved, datasets.DatasetDict):
         _name_unread_splits(cfg, list(saved))
     return (texts, labels, where), val, test, names or _label_names(labels)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import DataConfig
-from automl.data.load import read_labeled_file
+from automl.data.load import read_hf_split, read_labeled_file
 from automl.data.task import DataError
 from automl.export.evaluation import predict_folder, score
 from automl.model.load import ModelError
@@ -53,10 +53,14 @@ Rows = tuple[list[str], list[str], str]  # texts, label names, the file's name
 def read_rows(
     data: DataConfig,
     options: tuple[str, str, str] = ("--text-column", "--label-column", "--format"),
+    split: str = "test",
 ) -> Rows:
-    """Every row of the file `data.path` (`data.source` csv or jsonl, its `text_column` and
-    `label_column`), checked before any model is loaded. `options`: how the caller sets the
-    two columns and the format, for the fixes messages suggest."""
+    """Every row of the file `data.path` (`data.source` csv or jsonl) or of one `split` of a
+    dataset saved with `save_to_disk` (`data.source` hf, `data.hf_name`), checked before any
+    model is loaded. `options`: how the caller sets the two columns and the format, for the
+    fixes messages suggest."""
+    if data.source == "hf":
+        return read_hf_split(data, split, options)
     return read_labeled_file(Path(data.path), data, options)
 
 

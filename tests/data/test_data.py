@@ -410,7 +410,9 @@ def test_hf_missing_split_is_named(hf_dir: Path) -> None:
     cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="validation")
     with pytest.raises(DataError) as err:
         load_task_data(cfg)
-    assert str(err.value) == f"{hf_dir / 'dict'}[validation]: no split 'validation'"
+    assert str(err.value) == (
+        f"{hf_dir / 'dict'}[validation]: no split 'validation' (splits: train, test)"
+    )
 
 
 def test_hf_missing_column_is_named(hf_dir: Path) -> None:

@@ -135,3 +135,42 @@ def test_bad_input_is_one_line_and_nothing_is_replaced(
     assert (tmp_path / "notes.json").read_text() == '{"mine": true}'
     assert "0.9" in (tmp_path / "test_evaluation.json").read_text()
     assert not (tmp_path / "no.db").exists()
+
+
+def test_scores_a_split_of_a_saved_dataset(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `save_to_disk` folder: its `test` split by default, ClassLabel ids read as the
+    dataset's own names; the same scores as the same rows in a JSONL file."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    labels = ["tech", "food", "sport", "food", "tech", "sport"]
+    path = _file(tmp_path, labels)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    features = datasets.Features(
+        {
+            "Text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["sport", "tech", "food"]),
+        }
+    )  # names in another order than the model's classes: matched by name
+    folder = tmp_path / "saved"
+    datasets.DatasetDict(
+        test=datasets.Dataset.from_dict(
+            {"Text": [r["text"] for r in rows], "label": [r["label"] for r in rows]},
+            features=features,
+        )
+    ).save_to_disk(str(folder))
+    code, stdout, stderr = _run(capsys, str(model_dir), str(folder))
+    assert code == 2 and "saved[test]: no column 'text' (columns: Text, label); use " \
+        "--text-column Text" in stderr  # fmt: skip
+    code, stdout, stderr = _run(capsys, str(model_dir), str(folder), "--split", "train")
+    assert code == 2 and "no split 'train' (splits: test)" in stderr
+    code, stdout, stderr = _run(capsys, str(model_dir), str(folder), "--text-column", "Text")
+    assert code == 0, stderr
+    saved = json.loads(stdout.strip().splitlines()[-1])
+    code, stdout, _ = _run(capsys, str(model_dir), str(path))
+    from_file = json.loads(stdout.strip().splitlines()[-1])
+    assert saved["data"].endswith("saved[test]") and saved["num_examples"] == 6
+    keys = ("accuracy", "macro_f1", "balanced_accuracy")
+    assert [saved[k] for k in keys] == [from_file[k] for k in keys]
