@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Sequence
 
 
 def counted(n: int, noun: str) -> str:
@@ -14,6 +15,12 @@ def counted(n: int, noun: str) -> str:
     if n == 1:
         return f"{n} {noun}"
     return f"{n} {noun}es" if noun.endswith(("s", "x", "sh")) else f"{n} {noun}s"
+
+
+def listed(names: Sequence[str], most: int = 5) -> str:
+    """``a, b, c and 4 more``: the first few names of a list in a message, and how many more."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def setup_logging(debug: bool = False) -> None:

@@ -335,6 +335,15 @@ def _reads_as_csv(line: str) -> bool:
     return not stripped.startswith(("{", "[")) and any(d in stripped for d in ",;\t|")
 
 
+def check_hub_dataset(cfg: DataConfig) -> None:
+    """A Hub dataset (not a `save_to_disk` folder) neither cached nor reachable: one line in
+    seconds, not after huggingface_hub's retries (automl/hub.py)."""
+    if not Path(cfg.hf_name).is_dir():
+        missing = missing_offline(cfg.hf_name, "dataset")
+        if missing:
+            raise DataError(f"data.hf_name: {cfg.hf_name!r}: {missing}")
+
+
 def read_hf_split(
     cfg: DataConfig, name: str, options: tuple[str, str, str] = SWEEP_OPTIONS
 ) -> Rows:
@@ -352,10 +361,7 @@ def _read_hf(
     import datasets
 
     saved: Any = None  # a `save_to_disk` folder, loaded once (memory-mapped)
-    if not Path(cfg.hf_name).is_dir():
-        missing = missing_offline(cfg.hf_name, "dataset")
-        if missing:
-            raise DataError(f"data.hf_name: {cfg.hf_name!r}: {missing}")
+    check_hub_dataset(cfg)
 
     def split(name: str) -> tuple[list[str], list[Any], str, Any]:
         nonlocal saved

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from automl.config.paths import write_text_atomic
-from automl.console import counted
+from automl.console import counted, listed
 from automl.data.task import DataError, LabeledTexts, TaskData
 
 _WORD = re.compile(r"\w+")
@@ -165,7 +165,7 @@ def problems(report: Mapping[str, Any]) -> list[str]:
     if classes["below_min"]:
         out.append(
             f"{counted(len(classes['below_min']), 'class')} below "
-            f"{classes['min_examples']} examples: {_first(classes['below_min'])}"
+            f"{classes['min_examples']} examples: {listed(classes['below_min'])}"
         )
     return out
 
@@ -196,15 +196,9 @@ def warnings(report: Mapping[str, Any]) -> list[str]:
         if missing:
             have = "has" if len(missing) == 1 else "have"
             out.append(
-                f"{counted(len(missing), 'class')} {have} no {split} example: {_first(missing)}"
+                f"{counted(len(missing), 'class')} {have} no {split} example: {listed(missing)}"
             )
     return out
-
-
-def _first(names: Sequence[str], most: int = 5) -> str:
-    """The first few names, and how many more."""
-    more = f" and {len(names) - most} more" if len(names) > most else ""
-    return ", ".join(names[:most]) + more
 
 
 def summary_lines(report: Mapping[str, Any]) -> list[str]:

@@ -111,13 +111,18 @@ def _export_provenance(folder: Path) -> dict[str, Any] | None:
     return loaded if named and isinstance(details, dict) and isinstance(parent, dict) else None
 
 
+def is_hub_id(name: str) -> bool:
+    """`org/model` or a canonical `model`; not a path (`./x`, `/x/y`)."""
+    return bool(_HUB_NAME.fullmatch(name))
+
+
 def hub_base_model(details: dict[str, Any]) -> str | None:
     """The Hub id at the root of a base model's lineage (the card's `base_model` metadata,
     which names Hub models): itself for a Hub or packaged model, an earlier export's root for
     an export fine-tuned again; None for a local folder or a tiny model."""
     name = str(details.get("name") or "")
     if details.get("source") == "hub":  # `roberta-base` as well as `org/model`
-        return name if _HUB_NAME.fullmatch(name) else None
+        return name if is_hub_id(name) else None
     if details.get("package"):  # the id its docstring names, else the package's own name
         return name if _HUB_ID.fullmatch(name) else None
     parent = details.get("fine_tuned_from") or {}

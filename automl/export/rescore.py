@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import DataConfig
+from automl.console import listed
 from automl.data.load import read_hf_split, read_labeled_file
 from automl.data.task import DataError
 from automl.export.evaluation import predict_folder, score
@@ -72,9 +73,10 @@ def rescore(folder: Path, rows: Rows) -> dict[str, Any]:
     texts, labels, where = rows
     unknown = Counter(label for label in labels if label not in classes)
     if len(unknown) == len(set(labels)):
+        unread = listed([repr(name) for name in sorted(unknown)], 8)
         raise DataError(
-            f"{where}: none of its labels ({_listed(sorted(unknown))}) is a class of the model "
-            f"({_listed(classes)})"
+            f"{where}: none of its labels ({unread}) is a class of the model "
+            f"({listed([repr(name) for name in classes], 8)})"
         )
     if unknown:
         log.warning(
@@ -145,8 +147,3 @@ def _save_components(uri: str, store: str, download: Path, folder: Path) -> None
         raise ModelError(f"{uri}: not a text classifier with a tokenizer (MLflow components)")
     parts["model"].save_pretrained(folder)
     parts["tokenizer"].save_pretrained(folder)
-
-
-def _listed(names: list[str], most: int = 8) -> str:
-    shown = ", ".join(map(repr, names[:most]))
-    return shown + (f", ... {len(names) - most} more" if len(names) > most else "")

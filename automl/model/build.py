@@ -43,7 +43,7 @@ def build_model(
         source = f"tiny-{cfg.tiny_arch}"
     else:
         source = model_location(cfg)
-        model = _load_classifier(cfg, source, label_names)
+        model = _load_classifier(cfg, source, id2label, label2id)
     # the loss is single-label cross-entropy whatever the checkpoint was trained for (a
     # multi-label or regression checkpoint's problem_type would make the model's own loss BCE
     # or MSE)
@@ -67,13 +67,15 @@ def build_model(
     return model, ModelInfo(source, len(blocks), trainable, total)
 
 
-def _load_classifier(cfg: ModelConfig, source: str, label_names: list[str]) -> nn.Module:
-    """The pretrained model with a head for `label_names`: the checkpoint's own rows for the
-    classes it names (model/head.py), fresh rows for the rest."""
+def _load_classifier(
+    cfg: ModelConfig, source: str, id2label: dict[int, str], label2id: dict[str, int]
+) -> nn.Module:
+    """The pretrained model with a head for the data's classes: the checkpoint's own rows for
+    the classes it names (model/head.py), fresh rows for the rest."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers import logging as hf_logging
 
-    id2label = dict(enumerate(label_names))
+    label_names = list(id2label.values())
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected
     hf_logging.disable_progress_bar()
@@ -103,7 +105,7 @@ def _load_classifier(cfg: ModelConfig, source: str, label_names: list[str]) -> n
             dtype=torch.float32,
             num_labels=len(label_names),
             id2label=id2label,
-            label2id={name: i for i, name in id2label.items()},
+            label2id=label2id,
             trust_remote_code=cfg.trust_remote_code,
             ignore_mismatched_sizes=True,
         )

@@ -20,8 +20,7 @@ from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelCon
 from automl.config.search_space import SearchSpace, load_search_space
 from automl.config.space_params import MODEL_KEY
 from automl.console import counted
-from automl.data.task import DataError
-from automl.hub import missing_offline
+from automl.data.load import check_hub_dataset
 from automl.model.build import check_lora_targets
 from automl.model.choices import model_config
 from automl.model.load import (
@@ -243,9 +242,7 @@ def dry_run_checks(plan: SweepPlan) -> list[str]:
 
     conf = plan.conf
     if conf.data.source == "hf" and not Path(conf.data.hf_name).is_dir():
-        missing = missing_offline(conf.data.hf_name, "dataset")
-        if missing:  # as the run would say, but in a second rather than after the Hub's retries
-            raise DataError(f"data.hf_name: {conf.data.hf_name!r}: {missing}")
+        check_hub_dataset(conf.data)  # as the run would say it
         lines = [f"  data: Hub dataset {conf.data.hf_name!r}: not downloaded in a dry run"]
     else:
         # a bad file, column or label set, or a quality problem under `fail`: one line, as in a run

@@ -10,7 +10,6 @@ scored on are the parent run's dataset inputs (the runs table's Dataset column).
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from automl.config.paths import read_json_object
 from automl.config.schema import Config
 from automl.data.task import TaskData
+from automl.export.portable import is_hub_id
 from automl.tracking.promotion import score_tags, takes_alias
 from automl.tracking.runs import SweepTracker
 
@@ -193,7 +193,7 @@ def license_text(card: Any) -> str:
     else:
         lines.append("The base model's card declares no license: check the base model's terms "
                      "before you use or share this model.")  # fmt: skip
-    if base and re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(base)):  # a Hub id, not a path
+    if base and is_hub_id(str(base)):  # a Hub id, not a path
         lines.append(f"Base model: https://huggingface.co/{base}")
     return "\n".join(lines) + "\n"
 
