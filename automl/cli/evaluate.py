@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _check_out(path: Path) -> None:
     """--out replaces only an evaluation this command wrote, never another file."""
+    from automl.config.paths import not_creatable
     from automl.config.schema import ConfigError
 
     if path.is_dir():
@@ -97,8 +98,9 @@ def _check_out(path: Path) -> None:
             raise ConfigError(
                 f"--out {path}: exists and is not an automl-evaluate output; it is left alone"
             )
-    elif not path.parent.is_dir():
-        raise ConfigError(f"--out {path}: no folder {path.parent}")
+    problem = not_creatable(path)  # a folder that is not there, or not writable
+    if problem:
+        raise ConfigError(f"--out {path}: {problem}")
 
 
 if __name__ == "__main__":

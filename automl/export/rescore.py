@@ -102,13 +102,12 @@ def registered_folder(uri: str, tracking: str | None = None) -> Iterator[Path]:
     folder. `tracking`: the store (default: $MLFLOW_TRACKING_URI, else the sqlite file sweeps
     write here); the registry is $MLFLOW_REGISTRY_URI where set, as for the sweeps; both set
     for this call only, never process-wide."""
-    from automl.config.schema import ConfigError
-    from automl.tracking.uri import sqlite_file, tracking_uri
+    from automl.tracking.uri import sqlite_file, store_problem, tracking_uri
 
-    try:
-        store = tracking_uri(tracking)
-    except ConfigError as err:
-        raise ModelError(str(err).replace("config: tracking.uri", "--tracking-uri")) from None
+    problem = store_problem(tracking)  # a bad scheme, a server that does not answer: at once
+    if problem:
+        raise ModelError(f"--tracking-uri: {problem}")
+    store = tracking_uri(tracking)
     database = sqlite_file(store)
     if database is not None and not database.is_file():  # MLflow would create an empty one
         hint = "" if tracking else " (set --tracking-uri)"

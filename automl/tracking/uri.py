@@ -85,7 +85,7 @@ def check_store(uri: str) -> None:
         _check_answers(uri)
 
 
-def store_problem(uri: str) -> str | None:
+def store_problem(uri: str | None) -> str | None:
     """`check_store` for a command-line option (`--tracking-uri`): why the store cannot be used,
     in one line without the config key, or None when it can."""
     try:

@@ -108,6 +108,10 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
             ["models:/x@champion", "{tmp}/new.jsonl", "--tracking-uri", "ftp://host/db"],
             "--tracking-uri: unsupported scheme 'ftp'",
         ),
+        (
+            ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/new.jsonl/x.json"],  # before scoring
+            "--out {tmp}/new.jsonl/x.json: cannot create",
+        ),
         (  # a sweep's own held-out evaluation (the card and the report read it)
             ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/test_evaluation.json"],
             "test_evaluation.json: exists and is not an automl-evaluate output",
