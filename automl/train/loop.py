@@ -104,6 +104,7 @@ class TrainingState:
     progress: checkpoint.Progress  # the last finished epoch, history and best so far
     best_state: dict[str, torch.Tensor] | None  # the best epoch's trainable weights (CPU)
     loss_weights: torch.Tensor | None = None  # per-class weights (train.class_weights), on device
+    loss_weight_values: np.ndarray | None = None  # the same on the CPU, for each step's share
 
 
 @dataclass
@@ -146,6 +147,7 @@ def setup(conf: Config, data: PreparedData, resume_from: Path | None) -> Trainin
     weights = class_weights(class_counts(data.train.labels, len(data.label_names)), t.class_weights)
     if weights is not None:
         state.loss_weights = torch.tensor(weights, dtype=torch.float32, device=device)
+        state.loss_weight_values = np.asarray(weights, dtype=np.float64)
     if resume_from is not None:
         state.progress, state.best_state = checkpoint.resume(
             resume_from, model, optimizer, scheduler, scaler
@@ -184,6 +186,12 @@ def batch_loss(
         return model(**batch).loss
     logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     return F.cross_entropy(logits.float(), batch["labels"], weight=weights)
+
+
+def loss_mass(labels: np.ndarray, weights: np.ndarray | None) -> float:
+    """What `batch_loss` averages over for these rows: their count, or with class `weights`
+    the sum of their weights (torch's weighted mean divides by it, per micro-batch)."""
+    return float(len(labels)) if weights is None else float(weights[labels].sum())
 
 
 def optimizer_step(state: TrainingState, max_grad_norm: float) -> None:
@@ -251,6 +259,7 @@ def train_one_epoch(
     )
     for idx in batches:
         state.optimizer.zero_grad(set_to_none=True)
+        step_mass = loss_mass(data.train.labels[idx], state.loss_weight_values)
         for micro in split_batch(idx, forward):
             batch = collate(data.train, micro, data.pad_token_id)
             batch = {k: v.to(state.device) for k, v in batch.items()}
@@ -259,8 +268,9 @@ def train_one_epoch(
             if not torch.isfinite(loss):
                 stats.diverged = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
                 return stats
-            # weighted by its share of the batch, so the summed gradients are the batch mean's
-            share = loss * (len(micro) / len(idx))
+            # weighted by its share of the step's examples (or class weights), so the summed
+            # gradients are the whole step's (weighted) mean however the step is split
+            share = loss * (loss_mass(data.train.labels[micro], state.loss_weight_values) / step_mass)
             (state.scaler.scale(share) if state.scaler is not None else share).backward()
             stats.loss_sum += loss.item() * len(micro)
             stats.seen += len(micro)

@@ -234,8 +234,9 @@ def test_sweep_estimate_sizes_the_largest_trial(tmp_path: Path) -> None:
 # Gradient accumulation and the OOM retry
 
 
+@pytest.mark.parametrize("class_weights", ["none", "balanced"])
 def test_accumulated_micro_batches_match_the_full_batch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, class_weights: str
 ) -> None:
     import automl.train.loop as training
     from automl.data.prepare import prepare_data
@@ -249,9 +250,12 @@ def test_accumulated_micro_batches_match_the_full_batch(
 
     monkeypatch.setattr(training, "build_model", no_dropout)
     # fp32: bf16 autocast's rounding (8 bits of mantissa) is far above the float noise meant here
+    # with class weights too: torch's weighted mean divides by each micro-batch's own weight
+    # sum, so each micro-batch's share of the step is its weight, not its count
     conf = compose_config(
-        tmp_path, "train.epochs=1", "train.num_threads=1", "train.mixed_precision=false"
-    )
+        tmp_path, "train.epochs=1", "train.num_threads=1", "train.mixed_precision=false",
+        f"train.class_weights={class_weights}",
+    )  # fmt: skip
     data = prepare_data(conf)
     weights = []
     for micro, accum in ((16, 1), (8, 2), (4, 4), (16, 2)):
