@@ -24,7 +24,9 @@ def train(conf: Config) -> dict[str, object]:
     pick_device(conf.train.device)  # `cuda` without one: refused before the data is read
     check_model(conf)
     data = prepare_data(conf)
-    result = run_trial(conf, data.without_test())  # the test split is for exported models only
+    # the test split is for exported models only; the best epoch is chosen as a sweep's trial
+    # chooses it (sweep.metric, sweep.mode)
+    result = run_trial(conf, data.without_test(), metric=conf.sweep.metric, mode=conf.sweep.mode)
     summary = result.summary()
     print(json.dumps(summary), flush=True)
     return summary

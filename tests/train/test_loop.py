@@ -575,6 +575,33 @@ def test_cli_exits_1_when_the_training_diverged(
     assert last.endswith("in epoch 1")
 
 
+def test_cli_keeps_the_epoch_the_sweep_metric_chooses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`sweep.metric=val_loss sweep.mode=min`: the summary is the lowest-loss epoch's, as a
+    sweep's trial would pick it (it was always the most accurate epoch's)."""
+    import automl.cli.train as cli
+
+    runs: list[Any] = []
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        runs.append(automl.train.loop.run_trial(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(cli, "run_trial", recorded)
+    monkeypatch.chdir(tmp_path)
+    argv = ["automl-train", "experiment=smoke", "train.epochs=6", "train.learning_rate=0.05"]
+    argv += ["data.max_examples=200", "sweep.metric=val_loss", "sweep.mode=min"]
+    monkeypatch.setattr(sys, "argv", argv)
+    cli.main()
+    summary = json.loads(capsys.readouterr().out)
+    history = runs[0].history
+    lowest = min(history, key=lambda row: row["val_loss"])
+    assert lowest is not max(history, key=lambda row: row["val_accuracy"])  # the two differ here
+    assert summary["best_epoch"] == int(lowest["epoch"])
+    assert summary["val_loss"] == lowest["val_loss"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
