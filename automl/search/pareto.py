@@ -13,7 +13,7 @@ search/objectives.py).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 log = logging.getLogger("automl.sweep")
@@ -74,13 +74,34 @@ def choose_export(items: Sequence[T], mode: str, rule: str = "best", tolerance: 
 
 
 def export_choice(
-    items: Sequence[T], mode: str, rule: str, tolerance: float
+    items: Sequence[T],
+    mode: str,
+    rule: str,
+    tolerance: float,
+    exportable: Callable[[T], bool] | None = None,
 ) -> tuple[T | None, dict[str, Any]]:
-    """The trial to export (None if no trial scored) and the rule's record for summary.json."""
+    """The trial to export (None if no trial scored) and the rule's record for summary.json.
+
+    `exportable`: whether a trial can still be exported (its checkpoint is there). A sweep
+    extended, or resumed with another rule or tolerance, can make `smallest_within` pick a
+    trial whose checkpoint went after an earlier export: then the rule picks among the trials
+    that kept theirs, with a warning."""
     info: dict[str, Any] = {"rule": rule, "tolerance": tolerance}
     if not _scored(items):
         return None, info
     top, chosen = choose_export(items, mode), choose_export(items, mode, rule, tolerance)
+    if exportable is not None and not exportable(chosen):
+        kept = [i for i in items if exportable(i)]
+        if _scored(kept):
+            gone, chosen = chosen, choose_export(kept, mode, rule, tolerance)
+            top = choose_export(kept, mode)
+            info["without_checkpoint"] = _get(gone, "trial_id")
+            log.warning(
+                "export rule %s chose trial %s, whose checkpoint was deleted after an earlier "
+                "export (sweep.keep_checkpoints=true keeps them): exporting trial %s, its choice "
+                "among the trials that kept theirs", rule, _get(gone, "trial_id"),
+                _get(chosen, "trial_id"),
+            )  # fmt: skip
     info.update(top_trial=_get(top, "trial_id"), top_value=_get(top, "best_value"))
     if chosen is not top:
         log.info(

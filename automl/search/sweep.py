@@ -254,7 +254,9 @@ def _finish(
     conf = plan.conf
     s = conf.sweep
     # the best metric, or the smallest trial near it (sweep.export_rule; search/pareto.py)
-    best, choice = export_choice(records, s.mode, s.export_rule, s.export_tolerance)
+    best, choice = export_choice(
+        records, s.mode, s.export_rule, s.export_tolerance, exportable=_has_checkpoint
+    )
     export_dir = None
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     if best is not None and best.checkpoint and Path(best.checkpoint).is_dir():
@@ -382,6 +384,10 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any
         trial_conf, checkpoint, plan.out_dir / "best", label_names=data.label_names,
         provenance=provenance,
     )  # fmt: skip
+
+
+def _has_checkpoint(record: TrialRecord) -> bool:
+    return bool(record.checkpoint) and Path(record.checkpoint).is_dir()
 
 
 def _drop_checkpoints(checkpoints: Any) -> None:

@@ -51,3 +51,28 @@ def test_export_choice_records_the_rule_and_the_top_trial() -> None:
     assert info == {"rule": "smallest_within", "tolerance": 0.005, "top_trial": "big",
                     "top_value": 0.82}  # fmt: skip
     assert export_choice([row("x", None, 1, "failed")], "max", "best", 0.0)[0] is None
+
+
+def test_export_choice_skips_a_trial_whose_checkpoint_is_gone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An extended sweep: the first round exported `a` and deleted the others' checkpoints;
+    the new trial `b` moves the tolerance band so `smallest_within` names `c`, whose checkpoint
+    is gone. The rule then chooses among the trials that kept theirs (it exported nothing, and
+    the clean-up deleted every other checkpoint, `a`'s and `b`'s too)."""
+    rows = [row("t", 0.90, 1000), row("c", 0.895, 500), row("a", 0.891, 100),
+            row("b", 0.903, 2000)]  # fmt: skip
+    kept = {"a", "b"}
+    assert export_choice(rows, "max", "smallest_within", 0.01)[0]["trial_id"] == "c"
+    with caplog.at_level("WARNING", logger="automl.sweep"):
+        chosen, info = export_choice(
+            rows, "max", "smallest_within", 0.01, exportable=lambda r: r["trial_id"] in kept
+        )
+    assert chosen is not None and chosen["trial_id"] == "b"  # a (0.891) is outside 0.903 - 0.01
+    assert info["without_checkpoint"] == "c" and info["top_trial"] == "b"
+    assert "trial c, whose checkpoint was deleted" in caplog.text
+    # the rule's own choice still there: nothing changes, nothing is said
+    caplog.clear()
+    chosen, info = export_choice(rows, "max", "smallest_within", 0.01, exportable=lambda r: True)
+    assert chosen is not None and chosen["trial_id"] == "c" and "without_checkpoint" not in info
+    assert caplog.text == ""
