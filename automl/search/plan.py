@@ -72,6 +72,9 @@ class SweepPlan:
     # A fresh sweep under the name of an earlier one: what of that one it replaces, said before
     # anything is deleted ("" where there is none, or this run resumes it).
     replaces: str = ""
+    # sweep.resume=true with an earlier run to go on with (its MLflow parent run reopens); false
+    # for a fresh sweep and for a resume with nothing to resume, which starts afresh
+    continues: bool = False
 
     @property
     def trial_device(self) -> str:
@@ -201,12 +204,13 @@ def plan_sweep(conf: Config) -> SweepPlan:
         {"sweep.metric": s.metric, "sweep.mode": s.mode},
     )  # fmt: skip
     # "new": killed before it began, so it starts afresh
-    resumes = before.started_with if s.resume and before.phase != "new" else {}
+    continues = s.resume and before.phase != "new"
+    resumes = before.started_with if continues else {}
     check_same_start(s.name, resumes, identity)
     warm = load_warm_start(conf, space)
     return SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
-        identity, resumes, "" if s.resume else _replaced(before, out_dir),
+        identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,
     )  # fmt: skip
 
 

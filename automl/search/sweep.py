@@ -99,7 +99,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             tracker = SweepTracker(
                 plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
             )
-            tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=conf.sweep.resume)
+            tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=plan.continues)
             tracker.log_artifact_dict(as_dict(conf), "config.json")
             tracker.log_artifact(plan.space.path, "search_space")
             if quality_path is not None:

@@ -103,6 +103,21 @@ def test_a_fresh_sweep_over_an_earlier_one_says_what_it_replaces(tmp_path: Path)
     assert plan_sweep(resumed).replaces == ""
 
 
+def test_only_a_resume_with_something_to_resume_continues(tmp_path: Path) -> None:
+    """`sweep.resume=true` with nothing to resume (no folder, or killed before it began) starts
+    afresh, and so gets an MLflow parent run of its own: it reopened the latest parent run of
+    the sweep's name in the store (another output folder's), and ended it with its own results."""
+    fresh = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false")
+    resumed = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
+                                   "sweep.resume=true")  # fmt: skip
+    out = tmp_path / "outputs" / "smoke"
+    assert not out.exists() and not plan_sweep(resumed).continues
+    SweepState(phase="new").save(out)
+    assert not plan_sweep(resumed).continues
+    SweepState(phase="running").save(out)
+    assert plan_sweep(resumed).continues and not plan_sweep(fresh).continues
+
+
 def test_a_setting_the_model_does_not_read_is_no_part_of_the_start(tmp_path: Path) -> None:
     """A multirun's minilm job carried the hf job's `model.name_or_path` into its recorded
     start values: resumed alone, it was refused with the setting (not read) and without it
