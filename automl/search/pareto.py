@@ -78,7 +78,7 @@ def export_choice(
     mode: str,
     rule: str,
     tolerance: float,
-    exportable: Callable[[T], bool] | None = None,
+    exportable: Callable[[Any], bool] | None = None,
 ) -> tuple[T | None, dict[str, Any]]:
     """The trial to export (None if no trial scored) and the rule's record for summary.json.
 
