@@ -4,6 +4,7 @@ Ray experiment (resume, extension, the report's importance plot).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +41,29 @@ def fail_stale_trials(storage: Any, study_name: str) -> int:
     for trial in stale:
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return len(stale)
+
+
+def tell_unreported(
+    storage: Any, study_name: str, scored: Sequence[tuple[Mapping[str, Any], list[float]]]
+) -> int:
+    """Give the study the values of trials Ray ended without telling the searcher (the time
+    budget ran out while they trained): each still-RUNNING Optuna trial whose parameters are
+    those of a scored trial (`scored`: its {dotted_key: value} and objective values) is told
+    them, so the sampler, the importance plot and a resumed sweep learn from its best epoch
+    instead of a failure. Returns how many were told."""
+    from optuna.trial import TrialState
+
+    from automl.search.trial import overrides_from_trial
+
+    study = existing_study(storage, study_name)
+    if study is None:
+        return 0
+    left = list(scored)
+    told = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        params = overrides_from_trial(trial.params)
+        match = next((i for i, (p, _) in enumerate(left) if dict(p) == params), None)
+        if match is not None:
+            study.tell(trial.number, left.pop(match)[1])
+            told += 1
+    return told

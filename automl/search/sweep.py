@@ -12,7 +12,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from automl.model.load import display_name
 from automl.provenance import git_commit, package_versions, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.identity import DATA_KEY, check_same_data
+from automl.search.objectives import n_objectives
 from automl.search.pareto import export_choice, mark_pareto
 from automl.search.plan import (
     SweepPlan,
@@ -51,7 +52,7 @@ from automl.search.state import (
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.storage import drop_partial_copies
-from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage
+from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage, tell_unreported
 from automl.search.summary import _count, best_epoch_scores, print_table
 from automl.search.tuner import ended_trials, new_tuner, restored_tuner, stopping_rules
 from automl.search.warm_start import warm_origin, warm_points
@@ -212,8 +213,21 @@ def _fit(
             )
         raise SweepInterrupted(s.name, callback.stop.signum)
     callback.close_unfinished(ended_trials(results), s.time_budget_s)
+    tell_unreported(study, s.name, _objective_values(plan, callback.records.values()))
     fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)
+
+
+def _objective_values(
+    plan: SweepPlan, records: Iterable[TrialRecord]
+) -> list[tuple[dict[str, Any], list[float]]]:
+    """Each scored trial's parameters and what the Optuna study optimises: its best epoch's
+    metric (and its trainable parameters, with sweep.second_objective)."""
+    return [
+        (r.params, [r.best_value, float(r.trainable_params)][: n_objectives(plan.conf)])
+        for r in records
+        if r.best_value is not None and r.status != "failed"
+    ]
 
 
 def _trainable(plan: SweepPlan, data: Any, model_data: dict[str, Any]) -> Any:

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 from conftest import compose_sweep_config, mlflow_uri, sweep_runs
+from optuna.trial import TrialState
 
+from automl.search.study import existing_study, study_storage
 from automl.search.sweep import run_sweep
+from automl.search.trial import overrides_from_trial
 
 pytestmark = pytest.mark.slow  # whole sweeps on the tiny model
 
@@ -84,6 +87,20 @@ def test_trials_cut_off_by_the_time_budget_end_with_a_final_status(tmp_path: Pat
     if scored:  # at least one epoch ran: its best epoch still counts and is exported
         assert summary["best_trial"] in {row["trial_id"] for row in scored}
         assert outcome.export_dir is not None and outcome.export_dir.is_dir()
+    # the Optuna study holds every scored trial as the summary does, cut-off ones too (Ray ends
+    # them without telling the searcher: they were marked failed, so the sampler, the importance
+    # plot and a resume that runs the rest never learnt from them)
+    study = existing_study(study_storage(tmp_path / "outputs" / "smoke"), "smoke")
+    told = sorted(
+        (json.dumps(overrides_from_trial(t.params)), t.value)
+        for t in study.get_trials(states=(TrialState.COMPLETE,))
+    )
+    expected = sorted(
+        (json.dumps(row["params"]), row["best_value"])
+        for row in summary["trials"]
+        if row["best_value"] is not None and row["status"] != "failed"
+    )
+    assert told == expected
     parents, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
     assert parents[0].info.status in ("FINISHED", "FAILED")
     assert len(children) == len(summary["trials"])
