@@ -380,6 +380,10 @@ class SpecChecker:
             if not (_is_number(value) and float(value).is_integer() and low <= value <= high):
                 self.fail(f"if: {cond_key}={value!r} is outside its range {low}..{high}")
             value = int(value)
+            steps = [(_required(v.low), v.step or 1) for v in cond.variants()]
+            if not any((value - start) % step == 0 for start, step in steps):
+                grid = ", ".join(f"{start} + k*{step}" for start, step in steps)
+                self.fail(f"if: {cond_key}={value} is never sampled (its values: {grid})")
         return cond_key, value
 
 

@@ -176,6 +176,13 @@ BAD = [
         ["train.epochs", "when[0]", "peft.lora_rank=2", "choices"],
     ),
     (
+        "when-value-off-the-step",  # 2, 4, 6, 8 only: a branch for 3 never applies
+        "train.epochs: {type: int, low: 2, high: 8, step: 2}\n"
+        "train.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, "
+        "when: [{if: {train.epochs: 3}, high: 1.0e-2}]}\n",
+        ["train.learning_rate", "when[0]", "train.epochs=3 is never sampled", "2 + k*2"],
+    ),
+    (
         "when-on-float",
         "train.weight_decay: {type: float, low: 0.0, high: 0.1}\n"
         "train.epochs: {type: int, low: 1, high: 4, when: [{if: {train.weight_decay: 0.1}, "
