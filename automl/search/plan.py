@@ -42,6 +42,7 @@ from automl.search.state import (
     not_a_sweep_folder,
     not_ray_experiments,
     round_clash,
+    settings_kept,
 )
 from automl.search.warm_start import WarmStart, load_warm_start
 from automl.tracking.uri import check_store, tracking_uri
@@ -75,6 +76,9 @@ class SweepPlan:
     # sweep.resume=true with an earlier run to go on with (its MLflow parent run reopens); false
     # for a fresh sweep and for a resume with nothing to resume, which starts afresh
     continues: bool = False
+    # Resuming an interrupted round: the settings Ray restores it with that this command
+    # changes (they apply from the next round), or ""
+    keeps: str = ""
 
     @property
     def trial_device(self) -> str:
@@ -99,6 +103,7 @@ class SweepPlan:
             + (redact(self.tracking_uri) if self.tracking_uri else "off"),
             *([f"  {self.warm_start.describe()}"] if self.warm_start else []),
             *([f"  replaces: {self.replaces}"] if self.replaces else []),
+            *([f"  keeps: {self.keeps}"] if self.keeps else []),
         ]
         return "\n".join(lines)
 
@@ -211,6 +216,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     return SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
         identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,
+        settings_kept(before, conf) if continues else "",
     )  # fmt: skip
 
 

@@ -29,6 +29,9 @@ class SweepState:
     records: list[dict[str, Any]] = field(default_factory=list)  # trials of ended rounds
     # what its trials learn from (search/identity.py); empty in states from before 2026-12-05
     started_with: dict[str, Any] = field(default_factory=dict)
+    # how the current round's Ray experiment was set up (`round_settings`): resumed after a
+    # kill, Ray restores it with these; empty in states from before 2026-12-06
+    round_settings: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, out_dir: Path) -> SweepState:
@@ -43,6 +46,44 @@ class SweepState:
         """Atomically (write, then rename), so a kill never leaves half a file."""
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / STATE_FILE, json.dumps(asdict(self), indent=2))
+
+
+def round_settings(conf: Any) -> dict[str, Any]:
+    """The settings a round's Ray experiment is built with and keeps when `Tuner.restore`
+    resumes it after a kill (its TuneConfig and failure config: budget, concurrency, trial
+    count, the searcher's sampler, the ASHA scheduler); new values apply from the next round."""
+    s, pruner = conf.sweep, conf.pruner
+    uses_asha = "asha" in pruner.name
+    return {
+        "sweep.time_budget_s": s.time_budget_s,
+        "sweep.max_concurrent": s.max_concurrent,
+        "sweep.max_failures": s.max_failures,
+        "sampler.name": conf.sampler.name,
+        "sampler.seed": conf.sampler.seed,
+        "sampler.n_startup_trials": conf.sampler.n_startup_trials,
+        "ASHA": (
+            f"grace {pruner.asha_grace_period}, reduction {pruner.asha_reduction_factor:g}"
+            if uses_asha else "off"
+        ),
+    }  # fmt: skip
+
+
+def settings_kept(before: SweepState, conf: Any) -> str:
+    """For a resume of an interrupted round: the settings it goes on with that differ from
+    this command's ('sweep.time_budget_s 60 (not 120)'), or ''."""
+    if before.phase != "running" or not before.round_settings:
+        return ""
+    now = round_settings(conf)
+    kept = [
+        f"{key} {_shown(value)} (not {_shown(now[key])})"
+        for key, value in before.round_settings.items()
+        if key in now and value != now[key]
+    ]
+    return ", ".join(kept)
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def experiment_name(sweep: str, round_: int) -> str:

@@ -49,6 +49,7 @@ from automl.search.state import (
     experiment_name,
     own_experiments,
     remove_experiment,
+    round_settings,
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.storage import drop_partial_copies
@@ -85,6 +86,12 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     log.info("%s", plan.describe())
     if plan.replaces:
         log.warning("sweep %s starts afresh and replaces %s", conf.sweep.name, plan.replaces)
+    if plan.keeps:
+        log.warning(
+            "sweep %s resumes its interrupted round as it was started: %s; the new values apply "
+            "to rounds added later (sweep.num_samples above its trials)", conf.sweep.name,
+            plan.keeps,
+        )  # fmt: skip
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(conf, plan.models)
     check_same_data(conf.sweep.name, plan.resumes, data.fingerprint)  # the files may have grown
@@ -186,9 +193,12 @@ def _fit(
     name = experiment_name(s.name, state.round)
     experiment_dir = plan.storage / name
     study = study_storage(plan.out_dir)
+    restoring = s.resume and tune.Tuner.can_restore(str(experiment_dir))
+    if not restoring:
+        state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
     state.phase = "running"
     state.save(plan.out_dir)
-    if s.resume and tune.Tuner.can_restore(str(experiment_dir)):
+    if restoring:
         log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
         drop_partial_copies(experiment_dir)  # copies the kill cut short
         tuner = restored_tuner(
@@ -212,7 +222,9 @@ def _fit(
                 r.trial_id for r in callback.records.values() if r.status == "running"
             )
         raise SweepInterrupted(s.name, callback.stop.signum)
-    callback.close_unfinished(ended_trials(results), s.time_budget_s)
+    # a restored round ran to the budget it was started with
+    budget_s = state.round_settings.get("sweep.time_budget_s", s.time_budget_s)
+    callback.close_unfinished(ended_trials(results), budget_s)
     tell_unreported(study, s.name, _objective_values(plan, callback.records.values()))
     fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)

@@ -12,7 +12,7 @@ from conftest import compose_sweep_config
 from automl.config.schema import ConfigError
 from automl.search.identity import DATA_KEY, check_same_data
 from automl.search.plan import plan_sweep
-from automl.search.state import SweepState
+from automl.search.state import SweepState, round_settings
 
 FINGERPRINT = {"sha256": "a" * 64, "counts": {"train": 558, "val": 160, "test": 81}}
 
@@ -116,6 +116,31 @@ def test_only_a_resume_with_something_to_resume_continues(tmp_path: Path) -> Non
     assert not plan_sweep(resumed).continues
     SweepState(phase="running").save(out)
     assert plan_sweep(resumed).continues and not plan_sweep(fresh).continues
+
+
+def test_a_resumed_round_names_the_settings_it_goes_on_with(tmp_path: Path) -> None:
+    """Ray restores an interrupted round with the time budget, concurrency, sampler and ASHA it
+    was started with: a resume that changes them says so (they apply to later rounds)."""
+    started = compose_sweep_config(
+        tmp_path, "experiment=smoke", "tracking.enabled=false", "sweep.time_budget_s=60"
+    )
+    out = tmp_path / "outputs" / "smoke"
+    SweepState(phase="running", round_settings=round_settings(started)).save(out)
+    changed = compose_sweep_config(
+        tmp_path, "experiment=smoke", "tracking.enabled=false", "sweep.resume=true",
+        "sweep.time_budget_s=120", "sampler=random", "pruner=overfit",
+    )  # fmt: skip
+    plan = plan_sweep(changed)
+    assert plan.keeps == (
+        "sweep.time_budget_s 60 (not 120), sampler.name tpe (not random), "
+        "ASHA grace 1, reduction 2 (not off)"
+    )
+    assert f"  keeps: {plan.keeps}" in plan.describe().splitlines()
+    same = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
+                                "sweep.resume=true", "sweep.time_budget_s=60")  # fmt: skip
+    assert plan_sweep(same).keeps == ""
+    SweepState(phase="finished", round_settings=round_settings(started)).save(out)
+    assert plan_sweep(changed).keeps == ""  # a finished sweep adds a round: the new values apply
 
 
 def test_a_setting_the_model_does_not_read_is_no_part_of_the_start(tmp_path: Path) -> None:
