@@ -168,11 +168,29 @@ def apply_lora(model: nn.Module, peft_cfg: PeftConfig, depth: int, num_blocks: i
         lora_dropout=peft_cfg.lora_dropout,
         target_modules=targets,
         layers_to_transform=list(range(depth, num_blocks)) if depth else None,
+        modules_to_save=head_modules(model) or None,  # beside peft's classifier/score
     )
     try:
         return get_peft_model(model, lora)
     except ValueError as err:
         raise ModelError(f"peft.target_modules: {str(err).splitlines()[0]}") from None
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """The classification model's own modules beside its backbone and `classifier`/`score`
+    (DeBERTa's pooler, ModernBERT's head, XLNet's summary and output layer): LoRA trains them
+    as it trains the classifier. peft's task type keeps only `classifier` and `score`
+    trainable, so DeBERTa-v3's pooler and XLNet's output layer stayed at their random start.
+    A name peft would also match deeper in the model (it matches name suffixes) is left out."""
+    prefix = getattr(model, "base_model_prefix", "")
+    keys = [key for key, _ in model.named_modules()]
+    return [
+        name
+        for name, child in model.named_children()
+        if name not in (prefix, "classifier", "score")
+        and any(True for _ in child.parameters())
+        and [key for key in keys if key.endswith(name)] == [name]
+    ]
 
 
 # Attention projections by the names architectures give them: query and value apart (BERT's

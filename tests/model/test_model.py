@@ -13,7 +13,14 @@ from torch import nn
 
 from automl.config.resolve import to_config
 from automl.config.schema import CONF_DIR, Config, ModelConfig, PeftConfig
-from automl.model.build import apply_lora, build_model, find_blocks, freeze_bottom, lora_targets
+from automl.model.build import (
+    apply_lora,
+    build_model,
+    find_blocks,
+    freeze_bottom,
+    head_modules,
+    lora_targets,
+)
 from automl.model.load import (
     ModelError,
     check_model,
@@ -242,6 +249,32 @@ def test_lora_finds_query_and_value_where_peft_has_no_default() -> None:
     adapted = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in model.named_parameters()
                if "lora_A" in n}  # fmt: skip
     assert adapted == {"q_lin", "v_lin"}
+
+
+def test_lora_trains_the_modules_beside_the_classifier() -> None:
+    """peft's task type keeps only `classifier`/`score` trainable: DeBERTa's pooler (random in
+    DeBERTa-v3 checkpoints) and ModernBERT's head stayed frozen under LoRA, though full
+    fine-tuning trains them. BERT's pooler is part of its backbone: frozen, as peft leaves it."""
+    from transformers import AutoModelForSequenceClassification, DebertaV2Config, ModernBertConfig
+
+    small = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2, "num_labels": 3,
+             "num_attention_heads": 2, "intermediate_size": 64, "pad_token_id": 0}  # fmt: skip
+    for config, beside in (
+        (DebertaV2Config(**small), "pooler"),
+        (ModernBertConfig(**small), "head"),
+    ):
+        model = AutoModelForSequenceClassification.from_config(config)
+        assert head_modules(model) == [beside]
+        lora = apply_lora(model, PeftConfig(lora_rank=4), 0, 2)
+        trained = {
+            n.removeprefix("base_model.model.").split(".")[0]
+            for n, p in lora.named_parameters()
+            if p.requires_grad and "lora_" not in n
+        }
+        assert trained == {"classifier", beside}
+    bert, _ = tiny("bert", rank=4)
+    assert head_modules(bert.get_base_model()) == []
+    assert not any(p.requires_grad for n, p in bert.named_parameters() if ".pooler." in n)
 
 
 class _Mixer(nn.Module):
