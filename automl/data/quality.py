@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from automl.data.task import DataError, LabeledTexts, TaskData
 
 _WORD = re.compile(r"\w+")
 REPORT_FILE = "data_quality.json"
+Key = Callable[[str], str]  # a text's near-duplicate key
 
 
 def normalise(text: str) -> str:
@@ -43,29 +44,29 @@ def splits_of(task: TaskData) -> dict[str, LabeledTexts]:
     return splits
 
 
-def duplicates_within(texts: Sequence[str]) -> dict[str, int]:
+def duplicates_within(texts: Sequence[str], key: Key = normalise) -> dict[str, int]:
     """Extra copies inside one split: rows minus distinct texts (exact) or keys (near)."""
     return {
         "exact": len(texts) - len(set(texts)),
-        "near": len(texts) - len({normalise(t) for t in texts}),
+        "near": len(texts) - len({key(t) for t in texts}),
     }
 
 
-def overlap(reference: Sequence[str], other: Sequence[str]) -> dict[str, int]:
+def overlap(reference: Sequence[str], other: Sequence[str], key: Key = normalise) -> dict[str, int]:
     """Rows of `other` whose text (exact) or key (near, exact included) is in `reference`."""
-    exact, keys = set(reference), {normalise(t) for t in reference}
+    exact, keys = set(reference), {key(t) for t in reference}
     return {
         "exact": sum(t in exact for t in other),
-        "near": sum(normalise(t) in keys for t in other),
+        "near": sum(key(t) in keys for t in other),
     }
 
 
-def conflicting_labels(splits: Mapping[str, LabeledTexts]) -> int:
+def conflicting_labels(splits: Mapping[str, LabeledTexts], key: Key = normalise) -> int:
     """Near-duplicate keys that carry more than one label anywhere in the data."""
     labels: dict[str, set[int]] = {}
     for split in splits.values():
         for text, label in zip(split.texts, split.labels, strict=True):
-            labels.setdefault(normalise(text), set()).add(label)
+            labels.setdefault(key(text), set()).add(label)
     return sum(len(v) > 1 for v in labels.values())
 
 
@@ -110,9 +111,10 @@ def class_balance(
         "min_examples": min_examples,
         "below_min": [names[c] for c in range(len(names)) if total[c] < min_examples],
         "missing_from": {
-            name: [names[c] for c in range(len(names)) if total[c] and c not in set(s.labels)]
+            name: [names[c] for c in range(len(names)) if total[c] and c not in present]
             for name, s in splits.items()
             if name != "train"
+            for present in [set(s.labels)]
         },
     }
 
@@ -122,28 +124,29 @@ def assess(
 ) -> dict[str, Any]:
     """The whole report. `lengths`: untruncated token lengths per split name."""
     splits = splits_of(task)
+    # each text's near-duplicate key, worked out once (five checks read it)
+    key = {t: normalise(t) for s in splits.values() for t in s.texts}.__getitem__
     report: dict[str, Any] = {
         "data": task.description,
         "sizes": {name: len(s.texts) for name, s in splits.items()},
         "num_classes": len(task.label_names),
         "empty_texts": {name: sum(not t.strip() for t in s.texts) for name, s in splits.items()},
         "no_word_texts": {
-            name: sum(bool(t.strip()) and not normalise(t) for t in s.texts)
-            for name, s in splits.items()
+            name: sum(bool(t.strip()) and not key(t) for t in s.texts) for name, s in splits.items()
         },
-        "duplicates": {name: duplicates_within(s.texts) for name, s in splits.items()},
+        "duplicates": {name: duplicates_within(s.texts, key) for name, s in splits.items()},
         "leakage": {
-            f"train->{name}": overlap(splits["train"].texts, s.texts)
+            f"train->{name}": overlap(splits["train"].texts, s.texts, key)
             for name, s in splits.items()
             if name != "train"
         },
-        "conflicting_labels": conflicting_labels(splits),
+        "conflicting_labels": conflicting_labels(splits, key),
         "similar_label_names": similar_label_names(task.label_names),
         "truncation": truncation(lengths, max_length),
         "classes": class_balance(splits, task.label_names, min_class_examples),
     }
     if "test" in splits:
-        report["leakage"]["val->test"] = overlap(splits["val"].texts, splits["test"].texts)
+        report["leakage"]["val->test"] = overlap(splits["val"].texts, splits["test"].texts, key)
     report["problems"] = problems(report)
     report["warnings"] = warnings(report)
     return report
