@@ -270,7 +270,8 @@ def train_one_epoch(
                 return stats
             # weighted by its share of the step's examples (or class weights), so the summed
             # gradients are the whole step's (weighted) mean however the step is split
-            share = loss * (loss_mass(data.train.labels[micro], state.loss_weight_values) / step_mass)
+            mass = loss_mass(data.train.labels[micro], state.loss_weight_values)
+            share = loss * (mass / step_mass)
             (state.scaler.scale(share) if state.scaler is not None else share).backward()
             stats.loss_sum += loss.item() * len(micro)
             stats.seen += len(micro)
