@@ -167,6 +167,10 @@ def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
             pip_requirements=pip_requirements(),
             input_example=["How do I reset my password?"],
             model_card=parsed_card,
+            # the pipeline's call options when MLflow serves it: cut texts at the training
+            # length (the tokenizer's model_max_length), as training and the test score did;
+            # without it a long text scored differently and one past 512 tokens failed
+            model_config={"truncation": True},
         )
         # MLflow's LICENSE.txt looks the export's folder up as a Hub repo and points at a
         # huggingface.co URL made of a local path; say what holds instead

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import compose_sweep_config, sweep_runs
@@ -104,6 +105,12 @@ def test_smoke_sweep_export_loads_and_reproduces(smoke: tuple[Config, SweepOutco
     truth = [data.label_names[i] for i in data.val.labels]
     accuracy = sum(p == t for p, t in zip(predictions, truth, strict=True)) / len(truth)
     assert accuracy == pytest.approx(outcome.summary["best_value"], abs=1e-9)
+    # the card's own example runs as written, long texts included (cut at training's length)
+    card = (best_dir / "README.md").read_text()
+    example = card.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(example.replace("path/to/this/folder", str(best_dir)), scope)
+    assert scope["clf"]("word " * 700)[0]["label"] in data.label_names
 
 
 def test_smoke_sweep_keeps_disk_bounded(smoke: tuple[Config, SweepOutcome, Path]) -> None:

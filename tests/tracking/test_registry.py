@@ -19,6 +19,7 @@ from conftest import mlflow_uri
 from mlflow.tracking import MlflowClient
 
 from automl.config.schema import Config
+from automl.export.evaluation import predict_folder
 from automl.search.sweep import SweepOutcome
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,10 @@ def test_champion_loads_with_pyfunc_and_predicts_label_names(
     predictions = model.predict(TEXTS)
     labels = list(predictions["label"])
     assert len(labels) == 2 and set(labels) <= set(outcome.summary["label_names"])
+    # texts longer than training's max_length are cut there, as training and the test score
+    # cut them (the pipeline alone does not truncate: past 512 positions it failed)
+    long = [" ".join(["printer paper jam ink"] * 40), "word " * 700]
+    assert list(model.predict(long)["label"]) == predict_folder(outcome.export_dir, long)
 
 
 def test_version_description_is_the_card_and_the_data_are_inputs(
