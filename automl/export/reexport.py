@@ -54,6 +54,27 @@ def check_run_from_launch_folder(sweep_dir: Path, config: dict[str, Any]) -> Non
             )
 
 
+def check_same_data(
+    sweep_dir: Path, labels: list[str], fingerprint: dict[str, Any], sweep_labels: Any
+) -> None:
+    """The data as the sweep read it (its fingerprint, recorded when it started; its classes):
+    files that hold other rows by now would put trained-on texts in the held-out test split,
+    score them under the sweep's class ids, and record a fingerprint the model never saw."""
+    from automl.data.fingerprint import fingerprint_mismatch
+    from automl.search.identity import DATA_KEY
+    from automl.search.state import SweepState
+
+    recorded = SweepState.load(sweep_dir).started_with.get(DATA_KEY)
+    problem = fingerprint_mismatch(recorded, fingerprint) if recorded else None
+    if problem is None and labels != sweep_labels:
+        problem = f"classes {', '.join(map(str, sweep_labels))} then, {', '.join(labels)} now"
+    if problem:
+        raise ExportError(
+            f"{sweep_dir}: the data changed since the sweep ran ({problem}); export it where "
+            "its data is as it was, or start a new sweep on the new data"
+        )
+
+
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
     from automl.data.fingerprint import data_fingerprint
     from automl.data.load import load_task_data
@@ -88,6 +109,8 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
     checkpoint = find_checkpoint(row)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
+    fingerprint = data_fingerprint(task)
+    check_same_data(sweep_dir, task.label_names, fingerprint, summary["label_names"])
     provenance = sweep_provenance(
         conf,
         trial_id,
@@ -95,7 +118,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         params,
         summary["num_trials"],
         summary.get("data", ""),
-        data_fingerprint(task),
+        fingerprint,
     )
     provenance["best_scores"] = best_epoch_scores(row)  # every metric, for the card
     folder = export_checkpoint(

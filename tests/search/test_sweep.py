@@ -249,3 +249,22 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
     with pytest.raises(ModelError, match=r"moved: no such folder$"):
         reexport(copy, out_dir=target)
     assert not target.exists()
+
+
+def test_reexport_refuses_data_that_changed_since_the_sweep(
+    smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
+) -> None:
+    """Other rows under the same settings (here: another split seed) would put texts the
+    trial trained on into the test split it is scored on, and record a fingerprint the
+    model never saw."""
+    from automl.export.reexport import ExportError, reexport
+
+    _, _, tmp = smoke
+    copy, target = tmp_path / "copy", tmp_path / "export"
+    shutil.copytree(tmp / "outputs" / "smoke", copy, ignore=shutil.ignore_patterns("ray", "best"))
+    config = json.loads((copy / "config.json").read_text())
+    config["data"]["seed"] += 1
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ExportError, match=r"the data changed since the sweep ran \(content"):
+        reexport(copy, out_dir=target)
+    assert not target.exists()
