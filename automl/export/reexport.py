@@ -133,5 +133,5 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
 
         labels = summary["label_names"]
         evaluation = evaluate_export(folder, task.test.texts, task.test.labels, labels)
-        record_in_export(folder, evaluation, conf)
+        record_in_export(folder, evaluation, trial_conf)  # the trial's model: its licence
     return folder

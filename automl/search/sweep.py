@@ -288,7 +288,11 @@ def _finish(
     if best is not None and best.checkpoint and Path(best.checkpoint).is_dir():
         export_dir = _export_best(plan, best, Path(best.checkpoint), data, len(records))
     # only now, with the best trial chosen and exported, is the held-out test split read
-    test = evaluate_sweep_export(export_dir, plan.out_dir, data, conf)
+    from automl.search.trial import trial_config
+
+    # the card names the trial's own base model and its licence (the model may be searched)
+    trial_conf = trial_config(as_dict(conf), best.params) if best is not None else conf
+    test = evaluate_sweep_export(export_dir, plan.out_dir, data, trial_conf)
     outcome = _outcome(records, best, s.time_budget_s)
     summary = {
         "sweep": s.name,

@@ -25,6 +25,9 @@ peft.frozen_layers: {type: int, low: 0, high: blocks}
 """
 
 
+LICENCES = {"words-3": "mit", "minilm-tok-2": "bsd-3-clause"}
+
+
 def _word_level_tokenizer(texts: list[str]) -> Any:
     """A fast tokenizer whose vocabulary is the corpus's own words (ids unlike MiniLM's)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -61,6 +64,8 @@ def two_model_folders(
     assert len(words) < 2000
     _save_tiny_bert(tmp_path / "models" / "words-3", words, layers=3)
     _save_tiny_bert(tmp_path / "models" / "minilm-tok-2", tokenizer, layers=2)
+    for name, licence in LICENCES.items():  # each folder's card, as on the Hub
+        (tmp_path / "models" / name / "README.md").write_text(f"---\nlicense: {licence}\n---\n")
     (tmp_path / "space.yaml").write_text(SPACE)
     monkeypatch.chdir(tmp_path)  # the space names the folders relative to the launch folder
     return tmp_path
@@ -95,6 +100,8 @@ def test_a_sweep_chooses_between_models_with_their_own_tokenizers(
     assert summary["test_accuracy"] is not None  # scored with the winner's own tokenizer
     card = (Path(outcome.export_dir) / "README.md").read_text()
     assert Path(best_model).name in card
+    # the winner's licence, not the sweep's base model's (the tiny one has none)
+    assert f"\nlicense: {LICENCES[Path(best_model).name]}\n" in card.split("---\n")[1]
 
 
 def test_a_sweep_trains_a_model_named_by_a_relative_folder(
