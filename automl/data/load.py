@@ -261,14 +261,31 @@ def _check_label(label: Any, where: str, column: str) -> None:
         raise DataError(f"{where}: missing label in column {column!r}")  # (NaN: pandas' None)
 
 
+# Python's csv refuses a field over 128 KiB by default: a long document in a row is data
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
 def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
-    with _utf8(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: Excel's BOM
-        delimiter = _delimiter(handle.readline(), columns)
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    with _readable(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: BOM
+        header = handle.readline()
+        if not header.strip():
+            raise DataError(f"{path}: line 1 is empty; the header (the column names) comes first")
+        delimiter = _delimiter(header, columns)
         handle.seek(0)
         reader = csv.DictReader(handle, delimiter=delimiter)
-        if reader.fieldnames:  # `text, label`: the space after the comma is no part of a name
-            reader.fieldnames = [name.strip() for name in reader.fieldnames]
-        return list(reader)
+        # `text, label`: the space after the comma is no part of a name
+        names = [name.strip() for name in reader.fieldnames or []]
+        twice = sorted({name for name in names if name in columns and names.count(name) > 1})
+        if twice:
+            raise DataError(f"{path}: column {twice[0]!r} appears twice in the header")
+        reader.fieldnames = names
+        try:
+            return list(reader)
+        except csv.Error as err:
+            raise DataError(
+                f"{path}: line {reader.line_num}: not readable as CSV ({err})"
+            ) from None
 
 
 def _delimiter(header: str, columns: tuple[str, str]) -> str:
@@ -287,19 +304,22 @@ def _delimiter(header: str, columns: tuple[str, str]) -> str:
 
 
 @contextmanager
-def _utf8(path: Path) -> Iterator[None]:
-    """A file in another encoding (an Excel export in cp1252, UTF-16) is one line naming it."""
+def _readable(path: Path) -> Iterator[None]:
+    """A file in another encoding (an Excel export in cp1252, UTF-16), or one this user may not
+    read, is one line naming it."""
     try:
         yield
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: not UTF-8 text (a byte {err.object[err.start]:#04x}); save it as UTF-8"
         ) from None
+    except OSError as err:
+        raise DataError(f"{path}: cannot read it ({err.strerror or err})") from None
 
 
 def _jsonl_rows(path: Path, fmt: str = "data") -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    with _utf8(path), path.open(encoding="utf-8-sig") as handle:
+    with _readable(path), path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

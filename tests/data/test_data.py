@@ -523,6 +523,20 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         ["column 'id' has 20 distinct values", "20 of them alone", "is it the label column?"],
     ),
     ("too-few-to-split", "few.csv", "text,label\nhi,a\nho,b\n", {}, ["too few examples (2)"]),
+    (
+        "csv-column-twice",
+        "twice.csv",
+        "text,label, label\nx,a,b\n",
+        {},
+        ["column 'label' appears twice in the header"],
+    ),  # (the last one was read)
+    (
+        "csv-blank-first-line",
+        "blank.csv",
+        "\ntext,label\nx,a\n",
+        {},
+        ["line 1 is empty; the header (the column names) comes first"],
+    ),
     ("bad-json", "bad.jsonl", GOOD_JSONL + '{"text": "x", \n', {}, ["line 21", "not valid JSON"]),
     ("json-not-object", "list.jsonl", "[1, 2]\n", {}, ["line 1", "expected a JSON object"]),
     (  # a blank first line: the format still shows on the first line with content
@@ -630,6 +644,17 @@ def test_missing_validation_file_is_named(tmp_path: Path) -> None:
     val = tmp_path / "val.csv"
     with pytest.raises(DataError, match=f"^{val}: file not found$"):
         load_task_data(DataConfig(source="csv", path=str(train), val_path=str(val)))
+
+
+def test_csv_reads_a_field_longer_than_pythons_default_limit(tmp_path: Path) -> None:
+    """A long document in one row (Python's csv stops at 131,072 characters by default)."""
+    path = tmp_path / "long.csv"
+    long = "word " * 40_000
+    path.write_text("text,label\n" + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(30))
+                    + f'"{long}",a\n')  # fmt: skip
+    task = load_task_data(DataConfig(source="csv", path=str(path), val_fraction=0.2))
+    texts = task.train.texts + task.val.texts + (task.test.texts if task.test else [])
+    assert long.strip() in texts
 
 
 def test_csv_with_a_byte_order_mark(tmp_path: Path) -> None:
