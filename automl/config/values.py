@@ -64,6 +64,9 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     _check_resources(conf.resources)
     _check_sweep(conf.sweep, recorded)
     _check_pruner(conf.pruner)
+    for key, seed in (("data.seed", conf.data.seed), ("train.seed", conf.train.seed),
+                      ("sampler.seed", conf.sampler.seed)):  # fmt: skip
+        _check(seed >= 0, key, f"must be >= 0 (numpy takes no negative seed), got {seed}")
 
 
 def _check_choices(conf: Config) -> None:
@@ -88,8 +91,12 @@ def unread_settings(conf: Config) -> dict[str, str]:
         if value:
             out[f"data.{name}"] = f"is not read when data.source={d.source}; {_fix(d, name, value)}"
     for name in _HF_KEYS if d.source != "hf" else ():
-        if getattr(d, name):
+        if getattr(d, name) != getattr(DataConfig, name):  # set to something of its own
             out[f"data.{name}"] = f"is not read when data.source={d.source}; add data=hf"
+    if d.source != "chatterbot_topics" and d.language != DataConfig.language:
+        out["data.language"] = (
+            f"is not read when data.source={d.source}; it picks the embedded corpus's language"
+        )
     return out
 
 
@@ -130,7 +137,7 @@ def _check_data(d: DataConfig) -> None:
 
 # The settings only one kind of data source reads.
 _FILE_KEYS = ("path", "val_path", "test_path")  # csv, jsonl
-_HF_KEYS = ("hf_name", "hf_config")  # hf
+_HF_KEYS = ("hf_name", "hf_config", "hf_train_split", "hf_val_split", "hf_test_split")  # hf
 FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".json": "jsonl",
                  ".ndjson": "jsonl"}  # fmt: skip
 

@@ -165,6 +165,9 @@ BAD_VALUES = [
     ("data.test_fraction=0.8", "data.test_fraction"),  # val 0.2 + test 0.8 leaves no train
     ("data.quality=loud", "data.quality"),
     ("data.min_class_examples=0", "data.min_class_examples"),
+    ("data.seed=-1", "data.seed"),  # numpy refuses it: a traceback before
+    ("train.seed=-1", "train.seed"),
+    ("sampler.seed=-1", "sampler.seed"),
     ("train.learning_rate=0", "train.learning_rate"),
     ("train.epochs=0", "train.epochs"),
     ("train.batch_size=0", "train.batch_size"),
@@ -182,6 +185,7 @@ BAD_VALUES = [
     ("data.test_path=t.csv", "data.test_path"),
     ("data.hf_name=ag_news", "data.hf_name"),  # without data=hf
     ("data.hf_config=default", "data.hf_config"),
+    ("data.hf_test_split=test", "data.hf_test_split"),
     ("peft.lora_rank=-1", "peft.lora_rank"),
     ("peft.frozen_layers=-1", "peft.frozen_layers"),
     ("peft.lora_dropout=1.0", "peft.lora_dropout"),
@@ -256,6 +260,19 @@ def test_the_mode_follows_the_metric_and_a_contrary_one_is_refused() -> None:
         (
             ["data=csv", "data.path=a.csv", "data.hf_name=ag_news"],
             "config: data.hf_name: is not read when data.source=csv; add data=hf",
+        ),
+        (
+            ["data=csv", "data.path=a.csv", "data.hf_val_split=validation"],
+            "config: data.hf_val_split: is not read when data.source=csv; add data=hf",
+        ),
+        (
+            ["data=jsonl", "data.path=a.jsonl", "data.hf_train_split=all"],
+            "config: data.hf_train_split: is not read when data.source=jsonl; add data=hf",
+        ),
+        (
+            ["data=csv", "data.path=a.csv", "data.language=german"],
+            "config: data.language: is not read when data.source=csv; it picks the embedded "
+            "corpus's language",
         ),
         (
             ["model.name_or_path=roberta-base"],
