@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from unicodedata import category
 
 import numpy as np
 
@@ -26,14 +27,25 @@ from automl.config.paths import write_text_atomic
 from automl.console import counted, listed
 from automl.data.task import DataError, LabeledTexts, TaskData
 
-_WORD = re.compile(r"\w+")
+_TOKEN = re.compile(r"\w+|[^\w\s]")  # words, and single other characters (kept: symbols)
 REPORT_FILE = "data_quality.json"
 Key = Callable[[str], str]  # a text's near-duplicate key
 
 
 def normalise(text: str) -> str:
-    """The near-duplicate key: lowercase words joined by one space (punctuation dropped)."""
-    return " ".join(_WORD.findall(text.lower()))
+    """The near-duplicate key: lowercase words and symbols (emoji, `+`, `$`) joined by one
+    space, punctuation dropped. Empty for a text of punctuation alone (`:)`)."""
+    return " ".join(
+        token
+        for token in _TOKEN.findall(text.lower())
+        if len(token) > 1 or token.isalnum() or token == "_" or category(token)[0] == "S"
+    )
+
+
+def near_key(text: str) -> str:
+    """What near-duplicates share: the normalised text, or, where that is empty (`:)` and
+    `:(`), the text itself, so such texts match only their exact copies."""
+    return normalise(text) or text
 
 
 def splits_of(task: TaskData) -> dict[str, LabeledTexts]:
@@ -44,7 +56,7 @@ def splits_of(task: TaskData) -> dict[str, LabeledTexts]:
     return splits
 
 
-def duplicates_within(texts: Sequence[str], key: Key = normalise) -> dict[str, int]:
+def duplicates_within(texts: Sequence[str], key: Key = near_key) -> dict[str, int]:
     """Extra copies inside one split: rows minus distinct texts (exact) or keys (near)."""
     return {
         "exact": len(texts) - len(set(texts)),
@@ -52,7 +64,7 @@ def duplicates_within(texts: Sequence[str], key: Key = normalise) -> dict[str, i
     }
 
 
-def overlap(reference: Sequence[str], other: Sequence[str], key: Key = normalise) -> dict[str, int]:
+def overlap(reference: Sequence[str], other: Sequence[str], key: Key = near_key) -> dict[str, int]:
     """Rows of `other` whose text (exact) or key (near, exact included) is in `reference`."""
     exact, keys = set(reference), {key(t) for t in reference}
     return {
@@ -61,7 +73,7 @@ def overlap(reference: Sequence[str], other: Sequence[str], key: Key = normalise
     }
 
 
-def conflicting_labels(splits: Mapping[str, LabeledTexts], key: Key = normalise) -> int:
+def conflicting_labels(splits: Mapping[str, LabeledTexts], key: Key = near_key) -> int:
     """Near-duplicate keys that carry more than one label anywhere in the data."""
     labels: dict[str, set[int]] = {}
     for split in splits.values():
@@ -75,8 +87,16 @@ def similar_label_names(names: Sequence[str]) -> list[list[str]]:
     likely one class typed two ways, which the model must then tell apart."""
     groups: dict[str, list[str]] = {}
     for name in names:
-        groups.setdefault(normalise(name), []).append(name)
+        groups.setdefault(_label_key(name), []).append(name)
     return [group for group in groups.values() if len(group) > 1]
+
+
+def _label_key(name: str) -> str:
+    """Numbers by value (`1` and `1.0` alike, `-1` and `1` not), other names normalised."""
+    try:
+        return repr(float(name))
+    except ValueError:
+        return normalise(name) or name
 
 
 def truncation(lengths: Mapping[str, np.ndarray], max_length: int) -> dict[str, Any]:
@@ -125,14 +145,19 @@ def assess(
     """The whole report. `lengths`: untruncated token lengths per split name."""
     splits = splits_of(task)
     # each text's near-duplicate key, worked out once (five checks read it)
-    key = {t: normalise(t) for s in splits.values() for t in s.texts}.__getitem__
+    normalised = {t: normalise(t) for s in splits.values() for t in s.texts}
+
+    def key(text: str) -> str:  # near_key, from the keys above
+        return normalised[text] or text
+
     report: dict[str, Any] = {
         "data": task.description,
         "sizes": {name: len(s.texts) for name, s in splits.items()},
         "num_classes": len(task.label_names),
         "empty_texts": {name: sum(not t.strip() for t in s.texts) for name, s in splits.items()},
         "no_word_texts": {
-            name: sum(bool(t.strip()) and not key(t) for t in s.texts) for name, s in splits.items()
+            name: sum(bool(t.strip()) and not normalised[t] for t in s.texts)
+            for name, s in splits.items()
         },
         "duplicates": {name: duplicates_within(s.texts, key) for name, s in splits.items()},
         "leakage": {

@@ -115,6 +115,31 @@ def test_label_names_that_differ_only_in_case_or_spacing_are_named() -> None:
     assert assess(_clean_task(), _lengths(_clean_task()), 16, 5)["similar_label_names"] == []
 
 
+def test_numeric_labels_compare_by_value() -> None:
+    """-1/0/1 sentiment is three classes, not `-1` and `1` typed two ways; `1` and `1.0`
+    (ints and floats mixed in a JSONL file) are one class typed two ways."""
+    rows = [(f"text {i}", i % 3) for i in range(30)]
+    signed = _task(rows, rows[:9], names=("-1", "0", "1"))
+    assert assess(signed, _lengths(signed), 16, 5)["similar_label_names"] == []
+    mixed = _task(rows, rows[:9], names=("0", "1", "1.0"))
+    assert assess(mixed, _lengths(mixed), 16, 5)["similar_label_names"] == [["1", "1.0"]]
+
+
+def test_texts_without_words_are_no_duplicates_of_each_other() -> None:
+    """Emoji and emoticons carry the label in short texts: `:)` and `:(` (no word at all) or
+    `great 😍` and `great 😡` are not one text; `Great!! 😍` and `great 😍` are."""
+    assert duplicates_within([":)", ":(", "😍", "😡"]) == {"exact": 0, "near": 0}
+    assert duplicates_within(["great 😍", "great 😡"]) == {"exact": 0, "near": 0}
+    assert duplicates_within(["Great!! 😍", "great 😍", ":)", ":)"]) == {"exact": 1, "near": 2}
+    train = [(f"train text {i}", i % 2) for i in range(20)] + [(":)", 0), ("😍", 0)]
+    val = [(f"val text {i}", i % 2) for i in range(6)] + [(":(", 1), ("😡", 1)]
+    task = _task(train, val)
+    report = assess(task, _lengths(task), max_length=16, min_class_examples=5)
+    assert report["leakage"]["train->val"] == {"exact": 0, "near": 0}
+    assert report["conflicting_labels"] == 0
+    assert not any("also in" in problem for problem in report["problems"])
+
+
 def test_empty_texts_truncation_and_small_classes() -> None:
     train = [(f"train text {i}", i % 2) for i in range(20)] + [("rare one", 2), ("rare two", 2)]
     val = [(f"val {i}", i % 2) for i in range(4)] + [("   ", 0)]
