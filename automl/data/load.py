@@ -93,6 +93,15 @@ def _assemble(
         train, val = rest, _encoded(val_rows, index)
     else:
         train, val = stratified_split(rest.texts, rest.labels, val_share, rng, where)
+    trained = set(train.labels)
+    for split, rows in ((val, val_rows), (test, test_rows)):
+        # a dataset's ClassLabel names every class: one its own split holds but training
+        # never sees could only be missed (a file's unknown label is refused in _encoded)
+        if split is None or rows is None:
+            continue
+        unseen = sorted({label_names[x] for x in split.labels if x not in trained})
+        if unseen:
+            raise DataError(f"{rows[2]}: labels not in the training data: {unseen[:5]}")
     return TaskData(train, val, label_names, where, test)
 
 
@@ -375,7 +384,7 @@ def read_hf_split(
 
 def _read_hf(
     cfg: DataConfig, whole: bool = True, options: tuple[str, str, str] = SWEEP_OPTIONS
-) -> tuple[Rows, Rows | None, Rows | None, list[str]]:
+) -> tuple[Rows, Rows | None, Rows | None, list[str] | None]:
     """A Hugging Face dataset: a hub name (online) or a folder written by `save_to_disk`.
     `whole`: the dataset of a run (its unread splits are named), not one split read alone."""
     import datasets
@@ -440,7 +449,8 @@ def _read_hf(
     val, test = other(cfg.hf_val_split), other(cfg.hf_test_split)
     if whole and isinstance(saved, datasets.DatasetDict):
         _name_unread_splits(cfg, list(saved))
-    return (texts, labels, where), val, test, names or _label_names(labels)
+    # no ClassLabel: None, so the labels get the checks a file's labels get (a score column)
+    return (texts, labels, where), val, test, names or None
 
 
 def _name_unread_splits(cfg: DataConfig, splits: list[str]) -> None:

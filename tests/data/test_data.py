@@ -406,6 +406,36 @@ def test_hf_labels_that_are_lists_or_missing_are_named(tmp_path: Path) -> None:
         load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "missing")))
 
 
+def test_hf_scores_and_classes_training_never_sees_are_named(tmp_path: Path) -> None:
+    """A float label column (a score, no ClassLabel) gets the check a file's labels get (it
+    failed on a puzzling split error); a class only a dataset's own validation split holds
+    is refused as a file's is (it passed: a class the model could only miss)."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(50)]
+    scores = datasets.Dataset.from_dict(
+        {"text": texts, "label": [i / 50 + 0.001 for i in range(50)]}
+    )
+    scores.save_to_disk(str(tmp_path / "scores"))
+    with pytest.raises(DataError, match=r"look like a score to regress"):
+        load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "scores")))
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b", "c"])}
+    )
+    datasets.DatasetDict(
+        train=datasets.Dataset.from_dict({"text": texts, "label": [0, 1] * 25}, features=features),
+        validation=datasets.Dataset.from_dict(
+            {"text": texts[:9], "label": [0, 1, 2] * 3}, features=features
+        ),
+    ).save_to_disk(str(tmp_path / "unseen"))
+    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "unseen"), hf_val_split="validation")
+    with pytest.raises(DataError) as err:
+        load_task_data(cfg)
+    assert str(err.value) == (
+        f"{tmp_path / 'unseen'}[validation]: labels not in the training data: ['c']"
+    )
+
+
 def test_hf_missing_split_is_named(hf_dir: Path) -> None:
     cfg = DataConfig(source="hf", hf_name=str(hf_dir / "dict"), hf_val_split="validation")
     with pytest.raises(DataError) as err:
