@@ -1,7 +1,8 @@
 """`automl-export`: re-export the best (or a named) trial of a finished sweep.
 
 automl-export outputs/default                    # the best trial again -> outputs/default/best
-automl-export outputs/default --trial 3a44a028 --out exported/   # needs sweep.keep_checkpoints=true
+automl-export outputs/default --trial 3a44a028   # -> outputs/default/trial-3a44a028
+                                                 #    (needs sweep.keep_checkpoints=true)
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="automl-export", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="outputs/<sweep> of a finished sweep")
     parser.add_argument("--trial", help="trial id (default: the sweep's best)")
-    parser.add_argument("--out", type=Path, help="target folder (default: <sweep_dir>/best)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="target folder (default: <sweep_dir>/best, or <sweep_dir>/trial-<id> for --trial)",
+    )
     parser.add_argument("--debug", action="store_true", help="full tracebacks")
     args = parser.parse_args(argv)
     setup_logging(args.debug)

@@ -92,11 +92,14 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         summary_path, ("trials", "label_names", "num_trials"), "a sweep's file", ExportError
     )
     base = read_json_object(config_path, ("model", "data"), "a sweep's file", ExportError)
-    target = out_dir or sweep_dir / "best"
+    best = summary.get("best_trial") or ""
+    trial_id = trial_id or best
+    # another trial goes beside the sweep's export, not over it (the summary, the report and
+    # the registered model describe `best/`)
+    target = out_dir or sweep_dir / ("best" if trial_id == best else f"trial-{trial_id}")
     problem = not_replaceable(target)
     if problem:
         raise ExportError(problem)
-    trial_id = trial_id or summary.get("best_trial") or ""
     trials = summary["trials"] if isinstance(summary["trials"], list) else []
     rows = {row["trial_id"]: row for row in trials if isinstance(row, dict) and "trial_id" in row}
     if trial_id not in rows:

@@ -251,6 +251,29 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
     assert not target.exists()
 
 
+def test_reexport_of_another_trial_goes_beside_the_sweeps_export(
+    smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
+) -> None:
+    """`--trial X` without `--out` replaced `best/`, which the summary, the report and the
+    registered model still describe: it goes to `trial-X/` now."""
+    from automl.export.reexport import reexport
+
+    _, outcome, tmp = smoke
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp / "outputs" / "smoke", copy, ignore=shutil.ignore_patterns("ray"))
+    summary = json.loads((copy / "summary.json").read_text())
+    best = next(r for r in summary["trials"] if r["trial_id"] == summary["best_trial"])
+    other = next(r for r in summary["trials"] if r["trial_id"] != summary["best_trial"])
+    other["checkpoint"] = best["checkpoint"]  # as if kept (sweep.keep_checkpoints=true)
+    (copy / "summary.json").write_text(json.dumps(summary))
+    before = (copy / "best" / "provenance.json").read_text()
+    folder = reexport(copy, trial_id=other["trial_id"])
+    assert folder == copy / f"trial-{other['trial_id']}"
+    assert json.loads((folder / "provenance.json").read_text())["trial_id"] == other["trial_id"]
+    assert (copy / "best" / "provenance.json").read_text() == before
+    assert reexport(copy) == copy / "best"  # the best trial: the sweep's own export, again
+
+
 def test_reexport_refuses_data_that_changed_since_the_sweep(
     smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
 ) -> None:
