@@ -289,12 +289,16 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
         if twice:
             raise DataError(f"{path}: column {twice[0]!r} appears twice in the header")
         reader.fieldnames = names
-        try:
-            return list(reader)
+        try:  # a line of spaces alone (an editor's last line) is skipped, as an empty one is
+            return [row for row in reader if any(_has_content(v) for v in row.values())]
         except csv.Error as err:
             raise DataError(
                 f"{path}: line {reader.line_num}: not readable as CSV ({err})"
             ) from None
+
+
+def _has_content(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def _delimiter(header: str, columns: tuple[str, str]) -> str:

@@ -676,6 +676,14 @@ def test_missing_validation_file_is_named(tmp_path: Path) -> None:
         load_task_data(DataConfig(source="csv", path=str(train), val_path=str(val)))
 
 
+def test_csv_lines_of_spaces_are_skipped_as_empty_ones_are(tmp_path: Path) -> None:
+    path = tmp_path / "spaces.csv"
+    rows = "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(30))
+    path.write_text("text,label\n" + rows + "   \n\n  \t \n")
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    assert sum(len(split.texts) for split in _splits(task)) == 30
+
+
 def test_csv_reads_a_field_longer_than_pythons_default_limit(tmp_path: Path) -> None:
     """A long document in one row (Python's csv stops at 131,072 characters by default)."""
     path = tmp_path / "long.csv"
