@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> None:
         "--tracking-uri", help="the MLflow store of a models:/ URI (default: $MLFLOW_TRACKING_URI, "
         "else sqlite:///mlflow.db)",
     )  # fmt: skip
+    parser.add_argument(
+        "--trust-remote-code", action="store_true",
+        help="run the model's own code (a model trained with model.trust_remote_code=true)",
+    )  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="full tracebacks")
     args = parser.parse_args(argv)
     setup_logging(args.debug)
@@ -63,10 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         rows = read_rows(data, split=args.split)  # a bad file: one line before any model loads
         if registered:
             with registered_folder(args.model, args.tracking_uri) as folder:
-                evaluation = rescore(folder, rows)
+                evaluation = rescore(folder, rows, args.trust_remote_code)
             evaluation["model"] = args.model
         else:
-            evaluation = rescore(Path(args.model), rows)
+            evaluation = rescore(Path(args.model), rows, args.trust_remote_code)
     except user_errors() as err:
         if args.debug:
             raise

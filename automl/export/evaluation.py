@@ -24,13 +24,29 @@ EVALUATION_FILE = "test_evaluation.json"
 CONFUSION_FILE = "confusion_matrix.png"
 
 
-def predict_folder(folder: Path, texts: Sequence[str], batch_size: int = 64) -> list[str]:
-    """Label names predicted by an exported model folder, batched by length (little padding)."""
+def predict_folder(
+    folder: Path, texts: Sequence[str], batch_size: int = 64, trust_remote_code: bool = False
+) -> list[str]:
+    """Label names predicted by an exported model folder, batched by length (little padding).
+    `trust_remote_code`: run the folder's own model code (a model that needed
+    `model.trust_remote_code=true` to train needs it to load)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    from automl.model.load import ModelError
+
+    trust = trust_remote_code
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
+        model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=trust)
+        model.eval()
+    except ValueError as err:
+        if "trust_remote_code" not in str(err):
+            raise
+        raise ModelError(
+            f"{folder}: its model runs code of its own (auto_map in config.json); trust it to "
+            "load it (automl-evaluate --trust-remote-code)"
+        ) from None
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     ids = tokenizer(list(texts), truncation=True)["input_ids"]  # model_max_length = training's
@@ -94,13 +110,14 @@ def evaluate_export(
     labels: Sequence[int],
     label_names: list[str],
     seen_in_training: Sequence[bool] | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Score the exported folder on the test texts (integer labels indexing `label_names`).
 
     `seen_in_training` marks test texts that also occur in the training split (corpora repeat
     utterances: the embedded one has ~58 % of its test texts in training). Those score what the
     model memorised, so the texts it never saw are also scored apart, under `unseen`."""
-    predicted = predict_folder(folder, texts)
+    predicted = predict_folder(folder, texts, trust_remote_code=trust_remote_code)
     truth = [label_names[i] for i in labels]
     evaluation = score(truth, predicted, label_names)
     evaluation["model"] = folder.name
@@ -234,7 +251,10 @@ def evaluate_sweep_export(
     labels = [int(x) for x in data.test.labels]
     in_train = {tuple(ids) for ids in data.train.input_ids}
     seen = [tuple(ids) in in_train for ids in data.test.input_ids]
-    evaluation = evaluate_export(export_dir, data.test_texts, labels, data.label_names, seen)
+    evaluation = evaluate_export(
+        export_dir, data.test_texts, labels, data.label_names, seen,
+        trust_remote_code=conf.model.trust_remote_code,  # the user's own opt-in, for training
+    )  # fmt: skip
     record_in_export(export_dir, evaluation, conf)
     write_evaluation(evaluation, out_dir)
     plot_confusion(evaluation, out_dir / CONFUSION_FILE)

@@ -135,6 +135,9 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         from automl.export.evaluation import evaluate_export, record_in_export
 
         labels = summary["label_names"]
-        evaluation = evaluate_export(folder, task.test.texts, task.test.labels, labels)
+        evaluation = evaluate_export(
+            folder, task.test.texts, task.test.labels, labels,
+            trust_remote_code=trial_conf.model.trust_remote_code,
+        )  # fmt: skip
         record_in_export(folder, evaluation, trial_conf)  # the trial's model: its licence
     return folder

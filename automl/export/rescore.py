@@ -65,7 +65,7 @@ def read_rows(
     return read_labeled_file(Path(data.path), data, options)
 
 
-def rescore(folder: Path, rows: Rows) -> dict[str, Any]:
+def rescore(folder: Path, rows: Rows, trust_remote_code: bool = False) -> dict[str, Any]:
     """Score the model in `folder` on `rows` (read_rows). Labels the model has no class for
     count as errors and are listed under `unknown_labels`; a file with none of its classes is
     refused before any compute (integer ids against named classes, say)."""
@@ -84,7 +84,7 @@ def rescore(folder: Path, rows: Rows) -> dict[str, Any]:
             where, sum(unknown.values()),
             ", ".join(f"{name!r} ({count})" for name, count in unknown.most_common()),
         )  # fmt: skip
-    predicted = predict_folder(folder, texts)
+    predicted = predict_folder(folder, texts, trust_remote_code=trust_remote_code)
     evaluation = score(labels, predicted, classes + sorted(unknown))
     evaluation.update(model=str(folder), data=where, unknown_labels=dict(unknown.most_common()))
     return evaluation

@@ -62,7 +62,7 @@ def register_export(
         log.info("%s version %s already holds this export: not registered again", name, version)
     else:
         tracker.log_artifact(export_dir, "best_model")  # the plain folder, for Hugging Face users
-        model_id, location = _log_model(tracker, export_dir)
+        model_id, location = _log_model(tracker, export_dir, conf.model.trust_remote_code)
         try:
             client.get_registered_model(name)
         except Exception:
@@ -142,14 +142,18 @@ def _provenance(export_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _log_model(tracker: SweepTracker, export_dir: Path) -> tuple[str, str]:
+def _log_model(
+    tracker: SweepTracker, export_dir: Path, trust_remote_code: bool = False
+) -> tuple[str, str]:
     """`mlflow.transformers` model folder (MLmodel + pipeline) as a logged model of the run."""
     import mlflow
     from mlflow.entities import LoggedModelOutput
     from transformers import pipeline
 
     client = tracker.client
-    classifier = pipeline("text-classification", model=str(export_dir))
+    classifier = pipeline(
+        "text-classification", model=str(export_dir), trust_remote_code=trust_remote_code
+    )
     # our card (with the test score) goes with the MLflow model; without one MLflow would look
     # the export's folder up on the Hugging Face Hub as a repo id, and warn
     card = export_dir / "README.md"
