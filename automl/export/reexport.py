@@ -124,6 +124,8 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         fingerprint,
     )
     provenance["best_scores"] = best_epoch_scores(row)  # every metric, for the card
+    if row.get("device"):  # where it trained, as the sweep's own export records it
+        provenance["trained_on"] = row["device"]
     folder = export_checkpoint(
         trial_conf,
         checkpoint,
@@ -137,7 +139,20 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         labels = summary["label_names"]
         evaluation = evaluate_export(
             folder, task.test.texts, task.test.labels, labels,
+            _seen(folder, task, trial_conf.model.trust_remote_code),
             trust_remote_code=trial_conf.model.trust_remote_code,
         )  # fmt: skip
         record_in_export(folder, evaluation, trial_conf)  # the trial's model: its licence
     return folder
+
+
+def _seen(folder: Path, task: Any, trust_remote_code: bool) -> list[bool]:
+    """Which test texts the training split also holds, by token ids as the sweep judges it
+    (an uncased tokenizer makes `Hi` and `hi` one text): scored apart, as `unseen`."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    trained = {tuple(ids) for ids in tokenizer(task.train.texts, truncation=True)["input_ids"]}
+    return [
+        tuple(ids) in trained for ids in tokenizer(task.test.texts, truncation=True)["input_ids"]
+    ]

@@ -210,6 +210,18 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
     second = load_file(str(again / "model.safetensors"))
     assert first.keys() == second.keys()
     assert all((first[k] == second[k]).all() for k in first)
+    # the same held-out scores (texts seen in training apart too) and the same provenance
+    scored = [
+        json.loads((d / "test_evaluation.json").read_text()) for d in (sweep_dir / "best", again)
+    ]
+    assert [{k: v for k, v in e.items() if k != "model"} for e in scored] == [
+        {k: v for k, v in scored[0].items() if k != "model"}
+    ] * 2
+    assert scored[0]["unseen"]["num_examples"] > 0
+    provenances = [
+        json.loads((d / "provenance.json").read_text()) for d in (sweep_dir / "best", again)
+    ]
+    assert provenances[1]["trained_on"] == provenances[0]["trained_on"] == "cpu"
     others = [r.trial_id for r in outcome.records if r.trial_id != outcome.summary["best_trial"]]
     with pytest.raises(ExportError, match="keep_checkpoints"):
         reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")
