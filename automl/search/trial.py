@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -76,13 +75,15 @@ def limit_gpu_memory(share: float, device: torch.device) -> float | None:
 
 
 def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | None:
-    """After running out of GPU memory: half the micro-batch, twice the accumulation, so the
-    optimizer still sees the same batch; None once the micro-batch is 1 (nothing left to try)."""
+    """After running out of GPU memory: at most half the micro-batch, with the accumulation
+    that keeps the optimizer's step batch exactly (the largest divisor of the step batch up to
+    half the micro-batch: 32 x 1 -> 16 x 2, 5 x 1 -> 1 x 5), so the steps, the schedule and
+    `train.length_groups_per_step` stay as they were; None once the micro-batch is 1."""
     if batch_size <= 1:
         return None
-    half = batch_size // 2
-    # an odd micro-batch cannot halve exactly: round the accumulation up, never the memory
-    return half, math.ceil(batch_size * accum_steps / half)
+    step = batch_size * accum_steps
+    micro = max(d for d in range(1, batch_size // 2 + 1) if step % d == 0)
+    return micro, step // micro
 
 
 def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -> TrialResult:

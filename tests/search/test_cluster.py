@@ -276,11 +276,14 @@ def test_accumulated_micro_batches_match_the_full_batch(
 
 def test_next_micro_batch_halves_down_to_one() -> None:
     cases = [((32, 1), (16, 2)), ((16, 2), (8, 4)), ((2, 8), (1, 16)), ((3, 1), (1, 3)),
-             ((5, 2), (2, 5)), ((1, 32), None)]  # fmt: skip
+             ((5, 2), (2, 5)), ((1, 32), None),
+             # an odd micro-batch: the largest divisor of the step batch up to half of it (the
+             # step batch rounded up to 2 x 3 = 6 before, with 5 length groups: 1 per group)
+             ((5, 1), (1, 5)), ((7, 3), (3, 7)), ((6, 1), (3, 2)), ((24, 1), (12, 2))]  # fmt: skip
     for (batch, accum), expected in cases:
         assert next_micro_batch(batch, accum) == expected
-        if expected is not None:
-            assert expected[0] * expected[1] >= batch * accum  # never a smaller step batch
+        if expected is not None:  # the same step batch, at most half the memory
+            assert expected[0] * expected[1] == batch * accum and expected[0] <= batch // 2
 
 
 def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> None:
