@@ -276,7 +276,8 @@ def test_reexport_of_another_trial_goes_beside_the_sweeps_export(
     summary = json.loads((copy / "summary.json").read_text())
     best = next(r for r in summary["trials"] if r["trial_id"] == summary["best_trial"])
     other = next(r for r in summary["trials"] if r["trial_id"] != summary["best_trial"])
-    other["checkpoint"] = best["checkpoint"]  # as if kept (sweep.keep_checkpoints=true)
+    # as if kept (sweep.keep_checkpoints=true): the best one's, under the same configuration
+    other["checkpoint"], other["params"] = best["checkpoint"], best["params"]
     (copy / "summary.json").write_text(json.dumps(summary))
     before = (copy / "best" / "provenance.json").read_text()
     folder = reexport(copy, trial_id=other["trial_id"])
