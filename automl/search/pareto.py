@@ -55,8 +55,16 @@ def mark_pareto(rows: list[dict[str, Any]], mode: str) -> None:
         row["pareto"] = row["trial_id"] in on_front
 
 
-def choose_export(items: Sequence[T], mode: str, rule: str = "best", tolerance: float = 0.0) -> T:
+def choose_export(
+    items: Sequence[T],
+    mode: str,
+    rule: str = "best",
+    tolerance: float = 0.0,
+    reference: float | None = None,
+) -> T:
     """The trial to export; `items` are scored trials (records or summary rows), in run order.
+    `reference`: the best value the tolerance counts from (default: the best of `items`);
+    where no item is within it, the best item.
 
     Ties go to the better metric, then to the earlier trial."""
     items = _scored(items)
@@ -68,8 +76,10 @@ def choose_export(items: Sequence[T], mode: str, rule: str = "best", tolerance: 
         return best
     if rule != "smallest_within":
         raise ValueError(f"sweep.export_rule: {rule!r} is not one of {', '.join(RULES)}")
-    top = _get(best, "best_value")
+    top = _get(best, "best_value") if reference is None else reference
     near = [i for i in items if sign * (top - _get(i, "best_value")) <= tolerance + 1e-12]
+    if not near:
+        return best
     return min(near, key=lambda i: (_get(i, "trainable_params"), -sign * _get(i, "best_value")))
 
 
@@ -92,15 +102,18 @@ def export_choice(
     top, chosen = choose_export(items, mode), choose_export(items, mode, rule, tolerance)
     if exportable is not None and not exportable(chosen):
         kept = [i for i in items if exportable(i)]
-        if _scored(kept):
-            gone, chosen = chosen, choose_export(kept, mode, rule, tolerance)
-            top = choose_export(kept, mode)
+        if _scored(kept):  # the band still counts from the sweep's best (`top`)
+            gone = chosen
+            chosen = choose_export(kept, mode, rule, tolerance, _get(top, "best_value"))
             info["without_checkpoint"] = _get(gone, "trial_id")
+            outside = abs(_get(top, "best_value") - _get(chosen, "best_value")) > tolerance + 1e-12
             log.warning(
                 "export rule %s chose trial %s, whose checkpoint was deleted after an earlier "
-                "export (sweep.keep_checkpoints=true keeps them): exporting trial %s, its choice "
-                "among the trials that kept theirs", rule, _get(gone, "trial_id"),
-                _get(chosen, "trial_id"),
+                "export (sweep.keep_checkpoints=true keeps them): exporting trial %s (%.4f), %s",
+                rule, _get(gone, "trial_id"), _get(chosen, "trial_id"), _get(chosen, "best_value"),
+                f"the best that kept its checkpoint, {_get(top, 'best_value'):.4f} being the "
+                f"sweep's best (outside the tolerance {tolerance:g})" if outside
+                else "the rule's choice among the trials that kept theirs",
             )  # fmt: skip
     info.update(top_trial=_get(top, "trial_id"), top_value=_get(top, "best_value"))
     if chosen is not top:

@@ -71,6 +71,17 @@ def test_export_choice_skips_a_trial_whose_checkpoint_is_gone(
     assert chosen is not None and chosen["trial_id"] == "b"  # a (0.891) is outside 0.903 - 0.01
     assert info["without_checkpoint"] == "c" and info["top_trial"] == "b"
     assert "trial c, whose checkpoint was deleted" in caplog.text
+    # the band counts from the sweep's best, kept or not: the best kept trial outside it is
+    # exported with a warning saying so, and the summary names the real top
+    caplog.clear()
+    lost_top = [row("t", 0.90, 1000), row("a", 0.88, 100)]
+    with caplog.at_level("WARNING", logger="automl.sweep"):
+        chosen, info = export_choice(
+            lost_top, "max", "smallest_within", 0.005, exportable=lambda r: r["trial_id"] == "a"
+        )
+    assert chosen is not None and chosen["trial_id"] == "a"
+    assert (info["top_trial"], info["top_value"], info["without_checkpoint"]) == ("t", 0.90, "t")
+    assert "0.9000 being the sweep's best (outside the tolerance 0.005)" in caplog.text
     # the rule's own choice still there: nothing changes, nothing is said
     caplog.clear()
     chosen, info = export_choice(rows, "max", "smallest_within", 0.01, exportable=lambda r: True)
