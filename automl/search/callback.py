@@ -106,6 +106,9 @@ class SweepCallback(Callback):
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
         self._restored: set[str] = set()  # trials a resumed sweep goes on with (set_state)
+        # trials Ray stopped without telling anyone (the time budget): closed here, and the
+        # Optuna study must be told their scores (close_unfinished)
+        self.unreported: list[str] = []
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
@@ -214,6 +217,7 @@ class SweepCallback(Callback):
         for record in self.records.values():
             if record.status != "running":
                 continue
+            self.unreported.append(record.trial_id)
             if record.epochs_run >= self._planned_epochs(record):  # its last epoch was in
                 record.status, record.reason = "completed", ""
             elif budget_s:

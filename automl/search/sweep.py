@@ -225,7 +225,8 @@ def _fit(
     # a restored round ran to the budget it was started with
     budget_s = state.round_settings.get("sweep.time_budget_s", s.time_budget_s)
     callback.close_unfinished(ended_trials(results), budget_s)
-    tell_unreported(study, s.name, _objective_values(plan, callback.records.values()))
+    unreported = [callback.records[trial_id] for trial_id in callback.unreported]
+    tell_unreported(study, s.name, _objective_values(plan, unreported))
     fail_stale_trials(study, s.name)
     return sorted(callback.records.values(), key=lambda r: r.started)
 
@@ -233,8 +234,10 @@ def _fit(
 def _objective_values(
     plan: SweepPlan, records: Iterable[TrialRecord]
 ) -> list[tuple[dict[str, Any], list[float]]]:
-    """Each scored trial's parameters and what the Optuna study optimises: its best epoch's
-    metric (and its trainable parameters, with sweep.second_objective)."""
+    """For the Optuna study, of trials Ray stopped without telling it (the time budget): each
+    scored one's parameters and its best epoch's metric (and its trainable parameters, with
+    sweep.second_objective). Ray told it of every other ended trial; a pending trial with the
+    same parameters must not take their values."""
     return [
         (r.params, [r.best_value, float(r.trainable_params)][: n_objectives(plan.conf)])
         for r in records
