@@ -130,6 +130,9 @@ def test_a_resumed_round_names_the_settings_it_goes_on_with(tmp_path: Path) -> N
         tmp_path, "experiment=smoke", "tracking.enabled=false", "sweep.resume=true",
         "sweep.time_budget_s=120", "sampler=random", "pruner=overfit",
     )  # fmt: skip
+    assert plan_sweep(changed).keeps == ""  # killed before Ray saved it: it starts afresh
+    (out / "ray" / "smoke").mkdir(parents=True)
+    (out / "ray" / "smoke" / "tuner.pkl").write_bytes(b"")  # what Tuner.restore reads
     plan = plan_sweep(changed)
     assert plan.keeps == (
         "sweep.time_budget_s 60 (not 120), sampler.name tpe (not random), "
