@@ -4,10 +4,14 @@ model for export.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from automl.model.load import ModelError
+
+log = logging.getLogger("automl.train")
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -17,19 +21,35 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
     """Load a `trainable_state`: every trainable tensor must be there, and nothing foreign
-    (the frozen rest comes from the base model, so only those keys may be absent)."""
+    (the frozen rest comes from the base model, so only those keys may be absent).
+
+    One exception, returned: a LoRA checkpoint from before 2026-12-06 lacks the modules a
+    model has beside its classifier (DeBERTa's pooler), which LoRA trains since then; they keep
+    their starting values, the frozen ones that checkpoint trained with."""
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:
         raise ModelError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]} ...")
     missing = [n for n in trainable if n not in state]
+    older = [n for n in missing if _beside_classifier(n)]
+    if older:
+        log.info("checkpoint from before LoRA trained %s: kept as it started", older[0])
+    missing = [n for n in missing if n not in older]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise ModelError(
             f"checkpoint does not fit the model: it lacks the trainable tensor {missing[0]!r}{more}"
         )
+    return older
+
+
+def _beside_classifier(name: str) -> bool:
+    """peft's trained copy of a module other than `classifier`/`score` (model/build.py's
+    `head_modules`)."""
+    owner, found, _ = name.partition(".modules_to_save.")
+    return bool(found) and owner.rsplit(".", 1)[-1] not in ("classifier", "score")
 
 
 def merged_for_export(model: nn.Module) -> nn.Module:

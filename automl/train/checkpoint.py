@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from automl.model.load import ModelError
 from automl.model.state import load_trainable_state, trainable_state
 
 BEST_FILE = "best.safetensors"  # the best epoch's trainable parameters (what export loads)
@@ -84,7 +85,11 @@ def resume(
     (the optimizer moves its state to the parameters' device)."""
     from safetensors.torch import load_file
 
-    load_trainable_state(model, load_file(str(folder / LAST_FILE)))
+    if load_trainable_state(model, load_file(str(folder / LAST_FILE))):
+        raise ModelError(
+            f"{folder}: a LoRA checkpoint from before 2026-12-06 (the modules beside the "
+            "classifier were frozen then): it exports, but resumes only with that version"
+        )
     extra = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(extra["optimizer"])
     scheduler.load_state_dict(extra["scheduler"])

@@ -277,6 +277,32 @@ def test_lora_trains_the_modules_beside_the_classifier() -> None:
     assert not any(p.requires_grad for n, p in bert.named_parameters() if ".pooler." in n)
 
 
+def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads() -> None:
+    """Before 2026-12-06 DeBERTa's pooler stayed frozen under LoRA, so its checkpoints lack the
+    pooler's trained copy: they load (an export of an older sweep), the copy as it started,
+    which is the frozen pooler they trained with; a missing classifier is still an error."""
+    from transformers import AutoModelForSequenceClassification, DebertaV2Config
+
+    config = DebertaV2Config(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_labels=3,
+                             num_attention_heads=2, intermediate_size=64)  # fmt: skip
+
+    def build() -> nn.Module:
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_config(config)
+        return apply_lora(model, PeftConfig(lora_rank=4), 0, 2)
+
+    older = {k: v for k, v in trainable_state(build()).items() if ".pooler." not in k}
+    model = build()
+    kept = load_trainable_state(model, older)
+    assert kept and all(".pooler.modules_to_save." in name for name in kept)
+    copy = model.get_submodule("base_model.model.pooler.modules_to_save.default.dense")
+    original = model.get_submodule("base_model.model.pooler.original_module.dense")
+    assert torch.equal(copy.weight, original.weight)
+    no_head = {k: v for k, v in older.items() if ".classifier." not in k}
+    with pytest.raises(ModelError, match="lacks the trainable tensor .*classifier"):
+        load_trainable_state(build(), no_head)
+
+
 class _Mixer(nn.Module):
     """A model type peft does not know, whose blocks have no query or value layer."""
 
