@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import compose_sweep_config, mlflow_uri, sweep_runs
@@ -209,3 +210,24 @@ def test_ray_shuts_down_even_when_closing_the_mlflow_run_fails(
         run_sweep(conf)
     assert isinstance(caught.value.__context__, RuntimeError)
     assert shutdowns == [True]
+
+
+def test_a_resume_with_nothing_to_resume_opens_a_parent_run_of_its_own(
+    tmp_path: Path, shared_ray: Any
+) -> None:
+    """`sweep.resume=true` where the output folder holds no run of the sweep (another
+    `paths.output_dir`, or deleted outputs) starts afresh: it reopened the latest parent run
+    of the sweep's name in the shared store and ended it with its own results."""
+    shared_ray()
+    space = _space(tmp_path, "peft.frozen_layers: {type: int, low: 0, high: 1}\n")
+    common = ("experiment=smoke", "sweep.num_samples=1", "train.epochs=1", f"search_space={space}")
+    run_sweep(compose_sweep_config(tmp_path, *common))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (first,), _ = sweep_runs(uri, "smoke")
+    elsewhere = compose_sweep_config(tmp_path, *common, "sweep.resume=true")
+    elsewhere.paths.output_dir = str(tmp_path / "elsewhere")
+    run_sweep(elsewhere)
+    parents, children = sweep_runs(uri, "smoke")
+    assert len(parents) == 2 and len(children) == 2
+    again = next(p for p in parents if p.info.run_id == first.info.run_id)
+    assert again.data.tags == first.data.tags and again.data.metrics == first.data.metrics
