@@ -7,6 +7,7 @@ each still gets a final status.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,13 @@ class JournalSafeOptunaSearch(OptunaSearch):
     """
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if not self._already_finished(trial_id):
+        if self._already_finished(trial_id):
+            return
+        with warnings.catch_warnings():
+            # a trial resumed after a kill repeats the epoch Ray had not checkpointed yet: the
+            # study keeps the value it was told first (the same epoch's) and warns; the sweep's
+            # records take the repeat in place (callback.py), so there is nothing to say
+            warnings.filterwarnings("ignore", message="The reported value is ignored because")
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(

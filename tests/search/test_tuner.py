@@ -56,3 +56,24 @@ def test_the_end_of_a_trial_the_journal_finished(
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("Cannot tell a COMPLETE trial" in w for w in warned) == (cls is OptunaSearch)
     assert [t.value for t in optuna.load_study(study_name="s", storage=storage).trials] == [0.5]
+
+
+@pytest.mark.parametrize("cls", [OptunaSearch, JournalSafeOptunaSearch])
+def test_an_epoch_repeated_after_a_resume_is_no_warning(cls: type, tmp_path: Path) -> None:
+    """A trial resumed after a kill repeats the epoch Ray had not checkpointed: Optuna keeps
+    the first value of that step and warned (a UserWarning in the middle of the sweep's log)."""
+    import warnings
+
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "journal")))
+    searcher = _searcher(cls, storage)
+    searcher.on_trial_result("t1", {"m": 0.4, "training_iteration": 77})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        searcher.on_trial_result("t1", {"m": 0.45, "training_iteration": 77})
+    said = [str(w.message) for w in caught if "already reported" in str(w.message)]
+    assert bool(said) == (cls is OptunaSearch)
+    trial = optuna.load_study(study_name="s", storage=storage).trials[0]
+    assert trial.intermediate_values == {77: 0.4}  # the study keeps what it was told first
