@@ -27,18 +27,22 @@ from automl.config.paths import write_text_atomic
 from automl.console import counted, listed
 from automl.data.task import DataError, LabeledTexts, TaskData
 
-_TOKEN = re.compile(r"\w+|[^\w\s]")  # words, and single other characters (kept: emoji)
+_TOKEN = re.compile(r"\w+|[^\w\s]")  # words, and single other characters (kept: symbols)
+# Unicode's symbol categories a key keeps: math (`<`, `+`), currency and other (emoji); their
+# meaning differs (`<=50K`, `>50K`), unlike punctuation's or a modifier's (`` ` ``, `^`)
+_KEPT = ("Sm", "Sc", "So")
 REPORT_FILE = "data_quality.json"
 Key = Callable[[str], str]  # a text's near-duplicate key
 
 
 def normalise(text: str) -> str:
-    """The near-duplicate key: lowercase words and emoji (Unicode's other symbols) joined by
-    one space; punctuation, `+`, `$` and the like dropped. Empty for a text of those alone."""
+    """The near-duplicate key: lowercase words and symbols (emoji, `+`, `<`, `$`, `€`) joined
+    by one space; punctuation (and backticks, carets) dropped. Empty for a text of those alone
+    (`:)`)."""
     return " ".join(
         token
         for token in _TOKEN.findall(text.lower())
-        if len(token) > 1 or token.isalnum() or token == "_" or category(token) == "So"
+        if len(token) > 1 or token.isalnum() or token == "_" or category(token) in _KEPT
     )
 
 

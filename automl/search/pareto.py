@@ -106,13 +106,16 @@ def export_choice(
             gone = chosen
             chosen = choose_export(kept, mode, rule, tolerance, _get(top, "best_value"))
             info["without_checkpoint"] = _get(gone, "trial_id")
-            outside = abs(_get(top, "best_value") - _get(chosen, "best_value")) > tolerance + 1e-12
+            gap = abs(_get(top, "best_value") - _get(chosen, "best_value"))
+            outside = gap > (tolerance if rule == "smallest_within" else 0.0) + 1e-12
+            if outside:  # below what the rule promises: the summary says so too
+                info["outside_rule"] = True
             log.warning(
                 "export rule %s chose trial %s, whose checkpoint was deleted after an earlier "
                 "export (sweep.keep_checkpoints=true keeps them): exporting trial %s (%.4f), %s",
                 rule, _get(gone, "trial_id"), _get(chosen, "trial_id"), _get(chosen, "best_value"),
-                f"the best that kept its checkpoint, {_get(top, 'best_value'):.4f} being the "
-                f"sweep's best (outside the tolerance {tolerance:g})" if outside
+                f"the best that kept its checkpoint, below the sweep's best "
+                f"{_get(top, 'best_value'):.4f} by more than the rule allows" if outside
                 else "the rule's choice among the trials that kept theirs",
             )  # fmt: skip
     info.update(top_trial=_get(top, "trial_id"), top_value=_get(top, "best_value"))

@@ -59,8 +59,10 @@ def _clean_task() -> TaskData:
         ("What's up?", "what s up", True),
         ("hello world", "hello there world", False),
         ("Ça va?", "ça va", True),
-        ("`reset` password, $5 + tax", "reset password 5 tax", True),  # ASCII symbols drop
-        ("great 😍", "great", False),  # emoji stay
+        ("`reset` password!", "reset password", True),  # backticks are punctuation here
+        ("great 😍", "great", False),  # symbols stay: emoji, math, currency
+        ("x < 5", "x > 5", False),
+        ("5 €", "5 £", False),
     ],
 )
 def test_normalise_keys(a: str, b: str, same: bool) -> None:
@@ -123,6 +125,8 @@ def test_numeric_labels_compare_by_value() -> None:
     rows = [(f"text {i}", i % 3) for i in range(30)]
     signed = _task(rows, rows[:9], names=("-1", "0", "1"))
     assert assess(signed, _lengths(signed), 16, 5)["similar_label_names"] == []
+    income = _task(rows, rows[:9], names=("<=50K", ">50K", "A+"))  # symbols tell them apart
+    assert assess(income, _lengths(income), 16, 5)["similar_label_names"] == []
     mixed = _task(rows, rows[:9], names=("0", "1", "1.0"))
     assert assess(mixed, _lengths(mixed), 16, 5)["similar_label_names"] == [["1", "1.0"]]
 

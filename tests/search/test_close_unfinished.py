@@ -120,3 +120,23 @@ def test_a_trial_that_ended_keeps_how_it_ended(tmp_path: Path) -> None:
     assert [(r.status, r.reason, r.epochs_run) for r in callback.records.values()] == [
         ("failed", "RuntimeError: boom", 2), ("pruned_overfit", "val_loss rose", 2),
     ]  # fmt: skip
+
+
+def test_only_trials_ray_stopped_unreported_are_left_for_the_study(tmp_path: Path) -> None:
+    """Ray tells the searcher of trials that end (ASHA, the overfit rule, their last epoch), not
+    of those the time budget cuts off: only the latter are the driver's to tell (a pending
+    trial with the same parameters took an ended one's value when every scored trial was)."""
+    callback = _callback()
+    records = [TrialRecord(t, dict(CONFIG)) for t in ("ended", "cut", "last")]
+    callback.set_state({"records": [asdict(r) for r in records]})
+    ended = _checkpoint(tmp_path, "ended", [0.5, 0.6], ended=True)
+    cut = _checkpoint(tmp_path, "cut", [0.4, 0.5], ended=False)
+    last = _checkpoint(tmp_path, "last", [0.4, 0.6, 0.5], ended=False)
+    callback.close_unfinished(
+        [_end("ended", ended, epochs=2), _end("cut", cut, epochs=2), _end("last", last, 3)],
+        budget_s=300,
+    )
+    assert [callback.records[t].status for t in ("ended", "cut", "last")] == [
+        "stopped_early", "stopped_budget", "completed",
+    ]  # fmt: skip
+    assert callback.unreported == ["cut", "last"]

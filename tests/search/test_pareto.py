@@ -81,7 +81,15 @@ def test_export_choice_skips_a_trial_whose_checkpoint_is_gone(
         )
     assert chosen is not None and chosen["trial_id"] == "a"
     assert (info["top_trial"], info["top_value"], info["without_checkpoint"]) == ("t", 0.90, "t")
-    assert "0.9000 being the sweep's best (outside the tolerance 0.005)" in caplog.text
+    assert info["outside_rule"] is True
+    assert "below the sweep's best 0.9000 by more than the rule allows" in caplog.text
+    # within the band from the sweep's best (0.89..0.90), not from the best kept one (0.883..)
+    band = [row("t", 0.90, 1000), row("c", 0.895, 50), row("a", 0.893, 800),
+            row("b", 0.888, 100)]  # fmt: skip
+    chosen, info = export_choice(
+        band, "max", "smallest_within", 0.01, exportable=lambda r: r["trial_id"] in {"a", "b"}
+    )
+    assert chosen is not None and chosen["trial_id"] == "a" and "outside_rule" not in info
     # the rule's own choice still there: nothing changes, nothing is said
     caplog.clear()
     chosen, info = export_choice(rows, "max", "smallest_within", 0.01, exportable=lambda r: True)
