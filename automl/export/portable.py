@@ -181,6 +181,11 @@ def provenance_lines(provenance: dict[str, Any]) -> list[str]:
         lines.append(
             f"- chosen by export rule `{rule['rule']}` (tolerance {rule.get('tolerance')})"
         )
+    if isinstance(rule, dict) and rule.get("outside_rule"):
+        lines.append(
+            "- not the rule's own choice: the trials it named had lost their checkpoints "
+            "(sweep.keep_checkpoints=false), so this is the best trial that kept its own"
+        )
     lines.append(f"- git commit `{provenance.get('git_commit')}`; versions in `provenance.json`")
     on_gpu = provenance.get("trained_on") == "cuda"
     lines += [

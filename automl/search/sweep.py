@@ -289,7 +289,7 @@ def _finish(
     export_dir = None
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     if best is not None and best.checkpoint and Path(best.checkpoint).is_dir():
-        export_dir = _export_best(plan, best, Path(best.checkpoint), data, len(records))
+        export_dir = _export_best(plan, best, Path(best.checkpoint), data, len(records), choice)
     # only now, with the best trial chosen and exported, is the held-out test split read
     from automl.search.trial import trial_config
 
@@ -398,7 +398,9 @@ def _write_report(out_dir: Path, tracker: SweepTracker | None) -> None:
         log.warning("report: not written (%s: %s)", type(err).__name__, err)
 
 
-def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any, n: int) -> Path:
+def _export_best(
+    plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any, n: int, choice: dict[str, Any]
+) -> Path:
     from automl.export.model_dir import export_checkpoint
     from automl.search.trial import trial_config
 
@@ -413,6 +415,8 @@ def _export_best(plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any
     # reproduce says when it re-trains elsewhere
     provenance["trained_on"] = best.device or plan.trial_device
     provenance["best_scores"] = best_epoch_scores(best.row())  # every metric, for the card
+    if choice.get("outside_rule"):  # the trials the rule named had lost their checkpoints
+        provenance["export_rule"]["outside_rule"] = True
     return export_checkpoint(
         trial_conf, checkpoint, plan.out_dir / "best", label_names=data.label_names,
         provenance=provenance,

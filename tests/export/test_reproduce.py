@@ -186,3 +186,14 @@ def test_the_card_says_where_to_reproduce_a_trial() -> None:
     on_gpu = "\n".join(provenance_lines({"trained_on": "cuda"}))
     assert "automl-reproduce path/to/this/folder/provenance.json\n" in on_cpu
     assert "provenance.json --device cuda" in on_gpu and "trained on a GPU" in on_gpu
+
+
+def test_the_card_says_when_the_export_is_not_the_rules_own_choice() -> None:
+    from automl.export.portable import provenance_lines
+
+    rule = {"rule": "smallest_within", "tolerance": 0.005}
+    plain = "\n".join(provenance_lines({"export_rule": rule}))
+    fallback = "\n".join(provenance_lines({"export_rule": {**rule, "outside_rule": True}}))
+    assert "chosen by export rule `smallest_within` (tolerance 0.005)" in plain
+    assert "not the rule's own choice" not in plain
+    assert "not the rule's own choice: the trials it named had lost their checkpoints" in fallback
