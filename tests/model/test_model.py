@@ -277,7 +277,7 @@ def test_lora_trains_the_modules_beside_the_classifier() -> None:
     assert not any(p.requires_grad for n, p in bert.named_parameters() if ".pooler." in n)
 
 
-def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads() -> None:
+def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads(tmp_path: Path) -> None:
     """Before 2026-12-06 DeBERTa's pooler stayed frozen under LoRA, so its checkpoints lack the
     pooler's trained copy: they load (an export of an older sweep), the copy as it started,
     which is the frozen pooler they trained with; a missing classifier is still an error."""
@@ -301,6 +301,16 @@ def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads() -> None:
     no_head = {k: v for k, v in older.items() if ".classifier." not in k}
     with pytest.raises(ModelError, match="lacks the trainable tensor .*classifier"):
         load_trainable_state(build(), no_head)
+    # such a checkpoint exports, but resuming it would meet an optimizer of other parameters
+    from safetensors.torch import save_file
+
+    from automl.train import checkpoint
+
+    save_file({k: v.contiguous() for k, v in older.items()}, str(tmp_path / checkpoint.LAST_FILE))
+    model = build()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
+    with pytest.raises(ModelError, match="a LoRA checkpoint from before 2026-12-06"):
+        checkpoint.resume(tmp_path, model, optimizer, scheduler=None)
 
 
 class _Mixer(nn.Module):
