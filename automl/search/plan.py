@@ -316,9 +316,10 @@ def gpu_memory_gb(conf: Config) -> float:
 def local_gpu_memory_gb() -> float | None:
     """The smallest memory (GiB) of the GPUs this process may use, read through NVML (Ray's
     copy of pynvml): the driver must not start CUDA, whose context would hold GPU memory for
-    the whole sweep. None without an NVIDIA driver or a visible GPU, and with MIG slices
-    (NVML would report the whole card). `CUDA_VISIBLE_DEVICES` numbers are CUDA's order,
-    NVML's only under `CUDA_DEVICE_ORDER=PCI_BUS_ID`; else every GPU counts."""
+    the whole sweep. None without an NVIDIA driver or a visible GPU; a card split into MIG
+    slices is refused (NVML reports the whole card, a trial gets one slice).
+    `CUDA_VISIBLE_DEVICES` numbers are CUDA's order, NVML's only under
+    `CUDA_DEVICE_ORDER=PCI_BUS_ID`; else every GPU counts."""
     try:
         import ray._private.thirdparty.pynvml as pynvml
     except ImportError:
@@ -353,9 +354,14 @@ def _smallest_visible_gpu(pynvml: Any) -> float | None:
             for n in names
         ]  # fmt: skip
     for handle in handles:
+        mig = False
         with contextlib.suppress(pynvml.NVMLError):  # not supported: no MIG on this card
-            if pynvml.nvmlDeviceGetMigMode(handle)[0]:
-                return None
+            mig = bool(pynvml.nvmlDeviceGetMigMode(handle)[0])
+        if mig:  # NVML's total is the card's, CUDA sees one slice: a share of the card overfills it
+            raise ConfigError(
+                "config: resources.gpus_per_trial: auto cannot size a share of a GPU split into "
+                "MIG slices; set resources.gpu_memory_gb to one slice's memory (GiB)"
+            )
     totals = [pynvml.nvmlDeviceGetMemoryInfo(h).total for h in handles]
     return min(totals) / GIB if totals else None
 
@@ -448,7 +454,8 @@ def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> None:
         if want > most:
             raise ConfigError(
                 f"config: resources.{name}: a trial asks for {want:g} {key} but no node of the "
-                f"cluster has more than {most:g}"
+                f"cluster has more than {most:g} (still joining? an autoscaling cluster must "
+                "keep one worker up: min_workers >= 1)"
             )
 
 

@@ -223,6 +223,7 @@ def test_sweep_estimate_sizes_the_largest_trial(tmp_path: Path) -> None:
     assert need.trainable_params == need.total_params  # full fine-tuning, nothing frozen
     assert 1 < need.gib < 8  # 22M parameters, 6 blocks of 64 x 256 tokens: a few GiB
     conf.resources.gpus_per_trial = "auto"
+    conf.resources.gpu_memory_gb = 16  # as set: not this machine's GPU, where it has one
     assert plan_sweep(conf).gpus_per_trial == pick_gpu_share(need.total, 16, 1)
     conf.train.batch_size = None  # left to the data: sized for the largest automatic batch
     open_batch = sweep_estimate(conf, space)
@@ -490,6 +491,9 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
 
 
 @pytest.mark.slow  # a sweep, a cluster or a CLI process
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="fake GPU ids: a trial given id 0 would train on the real one"
+)
 def test_sweep_places_trials_on_both_nodes_and_their_gpus(
     cluster: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -682,8 +686,9 @@ def test_auto_gpu_share_divides_this_machines_gpu_memory(
     assert local_gpu_memory_gb() is None
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
     fake.mig.add(0)
-    assert local_gpu_memory_gb() is None  # NVML reports the card, CUDA sees a slice
-    fake.mig.clear()
+    with pytest.raises(ConfigError, match="MIG slices; set resources.gpu_memory_gb"):
+        local_gpu_memory_gb()  # NVML reports the card, CUDA sees a slice: the 16 GiB default
+    fake.mig.clear()  # overfilled small slices, and packed every trial on the first one
     local = compose_config(tmp_path, "resources.gpus_per_trial=auto")
     assert gpu_memory_gb(local) == 80.0
     assert gpu_memory_gb(replace(local, resources=replace(local.resources, gpu_memory_gb=12))) == 12
