@@ -86,6 +86,19 @@ def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | Non
     return micro, step // micro
 
 
+# GPU memory running out outside torch's caching allocator (a CUDA library's own workspace,
+# another trial's context on a shared GPU) surfaces as a plain RuntimeError with these words
+_OUT_OF_MEMORY = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED")
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether `err` is the GPU running out of memory: torch's OutOfMemoryError, or a CUDA
+    library's allocation failure."""
+    return isinstance(err, torch.cuda.OutOfMemoryError) or any(
+        words in str(err) for words in _OUT_OF_MEMORY
+    )
+
+
 def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -> TrialResult:
     """Run `attempt(conf)`; when CUDA runs out of memory, again with smaller micro-batches and
     half the evaluation batch (the error may come from either; the attempt goes on from its last
@@ -95,7 +108,9 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
         torch.cuda.empty_cache()  # then what they held on the GPU (a no-op without CUDA)
         try:
             return attempt(conf)
-        except torch.cuda.OutOfMemoryError:
+        except RuntimeError as err:
+            if not out_of_memory(err):
+                raise
             micro = conf.train.batch_size
             assert micro is not None, "run_sweep_trial settles the batch size before any attempt"
             smaller = next_micro_batch(micro, conf.train.grad_accum_steps)

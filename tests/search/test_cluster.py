@@ -307,6 +307,24 @@ def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> Non
     with pytest.raises(torch.cuda.OutOfMemoryError):
         run_with_oom_retry(conf, attempt(fits_at=0))  # type: ignore[arg-type]
     assert tried == [(4, 4), (2, 8), (1, 16)]
+    # a CUDA library that cannot allocate (cuBLAS's workspace on a full shared GPU) is memory
+    # too; any other error is not retried
+    errors = [RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate")]
+
+    def library_oom(c: Config) -> str:
+        tried.append((c.train.batch_size, c.train.grad_accum_steps))
+        if errors:
+            raise errors.pop()
+        return "done"
+
+    tried.clear()
+    assert (
+        run_with_oom_retry(compose_config(tmp_path, "train.batch_size=16"), library_oom) == "done"
+    )  # type: ignore[arg-type]
+    assert tried == [(16, 1), (8, 2)]
+    errors.append(RuntimeError("boom"))
+    with pytest.raises(RuntimeError, match="boom"):
+        run_with_oom_retry(compose_config(tmp_path, "train.batch_size=16"), library_oom)  # type: ignore[arg-type]
 
 
 def test_out_of_memory_goes_on_from_the_last_epoch_with_smaller_micro_batches(
