@@ -77,7 +77,7 @@ def _assemble(
     test: LabeledTexts | None = None
     val_share = cfg.val_fraction  # of the whole data
     if test_rows is not None:
-        test = _encoded(test_rows, index)
+        test = _encoded(test_rows, index, set(rest.labels))
     elif cfg.test_fraction > 0:
         # Test first: every class keeps two examples for train and validation.
         rest, test = stratified_split(
@@ -90,18 +90,9 @@ def _assemble(
             log.warning("%s: too few examples for a test split (data.test_fraction)", where)
             test = None
     if val_rows is not None:
-        train, val = rest, _encoded(val_rows, index)
+        train, val = rest, _encoded(val_rows, index, set(rest.labels))
     else:
         train, val = stratified_split(rest.texts, rest.labels, val_share, rng, where)
-    trained = set(train.labels)
-    for split, rows in ((val, val_rows), (test, test_rows)):
-        # a dataset's ClassLabel names every class: one its own split holds but training
-        # never sees could only be missed (a file's unknown label is refused in _encoded)
-        if split is None or rows is None:
-            continue
-        unseen = sorted({label_names[x] for x in split.labels if x not in trained})
-        if unseen:
-            raise DataError(f"{rows[2]}: labels not in the training data: {unseen[:5]}")
     return TaskData(train, val, label_names, where, test)
 
 
@@ -131,10 +122,12 @@ def _labels_without_classes(
     log.warning("%s", message)
 
 
-def _encoded(rows: Rows, index: dict[str, int]) -> LabeledTexts:
-    """A separate validation or test set, labelled with the training data's ids."""
+def _encoded(rows: Rows, index: dict[str, int], trained: set[int]) -> LabeledTexts:
+    """A separate validation or test set, labelled with the training data's ids. A label the
+    training rows (`trained`: their ids) lack is refused: a file's, or a dataset's ClassLabel
+    name that only its own validation or test split holds (the model could only miss it)."""
     texts, raw, where = rows
-    unknown = sorted({str(x) for x in raw} - set(index))
+    unknown = sorted({str(x) for x in raw if index.get(str(x)) not in trained})
     if unknown:
         raise DataError(f"{where}: labels not in the training data: {unknown[:5]}")
     return LabeledTexts(texts, [index[str(x)] for x in raw])
