@@ -35,11 +35,11 @@ def predict_folder(
 
     from automl.model.load import ModelError
 
-    trust = trust_remote_code
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust)
-        model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=trust)
-        model.eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            folder, trust_remote_code=trust_remote_code
+        ).eval()
     except ValueError as err:
         if "trust_remote_code" not in str(err):
             raise
@@ -238,6 +238,15 @@ def record_in_export(folder: Path, evaluation: dict[str, Any], conf: Any) -> Non
     write_text_atomic(folder / "README.md", model_card(conf, provenance, evaluation["labels"]))
 
 
+def seen_in_training(
+    train_ids: Sequence[Sequence[int]], test_ids: Sequence[Sequence[int]]
+) -> list[bool]:
+    """Which test texts training also holds, by token ids (an uncased tokenizer makes `Hi` and
+    `hi` one text): scored apart, as `unseen`."""
+    trained = {tuple(ids) for ids in train_ids}
+    return [tuple(ids) in trained for ids in test_ids]
+
+
 def evaluate_sweep_export(
     export_dir: Path | None, out_dir: Path, data: Any, conf: Any
 ) -> dict[str, Any] | None:
@@ -249,8 +258,7 @@ def evaluate_sweep_export(
     if export_dir is None or data.test is None or len(data.test) == 0:
         return None
     labels = [int(x) for x in data.test.labels]
-    in_train = {tuple(ids) for ids in data.train.input_ids}
-    seen = [tuple(ids) in in_train for ids in data.test.input_ids]
+    seen = seen_in_training(data.train.input_ids, data.test.input_ids)
     evaluation = evaluate_export(
         export_dir, data.test_texts, labels, data.label_names, seen,
         trust_remote_code=conf.model.trust_remote_code,  # the user's own opt-in, for training

@@ -54,18 +54,16 @@ def check_run_from_launch_folder(sweep_dir: Path, config: dict[str, Any]) -> Non
             )
 
 
-def check_same_data(
+def check_data_unchanged(
     sweep_dir: Path, labels: list[str], fingerprint: dict[str, Any], sweep_labels: Any
 ) -> None:
     """The data as the sweep read it (its fingerprint, recorded when it started; its classes):
     files that hold other rows by now would put trained-on texts in the held-out test split,
     score them under the sweep's class ids, and record a fingerprint the model never saw."""
-    from automl.data.fingerprint import fingerprint_mismatch
-    from automl.search.identity import DATA_KEY
+    from automl.search.identity import data_change
     from automl.search.state import SweepState
 
-    recorded = SweepState.load(sweep_dir).started_with.get(DATA_KEY)
-    problem = fingerprint_mismatch(recorded, fingerprint) if recorded else None
+    problem = data_change(SweepState.load(sweep_dir).started_with, fingerprint)
     if problem is None and labels != sweep_labels:
         problem = f"classes {', '.join(map(str, sweep_labels))} then, {', '.join(labels)} now"
     if problem:
@@ -113,7 +111,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     checkpoint = find_checkpoint(row)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     fingerprint = data_fingerprint(task)
-    check_same_data(sweep_dir, task.label_names, fingerprint, summary["label_names"])
+    check_data_unchanged(sweep_dir, task.label_names, fingerprint, summary["label_names"])
     provenance = sweep_provenance(
         conf,
         trial_id,
@@ -147,12 +145,14 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
 
 
 def _seen(folder: Path, task: Any, trust_remote_code: bool) -> list[bool]:
-    """Which test texts the training split also holds, by token ids as the sweep judges it
-    (an uncased tokenizer makes `Hi` and `hi` one text): scored apart, as `unseen`."""
+    """`seen_in_training` as the sweep judges it, with the export's tokenizer."""
     from transformers import AutoTokenizer
 
+    from automl.export.evaluation import seen_in_training
+
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    trained = {tuple(ids) for ids in tokenizer(task.train.texts, truncation=True)["input_ids"]}
-    return [
-        tuple(ids) in trained for ids in tokenizer(task.test.texts, truncation=True)["input_ids"]
-    ]
+
+    def ids(texts: list[str]) -> list[list[int]]:
+        return list(tokenizer(texts, truncation=True)["input_ids"])
+
+    return seen_in_training(ids(task.train.texts), ids(task.test.texts))

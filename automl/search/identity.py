@@ -79,10 +79,16 @@ def check_same_start(sweep: str, before: Mapping[str, Any], now: Mapping[str, An
         )
 
 
+def data_change(before: Mapping[str, Any], fingerprint: dict[str, Any]) -> str | None:
+    """How the data differs from what a sweep recorded when it started (`before`: its start
+    values), or None (also where it recorded none)."""
+    recorded = before.get(DATA_KEY)
+    return fingerprint_mismatch(recorded, fingerprint) if recorded else None
+
+
 def check_same_data(sweep: str, before: Mapping[str, Any], fingerprint: dict[str, Any]) -> None:
     """The same data files may hold other rows now (new data came): the fingerprint tells."""
-    recorded = before.get(DATA_KEY)
-    problem = fingerprint_mismatch(recorded, fingerprint) if recorded else None
+    problem = data_change(before, fingerprint)
     if problem:
         raise ConfigError(
             f"config: sweep.resume: sweep {sweep!r} was started on other data ({problem}), so "

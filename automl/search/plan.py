@@ -37,12 +37,12 @@ from automl.search.objectives import check_objectives
 from automl.search.resources import GIB, pick_gpu_share, sweep_estimate
 from automl.search.samplers import check_sampler
 from automl.search.state import (
-    RAY_TUNER_FILE,
     STATE_FILE,
     SweepState,
     experiment_name,
     not_a_sweep_folder,
     not_ray_experiments,
+    restorable,
     round_clash,
     settings_kept,
 )
@@ -215,17 +215,13 @@ def plan_sweep(conf: Config) -> SweepPlan:
     resumes = before.started_with if continues else {}
     check_same_start(s.name, resumes, identity)
     warm = load_warm_start(conf, space)
+    # an interrupted round Ray saved goes on with its own settings (else it starts afresh)
+    restored = continues and restorable(storage / experiment_name(s.name, before.round))
     return SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
         identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,
-        settings_kept(before, conf) if continues and _restorable(storage, s.name, before) else "",
+        settings_kept(before, conf) if restored else "",
     )  # fmt: skip
-
-
-def _restorable(storage: Path, name: str, before: SweepState) -> bool:
-    """Whether Ray saved the interrupted round's experiment (else it starts afresh, with this
-    command's settings)."""
-    return (storage / experiment_name(name, before.round) / RAY_TUNER_FILE).is_file()
 
 
 def _replaced(before: SweepState, out_dir: Path) -> str:

@@ -86,6 +86,12 @@ def _shown(value: Any) -> str:
     return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def restorable(experiment_dir: Path) -> bool:
+    """Whether Ray saved the experiment, so `Tuner.restore` can resume it (Ray's own
+    `Tuner.can_restore` looks for the same file; this one needs no Ray import, for the plan)."""
+    return (experiment_dir / RAY_TUNER_FILE).is_file()
+
+
 def experiment_name(sweep: str, round_: int) -> str:
     return sweep if round_ == 0 else f"{sweep}-r{round_}"
 

@@ -49,6 +49,7 @@ from automl.search.state import (
     experiment_name,
     own_experiments,
     remove_experiment,
+    restorable,
     round_settings,
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
@@ -177,7 +178,6 @@ def _fit(
     state: SweepState,
 ) -> list[TrialRecord]:
     """Run (or continue) the current round; returns the records of every trial so far."""
-    from ray import tune
 
     s = plan.conf.sweep
     rules = stopping_rules(plan)
@@ -193,7 +193,7 @@ def _fit(
     name = experiment_name(s.name, state.round)
     experiment_dir = plan.storage / name
     study = study_storage(plan.out_dir)
-    restoring = s.resume and tune.Tuner.can_restore(str(experiment_dir))
+    restoring = s.resume and restorable(experiment_dir)
     if not restoring:
         state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
     state.phase = "running"
@@ -286,15 +286,16 @@ def _finish(
     best, choice = export_choice(
         records, s.mode, s.export_rule, s.export_tolerance, exportable=_has_checkpoint
     )
-    export_dir = None
-    plan.out_dir.mkdir(parents=True, exist_ok=True)
-    if best is not None and best.checkpoint and Path(best.checkpoint).is_dir():
-        export_dir = _export_best(plan, best, Path(best.checkpoint), data, len(records), choice)
-    # only now, with the best trial chosen and exported, is the held-out test split read
     from automl.search.trial import trial_config
 
-    # the card names the trial's own base model and its licence (the model may be searched)
+    # the trial's own config: its base model for the export and the card's licence (the model
+    # may be searched)
     trial_conf = trial_config(as_dict(conf), best.params) if best is not None else conf
+    export_dir = None
+    plan.out_dir.mkdir(parents=True, exist_ok=True)
+    if best is not None and _has_checkpoint(best):
+        export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
+    # only now, with the best trial chosen and exported, is the held-out test split read
     test = evaluate_sweep_export(export_dir, plan.out_dir, data, trial_conf)
     outcome = _outcome(records, best, s.time_budget_s)
     summary = {
@@ -399,14 +400,18 @@ def _write_report(out_dir: Path, tracker: SweepTracker | None) -> None:
 
 
 def _export_best(
-    plan: SweepPlan, best: TrialRecord, checkpoint: Path, data: Any, n: int, choice: dict[str, Any]
+    plan: SweepPlan,
+    best: TrialRecord,
+    trial_conf: Config,
+    data: Any,
+    n: int,
+    choice: dict[str, Any],
 ) -> Path:
+    """The best trial's checkpoint as `best/` (`trial_conf`: the config it trained with)."""
     from automl.export.model_dir import export_checkpoint
-    from automl.search.trial import trial_config
 
     conf = plan.conf
     log.info("exporting trial %s (best %s %.4f)", best.trial_id, conf.sweep.metric, best.best_value)
-    trial_conf = trial_config(as_dict(conf), best.params)
     provenance = sweep_provenance(
         conf, best.trial_id, best.best_value, best.params, n, data.description, data.fingerprint
     )
@@ -418,7 +423,7 @@ def _export_best(
     if choice.get("outside_rule"):  # the trials the rule named had lost their checkpoints
         provenance["export_rule"]["outside_rule"] = True
     return export_checkpoint(
-        trial_conf, checkpoint, plan.out_dir / "best", label_names=data.label_names,
+        trial_conf, Path(best.checkpoint), plan.out_dir / "best", label_names=data.label_names,
         provenance=provenance,
     )  # fmt: skip
 
