@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import write_text_atomic
+from automl.config.paths import read_json_object, write_text_atomic
+from automl.config.schema import ConfigError
 
 STATE_FILE = "sweep_state.json"
 RAY_TUNER_FILE = "tuner.pkl"  # Ray Tune writes it into an experiment folder as a Tuner is made
@@ -35,8 +36,13 @@ class SweepState:
 
     @classmethod
     def load(cls, out_dir: Path) -> SweepState:
+        """The saved state, or a new one where there is none. A file that is no sweep state
+        (edited by hand, another tool's) is one line; keys it does not know are left out."""
         path = out_dir / STATE_FILE
-        return cls(**json.loads(path.read_text())) if path.is_file() else cls()
+        if not path.is_file():
+            return cls()
+        saved = read_json_object(path, ("phase",), "a sweep's state", ConfigError)
+        return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
 
     def extends(self, num_samples: int) -> bool:
         """Whether resuming with `num_samples` adds a round: the sweep ended with fewer trials."""

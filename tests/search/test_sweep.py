@@ -255,6 +255,10 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
     with pytest.raises(ExportError, match=r"summary\.json: not a sweep's file \(no trials, "):
         reexport(copy, out_dir=target)
     (copy / "summary.json").write_text(text)
+    (copy / "sweep_state.json").write_text('{"phase": "finished", ')  # its state file cut short
+    with pytest.raises(ConfigError, match=r"sweep_state\.json: not valid JSON \("):
+        reexport(copy, out_dir=target)
+    (copy / "sweep_state.json").unlink()
     config = json.loads((copy / "config.json").read_text())
     config["model"].update(source="pretrained", name_or_path=str(tmp_path / "moved"))
     (copy / "config.json").write_text(json.dumps(config))
