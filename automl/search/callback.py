@@ -96,6 +96,8 @@ class SweepCallback(Callback):
         stopper: OverfitStopper | None,
         previous: list[TrialRecord] | None = None,
         origin_of: Callable[[dict[str, Any]], str] | None = None,
+        budget_s: float | None = None,
+        train_examples: int = 0,
     ) -> None:
         self.metric, self.mode = metric, mode
         self.default_epochs = default_epochs
@@ -109,12 +111,34 @@ class SweepCallback(Callback):
         # trials Ray stopped without telling anyone (the time budget): closed here, and the
         # Optuna study must be told their scores (close_unfinished)
         self.unreported: list[str] = []
+        # the round's time budget: half of it gone with no epoch finished is worth a warning
+        self.budget_s, self.train_examples = budget_s, train_examples
+        self._fit_started = time.monotonic()
+        self._epochs_this_fit = 0
+        self._watching_budget = bool(budget_s)
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
     ) -> None:
         """Ray has just put in its Ctrl-C handler: SIGTERM is sent the same way from here on."""
         forward_to_ray(self.stop)
+        self._fit_started = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        """Half the time budget gone and no trial has finished an epoch: say so while there is
+        still time to stop the sweep and change it (the end would only say it ran out)."""
+        if not self._watching_budget or self.budget_s is None:
+            return
+        if time.monotonic() - self._fit_started < self.budget_s / 2:
+            return
+        self._watching_budget = False
+        if self._epochs_this_fit == 0:
+            log.warning(
+                "half of sweep.time_budget_s=%g has gone and no trial has finished an epoch of "
+                "%s training examples: the budget may run out before any does (raise it, or "
+                "make an epoch shorter: data.max_examples, a smaller model)",
+                self.budget_s, f"{self.train_examples:,}",
+            )  # fmt: skip
 
     # Ray calls these in the driver ------------------------------------------------------------
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -132,6 +156,7 @@ class SweepCallback(Callback):
     ) -> None:
         record = self._record(trial)
         record.last_seen = time.time()
+        self._epochs_this_fit += 1
         epoch = int(result.get("epoch", len(record.history) + 1))
         record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
         record.history.append({k: float(result[k]) for k in EPOCH_KEYS if k in result})

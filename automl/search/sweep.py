@@ -181,6 +181,14 @@ def _fit(
 
     s = plan.conf.sweep
     rules = stopping_rules(plan)
+    name = experiment_name(s.name, state.round)
+    experiment_dir = plan.storage / name
+    study = study_storage(plan.out_dir)
+    restoring = s.resume and restorable(experiment_dir)
+    if not restoring:
+        state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
+    # a restored round runs to the budget it was started with
+    budget_s = state.round_settings.get("sweep.time_budget_s", s.time_budget_s)
     callback = SweepCallback(
         metric=s.metric,
         mode=s.mode,
@@ -189,13 +197,9 @@ def _fit(
         stopper=rules[0],
         previous=[TrialRecord(**r) for r in state.records],
         origin_of=warm_origin(plan.warm_start, state.round, state.records),
+        budget_s=budget_s,
+        train_examples=len(data.train),
     )
-    name = experiment_name(s.name, state.round)
-    experiment_dir = plan.storage / name
-    study = study_storage(plan.out_dir)
-    restoring = s.resume and restorable(experiment_dir)
-    if not restoring:
-        state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
     state.phase = "running"
     state.save(plan.out_dir)
     if restoring:
@@ -222,8 +226,6 @@ def _fit(
                 r.trial_id for r in callback.records.values() if r.status == "running"
             )
         raise SweepInterrupted(s.name, callback.stop.signum)
-    # a restored round ran to the budget it was started with
-    budget_s = state.round_settings.get("sweep.time_budget_s", s.time_budget_s)
     callback.close_unfinished(ended_trials(results), budget_s)
     unreported = [callback.records[trial_id] for trial_id in callback.unreported]
     tell_unreported(study, s.name, _objective_values(plan, unreported))

@@ -1,0 +1,60 @@
+"""Half the sweep's time budget gone with no epoch finished: one warning while there is still
+time to act (the end of the sweep would only say the budget ran out)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from automl.search.callback import SweepCallback
+
+CONFIG = {"train.learning_rate": 0.01, "train.epochs": 3}
+
+
+def _callback(budget_s: float | None) -> SweepCallback:
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=3, tracker=None, stopper=None,
+        budget_s=budget_s, train_examples=200_000,
+    )  # fmt: skip
+    callback.setup()
+    return callback
+
+
+def _elapse(callback: SweepCallback, seconds: float) -> None:
+    callback._fit_started = time.monotonic() - seconds  # as if the fit began `seconds` ago
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_half_the_budget_without_an_epoch_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    callback = _callback(budget_s=420)
+    _elapse(callback, 200)
+    callback.on_step_end(iteration=1, trials=[])
+    assert _warnings(caplog) == []  # not half yet
+    _elapse(callback, 215)
+    callback.on_step_end(iteration=2, trials=[])
+    callback.on_step_end(iteration=3, trials=[])
+    (line,) = _warnings(caplog)
+    assert "sweep.time_budget_s=420" in line and "200,000 training examples" in line
+    assert "data.max_examples" in line
+
+
+def test_no_warning_once_an_epoch_finished(caplog: pytest.LogCaptureFixture) -> None:
+    callback = _callback(budget_s=420)
+    trial = SimpleNamespace(trial_id="a", config=dict(CONFIG), last_result={})
+    callback.on_trial_result(1, [], trial, {"epoch": 1, "val_accuracy": 0.5})
+    _elapse(callback, 300)
+    callback.on_step_end(iteration=2, trials=[])
+    assert _warnings(caplog) == []
+
+
+def test_no_budget_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    callback = _callback(budget_s=None)
+    _elapse(callback, 10_000)
+    callback.on_step_end(iteration=1, trials=[])
+    assert _warnings(caplog) == []
