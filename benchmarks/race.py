@@ -6,16 +6,19 @@ python -m benchmarks.race --quick                                          # smo
 python -m benchmarks.race --one hf --seed 0 --size subsample --budget-s 180 --out run.json
 python -m benchmarks.race --size full --seeds 1,2 --budget-s 420 --add-to DIR   # more seeds
 
-Systems, each given the same budget, data split (`data.seed` stays 0), 2 threads and seed:
+Systems, each given the same budget, data split (`data.seed` stays 0), 2 threads and seed, and
+each running the search space's `first_trials` first (enqueued in its Optuna study):
   ours        `run_sweep` on experiment=default (its search space, search_spaces/quick.yaml, is
               every system's), TPE + overfit_asha, sweep.time_budget_s=budget.
-  hf          `Trainer.hyperparameter_search(backend="optuna")` with a seeded TPESampler and
+  hf          `Trainer.hyperparameter_search(backend="optuna")` with a seeded default
+              TPESampler (its first 10 trials are random: a race runs 3-10) and
               `timeout=budget`, over the ranges of search_spaces/quick.yaml that Trainer can
               express (rank, frozen depth and LoRA dropout through `model_init`); Trainer's own
               defaults otherwise (batch 8, random batches, no class weights, last epoch's model,
               Optuna's default MedianPruner).
-  ray_optuna  a bare Ray Tune + OptunaSearch script (seeded TPE, time_budget_s=budget, one trial
-              at a time on 2 CPUs) whose trainable calls `run_trial` and reports once at the end.
+  ray_optuna  a bare Ray Tune + OptunaSearch script (seeded default TPE, as hf;
+              time_budget_s=budget, one trial at a time on 2 CPUs) whose trainable calls
+              `run_trial` and reports once at the end.
   one_epoch   Egele et al. (2023): random candidates trained for their first epoch until half the
               budget is used, then the best by validation trained on to their sampled epochs.
 
@@ -79,25 +82,37 @@ def incumbents(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return picks
 
 
-def curve_of(picks: Sequence[dict[str, Any]], tests: dict[str, float | None]) -> list[list]:
-    """The anytime curve: [seconds, validation, test accuracy] of each pick."""
-    return [[p["t"], p["val"], tests.get(p["id"])] for p in picks]
+def curve_of(
+    picks: Sequence[dict[str, Any]],
+    tests: dict[str, float | None],
+    unseen: dict[str, float | None] | None = None,
+) -> list[list]:
+    """The anytime curve: [seconds, validation, test accuracy] of each pick, and its accuracy on
+    the test texts neither training nor validation holds (`unseen`) when given."""
+    if unseen is None:
+        return [[p["t"], p["val"], tests.get(p["id"])] for p in picks]
+    return [[p["t"], p["val"], tests.get(p["id"]), unseen.get(p["id"])] for p in picks]
 
 
 def value_at(curve: Sequence[Sequence[Any]], t: float, column: int = 2) -> float | None:
-    """The pick's test (column 2) or validation (column 1) accuracy at time `t` (None before
-    the first pick, or when the pick has no score)."""
+    """The pick's test (column 2), unseen test (column 3) or validation (column 1) accuracy at
+    time `t` (None before the first pick, or when the pick has no such score)."""
     value = None
     for point in curve:
         if point[0] > t + 1e-9:
             break
-        value = point[column]
+        value = point[column] if column < len(point) else None
     return value
 
 
-def time_to_reach(curve: Sequence[Sequence[Any]], target: float) -> float | None:
-    """Seconds until the pick's test accuracy first reaches `target` (None: never)."""
-    for t, _, test in curve:
+def time_to_reach(
+    curve: Sequence[Sequence[Any]], target: float, until: float = math.inf
+) -> float | None:
+    """Seconds until the pick's test accuracy first reaches `target` (None: never, or only
+    after `until`, the budget: a pick made past it does not count)."""
+    for t, _, test, *_ in curve:
+        if t > until + 1e-9:
+            return None
         if test is not None and test >= target - 1e-12:
             return float(t)
     return None
@@ -138,15 +153,17 @@ def merge_runs(
     return [r for r in earlier if key(r) not in fresh] + list(new)
 
 
+def most_median(values: Sequence[float | None]) -> float | None:
+    """The median of the values present, None unless more than half are (a median of the one
+    seed that already has a pick would stand for all of them)."""
+    present = [v for v in values if v is not None]
+    return float(statistics.median(present)) if len(present) * 2 > len(values) else None
+
+
 def median_curve(curves: Sequence[Sequence[Sequence[Any]]], grid: Sequence[float]) -> list:
     """Per time in `grid`, the median over curves of the pick's test accuracy (None where
     fewer than half the curves have a pick with a score yet)."""
-    out = []
-    for t in grid:
-        values = [value_at(c, t) for c in curves]
-        present = [v for v in values if v is not None]
-        out.append(statistics.median(present) if len(present) * 2 > len(values) else None)
-    return out
+    return [most_median([value_at(c, t) for c in curves]) for t in grid]
 
 
 def summarize(runs: Sequence[dict[str, Any]], budget_s: float) -> dict[str, dict[str, Any]]:
@@ -163,19 +180,20 @@ def summarize(runs: Sequence[dict[str, Any]], budget_s: float) -> dict[str, dict
             rows[system] = {
                 "seeds": [r["seed"] for r in mine],
                 "test": spread([value_at(r["curve"], budget_s) for r in mine]),
+                "unseen": spread([value_at(r["curve"], budget_s, column=3) for r in mine]),
                 "final_test": spread([r.get("final_test_accuracy") for r in mine]),
                 "val": spread([value_at(r["curve"], budget_s, column=1) for r in mine]),
                 "trials": spread([r["trials"] for r in mine]),
                 "wall_s": spread([r["wall_s"] for r in mine]),
                 "anytime": {
-                    f"{f:g}": spread([value_at(r["curve"], f * budget_s) for r in mine])["median"]
+                    f"{f:g}": most_median([value_at(r["curve"], f * budget_s) for r in mine])
                     for f in FRACTIONS
                 },
             }
         target = rows["hf"]["test"]["median"] if "hf" in rows else None
         for system, row in rows.items():
             mine = [r for r in here if r["system"] == system]
-            reach = [time_to_reach(r["curve"], target) for r in mine] if target else []
+            reach = [time_to_reach(r["curve"], target, budget_s) for r in mine] if target else []
             row["reach_hf_s"] = median_reach(reach) if target is not None else None
             row["reached_hf"] = sum(1 for t in reach if t is not None)
         out[size] = {"hf_target": target, "systems": rows}
@@ -208,6 +226,18 @@ def markdown(results: dict[str, Any]) -> str:
         + f"; the race took {results['wall_s'] / 60:.1f} min.",
         "",
     ]
+    versions = results.get("versions") or {}
+    if versions:
+        lines[-1:-1] = [
+            "Versions: "
+            + ", ".join(f"{k} {versions[k]}" for k in sorted(versions))
+            + f"; commit {str(results.get('git_commit') or '?')[:7]}.",
+        ]
+    if results.get("first_trials_shared"):
+        lines[-1:-1] = [
+            "Every system runs the search space's `first_trials` first (Optuna's enqueued "
+            "trials), not this project's sweep alone.",
+        ]
     sittings = results.get("sittings") or []
     if len(sittings) > 1:
         lines[-1:-1] = [
@@ -220,16 +250,24 @@ def markdown(results: dict[str, Any]) -> str:
         ]
     for size, block in results["summary"].items():
         target = block["hf_target"]
+        has_unseen = any(row.get("unseen", {}).get("n") for row in block["systems"].values())
         lines += [
             f"### {size} ({results['sizes'][size]})",
             "",
             f"Test accuracy of the pick at the budget, median (min–max) over seeds; "
             f"time to reach = median seconds until the pick's test accuracy first reached the "
-            f"Trainer baseline's median ({_acc(target)}).",
+            f"Trainer baseline's median ({_acc(target)})"
+            + (
+                "; unseen = the test texts that neither the training nor the validation split "
+                "holds (by token ids)."
+                if has_unseen
+                else "."
+            ),
             "",
-            "| system | test acc at budget | as-run final test | trials | val acc of pick "
-            "| time to reach hf | wall s |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| system | test acc at budget | "
+            + ("unseen test acc at budget | " if has_unseen else "")
+            + "as-run final test | trials | val acc of pick | time to reach hf | wall s |",
+            "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if has_unseen else ""),
         ]
         for system, row in block["systems"].items():
             n = len(row["seeds"])
@@ -237,13 +275,16 @@ def markdown(results: dict[str, Any]) -> str:
             reach_text = "not reached" if reach is None else f"{reach:.0f} s"
             trials = row["trials"]["median"]
             lines.append(
-                f"| {system} | {_spread_text(row['test'])} | {_spread_text(row['final_test'])} "
+                f"| {system} | {_spread_text(row['test'])} | "
+                + (f"{_spread_text(row['unseen'])} | " if has_unseen else "")
+                + f"{_spread_text(row['final_test'])} "
                 f"| {trials:g} | {_acc(row['val']['median'])} "
                 f"| {reach_text} ({row['reached_hf']}/{n}) | {row['wall_s']['median']:.0f} |"
             )
         lines += [
             "",
-            "Anytime: test accuracy of the pick at a share of the budget (median over seeds).",
+            "Anytime: test accuracy of the pick at a share of the budget (median over seeds; "
+            "- until more than half the seeds have a pick).",
             "",
             "| system | " + " | ".join(f"{f:.0%} ({f * b:.0f} s)" for f in FRACTIONS) + " |",
             "| --- |" + " --- |" * len(FRACTIONS),
@@ -309,6 +350,15 @@ def load_space(conf: Any) -> Any:
     )  # fmt: skip
 
 
+def first_points(conf: Any, space: Any) -> list[dict[str, Any]]:
+    """The search space's `first_trials` by Optuna name, what this project's sweep runs first:
+    every system runs them first (enqueued), so no system starts from a prior the others lack."""
+    from automl.search.warm_start import load_warm_start
+
+    warm = load_warm_start(conf, space)
+    return warm.points_to_evaluate if warm else []
+
+
 def save_state(model: Any, path: Path) -> None:
     """A pick's trainable weights, for `score_picks` after the run."""
     from safetensors.torch import save_file
@@ -319,12 +369,24 @@ def save_state(model: Any, path: Path) -> None:
     save_file({k: v.contiguous() for k, v in trainable_state(model).items()}, str(path))
 
 
+def unseen_test(data: Any) -> Any:
+    """The test texts that neither training nor validation (which selection read) holds, by
+    token ids: the part of the test split no step could have memorised."""
+    from automl.data.tokenized import TokenizedSplit
+    from automl.export.evaluation import seen_in_training
+
+    seen = seen_in_training([*data.train.input_ids, *data.val.input_ids], data.test.input_ids)
+    keep = [i for i, s in enumerate(seen) if not s]
+    return TokenizedSplit([data.test.input_ids[i] for i in keep], data.test.labels[keep])
+
+
 def score_picks(
     conf: Any, data: Any, picks: dict[str, tuple[dict[str, Any], Path]]
-) -> dict[str, float | None]:
-    """Test accuracy of each pick: (its overrides, its trainable weights) -> the model rebuilt
-    (seeded as its trial was, so a tiny model's random frozen part is the same) -> `evaluate`
-    on the test split. The one scorer of every system."""
+) -> tuple[dict[str, float | None], dict[str, float | None]]:
+    """Test accuracy of each pick, and on the unseen test texts (`unseen_test`): (its
+    overrides, its trainable weights) -> the model rebuilt (seeded as its trial was, so a tiny
+    model's random frozen part is the same) -> `evaluate` on the test split. The one scorer of
+    every system."""
     import torch
     from safetensors.torch import load_file
     from transformers import set_seed
@@ -336,10 +398,12 @@ def score_picks(
     from automl.train.evaluate import evaluate
 
     base = as_dict(conf)
+    unseen = unseen_test(data)
     out: dict[str, float | None] = {}
+    out_unseen: dict[str, float | None] = {}
     for pick, (overrides, path) in picks.items():
         if not path.is_file():
-            out[pick] = None
+            out[pick] = out_unseen[pick] = None
             continue
         c = trial_config(base, overrides)
         set_seed(c.train.seed)
@@ -347,7 +411,12 @@ def score_picks(
         load_trainable_state(model, load_file(str(path)))
         metrics = evaluate(model, data.test, data.pad_token_id, 128, torch.device("cpu"))
         out[pick] = metrics["val_accuracy"]  # evaluate names its scores val_* whatever the split
-    return out
+        out_unseen[pick] = (
+            evaluate(model, unseen, data.pad_token_id, 128, torch.device("cpu"))["val_accuracy"]
+            if len(unseen)
+            else None
+        )
+    return out, out_unseen
 
 
 def finish(
@@ -362,8 +431,10 @@ def finish(
 ) -> dict[str, Any]:
     """Score the picks and put a run's result together."""
     picks = incumbents(events)
-    tests = score_picks(conf, data, {p["id"]: kept.get(p["id"], ({}, Path())) for p in picks})
-    curve = curve_of(picks, tests)
+    tests, unseen = score_picks(
+        conf, data, {p["id"]: kept.get(p["id"], ({}, Path())) for p in picks}
+    )
+    curve = curve_of(picks, tests, unseen)
     return {
         "system": system,
         "wall_s": wall_s,
@@ -421,7 +492,7 @@ def run_ours(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> 
     # The exported model's test accuracy (summary, from the export folder through its own
     # tokenizer) against this race's scorer on the same trial's best weights: the two must
     # agree for the race's curve and the sweep's headline to be the same measurement.
-    rescored = score_picks(conf, data, exported).get(best) if exported else None
+    rescored = score_picks(conf, data, exported)[0].get(best) if exported else None
     out = finish(
         "ours", conf, data, events, kept, wall, summary["num_trials"],
         search_started_s=recording.started_at,
@@ -585,6 +656,11 @@ def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> di
         data_collator=hf.collator(tokenizer), processing_class=tokenizer,
         compute_metrics=hf.accuracy, callbacks=[Watch()],
     )  # fmt: skip
+    # Trainer creates the study from these arguments: one made here holds the first trials
+    storage = optuna.storages.InMemoryStorage()
+    first = optuna.create_study(study_name="race-hf", storage=storage, direction="maximize")
+    for point in first_points(conf, full):
+        first.enqueue_trial(point)
     started = clock.now()
     trainer.hyperparameter_search(
         hp_space=hp_space,
@@ -593,6 +669,9 @@ def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> di
         direction="maximize",
         backend="optuna",
         sampler=optuna.samplers.TPESampler(seed=seed),
+        storage=storage,
+        study_name="race-hf",
+        load_if_exists=True,
         timeout=max(1.0, budget_s - clock.now()),  # the budget from the system's start
     )
     wall = clock.now()
@@ -687,6 +766,7 @@ def run_ray_optuna(
                     metric="val_accuracy",
                     mode="max",
                     sampler=optuna.samplers.TPESampler(seed=seed),
+                    points_to_evaluate=first_points(conf, space) or None,
                 ),  # fmt: skip
                 num_samples=HF_TRIALS,
                 time_budget_s=budget_s,
@@ -759,6 +839,8 @@ def run_one_epoch(size: str, seed: int, budget_s: float, quick: bool, work: Path
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.RandomSampler(seed=seed)
     )
+    for point in first_points(conf, space):
+        study.enqueue_trial(point)
     events: list[dict[str, Any]] = []
     kept: dict[str, tuple[dict[str, Any], Path]] = {}
     best: list[float] = []  # the pick's validation accuracy so far
@@ -856,13 +938,14 @@ def run_race(
     systems: Sequence[str], sizes: Sequence[str], seeds: Sequence[int], budget_s: float,
     quick: bool,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Sequentially, systems interleaved within each seed, so noise hits them alike."""
+    """Sequentially, systems interleaved within each seed, so noise hits them alike; the order
+    turns by one each seed, so no system always runs first (or last) in a sitting."""
     runs = []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="race-") as tmp:
         for size in sizes:
-            for seed in seeds:
-                for system in systems:
+            for turn, seed in enumerate(seeds):
+                for system in [*systems[turn % len(systems) :], *systems[: turn % len(systems)]]:
                     out = Path(tmp) / f"{size}-{seed}-{system}.json"
                     cmd = [
                         sys.executable, "-m", "benchmarks.race", "--one", system,
@@ -960,6 +1043,11 @@ def main(argv: list[str] | None = None) -> int:
             earlier = json.loads((out_dir / "race.json").read_text())
         except (OSError, ValueError) as err:
             parser.error(f"--add-to: cannot read {out_dir / 'race.json'}: {err}")
+        if not earlier.get("first_trials_shared"):
+            parser.error(
+                f"--add-to: {out_dir / 'race.json'} gave the first_trials to this project's "
+                "sweep alone, this race to every system: the runs would not compare"
+            )
         if earlier.get("budget_s") != float(budget) or earlier.get("quick") != args.quick:
             parser.error(
                 f"--add-to: {out_dir / 'race.json'} ran {earlier.get('budget_s')} s per run"
@@ -980,6 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget_s": float(budget),
         "threads": THREADS,
         "search_space": SPACE,
+        "first_trials_shared": True,  # every system runs the space's first_trials first
         "sizes": {
             **earlier.get("sizes", {}),
             **{

@@ -211,6 +211,14 @@ def test_markdown_names_the_sittings_of_a_merged_race() -> None:
         (None, "cannot read"),
         ("not json", "cannot read"),
         (json.dumps({"budget_s": 420.0, "quick": False, "runs": []}), "would not compare"),
+        (
+            json.dumps({"budget_s": 180.0, "quick": False, "first_trials_shared": False}),
+            "first_trials to this project's sweep alone",
+        ),
+        (
+            json.dumps({"budget_s": 420.0, "quick": False, "first_trials_shared": True}),
+            "ran 420.0 s per run",
+        ),
     ],
 )
 def test_add_to_refuses_a_race_it_cannot_join_before_running(
@@ -234,3 +242,41 @@ def test_add_to_and_out_are_one_or_the_other(
     assert stop.value.code == 2
     assert "not allowed with" in capsys.readouterr().err.strip().splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_reach_and_anytime_count_only_what_most_seeds_had_inside_the_budget() -> None:
+    runs = [
+        run("hf", 0, [[50, 0.6, 0.60]]),
+        run("hf", 1, [[60, 0.6, 0.60]]),
+        run("hf", 2, [[60, 0.6, 0.60]]),
+        run("ours", 0, [[10, 0.7, 0.80], [90, 0.8, 0.85]]),  # one seed with an early pick
+        run("ours", 1, [[120, 0.7, 0.90]]),  # its only pick after the budget
+        run("ours", 2, [[80, 0.7, 0.50], [130, 0.8, 0.90]]),
+    ]
+    ours = summarize(runs, budget_s=100)["subsample"]["systems"]["ours"]
+    assert ours["anytime"]["0.25"] is None  # 1 of 3 seeds had a pick at 25 s: no median
+    assert ours["anytime"]["1"] == pytest.approx(0.675)  # 0.85 and 0.50; seed 1 none yet
+    assert ours["reached_hf"] == 1  # seed 1 and 2 reach 0.60 only after 100 s
+    assert ours["reach_hf_s"] is None  # 10 s, never, never
+
+
+def test_unseen_test_accuracy_is_a_column_of_its_own() -> None:
+    runs = [
+        run("hf", 0, [[50, 0.6, 0.60, 0.40]]),
+        run("ours", 0, [[20, 0.7, 0.66, 0.50], [70, 0.8, 0.75, 0.55]]),
+    ]
+    summary = summarize(runs, budget_s=100)
+    assert summary["subsample"]["systems"]["ours"]["unseen"]["median"] == pytest.approx(0.55)
+    results = {
+        "machine": {"date": "2026-12-06", "cpus": 2, "gpu": False, "torch": "2",
+                    "transformers": "5"},
+        "budget_s": 100.0, "seeds": [0], "wall_s": 60.0, "sizes": {"subsample": "1000"},
+        "summary": summary, "first_trials_shared": True,
+        "versions": {"ray": "2.60.0", "optuna": "5.1.0"}, "git_commit": "abcdef0123",
+    }  # fmt: skip
+    text = markdown(results)
+    assert "| ours | 0.750 (0.750–0.750) | 0.550 (0.550–0.550) |" in text
+    assert "Every system runs the search space's `first_trials` first" in text
+    assert "optuna 5.1.0, ray 2.60.0; commit abcdef0." in text
+    old = markdown({**results, "summary": summarize([run("hf", 0, [[50, 0.6, 0.6]])], 100)})
+    assert "unseen" not in old  # runs scored before the column: no empty column
