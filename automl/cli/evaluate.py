@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     print("\n".join(table_lines(evaluation, name=args.data.name)), file=sys.stderr)
     if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)  # checked creatable before scoring
         write_text_atomic(args.out, json.dumps(evaluation, indent=2))
     keys = ("model", "data", "num_examples", "accuracy", "macro_f1", "balanced_accuracy",
             "unknown_labels")  # fmt: skip

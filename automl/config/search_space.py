@@ -26,6 +26,7 @@ first, and ``blocks`` then means the chosen model's block count (automl/model/ch
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,15 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads `5e-5` and `1e-3` as strings: only a number with a dot is a float.
+# Read them as floats everywhere (first_trials, `if:` values, choices), as OmegaConf does.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

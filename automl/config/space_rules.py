@@ -24,9 +24,12 @@ Each rule fails with one line, ``<file>: <key>: <problem>``, and they apply in t
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import functools
 import math
+import types
+import typing
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -111,6 +114,9 @@ class SpecChecker:
         self.blocks_of = blocks_of  # a model choice -> its block count (raises if it won't load)
         self.model_blocks: dict[str, int] = {}  # the `model` key's choices and their block counts
         self.uses_blocks: list[str] = []  # keys checked so far whose bounds use `blocks`
+        self._per_model_blocks = False  # checking one model choice's own `blocks` range
+        self.none_allowed = False  # the key's config value is None (so a `null` choice fits)
+        self.shown = ""  # the key's config value, as messages show it
         self.at = ""  # "<key>: " or "<key>: when[i]: ", the culprit named in messages
         self.key = ""  # the dotted config key being checked
 
@@ -159,6 +165,7 @@ class SpecChecker:
             self.fail("uses `blocks` and has `when` branches; with a `model` choice, `blocks` "
                       "already branches on the model")  # fmt: skip
         default = self.num_blocks
+        self._per_model_blocks = True
         try:
             self.num_blocks = min(self.model_blocks.values())
             base = self._param(key, spec, earlier)
@@ -169,11 +176,16 @@ class SpecChecker:
                 branches.append(Branch(MODEL_KEY, choice, low=own.low, high=own.high,
                                        step=own.step, choices=own.choices))  # fmt: skip
         finally:
-            self.num_blocks = default
+            self.num_blocks, self._per_model_blocks = default, False
         return replace(base, branches=tuple(branches))
 
     def _param(self, key: str, spec: Any, earlier: Mapping[str, Param]) -> Param:
         current = self._config_value(key)
+        # a setting whose default is None (train.batch_size: auto) is typed by the schema
+        self.none_allowed = current is None
+        self.shown = f"{current!r}" if current is not None else f"None ({_declared_kind(key)})"
+        if current is None:
+            current = _stand_in(key)
         if not isinstance(spec, dict):
             self.fail(f"spec must be a mapping with a `type`, got {_describe(spec)}")
         if "type" not in spec:
@@ -227,8 +239,8 @@ class SpecChecker:
         if ptype == "int" and _is_number(current):
             return  # an int range on a float field is fine
         extra = "; use type: int" if ptype == "float" and _is_number(current) else ""
-        kind = type(current).__name__
-        self.fail(f"type {ptype} does not fit the config value {current!r} ({kind}){extra}")
+        kind = "" if self.none_allowed else f" ({type(current).__name__})"
+        self.fail(f"type {ptype} does not fit the config value {self.shown}{kind}{extra}")
 
     def _number(self, field: str, value: Any, ptype: str) -> Number | None:
         """A number from YAML (None stays None); lenient on ``1e-3``, which PyYAML reads as str."""
@@ -272,11 +284,9 @@ class SpecChecker:
                 choice = self._number(field, choice, "int" if isinstance(current, int) else "float")
             if not (choice is None or isinstance(choice, bool | int | float | str)):
                 self.fail(f"{field} must be a scalar, got {_describe(choice)}")
-            if not _fits(choice, current):
-                kind = type(current).__name__
-                self.fail(
-                    f"{field} ({choice!r}) does not fit the config value {current!r} ({kind})"
-                )
+            if not (_fits(choice, current) or (choice is None and self.none_allowed)):
+                kind = "" if self.none_allowed else f" ({type(current).__name__})"
+                self.fail(f"{field} ({choice!r}) does not fit the config value {self.shown}{kind}")
             allowed = CHOICES.get(self.key)  # a config key with a fixed set of values
             if allowed is not None and choice not in allowed:
                 self.fail(f"{field} ({choice!r}) is not one of {', '.join(allowed)}")
@@ -320,10 +330,14 @@ class SpecChecker:
             bounds = [("choice", c) for c in param.choices or () if _is_number(c)]
         else:
             bounds = [("low", _required(param.low)), ("high", _required(param.high))]
-        n = self.num_blocks
+        n, which = self.num_blocks, "the model has"
+        if self.model_blocks and not self._per_model_blocks:
+            # a depth of its own (no `blocks`) applies to every model choice: the config's own
+            # model may not even be one of them
+            n, which = min(self.model_blocks.values()), "the smallest model choice has"
         for field, value in bounds:
             if value < 0 or (n is not None and value > n):
-                limit = f"between 0 and {n}: the model has {n} blocks" if n is not None else ">= 0"
+                limit = f"between 0 and {n}: {which} {n} blocks" if n is not None else ">= 0"
                 self.fail(f"{field} ({value}) must be {limit}")
 
     def _branches(
@@ -401,6 +415,34 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _declared(key: str) -> Any:
+    """The schema's type of a dotted config key, Optional unwrapped (None: not in the schema)."""
+    from automl.config.schema import Config
+
+    node: Any = Config
+    for part in key.split("."):
+        hints = typing.get_type_hints(node) if dataclasses.is_dataclass(node) else {}
+        if part not in hints:
+            return None
+        node = hints[part]
+    args = [a for a in typing.get_args(node) if a is not type(None)]
+    if typing.get_origin(node) in (typing.Union, types.UnionType) and len(args) == 1:
+        node = args[0]
+    return typing.get_origin(node) or node
+
+
+def _declared_kind(key: str) -> str:
+    kind = _declared(key)
+    return kind.__name__ if isinstance(kind, type) else "any"
+
+
+def _stand_in(key: str) -> Any:
+    """A value of the schema's type for a setting whose default is None, so choices and ranges
+    are checked against it (a float batch size, strings for a list of modules); None where the
+    schema leaves the type open."""
+    return {int: 0, float: 0.0, str: "", list: [], bool: False}.get(_declared(key))
+
+
 def _fits(choice: Any, current: Any) -> bool:
     """Whether ``choice`` can replace the config's ``current`` value; bool is not an int here."""
     if current is None:
@@ -424,6 +466,22 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
+# An int range up to this many values is tried value by value: a rule such as "the groups must
+# divide the step batch" holds at both ends of 1..4 and fails at 3
+_EVERY_INT_UP_TO = 64
+
+
+def _values_to_try(p: Param) -> tuple[Any, ...]:
+    """Every choice; every value of a short int range; else the range's two ends."""
+    if p.choices is not None:
+        return p.choices
+    if p.type == "int" and p.low is not None and p.high is not None:
+        grid = range(int(p.low), int(p.high) + 1, int(p.step or 1))
+        if len(grid) <= _EVERY_INT_UP_TO:
+            return tuple(grid)
+    return (p.low, p.high)
+
+
 def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any]) -> None:
     """Rule 10: a value the config itself refuses (`train.warmup_ratio` up to 1.5, a batch size
     `train.length_groups_per_step` cannot split) is named here, not by the trial that samples
@@ -437,7 +495,7 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
         if param.key == MODEL_KEY:
             continue  # rule 9 loads every model choice
         for variant, branch in zip(param.variants(), (None, *param.branches), strict=True):
-            values = variant.choices if variant.choices is not None else (variant.low, variant.high)
+            values = _values_to_try(variant)
             condition = {}
             if branch is not None and branch.cond_key != MODEL_KEY:
                 condition = {branch.cond_key: branch.cond_value}

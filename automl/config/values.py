@@ -219,9 +219,10 @@ def _check_resources(r: ResourcesConfig) -> None:
 
 def _check_sweep(s: SweepConfig, recorded: bool) -> None:
     _check(
-        bool(s.name) and "/" not in s.name,
+        bool(s.name) and s.name not in (".", "..") and not set(s.name) & set("/\\'\""),
         "sweep.name",
-        f"must be a non-empty name, got {s.name!r}",
+        f"must be a non-empty name without slashes or quotes (a folder's name, and MLflow's "
+        f"search filters quote it), got {s.name!r}",
     )
     _check(s.num_samples >= 1, "sweep.num_samples", f"must be >= 1, got {s.num_samples}")
     _check(s.max_concurrent >= 1, "sweep.max_concurrent", f"must be >= 1, got {s.max_concurrent}")

@@ -87,8 +87,18 @@ def reproduce_config(
         if key in data:
             data[key] = _local(data[key] or "")
     if data_path is not None:
+        if data.get("source") not in ("csv", "jsonl"):  # it would retrain on the recorded data
+            raise ReproduceError(
+                f"--data: the trial trained on data.source={data.get('source')}, not a file: "
+                "--data names where a csv or jsonl sweep's file is now"
+            )
         data["path"] = data_path
     if model_path is not None:
+        if base["model"].get("source") != "pretrained":
+            raise ReproduceError(
+                f"--model: the trial fine-tuned model.source={base['model'].get('source')}, not "
+                "a folder: --model names where a model=hf sweep's base model is now"
+            )
         base["model"]["name_or_path"] = model_path
     elif base["model"].get("source") == "pretrained":
         base["model"]["name_or_path"] = _local(base["model"].get("name_or_path") or "")

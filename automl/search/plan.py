@@ -35,7 +35,7 @@ from automl.search.connect import check_reachable, connection_error
 from automl.search.identity import check_same_start, started_with
 from automl.search.objectives import check_objectives
 from automl.search.resources import GIB, pick_gpu_share, sweep_estimate
-from automl.search.samplers import check_sampler
+from automl.search.samplers import branch_warning, check_sampler
 from automl.search.state import (
     STATE_FILE,
     SweepState,
@@ -163,6 +163,9 @@ def plan_sweep(conf: Config) -> SweepPlan:
         if _may_use_lora(space, conf, choice, num_blocks_of(config_of(choice))):
             check_lora_targets(model, conf.peft, config_of(choice))
     check_sampler(conf.sampler)
+    note = branch_warning(conf.sampler, space)
+    if note:
+        log.warning(note)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:
         check_store(uri)

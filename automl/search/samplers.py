@@ -24,6 +24,23 @@ def check_sampler(cfg: SamplerConfig) -> None:
         )
 
 
+# Samplers of one fixed set of parameters: a `when:` branch is a parameter of its own (another
+# name), which they never model and hand to their random fallback in every trial
+FIXED_SPACE_ONLY = ("cmaes", "gp", "qmc")
+
+
+def branch_warning(cfg: SamplerConfig, space: SearchSpace) -> str | None:
+    """The plan's warning when the sampler would sample a conditional range at random."""
+    branched = [p.key for p in space.params if p.branches]
+    if cfg.name not in FIXED_SPACE_ONLY or not branched:
+        return None
+    return (
+        f"sampler.name={cfg.name} models one fixed set of parameters, not the conditional "
+        f"ranges (`when:`) of {', '.join(branched)}: they are sampled at random (qmc: all but "
+        "its first trial's); sampler=tpe models them"
+    )
+
+
 def round_seed(cfg: SamplerConfig, round_index: int) -> int:
     """The seed of a sweep's round: `sampler.seed` for the first, and for each extension round
     (`sweep.resume=true` with more trials) a seed of its own derived from it, since the same

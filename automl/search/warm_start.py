@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from automl.config.paths import read_json_object
 from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.search_space import SearchSpace
 from automl.config.space_params import fit_value, same_value
@@ -112,9 +113,17 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
     assert s.warm_start
     path = summary_path(s.warm_start, conf.paths.output_dir)
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"config: sweep.warm_start: {path}: unreadable ({err})") from None
+        summary = read_json_object(path, ("trials",), "a sweep summary", ConfigError)
+    except ConfigError as err:
+        raise ConfigError(f"config: sweep.warm_start: {err}") from None
+    trials = summary["trials"]
+    if not isinstance(trials, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("trial_id"), str) for r in trials
+    ):
+        raise ConfigError(
+            f"config: sweep.warm_start: {path}: not a sweep summary (its trials are not rows "
+            "with a trial_id)"
+        )
     rows = top_trials(summary, s.warm_start_top_k)
     if not rows:
         raise ConfigError(f"config: sweep.warm_start: {path}: no scored trial to start from")

@@ -16,10 +16,18 @@ from automl.provenance import redact
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
+def scheme_of(uri: str) -> str:
+    """`sqlite`, `http`, ...; a bare path is `file`, and MLflow's bare `databricks` (or
+    `databricks-uc`) is Databricks."""
+    if "://" in uri:
+        return uri.split("://", 1)[0]
+    return "databricks" if uri.split(":", 1)[0] in ("databricks", "databricks-uc") else "file"
+
+
 def tracking_uri(configured: str | None) -> str:
     """The configured URI, else $MLFLOW_TRACKING_URI, else a SQLite file in the working dir."""
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    scheme = scheme_of(uri)
     allowed = ("sqlite", "http", "https", "file", "postgresql", "mysql", "databricks")
     if not any(scheme.startswith(a) for a in allowed):
         raise ConfigError(f"config: tracking.uri: unsupported scheme {scheme!r} in {redact(uri)}")
@@ -68,12 +76,19 @@ def artifact_root(uri: str, experiment: str) -> str | None:
 
 def check_store(uri: str) -> None:
     """The tracking store must be usable before any compute, and checking it writes nothing:
-    a local file must be creatable, a server or a database must answer."""
-    scheme = uri.split("://", 1)[0] if "://" in uri else "file"
+    a local file must be creatable (or already an MLflow store), a server or a database must
+    answer."""
+    scheme = scheme_of(uri)
     if scheme in ("http", "https"):
         check_reachable(uri)
     elif scheme == "sqlite":
+        if uri != "sqlite://" and not uri.startswith("sqlite:///"):  # sqlite://x.db: a typo
+            raise ConfigError(
+                f"config: tracking.uri: {redact(uri)}: a SQLite store is sqlite:///relative.db "
+                "or sqlite:////absolute/path.db (three or four slashes)"
+            )
         _check_creatable(uri, sqlite_path(uri))
+        _check_is_mlflow_store(uri)
     elif scheme == "file":
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() not in ("1", "true"):
             raise ConfigError(
@@ -102,6 +117,26 @@ def _check_creatable(uri: str, path: str) -> None:
     problem = not_creatable(path)
     if problem:
         raise ConfigError(f"config: tracking.uri: {redact(uri)}: {problem}")
+
+
+def _check_is_mlflow_store(uri: str) -> None:
+    """An existing SQLite file must be an MLflow store already: MLflow would add its tables to
+    any other database (another application's) without asking. Read without writing."""
+    path = sqlite_file(uri)
+    if path is None or not path.is_file() or path.stat().st_size == 0:
+        return
+    try:
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as err:
+        raise ConfigError(
+            f"config: tracking.uri: {redact(uri)}: not a SQLite database ({err})"
+        ) from None
+    if tables and not {"alembic_version", "experiments"} <= tables:
+        raise ConfigError(
+            f"config: tracking.uri: {redact(uri)}: a database of another application (tables "
+            f"{', '.join(sorted(tables)[:5])}), not an MLflow store: name another file"
+        )
 
 
 def _check_answers(uri: str) -> None:

@@ -256,6 +256,9 @@ BAD = [
     ("groups-that-cannot-split-the-batch",  # CONFIG's batch of 16 rows
      "train.length_groups_per_step: {type: categorical, choices: [1, 2, 3]}\n",
      ["train.length_groups_per_step: 3 would fail", "divide the 16 examples"]),
+    ("groups-range-that-fails-inside",  # both ends (1, 4) divide 16; 3 inside does not
+     "train.length_groups_per_step: {type: int, low: 1, high: 4}\n",
+     ["train.length_groups_per_step: 3 would fail", "divide the 16 examples"]),
     # rule 1: a value settled before the trials start would be ignored (or break the trials)
     ("model-value", "model.max_length: {type: categorical, choices: [64, 256]}\n",
      ["model.max_length: is fixed for the whole sweep", "tokenized once", "`model` choice"]),
@@ -462,3 +465,53 @@ def test_first_trials_are_kept_in_order_and_logged(tmp_path: Path) -> None:
     )
     assert space.as_dict()["first_trials"][1] == {"train.epochs": 1}
     assert "first_trials" not in _load(tmp_path, RANK, name="plain.yaml").as_dict()
+
+
+def test_exponents_without_a_dot_are_numbers_everywhere(tmp_path: Path) -> None:
+    """YAML 1.1 reads `5e-5` as a string; ranges took it, first_trials and `if:` refused it."""
+    text = (
+        "train.learning_rate: {type: categorical, choices: [1e-3, 5e-4]}\n"
+        "train.weight_decay: {type: float, low: 0.0, high: 0.1, "
+        "when: [{if: {train.learning_rate: 1e-3}, low: 0.0, high: 0.01}]}\n"
+        "train.warmup_ratio: {type: float, low: 1e-2, high: 2e-1, log: true}\n"
+        "first_trials:\n"
+        "  - {train.learning_rate: 1e-3, train.weight_decay: 5e-3}\n"
+    )
+    space = _load(tmp_path, text)
+    assert space.first_trials == ({"train.learning_rate": 1e-3, "train.weight_decay": 5e-3},)
+    study = optuna.create_study()
+    study.enqueue_trial({"train.learning_rate": 1e-3})
+    values = space.suggest(study.ask())
+    assert values["train.learning_rate"] == 1e-3 and values["train.weight_decay"] <= 0.01
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("train.batch_size: {type: float, low: 4, high: 40}\n",
+         "train.batch_size: type float does not fit the config value None (int); use type: int"),
+        ("train.batch_size: {type: categorical, choices: [16.0, 32.0]}\n",
+         "train.batch_size: choices[0] (16.0) does not fit the config value None (int)"),
+        ("train.batch_size: {type: categorical, choices: [true, 8]}\n",
+         "choices[0] (True) does not fit the config value None (int)"),
+        ("peft.lora_alpha: {type: categorical, choices: [8, x]}\n",
+         "peft.lora_alpha: choices[1] must be a number or `blocks`, got 'x'"),
+        ("peft.target_modules: {type: categorical, choices: [query, value]}\n",
+         "peft.target_modules: choices[0] ('query') does not fit the config value None (list)"),
+    ],
+)  # fmt: skip
+def test_a_setting_left_to_auto_is_typed_by_the_schema(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Settings whose default is None (auto) were not type-checked: the space loaded and every
+    trial failed (or a traceback)."""
+    config = {**CONFIG, "train": {**CONFIG["train"], "batch_size": None},
+              "peft": {**CONFIG["peft"], "target_modules": None}}  # fmt: skip
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    with pytest.raises(SearchSpaceError) as err:
+        load_search_space(str(path), config=config, num_blocks=6, search_dir=tmp_path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    path.write_text("train.batch_size: {type: categorical, choices: [null, 8, 16]}\n")
+    space = load_search_space(str(path), config=config, num_blocks=6, search_dir=tmp_path)
+    assert space.params[0].choices == (None, 8, 16)  # auto, or a size

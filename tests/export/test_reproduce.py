@@ -197,3 +197,22 @@ def test_the_card_says_when_the_export_is_not_the_rules_own_choice() -> None:
     assert "chosen by export rule `smallest_within` (tolerance 0.005)" in plain
     assert "not the rule's own choice" not in plain
     assert "not the rule's own choice: the trials it named had lost their checkpoints" in fallback
+
+
+def test_data_or_model_elsewhere_is_refused_where_the_trial_read_no_file(
+    tiny_config: Callable[..., Config],
+) -> None:
+    """--data/--model set a path; a trial that trained on the embedded corpus or a built-in
+    model reads none, so the re-training would run on the recorded data and say "matches"."""
+    from automl.config.resolve import as_dict
+    from automl.export.reproduce import reproduce_config
+
+    embedded = tiny_config(data__source="chatterbot_topics", data__path="")
+    prov = {"config": as_dict(embedded), "hyperparameters": {}}
+    with pytest.raises(ReproduceError, match=r"^--data: the trial trained on data.source="):
+        reproduce_config(prov, data_path="new.csv")
+    with pytest.raises(ReproduceError, match=r"^--model: the trial fine-tuned model.source="):
+        reproduce_config(prov, model_path="models/elsewhere")
+    on_file = tiny_config(data__source="csv", data__path="old.csv")
+    conf = reproduce_config({"config": as_dict(on_file), "hyperparameters": {}}, "new.csv")
+    assert conf.data.path == "new.csv"

@@ -71,6 +71,10 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
     assert sum(map(sum, written["confusion_matrix"])) == 8
     # an evaluation it wrote may be replaced by the next one
     assert _run(capsys, str(model_dir), str(path), "--out", str(out))[0] == 0
+    # into a folder that does not exist yet: made, not a traceback after the scoring
+    nested = tmp_path / "evaluations" / "v2.json"
+    assert _run(capsys, str(model_dir), str(path), "--out", str(nested))[0] == 0
+    assert json.loads(nested.read_text())["labels"] == [*CLASSES, "art"]
 
 
 @pytest.mark.parametrize(

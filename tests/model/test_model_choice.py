@@ -78,6 +78,12 @@ def test_frozen_depth_is_bounded_by_the_chosen_models_block_count(tmp_path: Path
          "[{if: {model: minilm}, low: 1}]}\n", "already branches on the model"),
         (MODELS + "peft.frozen_layers: {type: int, low: 3, high: blocks}\n",
          "peft.frozen_layers: low (3) must be <= high (2)"),
+        # a depth of its own applies to every choice, not only to the config's (6-block) model
+        (MODELS + "peft.frozen_layers: {type: int, low: 0, high: 4}\n",
+         "peft.frozen_layers: high (4) must be between 0 and 2: the smallest model choice has 2"),
+        (MODELS + "peft.lora_rank: {type: categorical, choices: [0, 8]}\n"
+         "peft.frozen_layers: {type: int, low: 0, high: 1, when: "
+         "[{if: {peft.lora_rank: 0}, high: 4}]}\n", "high (4) must be between 0 and 2"),
     ],
 )  # fmt: skip
 def test_bad_model_choices_fail_in_one_line(tmp_path: Path, text: str, expected: str) -> None:

@@ -113,3 +113,36 @@ def test_every_round_has_its_own_seed_and_the_first_keeps_the_configured_one(nam
 
     seeds = [round_seed(SamplerConfig(name=name, seed=3), r) for r in range(4)]
     assert seeds[0] == 3 and len(set(seeds)) == 4
+
+
+@pytest.mark.parametrize("name", ["cmaes", "qmc", "gp"])
+def test_a_sampler_of_fixed_parameters_is_said_to_leave_when_branches_random(name: str) -> None:
+    """The branch names (`train.learning_rate[peft.lora_rank=0]`) come and go between trials:
+    these samplers never model them, and the plan says so."""
+    import optuna
+
+    from automl.config.search_space import load_search_space
+    from automl.search.samplers import branch_warning, build_sampler
+
+    space = load_search_space(
+        "quick", config=_QUICK_CONFIG, num_blocks=6, search_dir=REPO_ROOT / "search_spaces"
+    )
+    sampler = build_sampler(SamplerConfig(name=name, seed=0, n_startup_trials=2))
+    study = optuna.create_study(sampler=sampler)
+    study.enqueue_trial({"peft.lora_rank": 0})  # each branch of the learning rate once
+    study.enqueue_trial({"peft.lora_rank": 8})
+    for i in range(6):
+        trial = study.ask()
+        space.suggest(trial)
+        study.tell(trial, float(i))
+    modelled = sampler.infer_relative_search_space(study, study.ask())
+    # cmaes and gp model neither name, qmc only the first trial's: a branch is left random
+    assert len([n for n in modelled if n.startswith("train.learning_rate")]) < 2
+    warning = branch_warning(SamplerConfig(name=name), space)
+    assert warning is not None and "of train.learning_rate: they are sampled at random" in warning
+    assert branch_warning(SamplerConfig(name="tpe"), space) is None
+
+
+_QUICK_CONFIG: dict[str, Any] = {
+    "train": {"learning_rate": 2e-3, "epochs": 3}, "peft": {"lora_rank": 8, "frozen_layers": 0},
+}  # fmt: skip

@@ -73,6 +73,28 @@ def test_a_missing_earlier_sweep_is_one_line_before_compute(tmp_path: Path) -> N
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize(
+    ("summary", "message"),
+    [
+        ("[]", "not a sweep summary (a JSON list, not an object)"),
+        ('{"sweep": "x"}', "not a sweep summary (no trials)"),
+        ('{"trials": [{"best_value": 0.9}]}', "its trials are not rows with a trial_id"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_an_earlier_summary_that_is_no_sweep_summary_is_one_line(
+    tmp_path: Path, smoke_space: SearchSpace, summary: str, message: str
+) -> None:
+    (tmp_path / "earlier").mkdir()
+    (tmp_path / "earlier" / "summary.json").write_text(summary)
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", f"sweep.warm_start={tmp_path / 'earlier'}"
+    )
+    with pytest.raises(ConfigError, match=r"^config: sweep.warm_start: .*summary.json: ") as err:
+        load_warm_start(conf, smoke_space)
+    assert message in str(err.value)
+
+
 def test_each_warm_point_labels_one_trial(smoke_space: SearchSpace) -> None:
     params = {"peft.lora_rank": 8, "train.learning_rate": 0.02, "train.epochs": 3,
               "peft.frozen_layers": 0}  # fmt: skip

@@ -101,3 +101,29 @@ def test_write_ahead_logging_for_every_form_of_sqlite_uri(
                   "http://127.0.0.1:5000", "postgresql://u@h/db"):  # fmt: skip
         create_in_wal_mode(other)
     assert sorted(p.name for p in tmp_path.iterdir()) == before == ["a b", "rel.db"]
+
+
+def test_a_store_uri_is_checked_before_anything_is_written(tmp_path: Path) -> None:
+    """A two-slash typo, another application's database and a file that is no database are
+    refused in one line, and the file is left as it was; an MLflow store and a new file pass."""
+    from automl.tracking.uri import scheme_of, store_problem
+
+    other = tmp_path / "app.db"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE notes (body TEXT)")
+        db.commit()
+    before = other.read_bytes()
+    problem = store_problem(f"sqlite:///{other}")
+    assert problem is not None and "another application (tables notes)" in problem
+    assert other.read_bytes() == before  # MLflow would have added its tables
+
+    (tmp_path / "rows.db").write_text("text,label\nhi,a\n")
+    assert "not a SQLite database" in (store_problem(f"sqlite:///{tmp_path}/rows.db") or "")
+    assert "three or four slashes" in (store_problem("sqlite://mlflow.db") or "")
+
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    assert store_problem(store) is None  # a new file
+    MlflowClient(tracking_uri=store).search_experiments()  # MLflow makes it a store
+    assert store_problem(store) is None
+    assert scheme_of("databricks") == scheme_of("databricks-uc") == "databricks"
+    assert scheme_of("mlruns") == "file"
