@@ -22,12 +22,22 @@ PACKAGES = (
 )
 
 
-_SECRET = re.compile(r"(?<=://)([^/@:]+):([^/@]+)@")
+# user:password@ (a password may hold "/", as SQLAlchemy reads it), a token alone (tok@host),
+# and secrets passed as query parameters (?password=..., &token=...)
+_PASSWORD = re.compile(r"(?<=://)([^/@:\s\"']+):([^@\s\"']*)@")
+_TOKEN = re.compile(r"(?<=://)([^/@:\s\"']+)@")
+_QUERY_SECRET = re.compile(
+    r"([?&](?:password|passwd|pwd|token|access_token|secret|api_key|key)=)[^&\s\"']*",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:
-    """Hide passwords inside URIs (user:password@host) before anything is logged."""
-    return _SECRET.sub(r"\1:***@", text)
+    """Hide passwords and tokens inside URIs (user:password@host, token@host, ?password=)
+    before anything is logged or recorded."""
+    text = _PASSWORD.sub(r"\1:***@", text)
+    text = _TOKEN.sub("***@", text)
+    return _QUERY_SECRET.sub(r"\1***", text)
 
 
 def package_versions() -> dict[str, str]:

@@ -240,6 +240,14 @@ def hydra_app(
     @functools.wraps(run)
     def main() -> None:
         failed.clear()
+        if not (CONF_DIR / "config.yaml").is_file():  # Hydra would not say which folder
+            print(
+                f"error: {CONF_DIR}: no config.yaml here; the commands read conf/ and "
+                "search_spaces/ from the source tree (install it editable: make install, or "
+                "pip install -e .), or set AUTOML_CONF_DIR and AUTOML_SEARCH_SPACE_DIR",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         try:
             check_overrides(sys.argv[1:])
         except ConfigError as err:

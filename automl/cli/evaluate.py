@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> None:
     from automl.export.evaluation import table_lines
     from automl.export.rescore import REGISTRY_SCHEMES, read_rows, registered_folder, rescore
 
-    parser = argparse.ArgumentParser(prog="automl-evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="automl-evaluate",
+        description=__doc__.split("\n\n", 1)[0].replace("\n", " "),  # its first sentence
+        epilog="examples:\n" + __doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "model", help="an exported model folder (outputs/<sweep>/best), or a registered model "
         "(models:/<name>@champion, models:/<name>/<version>)",

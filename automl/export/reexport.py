@@ -13,15 +13,24 @@ class ExportError(ValueError):
     """The sweep folder or trial cannot be exported; one line naming what is missing."""
 
 
-def find_checkpoint(row: dict[str, Any]) -> Path:
-    """The trial's surviving checkpoint folder (recorded in summary.json)."""
-    folder = Path(row.get("checkpoint") or "")
-    if not row.get("checkpoint") or not folder.is_dir():
-        raise ExportError(
-            f"trial {row['trial_id']}: its checkpoint is gone "
-            "(only the best trial's is kept unless sweep.keep_checkpoints=true)"
-        )
-    return folder
+def find_checkpoint(row: dict[str, Any], sweep_dir: Path) -> Path:
+    """The trial's surviving checkpoint folder (recorded in summary.json as an absolute path);
+    where the sweep folder has moved since (another mount, a copied project), the same folder
+    under its `ray/` inside the sweep folder."""
+    recorded = Path(row.get("checkpoint") or "")
+    if row.get("checkpoint") and recorded.is_dir():
+        return recorded
+    parts = recorded.parts
+    for i in range(1, len(parts)):
+        if parts[i] == "ray" and parts[i - 1] == sweep_dir.name:  # <sweep>/ray/<experiment>/...
+            moved = sweep_dir / Path(*parts[i:])
+            if moved.is_dir():
+                return moved
+    where = f" (not at {recorded})" if row.get("checkpoint") else ""
+    raise ExportError(
+        f"trial {row['trial_id']}: its checkpoint is gone{where}; only the best trial's is kept "
+        "unless sweep.keep_checkpoints=true"
+    )
 
 
 def launch_folder(sweep_dir: Path, output_dir: str) -> Path | None:
@@ -100,6 +109,11 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         raise ExportError(problem)
     trials = summary["trials"] if isinstance(summary["trials"], list) else []
     rows = {row["trial_id"]: row for row in trials if isinstance(row, dict) and "trial_id" in row}
+    if not trial_id:
+        raise ExportError(
+            f"{summary_path}: the sweep has no best trial ({summary.get('outcome', 'none')}): "
+            f"name one with --trial (trials: {', '.join(rows) or 'none'})"
+        )
     if trial_id not in rows:
         raise ExportError(f"{summary_path}: no trial {trial_id!r} (trials: {', '.join(rows)})")
     row = rows[trial_id]
@@ -108,7 +122,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     trial_conf = trial_config(base, params)
     check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
-    checkpoint = find_checkpoint(row)
+    checkpoint = find_checkpoint(row, sweep_dir)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     fingerprint = data_fingerprint(task)
     check_data_unchanged(sweep_dir, task.label_names, fingerprint, summary["label_names"])

@@ -109,13 +109,14 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                 plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
             )
             tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=plan.continues)
-            tracker.log_artifact_dict(as_dict(conf), "config.json")
-            tracker.log_artifact(plan.space.path, "search_space")
-            if quality_path is not None:
-                tracker.log_artifact(quality_path)
-                tracker.log_metrics(quality.metrics(data.quality))
         status = "FAILED"
         try:
+            if tracker is not None:  # a write that fails here still ends the run below
+                tracker.log_artifact_dict(as_dict(conf), "config.json")
+                tracker.log_artifact(plan.space.path, "search_space")
+                if quality_path is not None:
+                    tracker.log_artifact(quality_path)
+                    tracker.log_metrics(quality.metrics(data.quality))
             state = _starting_state(plan, {**plan.started_with, DATA_KEY: data.fingerprint})
             if state.phase in ("new", "running"):
                 records = _fit(plan, data, model_data, tracker, state)
@@ -138,6 +139,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
         finally:
             try:
                 if tracker is not None and status != "FINISHED":
+                    tracker.end_running_trials(status)  # an error inside the fit: its trials too
                     tracker.end_sweep(status, {}, {"status": status.lower()})
             finally:
                 if started_ray:

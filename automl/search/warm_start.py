@@ -100,7 +100,7 @@ def load_warm_start(conf: Config, space: SearchSpace) -> WarmStart | None:
     points = list(warm.points) if warm else []
     for i, values in enumerate(space.first_trials):
         optuna_params, dotted, _ = to_optuna_point(space, values)  # keys left out are sampled
-        if all(p.dotted != dotted for p in points):
+        if not any(_covers(p, dotted) for p in points):  # an earlier best that is the same
             points.append(WarmPoint(f"{FIRST_ORIGIN}[{i}]", optuna_params, dotted))
     if not points:
         return None
@@ -129,9 +129,11 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
         raise ConfigError(f"config: sweep.warm_start: {path}: no scored trial to start from")
     points: list[WarmPoint] = []
     notes: list[str] = []
+    fixed = _fixed_settings(path.parent, space)  # what its trials trained with, unsearched
     for row in rows:
         origin = f"{WARM_ORIGIN}{summary.get('sweep', path.parent.name)}/{row['trial_id']}"
-        optuna_params, dotted, row_notes = to_optuna_point(space, row.get("params") or {})
+        params = {**fixed, **(row.get("params") or {})}
+        optuna_params, dotted, row_notes = to_optuna_point(space, params)
         notes += [f"warm start {origin}: {n}" for n in row_notes]
         if dotted and all(p.dotted != dotted for p in points):  # clipping can make twins
             points.append(WarmPoint(origin, optuna_params, dotted))
@@ -139,6 +141,30 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
     for note in notes:
         log.warning("%s", note)
     return WarmStart(path, tuple(points), tuple(notes))
+
+
+def _covers(point: WarmPoint, values: Mapping[str, Any]) -> bool:
+    """Whether `point` runs `values` (and maybe more keys): a first trial an earlier best
+    already runs would be a twin."""
+    return all(k in point.dotted and same_value(point.dotted[k], v) for k, v in values.items())
+
+
+def _fixed_settings(earlier_dir: Path, space: SearchSpace) -> dict[str, Any]:
+    """The earlier sweep's own settings of keys this space searches and it did not: its trials
+    trained with them, so a warm point runs them too rather than a random draw (the earlier
+    trial's searched values replace them). {} where its config.json cannot be read."""
+    try:
+        earlier = json.loads((earlier_dir / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    out: dict[str, Any] = {}
+    for key in space.keys:
+        node: Any = earlier
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is not None and not isinstance(node, dict | list):  # `model`: a whole section
+            out[key] = node
+    return out
 
 
 def _same_seed(conf: Config, earlier_dir: Path) -> list[str]:

@@ -72,6 +72,7 @@ class SweepTracker:
             self.experiment_id = found.experiment_id
         self.parent_id = ""
         self._children: dict[str, str] = {}
+        self._running: set[str] = set()  # trials whose runs this driver left RUNNING
         self._last_step: dict[str, int] = {}  # per trial: the last epoch logged to its run
 
     # -- the sweep ------------------------------------------------------------------------------
@@ -168,6 +169,7 @@ class SweepTracker:
             },
         )
         self._children[trial_id] = run.info.run_id
+        self._running.add(trial_id)
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run.info.run_id
 
@@ -188,19 +190,26 @@ class SweepTracker:
         if run_id is not None:
             self.client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in tags.items()])
 
-    def pause_trials(self, trial_ids: Iterable[str]) -> None:
+    def pause_trials(self, trial_ids: Iterable[str], status: str = "KILLED") -> None:
         """Trials a stopped sweep will go on with when resumed: KILLED, as the sweep's run is,
         rather than RUNNING with nothing running (`reopen_trial` takes them back)."""
-        for trial_id in trial_ids:
+        for trial_id in list(trial_ids):
             run_id = self._children.get(trial_id)
             if run_id is not None:
-                self.client.set_terminated(run_id, status="KILLED")
+                self.client.set_terminated(run_id, status=status)
+                self._running.discard(trial_id)
+
+    def end_running_trials(self, status: str) -> None:
+        """The sweep ended on an error while these trials ran: their runs end as the sweep's
+        does (FAILED), not RUNNING forever; a resume takes them back (`reopen_trial`)."""
+        self.pause_trials(sorted(self._running), status)
 
     def reopen_trial(self, trial_id: str) -> None:
         """A trial the resumed sweep starts again runs again."""
         run_id = self._children.get(trial_id)
         if run_id is not None:
             self.client.update_run(run_id, status="RUNNING")
+            self._running.add(trial_id)
 
     def end_trial(
         self, trial_id: str, status: str, summary: dict[str, Any], tags: dict[str, str]
@@ -216,3 +225,4 @@ class SweepTracker:
         )
         mlflow_status = "FAILED" if status == "failed" else "FINISHED"
         self.client.set_terminated(run_id, status=mlflow_status)
+        self._running.discard(trial_id)

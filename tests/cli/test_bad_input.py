@@ -393,6 +393,24 @@ def test_entry_point_prints_one_line_for_a_bad_override(
     assert list(tmp_path.iterdir()) == []  # Hydra never ran: no outputs/ folder
 
 
+def test_an_install_without_the_config_folder_is_one_line_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plain `pip install .` copies no conf/: Hydra said only "Primary config directory not
+    found"."""
+    from automl.cli.sweep import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("automl.cli.app.CONF_DIR", tmp_path / "site-packages" / "conf")
+    monkeypatch.setattr(sys, "argv", ["automl-sweep", "experiment=smoke"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"error: {tmp_path / 'site-packages' / 'conf'}: no " in err
+    assert "pip install -e ." in err and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -412,3 +430,9 @@ def test_secrets_in_the_tracking_uri_are_redacted() -> None:
 
     text = json.dumps({"uri": "postgresql://alice:s3cret@db.example/mlflow"})
     assert "s3cret" not in redact(text) and "alice:***@" in redact(text)
+    # forms SQLAlchemy and MLflow accept too: a password with "/", a token alone, a query secret
+    assert redact("postgresql://bob:pa/ss@host/db") == "postgresql://bob:***@host/db"
+    assert redact("https://t0ken@mlflow.example/") == "https://***@mlflow.example/"
+    assert redact("mysql://h/db?user=u&password=s3&x=1") == "mysql://h/db?user=u&password=***&x=1"
+    assert redact("sqlite:////data/mlflow.db") == "sqlite:////data/mlflow.db"  # nothing to hide
+    assert redact("http://host:5000/path") == "http://host:5000/path"

@@ -236,6 +236,28 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
     assert reexport(sweep_dir, out_dir=again) == again  # an earlier export is replaced
 
 
+def test_reexport_finds_the_checkpoint_of_a_moved_sweep_folder(
+    smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
+) -> None:
+    """summary.json records checkpoints by absolute path: a sweep folder copied or mounted
+    elsewhere said "its checkpoint is gone" while it was there, under the folder's ray/."""
+    from automl.export.reexport import ExportError, reexport
+
+    _, _, tmp = smoke
+    sweep_dir = tmp / "outputs" / "smoke"
+    moved = tmp_path / "elsewhere" / "smoke"
+    shutil.copytree(sweep_dir, moved, ignore=shutil.ignore_patterns("best", "trial-*"))
+    summary = json.loads((moved / "summary.json").read_text())
+    summary["best_trial"] = None  # first: a sweep that exported nothing names no trial
+    (moved / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ExportError, match=r"the sweep has no best trial .*name one with --trial"):
+        reexport(moved, out_dir=tmp_path / "export")
+    text = (sweep_dir / "summary.json").read_text()
+    (moved / "summary.json").write_text(text.replace(str(sweep_dir), "/gone/mount/smoke"))
+    out = reexport(moved, out_dir=tmp_path / "export")
+    assert (out / "model.safetensors").is_file()
+
+
 def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
     smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
 ) -> None:

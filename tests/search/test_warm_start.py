@@ -173,3 +173,33 @@ def test_warm_started_sweep_runs_the_earlier_best_first(tmp_path: Path) -> None:
     assert (out / "report" / "pareto.png").is_file()
     page = (out / "report" / "index.html").read_text()
     assert "warm_start:smoke/" in page and "Pareto front" in page
+
+
+def test_keys_the_earlier_sweep_did_not_search_take_its_own_settings(tmp_path: Path) -> None:
+    """They were drawn at random: the rerun of the earlier best was not the earlier best."""
+    earlier = tmp_path / "outputs" / "old"
+    earlier.mkdir(parents=True)
+    old_conf = compose_sweep_config(tmp_path, "experiment=smoke", "train.epochs=3")
+    (earlier / "config.json").write_text(json.dumps(as_dict(old_conf)))
+    rows = [{"trial_id": "t1", "status": "completed", "best_value": 0.9,
+             "params": {"peft.lora_rank": 8, "train.learning_rate": 0.02}}]  # fmt: skip
+    (earlier / "summary.json").write_text(
+        json.dumps({"sweep": "old", "metric": "val_accuracy", "trials": rows})
+    )
+    space = tmp_path / "first.yaml"  # its first trial is what the earlier best runs
+    space.write_text((SEARCH_SPACE_DIR / "smoke.yaml").read_text()
+                     + "first_trials:\n  - {peft.lora_rank: 8, train.epochs: 3}\n"
+                     + "  - {train.epochs: 4}\n")  # fmt: skip
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", f"search_space={space}", "sweep.warm_start=old"
+    )
+    loaded = load_search_space(str(space), config=as_dict(conf), num_blocks=2,
+                               search_dir=SEARCH_SPACE_DIR)  # fmt: skip
+    warm = load_warm_start(conf, loaded)
+    assert warm is not None
+    first = warm.points[0]
+    assert first.origin == "warm_start:old/t1"
+    assert first.dotted == {"peft.lora_rank": 8, "train.learning_rate": 0.02, "train.epochs": 3,
+                            "peft.frozen_layers": old_conf.peft.frozen_layers}  # fmt: skip
+    # first_trials[0] is the same run: not run twice; first_trials[1] is a run of its own
+    assert [p.origin for p in warm.points] == ["warm_start:old/t1", "first_trials[1]"]

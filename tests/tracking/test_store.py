@@ -127,3 +127,20 @@ def test_a_store_uri_is_checked_before_anything_is_written(tmp_path: Path) -> No
     assert store_problem(store) is None
     assert scheme_of("databricks") == scheme_of("databricks-uc") == "databricks"
     assert scheme_of("mlruns") == "file"
+
+
+def test_a_sweep_that_fails_mid_fit_ends_its_running_trials_runs_too(tmp_path: Path) -> None:
+    """Only a signal paused the running trials' runs: an error inside the fit left them
+    RUNNING forever under a FAILED parent."""
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker(store, "exp", "sw")
+    tracker.start_sweep({}, {}, resume=False)
+    done, running, paused = (tracker.child(t, {"x": 1}) for t in ("a", "b", "c"))
+    tracker.end_trial("a", "completed", {}, {})
+    tracker.pause_trials(["c"])
+    tracker.reopen_trial("c")  # a resumed sweep took it back
+    tracker.end_running_trials("FAILED")
+    client = MlflowClient(tracking_uri=store)
+    assert [client.get_run(r).info.status for r in (done, running, paused)] == [
+        "FINISHED", "FAILED", "FAILED",
+    ]  # fmt: skip
