@@ -284,6 +284,8 @@ class SpecChecker:
                 choice = self._number(field, choice, "int" if isinstance(current, int) else "float")
             if not (choice is None or isinstance(choice, bool | int | float | str)):
                 self.fail(f"{field} must be a scalar, got {_describe(choice)}")
+            if isinstance(choice, float) and not math.isfinite(choice):  # .inf, .nan
+                self.fail(f"{field} must be finite, got {choice!r}")
             if not (_fits(choice, current) or (choice is None and self.none_allowed)):
                 kind = "" if self.none_allowed else f" ({type(current).__name__})"
                 self.fail(f"{field} ({choice!r}) does not fit the config value {self.shown}{kind}")

@@ -198,7 +198,7 @@ def _fit(
         tracker=tracker,
         stopper=rules[0],
         previous=[TrialRecord(**r) for r in state.records],
-        origin_of=warm_origin(plan.warm_start, state.round, state.records),
+        origin_of=warm_origin(plan.warm_start, state.records),
         budget_s=budget_s,
         train_examples=len(data.train),
     )

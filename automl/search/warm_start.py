@@ -223,9 +223,15 @@ def warm_points(
 
 
 def warm_origin(
-    warm: WarmStart | None, round_: int, records: list[Any]
+    warm: WarmStart | None, records: list[Any]
 ) -> Callable[[Mapping[str, Any]], str] | None:
-    """How the callback labels trials: by warm point in the round that runs them, else None."""
-    if warm is None or warm_points(warm, round_, records) is None:
+    """How the callback labels trials: by warm point. Points earlier trials ran are taken; a
+    later round (or a resumed one) may still run the rest, which the study holds as waiting
+    trials when the time budget ended the first round before them."""
+    if warm is None:
         return None
+    for record in records:
+        origin = record.get("origin") if isinstance(record, Mapping) else None
+        if isinstance(origin, str) and origin != SAMPLER:
+            warm.claimed.add(origin)
     return warm.origin_of

@@ -118,6 +118,11 @@ BAD = [
         ["train.epochs", "type float", "int"],
     ),
     (
+        "choice-not-finite",
+        "train.learning_rate: {type: categorical, choices: [1.0e-3, .inf]}\n",
+        ["train.learning_rate", "choices[1] must be finite, got inf"],
+    ),
+    (
         "choice-type-mismatch",
         "peft.lora_rank: {type: categorical, choices: [4, eight]}\n",
         ["peft.lora_rank", "choices[1]"],

@@ -18,6 +18,7 @@ from automl.search.warm_start import (
     load_warm_start,
     to_optuna_point,
     top_trials,
+    warm_origin,
 )
 
 
@@ -203,3 +204,20 @@ def test_keys_the_earlier_sweep_did_not_search_take_its_own_settings(tmp_path: P
                             "peft.frozen_layers": old_conf.peft.frozen_layers}  # fmt: skip
     # first_trials[0] is the same run: not run twice; first_trials[1] is a run of its own
     assert [p.origin for p in warm.points] == ["warm_start:old/t1", "first_trials[1]"]
+
+
+def test_a_later_round_labels_the_warm_points_the_first_round_never_ran(
+    smoke_space: SearchSpace,
+) -> None:
+    """The budget ended round 0 before its second warm point: Optuna holds it as a waiting
+    trial, which the extension round runs; it was labelled `sampler`."""
+    points = tuple(
+        WarmPoint(f"first_trials[{i}]", *to_optuna_point(smoke_space, {"train.epochs": e})[:2])
+        for i, e in enumerate((2, 4))
+    )
+    warm = WarmStart(None, points)
+    origin_of = warm_origin(warm, [{"trial_id": "a", "origin": "first_trials[0]"}])
+    assert origin_of is not None
+    assert origin_of({"train.epochs": 2, "peft.lora_rank": 8}) == "sampler"  # ran in round 0
+    assert origin_of({"train.epochs": 4, "peft.lora_rank": 0}) == "first_trials[1]"
+    assert warm_origin(None, []) is None
