@@ -95,7 +95,7 @@ def machine() -> dict[str, Any]:
     import torch
     import transformers
 
-    from automl.provenance import package_versions
+    from automl.provenance import git_commit, package_versions
 
     return {
         "cpus": os.cpu_count(),
@@ -106,14 +106,23 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d"),
         "versions": package_versions(),  # ray, optuna, mlflow, peft, ...
+        "git_commit": git_commit(),  # None outside a git checkout
     }
 
 
 def measured_on(m: dict[str, Any]) -> str:
     """The machine sentence every results page opens with (from `machine()`)."""
+    versions = m.get("versions") or {}
+    others = ", ".join(
+        f"{k} {versions[k]}" for k in ("ray", "optuna", "peft", "mlflow") if k in versions
+    )
+    commit = m.get("git_commit")
     return (
         f"Measured {m['date']} on {m['cpus']} CPU cores, GPU {m['gpu']}, torch {m['torch']}, "
-        f"transformers {m['transformers']}, Python {m['python']}."
+        f"transformers {m['transformers']}, Python {m['python']}"
+        + (f", {others}" if others else "")
+        + (f"; commit {str(commit)[:7]}" if commit else "")
+        + "."
     )
 
 

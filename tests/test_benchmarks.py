@@ -222,3 +222,14 @@ def test_batching_keeps_regimes_in_separate_folders(tmp_path: Path) -> None:
         f"--out {tmp_path}: holds --regime lora trials; give --regime full_ft its own folder"
     )
     assert json.loads((tmp_path / "results.json").read_text()) == held
+
+
+def test_every_results_page_names_the_commit_and_the_search_stack() -> None:
+    """Results pages said only torch and transformers: a Ray or Optuna upgrade, or the code
+    they ran, could not be told apart afterwards."""
+    from benchmarks.common import machine, measured_on
+
+    line = measured_on(machine())
+    assert "ray " in line and "optuna " in line and "; commit " in line
+    old = {k: v for k, v in machine().items() if k not in ("versions", "git_commit")}
+    assert "commit" not in measured_on(old)  # a page written before they were recorded
