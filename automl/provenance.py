@@ -22,10 +22,11 @@ PACKAGES = (
 )
 
 
-# user:password@ (a password may hold "/", as SQLAlchemy reads it), a token alone (tok@host),
-# and secrets passed as query parameters (?password=..., &token=...)
-_PASSWORD = re.compile(r"(?<=://)([^/@:\s\"']+):([^@\s\"']*)@")
-_TOKEN = re.compile(r"(?<=://)([^/@:\s\"']+)@")
+# user:password@ (a password may hold "/", as SQLAlchemy reads it; not "?" or "#", which end
+# a URL's authority; ":<digits>/" is a port), a token alone (tok@host), and secrets passed as
+# query parameters (?password=..., &token=...)
+_PASSWORD = re.compile(r"(?<=://)([^/@:\s]+):(?!\d+(?:/|$))([^@\s?#]*)@")
+_TOKEN = re.compile(r"(?<=://)([^/@:\s]+)@")
 _QUERY_SECRET = re.compile(
     r"([?&](?:password|passwd|pwd|token|access_token|secret|api_key|key)=)[^&\s\"']*",
     re.IGNORECASE,
@@ -34,10 +35,22 @@ _QUERY_SECRET = re.compile(
 
 def redact(text: str) -> str:
     """Hide passwords and tokens inside URIs (user:password@host, token@host, ?password=)
-    before anything is logged or recorded."""
+    before anything is logged or recorded. JSON is redacted value by value (`redact_values`)
+    before it is written: an escaped quote in a password would hide it from a pattern."""
     text = _PASSWORD.sub(r"\1:***@", text)
     text = _TOKEN.sub("***@", text)
     return _QUERY_SECRET.sub(r"\1***", text)
+
+
+def redact_values(value: Any) -> Any:
+    """`redact` on every string inside dicts and lists (keys kept): before json.dumps."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: redact_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_values(v) for v in value]
+    return value
 
 
 def package_versions() -> dict[str, str]:

@@ -939,13 +939,14 @@ def run_race(
     quick: bool,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Sequentially, systems interleaved within each seed, so noise hits them alike; the order
-    turns by one each seed, so no system always runs first (or last) in a sitting."""
+    turns with the seed, so no system always runs first (or last)."""
     runs = []
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="race-") as tmp:
         for size in sizes:
-            for turn, seed in enumerate(seeds):
-                for system in [*systems[turn % len(systems) :], *systems[: turn % len(systems)]]:
+            for seed in seeds:  # by the seed, so seeds added one sitting at a time turn too
+                turn = seed % len(systems)
+                for system in [*systems[turn:], *systems[:turn]]:
                     out = Path(tmp) / f"{size}-{seed}-{system}.json"
                     cmd = [
                         sys.executable, "-m", "benchmarks.race", "--one", system,

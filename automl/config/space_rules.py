@@ -6,19 +6,23 @@ Each rule fails with one line, ``<file>: <key>: <problem>``, and they apply in t
    `peft` value other than the device and threads the sweep's resources set
    (`SpecChecker._config_value`, `fixed_for_the_sweep`);
 2. the spec is a mapping with a known ``type`` and only the fields that type takes (`param`);
-3. the type fits the config value: no float range on an int field (`_check_type_fits`);
+3. the type fits the config value (the schema's type where the value is None, auto): no float
+   range on an int field (`_check_type_fits`);
 4. ``low``/``high``/``step`` are finite numbers or ``blocks``, whole for ints (`_number`);
-5. ``choices`` is a non-empty list of scalars that fit the config value, none twice (`_choices`);
+5. ``choices`` is a non-empty list of finite scalars that fit the config value, none twice
+   (`_choices`);
 6. a range is valid for Optuna: low <= high, log needs low > 0 and no step, high on the step
    grid (`_validate`);
-7. a frozen depth lies between 0 and the model's block count (`_check_frozen`);
+7. a frozen depth lies between 0 and the model's block count; where the space chooses the model,
+   every model choice's it reaches (`_check_frozen`);
 8. each ``when`` branch conditions on a value an EARLIER parameter can take and changes
    something, and its own range passes rule 6 (`_branches`, `_condition`);
 9. a ``model`` key lists models that load (config names or folders), before any parameter that
    uses ``blocks``; such a parameter then gets one branch per model, bounded by that model's
    block count, and cannot also have ``when`` branches (`_model_param`, `_per_model`);
-10. every choice and both ends of every range, set in the experiment config (with the value a
-    ``when`` branch conditions on), pass the config's own value rules (`check_values`).
+10. every choice, every value of a short int range and both ends of any other range, set in
+    the experiment config (with the value a ``when`` branch conditions on), pass the config's
+    own value rules (`check_values`).
 """
 
 from __future__ import annotations
@@ -116,6 +120,7 @@ class SpecChecker:
         self.uses_blocks: list[str] = []  # keys checked so far whose bounds use `blocks`
         self._per_model_blocks = False  # checking one model choice's own `blocks` range
         self.none_allowed = False  # the key's config value is None (so a `null` choice fits)
+        self._frozen_models: list[str] = []  # the model choices a frozen range applies to
         self.shown = ""  # the key's config value, as messages show it
         self.at = ""  # "<key>: " or "<key>: when[i]: ", the culprit named in messages
         self.key = ""  # the dotted config key being checked
@@ -200,6 +205,9 @@ class SpecChecker:
             if field not in _FIELDS[ptype]:
                 self.fail(f"field {field!r} does not apply to type {ptype}")
         self._check_type_fits(ptype, current)
+        # the base range reaches the model choices that no `when:` branch names
+        named = {e["if"].get(MODEL_KEY) for e in spec.get("when") or () if _model_branch(e)}
+        self._frozen_models = [m for m in self.model_blocks if m not in named]
 
         if ptype == "categorical":
             base = Param(key, ptype, choices=self._choices(spec.get("choices"), current))
@@ -243,7 +251,7 @@ class SpecChecker:
         self.fail(f"type {ptype} does not fit the config value {self.shown}{kind}{extra}")
 
     def _number(self, field: str, value: Any, ptype: str) -> Number | None:
-        """A number from YAML (None stays None); lenient on ``1e-3``, which PyYAML reads as str."""
+        """A number from YAML (None stays None); a string of digits too (`"1e-3"` quoted)."""
         number: Number
         if value is None:
             return None
@@ -334,9 +342,14 @@ class SpecChecker:
             bounds = [("low", _required(param.low)), ("high", _required(param.high))]
         n, which = self.num_blocks, "the model has"
         if self.model_blocks and not self._per_model_blocks:
-            # a depth of its own (no `blocks`) applies to every model choice: the config's own
-            # model may not even be one of them
-            n, which = min(self.model_blocks.values()), "the smallest model choice has"
+            # a depth of its own (no `blocks`) applies to every model choice it reaches (the
+            # config's own model may not even be one): a `when: {if: {model: X}}` branch to X
+            # alone, the base range to the models without a branch of their own
+            models = self._frozen_models or list(self.model_blocks)
+            n = min(self.model_blocks[m] for m in models)
+            which = (
+                f"model {models[0]} has" if len(models) == 1 else "the smallest of its models has"
+            )
         for field, value in bounds:
             if value < 0 or (n is not None and value > n):
                 limit = f"between 0 and {n}: {which} {n} blocks" if n is not None else ">= 0"
@@ -371,7 +384,13 @@ class SpecChecker:
                 b.cond_key == cond_key and same_value(b.cond_value, cond_value) for b in branches
             ):
                 self.fail(f"repeats an earlier condition ({cond_key}={cond_value!r})")
-            self._validate(base.overridden(branch))
+            # a frozen depth under a model's branch is checked against that model alone, under
+            # any other branch against every model choice
+            self._frozen_models = [cond_value] if cond_key == MODEL_KEY else []
+            try:
+                self._validate(base.overridden(branch))
+            finally:
+                self._frozen_models = []
             branches.append(branch)
         return tuple(branches)
 
@@ -415,6 +434,13 @@ def _mentions_blocks(spec: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _model_branch(entry: Any) -> bool:
+    """Whether a raw `when:` entry conditions on the model choice."""
+    return (
+        isinstance(entry, dict) and isinstance(entry.get("if"), dict) and MODEL_KEY in entry["if"]
+    )
 
 
 def _declared(key: str) -> Any:

@@ -63,6 +63,15 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     _check_peft(conf.peft)
     _check_resources(conf.resources)
     _check_sweep(conf.sweep, recorded)
+    if conf.tracking.enabled and not recorded:  # registered after the whole sweep has run
+        name = conf.tracking.registered_model or conf.sweep.name
+        key = "tracking.registered_model" if conf.tracking.registered_model else "sweep.name"
+        _check(
+            not set(name) & set("/:") and name != "." and not name.startswith(".."),
+            key,
+            f"{name!r} cannot name an MLflow registered model (no '/' or ':', not '.' or "
+            "'..'-prefixed); set tracking.registered_model",
+        )
     _check_pruner(conf.pruner)
     for key, seed in (("data.seed", conf.data.seed), ("train.seed", conf.train.seed),
                       ("sampler.seed", conf.sampler.seed)):  # fmt: skip
@@ -219,11 +228,15 @@ def _check_resources(r: ResourcesConfig) -> None:
 
 def _check_sweep(s: SweepConfig, recorded: bool) -> None:
     _check(
-        bool(s.name) and s.name not in (".", "..") and not set(s.name) & set("/\\'\""),
-        "sweep.name",
-        f"must be a non-empty name without slashes or quotes (a folder's name, and MLflow's "
-        f"search filters quote it), got {s.name!r}",
+        bool(s.name) and "/" not in s.name, "sweep.name", f"must be a folder's name, got {s.name!r}"
     )
+    if not recorded:  # a sweep recorded before these rules still exports and reproduces
+        _check(
+            s.name not in (".", "..") and not set(s.name) & set("\\'\""),
+            "sweep.name",
+            f"must be a folder's name without quotes or backslashes (MLflow's search filters "
+            f"quote it), got {s.name!r}",
+        )
     _check(s.num_samples >= 1, "sweep.num_samples", f"must be >= 1, got {s.num_samples}")
     _check(s.max_concurrent >= 1, "sweep.max_concurrent", f"must be >= 1, got {s.max_concurrent}")
     _check(s.max_failures >= 0, "sweep.max_failures", f"must be >= 0, got {s.max_failures}")

@@ -22,7 +22,7 @@ from automl.export.portable import portable, portable_model_provenance
 from automl.model.build import build_model
 from automl.model.load import load_tokenizer
 from automl.model.state import merged_for_export
-from automl.provenance import redact
+from automl.provenance import redact_values
 from automl.train.checkpoint import load_best
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ def export_checkpoint(
     }
     full_provenance = portable(full_provenance)  # no absolute path of this machine travels
     # redact: a tracking URI in the config may carry a password, and this file gets shared
-    (tmp / "provenance.json").write_text(redact(json.dumps(full_provenance, indent=2, default=str)))
+    text = json.dumps(redact_values(full_provenance), indent=2, default=str)
+    (tmp / "provenance.json").write_text(text)
     (tmp / "README.md").write_text(model_card(conf, full_provenance, label_names))
     _swap_into_place(tmp, out_dir)
     log.info("exported %s", out_dir)

@@ -13,24 +13,22 @@ class ExportError(ValueError):
     """The sweep folder or trial cannot be exported; one line naming what is missing."""
 
 
-def find_checkpoint(row: dict[str, Any], sweep_dir: Path) -> Path:
+def find_checkpoint(row: dict[str, Any], sweep_dir: Path, best: bool = False) -> Path:
     """The trial's surviving checkpoint folder (recorded in summary.json as an absolute path);
-    where the sweep folder has moved since (another mount, a copied project), the same folder
-    under its `ray/` inside the sweep folder."""
+    where the sweep folder has moved or been copied since (another mount, a renamed copy), the
+    same folder under the `ray/` inside the sweep folder."""
     recorded = Path(row.get("checkpoint") or "")
     if row.get("checkpoint") and recorded.is_dir():
         return recorded
     parts = recorded.parts
-    for i in range(1, len(parts)):
-        if parts[i] == "ray" and parts[i - 1] == sweep_dir.name:  # <sweep>/ray/<experiment>/...
-            moved = sweep_dir / Path(*parts[i:])
+    for i in reversed(range(1, len(parts))):
+        if parts[i] == "ray":  # .../ray/<experiment>/<trial>/<checkpoint>
+            moved = sweep_dir.resolve() / Path(*parts[i:])
             if moved.is_dir():
                 return moved
-    where = f" (not at {recorded})" if row.get("checkpoint") else ""
-    raise ExportError(
-        f"trial {row['trial_id']}: its checkpoint is gone{where}; only the best trial's is kept "
-        "unless sweep.keep_checkpoints=true"
-    )
+    where = f" (not at {recorded}: moved or deleted?)" if row.get("checkpoint") else ""
+    why = "" if best else "; only the best trial's is kept unless sweep.keep_checkpoints=true"
+    raise ExportError(f"trial {row['trial_id']}: its checkpoint is gone{where}{why}")
 
 
 def launch_folder(sweep_dir: Path, output_dir: str) -> Path | None:
@@ -122,7 +120,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     trial_conf = trial_config(base, params)
     check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
-    checkpoint = find_checkpoint(row, sweep_dir)
+    checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     fingerprint = data_fingerprint(task)
     check_data_unchanged(sweep_dir, task.label_names, fingerprint, summary["label_names"])

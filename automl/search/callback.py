@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from automl.console import counted
 from automl.search.stop import FitStop, forward_to_ray
 from automl.search.stopping import OverfitStopper
 from automl.search.trial import overrides_from_trial
+from automl.search.warm_start import WarmStart
 from automl.tracking.runs import SweepTracker
 from automl.train import checkpoint
 from automl.train.loop import is_better
@@ -95,7 +95,7 @@ class SweepCallback(Callback):
         tracker: SweepTracker | None,
         stopper: OverfitStopper | None,
         previous: list[TrialRecord] | None = None,
-        origin_of: Callable[[dict[str, Any]], str] | None = None,
+        warm: WarmStart | None = None,
         budget_s: float | None = None,
         train_examples: int = 0,
     ) -> None:
@@ -103,9 +103,11 @@ class SweepCallback(Callback):
         self.default_epochs = default_epochs
         self.tracker = tracker
         self.stopper = stopper
-        self.origin_of = origin_of  # which trials run a warm-start configuration
+        self.warm = warm  # labels the trials that run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
+        if warm is not None:
+            warm.claim(r.origin for r in self.records.values())
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
         self._restored: set[str] = set()  # trials a resumed sweep goes on with (set_state)
         # trials Ray stopped without telling anyone (the time budget): closed here, and the
@@ -264,6 +266,10 @@ class SweepCallback(Callback):
     def set_state(self, state: dict[str, Any]) -> None:
         self.records.update({r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])})
         self._restored = {r.trial_id for r in self.records.values() if r.status == "running"}
+        if self.warm is not None:  # a resumed round: the warm points its trials already ran
+            self.warm.claim(r.origin for r in self.records.values())
+        if any(r.history for r in self.records.values()):  # epochs before the stop count too
+            self._watching_budget = False
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
 
@@ -291,8 +297,8 @@ class SweepCallback(Callback):
         record = self.records[trial_id] = TrialRecord(trial_id, params)
         # a trial Ray already ran (restored with records lost): the time it ran before counts
         record.started -= float(last_result.get("time_total_s", 0.0))
-        if self.origin_of is not None:
-            record.origin = self.origin_of(params)
+        if self.warm is not None:
+            record.origin = self.warm.origin_of(params)
         if self.tracker is not None:
             self.tracker.child(trial_id, params, {"origin": record.origin})
         return record

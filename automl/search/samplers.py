@@ -36,8 +36,8 @@ def branch_warning(cfg: SamplerConfig, space: SearchSpace) -> str | None:
         return None
     return (
         f"sampler.name={cfg.name} models one fixed set of parameters, not the conditional "
-        f"ranges (`when:`) of {', '.join(branched)}: they are sampled at random (qmc: all but "
-        "its first trial's); sampler=tpe models them"
+        f"ranges (a `when:` branch, or `blocks` per model choice) of {', '.join(branched)}: "
+        "they are sampled at random (qmc: all but its first trial's); sampler=tpe models them"
     )
 
 

@@ -57,7 +57,7 @@ from automl.search.storage import drop_partial_copies
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage, tell_unreported
 from automl.search.summary import _count, best_epoch_scores, print_table
 from automl.search.tuner import ended_trials, new_tuner, restored_tuner, stopping_rules
-from automl.search.warm_start import warm_origin, warm_points
+from automl.search.warm_start import warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
 
@@ -198,7 +198,7 @@ def _fit(
         tracker=tracker,
         stopper=rules[0],
         previous=[TrialRecord(**r) for r in state.records],
-        origin_of=warm_origin(plan.warm_start, state.records),
+        warm=plan.warm_start,
         budget_s=budget_s,
         train_examples=len(data.train),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,12 @@ class WarmStart:
                 return point.origin
         return SAMPLER
 
+    def claim(self, origins: Iterable[str]) -> None:
+        """Points that trials already ran (earlier rounds, a resumed round's restored records):
+        a later trial with the same values is the sampler's. The rest may still run in a later
+        round: the study holds them as waiting trials when the budget ended the round first."""
+        self.claimed.update(o for o in origins if o != SAMPLER)
+
     def describe(self) -> str:
         earlier = sum(p.origin.startswith(WARM_ORIGIN) for p in self.points)
         parts = [f"{earlier} configurations from {self.source}"] if earlier else []
@@ -98,9 +104,13 @@ def load_warm_start(conf: Config, space: SearchSpace) -> WarmStart | None:
     (`sweep.warm_start`), then the search space's own `first_trials`."""
     warm = _earlier_sweep(conf, space) if conf.sweep.warm_start else None
     points = list(warm.points) if warm else []
+    from_earlier = len(points)
     for i, values in enumerate(space.first_trials):
         optuna_params, dotted, _ = to_optuna_point(space, values)  # keys left out are sampled
-        if not any(_covers(p, dotted) for p in points):  # an earlier best that is the same
+        earlier_best = next((p for p in points[:from_earlier] if _covers(p, dotted)), None)
+        if earlier_best is not None:
+            log.info("first_trials[%d] is what %s runs: not run twice", i, earlier_best.origin)
+        elif all(p.dotted != dotted for p in points):
             points.append(WarmPoint(f"{FIRST_ORIGIN}[{i}]", optuna_params, dotted))
     if not points:
         return None
@@ -220,18 +230,3 @@ def warm_points(
     if warm is None or round_ > 0 or records:
         return None
     return warm.points_to_evaluate
-
-
-def warm_origin(
-    warm: WarmStart | None, records: list[Any]
-) -> Callable[[Mapping[str, Any]], str] | None:
-    """How the callback labels trials: by warm point. Points earlier trials ran are taken; a
-    later round (or a resumed one) may still run the rest, which the study holds as waiting
-    trials when the time budget ended the first round before them."""
-    if warm is None:
-        return None
-    for record in records:
-        origin = record.get("origin") if isinstance(record, Mapping) else None
-        if isinstance(origin, str) and origin != SAMPLER:
-            warm.claimed.add(origin)
-    return warm.origin_of

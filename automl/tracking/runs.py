@@ -19,7 +19,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from automl.provenance import redact
+from automl.provenance import redact, redact_values
 from automl.tracking.uri import artifact_root, create_in_wal_mode
 
 log = logging.getLogger(__name__)
@@ -105,11 +105,11 @@ class SweepTracker:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             text = (
-                json.dumps(payload, indent=2, default=str)
+                json.dumps(redact_values(payload), indent=2, default=str)
                 if name.endswith(".json")
-                else str(payload)
+                else redact(str(payload))
             )
-            path.write_text(redact(text))
+            path.write_text(text)
             self.client.log_artifact(run_id or self.parent_id, str(path))
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:

@@ -121,17 +121,18 @@ def _check_creatable(uri: str, path: str) -> None:
 
 def _check_is_mlflow_store(uri: str) -> None:
     """An existing SQLite file must be an MLflow store already: MLflow would add its tables to
-    any other database (another application's) without asking. Read without writing."""
+    any other database (another application's) without asking. Read without writing anything,
+    beside it either."""
     path = sqlite_file(uri)
     if path is None or not path.is_file() or path.stat().st_size == 0:
         return
-    try:
-        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as db:
+    try:  # immutable: no lock, no -wal/-shm files beside it (tables still in a WAL: none seen)
+        location = f"{path.absolute().as_uri()}?mode=ro&immutable=1"
+        with closing(sqlite3.connect(location, uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as err:
-        raise ConfigError(
-            f"config: tracking.uri: {redact(uri)}: not a SQLite database ({err})"
-        ) from None
+        what = "cannot be read" if "unable to open" in str(err) else "not a SQLite database"
+        raise ConfigError(f"config: tracking.uri: {redact(uri)}: {what} ({err})") from None
     if tables and not {"alembic_version", "experiments"} <= tables:
         raise ConfigError(
             f"config: tracking.uri: {redact(uri)}: a database of another application (tables "

@@ -436,3 +436,12 @@ def test_secrets_in_the_tracking_uri_are_redacted() -> None:
     assert redact("mysql://h/db?user=u&password=s3&x=1") == "mysql://h/db?user=u&password=***&x=1"
     assert redact("sqlite:////data/mlflow.db") == "sqlite:////data/mlflow.db"  # nothing to hide
     assert redact("http://host:5000/path") == "http://host:5000/path"
+    assert redact("mysql://u:pa'ss@h/db") == "mysql://u:***@h/db"  # quotes in a password
+    # a port and a later "@" (in a fragment or query) are no password
+    link = "http://mlflow.corp:5000/#/exp?owner=ann@corp.com"
+    assert redact(link) == link
+    # JSON escapes a quote in a password: redacted value by value before it is dumped
+    from automl.provenance import redact_values
+
+    dumped = json.dumps(redact_values({"uri": 'mysql://u:pa"ss@h/db', "n": [1, "x"]}))
+    assert "pa" not in dumped and json.loads(dumped) == {"uri": "mysql://u:***@h/db", "n": [1, "x"]}

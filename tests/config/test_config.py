@@ -198,6 +198,8 @@ BAD_VALUES = [
     ("sweep.name=''", "sweep.name"),
     ("sweep.name=a/b", "sweep.name"),
     ("sweep.name=..", "sweep.name"),  # outputs/.. is the folder above the outputs
+    ("sweep.name=run:2", "sweep.name"),  # MLflow registers no model of that name (at the end)
+    ("tracking.registered_model=team/model", "tracking.registered_model"),
     ('sweep.name="bob\'s"', "sweep.name"),  # an MLflow filter string quotes it
     ("sweep.num_samples=0", "sweep.num_samples"),
     ("sweep.max_concurrent=0", "sweep.max_concurrent"),
@@ -479,3 +481,14 @@ def test_a_folder_the_kernel_refuses_is_not_creatable_even_for_root() -> None:
         "cannot create /proc/automl-out (/proc is not writable)"
     )
     assert not_creatable("/proc", folder=True) == "/proc is not writable"
+
+
+def test_a_sweep_recorded_before_the_name_rules_still_reads_back() -> None:
+    """automl-export and automl-reproduce read a sweep's recorded config: a name a newer rule
+    refuses must not lock its outputs away."""
+    old = as_dict(compose_cfg())
+    old["sweep"]["name"] = "bob's"
+    assert from_dict(old).sweep.name == "bob's"
+    with pytest.raises(ConfigError, match="sweep.name"):
+        compose_cfg('sweep.name="bob\'s"')
+    assert compose_cfg("sweep.name=run:2", "tracking.enabled=false").sweep.name == "run:2"

@@ -80,7 +80,10 @@ def test_frozen_depth_is_bounded_by_the_chosen_models_block_count(tmp_path: Path
          "peft.frozen_layers: low (3) must be <= high (2)"),
         # a depth of its own applies to every choice, not only to the config's (6-block) model
         (MODELS + "peft.frozen_layers: {type: int, low: 0, high: 4}\n",
-         "peft.frozen_layers: high (4) must be between 0 and 2: the smallest model choice has 2"),
+         "peft.frozen_layers: high (4) must be between 0 and 2: the smallest of its models has 2"),
+        (MODELS + "peft.frozen_layers: {type: int, low: 0, high: 3, when: "
+         "[{if: {model: minilm}, high: 6}]}\n", "high (3) must be between 0 and 2: model "
+         "tiny_bert has 2 blocks"),  # the base range reaches tiny_bert alone
         (MODELS + "peft.lora_rank: {type: categorical, choices: [0, 8]}\n"
          "peft.frozen_layers: {type: int, low: 0, high: 1, when: "
          "[{if: {peft.lora_rank: 0}, high: 4}]}\n", "high (4) must be between 0 and 2"),
@@ -120,3 +123,11 @@ def test_models_with_the_same_tokenizer_share_one_tokenization() -> None:
 def test_an_unloadable_choice_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="no such folder"):
         _blocks("./no-such-model")
+
+
+def test_a_frozen_depth_branch_of_one_model_is_checked_against_that_model(tmp_path: Path) -> None:
+    space = _load(tmp_path, MODELS + "peft.frozen_layers: {type: int, low: 0, high: 2, when: "
+                  "[{if: {model: minilm}, high: 6}]}\n")  # fmt: skip
+    frozen = space.params[1]
+    assert frozen.distribution({"model": "minilm"})[1] == IntDistribution(0, 6)
+    assert frozen.distribution({"model": "tiny_bert"})[1] == IntDistribution(0, 2)

@@ -245,7 +245,7 @@ def test_reexport_finds_the_checkpoint_of_a_moved_sweep_folder(
 
     _, _, tmp = smoke
     sweep_dir = tmp / "outputs" / "smoke"
-    moved = tmp_path / "elsewhere" / "smoke"
+    moved = tmp_path / "elsewhere" / "smoke-copy"  # a renamed copy
     shutil.copytree(sweep_dir, moved, ignore=shutil.ignore_patterns("best", "trial-*"))
     summary = json.loads((moved / "summary.json").read_text())
     summary["best_trial"] = None  # first: a sweep that exported nothing names no trial
@@ -254,7 +254,9 @@ def test_reexport_finds_the_checkpoint_of_a_moved_sweep_folder(
         reexport(moved, out_dir=tmp_path / "export")
     text = (sweep_dir / "summary.json").read_text()
     (moved / "summary.json").write_text(text.replace(str(sweep_dir), "/gone/mount/smoke"))
-    out = reexport(moved, out_dir=tmp_path / "export")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(moved)  # `automl-export .` from inside it
+        out = reexport(Path("."), out_dir=tmp_path / "export")
     assert (out / "model.safetensors").is_file()
 
 

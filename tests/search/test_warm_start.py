@@ -18,7 +18,6 @@ from automl.search.warm_start import (
     load_warm_start,
     to_optuna_point,
     top_trials,
-    warm_origin,
 )
 
 
@@ -206,18 +205,29 @@ def test_keys_the_earlier_sweep_did_not_search_take_its_own_settings(tmp_path: P
     assert [p.origin for p in warm.points] == ["warm_start:old/t1", "first_trials[1]"]
 
 
-def test_a_later_round_labels_the_warm_points_the_first_round_never_ran(
+def test_a_later_or_resumed_round_labels_the_warm_points_no_trial_ran_yet(
     smoke_space: SearchSpace,
 ) -> None:
     """The budget ended round 0 before its second warm point: Optuna holds it as a waiting
-    trial, which the extension round runs; it was labelled `sampler`."""
-    points = tuple(
-        WarmPoint(f"first_trials[{i}]", *to_optuna_point(smoke_space, {"train.epochs": e})[:2])
-        for i, e in enumerate((2, 4))
-    )
-    warm = WarmStart(None, points)
-    origin_of = warm_origin(warm, [{"trial_id": "a", "origin": "first_trials[0]"}])
-    assert origin_of is not None
-    assert origin_of({"train.epochs": 2, "peft.lora_rank": 8}) == "sampler"  # ran in round 0
-    assert origin_of({"train.epochs": 4, "peft.lora_rank": 0}) == "first_trials[1]"
-    assert warm_origin(None, []) is None
+    trial, which the extension round runs; it was labelled `sampler`. And a resumed round's
+    own restored trials had not claimed theirs: a sampler trial took the label again."""
+    from dataclasses import asdict
+
+    from automl.search.callback import SweepCallback, TrialRecord
+
+    def warm() -> WarmStart:
+        points = tuple(
+            WarmPoint(f"first_trials[{i}]", *to_optuna_point(smoke_space, {"train.epochs": e})[:2])
+            for i, e in enumerate((2, 4))
+        )
+        return WarmStart(None, points)
+
+    ran = TrialRecord("a", {"train.epochs": 2}, origin="first_trials[0]")
+    later = SweepCallback(metric="val_accuracy", mode="max", default_epochs=3, tracker=None,
+                          stopper=None, previous=[ran], warm=warm())  # fmt: skip
+    assert later._new_record("b", {"train.epochs": 2}, {}).origin == "sampler"  # ran in round 0
+    assert later._new_record("c", {"train.epochs": 4}, {}).origin == "first_trials[1]"
+    resumed = SweepCallback(metric="val_accuracy", mode="max", default_epochs=3, tracker=None,
+                            stopper=None, warm=warm())  # fmt: skip
+    resumed.set_state({"records": [asdict(ran)]})
+    assert resumed._new_record("d", {"train.epochs": 2}, {}).origin == "sampler"

@@ -124,7 +124,11 @@ def test_a_store_uri_is_checked_before_anything_is_written(tmp_path: Path) -> No
     store = f"sqlite:///{tmp_path}/mlflow.db"
     assert store_problem(store) is None  # a new file
     MlflowClient(tracking_uri=store).search_experiments()  # MLflow makes it a store
-    assert store_problem(store) is None
+    create_in_wal_mode(f"sqlite:///{tmp_path}/wal.db")  # as a sweep creates one
+    MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/wal.db").search_experiments()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert store_problem(store) is None and store_problem(f"sqlite:///{tmp_path}/wal.db") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no -wal/-shm files left
     assert scheme_of("databricks") == scheme_of("databricks-uc") == "databricks"
     assert scheme_of("mlruns") == "file"
 
