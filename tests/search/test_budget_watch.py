@@ -58,3 +58,18 @@ def test_no_budget_no_warning(caplog: pytest.LogCaptureFixture) -> None:
     _elapse(callback, 10_000)
     callback.on_step_end(iteration=1, trials=[])
     assert _warnings(caplog) == []
+
+
+def test_a_resumed_round_counts_the_epochs_before_the_stop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dataclasses import asdict
+
+    from automl.search.callback import TrialRecord
+
+    callback = _callback(budget_s=420)
+    done = TrialRecord("a", dict(CONFIG), history=[{"epoch": 1, "val_accuracy": 0.5}])
+    callback.set_state({"records": [asdict(done)]})
+    _elapse(callback, 300)
+    callback.on_step_end(iteration=1, trials=[])
+    assert _warnings(caplog) == []
