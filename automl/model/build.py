@@ -222,7 +222,9 @@ def lora_targets(model: nn.Module) -> list[str] | None:
     return chosen
 
 
-def check_lora_targets(cfg: ModelConfig, peft_cfg: PeftConfig, config: Any) -> None:
+def check_lora_targets(
+    cfg: ModelConfig, peft_cfg: PeftConfig, config: Any, may_freeze: bool = False
+) -> None:
     """Before any compute: the layers LoRA would adapt exist in the model (built from its
     transformers `config` on the meta device: no weights read, no memory). Else every LoRA
     trial fails. A model that cannot be built that way (remote code that computes in its
@@ -255,6 +257,19 @@ def check_lora_targets(cfg: ModelConfig, peft_cfg: PeftConfig, config: Any) -> N
             f"{display_name(cfg)} (its blocks' linear layers: "
             f"{', '.join(_linear_names(find_blocks(model)[1]))})"
         )
+    if may_freeze:  # peft's layers_to_transform then adapts layers inside the blocks only
+        blocks = find_blocks(model)[0] + "."
+        outside = [
+            t
+            for t in peft_cfg.target_modules
+            if not any(n.startswith(blocks) and (n == t or n.endswith(f".{t}")) for n in adaptable)
+        ]
+        if outside:
+            raise ModelError(
+                f"peft.target_modules: {', '.join(outside)}: outside the transformer blocks; "
+                "with frozen layers (peft.frozen_layers > 0) LoRA adapts layers inside the "
+                "unfrozen blocks only, so it would adapt nothing there"
+            )
 
 
 def _peft_has_default(model_type: str | None) -> bool:

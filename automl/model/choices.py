@@ -57,7 +57,9 @@ def model_config(choice: str, base: Mapping[str, Any]) -> ModelConfig:
 def anchored(cfg: ModelConfig) -> ModelConfig:
     """The same model with a relative local folder made absolute (from where the sweep runs)."""
     folder = Path(cfg.name_or_path).expanduser()
-    if cfg.source != "pretrained" or folder.is_absolute() or not folder.is_dir():
+    if cfg.source != "pretrained" or not folder.is_dir():
+        return cfg
+    if folder.is_absolute() and not cfg.name_or_path.startswith("~"):
         return cfg
     return replace(cfg, name_or_path=str(folder.resolve()))
 

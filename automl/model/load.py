@@ -35,8 +35,13 @@ def display_name(cfg: ModelConfig) -> str:
 
 def model_location(cfg: ModelConfig) -> str:
     """The folder or hub id for `from_pretrained` (the tokenizer's, for tiny models)."""
-    if cfg.source == "pretrained":
-        return cfg.name_or_path
+    if cfg.source == "pretrained":  # `~/models/x` (bash leaves it alone in key=~/x)
+        folder = Path(cfg.name_or_path).expanduser()
+        return (
+            str(folder)
+            if cfg.name_or_path.startswith("~") and folder.is_dir()
+            else cfg.name_or_path
+        )
     try:
         package = importlib.import_module(cfg.package)
     except ImportError:
@@ -103,6 +108,10 @@ def _weights_problem(folder: Path) -> str | None:
     present = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
     if not present:
         return f"no weights ({' or '.join(WEIGHT_FILES[::2])} not found)"
+    # transformers loads safetensors where there are any: a pytorch_model.bin beside them (a
+    # Git LFS pointer after `git lfs pull --include "*.safetensors"`) is never read
+    safetensors = [p for p in present if p.name.startswith("model.safetensors")]
+    present = safetensors or present
     files = []
     for path in present:
         if not path.name.endswith(".index.json"):
@@ -124,7 +133,14 @@ def _weights_problem(folder: Path) -> str | None:
 
 
 def num_blocks_of(model_config: Any) -> int:
-    """Transformer block count from a config (transformers maps n_layer/n_layers to this name)."""
+    """Transformer block count from a config (transformers maps n_layer/n_layers to this name).
+    Encoder-decoder models (BART, T5) are refused: they hold two block stacks of their own
+    depths, and freezing the bottom blocks of one would freeze the whole other."""
+    if getattr(model_config, "is_encoder_decoder", False):
+        raise ModelError(
+            f"model: {type(model_config).__name__} is an encoder-decoder model (two block "
+            "stacks): not supported; choose an encoder (BERT, RoBERTa, DeBERTa) or a decoder"
+        )
     count = getattr(model_config, "num_hidden_layers", None)
     if not isinstance(count, int):
         raise ModelError(f"model: cannot tell the block count of a {type(model_config).__name__}")

@@ -143,7 +143,8 @@ def trial_table(summary: dict[str, Any]) -> str:
             *(f"<td>{_fmt(best_epoch_scores(row).get(k))}</td>" for k in others),
             *(f"<td>{html.escape(_fmt(row['params'].get(k)))}</td>" for k in keys),
         ]
-        lines.append(f'<tr class="{" ".join(classes)}">' + "".join(cells) + "</tr>")
+        row_class = html.escape(" ".join(classes), quote=True)
+        lines.append(f'<tr class="{row_class}">' + "".join(cells) + "</tr>")
     lines.append("</table>")
     return "\n".join(lines)
 

@@ -75,7 +75,7 @@ def plot_history(summary: dict[str, Any], path: Path) -> Plot:
     ax.step(range(1, len(rows) + 1), running, where="post", color="black", label="running best")
     ax.set_xlabel("trial (in order)")
     ax.set_ylabel(f"best {metric}")
-    ax.set_xticks(range(1, len(rows) + 1))
+    ax.xaxis.get_major_locator().set_params(integer=True)  # a tick per trial: unreadable at 100
     ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
 
@@ -95,6 +95,7 @@ def _curve_plot(
     fig = _figure()
     ax = fig.add_subplot()
     best = summary.get("best_trial")
+    named = _legend_trials(summary, LEGEND_TRIALS)
     for row in summary["trials"]:
         points = [(h["epoch"], value(h)) for h in row["history"] if value(h) is not None]
         if not points:
@@ -102,6 +103,8 @@ def _curve_plot(
         xs, ys = zip(*points, strict=True)
         style = _style(row, best)
         label = row["trial_id"] + (" (best)" if row["trial_id"] == best else "")
+        if row["trial_id"] not in named:  # the legend names the best few; the rest unlabelled
+            label = "_" + label
         ax.plot(xs, ys, marker="o", markersize=3, label=label, **style)
         if row["status"] in STOPPED or row["status"] == "failed":
             ax.plot(xs[-1], ys[-1], marker="x", markersize=11, markeredgewidth=2.5,
@@ -112,8 +115,20 @@ def _curve_plot(
     ax.set_ylabel(ylabel)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2 if len(summary["trials"]) > 8 else 1, loc="best")
+    ax.legend(fontsize=7, ncols=2 if len(named) > 8 else 1, loc="best")
     return _save(fig, path)
+
+
+LEGEND_TRIALS = 12  # trials the learning-curve legends name: the best ones
+
+
+def _legend_trials(summary: dict[str, Any], k: int) -> set[str]:
+    """The k trials with the best values (the sweep's best first): a legend of 150 entries
+    covers the curves."""
+    scored = [r for r in summary["trials"] if r["best_value"] is not None]
+    scored.sort(key=lambda r: r["best_value"], reverse=summary.get("mode", "max") == "max")
+    named = {r["trial_id"] for r in scored[:k]}
+    return named | ({summary["best_trial"]} if summary.get("best_trial") else set())
 
 
 def plot_curves(summary: dict[str, Any], path: Path) -> Plot:
@@ -149,7 +164,16 @@ def _axis(values: list[Any]) -> tuple[list[float], list[str], list[float]]:
     """Normalize one hyperparameter to [0, 1]: numbers linearly (log10 when they span more
     than a decade), anything else as evenly spaced categories. Returns positions, tick labels
     and tick positions."""
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    unset = [v for v in values if v is None or v == "unset"]
+    if numbers and len(numbers) + len(unset) == len(values) and unset and len(set(numbers)) > 1:
+        # numbers with some unset (None: auto, or a key a trial lacks): the numbers in their
+        # order, unset below them
+        pos, labels, ticks = _axis(numbers)
+        it = iter(pos)
+        placed = [-0.05 if v is None or v == "unset" else 0.1 + 0.9 * next(it) for v in values]
+        return placed, [*labels, str(unset[0])], [0.1 + 0.9 * t for t in ticks] + [-0.05]
+    numeric = len(numbers) == len(values)
     if numeric and len(set(values)) > 1:
         log_scale = min(values) > 0 and max(values) / min(values) > 10
         xs = [math.log10(v) if log_scale else float(v) for v in values]

@@ -161,7 +161,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     models = {choice: model_config(choice, base["model"]) for choice in space.models}
     for choice, model in models.items() or [("", conf.model)]:
         if _may_use_lora(space, conf, choice, num_blocks_of(config_of(choice))):
-            check_lora_targets(model, conf.peft, config_of(choice))
+            check_lora_targets(model, conf.peft, config_of(choice), _may_freeze(space, conf))
     check_sampler(conf.sampler)
     note = branch_warning(conf.sampler, space)
     if note:
@@ -385,6 +385,13 @@ def _may_use_lora(space: SearchSpace, conf: Config, choice: str, blocks: int) ->
     if (conf.peft.lora_rank if rank is None else rank) <= 0:
         return False
     return "peft.frozen_layers" in keys or conf.peft.frozen_layers < blocks
+
+
+def _may_freeze(space: SearchSpace, conf: Config) -> bool:
+    """Whether a trial can freeze bottom blocks (peft.frozen_layers > 0)."""
+    if "peft.frozen_layers" in space.keys:
+        return space.max_value("peft.frozen_layers") > 0
+    return conf.peft.frozen_layers > 0
 
 
 def _storage_path(storage: str) -> Path:

