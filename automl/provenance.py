@@ -22,11 +22,16 @@ PACKAGES = (
 )
 
 
-# user:password@ (a password may hold "/", as SQLAlchemy reads it; not "?" or "#", which end
-# a URL's authority; ":<digits>/" is a port), a token alone (tok@host), and secrets passed as
-# query parameters (?password=..., &token=...)
-_PASSWORD = re.compile(r"(?<=://)([^/@:\s]+):(?!\d+(?:/|$))([^@\s?#]*)@")
-_TOKEN = re.compile(r"(?<=://)([^/@:\s]+)@")
+# A database URL (SQLAlchemy's: postgresql, mysql, ...) holds a password up to its first "@",
+# whatever it contains ("/", "?", "#", quotes); in other URLs a password ends at "/", "?" or "#"
+# (the authority's end) and `host:5000/` is a port. Then a token alone (tok@host), and secrets
+# passed as query parameters (?password=..., &token=...).
+_DB_PASSWORD = re.compile(
+    r"\b((?:postgresql|postgres|mysql|mariadb|mssql|oracle|cockroachdb)(?:\+\w+)?://)"
+    r"([^/@:\s]+):([^@\s]*)@"
+)
+_PASSWORD = re.compile(r"(?<=://)([^/@:\s\"']+):(?!\d+(?:[/?#\s\"']|$))([^@\s/?#\"']*)@")
+_TOKEN = re.compile(r"(?<=://)([^/@:\s\"']+)@")
 _QUERY_SECRET = re.compile(
     r"([?&](?:password|passwd|pwd|token|access_token|secret|api_key|key)=)[^&\s\"']*",
     re.IGNORECASE,
@@ -37,6 +42,7 @@ def redact(text: str) -> str:
     """Hide passwords and tokens inside URIs (user:password@host, token@host, ?password=)
     before anything is logged or recorded. JSON is redacted value by value (`redact_values`)
     before it is written: an escaped quote in a password would hide it from a pattern."""
+    text = _DB_PASSWORD.sub(r"\1\2:***@", text)
     text = _PASSWORD.sub(r"\1:***@", text)
     text = _TOKEN.sub("***@", text)
     return _QUERY_SECRET.sub(r"\1***", text)

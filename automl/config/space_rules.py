@@ -120,7 +120,8 @@ class SpecChecker:
         self.uses_blocks: list[str] = []  # keys checked so far whose bounds use `blocks`
         self._per_model_blocks = False  # checking one model choice's own `blocks` range
         self.none_allowed = False  # the key's config value is None (so a `null` choice fits)
-        self._frozen_models: list[str] = []  # the model choices a frozen range applies to
+        # the model choices a frozen range applies to (None: all of them)
+        self._frozen_models: list[str] | None = None
         self.shown = ""  # the key's config value, as messages show it
         self.at = ""  # "<key>: " or "<key>: when[i]: ", the culprit named in messages
         self.key = ""  # the dotted config key being checked
@@ -206,7 +207,8 @@ class SpecChecker:
                 self.fail(f"field {field!r} does not apply to type {ptype}")
         self._check_type_fits(ptype, current)
         # the base range reaches the model choices that no `when:` branch names
-        named = {e["if"].get(MODEL_KEY) for e in spec.get("when") or () if _model_branch(e)}
+        when = spec.get("when")
+        named = {_model_branch(e) for e in when} if isinstance(when, list) else set()
         self._frozen_models = [m for m in self.model_blocks if m not in named]
 
         if ptype == "categorical":
@@ -345,7 +347,11 @@ class SpecChecker:
             # a depth of its own (no `blocks`) applies to every model choice it reaches (the
             # config's own model may not even be one): a `when: {if: {model: X}}` branch to X
             # alone, the base range to the models without a branch of their own
-            models = self._frozen_models or list(self.model_blocks)
+            models = self._frozen_models
+            if models is None:
+                models = list(self.model_blocks)
+            if not models:
+                return  # a base range no model reaches (each has a branch of its own)
             n = min(self.model_blocks[m] for m in models)
             which = (
                 f"model {models[0]} has" if len(models) == 1 else "the smallest of its models has"
@@ -386,11 +392,11 @@ class SpecChecker:
                 self.fail(f"repeats an earlier condition ({cond_key}={cond_value!r})")
             # a frozen depth under a model's branch is checked against that model alone, under
             # any other branch against every model choice
-            self._frozen_models = [cond_value] if cond_key == MODEL_KEY else []
+            self._frozen_models = [cond_value] if cond_key == MODEL_KEY else None
             try:
                 self._validate(base.overridden(branch))
             finally:
-                self._frozen_models = []
+                self._frozen_models = None
             branches.append(branch)
         return tuple(branches)
 
@@ -436,11 +442,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _model_branch(entry: Any) -> bool:
-    """Whether a raw `when:` entry conditions on the model choice."""
-    return (
-        isinstance(entry, dict) and isinstance(entry.get("if"), dict) and MODEL_KEY in entry["if"]
-    )
+def _model_branch(entry: Any) -> str | None:
+    """The model choice a raw `when:` entry conditions on, if any (checked in `_branches`)."""
+    condition = entry.get("if") if isinstance(entry, dict) else None
+    choice = condition.get(MODEL_KEY) if isinstance(condition, dict) else None
+    return choice if isinstance(choice, str) else None
 
 
 def _declared(key: str) -> Any:

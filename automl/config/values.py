@@ -67,7 +67,10 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         name = conf.tracking.registered_model or conf.sweep.name
         key = "tracking.registered_model" if conf.tracking.registered_model else "sweep.name"
         _check(
-            not set(name) & set("/:") and name != "." and not name.startswith(".."),
+            bool(name.strip())
+            and not set(name) & set("/:")
+            and name != "."
+            and not name.startswith(".."),
             key,
             f"{name!r} cannot name an MLflow registered model (no '/' or ':', not '.' or "
             "'..'-prefixed); set tracking.registered_model",

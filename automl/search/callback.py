@@ -106,6 +106,7 @@ class SweepCallback(Callback):
         self.warm = warm  # labels the trials that run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
+        self._previous_ids = set(self.records)  # earlier rounds' trials
         if warm is not None:
             warm.claim(r.origin for r in self.records.values())
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
@@ -268,8 +269,9 @@ class SweepCallback(Callback):
         self._restored = {r.trial_id for r in self.records.values() if r.status == "running"}
         if self.warm is not None:  # a resumed round: the warm points its trials already ran
             self.warm.claim(r.origin for r in self.records.values())
-        if any(r.history for r in self.records.values()):  # epochs before the stop count too
-            self._watching_budget = False
+        earlier_rounds = self._previous_ids
+        if any(r.history for r in self.records.values() if r.trial_id not in earlier_rounds):
+            self._watching_budget = False  # this round's epochs before the stop count too
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
 

@@ -126,8 +126,11 @@ def _check_is_mlflow_store(uri: str) -> None:
     path = sqlite_file(uri)
     if path is None or not path.is_file() or path.stat().st_size == 0:
         return
-    try:  # immutable: no lock, no -wal/-shm files beside it (tables still in a WAL: none seen)
-        location = f"{path.absolute().as_uri()}?mode=ro&immutable=1"
+    # immutable: no lock and no -wal/-shm files left beside it; but a store in use (its -wal
+    # there) is read through its log, or tables still in the log would be missed
+    in_use = path.with_name(path.name + "-wal").exists()
+    try:
+        location = f"{path.absolute().as_uri()}?mode=ro" + ("" if in_use else "&immutable=1")
         with closing(sqlite3.connect(location, uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as err:

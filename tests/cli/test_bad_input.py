@@ -442,6 +442,12 @@ def test_secrets_in_the_tracking_uri_are_redacted() -> None:
     assert redact("sqlite:////data/mlflow.db") == "sqlite:////data/mlflow.db"  # nothing to hide
     assert redact("http://host:5000/path") == "http://host:5000/path"
     assert redact("mysql://u:pa'ss@h/db") == "mysql://u:***@h/db"  # quotes in a password
+    # SQLAlchemy reads a database password up to its first "@", whatever it holds
+    for secret in ("pa?ss", "pa#ss", "1234/x"):
+        uri = f"postgresql+psycopg2://alice:{secret}@db.example/mlflow"
+        assert redact(uri) == "postgresql+psycopg2://alice:***@db.example/mlflow"
+    compact = '{"a":"http://host:5000","b":"u@h"}'  # JSON: a port, then an address elsewhere
+    assert redact(compact) == compact
     # a port and a later "@" (in a fragment or query) are no password
     link = "http://mlflow.corp:5000/#/exp?owner=ann@corp.com"
     assert redact(link) == link

@@ -131,3 +131,17 @@ def test_a_frozen_depth_branch_of_one_model_is_checked_against_that_model(tmp_pa
     frozen = space.params[1]
     assert frozen.distribution({"model": "minilm"})[1] == IntDistribution(0, 6)
     assert frozen.distribution({"model": "tiny_bert"})[1] == IntDistribution(0, 2)
+
+
+def test_a_base_frozen_range_no_model_reaches_is_not_checked(tmp_path: Path) -> None:
+    """Each model has a branch of its own: the base range is never used, and a malformed
+    `when:` is still one line."""
+    text = MODELS + ("peft.frozen_layers: {type: int, low: 0, high: 6, when: "
+                     "[{if: {model: tiny_bert}, high: 2}, "
+                     "{if: {model: minilm}, high: 6}]}\n")  # fmt: skip
+    frozen = _load(tmp_path, text).params[1]
+    assert frozen.distribution({"model": "tiny_bert"})[1] == IntDistribution(0, 2)
+    for bad in ("when: 5", "when: [{if: {model: [tiny_bert]}, high: 2}]"):
+        with pytest.raises(SearchSpaceError) as err:
+            _load(tmp_path, MODELS + f"peft.frozen_layers: {{type: int, low: 0, high: 2, {bad}}}\n")
+        assert "\n" not in str(err.value)

@@ -73,3 +73,22 @@ def test_a_resumed_round_counts_the_epochs_before_the_stop(
     _elapse(callback, 300)
     callback.on_step_end(iteration=1, trials=[])
     assert _warnings(caplog) == []
+
+
+def test_a_later_round_still_warns_though_earlier_rounds_had_epochs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from dataclasses import asdict
+
+    from automl.search.callback import TrialRecord
+
+    earlier = TrialRecord("a", dict(CONFIG), history=[{"epoch": 1, "val_accuracy": 0.5}])
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=3, tracker=None, stopper=None,
+        previous=[earlier], budget_s=420, train_examples=10,
+    )  # fmt: skip
+    callback.setup()
+    callback.set_state({"records": [asdict(earlier)]})  # a resumed second round
+    _elapse(callback, 300)
+    callback.on_step_end(iteration=1, trials=[])
+    assert len(_warnings(caplog)) == 1
