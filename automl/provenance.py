@@ -28,10 +28,11 @@ PACKAGES = (
 # passed as query parameters (?password=..., &token=...).
 _DB_PASSWORD = re.compile(
     r"\b((?:postgresql|postgres|mysql|mariadb|mssql|oracle|cockroachdb)(?:\+\w+)?://)"
-    r"([^/@:\s]+):([^@\s]*)@"
+    r"([^:/\s]*):([^@\s]*)@",  # a user may hold "@" (Azure's user@server), or be empty
+    re.IGNORECASE,
 )
-_PASSWORD = re.compile(r"(?<=://)([^/@:\s\"']+):(?!\d+(?:[/?#\s\"']|$))([^@\s/?#\"']*)@")
-_TOKEN = re.compile(r"(?<=://)([^/@:\s\"']+)@")
+_PASSWORD = re.compile(r"(?<=://)([^/@:\s\"]*):(?!\d+(?:[/?#\s\"']|$))([^\s/?#\"]*)@")
+_TOKEN = re.compile(r"(?<=://)([^/@:\s\"]+)@")
 _QUERY_SECRET = re.compile(
     r"([?&](?:password|passwd|pwd|token|access_token|secret|api_key|key)=)[^&\s\"']*",
     re.IGNORECASE,

@@ -134,6 +134,8 @@ def _check_is_mlflow_store(uri: str) -> None:
         with closing(sqlite3.connect(location, uri=True)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error as err:
+        if "locked" in str(err) or "busy" in str(err):
+            return  # a store another process holds: MLflow waits for it as it does for writes
         what = "cannot be read" if "unable to open" in str(err) else "not a SQLite database"
         raise ConfigError(f"config: tracking.uri: {redact(uri)}: {what} ({err})") from None
     if tables and not {"alembic_version", "experiments"} <= tables:

@@ -446,6 +446,18 @@ def test_secrets_in_the_tracking_uri_are_redacted() -> None:
     for secret in ("pa?ss", "pa#ss", "1234/x"):
         uri = f"postgresql+psycopg2://alice:{secret}@db.example/mlflow"
         assert redact(uri) == "postgresql+psycopg2://alice:***@db.example/mlflow"
+    # a "'" or an "@" in a password, an empty user, Azure's user@server, a scheme's case
+    for uri, hidden in (
+        ("https://u:s3'cret@h/x", "https://u:***@h/x"),
+        ("https://user:p@ss@host/x", "https://user:***@host/x"),
+        ("https://:s3cret@h/x", "https://:***@h/x"),
+        ("postgresql://u@srv:s3cret@h/db", "postgresql://***@srv:***@h/db"),  # user hidden too
+        ("PostgreSQL://u:pa/ss@h/db", "PostgreSQL://u:***@h/db"),
+    ):
+        assert redact(uri) == hidden
+    assert (
+        redact("mail bob@example.com; s3://bucket/key") == "mail bob@example.com; s3://bucket/key"
+    )
     compact = '{"a":"http://host:5000","b":"u@h"}'  # JSON: a port, then an address elsewhere
     assert redact(compact) == compact
     # a port and a later "@" (in a fragment or query) are no password
