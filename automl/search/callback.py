@@ -118,7 +118,7 @@ class SweepCallback(Callback):
         self.budget_s, self.train_examples = budget_s, train_examples
         self._fit_started = time.monotonic()
         self._epochs_this_fit = 0
-        self._watching_budget = bool(budget_s)
+        self._watching_budget = True  # until the warning is due (or an epoch makes it moot)
 
     def setup(
         self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any
@@ -130,7 +130,7 @@ class SweepCallback(Callback):
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         """Half the time budget gone and no trial has finished an epoch: say so while there is
         still time to stop the sweep and change it (the end would only say it ran out)."""
-        if not self._watching_budget or self.budget_s is None:
+        if not self._watching_budget or not self.budget_s:
             return
         if time.monotonic() - self._fit_started < self.budget_s / 2:
             return

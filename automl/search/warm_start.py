@@ -57,7 +57,7 @@ class WarmStart:
         for point in self.points:
             if point.origin in self.claimed:
                 continue
-            if all(k in params and same_value(params[k], v) for k, v in point.dotted.items()):
+            if _within(point.dotted, params):
                 self.claimed.add(point.origin)
                 return point.origin
         return SAMPLER
@@ -139,7 +139,8 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
         raise ConfigError(f"config: sweep.warm_start: {path}: no scored trial to start from")
     points: list[WarmPoint] = []
     notes: list[str] = []
-    fixed = _fixed_settings(path.parent, space)  # what its trials trained with, unsearched
+    earlier = _earlier_config(path.parent)
+    fixed = _fixed_settings(earlier, space)  # what its trials trained with, unsearched
     for row in rows:
         origin = f"{WARM_ORIGIN}{summary.get('sweep', path.parent.name)}/{row['trial_id']}"
         params = {**fixed, **(row.get("params") or {})}
@@ -147,26 +148,36 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
         notes += [f"warm start {origin}: {n}" for n in row_notes]
         if dotted and all(p.dotted != dotted for p in points):  # clipping can make twins
             points.append(WarmPoint(origin, optuna_params, dotted))
-    notes += _same_seed(conf, path.parent)
+    notes += _same_seed(conf, earlier)
     for note in notes:
         log.warning("%s", note)
     return WarmStart(path, tuple(points), tuple(notes))
 
 
+def _within(values: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    """Whether `params` set every one of `values` (and maybe more keys)."""
+    return all(k in params and same_value(params[k], v) for k, v in values.items())
+
+
 def _covers(point: WarmPoint, values: Mapping[str, Any]) -> bool:
     """Whether `point` runs `values` (and maybe more keys): a first trial an earlier best
     already runs would be a twin."""
-    return all(k in point.dotted and same_value(point.dotted[k], v) for k, v in values.items())
+    return _within(values, point.dotted)
 
 
-def _fixed_settings(earlier_dir: Path, space: SearchSpace) -> dict[str, Any]:
-    """The earlier sweep's own settings of keys this space searches and it did not: its trials
-    trained with them, so a warm point runs them too rather than a random draw (the earlier
-    trial's searched values replace them). {} where its config.json cannot be read."""
+def _earlier_config(earlier_dir: Path) -> dict[str, Any]:
+    """The earlier sweep's config.json, read once ({} where it cannot be read)."""
     try:
         earlier = json.loads((earlier_dir / "config.json").read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+    return earlier if isinstance(earlier, dict) else {}
+
+
+def _fixed_settings(earlier: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
+    """The earlier sweep's own settings of keys this space searches and it did not: its trials
+    trained with them, so a warm point runs them too rather than a random draw (the earlier
+    trial's searched values replace them)."""
     out: dict[str, Any] = {}
     for key in space.keys:
         node: Any = earlier
@@ -177,12 +188,8 @@ def _fixed_settings(earlier_dir: Path, space: SearchSpace) -> dict[str, Any]:
     return out
 
 
-def _same_seed(conf: Config, earlier_dir: Path) -> list[str]:
+def _same_seed(conf: Config, earlier: dict[str, Any]) -> list[str]:
     """A seeded sampler on the same space proposes the earlier sweep's random trials again."""
-    try:
-        earlier = json.loads((earlier_dir / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return []
     same = earlier.get("sampler", {}).get("seed") == conf.sampler.seed
     if same and earlier.get("search_space") == conf.search_space:
         return [
