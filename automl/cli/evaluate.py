@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         saved = args.data.is_dir() and not args.format  # a `save_to_disk` folder
         fmt = "hf" if saved else args.format or FILE_FORMATS.get(args.data.suffix.lower())
+        if fmt is None and not args.data.exists():  # a mistyped folder: not "say which format"
+            raise ConfigError(f"{args.data}: no such file or folder")
         if fmt is None:
             raise ConfigError(f"{args.data}: a .csv or .jsonl file? say which with --format")
         if args.out is not None:

@@ -26,11 +26,21 @@ def check_report_store(uri: str) -> None:
         raise ReportError(f"--tracking-uri: {problem}")
 
 
-def find_sweep_run(uri: str, sweep: str) -> str:
-    """The run id of the sweep's latest MLflow parent run, in any experiment."""
+def find_sweep_run(uri: str, sweep: str, run_id: str | None = None) -> str:
+    """The sweep's MLflow parent run: the one its summary.json names, else (a summary written
+    before sweeps recorded it) the latest parent run of that sweep name, in any experiment."""
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
+    if run_id:
+        try:
+            client.get_run(run_id)
+        except MlflowException:
+            raise ReportError(
+                f"sweep {sweep!r} logged to MLflow run {run_id}, which is not at the tracking URI"
+            ) from None
+        return run_id
     experiments = [x.experiment_id for x in client.search_experiments()]
     runs = client.search_runs(
         experiments,
@@ -69,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             from automl.provenance import redact
 
             summary = load_summary(args.sweep_dir.resolve())
-            run_id = find_sweep_run(args.tracking_uri, summary["sweep"])
+            run_id = find_sweep_run(
+                args.tracking_uri, summary["sweep"], summary.get("mlflow_run_id")
+            )
             MlflowClient(args.tracking_uri).log_artifacts(run_id, str(index.parent), REPORT_DIR)
             print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
     except ReportError as err:

@@ -4,6 +4,7 @@ naming the key when a rule is broken.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from pathlib import Path
 
@@ -59,6 +60,8 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         _check(lenient, key, problem)
     _check_model(conf.model)
     _check_data(conf.data)
+    if not recorded:  # a sweep recorded before this rule still reads back
+        _check_sources_differ(conf.data)
     _check_train(conf.train)
     _check_peft(conf.peft)
     _check_resources(conf.resources)
@@ -74,6 +77,15 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
             key,
             f"{name!r} cannot name an MLflow registered model (no '/' or ':', not '.' or "
             "'..'-prefixed); set tracking.registered_model",
+        )
+        alias = conf.tracking.alias
+        _check(
+            bool(re.fullmatch(r"[\w-]{1,255}", alias))
+            and alias.lower() != "latest"
+            and not re.fullmatch(r"[vV]\d+", alias),
+            "tracking.alias",
+            f"{alias!r} cannot name an MLflow alias (letters, digits, '_' and '-'; not "
+            "'latest' or v<number>, which MLflow reserves)",
         )
     _check_pruner(conf.pruner)
     for key, seed in (("data.seed", conf.data.seed), ("train.seed", conf.train.seed),
@@ -144,6 +156,33 @@ def _check_data(d: DataConfig) -> None:
             d.max_examples >= 4,
             "data.max_examples",
             f"must be >= 4 (null: no cap), got {d.max_examples}",
+        )
+
+
+def _check_sources_differ(d: DataConfig) -> None:
+    """Validation or test read from the training rows (or test from validation) would select
+    on, or report, rows the model trained on or was chosen by: one line, not a score that
+    only looks held out."""
+    if d.source in ("csv", "jsonl"):
+        given = {k: str(Path(v).expanduser().resolve()) for k in _FILE_KEYS if (v := getattr(d, k))}
+        roles = dict(zip(_FILE_KEYS, ("training", "validation", "test"), strict=True))
+    elif d.source == "hf":
+        given = {k: v for k in _HF_KEYS[2:] if (v := getattr(d, k))}
+        roles = dict(zip(_HF_KEYS[2:], ("training", "validation", "test"), strict=True))
+    else:
+        return
+    why = {"validation": "trials would be chosen on rows they trained on",
+           "test": "the test score would come from rows"}  # fmt: skip
+    for later, value in list(given.items())[1:]:
+        earlier = next(k for k, v in given.items() if v == value)
+        seen = "the model trained on" if roles[earlier] == "training" else "that chose the model"
+        key = f"data.{later}"  # the table of rules (tests) covers these by the cases above
+        _check(
+            earlier == later,
+            key,
+            f"reads the same {'split' if d.source == 'hf' else 'file'} as data.{earlier} "
+            f"({getattr(d, later)}): "
+            + (why["validation"] if roles[later] == "validation" else f"{why['test']} {seen}"),
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import operator
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -137,7 +138,7 @@ def _label_names(raw_labels: Sequence[Any]) -> list[str]:
     """Sorted label names; integer labels keep numeric order so 0..k-1 stay 0..k-1."""
     distinct = {str(x) for x in raw_labels}
     if all(_is_int(x) for x in distinct):
-        return sorted(distinct, key=int)
+        return sorted(distinct, key=lambda x: (int(x), x))  # "1" and "01": one order always
     return sorted(distinct)
 
 
@@ -231,7 +232,23 @@ def read_labeled_file(
         _check_label(label, f"{path}: row {number}", label_column)
         texts.append(text.strip())
         labels.append(str(label).strip())
+    _warn_missing_as_text(labels, str(path), label_column)
     return texts, labels, str(path)
+
+
+# How R, pandas and spreadsheets write a missing value: a class of its own if read as a label
+_MISSING_AS_TEXT = {"na", "n/a", "nan", "null", "#n/a"}  # not "none": a real class in intents
+
+
+def _warn_missing_as_text(labels: Sequence[str], where: str, column: str) -> None:
+    """A label such as `NA` is most likely a missing value written out, which would train as a
+    class of its own; warned, not refused (a class may really be called `None`)."""
+    missing = Counter(x for x in labels if x.lower() in _MISSING_AS_TEXT)
+    for name, count in missing.most_common():
+        log.warning(
+            "%s: %d rows have the label %r in column %r: a missing value written as text? It "
+            "trains as a class of its own", where, count, name, column,
+        )  # fmt: skip
 
 
 def _no_column(column: str, have: list[Any], option: str, fmt: str) -> str:
@@ -268,6 +285,9 @@ CSV_FIELD_LIMIT = 2**31 - 1
 
 
 def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
+    """The rows as {column: field}, each row's field count checked against the header: an
+    unquoted separator inside a text used to shift the label silently (the field past the
+    header's dropped), and a quote left open swallowed every later row into one text."""
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with _readable(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: BOM
         header = handle.readline()
@@ -275,19 +295,43 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
             raise DataError(f"{path}: line 1 is empty; the header (the column names) comes first")
         delimiter = _delimiter(header, columns)
         handle.seek(0)
-        reader = csv.DictReader(handle, delimiter=delimiter)
+        reader = csv.reader(handle, delimiter=delimiter)
         # `text, label`: the space after the comma is no part of a name
-        names = [name.strip() for name in reader.fieldnames or []]
+        names = [name.strip() for name in next(reader, [])]
         twice = sorted({name for name in names if name in columns and names.count(name) > 1})
         if twice:
             raise DataError(f"{path}: column {twice[0]!r} appears twice in the header")
-        reader.fieldnames = names
-        try:  # a line of spaces alone (an editor's last line) is skipped, as an empty one is
-            return [row for row in reader if any(_has_content(v) for v in row.values())]
+        needed = max((names.index(c) for c in columns if c in names), default=-1)
+        rows = []
+        line = reader.line_num + 1  # where the next row starts
+        try:
+            for fields in reader:
+                if any(_has_content(f) for f in fields):  # a line of spaces alone is skipped
+                    _check_fields(fields, len(names), needed, f"{path}: line {line}", delimiter)
+                    rows.append(dict(zip(names, fields, strict=False)))
+                line = reader.line_num + 1
         except csv.Error as err:
-            raise DataError(
-                f"{path}: line {reader.line_num}: not readable as CSV ({err})"
-            ) from None
+            raise DataError(f"{path}: line {line}: not readable as CSV ({err})") from None
+        return rows
+
+
+def _check_fields(fields: list[str], expected: int, needed: int, where: str, sep: str) -> None:
+    """More fields than the header has (trailing empty ones aside), or too few to reach the
+    text and label columns: one line saying where and the likely cause."""
+    count = len(fields)
+    if any(_has_content(f) for f in fields[expected:]):
+        raise DataError(
+            f"{where}: {count} fields, the header has {expected} (a {_name(sep)} inside a text? "
+            "put the text in double quotes)"
+        )
+    if count <= needed:
+        if any("\n" in f for f in fields):  # the file ended inside a quoted field
+            raise DataError(f"{where}: a quote opened here is never closed")
+        raise DataError(f"{where}: {count} field{'s' * (count != 1)}, the header has {expected}")
+
+
+def _name(delimiter: str) -> str:
+    return {",": "comma", ";": "semicolon", "\t": "tab", "|": "'|'"}.get(delimiter, repr(delimiter))
 
 
 def _has_content(value: Any) -> bool:
@@ -379,6 +423,16 @@ def read_hf_split(
     return _read_hf(one, whole=False, options=options)[0]
 
 
+def _whole_dataset(folder: str, name: str) -> str:
+    """A single saved Dataset has no splits: `automl-evaluate` scores all of it, and says so
+    (it may be the very rows a sweep trained on)."""
+    log.warning(
+        "%s: a single saved Dataset, not a DatasetDict: every row is scored (no split %r); "
+        "if a sweep trained on it, this is no held-out score", folder, name,
+    )  # fmt: skip
+    return folder
+
+
 def _read_hf(
     cfg: DataConfig, whole: bool = True, options: tuple[str, str, str] = SWEEP_OPTIONS
 ) -> tuple[Rows, Rows | None, Rows | None, list[str] | None]:
@@ -399,6 +453,8 @@ def _read_hf(
                 loaded = saved
                 if isinstance(loaded, datasets.DatasetDict):
                     ds = loaded[name]
+                elif not whole:
+                    ds, where = loaded, _whole_dataset(cfg.hf_name, name)
                 elif name == cfg.hf_train_split:
                     ds = loaded  # a single saved Dataset is the train split, and only that
                 else:
@@ -415,33 +471,59 @@ def _read_hf(
             if column not in ds.column_names:
                 no_column = _no_column(column, ds.column_names, option, options[2])
                 raise DataError(f"{where}: {no_column}")
-        texts = ["" if t is None else str(t).strip() for t in ds[cfg.text_column]]
+        if len(ds) == 0:
+            raise DataError(f"{where}: no rows")
+        texts = list(ds[cfg.text_column])
         for number, text in enumerate(texts, start=1):
-            if not text:
+            if text is not None and not isinstance(text, str):  # a list of tokens, a number
+                raise DataError(
+                    f"{where}: row {number}: the text in column {cfg.text_column!r} is not a "
+                    f"string ({str(text)[:40]})"
+                )
+            if not text or not text.strip():
                 raise DataError(f"{where}: row {number}: empty text in column {cfg.text_column!r}")
+        texts = [t.strip() for t in texts]
         labels = list(ds[cfg.label_column])
         for number, label in enumerate(labels, start=1):
             _check_label(label, f"{where}: row {number}", cfg.label_column)
         return texts, labels, where, ds.features[cfg.label_column]
 
-    def named(ids: list[Any], where: str) -> list[Any]:
-        """ClassLabel ids -> the dataset's own names; -1 (unlabelled rows) is an error."""
-        if not names:
-            return ids
+    def named(ids: list[Any], where: str, own: list[str]) -> list[str]:
+        """ClassLabel ids -> class names (-1, an unlabelled row, is an error): by the split's own
+        ClassLabel where it has one, else by train's (a split saved without its ClassLabel);
+        plain values, and every split where train has no ClassLabel -> their text, as the
+        training data's labels become class names."""
+        decode = (own or names) if names else []
+        if not decode:
+            return [str(x) for x in ids]
+        out = []
         for number, x in enumerate(ids, start=1):
-            if not 0 <= int(x) < len(names):
+            if isinstance(x, str) and not own:  # plain names beside train's ClassLabel
+                out.append(x)
+                continue
+            try:
+                index = operator.index(x)  # numpy and torch ints too (a dataset's set_format)
+            except TypeError:
+                index = -1
+            if not 0 <= index < len(decode):
                 raise DataError(f"{where}: row {number}: label {x} is not a class id (unlabelled?)")
-        return [names[int(x)] for x in ids]
+            out.append(decode[index])
+        return out
+
+    def class_names(feature: Any) -> list[str]:
+        return list(getattr(feature, "names", []) or [])
 
     texts, labels, where, feature = split(cfg.hf_train_split)
-    names = list(getattr(feature, "names", []) or [])
-    labels = named(labels, where)
+    names = class_names(feature)
+    labels = named(labels, where, names)
 
     def other(name: str | None) -> Rows | None:
+        """A validation or test split, decoded by its own ClassLabel: splits encoded one by one
+        (`class_encode_column` per split) number their classes differently."""
         if not name:
             return None
-        t, raw, w, _ = split(name)
-        return t, named(raw, w), w
+        t, raw, w, own = split(name)
+        return t, named(raw, w, class_names(own)), w
 
     val, test = other(cfg.hf_val_split), other(cfg.hf_test_split)
     if whole and isinstance(saved, datasets.DatasetDict):

@@ -10,7 +10,7 @@ import yaml
 
 from automl.config.schema import Config, ModelConfig
 from automl.console import counted
-from automl.export.portable import hub_base_model, lineage, provenance_lines
+from automl.export.portable import MANUAL, hub_base_model, lineage, provenance_lines
 from automl.search.summary import describe_scores
 
 
@@ -57,7 +57,7 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         f"- trainable parameters during fine-tuning: {provenance.get('trainable_params')}",
         "",
         *test_table_lines(provenance.get("test_evaluation")),
-        "## Best hyperparameters",
+        "## Hyperparameters" if chosen_by_hand(provenance) else "## Best hyperparameters",
         "",
         *(f"- `{k}`: {v}" for k, v in params.items()),
         "",
@@ -79,6 +79,12 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "",
     ]
     return "\n".join(lines)
+
+
+def chosen_by_hand(provenance: dict[str, Any]) -> bool:
+    """A trial exported with `automl-export --trial`: its settings, not the sweep's best."""
+    rule = provenance.get("export_rule")
+    return isinstance(rule, dict) and rule.get("rule") == MANUAL
 
 
 def _trials(count: Any) -> str:

@@ -70,16 +70,18 @@ def score(truth: Sequence[str], predicted: Sequence[str], label_names: list[str]
     from sklearn.metrics import (
         accuracy_score,
         balanced_accuracy_score,
-        classification_report,
         confusion_matrix,
+        precision_recall_fscore_support,
     )
 
     from automl.train.evaluate import macro_f1  # here: it imports torch
 
     with warnings.catch_warnings():  # classes absent from the test split: expected, not news
         warnings.simplefilter("ignore")
-        per_class = classification_report(
-            truth, predicted, labels=label_names, output_dict=True, zero_division=0
+        # by position, not classification_report's dict: its "accuracy" and "macro avg" keys
+        # would overwrite (or crash on) classes of those names
+        precision, recall, f1, support = precision_recall_fscore_support(
+            truth, predicted, labels=label_names, average=None, zero_division=0
         )
         balanced = float(balanced_accuracy_score(truth, predicted))
     return {
@@ -93,12 +95,12 @@ def score(truth: Sequence[str], predicted: Sequence[str], label_names: list[str]
         "per_class": [
             {
                 "label": name,
-                "precision": round(per_class[name]["precision"], 4),
-                "recall": round(per_class[name]["recall"], 4),
-                "f1": round(per_class[name]["f1-score"], 4),
-                "support": int(per_class[name]["support"]),
+                "precision": round(float(precision[i]), 4),
+                "recall": round(float(recall[i]), 4),
+                "f1": round(float(f1[i]), 4),
+                "support": int(support[i]),
             }
-            for name in label_names
+            for i, name in enumerate(label_names)
         ],
         "confusion_matrix": confusion_matrix(truth, predicted, labels=label_names).tolist(),
     }

@@ -81,15 +81,38 @@ def export_checkpoint(
 
 
 def clean_stale(out_dir: Path) -> None:
-    """Undo what a killed export of `out_dir` left: put a backed-up export back if the folder
-    is missing, then drop this export's temporary folders (others' are left alone)."""
-    backups = sorted(out_dir.parent.glob(f".{out_dir.name}.old*"))
-    if not out_dir.exists() and backups:
-        backups[-1].rename(out_dir)
-    ours = (f".{out_dir.name}.tmp-", f".{out_dir.name}.old")
-    for stale in out_dir.parent.glob(f".{out_dir.name}.*"):
-        if stale.is_dir() and stale.name.startswith(ours):
+    """Undo what a killed export of `out_dir` left: put its backed-up export back if the
+    folder is missing, then drop the temporary folders of exports no longer running. Only the
+    names an export gives them, and only what holds an export's files: a user's
+    `.model.old-2024` beside it, or another export's folder still being written, is kept."""
+    from automl.config.paths import EXPORT_MARKERS
+
+    backup = out_dir.parent / f".{out_dir.name}.old"
+    if backup.is_dir() and all((backup / f).is_file() for f in EXPORT_MARKERS):
+        if not out_dir.exists():
+            backup.rename(out_dir)
+        else:
+            shutil.rmtree(backup, ignore_errors=True)
+    prefix = f".{out_dir.name}.tmp-"
+    for stale in out_dir.parent.glob(f"{prefix}*"):
+        pid = stale.name.removeprefix(prefix)
+        is_pid = pid.isascii() and pid.isdigit() and len(pid) <= 9  # no pid is longer
+        if stale.is_dir() and is_pid and not _running(int(pid)):
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """A process of that id runs here. (On storage shared between machines, another
+    machine's export in progress is taken for a leftover when no process here has its id.)"""
+    if pid == os.getpid():
+        return False  # this process's own leftover: an earlier export it gave up on
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
@@ -106,7 +129,8 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)  # it now holds the old export
         return
     backup = out_dir.parent / f".{out_dir.name}.old"
-    shutil.rmtree(backup, ignore_errors=True)
+    if backup.exists():  # clean_stale removed an export's: this one is someone else's
+        raise FileExistsError(f"{backup} is in the way of the export's backup: move it away")
     out_dir.rename(backup)
     tmp.rename(out_dir)
     shutil.rmtree(backup, ignore_errors=True)

@@ -139,6 +139,10 @@ def _package_hub_id(package: str) -> str:
     return found.group(1) if found else package
 
 
+# provenance["export_rule"]["rule"] of a trial exported by hand (`automl-export --trial`)
+MANUAL = "manual"
+
+
 def portable_model_provenance(conf: Any, provenance: dict[str, Any]) -> dict[str, Any]:
     """The base model's portable name (and how to get it), and the search-space file's hash."""
     model = base_model_name(conf.model)
@@ -177,7 +181,9 @@ def provenance_lines(provenance: dict[str, Any]) -> list[str]:
         lines.append(f"- data: sha256 `{fp.get('sha256', '')[:16]}…` over ({counts}) examples")
     lines.append(f"- search space: `{provenance.get('search_space')}`")
     rule = provenance.get("export_rule")
-    if isinstance(rule, dict) and rule.get("rule") not in (None, "best"):
+    if isinstance(rule, dict) and rule.get("rule") == MANUAL:
+        lines.append("- chosen by hand (`automl-export --trial`), not by the sweep's export rule")
+    elif isinstance(rule, dict) and rule.get("rule") not in (None, "best"):
         lines.append(
             f"- chosen by export rule `{rule['rule']}` (tolerance {rule.get('tolerance')})"
         )

@@ -7,6 +7,7 @@ from typing import Any
 
 from automl.config.paths import not_replaceable, read_json_object
 from automl.config.resolve import as_dict, from_dict
+from automl.export.portable import MANUAL
 
 
 class ExportError(ValueError):
@@ -134,6 +135,15 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         fingerprint,
     )
     provenance["best_scores"] = best_epoch_scores(row)  # every metric, for the card
+    # how this trial was chosen: by hand (--trial), or as the sweep's own export chose it
+    rule = summary.get("export_rule")
+    if trial_id != best:
+        provenance["export_rule"] = {"rule": MANUAL}
+    elif isinstance(rule, dict) and rule.get("rule"):  # as the sweep's export records it
+        provenance["export_rule"] = {"rule": rule["rule"], "tolerance": rule.get("tolerance")}
+        if rule.get("outside_rule"):
+            provenance["export_rule"]["outside_rule"] = True
+    provenance["search_space"] = _space_file(conf.search_space)  # its sha256, as the sweep's
     if row.get("device"):  # where it trained, as the sweep's own export records it
         provenance["trained_on"] = row["device"]
     folder = export_checkpoint(
@@ -154,6 +164,17 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         )  # fmt: skip
         record_in_export(folder, evaluation, trial_conf)  # the trial's model: its licence
     return folder
+
+
+def _space_file(name_or_path: str) -> str:
+    """The search space's file, as the sweep's export records it; the name where it is gone."""
+    from automl.config.schema import SEARCH_SPACE_DIR
+    from automl.config.search_space import SearchSpaceError, resolve_search_space_path
+
+    try:
+        return str(resolve_search_space_path(name_or_path, SEARCH_SPACE_DIR))
+    except SearchSpaceError:
+        return name_or_path
 
 
 def _seen(folder: Path, task: Any, trust_remote_code: bool) -> list[bool]:

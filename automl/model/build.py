@@ -136,12 +136,15 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
     """Freeze the embeddings and the bottom `depth` blocks.
 
     'Embeddings' are the base-model parameters registered before the block list: the token,
-    position and type embeddings and their norm, whatever the architecture calls them. Layers
-    after the blocks (pooler, final norm) stay trainable with the blocks above the frozen ones.
+    position and type embeddings and their norm, whatever the architecture calls them, and the
+    tables every block reads though registered after them (`_shared_by_blocks`). Layers after
+    the blocks (pooler, final norm) stay trainable with the blocks above the frozen ones.
     """
     blocks_name, blocks = find_blocks(model)
     if depth == 0:
         return
+    for param in _shared_by_blocks(model, blocks_name):
+        param.requires_grad_(False)
     frozen_blocks = {id(p) for block in list(blocks)[:depth] for p in block.parameters()}
     block_params = {id(p) for p in blocks.parameters()}
     seen_blocks = False
@@ -152,6 +155,24 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
                 param.requires_grad_(False)
         elif not seen_blocks and not name.startswith(blocks_name):
             param.requires_grad_(False)  # embeddings: everything feeding the first block
+
+
+def _shared_by_blocks(model: nn.Module, blocks_name: str) -> list[nn.Parameter]:
+    """Parameters beside the block list that the bottom blocks read, so that frozen blocks
+    would still drift if they trained: relative-position tables (DeBERTa's `rel_embeddings`,
+    MPNet's `relative_attention_bias`), DeBERTa-v2's norm of that table and its convolution
+    on the first block's output. A final norm beside the blocks (GPT-2's `ln_f`) is not one."""
+    parent_name = blocks_name.rpartition(".")[0]
+    parent = model.get_submodule(parent_name) if parent_name else model
+    shared: list[nn.Parameter] = []
+    for module in parent.children():
+        if isinstance(module, nn.Embedding):
+            shared.extend(module.parameters())
+    if "layer_norm" in getattr(parent, "norm_rel_ebd", ()):  # DeBERTa-v2: normed table
+        shared.extend(parent.get_submodule("LayerNorm").parameters())
+    if isinstance(getattr(parent, "conv", None), nn.Module):  # DeBERTa-v2: on block 0's output
+        shared.extend(parent.get_submodule("conv").parameters())
+    return shared
 
 
 def apply_lora(model: nn.Module, peft_cfg: PeftConfig, depth: int, num_blocks: int) -> nn.Module:

@@ -169,6 +169,9 @@ def plan_sweep(conf: Config) -> SweepPlan:
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:
         check_store(uri)
+        from automl.tracking.runs import check_experiment
+
+        check_experiment(uri, conf.tracking.experiment or conf.sweep.name)
     out_dir = Path(conf.paths.output_dir).resolve() / conf.sweep.name
     check_objectives(conf, out_dir)
     storage = _storage_path(conf.paths.storage) if conf.paths.storage else out_dir / "ray"

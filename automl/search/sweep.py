@@ -20,6 +20,7 @@ from typing import Any
 from automl.config.paths import write_text_atomic
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
+from automl.config.space_params import MODEL_KEY
 from automl.data import quality
 from automl.data.prepare import prepare_data_for_models
 from automl.data.task import TaskData
@@ -108,7 +109,12 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             tracker = SweepTracker(
                 plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
             )
-            tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), resume=plan.continues)
+            recorded = SweepState.load(plan.out_dir).mlflow_run_id
+            if not plan.continues:  # a fresh start: the run of the sweep it replaces, if killed
+                tracker.end_abandoned(recorded)
+            tracker.start_sweep(
+                _sweep_params(plan), _sweep_tags(plan), resume=plan.continues, run_id=recorded
+            )
         status = "FAILED"
         try:
             if tracker is not None:  # a write that fails here still ends the run below
@@ -118,13 +124,15 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                     tracker.log_artifact(quality_path)
                     tracker.log_metrics(quality.metrics(data.quality))
             state = _starting_state(plan, {**plan.started_with, DATA_KEY: data.fingerprint})
+            if tracker is not None:
+                state.mlflow_run_id = tracker.parent_id
             if state.phase in ("new", "running"):
                 records = _fit(plan, data, model_data, tracker, state)
                 state.phase, state.records = "exporting", [asdict(r) for r in records]
                 state.save(plan.out_dir)
             else:  # killed during the export, or nothing to add: finish again (idempotent)
                 records = [TrialRecord(**r) for r in state.records]
-            outcome = _finish(plan, records, data, tracker, started)
+            outcome = _finish(plan, records, data, tracker, started, model_data)
             state.phase = "finished"
             state.save(plan.out_dir)
             status = "FINISHED"
@@ -283,6 +291,7 @@ def _finish(
     data: Any,
     tracker: SweepTracker | None,
     started: float,
+    model_data: Mapping[str, Any] | None = None,
 ) -> SweepOutcome:
     conf = plan.conf
     s = conf.sweep
@@ -299,8 +308,12 @@ def _finish(
     plan.out_dir.mkdir(parents=True, exist_ok=True)
     if best is not None and _has_checkpoint(best):
         export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
-    # only now, with the best trial chosen and exported, is the held-out test split read
-    test = evaluate_sweep_export(export_dir, plan.out_dir, data, trial_conf)
+    # only now, with the best trial chosen and exported, is the held-out test split read;
+    # tokenized as the exported model's (a searched model): which test texts training holds
+    # is judged by its token ids, as `automl-export` judges it again
+    picked_model = best.params.get(MODEL_KEY) if best is not None else None
+    trial_data = (model_data or {}).get(picked_model, data) if picked_model else data
+    test = evaluate_sweep_export(export_dir, plan.out_dir, trial_data, trial_conf)
     outcome = _outcome(records, best, s.time_budget_s)
     summary = {
         "sweep": s.name,
@@ -324,6 +337,8 @@ def _finish(
         "data": data.description,
         "trials": [r.row() for r in records],
         "export_rule": choice,
+        # the parent run this sweep logged to: `automl-report --tracking-uri` logs beside it
+        "mlflow_run_id": tracker.parent_id if tracker is not None else None,
     }
     mark_pareto(summary["trials"], s.mode)  # metric vs trainable parameters
     summary_path = plan.out_dir / "summary.json"
@@ -333,7 +348,7 @@ def _finish(
         _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
-        _close_parent_run(tracker, plan, summary, test, export_dir, data.task)
+        _close_parent_run(tracker, plan, summary, test, export_dir, data.task, trial_conf)
     _print_results(summary, test)
     return SweepOutcome(summary, records, export_dir)
 
@@ -345,16 +360,18 @@ def _close_parent_run(
     test: dict[str, Any] | None,
     export_dir: Path | None,
     task: TaskData | None,
+    trial_conf: Config,
 ) -> None:
     """The sweep's results into its MLflow parent run (the export registered, `task`'s splits
-    its dataset inputs), then end it."""
+    its dataset inputs), then end it. `trial_conf`: the exported trial's own config (a
+    searched model's `trust_remote_code` loads it for registration)."""
     tracker.log_artifact(plan.out_dir / "summary.json")
     if test is not None:
         tracker.log_metrics(headline(test))
         tracker.log_artifact(plan.out_dir / EVALUATION_FILE)
         tracker.log_artifact(plan.out_dir / CONFUSION_FILE)
     if export_dir is not None:
-        register_export(tracker, plan.conf, export_dir, task)
+        register_export(tracker, trial_conf, export_dir, task)
     tracker.end_sweep(
         "FINISHED" if summary["best_trial"] is not None else "FAILED",
         {f"best_{summary['metric']}": summary["best_value"], "num_trials": summary["num_trials"],

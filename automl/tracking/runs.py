@@ -45,6 +45,31 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def check_experiment(uri: str, experiment: str) -> None:
+    """Before any compute: an experiment of that name deleted in the MLflow UI still holds its
+    name, and MLflow refuses runs in it (after the whole data preparation, with a traceback).
+    A store not yet created has none: nothing is created to look."""
+    from mlflow.exceptions import MlflowException
+
+    from automl.config.schema import ConfigError
+    from automl.tracking.uri import sqlite_file
+
+    database = sqlite_file(uri)
+    if database is not None and (not database.is_file() or database.stat().st_size == 0):
+        return  # the sweep creates the store: nothing in it yet, and nothing written to look
+    try:
+        found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    except MlflowException as err:  # an outdated schema, a server refusing the login
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"config: tracking.uri: {redact(uri)}: {first}") from None
+    if found is not None and found.lifecycle_stage != "active":
+        raise ConfigError(
+            f"config: tracking.experiment: the MLflow experiment {experiment!r} is deleted (its "
+            f"name stays taken): restore it (mlflow experiments restore --experiment-id "
+            f"{found.experiment_id}) or set tracking.experiment to another name"
+        )
+
+
 class SweepTracker:
     """The sweep's MLflow parent run and its children. All calls happen in the driver."""
 
@@ -76,20 +101,18 @@ class SweepTracker:
         self._last_step: dict[str, int] = {}  # per trial: the last epoch logged to its run
 
     # -- the sweep ------------------------------------------------------------------------------
-    def start_sweep(self, params: dict[str, Any], tags: dict[str, str], resume: bool) -> str:
-        """Create the parent run, or reopen the latest one of this sweep when resuming."""
-        if resume:
-            runs = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.automl.sweep = '{self.sweep}' and tags.automl.role = 'sweep'",
-                order_by=["attributes.start_time DESC"],
-                max_results=1,
-            )
-            if runs:
-                self.parent_id = runs[0].info.run_id
-                self.client.update_run(self.parent_id, status="RUNNING")
-                self._children = self._existing_children()
-                return self.parent_id
+    def start_sweep(
+        self, params: dict[str, Any], tags: dict[str, str], resume: bool, run_id: str = ""
+    ) -> str:
+        """Create the parent run, or reopen this sweep's when resuming: `run_id`, the one its
+        state recorded (another output folder may run a sweep of the same name into the same
+        experiment), else (a state from before runs were recorded) the latest of that name."""
+        found = (self._recorded(run_id) if run_id else self._latest()) if resume else None
+        if found:
+            self.parent_id = found
+            self.client.update_run(self.parent_id, status="RUNNING")
+            self._children = self._existing_children()
+            return self.parent_id
         run = self.client.create_run(
             self.experiment_id,
             run_name=self.sweep,
@@ -100,6 +123,46 @@ class SweepTracker:
             self.parent_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()]
         )
         return self.parent_id
+
+    def end_abandoned(self, run_id: str) -> None:
+        """The parent run of the earlier sweep this fresh start replaces, left RUNNING with its
+        trials' runs when its driver was killed (SIGKILL, out of memory): ended as KILLED, so
+        the UI does not show them running forever. Only that run, recorded in the sweep's own
+        state: a sweep of the same name elsewhere may really be running."""
+        run = self._recorded(run_id) if run_id else None
+        if run is None or self.client.get_run(run).info.status != "RUNNING":
+            return
+        children = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{run}' and attributes.status = 'RUNNING'",
+        )
+        for child in children:
+            self.client.set_terminated(child.info.run_id, status="KILLED")
+        self.client.set_terminated(run, status="KILLED")
+
+    def _recorded(self, run_id: str) -> str | None:
+        """The recorded parent run, where this store holds it in this experiment."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return None  # another store now: a new parent run, not another sweep's
+        ours = (
+            run.info.experiment_id == self.experiment_id
+            and run.info.lifecycle_stage == "active"  # deleted in the UI: MLflow refuses writes
+            and run.data.tags.get("automl.sweep") == self.sweep
+        )
+        return run_id if ours else None
+
+    def _latest(self) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.automl.sweep = '{self.sweep}' and tags.automl.role = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return str(runs[0].info.run_id) if runs else None
 
     def log_artifact_dict(self, payload: Any, name: str, run_id: str | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:

@@ -91,7 +91,14 @@ def resume(
             "classifier were frozen then): it exports, but resumes only with that version"
         )
     extra = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(extra["optimizer"])
+    try:
+        optimizer.load_state_dict(extra["optimizer"])
+    except ValueError:  # another set of trainable tensors than the optimizer saved
+        raise ModelError(
+            f"{folder}: the checkpoint trained other tensors than this version trains (before "
+            "2026-12-06 DeBERTa's and MPNet's relative-position tables trained under frozen "
+            "layers): it exports, but resumes only with the version that wrote it"
+        ) from None
     scheduler.load_state_dict(extra["scheduler"])
     torch.set_rng_state(extra["torch_rng"])
     if scaler is not None and "scaler" in extra:

@@ -196,6 +196,10 @@ BAD_VALUES = [
     ("resources.gpus_per_trial=-1", "resources.gpus_per_trial"),
     ("resources.gpus_per_trial=many", "resources.gpus_per_trial"),
     ("sweep.name=''", "sweep.name"),
+    ("tracking.alias=prod.v1", "tracking.alias"),  # MLflow refused it after the whole sweep
+    ("tracking.alias=''", "tracking.alias"),
+    ("tracking.alias=Latest", "tracking.alias"),  # reserved: read as the newest version
+    ("tracking.alias=v2", "tracking.alias"),
     ("sweep.name=a/b", "sweep.name"),
     ("sweep.name=..", "sweep.name"),  # outputs/.. is the folder above the outputs
     ("sweep.name=run:2", "sweep.name"),  # MLflow registers no model of that name (at the end)
@@ -309,6 +313,40 @@ def test_a_folder_path_without_data_hf_is_named(tmp_path: Path) -> None:
     old = as_dict(compose_cfg())
     old["model"]["name_or_path"] = "roberta-base"  # ignored by an older version, recorded so
     assert from_dict(old).model.source == "package"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data=csv", "data.path=a.csv", "data.val_path=./a.csv"],
+         "data.val_path: reads the same file as data.path (./a.csv): trials would be chosen on "
+         "rows they trained on"),
+        (["data=jsonl", "data.path=a.jsonl", "data.val_path=v.jsonl", "data.test_path=v.jsonl"],
+         "data.test_path: reads the same file as data.val_path (v.jsonl): the test score would "
+         "come from rows that chose the model"),
+        (["data=hf", "data.hf_name=ag_news", "data.hf_test_split=train"],
+         "data.hf_test_split: reads the same split as data.hf_train_split (train): the test "
+         "score would come from rows the model trained on"),
+        (["data=hf", "data.hf_name=ag_news", "data.hf_val_split=test", "data.hf_test_split=test"],
+         "data.hf_test_split: reads the same split as data.hf_val_split (test): the test score "
+         "would come from rows that chose the model"),
+    ],
+)  # fmt: skip
+def test_validation_or_test_read_from_rows_already_used_is_refused(
+    overrides: list[str], message: str
+) -> None:
+    """They ran: trials were chosen on their own training rows, or the "held-out" test score
+    was the selection set's."""
+    with pytest.raises(ConfigError) as err:
+        compose_cfg(*overrides)
+    assert str(err.value) == f"config: {message}"
+    # other slices of one split are other rows; a recorded config reads back as it ran
+    sliced = compose_cfg("data=hf", "data.hf_name=ag_news", "data.hf_train_split='train[:90%]'",
+                         "data.hf_val_split='train[90%:]'")  # fmt: skip
+    assert sliced.data.hf_val_split == "train[90%:]"
+    old = as_dict(compose_cfg("data=hf", "data.hf_name=ag_news"))
+    old["data"]["hf_test_split"] = "train"
+    assert from_dict(old).data.hf_test_split == "train"
 
 
 def test_length_groups_must_divide_a_set_batch_size() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -460,6 +461,85 @@ def test_hf_unloadable_dataset_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_hf_splits_encoded_one_by_one_are_decoded_by_their_own_class_names(
+    tmp_path: Path,
+) -> None:
+    """`class_encode_column` per split numbers the classes each split holds: validation's
+    id 1 was read with train's names (b, not c), so trials were chosen on wrong labels."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(30)]
+    train = datasets.Dataset.from_dict({"text": texts, "label": ["a", "b", "c"] * 10})
+    val = datasets.Dataset.from_dict({"text": texts[:6], "label": ["a", "c"] * 3})
+    datasets.DatasetDict(
+        train=train.class_encode_column("label"), validation=val.class_encode_column("label")
+    ).save_to_disk(str(tmp_path / "encoded"))
+    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "encoded"), hf_val_split="validation")
+    task = load_task_data(cfg)
+    assert task.label_names == ["a", "b", "c"]
+    assert [task.label_names[i] for i in task.val.labels] == ["a", "c"] * 3
+    # a split saved without its ClassLabel (plain ids): read with train's names, as before
+    plain = datasets.Dataset.from_dict({"text": texts[:6], "label": [0, 2] * 3})
+    datasets.DatasetDict(train=train.class_encode_column("label"), validation=plain).save_to_disk(
+        str(tmp_path / "plain_ids")
+    )
+    task = load_task_data(replace(cfg, hf_name=str(tmp_path / "plain_ids")))
+    assert [task.label_names[i] for i in task.val.labels] == ["a", "c"] * 3
+
+
+def test_hf_integer_labels_read_alone_are_the_class_names_a_sweep_gives_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`automl-evaluate` reads one split: plain int labels stayed ints against the model's
+    class names '0', '1' (every label unknown). A single saved Dataset has no `test` split:
+    all of it is scored, with a warning (it may be what a sweep trained on)."""
+    import datasets
+
+    from automl.data.load import read_hf_split
+
+    texts = [f"text {i}" for i in range(12)]
+    datasets.DatasetDict(
+        test=datasets.Dataset.from_dict({"text": texts, "label": [0, 1, 2] * 4})
+    ).save_to_disk(str(tmp_path / "ints"))
+    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "ints"))
+    _, labels, where = read_hf_split(cfg, "test")
+    assert labels == ["0", "1", "2"] * 4 and where == f"{tmp_path / 'ints'}[test]"
+    datasets.Dataset.from_dict({"text": texts, "label": ["x", "y"] * 6}).save_to_disk(
+        str(tmp_path / "single")
+    )
+    with caplog.at_level("WARNING", logger="automl.data.load"):
+        got, labels, where = read_hf_split(
+            DataConfig(source="hf", hf_name=str(tmp_path / "single")), "test"
+        )
+    assert len(got) == 12 and where == str(tmp_path / "single")  # not "[test]"
+    assert "a single saved Dataset" in caplog.text and "no split 'test'" in caplog.text
+
+
+def test_hf_empty_splits_and_texts_that_are_not_strings_are_one_line(tmp_path: Path) -> None:
+    """An empty train split was an IndexError; an empty validation split a ZeroDivisionError
+    in every trial after its first epoch; a column of token lists trained on their repr."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(20)]
+    good = datasets.Dataset.from_dict({"text": texts, "label": ["a", "b"] * 10})
+    empty = datasets.Dataset.from_dict({"text": [], "label": []})
+    # num_shards: datasets writes no file at all for an empty split otherwise (and cannot
+    # load it back: an IndexError of its own, which the loader names in one line)
+    datasets.DatasetDict(train=good, validation=empty).save_to_disk(
+        str(tmp_path / "empty"), num_shards={"train": 1, "validation": 1}
+    )
+    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "empty"), hf_val_split="validation")
+    with pytest.raises(DataError, match=r"^.*empty\[validation\]: no rows$"):
+        load_task_data(cfg)
+    empty.save_to_disk(str(tmp_path / "empty_train"), num_shards=1)
+    with pytest.raises(DataError, match=r"^.*empty_train\[train\]: no rows$"):
+        load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "empty_train")))
+    tokens = datasets.Dataset.from_dict({"text": [t.split() for t in texts], "label": ["a"] * 20})
+    tokens.save_to_disk(str(tmp_path / "tokens"))
+    with pytest.raises(DataError, match=r"row 1: the text in column 'text' is not a string"):
+        load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "tokens")))
+
+
 def test_hf_val_split_of_a_single_dataset_folder_is_rejected(hf_dir: Path) -> None:
     cfg = DataConfig(source="hf", hf_name=str(hf_dir / "plain"), hf_val_split="test")
     with pytest.raises(DataError, match="test"):
@@ -538,6 +618,27 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
     ),
     ("empty-text", "e.csv", "text,label\nhi,a\n  ,b\nho,a\n", {}, ["row 2", "empty text"]),
     ("missing-label", "m.csv", "text,label\nhi,a\nho,\n", {}, ["row 2", "missing label"]),
+    (  # an unquoted comma in a text: the label read as "please help", "account" dropped
+        "comma-in-a-text",
+        "comma.csv",
+        GOOD + "I can't log in, please help,account\n",
+        {},
+        ["line 22: 3 fields, the header has 2 (a comma inside a text? put the text in double"],
+    ),
+    (  # too few fields: no label, not "missing label" of a row the file does not number
+        "short-row",
+        "short.csv",
+        GOOD.replace("row 3,b\n", "row 3\n"),
+        {},
+        ["line 5: 1 field, the header has 2"],
+    ),
+    (  # a quote left open swallowed every later row into one text
+        "open-quote",
+        "quote.csv",
+        GOOD.replace("row 3,b", '"row 3,b', 1),
+        {},
+        ["line 5: a quote opened here is never closed"],
+    ),
     (
         "score-column",
         "scores.csv",
@@ -658,6 +759,21 @@ def test_bad_data_fails_with_one_line_naming_file_and_problem(
         assert part in message
 
 
+def test_a_label_that_reads_as_a_missing_value_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R and pandas write a missing label as NA: it trained as a class of its own, unsaid."""
+    path = tmp_path / "r.csv"
+    path.write_text(GOOD + "row 20,NA\nrow 21,NA\n")
+    with caplog.at_level("WARNING", logger="automl.data.load"):
+        task = load_task_data(DataConfig(source="csv", path=str(path)))
+    assert "NA" in task.label_names  # trained on as asked: a class may be called that
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 rows have the label 'NA' in column 'label': a missing value written as "
+        "text? It trains as a class of its own"
+    ]
+
+
 def test_validation_label_unseen_in_train_names_the_validation_file(tmp_path: Path) -> None:
     train = tmp_path / "train.csv"
     train.write_text(GOOD)
@@ -674,6 +790,24 @@ def test_missing_validation_file_is_named(tmp_path: Path) -> None:
     val = tmp_path / "val.csv"
     with pytest.raises(DataError, match=f"^{val}: file not found$"):
         load_task_data(DataConfig(source="csv", path=str(train), val_path=str(val)))
+
+
+def test_csv_trailing_empty_fields_and_a_text_opening_with_a_quotation_load(
+    tmp_path: Path,
+) -> None:
+    """What the field-count check must not refuse: Excel's trailing separators (on the rows
+    alone, or on the header too) and `"Great" product` (a quoted start, then more text)."""
+    path = tmp_path / "excel.csv"
+    rows = "".join(f"row {i},{'ab'[i % 2]}{',' * (i % 3)}\n" for i in range(29))
+    path.write_text("text,label\n" + rows + '"Great" product,b\n')
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    texts = sorted(t for split in _splits(task) for t in split.texts)
+    assert len(texts) == 30 and "Great product" in texts
+    path.write_text("text,label,,\n" + rows)
+    assert (
+        sum(len(s.texts) for s in _splits(load_task_data(DataConfig(source="csv", path=str(path)))))
+        == 29
+    )
 
 
 def test_csv_lines_of_spaces_are_skipped_as_empty_ones_are(tmp_path: Path) -> None:

@@ -53,6 +53,21 @@ def test_score_matches_hand_counts() -> None:
     assert table_lines(result)[-1].startswith("test: accuracy 0.6667")
 
 
+def test_classes_named_like_the_reports_summary_rows_get_their_own_scores() -> None:
+    """sklearn's report dict files the overall accuracy under "accuracy" and the averages
+    under "macro avg": a class of that name crashed the test scoring (after the export) or
+    got the average's numbers."""
+    names = ["accuracy", "macro avg", "price"]
+    result = score(["accuracy", "accuracy", "macro avg", "price"],
+                   ["accuracy", "price", "macro avg", "price"], names)  # fmt: skip
+    rows = {r["label"]: r for r in result["per_class"]}
+    assert rows["accuracy"] == {
+        "label": "accuracy", "precision": 1.0, "recall": 0.5, "f1": 0.6667, "support": 2,
+    }  # fmt: skip
+    assert rows["macro avg"]["f1"] == 1.0 and rows["macro avg"]["support"] == 1
+    assert rows["price"]["precision"] == 0.5 and rows["price"]["recall"] == 1.0
+
+
 def test_a_class_absent_from_the_test_split_has_zero_support() -> None:
     result = score(["food", "sports"], ["food", "food"], LABELS)
     assert [r["support"] for r in result["per_class"]] == [1, 1, 0]

@@ -111,11 +111,18 @@ def test_next_export_removes_only_its_own_stale_folders(
     tmp_path: Path, trial_checkpoint: Path
 ) -> None:
     out_dir = tmp_path / "best"
-    for stale in (".best.tmp-999999", ".best.old-999999", ".other.tmp-1", ".bestx.tmp-1"):
+    for stale in (".best.tmp-999999", ".best.old-2024", ".other.tmp-1", ".bestx.tmp-1",
+                  ".best.tmp-1", ".best.old", ".best.tmp-x"):  # fmt: skip
         (tmp_path / stale).mkdir()
+    (tmp_path / ".best.old" / "notes.txt").write_text("mine")  # no export's files: the user's
     _export(trial_checkpoint, out_dir, "new")
     assert _tag(out_dir) == "new"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".bestx.tmp-1", ".other.tmp-1", "best"]
+    # kept: a user's folders, and the folder of an export still running (pid 1 always runs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".best.old", ".best.old-2024", ".best.tmp-1", ".best.tmp-x", ".bestx.tmp-1",
+        ".other.tmp-1", "best",
+    ]  # fmt: skip
+    assert (tmp_path / ".best.old" / "notes.txt").read_text() == "mine"
 
 
 def test_without_an_atomic_exchange_the_backup_is_put_back(

@@ -87,6 +87,7 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
         ),
         (["{tmp}", "{tmp}/new.jsonl"], "no config.json (not an exported model folder)"),
         (["{model}", "{tmp}/new.txt"], "new.txt: a .csv or .jsonl file? say which with --format"),
+        (["{model}", "{tmp}/saved_dataset"], "saved_dataset: no such file or folder"),
         (
             ["{model}", "{tmp}/caps.csv"],
             "no column 'text' (columns: Text, label); use --text-column Text",

@@ -187,6 +187,61 @@ def test_freeze_bottom_on_other_architectures(
     assert params[head].requires_grad
 
 
+def _small(config_class: Any, **extra: Any) -> nn.Module:
+    from transformers import AutoModelForSequenceClassification
+
+    small = {"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 3, "num_labels": 3,
+             "num_attention_heads": 2, "intermediate_size": 64, "pad_token_id": 0}  # fmt: skip
+    return AutoModelForSequenceClassification.from_config(config_class(**small, **extra))
+
+
+def _deberta_v2() -> nn.Module:
+    from transformers import DebertaV2Config
+
+    # DeBERTa-v3's layout: relative positions only, their table normed, plus v2's conv
+    return _small(DebertaV2Config, relative_attention=True, position_biased_input=False,
+                  position_buckets=8, norm_rel_ebd="layer_norm", conv_kernel_size=3,
+                  pos_att_type=["p2c", "c2p"], max_position_embeddings=64)  # fmt: skip
+
+
+def _mpnet() -> nn.Module:
+    from transformers import MPNetConfig
+
+    return _small(MPNetConfig)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: tiny("bert")[0], lambda: tiny("gpt2")[0], _deberta_v2, _mpnet],
+    ids=["bert", "gpt2", "deberta-v2", "mpnet"],
+)
+def test_frozen_blocks_compute_the_same_after_training(build: Any) -> None:
+    """What frozen means: after a training step, the frozen bottom block turns the same input
+    into the same output. DeBERTa's and MPNet's relative-position tables (registered after the
+    blocks, read by every block) trained on, so their 'frozen' blocks drifted."""
+    torch.manual_seed(0)
+    model = build()
+    model.eval()  # no dropout: the same input gives the same output
+    freeze_bottom(model, 1)
+    ids = torch.randint(1, 100, (4, 12))
+
+    def block_outputs() -> list[torch.Tensor]:
+        with torch.no_grad():
+            return list(model(input_ids=ids, output_hidden_states=True).hidden_states)
+
+    before = block_outputs()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(trainable, lr=1.0)
+    for _ in range(2):
+        loss = nn.functional.cross_entropy(model(input_ids=ids).logits, torch.tensor([0, 1, 2, 0]))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    after = block_outputs()
+    assert torch.equal(before[1], after[1])  # the embeddings and block 0: frozen
+    assert not torch.allclose(before[-1], after[-1])  # the blocks above did train
+
+
 # ---------------------------------------------------------------------------------------------
 # LoRA placement
 

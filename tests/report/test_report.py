@@ -271,3 +271,37 @@ def test_cli_writes_and_logs_to_the_sweeps_mlflow_run(
     assert {"report/index.html", "report/history.png"} <= logged
     with pytest.raises(ReportError, match="no MLflow run of sweep 'nope'"):
         find_sweep_run(uri, "nope")
+
+
+def test_cli_logs_to_the_run_the_summary_names_not_a_later_sweep_of_that_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = mlflow_uri(tmp_path)
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("x", artifact_location=(tmp_path / "mlruns").as_uri())
+    tags = {"automl.sweep": SWEEP, "automl.role": "sweep"}
+    ours = client.create_run(experiment, tags=tags, start_time=1_000)
+    later = client.create_run(experiment, tags=tags, start_time=2_000)  # another sweep, same name
+    sweep_dir = tmp_path / "sweep"
+    write_summary(sweep_dir, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    (sweep_dir / "summary.json").write_text(
+        json.dumps({**summary, "mlflow_run_id": ours.info.run_id})
+    )
+    assert main([str(sweep_dir), "--tracking-uri", uri]) == 0
+    assert client.list_artifacts(ours.info.run_id, "report")
+    assert not client.list_artifacts(later.info.run_id, "report")
+    capsys.readouterr()
+
+    (sweep_dir / "summary.json").write_text(json.dumps({**summary, "mlflow_run_id": "0" * 32}))
+    assert main([str(sweep_dir), "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    missing = "0" * 32
+    # the last line: MLflow's own log handler, bound to an earlier test's captured stream,
+    # may complain before it when the suite runs together
+    assert err.splitlines()[-1] == (
+        f"error: sweep {SWEEP!r} logged to MLflow run {missing}, which is not at the tracking URI"
+    )
+    assert not client.list_artifacts(later.info.run_id, "report")  # no guess by name

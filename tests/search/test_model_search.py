@@ -98,6 +98,14 @@ def test_a_sweep_chooses_between_models_with_their_own_tokenizers(
     expected = AutoTokenizer.from_pretrained(tmp / best_model)
     assert exported.get_vocab() == expected.get_vocab()
     assert summary["test_accuracy"] is not None  # scored with the winner's own tokenizer
+    # which test texts training holds: judged by the winner's token ids, as automl-export does
+    from automl.data.load import load_task_data
+    from automl.export.reexport import _seen
+
+    task = load_task_data(conf.data)
+    evaluation = json.loads((tmp / "outputs" / "models" / "test_evaluation.json").read_text())
+    unseen = evaluation.get("unseen", {}).get("num_examples", 0)
+    assert unseen == sum(not s for s in _seen(Path(outcome.export_dir), task, False))
     card = (Path(outcome.export_dir) / "README.md").read_text()
     assert Path(best_model).name in card
     # the winner's licence, not the sweep's base model's (the tiny one has none)

@@ -108,6 +108,9 @@ def check_finished_sweep(tmp: Path, trials: int = TRIALS) -> dict:
     trial_ids = [c.data.tags["automl.trial_id"] for c in children]
     assert sorted(trial_ids) == sorted(row["trial_id"] for row in summary["trials"])  # no dupes
     assert all(c.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for c in children)
+    assert summary["mlflow_run_id"] == parents[0].info.run_id  # the resumed sweep's one run
+    state = json.loads((tmp / "outputs" / "smoke" / "sweep_state.json").read_text())
+    assert state["mlflow_run_id"] == parents[0].info.run_id  # what the next resume reopens
     assert all(c.data.tags["status"] != "running" for c in children)
     assert {c.info.status for c in children} <= {"FINISHED", "FAILED"}  # none left KILLED
     best = tmp / "outputs" / "smoke" / "best"

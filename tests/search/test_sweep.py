@@ -60,6 +60,7 @@ def test_smoke_sweep_mlflow_runs(smoke: tuple[Config, SweepOutcome, Path]) -> No
     parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     parent = parents[0]
+    assert outcome.summary["mlflow_run_id"] == parent.info.run_id  # automl-report logs there
     assert parent.data.params["sampler"] == "tpe"
     assert "git_commit" in parent.data.tags
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
@@ -222,6 +223,8 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
         json.loads((d / "provenance.json").read_text()) for d in (sweep_dir / "best", again)
     ]
     assert provenances[1]["trained_on"] == provenances[0]["trained_on"] == "cpu"
+    for key in ("export_rule", "search_space_sha256"):  # the card says how it was chosen
+        assert provenances[1][key] == provenances[0][key], key
     others = [r.trial_id for r in outcome.records if r.trial_id != outcome.summary["best_trial"]]
     with pytest.raises(ExportError, match="keep_checkpoints"):
         reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")
@@ -310,7 +313,12 @@ def test_reexport_of_another_trial_goes_beside_the_sweeps_export(
     before = (copy / "best" / "provenance.json").read_text()
     folder = reexport(copy, trial_id=other["trial_id"])
     assert folder == copy / f"trial-{other['trial_id']}"
-    assert json.loads((folder / "provenance.json").read_text())["trial_id"] == other["trial_id"]
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert provenance["trial_id"] == other["trial_id"]
+    assert provenance["export_rule"] == {"rule": "manual"}  # not the sweep's rule's choice
+    card = (folder / "README.md").read_text()
+    assert "chosen by hand (`automl-export --trial`)" in card
+    assert "## Hyperparameters\n" in card and "## Best hyperparameters" not in card
     assert (copy / "best" / "provenance.json").read_text() == before
     assert reexport(copy) == copy / "best"  # the best trial: the sweep's own export, again
 

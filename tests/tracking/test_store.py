@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -148,3 +149,66 @@ def test_a_sweep_that_fails_mid_fit_ends_its_running_trials_runs_too(tmp_path: P
     assert [client.get_run(r).info.status for r in (done, running, paused)] == [
         "FINISHED", "FAILED", "FAILED",
     ]  # fmt: skip
+
+
+def test_an_experiment_deleted_in_the_ui_is_refused_before_compute(tmp_path: Path) -> None:
+    """Its name stays taken and MLflow refuses runs in it: the sweep failed with a traceback
+    after the data was prepared and Ray started."""
+    from automl.config.schema import ConfigError
+    from automl.tracking.runs import check_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    check_experiment(uri, "sw")  # no store yet: nothing to find, and none created
+    assert not (tmp_path / "mlflow.db").exists()
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("sw", artifact_location=(tmp_path / "a").as_uri())
+    check_experiment(uri, "sw")
+    client.delete_experiment(experiment)
+    with pytest.raises(ConfigError) as err:
+        check_experiment(uri, "sw")
+    assert str(err.value) == (
+        "config: tracking.experiment: the MLflow experiment 'sw' is deleted (its name stays "
+        f"taken): restore it (mlflow experiments restore --experiment-id {experiment}) or set "
+        "tracking.experiment to another name"
+    )
+    check_experiment(uri, "other")
+
+
+def test_a_resume_reopens_the_parent_run_its_state_recorded(tmp_path: Path) -> None:
+    """Another output folder running a sweep of the same name into the same experiment: the
+    resume reopened that folder's run (the latest of the name) and logged its trials there."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ours = SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=False)
+    time.sleep(0.01)  # start times in milliseconds: "the latest" must be the later one
+    theirs = SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=False)
+    assert ours != theirs
+    assert SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=True, run_id=ours) == ours
+    # a state from before runs were recorded: the latest of the name, as before
+    assert SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=True) == theirs
+    # a run this store does not hold, or another sweep's: a new parent run, not a guess
+    other = SweepTracker(uri, "exp", "other").start_sweep({}, {}, resume=False)
+    for recorded in ("0" * 32, other):
+        new = SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=True, run_id=recorded)
+        assert new not in (ours, theirs, other)
+
+
+def test_a_fresh_start_ends_the_runs_a_killed_driver_left_running(tmp_path: Path) -> None:
+    """SIGKILL or out of memory: no handler ran, and the parent and its trials' runs stayed
+    RUNNING for ever. Only the run this folder's state recorded is ended: a sweep of the same
+    name elsewhere, really running, is left alone."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed = SweepTracker(uri, "exp", "sw")
+    parent = killed.start_sweep({}, {}, resume=False)
+    trial = killed.child("t1", {})
+    elsewhere = SweepTracker(uri, "exp", "sw")
+    running = elsewhere.start_sweep({}, {}, resume=False)
+    fresh = SweepTracker(uri, "exp", "sw")
+    fresh.end_abandoned(parent)
+    fresh.start_sweep({}, {}, resume=False)
+    client = MlflowClient(uri)
+    assert client.get_run(parent).info.status == "KILLED"
+    assert client.get_run(trial).info.status == "KILLED"
+    assert client.get_run(running).info.status == "RUNNING"
+    fresh.end_abandoned("")  # nothing recorded (an untracked earlier sweep): nothing to end
+    fresh.end_abandoned(parent)  # ended already: left as it is
+    assert client.get_run(parent).info.status == "KILLED"

@@ -149,3 +149,27 @@ def test_the_fp16_gradient_scaler_state_is_checkpointed(
     checkpoint.resume(tmp_path, model, optimizer, scheduler, fresh)
     assert fresh.state_dict() == scaler.state_dict()
     assert fresh.get_scale() == 256.0
+
+
+def test_a_checkpoint_that_trained_more_tensors_is_refused_on_resume_in_one_line(
+    setup: tuple[Config, object], tmp_path: Path
+) -> None:
+    """A checkpoint from before a tensor was frozen (DeBERTa's relative-position table since
+    2026-12-06): the optimizer's saved state no longer fits, a ValueError in the trial."""
+    from automl.model.build import build_model
+    from automl.model.load import ModelError
+
+    conf, data = setup
+    model, _ = build_model(conf.model, conf.peft, data.label_names, data.pad_token_id)  # type: ignore[attr-defined]
+
+    def optimizer_of(m: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW([p for p in m.parameters() if p.requires_grad])
+
+    optimizer = optimizer_of(model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    checkpoint.save(tmp_path, model, None, optimizer, scheduler, checkpoint.Progress(1))
+    next(p for p in model.parameters() if p.requires_grad).requires_grad_(False)  # now frozen
+    fewer = optimizer_of(model)
+    with pytest.raises(ModelError, match="resumes only with the version that wrote it$"):
+        checkpoint.resume(tmp_path, model, fewer, torch.optim.lr_scheduler.LambdaLR(
+            fewer, lambda step: 1.0))  # fmt: skip
