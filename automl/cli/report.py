@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             from automl.provenance import redact
 
             summary = load_summary(args.sweep_dir.resolve())
+            if "mlflow_run_id" in summary and not summary["mlflow_run_id"]:
+                raise ReportError(
+                    f"sweep {summary['sweep']!r} ran with tracking.enabled=false: it has no "
+                    "MLflow run to log the report to"
+                )
             run_id = find_sweep_run(
                 args.tracking_uri, summary["sweep"], summary.get("mlflow_run_id")
             )

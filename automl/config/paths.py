@@ -43,10 +43,20 @@ def not_replaceable(out_dir: Path) -> str | None:
         return problem
     try:
         if not any(out_dir.iterdir()) or all((out_dir / f).is_file() for f in EXPORT_MARKERS):
-            return None
+            return _backup_in_the_way(out_dir)
     except OSError as err:
         return f"{out_dir} cannot be listed ({err.strerror})"
     return f"{out_dir} holds files and is not an exported model, which an export would replace"
+
+
+def _backup_in_the_way(out_dir: Path) -> str | None:
+    """Where folders cannot trade places in one step (macOS, NFS), the export renames the old
+    one to `.<name>.old` first: a folder of that name that is no export (a user's, or a backup
+    half deleted) would stop the export after the whole sweep."""
+    backup = out_dir.parent / f".{out_dir.name}.old"
+    if not backup.exists() or all((backup / f).is_file() for f in EXPORT_MARKERS):
+        return None
+    return f"{backup} is in the way of the export's backup of {out_dir.name}: move it away"
 
 
 def _can_create_in(folder: Path) -> bool:

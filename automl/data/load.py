@@ -287,7 +287,9 @@ CSV_FIELD_LIMIT = 2**31 - 1
 def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
     """The rows as {column: field}, each row's field count checked against the header: an
     unquoted separator inside a text used to shift the label silently (the field past the
-    header's dropped), and a quote left open swallowed every later row into one text."""
+    header's dropped), and a quote left open to the end of the file swallowed every later row
+    into one text. Where the header lacks a wanted column, the caller's message (another
+    format, another case) says more than a field count would: no counts then."""
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with _readable(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: BOM
         header = handle.readline()
@@ -295,39 +297,67 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
             raise DataError(f"{path}: line 1 is empty; the header (the column names) comes first")
         delimiter = _delimiter(header, columns)
         handle.seek(0)
-        reader = csv.reader(handle, delimiter=delimiter)
+        lines = _Lines(handle)
+        reader = csv.reader(lines, delimiter=delimiter)
         # `text, label`: the space after the comma is no part of a name
         names = [name.strip() for name in next(reader, [])]
         twice = sorted({name for name in names if name in columns and names.count(name) > 1})
         if twice:
             raise DataError(f"{path}: column {twice[0]!r} appears twice in the header")
+        checked = all(c in names for c in columns)
         needed = max((names.index(c) for c in columns if c in names), default=-1)
+        # Excel's `text,label,,`: the empty names past the last one take no fields of a text
+        width = max((i + 1 for i, name in enumerate(names) if name), default=0)
         rows = []
         line = reader.line_num + 1  # where the next row starts
         try:
             for fields in reader:
                 if any(_has_content(f) for f in fields):  # a line of spaces alone is skipped
-                    _check_fields(fields, len(names), needed, f"{path}: line {line}", delimiter)
-                    rows.append(dict(zip(names, fields, strict=False)))
+                    if checked:
+                        where = f"{path}: line {line}"
+                        _check_fields(fields, width, needed, where, delimiter, lines.ended)
+                    padded = fields + [""] * (len(names) - len(fields))
+                    rows.append(dict(zip(names, padded, strict=False)))
                 line = reader.line_num + 1
         except csv.Error as err:
             raise DataError(f"{path}: line {line}: not readable as CSV ({err})") from None
         return rows
 
 
-def _check_fields(fields: list[str], expected: int, needed: int, where: str, sep: str) -> None:
-    """More fields than the header has (trailing empty ones aside), or too few to reach the
+class _Lines:
+    """A file's lines, and whether they have run out: a short row read at the end of the file
+    inside a quoted field is a quote never closed, elsewhere a row short of fields."""
+
+    def __init__(self, handle: Any) -> None:
+        self._lines = iter(handle)
+        self.ended = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._lines)
+        except StopIteration:
+            self.ended = True
+            raise
+
+
+def _check_fields(
+    fields: list[str], width: int, needed: int, where: str, sep: str, at_end: bool
+) -> None:
+    """More fields than the header names (trailing empty ones aside), or too few to reach the
     text and label columns: one line saying where and the likely cause."""
     count = len(fields)
-    if any(_has_content(f) for f in fields[expected:]):
+    if any(_has_content(f) for f in fields[width:]):
         raise DataError(
-            f"{where}: {count} fields, the header has {expected} (a {_name(sep)} inside a text? "
+            f"{where}: {count} fields, the header has {width} (a {_name(sep)} inside a text? "
             "put the text in double quotes)"
         )
     if count <= needed:
-        if any("\n" in f for f in fields):  # the file ended inside a quoted field
+        if at_end and any("\n" in f for f in fields):  # the file ended inside a quoted field
             raise DataError(f"{where}: a quote opened here is never closed")
-        raise DataError(f"{where}: {count} field{'s' * (count != 1)}, the header has {expected}")
+        raise DataError(f"{where}: {count} field{'s' * (count != 1)}, the header has {width}")
 
 
 def _name(delimiter: str) -> str:

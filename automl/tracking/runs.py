@@ -59,8 +59,9 @@ def check_experiment(uri: str, experiment: str) -> None:
         return  # the sweep creates the store: nothing in it yet, and nothing written to look
     try:
         found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
-    except MlflowException as err:  # an outdated schema, a server refusing the login
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except (MlflowException, OSError, ImportError) as err:  # an old schema, a login refused
+        text = str(err).strip()
+        first = redact(text.splitlines()[0])[:200] if text else type(err).__name__
         raise ConfigError(f"config: tracking.uri: {redact(uri)}: {first}") from None
     if found is not None and found.lifecycle_stage != "active":
         raise ConfigError(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from conftest import make_tiny_config
 
+from automl.config.paths import not_replaceable
 from automl.export import model_dir
 from automl.train.checkpoint import BEST_FILE, PROGRESS_FILE, Progress
 
@@ -111,17 +112,23 @@ def test_next_export_removes_only_its_own_stale_folders(
     tmp_path: Path, trial_checkpoint: Path
 ) -> None:
     out_dir = tmp_path / "best"
+    running = f".best.tmp-{os.getppid()}"  # pytest's parent: a process that runs
     for stale in (".best.tmp-999999", ".best.old-2024", ".other.tmp-1", ".bestx.tmp-1",
-                  ".best.tmp-1", ".best.old", ".best.tmp-x"):  # fmt: skip
+                  running, ".best.old", ".best.tmp-x"):  # fmt: skip
         (tmp_path / stale).mkdir()
     (tmp_path / ".best.old" / "notes.txt").write_text("mine")  # no export's files: the user's
     _export(trial_checkpoint, out_dir, "new")
     assert _tag(out_dir) == "new"
-    # kept: a user's folders, and the folder of an export still running (pid 1 always runs)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        ".best.old", ".best.old-2024", ".best.tmp-1", ".best.tmp-x", ".bestx.tmp-1",
-        ".other.tmp-1", "best",
-    ]  # fmt: skip
+    # kept: a user's folders, and the folder of an export still running
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([
+        ".best.old", ".best.old-2024", running, ".best.tmp-x", ".bestx.tmp-1", ".other.tmp-1",
+        "best",
+    ])  # fmt: skip
+    # the next export (over best/, where folders cannot trade places) would need .best.old:
+    # refused before any compute, not after a sweep
+    assert not_replaceable(out_dir) == (
+        f"{tmp_path / '.best.old'} is in the way of the export's backup of best: move it away"
+    )
     assert (tmp_path / ".best.old" / "notes.txt").read_text() == "mine"
 
 

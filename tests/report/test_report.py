@@ -305,3 +305,11 @@ def test_cli_logs_to_the_run_the_summary_names_not_a_later_sweep_of_that_name(
         f"error: sweep {SWEEP!r} logged to MLflow run {missing}, which is not at the tracking URI"
     )
     assert not client.list_artifacts(later.info.run_id, "report")  # no guess by name
+    capsys.readouterr()
+    (sweep_dir / "summary.json").write_text(json.dumps({**summary, "mlflow_run_id": None}))
+    assert main([str(sweep_dir), "--tracking-uri", uri]) == 2  # untracked: no run of its own
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: sweep {SWEEP!r} ran with tracking.enabled=false: it has no MLflow run to log "
+        "the report to"
+    )
+    assert not client.list_artifacts(later.info.run_id, "report")
