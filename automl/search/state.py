@@ -33,8 +33,9 @@ class SweepState:
     # how the current round's Ray experiment was set up (`round_settings`): resumed after a
     # kill, Ray restores it with these; empty in states from before 2026-12-06
     round_settings: dict[str, Any] = field(default_factory=dict)
-    # the sweep's MLflow parent run, reopened on resume; empty before 2026-12-06 or untracked
-    mlflow_run_id: str = ""
+    # the sweep's MLflow parent run, reopened on resume; "" while it ran untracked, None in
+    # states from before 2026-12-06
+    mlflow_run_id: str | None = None
 
     @classmethod
     def load(cls, out_dir: Path) -> SweepState:

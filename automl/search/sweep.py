@@ -126,6 +126,8 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             state = _starting_state(plan, {**plan.started_with, DATA_KEY: data.fingerprint})
             if tracker is not None:
                 state.mlflow_run_id = tracker.parent_id
+            elif state.mlflow_run_id is None:  # untracked: a later tracked resume starts a run
+                state.mlflow_run_id = ""
             if state.phase in ("new", "running"):
                 records = _fit(plan, data, model_data, tracker, state)
                 state.phase, state.records = "exporting", [asdict(r) for r in records]

@@ -103,12 +103,18 @@ class SweepTracker:
 
     # -- the sweep ------------------------------------------------------------------------------
     def start_sweep(
-        self, params: dict[str, Any], tags: dict[str, str], resume: bool, run_id: str = ""
+        self, params: dict[str, Any], tags: dict[str, str], resume: bool, run_id: str | None = None
     ) -> str:
         """Create the parent run, or reopen this sweep's when resuming: `run_id`, the one its
         state recorded (another output folder may run a sweep of the same name into the same
-        experiment), else (a state from before runs were recorded) the latest of that name."""
-        found = (self._recorded(run_id) if run_id else self._latest()) if resume else None
+        experiment); "" (it ran untracked so far): a new one; None (a state from before runs
+        were recorded): the latest of that name."""
+        if not resume:
+            found = None
+        elif run_id is None:
+            found = self._latest()
+        else:
+            found = self._recorded(run_id) if run_id else None
         if found:
             self.parent_id = found
             self.client.update_run(self.parent_id, status="RUNNING")
@@ -125,7 +131,7 @@ class SweepTracker:
         )
         return self.parent_id
 
-    def end_abandoned(self, run_id: str) -> None:
+    def end_abandoned(self, run_id: str | None) -> None:
         """The parent run of the earlier sweep this fresh start replaces, left RUNNING with its
         trials' runs when its driver was killed (SIGKILL, out of memory): ended as KILLED, so
         the UI does not show them running forever. Only that run, recorded in the sweep's own

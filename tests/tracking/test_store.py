@@ -185,9 +185,10 @@ def test_a_resume_reopens_the_parent_run_its_state_recorded(tmp_path: Path) -> N
     assert SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=True, run_id=ours) == ours
     # a state from before runs were recorded: the latest of the name, as before
     assert SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=True) == theirs
-    # a run this store does not hold, or another sweep's: a new parent run, not a guess
+    # a run this store does not hold, another sweep's, or none (the sweep ran untracked so
+    # far): a new parent run, not a guess
     other = SweepTracker(uri, "exp", "other").start_sweep({}, {}, resume=False)
-    for recorded in ("0" * 32, other):
+    for recorded in ("0" * 32, other, ""):
         new = SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=True, run_id=recorded)
         assert new not in (ours, theirs, other)
 
