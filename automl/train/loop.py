@@ -109,7 +109,8 @@ class TrainingState:
 
 @dataclass
 class EpochStats:
-    loss_sum: float = 0.0
+    loss_sum: float = 0.0  # each micro-batch's loss times its mass (`loss_mass`)
+    loss_mass: float = 0.0  # so train_loss is the epoch's (weighted) mean however it is split
     seen: int = 0
     seconds: float = 0.0
     diverged: str = ""  # why the epoch stopped early, when the loss went non-finite
@@ -273,7 +274,8 @@ def train_one_epoch(
             mass = loss_mass(data.train.labels[micro], state.loss_weight_values)
             share = loss * (mass / step_mass)
             (state.scaler.scale(share) if state.scaler is not None else share).backward()
-            stats.loss_sum += loss.item() * len(micro)
+            stats.loss_sum += loss.item() * mass  # not x rows: with class weights the
+            stats.loss_mass += mass  # mean then moved with the micro-batch size (OOM retry)
             stats.seen += len(micro)
         optimizer_step(state, t.max_grad_norm)
     stats.seconds = time.perf_counter() - started
@@ -303,7 +305,7 @@ def end_epoch(
     )
     metrics.update(
         epoch=float(epoch),
-        train_loss=stats.loss_sum / max(stats.seen, 1),
+        train_loss=stats.loss_sum / stats.loss_mass if stats.loss_mass else 0.0,
         train_samples_per_s=stats.seen / max(stats.seconds, 1e-9),
         epoch_s=stats.seconds + time.perf_counter() - started,
         batch_size=float(step_batch),  # what the optimizer saw per step

@@ -105,3 +105,32 @@ def test_the_loop_trains_on_the_sampled_class_mix(
     seen = Counter(skewed_data.train.labels[[i for rows in batches for i in rows]].tolist())
     counts = class_counts(skewed_data.train.labels, 3)
     assert [seen[c] for c in range(3)] == class_quotas(counts, scheme).tolist()
+
+
+def test_the_class_weighted_train_loss_does_not_move_with_the_micro_batch(
+    tiny_config: Callable[..., Config], skewed_data: PreparedData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same steps (8 rows each) run as one forward pass or two of 4: the same gradients,
+    and so the same train_loss. It was each micro-batch's weighted mean times its row count,
+    which moved with the split (an out-of-memory retry halving the micro-batch made it drop,
+    and the overfit rule reads it)."""
+
+    import automl.model.build
+
+    def without_dropout(*args: Any) -> Any:  # dropout's draws differ with the batch shapes
+        config = tiny(*args)
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+        return config
+
+    tiny = automl.model.build._tiny_config
+    monkeypatch.setattr(automl.model.build, "_tiny_config", without_dropout)
+
+    def train_loss(batch_size: int, accum: int) -> float:
+        conf = tiny_config(
+            train__epochs=1, train__class_weights="balanced", train__batch_size=batch_size,
+            train__grad_accum_steps=accum, train__mixed_precision=False,
+        )  # fmt: skip
+        return float(run_trial(conf, skewed_data).history[0]["train_loss"])
+
+    whole, halves = train_loss(8, 1), train_loss(4, 2)
+    assert halves == pytest.approx(whole, rel=1e-4)
