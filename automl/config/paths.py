@@ -42,19 +42,30 @@ def not_replaceable(out_dir: Path) -> str | None:
     if problem:
         return problem
     try:
-        if not any(out_dir.iterdir()) or all((out_dir / f).is_file() for f in EXPORT_MARKERS):
+        if not any(out_dir.iterdir()) or holds_export(out_dir):
             return _backup_in_the_way(out_dir)
     except OSError as err:
         return f"{out_dir} cannot be listed ({err.strerror})"
     return f"{out_dir} holds files and is not an exported model, which an export would replace"
 
 
+def holds_export(folder: Path) -> bool:
+    """An exported model folder (or an export's backup): it holds every marker file."""
+    return all((folder / f).is_file() for f in EXPORT_MARKERS)
+
+
+def export_backup(out_dir: Path) -> Path:
+    """Where an export moves the one it replaces when folders cannot trade places in one step
+    (export/model_dir.py)."""
+    return out_dir.parent / f".{out_dir.name}.old"
+
+
 def _backup_in_the_way(out_dir: Path) -> str | None:
     """Where folders cannot trade places in one step (macOS, NFS), the export renames the old
     one to `.<name>.old` first: a folder of that name that is no export (a user's, or a backup
     half deleted) would stop the export after the whole sweep."""
-    backup = out_dir.parent / f".{out_dir.name}.old"
-    if not backup.exists() or all((backup / f).is_file() for f in EXPORT_MARKERS):
+    backup = export_backup(out_dir)
+    if not backup.exists() or holds_export(backup):
         return None
     return f"{backup} is in the way of the export's backup of {out_dir.name}: move it away"
 

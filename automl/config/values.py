@@ -163,14 +163,14 @@ def _check_sources_differ(d: DataConfig) -> None:
     """Validation or test read from the training rows (or test from validation) would select
     on, or report, rows the model trained on or was chosen by: one line, not a score that
     only looks held out."""
-    if d.source in ("csv", "jsonl"):
-        given = {k: str(Path(v).expanduser().resolve()) for k in _FILE_KEYS if (v := getattr(d, k))}
-        roles = dict(zip(_FILE_KEYS, ("training", "validation", "test"), strict=True))
-    elif d.source == "hf":
-        given = {k: v for k in _HF_KEYS[2:] if (v := getattr(d, k))}
-        roles = dict(zip(_HF_KEYS[2:], ("training", "validation", "test"), strict=True))
-    else:
+    files = d.source in ("csv", "jsonl")
+    if not files and d.source != "hf":
         return
+    keys = _FILE_KEYS if files else _HF_KEYS[2:]  # training, validation, test
+    roles = dict(zip(keys, ("training", "validation", "test"), strict=True))
+    given = {
+        k: str(Path(v).expanduser().resolve()) if files else v for k in keys if (v := getattr(d, k))
+    }
     why = {"validation": "trials would be chosen on rows they trained on",
            "test": "the test score would come from rows"}  # fmt: skip
     for later, value in list(given.items())[1:]:
@@ -180,7 +180,7 @@ def _check_sources_differ(d: DataConfig) -> None:
         _check(
             earlier == later,
             key,
-            f"reads the same {'split' if d.source == 'hf' else 'file'} as data.{earlier} "
+            f"reads the same {'file' if files else 'split'} as data.{earlier} "
             f"({getattr(d, later)}): "
             + (why["validation"] if roles[later] == "validation" else f"{why['test']} {seen}"),
         )

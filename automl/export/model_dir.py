@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import not_replaceable
+from automl.config.paths import export_backup, holds_export, not_replaceable
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.export.card import model_card
@@ -85,10 +85,8 @@ def clean_stale(out_dir: Path) -> None:
     folder is missing, then drop the temporary folders of exports no longer running. Only the
     names an export gives them, and only what holds an export's files: a user's
     `.model.old-2024` beside it, or another export's folder still being written, is kept."""
-    from automl.config.paths import EXPORT_MARKERS
-
-    backup = out_dir.parent / f".{out_dir.name}.old"
-    if backup.is_dir() and all((backup / f).is_file() for f in EXPORT_MARKERS):
+    backup = export_backup(out_dir)
+    if backup.is_dir() and holds_export(backup):
         if not out_dir.exists():
             backup.rename(out_dir)
         else:
@@ -128,7 +126,7 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
     if _exchange(tmp, out_dir):
         shutil.rmtree(tmp, ignore_errors=True)  # it now holds the old export
         return
-    backup = out_dir.parent / f".{out_dir.name}.old"
+    backup = export_backup(out_dir)
     if backup.exists():  # clean_stale removed an export's: this one is someone else's
         raise FileExistsError(f"{backup} is in the way of the export's backup: move it away")
     out_dir.rename(backup)

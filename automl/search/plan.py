@@ -81,6 +81,8 @@ class SweepPlan:
     # Resuming an interrupted round: the settings Ray restores it with that this command
     # changes (they apply from the next round), or ""
     keeps: str = ""
+    # the MLflow parent run the sweep state in out_dir recorded (search/state.py)
+    recorded_run: str | None = None
 
     @property
     def trial_device(self) -> str:
@@ -226,7 +228,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     return SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
         identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,
-        settings_kept(before, conf) if restored else "",
+        settings_kept(before, conf) if restored else "", before.mlflow_run_id,
     )  # fmt: skip
 
 

@@ -109,11 +109,10 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             tracker = SweepTracker(
                 plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
             )
-            recorded = SweepState.load(plan.out_dir).mlflow_run_id
             if not plan.continues:  # a fresh start: the run of the sweep it replaces, if killed
-                tracker.end_abandoned(recorded)
+                tracker.end_abandoned(plan.recorded_run)
             tracker.start_sweep(
-                _sweep_params(plan), _sweep_tags(plan), resume=plan.continues, run_id=recorded
+                _sweep_params(plan), _sweep_tags(plan), plan.continues, plan.recorded_run
             )
         status = "FAILED"
         try:
