@@ -53,11 +53,15 @@ def composition_error(err: BaseException) -> str:
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
-def check_overrides(overrides: list[str]) -> None:
+def check_overrides(
+    overrides: list[str], check_job: Callable[[Config], object] | None = None
+) -> None:
     """Compose the config as Hydra is about to, so that a bad override (unknown key, wrong type,
     missing option) is a one-line ConfigError: Hydra itself reports it in several lines, before
     any code of ours runs. With `-m` every job of the grid is composed and checked before the
-    first one runs (multirun_jobs). Hydra's other flags (--help, --cfg, ...) are left to Hydra."""
+    first one runs (multirun_jobs), and by `check_job` (a sweep's: its search space against its
+    model), so a later job's bad input does not fail after the earlier jobs' compute. Hydra's
+    other flags (--help, --cfg, ...) are left to Hydra."""
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in overrides):
         return
     from hydra import compose, initialize_config_dir
@@ -84,6 +88,11 @@ def check_overrides(overrides: list[str]) -> None:
                     conf = to_config(composed, swept_groups=swept)
                     for key, problem in unread_settings(conf).items():
                         unread.setdefault(key, []).append(f"config: {key}: {problem}")
+                    if check_job is not None:
+                        try:
+                            check_job(conf)
+                        except user_errors() as err:  # which job: `model=tiny_bert` says
+                            raise type(err)(f"job {' '.join(job)}: {err}") from None
             for refusals in unread.values():  # a setting no job of the grid reads
                 if len(refusals) == len(jobs):
                     raise ConfigError(refusals[0])
@@ -211,9 +220,12 @@ def overridden_values(overrides: list[str]) -> dict[str, str]:
 
 
 def hydra_app(
-    run: Callable[[Config], Any], came_to_nothing: Callable[[Any], str | None] | None = None
+    run: Callable[[Config], Any],
+    came_to_nothing: Callable[[Any], str | None] | None = None,
+    check_job: Callable[[Config], object] | None = None,
 ) -> Callable[[], None]:
-    """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr.
+    """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr;
+    `check_job(conf)` checks each job of a multirun before the first one runs.
     Where `came_to_nothing(result)` says why a run produced nothing to use (a sweep that
     exported no model, a training that diverged), the command exits 1 after its last job (a
     multirun goes on), with one line naming each, so a script or a CI job notices."""
@@ -249,8 +261,8 @@ def hydra_app(
             )
             sys.exit(2)
         try:
-            check_overrides(sys.argv[1:])
-        except ConfigError as err:
+            check_overrides(sys.argv[1:], check_job)
+        except user_errors() as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
         try:

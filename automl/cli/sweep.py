@@ -35,7 +35,15 @@ def nothing_exported(outcome: SweepOutcome) -> str | None:
     return f"nothing exported: {outcome.summary.get('sweep')} ({why.replace('_', ' ')})"
 
 
-main = hydra_app(sweep_job, nothing_exported)
+def check_space(conf: Config) -> None:
+    """A multirun job's search space against its model (`model=minilm,tiny_bert` with a space
+    deeper than tiny_bert), before the first job's sweep runs."""
+    from automl.search.plan import load_space
+
+    load_space(conf)
+
+
+main = hydra_app(sweep_job, nothing_exported, check_space)
 
 
 if __name__ == "__main__":

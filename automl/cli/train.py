@@ -13,7 +13,8 @@ import logging
 from automl.cli.app import hydra_app, multirun_job
 from automl.config.schema import Config
 from automl.data.prepare import prepare_data
-from automl.model.load import check_model
+from automl.model.build import check_lora_targets
+from automl.model.load import check_model, load_model_config
 from automl.train.device import pick_device
 from automl.train.loop import run_trial
 
@@ -22,7 +23,10 @@ log = logging.getLogger("automl.train")
 
 def train(conf: Config) -> dict[str, object]:
     pick_device(conf.train.device)  # `cuda` without one: refused before the data is read
-    check_model(conf)
+    config = load_model_config(conf.model)
+    blocks = check_model(conf, config)
+    if conf.peft.lora_rank > 0 and conf.peft.frozen_layers < blocks:  # as the sweep's plan does
+        check_lora_targets(conf.model, conf.peft, config, conf.peft.frozen_layers > 0)
     data = prepare_data(conf)
     # the test split is for exported models only; the best epoch is chosen as a sweep's trial
     # chooses it (sweep.metric, sweep.mode)

@@ -208,7 +208,7 @@ class SweepConfig:
 class SamplerConfig:
     name: str = "tpe"  # tpe | random | cmaes | gp | qmc
     seed: int = 0
-    n_startup_trials: int = 4  # random trials before TPE/GP model the space
+    n_startup_trials: int = 4  # random trials before TPE/GP/CMA-ES model the space
 
 
 @dataclass

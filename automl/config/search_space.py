@@ -171,6 +171,10 @@ def load_search_space(
     for key, spec in raw.items():
         params[key] = checker.param(key, spec, params)
     ordered = tuple(params.values())
+    if frozen_key not in params:
+        checker.check_fixed_depth()
+    if not ordered:  # every trial would train the same configuration
+        raise SearchSpaceError(f"{path}: no parameters to search (a key such as train.epochs)")
     check_values(path, ordered, config)
     return SearchSpace(path, ordered, _first_trials(path, first, ordered))
 

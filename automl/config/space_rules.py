@@ -31,6 +31,7 @@ import copy
 import dataclasses
 import difflib
 import functools
+import itertools
 import math
 import types
 import typing
@@ -163,6 +164,20 @@ class SpecChecker:
             except ValueError as err:
                 self.fail(f"choices[{i}] ({choice!r}): {err}")
         return Param(MODEL_KEY, "categorical", choices=tuple(raw))
+
+    def check_fixed_depth(self) -> None:
+        """The config's own frozen depth, when not searched, must fit every model choice: each
+        trial drawing a shallower model failed in the middle of the sweep."""
+        if not self.model_blocks:
+            return
+        self.at, self.key = f"{MODEL_KEY}: ", MODEL_KEY
+        depth = self._config_value(self.frozen_key)
+        for choice, blocks in self.model_blocks.items():
+            if isinstance(depth, int) and depth > blocks:
+                self.fail(
+                    f"{choice!r} has {blocks} blocks, fewer than {self.frozen_key}={depth}; "
+                    f"lower it or search it ({{type: int, low: 0, high: blocks}})"
+                )
 
     def _per_model(self, key: str, spec: dict[str, Any], earlier: Mapping[str, Param]) -> Param:
         """A parameter using `blocks` in a space that chooses the model: the base range uses the
@@ -315,7 +330,7 @@ class SpecChecker:
             low, high, step = _required(param.low), _required(param.high), param.step
             if low > high:
                 self.fail(f"low ({low}) must be <= high ({high})")
-            if param.log and step is not None:
+            if param.log and step is not None and not (param.type == "int" and step == 1):
                 self.fail("step cannot be combined with log: true (Optuna forbids it)")
             if param.log and low <= 0:
                 self.fail(f"log: true needs low > 0, got low ({low})")
@@ -383,8 +398,7 @@ class SpecChecker:
             cond_key, cond_value = self._condition(entry.get("if"), earlier)
             if not set(entry) - {"if"}:
                 self.fail("sets none of low, high, step, choices, so it changes nothing")
-            num = {f: self._number(f, entry.get(f), base.type) for f in ("low", "high", "step")}
-            choices = self._choices(entry["choices"], current) if "choices" in entry else None
+            num, choices = self._branch_values(entry, base.type, current, cond_key, cond_value)
             branch = Branch(cond_key, cond_value, choices=choices, **num)
             if any(
                 b.cond_key == cond_key and same_value(b.cond_value, cond_value) for b in branches
@@ -399,6 +413,26 @@ class SpecChecker:
                 self._frozen_models = None
             branches.append(branch)
         return tuple(branches)
+
+    def _branch_values(
+        self, entry: dict[str, Any], ptype: str, current: Any, cond_key: str, cond_value: Any
+    ) -> tuple[dict[str, Number | None], tuple[Any, ...] | None]:
+        """A branch's bounds and choices; `blocks` under `if: {model: X}` is X's block count
+        (it was the config model's: minilm's 0..6 became tiny_bert's 0..2)."""
+        default = self.num_blocks
+        if self.model_blocks and _mentions_blocks(entry):
+            if cond_key != MODEL_KEY:
+                self.fail(
+                    "uses `blocks` under a condition on "
+                    f"{cond_key}; with a `model` choice, `blocks` needs if: {{model: ...}}"
+                )
+            self.num_blocks = self.model_blocks[cond_value]
+        try:
+            num = {f: self._number(f, entry.get(f), ptype) for f in ("low", "high", "step")}
+            choices = self._choices(entry["choices"], current) if "choices" in entry else None
+        finally:
+            self.num_blocks = default
+        return num, choices
 
     def _condition(self, raw: Any, earlier: Mapping[str, Param]) -> tuple[str, Any]:
         """``if: {key: value}`` on an EARLIER key, so its value exists when this one is sampled."""
@@ -525,25 +559,57 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
     from automl.config.values import validate
 
     base = from_dict(dict(config))  # once: building a typed config takes ~20 ms
+
+    def refused(settings: Mapping[str, Any]) -> str | None:
+        conf = copy.deepcopy(base)
+        for dotted, setting in settings.items():
+            *sections, name = dotted.split(".")
+            setattr(functools.reduce(getattr, sections, conf), name, setting)
+        try:  # as a trial reads its config (recorded): the sweep's own settings, the data
+            # source and the mode, were checked when the config was composed
+            validate(conf, recorded=True)
+        except ConfigError as err:
+            return str(err).removeprefix("config: ")
+        return None
+
     for param in params:
         if param.key == MODEL_KEY:
             continue  # rule 9 loads every model choice
         for variant, branch in zip(param.variants(), (None, *param.branches), strict=True):
-            values = _values_to_try(variant)
             condition = {}
             if branch is not None and branch.cond_key != MODEL_KEY:
                 condition = {branch.cond_key: branch.cond_value}
             where = "".join(f"when {k}={v!r}: " for k, v in condition.items())
-            for value in values:
-                conf = copy.deepcopy(base)
-                for dotted, setting in {**condition, param.key: value}.items():
-                    *sections, name = dotted.split(".")
-                    setattr(functools.reduce(getattr, sections, conf), name, setting)
-                try:  # as a trial reads its config (recorded): the sweep's own settings, the
-                    # data source and the mode, were checked when the config was composed
-                    validate(conf, recorded=True)
-                except ConfigError as err:
-                    problem = str(err).removeprefix("config: ")
+            for value in _values_to_try(variant):
+                problem = refused({**condition, param.key: value})
+                if problem:
                     raise SearchSpaceError(
                         _one_line(f"{path}: {param.key}: {where}{value!r} would fail: {problem}")
-                    ) from None
+                    )
+    _check_step_keys_together(path, params, refused)
+
+
+# Settings one rule reads together: the groups of an optimizer step must divide its examples
+_STEP_KEYS = ("train.batch_size", "train.grad_accum_steps", "train.length_groups_per_step")
+_MAX_COMBINATIONS = 4096
+
+
+def _check_step_keys_together(
+    path: Path, params: tuple[Param, ...], refused: Callable[[Mapping[str, Any]], str | None]
+) -> None:
+    """Rule 10 on combinations: `train.batch_size: [8, 12]` passes alone, and so does
+    `train.length_groups_per_step: [1, 8]`, but a trial drawing 12 and 8 failed mid-sweep.
+    Searched keys with `when` branches are left to the one-at-a-time check (a product of
+    every branch's values would refuse pairs the branches never draw)."""
+    joint = [p for p in params if p.key in _STEP_KEYS and not p.branches]
+    if len(joint) < 2:
+        return
+    grids = [_values_to_try(p) for p in joint]
+    if math.prod(len(g) for g in grids) > _MAX_COMBINATIONS:
+        return
+    for values in itertools.product(*grids):
+        settings = {p.key: v for p, v in zip(joint, values, strict=True)}
+        problem = refused(settings)
+        if problem:
+            drawn = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+            raise SearchSpaceError(_one_line(f"{path}: {drawn} together would fail: {problem}"))

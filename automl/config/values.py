@@ -90,14 +90,23 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     _check_pruner(conf.pruner)
     for key, seed in (("data.seed", conf.data.seed), ("train.seed", conf.train.seed),
                       ("sampler.seed", conf.sampler.seed)):  # fmt: skip
-        _check(seed >= 0, key, f"must be >= 0 (numpy takes no negative seed), got {seed}")
+        _check(
+            0 <= seed < 2**32, key, f"must be between 0 and 2**32 - 1 (numpy's seeds), got {seed}"
+        )
 
 
 def _check_choices(conf: Config) -> None:
     for key, allowed in CHOICES.items():
         section, name = key.split(".")
         value = getattr(getattr(conf, section), name)
-        _check(value in allowed, key, f"{value!r} is not one of {', '.join(allowed)}")
+        # YAML 1.1 reads off/on/no/yes as booleans; the str field then holds 'False'/'True'
+        hint = " (YAML read a bare off/on/no/yes as a boolean: quote it, 'off')"
+        _check(
+            value in allowed,
+            key,
+            f"{value!r} is not one of {', '.join(allowed)}"
+            + (hint if value in ("False", "True") else ""),
+        )
 
 
 def unread_settings(conf: Config) -> dict[str, str]:
@@ -305,3 +314,15 @@ def _check_pruner(pr: PrunerConfig) -> None:
     _check(pr.grace_period >= 0, "pruner.grace_period", f"must be >= 0, got {pr.grace_period}")
     _check(pr.patience >= 1, "pruner.patience", f"must be >= 1, got {pr.patience}")
     _check(pr.asha_reduction_factor > 1, "pruner.asha_reduction_factor", "must be > 1")
+    if "asha" in pr.name:  # read only with ASHA (a recorded config without it reads back)
+        _check(
+            pr.asha_grace_period >= 1,
+            "pruner.asha_grace_period",
+            f"must be >= 1 (epochs before ASHA may stop a trial), got {pr.asha_grace_period}",
+        )
+    _check(pr.min_delta >= 0, "pruner.min_delta", f"must be >= 0, got {pr.min_delta}")  # NaN too
+    _check(
+        pr.max_gap is None or pr.max_gap > 0,
+        "pruner.max_gap",
+        f"must be > 0 (or null: no gap rule), got {pr.max_gap}",
+    )

@@ -33,7 +33,7 @@ def predict_folder(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from automl.model.load import ModelError
+    from automl.model.load import ModelError, vocabulary_problem
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
@@ -47,6 +47,9 @@ def predict_folder(
             f"{folder}: its model runs code of its own (auto_map in config.json); trust it to "
             "load it (automl-evaluate --trust-remote-code)"
         ) from None
+    problem = vocabulary_problem(tokenizer)  # a classifier folder saved without its tokenizer
+    if problem:
+        raise ModelError(f"{folder}: {problem}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     ids = tokenizer(list(texts), truncation=True)["input_ids"]  # model_max_length = training's

@@ -58,10 +58,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def folder_sha256(folder: Path) -> str:
-    """sha256 over a folder's files (relative names and contents, in sorted order)."""
+def folder_sha256(folder: Path, hidden: bool = False) -> str:
+    """sha256 over a folder's files (relative names and contents, in sorted order). Hidden
+    files and folders are left out (`hidden=False`): `.git/` changes on `git status` and
+    `.cache/huggingface/` on every `hf download` of the same files, so the same weights
+    hashed differently (exports before 2026-12-06 hashed them: `hidden=True`)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    files = (p for p in folder.rglob("*") if p.is_file())
+    if not hidden:
+        files = (
+            p
+            for p in files
+            if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        )
+    for path in sorted(files):
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         digest.update(file_sha256(path).encode())
     return digest.hexdigest()

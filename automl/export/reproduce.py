@@ -136,7 +136,7 @@ def check_base_model(prov: dict[str, Any], conf: Config) -> None:
             f"model.name_or_path: {folder}: no such folder here; the base model was a local "
             f"folder ({details.get('name')}): run from where the sweep ran, or pass --model FOLDER"
         )
-    if folder_sha256(folder) != recorded:
+    if folder_sha256(folder) != recorded and folder_sha256(folder, hidden=True) != recorded:
         raise ModelError(
             f"model.name_or_path: {folder}: its files differ from the base model recorded in "
             "provenance.json (sha256 mismatch)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -87,9 +88,8 @@ def _load_classifier(
                 source, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code,
                 ignore_mismatched_sizes=True, output_loading_info=True,
             )  # fmt: skip
-            mismatched = loading.get("mismatched_keys", ())  # (key, shapes...) tuples
-            absent = [*loading.get("missing_keys", ()),
-                      *(k[0] if isinstance(k, tuple) else k for k in mismatched)]  # fmt: skip
+            absent = _absent_keys(loading)
+            _check_backbone_loaded(model, absent, source)
             if remap_head(model, theirs, label_names, absent):
                 return model
             del model  # before loading again: never two copies of a large model at once
@@ -97,7 +97,7 @@ def _load_classifier(
                 "%s names its classes, but its head's output layer was not found: "
                 "transformers' own head loading applies", source,
             )  # fmt: skip
-        return AutoModelForSequenceClassification.from_pretrained(
+        model, loading = AutoModelForSequenceClassification.from_pretrained(
             source,
             # float32 weights whatever the checkpoint's dtype (transformers 5 loads a model
             # whose config says bfloat16 or float16 in that dtype): the optimizer updates
@@ -108,9 +108,47 @@ def _load_classifier(
             label2id=label2id,
             trust_remote_code=cfg.trust_remote_code,
             ignore_mismatched_sizes=True,
+            output_loading_info=True,
         )
+        _check_backbone_loaded(model, _absent_keys(loading), source)
+        return model
     finally:
         hf_logging.set_verbosity(verbosity)
+
+
+def _absent_keys(loading: Mapping[str, Any]) -> list[str]:
+    """The model's weights the checkpoint did not fill: missing, or of another shape."""
+    mismatched = loading.get("mismatched_keys", ())  # (key, shapes...) tuples
+    return [*loading.get("missing_keys", ()),
+            *(k[0] if isinstance(k, tuple) else k for k in mismatched)]  # fmt: skip
+
+
+def _check_backbone_loaded(model: nn.Module, absent: list[str], source: str) -> None:
+    """transformers' loading report is a warning this module silences (the new head is
+    expected): a checkpoint whose backbone keys carry another prefix (a custom loop's
+    `save_file(wrapper.state_dict())`) trained from random weights at chance accuracy,
+    unsaid. Most of the backbone absent is refused; a few weights are named in a warning."""
+    prefix = getattr(model, "base_model_prefix", "")
+    if not prefix:
+        return
+    backbone = sorted(  # transformers reports a set: the first named is the same every run
+        k for k in absent if k.startswith(f"{prefix}.") and k.split(".")[1] != "pooler"
+    )
+    if not backbone:
+        return
+    sizes = {name: p.numel() for name, p in model.named_parameters()}
+    total = sum(n for name, n in sizes.items() if name.startswith(f"{prefix}."))
+    lost = sum(sizes.get(k, 0) for k in backbone)
+    if total and lost * 2 > total:
+        raise ModelError(
+            f"model.name_or_path: {source}: {len(backbone)} of the backbone's weights are not "
+            f"in its checkpoint (first: {backbone[0]}); it would train from random weights "
+            "(keys saved under another prefix?)"
+        )
+    log.warning(
+        "%s: %d backbone weights not in the checkpoint start random (first: %s)",
+        source, len(backbone), backbone[0],
+    )  # fmt: skip
 
 
 def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
@@ -129,7 +167,30 @@ def find_blocks(model: nn.Module) -> tuple[str, nn.ModuleList]:
             best, best_size = (name, module), size
     if best is None:
         raise ModelError(f"model: no transformer block list found in {type(model).__name__}")
+    _refuse_split_blocks(model, *best)
     return best
+
+
+def _refuse_split_blocks(model: nn.Module, name: str, blocks: nn.ModuleList) -> None:
+    """XLM and FlauBERT keep a block's parts in parallel lists (`attentions`, `ffns`, two
+    norms): taking the largest as the blocks froze every attention layer under
+    `frozen_layers=2` and named the wrong layers to LoRA. Refused rather than done wrong."""
+    parent_name, _, _ = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    twins = [
+        child_name
+        for child_name, child in parent.named_children()
+        if child is not blocks
+        and isinstance(child, nn.ModuleList)
+        and len(child) == len(blocks)
+        and any(True for _ in child.parameters())
+    ]
+    if len(twins) >= 2:  # XLM has three; one same-length list beside may be per-layer extras
+        raise ModelError(
+            f"model: {type(model).__name__} keeps each block's parts in parallel lists "
+            f"({name} beside {', '.join(twins)}): not supported (no single block list to "
+            "freeze or adapt); choose a model with one (BERT, RoBERTa, DeBERTa, GPT-style)"
+        )
 
 
 def freeze_bottom(model: nn.Module, depth: int) -> None:

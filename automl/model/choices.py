@@ -39,8 +39,7 @@ def model_section(choice: str, base: Mapping[str, Any]) -> dict[str, Any]:
     defaults = asdict(ModelConfig())
     named = MODEL_CONF_DIR / f"{choice}.yaml"
     if choice in config_names() and named.is_file():
-        values = yaml.safe_load(named.read_text(encoding="utf-8")) or {}
-        return {**defaults, **values}
+        return _named_section(named)
     return {
         **defaults,
         "source": "pretrained",
@@ -48,6 +47,28 @@ def model_section(choice: str, base: Mapping[str, Any]) -> dict[str, Any]:
         "max_length": base.get("max_length", defaults["max_length"]),
         "trust_remote_code": base.get("trust_remote_code", False),
     }
+
+
+def _named_section(path: Path) -> dict[str, Any]:
+    """A conf/model file over the schema's defaults, typed as Hydra would: a misspelt key
+    (`max_lenght`) or a wrong type is one line naming the file, not a TypeError traceback."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    where = f"{path.parent.name}/{path.name}"
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: expected a mapping of model settings")
+    values.pop("defaults", None)  # Hydra's own list, not a setting
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), values)
+    except OmegaConfBaseException as err:
+        problem = " ".join(str(err).split("\n")[0].split())
+        key = getattr(err, "full_key", None)
+        raise ValueError(f"{where}: {key + ': ' if key else ''}{problem}") from None
+    section = OmegaConf.to_container(merged)
+    assert isinstance(section, dict)
+    return {str(k): v for k, v in section.items()}
 
 
 def model_config(choice: str, base: Mapping[str, Any]) -> ModelConfig:

@@ -94,6 +94,10 @@ def load_model_config(cfg: ModelConfig) -> Any:
         return AutoConfig.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
     except Exception as err:  # offline hub id, typo, remote code refused: one line, the cause
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if not cfg.trust_remote_code and (
+            "trust_remote_code" in str(err) or "custom code" in first
+        ):
+            first += " (to run its code: model.trust_remote_code=true)"
         raise ModelError(f"model.name_or_path: cannot load {where!r}: {first}") from None
 
 
@@ -159,14 +163,22 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
 
     where = model_location(cfg) if cfg.source != "tiny" else model_location(_tokenizer_source(cfg))
     tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
-    if set(tokenizer.get_vocab()) <= set(tokenizer.all_special_tokens):
-        raise ModelError(
-            f"model.name_or_path: {where}: its tokenizer knows only its {len(tokenizer)} special "
-            "tokens (no vocabulary file in the folder?): every word would be unknown"
-        )
+    problem = vocabulary_problem(tokenizer)
+    if problem:
+        raise ModelError(f"model.name_or_path: {where}: {problem}")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return tokenizer
+
+
+def vocabulary_problem(tokenizer: Any) -> str | None:
+    """Why a tokenizer would make every word unknown: it knows only its special tokens."""
+    if set(tokenizer.get_vocab()) <= set(tokenizer.all_special_tokens):
+        return (
+            f"its tokenizer knows only its {len(tokenizer)} special tokens (no vocabulary file "
+            "in the folder?): every word would be unknown"
+        )
+    return None
 
 
 def _tokenizer_source(cfg: ModelConfig) -> ModelConfig:
@@ -208,12 +220,42 @@ def check_model(conf: Config, model_config: Any = None) -> int:
     config = load_model_config(conf.model) if model_config is None else model_config
     check_max_length(conf.model, config)
     blocks = num_blocks_of(config)
+    check_architecture(conf.model, config)
     if conf.peft.frozen_layers > blocks:
         raise ModelError(
             f"peft.frozen_layers: {conf.peft.frozen_layers} is more than "
             f"the model's {blocks} blocks"
         )
     return blocks
+
+
+# model types whose blocks are split across parallel lists (model/build.py: _refuse_split_blocks)
+SPLIT_BLOCK_TYPES = frozenset({"xlm", "flaubert"})
+
+
+def check_architecture(cfg: ModelConfig, model_config: Any) -> None:
+    """Models this project cannot fine-tune, named from their config alone. A model type
+    transformers has no sequence-classification class for (CodeGen, Mamba, XGLM, a remote-code
+    model whose `auto_map` lacks one) passed every check, then failed in `from_pretrained`
+    after the data was tokenized, in every trial; XLM/FlauBERT failed in every trial too."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    kind = getattr(model_config, "model_type", "") or type(model_config).__name__
+    if kind in SPLIT_BLOCK_TYPES:
+        raise ModelError(
+            f"model: {display_name(cfg)} ({kind}) keeps each block's parts in parallel lists: "
+            "not supported (no single block list to freeze or adapt); choose a model with one "
+            "(BERT, RoBERTa, DeBERTa, GPT-style)"
+        )
+    auto_map = getattr(model_config, "auto_map", None) or {}
+    if type(model_config) in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING or (
+        cfg.trust_remote_code and "AutoModelForSequenceClassification" in auto_map
+    ):
+        return
+    raise ModelError(
+        f"model: {display_name(cfg)} ({kind}) has no sequence-classification class "
+        "(AutoModelForSequenceClassification) to fine-tune; choose a model that has one"
+    )
 
 
 # Models whose learned positions start after the padding id (RoBERTa's 514 positions take 512

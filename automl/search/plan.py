@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from automl.data.load import check_hub_dataset
 from automl.model.build import check_lora_targets
 from automl.model.choices import model_config
 from automl.model.load import (
+    check_architecture,
     check_max_length,
     check_model,
     display_name,
@@ -40,6 +41,7 @@ from automl.search.state import (
     STATE_FILE,
     SweepState,
     experiment_name,
+    holds_output,
     not_a_sweep_folder,
     not_ray_experiments,
     restorable,
@@ -142,24 +144,34 @@ def describe_param(p: Any, models: tuple[str, ...] = ()) -> str:
     return text + (f" ({'; '.join(branches)})" if branches else "")
 
 
-def plan_sweep(conf: Config) -> SweepPlan:
-    """Validate the model, search space, tracking URI and resources; decide where output goes."""
+def load_space(conf: Config) -> tuple[SearchSpace, int, Callable[[str], Any]]:
+    """The search space checked against the model (and each model choice): with the model's
+    block count and a loader of a choice's transformers config (each loaded once). Reads
+    model configs, not weights: a multirun checks every job's space with it before the first
+    job runs."""
     base = as_dict(conf)
     configs = {"": load_model_config(conf.model)}  # by search-space choice ("": the config's)
     num_blocks = check_model(conf, configs[""])
 
     def config_of(choice: str) -> Any:
-        """A model choice's transformers config, loaded (and its max_length checked) once."""
         if choice not in configs:
             model = model_config(choice, base["model"])
             configs[choice] = load_model_config(model)
             check_max_length(model, configs[choice])
+            check_architecture(model, configs[choice])
         return configs[choice]
 
     space = load_search_space(
         conf.search_space, config=base, num_blocks=num_blocks, search_dir=SEARCH_SPACE_DIR,
         blocks_of=lambda choice: num_blocks_of(config_of(choice)),
     )  # fmt: skip
+    return space, num_blocks, config_of
+
+
+def plan_sweep(conf: Config) -> SweepPlan:
+    """Validate the model, search space, tracking URI and resources; decide where output goes."""
+    base = as_dict(conf)
+    space, num_blocks, config_of = load_space(conf)
     models = {choice: model_config(choice, base["model"]) for choice in space.models}
     for choice, model in models.items() or [("", conf.model)]:
         if _may_use_lora(space, conf, choice, num_blocks_of(config_of(choice))):
@@ -190,7 +202,8 @@ def plan_sweep(conf: Config) -> SweepPlan:
     extending = s.resume and before.extends(s.num_samples)
     for key, problem in (
         ("paths.output_dir", not_a_sweep_folder(out_dir)),
-        (storage_key, not_ray_experiments(storage, s.name, before.round)),
+        (storage_key, not_ray_experiments(storage, s.name, before.round, before.sweep_id)),
+        (storage_key, holds_output(storage, s.name, before.round + 1, out_dir)),
         ("sweep.name", round_clash(storage, s.name, before.round + 1 if extending else None)),
     ):
         if problem:

@@ -31,22 +31,32 @@ FIXED_SPACE_ONLY = ("cmaes", "gp", "qmc")
 
 def branch_warning(cfg: SamplerConfig, space: SearchSpace) -> str | None:
     """The plan's warning when the sampler would sample a conditional range at random."""
-    branched = [p.key for p in space.params if p.branches]
-    if cfg.name not in FIXED_SPACE_ONLY or not branched:
+    if cfg.name not in FIXED_SPACE_ONLY:
         return None
-    return (
-        f"sampler.name={cfg.name} models one fixed set of parameters, not the conditional "
-        f"ranges (a `when:` branch, or `blocks` per model choice) of {', '.join(branched)}: "
-        "they are sampled at random (qmc: all but its first trial's); sampler=tpe models them"
-    )
+    notes = []
+    branched = [p.key for p in space.params if p.branches]
+    if branched:
+        notes.append(
+            f"sampler.name={cfg.name} models one fixed set of parameters, not the conditional "
+            f"ranges (a `when:` branch, or `blocks` per model choice) of {', '.join(branched)}: "
+            "they are sampled at random (qmc: all but its first trial's); sampler=tpe models them"
+        )
+    categorical = [  # a single choice is no choice: Optuna does not sample it
+        p.key for p in space.params if p.type == "categorical" and len(p.choices or ()) > 1
+    ]
+    if cfg.name == "cmaes" and categorical:  # Optuna's CMA-ES leaves them to random sampling
+        notes.append(
+            f"sampler.name=cmaes models no categorical parameter: {', '.join(categorical)} "
+            "are sampled at random; sampler=tpe models them"
+        )
+    return "; ".join(notes) or None
 
 
 def round_seed(cfg: SamplerConfig, round_index: int) -> int:
     """The seed of a sweep's round: `sampler.seed` for the first, and for each extension round
     (`sweep.resume=true` with more trials) a seed of its own derived from it, since the same
     seed would draw the first round's start-up configurations again (a random sampler: every
-    one; QMC: the conditional values its random fallback draws; its unscrambled sequence goes
-    on whatever the seed, the study counting where it has got to)."""
+    one; QMC: its scrambled sequence and the conditional values its random fallback draws)."""
     if round_index == 0:
         return cfg.seed
     import numpy as np
@@ -72,11 +82,14 @@ def build_sampler(cfg: SamplerConfig, round_index: int = 0) -> Any:
     if cfg.name == "random":
         return samplers.RandomSampler(seed=seed)
     if cfg.name == "cmaes":
-        return samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        return samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=cfg.n_startup_trials, warn_independent_sampling=False
+        )
     if cfg.name == "gp":
         return samplers.GPSampler(seed=seed, n_startup_trials=cfg.n_startup_trials)
     if cfg.name == "qmc":
-        return samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+        # scrambled, or the seed changes nothing: unscrambled, every seed draws one sequence
+        return samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
     raise ConfigError(f"config: sampler.name: unknown sampler {cfg.name!r}")
 
 

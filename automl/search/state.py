@@ -21,6 +21,9 @@ from automl.config.schema import ConfigError
 
 STATE_FILE = "sweep_state.json"
 RAY_TUNER_FILE = "tuner.pkl"  # Ray Tune writes it into an experiment folder as a Tuner is made
+# which sweep a Ray experiment folder belongs to: a shared `paths.storage` holds the folders of
+# every sweep of the same name, from any output folder
+OWNER_FILE = "automl_sweep.json"
 
 
 @dataclass
@@ -36,6 +39,10 @@ class SweepState:
     # the sweep's MLflow parent run, reopened on resume; "" while it ran untracked, None in
     # states from before 2026-12-06
     mlflow_run_id: str | None = None
+    # this sweep's id, in each of its Ray experiment folders (OWNER_FILE); "" before 2026-12-06
+    sweep_id: str = ""
+    # seconds of the round's time budget spent in sittings a stop (Ctrl-C, SIGTERM) ended
+    round_spent_s: float = 0.0
 
     @classmethod
     def load(cls, out_dir: Path) -> SweepState:
@@ -144,25 +151,87 @@ def not_a_sweep_folder(out_dir: Path) -> str | None:
     return f"{out_dir} holds files and is not a sweep's folder (none of {', '.join(own)})"
 
 
-def not_ray_experiments(storage: Path, sweep: str, rounds: int = 0) -> str | None:
-    """Why a new sweep may not delete the folders in `storage` of its Ray experiments; None
-    when each is empty or Ray Tune's (it holds tuner.pkl)."""
+def not_ray_experiments(
+    storage: Path, sweep: str, rounds: int = 0, sweep_id: str = ""
+) -> str | None:
+    """Why a sweep may not delete (start fresh) or resume the folders in `storage` of its Ray
+    experiments; None when each is empty, or Ray Tune's (it holds tuner.pkl) and not marked
+    as another sweep's: a second output folder's sweep of the same name on a shared storage
+    deleted the first's experiment, or resumed its trials as its own."""
     try:
         for folder in own_experiments(storage, sweep, rounds):
-            if any(folder.iterdir()) and not (folder / RAY_TUNER_FILE).is_file():
+            written = [f for f in folder.iterdir() if f.name != OWNER_FILE]
+            if written and not (folder / RAY_TUNER_FILE).is_file():
                 return (
                     f"{folder} holds files Ray Tune did not write (no {RAY_TUNER_FILE}); "
                     f"sweep {sweep!r} would delete it"
+                )
+            owner = _owner(folder)
+            if owner and owner.get("sweep_id") != sweep_id and not _abandoned(owner):
+                where = owner.get("output_dir") or "another output folder"
+                return (
+                    f"{folder} is the Ray experiment of the sweep {sweep!r} in {where}, not this "
+                    "one's; name this sweep differently (sweep.name=...), give it its own "
+                    "paths.storage, or delete that folder if its sweep is gone"
                 )
     except OSError as err:
         return f"{storage} cannot be listed ({err.strerror})"
     return None
 
 
+def holds_output(storage: Path, sweep: str, rounds: int, out_dir: Path) -> str | None:
+    """Why the Ray experiment folders of rounds 0..`rounds` would hold the sweep's own output
+    folder (`paths.storage` = the outputs folder): a fresh start deleted its own state and
+    study with them, then failed with a traceback."""
+    for k in range(rounds + 1):
+        folder = (storage / experiment_name(sweep, k)).resolve()
+        if folder == out_dir or folder in out_dir.parents:
+            return (
+                f"the Ray experiment folder {folder} would hold the sweep's own folder "
+                f"{out_dir}, which a fresh start deletes; give paths.storage a folder of its own"
+            )
+    return None
+
+
+def mark_owner(experiment_dir: Path, sweep_id: str, out_dir: Path) -> None:
+    """Say whose Ray experiment folder this is (`not_ray_experiments` reads it)."""
+    experiment_dir.mkdir(parents=True, exist_ok=True)
+    record = {"sweep_id": sweep_id, "output_dir": str(out_dir)}
+    write_text_atomic(experiment_dir / OWNER_FILE, json.dumps(record, indent=2))
+
+
+def _abandoned(owner: dict[str, Any]) -> bool:
+    """Whether the sweep that marked a folder is provably gone: its output folder is here but
+    records no sweep, or another one (started afresh since). An output folder not found here
+    may be on another machine: not provably gone."""
+    out = owner.get("output_dir")
+    if not out or not Path(out).is_dir():
+        return False
+    state = Path(out) / STATE_FILE
+    if not state.is_file():
+        return True
+    try:
+        recorded = json.loads(state.read_text(encoding="utf-8")).get("sweep_id")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(recorded) and recorded != owner.get("sweep_id")
+
+
+def _owner(folder: Path) -> dict[str, Any] | None:
+    path = folder / OWNER_FILE
+    if not path.is_file():
+        return None  # a folder from before 2026-12-06, or killed before it was marked
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"sweep_id": None}  # unreadable: not provably this sweep's
+    return saved if isinstance(saved, dict) else {"sweep_id": None}
+
+
 def remove_experiment(folder: Path) -> None:
     """Delete a Ray experiment folder, its tuner.pkl last: a kill midway leaves a folder still
     known as Ray Tune's, which the next sweep may delete (`not_ray_experiments`)."""
     for child in folder.iterdir():
-        if child.name != RAY_TUNER_FILE:
+        if child.name not in (RAY_TUNER_FILE, OWNER_FILE):  # still whose it is, to the end
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     shutil.rmtree(folder)

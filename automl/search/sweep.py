@@ -12,6 +12,7 @@ import logging
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -48,6 +49,7 @@ from automl.search.plan import (
 from automl.search.state import (
     SweepState,
     experiment_name,
+    mark_owner,
     own_experiments,
     remove_experiment,
     restorable,
@@ -57,7 +59,13 @@ from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.storage import drop_partial_copies
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage, tell_unreported
 from automl.search.summary import _count, best_epoch_scores, print_table
-from automl.search.tuner import ended_trials, new_tuner, restored_tuner, stopping_rules
+from automl.search.tuner import (
+    ended_trials,
+    new_tuner,
+    restored_tuner,
+    stopping_rules,
+    use_time_budget,
+)
 from automl.search.warm_start import warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
@@ -133,7 +141,9 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                 state.save(plan.out_dir)
             else:  # killed during the export, or nothing to add: finish again (idempotent)
                 records = [TrialRecord(**r) for r in state.records]
-            outcome = _finish(plan, records, data, tracker, started, model_data)
+            # the round's own budget: a restored round keeps the one it was started with
+            budget_s = state.round_settings.get("sweep.time_budget_s", conf.sweep.time_budget_s)
+            outcome = _finish(plan, records, data, tracker, started, budget_s, model_data)
             state.phase = "finished"
             state.save(plan.out_dir)
             status = "FINISHED"
@@ -162,22 +172,38 @@ def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) 
     if not s.resume:
         # the new state replaces the stale one first, so a kill below leaves a folder still
         # known as the sweep's; then the study and Ray experiments go
-        rounds = SweepState.load(plan.out_dir).round  # the stale sweep's, before it is replaced
-        state = SweepState(started_with=dict(identity or {}))
+        stale = SweepState.load(plan.out_dir)  # the stale sweep's, before it is replaced
+        # it keeps the stale id and round count until the stale folders are gone: a kill
+        # midway leaves every one of them still this sweep's to delete (OWNER_FILE: that id)
+        state = SweepState(
+            started_with=dict(identity or {}), sweep_id=stale.sweep_id, round=stale.round
+        )
         state.save(plan.out_dir)
         (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
-        for old in own_experiments(plan.storage, s.name, rounds):
-            remove_experiment(old)  # a fresh sweep under the same name starts clean
-        return state
+        return _cleared(plan, state)
     state = SweepState.load(plan.out_dir)
     if state.phase == "new":  # resume=true with nothing to resume: a fresh start after all
         state.started_with = dict(identity or {})
+        if state.round:  # a fresh start killed while deleting the stale rounds
+            return _cleared(plan, state)
+    if not state.sweep_id:  # a state from before 2026-12-06: its next round is marked
+        state.sweep_id = uuid.uuid4().hex
     if state.extends(s.num_samples):
         state.round += 1
         state.phase = "running"
         log.info("extending sweep %s to %d trials (round %d)", s.name, s.num_samples, state.round)
     elif state.phase == "finished":
         log.info("sweep %s already has %d trials; exporting again", s.name, len(state.records))
+    return state
+
+
+def _cleared(plan: SweepPlan, state: SweepState) -> SweepState:
+    """A fresh start's state once the stale rounds' Ray experiments are deleted: round 0
+    under an id of its own."""
+    for old in own_experiments(plan.storage, plan.conf.sweep.name, state.round):
+        remove_experiment(old)  # a fresh sweep under the same name starts clean
+    state.round, state.sweep_id = 0, uuid.uuid4().hex
+    state.save(plan.out_dir)
     return state
 
 
@@ -195,9 +221,11 @@ def _fit(
     name = experiment_name(s.name, state.round)
     experiment_dir = plan.storage / name
     study = study_storage(plan.out_dir)
-    restoring = s.resume and restorable(experiment_dir)
+    # plan.continues: a resume with nothing recorded starts afresh, never in a folder it found
+    restoring = plan.continues and restorable(experiment_dir)
     if not restoring:
         state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
+        state.round_spent_s = 0.0
     # a restored round runs to the budget it was started with
     budget_s = state.round_settings.get("sweep.time_budget_s", s.time_budget_s)
     callback = SweepCallback(
@@ -219,8 +247,13 @@ def _fit(
         tuner = restored_tuner(
             experiment_dir, _trainable(plan, data, model_data), callback, rules[0]
         )
+        if budget_s:  # Ray restores the whole budget: each stop and resume would add another
+            left = max(budget_s - state.round_spent_s, 1.0)
+            use_time_budget(tuner, left)
+            log.info("%s: %.0f s of its %g s time budget left", name, left, budget_s)
     else:
         shutil.rmtree(experiment_dir, ignore_errors=True)
+        mark_owner(experiment_dir, state.sweep_id, plan.out_dir)
         fail_stale_trials(study, s.name)
         tuner = new_tuner(
             plan, _trainable(plan, data, model_data), name=name, study=study, callback=callback,
@@ -229,9 +262,13 @@ def _fit(
             points=warm_points(plan.warm_start, state.round, state.records),
             round_index=state.round,
         )  # fmt: skip
+    fit_started = time.monotonic()
     with during_fit(callback.stop):
         results = tuner.fit()
     if callback.stop.signum is not None:  # unfinished trials keep their checkpoints to resume
+        # the budget this sitting used (a SIGKILL, which never gets here, loses it)
+        state.round_spent_s += time.monotonic() - fit_started
+        state.save(plan.out_dir)
         if tracker is not None:
             tracker.pause_trials(
                 r.trial_id for r in callback.records.values() if r.status == "running"
@@ -292,6 +329,7 @@ def _finish(
     data: Any,
     tracker: SweepTracker | None,
     started: float,
+    budget_s: float | None,
     model_data: Mapping[str, Any] | None = None,
 ) -> SweepOutcome:
     conf = plan.conf
@@ -315,7 +353,7 @@ def _finish(
     picked_model = best.params.get(MODEL_KEY) if best is not None else None
     trial_data = (model_data or {}).get(picked_model, data) if picked_model else data
     test = evaluate_sweep_export(export_dir, plan.out_dir, trial_data, trial_conf)
-    outcome = _outcome(records, best, s.time_budget_s)
+    outcome = _outcome(records, best, budget_s)
     summary = {
         "sweep": s.name,
         "outcome": outcome,  # finished | all_trials_failed | no_trial_scored | time_budget_ran_out

@@ -125,6 +125,18 @@ def use_driver_objects(tuner: Any, callback: SweepCallback, stopper: OverfitStop
     run_config.callbacks, run_config.stop = [callback], stopper
 
 
+def use_time_budget(tuner: Any, seconds: float) -> None:
+    """A restored tuner's time budget: `Tuner.restore` re-reads the round's whole
+    `TuneConfig.time_budget_s` (the private attribute `use_driver_objects` reaches too)."""
+    tune_config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
+    if tune_config is None or not hasattr(tune_config, "time_budget_s"):
+        raise RuntimeError(
+            "cannot resume: this Ray version's Tuner has no _local_tuner._tune_config "
+            "(written for Ray 2.60)"
+        )
+    tune_config.time_budget_s = seconds
+
+
 def ended_trials(results: Any) -> list[RayTrialEnd]:
     """Each trial in Ray's results: its config, latest checkpoint, error line and last result."""
     out = []

@@ -166,6 +166,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         lambda t: [f"paths.storage={_users_folder(t, 'smoke')}"],
         "Ray Tune did not write",
     ),
+    (  # Ray's folder outputs/smoke would be the sweep's own: a fresh start deleted it
+        "storage-is-the-output-folder",
+        lambda t: [f"paths.storage={t / 'work' / 'outputs'}"],
+        "would hold the sweep's own folder",
+    ),
     (
         "storage-under-a-file",
         lambda t: [f"paths.storage={_under_a_file(t)}"],

@@ -73,3 +73,19 @@ def test_a_group_swept_by_a_configs_sweeper_shares_its_settings(tmp_path: Path) 
     jobs = planned_folders(tmp_path, "--config-dir", str(conf_dir), "-cn", "grid", "-m",
                            f"model.name_or_path={folder}")  # fmt: skip
     assert len(jobs) == 2
+
+
+def test_a_later_jobs_search_space_is_checked_before_the_first_job_runs(tmp_path: Path) -> None:
+    """quick.yaml freezes up to 3 blocks; tiny_bert has 2. The tiny_bert job failed only
+    after the MiniLM job's whole sweep had run."""
+    done = subprocess.run(
+        [sys.executable, "-m", "automl.cli.sweep", "-m", "experiment=smoke",
+         "model=minilm,tiny_bert", "search_space=quick", "sweep.dry_run=true",
+         f"paths.output_dir={tmp_path / 'out'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: job ") and "model=tiny_bert" in last.split(": ")[1], last
+    assert "quick.yaml: peft.frozen_layers" in last, last
+    assert "dry_run" not in done.stdout  # no job ran

@@ -218,6 +218,12 @@ BAD_VALUES = [
     ("pruner.grace_period=-1", "pruner.grace_period"),
     ("pruner.patience=0", "pruner.patience"),
     ("pruner.asha_reduction_factor=1", "pruner.asha_reduction_factor"),
+    # these three failed inside the sweep once Ray had started (a ValueError traceback)
+    ("pruner.asha_grace_period=0", "pruner.asha_grace_period"),
+    ("pruner.min_delta=-0.01", "pruner.min_delta"),
+    ("pruner.min_delta=nan", "pruner.min_delta"),
+    ("pruner.max_gap=0", "pruner.max_gap"),
+    ("sampler.seed=4294967296", "sampler.seed"),  # numpy's traceback when Optuna seeds it
 ]
 
 
@@ -530,3 +536,13 @@ def test_a_sweep_recorded_before_the_name_rules_still_reads_back() -> None:
     with pytest.raises(ConfigError, match="sweep.name"):
         compose_cfg('sweep.name="bob\'s"')
     assert compose_cfg("sweep.name=run:2", "tracking.enabled=false").sweep.name == "run:2"
+
+
+def test_a_yaml_boolean_in_a_choice_says_to_quote_it() -> None:
+    """`quality: off` in a YAML file is the boolean False to YAML 1.1: the message said only
+    "'False' is not one of warn, fail, off"."""
+    values = as_dict(compose_cfg())
+    values["data"]["quality"] = False
+    with pytest.raises(ConfigError, match=r"data\.quality: 'False' is not one of warn, fail, "
+                       r"off \(YAML read a bare off/on/no/yes as a boolean: quote it"):  # fmt: skip
+        from_dict(values)

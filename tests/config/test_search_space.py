@@ -261,6 +261,12 @@ BAD = [
     ("groups-that-cannot-split-the-batch",  # CONFIG's batch of 16 rows
      "train.length_groups_per_step: {type: categorical, choices: [1, 2, 3]}\n",
      ["train.length_groups_per_step: 3 would fail", "divide the 16 examples"]),
+    ("step-keys-that-fail-together",  # each passes alone (with the config's 16 and 1)
+     "train.batch_size: {type: categorical, choices: [8, 12]}\n"
+     "train.length_groups_per_step: {type: categorical, choices: [1, 8]}\n",
+     ["train.batch_size=12, train.length_groups_per_step=8 together would fail",
+      "divide the 12 examples"]),
+    ("no-parameters", FIRST + "[]\n", ["no parameters to search"]),
     ("groups-range-that-fails-inside",  # both ends (1, 4) divide 16; 3 inside does not
      "train.length_groups_per_step: {type: int, low: 1, high: 4}\n",
      ["train.length_groups_per_step: 3 would fail", "divide the 16 examples"]),
@@ -291,6 +297,15 @@ def test_bad_file_fails_with_one_line_naming_file_and_culprit(
     assert message.startswith(str(tmp_path / "bad.yaml") + ":")
     for part in expected:
         assert part in message, message
+
+
+def test_an_int_log_range_with_step_one_loads_as_optuna_allows_it(tmp_path: Path) -> None:
+    space = _load(tmp_path, "train.epochs: {type: int, low: 1, high: 8, log: true, step: 1}\n")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = {space.suggest(study.ask())["train.epochs"] for _ in range(20)}
+    assert drawn <= set(range(1, 9)) and len(drawn) > 1
+    with pytest.raises(SearchSpaceError, match="step cannot be combined with log"):
+        _load(tmp_path, "train.epochs: {type: int, low: 1, high: 8, log: true, step: 2}\n")
 
 
 def test_blocks_without_a_block_count_fails(tmp_path: Path) -> None:

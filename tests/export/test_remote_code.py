@@ -83,6 +83,8 @@ def test_a_model_with_its_own_code_is_exported_scored_and_registered(
     outcome = run_sweep(conf)
     assert outcome.export_dir is not None and outcome.summary["test_accuracy"] is not None
     assert (outcome.export_dir / "modeling_custom.py").is_file()  # the code goes with it
+    # no path of this machine (transformers 5 no longer writes the base model's _name_or_path)
+    assert str(tmp_path) not in (outcome.export_dir / "config.json").read_text()
     assert outcome.summary["outcome"] == "finished"
     again = reexport(tmp_path / "outputs" / "smoke", out_dir=tmp_path / "again")
     assert json.loads((again / "test_evaluation.json").read_text())["num_examples"] > 0
@@ -104,3 +106,20 @@ def test_a_model_with_its_own_code_is_exported_scored_and_registered(
     uri = mlflow_uri(tmp_path)
     evaluate(["models:/smoke@champion", str(data), "--trust-remote-code", "--tracking-uri", uri])
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["num_examples"] == 120
+
+
+def test_a_model_with_its_own_code_names_the_setting_that_runs_it(
+    tmp_path: Path, tokenizer: Any
+) -> None:
+    """transformers' refusal did not name this project's setting."""
+    from automl.config.schema import ModelConfig
+    from automl.model.load import ModelError, load_model_config
+
+    _custom_code_model(tmp_path / "custom", tokenizer)
+    cfg = ModelConfig(source="pretrained", name_or_path=str(tmp_path / "custom"))
+    with pytest.raises(ModelError) as err:
+        load_model_config(cfg)
+    message = str(err.value)
+    assert (
+        message.endswith("(to run its code: model.trust_remote_code=true)") and "\n" not in message
+    )

@@ -15,7 +15,7 @@ from automl.cli.reproduce import main as reproduce_main
 from automl.config.schema import PROJECT_ROOT, Config, ModelConfig
 from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
 from automl.data.task import DataError, LabeledTexts, TaskData
-from automl.export.portable import base_model_name, portable_path
+from automl.export.portable import base_model_name, folder_sha256, portable_path
 from automl.export.reproduce import ReproduceError, check_base_model, reproduce
 from automl.model.load import ModelError
 
@@ -153,6 +153,14 @@ def test_a_changed_base_model_folder_is_refused(
     assert details["name"] == "my-model" and str(tmp_path) not in json.dumps(details)
     prov = {"base_model_details": details}
     check_base_model(prov, conf)  # unchanged: passes
+    # git and `hf download` rewrite their own hidden files over the same weights: unchanged
+    (folder / ".git").mkdir()
+    (folder / ".git" / "index").write_text("touched by git status")
+    (folder / ".cache" / "huggingface").mkdir(parents=True)
+    (folder / ".cache" / "huggingface" / "x.metadata").write_text("1733480000.0")
+    check_base_model(prov, conf)
+    legacy = {"base_model_details": {**details, "sha256": folder_sha256(folder, hidden=True)}}
+    check_base_model(legacy, conf)  # an export from before: its hash counted them
     (folder / "config.json").write_text('{"hidden_size": 8}')
     with pytest.raises(ModelError, match="my-model: its files differ"):
         check_base_model(prov, conf)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,24 @@ def test_find_blocks(build: Any, expected: str, count: int) -> None:
     assert name == expected
     assert isinstance(blocks, nn.ModuleList) and len(blocks) == count
     assert blocks is model.get_submodule(expected)
+
+
+def test_blocks_split_across_parallel_lists_are_refused() -> None:
+    """XLM keeps attentions, ffns and two norms in four lists: `ffns`, the largest, was taken
+    for the blocks, and frozen_layers=2 froze all twelve attention layers."""
+    from transformers import XLMConfig, XLMForSequenceClassification
+
+    model = XLMForSequenceClassification(
+        XLMConfig(vocab_size=50, emb_dim=16, n_layers=3, n_heads=2, num_labels=2)
+    )
+    from automl.model.load import check_architecture
+
+    with pytest.raises(ModelError, match=r"^model: my-xlm \(xlm\) keeps each block's parts"):
+        check_architecture(ModelConfig(source="pretrained", name_or_path="my-xlm"), model.config)
+    with pytest.raises(ModelError, match=r"^model: XLMForSequenceClassification keeps each "
+                       r"block's parts in parallel lists \(transformer\.ffns beside attentions, "
+                       r"layer_norm1, layer_norm2\)"):  # fmt: skip
+        find_blocks(model)
 
 
 def test_find_blocks_without_a_block_list() -> None:
@@ -616,6 +635,18 @@ def test_a_folder_without_a_vocabulary_is_refused_not_trained_on_unknown_tokens(
     with pytest.raises(ModelError, match=only_special):
         load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(tmp_path)))
     assert len(load_tokenizer(ModelConfig())) == 30522  # the packaged MiniLM's
+    # automl-evaluate on a classifier folder saved without its tokenizer scored all-[UNK] input
+    from transformers import BertForSequenceClassification
+
+    from automl.export.evaluation import predict_folder
+
+    classifier = tmp_path / "classifier"
+    BertForSequenceClassification(
+        BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                   intermediate_size=16, num_labels=2)
+    ).save_pretrained(classifier)  # fmt: skip
+    with pytest.raises(ModelError, match=r"classifier: its tokenizer knows only its 5 special"):
+        predict_folder(classifier, ["hello world"])
 
 
 def test_a_half_precision_checkpoint_trains_in_float32(tmp_path: Path) -> None:
@@ -725,3 +756,56 @@ def test_an_encoder_decoder_model_is_refused_in_one_line() -> None:
 
     with pytest.raises(ModelError, match=r"^model: BartConfig is an encoder-decoder model"):
         num_blocks_of(BartConfig(encoder_layers=2, decoder_layers=3))
+
+
+def test_a_model_without_a_classification_class_is_refused_before_compute(
+    tmp_path: Path,
+) -> None:
+    """CodeGen has no ...ForSequenceClassification: every check passed, then each trial failed
+    in from_pretrained (a traceback) after the data was tokenized."""
+    from transformers import BertConfig, CodeGenConfig
+
+    from automl.model.load import check_architecture
+
+    codegen = CodeGenConfig(n_layer=2, n_embd=16, n_head=2)
+    cfg = ModelConfig(source="pretrained", name_or_path="./codegen-small")
+    with pytest.raises(ModelError, match=r"^model: \./codegen-small \(codegen\) has no "
+                       r"sequence-classification class"):  # fmt: skip
+        check_architecture(cfg, codegen)
+    check_architecture(cfg, BertConfig())  # BERT has one
+    codegen.auto_map = {"AutoModelForSequenceClassification": "modeling.Classifier"}
+    check_architecture(replace(cfg, trust_remote_code=True), codegen)  # its own code has one
+    with pytest.raises(ModelError, match="no sequence-classification class"):
+        check_architecture(cfg, codegen)  # which runs only with trust_remote_code
+
+
+def test_a_checkpoint_whose_backbone_does_not_load_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Keys saved under a wrapper's prefix: transformers' report (silenced here) said the
+    whole encoder started random, and the sweep trained at chance accuracy without a word."""
+    from safetensors.torch import load_file, save_file
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=16)  # fmt: skip
+    good = tmp_path / "good"
+    BertModel(config).save_pretrained(good)
+    weights = load_file(str(good / "model.safetensors"))
+    cfg = ModelConfig(source="pretrained", name_or_path=str(good))
+    peft = PeftConfig(lora_rank=0)
+    build_model(cfg, peft, ["a", "b"], 0)  # loads whole
+
+    wrapped = tmp_path / "wrapped"
+    BertModel(config).save_pretrained(wrapped)
+    save_file({f"wrapper.{k}": v for k, v in weights.items()}, str(wrapped / "model.safetensors"))
+    with pytest.raises(ModelError, match=r"weights are not in its checkpoint .*random weights"):
+        build_model(replace(cfg, name_or_path=str(wrapped)), peft, ["a", "b"], 0)
+
+    partial = tmp_path / "partial"
+    BertModel(config).save_pretrained(partial)
+    kept = {k: v for k, v in weights.items() if "layer.1.output" not in k}
+    save_file(kept, str(partial / "model.safetensors"))
+    with caplog.at_level("WARNING", logger="automl.model.build"):
+        build_model(replace(cfg, name_or_path=str(partial)), peft, ["a", "b"], 0)
+    assert "backbone weights not in the checkpoint start random" in caplog.text

@@ -64,6 +64,42 @@ def test_frozen_depth_is_bounded_by_the_chosen_models_block_count(tmp_path: Path
     )
 
 
+def test_blocks_in_a_model_branch_is_that_models_block_count(tmp_path: Path) -> None:
+    """It was the config model's: minilm's branch became 0..6 under any config model, and a
+    tiny_bert branch's `high: blocks` (2) was refused against the config's 6-block model."""
+    frozen = _load(
+        tmp_path,
+        MODELS + "peft.frozen_layers: {type: int, low: 0, high: 1, when: "
+        "[{if: {model: tiny_bert}, high: blocks}, {if: {model: minilm}, low: 2, high: blocks}]}\n",
+    ).params[1]
+    assert frozen.distribution({"model": "tiny_bert"})[1] == IntDistribution(0, 2)
+    assert frozen.distribution({"model": "minilm"})[1] == IntDistribution(2, 6)
+    with pytest.raises(SearchSpaceError, match=r"blocks` needs if: \{model: \.\.\.\}"):
+        _load(
+            tmp_path,
+            MODELS + "peft.lora_rank: {type: categorical, choices: [0, 8]}\n"
+            "peft.frozen_layers: {type: int, low: 0, high: 1, when: "
+            "[{if: {peft.lora_rank: 0}, high: blocks}]}\n",
+        )
+
+
+def test_an_unsearched_depth_must_fit_every_model_choice(tmp_path: Path) -> None:
+    """`peft.frozen_layers=4` with tiny_bert (2 blocks) among the choices failed in every trial
+    that drew tiny_bert."""
+    path = tmp_path / "space.yaml"
+    path.write_text(MODELS + "train.learning_rate: {type: float, low: 0.001, high: 0.01}\n")
+    deep = {**CONFIG, "peft": {**CONFIG["peft"], "frozen_layers": 4}}
+    with pytest.raises(SearchSpaceError) as err:
+        load_search_space(
+            str(path), config=deep, num_blocks=6, search_dir=tmp_path, blocks_of=_blocks
+        )
+    assert "model: 'tiny_bert' has 2 blocks, fewer than peft.frozen_layers=4" in str(err.value)
+    shallow = {**CONFIG, "peft": {**CONFIG["peft"], "frozen_layers": 2}}
+    load_search_space(
+        str(path), config=shallow, num_blocks=6, search_dir=tmp_path, blocks_of=_blocks
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -145,3 +181,29 @@ def test_a_base_frozen_range_no_model_reaches_is_not_checked(tmp_path: Path) -> 
         with pytest.raises(SearchSpaceError) as err:
             _load(tmp_path, MODELS + f"peft.frozen_layers: {{type: int, low: 0, high: 2, {bad}}}\n")
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "culprit"),
+    [
+        ("source: tiny\nmax_lenght: 256\n", "max_lenght"),
+        ("max_length: long\n", "max_length: "),
+        ("- minilm\n", "expected a mapping"),
+    ],
+)
+def test_a_model_config_file_with_a_typo_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, culprit: str
+) -> None:
+    """A misspelt key in a conf/model file a search space chooses was a TypeError traceback."""
+    import automl.model.choices as choices
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "mybert.yaml").write_text(text)
+    (folder / "tiny_bert.yaml").write_text((choices.MODEL_CONF_DIR / "tiny_bert.yaml").read_text())
+    monkeypatch.setattr(choices, "MODEL_CONF_DIR", folder)
+    with pytest.raises(ValueError, match=r"^model/mybert\.yaml: ") as err:
+        model_section("mybert", CONFIG["model"])
+    assert culprit in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(SearchSpaceError, match=r"choices\[1\] \('mybert'\): model/mybert\.yaml"):
+        _load(tmp_path, "model: {type: categorical, choices: [tiny_bert, mybert]}\n")

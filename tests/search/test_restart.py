@@ -171,3 +171,78 @@ def test_resumed_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
     for key in ("val_accuracy", "val_loss"):
         steps = sorted(m.step for m in again.client.get_metric_history(run_id, key))
         assert steps == [1, 2, 3, 4], key
+
+
+def test_a_shared_storage_keeps_each_output_folders_sweep_its_own(tmp_path: Path) -> None:
+    """Two sweeps named `default` from two output folders on one `paths.storage`: the second
+    deleted the first's Ray experiment on a fresh start, or resumed its trials as its own."""
+    from automl.search.state import (
+        SweepState,
+        holds_output,
+        mark_owner,
+        not_ray_experiments,
+    )
+
+    first = _plan(tmp_path / "a", "default")
+    first.storage = tmp_path / "ray"
+    state = _starting_state(first)
+    assert state.sweep_id and SweepState.load(first.out_dir).sweep_id == state.sweep_id
+    experiment = first.storage / "default"
+    mark_owner(experiment, state.sweep_id, first.out_dir)
+    assert not_ray_experiments(first.storage, "default", 0, state.sweep_id) is None  # killed
+    (experiment / "tuner.pkl").write_bytes(b"")  # before Ray wrote, or after: its own
+    assert not_ray_experiments(first.storage, "default", 0, state.sweep_id) is None
+    for other_id in ("", "0" * 32):  # a new sweep elsewhere, another one's state
+        assert not_ray_experiments(first.storage, "default", 0, other_id) == (
+            f"{experiment} is the Ray experiment of the sweep 'default' in {first.out_dir}, "
+            "not this one's; name this sweep differently (sweep.name=...), give it its own "
+            "paths.storage, or delete that folder if its sweep is gone"
+        )
+    # its owner's output folder is here but records no sweep, or a later one: abandoned
+    (first.out_dir / "sweep_state.json").unlink()
+    assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is None
+    SweepState(sweep_id="later").save(first.out_dir)
+    assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is None
+    SweepState(sweep_id=state.sweep_id).save(first.out_dir)
+    (experiment / "automl_sweep.json").unlink()  # an experiment from before the mark: as before
+    assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is None
+    # the storage folder itself as the outputs: its experiment folder is the sweep's own
+    out = tmp_path / "outputs" / "default"
+    assert holds_output(tmp_path / "outputs", "default", 0, out) is not None
+    assert holds_output(tmp_path / "outputs" / "default" / "..", "default", 1, out) is not None
+    assert holds_output(out / "ray", "default", 0, out) is None  # the default: inside it
+
+
+def test_a_fresh_start_killed_midway_keeps_the_ids_its_folders_carry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new state is saved before the stale experiment is deleted; it keeps the stale id
+    until the deletion ends, so the next start still finds the folder its own."""
+    import shutil
+
+    from automl.search.state import SweepState, mark_owner, not_ray_experiments
+
+    plan = _plan(tmp_path, "default")
+    SweepState(phase="finished", round=2, sweep_id="stale").save(plan.out_dir)
+    for name in ("default", "default-r1", "default-r2"):  # two extension rounds
+        (plan.storage / name / "trial_a").mkdir(parents=True)
+        (plan.storage / name / "tuner.pkl").write_bytes(b"")
+        mark_owner(plan.storage / name, "stale", plan.out_dir)
+    experiment = plan.storage / "default"
+    real_rmtree = shutil.rmtree
+
+    def killed(path: Any, *args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        _starting_state(plan)
+    monkeypatch.setattr(shutil, "rmtree", real_rmtree)
+    kept = SweepState.load(plan.out_dir)
+    assert kept.sweep_id == "stale" and kept.phase == "new" and kept.round == 2
+    assert (experiment / "automl_sweep.json").is_file()  # deleted last, with tuner.pkl
+    assert not_ray_experiments(plan.storage, "default", 2, kept.sweep_id) is None
+    plan.conf.sweep.resume = True  # resumed: a fresh start after all, which finishes the job
+    fresh = _starting_state(plan)
+    assert not experiment.exists() and not (plan.storage / "default-r2").exists()
+    assert fresh.sweep_id not in ("", "stale") and fresh.round == 0

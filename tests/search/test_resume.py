@@ -268,10 +268,22 @@ def _stopped_resumably(tmp: Path) -> None:
 def test_sigterm_stops_the_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
     """A scheduler's SIGTERM (a job's time limit, a preempted node) to the driver: the same
     resumable stop, not Ray's stack dump and exit 15 with the running trials in limbo."""
-    seen = run(tmp_path, interrupt_at=r"trial \w+ epoch 1/", interrupt_with=signal.SIGTERM)
+    budget = "sweep.time_budget_s=600"
+    seen = run(tmp_path, budget, interrupt_at=r"trial \w+ epoch 1/", interrupt_with=signal.SIGTERM)
     assert seen.strip().splitlines()[-1] == "error: stopped by SIGTERM"
     assert "SIGTERM received" not in seen
     _stopped_resumably(tmp_path)
+    # the resume goes on with what is left of the budget: Ray restored the whole of it, so a
+    # sweep stopped and resumed again and again (a preempted node) never ran out
+    spent = json.loads((tmp_path / "outputs" / "smoke" / "sweep_state.json").read_text())[
+        "round_spent_s"
+    ]
+    assert 0 < spent < 600
+    resumed = run(tmp_path, budget, "sweep.resume=true")
+    left = re.search(r"smoke: (\d+) s of its 600 s time budget left", resumed)
+    assert left is not None, resumed[-3000:]
+    assert int(left.group(1)) == round(600 - spent)
+    check_finished_sweep(tmp_path)
 
 
 def test_trial_whose_worker_dies_is_retried_from_its_checkpoint(tmp_path: Path) -> None:

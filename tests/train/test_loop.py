@@ -610,8 +610,19 @@ def test_cli_keeps_the_epoch_the_sweep_metric_chooses(
             ["experiment=smoke", "peft.frozen_layers=3"],
             "error: peft.frozen_layers: 3 is more than the model's 2 blocks",
         ),
+        (  # checked before the data is read (the file is missing too), as a sweep's plan does
+            [
+                "experiment=smoke",
+                "peft.lora_rank=8",
+                "peft.target_modules=[quary]",
+                "data=csv",
+                "data.path=/nonexistent.csv",
+            ],
+            "error: peft.target_modules: quary: no such linear layer in tiny-bert (its "
+            "blocks' linear layers: dense, key, query, value)",
+        ),
     ],
-    ids=["missing-file", "too-deep"],
+    ids=["missing-file", "too-deep", "lora-target-typo"],
 )
 def test_cli_bad_input_is_one_error_line(
     repo_root: Path, tmp_path: Path, overrides: list[str], message: str
