@@ -84,10 +84,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"sweep {summary['sweep']!r} ran with tracking.enabled=false: it has no "
                     "MLflow run to log the report to"
                 )
-            run_id = find_sweep_run(
-                args.tracking_uri, summary["sweep"], summary.get("mlflow_run_id")
-            )
-            MlflowClient(args.tracking_uri).log_artifacts(run_id, str(index.parent), REPORT_DIR)
+            try:
+                run_id = find_sweep_run(
+                    args.tracking_uri, summary["sweep"], summary.get("mlflow_run_id")
+                )
+                client = MlflowClient(args.tracking_uri)
+                client.log_artifacts(run_id, str(index.parent), REPORT_DIR)
+            except ReportError:
+                raise
+            except Exception as err:  # a store of an older schema, an unwritable artifact root
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+                raise ReportError(
+                    f"cannot log the report to {redact(args.tracking_uri)}: {redact(first)}"
+                ) from None
             print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -119,6 +119,7 @@ class SpecChecker:
         self.blocks_of = blocks_of  # a model choice -> its block count (raises if it won't load)
         self.model_blocks: dict[str, int] = {}  # the `model` key's choices and their block counts
         self.uses_blocks: list[str] = []  # keys checked so far whose bounds use `blocks`
+        self._earlier: list[str] = []  # the keys above the one being checked
         self._per_model_blocks = False  # checking one model choice's own `blocks` range
         self.none_allowed = False  # the key's config value is None (so a `null` choice fits)
         # the model choices a frozen range applies to (None: all of them)
@@ -132,6 +133,7 @@ class SpecChecker:
 
     def param(self, key: str, spec: Any, earlier: Mapping[str, Param]) -> Param:
         self.at, self.key = f"{key}: ", key
+        self._earlier = list(earlier)
         if key == MODEL_KEY:
             return self._model_param(spec)
         if _mentions_blocks(spec):
@@ -149,6 +151,8 @@ class SpecChecker:
                 self.fail(f"field {field!r} does not apply: a model choice takes only `choices`")
         if self.uses_blocks:
             self.fail(f"list it before {self.uses_blocks[0]}, which uses `blocks`")
+        if self._earlier:  # a frozen range or a `blocks` branch above it saw the config's model
+            self.fail(f"list it first, before {self._earlier[0]}: ranges follow the model drawn")
         raw = spec.get("choices")
         if not isinstance(raw, list) or not raw:
             self.fail(f"choices must be a non-empty list of models, got {_describe(raw)}")
@@ -598,13 +602,21 @@ def _check_step_keys_together(
     path: Path, params: tuple[Param, ...], refused: Callable[[Mapping[str, Any]], str | None]
 ) -> None:
     """Rule 10 on combinations: `train.batch_size: [8, 12]` passes alone, and so does
-    `train.length_groups_per_step: [1, 8]`, but a trial drawing 12 and 8 failed mid-sweep.
-    Searched keys with `when` branches are left to the one-at-a-time check (a product of
-    every branch's values would refuse pairs the branches never draw)."""
-    joint = [p for p in params if p.key in _STEP_KEYS and not p.branches]
+    `train.length_groups_per_step: [1, 8]`, but a trial drawing 12 and 8 failed mid-sweep."""
+    # a branched key: every branch's values, paired with unbranched keys only (two branched
+    # keys, or a branch on another step key, would pair values never drawn together)
+    joint = [
+        p for p in params
+        if p.key in _STEP_KEYS and not any(b.cond_key in _STEP_KEYS for b in p.branches)
+    ]  # fmt: skip
+    if sum(bool(p.branches) for p in joint) > 1:
+        joint = [p for p in joint if not p.branches]
     if len(joint) < 2:
         return
-    grids = [_values_to_try(p) for p in joint]
+    grids = [
+        tuple(dict.fromkeys(v for variant in p.variants() for v in _values_to_try(variant)))
+        for p in joint
+    ]
     if math.prod(len(g) for g in grids) > _MAX_COMBINATIONS:
         return
     for values in itertools.product(*grids):

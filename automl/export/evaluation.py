@@ -173,22 +173,27 @@ def load_evaluation(out_dir: Path) -> dict[str, Any] | None:
         loaded = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-    return loaded if isinstance(loaded, dict) and "confusion_matrix" in loaded else None
+    # all the report reads: an older or hand-edited file lacking one was a KeyError there
+    wanted = ("confusion_matrix", "labels", "per_class", "accuracy", "macro_f1",
+              "balanced_accuracy", "num_examples")  # fmt: skip
+    return loaded if isinstance(loaded, dict) and all(k in loaded for k in wanted) else None
 
 
 def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
-    """The confusion matrix as a PNG: counts, rows normalised for the colour (per-class recall)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """The confusion matrix as a PNG: counts, rows normalised for the colour (per-class recall).
+    Drawn on a Figure of its own, not through pyplot: `matplotlib.use("Agg")` switched the
+    calling process's backend (a notebook's inline plots showed nothing after a sweep)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     matrix = np.asarray(evaluation["confusion_matrix"], dtype=float)
     names = evaluation["labels"]
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
     size = max(4.0, 0.42 * len(names) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
+    fig = Figure(figsize=(size + 1, size))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
@@ -204,7 +209,6 @@ def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from automl.config.paths import read_json_object, write_text_atomic
 from automl.console import counted
+from automl.export.evaluation import CONFUSION_FILE
 from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
@@ -50,6 +51,10 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
     return summary
 
 
+PLOT_FILES = ("history.png", "importance.png", "learning_curves.png",
+              "parallel_coordinates.png", "generalization_gap.png", "pareto.png")  # fmt: skip
+
+
 def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
     """Write `<out_dir>/report/index.html` and its PNGs; log them to the tracker's parent run
     (a `SweepTracker`) when one is given. Returns the path of index.html."""
@@ -57,13 +62,18 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
     summary = load_summary(out_dir)
     report_dir = out_dir / REPORT_DIR
     report_dir.mkdir(parents=True, exist_ok=True)
+    # an earlier report's images go first: a plot that is only a note now (a one-trial sweep
+    # started afresh under the name) left the old sweep's PNG, logged to the new MLflow run
+    for stale in (*PLOT_FILES, CONFUSION_FILE, "index.html"):
+        (report_dir / stale).unlink(missing_ok=True)
+    history, importance, curves, parallel, gap, pareto = (report_dir / f for f in PLOT_FILES)
     plots = [
-        plot_history(summary, report_dir / "history.png"),
-        plot_importance(summary, out_dir, report_dir / "importance.png"),
-        plot_curves(summary, report_dir / "learning_curves.png"),
-        plot_parallel(summary, report_dir / "parallel_coordinates.png"),
-        plot_gap(summary, report_dir / "generalization_gap.png"),
-        plot_pareto(summary, report_dir / "pareto.png"),
+        plot_history(summary, history),
+        plot_importance(summary, out_dir, importance),
+        plot_curves(summary, curves),
+        plot_parallel(summary, parallel),
+        plot_gap(summary, gap),
+        plot_pareto(summary, pareto),
     ]
     index = report_dir / "index.html"
     sections = [test_section(out_dir, report_dir), quality_section(out_dir)]

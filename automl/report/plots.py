@@ -68,7 +68,8 @@ def plot_history(summary: dict[str, Any], path: Path) -> Plot:
     for i, row in enumerate(rows, start=1):
         value = row["best_value"]
         if value is not None:
-            best = value if best is None else (max if mode == "max" else min)(best, value)
+            if row["status"] != "failed":  # never exported: its value is no best to reach
+                best = value if best is None else (max if mode == "max" else min)(best, value)
             ax.scatter(i, value, color=STATUS_COLOURS.get(row["status"], "#9467bd"), zorder=3,
                        marker="X" if row["status"] in STOPPED else "o", s=50)  # fmt: skip
         running.append(best if best is not None else math.nan)

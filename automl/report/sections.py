@@ -50,21 +50,21 @@ def quality_section(out_dir: Path) -> str:
         sizes = " / ".join(f"{n} {name}" for name, n in report["sizes"].items())
         classes, trunc = report["classes"], report["truncation"]
         leak = report["leakage"]
-    except (OSError, ValueError, KeyError, TypeError):
+        smallest = ", ".join(f"{name} ({n})" for name, n in classes["smallest"])
+        cells = [
+            ("examples", sizes),
+            ("classes", f"{report['num_classes']}; smallest: {smallest}"),
+            ("majority class", f"{classes['majority']}: {classes['majority_share']:.1%} of train"),
+            ("duplicates in train", f"{report['duplicates']['train']['near']} "
+             f"({report['duplicates']['train']['exact']} exact)"),
+            *((f"{pair.replace('->', ' → ')} overlap", f"{c['near']} ({c['exact']} exact)")
+              for pair, c in leak.items()),
+            ("truncated", f"{trunc['count']} texts ({trunc['share']:.1%}) over "
+             f"{trunc['max_length']} tokens; longest {trunc['longest']}"),
+        ]  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # another version's file
         return ""
     e = html.escape
-    smallest = ", ".join(f"{name} ({n})" for name, n in classes["smallest"])
-    cells = [
-        ("examples", sizes),
-        ("classes", f"{report['num_classes']}; smallest: {smallest}"),
-        ("majority class", f"{classes['majority']}: {classes['majority_share']:.1%} of train"),
-        ("duplicates in train", f"{report['duplicates']['train']['near']} "
-         f"({report['duplicates']['train']['exact']} exact)"),
-        *((f"{pair.replace('->', ' → ')} overlap", f"{c['near']} ({c['exact']} exact)")
-          for pair, c in leak.items()),
-        ("truncated", f"{trunc['count']} texts ({trunc['share']:.1%}) over "
-         f"{trunc['max_length']} tokens; longest {trunc['longest']}"),
-    ]  # fmt: skip
     rows = "".join(f'<tr><td class="id">{e(k)}</td><td>{e(v)}</td></tr>' for k, v in cells)
     notes = [f'<p class="note">problem: {e(p)}</p>' for p in report.get("problems", [])]
     notes += [f'<p class="caption">warning: {e(w)}</p>' for w in report.get("warnings", [])]

@@ -97,6 +97,7 @@ class SweepCallback(Callback):
         previous: list[TrialRecord] | None = None,
         warm: WarmStart | None = None,
         budget_s: float | None = None,
+        budget_spent_s: float = 0.0,
         train_examples: int = 0,
     ) -> None:
         self.metric, self.mode = metric, mode
@@ -116,6 +117,7 @@ class SweepCallback(Callback):
         self.unreported: list[str] = []
         # the round's time budget: half of it gone with no epoch finished is worth a warning
         self.budget_s, self.train_examples = budget_s, train_examples
+        self._budget_spent_s = budget_spent_s  # by earlier sittings of a resumed round
         self._fit_started = time.monotonic()
         self._epochs_this_fit = 0
         self._watching_budget = True  # until the warning is due (or an epoch makes it moot)
@@ -132,7 +134,8 @@ class SweepCallback(Callback):
         still time to stop the sweep and change it (the end would only say it ran out)."""
         if not self._watching_budget or not self.budget_s:
             return
-        if time.monotonic() - self._fit_started < self.budget_s / 2:
+        spent = self._budget_spent_s + time.monotonic() - self._fit_started
+        if spent < self.budget_s / 2:
             return
         self._watching_budget = False
         if self._epochs_this_fit == 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -196,16 +197,16 @@ def holds_output(storage: Path, sweep: str, rounds: int, out_dir: Path) -> str |
 def mark_owner(experiment_dir: Path, sweep_id: str, out_dir: Path) -> None:
     """Say whose Ray experiment folder this is (`not_ray_experiments` reads it)."""
     experiment_dir.mkdir(parents=True, exist_ok=True)
-    record = {"sweep_id": sweep_id, "output_dir": str(out_dir)}
+    record = {"sweep_id": sweep_id, "output_dir": str(out_dir), "host": socket.gethostname()}
     write_text_atomic(experiment_dir / OWNER_FILE, json.dumps(record, indent=2))
 
 
 def _abandoned(owner: dict[str, Any]) -> bool:
-    """Whether the sweep that marked a folder is provably gone: its output folder is here but
-    records no sweep, or another one (started afresh since). An output folder not found here
-    may be on another machine: not provably gone."""
+    """Whether the sweep that marked a folder is provably gone: its output folder, on this
+    machine, records no sweep or another one (started afresh since). An output folder of
+    another machine (the same path may exist here too) is not provably gone."""
     out = owner.get("output_dir")
-    if not out or not Path(out).is_dir():
+    if owner.get("host") != socket.gethostname() or not out or not Path(out).is_dir():
         return False
     state = Path(out) / STATE_FILE
     if not state.is_file():

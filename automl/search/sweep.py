@@ -34,7 +34,7 @@ from automl.export.evaluation import (
 )
 from automl.model.choices import anchored
 from automl.model.load import display_name
-from automl.provenance import git_commit, package_versions, sweep_provenance
+from automl.provenance import git_commit, package_versions, redact_values, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.identity import DATA_KEY, check_same_data
 from automl.search.objectives import n_objectives
@@ -237,6 +237,7 @@ def _fit(
         previous=[TrialRecord(**r) for r in state.records],
         warm=plan.warm_start,
         budget_s=budget_s,
+        budget_spent_s=state.round_spent_s if restoring else 0.0,
         train_examples=len(data.train),
     )
     state.phase = "running"
@@ -263,12 +264,15 @@ def _fit(
             round_index=state.round,
         )  # fmt: skip
     fit_started = time.monotonic()
-    with during_fit(callback.stop):
-        results = tuner.fit()
+    try:
+        with during_fit(callback.stop):
+            results = tuner.fit()
+    finally:
+        if callback.stop.signum is not None:  # a second Ctrl-C/SIGTERM raises out of fit
+            # the budget this sitting used (a SIGKILL, which never gets here, loses it)
+            state.round_spent_s += time.monotonic() - fit_started
+            state.save(plan.out_dir)
     if callback.stop.signum is not None:  # unfinished trials keep their checkpoints to resume
-        # the budget this sitting used (a SIGKILL, which never gets here, loses it)
-        state.round_spent_s += time.monotonic() - fit_started
-        state.save(plan.out_dir)
         if tracker is not None:
             tracker.pause_trials(
                 r.trial_id for r in callback.records.values() if r.status == "running"
@@ -382,7 +386,10 @@ def _finish(
     mark_pareto(summary["trials"], s.mode)  # metric vs trainable parameters
     summary_path = plan.out_dir / "summary.json"
     write_text_atomic(summary_path, json.dumps(summary, indent=2))
-    write_text_atomic(plan.out_dir / "config.json", json.dumps(as_dict(conf), indent=2))
+    # redacted as MLflow's copy and the export's are: a tracking URI may carry a password
+    write_text_atomic(
+        plan.out_dir / "config.json", json.dumps(redact_values(as_dict(conf)), indent=2)
+    )
     if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
         _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
     _write_report(plan.out_dir, tracker)

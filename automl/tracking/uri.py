@@ -164,9 +164,21 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         return
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit, urlunsplit
 
+    parts = urlsplit(uri.rstrip("/") + "/health")
+    # urllib reads `alice:pw@host` as the host name; MLflow's requests sends it as Basic auth
+    host = parts.netloc.rpartition("@")[2]  # host[:port], [v6] kept
+    request = urllib.request.Request(urlunsplit(parts._replace(netloc=host)))
+    if parts.username is not None:
+        import base64
+
+        token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+        urllib.request.urlopen(request, timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return  # it answered (401 from an auth proxy, 404 from an older server): it is there
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise ConfigError(

@@ -266,6 +266,11 @@ BAD = [
      "train.length_groups_per_step: {type: categorical, choices: [1, 8]}\n",
      ["train.batch_size=12, train.length_groups_per_step=8 together would fail",
       "divide the 12 examples"]),
+    ("step-keys-that-fail-together-in-a-branch",  # 12 only when rank 0
+     RANK + "train.batch_size: {type: categorical, choices: [8, 16], "
+     "when: [{if: {peft.lora_rank: 0}, choices: [8, 12]}]}\n"
+     "train.length_groups_per_step: {type: categorical, choices: [1, 8]}\n",
+     ["train.batch_size=12, train.length_groups_per_step=8 together would fail"]),
     ("no-parameters", FIRST + "[]\n", ["no parameters to search"]),
     ("groups-range-that-fails-inside",  # both ends (1, 4) divide 16; 3 inside does not
      "train.length_groups_per_step: {type: int, low: 1, high: 4}\n",

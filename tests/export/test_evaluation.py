@@ -167,3 +167,21 @@ def test_no_test_split_means_no_evaluation_and_no_stale_files(
     assert not (tmp_path / EVALUATION_FILE).exists()
     assert not (tmp_path / CONFUSION_FILE).exists()
     assert evaluate_sweep_export(None, tmp_path, _prepared([0, 1]), make_tiny_config()) is None
+
+
+def test_the_confusion_plot_leaves_the_callers_matplotlib_backend_alone(tmp_path: Path) -> None:
+    """`matplotlib.use("Agg")` inside it switched a notebook's inline backend: the notebook's
+    own plots showed nothing after a sweep."""
+    import matplotlib
+
+    from automl.export.evaluation import plot_confusion, score
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        evaluation = score(["a", "b", "a"], ["a", "a", "a"], ["a", "b"])
+        path = plot_confusion(evaluation, tmp_path / "cm.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)

@@ -104,6 +104,9 @@ def test_an_unsearched_depth_must_fit_every_model_choice(tmp_path: Path) -> None
     ("text", "expected"),
     [
         (FROZEN + MODELS, "model: list it before peft.frozen_layers"),
+        # a depth of its own above the model was checked against the config's 6-block model
+        ("peft.frozen_layers: {type: int, low: 0, high: 4}\n" + MODELS,
+         "model: list it first, before peft.frozen_layers: ranges follow the model drawn"),
         ("model: {type: categorical, choices: [tiny_bert, ./no-such-model]}\n",
          "model: choices[1] ('./no-such-model'): model.name_or_path"),
         ("model: {type: categorical, choices: [tiny_bert, tiny_bert]}\n", "listed twice"),

@@ -313,3 +313,60 @@ def test_cli_logs_to_the_run_the_summary_names_not_a_later_sweep_of_that_name(
         "the report to"
     )
     assert not client.list_artifacts(later.info.run_id, "report")
+
+
+def test_a_report_over_an_earlier_one_keeps_none_of_its_images(
+    sweep_dir: Path, tmp_path: Path
+) -> None:
+    """A fresh sweep of the name with one trial: the earlier sweep's parallel-coordinates and
+    Pareto PNGs stayed in report/ (the page no longer showed them) and went to the new MLflow
+    run with the folder."""
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, out)
+    build_report(out)
+    assert (out / "report" / "parallel_coordinates.png").is_file()
+    (out / "report" / "confusion_matrix.png").write_bytes(b"an earlier sweep's")
+    write_summary(out, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])  # one trial, no test
+    build_report(out)
+    left = {p.name for p in (out / "report").iterdir()}
+    assert "parallel_coordinates.png" not in left and "confusion_matrix.png" not in left
+    assert "index.html" in left
+
+
+def test_a_failed_trials_value_is_no_running_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial that reached 0.93 and then crashed is never exported: the running best line
+    rose to it while the export (and the best-trial star) stayed at 0.90."""
+    import automl.report.plots as plots
+
+    drawn: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or str(path))
+    rows = [_row("t1", "completed", 8, 1e-3, 0, [0.9]), _row("t2", "failed", 8, 2e-3, 0, [0.93])]
+    write_summary(tmp_path, rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    plots.plot_history(summary, tmp_path / "history.png")
+    (running,) = [
+        line for line in drawn[0].axes[0].get_lines() if line.get_label() == "running best"
+    ]
+    assert list(running.get_ydata()) == [0.9, 0.9]
+
+
+def test_an_older_or_edited_side_file_leaves_its_section_out(
+    sweep_dir: Path, tmp_path: Path
+) -> None:
+    """A test_evaluation.json without balanced_accuracy and a data_quality.json without its
+    duplicates were a KeyError traceback in `automl-report`."""
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, out)
+    evaluation = {"confusion_matrix": [[1]], "labels": ["a"], "per_class": [], "accuracy": 1.0}
+    (out / "test_evaluation.json").write_text(json.dumps(evaluation))
+    quality = {"sizes": {"train": 3}, "classes": {"smallest": []}, "truncation": {},
+               "leakage": {}, "num_classes": 1}  # fmt: skip
+    (out / "data_quality.json").write_text(json.dumps(quality))
+    page = build_report(out).read_text()
+    assert "Held-out test" not in page and "Data quality" not in page

@@ -92,3 +92,21 @@ def test_a_later_round_still_warns_though_earlier_rounds_had_epochs(
     _elapse(callback, 300)
     callback.on_step_end(iteration=1, trials=[])
     assert len(_warnings(caplog)) == 1
+
+
+def test_a_resumed_sitting_counts_the_budget_the_earlier_ones_spent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """600 s, 200 s of them spent before a stop with no epoch done: the resumed sitting
+    warned 300 s in (500 s gone), or never where less than half was left."""
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=3, tracker=None, stopper=None,
+        budget_s=600, budget_spent_s=200, train_examples=200_000,
+    )  # fmt: skip
+    callback.setup()
+    _elapse(callback, 90)
+    callback.on_step_end(iteration=1, trials=[])
+    assert _warnings(caplog) == []  # 290 s of 600
+    _elapse(callback, 110)
+    callback.on_step_end(iteration=2, trials=[])
+    assert len(_warnings(caplog)) == 1  # 310 s of 600

@@ -3,6 +3,7 @@ state across a driver restart, and MLflow steps a resumed trial must not log twi
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -203,6 +204,11 @@ def test_a_shared_storage_keeps_each_output_folders_sweep_its_own(tmp_path: Path
     assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is None
     SweepState(sweep_id="later").save(first.out_dir)
     assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is None
+    # ... but the same path on another machine (a shared storage's other driver) is not this
+    # machine's folder: its sweep is not provably gone
+    owner = experiment / "automl_sweep.json"
+    owner.write_text(owner.read_text().replace(socket.gethostname(), "another-machine"))
+    assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is not None
     SweepState(sweep_id=state.sweep_id).save(first.out_dir)
     (experiment / "automl_sweep.json").unlink()  # an experiment from before the mark: as before
     assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is None
