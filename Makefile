@@ -42,7 +42,8 @@ test: install ## Run the test suite (what CI runs)
 test-fast: install ## Run the tests without the slow end-to-end ones
 	$(PYTEST) -m "not slow"
 
-test-gpu: install ## Run the GPU tests (tests/gpu; each skips when no CUDA device is visible)
+test-gpu: install ## Run the GPU tests (tests/gpu; each skips when no CUDA device is visible, said first)
+	@$(BIN)/python -c "import sys, torch; torch.cuda.is_available() or print('test-gpu: torch sees no CUDA device (a CPU build of torch? CUDA_VISIBLE_DEVICES?): every GPU test will be skipped', file=sys.stderr)"
 	$(BIN)/python -m pytest -m gpu tests/gpu
 
 train: install ## One trial on the embedded default (MiniLM + chatterbot topics)
@@ -54,12 +55,13 @@ sweep: install ## The quick sweep on the embedded default (< 10 min on 2 CPU cor
 bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/python -m benchmarks.run
 
-race: install ## The search race of issue #10 (~15 min a seed for the 4 systems at 180 s each) -> benchmarks/results/race.{json,md}
-	$(BIN)/python -m benchmarks.race --size subsample --seeds 0,1,2 --budget-s 180
+race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_shared_first_trial/
+	$(BIN)/python -m benchmarks.race --size subsample --seeds $(or $(SEEDS),0,1,2) --budget-s 180 \
+		$(if $(ADD),--add-to,--out) benchmarks/results/race_shared_first_trial
 
-race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full/
+race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full_shared_first_trial/
 	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 \
-		$(if $(ADD),--add-to,--out) benchmarks/results/race_full
+		$(if $(ADD),--add-to,--out) benchmarks/results/race_full_shared_first_trial
 
 ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000

@@ -36,7 +36,9 @@ def find_sweep_run(uri: str, sweep: str, run_id: str | None = None) -> str:
     if run_id:
         try:
             client.get_run(run_id)
-        except MlflowException:
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise  # a refused login, a server error: said as it is (main)
             raise ReportError(
                 f"sweep {sweep!r} logged to MLflow run {run_id}, which is not at the tracking URI"
             ) from None

@@ -604,11 +604,10 @@ def _check_step_keys_together(
     """Rule 10 on combinations: `train.batch_size: [8, 12]` passes alone, and so does
     `train.length_groups_per_step: [1, 8]`, but a trial drawing 12 and 8 failed mid-sweep."""
     # a branched key: every branch's values, paired with unbranched keys only (two branched
-    # keys, or a branch on another step key, would pair values never drawn together)
-    joint = [
-        p for p in params
-        if p.key in _STEP_KEYS and not any(b.cond_key in _STEP_KEYS for b in p.branches)
-    ]  # fmt: skip
+    # keys would pair values never drawn together)
+    joint = [p for p in params if p.key in _STEP_KEYS]
+    if any(b.cond_key in _STEP_KEYS for p in joint for b in p.branches):
+        return  # the product would pair values (and the config's) never drawn together
     if sum(bool(p.branches) for p in joint) > 1:
         joint = [p for p in joint if not p.branches]
     if len(joint) < 2:

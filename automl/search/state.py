@@ -206,7 +206,8 @@ def _abandoned(owner: dict[str, Any]) -> bool:
     machine, records no sweep or another one (started afresh since). An output folder of
     another machine (the same path may exist here too) is not provably gone."""
     out = owner.get("output_dir")
-    if owner.get("host") != socket.gethostname() or not out or not Path(out).is_dir():
+    host = owner.get("host")  # absent in marks of the first version (2026-12-06 morning)
+    if (host is not None and host != socket.gethostname()) or not out or not Path(out).is_dir():
         return False
     state = Path(out) / STATE_FILE
     if not state.is_file():

@@ -162,23 +162,36 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     """An HTTP tracking server must answer before any compute is spent on a sweep."""
     if not uri.startswith(("http://", "https://")):
         return
+    import http.client
     import urllib.error
     import urllib.request
-    from urllib.parse import urlsplit, urlunsplit
+    from urllib.parse import unquote, urlsplit, urlunsplit
 
-    parts = urlsplit(uri.rstrip("/") + "/health")
-    # urllib reads `alice:pw@host` as the host name; MLflow's requests sends it as Basic auth
-    host = parts.netloc.rpartition("@")[2]  # host[:port], [v6] kept
-    request = urllib.request.Request(urlunsplit(parts._replace(netloc=host)))
-    if parts.username is not None:
-        import base64
-
-        token = base64.b64encode(f"{parts.username}:{parts.password or ''}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
     try:
+        parts = urlsplit(uri.rstrip("/") + "/health")
+        # urllib reads `alice:pw@host` as the host name; MLflow's requests sends it as Basic
+        # auth, to this host only (a redirect elsewhere does not carry it)
+        host = parts.netloc.rpartition("@")[2]  # host[:port], [v6] kept
+        request = urllib.request.Request(urlunsplit(parts._replace(netloc=host)))
+        if parts.username is not None:
+            import base64
+
+            user, password = unquote(parts.username), unquote(parts.password or "")
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            request.add_unredirected_header("Authorization", f"Basic {token}")
         urllib.request.urlopen(request, timeout=timeout_s).close()
-    except urllib.error.HTTPError:
-        return  # it answered (401 from an auth proxy, 404 from an older server): it is there
+    except urllib.error.HTTPError as err:
+        if err.code in (401, 403):
+            return  # an authenticating proxy answered: the server is there
+        raise ConfigError(
+            f"config: tracking.uri: {redact(uri)} answered HTTP {err.code} at /health (not an "
+            "MLflow tracking server, or one that is down behind its proxy)"
+        ) from None
+    except (ValueError, http.client.InvalidURL):  # an unencoded '/' or '#' in a password
+        raise ConfigError(  # not echoed: such a password escapes `redact` too
+            "config: tracking.uri: is not a valid URL (percent-encode special characters in a "
+            "user name or password)"
+        ) from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise ConfigError(

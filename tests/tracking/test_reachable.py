@@ -58,3 +58,59 @@ def test_a_server_that_does_not_answer_is_one_line_without_the_password() -> Non
     message = str(err.value)
     assert message.startswith("config: tracking.uri: ") and "does not answer" in message
     assert "s3cret" not in message and "\n" not in message
+
+
+class _Down(BaseHTTPRequestHandler):
+    """A proxy whose MLflow behind it is down (502), or a server that is not MLflow (404)."""
+
+    code = 502
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(self.code)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("code", [502, 404])
+def test_an_answer_that_is_an_error_is_refused(code: int) -> None:
+    """Only a login refusal says the server is there: a 502 passed, then each MLflow call
+    retried for minutes."""
+    handler = type("Down", (_Down,), {"code": code})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ConfigError, match=rf"answered HTTP {code} at /health"):
+            check_reachable(f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+
+
+def test_a_password_that_breaks_the_url_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as err:
+        check_reachable("http://alice:pa/ss@127.0.0.1:1", timeout_s=1)
+    assert "is not a valid URL" in str(err.value) and "pa/ss" not in str(err.value)
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_host(proxy: int) -> None:
+    """urllib copied the Authorization header onto the redirected request: the password went
+    to whatever host the server named."""
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{proxy}/login")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    SEEN.clear()
+    try:
+        check_reachable(f"http://alice:pw@127.0.0.1:{server.server_address[1]}")  # 401 there
+    finally:
+        server.shutdown()
+    assert SEEN == [None]  # the redirected request reached the proxy without the password
