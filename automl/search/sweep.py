@@ -252,6 +252,11 @@ def _fit(
             left = max(budget_s - state.round_spent_s, 1.0)
             use_time_budget(tuner, left)
             log.info("%s: %.0f s of its %g s time budget left", name, left, budget_s)
+    elif s.num_samples <= len(state.records):
+        # a round killed before Ray saved it, resumed with no more trials than it has: Ray
+        # reads num_samples -1 as "no limit" (and 0 as an error)
+        log.info("sweep %s already has %d trials; nothing to add", s.name, len(state.records))
+        return [TrialRecord(**r) for r in state.records]
     else:
         shutil.rmtree(experiment_dir, ignore_errors=True)
         mark_owner(experiment_dir, state.sweep_id, plan.out_dir)

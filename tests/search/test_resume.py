@@ -183,6 +183,16 @@ def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) == TRIALS + 2  # the sampler saw every trial, none lost or repeated
 
+    # a further extension killed before Ray saved its round, resumed with fewer trials than
+    # the sweep has: Ray read num_samples=-1 as no limit and sampled on without end
+    state_file = tmp_path / "outputs" / "smoke" / "sweep_state.json"
+    state = json.loads(state_file.read_text())
+    state.update(phase="running", round=state["round"] + 1)
+    state_file.write_text(json.dumps(state))
+    seen = run(tmp_path, "sweep.resume=true", f"sweep.num_samples={TRIALS + 1}")
+    assert f"already has {TRIALS + 2} trials; nothing to add" in seen
+    check_finished_sweep(tmp_path, TRIALS + 2)
+
 
 def test_resume_keeps_trials_that_rays_saved_state_missed(tmp_path: Path) -> None:
     """Ray saves its trials' states and this sweep's records (the callback state) in separate
