@@ -34,13 +34,18 @@ def param_importances(summary: dict[str, Any], out_dir: Path) -> tuple[dict[str,
     # only; Optuna ranks the parameters every complete trial has, and constant ones say nothing
     shared = set.intersection(*(set(t.params) for t in complete))
     constant = sorted(p for p in shared if len({repr(t.params[p]) for t in complete}) == 1)
-    varied = sorted(shared - set(constant))
+    # a range an extension round changed: Optuna refuses to rank a parameter whose
+    # distribution differs between trials (the whole plot was lost to it)
+    changed = sorted(p for p in shared if len({repr(t.distributions[p]) for t in complete}) > 1)
+    varied = sorted(shared - set(constant) - set(changed))
     partial = sorted(set().union(*(set(t.params) for t in complete)) - shared)
     notes = []
     if constant:
         notes.append("constant in every complete trial (no importance): " + ", ".join(constant))
     if partial:
         notes.append("left out, set in only some trials: " + ", ".join(partial))
+    if changed:
+        notes.append("left out, its range changed between rounds: " + ", ".join(changed))
     if not varied:
         return {}, "No parameter varied across the complete trials. " + "; ".join(notes)
     try:

@@ -370,3 +370,26 @@ def test_an_older_or_edited_side_file_leaves_its_section_out(
     (out / "data_quality.json").write_text(json.dumps(quality))
     page = build_report(out).read_text()
     assert "Held-out test" not in page and "Data quality" not in page
+
+
+def test_importance_leaves_out_a_range_an_extension_round_changed(tmp_path: Path) -> None:
+    """Optuna refuses `params=` when one parameter's distribution differs between trials:
+    widening a range in a later round lost the whole importance plot."""
+    write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])
+    study = optuna.create_study(
+        study_name=SWEEP, storage=study_storage(tmp_path), direction="maximize"
+    )
+    for i, (low, high) in enumerate([(0, 2)] * 3 + [(0, 4)] * 3):  # round 2 widened it
+        study.add_trial(
+            create_trial(
+                params={LR: 5e-4 * (i + 1), "peft.frozen_layers": i % 3},
+                distributions={LR: FloatDistribution(1e-4, 5e-3, log=True),
+                               "peft.frozen_layers": IntDistribution(low, high)},
+                value=0.5 + 0.05 * i,
+            )
+        )  # fmt: skip
+    importances, note = param_importances(
+        json.loads((tmp_path / "summary.json").read_text()), tmp_path
+    )
+    assert set(importances) == {LR}
+    assert "its range changed between rounds: peft.frozen_layers" in note
