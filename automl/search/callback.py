@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ class RayTrialEnd:
     metrics: dict[str, Any] = field(default_factory=dict)  # its last result
 
 
+BUDGET_TOLD_EVERY_S = 30.0  # a killed driver's resume may get this much of the budget again
+
+
 class SweepCallback(Callback):
     """Keeps a record per trial and mirrors it to MLflow (the driver is the only writer)."""
 
@@ -98,6 +102,7 @@ class SweepCallback(Callback):
         warm: WarmStart | None = None,
         budget_s: float | None = None,
         budget_spent_s: float = 0.0,
+        on_budget_spent: Callable[[float], None] | None = None,
         train_examples: int = 0,
     ) -> None:
         self.metric, self.mode = metric, mode
@@ -118,6 +123,8 @@ class SweepCallback(Callback):
         # the round's time budget: half of it gone with no epoch finished is worth a warning
         self.budget_s, self.train_examples = budget_s, train_examples
         self._budget_spent_s = budget_spent_s  # by earlier sittings of a resumed round
+        # told the round's spent seconds now and then, so a SIGKILL loses little of the count
+        self._on_budget_spent, self._budget_told = on_budget_spent, time.monotonic()
         self._fit_started = time.monotonic()
         self._epochs_this_fit = 0
         self._watching_budget = True  # until the warning is due (or an epoch makes it moot)
@@ -129,13 +136,22 @@ class SweepCallback(Callback):
         forward_to_ray(self.stop)
         self._fit_started = time.monotonic()
 
+    def spent_s(self) -> float:
+        """Seconds of the round's time budget gone, earlier sittings included."""
+        return self._budget_spent_s + time.monotonic() - self._fit_started
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         """Half the time budget gone and no trial has finished an epoch: say so while there is
-        still time to stop the sweep and change it (the end would only say it ran out)."""
-        if not self._watching_budget or not self.budget_s:
+        still time to stop the sweep and change it (the end would only say it ran out). And
+        tell the sweep the budget spent, every BUDGET_TOLD_EVERY_S."""
+        if not self.budget_s:
             return
-        spent = self._budget_spent_s + time.monotonic() - self._fit_started
-        if spent < self.budget_s / 2:
+        spent = self.spent_s()
+        now = time.monotonic()
+        if self._on_budget_spent is not None and now - self._budget_told >= BUDGET_TOLD_EVERY_S:
+            self._budget_told = now
+            self._on_budget_spent(spent)
+        if not self._watching_budget or spent < self.budget_s / 2:
             return
         self._watching_budget = False
         if self._epochs_this_fit == 0:

@@ -197,6 +197,13 @@ def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) 
     return state
 
 
+def _record_spent(state: SweepState, spent_s: float, out_dir: Path) -> None:
+    """The round's time budget spent so far, saved: on a stop, and every 30 s while it runs
+    (a SIGKILL, which no handler sees, then loses at most that)."""
+    state.round_spent_s = spent_s
+    state.save(out_dir)
+
+
 def _cleared(plan: SweepPlan, state: SweepState) -> SweepState:
     """A fresh start's state once the stale rounds' Ray experiments are deleted: round 0
     under an id of its own."""
@@ -238,6 +245,7 @@ def _fit(
         warm=plan.warm_start,
         budget_s=budget_s,
         budget_spent_s=state.round_spent_s if restoring else 0.0,
+        on_budget_spent=lambda spent: _record_spent(state, spent, plan.out_dir),
         train_examples=len(data.train),
     )
     state.phase = "running"
@@ -268,15 +276,12 @@ def _fit(
             points=warm_points(plan.warm_start, state.round, state.records),
             round_index=state.round,
         )  # fmt: skip
-    fit_started = time.monotonic()
     try:
         with during_fit(callback.stop):
             results = tuner.fit()
     finally:
         if callback.stop.signum is not None:  # a second Ctrl-C/SIGTERM raises out of fit
-            # the budget this sitting used (a SIGKILL, which never gets here, loses it)
-            state.round_spent_s += time.monotonic() - fit_started
-            state.save(plan.out_dir)
+            _record_spent(state, callback.spent_s(), plan.out_dir)
     if callback.stop.signum is not None:  # unfinished trials keep their checkpoints to resume
         if tracker is not None:
             tracker.pause_trials(

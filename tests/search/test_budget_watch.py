@@ -110,3 +110,24 @@ def test_a_resumed_sitting_counts_the_budget_the_earlier_ones_spent(
     _elapse(callback, 110)
     callback.on_step_end(iteration=2, trials=[])
     assert len(_warnings(caplog)) == 1  # 310 s of 600
+
+
+def test_the_spent_budget_is_told_every_half_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """A SIGKILL (a lost node) leaves no handler to record the sitting: the sweep saves what
+    the callback tells it every BUDGET_TOLD_EVERY_S, so its resume gets at most that again."""
+    from automl.search.callback import BUDGET_TOLD_EVERY_S
+
+    told: list[float] = []
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=3, tracker=None, stopper=None,
+        budget_s=600, budget_spent_s=100, on_budget_spent=told.append, train_examples=10,
+    )  # fmt: skip
+    callback.setup()
+    callback.on_step_end(iteration=1, trials=[])
+    assert told == []  # not yet half a minute
+    _elapse(callback, 40)
+    callback._budget_told -= BUDGET_TOLD_EVERY_S
+    callback.on_step_end(iteration=2, trials=[])
+    assert len(told) == 1 and 139 < told[0] < 142  # 100 before, 40 in this sitting
+    callback.on_step_end(iteration=3, trials=[])
+    assert len(told) == 1
