@@ -69,6 +69,25 @@ def in_cache(repo_id: str, repo_type: str = "model") -> bool:
     return False
 
 
+def weights_missing_offline(repo_id: str, weight_files: tuple[str, ...]) -> str | None:
+    """Why a cached model cannot load here: its config (and tokenizer) are in the cache but
+    none of `weight_files` (an earlier AutoTokenizer call, an interrupted download), and the
+    Hub cannot be asked for them. Every trial failed on it after the data was tokenized."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if not in_cache(repo_id):
+        return None
+    if any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in weight_files):
+        return None
+    cause = "offline mode (HF_HUB_OFFLINE) is on" if constants.HF_HUB_OFFLINE else unreachable()
+    if not cause:
+        return None  # the libraries will download them
+    return (
+        f"in the Hugging Face cache without its weights ({' or '.join(weight_files[::2])}: an "
+        f"interrupted download?), and {cause}"
+    )
+
+
 def missing_offline(repo_id: str, repo_type: str = "model") -> str | None:
     """Why `repo_id` cannot be had here (not in the cache, the Hub not reachable), or None."""
     if in_cache(repo_id, repo_type):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import Config, ModelConfig
-from automl.hub import missing_offline
+from automl.hub import missing_offline, weights_missing_offline
 
 
 class ModelError(ValueError):
@@ -87,7 +87,7 @@ def load_model_config(cfg: ModelConfig) -> Any:
         if problem:
             raise ModelError(f"model.name_or_path: {where}: {problem}")
     if cfg.source == "pretrained" and not _looks_like_path(where):
-        missing = missing_offline(where)
+        missing = missing_offline(where) or weights_missing_offline(where, WEIGHT_FILES)
         if missing:
             raise ModelError(f"model.name_or_path: {where!r}: {missing}")
     try:

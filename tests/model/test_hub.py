@@ -69,3 +69,29 @@ def test_no_probe_where_it_cannot_tell(
     monkeypatch.delenv("HTTPS_PROXY")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # huggingface_hub fails fast itself
     assert hub.unreachable() is None
+
+
+def test_a_cached_model_without_its_weights_is_refused_offline(
+    no_hub: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Config and tokenizer in the cache, the weights not (an interrupted download): the
+    checks passed and every trial failed on the weights after the data was tokenized."""
+    from huggingface_hub import constants
+
+    snapshot = tmp_path / "hub" / "models--org--partial" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc")
+    (snapshot / "config.json").write_text('{"model_type": "bert"}')
+    cfg = ModelConfig(source="pretrained", name_or_path="org/partial")
+    with pytest.raises(ModelError) as err:
+        load_model_config(cfg)
+    assert str(err.value).startswith(
+        "model.name_or_path: 'org/partial': in the Hugging Face cache without its weights "
+        f"(model.safetensors or pytorch_model.bin: an interrupted download?), and {no_hub}"
+    )
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="without its weights .* offline mode"):
+        load_model_config(cfg)
+    (snapshot / "model.safetensors").write_bytes(b"weights")
+    assert load_model_config(cfg).model_type == "bert"  # whole: it loads from the cache
