@@ -595,7 +595,7 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
 
 # Settings one rule reads together: the groups of an optimizer step must divide its examples
 _STEP_KEYS = ("train.batch_size", "train.grad_accum_steps", "train.length_groups_per_step")
-_MAX_COMBINATIONS = 4096
+_MAX_COMBINATIONS = 4096  # ~0.15 ms each here (512 in 0.07 s): at most ~0.6 s of the plan
 
 
 def _check_step_keys_together(
