@@ -13,6 +13,7 @@ the system's on macOS and Windows, as the HTTP client reads them).
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -69,23 +70,31 @@ def in_cache(repo_id: str, repo_type: str = "model") -> bool:
     return False
 
 
-def weights_missing_offline(repo_id: str, weight_files: tuple[str, ...]) -> str | None:
+def weights_missing_offline(
+    repo_id: str, weight_files: tuple[str, ...], problem_of: Callable[[Path], str | None]
+) -> str | None:
     """Why a cached model cannot load here: its config (and tokenizer) are in the cache but
-    none of `weight_files` (an earlier AutoTokenizer call, an interrupted download), and the
-    Hub cannot be asked for them. Every trial failed on it after the data was tokenized."""
+    none of `weight_files`, or not all their shards (`problem_of` a snapshot folder: an earlier
+    AutoTokenizer call, an interrupted download), and the Hub cannot be asked for them. Every
+    trial failed on it after the data was tokenized."""
     from huggingface_hub import constants, try_to_load_from_cache
 
     if not in_cache(repo_id):
         return None
-    if any(isinstance(try_to_load_from_cache(repo_id, name), str) for name in weight_files):
+    found = [try_to_load_from_cache(repo_id, name) for name in weight_files]
+    paths = [Path(f) for f in found if isinstance(f, str)]
+    problem = problem_of(paths[0].parent) if paths else "without its weights"
+    if not problem:
         return None
     cause = "offline mode (HF_HUB_OFFLINE) is on" if constants.HF_HUB_OFFLINE else unreachable()
     if not cause:
-        return None  # the libraries will download them
-    return (
-        f"in the Hugging Face cache without its weights ({' or '.join(weight_files[::2])}: an "
-        f"interrupted download?), and {cause}"
+        return None  # the libraries will download what is missing
+    what = (
+        f"without its weights ({' or '.join(weight_files[::2])}"
+        if not paths
+        else f"with its weights incomplete ({problem}"
     )
+    return f"in the Hugging Face cache {what}: an interrupted download?), and {cause}"
 
 
 def missing_offline(repo_id: str, repo_type: str = "model") -> str | None:

@@ -87,7 +87,9 @@ def load_model_config(cfg: ModelConfig) -> Any:
         if problem:
             raise ModelError(f"model.name_or_path: {where}: {problem}")
     if cfg.source == "pretrained" and not _looks_like_path(where):
-        missing = missing_offline(where) or weights_missing_offline(where, WEIGHT_FILES)
+        missing = missing_offline(where) or weights_missing_offline(
+            where, WEIGHT_FILES, _weights_problem
+        )
         if missing:
             raise ModelError(f"model.name_or_path: {where!r}: {missing}")
     try:

@@ -201,7 +201,10 @@ def _record_spent(state: SweepState, spent_s: float, out_dir: Path) -> None:
     """The round's time budget spent so far, saved: on a stop, and every 30 s while it runs
     (a SIGKILL, which no handler sees, then loses at most that)."""
     state.round_spent_s = spent_s
-    state.save(out_dir)
+    try:
+        state.save(out_dir)
+    except OSError as err:  # a full disk must not end the sweep over a bookkeeping figure
+        log.warning("could not record the time budget spent (%s): a resume may get it again", err)
 
 
 def _cleared(plan: SweepPlan, state: SweepState) -> SweepState:

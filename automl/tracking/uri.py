@@ -163,6 +163,7 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     if not uri.startswith(("http://", "https://")):
         return
     import http.client
+    import ssl
     import urllib.error
     import urllib.request
     from urllib.parse import unquote, urlsplit, urlunsplit
@@ -183,6 +184,9 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
     except urllib.error.HTTPError as err:
         if err.code in (401, 403):
             return  # an authenticating proxy answered: the server is there
+        if err.code == 404:  # a server with MLflow's API but no /health (DagsHub): ask the API
+            _check_answers(uri)
+            return
         raise ConfigError(
             f"config: tracking.uri: {redact(uri)} answered HTTP {err.code} at /health (not an "
             "MLflow tracking server, or one that is down behind its proxy)"
@@ -194,6 +198,9 @@ def check_reachable(uri: str, timeout_s: float = 5.0) -> None:
         ) from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
+        if isinstance(reason, ssl.SSLError):  # a private CA MLflow is told of, not urllib
+            _check_answers(uri)
+            return
         raise ConfigError(
             f"config: tracking.uri: {redact(uri)} does not answer ({reason})"
         ) from None

@@ -95,3 +95,23 @@ def test_a_cached_model_without_its_weights_is_refused_offline(
         load_model_config(cfg)
     (snapshot / "model.safetensors").write_bytes(b"weights")
     assert load_model_config(cfg).model_type == "bert"  # whole: it loads from the cache
+
+
+def test_a_cached_model_missing_a_shard_is_refused_offline(no_hub: str, tmp_path: Path) -> None:
+    """The usual interrupted download of a large model: the shard index and one shard."""
+    import json
+
+    snapshot = tmp_path / "hub" / "models--org--sharded" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("abc")
+    (snapshot / "config.json").write_text('{"model_type": "bert"}')
+    shards = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    index = {"weight_map": {"a": shards[0], "b": shards[1]}}
+    (snapshot / "model.safetensors.index.json").write_text(json.dumps(index))
+    (snapshot / shards[0]).write_bytes(b"weights")
+    with pytest.raises(ModelError) as err:
+        load_model_config(ModelConfig(source="pretrained", name_or_path="org/sharded"))
+    assert "with its weights incomplete (model-00002-of-00002.safetensors is missing" in str(
+        err.value
+    )

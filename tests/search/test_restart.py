@@ -252,3 +252,18 @@ def test_a_fresh_start_killed_midway_keeps_the_ids_its_folders_carry(
     fresh = _starting_state(plan)
     assert not experiment.exists() and not (plan.storage / "default-r2").exists()
     assert fresh.sweep_id not in ("", "stale") and fresh.round == 0
+
+
+def test_a_failed_save_of_the_spent_budget_does_not_end_the_sweep(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ray does not catch a callback's error: a full disk at a 30-s save ended the whole fit."""
+    from automl.search.state import SweepState
+    from automl.search.sweep import _record_spent
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    state = SweepState()
+    with caplog.at_level("WARNING"):
+        _record_spent(state, 12.5, blocked)  # mkdir of a file's path: an OSError
+    assert state.round_spent_s == 12.5 and "could not record the time budget" in caplog.text
