@@ -119,7 +119,6 @@ class SpecChecker:
         self.blocks_of = blocks_of  # a model choice -> its block count (raises if it won't load)
         self.model_blocks: dict[str, int] = {}  # the `model` key's choices and their block counts
         self.uses_blocks: list[str] = []  # keys checked so far whose bounds use `blocks`
-        self._earlier: list[str] = []  # the keys above the one being checked
         self._per_model_blocks = False  # checking one model choice's own `blocks` range
         self.none_allowed = False  # the key's config value is None (so a `null` choice fits)
         # the model choices a frozen range applies to (None: all of them)
@@ -133,16 +132,15 @@ class SpecChecker:
 
     def param(self, key: str, spec: Any, earlier: Mapping[str, Param]) -> Param:
         self.at, self.key = f"{key}: ", key
-        self._earlier = list(earlier)
         if key == MODEL_KEY:
-            return self._model_param(spec)
+            return self._model_param(spec, list(earlier))
         if _mentions_blocks(spec):
             self.uses_blocks.append(key)
             if self.model_blocks:
                 return self._per_model(key, spec, earlier)
         return self._param(key, spec, earlier)
 
-    def _model_param(self, spec: Any) -> Param:
+    def _model_param(self, spec: Any, earlier: list[str]) -> Param:
         """The models to choose from; each must load (its config only) before any compute."""
         if not isinstance(spec, dict) or spec.get("type") != "categorical":
             self.fail("must be {type: categorical, choices: [...]} listing models")
@@ -151,8 +149,8 @@ class SpecChecker:
                 self.fail(f"field {field!r} does not apply: a model choice takes only `choices`")
         if self.uses_blocks:
             self.fail(f"list it before {self.uses_blocks[0]}, which uses `blocks`")
-        if self._earlier:  # a frozen range or a `blocks` branch above it saw the config's model
-            self.fail(f"list it first, before {self._earlier[0]}: ranges follow the model drawn")
+        if earlier:  # a frozen range or a `blocks` branch above it saw the config's model
+            self.fail(f"list it first, before {earlier[0]}: ranges follow the model drawn")
         raw = spec.get("choices")
         if not isinstance(raw, list) or not raw:
             self.fail(f"choices must be a non-empty list of models, got {_describe(raw)}")

@@ -58,23 +58,24 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def folder_sha256(folder: Path, hidden: bool = False) -> str:
-    """sha256 over a folder's files (relative names and contents, in sorted order). Hidden
-    files and folders are left out (`hidden=False`): `.git/` changes on `git status` and
-    `.cache/huggingface/` on every `hf download` of the same files, so the same weights
-    hashed differently (exports before 2026-12-06 hashed them: `hidden=True`)."""
-    digest = hashlib.sha256()
-    files = (p for p in folder.rglob("*") if p.is_file())
-    if not hidden:
-        files = (
-            p
-            for p in files
-            if not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        )
-    for path in sorted(files):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        digest.update(file_sha256(path).encode())
-    return digest.hexdigest()
+def folder_sha256(folder: Path) -> str:
+    """sha256 over a folder's files (relative names and contents, in sorted order), hidden
+    files and folders left out: `.git/` changes on `git status` and `.cache/huggingface/` on
+    every `hf download` of the same files, so the same weights hashed differently."""
+    return folder_sha256s(folder)[0]
+
+
+def folder_sha256s(folder: Path) -> tuple[str, str]:
+    """(`folder_sha256`, the same over every file, hidden ones too: what exports before
+    2026-12-06 recorded), each file read once."""
+    visible, every = hashlib.sha256(), hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder)
+        entry = str(name).encode() + b"\0" + file_sha256(path).encode()
+        every.update(entry)
+        if not any(part.startswith(".") for part in name.parts):
+            visible.update(entry)
+    return visible.hexdigest(), every.hexdigest()
 
 
 def base_model_name(cfg: ModelConfig) -> dict[str, Any]:

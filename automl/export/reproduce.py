@@ -123,7 +123,7 @@ def check_data(prov: dict[str, Any], conf: Config, where: Path) -> Any:
 
 def check_base_model(prov: dict[str, Any], conf: Config) -> None:
     """A local base-model folder must hold the files it held (its recorded content hash)."""
-    from automl.export.portable import folder_sha256
+    from automl.export.portable import folder_sha256s
     from automl.model.load import ModelError
 
     details = prov.get("base_model_details") or {}
@@ -136,7 +136,7 @@ def check_base_model(prov: dict[str, Any], conf: Config) -> None:
             f"model.name_or_path: {folder}: no such folder here; the base model was a local "
             f"folder ({details.get('name')}): run from where the sweep ran, or pass --model FOLDER"
         )
-    if folder_sha256(folder) != recorded and folder_sha256(folder, hidden=True) != recorded:
+    if recorded not in folder_sha256s(folder):  # today's hash, or an older export's
         raise ModelError(
             f"model.name_or_path: {folder}: its files differ from the base model recorded in "
             "provenance.json (sha256 mismatch)"

@@ -220,15 +220,21 @@ def check_model(conf: Config, model_config: Any = None) -> int:
     """Validate the model settings from its config alone (no weights; `model_config` where the
     caller has loaded it already); return its block count."""
     config = load_model_config(conf.model) if model_config is None else model_config
-    check_max_length(conf.model, config)
     blocks = num_blocks_of(config)
-    check_architecture(conf.model, config)
+    check_model_config(conf.model, config)
     if conf.peft.frozen_layers > blocks:
         raise ModelError(
             f"peft.frozen_layers: {conf.peft.frozen_layers} is more than "
             f"the model's {blocks} blocks"
         )
     return blocks
+
+
+def check_model_config(cfg: ModelConfig, model_config: Any) -> None:
+    """What a model's transformers config alone refuses (the sweep's plan runs it on every
+    model choice too): its architecture, and `model.max_length` past its positions."""
+    check_architecture(cfg, model_config)
+    check_max_length(cfg, model_config)
 
 
 # model types whose blocks are split across parallel lists (model/build.py: _refuse_split_blocks)

@@ -24,9 +24,8 @@ from automl.data.load import check_hub_dataset
 from automl.model.build import check_lora_targets
 from automl.model.choices import model_config
 from automl.model.load import (
-    check_architecture,
-    check_max_length,
     check_model,
+    check_model_config,
     display_name,
     load_model_config,
     num_blocks_of,
@@ -157,8 +156,7 @@ def load_space(conf: Config) -> tuple[SearchSpace, int, Callable[[str], Any]]:
         if choice not in configs:
             model = model_config(choice, base["model"])
             configs[choice] = load_model_config(model)
-            check_max_length(model, configs[choice])
-            check_architecture(model, configs[choice])
+            check_model_config(model, configs[choice])
         return configs[choice]
 
     space = load_search_space(

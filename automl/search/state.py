@@ -55,6 +55,11 @@ class SweepState:
         saved = read_json_object(path, ("phase",), "a sweep's state", ConfigError)
         return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
 
+    def round_budget_s(self, configured: float | None) -> float | None:
+        """The current round's time budget: the one it was started with (a restored round
+        keeps it), else the configured one."""
+        return self.round_settings.get("sweep.time_budget_s", configured)
+
     def extends(self, num_samples: int) -> bool:
         """Whether resuming with `num_samples` adds a round: the sweep ended with fewer trials."""
         return self.phase == "finished" and num_samples > len(self.records)
@@ -209,12 +214,11 @@ def _abandoned(owner: dict[str, Any]) -> bool:
     host = owner.get("host")  # absent in marks of the first version (2026-12-06 morning)
     if (host is not None and host != socket.gethostname()) or not out or not Path(out).is_dir():
         return False
-    state = Path(out) / STATE_FILE
-    if not state.is_file():
+    if not (Path(out) / STATE_FILE).is_file():
         return True
     try:
-        recorded = json.loads(state.read_text(encoding="utf-8")).get("sweep_id")
-    except (OSError, ValueError, AttributeError):
+        recorded = SweepState.load(Path(out)).sweep_id
+    except (OSError, ValueError):  # ConfigError too: not provably gone
         return False
     return bool(recorded) and recorded != owner.get("sweep_id")
 
@@ -224,10 +228,9 @@ def _owner(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None  # a folder from before 2026-12-06, or killed before it was marked
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
+        return read_json_object(path)
     except (OSError, ValueError):
         return {"sweep_id": None}  # unreadable: not provably this sweep's
-    return saved if isinstance(saved, dict) else {"sweep_id": None}
 
 
 def remove_experiment(folder: Path) -> None:

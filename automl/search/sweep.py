@@ -142,7 +142,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             else:  # killed during the export, or nothing to add: finish again (idempotent)
                 records = [TrialRecord(**r) for r in state.records]
             # the round's own budget: a restored round keeps the one it was started with
-            budget_s = state.round_settings.get("sweep.time_budget_s", conf.sweep.time_budget_s)
+            budget_s = state.round_budget_s(conf.sweep.time_budget_s)
             outcome = _finish(plan, records, data, tracker, started, budget_s, model_data)
             state.phase = "finished"
             state.save(plan.out_dir)
@@ -237,7 +237,7 @@ def _fit(
         state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
         state.round_spent_s = 0.0
     # a restored round runs to the budget it was started with
-    budget_s = state.round_settings.get("sweep.time_budget_s", s.time_budget_s)
+    budget_s = state.round_budget_s(s.time_budget_s)
     callback = SweepCallback(
         metric=s.metric,
         mode=s.mode,
@@ -247,7 +247,7 @@ def _fit(
         previous=[TrialRecord(**r) for r in state.records],
         warm=plan.warm_start,
         budget_s=budget_s,
-        budget_spent_s=state.round_spent_s if restoring else 0.0,
+        budget_spent_s=state.round_spent_s,  # 0 for a round not restored (set above)
         on_budget_spent=lambda spent: _record_spent(state, spent, plan.out_dir),
         train_examples=len(data.train),
     )

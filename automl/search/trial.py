@@ -196,7 +196,8 @@ def run_sweep_trial(
     import ray
     from ray import tune
 
-    resources = ray.get_runtime_context().get_assigned_resources()
+    context = ray.get_runtime_context()
+    resources = context.get_assigned_resources()
     if not resources.get("GPU"):
         # Ray leaves CUDA_VISIBLE_DEVICES alone for a trial given no GPU: it would see (and
         # use) every GPU of the node. Hidden first, before any import may touch CUDA.
@@ -215,7 +216,6 @@ def run_sweep_trial(
     settle_batch_size(conf.train, len(data.train))  # before an out-of-memory retry halves it
     device = pick_device(conf.train.device)  # what run_trial will pick
     memory_cap = limit_gpu_memory(float(resources.get("GPU", 0)), device)
-    context = ray.get_runtime_context()
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     metric, mode = conf.sweep.metric, conf.sweep.mode
     extra = {
