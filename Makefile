@@ -59,7 +59,7 @@ race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed 
 	$(BIN)/python -m benchmarks.race --size subsample --seeds $(or $(SEEDS),0,1,2) --budget-s 180 \
 		$(if $(ADD),--add-to,--out) benchmarks/results/race_shared_first_trial
 
-race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full_shared_first_trial/
+race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; seed 0 unless SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full_shared_first_trial/
 	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 \
 		$(if $(ADD),--add-to,--out) benchmarks/results/race_full_shared_first_trial
 

@@ -42,11 +42,36 @@ def not_replaceable(out_dir: Path) -> str | None:
     if problem:
         return problem
     try:
-        if not any(out_dir.iterdir()) or holds_export(out_dir):
+        if holds_export(out_dir):
+            return _not_exported(out_dir) or _backup_in_the_way(out_dir)
+        if not any(out_dir.iterdir()):
             return _backup_in_the_way(out_dir)
     except OSError as err:
         return f"{out_dir} cannot be listed ({err.strerror})"
     return f"{out_dir} holds files and is not an exported model, which an export would replace"
+
+
+EXPORT_FILES_KEY = "files"  # provenance.json: the names the export wrote into its folder
+
+
+def _not_exported(out_dir: Path) -> str | None:
+    """An export replaces its whole folder: files put there since (`automl-evaluate --out
+    best/march.json`, an `onnx/` folder) were deleted with it. Exports that predate the list
+    of their own files are replaced as before."""
+    try:
+        own = json.loads((out_dir / "provenance.json").read_text()).get(EXPORT_FILES_KEY)
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(own, list):
+        return None
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own)
+    if not foreign:
+        return None
+    more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+    return (
+        f"{out_dir} holds {', '.join(foreign[:3])}{more}, which no export wrote, and an export "
+        "replaces the folder: move them out first"
+    )
 
 
 def holds_export(folder: Path) -> bool:

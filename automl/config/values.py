@@ -139,6 +139,19 @@ def _check_model(m: ModelConfig) -> None:
             bool(m.name_or_path), "model.name_or_path", "is required when model.source=pretrained"
         )
     _check(m.max_length >= 8, "model.max_length", f"must be >= 8, got {m.max_length}")
+    if m.source == "tiny":  # transformers refused these only when building, in every trial
+        for key, value in (
+            ("model.tiny_layers", m.tiny_layers),
+            ("model.tiny_hidden", m.tiny_hidden),
+            ("model.tiny_heads", m.tiny_heads),
+            ("model.tiny_intermediate", m.tiny_intermediate),
+        ):
+            _check(value >= 1, key, f"must be >= 1, got {value}")
+        _check(
+            m.tiny_hidden % m.tiny_heads == 0,
+            "model.tiny_hidden",
+            f"must be a multiple of model.tiny_heads ({m.tiny_hidden} % {m.tiny_heads} != 0)",
+        )
 
 
 def _check_data(d: DataConfig) -> None:

@@ -230,6 +230,7 @@ def read_labeled_file(
         if not text or not text.strip():
             raise DataError(f"{path}: row {number}: empty text in column {text_column!r}")
         _check_label(label, f"{path}: row {number}", label_column)
+        _check_whole_characters(text, str(label), f"{path}: row {number}")
         texts.append(text.strip())
         labels.append(str(label).strip())
     _warn_missing_as_text(labels, str(path), label_column)
@@ -280,6 +281,20 @@ def _check_label(label: Any, where: str, column: str) -> None:
         raise DataError(f"{where}: missing label in column {column!r}")  # (NaN: pandas' None)
 
 
+def _check_whole_characters(text: str, label: str, where: str) -> None:
+    """JSON's `\\ud83d` alone (half an emoji, a text cut at a fixed length in JavaScript) is
+    read by Python, then failed the tokenizer and the data's hash with a traceback."""
+    for value in (text, label):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            half = value[err.start].encode("unicode_escape").decode()
+            raise DataError(
+                f"{where}: half a character ({half}, a lone UTF-16 surrogate) in "
+                f"{'the text' if value is text else 'the label'}: fix or drop the row"
+            ) from None
+
+
 # Python's csv refuses a field over 128 KiB by default: a long document in a row is data
 CSV_FIELD_LIMIT = 2**31 - 1
 
@@ -287,9 +302,9 @@ CSV_FIELD_LIMIT = 2**31 - 1
 def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
     """The rows as {column: field}, each row's field count checked against the header: an
     unquoted separator inside a text used to shift the label silently (the field past the
-    header's dropped), and a quote left open to the end of the file swallowed every later row
-    into one text. Where the header lacks a wanted column, the caller's message (another
-    format, another case) says more than a field count would: no counts then."""
+    header's dropped), and a quote left open swallowed the later rows into one text (csv's
+    strict mode refuses both its ends). Where the header lacks a wanted column, the caller's
+    message (another format, another case) says more than a field count would: no counts."""
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with _readable(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: BOM
         header = handle.readline()
@@ -297,8 +312,10 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
             raise DataError(f"{path}: line 1 is empty; the header (the column names) comes first")
         delimiter = _delimiter(header, columns)
         handle.seek(0)
-        lines = _Lines(handle)
-        reader = csv.reader(lines, delimiter=delimiter)
+        # strict: `"Hi" he said,pos` (a quote opening a field unquoted) is refused, not read
+        # as `Hi he said`, and a stray opening quote stops where it closes mid-field, rather
+        # than swallowing the rows up to there into one text
+        reader = csv.reader(handle, delimiter=delimiter, strict=True)
         # `text, label`: the space after the comma is no part of a name
         names = [name.strip() for name in next(reader, [])]
         twice = sorted({name for name in names if name in columns and names.count(name) > 1})
@@ -306,8 +323,6 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
             raise DataError(f"{path}: column {twice[0]!r} appears twice in the header")
         checked = all(c in names for c in columns)
         needed = max((names.index(c) for c in columns if c in names), default=-1)
-        # Excel's `text,label,,`: the empty names past the last one take no fields of a text
-        width = max((i + 1 for i, name in enumerate(names) if name), default=0)
         rows = []
         line = reader.line_num + 1  # where the next row starts
         try:
@@ -315,48 +330,39 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
                 if any(_has_content(f) for f in fields):  # a line of spaces alone is skipped
                     if checked:
                         where = f"{path}: line {line}"
-                        _check_fields(fields, width, needed, where, delimiter, lines.ended)
+                        _check_fields(fields, names, needed, where, delimiter)
                     padded = fields + [""] * (len(names) - len(fields))
                     rows.append(dict(zip(names, padded, strict=False)))
                 line = reader.line_num + 1
         except csv.Error as err:
-            raise DataError(f"{path}: line {line}: not readable as CSV ({err})") from None
+            why = str(err)
+            if why == "unexpected end of data":  # strict: the file ended inside a quoted field
+                why = "a quote opened here is never closed"
+                raise DataError(f"{path}: line {line}: {why}") from None
+            if "expected after '\"'" in why:  # strict: more text after a closing quote
+                why = (
+                    "a quoted text goes on after its closing quote: a stray double quote? put "
+                    "the whole text in double quotes, its own quotes doubled"
+                )
+            raise DataError(f"{path}: line {line}: not readable as CSV ({why})") from None
         return rows
 
 
-class _Lines:
-    """A file's lines, and whether they have run out: a short row read at the end of the file
-    inside a quoted field is a quote never closed, elsewhere a row short of fields."""
-
-    def __init__(self, handle: Any) -> None:
-        self._lines = iter(handle)
-        self.ended = False
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        try:
-            return next(self._lines)
-        except StopIteration:
-            self.ended = True
-            raise
-
-
-def _check_fields(
-    fields: list[str], width: int, needed: int, where: str, sep: str, at_end: bool
-) -> None:
-    """More fields than the header names (trailing empty ones aside), or too few to reach the
-    text and label columns: one line saying where and the likely cause."""
+def _check_fields(fields: list[str], names: list[str], needed: int, where: str, sep: str) -> None:
+    """More fields than the header names, or too few to reach the text and label columns: one
+    line saying where and the likely cause. An empty field past the header's last name is a
+    trailing separator (`hi,pos,`) only where the label or text is the last column; with a
+    column after them (`text,label,notes`), `hello, world,neg,` shifted the label."""
+    # Excel's `text,label,,`: the empty names past the last one take no fields of a text
+    width = max((i + 1 for i, name in enumerate(names) if name), default=0)
     count = len(fields)
-    if any(_has_content(f) for f in fields[width:]):
+    shifted = count > len(names) and needed < width - 1
+    if shifted or any(_has_content(f) for f in fields[width:]):
         raise DataError(
             f"{where}: {count} fields, the header has {width} (a {_name(sep)} inside a text? "
             "put the text in double quotes)"
         )
     if count <= needed:
-        if at_end and any("\n" in f for f in fields):  # the file ended inside a quoted field
-            raise DataError(f"{where}: a quote opened here is never closed")
         raise DataError(f"{where}: {count} field{'s' * (count != 1)}, the header has {width}")
 
 
@@ -497,6 +503,7 @@ def _read_hf(
             raise DataError(f"{where}: no split {name!r}{have}") from None
         except Exception as err:  # network, unknown dataset, bad config: one line, the cause
             raise DataError(f"{where}: cannot load ({type(err).__name__}: {err})") from None
+        ds = ds.with_format(None)  # saved with set_format("torch"): labels were "tensor(0)"
         for option, column in zip(options, (cfg.text_column, cfg.label_column), strict=False):
             if column not in ds.column_names:
                 no_column = _no_column(column, ds.column_names, option, options[2])

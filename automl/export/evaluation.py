@@ -31,6 +31,7 @@ def predict_folder(
     `trust_remote_code`: run the folder's own model code (a model that needed
     `model.trust_remote_code=true` to train needs it to load)."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from automl.model.load import ModelError, vocabulary_problem
@@ -47,6 +48,9 @@ def predict_folder(
             f"{folder}: its model runs code of its own (auto_map in config.json); trust it to "
             "load it (automl-evaluate --trust-remote-code)"
         ) from None
+    except (OSError, SafetensorError) as err:  # no weights (a half-copied folder), a cut file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(f"{folder}: cannot load its model ({first})") from None
     problem = vocabulary_problem(tokenizer)  # a classifier folder saved without its tokenizer
     if problem:
         raise ModelError(f"{folder}: {problem}")
@@ -179,6 +183,10 @@ def load_evaluation(out_dir: Path) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) and all(k in loaded for k in wanted) else None
 
 
+MAX_CONFUSION_INCHES = 30.0
+MAX_NAMED_CLASSES = 80
+
+
 def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
     """The confusion matrix as a PNG: counts, rows normalised for the colour (per-class recall).
     Drawn on a Figure of its own, not through pyplot: `matplotlib.use("Agg")` switched the
@@ -190,15 +198,20 @@ def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
     names = evaluation["labels"]
     rows = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    size = max(4.0, 0.42 * len(names) + 2)
+    # capped: grown with the classes, 300 took a 14,000-pixel square and 8 GB at the end of a
+    # sweep; past MAX_NAMED_CLASSES the names would overlap, so the axes are numbered
+    size = min(max(4.0, 0.42 * len(names) + 2), MAX_CONFUSION_INCHES)
     fig = Figure(figsize=(size + 1, size))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    named = len(names) <= MAX_NAMED_CLASSES
+    if named:
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+    order = "" if named else " (class number in test_evaluation.json's order)"
+    ax.set_xlabel("predicted" + order)
+    ax.set_ylabel("true" + order)
     ax.set_title(f"Test confusion matrix (accuracy {evaluation['accuracy']:.3f})")
     if len(names) <= 30:
         for (i, j), count in np.ndenumerate(matrix):

@@ -14,10 +14,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import export_backup, holds_export, not_replaceable
+from automl.config.paths import EXPORT_FILES_KEY, export_backup, holds_export, not_replaceable
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.export.card import model_card
+from automl.export.evaluation import EVALUATION_FILE
 from automl.export.portable import portable, portable_model_provenance
 from automl.model.build import build_model
 from automl.model.load import load_tokenizer
@@ -71,6 +72,9 @@ def export_checkpoint(
         "config": as_dict(conf),
     }
     full_provenance = portable(full_provenance)  # no absolute path of this machine travels
+    # what is the export's own, so that the next one replaces only that (config/paths.py)
+    written = {p.name for p in tmp.iterdir()} | {"provenance.json", "README.md", EVALUATION_FILE}
+    full_provenance[EXPORT_FILES_KEY] = sorted(written)
     # redact: a tracking URI in the config may carry a password, and this file gets shared
     text = json.dumps(redact_values(full_provenance), indent=2, default=str)
     (tmp / "provenance.json").write_text(text)

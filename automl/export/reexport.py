@@ -121,6 +121,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     trial_conf = trial_config(base, params)
     check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
+    check_base_unchanged(sweep_dir, trial_conf.model)
     checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     fingerprint = data_fingerprint(task)
@@ -164,6 +165,32 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         )  # fmt: skip
         record_in_export(folder, evaluation, trial_conf)  # the trial's model: its licence
     return folder
+
+
+def check_base_unchanged(sweep_dir: Path, model: Any) -> None:
+    """A local base model whose files changed since the sweep's own export (a sweep `v2` tuned
+    on `outputs/v1/best`, then `v1` re-run): the re-export rebuilt the trial's weights on the
+    new base, a silently other model, with a provenance hash naming the new base. Judged by
+    the hash the sweep's export (`best/`) recorded; without one, nothing to judge by."""
+    from automl.export.portable import folder_sha256s
+
+    folder = Path(model.name_or_path).expanduser()
+    if model.source != "pretrained" or not folder.is_dir():
+        return
+    try:
+        earlier = read_json_object(sweep_dir / "best" / "provenance.json")
+    except ValueError:
+        return
+    details = earlier.get("base_model_details")
+    if not isinstance(details, dict) or details.get("name") != folder.name:
+        return  # another model choice's export, or none recorded
+    recorded = details.get("sha256")
+    if isinstance(recorded, str) and recorded not in folder_sha256s(folder):
+        raise ExportError(
+            f"model.name_or_path: {folder}: its files changed since the sweep exported "
+            f"(sha256 {recorded[:12]} then): an export now would rebuild the trial on other "
+            "base weights; put the base model back as it was"
+        )
 
 
 def _space_file(name_or_path: str) -> str:

@@ -83,16 +83,21 @@ def reproduce_config(
 
     base = apply_overrides(prov["config"], prov.get("hyperparameters") or {})
     data = base["data"]
-    for key in ("path", "val_path", "test_path"):
+    # hf_name too: a `save_to_disk` folder is recorded by its name (its hub id is left as is)
+    for key in ("path", "val_path", "test_path", "hf_name"):
         if key in data:
             data[key] = _local(data[key] or "")
     if data_path is not None:
-        if data.get("source") not in ("csv", "jsonl"):  # it would retrain on the recorded data
+        if data.get("source") == "hf" and Path(data_path).is_dir():  # a save_to_disk folder
+            data["hf_name"] = data_path  # (a hub dataset's fingerprint refuses it)
+        elif data.get("source") not in ("csv", "jsonl"):  # it would retrain on the recorded data
             raise ReproduceError(
                 f"--data: the trial trained on data.source={data.get('source')}, not a file: "
-                "--data names where a csv or jsonl sweep's file is now"
+                "--data names where a csv or jsonl sweep's file (or a folder written by "
+                "save_to_disk) is now"
             )
-        data["path"] = data_path
+        else:
+            data["path"] = data_path
     if model_path is not None:
         if base["model"].get("source") != "pretrained":
             raise ReproduceError(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -175,9 +175,9 @@ def plan_sweep(conf: Config) -> SweepPlan:
         if _may_use_lora(space, conf, choice, num_blocks_of(config_of(choice))):
             check_lora_targets(model, conf.peft, config_of(choice), _may_freeze(space, conf))
     check_sampler(conf.sampler)
-    note = branch_warning(conf.sampler, space)
-    if note:
-        log.warning(note)
+    for note in (branch_warning(conf.sampler, space), gap_warning(conf, space.keys)):
+        if note:
+            log.warning(note)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:
         check_store(uri)
@@ -194,6 +194,8 @@ def plan_sweep(conf: Config) -> SweepPlan:
     problem = not_replaceable(out_dir / "best")  # the export replaces it: only an export may be
     if problem:
         raise ConfigError(f"config: paths.output_dir: {problem}")
+    for model in models.values() or [conf.model]:
+        _refuse_own_export_as_base(model, out_dir)
     storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
     before = _previous_state(out_dir)
     s = conf.sweep
@@ -236,11 +238,55 @@ def plan_sweep(conf: Config) -> SweepPlan:
     warm = load_warm_start(conf, space)
     # an interrupted round Ray saved goes on with its own settings (else it starts afresh)
     restored = continues and restorable(storage / experiment_name(s.name, before.round))
-    return SweepPlan(
+    plan = SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
         identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,
         settings_kept(before, conf) if restored else "", before.mlflow_run_id,
     )  # fmt: skip
+    import ray
+
+    if not cluster_address(conf) and not ray.is_initialized():  # (a running one: init_ray)
+        check_fits_here(plan, conf)
+    return plan
+
+
+def gap_warning(conf: Config, searched: Collection[str]) -> str | None:
+    """`pruner.max_gap` subtracts the epoch's training loss, taken on the class mix
+    `train.sampling` draws and weighted by `train.class_weights`, from the validation loss on
+    the data's own mix: on the default sqrt mix the gap is offset whatever the overfitting
+    (a model that learnt no more than the class prior shows a gap below zero)."""
+    if conf.pruner.max_gap is None:
+        return None
+    t = conf.train
+    mixed = [
+        f"{key} searched" if key in searched else f"{key}={value}"
+        for key, value, plain in (
+            ("train.sampling", t.sampling, "natural"),
+            ("train.class_weights", t.class_weights, "none"),
+        )
+        if value != plain or key in searched
+    ]
+    if not mixed:
+        return None
+    return (
+        f"pruner.max_gap: with {' and '.join(mixed)} the training loss is taken on another class "
+        "mix than the validation loss, so their gap is offset whatever the overfitting; "
+        "train.sampling=natural and train.class_weights=none make it measure overfitting"
+    )
+
+
+def _refuse_own_export_as_base(model: Any, out_dir: Path) -> None:
+    """Fine-tuning `outputs/default/best` again under the same sweep name: its export replaced
+    the base model it was built on, so a re-export or a reproduction rebuilt it on the new
+    weights (a silently wrong model, and a provenance hash naming them)."""
+    if model.source != "pretrained" or not model.name_or_path:
+        return
+    base = Path(model.name_or_path).expanduser().resolve()
+    if base == out_dir or out_dir in base.parents:
+        raise ConfigError(
+            f"config: model.name_or_path: {model.name_or_path} is inside this sweep's own "
+            f"folder {out_dir}, which it replaces: copy the model elsewhere, or set sweep.name"
+        )
 
 
 def _replaced(before: SweepState, out_dir: Path) -> str:
@@ -291,11 +337,17 @@ def dry_run_checks(plan: SweepPlan) -> list[str]:
         lines = [line]
     if cluster_address(conf):
         return [*lines, f"  cluster {conf.ray.address}: not contacted in a dry run"]
+    return [*lines, f"  cluster: {check_fits_here(plan, conf)}: a trial fits"]
+
+
+def check_fits_here(plan: SweepPlan, conf: Config) -> str:
+    """A local cluster is this machine: a trial asking for more than it has is refused before
+    the data is read and Ray starts (as init_ray would, after both). Its resources, in words."""
     cpus, gpus = local_resources(conf.ray.num_cpus)
     settle_auto_gpus(plan, conf, gpus)  # as init_ray does
     check_fits([{"CPU": cpus, "GPU": float(gpus)}], conf.resources.cpus_per_trial,
-               plan.gpus_per_trial)  # fmt: skip
-    return [*lines, f"  cluster: this machine ({cpus:g} CPUs, {gpus} GPUs): a trial fits"]
+               plan.gpus_per_trial, where="this machine")  # fmt: skip
+    return f"this machine ({cpus:g} CPUs, {gpus} GPUs)"
 
 
 def local_resources(num_cpus: int | None) -> tuple[float, int]:
@@ -469,15 +521,20 @@ def init_ray(conf: Config, plan: SweepPlan | None = None) -> bool:
     return connected_here and address is None
 
 
-def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float) -> None:
-    """A trial that no node can hold would wait forever in Ray's queue: refuse it up front."""
+def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float, where: str = "") -> None:
+    """A trial that no node can hold would wait forever in Ray's queue: refuse it up front.
+    `where`: "this machine" for a local cluster (no node is joining it)."""
     for key, want, name in (("CPU", cpus, "cpus_per_trial"), ("GPU", gpus, "gpus_per_trial")):
         most = max((node.get(key, 0.0) for node in nodes), default=0.0)
         if want > most:
+            has = (
+                f"{where} has {most:g}"
+                if where
+                else f"no node of the cluster has more than {most:g} (still joining? an "
+                "autoscaling cluster must keep one worker up: min_workers >= 1)"
+            )
             raise ConfigError(
-                f"config: resources.{name}: a trial asks for {want:g} {key} but no node of the "
-                f"cluster has more than {most:g} (still joining? an autoscaling cluster must "
-                "keep one worker up: min_workers >= 1)"
+                f"config: resources.{name}: a trial asks for {want:g} {key} but {has}"
             )
 
 

@@ -6,7 +6,10 @@ not the best one. Scores compare only when both versions were selected by the sa
 the same data (the fingerprint's sha256 covers every split): then the new version takes the
 alias only if its validation score is at least the champion's, the rule a sweep uses between
 its own trials (never the test split, which no selection step reads). Trained on other data,
-the scores say nothing about each other, so the newer version, trained on the newer data, wins.
+the scores say nothing about each other, so the newer version, trained on the newer data, wins;
+unless it trained on fewer examples than the champion: a quick check on a subsample
+(`data.max_examples=300`) under the same name, or a resumed sweep on the older data, took the
+alias from the model in service.
 """
 
 from __future__ import annotations
@@ -19,15 +22,21 @@ METRIC = "automl.metric"
 MODE = "automl.mode"
 VALUE = "automl.best_value"
 DATA = "automl.data_sha256"
+TRAIN_EXAMPLES = "automl.train_examples"
 
 
 def score_tags(provenance: Mapping[str, Any], mode: str) -> dict[str, str]:
     """The tags a version is compared by, from its export's provenance ({} without a score)."""
     value = provenance.get("best_value")
-    sha = (provenance.get("data_fingerprint") or {}).get("sha256")
+    fingerprint = provenance.get("data_fingerprint") or {}
+    sha = fingerprint.get("sha256")
     if value is None or not sha or not math.isfinite(float(value)):
         return {}
-    return {METRIC: str(provenance["metric"]), MODE: mode, VALUE: repr(float(value)), DATA: sha}
+    tags = {METRIC: str(provenance["metric"]), MODE: mode, VALUE: repr(float(value)), DATA: sha}
+    train = (fingerprint.get("counts") or {}).get("train")
+    if isinstance(train, int):
+        tags[TRAIN_EXAMPLES] = str(train)
+    return tags
 
 
 def takes_alias(
@@ -45,6 +54,12 @@ def takes_alias(
     if theirs is None or not all(holder.get(k) for k in (METRIC, MODE, DATA)):
         return newer, "the version holding it has no score to compare"
     if holder[DATA] != new[DATA]:
+        ours_n, theirs_n = _count(new.get(TRAIN_EXAMPLES)), _count(holder.get(TRAIN_EXAMPLES))
+        if ours_n is not None and theirs_n is not None and ours_n < theirs_n:
+            return False, (
+                f"it was trained on other data with fewer examples ({ours_n} against "
+                f"{theirs_n}): a subsample, or older data? Move the alias by hand if meant"
+            )
         return newer, "the version holding it was trained on other data"
     if (holder[METRIC], holder[MODE]) != (new[METRIC], new[MODE]):
         return newer, f"the version holding it was selected by {holder[MODE]} {holder[METRIC]}"
@@ -53,6 +68,11 @@ def takes_alias(
     better = ours > theirs if new[MODE] == "max" else ours < theirs
     relation = ("above" if new[MODE] == "max" else "below") if better else "worse than"
     return better, f"{new[METRIC]} {ours:.4f} is {relation} its {theirs:.4f} on the same data"
+
+
+def _count(text: str | None) -> int | None:
+    """A tag's example count, None where it is missing (registered before it was tagged)."""
+    return int(text) if text and text.isdigit() else None
 
 
 def _number(text: str | None) -> float | None:

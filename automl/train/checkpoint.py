@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from automl.config.paths import write_text_atomic
 from automl.model.load import ModelError
 from automl.model.state import load_trainable_state, trainable_state
 
@@ -126,8 +127,8 @@ def load_best(model: nn.Module, folder: Path) -> Progress:
 def slim(folder: Path, outcome: dict[str, str] | None = None) -> None:
     """Drop what only resuming needs: a finished trial keeps its best weights alone, and
     `outcome`, how it ended (for a resume, should Ray restart it: see `read_outcome`)."""
-    if outcome is not None:
-        (folder / OUTCOME_FILE).write_text(json.dumps(outcome))
+    if outcome is not None:  # into Ray's stored checkpoint, in place: all of it or nothing
+        write_text_atomic(folder / OUTCOME_FILE, json.dumps(outcome))
     for name in RESUME_ONLY:
         (folder / name).unlink(missing_ok=True)
     drop_partial_copies(folder)  # a copy a kill cut short
@@ -147,9 +148,15 @@ def drop_partial_copies(folder: Path) -> None:
 
 
 def read_outcome(folder: Path) -> dict[str, str] | None:
-    """How the trial of a slimmed checkpoint ended ({"status", "reason"}), if recorded."""
+    """How the trial of a slimmed checkpoint ended ({"status", "reason"}), if recorded; None
+    for a file cut short (written in place before, a kill left it empty: every resume failed
+    on it), as if the kill had come before it."""
     path = folder / OUTCOME_FILE
-    return dict(json.loads(path.read_text())) if path.is_file() else None
+    try:
+        outcome = json.loads(path.read_text()) if path.is_file() else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return dict(outcome) if isinstance(outcome, dict) else None
 
 
 def is_slim(folder: Path) -> bool:

@@ -303,6 +303,11 @@ def end_epoch(
         state.device,
         eval_autocast(state.device, state.autocast),
     )
+    if not math.isfinite(metrics["val_loss"]):  # the last step broke the weights: its accuracy
+        stats.diverged = (  # (every text one class) must not be kept as the best epoch
+            f"non-finite validation loss ({metrics['val_loss']}) after epoch {epoch}"
+        )
+        return
     metrics.update(
         epoch=float(epoch),
         train_loss=stats.loss_sum / stats.loss_mass if stats.loss_mass else 0.0,
@@ -364,13 +369,14 @@ def run_trial(
     train_time, train_seen = 0.0, 0
     for epoch in range(state.progress.epoch + 1, conf.train.epochs + 1):
         stats = train_one_epoch(state, conf.train, data, epoch)
+        if not stats.diverged:
+            train_time += stats.seconds
+            train_seen += stats.seen
+            end_epoch(state, conf, data, epoch, stats, metric, mode, report)  # may diverge too
         if stats.diverged:
             status, message = "diverged", stats.diverged
             log.warning("trial diverged: %s", message)
             break
-        train_time += stats.seconds
-        train_seen += stats.seen
-        end_epoch(state, conf, data, epoch, stats, metric, mode, report)
 
     if state.best_state is not None:
         load_trainable_state(state.model, state.best_state)

@@ -305,6 +305,55 @@ def test_cuda_on_a_local_cluster_without_a_gpu_is_refused_before_the_data_is_rea
     assert not (tmp_path / "outputs").exists()
 
 
+def test_the_sweeps_own_export_as_its_base_model_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fine-tuning `outputs/smoke/best` again as sweep `smoke`: its export replaced its own
+    base model, and a re-export then rebuilt it on the new weights."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    import automl.search.sweep
+
+    def no_data(*args: object) -> None:
+        raise AssertionError("the data was read")
+
+    monkeypatch.setattr(automl.search.sweep, "prepare_data_for_models", no_data)
+
+    export = tmp_path / "outputs" / "smoke" / "best"
+    config = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=16)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(export)
+    (export / "provenance.json").write_text("{}")
+    (export.parent / "data_quality.json").write_text("{}")  # an earlier sweep's folder
+    before = sorted(p.name for p in export.iterdir())
+    cfg = _compose(tmp_path, ["model=hf", f"model.name_or_path={export}"])
+    with pytest.raises(ConfigError, match=r"^config: model\.name_or_path: .* is inside this swe"):
+        run_sweep(to_config(cfg))  # type: ignore[arg-type]
+    assert sorted(p.name for p in export.iterdir()) == before
+    assert sorted(p.name for p in export.parent.iterdir()) == ["best", "data_quality.json"]
+
+
+@pytest.mark.parametrize("ask", ["resources.cpus_per_trial=64", "resources.gpus_per_trial=1"])
+def test_a_trial_this_machine_cannot_hold_is_refused_before_the_data_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ask: str
+) -> None:
+    """Refused by init_ray, after the data was read and tokenized and Ray had started."""
+    import automl.search.sweep
+
+    if ask.startswith("resources.gpus") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU to share")
+
+    def no_data(*args: object) -> None:
+        raise AssertionError("the data was read")
+
+    monkeypatch.setattr(automl.search.sweep, "prepare_data_for_models", no_data)
+    cfg = _compose(tmp_path, [ask])
+    key = ask.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^config: {key}: a trial asks for .* this machine has"):
+        run_sweep(to_config(cfg))  # type: ignore[arg-type]
+    assert not (tmp_path / "outputs").exists()
+
+
 @pytest.mark.parametrize(
     "override, key",
     [

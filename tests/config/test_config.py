@@ -154,6 +154,10 @@ BAD_VALUES = [
     ("pruner.signal=loss", "pruner.signal"),
     ("model.source=pretrained", "model.name_or_path"),
     ("model.max_length=4", "model.max_length"),
+    ("model=tiny_bert model.tiny_hidden=30 model.tiny_heads=4", "model.tiny_hidden"),
+    ("model=tiny_bert model.tiny_layers=0", "model.tiny_layers"),
+    ("model=tiny_gpt2 model.tiny_heads=0", "model.tiny_heads"),
+    ("model=tiny_bert model.tiny_intermediate=0", "model.tiny_intermediate"),
     ("data.source=csv", "data.path"),
     ("data.source=jsonl", "data.path"),
     ("data.source=hf", "data.hf_name"),
@@ -367,7 +371,7 @@ def test_length_groups_must_divide_a_set_batch_size() -> None:
 @pytest.mark.parametrize(("override", "key"), BAD_VALUES, ids=[o for o, _ in BAD_VALUES])
 def test_a_bad_value_fails_with_one_line_naming_the_key(override: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:
-        compose_cfg(override)
+        compose_cfg(*override.split())
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"config: {key}: ")

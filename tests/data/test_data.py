@@ -487,6 +487,22 @@ def test_hf_splits_encoded_one_by_one_are_decoded_by_their_own_class_names(
     assert [task.label_names[i] for i in task.val.labels] == ["a", "c"] * 3
 
 
+def test_hf_dataset_saved_in_torch_format_gives_its_integer_labels_as_names(
+    tmp_path: Path,
+) -> None:
+    """A dataset saved after `set_format("torch")` gave tensors: the classes were named
+    "tensor(0)", "tensor(1)" (in the export's id2label, and sorted as text)."""
+    import datasets
+
+    rows = {"text": [f"text {i}" for i in range(40)], "label": [i % 2 for i in range(40)]}
+    saved = datasets.Dataset.from_dict(rows)
+    saved.set_format("torch")
+    saved.save_to_disk(str(tmp_path / "torch"))
+    task = load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "torch")))
+    assert task.label_names == ["0", "1"]
+    assert all(isinstance(t, str) for t in task.train.texts)
+
+
 def test_hf_integer_labels_read_alone_are_the_class_names_a_sweep_gives_them(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -616,6 +632,14 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         {},
         ["only one class", "'a'"],
     ),
+    (  # valid JSON, but no text: the tokenizer and the data's hash failed with tracebacks
+        "half-a-character",
+        "half.jsonl",
+        "".join(f'{{"text": "row {i}", "label": "{"ab"[i % 2]}"}}\n' for i in range(20))
+        + '{"text": "love it \\ud83d", "label": "a"}\n',
+        {},
+        ["row 21: half a character (\\ud83d, a lone UTF-16 surrogate) in the text: fix or"],
+    ),
     ("empty-text", "e.csv", "text,label\nhi,a\n  ,b\nho,a\n", {}, ["row 2", "empty text"]),
     ("missing-label", "m.csv", "text,label\nhi,a\nho,\n", {}, ["row 2", "missing label"]),
     (  # an unquoted comma in a text: the label read as "please help", "account" dropped
@@ -631,6 +655,31 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         GOOD.replace("row 3,b\n", "row 3\n"),
         {},
         ["line 5: 1 field, the header has 2"],
+    ),
+    (  # an empty column after the label: the surplus field was empty, the label shifted
+        "comma-in-a-text-before-a-notes-column",
+        "notes.csv",
+        "text,label,notes\n"
+        + "".join(f"row {i},{'ab'[i % 2]},\n" for i in range(20))
+        + "hello, world,a,\n",
+        {},
+        ["line 22: 4 fields, the header has 3 (a comma inside a text?"],
+    ),
+    (  # a stray opening quote: the rows up to the next quote were read as one text
+        "stray-quote-swallowing-rows",
+        "stray.tsv",
+        "text\tlabel\n"
+        + "".join(f"row {i}\t{'ab'[i % 2]}\n" for i in range(20))
+        + '"Best phone ever\ta\nbattery died\tb\nmy wife says "meh"\tb\n',
+        {"source": "csv"},
+        ["line 22: not readable as CSV (a quoted text goes on after its closing quote: a stray"],
+    ),
+    (  # what Python's csv read as `Great product`, dropping the quotes unsaid
+        "quoted-word-opening-an-unquoted-text",
+        "great.csv",
+        GOOD + '"Great" product,b\n',
+        {},
+        ["line 22: not readable as CSV (a quoted text goes on after its closing quote: a stray"],
     ),
     (  # a quote left open swallowed every later row into one text
         "open-quote",
@@ -796,13 +845,13 @@ def test_csv_trailing_empty_fields_and_a_text_opening_with_a_quotation_load(
     tmp_path: Path,
 ) -> None:
     """What the field-count check must not refuse: Excel's trailing separators (on the rows
-    alone, or on the header too) and `"Great" product` (a quoted start, then more text)."""
+    alone, or on the header too) and `"Great" product` written as CSV quotes it."""
     path = tmp_path / "excel.csv"
     rows = "".join(f"row {i},{'ab'[i % 2]}{',' * (i % 3)}\n" for i in range(29))
-    path.write_text("text,label\n" + rows + '"Great" product,b\n')
+    path.write_text("text,label\n" + rows + '"""Great"" product",b\n')
     task = load_task_data(DataConfig(source="csv", path=str(path)))
     texts = sorted(t for split in _splits(task) for t in split.texts)
-    assert len(texts) == 30 and "Great product" in texts
+    assert len(texts) == 30 and '"Great" product' in texts
     path.write_text("text,label,,\n" + rows)
     assert (
         sum(len(s.texts) for s in _splits(load_task_data(DataConfig(source="csv", path=str(path)))))

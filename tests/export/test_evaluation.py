@@ -121,6 +121,26 @@ def _prepared(test_labels: list[int] | None) -> PreparedData:
     return replace(data, train=train, test=test, test_texts=TEXTS[: len(test_labels)])
 
 
+@pytest.mark.parametrize("weights", ["missing", "cut short"])
+def test_a_folder_whose_weights_cannot_load_is_one_line(
+    exported: Path, tmp_path: Path, weights: str
+) -> None:
+    """A half-copied export (config.json, no weights) was an OSError traceback."""
+    import shutil
+
+    from automl.export.evaluation import predict_folder
+    from automl.model.load import ModelError
+
+    folder = Path(shutil.copytree(exported, tmp_path / "copy"))
+    if weights == "missing":
+        (folder / "model.safetensors").unlink()
+    else:
+        (folder / "model.safetensors").write_bytes(b"\x10\x00")
+    with pytest.raises(ModelError, match=f"^{folder}: cannot load its model \\(") as err:
+        predict_folder(folder, ["hello"])
+    assert "\n" not in str(err.value)
+
+
 def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
     exported: Path, tmp_path: Path
 ) -> None:
@@ -185,3 +205,16 @@ def test_the_confusion_plot_leaves_the_callers_matplotlib_backend_alone(tmp_path
         assert matplotlib.get_backend() == "svg"
     finally:
         matplotlib.use(before)
+
+
+def test_the_confusion_plot_of_hundreds_of_classes_stays_a_bounded_image(tmp_path: Path) -> None:
+    """Its size grew with the classes: 300 classes drew a 14,000-pixel square (8 GB of memory)
+    after every trial had run, before the sweep's summary was written."""
+    from matplotlib.image import imread
+
+    from automl.export.evaluation import MAX_CONFUSION_INCHES, plot_confusion, score
+
+    names = [f"class {i}" for i in range(300)]
+    evaluation = score(names, names[1:] + names[:1], names)
+    image = imread(plot_confusion(evaluation, tmp_path / "cm.png"))
+    assert max(image.shape[:2]) <= (MAX_CONFUSION_INCHES + 1) * 110

@@ -45,3 +45,29 @@ def test_a_relative_model_folder_from_another_folder_names_the_launch_folder(
     base["data"] = {"source": "hf", "hf_name": "saved-dataset"}
     with pytest.raises(ExportError, match="saved-dataset is relative to"):
         check_run_from_launch_folder(sweep_dir, base)
+
+
+def test_a_base_model_changed_since_the_sweeps_export_is_refused(tmp_path: Path) -> None:
+    """Sweep `v2` tuned on `outputs/v1/best`, then `v1` re-run: `automl-export outputs/v2`
+    rebuilt v2's trial on v1's new weights, unsaid, and recorded their hash as its base."""
+    import json
+
+    from automl.config.schema import ModelConfig
+    from automl.export.portable import base_model_name
+    from automl.export.reexport import check_base_unchanged
+
+    base = tmp_path / "v1" / "best"
+    base.mkdir(parents=True)
+    (base / "config.json").write_text('{"model_type": "bert"}')
+    (base / "model.safetensors").write_bytes(b"weights of the first v1")
+    model = ModelConfig(source="pretrained", name_or_path=str(base))
+    sweep = tmp_path / "v2"
+    (sweep / "best").mkdir(parents=True)
+    details = base_model_name(model)
+    (sweep / "best" / "provenance.json").write_text(json.dumps({"base_model_details": details}))
+    check_base_unchanged(sweep, model)  # as it was: the export may go on
+    (base / "model.safetensors").write_bytes(b"weights of the re-run v1")
+    with pytest.raises(ExportError, match=rf"^model.name_or_path: {base}: its files changed"):
+        check_base_unchanged(sweep, model)
+    (sweep / "best" / "provenance.json").unlink()  # no export recorded a hash: none to judge by
+    check_base_unchanged(sweep, model)

@@ -166,3 +166,24 @@ def test_an_export_never_replaces_a_folder_that_is_not_an_export(
         _export(trial_checkpoint, mine, "new")
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my-project"]  # nothing written beside
+
+
+def test_an_export_is_not_replaced_with_files_put_in_it_since(
+    tmp_path: Path, trial_checkpoint: Path
+) -> None:
+    """`automl-evaluate best march.csv --out best/march.json` is allowed: the next export
+    replaced the whole folder, and the user's file with it."""
+    out_dir = tmp_path / "best"
+    _export(trial_checkpoint, out_dir, "old")
+    own = json.loads((out_dir / "provenance.json").read_text())["files"]
+    assert {"config.json", "model.safetensors", "provenance.json", "README.md"} <= set(own)
+    assert {p.name for p in out_dir.iterdir()} <= set(own)
+    (out_dir / "march.json").write_text("mine")
+    (out_dir / "onnx").mkdir()
+    with pytest.raises(FileExistsError, match=r"holds march\.json, onnx, which no export wrote"):
+        _export(trial_checkpoint, out_dir, "new")
+    assert (out_dir / "march.json").read_text() == "mine" and _tag(out_dir) == "old"
+    (out_dir / "march.json").unlink()
+    (out_dir / "onnx").rmdir()
+    _export(trial_checkpoint, out_dir, "new")  # its own files alone: replaced as before
+    assert _tag(out_dir) == "new"

@@ -224,3 +224,26 @@ def test_data_or_model_elsewhere_is_refused_where_the_trial_read_no_file(
     on_file = tiny_config(data__source="csv", data__path="old.csv")
     conf = reproduce_config({"config": as_dict(on_file), "hyperparameters": {}}, "new.csv")
     assert conf.data.path == "new.csv"
+
+
+def test_a_save_to_disk_dataset_is_found_where_it_is_now(
+    tiny_config: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provenance records `/data/tickets_ds` as `tickets_ds` (no path of the machine
+    travels): reproduce looked it up on the Hub, and --data was refused for data=hf."""
+    from automl.config.resolve import as_dict
+    from automl.export.reproduce import reproduce_config
+
+    (tmp_path / "moved").mkdir()
+    monkeypatch.chdir(tmp_path)
+    # recorded relative to the project (a folder in it here), read from another folder
+    saved = tiny_config(data__source="hf", data__hf_name="search_spaces", data__path="")
+    prov = {"config": as_dict(saved), "hyperparameters": {}}
+    assert reproduce_config(prov).data.hf_name == str(PROJECT_ROOT / "search_spaces")
+    assert reproduce_config(prov, str(tmp_path / "moved")).data.hf_name == str(tmp_path / "moved")
+    with pytest.raises(ReproduceError, match=r"^--data: the trial trained on data.source=hf"):
+        reproduce_config(prov, data_path="new.csv")  # a file: a saved dataset is a folder
+    hub = tiny_config(data__source="hf", data__hf_name="org/tickets", data__path="")
+    assert reproduce_config({"config": as_dict(hub), "hyperparameters": {}}).data.hf_name == (
+        "org/tickets"
+    )

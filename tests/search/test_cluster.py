@@ -216,7 +216,13 @@ def test_a_trial_given_no_gpu_sees_none(tmp_path: Path, monkeypatch: pytest.Monk
         assert reported["device"] == "cpu"
 
 
-def test_sweep_estimate_sizes_the_largest_trial(tmp_path: Path) -> None:
+def test_sweep_estimate_sizes_the_largest_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import automl.search.plan
+
+    # a machine with a GPU: without one, `auto` settles on 0 before the estimate shows
+    monkeypatch.setattr(automl.search.plan, "local_resources", lambda num_cpus: (2.0, 1))
     conf = compose_config(tmp_path, "model=minilm", "train.batch_size=64", "model.max_length=256")
     space = plan_sweep(compose_config(tmp_path)).space  # smoke: rank {0, 8}, depth 0..blocks
     need = sweep_estimate(conf, space)

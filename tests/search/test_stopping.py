@@ -392,3 +392,25 @@ def test_build_stopping_invalid_asha_args_name_the_field(field: str, value: Any)
 def test_build_stopping_unknown_pruner_lists_the_allowed_names() -> None:
     with pytest.raises(ValueError, match="overfit, asha, overfit_asha, none.*'median'"):
         build_stopping("median", OverfitRule(), **_asha_args())
+
+
+def test_the_gap_rule_warns_where_train_and_validation_losses_see_other_class_mixes() -> None:
+    """The training loss is on the mix `train.sampling` draws (sqrt by default), weighted by
+    `train.class_weights`; the validation loss on the data's own: their gap is offset."""
+    from dataclasses import replace
+
+    from conftest import make_tiny_config
+
+    from automl.search.plan import gap_warning
+
+    def config(max_gap: float | None = 0.5, **train: Any) -> Any:
+        conf = make_tiny_config(**{f"train__{k}": v for k, v in train.items()})
+        return replace(conf, pruner=replace(conf.pruner, max_gap=max_gap))
+
+    assert gap_warning(config(None, sampling="sqrt"), ()) is None  # no gap rule
+    plain = config(sampling="natural", class_weights="none")
+    assert gap_warning(plain, ()) is None
+    warning = gap_warning(config(sampling="sqrt"), ())
+    assert warning is not None and warning.startswith("pruner.max_gap: with train.sampling=sqrt ")
+    searched = gap_warning(plain, ("train.class_weights",))
+    assert searched is not None and "with train.class_weights searched the" in searched

@@ -15,7 +15,15 @@ from mlflow.tracking import MlflowClient
 
 from automl.config.schema import Config
 from automl.search.sweep import SweepOutcome
-from automl.tracking.promotion import DATA, METRIC, MODE, VALUE, score_tags, takes_alias
+from automl.tracking.promotion import (
+    DATA,
+    METRIC,
+    MODE,
+    TRAIN_EXAMPLES,
+    VALUE,
+    score_tags,
+    takes_alias,
+)
 
 
 def _tags(value: float, mode: str = "max", data: str = "abc", metric: str = "val_f1") -> dict:
@@ -48,6 +56,20 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     assert takes_alias(_tags(0.1), {"task": "text-classification"})[0]  # registered by hand
     assert takes_alias(_tags(0.1), {**_tags(0.9), VALUE: "n/a"})[0]  # a tag edited by hand
     assert takes_alias({}, _tags(0.9)) == (True, "the new version has no score to compare")
+
+
+def test_a_version_trained_on_fewer_examples_of_other_data_leaves_the_alias() -> None:
+    """A quick check on a subsample under the same sweep name (`data.max_examples=300`), or a
+    resumed sweep on the older data registered after the newer data's, took the alias."""
+    champion = {**_tags(0.9, data="full"), TRAIN_EXAMPLES: "2101"}
+    keep, why = takes_alias({**_tags(0.4, data="sub"), TRAIN_EXAMPLES: "240"}, champion)
+    assert not keep and why.startswith("it was trained on other data with fewer examples (240 ")
+    more = {**_tags(0.8, data="grown"), TRAIN_EXAMPLES: "2500"}
+    assert takes_alias(more, champion) == (True, "the version holding it was trained on other data")
+    assert takes_alias(_tags(0.4, data="sub"), champion)[0]  # no count: registered before them
+    fingerprint = {"sha256": "f", "counts": {"train": 12, "val": 3}}
+    provenance = {"metric": "val_f1", "best_value": 0.5, "data_fingerprint": fingerprint}
+    assert score_tags(provenance, "max")[TRAIN_EXAMPLES] == "12"
 
 
 def test_an_export_without_a_trial_has_no_key_and_is_always_registered() -> None:

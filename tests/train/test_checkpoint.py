@@ -79,6 +79,17 @@ def test_slim_keeps_only_the_best_weights(setup: tuple[Config, object], tmp_path
     assert progress is not None and progress.epoch == conf.train.epochs
 
 
+def test_an_outcome_file_cut_short_reads_as_none_recorded(tmp_path: Path) -> None:
+    """Written in place into Ray's storage, a kill mid-write left it empty: every resume then
+    failed on it (JSONDecodeError). Now written whole; one cut short reads as no outcome."""
+    checkpoint.slim(tmp_path, {"status": "failed", "reason": "RuntimeError: boom"})
+    assert checkpoint.read_outcome(tmp_path) == {"status": "failed", "reason": "RuntimeError: boom"}
+    assert [p.name for p in tmp_path.iterdir()] == [checkpoint.OUTCOME_FILE]  # no temp left
+    for cut in ("", '{"status": "fai'):
+        (tmp_path / checkpoint.OUTCOME_FILE).write_text(cut)
+        assert checkpoint.read_outcome(tmp_path) is None
+
+
 @contextmanager
 def storages_tagged_as(location: str) -> Iterator[None]:
     """While saving, torch.save records every tensor as living on `location` (e.g. "cuda:1"):

@@ -468,6 +468,32 @@ def test_nan_loss_in_the_first_epoch(
     assert summary["message"] == result.message
 
 
+def test_weights_broken_by_the_last_step_of_an_epoch_are_no_best_epoch(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tiny_config: Callable[..., Config],
+    small_data: PreparedData,
+) -> None:
+    """Its training loss was finite, then NaN weights scored every text as one class: the
+    accuracy of that class's share, kept as the best epoch (is_better has no best to beat)."""
+    built = Built(monkeypatch)
+    train_one_epoch = automl.train.loop.train_one_epoch
+
+    def then_broken(state: Any, t: Any, data: PreparedData, epoch: int) -> Any:
+        stats = train_one_epoch(state, t, data, epoch)
+        if epoch == 2:
+            built.poison()
+        return stats
+
+    monkeypatch.setattr(automl.train.loop, "train_one_epoch", then_broken)
+    recorder = Recorder(tmp_path)
+    result = run_trial(tiny_config(train__epochs=3), small_data, report=recorder)
+    assert result.status == "diverged"
+    assert result.message.startswith("non-finite validation loss (nan) after epoch 2")
+    assert result.epochs_run == 1 and result.best_epoch == 1 and len(recorder.calls) == 1
+    assert all(torch.isfinite(p).all() for p in result.model.parameters())
+
+
 def test_nan_loss_later_keeps_the_best_epoch(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
