@@ -55,9 +55,10 @@ sweep: install ## The quick sweep on the embedded default (< 10 min on 2 CPU cor
 bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/python -m benchmarks.run
 
-race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_shared_first_trial/
+race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges; DATA_SEED=1 another subsample and split) -> benchmarks/results/race_shared_first_trial[_data_seed_N]/
 	$(BIN)/python -m benchmarks.race --size subsample --seeds $(or $(SEEDS),0,1,2) --budget-s 180 \
-		$(if $(ADD),--add-to,--out) benchmarks/results/race_shared_first_trial
+		--data-seed $(or $(DATA_SEED),0) \
+		$(if $(ADD),--add-to,--out) benchmarks/results/race_shared_first_trial$(if $(DATA_SEED),_data_seed_$(DATA_SEED))
 
 race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; seed 0 unless SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full_shared_first_trial/
 	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 \

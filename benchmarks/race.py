@@ -5,8 +5,11 @@ python -m benchmarks.race --size both --seeds 0,1,2 --budget-s 180        # also
 python -m benchmarks.race --quick                                          # smoke: tiny model, 20 s
 python -m benchmarks.race --one hf --seed 0 --size subsample --budget-s 180 --out run.json
 python -m benchmarks.race --size full --seeds 1,2 --budget-s 420 --add-to DIR   # more seeds
+python -m benchmarks.race --data-seed 1 --out DIR          # a fresh split (`make race-data-seed-1`)
 
-Systems, each given the same budget, data split (`data.seed` stays 0), 2 threads and seed, and
+Systems, each given the same budget, data split (`data.seed`, 0 unless --data-seed: another
+subsample and split, whose test texts no earlier race or design decision saw), 2 threads and seed,
+and
 each running the search space's `first_trials` first (enqueued in its Optuna study):
   ours        `run_sweep` on experiment=default (its search space, search_spaces/quick.yaml, is
               every system's), TPE + overfit_asha, sweep.time_budget_s=budget.
@@ -58,6 +61,7 @@ QUICK_BUDGET_S = 20.0
 # The space `make sweep` searches (experiment=default), for every system; --quick: the smoke one
 SPACE, QUICK_SPACE = "quick", "smoke"
 THREADS = 2
+DATA_SEED = 0  # data.seed of every system's runs: --data-seed sets it (here and in each --one)
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)  # of the budget, for the anytime table
 ONE_EPOCH_TOP_K = 3  # candidates trained on after the first-epoch round (Egele et al.)
 ONE_EPOCH_KEEP = 6  # resumable checkpoints kept; past the top 3 while time remains
@@ -221,7 +225,8 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Measured {m['date']} on {m['cpus']} CPU cores ({'GPU' if m['gpu'] else 'no GPU'}), "
         f"torch {m['torch']}, transformers {m['transformers']}; budget {b:g} s per system and "
-        f"seed, seeds {results['seeds']}, {THREADS} threads, one trial at a time"
+        f"seed, seeds {results['seeds']}, data.seed {results.get('data_seed', 0)}, {THREADS} "
+        "threads, one trial at a time"
         + (" (--quick: tiny model, 200 examples)" if results.get("quick") else "")
         + f"; the race took {results['wall_s'] / 60:.1f} min.",
         "",
@@ -324,12 +329,14 @@ class Clock:
 
 
 def race_config(size: str, seed: int, quick: bool, *extra: str) -> Any:
-    """experiment=default on the race's data, search space and seed (data.seed stays 0)."""
+    """experiment=default on the race's data (its subsample and split by DATA_SEED), search
+    space and seed."""
     data = QUICK_OVERRIDES if quick else SIZES[size]
     return compose(
         "experiment=default",
         f"search_space={QUICK_SPACE if quick else SPACE}",
         *data,
+        f"data.seed={DATA_SEED}",
         f"train.seed={seed}",
         f"sampler.seed={seed}",
         f"train.num_threads={THREADS}",
@@ -931,7 +938,10 @@ def run_one(system: str, seed: int, size: str, budget_s: float, quick: bool) -> 
     )
     with tempfile.TemporaryDirectory(prefix=f"race-{system}-") as tmp, contextlib.chdir(tmp):
         out = RUNNERS[system](size, seed, budget_s, quick, Path(tmp))
-    return {**out, "seed": seed, "size": size, "budget_s": budget_s, "quick": quick}
+    return {
+        **out, "seed": seed, "size": size, "budget_s": budget_s, "quick": quick,
+        "data_seed": DATA_SEED,
+    }  # fmt: skip
 
 
 def run_race(
@@ -951,7 +961,8 @@ def run_race(
                     cmd = [
                         sys.executable, "-m", "benchmarks.race", "--one", system,
                         "--seed", str(seed), "--size", size, "--budget-s", f"{budget_s:g}",
-                        "--out", str(out), *(["--quick"] if quick else []),
+                        "--out", str(out), "--data-seed", str(DATA_SEED),
+                        *(["--quick"] if quick else []),
                     ]  # fmt: skip
                     progress(f"race: {system} seed {seed} ({size}, {budget_s:g} s) ...")
                     done = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True)
@@ -1015,11 +1026,17 @@ def main(argv: list[str] | None = None) -> int:
                        help="results folder (--one: the run's JSON file)")  # fmt: skip
     parser.add_argument("--one", choices=SYSTEMS, help="run one system (used by the race)")
     parser.add_argument("--seed", type=int, default=0, help="with --one")
+    parser.add_argument(
+        "--data-seed", type=int, default=0,
+        help="data.seed of every run: another subsample and train/validation/test split",
+    )  # fmt: skip
     where.add_argument(
         "--add-to", type=Path, default=None, metavar="DIR",
         help="merge with the runs in DIR/race.json (same budget) and write the results there",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    global DATA_SEED
+    DATA_SEED = args.data_seed
     budget = args.budget_s or (QUICK_BUDGET_S if args.quick else 180.0)
     if args.one:
         out_file = (args.out or Path(f"race-{args.one}.json")).resolve()
@@ -1049,6 +1066,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"--add-to: {out_dir / 'race.json'} gave the first_trials to this project's "
                 "sweep alone, this race to every system: the runs would not compare"
             )
+        if earlier.get("data_seed", 0) != DATA_SEED:
+            parser.error(
+                f"--add-to: {out_dir / 'race.json'} ran on data.seed "
+                f"{earlier.get('data_seed', 0)}, this race on {DATA_SEED}: other test texts"
+            )
         if earlier.get("budget_s") != float(budget) or earlier.get("quick") != args.quick:
             parser.error(
                 f"--add-to: {out_dir / 'race.json'} ran {earlier.get('budget_s')} s per run"
@@ -1069,6 +1091,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget_s": float(budget),
         "threads": THREADS,
         "search_space": SPACE,
+        "data_seed": DATA_SEED,
         "first_trials_shared": True,  # every system runs the space's first_trials first
         "sizes": {
             **earlier.get("sizes", {}),

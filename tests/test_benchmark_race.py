@@ -219,6 +219,12 @@ def test_markdown_names_the_sittings_of_a_merged_race() -> None:
             json.dumps({"budget_s": 420.0, "quick": False, "first_trials_shared": True}),
             "ran 420.0 s per run",
         ),
+        (  # another split: other test texts (the race runs on data.seed 0 unless told)
+            json.dumps(
+                {"budget_s": 180.0, "quick": False, "first_trials_shared": True, "data_seed": 1}
+            ),
+            "ran on data.seed 1, this race on 0: other test texts",
+        ),
     ],
 )
 def test_add_to_refuses_a_race_it_cannot_join_before_running(
