@@ -30,9 +30,9 @@ if TYPE_CHECKING:
 
 # Set before any test module imports transformers, datasets or huggingface_hub (none of the
 # imports above does): nothing in the tests may reach a hub.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"  # assigned: a shell's HF_HUB_OFFLINE=0 must not reach it
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Two cores, and other work may share them: more threads than that only adds contention.
 torch.set_num_threads(1)

@@ -64,7 +64,8 @@ def _not_exported(out_dir: Path) -> str | None:
         return None
     if not isinstance(own, list):
         return None
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own)
+    # hidden files aside: `.DS_Store`, `.ipynb_checkpoints`, a write a kill cut short
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own and p.name[0] != ".")
     if not foreign:
         return None
     more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""

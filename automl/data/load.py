@@ -302,9 +302,11 @@ CSV_FIELD_LIMIT = 2**31 - 1
 def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
     """The rows as {column: field}, each row's field count checked against the header: an
     unquoted separator inside a text used to shift the label silently (the field past the
-    header's dropped), and a quote left open swallowed the later rows into one text (csv's
-    strict mode refuses both its ends). Where the header lacks a wanted column, the caller's
-    message (another format, another case) says more than a field count would: no counts."""
+    header's dropped), and a stray opening quote swallowed the rows up to the next quote into
+    one text (to the end of the file, if none came). Where the header lacks a wanted column,
+    the caller's message (another format, another case) says more than a field count would:
+    no counts then. Read leniently otherwise (`"Great" product` is `Great product`, as
+    Python's csv and pandas read it)."""
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with _readable(path), path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: BOM
         header = handle.readline()
@@ -312,10 +314,8 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
             raise DataError(f"{path}: line 1 is empty; the header (the column names) comes first")
         delimiter = _delimiter(header, columns)
         handle.seek(0)
-        # strict: `"Hi" he said,pos` (a quote opening a field unquoted) is refused, not read
-        # as `Hi he said`, and a stray opening quote stops where it closes mid-field, rather
-        # than swallowing the rows up to there into one text
-        reader = csv.reader(handle, delimiter=delimiter, strict=True)
+        lines = _Lines(handle)
+        reader = csv.reader(lines, delimiter=delimiter)
         # `text, label`: the space after the comma is no part of a name
         names = [name.strip() for name in next(reader, [])]
         twice = sorted({name for name in names if name in columns and names.count(name) > 1})
@@ -323,40 +323,77 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
             raise DataError(f"{path}: column {twice[0]!r} appears twice in the header")
         checked = all(c in names for c in columns)
         needed = max((names.index(c) for c in columns if c in names), default=-1)
-        rows = []
+        read: list[tuple[int, list[str]]] = []  # (the line a row starts on, its fields)
         line = reader.line_num + 1  # where the next row starts
         try:
             for fields in reader:
                 if any(_has_content(f) for f in fields):  # a line of spaces alone is skipped
-                    if checked:
-                        where = f"{path}: line {line}"
-                        _check_fields(fields, names, needed, where, delimiter)
-                    padded = fields + [""] * (len(names) - len(fields))
-                    rows.append(dict(zip(names, padded, strict=False)))
+                    short = checked and len(fields) <= needed
+                    if short and lines.ended and any("\n" in f for f in fields):
+                        raise DataError(f"{path}: line {line}: a quote opened here is never closed")
+                    read.append((line, fields))
                 line = reader.line_num + 1
         except csv.Error as err:
-            why = str(err)
-            if why == "unexpected end of data":  # strict: the file ended inside a quoted field
-                why = "a quote opened here is never closed"
-                raise DataError(f"{path}: line {line}: {why}") from None
-            if "expected after '\"'" in why:  # strict: more text after a closing quote
-                why = (
-                    "a quoted text goes on after its closing quote: a stray double quote? put "
-                    "the whole text in double quotes, its own quotes doubled"
+            raise DataError(f"{path}: line {line}: not readable as CSV ({err})") from None
+    if checked:
+        # a trailing separator on every row (`hi,pos,n,`) is the file's style, not a shift
+        usual = Counter(len(fields) for _, fields in read).most_common(1)[0][0] if read else 0
+        for number, fields in read:
+            _check_fields(fields, names, needed, f"{path}: line {number}", delimiter, usual)
+        _refuse_swallowed_rows(read, names.index(columns[1]), needed, delimiter, path)
+    return [dict(zip(names, f + [""] * (len(names) - len(f)), strict=False)) for _, f in read]
+
+
+def _refuse_swallowed_rows(
+    read: list[tuple[int, list[str]]], label_at: int, needed: int, sep: str, path: Path
+) -> None:
+    """A stray opening quote (`"Best phone ever<TAB>pos`, a naive export) ran on to the next
+    quote: the rows between became one text. A quoted field over several lines is fine; one
+    with a line that splits into a row of its own, with a label the file uses, is a swallow."""
+    labels = {f[label_at].strip() for _, f in read if len(f) > label_at and "\n" not in f[label_at]}
+    for number, fields in read:
+        for field in fields:
+            inner = field.split("\n") if "\n" in field else []
+            rows = [p for p in (x.split(sep) for x in inner) if len(p) > needed]
+            if any(p[label_at].strip() in labels for p in rows):
+                raise DataError(
+                    f"{path}: line {number}: a quote opened here runs over {len(inner)} lines "
+                    "that read as rows of their own (a stray double quote? put the text in "
+                    "double quotes, its own quotes doubled)"
                 )
-            raise DataError(f"{path}: line {line}: not readable as CSV ({why})") from None
-        return rows
 
 
-def _check_fields(fields: list[str], names: list[str], needed: int, where: str, sep: str) -> None:
+class _Lines:
+    """A file's lines, and whether they have run out: a short row read at the end of the file
+    inside a quoted field is a quote never closed, elsewhere a row short of fields."""
+
+    def __init__(self, handle: Any) -> None:
+        self._lines = iter(handle)
+        self.ended = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._lines)
+        except StopIteration:
+            self.ended = True
+            raise
+
+
+def _check_fields(
+    fields: list[str], names: list[str], needed: int, where: str, sep: str, usual: int
+) -> None:
     """More fields than the header names, or too few to reach the text and label columns: one
     line saying where and the likely cause. An empty field past the header's last name is a
-    trailing separator (`hi,pos,`) only where the label or text is the last column; with a
-    column after them (`text,label,notes`), `hello, world,neg,` shifted the label."""
+    trailing separator (`hi,pos,`) where the label or text is the last column, or where most
+    rows end so (`usual`, their field count); with a column after them (`text,label,notes`),
+    `hello, world,neg,` among rows of three fields shifted the label."""
     # Excel's `text,label,,`: the empty names past the last one take no fields of a text
     width = max((i + 1 for i, name in enumerate(names) if name), default=0)
     count = len(fields)
-    shifted = count > len(names) and needed < width - 1
+    shifted = count > max(len(names), usual) and needed < width - 1
     if shifted or any(_has_content(f) for f in fields[width:]):
         raise DataError(
             f"{where}: {count} fields, the header has {width} (a {_name(sep)} inside a text? "

@@ -7,6 +7,7 @@ from typing import Any
 
 from automl.config.paths import not_replaceable, read_json_object
 from automl.config.resolve import as_dict, from_dict
+from automl.config.space_params import MODEL_KEY
 from automl.export.portable import MANUAL
 
 
@@ -121,7 +122,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     trial_conf = trial_config(base, params)
     check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
-    check_base_unchanged(sweep_dir, trial_conf.model)
+    check_base_unchanged(sweep_dir, trial_conf.model, params)
     checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     fingerprint = data_fingerprint(task)
@@ -167,11 +168,12 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     return folder
 
 
-def check_base_unchanged(sweep_dir: Path, model: Any) -> None:
+def check_base_unchanged(sweep_dir: Path, model: Any, params: dict[str, Any]) -> None:
     """A local base model whose files changed since the sweep's own export (a sweep `v2` tuned
     on `outputs/v1/best`, then `v1` re-run): the re-export rebuilt the trial's weights on the
     new base, a silently other model, with a provenance hash naming the new base. Judged by
-    the hash the sweep's export (`best/`) recorded; without one, nothing to judge by."""
+    the hash the sweep's export (`best/`) recorded, where it was built on the same model
+    choice as this trial (`params`: its hyperparameters); else nothing to judge by."""
     from automl.export.portable import folder_sha256s
 
     folder = Path(model.name_or_path).expanduser()
@@ -182,7 +184,9 @@ def check_base_unchanged(sweep_dir: Path, model: Any) -> None:
     except ValueError:
         return
     details = earlier.get("base_model_details")
-    if not isinstance(details, dict) or details.get("name") != folder.name:
+    chosen = earlier.get("hyperparameters")
+    same_choice = isinstance(chosen, dict) and chosen.get(MODEL_KEY) == params.get(MODEL_KEY)
+    if not same_choice or not isinstance(details, dict) or details.get("name") != folder.name:
         return  # another model choice's export, or none recorded
     recorded = details.get("sha256")
     if isinstance(recorded, str) and recorded not in folder_sha256s(folder):

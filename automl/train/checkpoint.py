@@ -17,7 +17,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from automl.config.paths import write_text_atomic
 from automl.model.load import ModelError
 from automl.model.state import load_trainable_state, trainable_state
 
@@ -128,7 +127,9 @@ def slim(folder: Path, outcome: dict[str, str] | None = None) -> None:
     """Drop what only resuming needs: a finished trial keeps its best weights alone, and
     `outcome`, how it ended (for a resume, should Ray restart it: see `read_outcome`)."""
     if outcome is not None:  # into Ray's stored checkpoint, in place: all of it or nothing
-        write_text_atomic(folder / OUTCOME_FILE, json.dumps(outcome))
+        partial = folder / partial_name(OUTCOME_FILE)  # a kill's leftover: drop_partial_copies
+        partial.write_text(json.dumps(outcome))
+        partial.replace(folder / OUTCOME_FILE)
     for name in RESUME_ONLY:
         (folder / name).unlink(missing_ok=True)
     drop_partial_copies(folder)  # a copy a kill cut short

@@ -244,16 +244,6 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ),
     ("no-such-model-package", lambda t: ["model.package=not_a_package"], "model.package"),
     ("depth-beyond-blocks", lambda t: ["peft.frozen_layers=5"], "peft.frozen_layers"),
-    (
-        "more-gpus-than-cluster",
-        lambda t: ["resources.gpus_per_trial=1"],
-        "resources.gpus_per_trial",
-    ),
-    (
-        "more-cpus-than-cluster",
-        lambda t: ["resources.cpus_per_trial=64"],
-        "resources.cpus_per_trial",
-    ),
 ]
 
 

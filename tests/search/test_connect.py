@@ -4,7 +4,6 @@ retries and a traceback."""
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 
@@ -19,11 +18,10 @@ def _closed_port() -> int:
 
 
 def test_an_address_where_nothing_listens_fails_at_once() -> None:
+    """The refusal of one connection attempt, not Ray's own join (it waited minutes here)."""
     port = _closed_port()
-    started = time.monotonic()
     with pytest.raises(ConfigError, match=rf"nothing answers at 127.0.0.1:{port} \(Connection"):
         check_reachable(f"127.0.0.1:{port}")
-    assert time.monotonic() - started < 2  # Ray waited minutes here
 
 
 def test_an_address_that_answers_passes() -> None:

@@ -65,18 +65,3 @@ def test_data_quality_and_test_scores_reach_mlflow_and_the_report(
     assert "Held-out test (exported model)" in page and 'src="confusion_matrix.png"' in page
     assert "Data quality" in page and "problem:" in page
     assert (out / "report" / "confusion_matrix.png").is_file()
-
-
-def test_reexport_scores_the_test_split_again(
-    smoke_sweep: tuple[Config, SweepOutcome, Path], tmp_path: Path
-) -> None:
-    from automl.export.reexport import reexport
-
-    _, _, tmp = smoke_sweep
-    out = tmp / "outputs" / "smoke"
-    folder = reexport(out, out_dir=tmp_path / "again")
-    again = json.loads((folder / "test_evaluation.json").read_text())
-    first = json.loads((out / "test_evaluation.json").read_text())
-    assert again["accuracy"] == first["accuracy"]
-    assert again["confusion_matrix"] == first["confusion_matrix"]
-    assert f"accuracy **{first['accuracy']:.4f}**" in (folder / "README.md").read_text()

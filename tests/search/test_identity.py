@@ -11,14 +11,16 @@ from conftest import compose_sweep_config
 
 from automl.config.schema import ConfigError
 from automl.search.identity import DATA_KEY, check_same_data
-from automl.search.plan import plan_sweep
+from automl.search.plan import SweepPlan, plan_sweep
 from automl.search.state import SweepState, round_settings
 
 FINGERPRINT = {"sha256": "a" * 64, "counts": {"train": 558, "val": 160, "test": 81}}
 
 
-def _plan(tmp: Path, *overrides: str) -> None:
-    plan_sweep(compose_sweep_config(tmp, "experiment=smoke", "tracking.enabled=false", *overrides))
+def _plan(tmp: Path, *overrides: str) -> SweepPlan:
+    return plan_sweep(
+        compose_sweep_config(tmp, "experiment=smoke", "tracking.enabled=false", *overrides)
+    )
 
 
 def test_a_resume_with_other_values_is_refused_and_one_with_other_resources_is_not(
@@ -38,8 +40,10 @@ def test_a_resume_with_other_values_is_refused_and_one_with_other_resources_is_n
     SweepState(phase="running", started_with=recorded).save(out)
 
     # where and how it runs, more trials, another sampler: the same sweep
-    _plan(tmp_path, "sweep.resume=true", "train.num_threads=2", "sweep.num_samples=6",
-          "sampler=random", "resources.cpus_per_trial=2", "train.weight_decay=0.5")  # fmt: skip
+    same = ("train.num_threads=2", "sweep.num_samples=6", "sampler=random",
+            "resources.cpus_per_trial=2", "train.weight_decay=0.5")  # fmt: skip
+    plan = _plan(tmp_path, "sweep.resume=true", *same)
+    assert plan.continues and plan.resumes == recorded
     for changed, named in [
         ("train.batch_size=8", "train.batch_size: 16, now 8"),
         ("sweep.metric=val_f1", 'sweep.metric: "val_accuracy", now "val_f1"'),
@@ -48,14 +52,16 @@ def test_a_resume_with_other_values_is_refused_and_one_with_other_resources_is_n
         with pytest.raises(ConfigError, match="^config: sweep.resume: sweep 'smoke' was") as err:
             _plan(tmp_path, "sweep.resume=true", changed)
         assert named in str(err.value) and "\n" not in str(err.value)
-    _plan(tmp_path, "train.batch_size=8")  # a fresh sweep of that name: no resume, no check
+    # a fresh sweep of that name: no resume, no check
+    assert not _plan(tmp_path, "train.batch_size=8").continues
     SweepState(phase="new", started_with=recorded).save(out)  # killed before it began
-    _plan(tmp_path, "sweep.resume=true", "train.batch_size=8")
+    assert not _plan(tmp_path, "sweep.resume=true", "train.batch_size=8").continues
 
 
 def test_a_state_from_before_the_check_resumes_as_it_did(tmp_path: Path) -> None:
     SweepState(phase="running").save(tmp_path / "outputs" / "smoke")
-    _plan(tmp_path, "sweep.resume=true", "data.max_examples=400")
+    plan = _plan(tmp_path, "sweep.resume=true", "data.max_examples=400")
+    assert plan.continues and plan.resumes == {}  # nothing recorded to compare with
 
 
 def test_other_rows_in_the_same_files_are_refused() -> None:

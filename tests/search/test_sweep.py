@@ -219,6 +219,7 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
         {k: v for k, v in scored[0].items() if k != "model"}
     ] * 2
     assert scored[0]["unseen"]["num_examples"] > 0
+    assert f"accuracy **{scored[0]['accuracy']:.4f}**" in (again / "README.md").read_text()
     provenances = [
         json.loads((d / "provenance.json").read_text()) for d in (sweep_dir / "best", again)
     ]

@@ -538,6 +538,8 @@ def test_pick_device() -> None:
         assert pick_device("auto") == CPU
         with pytest.raises(ConfigError, match=r"^config: train\.device: cuda, but no CUDA"):
             pick_device("cuda")
+    else:  # a GPU machine (make test-gpu's): auto takes it
+        assert pick_device("auto").type == pick_device("cuda").type == "cuda"
 
 
 # ---------------------------------------------------------------------------------------------
