@@ -541,9 +541,10 @@ def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float, where: s
 def settle_auto_gpus(plan: SweepPlan, conf: Config, cluster_gpus: float) -> None:
     """`gpus_per_trial=auto` on a cluster without GPUs: trials train on CPUs (and
     `train.device=cuda` is refused, as for any trial without a GPU share)."""
-    if conf.resources.gpus_per_trial == "auto" and not cluster_gpus and plan.gpus_per_trial:
-        plan.gpus_per_trial = 0.0  # (once: the plan settles it, then init_ray again)
-        log.info("gpus_per_trial=auto: the cluster has no GPU -> 0 (trials train on CPUs)")
+    if conf.resources.gpus_per_trial == "auto" and not cluster_gpus:
+        if plan.gpus_per_trial:  # said once: the plan settles it, then init_ray again
+            plan.gpus_per_trial = 0.0
+            log.info("gpus_per_trial=auto: the cluster has no GPU -> 0 (trials train on CPUs)")
         check_trial_device(conf.train.device, 0.0, "auto, and the cluster has no GPU")
 
 
