@@ -64,14 +64,23 @@ def _not_exported(out_dir: Path) -> str | None:
         return None
     if not isinstance(own, list):
         return None
-    # hidden files aside: `.DS_Store`, `.ipynb_checkpoints`, a write a kill cut short
-    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own and p.name[0] != ".")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own and not _junk(p.name))
     if not foreign:
         return None
     more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
     return (
         f"{out_dir} holds {', '.join(foreign[:3])}{more}, which no export wrote, and an export "
         "replaces the folder: move them out first"
+    )
+
+
+def _junk(name: str) -> bool:
+    """What a file browser, a notebook or a killed write leaves: no one's work, so an export
+    may replace it. Other hidden names (`.git/`, `.gitattributes` of a Hub clone) are kept."""
+    return (
+        name in (".DS_Store", ".ipynb_checkpoints")
+        or name.startswith("._")  # macOS resource forks
+        or (name.startswith(".") and name.endswith((".tmp", ".partial")))  # an interrupted write
     )
 
 

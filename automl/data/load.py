@@ -328,18 +328,20 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
         try:
             for fields in reader:
                 if any(_has_content(f) for f in fields):  # a line of spaces alone is skipped
-                    short = checked and len(fields) <= needed
-                    if short and lines.ended and any("\n" in f for f in fields):
+                    # the reader asks past the last line only inside a quote left open
+                    if lines.ended and any("\n" in f for f in fields):
                         raise DataError(f"{path}: line {line}: a quote opened here is never closed")
                     read.append((line, fields))
                 line = reader.line_num + 1
         except csv.Error as err:
             raise DataError(f"{path}: line {line}: not readable as CSV ({err})") from None
     if checked:
-        # a trailing separator on every row (`hi,pos,n,`) is the file's style, not a shift
-        usual = Counter(len(fields) for _, fields in read).most_common(1)[0][0] if read else 0
+        # a trailing separator on every row (`hi,pos,n,`) is the file's style, not a shift:
+        # where no row has just the header's fields, one more (empty) is allowed
+        trailing = bool(read) and all(len(fields) > len(names) for _, fields in read)
+        allowed = len(names) + trailing
         for number, fields in read:
-            _check_fields(fields, names, needed, f"{path}: line {number}", delimiter, usual)
+            _check_fields(fields, names, needed, f"{path}: line {number}", delimiter, allowed)
         _refuse_swallowed_rows(read, names.index(columns[1]), needed, delimiter, path)
     return [dict(zip(names, f + [""] * (len(names) - len(f)), strict=False)) for _, f in read]
 
@@ -349,13 +351,22 @@ def _refuse_swallowed_rows(
 ) -> None:
     """A stray opening quote (`"Best phone ever<TAB>pos`, a naive export) ran on to the next
     quote: the rows between became one text. A quoted field over several lines is fine; one
-    with a line that splits into a row of its own, with a label the file uses, is a swallow."""
+    whose inner lines are rows of their own, two or more and each with a label the file uses,
+    is a swallow (the first line is the stray row's rest: a row where the label follows the
+    text; the last is cut by the closing quote). One swallowed row alone goes unseen: a text's
+    line ending in `, yes` would look the same."""
     labels = {f[label_at].strip() for _, f in read if len(f) > label_at and "\n" not in f[label_at]}
+    labels.discard("")  # a missing label is its own error
+
+    def is_row(line: str) -> bool:
+        parts = line.split(sep)
+        return len(parts) > needed and parts[label_at].strip() in labels
+
     for number, fields in read:
         for field in fields:
             inner = field.split("\n") if "\n" in field else []
-            rows = [p for p in (x.split(sep) for x in inner) if len(p) > needed]
-            if any(p[label_at].strip() in labels for p in rows):
+            whole = inner[:-1] if label_at == needed else inner[1:-1]  # label last: line 1 too
+            if len(whole) >= 2 and all(is_row(x) for x in whole):
                 raise DataError(
                     f"{path}: line {number}: a quote opened here runs over {len(inner)} lines "
                     "that read as rows of their own (a stray double quote? put the text in "
@@ -383,17 +394,17 @@ class _Lines:
 
 
 def _check_fields(
-    fields: list[str], names: list[str], needed: int, where: str, sep: str, usual: int
+    fields: list[str], names: list[str], needed: int, where: str, sep: str, allowed: int
 ) -> None:
     """More fields than the header names, or too few to reach the text and label columns: one
     line saying where and the likely cause. An empty field past the header's last name is a
-    trailing separator (`hi,pos,`) where the label or text is the last column, or where most
-    rows end so (`usual`, their field count); with a column after them (`text,label,notes`),
+    trailing separator (`hi,pos,`) where the label or text is the last column, or up to
+    `allowed` fields (every row ending so); with a column after them (`text,label,notes`),
     `hello, world,neg,` among rows of three fields shifted the label."""
     # Excel's `text,label,,`: the empty names past the last one take no fields of a text
     width = max((i + 1 for i, name in enumerate(names) if name), default=0)
     count = len(fields)
-    shifted = count > max(len(names), usual) and needed < width - 1
+    shifted = count > allowed and needed < width - 1
     if shifted or any(_has_content(f) for f in fields[width:]):
         raise DataError(
             f"{where}: {count} fields, the header has {width} (a {_name(sep)} inside a text? "

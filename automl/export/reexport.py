@@ -122,7 +122,8 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     trial_conf = trial_config(base, params)
     check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
-    check_base_unchanged(sweep_dir, trial_conf.model, params)
+    best_params = (rows.get(best) or {}).get("params") or {}
+    check_base_unchanged(sweep_dir, trial_conf.model, params, best_params)
     checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
     task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     fingerprint = data_fingerprint(task)
@@ -168,12 +169,15 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     return folder
 
 
-def check_base_unchanged(sweep_dir: Path, model: Any, params: dict[str, Any]) -> None:
+def check_base_unchanged(
+    sweep_dir: Path, model: Any, params: dict[str, Any], best_params: dict[str, Any]
+) -> None:
     """A local base model whose files changed since the sweep's own export (a sweep `v2` tuned
     on `outputs/v1/best`, then `v1` re-run): the re-export rebuilt the trial's weights on the
     new base, a silently other model, with a provenance hash naming the new base. Judged by
-    the hash the sweep's export (`best/`) recorded, where it was built on the same model
-    choice as this trial (`params`: its hyperparameters); else nothing to judge by."""
+    the hash the sweep's export (`best/`, of the trial with `best_params`) recorded, where it
+    was built on the same model choice as this trial (`params`); else nothing to judge by.
+    (The choices as the summary holds them: the provenance's are made portable.)"""
     from automl.export.portable import folder_sha256s
 
     folder = Path(model.name_or_path).expanduser()
@@ -184,8 +188,7 @@ def check_base_unchanged(sweep_dir: Path, model: Any, params: dict[str, Any]) ->
     except ValueError:
         return
     details = earlier.get("base_model_details")
-    chosen = earlier.get("hyperparameters")
-    same_choice = isinstance(chosen, dict) and chosen.get(MODEL_KEY) == params.get(MODEL_KEY)
+    same_choice = best_params.get(MODEL_KEY) == params.get(MODEL_KEY)
     if not same_choice or not isinstance(details, dict) or details.get("name") != folder.name:
         return  # another model choice's export, or none recorded
     recorded = details.get("sha256")

@@ -674,6 +674,22 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         {"source": "csv"},
         ["line 22: a quote opened here runs over 3 lines that read as rows of their own (a stray"],
     ),
+    (  # the same, the label first: the row was not short, so it loaded (7 rows into one)
+        "open-quote-label-first",
+        "quote_first.csv",
+        "label,text\n" + "".join(f"{'ab'[i % 2]},row {i}\n" for i in range(20)) + 'a,"row x\nb,y\n',
+        {},
+        ["line 22: a quote opened here is never closed"],
+    ),
+    (  # mostly shifted rows (a comma in most texts): counted as the file's style, 6 of 10 wrong
+        "comma-in-most-texts-before-a-notes-column",
+        "mostly.csv",
+        "text,label,notes\n"
+        + "".join(f"hi {i}, you,{'ab'[i % 2]},\n" for i in range(12))
+        + "".join(f"row {i},{'ab'[i % 2]},\n" for i in range(8)),
+        {},
+        ["line 2: 4 fields, the header has 3 (a comma inside a text?"],
+    ),
     (  # a quote left open swallowed every later row into one text
         "open-quote",
         "quote.csv",
@@ -849,6 +865,22 @@ def test_csv_trailing_empty_fields_and_a_text_opening_with_a_quotation_load(
     texts = sorted(t for split in _splits(task) for t in split.texts)
     assert len(texts) == 30 and {"Great product", '"Great" product'} <= set(texts)
     assert "Dear team,\nplease, refund,\nthanks" in texts
+    # quoted texts whose lines end like rows (`Well, b`: a label of the file): one such line
+    # is a text's own, and a label-first file's options (`a, the first one`) too
+    lines = '"Do you agree?\nWell, b\nthanks",a\n' + 'b,"Options:\na, the first\nb, the second"\n'
+    path.write_text("text,label\n" + rows + lines.split("b,", 1)[0])
+    assert (
+        sum(len(s.texts) for s in _splits(load_task_data(DataConfig(source="csv", path=str(path)))))
+        == 28
+    )
+    label_first = (
+        "".join(f"{'ab'[i % 2]},row {i}\n" for i in range(27)) + "b," + lines.split("b,", 1)[1]
+    )
+    path.write_text("label,text\n" + label_first)
+    assert (
+        sum(len(s.texts) for s in _splits(load_task_data(DataConfig(source="csv", path=str(path)))))
+        == 28
+    )
     noted = "".join(f"row {i},{'ab'[i % 2]},note {i},\n" for i in range(30))
     path.write_text("text,label,notes\n" + noted)
     task = load_task_data(DataConfig(source="csv", path=str(path)))

@@ -63,13 +63,15 @@ def test_a_base_model_changed_since_the_sweeps_export_is_refused(tmp_path: Path)
     model = ModelConfig(source="pretrained", name_or_path=str(base))
     sweep = tmp_path / "v2"
     (sweep / "best").mkdir(parents=True)
-    recorded = {"base_model_details": base_model_name(model), "hyperparameters": {"lr": 0.1}}
+    recorded = {"base_model_details": base_model_name(model)}
     (sweep / "best" / "provenance.json").write_text(json.dumps(recorded))
-    check_base_unchanged(sweep, model, {"lr": 0.2})  # as it was: the export may go on
+    best, trial = {"model": str(base), "lr": 0.1}, {"model": str(base), "lr": 0.2}
+    check_base_unchanged(sweep, model, trial, best)  # as it was: the export may go on
     (base / "model.safetensors").write_bytes(b"weights of the re-run v1")
+    # the choice an absolute path, as the summary keeps it (the provenance's is made portable)
     with pytest.raises(ExportError, match=rf"^model.name_or_path: {base}: its files changed"):
-        check_base_unchanged(sweep, model, {"lr": 0.2})
+        check_base_unchanged(sweep, model, trial, best)
     # a trial of another model choice (another folder named `best`): not this export's base
-    check_base_unchanged(sweep, model, {"model": "outputs/b/best"})
+    check_base_unchanged(sweep, model, {"model": "outputs/b/best"}, best)
     (sweep / "best" / "provenance.json").unlink()  # no export recorded a hash: none to judge by
-    check_base_unchanged(sweep, model, {"lr": 0.2})
+    check_base_unchanged(sweep, model, trial, best)

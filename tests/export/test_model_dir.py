@@ -180,11 +180,15 @@ def test_an_export_is_not_replaced_with_files_put_in_it_since(
     assert {p.name for p in out_dir.iterdir()} <= set(own)
     (out_dir / "march.json").write_text("mine")
     (out_dir / "onnx").mkdir()
-    (out_dir / ".DS_Store").write_text("")  # hidden files are nobody's work: not named
-    with pytest.raises(FileExistsError, match=r"holds march\.json, onnx, which no export wrote"):
+    (out_dir / ".DS_Store").write_text("")  # a file browser's: nobody's work, not named
+    (out_dir / ".gitattributes").write_text("*.safetensors lfs")  # a Hub clone's: the user's
+    with pytest.raises(
+        FileExistsError, match=r"holds \.gitattributes, march\.json, onnx, which no export wrote"
+    ):
         _export(trial_checkpoint, out_dir, "new")
     assert (out_dir / "march.json").read_text() == "mine" and _tag(out_dir) == "old"
     (out_dir / "march.json").unlink()
     (out_dir / "onnx").rmdir()
+    (out_dir / ".gitattributes").unlink()
     _export(trial_checkpoint, out_dir, "new")  # its own files alone: replaced as before
     assert _tag(out_dir) == "new"
