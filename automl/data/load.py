@@ -358,15 +358,18 @@ def _refuse_swallowed_rows(
     labels = {f[label_at].strip() for _, f in read if len(f) > label_at and "\n" not in f[label_at]}
     labels.discard("")  # a missing label is its own error
 
-    def is_row(line: str) -> bool:
+    def is_row(line: str, start: int = 0) -> bool:  # `start`: the column the line begins in
         parts = line.split(sep)
-        return len(parts) > needed and parts[label_at].strip() in labels
+        return len(parts) > needed - start and parts[label_at - start].strip() in labels
 
     for number, fields in read:
-        for field in fields:
+        for column, field in enumerate(fields):
             inner = field.split("\n") if "\n" in field else []
-            whole = inner[:-1] if label_at == needed else inner[1:-1]  # label last: line 1 too
-            if len(whole) >= 2 and all(is_row(x) for x in whole):
+            # the first line is the stray row's rest, from this column on: a row's end if the
+            # label is still to come; the last is cut by the closing quote
+            rest = [(inner[0], column)] if inner and column <= label_at else []
+            whole = rest + [(line, 0) for line in inner[1:-1]]
+            if len(whole) >= 2 and all(is_row(line, start) for line, start in whole):
                 raise DataError(
                     f"{path}: line {number}: a quote opened here runs over {len(inner)} lines "
                     "that read as rows of their own (a stray double quote? put the text in "

@@ -674,6 +674,15 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         {"source": "csv"},
         ["line 22: a quote opened here runs over 3 lines that read as rows of their own (a stray"],
     ),
+    (  # the stray quote in a middle column (an id first): its first line is a row's end
+        "stray-quote-after-an-id-column",
+        "ids.csv",
+        "id,text,label\n"
+        + "".join(f"{i},row {i},{'ab'[i % 2]}\n" for i in range(20))
+        + '20,"Best phone ever,a\n21,row two,b\n22,row three,a\n23,"ok",b\n',
+        {},
+        ["line 22: a quote opened here runs over 4 lines that read as rows of their own"],
+    ),
     (  # the same, the label first: the row was not short, so it loaded (7 rows into one)
         "open-quote-label-first",
         "quote_first.csv",
