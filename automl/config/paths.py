@@ -59,8 +59,8 @@ def _not_exported(out_dir: Path) -> str | None:
     best/march.json`, an `onnx/` folder) were deleted with it. Exports that predate the list
     of their own files are replaced as before."""
     try:
-        own = json.loads((out_dir / "provenance.json").read_text()).get(EXPORT_FILES_KEY)
-    except (ValueError, AttributeError):
+        own = read_json_object(out_dir / "provenance.json").get(EXPORT_FILES_KEY)
+    except ValueError:
         return None
     if not isinstance(own, list):
         return None

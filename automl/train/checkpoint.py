@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from automl.config.paths import read_json_object
 from automl.model.load import ModelError
 from automl.model.state import load_trainable_state, trainable_state
 
@@ -154,10 +155,9 @@ def read_outcome(folder: Path) -> dict[str, str] | None:
     on it), as if the kill had come before it."""
     path = folder / OUTCOME_FILE
     try:
-        outcome = json.loads(path.read_text()) if path.is_file() else None
-    except (ValueError, UnicodeDecodeError):
+        return read_json_object(path) if path.is_file() else None
+    except ValueError:  # cut short, or not an object
         return None
-    return dict(outcome) if isinstance(outcome, dict) else None
 
 
 def is_slim(folder: Path) -> bool:
