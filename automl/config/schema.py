@@ -16,10 +16,15 @@ from hydra.core.config_store import ConfigStore
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-CONF_DIR = Path(os.environ.get("AUTOML_CONF_DIR", PROJECT_ROOT / "conf"))
+# absolute: Hydra reads a relative config folder from automl/cli/, not from where you are
+CONF_DIR = Path(os.environ.get("AUTOML_CONF_DIR", PROJECT_ROOT / "conf")).expanduser().absolute()
 
 
-SEARCH_SPACE_DIR = Path(os.environ.get("AUTOML_SEARCH_SPACE_DIR", PROJECT_ROOT / "search_spaces"))
+SEARCH_SPACE_DIR = (
+    Path(os.environ.get("AUTOML_SEARCH_SPACE_DIR", PROJECT_ROOT / "search_spaces"))
+    .expanduser()
+    .absolute()
+)
 
 
 class ConfigError(ValueError):

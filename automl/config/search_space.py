@@ -134,11 +134,15 @@ class SearchSpace:
 
 
 def resolve_search_space_path(name_or_path: str, search_dir: Path) -> Path:
-    """A name means ``search_dir/<name>.yaml``; anything path-like is taken as a file path."""
+    """A name means ``search_dir/<name>.yaml`` (or ``.yml``); anything path-like is a file path."""
     is_path = name_or_path.endswith((".yaml", ".yml")) or any(
         sep in name_or_path for sep in ("/", os.sep)
     )
-    path = Path(name_or_path).expanduser() if is_path else Path(search_dir) / f"{name_or_path}.yaml"
+    if is_path:
+        path = Path(name_or_path).expanduser()
+    else:  # the listing below offers mine.yml as `mine`
+        named = [Path(search_dir) / f"{name_or_path}{suffix}" for suffix in (".yaml", ".yml")]
+        path = next((p for p in named if p.is_file()), named[0])
     if not path.is_file():
         names = sorted(p.stem for p in Path(search_dir).glob("*") if p.suffix in (".yaml", ".yml"))
         problem = "not a file" if path.exists() else "no such search-space file"

@@ -574,9 +574,12 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
             return str(err).removeprefix("config: ")
         return None
 
+    joint = _step_params_checked_together(params)
     for param in params:
         if param.key == MODEL_KEY:
             continue  # rule 9 loads every model choice
+        if param in joint:
+            continue  # alone it would meet the config's batch size, which no trial uses
         for variant, branch in zip(param.variants(), (None, *param.branches), strict=True):
             condition = {}
             if branch is not None and branch.cond_key != MODEL_KEY:
@@ -588,7 +591,7 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
                     raise SearchSpaceError(
                         _one_line(f"{path}: {param.key}: {where}{value!r} would fail: {problem}")
                     )
-    _check_step_keys_together(path, params, refused)
+    _check_step_keys_together(path, joint, refused)
 
 
 # Settings one rule reads together: the groups of an optimizer step must divide its examples
@@ -596,26 +599,36 @@ _STEP_KEYS = ("train.batch_size", "train.grad_accum_steps", "train.length_groups
 _MAX_COMBINATIONS = 4096  # ~0.15 ms each here (512 in 0.07 s): at most ~0.6 s of the plan
 
 
-def _check_step_keys_together(
-    path: Path, params: tuple[Param, ...], refused: Callable[[Mapping[str, Any]], str | None]
-) -> None:
-    """Rule 10 on combinations: `train.batch_size: [8, 12]` passes alone, and so does
-    `train.length_groups_per_step: [1, 8]`, but a trial drawing 12 and 8 failed mid-sweep."""
+def _step_grids(joint: list[Param]) -> list[tuple[Any, ...]]:
+    return [
+        tuple(dict.fromkeys(v for variant in p.variants() for v in _values_to_try(variant)))
+        for p in joint
+    ]
+
+
+def _step_params_checked_together(params: tuple[Param, ...]) -> list[Param]:
+    """The step keys whose values are tried as combinations (and so not one by one against the
+    config's own values: `train.length_groups_per_step: [1, 16]` alone meets the config's batch
+    size 8, which no trial draws when `train.batch_size` is searched over [16, 32])."""
     # a branched key: every branch's values, paired with unbranched keys only (two branched
     # keys would pair values never drawn together)
     joint = [p for p in params if p.key in _STEP_KEYS]
     if any(b.cond_key in _STEP_KEYS for p in joint for b in p.branches):
-        return  # the product would pair values (and the config's) never drawn together
+        return []  # the product would pair values (and the config's) never drawn together
     if sum(bool(p.branches) for p in joint) > 1:
         joint = [p for p in joint if not p.branches]
-    if len(joint) < 2:
-        return
-    grids = [
-        tuple(dict.fromkeys(v for variant in p.variants() for v in _values_to_try(variant)))
-        for p in joint
-    ]
-    if math.prod(len(g) for g in grids) > _MAX_COMBINATIONS:
-        return
+    if len(joint) < 2 or math.prod(len(g) for g in _step_grids(joint)) > _MAX_COMBINATIONS:
+        return []
+    return joint
+
+
+def _check_step_keys_together(
+    path: Path, joint: list[Param], refused: Callable[[Mapping[str, Any]], str | None]
+) -> None:
+    """Rule 10 on combinations: `train.batch_size: [8, 12]` passes alone, and so does
+    `train.length_groups_per_step: [1, 8]`, but a trial drawing 12 and 8 failed mid-sweep.
+    Every value is in some combination, so the rules on one value are checked here too."""
+    grids = _step_grids(joint)
     for values in itertools.product(*grids):
         settings = {p.key: v for p, v in zip(joint, values, strict=True)}
         problem = refused(settings)

@@ -4,6 +4,7 @@ naming the key when a rule is broken.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection
 from pathlib import Path
@@ -65,6 +66,11 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     _check_train(conf.train)
     _check_peft(conf.peft)
     _check_resources(conf.resources)
+    _check(  # 0 started Ray with no CPU: no trial could run, found after the data was tokenized
+        conf.ray.num_cpus is None or conf.ray.num_cpus >= 1,
+        "ray.num_cpus",
+        f"must be >= 1 (null: this machine's CPUs), got {conf.ray.num_cpus}",
+    )
     _check_sweep(conf.sweep, recorded)
     if conf.tracking.enabled and not recorded:  # registered after the whole sweep has run
         name = conf.tracking.registered_model or conf.sweep.name
@@ -109,16 +115,44 @@ def _check_choices(conf: Config) -> None:
         )
 
 
-def unread_settings(conf: Config) -> dict[str, str]:
-    """Settings the chosen source does not read, by key, each with the line refusing it: your
-    own data or model named without its group (`data.path=my.csv` without `data=csv`,
-    `model.name_or_path=...` without `model=hf`) would train on the embedded corpus or model."""
+def check_model_values(m: ModelConfig) -> None:
+    """The model section's rules alone, for a search space's model choice (a conf/model file):
+    as `model=NAME` on the command line is checked, not by every trial that draws it."""
+    for key, allowed in CHOICES.items():
+        section, name = key.split(".")
+        if section == "model":
+            value = getattr(m, name)
+            _check(value in allowed, key, f"{value!r} is not one of {', '.join(allowed)}")
+    for key, problem in _unread_model_settings(m).items():
+        _check(False, key, problem)
+    _check_model(m)
+
+
+def _unread_model_settings(m: ModelConfig) -> dict[str, str]:
     out = {}
-    m, d = conf.model, conf.data
     if m.source != "pretrained" and m.name_or_path:
         out["model.name_or_path"] = (
             f"is not read when model.source={m.source}; add model=hf to fine-tune {m.name_or_path}"
         )
+    if m.source != "tiny":
+        for name in _TINY_KEYS:
+            if getattr(m, name) != getattr(ModelConfig, name):  # set to something of its own
+                out[f"model.{name}"] = (
+                    f"is not read when model.source={m.source}; add model=tiny_bert (or "
+                    "model=tiny_gpt2) for a small model built from a config"
+                )
+    return out
+
+
+_TINY_KEYS = ("tiny_arch", "tiny_layers", "tiny_hidden", "tiny_heads", "tiny_intermediate")
+
+
+def unread_settings(conf: Config) -> dict[str, str]:
+    """Settings the chosen source does not read, by key, each with the line refusing it: your
+    own data or model named without its group (`data.path=my.csv` without `data=csv`,
+    `model.name_or_path=...` without `model=hf`) would train on the embedded corpus or model."""
+    out = _unread_model_settings(conf.model)
+    d = conf.data
     for name in _FILE_KEYS if d.source not in ("csv", "jsonl") else ():
         value = getattr(d, name)
         if value:
@@ -230,7 +264,11 @@ def _fix(d: DataConfig, name: str, value: str) -> str:
 
 
 def _check_train(t: TrainConfig) -> None:
-    _check(t.learning_rate > 0, "train.learning_rate", f"must be > 0, got {t.learning_rate}")
+    _check(
+        0 < t.learning_rate < math.inf,
+        "train.learning_rate",
+        f"must be > 0 and finite, got {t.learning_rate}",
+    )
     _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     if t.batch_size is not None:
         _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
@@ -238,7 +276,11 @@ def _check_train(t: TrainConfig) -> None:
     _check(
         t.eval_batch_size >= 1, "train.eval_batch_size", f"must be >= 1, got {t.eval_batch_size}"
     )
-    _check(t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}")
+    _check(
+        0 <= t.weight_decay < math.inf,
+        "train.weight_decay",
+        f"must be >= 0 and finite, got {t.weight_decay}",
+    )
     _check(
         0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}"
     )
@@ -265,7 +307,11 @@ def _check_peft(p: PeftConfig) -> None:
     _check(p.frozen_layers >= 0, "peft.frozen_layers", f"must be >= 0, got {p.frozen_layers}")
     _check(0 <= p.lora_dropout < 1, "peft.lora_dropout", f"must be in [0, 1), got {p.lora_dropout}")
     if p.lora_alpha is not None:
-        _check(p.lora_alpha > 0, "peft.lora_alpha", f"must be > 0, got {p.lora_alpha}")
+        _check(
+            0 < p.lora_alpha < math.inf,
+            "peft.lora_alpha",
+            f"must be > 0 and finite, got {p.lora_alpha}",
+        )
 
 
 def _check_resources(r: ResourcesConfig) -> None:
@@ -308,7 +354,11 @@ def _check_sweep(s: SweepConfig, recorded: bool) -> None:
     _check(k >= 1, "sweep.warm_start_top_k", f"must be >= 1, got {k}")
     _check(tol >= 0, "sweep.export_tolerance", f"must be >= 0, got {tol}")
     if s.time_budget_s is not None:
-        _check(s.time_budget_s > 0, "sweep.time_budget_s", f"must be > 0, got {s.time_budget_s}")
+        _check(
+            0 < s.time_budget_s < math.inf,
+            "sweep.time_budget_s",
+            f"must be > 0 and finite (null: no budget), got {s.time_budget_s}",
+        )
     _check(
         s.metric in OBJECTIVES,
         "sweep.metric",
@@ -333,7 +383,11 @@ def _check_pruner(pr: PrunerConfig) -> None:
             "pruner.asha_grace_period",
             f"must be >= 1 (epochs before ASHA may stop a trial), got {pr.asha_grace_period}",
         )
-    _check(pr.min_delta >= 0, "pruner.min_delta", f"must be >= 0, got {pr.min_delta}")  # NaN too
+    _check(  # NaN too
+        0 <= pr.min_delta < math.inf,
+        "pruner.min_delta",
+        f"must be >= 0 and finite, got {pr.min_delta}",
+    )
     _check(
         pr.max_gap is None or pr.max_gap > 0,
         "pruner.max_gap",

@@ -56,7 +56,10 @@ def _named_section(path: Path) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     where = f"{path.parent.name}/{path.name}"
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{where}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(values, dict):
         raise ValueError(f"{where}: expected a mapping of model settings")
     values.pop("defaults", None)  # Hydra's own list, not a setting

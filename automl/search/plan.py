@@ -19,6 +19,7 @@ from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
 from automl.config.space_params import MODEL_KEY
+from automl.config.values import check_model_values
 from automl.console import counted
 from automl.data.load import check_hub_dataset
 from automl.model.build import check_lora_targets
@@ -155,6 +156,10 @@ def load_space(conf: Config) -> tuple[SearchSpace, int, Callable[[str], Any]]:
     def config_of(choice: str) -> Any:
         if choice not in configs:
             model = model_config(choice, base["model"])
+            try:  # a conf/model file's own values, as `model=NAME` would be checked
+                check_model_values(model)
+            except ConfigError as err:
+                raise ValueError(str(err).removeprefix("config: ")) from None
             configs[choice] = load_model_config(model)
             check_model_config(model, configs[choice])
         return configs[choice]
@@ -358,7 +363,7 @@ def local_resources(num_cpus: int | None) -> tuple[float, int]:
     from ray._private import accelerators
     from ray._private.utils import get_num_cpus
 
-    cpus = float(num_cpus) if num_cpus else float(get_num_cpus())
+    cpus = float(num_cpus) if num_cpus is not None else float(get_num_cpus())
     manager = accelerators.get_accelerator_manager_for_resource("GPU")
     if manager is None:
         return cpus, 0

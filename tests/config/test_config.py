@@ -141,6 +141,10 @@ def test_an_unknown_group_option_lists_the_available_ones() -> None:
 # (override, key the one-line message must name). One row per rule in `validate`.
 BAD_VALUES = [
     ("train.num_threads=0", "train.num_threads"),
+    ("ray.num_cpus=0", "ray.num_cpus"),
+    ("train.learning_rate=inf", "train.learning_rate"),
+    ("pruner.min_delta=inf", "pruner.min_delta"),
+    ("sweep.time_budget_s=inf", "sweep.time_budget_s"),
     ("model.source=onnx", "model.source"),
     ("model.tiny_arch=t5", "model.tiny_arch"),
     ("data.source=parquet", "data.source"),
@@ -297,6 +301,11 @@ def test_the_mode_follows_the_metric_and_a_contrary_one_is_refused() -> None:
             ["model.name_or_path=roberta-base"],
             "config: model.name_or_path: is not read when model.source=package; add model=hf to "
             "fine-tune roberta-base",
+        ),
+        (
+            ["model.tiny_layers=4"],  # trained MiniLM without a word
+            "config: model.tiny_layers: is not read when model.source=package; add "
+            "model=tiny_bert (or model=tiny_gpt2) for a small model built from a config",
         ),
     ],  # fmt: skip
 )
@@ -560,3 +569,23 @@ def test_a_yaml_boolean_in_a_choice_says_to_quote_it() -> None:
     with pytest.raises(ConfigError, match=r"data\.quality: 'False' is not one of warn, fail, "
                        r"off \(YAML read a bare off/on/no/yes as a boolean: quote it"):  # fmt: skip
         from_dict(values)
+
+
+def test_config_folders_named_relative_to_where_you_are_are_made_absolute(tmp_path: Path) -> None:
+    """`AUTOML_CONF_DIR=conf automl-sweep` failed with Hydra's "requires an absolute
+    config_dir", a message that did not name the variable."""
+    import os
+    import subprocess
+    import sys
+
+    show = "from automl.config import schema; print(schema.CONF_DIR, schema.SEARCH_SPACE_DIR)"
+    env = {**os.environ, "AUTOML_CONF_DIR": "conf", "AUTOML_SEARCH_SPACE_DIR": "spaces"}
+    out = subprocess.run(
+        [sys.executable, "-c", show],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [str(tmp_path / "conf"), str(tmp_path / "spaces")]

@@ -336,6 +336,8 @@ def test_resolve_names_and_paths(tmp_path: Path) -> None:
     assert resolve_search_space_path(str(tmp_path / "mine.yaml"), Path("elsewhere")).is_file()
     with pytest.raises(SearchSpaceError, match="other.yml"):
         resolve_search_space_path(str(tmp_path / "other.yml"), tmp_path)
+    (tmp_path / "short.yml").write_text(RANK)  # listed as available as `short`: it loads so
+    assert resolve_search_space_path("short", tmp_path) == tmp_path / "short.yml"
 
 
 def test_lenient_and_permitted_values(tmp_path: Path) -> None:
@@ -351,6 +353,28 @@ def test_lenient_and_permitted_values(tmp_path: Path) -> None:
     assert (wd.low, wd.high) == (0, 1)
     assert alpha.choices == (None, 16.0, 32)
     assert batch.choices == (8, 16)
+
+
+@pytest.mark.parametrize(
+    "step_keys",
+    [
+        "train.batch_size: {type: categorical, choices: [16, 32]}\n"
+        "train.length_groups_per_step: {type: categorical, choices: [1, 16]}\n",
+        "train.grad_accum_steps: {type: categorical, choices: [2, 4]}\n"
+        "train.length_groups_per_step: {type: categorical, choices: [1, 16]}\n",
+    ],
+    ids=["batch-and-groups", "accumulation-and-groups"],
+)
+def test_step_keys_searched_together_are_judged_on_what_trials_draw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step_keys: str
+) -> None:
+    """Groups of 16 split every step a trial draws (16 or 32 rows; 8 x 2 or 8 x 4); alone they
+    would meet the config's own step of 8 rows (batch size left to the data), which none draws."""
+    monkeypatch.setitem(CONFIG, "train", {**CONFIG["train"], "batch_size": None})
+    space = _load(tmp_path, step_keys)
+    assert [p.key for p in space.params][-1] == "train.length_groups_per_step"
+    with pytest.raises(SearchSpaceError, match="together would fail"):
+        _load(tmp_path, step_keys.replace("[1, 16]", "[1, 16, 64]"))
 
 
 def test_blocks_resolves_to_the_block_count(tmp_path: Path) -> None:

@@ -210,3 +210,39 @@ def test_a_model_config_file_with_a_typo_is_one_line(
     assert culprit in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(SearchSpaceError, match=r"choices\[1\] \('mybert'\): model/mybert\.yaml"):
         _load(tmp_path, "model: {type: categorical, choices: [tiny_bert, mybert]}\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "culprit"),
+    [
+        ("source: tiny\ntiny_hidden: 30\ntiny_heads: 4\n", "model.tiny_hidden: must be a multiple"),
+        ("source: tiny\ntiny_arch: bart\n", "model.tiny_arch: 'bart' is not one of bert, gpt2"),
+        ("source: packge\n", "model.source: 'packge' is not one of"),
+        ("source: tiny\nname_or_path: roberta-base\n", "model.name_or_path: is not read"),
+        ("source: tiny\ntiny_layers: [2\n", "model/mybert.yaml: not valid YAML"),
+    ],
+    ids=["heads-do-not-divide", "unknown-arch", "unknown-source", "unread-setting", "bad-yaml"],
+)
+def test_a_model_choice_the_config_rules_refuse_fails_the_plan_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, culprit: str
+) -> None:
+    """`model=mybert` on the command line was refused; as a search-space choice the same file
+    passed the plan and failed every trial that drew it (bad YAML: a traceback)."""
+    from conftest import compose_sweep_config
+
+    import automl.model.choices as choices
+    from automl.search.plan import load_space
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "mybert.yaml").write_text(text)
+    (folder / "tiny_bert.yaml").write_text((choices.MODEL_CONF_DIR / "tiny_bert.yaml").read_text())
+    monkeypatch.setattr(choices, "MODEL_CONF_DIR", folder)
+    space = tmp_path / "space.yaml"
+    space.write_text("model: {type: categorical, choices: [tiny_bert, mybert]}\n")
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", f"search_space={space}")
+    with pytest.raises(SearchSpaceError) as err:
+        load_space(conf)
+    message = str(err.value)
+    assert "choices[1] ('mybert')" in message and culprit in message, message
+    assert "\n" not in message
