@@ -58,8 +58,11 @@ def register_export(
     scores = score_tags(provenance, conf.sweep.mode)
     key = export_key(provenance)
     version = _registered_before(client, name, tracker.parent_id, key)
+    judged = False
     if version is not None:
         log.info("%s version %s already holds this export: not registered again", name, version)
+        tags = client.get_model_version(name, version).tags
+        judged = tags.get(JUDGED) == conf.tracking.alias
     else:
         tracker.log_artifact(export_dir, "best_model")  # the plain folder, for Hugging Face users
         model_id, location = _log_model(tracker, export_dir, conf.model.trust_remote_code)
@@ -74,9 +77,14 @@ def register_export(
             name, source=location, run_id=tracker.parent_id, model_id=model_id,
             tags={"task": "text-classification", "automl.sweep": conf.sweep.name,
                   **({EXPORT: key} if key else {}), **scores},
-            description=card.read_text() if card.is_file() else None,
+            description=_description(card.read_text()) if card.is_file() else None,
         ).version)  # fmt: skip
-    _promote(client, name, conf.tracking.alias, version, scores)
+    if judged:  # once judged, the alias is left where it is now: moved by hand, or by a sweep
+        log.info("%s version %s was judged for @%s when first registered: alias left as it is",
+                 name, version, conf.tracking.alias)  # fmt: skip
+    else:
+        _promote(client, name, conf.tracking.alias, version, scores)
+        client.set_model_version_tag(name, version, JUDGED, conf.tracking.alias)
     if task is not None:  # MLflow adds a run's dataset input once: a resumed export adds none
         tracker.client.log_inputs(tracker.parent_id, datasets=dataset_inputs(task))
     return version
@@ -84,6 +92,22 @@ def register_export(
 
 # Tag of a registered version: which trial's best epoch of which data it holds.
 EXPORT = "automl.export"
+# Tag of a version whose claim to the alias was decided (set after the alias moved): a resumed
+# sweep that finds it again does not undo a rollback made by hand since
+JUDGED = "automl.alias_judged"
+# MLflow's SQL stores keep a version's description in VARCHAR(5000); PostgreSQL and MySQL refuse
+# a longer one (a card lists every class: ~50 classes pass it)
+DESCRIPTION_CHARS = 5000
+
+
+def _description(card: str) -> str:
+    """The model card, cut at a line to fit the registry; the whole card is the version's
+    README.md artifact (best_model/README.md of the sweep's run)."""
+    if len(card) <= DESCRIPTION_CHARS:
+        return card
+    tail = "\n\n(cut to fit the registry: the whole card is best_model/README.md of the run)"
+    head = card[: DESCRIPTION_CHARS - len(tail)]
+    return head[: head.rfind("\n") + 1 or len(head)].rstrip() + tail
 
 
 def export_key(provenance: dict[str, Any]) -> str | None:

@@ -137,3 +137,19 @@ def test_champion_follows_the_best_version_not_the_last(
     assert register_export(tracker, named, tmp_path / "export-0.6-None", None) == better
     assert champion() == newer_data
     assert len(client.search_model_versions("name = 'shared'")) == 4
+    # rolled back by hand; the newer version found again (a resumed sweep) leaves it there
+    client.set_registered_model_alias("shared", "champion", first)
+    assert register_export(tracker, named, tmp_path / "export-0.1-other data", None) == newer_data
+    assert champion() == first
+    # a card past the registry's 5,000 characters (a task of many classes): cut at a line
+    card = tmp_path / "export-0.7-None" / "README.md"
+    many = register(0.7)  # copies the export; its card is then made long and registered again
+    long_card = "# Card\n" + "".join(f"| class {i} | 0.5 |\n" for i in range(600))
+    card.write_text(long_card)
+    provenance = json.loads(card.with_name("provenance.json").read_text())
+    provenance["trial_id"] = "another trial"  # a new export, not the version found again
+    card.with_name("provenance.json").write_text(json.dumps(provenance))
+    cut = client.get_model_version("shared", register_export(tracker, named, card.parent, None))
+    assert cut.version != many and len(long_card) > 5000 >= len(cut.description)
+    assert long_card.startswith(cut.description.split("\n\n(cut")[0])
+    assert cut.description.endswith("best_model/README.md of the run)")
