@@ -216,10 +216,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
     if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none
-        need = max(
+        need = max(  # the config's own model only where the space does not choose one
             (sweep_estimate(replace(conf, model=m), space) for m in models.values()),
-            default=sweep_estimate(conf, space), key=lambda e: e.total,
-        )  # fmt: skip
+            key=lambda e: e.total,
+        ) if models else sweep_estimate(conf, space)  # fmt: skip
         memory_gb = gpu_memory_gb(conf)
         gpus_per_trial = pick_gpu_share(need.total, memory_gb, cluster_gpus=1)
         log.info(
@@ -541,6 +541,13 @@ def check_fits(nodes: list[dict[str, float]], cpus: float, gpus: float, where: s
             raise ConfigError(
                 f"config: resources.{name}: a trial asks for {want:g} {key} but {has}"
             )
+    if gpus and not any(n.get("CPU", 0.0) >= cpus and n.get("GPU", 0.0) >= gpus for n in nodes):
+        # Ray places a trial's CPUs and GPUs on one node
+        most = max((n.get("CPU", 0.0) for n in nodes if n.get("GPU", 0.0) >= gpus), default=0.0)
+        raise ConfigError(
+            f"config: resources.cpus_per_trial: a trial asks for {cpus:g} CPU and {gpus:g} GPU "
+            f"on one node, but the nodes with that GPU share have at most {most:g} CPU"
+        )
 
 
 def settle_auto_gpus(plan: SweepPlan, conf: Config, cluster_gpus: float) -> None:

@@ -182,6 +182,7 @@ def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) 
         (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
         return _cleared(plan, state)
     state = SweepState.load(plan.out_dir)
+    state.records = _records_here(plan.storage, state.records)
     if state.phase == "new":  # resume=true with nothing to resume: a fresh start after all
         state.started_with = dict(identity or {})
         if state.round:  # a fresh start killed while deleting the stale rounds
@@ -404,7 +405,9 @@ def _finish(
         plan.out_dir / "config.json", json.dumps(redact_values(as_dict(conf)), indent=2)
     )
     if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
-        _drop_checkpoints(r.checkpoint for r in records if best is None or r is not best)
+        _drop_checkpoints(
+            (r.checkpoint for r in records if best is None or r is not best), plan.storage
+        )
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
         _close_parent_run(tracker, plan, summary, test, export_dir, data.task, trial_conf)
@@ -512,11 +515,30 @@ def _has_checkpoint(record: TrialRecord) -> bool:
     return bool(record.checkpoint) and Path(record.checkpoint).is_dir()
 
 
-def _drop_checkpoints(checkpoints: Any) -> None:
-    """Disk stays bounded: after the export, other trials' checkpoints go (unless kept)."""
+def _drop_checkpoints(checkpoints: Any, storage: Path) -> None:
+    """Disk stays bounded: after the export, other trials' checkpoints go (unless kept); only
+    under this sweep's Ray folder (a copied sweep's records may still name the original's)."""
     for checkpoint in checkpoints:
-        if checkpoint and Path(checkpoint).is_dir():
+        if checkpoint and _under(Path(checkpoint), storage) and Path(checkpoint).is_dir():
             shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def _records_here(storage: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Recorded trials with their checkpoints where this sweep's Ray folder is now: a sweep
+    folder copied or moved since records the original's absolute paths
+    (<storage>/<experiment>/<trial>/<checkpoint>); a path found nowhere here stays as it is."""
+    out = []
+    for record in records:
+        recorded = Path(record.get("checkpoint") or "")
+        here = storage.joinpath(*recorded.parts[-3:]) if len(recorded.parts) > 3 else None
+        if here is not None and not _under(recorded, storage) and here.is_dir():
+            record = {**record, "checkpoint": str(here.resolve())}
+        out.append(record)
+    return out
 
 
 def _sweep_params(plan: SweepPlan) -> dict[str, Any]:

@@ -718,3 +718,21 @@ def test_auto_gpu_share_divides_this_machines_gpu_memory(
     assert gpu_memory_gb(replace(local, resources=replace(local.resources, gpu_memory_gb=12))) == 12
     joined = replace(local, ray=replace(local.ray, address="10.0.0.1:6379"))
     assert gpu_memory_gb(joined) == DEFAULT_GPU_MEMORY_GB  # a cluster's GPUs are not this one's
+
+
+def test_a_trial_must_fit_one_node_with_its_cpus_and_gpus_together() -> None:
+    """A CPU-only head of 16 CPUs and GPU workers of 4 CPUs each passed the check for 8 CPUs
+    and half a GPU (each largest on its own), and the trial waited in Ray's queue forever."""
+    from automl.search.plan import check_fits
+
+    nodes = [{"CPU": 16.0}, {"CPU": 4.0, "GPU": 1.0}, {"CPU": 4.0, "GPU": 1.0}]
+    with pytest.raises(ConfigError) as err:
+        check_fits(nodes, cpus=8, gpus=0.5)
+    assert str(err.value) == (
+        "config: resources.cpus_per_trial: a trial asks for 8 CPU and 0.5 GPU on one node, "
+        "but the nodes with that GPU share have at most 4 CPU"
+    )
+    check_fits(nodes, cpus=4, gpus=0.5)  # a GPU worker holds it
+    check_fits(nodes, cpus=16, gpus=0)  # the head holds it
+    with pytest.raises(ConfigError, match="^config: resources.gpus_per_trial: a trial asks"):
+        check_fits(nodes, cpus=1, gpus=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,37 @@ def test_reexport_finds_the_checkpoint_of_a_moved_sweep_folder(
         mp.chdir(moved)  # `automl-export .` from inside it
         out = reexport(Path("."), out_dir=tmp_path / "export")
     assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.slow  # a sweep
+def test_a_resumed_sweep_finds_its_checkpoints_in_a_moved_or_copied_folder(
+    smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
+) -> None:
+    """The sweep's state records checkpoints by absolute path: resumed in a moved folder it
+    exported nothing (and deleted the test evaluation); in a copy it read, and could delete,
+    the original's checkpoints."""
+    from automl.search.sweep import _records_here
+
+    _, outcome, tmp = smoke
+    sweep_dir = tmp / "outputs" / "smoke"
+    copy = tmp_path / "outputs" / "smoke"
+    shutil.copytree(sweep_dir, copy)
+    state = json.loads((copy / "sweep_state.json").read_text())
+    best = outcome.summary["best_trial"]
+    recorded = next(r["checkpoint"] for r in state["records"] if r["trial_id"] == best)
+    # a copy: the records name the original's folders, which exist; this sweep's are used
+    here = _records_here(copy / "ray", state["records"])
+    assert next(r["checkpoint"] for r in here if r["trial_id"] == best) == str(
+        copy.resolve() / Path(recorded).relative_to(sweep_dir.resolve())
+    )
+    # moved: the recorded folders are gone
+    text = (copy / "sweep_state.json").read_text()
+    (copy / "sweep_state.json").write_text(text.replace(str(sweep_dir), "/gone/mount/smoke"))
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.resume=true")
+    moved = run_sweep(replace(conf, tracking=replace(conf.tracking, enabled=False)))
+    assert moved.export_dir is not None and (moved.export_dir / "model.safetensors").is_file()
+    assert moved.summary["best_trial"] == best and moved.summary["test_accuracy"] is not None
+    assert Path(recorded).is_dir()  # the original's checkpoint stays
 
 
 def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
