@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         "data", type=Path, help="a labelled .csv/.tsv or .jsonl file, or a dataset folder "
         "written by `save_to_disk`",
     )  # fmt: skip
-    parser.add_argument("--split", default="test", help="the split of a dataset folder")
+    parser.add_argument("--split", help="the split of a dataset folder (default: test)")
     parser.add_argument("--format", choices=("csv", "jsonl"), help="default: by the file's suffix")
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--label-column", default="label")
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> None:
             raise ConfigError(f"{args.data}: no such file or folder")
         if fmt is None:
             raise ConfigError(f"{args.data}: a .csv or .jsonl file? say which with --format")
+        if args.split is not None and not saved:  # a file is scored whole
+            raise ConfigError(f"--split is for a dataset folder, not a file ({args.data})")
         if args.out is not None:
             _check_out(args.out)
         data = DataConfig(
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
         registered = args.model.startswith(REGISTRY_SCHEMES)
         if args.tracking_uri and not registered:
             raise ConfigError(f"--tracking-uri is for a models:/ URI, not a folder ({args.model})")
-        rows = read_rows(data, split=args.split)  # a bad file: one line before any model loads
+        # a bad file: one line before any model loads
+        rows = read_rows(data, split=args.split or "test")
         if registered:
             with registered_folder(args.model, args.tracking_uri) as folder:
                 evaluation = rescore(folder, rows, args.trust_remote_code)

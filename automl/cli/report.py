@@ -9,9 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from automl.report.page import REPORT_DIR, ReportError, build_report, load_summary
+
+T = TypeVar("T")
 
 
 def check_report_store(uri: str) -> None:
@@ -55,6 +59,19 @@ def find_sweep_run(uri: str, sweep: str, run_id: str | None = None) -> str:
     return str(runs[0].info.run_id)
 
 
+def _logged_to(uri: str, call: Callable[[], T]) -> T:
+    """A store's failure (an older schema, an unwritable artifact root) as one line."""
+    from automl.provenance import redact
+
+    try:
+        return call()
+    except ReportError:
+        raise
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise ReportError(f"cannot log the report to {redact(uri)}: {redact(first)}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="automl-report",
@@ -68,37 +85,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
-        if args.tracking_uri:
+        run_id = None
+        if args.tracking_uri:  # the run found before the report is drawn (and the old one gone)
             check_report_store(args.tracking_uri)
-        try:
-            index = build_report(args.sweep_dir)
-        except OSError as err:  # a folder we may read but not write (a colleague's results)
-            where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
-            raise ReportError(f"cannot write the report: {where}") from None
-        if args.tracking_uri:
-            from mlflow.tracking import MlflowClient
-
-            from automl.provenance import redact
-
             summary = load_summary(args.sweep_dir.resolve())
             if "mlflow_run_id" in summary and not summary["mlflow_run_id"]:
                 raise ReportError(
                     f"sweep {summary['sweep']!r} ran with tracking.enabled=false: it has no "
                     "MLflow run to log the report to"
                 )
-            try:
-                run_id = find_sweep_run(
-                    args.tracking_uri, summary["sweep"], summary.get("mlflow_run_id")
-                )
-                client = MlflowClient(args.tracking_uri)
-                client.log_artifacts(run_id, str(index.parent), REPORT_DIR)
-            except ReportError:
-                raise
-            except Exception as err:  # a store of an older schema, an unwritable artifact root
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-                raise ReportError(
-                    f"cannot log the report to {redact(args.tracking_uri)}: {redact(first)}"
-                ) from None
+            run_id = _logged_to(args.tracking_uri, lambda: find_sweep_run(
+                args.tracking_uri, summary["sweep"], summary.get("mlflow_run_id")
+            ))  # fmt: skip
+        try:
+            index = build_report(args.sweep_dir)
+        except OSError as err:  # a folder we may read but not write (a colleague's results)
+            where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+            raise ReportError(f"cannot write the report: {where}") from None
+        if args.tracking_uri and run_id is not None:
+            from mlflow.tracking import MlflowClient
+
+            from automl.provenance import redact
+
+            client = MlflowClient(args.tracking_uri)
+            _logged_to(args.tracking_uri, lambda: client.log_artifacts(
+                run_id, str(index.parent), REPORT_DIR
+            ))  # fmt: skip
             print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -108,6 +108,10 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
             ["{model}", "{tmp}/new.jsonl", "--tracking-uri", "sqlite:///x.db"],
             "--tracking-uri is for a models:/ URI, not a folder",
         ),
+        (  # scored whole, silently
+            ["{model}", "{tmp}/new.jsonl", "--split", "validation"],
+            "--split is for a dataset folder, not a file ({tmp}/new.jsonl)",
+        ),
         (["models:/x@champion", "{tmp}/missing.csv"], "missing.csv: file not found"),  # first
         (
             ["models:/x@champion", "{tmp}/new.jsonl", "--tracking-uri", "ftp://host/db"],

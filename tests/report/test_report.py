@@ -296,7 +296,10 @@ def test_cli_logs_to_the_run_the_summary_names_not_a_later_sweep_of_that_name(
     capsys.readouterr()
 
     (sweep_dir / "summary.json").write_text(json.dumps({**summary, "mlflow_run_id": "0" * 32}))
+    (sweep_dir / "report" / "index.html").write_text("the earlier report")
     assert main([str(sweep_dir), "--tracking-uri", uri]) == 2
+    # refused before drawing: the earlier report is as it was
+    assert (sweep_dir / "report" / "index.html").read_text() == "the earlier report"
     err = capsys.readouterr().err
     missing = "0" * 32
     # the last line: MLflow's own log handler, bound to an earlier test's captured stream,
