@@ -7,6 +7,7 @@ their trial id, so a resumed sweep reuses them instead of duplicating them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -126,9 +127,15 @@ class SweepTracker:
             tags={"automl.sweep": self.sweep, "automl.role": "sweep", **tags},
         )
         self.parent_id = run.info.run_id
-        self.client.log_batch(
-            self.parent_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()]
-        )
+        try:
+            self.client.log_batch(
+                self.parent_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()]
+            )
+        except BaseException as err:  # the run's id is not recorded yet: nothing would end it
+            status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+            with contextlib.suppress(Exception):
+                self.client.set_terminated(self.parent_id, status)
+            raise
         return self.parent_id
 
     def end_abandoned(self, run_id: str | None) -> None:

@@ -34,6 +34,24 @@ def test_artifacts_go_beside_the_database_not_into_the_working_dir(
     assert again.experiment_id == tracker.experiment_id
 
 
+def test_a_parent_run_whose_params_fail_to_log_is_not_left_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run is created before its id is recorded anywhere: a store error (or Ctrl-C) while
+    logging its params left it RUNNING, and no later resume could find it to end it."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = SweepTracker(uri, "exp", "sw")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(tracker.client, "log_batch", refuse)
+    with pytest.raises(RuntimeError, match="database is locked"):
+        tracker.start_sweep({"lr": 0.1}, {}, resume=False)
+    runs = MlflowClient(uri).search_runs([tracker.experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
 def test_artifact_root_only_for_sqlite_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
