@@ -243,6 +243,14 @@ def plan_sweep(conf: Config) -> SweepPlan:
     warm = load_warm_start(conf, space)
     # an interrupted round Ray saved goes on with its own settings (else it starts afresh)
     restored = continues and restorable(storage / experiment_name(s.name, before.round))
+    started_in = Path(before.storage) if before.storage else storage
+    interrupted = continues and before.phase == "running" and not restored
+    if interrupted and restorable(started_in / experiment_name(s.name, before.round)):
+        raise ConfigError(  # else the round started afresh under the new storage, its trials lost
+            f"config: {storage_key}: the interrupted round {before.round} of sweep {s.name} is "
+            f"in {started_in}; resume it with the storage it started in (paths.storage="
+            f"{started_in}), then change it for a later round"
+        )
     plan = SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
         identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,

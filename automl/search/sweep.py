@@ -237,6 +237,7 @@ def _fit(
     if not restoring:
         state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
         state.round_spent_s = 0.0
+        state.storage = str(plan.storage.resolve())
     # a restored round runs to the budget it was started with
     budget_s = state.round_budget_s(s.time_budget_s)
     callback = SweepCallback(

@@ -84,3 +84,28 @@ def test_a_checkpoint_ray_lets_go_of_stays_while_the_stored_state_names_it(
     with fs.open_output_stream(state) as f:
         f.write(json.dumps({"manager": "checkpoint_000002"}).encode())
     assert not older.exists() and elsewhere.is_dir()
+
+
+def test_an_interrupted_round_resumed_under_another_storage_is_refused(tmp_path: Path) -> None:
+    """Resumed with a new `paths.storage` (moving to a cluster's shared folder), the round Ray
+    had saved under the old one started afresh: a full budget again, its finished trials gone
+    from the records and the export."""
+    import pytest
+    from conftest import compose_sweep_config
+
+    from automl.config.schema import ConfigError
+    from automl.search.plan import plan_sweep
+    from automl.search.state import RAY_TUNER_FILE, SweepState
+
+    old, new = tmp_path / "old-ray", tmp_path / "shared-ray"
+    (old / "smoke").mkdir(parents=True)
+    (old / "smoke" / RAY_TUNER_FILE).write_bytes(b"saved by Ray")
+    SweepState(phase="running", storage=str(old)).save(tmp_path / "outputs" / "smoke")
+    given = ("experiment=smoke", "sweep.resume=true")
+    with pytest.raises(ConfigError) as err:
+        plan_sweep(compose_sweep_config(tmp_path, *given, f"paths.storage={new}"))
+    assert str(err.value) == (
+        f"config: paths.storage: the interrupted round 0 of sweep smoke is in {old}; resume it "
+        f"with the storage it started in (paths.storage={old}), then change it for a later round"
+    )
+    assert not new.exists()
