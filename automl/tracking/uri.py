@@ -146,16 +146,38 @@ def _check_is_mlflow_store(uri: str) -> None:
 
 
 def _check_answers(uri: str) -> None:
+    """A server answers; a database is an MLflow store or empty: MLflow's client adds its
+    tables (and runs its migrations) in any database it is pointed at, even to read."""
     from mlflow.tracking import MlflowClient
 
     try:
+        if scheme_of(uri).startswith(("postgresql", "mysql")):
+            _check_tables(uri)
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except ConfigError:
+        raise
     except Exception as err:  # a missing driver, a refused connection, bad credentials
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
         raise ConfigError(
             f"config: tracking.uri: {redact(uri)} cannot be used ({type(err).__name__}: "
             f"{redact(first)})"
         ) from None
+
+
+def _check_tables(uri: str) -> None:
+    """Read the database's table names only (SQLAlchemy, which MLflow's SQL store uses)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(uri)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    if tables and not {"alembic_version", "experiments"} <= tables:
+        raise ConfigError(
+            f"config: tracking.uri: {redact(uri)}: a database of another application (tables "
+            f"{', '.join(sorted(tables)[:5])}), not an MLflow store: name another database"
+        )
 
 
 def check_reachable(uri: str, timeout_s: float = 5.0) -> None:

@@ -231,3 +231,30 @@ def test_a_fresh_start_ends_the_runs_a_killed_driver_left_running(tmp_path: Path
     fresh.end_abandoned("")  # nothing recorded (an untracked earlier sweep): nothing to end
     fresh.end_abandoned(parent)  # ended already: left as it is
     assert client.get_run(parent).info.status == "KILLED"
+
+
+def test_a_database_of_another_application_is_refused_without_writing_to_it(
+    tmp_path: Path,
+) -> None:
+    """MLflow's client adds its ~40 tables (and runs its migrations) in any database it is
+    pointed at, even to check it: a mistyped PostgreSQL or MySQL database name got them. The
+    check reads table names through SQLAlchemy first (here on SQLite, the same call)."""
+    from automl.config.schema import ConfigError
+    from automl.tracking.uri import _check_tables
+
+    other = tmp_path / "app.db"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE users (id INTEGER)")
+        db.commit()
+    with pytest.raises(ConfigError) as err:
+        _check_tables(f"sqlite:///{other}")
+    assert str(err.value).endswith(
+        "a database of another application (tables users), not an MLflow store: name another "
+        "database"
+    )
+    with closing(sqlite3.connect(other)) as db:
+        assert [r[0] for r in db.execute("SELECT name FROM sqlite_master")] == ["users"]
+    _check_tables(f"sqlite:///{tmp_path / 'empty.db'}")  # an empty database: MLflow creates one
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    SweepTracker(store, "exp", "sw")
+    _check_tables(store)  # an MLflow store
