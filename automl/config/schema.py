@@ -25,6 +25,11 @@ SEARCH_SPACE_DIR = (
     .expanduser()
     .absolute()
 )
+for _variable, _folder in (
+    ("AUTOML_CONF_DIR", CONF_DIR), ("AUTOML_SEARCH_SPACE_DIR", SEARCH_SPACE_DIR)
+):  # fmt: skip
+    if _variable in os.environ:  # Ray's workers inherit it: absolute for them too
+        os.environ[_variable] = str(_folder)
 
 
 class ConfigError(ValueError):

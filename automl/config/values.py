@@ -67,7 +67,7 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     _check_peft(conf.peft)
     _check_resources(conf.resources)
     _check(  # 0 started Ray with no CPU: no trial could run, found after the data was tokenized
-        conf.ray.num_cpus is None or conf.ray.num_cpus >= 1,
+        recorded or conf.ray.address or conf.ray.num_cpus is None or conf.ray.num_cpus >= 1,
         "ray.num_cpus",
         f"must be >= 1 (null: this machine's CPUs), got {conf.ray.num_cpus}",
     )
@@ -94,11 +94,26 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
             "'latest' or v<number>, which MLflow reserves)",
         )
     _check_pruner(conf.pruner)
+    if not recorded:  # passed before 2026-12-06: a recorded config reads back as it ran
+        _check_finite(conf)
     for key, seed in (("data.seed", conf.data.seed), ("train.seed", conf.train.seed),
                       ("sampler.seed", conf.sampler.seed)):  # fmt: skip
         _check(
             0 <= seed < 2**32, key, f"must be between 0 and 2**32 - 1 (numpy's seeds), got {seed}"
         )
+
+
+def _check_finite(conf: Config) -> None:
+    """`inf` passes `> 0`, and every trial then diverged or was pruned after its compute."""
+    t = conf.train
+    for key, value in (
+        ("train.learning_rate", t.learning_rate),
+        ("train.weight_decay", t.weight_decay),
+        ("peft.lora_alpha", conf.peft.lora_alpha),
+        ("pruner.min_delta", conf.pruner.min_delta),
+        ("sweep.time_budget_s", conf.sweep.time_budget_s),
+    ):
+        _check(value is None or math.isfinite(value), key, f"must be finite, got {value}")
 
 
 def _check_choices(conf: Config) -> None:
@@ -264,11 +279,7 @@ def _fix(d: DataConfig, name: str, value: str) -> str:
 
 
 def _check_train(t: TrainConfig) -> None:
-    _check(
-        0 < t.learning_rate < math.inf,
-        "train.learning_rate",
-        f"must be > 0 and finite, got {t.learning_rate}",
-    )
+    _check(t.learning_rate > 0, "train.learning_rate", f"must be > 0, got {t.learning_rate}")
     _check(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
     if t.batch_size is not None:
         _check(t.batch_size >= 1, "train.batch_size", f"must be >= 1, got {t.batch_size}")
@@ -276,11 +287,7 @@ def _check_train(t: TrainConfig) -> None:
     _check(
         t.eval_batch_size >= 1, "train.eval_batch_size", f"must be >= 1, got {t.eval_batch_size}"
     )
-    _check(
-        0 <= t.weight_decay < math.inf,
-        "train.weight_decay",
-        f"must be >= 0 and finite, got {t.weight_decay}",
-    )
+    _check(t.weight_decay >= 0, "train.weight_decay", f"must be >= 0, got {t.weight_decay}")
     _check(
         0 <= t.warmup_ratio < 1, "train.warmup_ratio", f"must be in [0, 1), got {t.warmup_ratio}"
     )
@@ -307,11 +314,7 @@ def _check_peft(p: PeftConfig) -> None:
     _check(p.frozen_layers >= 0, "peft.frozen_layers", f"must be >= 0, got {p.frozen_layers}")
     _check(0 <= p.lora_dropout < 1, "peft.lora_dropout", f"must be in [0, 1), got {p.lora_dropout}")
     if p.lora_alpha is not None:
-        _check(
-            0 < p.lora_alpha < math.inf,
-            "peft.lora_alpha",
-            f"must be > 0 and finite, got {p.lora_alpha}",
-        )
+        _check(p.lora_alpha > 0, "peft.lora_alpha", f"must be > 0, got {p.lora_alpha}")
 
 
 def _check_resources(r: ResourcesConfig) -> None:
@@ -354,11 +357,7 @@ def _check_sweep(s: SweepConfig, recorded: bool) -> None:
     _check(k >= 1, "sweep.warm_start_top_k", f"must be >= 1, got {k}")
     _check(tol >= 0, "sweep.export_tolerance", f"must be >= 0, got {tol}")
     if s.time_budget_s is not None:
-        _check(
-            0 < s.time_budget_s < math.inf,
-            "sweep.time_budget_s",
-            f"must be > 0 and finite (null: no budget), got {s.time_budget_s}",
-        )
+        _check(s.time_budget_s > 0, "sweep.time_budget_s", f"must be > 0, got {s.time_budget_s}")
     _check(
         s.metric in OBJECTIVES,
         "sweep.metric",
@@ -383,11 +382,7 @@ def _check_pruner(pr: PrunerConfig) -> None:
             "pruner.asha_grace_period",
             f"must be >= 1 (epochs before ASHA may stop a trial), got {pr.asha_grace_period}",
         )
-    _check(  # NaN too
-        0 <= pr.min_delta < math.inf,
-        "pruner.min_delta",
-        f"must be >= 0 and finite, got {pr.min_delta}",
-    )
+    _check(pr.min_delta >= 0, "pruner.min_delta", f"must be >= 0, got {pr.min_delta}")  # NaN too
     _check(
         pr.max_gap is None or pr.max_gap > 0,
         "pruner.max_gap",

@@ -247,9 +247,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
     interrupted = continues and before.phase == "running" and not restored
     if interrupted and restorable(started_in / experiment_name(s.name, before.round)):
         raise ConfigError(  # else the round started afresh under the new storage, its trials lost
-            f"config: {storage_key}: the interrupted round {before.round} of sweep {s.name} is "
+            f"config: paths.storage: the interrupted round {before.round} of sweep {s.name} is "
             f"in {started_in}; resume it with the storage it started in (paths.storage="
-            f"{started_in}), then change it for a later round"
+            f"{started_in}), then change it for a later round, or move that folder away to "
+            "start the round afresh"
         )
     plan = SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,

@@ -44,8 +44,8 @@ class SweepState:
     sweep_id: str = ""
     # seconds of the round's time budget spent in sittings a stop (Ctrl-C, SIGTERM) ended
     round_spent_s: float = 0.0
-    # the Ray folder (paths.storage) the current round's experiment was started in; "" before
-    # 2026-12-07
+    # the Ray folder (paths.storage) the current round's experiment is in; "" before 2026-12-06
+    # (evening)
     storage: str = ""
 
     @classmethod

@@ -47,6 +47,7 @@ from automl.search.plan import (
     searched_anyway,
 )
 from automl.search.state import (
+    OWNER_FILE,
     SweepState,
     experiment_name,
     mark_owner,
@@ -237,7 +238,7 @@ def _fit(
     if not restoring:
         state.round_settings = round_settings(plan.conf)  # what Ray saves with the experiment
         state.round_spent_s = 0.0
-        state.storage = str(plan.storage.resolve())
+    state.storage = str(plan.storage.resolve())  # a restored round is there too (a moved folder)
     # a restored round runs to the budget it was started with
     budget_s = state.round_budget_s(s.time_budget_s)
     callback = SweepCallback(
@@ -406,9 +407,7 @@ def _finish(
         plan.out_dir / "config.json", json.dumps(redact_values(as_dict(conf)), indent=2)
     )
     if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
-        _drop_checkpoints(
-            (r.checkpoint for r in records if best is None or r is not best), plan.storage
-        )
+        _drop_checkpoints((r.checkpoint for r in records if best is None or r is not best), plan)
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
         _close_parent_run(tracker, plan, summary, test, export_dir, data.task, trial_conf)
@@ -516,16 +515,29 @@ def _has_checkpoint(record: TrialRecord) -> bool:
     return bool(record.checkpoint) and Path(record.checkpoint).is_dir()
 
 
-def _drop_checkpoints(checkpoints: Any, storage: Path) -> None:
+def _drop_checkpoints(checkpoints: Any, plan: SweepPlan) -> None:
     """Disk stays bounded: after the export, other trials' checkpoints go (unless kept); only
-    under this sweep's Ray folder (a copied sweep's records may still name the original's)."""
+    this sweep's (a copied sweep's records may still name the original's): under its Ray
+    folder, or in an experiment folder marked with its output folder (an earlier round's, in
+    the `paths.storage` it had then)."""
     for checkpoint in checkpoints:
-        if checkpoint and _under(Path(checkpoint), storage) and Path(checkpoint).is_dir():
-            shutil.rmtree(checkpoint, ignore_errors=True)
+        folder = Path(checkpoint) if checkpoint else None
+        if folder is None or not folder.is_dir():
+            continue
+        if _under(folder, plan.storage) or _marked_for(folder.parent.parent, plan.out_dir):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _under(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
+
+
+def _marked_for(experiment_dir: Path, out_dir: Path) -> bool:
+    try:
+        owner = json.loads((experiment_dir / OWNER_FILE).read_text(encoding="utf-8"))
+        return Path(owner["output_dir"]).resolve() == out_dir.resolve()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _records_here(storage: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:

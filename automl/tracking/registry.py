@@ -61,8 +61,7 @@ def register_export(
     judged = False
     if version is not None:
         log.info("%s version %s already holds this export: not registered again", name, version)
-        tags = client.get_model_version(name, version).tags
-        judged = tags.get(JUDGED) == conf.tracking.alias
+        judged = JUDGED + conf.tracking.alias in client.get_model_version(name, version).tags
     else:
         tracker.log_artifact(export_dir, "best_model")  # the plain folder, for Hugging Face users
         model_id, location = _log_model(tracker, export_dir, conf.model.trust_remote_code)
@@ -84,7 +83,7 @@ def register_export(
                  name, version, conf.tracking.alias)  # fmt: skip
     else:
         _promote(client, name, conf.tracking.alias, version, scores)
-        client.set_model_version_tag(name, version, JUDGED, conf.tracking.alias)
+        client.set_model_version_tag(name, version, JUDGED + conf.tracking.alias, "true")
     if task is not None:  # MLflow adds a run's dataset input once: a resumed export adds none
         tracker.client.log_inputs(tracker.parent_id, datasets=dataset_inputs(task))
     return version
@@ -92,9 +91,9 @@ def register_export(
 
 # Tag of a registered version: which trial's best epoch of which data it holds.
 EXPORT = "automl.export"
-# Tag of a version whose claim to the alias was decided (set after the alias moved): a resumed
-# sweep that finds it again does not undo a rollback made by hand since
-JUDGED = "automl.alias_judged"
+# Tag of a version whose claim to an alias was decided (set after the alias moved), one per
+# alias: a resumed sweep that finds it again does not undo a rollback made by hand since
+JUDGED = "automl.alias_judged."
 # MLflow's SQL stores keep a version's description in VARCHAR(5000); PostgreSQL and MySQL refuse
 # a longer one (a card lists every class: ~50 classes pass it)
 DESCRIPTION_CHARS = 5000

@@ -589,3 +589,16 @@ def test_config_folders_named_relative_to_where_you_are_are_made_absolute(tmp_pa
         check=True,
     ).stdout.split()
     assert out == [str(tmp_path / "conf"), str(tmp_path / "spaces")]
+
+
+def test_values_refused_since_are_read_back_in_a_recorded_config() -> None:
+    """`inf` and `ray.num_cpus=0` passed before 2026-12-06: an export or reproduction of a
+    sweep that ran with them reads its recorded config as it ran."""
+    recorded = as_dict(compose_cfg())
+    recorded["sweep"]["time_budget_s"] = float("inf")
+    recorded["pruner"]["min_delta"] = float("inf")
+    recorded["ray"]["num_cpus"] = 0
+    assert from_dict(recorded).sweep.time_budget_s == float("inf")
+    with pytest.raises(ConfigError, match="^config: sweep.time_budget_s: must be finite"):
+        compose_cfg("sweep.time_budget_s=inf")
+    assert compose_cfg("ray.address=auto", "ray.num_cpus=0").ray.num_cpus == 0  # not read

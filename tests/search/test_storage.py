@@ -106,6 +106,7 @@ def test_an_interrupted_round_resumed_under_another_storage_is_refused(tmp_path:
         plan_sweep(compose_sweep_config(tmp_path, *given, f"paths.storage={new}"))
     assert str(err.value) == (
         f"config: paths.storage: the interrupted round 0 of sweep smoke is in {old}; resume it "
-        f"with the storage it started in (paths.storage={old}), then change it for a later round"
+        f"with the storage it started in (paths.storage={old}), then change it for a later round, "
+        "or move that folder away to start the round afresh"
     )
     assert not new.exists()
