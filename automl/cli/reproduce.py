@@ -27,6 +27,10 @@ def main(argv: list[str] | None = None) -> None:
         "--model", help="the base-model folder, where it is not at the recorded path"
     )
     parser.add_argument("--device", default="cpu", help="cpu (deterministic) | cuda | auto")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true",
+        help="run the model's own code again (a trial trained with model.trust_remote_code=true)",
+    )  # fmt: skip
     parser.add_argument("--debug", action="store_true", help="full tracebacks")
     args = parser.parse_args(argv)
     setup_logging(args.debug)
@@ -34,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         outcome = reproduce(
             args.provenance, tolerance=args.tolerance, data_path=args.data, device=args.device,
-            model_path=args.model,
+            model_path=args.model, trust_remote_code=args.trust_remote_code,
         )  # fmt: skip
     except (ReproduceError, *user_errors()) as err:  # type: ignore[misc]
         if args.debug:

@@ -8,9 +8,12 @@ loop is deterministic for a seed, so the same data gives the same number.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from omegaconf.errors import OmegaConfBaseException
 
 from automl.config.paths import read_json_object
 from automl.config.schema import PROJECT_ROOT, Config
@@ -60,6 +63,17 @@ def load_provenance(path: Path) -> dict[str, Any]:
     prov = read_json_object(path, REQUIRED, "an export's provenance", ReproduceError)
     if not isinstance(prov["best_value"], int | float):
         raise ReproduceError(f"{path}: best_value: no recorded metric ({prov['best_value']!r})")
+    # checked here, not by a KeyError after the re-train (an edited or damaged file)
+    from automl.config.values import OBJECTIVES
+
+    if prov["metric"] not in OBJECTIVES:
+        raise ReproduceError(f"{path}: metric: {prov['metric']!r} is not one of {OBJECTIVES}")
+    epoch = prov.get("checkpoint_epoch")
+    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool)):
+        raise ReproduceError(f"{path}: checkpoint_epoch: not an epoch number ({epoch!r})")
+    for key in ("config", "hyperparameters"):
+        if not isinstance(prov.get(key) or {}, dict):
+            raise ReproduceError(f"{path}: {key}: expected a mapping, got {prov[key]!r}"[:300])
     return prov
 
 
@@ -155,15 +169,29 @@ def reproduce(
     data_path: str | None = None,
     device: str = "cpu",
     model_path: str | None = None,
+    trust_remote_code: bool = False,
 ) -> Reproduction:
-    """Validate (provenance, config, base model, data fingerprint), then re-train and compare."""
+    """Validate (provenance, config, base model, data fingerprint), then re-train and compare.
+    A trial that ran its model's own code (`model.trust_remote_code`) runs it again only when
+    `trust_remote_code` says so: a provenance.json travels with a shared model."""
     from automl.data.tokenized import tokenize
     from automl.model.load import check_model, load_tokenizer
     from automl.train.device import pick_device
     from automl.train.loop import run_trial
 
+    if not (math.isfinite(tolerance) and tolerance >= 0):
+        raise ReproduceError(f"--tolerance: must be a number >= 0, got {tolerance}")
     prov = load_provenance(path)
-    conf = reproduce_config(prov, data_path, device, model_path)
+    try:
+        conf = reproduce_config(prov, data_path, device, model_path)
+    except (KeyError, TypeError, OmegaConfBaseException) as err:  # a damaged or older record
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ReproduceError(f"{path}: config: cannot be read back ({first})") from None
+    if conf.model.trust_remote_code and not trust_remote_code:
+        raise ReproduceError(
+            f"{path}: the trial ran its model's own code (model.trust_remote_code=true): "
+            "pass --trust-remote-code to run it again"
+        )
     trains_on = pick_device(conf.train.device)  # `--device cuda` without one: refused here
     if prov.get("trained_on") == "cuda" and trains_on.type == "cpu":
         log.warning(

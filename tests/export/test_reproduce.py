@@ -179,6 +179,53 @@ def test_reproduce_names_a_missing_or_partial_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "args", "message"),
+    [
+        ({"metric": "accuracy"}, [], "metric: 'accuracy' is not one of"),  # a KeyError, trained
+        ({"checkpoint_epoch": "2"}, [], "checkpoint_epoch: not an epoch number ('2')"),
+        ({"hyperparameters": [1]}, [], "hyperparameters: expected a mapping"),
+        ({"config": {"model": {}}}, [], "config: cannot be read back"),  # a KeyError traceback
+        ({}, ["--tolerance", "-0.01"], "--tolerance: must be a number >= 0, got -0.01"),
+        ({}, ["--tolerance", "nan"], "--tolerance: must be a number >= 0, got nan"),
+        (  # a shared provenance.json ran a Hub repo's code without asking
+            {"trust": True}, [], "the trial ran its model's own code "
+            "(model.trust_remote_code=true): pass --trust-remote-code to run it again",
+        ),
+    ],
+    ids=["metric", "epoch", "hyperparameters", "config", "negative-tolerance", "nan-tolerance",
+         "remote-code"],
+)  # fmt: skip
+def test_a_damaged_provenance_or_option_is_one_line_before_any_training(
+    exported: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, Any],
+    args: list[str],
+    message: str,
+) -> None:
+    import automl.train.loop
+
+    monkeypatch.chdir(exported)
+    prov = json.loads(Path("outputs/smoke/best/provenance.json").read_text())
+    if change.get("trust"):
+        prov["config"]["model"]["trust_remote_code"] = True
+    prov.update({k: v for k, v in change.items() if k != "trust"})
+    (tmp_path / "provenance.json").write_text(json.dumps(prov))
+
+    def no_training(*a: Any, **k: Any) -> None:
+        raise AssertionError("trained before refusing")
+
+    monkeypatch.setattr(automl.train.loop, "run_trial", no_training)
+    with pytest.raises(SystemExit) as stop:
+        reproduce_main([str(tmp_path / "provenance.json"), *args])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err, err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.slow
 def test_card_names_the_data_and_how_to_reproduce(exported: Path) -> None:
     card = (exported / "outputs" / "smoke" / "best" / "README.md").read_text()
     prov = json.loads((exported / "outputs" / "smoke" / "best" / "provenance.json").read_text())
