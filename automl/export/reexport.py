@@ -33,6 +33,20 @@ def find_checkpoint(row: dict[str, Any], sweep_dir: Path, best: bool = False) ->
     raise ExportError(f"trial {row['trial_id']}: its checkpoint is gone{where}{why}")
 
 
+def _refuse_base_as_target(model: Any, target: Path) -> None:
+    """`--out outputs/v1/best` for sweep v2, tuned on v1's export: the re-export replaced the
+    base model it was built from (another sweep's export, and the hash v2's provenance names)."""
+    if model.source != "pretrained" or not model.name_or_path:
+        return
+    base = Path(model.name_or_path).expanduser().resolve()
+    out = target.expanduser().resolve()
+    if out == base or out in base.parents:
+        raise ExportError(
+            f"--out {target}: holds the trial's base model {model.name_or_path}, which the "
+            "export would replace: name another folder"
+        )
+
+
 def launch_folder(sweep_dir: Path, output_dir: str) -> Path | None:
     """Where the sweep was started, from its folder `<paths.output_dir>/<sweep>` (None where
     the recorded output folder is absolute or does not end the path)."""
@@ -121,6 +135,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     params = row.get("params") or {}
     trial_conf = trial_config(base, params)
     check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
+    _refuse_base_as_target(trial_conf.model, target)
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
     best_params = (rows.get(best) or {}).get("params") or {}
     check_base_unchanged(sweep_dir, trial_conf.model, params, best_params)

@@ -325,6 +325,15 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
     with pytest.raises(ModelError, match=r"moved: no such folder$"):
         reexport(copy, out_dir=target)
     assert not target.exists()
+    # sweep v2 tuned on v1's export: --out there replaced another sweep's export, its own base
+    base = tmp_path / "v1" / "best"
+    shutil.copytree(tmp / "outputs" / "smoke" / "best", base)
+    config["model"]["name_or_path"] = str(base)
+    (copy / "config.json").write_text(json.dumps(config))
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in base.iterdir())
+    with pytest.raises(ExportError, match=r"holds the trial's base model .*name another folder$"):
+        reexport(copy, out_dir=base)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in base.iterdir()) == before
 
 
 def test_reexport_of_another_trial_goes_beside_the_sweeps_export(
