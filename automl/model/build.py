@@ -208,14 +208,21 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
         param.requires_grad_(False)
     frozen_blocks = {id(p) for block in list(blocks)[:depth] for p in block.parameters()}
     block_params = {id(p) for p in blocks.parameters()}
+    parent = blocks_name.rpartition(".")[0]
+    after = tuple(f"{parent}.{n}." if parent else f"{n}." for n in _NAMED_AFTER_THE_BLOCKS)
     seen_blocks = False
     for name, param in model.named_parameters():
         if id(param) in block_params:
             seen_blocks = True
             if id(param) in frozen_blocks:
                 param.requires_grad_(False)
-        elif not seen_blocks and not name.startswith(blocks_name):
+        elif not seen_blocks and not name.startswith((blocks_name, *after)):
             param.requires_grad_(False)  # embeddings: everything feeding the first block
+
+
+# Layers that run after the blocks though registered before them (OPT's decoder registers its
+# final norm and output projection above its block list): never 'embeddings'
+_NAMED_AFTER_THE_BLOCKS = ("final_layer_norm", "project_out")
 
 
 def _shared_by_blocks(model: nn.Module, blocks_name: str) -> list[nn.Parameter]:

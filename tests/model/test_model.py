@@ -68,6 +68,23 @@ def distilbert(layers: int = 3) -> nn.Module:
     return AutoModelForSequenceClassification.from_config(config)
 
 
+def opt(layers: int = 3) -> nn.Module:
+    """OPT's decoder registers its final norm and output projection before its blocks."""
+    from transformers import AutoModelForSequenceClassification, OPTConfig
+
+    config = OPTConfig(
+        vocab_size=100,
+        hidden_size=32,
+        word_embed_proj_dim=16,  # as OPT-350m: project_in and project_out
+        ffn_dim=64,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        num_labels=3,
+        pad_token_id=0,
+    )
+    return AutoModelForSequenceClassification.from_config(config)
+
+
 def llama(layers: int = 3) -> nn.Module:
     from transformers import AutoModelForSequenceClassification, LlamaConfig
 
@@ -186,8 +203,20 @@ def test_freezing_depth(arch: str, depth: int) -> None:
     [
         (distilbert, "distilbert.embeddings.word_embeddings.weight", None, "classifier.weight"),
         (llama, "model.embed_tokens.weight", "model.norm.weight", "score.weight"),
+        (
+            opt,
+            "model.decoder.project_in.weight",
+            "model.decoder.final_layer_norm.weight",
+            "score.weight",
+        ),
+        (
+            opt,
+            "model.decoder.embed_tokens.weight",
+            "model.decoder.project_out.weight",
+            "score.weight",
+        ),
     ],
-    ids=["distilbert", "llama"],
+    ids=["distilbert", "llama", "opt-final-norm", "opt-project-out"],
 )
 def test_freeze_bottom_on_other_architectures(
     build: Any, embedding: str, after_blocks: str | None, head: str
