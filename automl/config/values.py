@@ -67,7 +67,10 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     _check_peft(conf.peft)
     _check_resources(conf.resources)
     _check(  # 0 started Ray with no CPU: no trial could run, found after the data was tokenized
-        recorded or conf.ray.address or conf.ray.num_cpus is None or conf.ray.num_cpus >= 1,
+        recorded
+        or conf.ray.address not in (None, "", "local")  # a running cluster's own CPUs
+        or conf.ray.num_cpus is None
+        or conf.ray.num_cpus >= 1,
         "ray.num_cpus",
         f"must be >= 1 (null: this machine's CPUs), got {conf.ray.num_cpus}",
     )
@@ -86,12 +89,12 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         )
         alias = conf.tracking.alias
         _check(
-            bool(re.fullmatch(r"[\w-]{1,255}", alias))
+            bool(re.fullmatch(r"[\w-]{1,200}", alias))  # 255 in MLflow; a tag names it too
             and alias.lower() != "latest"
             and not re.fullmatch(r"[vV]\d+", alias),
             "tracking.alias",
-            f"{alias!r} cannot name an MLflow alias (letters, digits, '_' and '-'; not "
-            "'latest' or v<number>, which MLflow reserves)",
+            f"{alias!r} cannot name an MLflow alias (up to 200 letters, digits, '_' and '-'; "
+            "not 'latest' or v<number>, which MLflow reserves)",
         )
     _check_pruner(conf.pruner)
     if not recorded:  # passed before 2026-12-06: a recorded config reads back as it ran

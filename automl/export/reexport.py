@@ -40,7 +40,7 @@ def _refuse_base_as_target(model: Any, target: Path) -> None:
         return
     base = Path(model.name_or_path).expanduser().resolve()
     out = target.expanduser().resolve()
-    if out == base or out in base.parents:
+    if base.exists() and (out == base or out in base.parents):  # (not a Hub id)
         raise ExportError(
             f"--out {target}: holds the trial's base model {model.name_or_path}, which the "
             "export would replace: name another folder"

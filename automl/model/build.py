@@ -209,7 +209,7 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
     frozen_blocks = {id(p) for block in list(blocks)[:depth] for p in block.parameters()}
     block_params = {id(p) for p in blocks.parameters()}
     parent = blocks_name.rpartition(".")[0]
-    after = tuple(f"{parent}.{n}." if parent else f"{n}." for n in _NAMED_AFTER_THE_BLOCKS)
+    after = tuple(f"{parent}.{n}." if parent else f"{n}." for n in NAMED_AFTER_THE_BLOCKS)
     seen_blocks = False
     for name, param in model.named_parameters():
         if id(param) in block_params:
@@ -222,7 +222,7 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
 
 # Layers that run after the blocks though registered before them (OPT's decoder registers its
 # final norm and output projection above its block list): never 'embeddings'
-_NAMED_AFTER_THE_BLOCKS = ("final_layer_norm", "project_out")
+NAMED_AFTER_THE_BLOCKS = ("final_layer_norm", "project_out")
 
 
 def _shared_by_blocks(model: nn.Module, blocks_name: str) -> list[nn.Parameter]:

@@ -25,17 +25,19 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
     """Load a `trainable_state`: every trainable tensor must be there, and nothing foreign
     (the frozen rest comes from the base model, so only those keys may be absent).
 
-    One exception, returned: a LoRA checkpoint from before 2026-12-06 lacks the modules a
-    model has beside its classifier (DeBERTa's pooler), which LoRA trains since then; they keep
-    their starting values, the frozen ones that checkpoint trained with."""
+    Two exceptions, returned: a LoRA checkpoint from before 2026-12-06 lacks the modules a
+    model has beside its classifier (DeBERTa's pooler), which LoRA trains since then; and an
+    OPT checkpoint with frozen blocks from before 2026-12-06 (evening) lacks the final norm and
+    output projection, which `frozen_layers` froze until then. They keep their starting values,
+    the frozen ones that checkpoint trained with."""
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:
         raise ModelError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]} ...")
     missing = [n for n in trainable if n not in state]
-    older = [n for n in missing if _beside_classifier(n)]
+    older = [n for n in missing if _beside_classifier(n) or _after_the_blocks(n)]
     if older:
-        log.info("checkpoint from before LoRA trained %s: kept as it started", older[0])
+        log.info("checkpoint from before %s was trained: kept as it started", older[0])
     missing = [n for n in missing if n not in older]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -50,6 +52,13 @@ def _beside_classifier(name: str) -> bool:
     `head_modules`)."""
     owner, found, _ = name.partition(".modules_to_save.")
     return bool(found) and owner.rsplit(".", 1)[-1] not in ("classifier", "score")
+
+
+def _after_the_blocks(name: str) -> bool:
+    """OPT's layers after its blocks, registered before them (model/build.py)."""
+    from automl.model.build import NAMED_AFTER_THE_BLOCKS
+
+    return any(f".{layer}." in f".{name}" for layer in NAMED_AFTER_THE_BLOCKS)
 
 
 def merged_for_export(model: nn.Module) -> nn.Module:

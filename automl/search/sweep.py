@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -533,9 +534,12 @@ def _under(path: Path, folder: Path) -> bool:
 
 
 def _marked_for(experiment_dir: Path, out_dir: Path) -> bool:
+    """Marked by a sweep in this output folder on this machine (a copy elsewhere at the same
+    path, on a storage both machines mount, is another sweep)."""
     try:
         owner = json.loads((experiment_dir / OWNER_FILE).read_text(encoding="utf-8"))
-        return Path(owner["output_dir"]).resolve() == out_dir.resolve()
+        here = owner["host"] == socket.gethostname()
+        return here and Path(owner["output_dir"]).resolve() == out_dir.resolve()
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

@@ -86,10 +86,11 @@ def resume(
     (the optimizer moves its state to the parameters' device)."""
     from safetensors.torch import load_file
 
-    if load_trainable_state(model, load_file(str(folder / LAST_FILE))):
+    older = load_trainable_state(model, load_file(str(folder / LAST_FILE)))
+    if older:
         raise ModelError(
-            f"{folder}: a LoRA checkpoint from before 2026-12-06 (the modules beside the "
-            "classifier were frozen then): it exports, but resumes only with that version"
+            f"{folder}: a checkpoint from before 2026-12-06 ({older[0]} was frozen then): it "
+            "exports, but resumes only with that version"
         )
     extra = torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True)
     try:

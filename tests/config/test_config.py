@@ -142,6 +142,7 @@ def test_an_unknown_group_option_lists_the_available_ones() -> None:
 BAD_VALUES = [
     ("train.num_threads=0", "train.num_threads"),
     ("ray.num_cpus=0", "ray.num_cpus"),
+    ("ray.address=local ray.num_cpus=0", "ray.num_cpus"),  # Ray's word for a local one
     ("train.learning_rate=inf", "train.learning_rate"),
     ("pruner.min_delta=inf", "pruner.min_delta"),
     ("sweep.time_budget_s=inf", "sweep.time_budget_s"),
@@ -578,7 +579,10 @@ def test_config_folders_named_relative_to_where_you_are_are_made_absolute(tmp_pa
     import subprocess
     import sys
 
-    show = "from automl.config import schema; print(schema.CONF_DIR, schema.SEARCH_SPACE_DIR)"
+    show = (
+        "import os; from automl.config import schema as s; e = os.environ; print(s.CONF_DIR, "
+        "s.SEARCH_SPACE_DIR, e['AUTOML_CONF_DIR'], e['AUTOML_SEARCH_SPACE_DIR'])"
+    )  # the variables too: Ray's workers inherit them, and start in folders of their own
     env = {**os.environ, "AUTOML_CONF_DIR": "conf", "AUTOML_SEARCH_SPACE_DIR": "spaces"}
     out = subprocess.run(
         [sys.executable, "-c", show],
@@ -588,7 +592,7 @@ def test_config_folders_named_relative_to_where_you_are_are_made_absolute(tmp_pa
         text=True,
         check=True,
     ).stdout.split()
-    assert out == [str(tmp_path / "conf"), str(tmp_path / "spaces")]
+    assert out == [str(tmp_path / "conf"), str(tmp_path / "spaces")] * 2
 
 
 def test_values_refused_since_are_read_back_in_a_recorded_config() -> None:

@@ -412,8 +412,25 @@ def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads(tmp_path: 
     save_file({k: v.contiguous() for k, v in older.items()}, str(tmp_path / checkpoint.LAST_FILE))
     model = build()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
-    with pytest.raises(ModelError, match="a LoRA checkpoint from before 2026-12-06"):
+    with pytest.raises(ModelError, match="a checkpoint from before 2026-12-06 .*pooler"):
         checkpoint.resume(tmp_path, model, optimizer, scheduler=None)
+
+
+def test_an_opt_checkpoint_from_before_its_final_norm_trained_still_loads() -> None:
+    """Until 2026-12-06 `frozen_layers` froze OPT's final norm and output projection (its
+    decoder registers them before its blocks): such a checkpoint lacks them and loads with
+    them as they started, the frozen ones it trained with."""
+    torch.manual_seed(0)
+    model = opt(3)
+    freeze_bottom(model, 1)
+    after = ("final_layer_norm", "project_out")
+    older = {k: v for k, v in trainable_state(model).items() if not any(a in k for a in after)}
+    kept = load_trainable_state(model, older)
+    assert sorted(kept) == sorted(k for k in trainable_state(model) if k not in older)
+    assert {k.split(".")[2] for k in kept} == set(after)
+    no_block = {k: v for k, v in older.items() if ".layers.2." not in k}
+    with pytest.raises(ModelError, match="lacks the trainable tensor .*layers.2"):
+        load_trainable_state(model, no_block)
 
 
 class _Mixer(nn.Module):

@@ -110,3 +110,23 @@ def test_an_interrupted_round_resumed_under_another_storage_is_refused(tmp_path:
         "or move that folder away to start the round afresh"
     )
     assert not new.exists()
+
+
+def test_only_this_sweeps_checkpoints_are_dropped(tmp_path: Path) -> None:
+    """After the export the other trials' checkpoints go: under this sweep's Ray folder, and in
+    an earlier round's folder (another `paths.storage` then) marked with this output folder;
+    never a copy's original, whose records the copy still holds."""
+    import types
+
+    from automl.search.state import mark_owner
+    from automl.search.sweep import _drop_checkpoints
+
+    out, copy_of = tmp_path / "outputs" / "smoke", tmp_path / "original" / "smoke"
+    here, earlier, original = tmp_path / "ray", tmp_path / "old-ray", tmp_path / "original-ray"
+    folders = []
+    for storage, owner in ((here, out), (earlier, out), (original, copy_of)):
+        mark_owner(storage / "smoke", "id", owner)
+        folders.append(storage / "smoke" / "trial_1" / "checkpoint_000001")
+        folders[-1].mkdir(parents=True)
+    _drop_checkpoints([str(f) for f in folders], types.SimpleNamespace(storage=here, out_dir=out))
+    assert [f.is_dir() for f in folders] == [False, False, True]
