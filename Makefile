@@ -12,8 +12,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-# pip's notes about index folders that lack a package are noise here.
-QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+# pip's notes about index folders that lack a package are noise here. Braced: unbraced, `|| true`
+# covered the whole pipe, so a failed pip went on to write the stamp.
+QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: help install test test-fast test-gpu sweep train bench race race-full ui mlflow-server lint clean
 
@@ -28,7 +29,8 @@ $(STAMP): pyproject.toml
 	@echo "installing $(TORCH_SPEC) and the project into $(VENV) ..."
 	@$(BIN)/python -m pip install -q $(TORCH_SPEC) 2>&1 | $(QUIET_PIP)
 	@$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | $(QUIET_PIP)
-	@$(BIN)/python -c "import torch, automl; print('installed: torch', torch.__version__)"
+	@# -P: not from the source folder, so a failed install of the project is not hidden by it
+	@$(BIN)/python -P -c "import torch, automl, pytest; print('installed: torch', torch.__version__)"
 	@touch $@
 
 # Test workers (pytest-xdist): the slow tests mostly wait on process and Ray start-up, so two
@@ -80,5 +82,5 @@ lint: install ## ruff + mypy
 	$(BIN)/ruff format --check automl tests
 	$(BIN)/mypy automl
 
-clean: ## Remove generated output (MLflow store, sweeps, Ray results) but keep .venv
-	rm -rf outputs mlruns mlartifacts mlflow.db mlflow.db-wal mlflow.db-shm ray_results multirun
+clean: ## Remove generated output (./mlflow.db store and mlartifacts, outputs/ with sweeps and Ray results) but keep .venv
+	rm -rf outputs mlruns mlartifacts mlflow.db mlflow.db-wal mlflow.db-shm

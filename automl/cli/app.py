@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from automl.config.resolve import to_config
 from automl.config.schema import CONF_DIR, Config, ConfigError, register_configs
@@ -239,7 +241,11 @@ def hydra_app(
         try:
             # a multirun job of a grid that sweeps a group (checked as a whole before it ran)
             swept = swept_groups(grid_overrides()) if multirun_job() is not None else set()
-            result = run(to_config(cfg, swept_groups=swept))
+            try:  # an interpolation resolves here (`${oc.env:DATA}` with DATA unset)
+                conf = to_config(cfg, swept_groups=swept)
+            except OmegaConfBaseException as err:
+                raise ConfigError(f"config: {composition_error(err)}") from None
+            result = run(conf)
         except user_errors() as err:
             if debug:
                 raise
@@ -261,12 +267,16 @@ def hydra_app(
             )
             sys.exit(2)
         try:
-            check_overrides(sys.argv[1:], check_job)
-        except user_errors() as err:
-            print(f"error: {err}", file=sys.stderr)
-            sys.exit(2)
-        try:
+            try:  # (a grid's check may take a while: a Ctrl-C there is one line too)
+                check_overrides(sys.argv[1:], check_job)
+            except user_errors() as err:
+                print(f"error: {err}", file=sys.stderr)
+                sys.exit(2)
             _main()
+        except (HydraException, OmegaConfBaseException) as err:
+            # Hydra's own flags (--help, --info, --cfg) compose outside its error report
+            print(f"error: config: {composition_error(err)}", file=sys.stderr)
+            sys.exit(2)
         except KeyboardInterrupt as err:  # one line (a sweep says how to resume), 128 + signal
             signum = int(getattr(err, "signum", signal.SIGINT))
             by = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name

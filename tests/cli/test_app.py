@@ -68,3 +68,51 @@ def test_ctrl_c_stops_the_multirun_with_one_line_and_exit_130(
     assert code == 130 and ran == [2, 5]  # the jobs after it do not run
     assert err[-2:] == ["error: stopped by Ctrl-C (SIGINT)", "error: job with 2 epochs"]
     assert not any("KeyboardInterrupt" in line for line in err)  # no traceback of it
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (  # an interpolation resolves only when the config is typed: a traceback, exit 1
+            ["data=csv", "data.path=${oc.env:AUTOML_TEST_UNSET_VARIABLE}"],
+            "error: config: ",
+        ),
+        (  # Hydra's own flags compose outside its error report: a traceback, exit 1
+            ["experiment=smok", "--help"],
+            "error: config: ",
+        ),
+    ],
+    ids=["unset-environment-variable", "help-with-a-bad-option"],
+)
+def test_hydras_errors_outside_the_pre_check_are_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    expected: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTOML_TEST_UNSET_VARIABLE", raising=False)
+    monkeypatch.setattr(sys, "argv", ["app", *argv])
+    ran: list[int] = []
+    with pytest.raises(SystemExit) as exited:
+        _app(ran)()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and not ran
+    assert err[-1].startswith(expected) and "Traceback" not in "\n".join(err), err
+
+
+def test_ctrl_c_while_the_grid_is_checked_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import automl.cli.app
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(automl.cli.app, "check_overrides", interrupted)
+    try:
+        code, ran, err = _multirun("1,2", tmp_path, monkeypatch, capsys)
+    except KeyboardInterrupt:
+        pytest.fail("the app let KeyboardInterrupt out")
+    assert code == 130 and ran == [] and err == ["error: stopped by Ctrl-C (SIGINT)"]
