@@ -208,8 +208,7 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
         param.requires_grad_(False)
     frozen_blocks = {id(p) for block in list(blocks)[:depth] for p in block.parameters()}
     block_params = {id(p) for p in blocks.parameters()}
-    parent = blocks_name.rpartition(".")[0]
-    after = tuple(f"{parent}.{n}." if parent else f"{n}." for n in NAMED_AFTER_THE_BLOCKS)
+    after = after_the_blocks(blocks_name)
     seen_blocks = False
     for name, param in model.named_parameters():
         if id(param) in block_params:
@@ -223,6 +222,13 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
 # Layers that run after the blocks though registered before them (OPT's decoder registers its
 # final norm and output projection above its block list): never 'embeddings'
 NAMED_AFTER_THE_BLOCKS = ("final_layer_norm", "project_out")
+
+
+def after_the_blocks(blocks_name: str) -> tuple[str, ...]:
+    """Name prefixes of those layers beside the block list (a block's own `final_layer_norm`,
+    OPT's last norm inside each block, is not one)."""
+    parent = blocks_name.rpartition(".")[0]
+    return tuple(f"{parent}.{n}." if parent else f"{n}." for n in NAMED_AFTER_THE_BLOCKS)
 
 
 def _shared_by_blocks(model: nn.Module, blocks_name: str) -> list[nn.Parameter]:

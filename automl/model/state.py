@@ -35,7 +35,8 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
     if result.unexpected_keys:
         raise ModelError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]} ...")
     missing = [n for n in trainable if n not in state]
-    older = [n for n in missing if _beside_classifier(n) or _after_the_blocks(n)]
+    after = _after_the_blocks(model) if missing else ()
+    older = [n for n in missing if _beside_classifier(n) or n.startswith(after)]
     if older:
         log.info("checkpoint from before %s was trained: kept as it started", older[0])
     missing = [n for n in missing if n not in older]
@@ -54,11 +55,11 @@ def _beside_classifier(name: str) -> bool:
     return bool(found) and owner.rsplit(".", 1)[-1] not in ("classifier", "score")
 
 
-def _after_the_blocks(name: str) -> bool:
+def _after_the_blocks(model: nn.Module) -> tuple[str, ...]:
     """OPT's layers after its blocks, registered before them (model/build.py)."""
-    from automl.model.build import NAMED_AFTER_THE_BLOCKS
+    from automl.model.build import after_the_blocks, find_blocks
 
-    return any(f".{layer}." in f".{name}" for layer in NAMED_AFTER_THE_BLOCKS)
+    return after_the_blocks(find_blocks(model)[0])
 
 
 def merged_for_export(model: nn.Module) -> nn.Module:

@@ -370,7 +370,9 @@ def test_step_keys_searched_together_are_judged_on_what_trials_draw(
 ) -> None:
     """Groups of 16 split every step a trial draws (16 or 32 rows; 8 x 2 or 8 x 4); alone they
     would meet the config's own step of 8 rows (batch size left to the data), which none draws."""
-    monkeypatch.setitem(CONFIG, "train", {**CONFIG["train"], "batch_size": None})
+    monkeypatch.setitem(
+        CONFIG, "train", {**CONFIG["train"], "batch_size": None, "grad_accum_steps": 1}
+    )
     space = _load(tmp_path, step_keys)
     assert [p.key for p in space.params][-1] == "train.length_groups_per_step"
     with pytest.raises(SearchSpaceError, match="together would fail"):

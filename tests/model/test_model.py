@@ -423,14 +423,23 @@ def test_an_opt_checkpoint_from_before_its_final_norm_trained_still_loads() -> N
     torch.manual_seed(0)
     model = opt(3)
     freeze_bottom(model, 1)
-    after = ("final_layer_norm", "project_out")
-    older = {k: v for k, v in trainable_state(model).items() if not any(a in k for a in after)}
+    after = ("final_layer_norm", "project_out")  # the decoder's, not each block's own
+    older = {
+        k: v
+        for k, v in trainable_state(model).items()
+        if not k.startswith(tuple(f"model.decoder.{a}." for a in after))
+    }
     kept = load_trainable_state(model, older)
     assert sorted(kept) == sorted(k for k in trainable_state(model) if k not in older)
     assert {k.split(".")[2] for k in kept} == set(after)
     no_block = {k: v for k, v in older.items() if ".layers.2." not in k}
     with pytest.raises(ModelError, match="lacks the trainable tensor .*layers.2"):
         load_trainable_state(model, no_block)
+    block_norm = {
+        k: v for k, v in older.items() if k != "model.decoder.layers.2.final_layer_norm.weight"
+    }
+    with pytest.raises(ModelError, match="lacks the trainable tensor .*layers.2.final_layer_norm"):
+        load_trainable_state(model, block_norm)  # a block's own norm is no older checkpoint's
 
 
 class _Mixer(nn.Module):
