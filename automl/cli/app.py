@@ -16,6 +16,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from automl.config.paths import not_creatable
 from automl.config.resolve import to_config
 from automl.config.schema import CONF_DIR, Config, ConfigError, register_configs
 from automl.config.values import unread_settings
@@ -88,6 +89,10 @@ def check_overrides(
                 if multirun:  # values too: a single run checks them itself, at once
                     # a swept group's settings may be read by another of its jobs only
                     conf = to_config(composed, swept_groups=swept)
+                    # Hydra writes its record of the multirun there before the first job
+                    problem = not_creatable(conf.paths.output_dir, folder=True)
+                    if problem:
+                        raise ConfigError(f"config: paths.output_dir: {problem}")
                     for key, problem in unread_settings(conf).items():
                         unread.setdefault(key, []).append(f"config: {key}: {problem}")
                     if check_job is not None:

@@ -116,3 +116,20 @@ def test_ctrl_c_while_the_grid_is_checked_is_one_line(
     except KeyboardInterrupt:
         pytest.fail("the app let KeyboardInterrupt out")
     assert code == 130 and ran == [] and err == ["error: stopped by Ctrl-C (SIGINT)"]
+
+
+def test_a_multirun_into_an_output_folder_it_cannot_write_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hydra writes its record of a multirun under `paths.output_dir` before the first job:
+    a file there was a NotADirectoryError traceback, exit 1."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").write_text("a file, not a folder")
+    argv = ["app", "-m", "experiment=smoke", "train.epochs=1,2", "paths.output_dir=results"]
+    monkeypatch.setattr(sys, "argv", argv)
+    ran: list[int] = []
+    with pytest.raises(SystemExit) as exited:
+        _app(ran)()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and not ran
+    assert err == [f"error: config: paths.output_dir: {tmp_path / 'results'} is not a folder"]
