@@ -231,6 +231,13 @@ class OverfitStopper(Stopper):
         self.pruned[trial_id] = reason
         return True
 
+    def catch_up(self, trial_id: str, epochs: list[dict[str, Any]]) -> None:
+        """The epochs a trial's checkpoint holds that this stopper's saved history lacks (a
+        kill between Ray's save of its trials and the callback's save of this state): patience
+        counts epochs, so a gap would judge the next result against the wrong best."""
+        if len(self._histories.get(trial_id, [])) < len(epochs):
+            self._histories[trial_id] = [{k: e[k] for k in self._keys if k in e} for e in epochs]
+
     def stop_all(self) -> bool:
         return False
 

@@ -311,6 +311,26 @@ def test_replayed_epochs_truncate_history() -> None:
     assert stopper("a", OVERFIT[4]) is True
 
 
+def test_a_history_saved_before_its_latest_epochs_catches_up_from_the_checkpoint() -> None:
+    """A kill between Ray's save of its trials and the callback's save of the stopper left a
+    history short of epochs the trial's checkpoint holds: the next result was judged against
+    the wrong best (here: not pruned at epoch 5, where the uninterrupted sweep prunes)."""
+    uninterrupted = OverfitStopper(OverfitRule())
+    verdicts = [uninterrupted("a", r) for r in OVERFIT[:5]]
+    assert verdicts[-1] is True
+    short = OverfitStopper(OverfitRule())
+    short("a", OVERFIT[0])  # saved after epoch 1; the checkpoint holds epochs 1-4
+    behind = pickle.loads(pickle.dumps(short))
+    assert behind("a", OVERFIT[4]) is False  # judged on epochs 1 and 5 only
+    # the record's epochs (callback.EPOCH_KEYS: no training_iteration), caught up
+    epochs = [{k: v for k, v in r.items() if k != "training_iteration"} for r in OVERFIT[:4]]
+    short.catch_up("a", epochs)
+    assert short("a", OVERFIT[4]) is True
+    assert short.reason("a") == uninterrupted.reason("a")
+    short.catch_up("a", epochs[:2])  # never shortens what it has
+    assert len(short.history("a")) == 5
+
+
 def test_restart_from_scratch_clears_history_and_reason() -> None:
     stopper = OverfitStopper(OverfitRule())
     assert [stopper("a", r) for r in OVERFIT[:5]][-1] is True
