@@ -81,6 +81,7 @@ def check_overrides(
         )
         if jobs is None:
             return
+        own_record = any(a.lstrip("+~").startswith("hydra.sweep.dir=") for a in overrides)
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             swept = swept_groups(overrides) if multirun else set()
             unread: dict[str, list[str]] = {}  # key -> the jobs' lines refusing it
@@ -89,8 +90,9 @@ def check_overrides(
                 if multirun:  # values too: a single run checks them itself, at once
                     # a swept group's settings may be read by another of its jobs only
                     conf = to_config(composed, swept_groups=swept)
-                    # Hydra writes its record of the multirun there before the first job
-                    problem = not_creatable(conf.paths.output_dir, folder=True)
+                    # Hydra writes its record of the multirun there (conf/config.yaml) before
+                    # the first job, unless told where else
+                    problem = None if own_record else not_creatable(conf.paths.output_dir, True)
                     if problem:
                         raise ConfigError(f"config: paths.output_dir: {problem}")
                     for key, problem in unread_settings(conf).items():
@@ -238,9 +240,11 @@ def hydra_app(
     multirun goes on), with one line naming each, so a script or a CI job notices."""
     register_configs()
     failed: list[str] = []
+    entered: list[bool] = []  # a job began: what it raises is its own, not Hydra's flags'
 
     @hydra.main(version_base=None, config_path=str(CONF_DIR), config_name="config")
     def _main(cfg: DictConfig) -> None:
+        entered.append(True)
         debug = bool(cfg.get("debug", False))
         setup_logging(debug)
         try:
@@ -249,7 +253,7 @@ def hydra_app(
             try:  # an interpolation resolves here (`${oc.env:DATA}` with DATA unset)
                 conf = to_config(cfg, swept_groups=swept)
             except OmegaConfBaseException as err:
-                raise ConfigError(f"config: {composition_error(err)}") from None
+                raise ConfigError(f"config: {composition_error(err)}") from err
             result = run(conf)
         except user_errors() as err:
             if debug:
@@ -263,6 +267,7 @@ def hydra_app(
     @functools.wraps(run)
     def main() -> None:
         failed.clear()
+        entered.clear()
         if not (CONF_DIR / "config.yaml").is_file():  # Hydra would not say which folder
             print(
                 f"error: {CONF_DIR}: no config.yaml here; the commands read conf/ and "
@@ -279,7 +284,10 @@ def hydra_app(
                 sys.exit(2)
             _main()
         except (HydraException, OmegaConfBaseException) as err:
-            # Hydra's own flags (--help, --info, --cfg) compose outside its error report
+            # Hydra's own flags (--help, --info, --cfg) compose outside its error report; a
+            # job's (HYDRA_FULL_ERROR=1, a debugger) is raised as it is
+            if entered:
+                raise
             print(f"error: config: {composition_error(err)}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt as err:  # one line (a sweep says how to resume), 128 + signal

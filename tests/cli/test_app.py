@@ -133,3 +133,22 @@ def test_a_multirun_into_an_output_folder_it_cannot_write_is_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert exited.value.code == 2 and not ran
     assert err == [f"error: config: paths.output_dir: {tmp_path / 'results'} is not a folder"]
+
+
+def test_a_jobs_own_error_is_not_reported_as_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HYDRA_FULL_ERROR=1 (or under a debugger) Hydra raises what a job raised: an
+    OmegaConf error from the code (a bug) stays one, not "error: config: ...", exit 2."""
+    from omegaconf.errors import ValidationError
+
+    from automl.cli.app import hydra_app
+
+    def run(conf: Config) -> None:
+        raise ValidationError("a bug in the job")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(sys, "argv", ["app", "experiment=smoke"])
+    with pytest.raises(ValidationError, match="a bug in the job"):
+        hydra_app(run)()
