@@ -553,7 +553,9 @@ def _read_hf(
             have = f" (splits: {', '.join(splits)})" if splits else ""
             raise DataError(f"{where}: no split {name!r}{have}") from None
         except Exception as err:  # network, unknown dataset, bad config: one line, the cause
-            raise DataError(f"{where}: cannot load ({type(err).__name__}: {err})") from None
+            raise DataError(
+                f"{where}: cannot load ({type(err).__name__}: {_one_line(err)})"
+            ) from None
         ds = ds.with_format(None)  # saved with set_format("torch"): labels were "tensor(0)"
         for option, column in zip(options, (cfg.text_column, cfg.label_column), strict=False):
             if column not in ds.column_names:
@@ -639,3 +641,15 @@ def _name_unread_splits(cfg: DataConfig, splits: list[str]) -> None:
         " or data.".join(key for _, key in cut),
     )  # fmt: skip
     log.warning("%s", message)
+
+
+def _one_line(err: Exception) -> str:
+    """A `datasets` error on one line: "Config name is missing" lists the configs over three
+    lines, with Python to run; here it names `data.hf_config`."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = "; ".join(lines)
+    configs = next((line for line in lines if "available configs:" in line), None)
+    if text.startswith("Config name is missing") and configs is not None:
+        names = configs.split(":", 1)[1].strip()
+        text = f"a config name is missing: set data.hf_config to one of {names}"
+    return text if len(text) <= 600 else text[:597] + "..."

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from unicodedata import category
+from unicodedata import category, normalize
 
 import numpy as np
 
@@ -36,12 +36,12 @@ Key = Callable[[str], str]  # a text's near-duplicate key
 
 
 def normalise(text: str) -> str:
-    """The near-duplicate key: lowercase words and symbols (emoji, `+`, `<`, `$`, `€`) joined
+    """The near-duplicate key: case-folded words and symbols (emoji, `+`, `<`, `$`, `€`) joined
     by one space; punctuation (and backticks, carets) dropped. Empty for a text of those alone
     (`:)`)."""
     return " ".join(
-        token
-        for token in _TOKEN.findall(text.lower())
+        token  # NFKC: a tokenizer reads `café` composed or not, and full-width letters, alike
+        for token in _TOKEN.findall(normalize("NFKC", text).casefold())
         if len(token) > 1 or token.isalnum() or token == "_" or category(token) in _KEPT
     )
 

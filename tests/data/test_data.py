@@ -461,6 +461,27 @@ def test_hf_unloadable_dataset_is_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_a_hub_dataset_without_its_config_names_data_hf_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`datasets` says so over three lines, with Python to run (`load_dataset(...)`)."""
+    import datasets
+
+    def missing_config(*args: object, **kwargs: object) -> None:
+        raise ValueError(
+            "Config name is missing.\nPlease pick one among the available configs: ['emoji', "
+            "'irony']\nExample of usage:\n\t`load_dataset('tweet_eval', 'emoji')`"
+        )
+
+    monkeypatch.setattr(datasets, "load_dataset", missing_config)
+    with pytest.raises(DataError) as err:
+        load_task_data(DataConfig(source="hf", hf_name="tweet_eval"))
+    assert str(err.value) == (
+        "tweet_eval[train]: cannot load (ValueError: a config name is missing: set "
+        "data.hf_config to one of ['emoji', 'irony'])"
+    )
+
+
 def test_hf_splits_encoded_one_by_one_are_decoded_by_their_own_class_names(
     tmp_path: Path,
 ) -> None:

@@ -63,6 +63,9 @@ def _clean_task() -> TaskData:
         ("great 😍", "great", False),  # symbols stay: emoji, math, currency
         ("x < 5", "x > 5", False),
         ("5 €", "5 £", False),
+        ("Le café est fermé", "le cafe\u0301 est ferme\u0301", True),  # composed or not
+        ("ＡＢＣ ｗｏｒｄ", "abc word", True),  # full-width letters
+        ("Straße", "STRASSE", True),
     ],
 )
 def test_normalise_keys(a: str, b: str, same: bool) -> None:
