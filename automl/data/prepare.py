@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -27,12 +27,17 @@ def prepare_data(conf: Config) -> PreparedData:
 
 
 def prepare_data_for_models(
-    conf: Config, models: Mapping[str, ModelConfig]
+    conf: Config,
+    models: Mapping[str, ModelConfig],
+    check_loaded: Callable[[TaskData], None] | None = None,
 ) -> tuple[PreparedData, dict[str, PreparedData]]:
     """The data for `conf.model`, and for each model choice of a search space (`models`, by
-    choice) the same split tokenized its way: once per distinct tokenizer and max_length."""
+    choice) the same split tokenized its way: once per distinct tokenizer and max_length.
+    `check_loaded` judges the loaded rows before any tokenizing (a resume's fingerprint)."""
     started = time.perf_counter()
     task = load_task_data(conf.data)
+    if check_loaded is not None:
+        check_loaded(task)
     tokenizer = load_tokenizer(conf.model)
     data = tokenize(task, tokenizer, conf.model.max_length)
     log.info(

@@ -24,6 +24,7 @@ from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.config.space_params import MODEL_KEY
 from automl.data import quality
+from automl.data.fingerprint import data_fingerprint
 from automl.data.prepare import prepare_data_for_models
 from automl.data.task import TaskData
 from automl.export.evaluation import (
@@ -105,8 +106,10 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             plan.keeps,
         )  # fmt: skip
     # data.quality=fail: a data problem stops the sweep here
-    data, model_data = prepare_data_for_models(conf, plan.models)
-    check_same_data(conf.sweep.name, plan.resumes, data.fingerprint)  # the files may have grown
+    data, model_data = prepare_data_for_models(  # the files may have grown: said before tokenizing
+        conf, plan.models,
+        lambda task: check_same_data(conf.sweep.name, plan.resumes, data_fingerprint(task)),
+    )  # fmt: skip
 
     import ray
 

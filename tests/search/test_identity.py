@@ -10,6 +10,7 @@ import pytest
 from conftest import compose_sweep_config
 
 from automl.config.schema import ConfigError
+from automl.data.fingerprint import data_fingerprint
 from automl.search.identity import DATA_KEY, check_same_data
 from automl.search.plan import SweepPlan, plan_sweep
 from automl.search.state import SweepState, round_settings
@@ -165,3 +166,23 @@ def test_a_setting_the_model_does_not_read_is_no_part_of_the_start(tmp_path: Pat
     resumed = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
                                    "sweep.resume=true")  # fmt: skip
     assert plan_sweep(resumed).resumes == carried  # resumes, the old key only on one side
+
+
+def test_a_resume_on_other_data_is_refused_before_any_tokenizing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fingerprint needs only the loaded rows: the refusal came after every model choice's
+    tokenizer had run over every split and the quality report was built."""
+    import automl.data.prepare
+    from automl.data.prepare import prepare_data_for_models
+
+    def tokenized(*args: object, **kwargs: object) -> None:
+        raise AssertionError("tokenized before the data was checked")
+
+    monkeypatch.setattr(automl.data.prepare, "tokenize", tokenized)
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false")
+    before = {DATA_KEY: {**FINGERPRINT, "sha256": "c" * 64}}
+    with pytest.raises(ConfigError, match=r"started on other data"):
+        prepare_data_for_models(
+            conf, {}, lambda task: check_same_data("smoke", before, data_fingerprint(task))
+        )
