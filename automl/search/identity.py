@@ -79,11 +79,25 @@ def check_same_start(sweep: str, before: Mapping[str, Any], now: Mapping[str, An
         )
 
 
+def data_identity(fingerprint: dict[str, Any], label_names: list[str]) -> dict[str, Any]:
+    """What a sweep records of its data to resume on: the fingerprint (the rows) and the
+    classes in their order (the ids its checkpoints' heads output)."""
+    return {**fingerprint, "label_names": list(label_names)}
+
+
 def data_change(before: Mapping[str, Any], fingerprint: dict[str, Any]) -> str | None:
     """How the data differs from what a sweep recorded when it started (`before`: its start
-    values), or None (also where it recorded none)."""
+    values), or None (also where it recorded none). The same rows with their classes numbered
+    otherwise (a Hugging Face ClassLabel re-encoded) differ too: the earlier trials' heads
+    would export under the new names."""
     recorded = before.get(DATA_KEY)
-    return fingerprint_mismatch(recorded, fingerprint) if recorded else None
+    if not recorded:
+        return None
+    problem = fingerprint_mismatch(recorded, fingerprint)
+    then, now = recorded.get("label_names"), fingerprint.get("label_names")
+    if problem is None and then is not None and now is not None and then != now:
+        return f"classes differ in order or number (recorded {then[:8]}, now {now[:8]})"
+    return problem
 
 
 def check_same_data(sweep: str, before: Mapping[str, Any], fingerprint: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ from automl.model.choices import anchored
 from automl.model.load import display_name
 from automl.provenance import git_commit, package_versions, redact_values, sweep_provenance
 from automl.search.callback import SweepCallback, TrialRecord
-from automl.search.identity import DATA_KEY, check_same_data
+from automl.search.identity import DATA_KEY, check_same_data, data_identity
 from automl.search.objectives import n_objectives
 from automl.search.pareto import export_choice, mark_pareto
 from automl.search.plan import (
@@ -108,7 +108,9 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(  # the files may have grown: said before tokenizing
         conf, plan.models,
-        lambda task: check_same_data(conf.sweep.name, plan.resumes, data_fingerprint(task)),
+        lambda task: check_same_data(
+            conf.sweep.name, plan.resumes, data_identity(data_fingerprint(task), task.label_names)
+        ),
     )  # fmt: skip
 
     import ray
@@ -135,7 +137,8 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                 if quality_path is not None:
                     tracker.log_artifact(quality_path)
                     tracker.log_metrics(quality.metrics(data.quality))
-            state = _starting_state(plan, {**plan.started_with, DATA_KEY: data.fingerprint})
+            identity = {DATA_KEY: data_identity(data.fingerprint, data.label_names)}
+            state = _starting_state(plan, {**plan.started_with, **identity})
             if tracker is not None:
                 state.mlflow_run_id = tracker.parent_id
             elif state.mlflow_run_id is None:  # untracked: a later tracked resume starts a run

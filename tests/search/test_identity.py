@@ -11,7 +11,7 @@ from conftest import compose_sweep_config
 
 from automl.config.schema import ConfigError
 from automl.data.fingerprint import data_fingerprint
-from automl.search.identity import DATA_KEY, check_same_data
+from automl.search.identity import DATA_KEY, check_same_data, data_identity
 from automl.search.plan import SweepPlan, plan_sweep
 from automl.search.state import SweepState, round_settings
 
@@ -75,6 +75,13 @@ def test_other_rows_in_the_same_files_are_refused() -> None:
     edited = {**FINGERPRINT, "sha256": "c" * 64}
     with pytest.raises(ConfigError, match=r"started on other data \(content differs"):
         check_same_data("s", before, edited)
+    # the same rows, the classes numbered otherwise (a ClassLabel re-encoded): the earlier
+    # trials' heads would export under the new names
+    named = {DATA_KEY: data_identity(FINGERPRINT, ["neg", "pos"])}
+    check_same_data("s", named, data_identity(FINGERPRINT, ["neg", "pos"]))
+    check_same_data("s", before, data_identity(FINGERPRINT, ["pos", "neg"]))  # none recorded
+    with pytest.raises(ConfigError, match=r"other data \(classes differ in order or number"):
+        check_same_data("s", named, data_identity(FINGERPRINT, ["pos", "neg"]))
 
 
 def test_a_fresh_sweep_over_an_earlier_one_says_what_it_replaces(tmp_path: Path) -> None:
