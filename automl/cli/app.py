@@ -81,7 +81,10 @@ def check_overrides(
         )
         if jobs is None:
             return
-        own_record = any(a.lstrip("+~").startswith("hydra.sweep.dir=") for a in overrides)
+        own_record = any(  # set to a folder of its own, not one under paths.output_dir
+            a.lstrip("+").startswith("hydra.sweep.dir=") and "paths.output_dir" not in a
+            for a in overrides
+        )
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             swept = swept_groups(overrides) if multirun else set()
             unread: dict[str, list[str]] = {}  # key -> the jobs' lines refusing it

@@ -41,7 +41,7 @@ def normalise(text: str) -> str:
     (`:)`)."""
     return " ".join(
         token  # NFKC: a tokenizer reads `café` composed or not, and full-width letters, alike
-        for token in _TOKEN.findall(normalize("NFKC", text).casefold())
+        for token in _TOKEN.findall(normalize("NFKC", normalize("NFKC", text).casefold()))
         if len(token) > 1 or token.isalnum() or token == "_" or category(token) in _KEPT
     )
 

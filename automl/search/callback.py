@@ -167,8 +167,8 @@ class SweepCallback(Callback):
         record = self._record(trial)
         if record.status != "running":  # its end came after Ray's last save: it ends at once
             return
-        # records saved before its latest epochs; the stopper's histories were saved with them
-        if _catch_up(record, _latest_folder(trial)) and self.stopper is not None:
+        _catch_up(record, _latest_folder(trial))  # records saved before its latest epochs
+        if self.stopper is not None:  # saved with them, or empty (a pruner added on resume)
             self.stopper.catch_up(record.trial_id, record.history)
         if record.trial_id in self._restored and self.tracker is not None:
             self.tracker.reopen_trial(record.trial_id)  # KILLED while the sweep was stopped
@@ -400,15 +400,14 @@ def _latest_folder(trial: Any) -> Path | None:
     return Path(latest.path) if latest is not None else None
 
 
-def _catch_up(record: TrialRecord, folder: Path | None) -> bool:
+def _catch_up(record: TrialRecord, folder: Path | None) -> None:
     """Take the epochs a trial's checkpoint holds that its record lacks (records restored from
-    a save older than the checkpoint, or rebuilt after a kill lost them); whether it did."""
+    a save older than the checkpoint, or rebuilt after a kill lost them)."""
     progress = checkpoint.read_progress(folder) if folder is not None and folder.is_dir() else None
     if progress is None or len(progress.history) <= record.epochs_run:
-        return False
+        return
     record.history = [{k: float(h[k]) for k in EPOCH_KEYS if k in h} for h in progress.history]
     record.best_value, record.best_epoch = progress.best_value, progress.best_epoch
-    return True
 
 
 def _checkpoint_path(trial: Any) -> str:

@@ -96,7 +96,16 @@ def data_change(before: Mapping[str, Any], fingerprint: dict[str, Any]) -> str |
     problem = fingerprint_mismatch(recorded, fingerprint)
     then, now = recorded.get("label_names"), fingerprint.get("label_names")
     if problem is None and then is not None and now is not None and then != now:
-        return f"classes differ in order or number (recorded {then[:8]}, now {now[:8]})"
+        at = next(
+            (i for i, (a, b) in enumerate(zip(then, now, strict=False)) if a != b),
+            min(len(then), len(now)),
+        )
+        was = then[at] if at < len(then) else None
+        is_ = now[at] if at < len(now) else None
+        return (
+            f"classes differ in order or number: class {at} was {was!r}, now {is_!r} "
+            f"({len(then)} classes, now {len(now)})"
+        )
     return problem
 
 

@@ -108,9 +108,9 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(  # the files may have grown: said before tokenizing
         conf, plan.models,
-        lambda task: check_same_data(
+        (lambda task: check_same_data(
             conf.sweep.name, plan.resumes, data_identity(data_fingerprint(task), task.label_names)
-        ),
+        )) if plan.resumes else None,
     )  # fmt: skip
 
     import ray

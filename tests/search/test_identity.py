@@ -80,7 +80,11 @@ def test_other_rows_in_the_same_files_are_refused() -> None:
     named = {DATA_KEY: data_identity(FINGERPRINT, ["neg", "pos"])}
     check_same_data("s", named, data_identity(FINGERPRINT, ["neg", "pos"]))
     check_same_data("s", before, data_identity(FINGERPRINT, ["pos", "neg"]))  # none recorded
-    with pytest.raises(ConfigError, match=r"other data \(classes differ in order or number"):
+    with pytest.raises(
+        ConfigError,
+        match=r"other data \(classes differ in order or number: class 0 was 'neg', now 'pos' "
+        r"\(2 classes, now 2\)",
+    ):
         check_same_data("s", named, data_identity(FINGERPRINT, ["pos", "neg"]))
 
 
