@@ -434,3 +434,25 @@ def test_the_gap_rule_warns_where_train_and_validation_losses_see_other_class_mi
     assert warning is not None and warning.startswith("pruner.max_gap: with train.sampling=sqrt ")
     searched = gap_warning(plain, ("train.class_weights",))
     assert searched is not None and "with train.class_weights searched the" in searched
+
+
+def test_a_restored_trial_gives_the_stopper_the_epochs_its_record_holds() -> None:
+    """The stopper's histories are restored from the callback's saved state, which may lack
+    them (a pruner added on resume, a save from before the stopper was in it): the trial's
+    record holds its epochs, and patience goes on from them, not from zero."""
+    from types import SimpleNamespace
+
+    from automl.search.callback import EPOCH_KEYS, SweepCallback, TrialRecord
+
+    epochs = [{k: float(v) for k, v in r.items() if k in EPOCH_KEYS} for r in OVERFIT[:4]]
+    record = TrialRecord("a", {"train.epochs": 7}, history=epochs)
+    stopper = OverfitStopper(OverfitRule())
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=7, tracker=None, stopper=stopper,
+        previous=[record],
+    )  # fmt: skip
+    callback.setup()
+    trial = SimpleNamespace(trial_id="a", config={}, last_result={}, checkpoint=None)
+    callback.on_trial_start(0, [], trial)
+    assert [h["epoch"] for h in stopper.history("a")] == [1, 2, 3, 4]
+    assert stopper("a", OVERFIT[4]) is True  # as the uninterrupted trial at epoch 5
