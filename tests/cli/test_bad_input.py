@@ -328,10 +328,14 @@ def test_a_trial_this_machine_cannot_hold_is_refused_before_the_data_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ask: str
 ) -> None:
     """Refused by init_ray, after the data was read and tokenized and Ray had started."""
+    import ray
+
     import automl.search.sweep
 
     if ask.startswith("resources.gpus") and torch.cuda.is_available():
         pytest.skip("this machine has a GPU to share")
+    if ray.is_initialized():  # an earlier test's in this process: the check is for a process
+        ray.shutdown()  # without one (with one, init_ray checks; shared_ray starts it again)
 
     def no_data(*args: object) -> None:
         raise AssertionError("the data was read")
