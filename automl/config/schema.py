@@ -16,20 +16,18 @@ from hydra.core.config_store import ConfigStore
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-# absolute: Hydra reads a relative config folder from automl/cli/, not from where you are
-CONF_DIR = Path(os.environ.get("AUTOML_CONF_DIR", PROJECT_ROOT / "conf")).expanduser().absolute()
+def _folder_from(variable: str, default: Path) -> Path:
+    """The folder an environment variable names, made absolute (Hydra reads a relative config
+    folder from automl/cli/, not from where you are), and written back so that Ray's workers,
+    which inherit it and start in folders of their own, read the same one."""
+    folder = Path(os.environ.get(variable, default)).expanduser().absolute()
+    if variable in os.environ:
+        os.environ[variable] = str(folder)
+    return folder
 
 
-SEARCH_SPACE_DIR = (
-    Path(os.environ.get("AUTOML_SEARCH_SPACE_DIR", PROJECT_ROOT / "search_spaces"))
-    .expanduser()
-    .absolute()
-)
-for _variable, _folder in (
-    ("AUTOML_CONF_DIR", CONF_DIR), ("AUTOML_SEARCH_SPACE_DIR", SEARCH_SPACE_DIR)
-):  # fmt: skip
-    if _variable in os.environ:  # Ray's workers inherit it: absolute for them too
-        os.environ[_variable] = str(_folder)
+CONF_DIR = _folder_from("AUTOML_CONF_DIR", PROJECT_ROOT / "conf")
+SEARCH_SPACE_DIR = _folder_from("AUTOML_SEARCH_SPACE_DIR", PROJECT_ROOT / "search_spaces")
 
 
 class ConfigError(ValueError):

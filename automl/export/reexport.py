@@ -19,15 +19,14 @@ def find_checkpoint(row: dict[str, Any], sweep_dir: Path, best: bool = False) ->
     """The trial's surviving checkpoint folder (recorded in summary.json as an absolute path);
     where the sweep folder has moved or been copied since (another mount, a renamed copy), the
     same folder under the `ray/` inside the sweep folder."""
+    from automl.search.state import checkpoint_here
+
     recorded = Path(row.get("checkpoint") or "")
     if row.get("checkpoint") and recorded.is_dir():
         return recorded
-    parts = recorded.parts
-    for i in reversed(range(1, len(parts))):
-        if parts[i] == "ray":  # .../ray/<experiment>/<trial>/<checkpoint>
-            moved = sweep_dir.resolve() / Path(*parts[i:])
-            if moved.is_dir():
-                return moved
+    moved = checkpoint_here(recorded, sweep_dir / "ray") if row.get("checkpoint") else None
+    if moved is not None:
+        return moved
     where = f" (not at {recorded}: moved or deleted?)" if row.get("checkpoint") else ""
     why = "" if best else "; only the best trial's is kept unless sweep.keep_checkpoints=true"
     raise ExportError(f"trial {row['trial_id']}: its checkpoint is gone{where}{why}")

@@ -226,6 +226,23 @@ def _abandoned(owner: dict[str, Any]) -> bool:
     return bool(recorded) and recorded != owner.get("sweep_id")
 
 
+def marked_for(experiment_dir: Path, out_dir: Path) -> bool:
+    """Marked by a sweep in this output folder on this machine (a copy elsewhere at the same
+    path, on a storage both machines mount, is another sweep)."""
+    owner = _owner(experiment_dir) or {}
+    out = owner.get("output_dir")
+    here = owner.get("host") == socket.gethostname()
+    return here and isinstance(out, str) and Path(out).resolve() == out_dir.resolve()
+
+
+def checkpoint_here(recorded: str | Path, storage: Path) -> Path | None:
+    """The checkpoint a record names (<storage>/<experiment>/<trial>/<checkpoint>, an absolute
+    path) under `storage`, where a sweep folder moved or copied since holds it; else None."""
+    parts = Path(recorded).parts
+    here = storage.resolve().joinpath(*parts[-3:]) if len(parts) > 3 else None
+    return here if here is not None and here.is_dir() else None
+
+
 def _owner(folder: Path) -> dict[str, Any] | None:
     path = folder / OWNER_FILE
     if not path.is_file():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import socket
 import sys
 import time
 import uuid
@@ -49,10 +48,11 @@ from automl.search.plan import (
     searched_anyway,
 )
 from automl.search.state import (
-    OWNER_FILE,
     SweepState,
+    checkpoint_here,
     experiment_name,
     mark_owner,
+    marked_for,
     own_experiments,
     remove_experiment,
     restorable,
@@ -531,23 +531,12 @@ def _drop_checkpoints(checkpoints: Any, plan: SweepPlan) -> None:
         folder = Path(checkpoint) if checkpoint else None
         if folder is None or not folder.is_dir():
             continue
-        if _under(folder, plan.storage) or _marked_for(folder.parent.parent, plan.out_dir):
+        if _under(folder, plan.storage) or marked_for(folder.parent.parent, plan.out_dir):
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def _under(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
-
-
-def _marked_for(experiment_dir: Path, out_dir: Path) -> bool:
-    """Marked by a sweep in this output folder on this machine (a copy elsewhere at the same
-    path, on a storage both machines mount, is another sweep)."""
-    try:
-        owner = json.loads((experiment_dir / OWNER_FILE).read_text(encoding="utf-8"))
-        here = owner["host"] == socket.gethostname()
-        return here and Path(owner["output_dir"]).resolve() == out_dir.resolve()
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def _records_here(storage: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -556,10 +545,10 @@ def _records_here(storage: Path, records: list[dict[str, Any]]) -> list[dict[str
     (<storage>/<experiment>/<trial>/<checkpoint>); a path found nowhere here stays as it is."""
     out = []
     for record in records:
-        recorded = Path(record.get("checkpoint") or "")
-        here = storage.joinpath(*recorded.parts[-3:]) if len(recorded.parts) > 3 else None
-        if here is not None and not _under(recorded, storage) and here.is_dir():
-            record = {**record, "checkpoint": str(here.resolve())}
+        recorded = record.get("checkpoint") or ""
+        here = checkpoint_here(recorded, storage) if recorded else None
+        if here is not None and not _under(Path(recorded), storage):
+            record = {**record, "checkpoint": str(here)}
         out.append(record)
     return out
 

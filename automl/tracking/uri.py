@@ -138,11 +138,7 @@ def _check_is_mlflow_store(uri: str) -> None:
             return  # a store another process holds: MLflow waits for it as it does for writes
         what = "cannot be read" if "unable to open" in str(err) else "not a SQLite database"
         raise ConfigError(f"config: tracking.uri: {redact(uri)}: {what} ({err})") from None
-    if tables and not {"alembic_version", "experiments"} <= tables:
-        raise ConfigError(
-            f"config: tracking.uri: {redact(uri)}: a database of another application (tables "
-            f"{', '.join(sorted(tables)[:5])}), not an MLflow store: name another file"
-        )
+    _refuse_foreign_tables(uri, tables, "file")
 
 
 def _check_answers(uri: str) -> None:
@@ -173,10 +169,15 @@ def _check_tables(uri: str) -> None:
         tables = set(sqlalchemy.inspect(engine).get_table_names())
     finally:
         engine.dispose()
+    _refuse_foreign_tables(uri, tables, "database")
+
+
+def _refuse_foreign_tables(uri: str, tables: set[str], what: str) -> None:
+    """An empty database becomes a store; one with tables must hold MLflow's already."""
     if tables and not {"alembic_version", "experiments"} <= tables:
         raise ConfigError(
             f"config: tracking.uri: {redact(uri)}: a database of another application (tables "
-            f"{', '.join(sorted(tables)[:5])}), not an MLflow store: name another database"
+            f"{', '.join(sorted(tables)[:5])}), not an MLflow store: name another {what}"
         )
 
 
