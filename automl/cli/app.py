@@ -293,6 +293,11 @@ def hydra_app(
                 raise
             print(f"error: config: {composition_error(err)}", file=sys.stderr)
             sys.exit(2)
+        except ValueError as err:  # Hydra's flags refused together (`-m --cfg job`)
+            if entered:
+                raise
+            print(f"error: command line: {str(err).strip().splitlines()[0]}", file=sys.stderr)
+            sys.exit(2)
         except KeyboardInterrupt as err:  # one line (a sweep says how to resume), 128 + signal
             signum = int(getattr(err, "signum", signal.SIGINT))
             by = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name

@@ -81,8 +81,13 @@ def test_ctrl_c_stops_the_multirun_with_one_line_and_exit_130(
             ["experiment=smok", "--help"],
             "error: config: ",
         ),
+        (  # flags Hydra refuses together: a ValueError traceback, exit 1
+            ["-m", "--cfg", "job", "experiment=smoke"],
+            "error: command line: Only one of --run, --multirun, --cfg",
+        ),
+        (["--resolve", "experiment=smoke"], "error: command line: The --resolve flag can only"),
     ],
-    ids=["unset-environment-variable", "help-with-a-bad-option"],
+    ids=["unset-environment-variable", "help-with-a-bad-option", "multirun-and-cfg", "resolve"],
 )
 def test_hydras_errors_outside_the_pre_check_are_one_line(
     tmp_path: Path,
