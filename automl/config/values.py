@@ -74,6 +74,9 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         "ray.num_cpus",
         f"must be >= 1 (null: this machine's CPUs), got {conf.ray.num_cpus}",
     )
+    if not recorded:  # found only once the data was tokenized, a dry run let it pass
+        problem = ray_address_problem(conf.ray.address)
+        _check(problem is None, "ray.address", str(problem))
     _check_sweep(conf.sweep, recorded)
     if conf.tracking.enabled and not recorded:  # registered after the whole sweep has run
         name = conf.tracking.registered_model or conf.sweep.name
@@ -104,6 +107,23 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         _check(
             0 <= seed < 2**32, key, f"must be between 0 and 2**32 - 1 (numpy's seeds), got {seed}"
         )
+
+
+def ray_address_problem(address: str | None) -> str | None:
+    """What is wrong with `ray.address` as written (no network asked): HOST:PORT, `auto`, or
+    empty/`local` for a private cluster."""
+    if address in (None, "", "local", "auto"):
+        return None
+    if address.startswith("ray://"):  # untested here, and it needs the ray[client] extra
+        return (
+            f"{address}: Ray Client (ray://) is not supported, as the export and checkpoint "
+            "clean-up read the trials' folders from the driver; run the sweep on a cluster "
+            "node with HEAD_IP:6379, or hand it over with `ray job submit` (README, Clusters)"
+        )
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return f"{address!r} is not HOST:PORT or auto"
+    return None
 
 
 def _check_finite(conf: Config) -> None:

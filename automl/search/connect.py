@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 
 from automl.config.schema import ConfigError
+from automl.config.values import ray_address_problem
 
 CONNECT_TIMEOUT_S = 3.0
 AUTH_HINT = (
@@ -20,18 +21,12 @@ AUTH_HINT = (
 def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Something must answer at HOST:PORT before Ray is asked to join it; `auto` is left to Ray,
     which fails at once when no cluster runs on this machine."""
+    problem = ray_address_problem(address)
+    if problem:
+        raise ConfigError(f"config: ray.address: {problem}")
     if address == "auto":
         return
-    if address.startswith("ray://"):  # untested here, and it needs the ray[client] extra
-        raise ConfigError(
-            f"config: ray.address: {address}: Ray Client (ray://) is not supported, as the "
-            "export and checkpoint clean-up read the trials' folders from the driver; run the "
-            "sweep on a cluster node with HEAD_IP:6379, or hand it over with `ray job submit` "
-            "(README, Clusters)"
-        )
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"config: ray.address: {address!r} is not HOST:PORT or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except socket.gaierror:

@@ -143,6 +143,8 @@ BAD_VALUES = [
     ("train.num_threads=0", "train.num_threads"),
     ("ray.num_cpus=0", "ray.num_cpus"),
     ("ray.address=local ray.num_cpus=0", "ray.num_cpus"),  # Ray's word for a local one
+    ("ray.address=ray://10.0.0.1:10001", "ray.address"),  # a dry run let these pass
+    ("ray.address=headnode", "ray.address"),
     ("train.learning_rate=inf", "train.learning_rate"),
     ("pruner.min_delta=inf", "pruner.min_delta"),
     ("sweep.time_budget_s=inf", "sweep.time_budget_s"),

@@ -151,12 +151,12 @@ def test_dry_run_leaves_a_remote_cluster_and_the_hub_alone(
 ) -> None:
     """Neither is contacted: no download, no connection (this test machine has neither)."""
     conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true", "data=hf",
-                          "data.hf_name=someone/not-a-dataset", "ray.address=ray://nowhere:10001",
+                          "data.hf_name=someone/not-a-dataset", "ray.address=10.0.0.1:6379",
                           store=False)  # fmt: skip
     run_sweep(conf)
     plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["plan"]
     assert "  data: Hub dataset 'someone/not-a-dataset': not downloaded in a dry run" in plan
-    assert "  cluster ray://nowhere:10001: not contacted in a dry run" in plan
+    assert "  cluster 10.0.0.1:6379: not contacted in a dry run" in plan
 
 
 def test_dry_run_counts_gpus_as_ray_would(
