@@ -9,6 +9,7 @@ import csv
 import json
 import logging
 import operator
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -312,6 +313,11 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
         header = handle.readline()
         if not header.strip():
             raise DataError(f"{path}: line 1 is empty; the header (the column names) comes first")
+        if re.fullmatch(r"sep=.", header.rstrip("\r\n"), flags=re.IGNORECASE):
+            raise DataError(
+                f"{path}: line 1 ({header.strip()!r}) is Excel's separator hint; delete it: "
+                "the header (the column names) comes first"
+            )
         delimiter = _delimiter(header, columns)
         handle.seek(0)
         lines = _Lines(handle)
@@ -429,15 +435,25 @@ def _delimiter(header: str, columns: tuple[str, str]) -> str:
     """The separator that splits the header into the wanted columns: `,`, else `;` (Excel's
     CSV in many locales), a tab or `|`; judged on the header alone, since texts hold commas.
     Names are compared without spaces around them, then also without case (so that the
-    missing-column message can name `Text` for `text`)."""
+    missing-column message can name `Text` for `text`). Where no separator gives both, the
+    one giving most of them, else most fields, so that the message names the missing column
+    among the header's columns (`text;category` with `label`: no column 'label')."""
+    delimiters = (",", ";", "\t", "|")
+    fields = {
+        d: [n.strip() for n in next(csv.reader([header.rstrip("\r\n")], delimiter=d), [])]
+        for d in delimiters
+    }
     for fold in (str.strip, lambda name: name.strip().lower()):
-        for delimiter in (",", ";", "\t", "|"):
-            names = {
-                fold(n) for n in next(csv.reader([header.rstrip("\r\n")], delimiter=delimiter), [])
-            }
+        for delimiter in delimiters:
+            names = {fold(n) for n in fields[delimiter]}
             if all(fold(column) in names for column in columns):
                 return delimiter
-    return ","
+
+    def fit(d: str) -> tuple[int, int]:  # wanted columns found (any case), then fields
+        names = {n.lower() for n in fields[d]}
+        return sum(c.strip().lower() in names for c in columns), len(fields[d])
+
+    return max(delimiters, key=fit)  # a tie keeps the earlier: `,` first
 
 
 @contextmanager

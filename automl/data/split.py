@@ -33,10 +33,11 @@ def stratified_split(
     """Seeded split keeping class proportions; each class keeps at least `keep` examples on
     the first side (so a class with one example stays in train). `allow_empty`: a set too
     small to give any example to the second side returns it empty instead of failing."""
-    val_idx: list[int] = []
-    for members in _indices_by_class(labels, rng).values():
-        n_val = max(0, min(round(len(members) * val_fraction), len(members) - keep))
-        val_idx.extend(members[:n_val])
+    by_class = list(_indices_by_class(labels, rng).values())
+    counts = [max(0, min(round(len(m) * val_fraction), len(m) - keep)) for m in by_class]
+    if not any(counts):  # every class too small to give one (150 classes of 5 at 0.1)
+        counts = _from_the_whole(by_class, round(len(labels) * val_fraction), keep, rng)
+    val_idx = [i for members, n in zip(by_class, counts, strict=True) for i in members[:n]]
     if (not val_idx and not allow_empty) or len(val_idx) == len(labels):
         raise DataError(
             f"{where}: too few examples ({len(labels)}) to split off {key}={val_fraction}"
@@ -49,6 +50,22 @@ def stratified_split(
         return LabeledTexts([texts[i] for i in idx], [labels[i] for i in idx])
 
     return pick(train_idx), pick(val_idx)
+
+
+def _from_the_whole(
+    by_class: list[list[int]], target: int, keep: int, rng: np.random.Generator
+) -> list[int]:
+    """How many of each class go to the second side when rounding class by class gives none:
+    `target` in all (the fraction of the whole), one a class in turn, the classes with most
+    examples first (ties in a seeded order), each keeping `keep` on the first side."""
+    order = sorted(rng.permutation(len(by_class)), key=lambda c: -len(by_class[c]))
+    counts = [0] * len(by_class)
+    while target > 0 and any(len(by_class[c]) - keep > counts[c] for c in order):
+        for c in order:
+            if target > 0 and len(by_class[c]) - keep > counts[c]:
+                counts[c] += 1
+                target -= 1
+    return counts
 
 
 def _indices_by_class(labels: Sequence[int], rng: np.random.Generator) -> dict[int, list[int]]:

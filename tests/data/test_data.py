@@ -158,10 +158,31 @@ def test_classes_too_small_to_split_stay_in_train(tmp_path: Path) -> None:
 
 
 def test_data_too_small_for_a_test_split_trains_without_one(tmp_path: Path) -> None:
-    path = write_rows(tmp_path / "train.csv", _rows(8, ["a", "b"]))  # 4 per class: 0.4 -> 0
+    path = write_rows(tmp_path / "train.csv", _rows(4, ["a", "b"]))  # 0.1 of 4 rounds to 0
     task = load_task_data(DataConfig(source="csv", path=str(path), val_fraction=0.25))
     assert task.test is None
-    assert len(task.train.texts) + len(task.val.texts) == 8
+    assert (len(task.train.texts), len(task.val.texts)) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("classes", "per_class", "sizes"),
+    [(150, 5, (525, 150, 75)), (1000, 2, (1600, 400, 0)), (2, 4, (5, 2, 1))],
+)
+def test_many_small_classes_still_give_the_fractions_of_the_whole(
+    tmp_path: Path, classes: int, per_class: int, sizes: tuple[int, int, int]
+) -> None:
+    """Rounded class by class, 150 classes of 5 gave no test split (0.5 rounds to 0) and
+    1,000 classes of 2 were refused for validation: the share is then taken from the whole,
+    a class at a time, every class keeping its training examples."""
+    names = [f"intent {c}" for c in range(classes)]
+    path = write_rows(tmp_path / "train.csv", _rows(classes * per_class, names))
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    test = task.test.labels if task.test is not None else []
+    assert (len(task.train.labels), len(task.val.labels), len(test)) == sizes
+    assert set(task.train.labels) == set(range(classes))  # none lost from training
+    assert (
+        max(Counter(task.val.labels).values()) == 1 and max(Counter(test).values(), default=1) == 1
+    )
 
 
 def test_stratified_sample_keeps_one_of_every_class() -> None:
@@ -618,6 +639,20 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         ["no column 'label'", "topic"],
     ),
     ("custom-column-missing", "c.csv", GOOD, {"text_column": "body"}, ["no column 'body'"]),
+    (  # another separator and a misnamed label column: the text column was named missing
+        "semicolon-no-label-column",
+        "l.csv",
+        GOOD.replace(",label", ",topic", 1).replace(",", ";"),
+        {},
+        ["no column 'label' (columns: text, topic)"],
+    ),
+    (
+        "excel-separator-hint",
+        "hint.csv",
+        "sep=;\n" + GOOD.replace(",", ";"),
+        {},
+        ["line 1 ('sep=;') is Excel's separator hint; delete it"],
+    ),
     (
         "column-in-another-case",
         "caps.csv",
