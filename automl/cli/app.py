@@ -88,6 +88,7 @@ def check_overrides(
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             swept = swept_groups(overrides) if multirun else set()
             unread: dict[str, list[str]] = {}  # key -> the jobs' lines refusing it
+            data_read: set[str] = set()  # the jobs' data settings read so far
             for job in jobs:
                 composed = compose(config_name="config", overrides=job)
                 if multirun:  # values too: a single run checks them itself, at once
@@ -100,16 +101,32 @@ def check_overrides(
                         raise ConfigError(f"config: paths.output_dir: {problem}")
                     for key, problem in unread_settings(conf).items():
                         unread.setdefault(key, []).append(f"config: {key}: {problem}")
-                    if check_job is not None:
-                        try:
+                    try:
+                        if repr(conf.data) not in data_read:  # a file or column of a later job
+                            data_read.add(repr(conf.data))
+                            check_data_readable(conf)
+                        if check_job is not None:
                             check_job(conf)
-                        except user_errors() as err:  # which job: `model=tiny_bert` says
-                            raise type(err)(f"job {' '.join(job)}: {err}") from None
+                    except user_errors() as err:  # which job: `model=tiny_bert` says
+                        raise type(err)(f"job {' '.join(job)}: {err}") from None
             for refusals in unread.values():  # a setting no job of the grid reads
                 if len(refusals) == len(jobs):
                     raise ConfigError(refusals[0])
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"config: {composition_error(err)}") from None
+
+
+def check_data_readable(conf: Config) -> None:
+    """A multirun job's data read as its run will read it (file, columns, labels, splits), so
+    that a missing file or column of a later job fails before the first job's compute. A Hub
+    dataset is left to its run: not downloaded for a check."""
+    from pathlib import Path
+
+    from automl.data.load import load_task_data
+
+    if conf.data.source == "hf" and not Path(conf.data.hf_name).is_dir():
+        return  # as a dry run: `check_hub_dataset` is the run's
+    load_task_data(conf.data)
 
 
 GRID_CHECKED_UP_TO = 100  # jobs: composing one takes ~0.1 s here

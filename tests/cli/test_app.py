@@ -157,3 +157,29 @@ def test_a_jobs_own_error_is_not_reported_as_bad_input(
     monkeypatch.setattr(sys, "argv", ["app", "experiment=smoke"])
     with pytest.raises(ValidationError, match="a bug in the job"):
         hydra_app(run)()
+
+
+@pytest.mark.parametrize(
+    ("swept", "problem"),
+    [("data.path=good.csv,missing.csv", "missing.csv: file not found"),
+     ("data.text_column=text,body", "no column 'body'")],
+)  # fmt: skip
+def test_a_later_jobs_data_is_read_before_the_first_job_runs(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    swept: str,
+    problem: str,
+) -> None:
+    """A missing file or column of the second job failed only after the first job's run."""
+    monkeypatch.chdir(tmp_path)
+    rows = "".join(f"text {i} about {'ab'[i % 2]},{'ab'[i % 2]}\n" for i in range(40))
+    (tmp_path / "good.csv").write_text("text,label\n" + rows)
+    argv = ["app", "-m", "experiment=smoke", "data=csv", "data.path=good.csv", swept]
+    monkeypatch.setattr(sys, "argv", argv)
+    ran: list[int] = []
+    with pytest.raises(SystemExit) as exited:
+        _app(ran)()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and not ran
+    assert err[-1].startswith("error: job ") and problem in err[-1], err
