@@ -199,11 +199,14 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
     'Embeddings' are the base-model parameters registered before the block list: the token,
     position and type embeddings and their norm, whatever the architecture calls them, and the
     tables every block reads though registered after them (`_shared_by_blocks`). Layers after
-    the blocks (pooler, final norm) stay trainable with the blocks above the frozen ones.
+    the blocks (pooler, final norm) stay trainable with the blocks above the frozen ones, and
+    the head always: XLM-RoBERTa and CamemBERT register their classifier before the backbone,
+    so it was frozen as an embedding (and with every block frozen nothing trained).
     """
     blocks_name, blocks = find_blocks(model)
     if depth == 0:
         return
+    backbone = backbone_prefix(model, blocks_name)
     for param in _shared_by_blocks(model, blocks_name):
         param.requires_grad_(False)
     frozen_blocks = {id(p) for block in list(blocks)[:depth] for p in block.parameters()}
@@ -215,8 +218,29 @@ def freeze_bottom(model: nn.Module, depth: int) -> None:
             seen_blocks = True
             if id(param) in frozen_blocks:
                 param.requires_grad_(False)
-        elif not seen_blocks and not name.startswith((blocks_name, *after)):
+        elif (
+            not seen_blocks
+            and name.startswith(backbone)
+            and not name.startswith((blocks_name, *after))
+        ):
             param.requires_grad_(False)  # embeddings: everything feeding the first block
+
+
+def backbone_prefix(model: nn.Module, blocks_name: str) -> str:
+    """`roberta.` where the blocks are the base model's (`base_model_prefix`): only its own
+    parameters may be embeddings. "" (every parameter) where the blocks lie elsewhere."""
+    prefix = getattr(model, "base_model_prefix", "")
+    return f"{prefix}." if prefix and blocks_name.startswith(f"{prefix}.") else ""
+
+
+def head_before_backbone(model: nn.Module) -> list[str]:
+    """The head's parameters where the model registers them before its backbone
+    (XLM-RoBERTa's classifier): `freeze_bottom` froze them until 2026-12-07."""
+    blocks_name, _ = find_blocks(model)
+    backbone = backbone_prefix(model, blocks_name)
+    names = [name for name, _ in model.named_parameters()]
+    first = next((i for i, name in enumerate(names) if backbone and name.startswith(backbone)), 0)
+    return names[:first]
 
 
 # Layers that run after the blocks though registered before them (OPT's decoder registers its

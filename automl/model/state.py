@@ -25,18 +25,20 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
     """Load a `trainable_state`: every trainable tensor must be there, and nothing foreign
     (the frozen rest comes from the base model, so only those keys may be absent).
 
-    Two exceptions, returned: a LoRA checkpoint from before 2026-12-06 lacks the modules a
-    model has beside its classifier (DeBERTa's pooler), which LoRA trains since then; and an
+    Three exceptions, returned: a LoRA checkpoint from before 2026-12-06 lacks the modules a
+    model has beside its classifier (DeBERTa's pooler), which LoRA trains since then; an
     OPT checkpoint with frozen blocks from before 2026-12-06 (evening) lacks the final norm and
-    output projection, which `frozen_layers` froze until then. They keep their starting values,
-    the frozen ones that checkpoint trained with."""
+    output projection, which `frozen_layers` froze until then; and an XLM-RoBERTa or CamemBERT
+    checkpoint with frozen blocks from before 2026-12-07 lacks the classifier, frozen likewise.
+    They keep their starting values, the frozen ones that checkpoint trained with."""
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:
         raise ModelError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]} ...")
     missing = [n for n in trainable if n not in state]
     after = _after_the_blocks(model) if missing else ()
-    older = [n for n in missing if _beside_classifier(n) or n.startswith(after)]
+    head_first = set(_head_before_backbone(model)) if missing else set()
+    older = [n for n in missing if _beside_classifier(n) or n.startswith(after) or n in head_first]
     if older:
         log.info("checkpoint from before %s was trained: kept as it started", older[0])
     missing = [n for n in missing if n not in older]
@@ -60,6 +62,13 @@ def _after_the_blocks(model: nn.Module) -> tuple[str, ...]:
     from automl.model.build import after_the_blocks, find_blocks
 
     return after_the_blocks(find_blocks(model)[0])
+
+
+def _head_before_backbone(model: nn.Module) -> list[str]:
+    """XLM-RoBERTa's classifier, registered before its backbone (model/build.py)."""
+    from automl.model.build import head_before_backbone
+
+    return head_before_backbone(model)
 
 
 def merged_for_export(model: nn.Module) -> nn.Module:

@@ -864,3 +864,46 @@ def test_a_checkpoint_whose_backbone_does_not_load_is_refused(
     with caplog.at_level("WARNING", logger="automl.model.build"):
         build_model(replace(cfg, name_or_path=str(partial)), peft, ["a", "b"], 0)
     assert "backbone weights not in the checkpoint start random" in caplog.text
+
+
+def _xlm_roberta() -> nn.Module:
+    from transformers import XLMRobertaConfig
+
+    return _small(XLMRobertaConfig, max_position_embeddings=64)  # 3 blocks
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_a_head_registered_before_the_backbone_still_trains(depth: int) -> None:
+    """XLM-RoBERTa and CamemBERT register `classifier` before `roberta`: the embeddings rule
+    froze it (its random start never trained), and with every block frozen nothing trained
+    at all (AdamW's empty parameter list, inside the trial)."""
+    model = _xlm_roberta()
+    assert next(iter(dict(model.named_parameters()))).startswith("classifier.")  # the layout
+    freeze_bottom(model, depth)
+    params = dict(model.named_parameters())
+    assert all(p.requires_grad for n, p in params.items() if n.startswith("classifier."))
+    assert not params["roberta.embeddings.word_embeddings.weight"].requires_grad
+    blocks_name, _ = find_blocks(model)
+    for name, param in params.items():
+        block = block_of(name, blocks_name)
+        if block is not None:
+            assert param.requires_grad == (block >= depth), name
+
+
+def test_an_xlm_roberta_checkpoint_from_before_its_head_trained_still_loads() -> None:
+    """Such a checkpoint (frozen blocks, before 2026-12-07) lacks the classifier: it loads with
+    the classifier as it started, as that trial trained; another missing tensor is refused."""
+    torch.manual_seed(0)
+    model = _xlm_roberta()
+    freeze_bottom(model, 1)
+    older = {k: v for k, v in trainable_state(model).items() if not k.startswith("classifier.")}
+    kept = load_trainable_state(model, older)
+    assert kept and all(k.startswith("classifier.") for k in kept)
+    no_block = {k: v for k, v in older.items() if ".layer.2." not in k}
+    with pytest.raises(ModelError, match="lacks the trainable tensor .*layer.2"):
+        load_trainable_state(model, no_block)
+    bert = tiny("bert")[0]  # a head registered after the backbone is never excused
+    freeze_bottom(bert, 1)
+    state = {k: v for k, v in trainable_state(bert).items() if not k.startswith("classifier.")}
+    with pytest.raises(ModelError, match="lacks the trainable tensor .*classifier"):
+        load_trainable_state(bert, state)
