@@ -235,7 +235,7 @@ def backbone_prefix(model: nn.Module, blocks_name: str) -> str:
 
 def head_before_backbone(model: nn.Module) -> list[str]:
     """The head's parameters where the model registers them before its backbone
-    (XLM-RoBERTa's classifier): `freeze_bottom` froze them until 2026-12-07."""
+    (XLM-RoBERTa's classifier): `freeze_bottom` froze them until 2026-12-06 (night)."""
     blocks_name, _ = find_blocks(model)
     backbone = backbone_prefix(model, blocks_name)
     names = [name for name, _ in model.named_parameters()]
