@@ -706,3 +706,57 @@ def test_a_step_the_fp16_scaler_skips_leaves_the_schedule_where_it_is() -> None:
     scaler.scale(param.sum()).backward()
     optimizer_step(state, max_grad_norm=1.0)  # type: ignore[arg-type]
     assert scheduler.last_epoch == 1 and not torch.equal(param.data, torch.ones(2))
+
+
+def test_the_optimizer_and_schedule_follow_the_training_options(
+    tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    """`weight_decay`, `learning_rate`, `warmup_ratio` and `num_threads` reach AdamW, the
+    linear warmup/decay schedule and torch: a loop that ignored one passed every test."""
+    from automl.train.loop import setup
+
+    threads = torch.get_num_threads()
+    conf = tiny_config(train__epochs=2, train__batch_size=8, train__learning_rate=0.04,
+                       train__weight_decay=0.123, train__warmup_ratio=0.5,
+                       train__num_threads=1)  # fmt: skip
+    try:
+        state = setup(conf, small_data, resume_from=None)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert {g["weight_decay"] for g in state.optimizer.param_groups} == {0.123}
+    total = 2 * math.ceil(len(small_data.train) / 8)
+    warmup = int(0.5 * total)
+    rates = []
+    for _ in range(total):
+        rates.append(state.scheduler.get_last_lr()[0])
+        state.scheduler.step()
+    assert rates[0] == 0.0 and rates[warmup] == pytest.approx(0.04)  # the peak after warmup
+    assert rates[warmup // 2] == pytest.approx(0.04 * (warmup // 2) / warmup)
+    assert rates[-1] == pytest.approx(0.04 / (total - warmup))  # decays to the last step
+
+
+def test_gradients_are_clipped_to_max_grad_norm() -> None:
+    param = nn.Parameter(torch.zeros(4))
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    state = SimpleNamespace(params=[param], optimizer=optimizer, scheduler=scheduler, scaler=None)
+    (param * torch.tensor([30.0, 40.0, 0.0, 0.0])).sum().backward()  # gradient norm 50
+    optimizer_step(state, max_grad_norm=0.5)  # type: ignore[arg-type]
+    assert float(param.grad.norm()) == pytest.approx(0.5)
+    assert torch.allclose(param.data, -torch.tensor([0.3, 0.4, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize(("alpha", "scaling"), [(None, 2.0), (4.0, 0.5)])
+def test_lora_alpha_sets_the_adapters_scaling(alpha: float | None, scaling: float) -> None:
+    """`peft.lora_alpha` (default 2 x rank) reaches peft: scaling = alpha / rank."""
+    cfg = ModelConfig(source="tiny")
+    peft = PeftConfig(lora_rank=8, lora_alpha=alpha, lora_dropout=0.0)
+    model, _ = build_model(cfg, peft, ["a", "b"], pad_token_id=0)
+    scalings = {
+        value
+        for module in model.modules()
+        if isinstance(getattr(module, "scaling", None), dict)
+        for value in module.scaling.values()
+    }
+    assert scalings == {scaling}
