@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from conftest import compose_sweep_config, sweep_runs
 from mlflow.tracking import MlflowClient
 
@@ -337,32 +338,40 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
 
 
 def test_reexport_of_another_trial_goes_beside_the_sweeps_export(
-    smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
+    tmp_path: Path, shared_ray: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """`--trial X` without `--out` replaced `best/`, which the summary, the report and the
-    registered model still describe: it goes to `trial-X/` now."""
-    from automl.export.reexport import reexport
+    """`automl-export --trial X` of a sweep that kept its checkpoints: X's own weights, beside
+    `best/` (without `--out` it replaced `best/`, which the summary, the report and the
+    registered model still describe), chosen by hand in its provenance and card."""
+    from safetensors.torch import load_file
 
-    _, outcome, tmp = smoke
-    copy = tmp_path / "copy"
-    shutil.copytree(tmp / "outputs" / "smoke", copy, ignore=shutil.ignore_patterns("ray"))
-    summary = json.loads((copy / "summary.json").read_text())
-    best = next(r for r in summary["trials"] if r["trial_id"] == summary["best_trial"])
+    from automl.cli.export import main
+
+    shared_ray()
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.name=kept", "sweep.num_samples=2",
+                          "sweep.keep_checkpoints=true", "tracking.enabled=false",
+                          "pruner=none")  # fmt: skip
+    run_sweep(conf)
+    sweep_dir = tmp_path / "outputs" / "kept"
+    summary = json.loads((sweep_dir / "summary.json").read_text())
     other = next(r for r in summary["trials"] if r["trial_id"] != summary["best_trial"])
-    # as if kept (sweep.keep_checkpoints=true): the best one's, under the same configuration
-    other["checkpoint"], other["params"] = best["checkpoint"], best["params"]
-    (copy / "summary.json").write_text(json.dumps(summary))
-    before = (copy / "best" / "provenance.json").read_text()
-    folder = reexport(copy, trial_id=other["trial_id"])
-    assert folder == copy / f"trial-{other['trial_id']}"
+    before = (sweep_dir / "best" / "provenance.json").read_text()
+    main([str(sweep_dir), "--trial", other["trial_id"]])
+    folder = Path(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["exported"])
+    assert folder == sweep_dir / f"trial-{other['trial_id']}"
     provenance = json.loads((folder / "provenance.json").read_text())
     assert provenance["trial_id"] == other["trial_id"]
     assert provenance["export_rule"] == {"rule": "manual"}  # not the sweep's rule's choice
+    assert provenance["best_value"] == pytest.approx(other["best_value"])
     card = (folder / "README.md").read_text()
     assert "chosen by hand (`automl-export --trial`)" in card
     assert "## Hyperparameters\n" in card and "## Best hyperparameters" not in card
-    assert (copy / "best" / "provenance.json").read_text() == before
-    assert reexport(copy) == copy / "best"  # the best trial: the sweep's own export, again
+    assert (sweep_dir / "best" / "provenance.json").read_text() == before
+    theirs, best = (load_file(str(f / "model.safetensors")) for f in (folder, sweep_dir / "best"))
+    assert theirs.keys() == best.keys()
+    assert any(not torch.equal(theirs[k], best[k]) for k in theirs)  # another trial's weights
+    main([str(sweep_dir)])  # the best trial: the sweep's own export, again
+    assert json.loads(capsys.readouterr().out)["exported"] == str(sweep_dir / "best")
 
 
 def test_reexport_refuses_data_that_changed_since_the_sweep(
