@@ -112,14 +112,23 @@ class SearchSpace:
     def max_value(self, key: str, given: Mapping[str, Any] | None = None) -> Number:
         """Largest value ``key`` can take over all branches (e.g. epochs -> ASHA's max_t), or
         over those that can apply once the values in ``given`` are sampled (``{"model": m}``)."""
+        return max(self._numbers(key, given, "high", "maximum"))
+
+    def min_value(self, key: str, given: Mapping[str, Any] | None = None) -> Number:
+        """Smallest value ``key`` can take over all branches (LoRA rank 0 possible or not)."""
+        return min(self._numbers(key, given, "low", "minimum"))
+
+    def _numbers(
+        self, key: str, given: Mapping[str, Any] | None, bound: str, what: str
+    ) -> list[Number]:
         param = self._param(key)
         variants = param.variants() if given is None else param.possible_variants(given)
         if param.type != "categorical":
-            return max(_required(v.high) for v in variants)
+            return [_required(getattr(v, bound)) for v in variants]
         numbers = [c for v in variants for c in v.choices or () if _is_number(c)]
         if not numbers:
-            raise SearchSpaceError(f"{self.path}: {key}: has no numeric choices, so no maximum")
-        return max(numbers)
+            raise SearchSpaceError(f"{self.path}: {key}: has no numeric choices, so no {what}")
+        return numbers
 
     def as_dict(self) -> dict[str, Any]:
         """Plain, YAML/JSON-serialisable description, logged with the sweep for provenance."""

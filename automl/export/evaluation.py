@@ -54,9 +54,25 @@ def predict_folder(
     problem = vocabulary_problem(tokenizer)  # a classifier folder saved without its tokenizer
     if problem:
         raise ModelError(f"{folder}: {problem}")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device)
     ids = tokenizer(list(texts), truncation=True)["input_ids"]  # model_max_length = training's
+    predicted = None
+    if torch.cuda.is_available():
+        try:
+            predicted = _predict(model.to("cuda"), tokenizer, ids, batch_size)
+        except (RuntimeError, AssertionError) as err:  # out of memory, busy, another's job
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            log.warning("%s: scored on the CPU: the GPU cannot be used (%s)", folder, first)
+    if predicted is None:
+        predicted = _predict(model.to("cpu"), tokenizer, ids, batch_size)
+    id2label = model.config.id2label
+    return [str(id2label[int(i)]) for i in predicted]
+
+
+def _predict(model: Any, tokenizer: Any, ids: list[list[int]], batch_size: int) -> np.ndarray:
+    """Class ids, batched by length, on the model's device."""
+    import torch
+
+    device = next(model.parameters()).device
     order = np.argsort([len(x) for x in ids], kind="stable")
     predicted = np.empty(len(ids), dtype=np.int64)
     with torch.no_grad():
@@ -65,8 +81,7 @@ def predict_folder(
             batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
             logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
             predicted[idx] = logits.argmax(dim=-1).cpu().numpy()
-    id2label = model.config.id2label
-    return [str(id2label[int(i)]) for i in predicted]
+    return predicted
 
 
 def score(truth: Sequence[str], predicted: Sequence[str], label_names: list[str]) -> dict[str, Any]:

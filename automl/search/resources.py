@@ -239,15 +239,17 @@ def memory_fraction(
 
 def sweep_estimate(conf: Config, space: Any, num_labels: int = 2) -> MemoryEstimate:
     """The largest trial the search space allows, conservatively: no frozen blocks when the depth
-    is searched, full fine-tuning (rank 0) when the rank is, the largest batch. Needs only the
-    model's config, not its weights."""
+    is searched, full fine-tuning (rank 0) where the searched rank can be 0, the largest batch.
+    Needs only the model's config, not its weights."""
     from automl.model.load import load_model_config
 
     shape = ModelShape.from_hf_config(load_model_config(conf.model))
     keys = set(space.keys) if space is not None else set()
-    ranks = {conf.peft.lora_rank}
-    if "peft.lora_rank" in keys:
-        ranks |= {0, int(space.max_value("peft.lora_rank"))}
+    ranks = (  # the config's own rank is not drawn where the space searches it
+        {int(space.min_value("peft.lora_rank")), int(space.max_value("peft.lora_rank"))}
+        if "peft.lora_rank" in keys
+        else {conf.peft.lora_rank}
+    )
     frozen = 0 if "peft.frozen_layers" in keys else conf.peft.frozen_layers
     batch = conf.train.batch_size or max(AUTO_BATCH_SIZES)  # null: at most the largest auto size
     if "train.batch_size" in keys:

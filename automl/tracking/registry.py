@@ -174,9 +174,10 @@ def _log_model(
     from transformers import pipeline
 
     client = tracker.client
-    classifier = pipeline(
-        "text-classification", model=str(export_dir), trust_remote_code=trust_remote_code
-    )
+    classifier = pipeline(  # on the CPU: only saved here (a GPU may be busy or absent later)
+        "text-classification", model=str(export_dir), trust_remote_code=trust_remote_code,
+        device="cpu",
+    )  # fmt: skip
     # our card (with the test score) goes with the MLflow model; without one MLflow would look
     # the export's folder up on the Hugging Face Hub as a repo id, and warn
     card = export_dir / "README.md"

@@ -109,6 +109,21 @@ def test_predictions_in_length_batches_match_the_pipeline_one_by_one(exported: P
     assert predict_folder(exported, TEXTS, batch_size=2) == one_by_one
 
 
+def test_a_gpu_that_cannot_be_used_scores_on_the_cpu(
+    exported: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A GPU busy with another's job, or too full for the model, failed the sweep after all
+    its training (trials that ran on the CPU included): the CPU scores it instead. Here CUDA
+    is reported available to a CPU-only torch, which refuses to move the model there."""
+    import torch
+
+    expected = predict_folder(exported, TEXTS)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with caplog.at_level("WARNING"):
+        assert predict_folder(exported, TEXTS) == expected
+    assert "scored on the CPU: the GPU cannot be used" in caplog.text
+
+
 def _prepared(test_labels: list[int] | None) -> PreparedData:
     empty = TokenizedSplit([], np.zeros(0, dtype=np.int64))
     data = PreparedData(empty, empty, LABELS, 0, "unit", [])

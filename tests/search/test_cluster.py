@@ -237,6 +237,19 @@ def test_sweep_estimate_sizes_the_largest_trial(
     assert open_batch == sweep_estimate(conf, space) != need
 
 
+def test_sweep_estimate_assumes_full_fine_tuning_only_where_rank_0_can_be_drawn(
+    tmp_path: Path,
+) -> None:
+    """Ranks [8, 16] were sized as full fine-tuning: half as many trials a GPU under `auto`."""
+    conf = compose_config(tmp_path, "model=minilm", "train.batch_size=32")
+    for choices, full in (("[8, 16]", False), ("[0, 16]", True)):
+        space_file = tmp_path / "ranks.yaml"
+        space_file.write_text(f"peft.lora_rank: {{type: categorical, choices: {choices}}}\n")
+        space = plan_sweep(replace(conf, search_space=str(space_file))).space
+        need = sweep_estimate(conf, space)
+        assert (need.trainable_params == need.total_params) == full, choices
+
+
 # ---------------------------------------------------------------------------------------------
 # Gradient accumulation and the OOM retry
 
