@@ -29,8 +29,8 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
     model has beside its classifier (DeBERTa's pooler), which LoRA trains since then; an
     OPT checkpoint with frozen blocks from before 2026-12-06 (evening) lacks the final norm and
     output projection, which `frozen_layers` froze until then; and an XLM-RoBERTa or CamemBERT
-    checkpoint with frozen blocks from before 2026-12-06 (night) lacks the classifier, frozen likewise.
-    They keep their starting values, the frozen ones that checkpoint trained with."""
+    checkpoint with frozen blocks from before 2026-12-06 (night) lacks the classifier, frozen
+    likewise. They keep their starting values, the frozen ones that checkpoint trained with."""
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:

@@ -35,7 +35,7 @@ from automl.provenance import redact
 from automl.search.connect import check_reachable, connection_error
 from automl.search.identity import check_same_start, started_with
 from automl.search.objectives import check_objectives
-from automl.search.resources import GIB, pick_gpu_share, sweep_estimate
+from automl.search.resources import GIB, memory_fraction, pick_gpu_share, sweep_estimate
 from automl.search.samplers import branch_warning, check_sampler
 from automl.search.state import (
     STATE_FILE,
@@ -227,6 +227,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
             need.gib, gpus_per_trial, memory_gb,
         )  # fmt: skip
     check_trial_device(conf.train.device, gpus_per_trial)
+    check_share_holds_context(conf, gpus_per_trial)
     if conf.train.device == "cuda" and not cluster_address(conf):
         pick_device("cuda")  # a local cluster's GPUs are this machine's: none is one line here
     max_epochs = (
@@ -382,6 +383,23 @@ def local_resources(num_cpus: int | None) -> tuple[float, int]:
 
 
 DEFAULT_GPU_MEMORY_GB = 16.0  # a cluster's GPUs, unless resources.gpu_memory_gb says
+
+
+def check_share_holds_context(conf: Config, gpus_per_trial: float) -> None:
+    """A share too small for the CUDA context (0.02 of a 16 GiB GPU) failed every trial as it
+    capped its memory, after the data was tokenized. Judged where the GPU's memory is known:
+    `resources.gpu_memory_gb`, or this machine's GPU for a local cluster."""
+    if not 0 < gpus_per_trial < 1:
+        return
+    memory = conf.resources.gpu_memory_gb
+    if memory is None and not cluster_address(conf):
+        memory = local_gpu_memory_gb()
+    if memory is None:
+        return
+    try:
+        memory_fraction(gpus_per_trial, int(memory * GIB))
+    except ValueError as err:
+        raise ConfigError(f"config: {err}") from None
 
 
 def gpu_memory_gb(conf: Config) -> float:

@@ -891,8 +891,9 @@ def test_a_head_registered_before_the_backbone_still_trains(depth: int) -> None:
 
 
 def test_an_xlm_roberta_checkpoint_from_before_its_head_trained_still_loads() -> None:
-    """Such a checkpoint (frozen blocks, before 2026-12-06, night) lacks the classifier: it loads with
-    the classifier as it started, as that trial trained; another missing tensor is refused."""
+    """Such a checkpoint (frozen blocks, before 2026-12-06, night) lacks the classifier: it
+    loads with the classifier as it started, as that trial trained; another missing tensor is
+    refused."""
     torch.manual_seed(0)
     model = _xlm_roberta()
     freeze_bottom(model, 1)

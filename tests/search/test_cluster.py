@@ -733,6 +733,20 @@ def test_auto_gpu_share_divides_this_machines_gpu_memory(
     assert gpu_memory_gb(joined) == DEFAULT_GPU_MEMORY_GB  # a cluster's GPUs are not this one's
 
 
+def test_a_gpu_share_too_small_for_the_cuda_context_is_refused_in_the_plan(
+    tmp_path: Path,
+) -> None:
+    """0.02 of a 16 GiB GPU (0.33 GiB) cannot hold the ~0.5 GiB CUDA context: every trial
+    failed as it capped its memory, after the data was tokenized."""
+    cluster = ("ray.address=10.0.0.1:6379", "resources.gpus_per_trial=0.02")  # not contacted
+    small = compose_config(tmp_path, *cluster, "resources.gpu_memory_gb=16")
+    with pytest.raises(ConfigError, match=r"^config: resources.gpus_per_trial: a 0.02 share of "
+                       r"a 16.0 GiB GPU cannot hold the CUDA context"):  # fmt: skip
+        plan_sweep(small)
+    assert plan_sweep(compose_config(tmp_path, *cluster, "resources.gpu_memory_gb=80"))  # 1.6 GiB
+    assert plan_sweep(compose_config(tmp_path, *cluster))  # its GPUs' memory unknown: not judged
+
+
 def test_a_trial_must_fit_one_node_with_its_cpus_and_gpus_together() -> None:
     """A CPU-only head of 16 CPUs and GPU workers of 4 CPUs each passed the check for 8 CPUs
     and half a GPU (each largest on its own), and the trial waited in Ray's queue forever."""
