@@ -39,8 +39,17 @@ def _sweep(tmp: Path, *overrides: str) -> dict:
     return json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
 
 
-def test_every_sampler_is_shipped() -> None:
-    assert SAMPLERS == ["cmaes", "gp", "qmc", "random", "tpe"]
+@pytest.mark.parametrize("group", ["sampler", "pruner"])
+def test_every_accepted_choice_is_shipped_and_every_shipped_one_accepted(group: str) -> None:
+    """`sampler=gp` composes from conf/sampler/gp.yaml; `sampler.name` is checked against
+    CHOICES: an option in one and not the other fails at composition or at validation."""
+    from automl.config.values import CHOICES
+
+    shipped = sorted(p.stem for p in (REPO_ROOT / "conf" / group).glob("*.yaml"))
+    assert shipped == sorted(CHOICES[f"{group}.name"])
+    for name in shipped:
+        text = (REPO_ROOT / "conf" / group / f"{name}.yaml").read_text()
+        assert f"name: {name}" in text, name  # the file sets the name it is chosen by
 
 
 def test_a_sampler_whose_package_is_missing_is_refused_before_compute(
