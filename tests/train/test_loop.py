@@ -259,8 +259,10 @@ def scripted_evaluate(monkeypatch: pytest.MonkeyPatch, key: str, values: list[fl
         ("val_accuracy", "max", [0.5, 0.9, 0.7, 0.9], [True, True, False, False], 2),
         ("val_loss", "min", [1.0, 0.8, 0.9, 0.7], [True, True, False, True], 4),
         ("val_accuracy", "max", [0.6, math.nan, 0.5, 0.6], [True, False, False, False], 1),
+        ("val_f1", "max", [0.2, 0.1, 0.4, 0.3], [True, False, True, False], 3),
+        ("val_balanced_accuracy", "max", [0.3, 0.5, 0.4, 0.4], [True, True, False, False], 2),
     ],
-    ids=["max-ties-keep-the-first", "min", "nan-never-best"],
+    ids=["max-ties-keep-the-first", "min", "nan-never-best", "macro-f1", "balanced-accuracy"],
 )
 def test_best_epoch_bookkeeping(
     monkeypatch: pytest.MonkeyPatch,
@@ -570,13 +572,14 @@ def test_cli_prints_one_json_line(repo_root: Path, tmp_path: Path) -> None:
     assert len(lines) == 1, proc.stdout
     summary = json.loads(lines[0])
     expected = {
-        *("val_accuracy", "val_loss", "train_loss", "best_epoch", "epochs"),
-        *("trainable_params", "train_samples_per_s"),
+        *("val_accuracy", "val_f1", "val_balanced_accuracy", "val_loss", "train_loss"),
+        *("best_epoch", "epochs", "trainable_params", "train_samples_per_s"),
     }
     assert expected <= set(summary)
     assert summary["status"] == "completed"
     assert (summary["epochs"], summary["best_epoch"]) == (1, 1)
-    assert 0.0 <= summary["val_accuracy"] <= 1.0
+    for key in ("val_accuracy", "val_f1", "val_balanced_accuracy"):
+        assert 0.0 <= summary[key] <= 1.0, key
     assert summary["trainable_params"] == summary["total_params"] > 0  # smoke: rank 0
     assert summary["train_samples_per_s"] > 0
     assert "Traceback" not in proc.stderr
