@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
 import math
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hydra
@@ -62,8 +63,9 @@ def check_overrides(
     """Compose the config as Hydra is about to, so that a bad override (unknown key, wrong type,
     missing option) is a one-line ConfigError: Hydra itself reports it in several lines, before
     any code of ours runs. With `-m` every job of the grid is composed and checked before the
-    first one runs (multirun_jobs), and by `check_job` (a sweep's: its search space against its
-    model), so a later job's bad input does not fail after the earlier jobs' compute. Hydra's
+    first one runs (multirun_jobs), its data read (file, columns, labels) and checked by
+    `check_job` (a sweep's: its search space against its model), so a later job's bad input
+    does not fail after the earlier jobs' compute. Hydra's
     other flags (--help, --cfg, ...) are left to Hydra."""
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in overrides):
         return
@@ -88,7 +90,7 @@ def check_overrides(
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
             swept = swept_groups(overrides) if multirun else set()
             unread: dict[str, list[str]] = {}  # key -> the jobs' lines refusing it
-            data_read: set[str] = set()  # the jobs' data settings read so far
+            checked: list[tuple[list[str], Config]] = []  # each job, composed and checked
             for job in jobs:
                 composed = compose(config_name="config", overrides=job)
                 if multirun:  # values too: a single run checks them itself, at once
@@ -101,19 +103,30 @@ def check_overrides(
                         raise ConfigError(f"config: paths.output_dir: {problem}")
                     for key, problem in unread_settings(conf).items():
                         unread.setdefault(key, []).append(f"config: {key}: {problem}")
-                    try:
-                        if repr(conf.data) not in data_read:  # a file or column of a later job
-                            data_read.add(repr(conf.data))
-                            check_data_readable(conf)
-                        if check_job is not None:
+                    checked.append((job, conf))
+                    if check_job is not None:
+                        with _naming(job):
                             check_job(conf)
-                    except user_errors() as err:  # which job: `model=tiny_bert` says
-                        raise type(err)(f"job {' '.join(job)}: {err}") from None
             for refusals in unread.values():  # a setting no job of the grid reads
                 if len(refusals) == len(jobs):
                     raise ConfigError(refusals[0])
+            data_read: set[str] = set()  # each job's data settings, read once
+            for job, conf in checked:  # a file or column of a later job
+                if repr(conf.data) not in data_read:
+                    data_read.add(repr(conf.data))
+                    with _naming(job):
+                        check_data_readable(conf)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"config: {composition_error(err)}") from None
+
+
+@contextlib.contextmanager
+def _naming(job: list[str]) -> Iterator[None]:
+    """A job's bad input names the job: `model=tiny_bert` says which of the grid."""
+    try:
+        yield
+    except user_errors() as err:
+        raise type(err)(f"job {' '.join(job)}: {err}") from None
 
 
 def check_data_readable(conf: Config) -> None:

@@ -75,8 +75,8 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         f"must be >= 1 (null: this machine's CPUs), got {conf.ray.num_cpus}",
     )
     if not recorded:  # found only once the data was tokenized, a dry run let it pass
-        problem = ray_address_problem(conf.ray.address)
-        _check(problem is None, "ray.address", str(problem))
+        address_problem = ray_address_problem(conf.ray.address)
+        _check(address_problem is None, "ray.address", str(address_problem))
     _check_sweep(conf.sweep, recorded)
     if conf.tracking.enabled and not recorded:  # registered after the whole sweep has run
         name = conf.tracking.registered_model or conf.sweep.name

@@ -414,7 +414,12 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         ["-m", "data=chatterbot_topics,csv", "data.path=my.csv"],
     ],
 )
-def test_good_overrides_and_hydra_flags_pass_the_check(overrides: list[str]) -> None:
+def test_good_overrides_and_hydra_flags_pass_the_check(
+    overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the csv job's file, read before the first job runs
+    rows = "".join(f"text {i} about {'ab'[i % 2]},{'ab'[i % 2]}\n" for i in range(40))
+    (tmp_path / "my.csv").write_text("text,label\n" + rows)
     check_overrides(overrides)
 
 
