@@ -214,24 +214,26 @@ def read_labeled_file(
         columns = (cfg.text_column.strip(), cfg.label_column.strip())  # (' label', recorded)
     text_column, label_column = columns
     fmt = options[2]
+    # (the line a row starts on, the row): a row count missed quoted texts over several lines
+    # and blank lines, so it named another line of the file than the bad row's
     rows = _csv_rows(path, columns) if cfg.source == "csv" else _jsonl_rows(path, fmt)
     if not rows:
         raise DataError(f"{path}: no rows")
     for option, column in zip(options, columns, strict=False):
-        if column not in rows[0]:
-            raise DataError(f"{path}: " + _no_column(column, list(rows[0]), option, fmt))
+        if column not in rows[0][1]:
+            raise DataError(f"{path}: " + _no_column(column, list(rows[0][1]), option, fmt))
     texts, labels = [], []
-    for number, row in enumerate(rows, start=1):
+    for number, row in rows:
         text, label = row.get(text_column), row.get(label_column)
         if text is not None and not isinstance(text, str):
             raise DataError(
-                f"{path}: row {number}: the text in column {text_column!r} is not a string "
+                f"{path}: line {number}: the text in column {text_column!r} is not a string "
                 f"({str(text)[:40]})"
             )
         if not text or not text.strip():
-            raise DataError(f"{path}: row {number}: empty text in column {text_column!r}")
-        _check_label(label, f"{path}: row {number}", label_column)
-        _check_whole_characters(text, str(label), f"{path}: row {number}")
+            raise DataError(f"{path}: line {number}: empty text in column {text_column!r}")
+        _check_label(label, f"{path}: line {number}", label_column)
+        _check_whole_characters(text, str(label), f"{path}: line {number}")
         texts.append(text.strip())
         labels.append(str(label).strip())
     _warn_missing_as_text(labels, str(path), label_column)
@@ -300,7 +302,7 @@ def _check_whole_characters(text: str, label: str, where: str) -> None:
 CSV_FIELD_LIMIT = 2**31 - 1
 
 
-def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
+def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str, Any]]]:
     """The rows as {column: field}, each row's field count checked against the header: an
     unquoted separator inside a text used to shift the label silently (the field past the
     header's dropped), and a stray opening quote swallowed the rows up to the next quote into
@@ -349,7 +351,8 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[dict[str, Any]]:
         for number, fields in read:
             _check_fields(fields, names, needed, f"{path}: line {number}", delimiter, allowed)
         _refuse_swallowed_rows(read, names.index(columns[1]), needed, delimiter, path)
-    return [dict(zip(names, f + [""] * (len(names) - len(f)), strict=False)) for _, f in read]
+    width = len(names)
+    return [(n, dict(zip(names, f + [""] * (width - len(f)), strict=False))) for n, f in read]
 
 
 def _refuse_swallowed_rows(
@@ -470,8 +473,8 @@ def _readable(path: Path) -> Iterator[None]:
         raise DataError(f"{path}: cannot read it ({err.strerror or err})") from None
 
 
-def _jsonl_rows(path: Path, fmt: str = "data") -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+def _jsonl_rows(path: Path, fmt: str = "data") -> list[tuple[int, dict[str, Any]]]:
+    rows: list[tuple[int, dict[str, Any]]] = []
     with _readable(path), path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -495,7 +498,7 @@ def _jsonl_rows(path: Path, fmt: str = "data") -> list[dict[str, Any]]:
                     f"{path}: line {number}: expected a JSON object"
                     + (_ARRAY_HINT if array else "")
                 )
-            rows.append(row)
+            rows.append((number, row))
     return rows
 
 

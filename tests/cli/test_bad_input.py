@@ -213,7 +213,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "empty-text",
         lambda t: ["data=csv", "data.path=" + _csv(t, [("a", "x"), (" ", "y"), ("c", "y")])],
-        "row 2",
+        "line 3",  # the header is line 1
     ),
     (
         "too-few-to-split",

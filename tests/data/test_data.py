@@ -694,10 +694,25 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         "".join(f'{{"text": "row {i}", "label": "{"ab"[i % 2]}"}}\n' for i in range(20))
         + '{"text": "love it \\ud83d", "label": "a"}\n',
         {},
-        ["row 21: half a character (\\ud83d, a lone UTF-16 surrogate) in the text: fix or"],
+        ["line 21: half a character (\\ud83d, a lone UTF-16 surrogate) in the text: fix or"],
     ),
-    ("empty-text", "e.csv", "text,label\nhi,a\n  ,b\nho,a\n", {}, ["row 2", "empty text"]),
-    ("missing-label", "m.csv", "text,label\nhi,a\nho,\n", {}, ["row 2", "missing label"]),
+    ("empty-text", "e.csv", "text,label\nhi,a\n  ,b\nho,a\n", {}, ["line 3: empty text"]),
+    ("missing-label", "m.csv", "text,label\nhi,a\nho,\n", {}, ["line 3: missing label"]),
+    (  # a quoted text over three lines and a blank line before the bad row: counted as
+        # rows, the message named line 3
+        "line-of-the-bad-row",
+        "q.csv",
+        'text,label\n"one\ntwo\nthree",a\n\nfine,b\n  ,a\n',
+        {},
+        ["line 7: empty text"],
+    ),
+    (
+        "jsonl-line-of-the-bad-row",
+        "q.jsonl",
+        '\n\n{"text": "hi", "label": "a"}\n{"text": " ", "label": "b"}\n',
+        {},
+        ["line 4: empty text"],
+    ),
     (  # an unquoted comma in a text: the label read as "please help", "account" dropped
         "comma-in-a-text",
         "comma.csv",
@@ -808,34 +823,34 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         ["line 1: not valid JSON", "JSON Lines holds one object per line, not an array"],
     ),
     ("jsonl-no-label", "nl.jsonl", '{"text": "x"}\n', {}, ["no column 'label'"]),
-    ("jsonl-empty-text", "et.jsonl", EMPTY_SECOND_TEXT, {}, ["row 2", "empty text"]),
+    ("jsonl-empty-text", "et.jsonl", EMPTY_SECOND_TEXT, {}, ["line 2", "empty text"]),
     (
         "jsonl-label-list",
         "multi.jsonl",
         GOOD_JSONL + '{"text": "x", "label": ["a", "b"]}\n',
         {},
-        ["row 21", "the label in column 'label' is a list (['a', 'b'])", "multi-label"],
+        ["line 21", "the label in column 'label' is a list (['a', 'b'])", "multi-label"],
     ),
     (
         "jsonl-text-not-a-string",
         "num.jsonl",
         '{"text": "x", "label": "a"}\n{"text": 12345, "label": "b"}\n',
         {},
-        ["row 2", "the text in column 'text' is not a string (12345)"],
+        ["line 2", "the text in column 'text' is not a string (12345)"],
     ),
     (
         "jsonl-label-nan",
         "nan.jsonl",
         '{"text": "x", "label": "a"}\n{"text": "y", "label": NaN}\n',
         {},
-        ["row 2", "missing label"],
+        ["line 2", "missing label"],
     ),
     (
         "jsonl-label-object",
         "obj.jsonl",
         '{"text": "x", "label": {"name": "a"}}\n',
         {},
-        ["row 1", "is a JSON object ({'name': 'a'})"],
+        ["line 1", "is a JSON object ({'name': 'a'})"],
     ),
 ]
 
