@@ -315,18 +315,20 @@ def hydra_app(
             except user_errors() as err:
                 print(f"error: {err}", file=sys.stderr)
                 sys.exit(2)
-            _main()
+            try:
+                _main()
+            except ValueError as err:  # Hydra's flags refused together (`-m --cfg job`)
+                if entered:
+                    raise
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                print(f"error: command line: {first}", file=sys.stderr)
+                sys.exit(2)
         except (HydraException, OmegaConfBaseException) as err:
             # Hydra's own flags (--help, --info, --cfg) compose outside its error report; a
             # job's (HYDRA_FULL_ERROR=1, a debugger) is raised as it is
             if entered:
                 raise
             print(f"error: config: {composition_error(err)}", file=sys.stderr)
-            sys.exit(2)
-        except ValueError as err:  # Hydra's flags refused together (`-m --cfg job`)
-            if entered:
-                raise
-            print(f"error: command line: {str(err).strip().splitlines()[0]}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt as err:  # one line (a sweep says how to resume), 128 + signal
             signum = int(getattr(err, "signum", signal.SIGINT))

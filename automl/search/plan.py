@@ -393,7 +393,10 @@ def check_share_holds_context(conf: Config, gpus_per_trial: float) -> None:
         return
     memory = conf.resources.gpu_memory_gb
     if memory is None and not cluster_address(conf):
-        memory = local_gpu_memory_gb()
+        try:
+            memory = local_gpu_memory_gb()
+        except ConfigError:  # MIG slices: a slice's memory is not known, nothing to judge by
+            return
     if memory is None:
         return
     try:

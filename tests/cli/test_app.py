@@ -183,3 +183,19 @@ def test_a_later_jobs_data_is_read_before_the_first_job_runs(
     err = capsys.readouterr().err.strip().splitlines()
     assert exited.value.code == 2 and not ran
     assert err[-1].startswith("error: job ") and problem in err[-1], err
+
+
+def test_a_bug_in_the_grid_check_is_not_reported_as_a_command_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ValueError from the pre-check's own code (a bug) stays a traceback, not
+    "error: command line: ...", exit 2 (the words for Hydra's flags refused together)."""
+    from automl.cli.app import hydra_app
+
+    def check_job(conf: Config) -> None:
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["app", "-m", "experiment=smoke", "train.seed=1,2"])
+    with pytest.raises(ValueError, match="operands could not be broadcast"):
+        hydra_app(lambda conf: None, None, check_job)()

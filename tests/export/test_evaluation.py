@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import make_tiny_config
 
 from automl.data.tokenized import PreparedData, TokenizedSplit
@@ -109,14 +110,13 @@ def test_predictions_in_length_batches_match_the_pipeline_one_by_one(exported: P
     assert predict_folder(exported, TEXTS, batch_size=2) == one_by_one
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA works here: nothing falls back")
 def test_a_gpu_that_cannot_be_used_scores_on_the_cpu(
     exported: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A GPU busy with another's job, or too full for the model, failed the sweep after all
     its training (trials that ran on the CPU included): the CPU scores it instead. Here CUDA
     is reported available to a CPU-only torch, which refuses to move the model there."""
-    import torch
-
     expected = predict_folder(exported, TEXTS)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with caplog.at_level("WARNING"):

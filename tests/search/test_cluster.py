@@ -725,6 +725,10 @@ def test_auto_gpu_share_divides_this_machines_gpu_memory(
     fake.mig.add(0)
     with pytest.raises(ConfigError, match="MIG slices; set resources.gpu_memory_gb"):
         local_gpu_memory_gb()  # NVML reports the card, CUDA sees a slice: the 16 GiB default
+    from automl.search.plan import check_share_holds_context
+
+    shared = compose_config(tmp_path, "resources.gpus_per_trial=0.5")
+    check_share_holds_context(shared, 0.5)  # asked for, not `auto`: a slice's memory unknown
     fake.mig.clear()  # overfilled small slices, and packed every trial on the first one
     local = compose_config(tmp_path, "resources.gpus_per_trial=auto")
     assert gpu_memory_gb(local) == 80.0
