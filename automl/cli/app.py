@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import logging
@@ -110,10 +111,11 @@ def check_overrides(
             for refusals in unread.values():  # a setting no job of the grid reads
                 if len(refusals) == len(jobs):
                     raise ConfigError(refusals[0])
-            data_read: set[str] = set()  # each job's data settings, read once
-            for job, conf in checked:  # a file or column of a later job
-                if repr(conf.data) not in data_read:
-                    data_read.add(repr(conf.data))
+            data_read: set[str] = set()  # each job's data settings, read once (a seed of
+            for job, conf in checked:  # its own makes no file or column bad)
+                settings = repr(dataclasses.replace(conf.data, seed=0))
+                if settings not in data_read:
+                    data_read.add(settings)
                     with _naming(job):
                         check_data_readable(conf)
     except (HydraException, OmegaConfBaseException) as err:
@@ -139,7 +141,13 @@ def check_data_readable(conf: Config) -> None:
 
     if conf.data.source == "hf" and not Path(conf.data.hf_name).is_dir():
         return  # as a dry run: `check_hub_dataset` is the run's
-    load_task_data(conf.data)
+    data_log = logging.getLogger("automl.data")
+    level = data_log.level
+    data_log.setLevel(logging.ERROR)  # its warnings are the job's to give, in its own log
+    try:
+        load_task_data(conf.data)
+    finally:
+        data_log.setLevel(level)
 
 
 GRID_CHECKED_UP_TO = 100  # jobs: composing one takes ~0.1 s here

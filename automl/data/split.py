@@ -35,8 +35,9 @@ def stratified_split(
     small to give any example to the second side returns it empty instead of failing."""
     by_class = list(_indices_by_class(labels, rng).values())
     counts = [max(0, min(round(len(m) * val_fraction), len(m) - keep)) for m in by_class]
-    if not any(counts):  # every class too small to give one (150 classes of 5 at 0.1)
-        counts = _from_the_whole(by_class, round(len(labels) * val_fraction), keep, rng)
+    target = round(len(labels) * val_fraction)
+    if sum(counts) * 2 < target:  # most classes too small to give one (150 intents of 5)
+        counts = _topped_up(by_class, counts, target, val_fraction, keep, rng)
     val_idx = [i for members, n in zip(by_class, counts, strict=True) for i in members[:n]]
     if (not val_idx and not allow_empty) or len(val_idx) == len(labels):
         raise DataError(
@@ -52,19 +53,31 @@ def stratified_split(
     return pick(train_idx), pick(val_idx)
 
 
-def _from_the_whole(
-    by_class: list[list[int]], target: int, keep: int, rng: np.random.Generator
+def _topped_up(
+    by_class: list[list[int]],
+    counts: list[int],
+    target: int,
+    fraction: float,
+    keep: int,
+    rng: np.random.Generator,
 ) -> list[int]:
-    """How many of each class go to the second side when rounding class by class gives none:
-    `target` in all (the fraction of the whole), one a class in turn, the classes with most
-    examples first (ties in a seeded order), each keeping `keep` on the first side."""
-    order = sorted(rng.permutation(len(by_class)), key=lambda c: -len(by_class[c]))
-    counts = [0] * len(by_class)
-    while target > 0 and any(len(by_class[c]) - keep > counts[c] for c in order):
-        for c in order:
-            if target > 0 and len(by_class[c]) - keep > counts[c]:
+    """Class by class rounding lost most of the share: `target` in all (the fraction of the
+    whole), one more at a time to the class furthest below its own share (ties in a seeded
+    order), each class keeping `keep` on the first side."""
+    counts = list(counts)
+    room = [len(m) - keep - n for m, n in zip(by_class, counts, strict=True)]
+    order = sorted(  # sorted keeps the seeded order among equals
+        rng.permutation(len(by_class)), key=lambda c: counts[c] - len(by_class[c]) * fraction
+    )
+    total = sum(counts)
+    while total < target and any(r > 0 for r in room):
+        for c in order:  # a round: one more to each class with room, furthest below first
+            if total >= target:
+                break
+            if room[c] > 0:
                 counts[c] += 1
-                target -= 1
+                room[c] -= 1
+                total += 1
     return counts
 
 

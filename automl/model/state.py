@@ -37,7 +37,9 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
         raise ModelError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]} ...")
     missing = [n for n in trainable if n not in state]
     after = _after_the_blocks(model) if missing else ()
-    head_first = set(_head_before_backbone(model)) if missing else set()
+    # only where blocks are frozen (the embeddings then are): the only case it was frozen
+    frozen = any(not p.requires_grad for p in model.parameters())
+    head_first = set(_head_before_backbone(model)) if missing and frozen else set()
     older = [n for n in missing if _beside_classifier(n) or n.startswith(after) or n in head_first]
     if older:
         log.info("checkpoint from before %s was trained: kept as it started", older[0])

@@ -903,6 +903,10 @@ def test_an_xlm_roberta_checkpoint_from_before_its_head_trained_still_loads() ->
     no_block = {k: v for k, v in older.items() if ".layer.2." not in k}
     with pytest.raises(ModelError, match="lacks the trainable tensor .*layer.2"):
         load_trainable_state(model, no_block)
+    unfrozen = _xlm_roberta()  # nothing frozen: its classifier always trained and was saved
+    state = {k: v for k, v in trainable_state(unfrozen).items() if not k.startswith("classifier.")}
+    with pytest.raises(ModelError, match="lacks the trainable tensor .*classifier"):
+        load_trainable_state(unfrozen, state)
     bert = tiny("bert")[0]  # a head registered after the backbone is never excused
     freeze_bottom(bert, 1)
     state = {k: v for k, v in trainable_state(bert).items() if not k.startswith("classifier.")}
