@@ -85,6 +85,8 @@ class SweepPlan:
     keeps: str = ""
     # the MLflow parent run the sweep state in out_dir recorded (search/state.py)
     recorded_run: str | None = None
+    # whether the warm start's points run now: a sweep's first round only, before any trial
+    warm_runs: bool = True
 
     @property
     def trial_device(self) -> str:
@@ -107,7 +109,11 @@ class SweepPlan:
             *(f"    {p.key}: {describe_param(p, self.space.models)}" for p in self.space.params),
             f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
             + (redact(self.tracking_uri) if self.tracking_uri else "off"),
-            *([f"  {self.warm_start.describe()}"] if self.warm_start else []),
+            *(
+                [f"  {self.warm_start.describe()}" + ("" if self.warm_runs else NOT_AGAIN)]
+                if self.warm_start
+                else []
+            ),
             *([f"  replaces: {self.replaces}"] if self.replaces else []),
             *([f"  keeps: {self.keeps}"] if self.keeps else []),
         ]
@@ -117,6 +123,22 @@ class SweepPlan:
         if not self.models:
             return f"{display_name(self.conf.model)} ({counted(self.num_blocks, 'block')})"
         return "searched over " + ", ".join(self.models)
+
+
+NOT_AGAIN = " (not run again: they run first in a sweep's first round only)"
+
+
+def warm_start_of(conf: Config, space: SearchSpace, runs: bool) -> WarmStart | None:
+    """The warm start's points (`sweep.warm_start`, the space's `first_trials`). Where they do
+    not run (a resume past their round) they only label the trials that ran them: an earlier
+    sweep deleted or moved since is no reason to refuse the resume."""
+    if runs:
+        return load_warm_start(conf, space)
+    try:
+        return load_warm_start(conf, space)
+    except ConfigError as err:
+        log.info("warm start not read again (%s); its trials keep their records", err)
+        return None
 
 
 def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
@@ -241,9 +263,12 @@ def plan_sweep(conf: Config) -> SweepPlan:
     continues = s.resume and before.phase != "new"
     resumes = before.started_with if continues else {}
     check_same_start(s.name, resumes, identity)
-    warm = load_warm_start(conf, space)
     # an interrupted round Ray saved goes on with its own settings (else it starts afresh)
     restored = continues and restorable(storage / experiment_name(s.name, before.round))
+    # the first round's points run before its first trial, never in a later round or a
+    # restored one (Ray's searcher holds what is left of them)
+    warm_runs = not continues or (before.round == 0 and not before.records and not restored)
+    warm = warm_start_of(conf, space, warm_runs)
     started_in = Path(before.storage) if before.storage else storage
     interrupted = continues and before.phase == "running" and not restored
     if interrupted and restorable(started_in / experiment_name(s.name, before.round)):
@@ -256,7 +281,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     plan = SweepPlan(
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
         identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,
-        settings_kept(before, conf) if restored else "", before.mlflow_run_id,
+        settings_kept(before, conf) if restored else "", before.mlflow_run_id, warm_runs,
     )  # fmt: skip
     import ray
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +174,18 @@ def test_warm_started_sweep_runs_the_earlier_best_first(tmp_path: Path) -> None:
     assert (out / "report" / "pareto.png").is_file()
     page = (out / "report" / "index.html").read_text()
     assert "warm_start:smoke/" in page and "Pareto front" in page
+    # extending it runs no warm point again, and says so; the earlier sweep gone since (its
+    # summary moved away) refused the extension
+    from automl.search.plan import NOT_AGAIN, plan_sweep
+
+    earlier_summary = tmp_path / "outputs" / "smoke" / "summary.json"
+    earlier_summary.rename(earlier_summary.with_name("moved.json"))
+    extend = replace(second, sweep=replace(second.sweep, resume=True, num_samples=6))
+    plan = plan_sweep(extend)
+    assert not plan.warm_runs and plan.warm_start is None
+    earlier_summary.with_name("moved.json").rename(earlier_summary)
+    plan = plan_sweep(extend)
+    assert plan.warm_start is not None and NOT_AGAIN in plan.describe()
 
 
 def test_keys_the_earlier_sweep_did_not_search_take_its_own_settings(tmp_path: Path) -> None:
