@@ -25,25 +25,42 @@ DATA_KEY = "data fingerprint"
 
 
 def started_with(
-    config: Mapping[str, Any], searched: Mapping[str, Any], sweep_keys: Mapping[str, Any]
+    config: Mapping[str, Any],
+    searched: Mapping[str, Any],
+    sweep_keys: Mapping[str, Any],
+    models: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The values that decide what a trial learns and how it is scored: the config's model,
     train and peft values the search space does not sample (and that its model source reads:
     a packaged model's `name_or_path`, which a multirun job may carry for another job, is
     not), each searched key's spec
-    (`searched`: key -> its spec, as in the YAML) and the objective (`sweep_keys`)."""
+    (`searched`: key -> its spec, as in the YAML) and the objective (`sweep_keys`). Where the
+    space chooses the model, each choice's section (`models`, as its trials train it) stands
+    for the config's own, which no trial reads."""
     unread = {"model.name_or_path"} if config["model"].get("source") != "pretrained" else set()
+    sections = [s for s in FIXED_SECTIONS if not (models and s == "model")]
     fixed = {
         key: json.dumps(_same_folder(key, value), sort_keys=True)
-        for section in FIXED_SECTIONS
+        for section in sections
         for key, value in leaf_values(config[section], f"{section}.").items()
         if key not in FREE_KEYS and key not in searched and key not in unread
     }
+    chosen = {
+        f"{MODEL_CHOICE_PREFIX}{name}{key[len('model') :]}": json.dumps(
+            _same_folder(key, value), sort_keys=True
+        )
+        for name, section in (models or {}).items()
+        for key, value in leaf_values(section, "model.").items()
+        if key not in FREE_KEYS
+    }
     ranges = {f"{SPACE_PREFIX}{k}": json.dumps(v, sort_keys=True) for k, v in searched.items()}
-    return {**fixed, **ranges, **{k: json.dumps(v) for k, v in sweep_keys.items()}}
+    return {**fixed, **chosen, **ranges, **{k: json.dumps(v) for k, v in sweep_keys.items()}}
 
 
 SPACE_PREFIX = "search space "
+# a choice of the space's `model` key, by its settings (`model=tiny_bert.max_length`); a sweep
+# from before 2026-12-06 (night) recorded none and is not judged by them
+MODEL_CHOICE_PREFIX = "model="
 
 
 def _same_folder(key: str, value: Any) -> Any:

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -258,6 +258,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     identity = started_with(
         base, {p.key: p.as_dict() for p in space.params},
         {"sweep.metric": s.metric, "sweep.mode": s.mode},
+        {name: asdict(m) for name, m in models.items()},
     )  # fmt: skip
     # "new": killed before it began, so it starts afresh
     continues = s.resume and before.phase != "new"

@@ -197,3 +197,23 @@ def test_a_resume_on_other_data_is_refused_before_any_tokenizing(
         prepare_data_for_models(
             conf, {}, lambda task: check_same_data("smoke", before, data_fingerprint(task))
         )
+
+
+def test_a_space_choosing_the_model_is_judged_by_its_choices_not_the_configs_model(
+    tmp_path: Path,
+) -> None:
+    """Where the space chooses the model no trial reads the config's own `model` section: a
+    resume with `model=minilm` was refused for it, and an edit of a choice's file
+    (conf/model/tiny_bert.yaml) between start and resume went unnoticed."""
+    space = ("search_space=models",)
+    started = _plan(tmp_path, *space).started_with
+    assert not [k for k in started if k.startswith("model.")]
+    assert started["model=tiny_bert.tiny_layers"] == "2"
+    assert "model=minilm.package" in started
+    out = tmp_path / "outputs" / "smoke"
+    SweepState(phase="running", started_with={**started, DATA_KEY: FINGERPRINT}).save(out)
+    assert _plan(tmp_path, *space, "sweep.resume=true", "model=minilm").continues
+    edited = {**started, "model=tiny_bert.tiny_layers": "3", DATA_KEY: FINGERPRINT}
+    SweepState(phase="running", started_with=edited).save(out)
+    with pytest.raises(ConfigError, match=r"model=tiny_bert.tiny_layers: 3, now 2"):
+        _plan(tmp_path, *space, "sweep.resume=true")
