@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from automl.config.paths import read_json_object
 from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.search_space import SearchSpace
-from automl.config.space_params import fit_value, same_value
+from automl.config.space_params import MODEL_KEY, fit_value, same_value
 
 log = logging.getLogger("automl.sweep")
 
@@ -140,7 +140,7 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
     points: list[WarmPoint] = []
     notes: list[str] = []
     earlier = _earlier_config(path.parent)
-    fixed = _fixed_settings(earlier, space)  # what its trials trained with, unsearched
+    fixed = _fixed_settings(earlier, space, asdict(conf.model))  # trained with, unsearched
     for row in rows:
         origin = f"{WARM_ORIGIN}{summary.get('sweep', path.parent.name)}/{row['trial_id']}"
         params = {**fixed, **(row.get("params") or {})}
@@ -174,18 +174,44 @@ def _earlier_config(earlier_dir: Path) -> dict[str, Any]:
     return earlier if isinstance(earlier, dict) else {}
 
 
-def _fixed_settings(earlier: dict[str, Any], space: SearchSpace) -> dict[str, Any]:
+def _fixed_settings(
+    earlier: dict[str, Any], space: SearchSpace, base_model: Mapping[str, Any]
+) -> dict[str, Any]:
     """The earlier sweep's own settings of keys this space searches and it did not: its trials
     trained with them, so a warm point runs them too rather than a random draw (the earlier
-    trial's searched values replace them)."""
+    trial's searched values replace them). Its model, where this space chooses one: the
+    choice that stands for the same model section (`minilm` for the default's model)."""
     out: dict[str, Any] = {}
     for key in space.keys:
         node: Any = earlier
         for part in key.split("."):
             node = node.get(part) if isinstance(node, dict) else None
-        if node is not None and not isinstance(node, dict | list):  # `model`: a whole section
+        if key == MODEL_KEY and isinstance(node, dict):
+            choice = _same_model(node, space.models, base_model)
+            if choice is not None:
+                out[key] = choice
+        elif node is not None and not isinstance(node, dict | list):
             out[key] = node
     return out
+
+
+def _same_model(
+    section: Mapping[str, Any], choices: tuple[str, ...], base_model: Mapping[str, Any]
+) -> str | None:
+    """The choice whose model section is `section` (trust_remote_code aside: a permission,
+    not the model), or None."""
+    from automl.model.choices import model_section
+
+    def key(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k != "trust_remote_code"}
+
+    for choice in choices:
+        try:
+            if key(model_section(choice, base_model)) == key(section):
+                return choice
+        except ValueError:  # a choice's file that does not read: the plan says so
+            continue
+    return None
 
 
 def _same_seed(conf: Config, earlier: dict[str, Any]) -> list[str]:

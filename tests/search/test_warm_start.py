@@ -218,6 +218,32 @@ def test_keys_the_earlier_sweep_did_not_search_take_its_own_settings(tmp_path: P
     assert [p.origin for p in warm.points] == ["warm_start:old/t1", "first_trials[1]"]
 
 
+@pytest.mark.parametrize(("earlier_model", "choice"), [("minilm", "minilm"),
+                                                      ("tiny_gpt2", None)])  # fmt: skip
+def test_a_space_choosing_the_model_starts_from_the_earlier_sweeps_model(
+    tmp_path: Path, earlier_model: str, choice: str | None
+) -> None:
+    """The earlier sweep trained MiniLM, which the space's `minilm` choice is: the rerun of
+    its best drew the model (tiny BERT with MiniLM's learning rate) and its dependent keys at
+    random. A model that is none of the choices is still left to the sampler."""
+    from automl.search.plan import plan_sweep
+
+    earlier = tmp_path / "outputs" / "old"
+    earlier.mkdir(parents=True)
+    old_conf = compose_sweep_config(tmp_path, "experiment=smoke", f"model={earlier_model}")
+    (earlier / "config.json").write_text(json.dumps(as_dict(old_conf)))
+    rows = [{"trial_id": "t1", "status": "completed", "best_value": 0.9,
+             "params": {"peft.lora_rank": 8, "train.learning_rate": 0.002}}]  # fmt: skip
+    (earlier / "summary.json").write_text(
+        json.dumps({"sweep": "old", "metric": "val_accuracy", "trials": rows})
+    )
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "search_space=models",
+                                "sweep.warm_start=old", "tracking.enabled=false")  # fmt: skip
+    warm = plan_sweep(conf).warm_start
+    assert warm is not None
+    assert warm.points[0].dotted.get("model") == choice
+
+
 def test_a_later_or_resumed_round_labels_the_warm_points_no_trial_ran_yet(
     smoke_space: SearchSpace,
 ) -> None:
