@@ -77,11 +77,14 @@ def check_overrides(
     register_configs()
     multirun = any(a in MULTIRUN_FLAGS for a in overrides)
     try:
-        jobs = (
-            multirun_jobs([a for a in overrides if a not in MULTIRUN_FLAGS])
-            if multirun
-            else [overrides]
-        )
+        try:
+            jobs = (
+                multirun_jobs([a for a in overrides if a not in MULTIRUN_FLAGS])
+                if multirun
+                else [overrides]
+            )
+        except ValueError as err:  # Python's own refusal of a sweep (`range(1,5,0)`)
+            raise ConfigError(f"config: command line: {err}") from None
         if jobs is None:
             return
         own_record = any(  # set to a folder of its own, not one under paths.output_dir

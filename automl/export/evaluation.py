@@ -61,7 +61,10 @@ def predict_folder(
             predicted = _predict(model.to("cuda"), tokenizer, ids, batch_size)
         except (RuntimeError, AssertionError) as err:  # out of memory, busy, another's job
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-            if not isinstance(err, torch.cuda.OutOfMemoryError) and "cuda" not in first.lower():
+            gpu_words = ("cuda", "cudnn", "cublas", "hip error")  # the GPU's libraries
+            if not isinstance(err, torch.cuda.OutOfMemoryError) and not any(
+                word in first.lower() for word in gpu_words
+            ):
                 raise  # the model's own error, not the GPU's: as it is
             log.warning("%s: scored on the CPU: the GPU cannot be used (%s)", folder, first)
     if predicted is None:

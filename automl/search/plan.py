@@ -125,19 +125,20 @@ class SweepPlan:
         return "searched over " + ", ".join(self.models)
 
 
-NOT_AGAIN = " (not run again: they run first in a sweep's first round only)"
+NOT_AGAIN = " (resumed: only those no trial has run yet still run)"
 
 
 def warm_start_of(conf: Config, space: SearchSpace, runs: bool) -> WarmStart | None:
-    """The warm start's points (`sweep.warm_start`, the space's `first_trials`). Where they do
-    not run (a resume past their round) they only label the trials that ran them: an earlier
-    sweep deleted or moved since is no reason to refuse the resume."""
+    """The warm start's points (`sweep.warm_start`, the space's `first_trials`). On a resume
+    past their start (Ray's restored searcher, or Optuna's study for an extension, holds those
+    not run yet) they only label the trials that run them: an earlier sweep deleted or moved
+    since is no reason to refuse the resume."""
     if runs:
         return load_warm_start(conf, space)
     try:
         return load_warm_start(conf, space)
     except ConfigError as err:
-        log.info("warm start not read again (%s); its trials keep their records", err)
+        log.warning("%s; the warm-start points not run yet still run, labelled `sampler`", str(err))
         return None
 
 

@@ -377,6 +377,7 @@ def test_a_missing_option_lists_the_available_ones() -> None:
     "overrides, culprit",
     [
         (["-m", "sweep.nope=1,2"], "sweep.nope"),
+        (["-m", "train.seed=range(1,5,0)"], "range() arg 3 must not be zero"),  # a traceback
         (["-m", "experiment=smoke,smok"], "experiment/smok"),
         (["--multirun", "sampler=tpe", "train.epochs=2,abc"], "train.epochs=abc"),
         (["-m", "experiment=smoke", "sweep.num_samples=3,0"], "sweep.num_samples: must be >= 1"),
