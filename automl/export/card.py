@@ -26,9 +26,7 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         **({"base_model": hub_base} if hub_base else {}),  # a Hub id, never a local folder's name
         "tags": ["finetune-automl", "text-classification"],
     }
-    license_ = base_model_license(conf.model)
-    if license_:  # a fine-tuned model is under its base model's license
-        front["license"] = license_
+    front.update(base_model_license(conf.model))  # a fine-tuned model is under its base's
     params = provenance.get("hyperparameters", {})
     lines = [
         "---",
@@ -91,11 +89,13 @@ def _trials(count: Any) -> str:
     return counted(count, "trial") if isinstance(count, int) else "? trials"
 
 
-def base_model_license(model: ModelConfig) -> str | None:
-    """The license the base model's own card declares, read from its folder or the local
-    Hugging Face cache; None where there is no card at hand (nothing is downloaded)."""
+def base_model_license(model: ModelConfig) -> dict[str, str]:
+    """The license the base model's own card declares, as card metadata (`license`, and for
+    `other` its `license_name`/`license_link`; several licenses, which the Hub's `license`
+    cannot hold, as `other` named after them), read from its folder or the local Hugging Face
+    cache; {} where there is no card at hand (nothing is downloaded)."""
     if model.source == "tiny":
-        return None
+        return {}
     from huggingface_hub import ModelCard, try_to_load_from_cache
 
     from automl.model.load import model_location
@@ -106,15 +106,26 @@ def base_model_license(model: ModelConfig) -> str | None:
         if not card.is_file():
             cached = try_to_load_from_cache(where, "README.md")
             if not isinstance(cached, str):  # not cached, or cached as absent
-                return None
+                return {}
             card = Path(cached)
-        license_ = ModelCard.load(card).data.license
+        data = ModelCard.load(card).data
     except Exception as err:  # a card is a courtesy: never fail an export over it
         logging.getLogger(__name__).debug("base model card not read: %s", err)
-        return None
-    if isinstance(license_, list):  # a card may declare several: "a, b"
-        license_ = ", ".join(str(item) for item in license_ if item)
-    return str(license_) if license_ else None
+        return {}
+    license_ = data.license
+    if isinstance(license_, list):  # several: "other", named after them ("mit-apache-2.0")
+        names = [str(item).strip().lower() for item in license_ if item]
+        if len(names) > 1:
+            return {"license": "other", "license_name": "-".join(names)}
+        license_ = names[0] if names else None
+    if not license_:
+        return {}
+    fields = {"license": str(license_)}
+    if fields["license"] == "other":  # the terms are in these two
+        for key in ("license_name", "license_link"):
+            if getattr(data, key, None):
+                fields[key] = str(getattr(data, key))
+    return fields
 
 
 def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
@@ -122,18 +133,29 @@ def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
     if not evaluation:
         return []
     lines = [
-        f"- held-out test ({evaluation['num_examples']} examples that no training or selection "
-        f"step saw): accuracy **{evaluation['accuracy']:.4f}**, macro-F1 "
+        f"- held-out test ({evaluation['num_examples']} rows held out before training, read by "
+        f"no training or selection step): accuracy **{evaluation['accuracy']:.4f}**, macro-F1 "
         f"{evaluation['macro_f1']:.4f}, balanced accuracy {evaluation['balanced_accuracy']:.4f}"
     ]
-    unseen = evaluation.get("unseen", {})
-    if unseen.get("num_examples"):
-        lines.append(
-            f"- of which {unseen['num_examples']} texts do not occur in the training split "
-            f"(the data repeats some texts): accuracy {unseen['accuracy']:.4f}, "
-            f"macro-F1 {unseen['macro_f1']:.4f}"
-        )
+    unseen = evaluation.get("unseen")
+    if isinstance(unseen, dict):
+        lines.append(unseen_line(evaluation["num_examples"], unseen))
     return lines
+
+
+def unseen_line(num_examples: int, unseen: dict[str, Any]) -> str:
+    """The test texts that do not also occur in the training split (the data repeats texts):
+    the score a new text can expect, said beside the whole split's."""
+    if not unseen.get("num_examples"):
+        return (
+            f"- every one of the {num_examples} test texts also occurs in the training split "
+            "(the data repeats texts): no score on texts the model did not train on"
+        )
+    return (
+        f"- of which {unseen['num_examples']} texts do not occur in the training split (the "
+        f"data repeats texts; the others it trained on): accuracy {unseen['accuracy']:.4f}, "
+        f"macro-F1 {unseen['macro_f1']:.4f}"
+    )
 
 
 def test_table_lines(evaluation: dict[str, Any] | None) -> list[str]:

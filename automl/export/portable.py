@@ -31,12 +31,16 @@ def portable_path(value: str, cwd: Path | None = None) -> str:
     if not match:
         return value
     path = Path(os.path.expanduser(match["path"])).resolve()
+    # `file://` takes an absolute path only: a relative one goes without it (mlruns)
+    scheme = "" if match["scheme"] == "file://" else match["scheme"] or ""
     for root in (Path(cwd or Path.cwd()).resolve(), PROJECT_ROOT):
+        if root.parent == root or root == Path.home().resolve():
+            continue  # `/` or the home folder (a container's cwd): relative to it says it all
         if path == root:
-            return (match["scheme"] or "") + "."
+            return scheme + "."
         if path.is_relative_to(root):
-            return (match["scheme"] or "") + str(path.relative_to(root))
-    return (match["scheme"] or "") + path.name
+            return scheme + str(path.relative_to(root))
+    return scheme + path.name
 
 
 def portable(value: Any, cwd: Path | None = None) -> Any:

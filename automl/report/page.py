@@ -20,6 +20,7 @@ from typing import Any
 from automl.config.paths import read_json_object, write_text_atomic
 from automl.console import counted
 from automl.export.evaluation import CONFUSION_FILE
+from automl.export.portable import portable_path
 from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
@@ -169,7 +170,7 @@ def _best_line(summary: dict[str, Any]) -> str:
     return (
         f"<p><b>Best:</b> trial {e(str(best))}, {e(summary['metric'])} = "
         f"{e(_fmt(summary.get('best_value')))} at epoch {e(_fmt(summary.get('best_epoch')))}; "
-        f"exported to {e(str(summary.get('export_dir') or CHECKPOINT_GONE))}</p>"
+        f"exported to {e(portable_path(str(summary.get('export_dir') or CHECKPOINT_GONE)))}</p>"
     )
 
 
@@ -190,7 +191,7 @@ def render_html(
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Sweep {e(summary['sweep'])}</title><style>{CSS}</style></head><body>",
         f"<h1>Sweep {e(summary['sweep'])}</h1>",
-        f'<p class="meta">{e(meta)}<br>data: {e(str(summary.get("data", "?")))}</p>',
+        f'<p class="meta">{e(meta)}<br>data: {e(portable_path(str(summary.get("data", "?"))))}</p>',
         _best_line(summary),
         "<h2>Trials</h2>",
         trial_table(summary),

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.data.quality import REPORT_FILE
+from automl.export.card import unseen_line
 from automl.export.evaluation import CONFUSION_FILE, load_evaluation, plot_confusion
 
 
@@ -28,9 +29,14 @@ def test_section(out_dir: Path, report_dir: Path) -> str:
             '<h2 id="test">Held-out test (exported model)</h2>',
             f"<p><b>Test accuracy {evaluation['accuracy']:.4f}</b> · macro-F1 "
             f"{evaluation['macro_f1']:.4f} · balanced accuracy "
-            f"{evaluation['balanced_accuracy']:.4f} · {evaluation['num_examples']} texts that "
-            "no training or selection step saw (scored once, after the best trial was chosen)"
-            "</p>",
+            f"{evaluation['balanced_accuracy']:.4f} · {evaluation['num_examples']} rows held "
+            "out before training, read by no training or selection step (scored once, after "
+            "the best trial was chosen)</p>",
+            *(
+                [f"<p>{html.escape(unseen_line(evaluation['num_examples'], unseen)[2:])}</p>"]
+                if isinstance(unseen := evaluation.get("unseen"), dict)
+                else []
+            ),
             "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
             f"<th>support</th></tr>{rows}</table>",
             f'<img src="{CONFUSION_FILE}" alt="test confusion matrix">',

@@ -18,7 +18,7 @@ from typing import Any
 from automl.config.paths import read_json_object
 from automl.config.schema import Config
 from automl.data.task import TaskData
-from automl.export.portable import is_hub_id
+from automl.export.portable import is_hub_id, portable_path
 from automl.tracking.promotion import score_tags, takes_alias
 from automl.tracking.runs import SweepTracker
 
@@ -203,10 +203,23 @@ def _log_model(
         # MLflow's LICENSE.txt looks the export's folder up as a Hub repo and points at a
         # huggingface.co URL made of a local path; say what holds instead
         (folder / "LICENSE.txt").write_text(license_text(parsed_card), encoding="utf-8")
+        _name_the_source(folder, export_dir.name)
         client.log_model_artifacts(logged.model_id, str(folder))
     client.finalize_logged_model(logged.model_id, "READY")
     client.log_outputs(tracker.parent_id, [LoggedModelOutput(logged.model_id, step=0)])
     return str(logged.model_id), str(logged.artifact_location)
+
+
+def _name_the_source(folder: Path, name: str) -> None:
+    """MLflow records the pipeline's source as the export's absolute path (this machine's
+    folders, in a store others read): its name instead (`best`), as the provenance does."""
+    from mlflow.models import Model
+
+    model = Model.load(str(folder / "MLmodel"))
+    flavor = model.flavors.get("transformers", {})
+    if "source_model_name" in flavor:
+        flavor["source_model_name"] = name
+        model.save(str(folder / "MLmodel"))
 
 
 def license_text(card: Any) -> str:
@@ -217,14 +230,16 @@ def license_text(card: Any) -> str:
                 "under its base model's license; see the base model's own terms.\n")  # fmt: skip
     base = getattr(card.data, "base_model", None)
     license_ = getattr(card.data, "license", None)
+    named = getattr(card.data, "license_name", None)
     lines = [f"Fine-tuned by finetune-automl from the base model "
              f"{base or 'its model card names (model_card.md)'}."]  # fmt: skip
     if license_:
         lines.append(f"It is under the base model's license, which its model card declares: "
-                     f"{license_}.")  # fmt: skip
-    else:
-        lines.append("The base model's card declares no license: check the base model's terms "
-                     "before you use or share this model.")  # fmt: skip
+                     f"{license_}{f' ({named})' if named else ''}.")  # fmt: skip
+    else:  # a Hub model's card is not downloaded with its weights: often not at hand
+        lines.append("No license was read from the base model's card (not at hand where it "
+                     "was exported, or naming none): check the base model's terms before you "
+                     "use or share this model.")  # fmt: skip
     if base and is_hub_id(str(base)):  # a Hub id, not a path
         lines.append(f"Base model: https://huggingface.co/{base}")
     return "\n".join(lines) + "\n"
@@ -259,9 +274,9 @@ def dataset_inputs(task: TaskData) -> list[Any]:
         )
         with warnings.catch_warnings():  # a source name that is not a URI: a note, not news
             warnings.simplefilter("ignore", UserWarning)
+            where = portable_path(task.description)  # MLflow is shared: no machine's paths
             dataset = from_pandas(
-                frame, source=task.description, targets="label",
-                name=f"{task.description} ({split_name})",
+                frame, source=where, targets="label", name=f"{where} ({split_name})",
             )  # fmt: skip
         context = InputTag("mlflow.data.context", contexts[split_name])
         inputs.append(DatasetInput(Dataset(**dataset.to_dict()), tags=[context]))

@@ -22,25 +22,33 @@ def front_matter(card: str) -> dict:
 
 def test_the_packaged_minilm_card_declares_apache_2() -> None:
     conf = replace(make_tiny_config(), model=ModelConfig())  # the embedded default model
-    assert base_model_license(conf.model) == "apache-2.0"
+    assert base_model_license(conf.model) == {"license": "apache-2.0"}
     assert front_matter(model_card(conf, PROVENANCE, ["a", "b"]))["license"] == "apache-2.0"
 
 
 def test_a_local_base_model_passes_its_license_on(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("---\nlicense: mit\n---\n# my model\n")
     model = ModelConfig(source="pretrained", name_or_path=str(tmp_path))
-    assert base_model_license(model) == "mit"
+    assert base_model_license(model) == {"license": "mit"}
+    # several: the Hub's `license` holds one id ("mit, apache-2.0" was refused on a push)
     (tmp_path / "README.md").write_text("---\nlicense: [mit, apache-2.0]\n---\n")
-    assert base_model_license(model) == "mit, apache-2.0"  # a list, not its Python repr
+    assert base_model_license(model) == {"license": "other", "license_name": "mit-apache-2.0"}
+    # `other` names its terms in two more keys, which went missing
+    (tmp_path / "README.md").write_text(
+        "---\nlicense: other\nlicense_name: llama3\nlicense_link: LICENSE\n---\n"
+    )
+    assert base_model_license(model) == {
+        "license": "other", "license_name": "llama3", "license_link": "LICENSE"
+    }  # fmt: skip
 
 
 def test_no_card_no_license(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# a card without front matter\n")
     local = ModelConfig(source="pretrained", name_or_path=str(tmp_path))
     uncached = ModelConfig(source="pretrained", name_or_path="someone/not-in-any-cache")
-    assert base_model_license(local) is None and base_model_license(uncached) is None
+    assert base_model_license(local) == {} and base_model_license(uncached) == {}
     conf = make_tiny_config()  # a random tiny model has no base card at all
-    assert base_model_license(conf.model) is None
+    assert base_model_license(conf.model) == {}
     assert "license" not in front_matter(model_card(conf, PROVENANCE, ["a", "b"]))
 
 

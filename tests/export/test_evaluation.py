@@ -174,7 +174,8 @@ def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
     provenance = json.loads((exported / "provenance.json").read_text())
     assert provenance["test_evaluation"]["accuracy"] == evaluation["accuracy"]
     card = (exported / "README.md").read_text()
-    assert "held-out test (5 examples that no training or selection step saw): accuracy " in card
+    held_out = "held-out test (5 rows held out before training, read by no training or selection"
+    assert f"{held_out} step): accuracy " in card
     # the first test text also occurs in training: the other four are scored apart
     unseen = sum(p == t for p, t in zip(predicted[1:5], truth[1:], strict=True)) / 4
     assert evaluation["unseen"]["num_examples"] == 4
@@ -190,6 +191,10 @@ def test_a_test_split_all_seen_in_training_has_no_unseen_score(exported: Path) -
     evaluation = evaluate_export(exported, TEXTS, [0, 1, 2, 2, 0], LABELS, [True] * 5)
     assert evaluation["unseen"] == {"num_examples": 0}
     assert evaluation["num_examples"] == 5
+    from automl.export.card import test_result_lines
+
+    said = "\n".join(test_result_lines(evaluation))  # said, not left out: the score is of texts
+    assert "every one of the 5 test texts also occurs in the training split" in said  # it saw
     assert "test_accuracy_unseen" not in headline(evaluation)
 
 
