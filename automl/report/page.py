@@ -49,7 +49,32 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
     )
     if not isinstance(summary["trials"], list):
         raise ReportError(f"{path}: not a sweep summary (trials is not a list)")
+    for number, row in enumerate(summary["trials"], start=1):
+        problem = _row_problem(row)
+        if problem:  # a hand-edited or cut file: a traceback deep in the drawing otherwise
+            raise ReportError(f"{path}: trial {number}: {problem}")
     return summary
+
+
+# what the page reads of each trial, and the types it draws them as
+_ROW_FIELDS: dict[str, tuple[type, ...]] = {
+    "trial_id": (str,), "status": (str,), "history": (list,), "wall_s": (int, float),
+    "params": (dict,), "best_value": (int, float, type(None)),
+    "best_epoch": (int, type(None)), "epochs_run": (int, type(None)),
+}  # fmt: skip
+
+
+def _row_problem(row: Any) -> str | None:
+    if not isinstance(row, dict):
+        return f"not a trial's record ({type(row).__name__})"
+    for key, types in _ROW_FIELDS.items():
+        if key not in row:
+            return f"no {key!r}"
+        if not isinstance(row[key], types) or isinstance(row[key], bool):
+            return f"{key!r} is {row[key]!r}, not a {' or '.join(t.__name__ for t in types)}"
+    if not all(isinstance(epoch, dict) for epoch in row["history"]):
+        return "'history' holds something other than epochs' metrics"
+    return None
 
 
 PLOT_FILES = ("history.png", "importance.png", "learning_curves.png",

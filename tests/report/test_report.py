@@ -224,6 +224,28 @@ def test_cli_on_a_folder_that_is_not_a_sweep_exits_2_with_one_line(
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda row: row.pop("history"), "trial 1: no 'history'"),
+        (lambda row: row.update(wall_s="12 s"), "trial 1: 'wall_s' is '12 s', not a int or float"),
+        (lambda row: row.update(params=None), "trial 1: 'params' is None, not a dict"),
+        (lambda row: row.update(best_value="0.7"), "trial 1: 'best_value' is '0.7', not a"),
+    ],
+    ids=["no-history", "wall-s-text", "params-null", "value-text"],
+)
+def test_cli_on_an_edited_summary_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, problem: str
+) -> None:
+    """A hand-edited or cut summary.json was a KeyError/TypeError traceback in the drawing."""
+    row = _row("t1", "completed", 8, 1e-3, 0, [0.7])
+    edit(row)
+    write_summary(tmp_path, [row])
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and problem in err, err
+
+
 def test_cli_that_cannot_write_the_report_exits_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
