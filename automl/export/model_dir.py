@@ -52,6 +52,7 @@ def export_checkpoint(
     )  # frozen weights of a randomly initialised (tiny) model match the trial's
     tokenizer = load_tokenizer(conf.model)
     tokenizer.model_max_length = conf.model.max_length  # pipelines truncate as training did
+    _fast_tokenizer_cuts_at(tokenizer, conf.model.max_length)
     model, info = build_model(conf.model, conf.peft, label_names, int(tokenizer.pad_token_id))
     progress = load_best(model, checkpoint_dir)
     merged = merged_for_export(model)
@@ -147,3 +148,16 @@ def _exchange(a: Path, b: Path) -> bool:
         return False
     at_fdcwd, rename_exchange = -100, 2
     return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _fast_tokenizer_cuts_at(tokenizer: Any, max_length: int) -> None:
+    """tokenizer.json keeps the base model's own truncation and padding (128 for MiniLM):
+    read by the `tokenizers` library alone (ONNX runtimes, Rust), a model trained on 48
+    tokens got 128. Set to the training length, as `model_max_length` is."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return
+    if backend.truncation is not None:
+        backend.enable_truncation(**{**backend.truncation, "max_length": max_length})
+    if backend.padding is not None and backend.padding.get("length") is not None:
+        backend.enable_padding(**{**backend.padding, "length": max_length})

@@ -124,6 +124,15 @@ def test_a_gpu_that_cannot_be_used_scores_on_the_cpu(
     assert "scored on the CPU: the GPU cannot be used" in caplog.text
 
 
+def test_the_exported_tokenizer_json_cuts_at_the_training_length(exported: Path) -> None:
+    """Read by the `tokenizers` library alone (an ONNX runtime), tokenizer.json cut at the
+    base model's 128 tokens where the model trained on 64."""
+    from tokenizers import Tokenizer
+
+    fast = Tokenizer.from_file(str(exported / "tokenizer.json"))
+    assert len(fast.encode("word " * 300).ids) == 64  # make_tiny_config: max_length 64
+
+
 def _prepared(test_labels: list[int] | None) -> PreparedData:
     empty = TokenizedSplit([], np.zeros(0, dtype=np.int64))
     data = PreparedData(empty, empty, LABELS, 0, "unit", [])
