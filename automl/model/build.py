@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -37,6 +37,7 @@ def build_model(
 
     id2label = dict(enumerate(label_names))
     label2id = {name: i for i, name in id2label.items()}
+    absent: list[str] = []  # the base model's weights its checkpoint did not hold
     if cfg.source == "tiny":
         config = _tiny_config(cfg, 30522, len(label_names), pad_token_id)
         config.id2label, config.label2id = id2label, label2id
@@ -44,7 +45,7 @@ def build_model(
         source = f"tiny-{cfg.tiny_arch}"
     else:
         source = model_location(cfg)
-        model = _load_classifier(cfg, source, id2label, label2id)
+        model, absent = _load_classifier(cfg, source, id2label, label2id)
     # the loss is single-label cross-entropy whatever the checkpoint was trained for (a
     # multi-label or regression checkpoint's problem_type would make the model's own loss BCE
     # or MSE)
@@ -56,11 +57,12 @@ def build_model(
         raise ModelError(
             f"peft.frozen_layers: {depth} is more than the model's {len(blocks)} transformer blocks"
         )
+    random_layers = started_random(model, absent)  # a checkpoint saved without its pooler
     if peft_cfg.lora_rank > 0 and depth < len(blocks):
-        model = apply_lora(model, peft_cfg, depth, len(blocks))
+        model = apply_lora(model, peft_cfg, depth, len(blocks), random_layers)
     elif peft_cfg.lora_rank > 0:  # every block frozen: nothing to adapt, only the head trains
-        for p in model.base_model.parameters():
-            p.requires_grad_(False)
+        for name, p in model.base_model.named_parameters():
+            p.requires_grad_(name.split(".")[0] in random_layers)
     else:
         freeze_bottom(model, depth)
     trainable, total = count_parameters(model)
@@ -70,9 +72,10 @@ def build_model(
 
 def _load_classifier(
     cfg: ModelConfig, source: str, id2label: dict[int, str], label2id: dict[str, int]
-) -> nn.Module:
+) -> tuple[nn.Module, list[str]]:
     """The pretrained model with a head for the data's classes: the checkpoint's own rows for
-    the classes it names (model/head.py), fresh rows for the rest."""
+    the classes it names (model/head.py), fresh rows for the rest; and the model's weights
+    the checkpoint did not hold."""
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers import logging as hf_logging
 
@@ -91,7 +94,7 @@ def _load_classifier(
             absent = _absent_keys(loading)
             _check_backbone_loaded(model, absent, source)
             if remap_head(model, theirs, label_names, absent):
-                return model
+                return model, absent
             del model  # before loading again: never two copies of a large model at once
             log.warning(
                 "%s names its classes, but its head's output layer was not found: "
@@ -110,8 +113,9 @@ def _load_classifier(
             ignore_mismatched_sizes=True,
             output_loading_info=True,
         )
-        _check_backbone_loaded(model, _absent_keys(loading), source)
-        return model
+        absent = _absent_keys(loading)
+        _check_backbone_loaded(model, absent, source)
+        return model, absent
     finally:
         hf_logging.set_verbosity(verbosity)
 
@@ -273,8 +277,16 @@ def _shared_by_blocks(model: nn.Module, blocks_name: str) -> list[nn.Parameter]:
     return shared
 
 
-def apply_lora(model: nn.Module, peft_cfg: PeftConfig, depth: int, num_blocks: int) -> nn.Module:
-    """LoRA adapters on the unfrozen blocks only; peft freezes the rest but the head."""
+def apply_lora(
+    model: nn.Module,
+    peft_cfg: PeftConfig,
+    depth: int,
+    num_blocks: int,
+    random_layers: Sequence[str] = (),
+) -> nn.Module:
+    """LoRA adapters on the unfrozen blocks only; peft freezes the rest but the head, and the
+    backbone's `random_layers` (started_random), which frozen would stay at their random
+    start."""
     from peft import LoraConfig, TaskType, get_peft_model
 
     rank = peft_cfg.lora_rank
@@ -287,12 +299,40 @@ def apply_lora(model: nn.Module, peft_cfg: PeftConfig, depth: int, num_blocks: i
         lora_dropout=peft_cfg.lora_dropout,
         target_modules=targets,
         layers_to_transform=list(range(depth, num_blocks)) if depth else None,
-        modules_to_save=head_modules(model) or None,  # beside peft's classifier/score
+        # beside peft's classifier/score
+        modules_to_save=[*head_modules(model), *random_layers] or None,
     )
     try:
         return get_peft_model(model, lora)
     except ValueError as err:
         raise ModelError(f"peft.target_modules: {str(err).splitlines()[0]}") from None
+
+
+def started_random(model: nn.Module, absent: Sequence[str]) -> list[str]:
+    """The backbone's layers beside its blocks whose weights the checkpoint did not hold, all
+    of them (BERT's pooler in a checkpoint saved without it): they start random, and LoRA
+    would freeze them there, the classifier reading a random projection. Their names, as
+    peft's `modules_to_save` takes them, where peft would match nothing else by them."""
+    prefix = getattr(model, "base_model_prefix", "")
+    backbone = getattr(model, prefix, None) if prefix else None
+    if backbone is None or not absent:
+        return []
+    missing = set(absent)
+    keys = [key for key, _ in model.named_modules()]
+    blocks_name, _ = find_blocks(model)
+    found = []
+    for name, child in backbone.named_children():
+        params = [f"{prefix}.{name}.{n}" for n, _ in child.named_parameters()]
+        if (
+            params
+            and all(p in missing for p in params)
+            and not blocks_name.startswith(f"{prefix}.{name}")
+            and [key for key in keys if key.endswith(name)] == [f"{prefix}.{name}"]
+        ):
+            found.append(name)
+    if found:
+        log.warning("%s start random (not in the checkpoint): they train", ", ".join(found))
+    return found
 
 
 def head_modules(model: nn.Module) -> list[str]:

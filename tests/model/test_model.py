@@ -912,3 +912,22 @@ def test_an_xlm_roberta_checkpoint_from_before_its_head_trained_still_loads() ->
     state = {k: v for k, v in trainable_state(bert).items() if not k.startswith("classifier.")}
     with pytest.raises(ModelError, match="lacks the trainable tensor .*classifier"):
         load_trainable_state(bert, state)
+
+
+@pytest.mark.parametrize("depth", [0, 2])
+def test_a_pooler_the_checkpoint_lacks_trains_under_lora(tmp_path: Path, depth: int) -> None:
+    """A BERT saved without its pooler (add_pooling_layer=False) starts it random; LoRA froze
+    it there, so the classifier read a random projection of [CLS] in every trial. Saved with
+    it, the pooler stays frozen as LoRA leaves it."""
+    from transformers import BertConfig
+
+    source = _small(BertConfig)
+    state = {k: v for k, v in source.state_dict().items() if ".pooler." not in k}
+    source.save_pretrained(tmp_path / "no-pooler", state_dict=state)
+    source.save_pretrained(tmp_path / "whole")
+    peft = PeftConfig(lora_rank=4, frozen_layers=depth)
+    for folder, trains in (("no-pooler", True), ("whole", False)):
+        cfg = ModelConfig(source="pretrained", name_or_path=str(tmp_path / folder))
+        model, _ = build_model(cfg, peft, ["a", "b", "c"], pad_token_id=0)
+        pooler = [p.requires_grad for n, p in model.named_parameters() if ".pooler." in n]
+        assert pooler and any(pooler) == trains, folder
