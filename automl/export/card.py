@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import yaml
 
 from automl.config.schema import Config, ModelConfig
 from automl.console import counted
-from automl.export.portable import MANUAL, hub_base_model, lineage, provenance_lines
+from automl.export.portable import MANUAL, hub_base_model, is_hub_id, lineage, provenance_lines
 from automl.search.summary import describe_scores
 
 
@@ -114,19 +115,32 @@ def base_model_license(model: ModelConfig) -> dict[str, str]:
         logging.getLogger(__name__).debug("base model card not read: %s", err)
         return {}
     license_ = data.license
+    own_name = getattr(data, "license_name", None)
     if isinstance(license_, list):  # several: "other", named after them ("mit-apache-2.0")
-        names = [str(item).strip().lower() for item in license_ if item]
+        names = [str(own_name) if item == "other" and own_name else str(item)
+                 for item in license_ if item]  # fmt: skip
         if len(names) > 1:
-            return {"license": "other", "license_name": "-".join(names)}
+            return {"license": "other", "license_name": "-".join(map(_slug, names))}
         license_ = names[0] if names else None
     if not license_:
         return {}
     fields = {"license": str(license_)}
     if fields["license"] == "other":  # the terms are in these two
-        for key in ("license_name", "license_link"):
-            if getattr(data, key, None):
-                fields[key] = str(getattr(data, key))
+        if own_name:
+            fields["license_name"] = str(own_name)
+        link = getattr(data, "license_link", None)
+        if link and not str(link).startswith(("http://", "https://")):
+            # a file of the base model's repo (`LICENSE`): the export does not carry it
+            on_hub = is_hub_id(where) and not Path(where).is_dir()
+            link = f"https://huggingface.co/{where}/blob/main/{link}" if on_hub else None
+        if link:
+            fields["license_link"] = str(link)
     return fields
+
+
+def _slug(name: str) -> str:
+    """A license name as the Hub's `license_name` takes it: `CC BY-NC 4.0` -> `cc-by-nc-4.0`."""
+    return re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-")
 
 
 def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
@@ -147,7 +161,9 @@ def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
 def unseen_line(num_examples: int, unseen: dict[str, Any]) -> str:
     """The test texts that do not also occur in the training split (the data repeats texts):
     the score a new text can expect, said beside the whole split's."""
-    if not unseen.get("num_examples"):
+    if not all(isinstance(unseen.get(k), int | float) for k in ("accuracy", "macro_f1")):
+        if unseen.get("num_examples"):  # an edited file: no score to give
+            return f"- {unseen['num_examples']} test texts do not occur in training (no score)"
         return (
             f"- every one of the {num_examples} test texts also occurs in the training split "
             "(the data repeats texts): no score on texts the model did not train on"

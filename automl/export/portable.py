@@ -34,8 +34,8 @@ def portable_path(value: str, cwd: Path | None = None) -> str:
     # `file://` takes an absolute path only: a relative one goes without it (mlruns)
     scheme = "" if match["scheme"] == "file://" else match["scheme"] or ""
     for root in (Path(cwd or Path.cwd()).resolve(), PROJECT_ROOT):
-        if root.parent == root or root == Path.home().resolve():
-            continue  # `/` or the home folder (a container's cwd): relative to it says it all
+        if root.parent == root:
+            continue  # `/` (a container's cwd): relative to it is the whole path
         if path == root:
             return scheme + "."
         if path.is_relative_to(root):

@@ -52,7 +52,9 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
     for number, row in enumerate(summary["trials"], start=1):
         problem = _row_problem(row)
         if problem:  # a hand-edited or cut file: a traceback deep in the drawing otherwise
-            raise ReportError(f"{path}: trial {number}: {problem}")
+            named = row.get("trial_id") if isinstance(row, dict) else None
+            which = f"trial {named}" if isinstance(named, str) else f"trial {number}"
+            raise ReportError(f"{path}: {which}: {problem}")
     return summary
 
 
@@ -72,7 +74,7 @@ def _row_problem(row: Any) -> str | None:
             return f"no {key!r}"
         if not isinstance(row[key], types) or isinstance(row[key], bool):
             return f"{key!r} is {row[key]!r}, not a {' or '.join(t.__name__ for t in types)}"
-    if not all(isinstance(epoch, dict) for epoch in row["history"]):
+    if not all(isinstance(epoch, dict) and "epoch" in epoch for epoch in row["history"]):
         return "'history' holds something other than epochs' metrics"
     return None
 

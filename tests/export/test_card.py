@@ -33,13 +33,21 @@ def test_a_local_base_model_passes_its_license_on(tmp_path: Path) -> None:
     # several: the Hub's `license` holds one id ("mit, apache-2.0" was refused on a push)
     (tmp_path / "README.md").write_text("---\nlicense: [mit, apache-2.0]\n---\n")
     assert base_model_license(model) == {"license": "other", "license_name": "mit-apache-2.0"}
-    # `other` names its terms in two more keys, which went missing
+    (tmp_path / "README.md").write_text("---\nlicense: [apache-2.0, CC BY-NC 4.0]\n---\n")
+    assert base_model_license(model)["license_name"] == "apache-2.0-cc-by-nc-4.0"  # a slug
+    # `other` names its terms in two more keys, which went missing; a link to a file of the
+    # base model's folder would point at nothing in the export
+    link = "https://example.com/terms"
+    (tmp_path / "README.md").write_text(
+        f"---\nlicense: other\nlicense_name: llama3\nlicense_link: {link}\n---\n"
+    )
+    assert base_model_license(model) == {
+        "license": "other", "license_name": "llama3", "license_link": link
+    }  # fmt: skip
     (tmp_path / "README.md").write_text(
         "---\nlicense: other\nlicense_name: llama3\nlicense_link: LICENSE\n---\n"
     )
-    assert base_model_license(model) == {
-        "license": "other", "license_name": "llama3", "license_link": "LICENSE"
-    }  # fmt: skip
+    assert base_model_license(model) == {"license": "other", "license_name": "llama3"}
 
 
 def test_no_card_no_license(tmp_path: Path) -> None:

@@ -227,12 +227,13 @@ def test_cli_on_a_folder_that_is_not_a_sweep_exits_2_with_one_line(
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
-        (lambda row: row.pop("history"), "trial 1: no 'history'"),
-        (lambda row: row.update(wall_s="12 s"), "trial 1: 'wall_s' is '12 s', not a int or float"),
-        (lambda row: row.update(params=None), "trial 1: 'params' is None, not a dict"),
-        (lambda row: row.update(best_value="0.7"), "trial 1: 'best_value' is '0.7', not a"),
+        (lambda row: row.pop("history"), "trial t1: no 'history'"),
+        (lambda row: row.update(wall_s="12 s"), "trial t1: 'wall_s' is '12 s', not a int or"),
+        (lambda row: row.update(params=None), "trial t1: 'params' is None, not a dict"),
+        (lambda row: row.update(best_value="0.7"), "trial t1: 'best_value' is '0.7', not a"),
+        (lambda row: row["history"][0].pop("epoch"), "trial t1: 'history' holds something"),
     ],
-    ids=["no-history", "wall-s-text", "params-null", "value-text"],
+    ids=["no-history", "wall-s-text", "params-null", "value-text", "epoch-left-out"],
 )
 def test_cli_on_an_edited_summary_exits_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: Any, problem: str
