@@ -39,6 +39,18 @@ def _multirun(
     return exited.value.code, ran, capsys.readouterr().err.strip().splitlines()
 
 
+def _refused(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> list[str]:
+    """The app over `argv`: it must exit 2 before any job runs; its stderr lines."""
+    monkeypatch.setattr(sys, "argv", ["app", *argv])
+    ran: list[int] = []
+    with pytest.raises(SystemExit) as exited:
+        _app(ran)()
+    assert exited.value.code == 2 and not ran
+    return capsys.readouterr().err.strip().splitlines()
+
+
 def test_a_multirun_finishes_every_job_then_exits_1_naming_those_that_came_to_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -98,12 +110,7 @@ def test_hydras_errors_outside_the_pre_check_are_one_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("AUTOML_TEST_UNSET_VARIABLE", raising=False)
-    monkeypatch.setattr(sys, "argv", ["app", *argv])
-    ran: list[int] = []
-    with pytest.raises(SystemExit) as exited:
-        _app(ran)()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exited.value.code == 2 and not ran
+    err = _refused(argv, monkeypatch, capsys)
     assert err[-1].startswith(expected) and "Traceback" not in "\n".join(err), err
 
 
@@ -130,13 +137,8 @@ def test_a_multirun_into_an_output_folder_it_cannot_write_is_one_line(
     a file there was a NotADirectoryError traceback, exit 1."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "results").write_text("a file, not a folder")
-    argv = ["app", "-m", "experiment=smoke", "train.epochs=1,2", "paths.output_dir=results"]
-    monkeypatch.setattr(sys, "argv", argv)
-    ran: list[int] = []
-    with pytest.raises(SystemExit) as exited:
-        _app(ran)()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exited.value.code == 2 and not ran
+    argv = ["-m", "experiment=smoke", "train.epochs=1,2", "paths.output_dir=results"]
+    err = _refused(argv, monkeypatch, capsys)
     assert err == [f"error: config: paths.output_dir: {tmp_path / 'results'} is not a folder"]
 
 
@@ -175,13 +177,8 @@ def test_a_later_jobs_data_is_read_before_the_first_job_runs(
     monkeypatch.chdir(tmp_path)
     rows = "".join(f"text {i} about {'ab'[i % 2]},{'ab'[i % 2]}\n" for i in range(40))
     (tmp_path / "good.csv").write_text("text,label\n" + rows)
-    argv = ["app", "-m", "experiment=smoke", "data=csv", "data.path=good.csv", swept]
-    monkeypatch.setattr(sys, "argv", argv)
-    ran: list[int] = []
-    with pytest.raises(SystemExit) as exited:
-        _app(ran)()
-    err = capsys.readouterr().err.strip().splitlines()
-    assert exited.value.code == 2 and not ran
+    argv = ["-m", "experiment=smoke", "data=csv", "data.path=good.csv", swept]
+    err = _refused(argv, monkeypatch, capsys)
     assert err[-1].startswith("error: job ") and problem in err[-1], err
 
 
