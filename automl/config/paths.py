@@ -126,6 +126,17 @@ def _can_append_to(file: Path) -> bool:
         return False
 
 
+def readable_as_umask_allows(folder: Path) -> None:
+    """Files `transformers` wrote owner-only (its `save_pretrained` goes through a temporary
+    file: `model.safetensors` comes out 0600) get the mode every other file gets under this
+    process's umask, so that a shared export or a served MLflow model can be read by others."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.rglob("*"):
+        if path.is_file() and path.stat().st_mode & 0o777 == 0o600:
+            path.chmod(0o666 & ~mask)
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write, then rename over `path`: a kill midway leaves the old file or the new one, never
     half of one (a truncated summary.json would stop `automl-export` and a resume)."""

@@ -14,7 +14,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import EXPORT_FILES_KEY, export_backup, holds_export, not_replaceable
+from automl.config.paths import (
+    EXPORT_FILES_KEY,
+    export_backup,
+    holds_export,
+    not_replaceable,
+    readable_as_umask_allows,
+)
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.export.card import model_card
@@ -64,6 +70,7 @@ def export_checkpoint(
     tokenizer.save_pretrained(tmp)
     for stray in tmp.glob("*.bin"):  # safetensors only: never ship pickled weights
         stray.unlink()
+    readable_as_umask_allows(tmp)
     full_provenance = {
         **provenance,
         "checkpoint_epoch": progress.best_epoch,

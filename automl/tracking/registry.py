@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import read_json_object
+from automl.config.paths import read_json_object, readable_as_umask_allows
 from automl.config.schema import Config
 from automl.data.task import TaskData
 from automl.export.portable import is_hub_id, portable_path
@@ -204,6 +204,7 @@ def _log_model(
         # huggingface.co URL made of a local path; say what holds instead
         (folder / "LICENSE.txt").write_text(license_text(parsed_card), encoding="utf-8")
         _name_the_source(folder, export_dir.name)
+        readable_as_umask_allows(folder)  # MLflow re-saves the weights owner-only too
         client.log_model_artifacts(logged.model_id, str(folder))
     client.finalize_logged_model(logged.model_id, "READY")
     client.log_outputs(tracker.parent_id, [LoggedModelOutput(logged.model_id, step=0)])

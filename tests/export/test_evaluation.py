@@ -124,6 +124,18 @@ def test_a_gpu_that_cannot_be_used_scores_on_the_cpu(
     assert "scored on the CPU: the GPU cannot be used" in caplog.text
 
 
+def test_every_exported_file_is_readable_as_the_umask_allows(exported: Path) -> None:
+    """transformers wrote model.safetensors owner-only (0600) beside 0644 files: a shared
+    export, or a model served by another user, could not be read."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in exported.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == 0o666 & ~mask, modes
+    assert set(modes.values()) == {0o666 & ~mask}, modes
+
+
 def test_the_exported_tokenizer_json_cuts_at_the_training_length(exported: Path) -> None:
     """Read by the `tokenizers` library alone (an ONNX runtime), tokenizer.json cut at the
     base model's 128 tokens where the model trained on 64."""

@@ -65,6 +65,10 @@ def test_version_description_is_the_card_and_the_data_are_inputs(
     assert (Path(logged) / "model_card.md").read_text() == card.split("---\n", 2)[2]
     license_file = (Path(logged) / "LICENSE.txt").read_text()
     assert "finetune-automl" in license_file and "could not be found" not in license_file
+    weights = next(Path(logged).rglob("model.safetensors"))  # readable by whoever serves it
+    mask = os.umask(0)
+    os.umask(mask)
+    assert weights.stat().st_mode & 0o777 == 0o666 & ~mask
     mlmodel = (Path(logged) / "MLmodel").read_text()  # not this machine's folder of it
     assert "source_model_name: best\n" in mlmodel and str(tmp) not in mlmodel
     assert not any(str(tmp) in str(d.dataset.source) for d in
