@@ -98,6 +98,7 @@ def check_data_unchanged(
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
     from automl.data.fingerprint import data_fingerprint
     from automl.data.load import load_task_data
+    from automl.data.task import DataError
     from automl.export.model_dir import export_checkpoint
     from automl.model.load import check_model
     from automl.provenance import sweep_provenance
@@ -139,7 +140,17 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     best_params = (rows.get(best) or {}).get("params") or {}
     check_base_unchanged(sweep_dir, trial_conf.model, params, best_params)
     checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
-    task = load_task_data(conf.data)  # loading is cheap; no tokenizing
+    try:
+        task = load_task_data(conf.data)  # loading is cheap; no tokenizing
+    except DataError as err:
+        files = (conf.data.path, conf.data.val_path, conf.data.test_path)
+        relative = any(p and not Path(p).expanduser().is_absolute() for p in files)
+        if relative and str(err).endswith("file not found"):
+            raise DataError(
+                f"{err} (the sweep's data paths are relative to the folder it ran from: "
+                f"run automl-export from there)"
+            ) from None
+        raise
     fingerprint = data_fingerprint(task)
     check_data_unchanged(sweep_dir, task.label_names, fingerprint, summary["label_names"])
     provenance = sweep_provenance(

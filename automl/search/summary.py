@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automl.console import counted
@@ -22,6 +23,23 @@ def best_epoch_scores(row: Mapping[str, Any]) -> dict[str, float]:
     if not 1 <= epoch <= len(history):
         return {}
     return {k: history[epoch - 1][k] for k in SCORE_NAMES if k in history[epoch - 1]}
+
+
+def no_better_than_majority(row: Mapping[str, Any], val_labels: Sequence[int]) -> str | None:
+    """Why the exported trial is no model worth using: its best epoch's validation accuracy
+    is no better than always answering the validation split's commonest class (a search
+    space whose ranges do not fit the data: every smoke trial on a small CSV). None else."""
+    accuracy = best_epoch_scores(row).get("val_accuracy")
+    if accuracy is None or not len(val_labels):
+        return None
+    majority = max(Counter(int(x) for x in val_labels).values()) / len(val_labels)
+    if accuracy > majority + 1e-9:
+        return None
+    return (
+        f"the exported trial's validation accuracy ({accuracy:.4f}) is no better than always "
+        f"answering the commonest class ({majority:.4f}): the search space's ranges may not "
+        "fit this data (a wider learning-rate range, more epochs)"
+    )
 
 
 def describe_scores(scores: Mapping[str, float]) -> str:

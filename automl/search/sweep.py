@@ -61,7 +61,7 @@ from automl.search.state import (
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.storage import drop_partial_copies
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage, tell_unreported
-from automl.search.summary import _count, best_epoch_scores, print_table
+from automl.search.summary import _count, best_epoch_scores, no_better_than_majority, print_table
 from automl.search.tuner import (
     ended_trials,
     new_tuner,
@@ -419,6 +419,9 @@ def _finish(
     if tracker is not None:
         _close_parent_run(tracker, plan, summary, test, export_dir, data.task, trial_conf)
     _print_results(summary, test)
+    chance = no_better_than_majority(best.row(), data.val.labels) if best is not None else None
+    if chance:
+        log.warning("%s", chance)
     return SweepOutcome(summary, records, export_dir)
 
 

@@ -42,6 +42,21 @@ def test_best_epoch_scores_reads_the_best_epoch_not_the_last() -> None:
     assert best_epoch_scores({"history": [], "best_epoch": 0}) == {}
 
 
+def test_an_export_no_better_than_the_commonest_class_is_said() -> None:
+    """Every smoke trial on a small CSV of 3 balanced classes scored 0.3333: exported and
+    registered as @champion without a word."""
+    from automl.search.summary import no_better_than_majority
+
+    row = {"history": HISTORY, "best_epoch": 1}  # validation accuracy 0.70
+    assert no_better_than_majority(row, [0] * 70 + [1] * 30) is not None  # 0.70: no better
+    said = no_better_than_majority(row, [0] * 69 + [1] * 31)
+    assert said is None  # 0.70 beats 0.69
+    assert "(0.7000) is no better than always answering the commonest class (0.8000)" in str(
+        no_better_than_majority(row, [0] * 8 + [1] * 2)
+    )
+    assert no_better_than_majority({"history": [], "best_epoch": 0}, [0, 1]) is None
+
+
 @pytest.mark.parametrize("metric", ["val_accuracy", "val_f1", "val_balanced_accuracy"])
 def test_terminal_and_html_tables_show_every_score(metric: str) -> None:
     summary = _summary(metric)

@@ -321,6 +321,12 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
         reexport(copy, out_dir=target)
     (copy / "sweep_state.json").unlink()
     config = json.loads((copy / "config.json").read_text())
+    data = dict(config["data"])  # a relative data file, exported from another folder: said
+    config["data"].update(source="csv", path="not-here/train.csv")
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DataError, match=r"relative to the folder it ran from: run automl-export"):
+        reexport(copy, out_dir=target)
+    config["data"] = data
     config["model"].update(source="pretrained", name_or_path=str(tmp_path / "moved"))
     (copy / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match=r"moved: no such folder$"):
