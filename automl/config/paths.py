@@ -130,11 +130,25 @@ def readable_as_umask_allows(folder: Path) -> None:
     """Files `transformers` wrote owner-only (its `save_pretrained` goes through a temporary
     file: `model.safetensors` comes out 0600) get the mode every other file gets under this
     process's umask, so that a shared export or a served MLflow model can be read by others."""
-    mask = os.umask(0)
-    os.umask(mask)
+    mask = current_umask()
     for path in folder.rglob("*"):
         if path.is_file() and path.stat().st_mode & 0o777 == 0o600:
             path.chmod(0o666 & ~mask)
+
+
+def current_umask() -> int:
+    """This process's umask, read where Linux shows it: setting it to read it (os.umask) would
+    open a moment in which another thread of the driver (MLflow's writer) creates files
+    without it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: a moment of the strictest mask, never a looser one
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: Path, text: str) -> None:
