@@ -267,8 +267,8 @@ def plan_sweep(conf: Config) -> SweepPlan:
     check_same_start(s.name, resumes, identity)
     # an interrupted round Ray saved goes on with its own settings (else it starts afresh)
     restored = continues and restorable(storage / experiment_name(s.name, before.round))
-    # the first round's points run before its first trial, never in a later round or a
-    # restored one (Ray's searcher holds what is left of them)
+    # the points are enqueued before the first round's first trial; on a resume past that,
+    # Ray's restored searcher (or Optuna's study, for an extension) holds those not run yet
     warm_runs = not continues or (before.round == 0 and not before.records and not restored)
     warm = warm_start_of(conf, space, warm_runs)
     started_in = Path(before.storage) if before.storage else storage
