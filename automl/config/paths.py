@@ -132,7 +132,7 @@ def readable_as_umask_allows(folder: Path) -> None:
     process's umask, so that a shared export or a served MLflow model can be read by others."""
     mask = current_umask()
     for path in folder.rglob("*"):
-        if path.is_file() and path.stat().st_mode & 0o777 == 0o600:
+        if not path.is_symlink() and path.is_file() and path.stat().st_mode & 0o777 == 0o600:
             path.chmod(0o666 & ~mask)
 
 

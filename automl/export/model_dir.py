@@ -164,7 +164,7 @@ def _fast_tokenizer_cuts_at(tokenizer: Any, max_length: int) -> None:
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         return
-    if backend.truncation is not None:
-        backend.enable_truncation(**{**backend.truncation, "max_length": max_length})
+    # none set (GPT-2's, most Hub tokenizers'): cut as training did
+    backend.enable_truncation(**{**(backend.truncation or {}), "max_length": max_length})
     if backend.padding is not None and backend.padding.get("length") is not None:
         backend.enable_padding(**{**backend.padding, "length": max_length})

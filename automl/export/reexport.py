@@ -143,9 +143,8 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     try:
         task = load_task_data(conf.data)  # loading is cheap; no tokenizing
     except DataError as err:
-        files = (conf.data.path, conf.data.val_path, conf.data.test_path)
-        relative = any(p and not Path(p).expanduser().is_absolute() for p in files)
-        if relative and str(err).endswith("file not found"):
+        missing = str(err).removesuffix(": file not found")
+        if missing != str(err) and not Path(missing).expanduser().is_absolute():
             raise DataError(
                 f"{err} (the sweep's data paths are relative to the folder it ran from: "
                 f"run automl-export from there)"

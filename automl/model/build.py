@@ -65,6 +65,8 @@ def build_model(
             p.requires_grad_(name.split(".")[0] in random_layers)
     else:
         freeze_bottom(model, depth)
+    # what an older checkpoint (before these layers trained) may lack: model/state.py
+    model.automl_random_layers = tuple(random_layers)
     trainable, total = count_parameters(model)
     log.debug("blocks at %s: %d; trainable %d / %d", blocks_name, len(blocks), trainable, total)
     return model, ModelInfo(source, len(blocks), trainable, total)

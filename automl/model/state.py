@@ -25,12 +25,13 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
     """Load a `trainable_state`: every trainable tensor must be there, and nothing foreign
     (the frozen rest comes from the base model, so only those keys may be absent).
 
-    Three exceptions, returned: a LoRA checkpoint from before 2026-12-06 lacks the modules a
+    Four exceptions, returned: a LoRA checkpoint from before 2026-12-06 lacks the modules a
     model has beside its classifier (DeBERTa's pooler), which LoRA trains since then; an
     OPT checkpoint with frozen blocks from before 2026-12-06 (evening) lacks the final norm and
     output projection, which `frozen_layers` froze until then; and an XLM-RoBERTa or CamemBERT
     checkpoint with frozen blocks from before 2026-12-06 (night) lacks the classifier, frozen
-    likewise. They keep their starting values, the frozen ones that checkpoint trained with."""
+    likewise, and one of a base saved without its pooler lacks that pooler. They keep their
+    starting values, the frozen ones that checkpoint trained with."""
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:
@@ -40,7 +41,15 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
     # only where blocks are frozen (the embeddings then are): the only case it was frozen
     frozen = any(not p.requires_grad for p in model.parameters())
     head_first = set(_head_before_backbone(model)) if missing and frozen else set()
-    older = [n for n in missing if _beside_classifier(n) or n.startswith(after) or n in head_first]
+    started_random = getattr(model, "automl_random_layers", ())  # model/build.py
+    older = [
+        n
+        for n in missing
+        if _beside_classifier(n)
+        or n.startswith(after)
+        or n in head_first
+        or any(f".{layer}." in f".{n}" for layer in started_random)
+    ]
     if older:
         log.info("checkpoint from before %s was trained: kept as it started", older[0])
     missing = [n for n in missing if n not in older]

@@ -29,11 +29,14 @@ def no_better_than_majority(row: Mapping[str, Any], val_labels: Sequence[int]) -
     """Why the exported trial is no model worth using: its best epoch's validation accuracy
     is no better than always answering the validation split's commonest class (a search
     space whose ranges do not fit the data: every smoke trial on a small CSV). None else."""
-    accuracy = best_epoch_scores(row).get("val_accuracy")
+    scores = best_epoch_scores(row)
+    accuracy, balanced = scores.get("val_accuracy"), scores.get("val_balanced_accuracy")
     if accuracy is None or not len(val_labels):
         return None
-    majority = max(Counter(int(x) for x in val_labels).values()) / len(val_labels)
-    if accuracy > majority + 1e-9:
+    counts = Counter(int(x) for x in val_labels)
+    majority = max(counts.values()) / len(val_labels)
+    # by both: weighted classes or a balanced metric trade accuracy for the small classes
+    if accuracy > majority + 1e-9 or (balanced is not None and balanced > 1 / len(counts) + 1e-9):
         return None
     return (
         f"the exported trial's validation accuracy ({accuracy:.4f}) is no better than always "

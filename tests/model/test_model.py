@@ -914,7 +914,7 @@ def test_an_xlm_roberta_checkpoint_from_before_its_head_trained_still_loads() ->
         load_trainable_state(bert, state)
 
 
-@pytest.mark.parametrize("depth", [0, 2])
+@pytest.mark.parametrize("depth", [0, 2, 3])  # 3: every block frozen, only the head and it
 def test_a_pooler_the_checkpoint_lacks_trains_under_lora(tmp_path: Path, depth: int) -> None:
     """A BERT saved without its pooler (add_pooling_layer=False) starts it random; LoRA froze
     it there, so the classifier read a random projection of [CLS] in every trial. Saved with
@@ -931,3 +931,13 @@ def test_a_pooler_the_checkpoint_lacks_trains_under_lora(tmp_path: Path, depth: 
         model, _ = build_model(cfg, peft, ["a", "b", "c"], pad_token_id=0)
         pooler = [p.requires_grad for n, p in model.named_parameters() if ".pooler." in n]
         assert pooler and any(pooler) == trains, folder
+    # a checkpoint of it from before the pooler trained lacks it: it still loads, as it started
+    older = {k: v for k, v in trainable_state(model_of(tmp_path, peft)).items()
+             if ".pooler." not in k}  # fmt: skip
+    kept = load_trainable_state(model_of(tmp_path, peft), older)
+    assert kept and all(".pooler." in k for k in kept)
+
+
+def model_of(tmp_path: Path, peft: PeftConfig) -> nn.Module:
+    cfg = ModelConfig(source="pretrained", name_or_path=str(tmp_path / "no-pooler"))
+    return build_model(cfg, peft, ["a", "b", "c"], pad_token_id=0)[0]
