@@ -36,19 +36,24 @@ __all__ = ["drop_partial_copies", "whole_file_storage"]
 
 class _ReplaceOnClose(io.BufferedWriter):
     """A file written under a hidden name beside `path`, renamed to `path` when closed after
-    every write went through; dropped unclosed or after a failed write, it is deleted."""
+    every write went through; dropped unclosed or after a failed write, it is deleted. An
+    experiment state copied while Ray was still writing it (an empty file: seen once here,
+    the restore then read no JSON) never replaces the one stored before."""
 
     def __init__(self, path: str, stored: Callable[[str], None] | None = None) -> None:
         folder, name = os.path.split(path)
         os.makedirs(folder, exist_ok=True)
         self._final, self._failed, self._stored = path, False, stored
+        self._written = 0
         self._partial = os.path.join(folder, partial_name(name))
         super().__init__(io.FileIO(self._partial, "wb"))
         self._opened = True
 
     def write(self, data: Any) -> int:
         try:
-            return super().write(data)  # buffered: all of it, or an error
+            written = super().write(data)  # buffered: all of it, or an error
+            self._written += written
+            return written
         except BaseException:
             self._failed = True
             raise
@@ -62,6 +67,8 @@ class _ReplaceOnClose(io.BufferedWriter):
             self._failed = True
             raise
         finally:
+            if not self._written and _STATE.fullmatch(os.path.basename(self._final)):
+                self._failed = True  # no state at all: keep the one stored before
             if self._failed:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._partial)

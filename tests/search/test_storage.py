@@ -42,6 +42,21 @@ def test_a_copy_that_fails_part_way_leaves_the_old_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
+def test_an_empty_experiment_state_never_replaces_the_stored_one(tmp_path: Path) -> None:
+    """Copied while Ray was still writing it, the newest experiment state was stored empty
+    (seen once in a kill-and-resume test): the resume then read no JSON."""
+    fs = whole_file_storage()
+    state = tmp_path / "experiment_state-2026.json"
+    state.write_text('{"trial_data": []}')
+    fs.open_output_stream(str(state)).close()  # nothing written
+    assert state.read_text() == '{"trial_data": []}'
+    fs.open_output_stream(str(tmp_path / "experiment_state-new.json")).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [state.name]  # no empty one made
+    other = tmp_path / "marker"  # another file may be empty
+    fs.open_output_stream(str(other)).close()
+    assert other.read_bytes() == b""
+
+
 def test_a_resume_drops_the_partial_copies_a_kill_left(tmp_path: Path) -> None:
     from automl.search.storage import drop_partial_copies, partial_name
 
