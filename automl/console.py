@@ -23,6 +23,13 @@ def listed(names: Sequence[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + more
 
 
+def first_line(err: BaseException, limit: int | None = None) -> str:
+    """An exception's first line (its type's name when it has no text), cut at `limit`
+    characters: libraries' errors run to many lines, and the house error is one line."""
+    line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return line if limit is None else line[:limit]
+
+
 def setup_logging(debug: bool = False) -> None:
     """Progress goes to stderr so stdout stays machine-readable (the final JSON line)."""
     logging.basicConfig(

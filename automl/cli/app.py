@@ -22,7 +22,7 @@ from automl.config.paths import not_creatable
 from automl.config.resolve import to_config
 from automl.config.schema import CONF_DIR, Config, ConfigError, register_configs
 from automl.config.values import unread_settings
-from automl.console import setup_logging
+from automl.console import first_line, setup_logging
 
 log = logging.getLogger("automl")
 
@@ -331,7 +331,7 @@ def hydra_app(
             except ValueError as err:  # Hydra's flags refused together (`-m --cfg job`)
                 if entered:
                     raise
-                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                first = first_line(err)
                 print(f"error: command line: {first}", file=sys.stderr)
                 sys.exit(2)
         except (HydraException, OmegaConfBaseException) as err:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from automl.console import first_line
 from automl.report.page import REPORT_DIR, ReportError, build_report, load_summary
 
 T = TypeVar("T")
@@ -68,7 +69,7 @@ def _logged_to(uri: str, call: Callable[[], T]) -> T:
     except ReportError:
         raise
     except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        first = first_line(err, 300)
         raise ReportError(f"cannot log the report to {redact(uri)}: {redact(first)}") from None
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from automl.config.paths import write_text_atomic
+from automl.console import first_line
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def predict_folder(
         try:
             predicted = _predict(model.to("cuda"), tokenizer, ids, batch_size)
         except (RuntimeError, AssertionError) as err:  # out of memory, busy, another's job
-            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            first = first_line(err)
             gpu_words = ("cuda", "cudnn", "cublas", "hip error")  # the GPU's libraries
             if not isinstance(err, torch.cuda.OutOfMemoryError) and not any(
                 word in first.lower() for word in gpu_words

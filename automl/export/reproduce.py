@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from automl.config.paths import read_json_object
 from automl.config.schema import PROJECT_ROOT, Config
+from automl.console import first_line
 from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
 from automl.data.task import DataError
 
@@ -184,7 +185,7 @@ def reproduce(
     try:
         conf = reproduce_config(prov, data_path, device, model_path)
     except (KeyError, TypeError, OmegaConfBaseException) as err:  # a damaged or older record
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        first = first_line(err, 200)
         raise ReproduceError(f"{path}: config: cannot be read back ({first})") from None
     if conf.model.trust_remote_code and not trust_remote_code:
         raise ReproduceError(

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import DataConfig
-from automl.console import listed
+from automl.console import first_line, listed
 from automl.data.load import read_hf_split, read_labeled_file
 from automl.data.task import DataError
 from automl.export.evaluation import predict_folder, score
@@ -140,7 +140,7 @@ def _save_components(uri: str, store: str, download: Path, folder: Path) -> None
                 uri, dst_path=str(download), return_type="components", device=-1
             )
     except Exception as err:  # no such model, alias or store: one line, the cause
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = first_line(err)
         raise ModelError(f"{uri}: cannot load from {redact(store)} ({redact(first)})") from None
     if not isinstance(parts, dict) or "model" not in parts or "tokenizer" not in parts:
         raise ModelError(f"{uri}: not a text classifier with a tokenizer (MLflow components)")

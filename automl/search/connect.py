@@ -10,6 +10,7 @@ import socket
 
 from automl.config.schema import ConfigError
 from automl.config.values import ray_address_problem
+from automl.console import first_line
 
 CONNECT_TIMEOUT_S = 3.0
 AUTH_HINT = (
@@ -47,7 +48,7 @@ def connection_error(address: str, err: Exception) -> ConfigError:
             "config: ray.address: auto, but no Ray cluster runs on this machine (start one with "
             "`ray start --head`, or leave ray.address empty for a private one)"
         )
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0].rstrip(".")
+    first = first_line(err).rstrip(".")
     if address == "auto":  # e.g. several clusters run here: Ray's own words say which
         return ConfigError(f"config: ray.address: auto: {first}")
     return ConfigError(f"config: ray.address: {first}; {AUTH_HINT}")

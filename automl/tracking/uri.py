@@ -11,6 +11,7 @@ from urllib.parse import unquote
 
 from automl.config.paths import not_creatable
 from automl.config.schema import ConfigError
+from automl.console import first_line
 from automl.provenance import redact
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -153,7 +154,7 @@ def _check_answers(uri: str) -> None:
     except ConfigError:
         raise
     except Exception as err:  # a missing driver, a refused connection, bad credentials
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        first = first_line(err, 300)
         raise ConfigError(
             f"config: tracking.uri: {redact(uri)} cannot be used ({type(err).__name__}: "
             f"{redact(first)})"
