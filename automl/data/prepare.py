@@ -11,6 +11,7 @@ import numpy as np
 
 from automl.config.schema import Config, ModelConfig
 from automl.data import quality
+from automl.data.fingerprint import data_fingerprint
 from automl.data.load import load_task_data
 from automl.data.task import TaskData
 from automl.data.tokenized import PreparedData, tokenize
@@ -29,17 +30,19 @@ def prepare_data(conf: Config) -> PreparedData:
 def prepare_data_for_models(
     conf: Config,
     models: Mapping[str, ModelConfig],
-    check_loaded: Callable[[TaskData], None] | None = None,
+    check_loaded: Callable[[TaskData, dict[str, Any]], None] | None = None,
 ) -> tuple[PreparedData, dict[str, PreparedData]]:
     """The data for `conf.model`, and for each model choice of a search space (`models`, by
     choice) the same split tokenized its way: once per distinct tokenizer and max_length.
-    `check_loaded` judges the loaded rows before any tokenizing (a resume's fingerprint)."""
+    `check_loaded` judges the loaded rows and their fingerprint before any tokenizing (a
+    resume's check that the data is the data it started on)."""
     started = time.perf_counter()
     task = load_task_data(conf.data)
+    fingerprint = data_fingerprint(task)  # hashes every row: once, for all tokenizations
     if check_loaded is not None:
-        check_loaded(task)
+        check_loaded(task, fingerprint)
     tokenizer = load_tokenizer(conf.model)
-    data = tokenize(task, tokenizer, conf.model.max_length)
+    data = tokenize(task, tokenizer, conf.model.max_length, fingerprint)
     log.info(
         "data: %s — %d train / %d val / %d test, %d classes (%.1f s)",
         data.description, len(data.train), len(data.val),
@@ -54,7 +57,7 @@ def prepare_data_for_models(
         key = tokenization_key(model)
         if key not in shared:
             log.info("data: tokenizing again for model %s", choice)
-            shared[key] = tokenize(task, load_tokenizer(model), model.max_length)
+            shared[key] = tokenize(task, load_tokenizer(model), model.max_length, fingerprint)
             shared[key].quality = data.quality
         by_choice[choice] = shared[key]
     return data, by_choice

@@ -50,8 +50,11 @@ class PreparedData:
         return replace(self, test=None, test_texts=[], task=None)
 
 
-def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
-    """Tokenize every split once (no padding: batches are padded to their own longest row)."""
+def tokenize(
+    task: TaskData, tokenizer: Any, max_length: int, fingerprint: dict[str, Any] | None = None
+) -> PreparedData:
+    """Tokenize every split once (no padding: batches are padded to their own longest row).
+    `fingerprint`: the task's `data_fingerprint`, where the caller has it (it hashes every row)."""
 
     def encode(split: LabeledTexts) -> TokenizedSplit:
         ids = tokenizer(split.texts, truncation=True, max_length=max_length)["input_ids"]
@@ -66,7 +69,7 @@ def tokenize(task: TaskData, tokenizer: Any, max_length: int) -> PreparedData:
         pad_token_id=int(tokenizer.pad_token_id),
         description=task.description,
         val_texts=task.val.texts,
-        fingerprint=data_fingerprint(task),
+        fingerprint=fingerprint if fingerprint is not None else data_fingerprint(task),
         test=encode(task.test) if task.test is not None else None,
         test_texts=list(task.test.texts) if task.test is not None else [],
         task=task,

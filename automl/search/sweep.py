@@ -23,7 +23,6 @@ from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.config.space_params import MODEL_KEY
 from automl.data import quality
-from automl.data.fingerprint import data_fingerprint
 from automl.data.prepare import prepare_data_for_models
 from automl.data.task import TaskData
 from automl.export.evaluation import (
@@ -108,8 +107,8 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(  # the files may have grown: said before tokenizing
         conf, plan.models,
-        (lambda task: check_same_data(
-            conf.sweep.name, plan.resumes, data_identity(data_fingerprint(task), task.label_names)
+        (lambda task, fingerprint: check_same_data(
+            conf.sweep.name, plan.resumes, data_identity(fingerprint, task.label_names)
         )) if plan.resumes else None,
     )  # fmt: skip
 

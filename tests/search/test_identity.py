@@ -10,7 +10,6 @@ import pytest
 from conftest import compose_sweep_config
 
 from automl.config.schema import ConfigError
-from automl.data.fingerprint import data_fingerprint
 from automl.search.identity import DATA_KEY, check_same_data, data_identity
 from automl.search.plan import SweepPlan, plan_sweep
 from automl.search.state import SweepState, round_settings
@@ -195,7 +194,7 @@ def test_a_resume_on_other_data_is_refused_before_any_tokenizing(
     before = {DATA_KEY: {**FINGERPRINT, "sha256": "c" * 64}}
     with pytest.raises(ConfigError, match=r"started on other data"):
         prepare_data_for_models(
-            conf, {}, lambda task: check_same_data("smoke", before, data_fingerprint(task))
+            conf, {}, lambda task, fingerprint: check_same_data("smoke", before, fingerprint)
         )
 
 
