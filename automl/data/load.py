@@ -22,7 +22,7 @@ import yaml
 
 from automl.config.schema import DataConfig
 from automl.data.split import stratified_sample, stratified_split
-from automl.data.task import DataError, LabeledTexts, TaskData
+from automl.data.task import DataError, DataFileMissing, LabeledTexts, TaskData
 from automl.hub import missing_offline
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def read_labeled_file(
         saved = f" (a dataset saved with save_to_disk: use data=hf data.hf_name={path})"
         raise DataError(f"{path}: a folder, not a file{saved if hint else ''}")
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataFileMissing(path)
     columns = (cfg.text_column, cfg.label_column)
     if cfg.source == "csv":  # header names are read stripped: so are the configured ones
         columns = (cfg.text_column.strip(), cfg.label_column.strip())  # (' label', recorded)

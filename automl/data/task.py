@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class DataError(ValueError):
     """Unusable data; the message is one line naming the source and the problem."""
+
+
+class DataFileMissing(DataError):
+    """A data file that is not there, with its path as configured (callers that know where
+    the path is read from add how to mend it)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: file not found")
+        self.path = path
 
 
 @dataclass

@@ -98,7 +98,7 @@ def check_data_unchanged(
 def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None = None) -> Path:
     from automl.data.fingerprint import data_fingerprint
     from automl.data.load import load_task_data
-    from automl.data.task import DataError
+    from automl.data.task import DataError, DataFileMissing
     from automl.export.model_dir import export_checkpoint
     from automl.model.load import check_model
     from automl.provenance import sweep_provenance
@@ -142,9 +142,8 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
     try:
         task = load_task_data(conf.data)  # loading is cheap; no tokenizing
-    except DataError as err:
-        missing = str(err).removesuffix(": file not found")
-        if missing != str(err) and not Path(missing).expanduser().is_absolute():
+    except DataFileMissing as err:
+        if not err.path.expanduser().is_absolute():
             raise DataError(
                 f"{err} (the sweep's data paths are relative to the folder it ran from: "
                 f"run automl-export from there)"
