@@ -418,12 +418,10 @@ def check_share_holds_context(conf: Config, gpus_per_trial: float) -> None:
     `resources.gpu_memory_gb`, or this machine's GPU for a local cluster."""
     if not 0 < gpus_per_trial < 1:
         return
-    memory = conf.resources.gpu_memory_gb
-    if memory is None and not cluster_address(conf):
-        try:
-            memory = local_gpu_memory_gb()
-        except ConfigError:  # MIG slices: a slice's memory is not known, nothing to judge by
-            return
+    try:
+        memory = known_gpu_memory_gb(conf)
+    except ConfigError:  # MIG slices: a slice's memory is not known, nothing to judge by
+        return
     if memory is None:
         return
     try:
@@ -436,10 +434,16 @@ def gpu_memory_gb(conf: Config) -> float:
     """The GPU memory `gpus_per_trial=auto` divides: `resources.gpu_memory_gb`, else for a
     local instance the smallest GPU this machine shows (a share sized for 16 GiB would not
     fit a smaller card, and would pack too few trials on an 80 GiB one), else 16 GiB."""
+    found = known_gpu_memory_gb(conf)
+    return DEFAULT_GPU_MEMORY_GB if found is None else found
+
+
+def known_gpu_memory_gb(conf: Config) -> float | None:
+    """`resources.gpu_memory_gb`, else for a local instance this machine's smallest GPU; None
+    where neither says (a cluster's GPUs are not this machine's)."""
     if conf.resources.gpu_memory_gb is not None:
         return conf.resources.gpu_memory_gb
-    found = None if cluster_address(conf) else local_gpu_memory_gb()
-    return DEFAULT_GPU_MEMORY_GB if found is None else found
+    return None if cluster_address(conf) else local_gpu_memory_gb()
 
 
 def local_gpu_memory_gb() -> float | None:
