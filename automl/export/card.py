@@ -154,22 +154,23 @@ def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
     ]
     unseen = evaluation.get("unseen")
     if isinstance(unseen, dict):
-        lines.append(unseen_line(evaluation["num_examples"], unseen))
+        lines.append(f"- {unseen_line(evaluation['num_examples'], unseen)}")
     return lines
 
 
 def unseen_line(num_examples: int, unseen: dict[str, Any]) -> str:
     """The test texts that do not also occur in the training split (the data repeats texts):
-    the score a new text can expect, said beside the whole split's."""
+    the score a new text can expect, said beside the whole split's (the card lists it, the
+    report gives it a paragraph)."""
     if not all(isinstance(unseen.get(k), int | float) for k in ("accuracy", "macro_f1")):
         if unseen.get("num_examples"):  # an edited file: no score to give
-            return f"- {unseen['num_examples']} test texts do not occur in training (no score)"
+            return f"{unseen['num_examples']} test texts do not occur in training (no score)"
         return (
-            f"- every one of the {num_examples} test texts also occurs in the training split "
+            f"every one of the {num_examples} test texts also occurs in the training split "
             "(the data repeats texts): no score on texts the model did not train on"
         )
     return (
-        f"- of which {unseen['num_examples']} texts do not occur in the training split (the "
+        f"of which {unseen['num_examples']} texts do not occur in the training split (the "
         f"data repeats texts; the others it trained on): accuracy {unseen['accuracy']:.4f}, "
         f"macro-F1 {unseen['macro_f1']:.4f}"
     )

@@ -33,7 +33,7 @@ def test_section(out_dir: Path, report_dir: Path) -> str:
             "out before training, read by no training or selection step (scored once, after "
             "the best trial was chosen)</p>",
             *(
-                [f"<p>{html.escape(unseen_line(evaluation['num_examples'], unseen)[2:])}</p>"]
+                [f"<p>{html.escape(unseen_line(evaluation['num_examples'], unseen))}</p>"]
                 if isinstance(unseen := evaluation.get("unseen"), dict)
                 else []
             ),
