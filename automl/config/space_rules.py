@@ -31,7 +31,6 @@ import copy
 import dataclasses
 import difflib
 import functools
-import itertools
 import math
 import types
 import typing
@@ -305,6 +304,7 @@ class SpecChecker:
             self.fail(f"choices must be a non-empty list, got {_describe(raw)}")
         out: list[Any] = []
         seen: set[tuple[bool, Any]] = set()
+        blocks = any(isinstance(c, str) and c.strip() == BLOCKS for c in raw)
         for i, choice in enumerate(raw):
             field = f"choices[{i}]"
             if isinstance(choice, str) and _is_number(current):  # numeric field: "1e-3", blocks
@@ -320,6 +320,11 @@ class SpecChecker:
             if allowed is not None and choice not in allowed:
                 self.fail(f"{field} ({choice!r}) is not one of {', '.join(allowed)}")
             identity = (isinstance(choice, bool), choice)  # True and 1 differ; 1 and 1.0 do not
+            if identity in seen and blocks and choice == self.num_blocks:
+                # [0, 2, blocks] on a 2-block model (or a choice of models, one with 2 blocks):
+                # the user wrote 2 once; it is drawn once
+                blocks = False  # a second repeat was written twice
+                continue
             if identity in seen:
                 self.fail(f"choices: {choice!r} is listed twice")
             seen.add(identity)
@@ -537,8 +542,10 @@ def _describe(value: Any) -> str:
 
 
 # An int range up to this many values is tried value by value: a rule such as "the groups must
-# divide the step batch" holds at both ends of 1..4 and fails at 3
+# divide the step batch" holds at both ends of 1..4 and fails at 3. The step keys' rule holds at
+# both ends of any even range (8..128) and fails at every odd value inside: theirs, up to 1024.
 _EVERY_INT_UP_TO = 64
+_EVERY_STEP_INT_UP_TO = 1024
 
 
 def _values_to_try(p: Param) -> tuple[Any, ...]:
@@ -547,7 +554,7 @@ def _values_to_try(p: Param) -> tuple[Any, ...]:
         return p.choices
     if p.type == "int" and p.low is not None and p.high is not None:
         grid = range(int(p.low), int(p.high) + 1, int(p.step or 1))
-        if len(grid) <= _EVERY_INT_UP_TO:
+        if len(grid) <= (_EVERY_STEP_INT_UP_TO if p.key in _STEP_KEYS else _EVERY_INT_UP_TO):
             return tuple(grid)
     return (p.low, p.high)
 
@@ -574,7 +581,7 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
             return str(err).removeprefix("config: ")
         return None
 
-    joint = _step_params_checked_together(params)
+    joint, drawn = _step_combinations(params)
     for param in params:
         if param.key == MODEL_KEY:
             continue  # rule 9 loads every model choice
@@ -591,7 +598,7 @@ def check_values(path: Path, params: tuple[Param, ...], config: Mapping[str, Any
                     raise SearchSpaceError(
                         _one_line(f"{path}: {param.key}: {where}{value!r} would fail: {problem}")
                     )
-    _check_step_keys_together(path, joint, refused)
+    _check_step_keys_together(path, drawn, refused)
 
 
 # Settings one rule reads together: the groups of an optimizer step must divide its examples
@@ -599,39 +606,51 @@ _STEP_KEYS = ("train.batch_size", "train.grad_accum_steps", "train.length_groups
 _MAX_COMBINATIONS = 4096  # ~0.15 ms each here (512 in 0.07 s): at most ~0.6 s of the plan
 
 
-def _step_grids(joint: list[Param]) -> list[tuple[Any, ...]]:
-    return [
-        tuple(dict.fromkeys(v for variant in p.variants() for v in _values_to_try(variant)))
-        for p in joint
-    ]
-
-
-def _step_params_checked_together(params: tuple[Param, ...]) -> list[Param]:
-    """The step keys whose values are tried as combinations (and so not one by one against the
-    config's own values: `train.length_groups_per_step: [1, 16]` alone meets the config's batch
-    size 8, which no trial draws when `train.batch_size` is searched over [16, 32])."""
-    # a branched key: every branch's values, paired with unbranched keys only (two branched
-    # keys would pair values never drawn together)
+def _step_combinations(params: tuple[Param, ...]) -> tuple[list[Param], list[dict[str, Any]]]:
+    """The step keys searched together, and every combination of values a trial can draw for
+    them, with the values their ranges depend on (a `when` on `peft.lora_rank`, or on another
+    step key). Checked as combinations, not one by one against the config's own values:
+    `train.length_groups_per_step: [1, 16]` alone meets the config's batch size 8, which no
+    trial draws when `train.batch_size` is searched over [16, 32]. ([], []) for fewer than two
+    step keys, or past `_MAX_COMBINATIONS` (then each value is checked alone)."""
     joint = [p for p in params if p.key in _STEP_KEYS]
-    if any(b.cond_key in _STEP_KEYS for p in joint for b in p.branches):
-        return []  # the product would pair values (and the config's) never drawn together
-    if sum(bool(p.branches) for p in joint) > 1:
-        joint = [p for p in joint if not p.branches]
-    if len(joint) < 2 or math.prod(len(g) for g in _step_grids(joint)) > _MAX_COMBINATIONS:
-        return []
-    return joint
+    if len(joint) < 2:
+        return [], []
+    by_key = {p.key: p for p in params}
+    needed = {p.key for p in joint}
+    waiting = list(needed)
+    while waiting:  # the keys their branches read, and the keys those read
+        param = by_key.get(waiting.pop())
+        for branch in param.branches if param is not None else ():
+            if branch.cond_key not in needed:
+                needed.add(branch.cond_key)
+                waiting.append(branch.cond_key)
+    drawn: list[dict[str, Any]] = [{}]
+    for param in (p for p in params if p.key in needed):  # in sampling order
+        drawn = [
+            {**given, param.key: value}
+            for given in drawn
+            for variant in param.possible_variants(given)  # the one the values above select
+            for value in dict.fromkeys(_values_to_try(variant))
+        ]
+        if len(drawn) > _MAX_COMBINATIONS:
+            return [], []
+    return joint, drawn
 
 
 def _check_step_keys_together(
-    path: Path, joint: list[Param], refused: Callable[[Mapping[str, Any]], str | None]
+    path: Path,
+    drawn: list[dict[str, Any]],
+    refused: Callable[[Mapping[str, Any]], str | None],
 ) -> None:
     """Rule 10 on combinations: `train.batch_size: [8, 12]` passes alone, and so does
     `train.length_groups_per_step: [1, 8]`, but a trial drawing 12 and 8 failed mid-sweep.
     Every value is in some combination, so the rules on one value are checked here too."""
-    grids = _step_grids(joint)
-    for values in itertools.product(*grids):
-        settings = {p.key: v for p, v in zip(joint, values, strict=True)}
-        problem = refused(settings)
+    for values in drawn:
+        problem = refused({k: v for k, v in values.items() if k != MODEL_KEY})
         if problem:
-            drawn = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-            raise SearchSpaceError(_one_line(f"{path}: {drawn} together would fail: {problem}"))
+            when = "".join(f"when {k}={v!r}: " for k, v in values.items() if k not in _STEP_KEYS)
+            together = ", ".join(f"{k}={v!r}" for k, v in values.items() if k in _STEP_KEYS)
+            raise SearchSpaceError(
+                _one_line(f"{path}: {when}{together} together would fail: {problem}")
+            )

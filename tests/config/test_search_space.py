@@ -271,6 +271,24 @@ BAD = [
      "when: [{if: {peft.lora_rank: 0}, choices: [8, 12]}]}\n"
      "train.length_groups_per_step: {type: categorical, choices: [1, 8]}\n",
      ["train.batch_size=12, train.length_groups_per_step=8 together would fail"]),
+    ("step-keys-wide-int-range",  # 8 and 128 split in two; 9 inside does not
+     "train.batch_size: {type: int, low: 8, high: 128, log: true}\n"
+     "train.length_groups_per_step: {type: categorical, choices: [1, 2]}\n",
+     ["train.batch_size=9, train.length_groups_per_step=2 together would fail"]),
+    ("step-key-branched-on-a-step-key",  # 12 is drawn with the base's 8
+     "train.batch_size: {type: categorical, choices: [12, 16]}\n"
+     "train.length_groups_per_step: {type: categorical, choices: [1, 8], "
+     "when: [{if: {train.batch_size: 16}, choices: [1, 16]}]}\n",
+     ["train.batch_size=12, train.length_groups_per_step=8 together would fail"]),
+    ("step-keys-both-branched",  # rank 0 draws batch 12 with the groups' base 8
+     RANK + "train.batch_size: {type: categorical, choices: [8, 16], "
+     "when: [{if: {peft.lora_rank: 0}, choices: [12, 24]}]}\n"
+     "train.length_groups_per_step: {type: categorical, choices: [1, 8], "
+     "when: [{if: {peft.lora_rank: 4}, choices: [1, 2]}]}\n",
+     ["when peft.lora_rank=0: train.batch_size=12, train.length_groups_per_step=8 together"]),
+    ("blocks-and-a-number-listed-twice",  # 2 written twice; `blocks` (2) is no excuse
+     "peft.frozen_layers: {type: categorical, choices: [0, 2, 2, blocks]}\n",
+     ["choices: 2 is listed twice"]),
     ("no-parameters", FIRST + "[]\n", ["no parameters to search"]),
     ("groups-range-that-fails-inside",  # both ends (1, 4) divide 16; 3 inside does not
      "train.length_groups_per_step: {type: int, low: 1, high: 4}\n",
@@ -377,6 +395,27 @@ def test_step_keys_searched_together_are_judged_on_what_trials_draw(
     assert [p.key for p in space.params][-1] == "train.length_groups_per_step"
     with pytest.raises(SearchSpaceError, match="together would fail"):
         _load(tmp_path, step_keys.replace("[1, 16]", "[1, 16, 64]"))
+
+
+def test_step_keys_are_judged_on_the_pairs_trials_draw_not_every_pair(tmp_path: Path) -> None:
+    """Batch 12 is drawn only with rank 0, and then with groups of 1 or 4: the pair 12 and 8
+    (which would fail) is never drawn, so the space is sound."""
+    space = _load(
+        tmp_path,
+        RANK + "train.batch_size: {type: categorical, choices: [8, 16], "
+        "when: [{if: {peft.lora_rank: 0}, choices: [12]}]}\n"
+        "train.length_groups_per_step: {type: categorical, choices: [1, 8], "
+        "when: [{if: {peft.lora_rank: 0}, choices: [1, 4]}]}\n",
+    )
+    assert [p.key for p in space.params][-1] == "train.length_groups_per_step"
+
+
+def test_blocks_beside_the_same_number_is_drawn_once(tmp_path: Path) -> None:
+    """[0, 2, blocks] on a 2-block model: the user wrote 2 once (the space may serve models
+    of other depths), so it is one choice, not a refusal."""
+    text = "peft.frozen_layers: {type: categorical, choices: [0, 2, blocks]}\n"
+    assert _load(tmp_path, text, num_blocks=2).params[0].choices == (0, 2)
+    assert _load(tmp_path, text, num_blocks=4).params[0].choices == (0, 2, 4)
 
 
 def test_blocks_resolves_to_the_block_count(tmp_path: Path) -> None:
