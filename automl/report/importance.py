@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from automl.console import first_line
 from automl.report.plots import Plot, _figure, _save
 from automl.search.study import STUDY_FILE
 
@@ -24,7 +25,10 @@ def param_importances(summary: dict[str, Any], out_dir: Path) -> tuple[dict[str,
     from automl.search.study import existing_study, study_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = existing_study(study_storage(out_dir), summary["sweep"])
+    try:  # a journal damaged in the middle (a full disk, an edit): a note, the page still builds
+        study = existing_study(study_storage(out_dir), summary["sweep"])
+    except Exception as err:
+        return {}, f"The Optuna journal ({STUDY_FILE}) cannot be read: {first_line(err, 200)}"
     if study is None:
         return {}, f"The Optuna journal has no study named {summary['sweep']!r}."
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

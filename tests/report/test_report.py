@@ -202,6 +202,21 @@ def test_importance_degenerate_cases_give_a_note(
     assert expected in page and not (tmp_path / "report" / "importance.png").exists()
 
 
+def test_a_journal_damaged_in_the_middle_leaves_a_note_not_a_half_written_report(
+    tmp_path: Path,
+) -> None:
+    """A bad line before the journal's end made Optuna raise: automl-report stopped with a
+    traceback after deleting the old page, which was never written again."""
+    write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])
+    write_study(tmp_path, [(_study_params(8, 1e-3, 0), 0.7), (_study_params(8, 2e-3, 0), 0.6)])
+    journal = tmp_path / "optuna.journal"
+    lines = journal.read_text().splitlines(keepends=True)
+    journal.write_text("".join([lines[0], '{"op_code": 4, "worker\n', *lines[1:]]))
+    page = build_report(tmp_path).read_text()
+    assert "The Optuna journal (optuna.journal) cannot be read" in page
+    assert (tmp_path / "report" / "history.png").is_file()
+
+
 def test_importance_of_the_one_varied_parameter_names_the_constant_ones(tmp_path: Path) -> None:
     write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.7])])
     write_study(tmp_path, [(_study_params(8, 1e-3, 0), 0.7), (_study_params(8, 2e-3, 0), 0.6)])
