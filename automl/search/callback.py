@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+from ray.tune.schedulers import TrialScheduler
 
 from automl.console import counted
 from automl.search.stop import FitStop, forward_to_ray
-from automl.search.stopping import OverfitStopper
+from automl.search.stopping import OverfitStopper, catch_up_asha
 from automl.search.trial import overrides_from_trial
 from automl.search.warm_start import WarmStart
 from automl.tracking.runs import SweepTracker
@@ -109,6 +110,7 @@ class SweepCallback(Callback):
         self.default_epochs = default_epochs
         self.tracker = tracker
         self.stopper = stopper
+        self.scheduler: TrialScheduler | None = None  # a restored round's ASHA (use_driver_objects)
         self.warm = warm  # labels the trials that run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
@@ -295,6 +297,10 @@ class SweepCallback(Callback):
             self._watching_budget = False  # this round's epochs before the stop count too
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
+        this_round = {
+            r.trial_id: r.history for r in self.records.values() if r.trial_id not in earlier_rounds
+        }
+        catch_up_asha(self.scheduler, this_round)  # Ray saves no scheduler: its rungs were empty
 
     # helpers ----------------------------------------------------------------------------------
     def _record(self, trial: Any) -> TrialRecord:

@@ -101,7 +101,9 @@ def _epoch(history: Sequence[Mapping[str, Any]], i: int) -> int:
 
 
 def _best_index(values: Sequence[float | None], mode: str, min_delta: float) -> int | None:
-    """Index of the best value: the first one no later value beats by more than ``min_delta``."""
+    """Index of the value patience counts from: the last one that beat the one before it by
+    more than ``min_delta`` (the first value to start with; as Keras' EarlyStopping). A later
+    value may be higher by less than ``min_delta``: an improvement too small to count."""
     best: int | None = None
     best_value = 0.0
     for i, v in enumerate(values):
@@ -174,16 +176,18 @@ def _patience_reason(
             return None
         since = counted(n - 1 - start, "epoch")
         lowest, now = _apart(val_loss[start] or 0.0, val_loss[-1])
+        margin = f" by more than {_fmt(rule.min_delta)}" if rule.min_delta > 0 else ""
         what = (
-            f"{rule.val_loss_key} has not gone below its lowest for {since} "
+            f"{rule.val_loss_key} has not gone below its lowest{margin} for {since} "
             f"({lowest} at epoch {_epoch(history, start)}, now {now})"
         )
     else:
         start = best
         if metrics[-1] is None:
             return None
+        margin = f" by more than {_fmt(rule.min_delta)}" if rule.min_delta > 0 else ""
         what = (
-            f"{rule.metric} has not improved for {counted(n - 1 - start, 'epoch')} "
+            f"{rule.metric} has not improved{margin} for {counted(n - 1 - start, 'epoch')} "
             f"(best {_fmt(metrics[best] or 0.0)} at epoch {_epoch(history, best)})"
         )
         if rule.signal == "both":
@@ -316,3 +320,38 @@ def build_stopping(
         reduction_factor=reduction_factor,
     )
     return stopper, scheduler
+
+
+def catch_up_asha(
+    scheduler: TrialScheduler | None, histories: Mapping[str, Sequence[Mapping[str, float]]]
+) -> int:
+    """ASHA's rungs as they stood before a stop: Ray saves no scheduler state with an
+    experiment, so a resumed sweep's ASHA started with empty rungs, and the first trial at
+    each rung set its own cut-off (never stopped, however weak). Each trial's epochs, replayed
+    in order, record the values the rungs held; decisions made in the replay are dropped.
+    Reads ASHA's private rungs (Ray 2.60; one bracket, as `build_stopping` makes); returns how
+    many trials were replayed (0 for any other scheduler)."""
+    brackets = getattr(scheduler, "_brackets", None)
+    if not isinstance(scheduler, ASHAScheduler) or not brackets or len(brackets) != 1:
+        return 0
+    metric, time_attr = str(scheduler._metric), str(scheduler._time_attr)
+    key, running_best = metric.removeprefix("best_"), metric.startswith("best_")
+    replayed = 0
+    for trial_id, history in histories.items():
+        trial, best = _TrialId(trial_id), -math.inf
+        for epoch in history:
+            value = epoch.get(key)
+            if value is None or time_attr not in epoch or not math.isfinite(value):
+                continue
+            signed = float(scheduler._metric_op or 1) * value  # ASHA keeps the larger as better
+            best = max(best, signed) if running_best else signed
+            brackets[0].on_result(trial, epoch[time_attr], best)
+        replayed += bool(history)
+    return replayed
+
+
+@dataclass(frozen=True)
+class _TrialId:
+    """What ASHA's rungs read of a trial: its id."""
+
+    trial_id: str

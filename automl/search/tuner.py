@@ -113,7 +113,8 @@ def use_driver_objects(tuner: Any, callback: SweepCallback, stopper: OverfitStop
     The one private use of Ray here: `Tuner.restore` re-reads the `RunConfig` pickled when the
     sweep started (a callback whose MLflow client belonged to the killed driver, a stopper as it
     was then) and, in Ray 2.60, takes no callbacks, stopper or run config. Ray then restores the
-    saved callback state (trial records, the stopper's histories) into these objects.
+    saved callback state (trial records, the stopper's histories) into these objects, and the
+    callback replays the records into the restored ASHA (`catch_up_asha`).
     """
     local = getattr(tuner, "_local_tuner", None)
     if local is None or not callable(getattr(local, "get_run_config", None)):
@@ -123,6 +124,8 @@ def use_driver_objects(tuner: Any, callback: SweepCallback, stopper: OverfitStop
         )
     run_config = local.get_run_config()
     run_config.callbacks, run_config.stop = [callback], stopper
+    # the restored ASHA (pickled when the round began): the callback refills its rungs
+    callback.scheduler = getattr(getattr(local, "_tune_config", None), "scheduler", None)
 
 
 def use_time_budget(tuner: Any, seconds: float) -> None:

@@ -251,6 +251,22 @@ def test_reason_gives_the_digits_that_tell_two_losses_apart() -> None:
     )
 
 
+def test_a_reason_under_min_delta_says_the_margin_it_did_not_clear() -> None:
+    """0.68 at the stop beats 0.61 by less than min_delta 0.1: the reason read "has not
+    improved (best 0.61 at epoch 3)" beside a record whose best epoch is the 0.68."""
+    results = _results([0.50, 0.59, 0.61, 0.68], FALLING[:4], [1.0, 0.9, 0.8, 0.81])
+    rule = OverfitRule(patience=1, min_delta=0.1, signal="metric")
+    assert overfit_reason(results, rule) == (
+        "val_accuracy has not improved by more than 0.10 for 1 epoch (best 0.61 at epoch 3) "
+        "while train_loss fell 0.52 -> 0.40"
+    )
+    falling = _results([0.6] * 3, FALLING[:3], [1.00, 0.97, 0.96])
+    assert overfit_reason(falling, OverfitRule(patience=2, min_delta=0.05, signal="val_loss")) == (
+        "val_loss has not gone below its lowest by more than 0.05 for 2 epochs "
+        "(1.00 at epoch 1, now 0.96) while train_loss fell 0.90 -> 0.52"
+    )
+
+
 def test_unknown_signal_is_named() -> None:
     with pytest.raises(ValueError, match="signal must be one of metric, val_loss, both"):
         OverfitRule(signal="loss")
@@ -456,3 +472,37 @@ def test_a_restored_trial_gives_the_stopper_the_epochs_its_record_holds() -> Non
     callback.on_trial_start(0, [], trial)
     assert [h["epoch"] for h in stopper.history("a")] == [1, 2, 3, 4]
     assert stopper("a", OVERFIT[4]) is True  # as the uninterrupted trial at epoch 5
+
+
+def _asha_and_a_weak_newcomer(catch_up: bool) -> str:
+    """ASHA's decision on a weak trial reaching its first rung, with the rungs either replayed
+    from the saved records of three trials (as a resumed sweep) or as Ray restores them."""
+    from dataclasses import asdict
+    from types import SimpleNamespace
+
+    from automl.search.callback import SweepCallback, TrialRecord
+
+    _, scheduler = build_stopping(
+        "asha", OverfitRule(), **_asha_args(max_t=4, grace_period=1),
+        asha_metric="best_val_accuracy",
+    )  # fmt: skip
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=4, tracker=None, stopper=None
+    )
+    callback.scheduler = scheduler if catch_up else None
+    records = [
+        TrialRecord(trial_id, {}, history=[{"epoch": 1.0, "val_accuracy": a}])
+        for trial_id, a in (("a", 0.8), ("b", 0.7), ("c", 0.75))
+    ]
+    callback.set_state({"records": [asdict(r) for r in records]})
+    weak = SimpleNamespace(trial_id="d")
+    assert scheduler is not None
+    scheduler.on_trial_add(None, weak)  # type: ignore[arg-type]
+    return scheduler.on_trial_result(None, weak, {"epoch": 1, "best_val_accuracy": 0.5})  # type: ignore[arg-type]
+
+
+def test_a_resumed_sweeps_asha_keeps_the_rungs_it_had() -> None:
+    """Ray saves no scheduler with the experiment: a resumed sweep's ASHA started with empty
+    rungs, so the first trial at each rung set its own cut-off and ran on however weak."""
+    assert _asha_and_a_weak_newcomer(catch_up=False) == ASHAScheduler.CONTINUE  # Ray's own
+    assert _asha_and_a_weak_newcomer(catch_up=True) == ASHAScheduler.STOP
