@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,7 @@ class SweepCallback(Callback):
         self._previous_ids = set(self.records)  # earlier rounds' trials
         if warm is not None:
             warm.claim(r.origin for r in self.records.values())
+        self._track_missing(self.records.values())
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
         self._restored: set[str] = set()  # trials a resumed sweep goes on with (set_state)
         # trials Ray stopped without telling anyone (the time budget): closed here, and the
@@ -297,6 +298,7 @@ class SweepCallback(Callback):
             self._watching_budget = False  # this round's epochs before the stop count too
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
+        self._track_missing(self.records.values())
         this_round = {
             r.trial_id: r.history for r in self.records.values() if r.trial_id not in earlier_rounds
         }
@@ -331,6 +333,21 @@ class SweepCallback(Callback):
         if self.tracker is not None:
             self.tracker.child(trial_id, params, {"origin": record.origin})
         return record
+
+    def _track_missing(self, records: Iterable[TrialRecord]) -> None:
+        """A sweep resumed or extended under a new MLflow run (it ran untracked so far, or its
+        run was deleted): the trials it already has get their child runs there too, with
+        their epochs and ends (their later results were dropped, the parent showed none)."""
+        if self.tracker is None:
+            return
+        for record in records:
+            if self.tracker.has_child(record.trial_id):
+                continue
+            self.tracker.child(record.trial_id, record.params, {"origin": record.origin})
+            for epoch in record.history:
+                self.tracker.log_epoch(record.trial_id, epoch)
+            if record.status != "running":
+                self._log_end(record)
 
     def _end_status(self, record: TrialRecord, outcome: dict[str, str] | None) -> tuple[str, str]:
         """(status, reason) of a trial that ended without error: as its checkpoint recorded,
@@ -367,8 +384,11 @@ class SweepCallback(Callback):
             record.best_epoch, counted(record.epochs_run, "epoch"), record.wall_s,
             f" ({record.reason})" if record.reason else "",
         )  # fmt: skip
-        if self.tracker is None:
-            return
+        if self.tracker is not None:
+            self._log_end(record)
+
+    def _log_end(self, record: TrialRecord) -> None:
+        assert self.tracker is not None
         summary = {
             f"best_{self.metric}": record.best_value,
             "best_epoch": record.best_epoch,

@@ -213,9 +213,18 @@ class SweepTracker:
 
     # -- trials ---------------------------------------------------------------------------------
     def _existing_children(self) -> dict[str, str]:
-        runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'"
-        )
+        runs: list[Any] = []
+        token: str | None = None
+        while True:  # page by page: one search returns at most 1,000 runs
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{self.parent_id}'",
+                page_token=token,
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                break
         children = {
             r.data.tags["automl.trial_id"]: r.info.run_id
             for r in runs
@@ -249,6 +258,10 @@ class SweepTracker:
         self._running.add(trial_id)
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run.info.run_id
+
+    def has_child(self, trial_id: str) -> bool:
+        """Whether the trial has its run under this sweep's run (made or found again)."""
+        return trial_id in self._children
 
     def log_epoch(self, trial_id: str, result: dict[str, Any]) -> None:
         run_id = self._children.get(trial_id)

@@ -267,3 +267,37 @@ def test_a_failed_save_of_the_spent_budget_does_not_end_the_sweep(
     with caplog.at_level("WARNING"):
         _record_spent(state, 12.5, blocked)  # mkdir of a file's path: an OSError
     assert state.round_spent_s == 12.5 and "could not record the time budget" in caplog.text
+
+
+@pytest.mark.slow  # a sweep, a cluster or a CLI process
+def test_a_sweep_resumed_under_a_new_mlflow_run_gets_its_earlier_trials_there(
+    tmp_path: Path,
+) -> None:
+    """Resumed with tracking on after running untracked (or after its run was deleted), the
+    new parent run had no children: the restored trials' later epochs and ends were dropped,
+    and the trials that had ended were missing from it."""
+    from dataclasses import asdict
+
+    from automl.search.callback import TrialRecord
+
+    epochs = [{"epoch": 1.0, "val_accuracy": 0.6, "val_loss": 1.1, "train_loss": 1.3},
+              {"epoch": 2.0, "val_accuracy": 0.7, "val_loss": 0.9, "train_loss": 1.0}]  # fmt: skip
+    ended = TrialRecord("t1", {"train.learning_rate": 0.01}, status="completed", history=epochs)
+    ended.best_value, ended.best_epoch = 0.7, 2
+    running = TrialRecord("t2", {"train.learning_rate": 0.02}, history=epochs[:1])
+    tracker = SweepTracker(mlflow_uri(tmp_path), "exp", "sw")
+    tracker.start_sweep({}, {}, resume=True, run_id="")  # it ran untracked: a new run
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=2, tracker=tracker, stopper=None,
+        previous=[ended],
+    )  # fmt: skip
+    callback.set_state({"records": [asdict(ended), asdict(running)]})
+    again = SweepTracker(mlflow_uri(tmp_path), "exp", "sw")
+    again.start_sweep({}, {}, resume=True, run_id=tracker.parent_id)
+    assert again.has_child("t1") and again.has_child("t2")
+    runs = {t: again.client.get_run(again.child(t, {})) for t in ("t1", "t2")}
+    assert runs["t1"].info.status == "FINISHED" and runs["t1"].data.tags["status"] == "completed"
+    assert runs["t1"].data.metrics["best_val_accuracy"] == 0.7
+    assert runs["t2"].info.status == "RUNNING"
+    steps = [m.step for m in again.client.get_metric_history(runs["t1"].info.run_id, "val_loss")]
+    assert sorted(steps) == [1, 2]
