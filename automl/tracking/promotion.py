@@ -9,13 +9,15 @@ its own trials (never the test split, which no selection step reads). Trained on
 the scores say nothing about each other, so the newer version, trained on the newer data, wins;
 unless it trained on fewer examples than the champion: a quick check on a subsample
 (`data.max_examples=300`) under the same name, or a resumed sweep on the older data, took the
-alias from the model in service.
+alias from the model in service. A version that predicts other classes (another task under
+the same name) never takes it on its own.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 METRIC = "automl.metric"
@@ -23,10 +25,14 @@ MODE = "automl.mode"
 VALUE = "automl.best_value"
 DATA = "automl.data_sha256"
 TRAIN_EXAMPLES = "automl.train_examples"
+LABELS = "automl.labels"  # the classes a version predicts, sorted: what its callers read
 
 
-def score_tags(provenance: Mapping[str, Any], mode: str) -> dict[str, str]:
-    """The tags a version is compared by, from its export's provenance ({} without a score)."""
+def score_tags(
+    provenance: Mapping[str, Any], mode: str, labels: Sequence[str] = ()
+) -> dict[str, str]:
+    """The tags a version is compared by, from its export's provenance ({} without a score)
+    and the classes it predicts (`labels`, where known)."""
     value = provenance.get("best_value")
     fingerprint = provenance.get("data_fingerprint") or {}
     sha = fingerprint.get("sha256")
@@ -36,6 +42,8 @@ def score_tags(provenance: Mapping[str, Any], mode: str) -> dict[str, str]:
     train = (fingerprint.get("counts") or {}).get("train")
     if isinstance(train, int):
         tags[TRAIN_EXAMPLES] = str(train)
+    if labels:
+        tags[LABELS] = json.dumps(sorted(labels), ensure_ascii=False)[:5000]
     return tags
 
 
@@ -53,6 +61,11 @@ def takes_alias(
         return newer, "the new version has no score to compare"
     if theirs is None or not all(holder.get(k) for k in (METRIC, MODE, DATA)):
         return newer, "the version holding it has no score to compare"
+    if new.get(LABELS) and holder.get(LABELS) and new[LABELS] != holder[LABELS]:
+        return False, (
+            "it predicts other classes than the version holding it (another task?): the "
+            "alias's callers would get other answers; move the alias by hand if meant"
+        )
     if holder[DATA] != new[DATA]:
         ours_n, theirs_n = _count(new.get(TRAIN_EXAMPLES)), _count(holder.get(TRAIN_EXAMPLES))
         if ours_n is not None and theirs_n is not None and ours_n < theirs_n:

@@ -55,7 +55,7 @@ def register_export(
     name = conf.tracking.registered_model or conf.sweep.name
     client = tracker.client
     provenance = _provenance(export_dir)
-    scores = score_tags(provenance, conf.sweep.mode)
+    scores = score_tags(provenance, conf.sweep.mode, _classes(export_dir))
     key = export_key(provenance)
     version = _registered_before(client, name, tracker.parent_id, key)
     judged = False
@@ -163,6 +163,15 @@ def _provenance(export_dir: Path) -> dict[str, Any]:
         return read_json_object(export_dir / "provenance.json")
     except ValueError:
         return {}
+
+
+def _classes(export_dir: Path) -> list[str]:
+    """The class names the exported model predicts (its config's id2label); [] unreadable."""
+    try:
+        id2label = read_json_object(export_dir / "config.json").get("id2label")
+    except ValueError:
+        return []
+    return [str(v) for v in id2label.values()] if isinstance(id2label, dict) else []
 
 
 def _log_model(

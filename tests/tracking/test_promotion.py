@@ -17,6 +17,7 @@ from automl.config.schema import Config
 from automl.search.sweep import SweepOutcome
 from automl.tracking.promotion import (
     DATA,
+    LABELS,
     METRIC,
     MODE,
     TRAIN_EXAMPLES,
@@ -70,6 +71,19 @@ def test_a_version_trained_on_fewer_examples_of_other_data_leaves_the_alias() ->
     fingerprint = {"sha256": "f", "counts": {"train": 12, "val": 3}}
     provenance = {"metric": "val_f1", "best_value": 0.5, "data_fingerprint": fingerprint}
     assert score_tags(provenance, "max")[TRAIN_EXAMPLES] == "12"
+
+
+def test_a_version_predicting_other_classes_never_takes_the_alias() -> None:
+    """Another task registered under the same name (`tracking.registered_model` shared, or a
+    sweep name reused) took the alias as "other data": its callers got other classes."""
+    champion = {**_tags(0.7, data="topics"), LABELS: '["greetings", "science"]'}
+    other = {**_tags(0.9, data="intents"), LABELS: '["book", "cancel"]'}
+    keep, why = takes_alias(other, champion)
+    assert not keep and why.startswith("it predicts other classes than the version holding it")
+    assert takes_alias({**other, LABELS: champion[LABELS]}, champion)[0]  # same classes, newer
+    assert takes_alias(_tags(0.9, data="intents"), champion)[0]  # untagged: registered before
+    provenance = {"metric": "val_f1", "best_value": 0.5, "data_fingerprint": {"sha256": "f"}}
+    assert score_tags(provenance, "max", ["science", "greetings"])[LABELS] == champion[LABELS]
 
 
 def test_an_export_without_a_trial_has_no_key_and_is_always_registered() -> None:
@@ -153,3 +167,12 @@ def test_champion_follows_the_best_version_not_the_last(
     assert cut.version != many and len(long_card) > 5000 >= len(cut.description)
     assert long_card.startswith(cut.description.split("\n\n(cut")[0])
     assert cut.description.endswith("best_model/README.md of the run)")
+    # the same data, a better score, but other classes (read from the export's config.json)
+    held = champion()
+    config = json.loads((card.parent / "config.json").read_text())
+    config["id2label"] = {k: f"other-{v}" for k, v in config["id2label"].items()}
+    (card.parent / "config.json").write_text(json.dumps(config))
+    provenance["trial_id"], provenance["best_value"] = "other classes", 0.99
+    card.with_name("provenance.json").write_text(json.dumps(provenance))
+    relabelled = register_export(tracker, named, card.parent, None)
+    assert relabelled != held and champion() == held
