@@ -185,7 +185,10 @@ class SweepCallback(Callback):
         record.last_seen = time.time()
         self._epochs_this_fit += 1
         epoch = int(result.get("epoch", len(record.history) + 1))
-        record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
+        kept = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
+        if len(kept) < len(record.history):  # its best may be among the epochs replayed
+            record.best_value, record.best_epoch = self._best_of(kept)
+        record.history = kept
         record.history.append({k: float(result[k]) for k in EPOCH_KEYS if k in result})
         record.node_ip = str(result.get("node_ip", record.node_ip))
         record.node_id = str(result.get("node_id", record.node_id))
@@ -333,6 +336,18 @@ class SweepCallback(Callback):
         if self.tracker is not None:
             self.tracker.child(trial_id, params, {"origin": record.origin})
         return record
+
+    def _best_of(self, history: list[dict[str, float]]) -> tuple[float | None, int]:
+        """The best value and epoch over `history` (None, 0 when it has none): a trial that
+        resumes from a checkpoint older than its record keeps that checkpoint's best weights,
+        not those of the epochs it runs again."""
+        best: float | None = None
+        epoch = 0
+        for h in history:
+            value = h.get(self.metric)
+            if value is not None and is_better(value, best, self.mode):
+                best, epoch = value, int(h["epoch"])
+        return best, epoch
 
     def _track_missing(self, records: Iterable[TrialRecord]) -> None:
         """A sweep resumed or extended under a new MLflow run (it ran untracked so far, or its

@@ -301,3 +301,17 @@ def test_a_sweep_resumed_under_a_new_mlflow_run_gets_its_earlier_trials_there(
     assert runs["t2"].info.status == "RUNNING"
     steps = [m.step for m in again.client.get_metric_history(runs["t1"].info.run_id, "val_loss")]
     assert sorted(steps) == [1, 2]
+
+
+def test_an_epoch_run_again_from_an_older_checkpoint_is_judged_again() -> None:
+    """Resumed from its epoch-2 checkpoint, a trial ran epoch 3 again and scored lower: its
+    record kept the first run's best (epoch 3, 0.8), weights its checkpoint no longer held,
+    and the summary and the export reported that score."""
+    callback = _callback(OverfitStopper(OverfitRule()))
+    trial = SimpleNamespace(trial_id="t1", config={}, last_result={}, checkpoint=None)
+    for epoch, accuracy in ((1, 0.6), (2, 0.7), (3, 0.8), (3, 0.65)):
+        result = {"epoch": epoch, "val_accuracy": accuracy, "train_loss": 1.0, "val_loss": 1.0}
+        callback.on_trial_result(epoch, [], trial, result)
+    record = callback.records["t1"]
+    assert (record.best_value, record.best_epoch) == (0.7, 2)
+    assert [h["val_accuracy"] for h in record.history] == [0.6, 0.7, 0.65]
