@@ -22,10 +22,11 @@ T = TypeVar("T")
 def check_report_store(uri: str) -> None:
     """The store to log to must already hold the sweep: a SQLite file that does not exist would
     be created (a new, empty store) just to find no run in it; a server must answer."""
-    from automl.tracking.uri import sqlite_path, store_problem
+    from automl.tracking.uri import sqlite_file, store_problem
 
-    if uri.startswith("sqlite:///") and not Path(sqlite_path(uri)).is_file():
-        raise ReportError(f"--tracking-uri: {sqlite_path(uri)}: no such MLflow store")
+    database = sqlite_file(uri)  # None for `file:` URI filenames: SQLite opens those itself
+    if database is not None and not database.is_file():
+        raise ReportError(f"--tracking-uri: {database}: no such MLflow store")
     problem = store_problem(uri)  # a scheme MLflow can use; a server that answers
     if problem:
         raise ReportError(f"--tracking-uri: {problem}")

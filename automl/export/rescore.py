@@ -106,7 +106,12 @@ def registered_folder(uri: str, tracking: str | None = None) -> Iterator[Path]:
 
     problem = store_problem(tracking)  # a bad scheme, a server that does not answer: at once
     if problem:
-        raise ModelError(f"--tracking-uri: {problem}")
+        origin = (  # what set the store: the option, the environment, or neither
+            "--tracking-uri" if tracking
+            else "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI")
+            else "the default store"
+        )  # fmt: skip
+        raise ModelError(f"{origin}: {problem}")
     store = tracking_uri(tracking)
     database = sqlite_file(store)
     if database is not None and not database.is_file():  # MLflow would create an empty one

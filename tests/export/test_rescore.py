@@ -150,6 +150,16 @@ def test_bad_input_is_one_line_and_nothing_is_replaced(
     assert not (tmp_path / "no.db").exists()
 
 
+def test_a_bad_store_from_the_environment_is_named_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user set no --tracking-uri: the message named it all the same."""
+    _file(tmp_path, ["food", "tech"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "ftp://host/db")
+    code, _, stderr = _run(capsys, "models:/x@champion", str(tmp_path / "new.jsonl"))
+    assert code == 2 and stderr.startswith("error: MLFLOW_TRACKING_URI: unsupported scheme")
+
+
 def test_scores_a_split_of_a_saved_dataset(
     model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -289,6 +289,21 @@ def test_cli_refuses_a_store_it_cannot_log_to_before_writing_anything(
     assert sorted(tmp_path.rglob("*")) == before  # no store created, no report written
 
 
+def test_a_store_named_by_a_sqlite_uri_filename_is_found(tmp_path: Path) -> None:
+    """`sqlite:///file:/path/mlflow.db?mode=rw&uri=true` (SQLite's URI filenames, which
+    SQLAlchemy passes on) was refused as "no such MLflow store": `file:/path...` is no file."""
+    from mlflow.tracking import MlflowClient
+
+    from automl.cli.report import check_report_store
+    from automl.tracking.uri import sqlite_path
+
+    uri = mlflow_uri(tmp_path)
+    MlflowClient(uri).search_experiments()  # the store's tables
+    check_report_store(f"sqlite:///file:{sqlite_path(uri)}?mode=rw&uri=true")
+    with pytest.raises(ReportError, match="no such MLflow store"):
+        check_report_store(f"sqlite:///{tmp_path / 'none.db'}")
+
+
 @pytest.mark.slow  # a sweep, a cluster or a CLI process
 def test_cli_writes_and_logs_to_the_sweeps_mlflow_run(
     sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
