@@ -7,7 +7,7 @@ import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 from automl.config.paths import not_creatable
 from automl.config.schema import ConfigError
@@ -22,7 +22,21 @@ def scheme_of(uri: str) -> str:
     `databricks-uc`) is Databricks."""
     if "://" in uri:
         return uri.split("://", 1)[0]
-    return "databricks" if uri.split(":", 1)[0] in ("databricks", "databricks-uc") else "file"
+    head = uri.split(":", 1)[0]
+    if head in ("databricks", "databricks-uc"):
+        return "databricks"
+    # `sqlite:/x.db` (slashes missing) is a mistyped SQLite store, not a file path; `file:/x`
+    # is a file URI; `C:/runs` a Windows path
+    return head if head in ("sqlite", "postgresql", "mysql") else "file"
+
+
+def file_store_path(uri: str) -> str:
+    """The folder of a file store: a bare path, or a `file:` URI's path (`file:///a%20b`,
+    `file://localhost/x`, `file:/x`) with its %-escapes decoded."""
+    if not uri.startswith("file:"):
+        return uri
+    parsed = urlparse(uri)
+    return unquote(parsed.path)
 
 
 def tracking_uri(configured: str | None) -> str:
@@ -96,7 +110,7 @@ def check_store(uri: str) -> None:
                 f"config: tracking.uri: {redact(uri)}: MLflow refuses file stores (maintenance "
                 "mode); use sqlite:///PATH/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true"
             )
-        _check_creatable(uri, uri.removeprefix("file://"))
+        _check_creatable(uri, file_store_path(uri))
     else:  # a database server (postgresql, mysql, ...) or databricks: ask it once
         _check_answers(uri)
 

@@ -139,6 +139,7 @@ def test_a_store_uri_is_checked_before_anything_is_written(tmp_path: Path) -> No
     (tmp_path / "rows.db").write_text("text,label\nhi,a\n")
     assert "not a SQLite database" in (store_problem(f"sqlite:///{tmp_path}/rows.db") or "")
     assert "three or four slashes" in (store_problem("sqlite://mlflow.db") or "")
+    assert "three or four slashes" in (store_problem("sqlite:/mlflow.db") or "")  # not a file
 
     store = f"sqlite:///{tmp_path}/mlflow.db"
     assert store_problem(store) is None  # a new file
@@ -150,6 +151,23 @@ def test_a_store_uri_is_checked_before_anything_is_written(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no -wal/-shm files left
     assert scheme_of("databricks") == scheme_of("databricks-uc") == "databricks"
     assert scheme_of("mlruns") == "file"
+
+
+def test_a_file_store_is_checked_where_mlflow_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`file:` URIs were checked at the wrong path (`file:/x` taken as a relative folder
+    named `file:`, `%20` left escaped), so an unwritable folder passed the check."""
+    from automl.tracking.uri import file_store_path, store_problem
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    assert file_store_path(f"file:{tmp_path}/a%20b") == f"{tmp_path}/a b"
+    assert file_store_path(f"file://localhost{tmp_path}/x") == f"{tmp_path}/x"
+    assert file_store_path("mlruns") == "mlruns"
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("mine")
+    for uri in (f"file:{blocker}/runs", f"file://{blocker}/runs", f"{blocker}/runs"):
+        assert "not-a-folder" in (store_problem(uri) or ""), uri
 
 
 def test_a_sweep_that_fails_mid_fit_ends_its_running_trials_runs_too(tmp_path: Path) -> None:
