@@ -35,7 +35,7 @@ import math
 import types
 import typing
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -304,7 +304,7 @@ class SpecChecker:
             self.fail(f"choices must be a non-empty list, got {_describe(raw)}")
         out: list[Any] = []
         seen: set[tuple[bool, Any]] = set()
-        blocks = any(isinstance(c, str) and c.strip() == BLOCKS for c in raw)
+        blocks = sum(isinstance(c, str) and c.strip() == BLOCKS for c in raw) == 1
         for i, choice in enumerate(raw):
             field = f"choices[{i}]"
             if isinstance(choice, str) and _is_number(current):  # numeric field: "1e-3", blocks
@@ -548,14 +548,21 @@ _EVERY_INT_UP_TO = 64
 _EVERY_STEP_INT_UP_TO = 1024
 
 
-def _values_to_try(p: Param) -> tuple[Any, ...]:
-    """Every choice; every value of a short int range; else the range's two ends."""
+def _values_to_try(
+    p: Param, step_up_to: int = _EVERY_STEP_INT_UP_TO, wanted: Sequence[Any] = ()
+) -> tuple[Any, ...]:
+    """Every choice; every value of a short int range (a step key's: up to `step_up_to`); else
+    the range's two ends, the `wanted` values it holds (conditions of branches on it, which
+    select other ranges) and one value that is none of those (which selects the base's)."""
     if p.choices is not None:
         return p.choices
     if p.type == "int" and p.low is not None and p.high is not None:
         grid = range(int(p.low), int(p.high) + 1, int(p.step or 1))
-        if len(grid) <= (_EVERY_STEP_INT_UP_TO if p.key in _STEP_KEYS else _EVERY_INT_UP_TO):
+        if len(grid) <= (step_up_to if p.key in _STEP_KEYS else _EVERY_INT_UP_TO):
             return tuple(grid)
+        picked = [grid[0], grid[-1], *(w for w in wanted if _is_number(w) and w in grid)]
+        other = next((v for v in grid if v not in picked), None)
+        return tuple(dict.fromkeys([*picked, *([] if other is None else [other])]))
     return (p.low, p.high)
 
 
@@ -611,31 +618,55 @@ def _step_combinations(params: tuple[Param, ...]) -> tuple[list[Param], list[dic
     them, with the values their ranges depend on (a `when` on `peft.lora_rank`, or on another
     step key). Checked as combinations, not one by one against the config's own values:
     `train.length_groups_per_step: [1, 16]` alone meets the config's batch size 8, which no
-    trial draws when `train.batch_size` is searched over [16, 32]. ([], []) for fewer than two
-    step keys, or past `_MAX_COMBINATIONS` (then each value is checked alone)."""
+    trial draws when `train.batch_size` is searched over [16, 32]. Wide step ranges are tried
+    value by value where the combinations stay under `_MAX_COMBINATIONS`, else at their ends;
+    ([], []) for fewer than two step keys, or past it even so (each value checked alone)."""
     joint = [p for p in params if p.key in _STEP_KEYS]
     if len(joint) < 2:
         return [], []
     by_key = {p.key: p for p in params}
     needed = {p.key for p in joint}
+    conditions: dict[str, list[Any]] = {}  # each key's values that some branch selects on
     waiting = list(needed)
     while waiting:  # the keys their branches read, and the keys those read
         param = by_key.get(waiting.pop())
         for branch in param.branches if param is not None else ():
+            conditions.setdefault(branch.cond_key, []).append(branch.cond_value)
             if branch.cond_key not in needed:
                 needed.add(branch.cond_key)
                 waiting.append(branch.cond_key)
+    ordered = [p for p in params if p.key in needed]  # in sampling order
+    for step_up_to in (_EVERY_STEP_INT_UP_TO, _EVERY_INT_UP_TO):
+        drawn = _drawn(ordered, conditions, step_up_to)
+        if drawn is not None:
+            return joint, drawn
+    return [], []
+
+
+def _drawn(
+    ordered: list[Param], conditions: Mapping[str, list[Any]], step_up_to: int
+) -> list[dict[str, Any]] | None:
+    """Every combination of values `ordered` can be drawn with (each range as the values
+    above it select), or None past `_MAX_COMBINATIONS` (counted before any is built)."""
     drawn: list[dict[str, Any]] = [{}]
-    for param in (p for p in params if p.key in needed):  # in sampling order
+    for param in ordered:
+        options, count = [], 0
+        for given in drawn:
+            values = dict.fromkeys(
+                value
+                for variant in param.possible_variants(given)  # the one the values above select
+                for value in _values_to_try(variant, step_up_to, conditions.get(param.key, ()))
+            )
+            count += len(values)
+            if count > _MAX_COMBINATIONS:
+                return None
+            options.append(values)
         drawn = [
             {**given, param.key: value}
-            for given in drawn
-            for variant in param.possible_variants(given)  # the one the values above select
-            for value in dict.fromkeys(_values_to_try(variant))
+            for given, values in zip(drawn, options, strict=True)
+            for value in values
         ]
-        if len(drawn) > _MAX_COMBINATIONS:
-            return [], []
-    return joint, drawn
+    return drawn
 
 
 def _check_step_keys_together(

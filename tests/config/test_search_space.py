@@ -286,9 +286,12 @@ BAD = [
      "train.length_groups_per_step: {type: categorical, choices: [1, 8], "
      "when: [{if: {peft.lora_rank: 4}, choices: [1, 2]}]}\n",
      ["when peft.lora_rank=0: train.batch_size=12, train.length_groups_per_step=8 together"]),
-    ("blocks-and-a-number-listed-twice",  # 2 written twice; `blocks` (2) is no excuse
-     "peft.frozen_layers: {type: categorical, choices: [0, 2, 2, blocks]}\n",
-     ["choices: 2 is listed twice"]),
+    ("step-key-branch-inside-a-wide-condition-range",  # rank 8 is drawn: its batch 12 too
+     "peft.lora_rank: {type: int, low: 0, high: 64}\n"
+     "train.batch_size: {type: categorical, choices: [8, 16], "
+     "when: [{if: {peft.lora_rank: 8}, choices: [12]}]}\n"
+     "train.length_groups_per_step: {type: categorical, choices: [1, 8]}\n",
+     ["when peft.lora_rank=8: train.batch_size=12, train.length_groups_per_step=8 together"]),
     ("no-parameters", FIRST + "[]\n", ["no parameters to search"]),
     ("groups-range-that-fails-inside",  # both ends (1, 4) divide 16; 3 inside does not
      "train.length_groups_per_step: {type: int, low: 1, high: 4}\n",
@@ -412,10 +415,31 @@ def test_step_keys_are_judged_on_the_pairs_trials_draw_not_every_pair(tmp_path: 
 
 def test_blocks_beside_the_same_number_is_drawn_once(tmp_path: Path) -> None:
     """[0, 2, blocks] on a 2-block model: the user wrote 2 once (the space may serve models
-    of other depths), so it is one choice, not a refusal."""
+    of other depths), so it is one choice, not a refusal; a number written twice still is."""
     text = "peft.frozen_layers: {type: categorical, choices: [0, 2, blocks]}\n"
     assert _load(tmp_path, text, num_blocks=2).params[0].choices == (0, 2)
     assert _load(tmp_path, text, num_blocks=4).params[0].choices == (0, 2, 4)
+    for twice in ("[0, 2, 2, blocks]", "[0, blocks, blocks]"):
+        with pytest.raises(SearchSpaceError, match="choices: 2 is listed twice"):
+            _load(tmp_path, text.replace("[0, 2, blocks]", twice), num_blocks=2)
+
+
+def test_wide_step_ranges_past_the_combination_cap_are_judged_at_their_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 batch sizes x 30 accumulations x 2 group counts is past the cap: the check fell
+    back to each value alone against the config's batch of 16, and refused groups of 32,
+    which every drawn batch (a multiple of 32) splits."""
+    monkeypatch.setitem(
+        CONFIG, "train", {**CONFIG["train"], "batch_size": 16, "grad_accum_steps": 1}
+    )
+    space = _load(
+        tmp_path,
+        "train.batch_size: {type: int, low: 32, high: 3200, step: 32}\n"
+        "train.grad_accum_steps: {type: int, low: 1, high: 30}\n"
+        "train.length_groups_per_step: {type: categorical, choices: [1, 32]}\n",
+    )
+    assert [p.key for p in space.params][-1] == "train.length_groups_per_step"
 
 
 def test_blocks_resolves_to_the_block_count(tmp_path: Path) -> None:
