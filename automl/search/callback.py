@@ -301,11 +301,14 @@ class SweepCallback(Callback):
             self._watching_budget = False  # this round's epochs before the stop count too
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
-        self._track_missing(self.records.values())
         this_round = {
             r.trial_id: r.history for r in self.records.values() if r.trial_id not in earlier_rounds
         }
         catch_up_asha(self.scheduler, this_round)  # Ray saves no scheduler: its rungs were empty
+        try:  # Ray restores inside a try that, on any error, drops the restore and starts over
+            self._track_missing(self.records.values())
+        except Exception as err:  # a store that stumbles: the sweep goes on, its records kept
+            log.warning("MLflow: the sweep's earlier trials were not added to its run (%s)", err)
 
     # helpers ----------------------------------------------------------------------------------
     def _record(self, trial: Any) -> TrialRecord:

@@ -101,9 +101,9 @@ def _epoch(history: Sequence[Mapping[str, Any]], i: int) -> int:
 
 
 def _best_index(values: Sequence[float | None], mode: str, min_delta: float) -> int | None:
-    """Index of the value patience counts from: the last one that beat the one before it by
-    more than ``min_delta`` (the first value to start with; as Keras' EarlyStopping). A later
-    value may be higher by less than ``min_delta``: an improvement too small to count."""
+    """Index of the value patience counts from: the last one that beat the best counted before
+    it by more than ``min_delta`` (the first value to start with; as Keras' EarlyStopping). A
+    later value may be better by less than ``min_delta``: an improvement too small to count."""
     best: int | None = None
     best_value = 0.0
     for i, v in enumerate(values):
@@ -176,7 +176,7 @@ def _patience_reason(
             return None
         since = counted(n - 1 - start, "epoch")
         lowest, now = _apart(val_loss[start] or 0.0, val_loss[-1])
-        margin = f" by more than {_fmt(rule.min_delta)}" if rule.min_delta > 0 else ""
+        margin = f" by more than {rule.min_delta:g}" if rule.min_delta > 0 else ""
         what = (
             f"{rule.val_loss_key} has not gone below its lowest{margin} for {since} "
             f"({lowest} at epoch {_epoch(history, start)}, now {now})"
@@ -185,7 +185,7 @@ def _patience_reason(
         start = best
         if metrics[-1] is None:
             return None
-        margin = f" by more than {_fmt(rule.min_delta)}" if rule.min_delta > 0 else ""
+        margin = f" by more than {rule.min_delta:g}" if rule.min_delta > 0 else ""
         what = (
             f"{rule.metric} has not improved{margin} for {counted(n - 1 - start, 'epoch')} "
             f"(best {_fmt(metrics[best] or 0.0)} at epoch {_epoch(history, best)})"

@@ -124,8 +124,13 @@ def use_driver_objects(tuner: Any, callback: SweepCallback, stopper: OverfitStop
         )
     run_config = local.get_run_config()
     run_config.callbacks, run_config.stop = [callback], stopper
-    # the restored ASHA (pickled when the round began): the callback refills its rungs
-    callback.scheduler = getattr(getattr(local, "_tune_config", None), "scheduler", None)
+    tune_config = getattr(local, "_tune_config", None)
+    if tune_config is None or not hasattr(tune_config, "scheduler"):
+        raise RuntimeError(
+            "cannot resume: this Ray version's Tuner has no _local_tuner._tune_config.scheduler "
+            "(written for Ray 2.60)"
+        )
+    callback.scheduler = tune_config.scheduler  # pickled when the round began: rungs refilled
 
 
 def use_time_budget(tuner: Any, seconds: float) -> None:

@@ -257,7 +257,7 @@ def test_a_reason_under_min_delta_says_the_margin_it_did_not_clear() -> None:
     results = _results([0.50, 0.59, 0.61, 0.68], FALLING[:4], [1.0, 0.9, 0.8, 0.81])
     rule = OverfitRule(patience=1, min_delta=0.1, signal="metric")
     assert overfit_reason(results, rule) == (
-        "val_accuracy has not improved by more than 0.10 for 1 epoch (best 0.61 at epoch 3) "
+        "val_accuracy has not improved by more than 0.1 for 1 epoch (best 0.61 at epoch 3) "
         "while train_loss fell 0.52 -> 0.40"
     )
     falling = _results([0.6] * 3, FALLING[:3], [1.00, 0.97, 0.96])
