@@ -156,15 +156,26 @@ def num_blocks_of(model_config: Any) -> int:
     return count
 
 
+MODEL_INPUTS = ("input_ids", "attention_mask")  # what training passes a model (data/batching.py)
+
+
 def load_tokenizer(cfg: ModelConfig) -> Any:
     """The tokenizer, with a pad token (GPT-style tokenizers ship without one). transformers 5
     builds one even from a folder with no vocabulary file (BERT's falls back to its special
     tokens alone), and training on all-[UNK] inputs fails silently: that is refused. Small real
-    vocabularies (characters, DNA bases) pass: they hold more than special tokens."""
+    vocabularies (characters, DNA bases) pass: they hold more than special tokens.
+
+    It feeds a model as training does, and the export keeps that (saved with it): ids and the
+    mask only (GPT-2 adds an embedding of any `token_type_ids` it is given, which training
+    never passes: a borrowed BERT tokenizer's moved the exported model's logits), padded on
+    the right (a hub tokenizer padding on the left shifts learned positions)."""
     from transformers import AutoTokenizer
 
     where = model_location(cfg) if cfg.source != "tiny" else model_location(_tokenizer_source(cfg))
-    tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(
+        where, trust_remote_code=cfg.trust_remote_code, padding_side="right",
+        model_input_names=list(MODEL_INPUTS),
+    )  # fmt: skip
     problem = vocabulary_problem(tokenizer)
     if problem:
         raise ModelError(f"model.name_or_path: {where}: {problem}")

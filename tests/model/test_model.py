@@ -941,3 +941,32 @@ def test_a_pooler_the_checkpoint_lacks_trains_under_lora(tmp_path: Path, depth: 
 def model_of(tmp_path: Path, peft: PeftConfig) -> nn.Module:
     cfg = ModelConfig(source="pretrained", name_or_path=str(tmp_path / "no-pooler"))
     return build_model(cfg, peft, ["a", "b", "c"], pad_token_id=0)[0]
+
+
+def test_the_saved_tokenizer_feeds_the_model_as_training_did(tmp_path: Path) -> None:
+    """Training passes ids and a mask, padded on the right. The exported tokenizer also gave
+    `token_type_ids` (tiny_gpt2 borrows MiniLM's), which GPT-2 embeds: a user's
+    `model(**tokenizer(texts))` or pipeline got other logits than the trained model; and a
+    tokenizer padding on the left shifts a decoder's learned positions."""
+    from transformers import AutoTokenizer
+
+    tokenizer = load_tokenizer(shipped_model_config("gpt2"))
+    tokenizer.save_pretrained(tmp_path / "export")
+    saved = AutoTokenizer.from_pretrained(tmp_path / "export")
+    texts = ["a short one", "a somewhat longer text than the first one"]
+    encoded = saved(texts, padding=True, return_tensors="pt")
+    assert set(encoded) == {"input_ids", "attention_mask"} and saved.padding_side == "right"
+    rows = tokenizer(texts)["input_ids"]
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    model, _ = tiny("gpt2")
+    model.eval()
+    with torch.no_grad():  # as the training loop feeds it (data/batching.py)
+        torch.testing.assert_close(
+            model(**encoded).logits, model(input_ids=ids, attention_mask=mask).logits
+        )
+    left = AutoTokenizer.from_pretrained(tmp_path / "export", padding_side="left")
+    left.save_pretrained(tmp_path / "left")  # a hub tokenizer that pads on the left
+    cfg = ModelConfig(source="pretrained", name_or_path=str(tmp_path / "left"))
+    assert load_tokenizer(cfg).padding_side == "right"
