@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from automl.config.schema import Config, ModelConfig
 from automl.hub import missing_offline, weights_missing_offline
+
+log = logging.getLogger(__name__)
 
 
 class ModelError(ValueError):
@@ -246,6 +249,38 @@ def check_model_config(cfg: ModelConfig, model_config: Any) -> None:
     model choice too): its architecture, and `model.max_length` past its positions."""
     check_architecture(cfg, model_config)
     check_max_length(cfg, model_config)
+    check_block_list(cfg, model_config)
+
+
+def check_block_list(cfg: ModelConfig, model_config: Any) -> None:
+    """The block list freezing and LoRA work on, found in the model built from its config on
+    the meta device (no weights, no memory), and as long as the config's block count, which
+    `peft.frozen_layers` is checked against. Jamba (attention and Mamba layers in one list)
+    passed every check and failed in every trial; Funnel counts layers, but its list holds
+    groups of them. A model that cannot be built so (remote code computing in its
+    constructor) is left to the trials."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from automl.model.build import find_blocks
+
+    try:
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(
+                model_config, trust_remote_code=cfg.trust_remote_code
+            )
+    except Exception as err:
+        log.debug("block list of %s not checked: %s", display_name(cfg), err)
+        return
+    path, blocks = find_blocks(model)  # none found: one line naming the class
+    count = num_blocks_of(model_config)
+    if len(blocks) != count:
+        kind = getattr(model_config, "model_type", "") or type(model_config).__name__
+        raise ModelError(
+            f"model: {display_name(cfg)} ({kind}) counts {count} blocks in its config but its "
+            f"block list ({path}) holds {len(blocks)}: peft.frozen_layers would freeze other "
+            "depths than checked; not supported"
+        )
 
 
 # model types whose blocks are split across parallel lists (model/build.py: _refuse_split_blocks)
