@@ -356,8 +356,9 @@ def head_modules(model: nn.Module) -> list[str]:
 
 # Attention projections by the names architectures give them: query and value apart (BERT's
 # query/value, DistilBERT's q_lin/v_lin, MPNet's q/v, Llama's q_proj/v_proj), or fused
-# (ModernBERT's Wqkv, GPT-2's c_attn, GPT-NeoX's query_key_value).
-_QUERY_VALUE = re.compile(r"(q|v|query|value)(_?(proj|lin|linear))?", re.IGNORECASE)
+# (ModernBERT's Wqkv, GPT-2's c_attn, GPT-NeoX's query_key_value). Longformer's [CLS], which
+# its classifier reads, attends through query_global/value_global: adapted too.
+_QUERY_VALUE = re.compile(r"(q|v|query|value)(_?(proj|lin|linear|global))?", re.IGNORECASE)
 _FUSED_QKV = re.compile(r"w?qkv(_?proj)?|c_attn|query_key_value|in_proj", re.IGNORECASE)
 
 

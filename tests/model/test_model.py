@@ -346,6 +346,12 @@ def test_lora_finds_query_and_value_where_peft_has_no_default() -> None:
     assert lora_targets(mpnet) == ["q", "v"]
     modern = AutoModelForSequenceClassification.from_config(ModernBertConfig(**small))
     assert lora_targets(modern) == ["Wqkv"]  # fused query-key-value
+    from transformers import LongformerConfig  # its [CLS] attends through the global ones
+
+    longformer = AutoModelForSequenceClassification.from_config(
+        LongformerConfig(**small, attention_window=4)
+    )
+    assert lora_targets(longformer) == ["query", "query_global", "value", "value_global"]
     assert lora_targets(tiny("bert")[0]) is None  # peft's own choice (query, value)
     model = apply_lora(distilbert(3), PeftConfig(lora_rank=4, frozen_layers=1), 1, 3)
     _assert_lora_only_above(model, "distilbert.transformer.layer", 1, 3)
@@ -984,11 +990,11 @@ def test_a_model_whose_block_list_is_not_its_block_count_is_refused_before_compu
     funnel = FunnelConfig(block_sizes=[2, 2], d_model=16, n_head=2, d_inner=32, vocab_size=50)
     with pytest.raises(ModelError, match=r"counts 4 blocks in its config but its block list"):
         check_model_config(cfg, funnel)
-    jamba = JambaConfig(
+    jamba = JambaConfig(  # layer 0 Mamba, layer 1 attention
         hidden_size=16, num_attention_heads=2, intermediate_size=32, num_hidden_layers=2,
         num_key_value_heads=2, num_experts=1, vocab_size=50, attn_layer_period=2,
         attn_layer_offset=1, expert_layer_period=1, expert_layer_offset=0,
-    )  # fmt: skip (layer 0 Mamba, layer 1 attention)
+    )  # fmt: skip
     with pytest.raises(ModelError, match=r"no transformer block list found in Jamba"):
         check_model_config(cfg, jamba)
     check_model_config(cfg, BertConfig(hidden_size=16, num_attention_heads=2,
