@@ -8,9 +8,13 @@ automl-sweep -m experiment=smoke data.max_examples=500,1000   # one sweep each: 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from automl.cli.app import command_line_values, hydra_app, multirun_job, names_each_job
 from automl.config.schema import Config
-from automl.search.sweep import SweepOutcome, run_sweep
+
+if TYPE_CHECKING:  # Ray, MLflow and torch load in the run: a Ctrl-C while they do is one line
+    from automl.search.sweep import SweepOutcome
 
 
 def sweep_job(conf: Config) -> SweepOutcome:
@@ -19,6 +23,8 @@ def sweep_job(conf: Config) -> SweepOutcome:
     fresh over that sweep's folder, study and MLflow runs, and the second job would wipe the
     first. The same command with `sweep.resume=true` finds each one again. A multirun over
     names alone (`sweep.name=a,b`) keeps them: each job has its own."""
+    from automl.search.sweep import run_sweep
+
     job = multirun_job()
     if job is not None and not names_each_job("sweep.name"):
         conf.sweep.name = f"{conf.sweep.name}-{job}"

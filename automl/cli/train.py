@@ -11,17 +11,24 @@ import json
 import logging
 
 from automl.cli.app import hydra_app, multirun_job
-from automl.config.schema import Config
-from automl.data.prepare import prepare_data
-from automl.model.build import check_lora_targets
-from automl.model.load import check_model, load_model_config
-from automl.train.device import pick_device
-from automl.train.loop import run_trial
+from automl.config.schema import Config, ConfigError
 
 log = logging.getLogger("automl.train")
 
 
 def train(conf: Config) -> dict[str, object]:
+    # torch and transformers load here, not on import: a Ctrl-C while they do is one line
+    from automl.data.prepare import prepare_data
+    from automl.model.build import check_lora_targets
+    from automl.model.load import check_model, load_model_config
+    from automl.train.device import pick_device
+    from automl.train.loop import run_trial
+
+    if conf.sweep.dry_run:  # it would train at once
+        raise ConfigError(
+            "config: sweep.dry_run: automl-sweep's check without compute; automl-train has "
+            "none (it trains at once): run automl-sweep sweep.dry_run=true to check a config"
+        )
     pick_device(conf.train.device)  # `cuda` without one: refused before the data is read
     config = load_model_config(conf.model)
     blocks = check_model(conf, config)

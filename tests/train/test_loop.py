@@ -614,12 +614,13 @@ def test_cli_keeps_the_epoch_the_sweep_metric_chooses(
     import automl.cli.train as cli
 
     runs: list[Any] = []
+    run_trial = automl.train.loop.run_trial
 
     def recorded(*args: Any, **kwargs: Any) -> Any:
-        runs.append(automl.train.loop.run_trial(*args, **kwargs))
+        runs.append(run_trial(*args, **kwargs))
         return runs[-1]
 
-    monkeypatch.setattr(cli, "run_trial", recorded)
+    monkeypatch.setattr(automl.train.loop, "run_trial", recorded)  # imported when it trains
     monkeypatch.chdir(tmp_path)
     argv = ["automl-train", "experiment=smoke", "train.epochs=6", "train.learning_rate=0.05"]
     argv += ["data.max_examples=200", "sweep.metric=val_loss", "sweep.mode=min"]
@@ -652,8 +653,13 @@ def test_cli_keeps_the_epoch_the_sweep_metric_chooses(
             "error: peft.target_modules: quary: no such linear layer in tiny-bert (its "
             "blocks' linear layers: dense, key, query, value)",
         ),
+        (  # automl-sweep's check: here it trained at once
+            ["experiment=smoke", "sweep.dry_run=true"],
+            "error: config: sweep.dry_run: automl-sweep's check without compute; automl-train "
+            "has none (it trains at once): run automl-sweep sweep.dry_run=true to check a config",
+        ),
     ],
-    ids=["missing-file", "too-deep", "lora-target-typo"],
+    ids=["missing-file", "too-deep", "lora-target-typo", "dry-run"],
 )
 def test_cli_bad_input_is_one_error_line(
     repo_root: Path, tmp_path: Path, overrides: list[str], message: str
