@@ -11,6 +11,7 @@ import math
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -39,6 +40,14 @@ def user_errors() -> tuple[type[Exception], ...]:
 def composition_error(err: BaseException) -> str:
     """Hydra's report of a bad override, on one line: each message of the chain by its first
     line (the rest is key/type detail), and a config group's options where Hydra lists them."""
+    from hydra.errors import OverrideParseException
+
+    if isinstance(err, OverrideParseException) and "LexerNoViableAlt" in str(err):
+        return (  # Hydra names only its lexer's exception
+            f"cannot parse the override {err.override!r}: write key=value with no spaces "
+            "around `=`, and quote a value that holds spaces or characters beyond ASCII "
+            "(key='value')"
+        )
     parts: list[str] = []
     cause: BaseException | None = err
     while cause is not None:
@@ -66,42 +75,56 @@ def check_overrides(
     any code of ours runs. With `-m` every job of the grid is composed and checked before the
     first one runs (multirun_jobs), its data read (file, columns, labels) and checked by
     `check_job` (a sweep's: its search space against its model), so a later job's bad input
-    does not fail after the earlier jobs' compute. Hydra's
-    other flags (--help, --cfg, ...) are left to Hydra."""
-    if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in overrides):
-        return
-    from hydra import compose, initialize_config_dir
+    does not fail after the earlier jobs' compute. Hydra's config flags (-cn, -cp, -cd) are
+    composed with; --cfg composes only (it prints, runs nothing); --help, --info and the like
+    are left to Hydra."""
+    from hydra import compose
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    args = _hydra_command_line(overrides)
+    if args is None or any(getattr(args, flag, None) for flag in HYDRA_ONLY_FLAGS):
+        return  # argparse's refusal (usage, exit 2), or a flag that runs nothing of ours
+    config_dir = _primary_config_dir(args.config_path)
+    if config_dir is None:
+        return  # a `pkg://` config path: left to Hydra
+    for flag, folder in (("--config-path", config_dir), ("--config-dir", args.config_dir)):
+        if folder is not None and not Path(folder).is_dir():
+            raise ConfigError(f"config: {flag}: {folder}: no such folder")
+    config_name = args.config_name or "config"
+    overrides = [a for a in args.overrides if not a.startswith("hydra.mode=")]
+    multirun = args.multirun or "hydra.mode=MULTIRUN" in args.overrides
+    printing = args.cfg is not None  # --cfg job: the config printed, no job run
     register_configs()
-    multirun = any(a in MULTIRUN_FLAGS for a in overrides)
     try:
-        try:
-            jobs = (
-                multirun_jobs([a for a in overrides if a not in MULTIRUN_FLAGS])
-                if multirun
-                else [overrides]
-            )
-        except ValueError as err:  # Python's own refusal of a sweep (`range(1,5,0)`)
-            raise ConfigError(f"config: command line: {err}") from None
-        if jobs is None:
-            return
-        own_record = any(  # set to a folder of its own, not one under paths.output_dir
-            a.lstrip("+").startswith("hydra.sweep.dir=") and "paths.output_dir" not in a
-            for a in overrides
-        )
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        sweep_dirs = [  # Hydra's record of a multirun: set to a folder of its own?
+            a.split("=", 1)[1] for a in overrides if a.lstrip("+").startswith("hydra.sweep.dir=")
+        ]
+        own_record = bool(sweep_dirs) and "paths.output_dir" not in sweep_dirs[-1]
+        with _hydra_initialized(config_dir, args.config_dir):
+            if multirun:  # the grid: the command line's and the config's sweeper's values
+                overrides = [*overrides, *_sweeper_params(config_name, overrides)]
+            try:
+                jobs = multirun_jobs(overrides) if multirun else [overrides]
+            except ValueError as err:  # Python's own refusal of a sweep (`range(1,5,0)`)
+                raise ConfigError(f"config: command line: {err}") from None
+            if jobs is None:
+                return
             swept = swept_groups(overrides) if multirun else set()
             unread: dict[str, list[str]] = {}  # key -> the jobs' lines refusing it
             checked: list[tuple[list[str], Config]] = []  # each job, composed and checked
             for job in jobs:
-                composed = compose(config_name="config", overrides=job)
-                if multirun:  # values too: a single run checks them itself, at once
+                composed = compose(config_name=config_name, overrides=job)
+                if multirun and not printing:  # values too: a single run checks them itself
                     # a swept group's settings may be read by another of its jobs only
                     conf = to_config(composed, swept_groups=swept)
                     # Hydra writes its record of the multirun there (conf/config.yaml) before
                     # the first job, unless told where else
+                    if own_record:  # unless it names a folder still to be worked out
+                        record = sweep_dirs[-1]
+                        problem = None if "${" in record else not_creatable(record, True)
+                        if problem:
+                            raise ConfigError(f"config: hydra.sweep.dir: {problem}")
                     problem = None if own_record else not_creatable(conf.paths.output_dir, True)
                     if problem:
                         raise ConfigError(f"config: paths.output_dir: {problem}")
@@ -123,6 +146,92 @@ def check_overrides(
                         check_data_readable(conf)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(f"config: {composition_error(err)}") from None
+
+
+# Hydra's flags that run no job of ours: left to Hydra whatever the overrides
+HYDRA_ONLY_FLAGS = (
+    "help",
+    "hydra_help",
+    "version",
+    "shell_completion",
+    "info",
+    "experimental_rerun",
+)
+
+
+def _hydra_command_line(argv: list[str]) -> Any:
+    """`argv` as Hydra's own parser reads it (overrides, -m, -cn, ...); None where argparse
+    refuses it (Hydra then prints its usage and exits 2: not said twice)."""
+    import argparse
+
+    from hydra._internal.utils import get_args_parser
+
+    class Refused(Exception):
+        pass
+
+    def refuse(message: str) -> None:
+        raise Refused(message)
+
+    if "--version" in argv:  # argparse would print it (and Hydra again)
+        return None
+    parser = get_args_parser()
+    parser.error = refuse  # type: ignore[method-assign,assignment]
+    try:
+        return parser.parse_args(argv)
+    except (Refused, argparse.ArgumentError, SystemExit):
+        return None
+
+
+def _sweeper_params(config_name: str, overrides: list[str]) -> list[str]:
+    """A config's own grid (`hydra.sweeper.params`, in a config named with -cn) as overrides,
+    each key the command line does not sweep or set itself (it wins, as in Hydra's sweeper)."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
+    given = {o.key_or_group for o in parsed}
+    composed = compose(config_name=config_name, overrides=fixed, return_hydra_config=True)
+    params = composed.hydra.sweeper.get("params") or {}
+    return [f"{key}={value}" for key, value in params.items() if key not in given]
+
+
+@contextlib.contextmanager
+def _hydra_initialized(config_dir: Path, extra_dir: str | None) -> Iterator[None]:
+    """Hydra set up to compose as its app will: the primary config folder, and a `-cd` folder
+    searched first (as Hydra's own command line puts it: `initialize_config_dir` takes one
+    folder only, and a primary config of the user's lives in theirs)."""
+    from hydra import version
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.initialize import get_gh_backup, restore_gh_from_backup
+
+    backup = get_gh_backup()
+    version.setbase(None)
+    try:
+        search_path = create_config_search_path(str(config_dir.absolute()))
+        if extra_dir:
+            search_path.prepend(
+                provider="command-line",
+                path=f"file://{Path(extra_dir).absolute()}",
+                anchor=SearchPathQuery(provider="schema"),
+            )
+        Hydra.create_main_hydra2(task_name="app", config_search_path=search_path)
+        yield
+    finally:
+        restore_gh_from_backup(backup)
+
+
+def _primary_config_dir(config_path: str | None) -> Path | None:
+    """The folder Hydra reads the primary config from: conf/, or `--config-path` (relative to
+    this file, as Hydra takes it for the app declared here); None for a `pkg://` path."""
+    if config_path is None:
+        return CONF_DIR
+    if "://" in config_path:
+        return Path(config_path.split("://", 1)[1]) if config_path.startswith("file://") else None
+    path = Path(config_path).expanduser()
+    return path if path.is_absolute() else Path(__file__).parent / path
 
 
 @contextlib.contextmanager

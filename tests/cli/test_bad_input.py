@@ -402,9 +402,53 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
 
 
 @pytest.mark.parametrize(
+    "overrides, culprit",
+    [
+        # a Hydra flag switched every check off: Hydra's own report (several lines, exit 1),
+        # and a multirun ran its first job in full before a later job's bad value failed
+        (["-m", "-cn", "config", "train.epochs=2,abc"], "train.epochs=abc"),
+        (["--config-name=config", "sweep.num_samples=abc"], "sweep.num_samples=abc"),
+        (["--cfg", "job", "swep.name=x"], "Key 'swep' not in 'Config'"),
+        (["-cn", "nonexistent"], "Cannot find primary config 'nonexistent'"),
+        (["-cd", "/nonexistent", "train.epochs=2"], "--config-dir: /nonexistent: no such folder"),
+        (["-cp", "/nonexistent"], "--config-path: /nonexistent: no such folder"),
+        # Hydra's other way to say -m: checked as a single run, it was "Ambiguous value"
+        (["hydra.mode=MULTIRUN", "data.val_fraction=0.3,0.6", "data.test_fraction=0.5"],
+         "0.6 + 0.5"),
+        # a traceback (FileNotFoundError) once Hydra tried to write its record there
+        (["-m", "sweep.num_samples=2,3", "hydra.sweep.dir=/proc/nope"],
+         "hydra.sweep.dir: cannot create /proc/nope"),
+        # Hydra's grammar names only its lexer: "LexerNoViableAltException: sweep.name=ñandú"
+        (["sweep.name=ñandú"], "quote a value that holds spaces or characters beyond ASCII"),
+        (["sweep.num_samples = 3"], "no spaces around `=`"),
+    ],
+)  # fmt: skip
+def test_hydras_flags_and_forms_are_checked_too(overrides: list[str], culprit: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        check_overrides(overrides)
+    message = str(caught.value)
+    assert message.startswith("config: ") and culprit in message and "\n" not in message
+
+
+def test_a_config_dir_adds_its_options(tmp_path: Path) -> None:
+    """-cd: a folder of the user's configs beside conf/ (a model of their own)."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text(
+        "source: tiny\ntiny_arch: bert\ntiny_layers: 1\nmax_length: 32\n"
+    )
+    check_overrides(["-m", "-cd", str(tmp_path), "model=mine", "train.epochs=2,3"])
+    with pytest.raises(ConfigError, match="model/mine"):
+        check_overrides(["-m", "model=mine", "train.epochs=2,3"])  # without it: no such option
+
+
+@pytest.mark.parametrize(
     "overrides",
     [
         [],
+        ["--version"],
+        ["--help"],
+        ["--cfg", "job", "experiment=smoke"],
+        ["-cn", "config", "-m", "train.epochs=2,3"],
         ["train.epochs=2", "sampler=random"],
         ["hydra.run.dir=somewhere"],
         ["--cfg", "job"],
