@@ -22,6 +22,7 @@ from automl.model.load import (
     ModelInfo,
     _tiny_config,
     display_name,
+    meta_model,
     model_location,
 )
 
@@ -391,17 +392,10 @@ def check_lora_targets(
     transformers `config` on the meta device: no weights read, no memory). Else every LoRA
     trial fails. A model that cannot be built that way (remote code that computes in its
     constructor) is left to the trials, where apply_lora names the same problems."""
-    from transformers import AutoModelForSequenceClassification
-
     if not peft_cfg.target_modules and _peft_has_default(config.model_type):
         return  # peft's own choice, no model to build
-    try:
-        with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(
-                config, trust_remote_code=cfg.trust_remote_code
-            )
-    except Exception as err:
-        log.debug("LoRA targets of %s not checked: %s", display_name(cfg), err)
+    model = meta_model(cfg, config, "LoRA targets")
+    if model is None:
         return
     if not peft_cfg.target_modules:
         lora_targets(model)

@@ -252,6 +252,23 @@ def check_model_config(cfg: ModelConfig, model_config: Any) -> None:
     check_block_list(cfg, model_config)
 
 
+def meta_model(cfg: ModelConfig, model_config: Any, checking: str) -> Any | None:
+    """The classifier built from its transformers config on the meta device (no weights read,
+    no memory), for checks before any compute; None where it cannot be built so (remote code
+    that computes in its constructor): what it was for (`checking`) is left to the trials."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        with torch.device("meta"):
+            return AutoModelForSequenceClassification.from_config(
+                model_config, trust_remote_code=cfg.trust_remote_code
+            )
+    except Exception as err:
+        log.debug("%s of %s not checked: %s", checking, display_name(cfg), err)
+        return None
+
+
 def check_block_list(cfg: ModelConfig, model_config: Any) -> None:
     """The block list freezing and LoRA work on, found in the model built from its config on
     the meta device (no weights, no memory), and as long as the config's block count, which
@@ -259,18 +276,10 @@ def check_block_list(cfg: ModelConfig, model_config: Any) -> None:
     passed every check and failed in every trial; Funnel counts layers, but its list holds
     groups of them. A model that cannot be built so (remote code computing in its
     constructor) is left to the trials."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
     from automl.model.build import find_blocks
 
-    try:
-        with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(
-                model_config, trust_remote_code=cfg.trust_remote_code
-            )
-    except Exception as err:
-        log.debug("block list of %s not checked: %s", display_name(cfg), err)
+    model = meta_model(cfg, model_config, "block list")
+    if model is None:
         return
     path, blocks = find_blocks(model)  # none found: one line naming the class
     count = num_blocks_of(model_config)
