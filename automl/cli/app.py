@@ -318,6 +318,9 @@ def multirun_jobs(overrides: list[str]) -> list[list[str]] | None:
         else [str(o.input_line)]
         for o in parsed
     ]
+    empty = next((o for o, values in zip(parsed, options, strict=True) if not values), None)
+    if empty is not None:  # Hydra would run no job at all, and exit 0
+        raise ValueError(f"{empty.input_line} sweeps no value: the multirun would run nothing")
     if math.prod(len(values) for values in options) <= GRID_CHECKED_UP_TO:
         return [list(job) for job in itertools.product(*options)]
     first = [values[0] for values in options]

@@ -378,6 +378,8 @@ def test_a_missing_option_lists_the_available_ones() -> None:
     [
         (["-m", "sweep.nope=1,2"], "sweep.nope"),
         (["-m", "train.seed=range(1,5,0)"], "range() arg 3 must not be zero"),  # a traceback
+        # no job at all, and exit 0: as if the multirun had run
+        (["-m", "train.seed=range(1,5,-1)"], "train.seed=range(1,5,-1) sweeps no value"),
         (["-m", "experiment=smoke,smok"], "experiment/smok"),
         (["--multirun", "sampler=tpe", "train.epochs=2,abc"], "train.epochs=abc"),
         (["-m", "experiment=smoke", "sweep.num_samples=3,0"], "sweep.num_samples: must be >= 1"),
