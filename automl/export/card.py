@@ -28,6 +28,7 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "tags": ["finetune-automl", "text-classification"],
     }
     front.update(base_model_license(conf.model))  # a fine-tuned model is under its base's
+    front.update(model_index(provenance))
     params = provenance.get("hyperparameters", {})
     lines = [
         "---",
@@ -64,6 +65,7 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "",
         ", ".join(f"`{name}`" for name in label_names),
         "",
+        *limitation_lines(conf.model.max_length, label_names, provenance.get("test_evaluation")),
         "## Use",
         "",
         "```python",
@@ -79,6 +81,59 @@ def model_card(conf: Config, provenance: dict[str, Any], label_names: list[str])
         "",
     ]
     return "\n".join(lines)
+
+
+def model_index(provenance: dict[str, Any]) -> dict[str, Any]:
+    """The held-out test scores as the Hub's `model-index` metadata (its results widget and
+    leaderboards read them); {} without a test split."""
+    evaluation = provenance.get("test_evaluation") or {}
+    accuracy, macro_f1 = evaluation.get("accuracy"), evaluation.get("macro_f1")
+    if not isinstance(accuracy, int | float) or not isinstance(macro_f1, int | float):
+        return {}
+    data = str(provenance.get("data") or "data")
+    metrics = [
+        {"type": "accuracy", "value": round(float(accuracy), 4), "name": "Test accuracy"},
+        {"type": "f1", "value": round(float(macro_f1), 4), "name": "Test macro-F1",
+         "args": {"average": "macro"}},
+    ]  # fmt: skip
+    result = {
+        "task": {"type": "text-classification", "name": "Text Classification"},
+        "dataset": {"name": data, "type": data, "split": "test"},
+        "metrics": metrics,
+    }
+    return {"model-index": [{"name": str(provenance.get("sweep") or "model"), "results": [result]}]}
+
+
+FEW_TEST_TEXTS = 5  # a class scored on fewer held-out texts: its figures say little
+
+
+def limitation_lines(
+    max_length: int, label_names: list[str], evaluation: dict[str, Any] | None
+) -> list[str]:
+    """What a user of the model should know before relying on it, from what the sweep saw:
+    the length it reads, the classes it knows, and the classes its test split judged on too
+    few texts or never got right."""
+    lines = [
+        "## Limitations",
+        "",
+        f"- It reads at most {max_length} tokens of a text (the length it trained on).",
+        f"- It knows only the {len(label_names)} classes above: a text of any other kind still "
+        "gets one of them.",
+    ]
+    rows = [r for r in (evaluation or {}).get("per_class") or [] if isinstance(r, dict)]
+    few = [r["label"] for r in rows if 0 < r.get("support", 0) < FEW_TEST_TEXTS]
+    missed = [r["label"] for r in rows if r.get("support", 0) > 0 and r.get("recall") == 0]
+    absent = [r["label"] for r in rows if r.get("support") == 0]
+    if few:
+        lines.append(
+            f"- Scored on fewer than {FEW_TEST_TEXTS} held-out texts each, so their test "
+            f"figures say little: {', '.join(f'`{x}`' for x in few)}."
+        )
+    if missed:
+        lines.append(f"- Never right on the held-out test: {', '.join(f'`{x}`' for x in missed)}.")
+    if absent:
+        lines.append(f"- Not in the test split at all: {', '.join(f'`{x}`' for x in absent)}.")
+    return [*lines, ""]
 
 
 def chosen_by_hand(provenance: dict[str, Any]) -> bool:

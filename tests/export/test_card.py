@@ -109,3 +109,34 @@ def test_hub_ids_without_an_org_and_foreign_provenance(tmp_path: Path) -> None:
         (folder / "provenance.json").write_text(json.dumps(foreign))
         details = base_model_name(local)
         assert details["source"] == "local folder" and "fine_tuned_from" not in details
+
+
+def test_the_card_gives_the_hub_its_test_scores_and_the_user_its_limits() -> None:
+    """The Hub reads a card's scores from `model-index` (the card had them only as prose), and
+    a user handed the model needs its limits: the length it reads, the classes it knows, the
+    classes its test judged on too few texts or never got right."""
+    from huggingface_hub import ModelCard
+
+    per_class = [
+        {"label": "a", "precision": 0.9, "recall": 0.95, "f1": 0.92, "support": 40},
+        {"label": "b", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 3},
+        {"label": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0},
+    ]
+    evaluation = {"num_examples": 43, "accuracy": 0.884, "macro_f1": 0.4567,
+                  "balanced_accuracy": 0.5, "per_class": per_class}  # fmt: skip
+    provenance = {**PROVENANCE, "data": "tickets", "test_evaluation": evaluation}
+    conf = make_tiny_config()
+    card = model_card(conf, provenance, ["a", "b", "c"])
+    results = ModelCard(card).data.eval_results
+    assert results is not None
+    assert {(r.metric_type, r.metric_value, r.dataset_split) for r in results} == {
+        ("accuracy", 0.884, "test"), ("f1", 0.4567, "test")
+    }  # fmt: skip
+    limits = card.split("## Limitations\n", 1)[1].split("\n## ", 1)[0]
+    assert f"at most {conf.model.max_length} tokens" in limits
+    assert "only the 3 classes above" in limits
+    assert "fewer than 5 held-out texts each, so their test figures say little: `b`." in limits
+    assert "Never right on the held-out test: `b`." in limits
+    assert "Not in the test split at all: `c`." in limits
+    plain = model_card(conf, PROVENANCE, ["a", "b"])  # no test split: no scores to claim
+    assert "model-index" not in front_matter(plain) and "## Limitations" in plain
