@@ -36,6 +36,8 @@ def nothing_exported(outcome: SweepOutcome) -> str | None:
     checkpoint gone); None when it did, or for a dry run."""
     if outcome.export_dir is not None or outcome.summary.get("dry_run"):
         return None
+    if outcome.summary.get("export_blocked"):  # the sweep ran; its folder refused the export
+        return f"nothing exported: {outcome.summary['export_blocked']}"
     ended = str(outcome.summary.get("outcome", ""))
     why = "the best trial's checkpoint is gone" if ended == "finished" else ended
     return f"nothing exported: {outcome.summary.get('sweep')} ({why.replace('_', ' ')})"

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import socket
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,15 @@ class SweepState:
     # the Ray folder (paths.storage) the current round's experiment is in; "" before 2026-12-06
     # (evening)
     storage: str = ""
+    # wall seconds of the sweep's sittings so far (kept up to date as this one runs), so a
+    # resumed sweep's wall_s is the whole sweep's, not its last sitting's
+    wall_s: float = 0.0
+
+    def sitting_started(self, at: float) -> float:
+        """This sitting began `at` (time.time()): each save from here counts it in `wall_s`.
+        Returns the earlier sittings' seconds."""
+        self._sitting = (self.wall_s, at)
+        return self.wall_s
 
     @classmethod
     def load(cls, out_dir: Path) -> SweepState:
@@ -70,6 +80,9 @@ class SweepState:
     def save(self, out_dir: Path) -> None:
         """Atomically (write, then rename), so a kill never leaves half a file."""
         out_dir.mkdir(parents=True, exist_ok=True)
+        sitting: tuple[float, float] | None = getattr(self, "_sitting", None)
+        if sitting is not None:  # (the earlier sittings' seconds, when this one began)
+            self.wall_s = round(sitting[0] + time.time() - sitting[1], 1)
         write_text_atomic(out_dir / STATE_FILE, json.dumps(asdict(self), indent=2))
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from automl.config.paths import write_text_atomic
+from automl.config.paths import not_replaceable, write_text_atomic
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.config.space_params import MODEL_KEY
@@ -138,6 +138,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                     tracker.log_metrics(quality.metrics(data.quality))
             identity = {DATA_KEY: data_identity(data.fingerprint, data.label_names)}
             state = _starting_state(plan, {**plan.started_with, **identity})
+            earlier_s = state.sitting_started(started)  # a resume's wall_s is the sweep's
             if tracker is not None:
                 state.mlflow_run_id = tracker.parent_id
             elif state.mlflow_run_id is None:  # untracked: a later tracked resume starts a run
@@ -150,7 +151,9 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
                 records = [TrialRecord(**r) for r in state.records]
             # the round's own budget: a restored round keeps the one it was started with
             budget_s = state.round_budget_s(conf.sweep.time_budget_s)
-            outcome = _finish(plan, records, data, tracker, started, budget_s, model_data)
+            outcome = _finish(
+                plan, records, data, tracker, started - earlier_s, budget_s, model_data
+            )
             state.phase = "finished"
             state.save(plan.out_dir)
             status = "FINISHED"
@@ -371,7 +374,15 @@ def _finish(
     trial_conf = trial_config(as_dict(conf), best.params) if best is not None else conf
     export_dir = None
     plan.out_dir.mkdir(parents=True, exist_ok=True)
-    if best is not None and _has_checkpoint(best):
+    # checked at the start too; a file put into best/ since (an evaluation's --out, a copy)
+    # failed the whole sweep here, with a traceback and no summary
+    blocked = not_replaceable(plan.out_dir / "best") if best is not None else None
+    if blocked:
+        log.error(
+            "%s: nothing exported; move it, then run the same command with sweep.resume=true "
+            "to export", blocked,
+        )  # fmt: skip
+    elif best is not None and _has_checkpoint(best):
         export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
     # only now, with the best trial chosen and exported, is the held-out test split read;
     # tokenized as the exported model's (a searched model): which test texts training holds
@@ -394,6 +405,7 @@ def _finish(
         "best_epoch": best.best_epoch if best else None,
         "best_config": best.params if best else None,
         "export_dir": str(export_dir) if export_dir else None,
+        **({"export_blocked": blocked} if blocked else {}),
         "num_trials": len(records),
         "statuses": _count(r.status for r in records),
         "trial_epochs": sum(r.epochs_run for r in records),

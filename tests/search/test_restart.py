@@ -315,3 +315,22 @@ def test_an_epoch_run_again_from_an_older_checkpoint_is_judged_again() -> None:
     record = callback.records["t1"]
     assert (record.best_value, record.best_epoch) == (0.7, 2)
     assert [h["val_accuracy"] for h in record.history] == [0.6, 0.7, 0.65]
+
+
+def test_a_resumed_sweeps_wall_time_counts_every_sitting(tmp_path: Path) -> None:
+    """summary.json's and MLflow's wall_s covered the last sitting only: a 3-hour sweep
+    resumed to export again said 40 s beside all its trial-epochs."""
+    import time
+
+    from automl.search.state import SweepState
+
+    first = SweepState(phase="running")
+    first.sitting_started(time.time() - 100)  # a sitting that ran 100 s, then was stopped
+    first.save(tmp_path)
+    again = SweepState.load(tmp_path)
+    assert 99 <= again.wall_s <= 102
+    assert again.sitting_started(time.time() - 5) == again.wall_s  # what _finish counts from
+    again.save(tmp_path)
+    assert 104 <= SweepState.load(tmp_path).wall_s <= 108
+    fresh = SweepState()  # a fresh start under the name begins at 0
+    assert fresh.wall_s == 0.0

@@ -135,6 +135,33 @@ def test_overfitting_sweep_is_pruned(tmp_path: Path) -> None:
     assert outcome.summary["trial_epochs"] < planned * len(outcome.records)
 
 
+@pytest.mark.slow  # a sweep
+def test_a_file_put_into_best_during_the_sweep_leaves_a_summary_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's folder is checked at the start; a file the user put into best/ while the
+    sweep ran (an evaluation's --out) failed it at the very end: FileExistsError, no summary,
+    the MLflow run FAILED. Now nothing is exported, said in one line, and the rest is kept."""
+    import automl.search.sweep
+    from automl.cli.sweep import nothing_exported
+
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.num_samples=1",
+                          "tracking.enabled=false", "train.epochs=1")  # fmt: skip
+    best = tmp_path / "outputs" / "smoke" / "best"
+
+    def users_file_arrived(out_dir: Path) -> str | None:
+        best.mkdir(parents=True, exist_ok=True)
+        (best / "march.json").write_text("{}")
+        return f"{out_dir}: holds files not written by an export (march.json)"
+
+    monkeypatch.setattr(automl.search.sweep, "not_replaceable", users_file_arrived)
+    outcome = run_sweep(conf)
+    assert outcome.export_dir is None and outcome.summary["best_trial"] is not None
+    assert (tmp_path / "outputs" / "smoke" / "summary.json").is_file()
+    assert (best / "march.json").read_text() == "{}"
+    assert (nothing_exported(outcome) or "").startswith(f"nothing exported: {best}: holds files")
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conf = compose_config(tmp_path, "experiment=smoke", "sweep.dry_run=true", store=False)
     run_sweep(conf)
