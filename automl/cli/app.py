@@ -87,13 +87,13 @@ def check_overrides(
         return  # argparse's refusal (usage, exit 2), or a flag that runs nothing of ours
     config_dir = _primary_config_dir(args.config_path)
     if config_dir is None:
-        return  # a `pkg://` config path: left to Hydra
+        return  # a relative or `pkg://` config path: left to Hydra
     for flag, folder in (("--config-path", config_dir), ("--config-dir", args.config_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(f"config: {flag}: {folder}: no such folder")
     config_name = args.config_name or "config"
-    overrides = [a for a in args.overrides if not a.startswith("hydra.mode=")]
-    multirun = args.multirun or "hydra.mode=MULTIRUN" in args.overrides
+    modes = [a.lstrip("+") for a in args.overrides if a.lstrip("+").startswith("hydra.mode=")]
+    overrides = [a for a in args.overrides if not a.lstrip("+").startswith("hydra.mode=")]
     printing = args.cfg is not None  # --cfg job: the config printed, no job run
     register_configs()
     try:
@@ -102,8 +102,14 @@ def check_overrides(
         ]
         own_record = bool(sweep_dirs) and "paths.output_dir" not in sweep_dirs[-1]
         with _hydra_initialized(config_dir, args.config_dir):
+            primary = _primary_with_hydra(config_name, overrides)
+            # -m, `hydra.mode=MULTIRUN` on the command line or in the config (-r: a run)
+            mode = modes[-1].split("=", 1)[1] if modes else str(primary.hydra.get("mode"))
+            multirun = args.multirun or (not args.run and mode.upper().endswith("MULTIRUN"))
             if multirun:  # the grid: the command line's and the config's sweeper's values
-                overrides = [*overrides, *_sweeper_params(config_name, overrides)]
+                overrides = [*overrides, *_sweeper_params(primary, overrides)]
+            else:  # Hydra says "Ambiguous value for argument"
+                _refuse_a_sweep_in_one_run(overrides)
             try:
                 jobs = multirun_jobs(overrides) if multirun else [overrides]
             except ValueError as err:  # Python's own refusal of a sweep (`range(1,5,0)`)
@@ -175,6 +181,7 @@ def _hydra_command_line(argv: list[str]) -> Any:
     if "--version" in argv:  # argparse would print it (and Hydra again)
         return None
     parser = get_args_parser()
+    parser.allow_abbrev = False  # `--vers` would print the version here, then Hydra again
     parser.error = refuse  # type: ignore[method-assign,assignment]
     try:
         return parser.parse_args(argv)
@@ -182,17 +189,35 @@ def _hydra_command_line(argv: list[str]) -> Any:
         return None
 
 
-def _sweeper_params(config_name: str, overrides: list[str]) -> list[str]:
-    """A config's own grid (`hydra.sweeper.params`, in a config named with -cn) as overrides,
-    each key the command line does not sweep or set itself (it wins, as in Hydra's sweeper)."""
+def _refuse_a_sweep_in_one_run(overrides: list[str]) -> None:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if o.is_sweep_override():
+            raise ConfigError(
+                f"config: {o.input_line}: several values make a multirun: add -m (a list value "
+                f"is written in brackets: {o.get_key_element()}=[a,b])"
+            )
+
+
+def _primary_with_hydra(config_name: str, overrides: list[str]) -> Any:
+    """The primary config with its `hydra` node (its mode, its sweeper's grid), composed with
+    the overrides that set one value (the swept ones would make it a multirun's job)."""
     from hydra import compose
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
     fixed = [str(o.input_line) for o in parsed if not o.is_sweep_override()]
-    given = {o.key_or_group for o in parsed}
-    composed = compose(config_name=config_name, overrides=fixed, return_hydra_config=True)
-    params = composed.hydra.sweeper.get("params") or {}
+    return compose(config_name=config_name, overrides=fixed, return_hydra_config=True)
+
+
+def _sweeper_params(primary: Any, overrides: list[str]) -> list[str]:
+    """A config's own grid (`hydra.sweeper.params`, in a config named with -cn) as overrides,
+    each key the command line does not sweep or set itself (it wins, as in Hydra's sweeper)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)}
+    params = primary.hydra.sweeper.get("params") or {}
     return [f"{key}={value}" for key, value in params.items() if key not in given]
 
 
@@ -224,14 +249,14 @@ def _hydra_initialized(config_dir: Path, extra_dir: str | None) -> Iterator[None
 
 
 def _primary_config_dir(config_path: str | None) -> Path | None:
-    """The folder Hydra reads the primary config from: conf/, or `--config-path` (relative to
-    this file, as Hydra takes it for the app declared here); None for a `pkg://` path."""
+    """The folder Hydra reads the primary config from: conf/, or an absolute `--config-path`;
+    None for a relative one or a `pkg://` path (Hydra reads those as a package of this app's
+    module: left to it)."""
     if config_path is None:
         return CONF_DIR
-    if "://" in config_path:
-        return Path(config_path.split("://", 1)[1]) if config_path.startswith("file://") else None
-    path = Path(config_path).expanduser()
-    return path if path.is_absolute() else Path(__file__).parent / path
+    if config_path.startswith("file://"):
+        config_path = config_path.removeprefix("file://")
+    return Path(config_path) if Path(config_path).is_absolute() else None
 
 
 @contextlib.contextmanager

@@ -156,6 +156,9 @@ def num_blocks_of(model_config: Any) -> int:
     groups = getattr(model_config, "num_hidden_groups", None)
     if isinstance(groups, int) and 0 < groups < count:
         return groups  # ALBERT: its layers share the weights of this many blocks
+    sizes = getattr(model_config, "block_sizes", None)
+    if isinstance(sizes, list | tuple) and sizes and sum(sizes) == count:
+        return len(sizes)  # Funnel: its layers come in this many blocks, pooled between
     return count
 
 
@@ -175,10 +178,14 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     from transformers import AutoTokenizer
 
     where = model_location(cfg) if cfg.source != "tiny" else model_location(_tokenizer_source(cfg))
+    # a model's own tokenizer code may need its own padding and inputs (ChatGLM asserts left
+    # padding and adds position ids): left as it is
+    feeds = {} if cfg.trust_remote_code else {
+        "padding_side": "right", "model_input_names": list(MODEL_INPUTS)
+    }  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(
-        where, trust_remote_code=cfg.trust_remote_code, padding_side="right",
-        model_input_names=list(MODEL_INPUTS),
-    )  # fmt: skip
+        where, trust_remote_code=cfg.trust_remote_code, **feeds
+    )
     problem = vocabulary_problem(tokenizer)
     if problem:
         raise ModelError(f"model.name_or_path: {where}: {problem}")

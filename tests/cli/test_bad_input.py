@@ -423,6 +423,10 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         # Hydra's grammar names only its lexer: "LexerNoViableAltException: sweep.name=ñandú"
         (["sweep.name=ñandú"], "quote a value that holds spaces or characters beyond ASCII"),
         (["sweep.num_samples = 3"], "no spaces around `=`"),
+        (["++hydra.mode=MULTIRUN", "data.val_fraction=0.3,0.6", "data.test_fraction=0.5"],
+         "0.6 + 0.5"),
+        # Hydra: "Ambiguous value for argument", which does not say to add -m
+        (["train.epochs=2,3"], "train.epochs=2,3: several values make a multirun: add -m"),
     ],
 )  # fmt: skip
 def test_hydras_flags_and_forms_are_checked_too(overrides: list[str], culprit: str) -> None:
@@ -430,6 +434,18 @@ def test_hydras_flags_and_forms_are_checked_too(overrides: list[str], culprit: s
         check_overrides(overrides)
     message = str(caught.value)
     assert message.startswith("config: ") and culprit in message and "\n" not in message
+
+
+def test_a_config_that_is_a_multirun_has_its_grid_checked(tmp_path: Path) -> None:
+    """`hydra.mode: MULTIRUN` in a config of the user's (-cd/-cn): its command-line grid was
+    composed as one run and refused as "Ambiguous value"."""
+    (tmp_path / "mr.yaml").write_text(
+        "defaults:\n  - config\n  - _self_\nhydra:\n  mode: MULTIRUN\n"
+    )
+    check_overrides(["-cd", str(tmp_path), "-cn", "mr", "train.epochs=2,3"])
+    with pytest.raises(ConfigError, match=r"0\.6 \+ 0\.5"):
+        check_overrides(["-cd", str(tmp_path), "-cn", "mr", "data.val_fraction=0.3,0.6",
+                         "data.test_fraction=0.5"])  # fmt: skip
 
 
 def test_a_config_dir_adds_its_options(tmp_path: Path) -> None:
@@ -448,7 +464,9 @@ def test_a_config_dir_adds_its_options(tmp_path: Path) -> None:
     [
         [],
         ["--version"],
+        ["--vers"],  # argparse's abbreviation: printed once, by Hydra
         ["--help"],
+        ["-cp", "../../conf", "--cfg", "job"],  # relative: Hydra's to read (as a package)
         ["--cfg", "job", "experiment=smoke"],
         ["-cn", "config", "-m", "train.epochs=2,3"],
         ["train.epochs=2", "sampler=random"],

@@ -980,16 +980,21 @@ def test_the_saved_tokenizer_feeds_the_model_as_training_did(tmp_path: Path) -> 
 
 def test_a_model_whose_block_list_is_not_its_block_count_is_refused_before_compute() -> None:
     """Funnel counts layers in its config (4 here) but its block list holds groups of them (2):
-    `peft.frozen_layers=3` passed the check, then every trial failed. Jamba's one list mixes
-    attention and Mamba layers: no block list, found only inside each trial."""
+    `peft.frozen_layers=3` passed the check, then every trial failed; its blocks are its
+    groups now. Jamba's one list mixes attention and Mamba layers: no block list, found only
+    inside each trial."""
     from transformers import BertConfig, FunnelConfig, JambaConfig
 
     from automl.model.load import check_model_config
 
     cfg = ModelConfig(source="pretrained", name_or_path="some-model", max_length=32)
     funnel = FunnelConfig(block_sizes=[2, 2], d_model=16, n_head=2, d_inner=32, vocab_size=50)
-    with pytest.raises(ModelError, match=r"counts 4 blocks in its config but its block list"):
-        check_model_config(cfg, funnel)
+    assert num_blocks_of(funnel) == 2
+    check_model_config(cfg, funnel)  # trains: frozen_layers up to its 2 groups
+    counted_apart = BertConfig(hidden_size=16, num_attention_heads=2, intermediate_size=32,
+                               num_hidden_layers=4, block_sizes=[2, 2])  # fmt: skip
+    with pytest.raises(ModelError, match=r"counts 2 blocks in its config but its block list"):
+        check_model_config(cfg, counted_apart)  # a config whose count is not its list's
     jamba = JambaConfig(  # layer 0 Mamba, layer 1 attention
         hidden_size=16, num_attention_heads=2, intermediate_size=32, num_hidden_layers=2,
         num_key_value_heads=2, num_experts=1, vocab_size=50, attn_layer_period=2,
