@@ -636,11 +636,20 @@ def _step_combinations(params: tuple[Param, ...]) -> tuple[list[Param], list[dic
                 needed.add(branch.cond_key)
                 waiting.append(branch.cond_key)
     ordered = [p for p in params if p.key in needed]  # in sampling order
-    for step_up_to in (_EVERY_STEP_INT_UP_TO, _EVERY_INT_UP_TO):
-        drawn = _drawn(ordered, conditions, step_up_to)
-        if drawn is not None:
-            return joint, drawn
-    return [], []
+    every = _drawn(ordered, conditions, _EVERY_STEP_INT_UP_TO)
+    if every is not None:
+        return joint, every
+    ends = _drawn(ordered, conditions, _EVERY_INT_UP_TO)
+    if ends is None:
+        return [], []
+    if any(p.branches for p in ordered):
+        return joint, ends
+    # unbranched, so any values go together: each key's every value beside the others'
+    # first ones as well (groups of 3 inside 1..128 fail at every batch of 128)
+    values = [_values_to_try(p) for p in ordered]
+    first = {p.key: v[0] for p, v in zip(ordered, values, strict=True)}
+    star = [{**first, p.key: v} for p, vs in zip(ordered, values, strict=True) for v in vs]
+    return joint, [*ends, *star]
 
 
 def _drawn(

@@ -440,6 +440,13 @@ def test_wide_step_ranges_past_the_combination_cap_are_judged_at_their_ends(
         "train.length_groups_per_step: {type: categorical, choices: [1, 32]}\n",
     )
     assert [p.key for p in space.params][-1] == "train.length_groups_per_step"
+    with pytest.raises(SearchSpaceError, match=r"length_groups_per_step=3 together would fail"):
+        _load(  # past the cap as well, and groups of 3 (inside 1..128) split no batch of 128
+            tmp_path,
+            "train.batch_size: {type: int, low: 128, high: 12800, step: 128}\n"
+            "train.grad_accum_steps: {type: int, low: 1, high: 50}\n"
+            "train.length_groups_per_step: {type: int, low: 1, high: 128}\n",
+        )
 
 
 def test_blocks_resolves_to_the_block_count(tmp_path: Path) -> None:
