@@ -9,11 +9,14 @@ the trials of the rounds already ended.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -156,13 +159,58 @@ def round_clash(storage: Path, sweep: str, next_round: int | None = None) -> str
     return None
 
 
+LOCK_FILE = ".sweep.lock"  # held by the driver running the sweep (`sweep_lock`)
+
+
+def state_text(out_dir: Path) -> str | None:
+    """The sweep's state file as it is on disk (None: none): a plan made from it is stale once
+    it differs."""
+    try:
+        return (out_dir / STATE_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def sweep_lock(out_dir: Path, sweep: str) -> Iterator[None]:
+    """One driver per sweep folder. The same command started twice (a scheduler's requeue while
+    the first job still runs, a second terminal) made the second delete the first's Optuna
+    study and live Ray experiment as a fresh start, or restore it again as a resume, and both
+    wrote the summary, the export and the MLflow runs. An advisory lock (flock) on a file in
+    the folder, released when the driver ends, however it ends."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system: no lock to take
+        yield
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / LOCK_FILE, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(
+                f"config: sweep.name: sweep {sweep} is running in {holder} ({out_dir}): wait "
+                "for it to end, or give this run another sweep.name"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def not_a_sweep_folder(out_dir: Path) -> str | None:
     """Why a sweep may not write into `out_dir` (summary.json, config.json, ...); None when it
     may: the folder is absent, empty, or holds a file only a sweep writes."""
     from automl.data.quality import REPORT_FILE
     from automl.search.study import STUDY_FILE
 
-    own = (STATE_FILE, STUDY_FILE, REPORT_FILE)
+    own = (STATE_FILE, STUDY_FILE, REPORT_FILE, LOCK_FILE)
     try:
         if not out_dir.is_dir() or not any(out_dir.iterdir()):
             return None

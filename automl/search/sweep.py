@@ -20,7 +20,7 @@ from typing import Any
 
 from automl.config.paths import not_replaceable, write_text_atomic
 from automl.config.resolve import as_dict
-from automl.config.schema import Config
+from automl.config.schema import Config, ConfigError
 from automl.config.space_params import MODEL_KEY
 from automl.data import quality
 from automl.data.prepare import prepare_data_for_models
@@ -56,6 +56,8 @@ from automl.search.state import (
     remove_experiment,
     restorable,
     round_settings,
+    state_text,
+    sweep_lock,
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
 from automl.search.storage import drop_partial_copies
@@ -95,6 +97,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
         log.info("%s", "\n".join(lines))
         print(json.dumps({"dry_run": True, "plan": lines}), flush=True)
         return SweepOutcome({"dry_run": True})
+    planned_on = state_text(plan.out_dir)  # what the plan was made from
     log.info("%s", plan.describe())
     if plan.replaces:
         log.warning("sweep %s starts afresh and replaces %s", conf.sweep.name, plan.replaces)
@@ -115,8 +118,15 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     import ray
 
     started_ray = init_ray(conf, plan)
-    # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own)
-    with sigterm_stops(conf.sweep.name):
+    # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own);
+    # the first write into the sweep's folder takes it for this driver alone (a refusal
+    # above wrote nothing)
+    with sigterm_stops(conf.sweep.name), sweep_lock(plan.out_dir, conf.sweep.name):
+        if state_text(plan.out_dir) != planned_on:  # another driver ran it meanwhile
+            raise ConfigError(
+                f"config: sweep.name: sweep {conf.sweep.name} changed while this run prepared "
+                "it (another process ran it): run the command again"
+            )
         quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
         tracker = None
         if plan.tracking_uri:

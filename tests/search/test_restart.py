@@ -334,3 +334,27 @@ def test_a_resumed_sweeps_wall_time_counts_every_sitting(tmp_path: Path) -> None
     assert 104 <= SweepState.load(tmp_path).wall_s <= 108
     fresh = SweepState()  # a fresh start under the name begins at 0
     assert fresh.wall_s == 0.0
+
+
+def test_a_second_driver_on_a_running_sweep_is_refused(tmp_path: Path) -> None:
+    """The same command started twice (a requeued job while the first still runs): the second
+    deleted the first's study and live Ray experiment as a fresh start, and both wrote the
+    summary, the export and the MLflow runs. The folder is now one driver's at a time."""
+    import os
+
+    from automl.config.schema import ConfigError
+    from automl.search.state import LOCK_FILE, not_a_sweep_folder, sweep_lock
+
+    out = tmp_path / "outputs" / "smoke"
+    with sweep_lock(out, "smoke"):
+        with pytest.raises(ConfigError) as refused, sweep_lock(out, "smoke"):
+            pass
+        message = str(refused.value)
+        assert f"sweep smoke is running in process {os.getpid()} on {socket.gethostname()}" in (
+            message
+        )
+        assert "another sweep.name" in message and "\n" not in message
+    with sweep_lock(out, "smoke"):  # released when its driver ended
+        pass
+    assert [p.name for p in out.iterdir()] == [LOCK_FILE]
+    assert not_a_sweep_folder(out) is None  # the lock alone does not make it someone else's
