@@ -394,6 +394,12 @@ def _finish(
         )  # fmt: skip
     elif best is not None and _has_checkpoint(best):
         export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
+    if export_dir is None and (plan.out_dir / "best").is_dir():  # read as this sweep's model
+        log.warning(
+            "%s is not this sweep's export (an earlier one, or files put there): this sweep "
+            "exported nothing",
+            plan.out_dir / "best",
+        )
     # only now, with the best trial chosen and exported, is the held-out test split read;
     # tokenized as the exported model's (a searched model): which test texts training holds
     # is judged by its token ids, as `automl-export` judges it again

@@ -137,7 +137,7 @@ def test_overfitting_sweep_is_pruned(tmp_path: Path) -> None:
 
 @pytest.mark.slow  # a sweep
 def test_a_file_put_into_best_during_the_sweep_leaves_a_summary_not_a_traceback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The export's folder is checked at the start; a file the user put into best/ while the
     sweep ran (an evaluation's --out) failed it at the very end: FileExistsError, no summary,
@@ -160,6 +160,7 @@ def test_a_file_put_into_best_during_the_sweep_leaves_a_summary_not_a_traceback(
     assert (tmp_path / "outputs" / "smoke" / "summary.json").is_file()
     assert (best / "march.json").read_text() == "{}"
     assert (nothing_exported(outcome) or "").startswith(f"nothing exported: {best}: holds files")
+    assert f"{best} is not this sweep's export" in caplog.text  # read as its model otherwise
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
