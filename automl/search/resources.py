@@ -254,7 +254,9 @@ def sweep_estimate(conf: Config, space: Any, num_labels: int = 2) -> MemoryEstim
     batch = conf.train.batch_size or max(AUTO_BATCH_SIZES)  # null: at most the largest auto size
     if "train.batch_size" in keys:
         batch = max(batch, int(space.max_value("train.batch_size")))
-    dtype = "bfloat16" if conf.train.mixed_precision else "float32"
+    # a searched precision may draw fp32, which holds about twice the activations
+    searched_precision = "train.mixed_precision" in keys
+    dtype = "bfloat16" if conf.train.mixed_precision and not searched_precision else "float32"
     estimates = [
         estimate_memory(
             shape,

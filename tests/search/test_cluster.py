@@ -250,6 +250,19 @@ def test_sweep_estimate_assumes_full_fine_tuning_only_where_rank_0_can_be_drawn(
         assert (need.trainable_params == need.total_params) == full, choices
 
 
+def test_sweep_estimate_sizes_a_searched_precision_for_fp32(tmp_path: Path) -> None:
+    """train.mixed_precision searched over [true, false] was sized for bf16 alone: the fp32
+    trials, with about twice the activations, met the share's cap."""
+    conf = compose_config(tmp_path, "model=minilm", "train.batch_size=32",
+                          "train.mixed_precision=true")  # fmt: skip
+    space_file = tmp_path / "precision.yaml"
+    space_file.write_text("train.mixed_precision: {type: categorical, choices: [true, false]}\n")
+    searched = sweep_estimate(conf, plan_sweep(replace(conf, search_space=str(space_file))).space)
+    space_file.write_text("train.learning_rate: {type: float, low: 1.0e-5, high: 1.0e-4}\n")
+    bf16 = sweep_estimate(conf, plan_sweep(replace(conf, search_space=str(space_file))).space)
+    assert searched.total > bf16.total
+
+
 # ---------------------------------------------------------------------------------------------
 # Gradient accumulation and the OOM retry
 
