@@ -103,9 +103,9 @@ def check_overrides(
         own_record = bool(sweep_dirs) and "paths.output_dir" not in sweep_dirs[-1]
         with _hydra_initialized(config_dir, args.config_dir):
             primary = _primary_with_hydra(config_name, overrides)
-            # -m, `hydra.mode=MULTIRUN` on the command line or in the config (-r: a run)
+            # -m, or `hydra.mode=MULTIRUN` on the command line or in the config
             mode = modes[-1].split("=", 1)[1] if modes else str(primary.hydra.get("mode"))
-            multirun = args.multirun or (not args.run and mode.upper().endswith("MULTIRUN"))
+            multirun = args.multirun or mode.upper().endswith("MULTIRUN")  # (-r: Hydra too)
             if multirun:  # the grid: the command line's and the config's sweeper's values
                 overrides = [*overrides, *_sweeper_params(primary, overrides)]
             else:  # Hydra says "Ambiguous value for argument"

@@ -75,17 +75,24 @@ def predict_folder(
 
 
 def _predict(model: Any, tokenizer: Any, ids: list[list[int]], batch_size: int) -> np.ndarray:
-    """Class ids, batched by length, on the model's device."""
+    """Class ids, batched by length, on the model's device; padded as training padded (on the
+    right, ids and mask only), whatever a model's own tokenizer code would do."""
     import torch
 
+    from automl.data.batching import collate
+    from automl.data.tokenized import TokenizedSplit
+
     device = next(model.parameters()).device
+    split = TokenizedSplit(ids, np.zeros(len(ids), dtype=np.int64))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = np.argsort([len(x) for x in ids], kind="stable")
     predicted = np.empty(len(ids), dtype=np.int64)
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = tokenizer.pad({"input_ids": [ids[i] for i in idx]}, return_tensors="pt")
-            logits = model(**{k: v.to(device) for k, v in batch.items()}).logits
+            batch = collate(split, idx, pad)
+            inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+            logits = model(**inputs).logits
             predicted[idx] = logits.argmax(dim=-1).cpu().numpy()
     return predicted
 

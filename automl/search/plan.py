@@ -47,6 +47,7 @@ from automl.search.state import (
     restorable,
     round_clash,
     settings_kept,
+    state_text,
 )
 from automl.search.warm_start import WarmStart, load_warm_start
 from automl.tracking.uri import check_store, tracking_uri
@@ -87,6 +88,8 @@ class SweepPlan:
     recorded_run: str | None = None
     # whether the warm start's points run now: a sweep's first round only, before any trial
     warm_runs: bool = True
+    # the state file the plan was made from, as it was read (None: none): stale once it differs
+    state_seen: str | None = None
 
     @property
     def trial_device(self) -> str:
@@ -225,6 +228,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     for model in models.values() or [conf.model]:
         _refuse_own_export_as_base(model, out_dir)
     storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
+    state_seen = state_text(out_dir)  # read first: a change after it makes the plan stale
     before = _previous_state(out_dir)
     s = conf.sweep
     extending = s.resume and before.extends(s.num_samples)
@@ -284,6 +288,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
         conf, space, num_blocks, out_dir, storage, uri, gpus_per_trial, max_epochs, warm, models,
         identity, resumes, "" if s.resume else _replaced(before, out_dir), continues,
         settings_kept(before, conf) if restored else "", before.mlflow_run_id, warm_runs,
+        state_seen,
     )  # fmt: skip
     import ray
 

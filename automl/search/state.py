@@ -210,7 +210,8 @@ def not_a_sweep_folder(out_dir: Path) -> str | None:
     from automl.data.quality import REPORT_FILE
     from automl.search.study import STUDY_FILE
 
-    own = (STATE_FILE, STUDY_FILE, REPORT_FILE, LOCK_FILE)
+    named = (STATE_FILE, STUDY_FILE, REPORT_FILE)
+    own = (*named, LOCK_FILE)  # the lock alone: a sweep refused after taking it
     try:
         if not out_dir.is_dir() or not any(out_dir.iterdir()):
             return None
@@ -218,7 +219,7 @@ def not_a_sweep_folder(out_dir: Path) -> str | None:
         return f"{out_dir} cannot be listed ({err.strerror})"
     if any((out_dir / name).exists() for name in own):
         return None
-    return f"{out_dir} holds files and is not a sweep's folder (none of {', '.join(own)})"
+    return f"{out_dir} holds files and is not a sweep's folder (none of {', '.join(named)})"
 
 
 def not_ray_experiments(

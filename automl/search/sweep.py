@@ -25,6 +25,7 @@ from automl.config.space_params import MODEL_KEY
 from automl.data import quality
 from automl.data.prepare import prepare_data_for_models
 from automl.data.task import TaskData
+from automl.data.tokenized import PreparedData
 from automl.export.evaluation import (
     CONFUSION_FILE,
     EVALUATION_FILE,
@@ -97,7 +98,6 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
         log.info("%s", "\n".join(lines))
         print(json.dumps({"dry_run": True, "plan": lines}), flush=True)
         return SweepOutcome({"dry_run": True})
-    planned_on = state_text(plan.out_dir)  # what the plan was made from
     log.info("%s", plan.describe())
     if plan.replaces:
         log.warning("sweep %s starts afresh and replaces %s", conf.sweep.name, plan.replaces)
@@ -114,19 +114,28 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             conf.sweep.name, plan.resumes, data_identity(fingerprint, task.label_names)
         )) if plan.resumes else None,
     )  # fmt: skip
-
-    import ray
-
-    started_ray = init_ray(conf, plan)
-    # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own);
-    # the first write into the sweep's folder takes it for this driver alone (a refusal
-    # above wrote nothing)
-    with sigterm_stops(conf.sweep.name), sweep_lock(plan.out_dir, conf.sweep.name):
-        if state_text(plan.out_dir) != planned_on:  # another driver ran it meanwhile
+    # the sweep's folder for this driver alone, from its first write (a refusal above wrote
+    # nothing) and before Ray starts (a refused driver starts no cluster)
+    with sweep_lock(plan.out_dir, conf.sweep.name):
+        if state_text(plan.out_dir) != plan.state_seen:  # another driver ran it meanwhile
             raise ConfigError(
                 f"config: sweep.name: sweep {conf.sweep.name} changed while this run prepared "
                 "it (another process ran it): run the command again"
             )
+        return _run_locked(plan, data, model_data, started)
+
+
+def _run_locked(
+    plan: SweepPlan, data: PreparedData, model_data: dict[str, PreparedData], started: float
+) -> SweepOutcome:
+    """The sweep on its prepared data, its folder held (`sweep_lock`): Ray, the trials, the
+    export, MLflow."""
+    import ray
+
+    conf = plan.conf
+    started_ray = init_ray(conf, plan)
+    # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own)
+    with sigterm_stops(conf.sweep.name):
         quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
         tracker = None
         if plan.tracking_uri:
