@@ -10,7 +10,9 @@ the trials of the rounds already ended.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -23,6 +25,8 @@ from typing import Any
 
 from automl.config.paths import read_json_object, write_text_atomic
 from automl.config.schema import ConfigError
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "sweep_state.json"
 RAY_TUNER_FILE = "tuner.pkl"  # Ray Tune writes it into an experiment folder as a Tuner is made
@@ -187,7 +191,13 @@ def sweep_lock(out_dir: Path, sweep: str) -> Iterator[None]:
     with open(out_dir / LOCK_FILE, "a+", encoding="utf-8") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                # a filesystem without flock (Lustre without -o flock, some FUSE/CIFS mounts)
+                log.warning("sweep %s: %s cannot be locked (%s): not guarded against a "
+                            "second driver", sweep, out_dir, err.strerror)  # fmt: skip
+                yield
+                return
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             raise ConfigError(

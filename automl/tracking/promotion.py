@@ -15,6 +15,7 @@ the same name) never takes it on its own.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -42,8 +43,9 @@ def score_tags(
     train = (fingerprint.get("counts") or {}).get("train")
     if isinstance(train, int):
         tags[TRAIN_EXAMPLES] = str(train)
-    if labels:
-        tags[LABELS] = json.dumps(sorted(labels), ensure_ascii=False)[:5000]
+    if labels:  # a digest: a tag holds 5,000 characters, a label set may not fit
+        names = json.dumps(sorted(labels), ensure_ascii=False).encode("utf-8")
+        tags[LABELS] = f"{len(labels)} classes, sha256 {hashlib.sha256(names).hexdigest()}"
     return tags
 
 

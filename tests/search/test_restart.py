@@ -358,3 +358,23 @@ def test_a_second_driver_on_a_running_sweep_is_refused(tmp_path: Path) -> None:
         pass
     assert [p.name for p in out.iterdir()] == [LOCK_FILE]
     assert not_a_sweep_folder(out) is None  # the lock alone does not make it someone else's
+
+
+def test_a_folder_that_cannot_be_locked_is_not_taken_for_a_running_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A filesystem without flock (Lustre without -o flock, some FUSE mounts) fails the call
+    with ENOLCK: every sweep there was refused as "running in another process"."""
+    import errno
+    import fcntl
+
+    from automl.search.state import sweep_lock
+
+    def no_locks(*args: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    ran = []
+    with sweep_lock(tmp_path / "smoke", "smoke"):
+        ran.append(True)
+    assert ran and "cannot be locked (No locks available)" in caplog.text

@@ -76,14 +76,22 @@ def test_a_version_trained_on_fewer_examples_of_other_data_leaves_the_alias() ->
 def test_a_version_predicting_other_classes_never_takes_the_alias() -> None:
     """Another task registered under the same name (`tracking.registered_model` shared, or a
     sweep name reused) took the alias as "other data": its callers got other classes."""
-    champion = {**_tags(0.7, data="topics"), LABELS: '["greetings", "science"]'}
-    other = {**_tags(0.9, data="intents"), LABELS: '["book", "cancel"]'}
+    provenance = {"metric": "val_f1", "best_value": 0.5, "data_fingerprint": {"sha256": "f"}}
+    topics = score_tags(provenance, "max", ["greetings", "science"])[LABELS]
+    assert topics == score_tags(provenance, "max", ["science", "greetings"])[LABELS]  # any order
+    assert topics.startswith("2 classes, sha256 ")  # a digest: any number of classes fits
+    champion = {**_tags(0.7, data="topics"), LABELS: topics}
+    other = {**_tags(0.9, data="intents"),
+             LABELS: score_tags(provenance, "max", ["book", "cancel"])[LABELS]}  # fmt: skip
     keep, why = takes_alias(other, champion)
     assert not keep and why.startswith("it predicts other classes than the version holding it")
     assert takes_alias({**other, LABELS: champion[LABELS]}, champion)[0]  # same classes, newer
     assert takes_alias(_tags(0.9, data="intents"), champion)[0]  # untagged: registered before
-    provenance = {"metric": "val_f1", "best_value": 0.5, "data_fingerprint": {"sha256": "f"}}
-    assert score_tags(provenance, "max", ["science", "greetings"])[LABELS] == champion[LABELS]
+    many = [f"class {i:04d}" for i in range(600)]  # past a tag's 5,000 characters as a list
+    assert (
+        score_tags(provenance, "max", many)[LABELS]
+        != score_tags(provenance, "max", [*many[:-1], "class 9999"])[LABELS]
+    )
 
 
 def test_an_export_without_a_trial_has_no_key_and_is_always_registered() -> None:
