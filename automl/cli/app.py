@@ -64,9 +64,6 @@ def composition_error(err: BaseException) -> str:
     return ": ".join(parts)
 
 
-MULTIRUN_FLAGS = ("-m", "--multirun")
-
-
 def check_overrides(
     overrides: list[str], check_job: Callable[[Config], object] | None = None
 ) -> None:
@@ -101,13 +98,15 @@ def check_overrides(
             a.split("=", 1)[1] for a in overrides if a.lstrip("+").startswith("hydra.sweep.dir=")
         ]
         own_record = bool(sweep_dirs) and "paths.output_dir" not in sweep_dirs[-1]
+        record = sweep_dirs[-1] if own_record else ""  # unless still to be worked out (${..})
+        record_problem = not_creatable(record, True) if record and "${" not in record else None
         with _hydra_initialized(config_dir, args.config_dir):
             primary = _primary_with_hydra(config_name, overrides)
             # -m, or `hydra.mode=MULTIRUN` on the command line or in the config
             mode = modes[-1].split("=", 1)[1] if modes else str(primary.hydra.get("mode"))
             multirun = args.multirun or mode.upper().endswith("MULTIRUN")  # (-r: Hydra too)
             if multirun:  # the grid: the command line's and the config's sweeper's values
-                overrides = [*overrides, *_sweeper_params(primary, overrides)]
+                overrides = [*overrides, *_sweeper_params(primary.hydra, overrides)]
             else:  # Hydra says "Ambiguous value for argument"
                 _refuse_a_sweep_in_one_run(overrides)
             try:
@@ -116,6 +115,8 @@ def check_overrides(
                 raise ConfigError(f"config: command line: {err}") from None
             if jobs is None:
                 return
+            if multirun and not printing and record_problem:  # Hydra writes it before a job
+                raise ConfigError(f"config: hydra.sweep.dir: {record_problem}")
             swept = swept_groups(overrides) if multirun else set()
             unread: dict[str, list[str]] = {}  # key -> the jobs' lines refusing it
             checked: list[tuple[list[str], Config]] = []  # each job, composed and checked
@@ -126,11 +127,6 @@ def check_overrides(
                     conf = to_config(composed, swept_groups=swept)
                     # Hydra writes its record of the multirun there (conf/config.yaml) before
                     # the first job, unless told where else
-                    if own_record:  # unless it names a folder still to be worked out
-                        record = sweep_dirs[-1]
-                        problem = None if "${" in record else not_creatable(record, True)
-                        if problem:
-                            raise ConfigError(f"config: hydra.sweep.dir: {problem}")
                     problem = None if own_record else not_creatable(conf.paths.output_dir, True)
                     if problem:
                         raise ConfigError(f"config: paths.output_dir: {problem}")
@@ -211,13 +207,13 @@ def _primary_with_hydra(config_name: str, overrides: list[str]) -> Any:
     return compose(config_name=config_name, overrides=fixed, return_hydra_config=True)
 
 
-def _sweeper_params(primary: Any, overrides: list[str]) -> list[str]:
+def _sweeper_params(hydra_node: Any, overrides: list[str]) -> list[str]:
     """A config's own grid (`hydra.sweeper.params`, in a config named with -cn) as overrides,
     each key the command line does not sweep or set itself (it wins, as in Hydra's sweeper)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     given = {o.key_or_group for o in OverridesParser.create().parse_overrides(overrides)}
-    params = primary.hydra.sweeper.get("params") or {}
+    params = hydra_node.sweeper.get("params") or {}
     return [f"{key}={value}" for key, value in params.items() if key not in given]
 
 
@@ -297,9 +293,8 @@ def swept_groups(overrides: list[str]) -> set[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    args = [a for a in overrides if a not in MULTIRUN_FLAGS]
     try:
-        parsed = OverridesParser.create().parse_overrides(args)
+        parsed = OverridesParser.create().parse_overrides(overrides)
     except HydraException:  # Hydra reports it itself
         return set()
     return {o.key_or_group for o in parsed if o.is_sweep_override()} & set(GROUPS)
@@ -310,19 +305,17 @@ def grid_overrides() -> list[str]:
     config's `hydra.sweeper.params`, used with `-cn`, say)."""
     from hydra.core.hydra_config import HydraConfig
 
-    params = HydraConfig.get().sweeper.get("params") or {} if HydraConfig.initialized() else {}
-    return [*argv_overrides(), *(f"{key}={value}" for key, value in params.items())]
+    overrides = argv_overrides()
+    if not HydraConfig.initialized():
+        return overrides
+    return [*overrides, *_sweeper_params(HydraConfig.get(), overrides)]
 
 
 def argv_overrides() -> list[str]:
     """This process's overrides as Hydra reads them from its command line (flags and their
     values left out); [] where they do not parse."""
-    from hydra._internal.utils import get_args_parser
-
-    try:
-        return list(get_args_parser().parse_known_args(sys.argv[1:])[0].overrides or [])
-    except SystemExit:
-        return []
+    args = _hydra_command_line(sys.argv[1:])
+    return list(args.overrides or []) if args is not None else []
 
 
 def multirun_jobs(overrides: list[str]) -> list[list[str]] | None:

@@ -50,8 +50,7 @@ def predict_folder(
             "load it (automl-evaluate --trust-remote-code)"
         ) from None
     except (OSError, SafetensorError) as err:  # no weights (a half-copied folder), a cut file
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ModelError(f"{folder}: cannot load its model ({first})") from None
+        raise ModelError(f"{folder}: cannot load its model ({first_line(err)})") from None
     problem = vocabulary_problem(tokenizer)  # a classifier folder saved without its tokenizer
     if problem:
         raise ModelError(f"{folder}: {problem}")
@@ -81,6 +80,7 @@ def _predict(model: Any, tokenizer: Any, ids: list[list[int]], batch_size: int) 
 
     from automl.data.batching import collate
     from automl.data.tokenized import TokenizedSplit
+    from automl.model.load import MODEL_INPUTS
 
     device = next(model.parameters()).device
     split = TokenizedSplit(ids, np.zeros(len(ids), dtype=np.int64))
@@ -91,7 +91,7 @@ def _predict(model: Any, tokenizer: Any, ids: list[list[int]], batch_size: int) 
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = collate(split, idx, pad)
-            inputs = {k: batch[k].to(device) for k in ("input_ids", "attention_mask")}
+            inputs = {k: batch[k].to(device) for k in MODEL_INPUTS}
             logits = model(**inputs).logits
             predicted[idx] = logits.argmax(dim=-1).cpu().numpy()
     return predicted

@@ -128,16 +128,17 @@ def reproduce_config(
     return trial_config(base, {})
 
 
-def check_data(prov: dict[str, Any], conf: Config, where: Path) -> Any:
-    """The task data, after checking its fingerprint against the recorded one (one-line error)."""
+def check_data(prov: dict[str, Any], conf: Config, where: Path) -> tuple[Any, dict[str, Any]]:
+    """The task data and its fingerprint, checked against the recorded one (one-line error)."""
     from automl.data.load import load_task_data
 
     task = load_task_data(conf.data)
-    problem = fingerprint_mismatch(prov["data_fingerprint"], data_fingerprint(task))
+    fingerprint = data_fingerprint(task)
+    problem = fingerprint_mismatch(prov["data_fingerprint"], fingerprint)
     if problem:
         source = conf.data.path or conf.data.hf_name or conf.data.source
         raise DataError(f"{source}: data does not match the fingerprint in {where}: {problem}")
-    return task
+    return task, fingerprint
 
 
 def check_base_model(prov: dict[str, Any], conf: Config) -> None:
@@ -200,8 +201,8 @@ def reproduce(
         )
     check_base_model(prov, conf)
     check_model(conf)
-    task = check_data(prov, conf, path)
-    data = tokenize(task, load_tokenizer(conf.model), conf.model.max_length)
+    task, fingerprint = check_data(prov, conf, path)
+    data = tokenize(task, load_tokenizer(conf.model), conf.model.max_length, fingerprint)
     metric, mode = prov["metric"], conf.sweep.mode
     log.info("re-training trial %s of sweep %s", prov.get("trial_id"), prov.get("sweep"))
     result = run_trial(conf, data, metric=metric, mode=mode)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from automl.config.schema import ModelConfig, PeftConfig
+from automl.console import first_line
 from automl.model.head import named_labels, remap_head
 from automl.model.load import (
     ModelError,
@@ -58,7 +59,7 @@ def build_model(
         raise ModelError(
             f"peft.frozen_layers: {depth} is more than the model's {len(blocks)} transformer blocks"
         )
-    random_layers = started_random(model, absent)  # a checkpoint saved without its pooler
+    random_layers = started_random(model, absent, blocks_name)  # saved without its pooler
     if peft_cfg.lora_rank > 0 and depth < len(blocks):
         model = apply_lora(model, peft_cfg, depth, len(blocks), random_layers)
     elif peft_cfg.lora_rank > 0:  # every block frozen: nothing to adapt, only the head trains
@@ -308,10 +309,10 @@ def apply_lora(
     try:
         return get_peft_model(model, lora)
     except ValueError as err:
-        raise ModelError(f"peft.target_modules: {str(err).splitlines()[0]}") from None
+        raise ModelError(f"peft.target_modules: {first_line(err)}") from None
 
 
-def started_random(model: nn.Module, absent: Sequence[str]) -> list[str]:
+def started_random(model: nn.Module, absent: Sequence[str], blocks_name: str) -> list[str]:
     """The backbone's layers beside its blocks whose weights the checkpoint did not hold, all
     of them (BERT's pooler in a checkpoint saved without it): they start random, and LoRA
     would freeze them there, the classifier reading a random projection. Their names, as
@@ -322,7 +323,6 @@ def started_random(model: nn.Module, absent: Sequence[str]) -> list[str]:
         return []
     missing = set(absent)
     keys = [key for key, _ in model.named_modules()]
-    blocks_name, _ = find_blocks(model)
     found = []
     for name, child in backbone.named_children():
         params = [f"{prefix}.{name}.{n}" for n, _ in child.named_parameters()]

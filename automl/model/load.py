@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import Config, ModelConfig
+from automl.console import first_line
 from automl.hub import missing_offline, weights_missing_offline
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ def load_model_config(cfg: ModelConfig) -> Any:
     try:
         return AutoConfig.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
     except Exception as err:  # offline hub id, typo, remote code refused: one line, the cause
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         if not cfg.trust_remote_code and (
             "trust_remote_code" in str(err) or "custom code" in first
         ):

@@ -185,11 +185,10 @@ class SweepCallback(Callback):
         record.last_seen = time.time()
         self._epochs_this_fit += 1
         epoch = int(result.get("epoch", len(record.history) + 1))
-        kept = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
-        if len(kept) < len(record.history):  # its best may be among the epochs replayed
-            record.best_value, record.best_epoch = self._best_of(kept)
-        record.history = kept
+        record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
         record.history.append({k: float(result[k]) for k in EPOCH_KEYS if k in result})
+        # judged over the epochs kept: a replayed epoch's first run may have been the best
+        record.best_value, record.best_epoch = self._best_of(record.history)
         record.node_ip = str(result.get("node_ip", record.node_ip))
         record.node_id = str(result.get("node_id", record.node_id))
         record.gpu_ids = str(result.get("gpu_ids", record.gpu_ids))
@@ -203,8 +202,6 @@ class SweepCallback(Callback):
         record.device = str(result.get("device", record.device))
         record.trainable_params = int(result.get("trainable_params", record.trainable_params))
         value = float(result[self.metric])
-        if is_better(value, record.best_value, self.mode):
-            record.best_value, record.best_epoch = value, epoch
         if self.tracker is not None:
             self.tracker.log_epoch(trial.trial_id, result)
         log.info(

@@ -170,13 +170,13 @@ def _patience_reason(
     n = len(history)
     train = [_value(r, rule.train_loss_key) for r in history]
     val_loss = [_value(r, rule.val_loss_key) for r in history]
+    margin = f" by more than {rule.min_delta:g}" if rule.min_delta > 0 else ""
     if rule.signal == "val_loss":
         start = _best_index(val_loss, "min", rule.min_delta)
         if start is None or val_loss[-1] is None:
             return None
         since = counted(n - 1 - start, "epoch")
         lowest, now = _apart(val_loss[start] or 0.0, val_loss[-1])
-        margin = f" by more than {rule.min_delta:g}" if rule.min_delta > 0 else ""
         what = (
             f"{rule.val_loss_key} has not gone below its lowest{margin} for {since} "
             f"({lowest} at epoch {_epoch(history, start)}, now {now})"
@@ -185,7 +185,6 @@ def _patience_reason(
         start = best
         if metrics[-1] is None:
             return None
-        margin = f" by more than {rule.min_delta:g}" if rule.min_delta > 0 else ""
         what = (
             f"{rule.metric} has not improved{margin} for {counted(n - 1 - start, 'epoch')} "
             f"(best {_fmt(metrics[best] or 0.0)} at epoch {_epoch(history, best)})"

@@ -20,6 +20,7 @@ from typing import Any
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from automl.console import first_line
 from automl.provenance import redact, redact_values
 from automl.tracking.uri import artifact_root, create_in_wal_mode
 
@@ -61,8 +62,7 @@ def check_experiment(uri: str, experiment: str) -> None:
     try:
         found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
     except (MlflowException, OSError, ImportError) as err:  # an old schema, a login refused
-        text = str(err).strip()
-        first = redact(text.splitlines()[0])[:200] if text else type(err).__name__
+        first = redact(first_line(err))[:200]
         raise ConfigError(f"config: tracking.uri: {redact(uri)}: {first}") from None
     if found is not None and found.lifecycle_stage != "active":
         raise ConfigError(
