@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -32,8 +33,25 @@ def to_config(
         conf = obj
     if conf.sweep.mode == "auto":
         conf.sweep.mode = metric_mode(conf.sweep.metric)
+    _expand_home(conf)
     validate(conf, recorded, swept_groups)
     return conf
+
+
+# Data read from a path: `data.path=~/x.csv` reaches us unexpanded (no shell expands a `~`
+# after `data.path=`), and the files were then "not found"; the model's path is expanded where
+# it is read (a Hub name may follow it)
+_HOME_PATHS = ("path", "val_path", "test_path", "hf_name")
+
+
+def _expand_home(conf: Config) -> None:
+    for key in _HOME_PATHS:
+        value = getattr(conf.data, key)
+        if isinstance(value, str) and value.startswith("~"):
+            try:
+                setattr(conf.data, key, str(Path(value).expanduser()))
+            except RuntimeError:  # `~nobody/x.csv`: no such user; left to "file not found"
+                pass
 
 
 def unknown_keys(cfg: DictConfig, schema: DictConfig, prefix: str = "") -> list[str]:

@@ -231,6 +231,16 @@ def _check_data(d: DataConfig) -> None:
         _check(bool(d.path), "data.path", f"is required when data.source={d.source}")
     if d.source == "hf":
         _check(bool(d.hf_name), "data.hf_name", "is required when data.source=hf")
+    if d.source in ("csv", "jsonl", "hf"):  # the column the model reads must not be its answer
+        for key, column in (("data.text_column", d.text_column),
+                            ("data.label_column", d.label_column)):  # fmt: skip
+            _check(bool(str(column).strip()), key, "must name a column, got an empty name")
+        _check(
+            d.text_column.strip() != d.label_column.strip(),
+            "data.label_column",
+            f"names the same column as data.text_column ({d.label_column!r}): the model would "
+            "read its own label",
+        )
     _check(0 < d.val_fraction < 1, "data.val_fraction", f"must be in (0, 1), got {d.val_fraction}")
     _check(
         0 <= d.test_fraction < 1, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}"
@@ -262,9 +272,7 @@ def _check_sources_differ(d: DataConfig) -> None:
         return
     keys = _FILE_KEYS if files else _HF_KEYS[2:]  # training, validation, test
     roles = dict(zip(keys, ("training", "validation", "test"), strict=True))
-    given = {
-        k: str(Path(v).expanduser().resolve()) if files else v for k in keys if (v := getattr(d, k))
-    }
+    given = {k: str(Path(v).resolve()) if files else v for k in keys if (v := getattr(d, k))}
     why = {"validation": "trials would be chosen on rows they trained on",
            "test": "the test score would come from rows"}  # fmt: skip
     for later, value in list(given.items())[1:]:

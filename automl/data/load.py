@@ -221,7 +221,15 @@ def read_labeled_file(
         raise DataError(f"{path}: no rows")
     for option, column in zip(options, columns, strict=False):
         if column not in rows[0][1]:
-            raise DataError(f"{path}: " + _no_column(column, list(rows[0][1]), option, fmt))
+            have = list(rows[0][1])
+            if cfg.path and path != Path(cfg.path):  # a validation or test file: setting the
+                # column (the hint for a training file) would break the training file
+                found = f"no column {column!r} (columns: {', '.join(map(str, have))})"
+                if str(have[0]).lstrip().startswith("{"):
+                    found = f"no column {column!r}: the file reads as JSON Lines, not CSV"
+                    raise DataError(f"{path}: {found}; write it as {cfg.path} is written")
+                raise DataError(f"{path}: {found}; name it {column!r}, as {cfg.path} does")
+            raise DataError(f"{path}: " + _no_column(column, have, option, fmt))
     texts, labels = [], []
     for number, row in rows:
         text, label = row.get(text_column), row.get(label_column)
@@ -335,6 +343,11 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         line = reader.line_num + 1  # where the next row starts
         try:
             for fields in reader:
+                if names and [f.strip() for f in fields] == names:  # files joined by `cat`
+                    raise DataError(
+                        f"{path}: line {line} repeats the header (files joined together?): "
+                        "delete it, or it trains as a text of its own"
+                    )
                 if any(_has_content(f) for f in fields):  # a line of spaces alone is skipped
                     # the reader asks past the last line only inside a quote left open
                     if lines.ended and any("\n" in f for f in fields):
@@ -350,20 +363,40 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         allowed = len(names) + trailing
         for number, fields in read:
             _check_fields(fields, names, needed, f"{path}: line {number}", delimiter, allowed)
-        _refuse_swallowed_rows(read, names.index(columns[1]), needed, delimiter, path)
+        swallowed = _swallowed_rows(read, names.index(columns[1]), needed, delimiter)
+        # a quoted text holding lines like rows (a table, a log) in a file quoted by the rules
+        # is data: a stray quote's field ends at a later quote followed by more text
+        if swallowed and not _strictly_quoted(path, delimiter):
+            raise DataError(
+                f"{path}: line {swallowed[0]}: a quote opened here runs over {swallowed[1]} "
+                "lines that read as rows of their own (a stray double quote? put the text in "
+                "double quotes, its own quotes doubled)"
+            )
     width = len(names)
     return [(n, dict(zip(names, f + [""] * (width - len(f)), strict=False))) for n, f in read]
 
 
-def _refuse_swallowed_rows(
-    read: list[tuple[int, list[str]]], label_at: int, needed: int, sep: str, path: Path
-) -> None:
+def _strictly_quoted(path: Path, delimiter: str) -> bool:
+    """Whether every quote of the file follows CSV's rules (a closing quote is followed by the
+    separator or the line's end), as `csv.writer` and pandas write them."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        try:
+            for _ in csv.reader(handle, delimiter=delimiter, strict=True):
+                pass
+        except csv.Error:
+            return False
+    return True
+
+
+def _swallowed_rows(
+    read: list[tuple[int, list[str]]], label_at: int, needed: int, sep: str
+) -> tuple[int, int] | None:
     """A stray opening quote (`"Best phone ever<TAB>pos`, a naive export) ran on to the next
     quote: the rows between became one text. A quoted field over several lines is fine; one
     whose inner lines are rows of their own, two or more and each with a label the file uses,
     is a swallow (the first line is the stray row's rest: a row where the label follows the
     text; the last is cut by the closing quote). One swallowed row alone goes unseen: a text's
-    line ending in `, yes` would look the same."""
+    line ending in `, yes` would look the same. The first suspect: (its line, its lines)."""
     labels = {f[label_at].strip() for _, f in read if len(f) > label_at and "\n" not in f[label_at]}
     labels.discard("")  # a missing label is its own error
 
@@ -379,11 +412,8 @@ def _refuse_swallowed_rows(
             rest = [(inner[0], column)] if inner and column <= label_at else []
             whole = rest + [(line, 0) for line in inner[1:-1]]
             if len(whole) >= 2 and all(is_row(line, start) for line, start in whole):
-                raise DataError(
-                    f"{path}: line {number}: a quote opened here runs over {len(inner)} lines "
-                    "that read as rows of their own (a stray double quote? put the text in "
-                    "double quotes, its own quotes doubled)"
-                )
+                return number, len(inner)
+    return None
 
 
 class _Lines:
@@ -602,7 +632,7 @@ def _read_hf(
         ClassLabel where it has one, else by train's (a split saved without its ClassLabel);
         plain values, and every split where train has no ClassLabel -> their text, as the
         training data's labels become class names."""
-        decode = (own or names) if names else []
+        decode = own or names or []
         if not decode:
             return [str(x) for x in ids]
         out = []

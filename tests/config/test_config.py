@@ -169,6 +169,10 @@ BAD_VALUES = [
     ("data.source=csv", "data.path"),
     ("data.source=jsonl", "data.path"),
     ("data.source=hf", "data.hf_name"),
+    ("data=csv data.path=a.csv data.text_column=label", "data.label_column"),  # read its answer
+    ("data=hf data.hf_name=x data.label_column=text", "data.label_column"),
+    ("data=csv data.path=a.csv data.text_column=''", "data.text_column"),
+    ("data=jsonl data.path=a.jsonl data.label_column=''", "data.label_column"),
     ("data.val_fraction=0", "data.val_fraction"),
     ("data.val_fraction=1.0", "data.val_fraction"),
     ("data.max_examples=3", "data.max_examples"),
@@ -388,6 +392,19 @@ def test_a_bad_value_fails_with_one_line_naming_the_key(override: str, key: str)
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"config: {key}: ")
+
+
+def test_data_paths_under_the_home_folder_are_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No shell expands the `~` of `data.path=~/x.csv`: the file was "not found"."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    conf = compose_cfg("data=csv", "data.path='~/train.csv'", "data.val_path='~/val.csv'",
+                       "data.test_path='~nobody_here/t.csv'")  # fmt: skip
+    assert (conf.data.path, conf.data.val_path) == (
+        str(tmp_path / "train.csv"), str(tmp_path / "val.csv"))  # fmt: skip
+    assert conf.data.test_path == "~nobody_here/t.csv"  # no such user: left to "not found"
+    assert compose_cfg("data=hf", "data.hf_name='~/saved'").data.hf_name == str(tmp_path / "saved")
 
 
 def _validated_keys() -> set[str]:

@@ -534,6 +534,27 @@ def test_hf_splits_encoded_one_by_one_are_decoded_by_their_own_class_names(
     assert [task.label_names[i] for i in task.val.labels] == ["a", "c"] * 3
 
 
+def test_hf_a_splits_own_class_names_decode_it_where_train_has_plain_labels(
+    tmp_path: Path,
+) -> None:
+    """Train with plain string labels, validation with a ClassLabel of its own: validation's
+    ids were read as their digits ("0", "1"), not as its class names."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(30)]
+    train = datasets.Dataset.from_dict({"text": texts, "label": ["neg", "pos", "neu"] * 10})
+    val = datasets.Dataset.from_dict(
+        {"text": texts[:6], "label": [0, 1, 2] * 2},
+        features=datasets.Features(
+            text=datasets.Value("string"), label=datasets.ClassLabel(names=["pos", "neg", "neu"])
+        ),
+    )
+    datasets.DatasetDict(train=train, validation=val).save_to_disk(str(tmp_path / "mixed"))
+    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "mixed"), hf_val_split="validation")
+    task = load_task_data(cfg)
+    assert [task.label_names[i] for i in task.val.labels] == ["pos", "neg", "neu"] * 2
+
+
 def test_hf_dataset_saved_in_torch_format_gives_its_integer_labels_as_names(
     tmp_path: Path,
 ) -> None:
@@ -657,6 +678,13 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         "sep=;\n" + GOOD.replace(",", ";"),
         {},
         ["line 1 ('sep=;') is Excel's separator hint; delete it"],
+    ),
+    (  # two files joined with `cat`: the second header trained as a row of class "label"
+        "repeated-header",
+        "joined.csv",
+        GOOD + GOOD,
+        {},
+        ["line 22 repeats the header (files joined together?): delete it"],
     ),
     (
         "column-in-another-case",
@@ -925,6 +953,38 @@ def test_validation_label_unseen_in_train_names_the_validation_file(tmp_path: Pa
     with pytest.raises(DataError) as err:
         load_task_data(DataConfig(source="csv", path=str(train), val_path=str(val)))
     assert str(err.value) == f"{val}: labels not in the training data: ['zzz']"
+
+
+def test_a_validation_file_named_its_columns_otherwise_is_told_to_rename_them(
+    tmp_path: Path,
+) -> None:
+    """`set data.text_column=Text` (a training file's fix) would break the training file."""
+    train, val = tmp_path / "train.csv", tmp_path / "val.csv"
+    train.write_text(GOOD)
+    val.write_text(GOOD.replace("text,label", "Text,Label", 1))
+    with pytest.raises(DataError) as err:
+        load_task_data(DataConfig(source="csv", path=str(train), val_path=str(val)))
+    assert str(err.value) == (
+        f"{val}: no column 'text' (columns: Text, Label); name it 'text', as {train} does"
+    )
+
+
+def test_a_quoted_text_whose_lines_read_like_rows_loads_from_a_file_quoted_by_the_rules(
+    tmp_path: Path,
+) -> None:
+    """Texts holding a table (`apples,0`) written by csv.writer were refused as a stray quote
+    swallowing rows; a stray quote stays refused (BAD_DATA's stray-quote cases)."""
+    import csv
+
+    path = tmp_path / "tables.csv"
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["text", "label"])
+        for i in range(40):
+            out.writerow([f"apples,0\npears,1\ntotal {i}", i % 2])
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    texts = [t for split in _splits(task) for t in split.texts]
+    assert len(texts) == 40 and "apples,0\npears,1\ntotal 3" in texts
 
 
 def test_missing_validation_file_is_named(tmp_path: Path) -> None:
