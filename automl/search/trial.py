@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -74,16 +75,27 @@ def limit_gpu_memory(share: float, device: torch.device) -> float | None:
     return float(torch.cuda.get_per_process_memory_fraction(device))  # what the allocator holds
 
 
-def next_micro_batch(batch_size: int, accum_steps: int) -> tuple[int, int] | None:
-    """After running out of GPU memory: at most half the micro-batch, with the accumulation
-    that keeps the optimizer's step batch exactly (the largest divisor of the step batch up to
-    half the micro-batch: 32 x 1 -> 16 x 2, 5 x 1 -> 1 x 5), so the steps, the schedule and
-    `train.length_groups_per_step` stay as they were; None once the micro-batch is 1."""
-    if batch_size <= 1:
-        return None
+def next_micro_batch(
+    batch_size: int, accum_steps: int, groups_per_step: int = 1
+) -> tuple[int, int] | None:
+    """After running out of GPU memory: at most half the examples per forward pass, with the
+    accumulation that keeps the optimizer's step batch exactly (the largest divisor of the
+    step batch that halves it: 32 x 1 -> 16 x 2, 5 x 1 -> 1 x 5), so the steps, the schedule
+    and `train.length_groups_per_step` stay as they were; None once a pass holds one example.
+    With several length groups a step, a pass is cut at its group's edge too (`forward_batch`:
+    32 x 1 in 4 groups runs passes of 8, so 16 x 2 would run the same 8)."""
     step = batch_size * accum_steps
-    micro = max(d for d in range(1, batch_size // 2 + 1) if step % d == 0)
-    return micro, step // micro
+    group = step // groups_per_step
+
+    def passes(micro: int) -> int:  # examples per forward pass (`forward_batch`)
+        return math.gcd(micro, group)
+
+    fits = [
+        d
+        for d in range(1, batch_size + 1)
+        if step % d == 0 and passes(d) <= passes(batch_size) // 2
+    ]
+    return (max(fits), step // max(fits)) if fits else None
 
 
 # GPU memory running out outside torch's caching allocator (a CUDA library's own workspace,
@@ -113,7 +125,8 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
                 raise
             micro = conf.train.batch_size
             assert micro is not None, "run_sweep_trial settles the batch size before any attempt"
-            smaller = next_micro_batch(micro, conf.train.grad_accum_steps)
+            t = conf.train
+            smaller = next_micro_batch(micro, t.grad_accum_steps, t.length_groups_per_step)
             if smaller is None:
                 raise
             logging.getLogger("automl").warning(

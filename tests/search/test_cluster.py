@@ -50,6 +50,7 @@ from automl.search.trial import (
     train_with_oom_retry,
 )
 from automl.train import checkpoint
+from automl.train.loop import forward_batch
 
 GPUS_PER_NODE = 2
 CPUS_PER_NODE = 2
@@ -317,6 +318,33 @@ def test_next_micro_batch_halves_down_to_one() -> None:
         assert next_micro_batch(batch, accum) == expected
         if expected is not None:  # the same step batch, at most half the memory
             assert expected[0] * expected[1] == batch * accum and expected[0] <= batch // 2
+
+
+@pytest.mark.parametrize(
+    ("batch", "accum", "groups", "expected"),
+    [
+        (32, 1, 4, (4, 8)),
+        (16, 1, 2, (4, 4)),
+        (32, 2, 8, (4, 16)),
+        (4, 8, 4, (2, 16)),
+        (8, 4, 4, (4, 8)),
+        (1, 8, 8, None),
+    ],  # fmt: skip
+)
+def test_next_micro_batch_halves_the_forward_pass_of_length_groups(
+    batch: int, accum: int, groups: int, expected: tuple[int, int] | None
+) -> None:
+    """Passes are cut at the length groups' edges: 32 x 1 in 4 groups runs passes of 8, and
+    the retry at 16 x 2 ran the same 8 (and failed again, after training up to it)."""
+    conf = Config()
+    conf.train.length_groups_per_step = groups
+    conf.train.batch_size, conf.train.grad_accum_steps = batch, accum
+    before = forward_batch(conf.train, batch)
+    assert next_micro_batch(batch, accum, groups) == expected
+    if expected is not None:
+        conf.train.batch_size, conf.train.grad_accum_steps = expected
+        assert forward_batch(conf.train, expected[0]) <= before // 2
+        assert expected[0] * expected[1] == batch * accum
 
 
 def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> None:
