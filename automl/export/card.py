@@ -204,13 +204,32 @@ def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
         return []
     lines = [
         f"- held-out test ({evaluation['num_examples']} rows held out before training, read by "
-        f"no training or selection step): accuracy **{evaluation['accuracy']:.4f}**, macro-F1 "
-        f"{evaluation['macro_f1']:.4f}, balanced accuracy {evaluation['balanced_accuracy']:.4f}"
+        f"no training or selection step of this sweep): accuracy "
+        f"**{evaluation['accuracy']:.4f}**, macro-F1 {evaluation['macro_f1']:.4f}, balanced "
+        f"accuracy {evaluation['balanced_accuracy']:.4f}"
     ]
     unseen = evaluation.get("unseen")
     if isinstance(unseen, dict):
         lines.append(f"- {unseen_line(evaluation['num_examples'], unseen)}")
+    lines += base_model_lines(evaluation)
     return lines
+
+
+def base_model_lines(evaluation: dict[str, Any]) -> list[str]:
+    """Where the base model is an earlier export (fine-tuned again on new data), what it trained
+    on may be in this test split: how many texts (counted as seen), or that it is unknown."""
+    count = evaluation.get("base_model_trained_on")
+    if isinstance(count, int) and count > 0:
+        return [
+            f"- {count} of the test texts the base model (an earlier export) trained on: they "
+            "count as seen, not under the texts the model did not train on"
+        ]
+    if evaluation.get("base_model_training_texts") == "unknown":
+        return [
+            "- the base model is an earlier export that does not record its training texts: "
+            "some test texts may be ones it trained on, so the scores above may be high"
+        ]
+    return []
 
 
 def unseen_line(num_examples: int, unseen: dict[str, Any]) -> str:

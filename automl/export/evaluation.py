@@ -297,22 +297,44 @@ def seen_in_training(
     return [tuple(ids) in trained for ids in test_ids]
 
 
+def with_base_trained(
+    seen: Sequence[bool], test_texts: Sequence[str], base: set[str] | None, base_model: str
+) -> tuple[list[bool], dict[str, Any]]:
+    """`seen` with the test texts the base model trained on marked too (`base`: their keys,
+    `base_trained_texts` of `base_model`), where it is an earlier export of this project
+    (fine-tuned again on new data: the new split's test texts may be its training texts);
+    what the evaluation records about it."""
+    from automl.export.trained_texts import base_note, seen_by_base
+
+    by_base = seen_by_base(test_texts, base)
+    noted = base_note(seen, by_base, base)
+    if noted.get("base_model_trained_on"):
+        log.warning(
+            "%d test texts are ones the base model (%s, an earlier export) trained on: scored "
+            "as seen, not under unseen", noted["base_model_trained_on"], base_model,
+        )  # fmt: skip
+    return [a or b for a, b in zip(seen, by_base, strict=True)], noted
+
+
 def evaluate_sweep_export(
-    export_dir: Path | None, out_dir: Path, data: Any, conf: Any
+    export_dir: Path | None, out_dir: Path, data: Any, conf: Any, base: set[str] | None = None
 ) -> dict[str, Any] | None:
     """After the best trial is chosen and exported: score the export on `data.test` (a
     `PreparedData`), record it in the folder and write `test_evaluation.json` and the confusion
-    matrix PNG beside the sweep's summary. None when there is no export or no test split."""
+    matrix PNG beside the sweep's summary. None when there is no export or no test split.
+    `base`: the keys of the texts the base model trained on (`base_trained_texts`)."""
     for stale in (EVALUATION_FILE, CONFUSION_FILE):  # an earlier sweep's under the same name
         (out_dir / stale).unlink(missing_ok=True)
     if export_dir is None or data.test is None or len(data.test) == 0:
         return None
     labels = [int(x) for x in data.test.labels]
     seen = seen_in_training(data.train.input_ids, data.test.input_ids)
+    seen, noted = with_base_trained(seen, data.test_texts, base, conf.model.name_or_path)
     evaluation = evaluate_export(
         export_dir, data.test_texts, labels, data.label_names, seen,
         trust_remote_code=conf.model.trust_remote_code,  # the user's own opt-in, for training
     )  # fmt: skip
+    evaluation.update(noted)
     record_in_export(export_dir, evaluation, conf)
     write_evaluation(evaluation, out_dir)
     plot_confusion(evaluation, out_dir / CONFUSION_FILE)

@@ -96,7 +96,7 @@ def base_model_name(cfg: ModelConfig) -> dict[str, Any]:
     folder = Path(cfg.name_or_path).expanduser()
     if folder.is_dir():
         out = {"name": folder.name, "source": "local folder", "sha256": folder_sha256(folder)}
-        earlier = _export_provenance(folder)
+        earlier = export_provenance(folder)
         if earlier:  # an earlier export, fine-tuned again (on new data, say): its lineage
             out["fine_tuned_from"] = {
                 "sweep": earlier.get("sweep"),
@@ -108,7 +108,7 @@ def base_model_name(cfg: ModelConfig) -> dict[str, Any]:
     return {"name": cfg.name_or_path, "source": "hub"}
 
 
-def _export_provenance(folder: Path) -> dict[str, Any] | None:
+def export_provenance(folder: Path) -> dict[str, Any] | None:
     """The provenance of an export of this project, where `folder` is one: a sweep, a trial
     and a base model named, its details a mapping (another tool's file, or a damaged one, is
     no lineage: the folder is a plain local folder then)."""

@@ -9,6 +9,7 @@ from automl.config.paths import not_replaceable, read_json_object
 from automl.config.resolve import as_dict, from_dict
 from automl.config.space_params import MODEL_KEY
 from automl.export.portable import MANUAL
+from automl.export.trained_texts import base_trained_texts, write_trained_texts
 
 
 class ExportError(ValueError):
@@ -179,15 +180,21 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         label_names=summary["label_names"],
         provenance=provenance,
     )
+    base_texts = base_trained_texts(trial_conf.model.name_or_path)  # an earlier export's, if it is
+    write_trained_texts(folder, task.train.texts, base_texts or ())
     if task.test is not None and task.test.texts:  # the held-out score travels with the model
-        from automl.export.evaluation import evaluate_export, record_in_export
+        from automl.export.evaluation import evaluate_export, record_in_export, with_base_trained
 
         labels = summary["label_names"]
+        seen = _seen(folder, task, trial_conf.model.trust_remote_code)
+        seen, noted = with_base_trained(
+            seen, task.test.texts, base_texts, trial_conf.model.name_or_path
+        )
         evaluation = evaluate_export(
-            folder, task.test.texts, task.test.labels, labels,
-            _seen(folder, task, trial_conf.model.trust_remote_code),
+            folder, task.test.texts, task.test.labels, labels, seen,
             trust_remote_code=trial_conf.model.trust_remote_code,
         )  # fmt: skip
+        evaluation.update(noted)
         record_in_export(folder, evaluation, trial_conf)  # the trial's model: its licence
     return folder
 

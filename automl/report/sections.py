@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.data.quality import REPORT_FILE
-from automl.export.card import unseen_line
+from automl.export.card import base_model_lines, unseen_line
 from automl.export.evaluation import CONFUSION_FILE, load_evaluation, plot_confusion
 
 
@@ -30,13 +30,14 @@ def test_section(out_dir: Path, report_dir: Path) -> str:
             f"<p><b>Test accuracy {evaluation['accuracy']:.4f}</b> · macro-F1 "
             f"{evaluation['macro_f1']:.4f} · balanced accuracy "
             f"{evaluation['balanced_accuracy']:.4f} · {evaluation['num_examples']} rows held "
-            "out before training, read by no training or selection step (scored once, after "
-            "the best trial was chosen)</p>",
+            "out before training, read by no training or selection step of this sweep "
+            "(scored once, after the best trial was chosen)</p>",
             *(
                 [f"<p>{html.escape(unseen_line(evaluation['num_examples'], unseen))}</p>"]
                 if isinstance(unseen := evaluation.get("unseen"), dict)
                 else []
             ),
+            *(f"<p>{html.escape(line[2:])}</p>" for line in base_model_lines(evaluation)),
             "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
             f"<th>support</th></tr>{rows}</table>",
             f'<img src="{CONFUSION_FILE}" alt="test confusion matrix">',

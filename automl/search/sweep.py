@@ -33,6 +33,7 @@ from automl.export.evaluation import (
     headline,
     table_lines,
 )
+from automl.export.trained_texts import base_trained_texts, write_trained_texts
 from automl.model.choices import anchored
 from automl.model.load import display_name
 from automl.provenance import git_commit, package_versions, redact_values, sweep_provenance
@@ -396,6 +397,8 @@ def _finish(
     # checked at the start too; a file put into best/ since (an evaluation's --out, a copy)
     # failed the whole sweep here, with a traceback and no summary
     blocked = not_replaceable(plan.out_dir / "best") if best is not None else None
+    # the texts the base model trained on, where it is an earlier export (fine-tuned again)
+    base = base_trained_texts(trial_conf.model.name_or_path)
     if blocked:
         log.error(
             "%s: nothing exported; move it, then run the same command with sweep.resume=true "
@@ -403,6 +406,9 @@ def _finish(
         )  # fmt: skip
     elif best is not None and _has_checkpoint(best):
         export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
+        if data.task is not None:  # which texts it trained on, with its base's: a later sweep
+            # fine-tuning it again tells its test texts apart by them
+            write_trained_texts(export_dir, data.task.train.texts, base or ())
     if export_dir is None and (plan.out_dir / "best").is_dir():  # read as this sweep's model
         log.warning(
             "%s is not this sweep's export (an earlier one, or files put there): this sweep "
@@ -414,7 +420,7 @@ def _finish(
     # is judged by its token ids, as `automl-export` judges it again
     picked_model = best.params.get(MODEL_KEY) if best is not None else None
     trial_data = (model_data or {}).get(picked_model, data) if picked_model else data
-    test = evaluate_sweep_export(export_dir, plan.out_dir, trial_data, trial_conf)
+    test = evaluate_sweep_export(export_dir, plan.out_dir, trial_data, trial_conf, base)
     outcome = _outcome(records, best, budget_s)
     summary = {
         "sweep": s.name,

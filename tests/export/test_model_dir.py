@@ -15,6 +15,7 @@ from conftest import make_tiny_config
 
 from automl.config.paths import not_replaceable
 from automl.export import model_dir
+from automl.export.trained_texts import write_trained_texts
 from automl.train.checkpoint import BEST_FILE, PROGRESS_FILE, Progress
 
 LABELS = ["food", "sports", "weather"]
@@ -178,6 +179,7 @@ def test_an_export_is_not_replaced_with_files_put_in_it_since(
     own = json.loads((out_dir / "provenance.json").read_text())["files"]
     assert {"config.json", "model.safetensors", "provenance.json", "README.md"} <= set(own)
     assert {p.name for p in out_dir.iterdir()} <= set(own)
+    write_trained_texts(out_dir, ["hi"])  # the sweep's record of its training texts: its own
     (out_dir / "march.json").write_text("mine")
     (out_dir / "onnx").mkdir()
     (out_dir / ".DS_Store").write_text("")  # a file browser's: nobody's work, not named

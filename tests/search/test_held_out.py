@@ -38,6 +38,12 @@ def test_test_accuracy_is_the_exported_models_score_on_the_test_split(
     assert (out / "confusion_matrix.png").is_file()
     card = (outcome.export_dir / "README.md").read_text()  # type: ignore[operator]
     assert f"accuracy **{evaluation['accuracy']:.4f}**" in card
+    # which texts it trained on travels with it (a sweep fine-tuning it again reads them)
+    from automl.export.trained_texts import base_trained_texts, text_key
+
+    assert outcome.export_dir is not None
+    trained = base_trained_texts(str(outcome.export_dir))
+    assert trained == {text_key(t) for t in data.task.train.texts}  # type: ignore[union-attr]
 
 
 def test_data_quality_and_test_scores_reach_mlflow_and_the_report(

@@ -250,6 +250,8 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
     ] * 2
     assert scored[0]["unseen"]["num_examples"] > 0
     assert f"accuracy **{scored[0]['accuracy']:.4f}**" in (again / "README.md").read_text()
+    records = [(d / "trained_texts.json").read_text() for d in (sweep_dir / "best", again)]
+    assert records[0] == records[1] and len(json.loads(records[0])["texts"]) > 0
     provenances = [
         json.loads((d / "provenance.json").read_text()) for d in (sweep_dir / "best", again)
     ]

@@ -1,0 +1,73 @@
+"""Which texts an export trained on, its base model's too. A model fine-tuned again from an
+earlier export (new data come in) has seen that export's training texts: a new split's test
+texts among them are no held-out score. Kept as short hashes, not the texts (the export may
+be handed to people who may not read the data)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from automl.config.paths import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+TRAINED_TEXTS_FILE = "trained_texts.json"
+_KEY = "sha256 of the text with its whitespace collapsed and casefolded, first 16 hex digits"
+
+
+def text_key(text: str) -> str:
+    """A text's key: `Hi  there` and `hi there` are one text (an uncased model reads them so;
+    a cased one is judged the cautious way)."""
+    return hashlib.sha256(" ".join(text.split()).casefold().encode("utf-8")).hexdigest()[:16]
+
+
+def write_trained_texts(folder: Path, texts: Iterable[str], base: Iterable[str] = ()) -> None:
+    """`folder`'s record: its training texts' keys and those its base model trained on."""
+    keys = sorted({text_key(t) for t in texts} | set(base))
+    record = {"key": _KEY, "texts": keys}
+    write_text_atomic(folder / TRAINED_TEXTS_FILE, json.dumps(record, separators=(",", ":")))
+
+
+def base_trained_texts(name_or_path: str) -> set[str] | None:
+    """The keys of the texts the base model trained on, where it is an export of this project
+    (its own base's included); an empty set for any other model; None for an export that
+    predates the record (or whose record is damaged): which texts it saw is unknown."""
+    from automl.export.portable import export_provenance
+
+    folder = Path(name_or_path).expanduser()
+    if not folder.is_dir() or export_provenance(folder) is None:
+        return set()
+    try:
+        record = json.loads((folder / TRAINED_TEXTS_FILE).read_text(encoding="utf-8"))
+        keys = record["texts"]
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise ValueError("not a list of keys")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        log.warning(
+            "%s: an export of this project without a readable %s (%s): the test texts its "
+            "base model trained on cannot be told apart", folder, TRAINED_TEXTS_FILE,
+            type(err).__name__,
+        )  # fmt: skip
+        return None
+    return set(keys)
+
+
+def seen_by_base(test_texts: Sequence[str], base: set[str] | None) -> list[bool]:
+    """Which test texts the base model trained on (none where that is unknown)."""
+    return [text_key(t) in base for t in test_texts] if base else [False] * len(test_texts)
+
+
+def base_note(
+    seen_before: Sequence[bool], seen_base: Sequence[bool], base: set[str] | None
+) -> dict[str, Any]:
+    """What the evaluation records about the base model's training texts: how many test texts
+    only it trained on (counted as seen), or that it is unknown."""
+    if base is None:
+        return {"base_model_training_texts": "unknown"}
+    only_base = sum(b and not s for s, b in zip(seen_before, seen_base, strict=True))
+    return {"base_model_trained_on": only_base} if only_base else {}

@@ -1,0 +1,71 @@
+"""An export records which texts it trained on (its base model's too): fine-tuned again on new
+data, the new split's test texts that the earlier export trained on are no held-out score."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_config
+
+from automl.config.schema import ModelConfig
+from automl.export import card as model_card
+from automl.export.evaluation import with_base_trained
+from automl.export.portable import portable_model_provenance
+from automl.export.trained_texts import (
+    TRAINED_TEXTS_FILE,
+    base_trained_texts,
+    text_key,
+    write_trained_texts,
+)
+
+EVALUATION = {"num_examples": 3, "accuracy": 0.5, "macro_f1": 0.5, "balanced_accuracy": 0.5}
+
+
+def _earlier_export(folder: Path) -> Path:
+    """A folder with the provenance an export of this project writes."""
+    folder.mkdir(parents=True)
+    details = portable_model_provenance(replace(make_tiny_config(), model=ModelConfig()), {})
+    provenance = {"sweep": "v1", "trial_id": "t1", "best_value": 0.9, **details}
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+    return folder
+
+
+def test_the_test_texts_an_earlier_export_trained_on_count_as_seen(tmp_path: Path) -> None:
+    v1 = _earlier_export(tmp_path / "v1" / "best")
+    write_trained_texts(v1, ["Hello  World", "bye"])
+    base = base_trained_texts(str(v1))
+    assert base == {text_key("hello world"), text_key("bye")}
+    assert "Hello" not in (v1 / TRAINED_TEXTS_FILE).read_text()  # keys, not the texts
+    # the new split's test: one text v1 trained on, one this sweep's training holds, one new
+    seen, noted = with_base_trained([False, True, False], ["hello world", "x", "new"], base, "v1")
+    assert seen == [True, True, False] and noted == {"base_model_trained_on": 1}
+    card = "\n".join(model_card.test_result_lines({**EVALUATION, **noted}))
+    assert "1 of the test texts the base model (an earlier export) trained on" in card
+    # v2, fine-tuned from v1, carries v1's texts on (a third round judges by both)
+    v2 = _earlier_export(tmp_path / "v2" / "best")
+    write_trained_texts(v2, ["third"], base)
+    assert base_trained_texts(str(v2)) == base | {text_key("third")}
+
+
+def test_an_export_without_the_record_is_said_to_be_unknown(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = _earlier_export(tmp_path / "old" / "best")  # exported before the record existed
+    with caplog.at_level(logging.WARNING, logger="automl.export.trained_texts"):
+        assert base_trained_texts(str(old)) is None
+    assert "without a readable trained_texts.json" in caplog.text
+    seen, noted = with_base_trained([False, True], ["a", "b"], None, str(old))
+    assert seen == [False, True] and noted == {"base_model_training_texts": "unknown"}
+    card = "\n".join(model_card.test_result_lines({**EVALUATION, **noted}))
+    assert "does not record its training texts" in card
+    # any other model trained on nothing of ours: nothing to add, nothing said
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert base_trained_texts(str(plain)) == set() == base_trained_texts("bert-base-uncased")
+    seen, noted = with_base_trained([False], ["a"], set(), "bert-base-uncased")
+    assert (seen, noted) == ([False], {})
+    assert "base model" not in "\n".join(model_card.test_result_lines(EVALUATION))
