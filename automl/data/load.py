@@ -225,7 +225,7 @@ def read_labeled_file(
             if cfg.path and path != Path(cfg.path):  # a validation or test file: setting the
                 # column (the hint for a training file) would break the training file
                 found = f"no column {column!r} (columns: {', '.join(map(str, have))})"
-                if str(have[0]).lstrip().startswith("{"):
+                if have and str(have[0]).lstrip().startswith("{"):
                     found = f"no column {column!r}: the file reads as JSON Lines, not CSV"
                     raise DataError(f"{path}: {found}; write it as {cfg.path} is written")
                 raise DataError(f"{path}: {found}; name it {column!r}, as {cfg.path} does")
@@ -343,7 +343,7 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         line = reader.line_num + 1  # where the next row starts
         try:
             for fields in reader:
-                if names and [f.strip() for f in fields] == names:  # files joined by `cat`
+                if names and [f.strip().lstrip("\ufeff") for f in fields] == names:  # `cat`
                     raise DataError(
                         f"{path}: line {line} repeats the header (files joined together?): "
                         "delete it, or it trains as a text of its own"
@@ -364,13 +364,15 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         for number, fields in read:
             _check_fields(fields, names, needed, f"{path}: line {number}", delimiter, allowed)
         swallowed = _swallowed_rows(read, names.index(columns[1]), needed, delimiter)
-        # a quoted text holding lines like rows (a table, a log) in a file quoted by the rules
-        # is data: a stray quote's field ends at a later quote followed by more text
-        if swallowed and not _strictly_quoted(path, delimiter):
+        # texts holding lines like rows (tables, logs) in a file quoted by CSV's rules, two or
+        # more of them, are data; one alone is a stray quote, closed by a later text's own
+        # quote (`6",neg`, an inch mark, follows the rules too)
+        if swallowed and (len(swallowed) < 2 or not _strictly_quoted(path, delimiter)):
+            number, count = swallowed[0]
             raise DataError(
-                f"{path}: line {swallowed[0]}: a quote opened here runs over {swallowed[1]} "
-                "lines that read as rows of their own (a stray double quote? put the text in "
-                "double quotes, its own quotes doubled)"
+                f"{path}: line {number}: a quote opened here runs over {count} lines that "
+                "read as rows of their own (a stray double quote? put the text in double "
+                "quotes, its own quotes doubled)"
             )
     width = len(names)
     return [(n, dict(zip(names, f + [""] * (width - len(f)), strict=False))) for n, f in read]
@@ -390,13 +392,13 @@ def _strictly_quoted(path: Path, delimiter: str) -> bool:
 
 def _swallowed_rows(
     read: list[tuple[int, list[str]]], label_at: int, needed: int, sep: str
-) -> tuple[int, int] | None:
+) -> list[tuple[int, int]]:
     """A stray opening quote (`"Best phone ever<TAB>pos`, a naive export) ran on to the next
     quote: the rows between became one text. A quoted field over several lines is fine; one
     whose inner lines are rows of their own, two or more and each with a label the file uses,
     is a swallow (the first line is the stray row's rest: a row where the label follows the
     text; the last is cut by the closing quote). One swallowed row alone goes unseen: a text's
-    line ending in `, yes` would look the same. The first suspect: (its line, its lines)."""
+    line ending in `, yes` would look the same. The suspects: (the line, its lines count)."""
     labels = {f[label_at].strip() for _, f in read if len(f) > label_at and "\n" not in f[label_at]}
     labels.discard("")  # a missing label is its own error
 
@@ -404,6 +406,7 @@ def _swallowed_rows(
         parts = line.split(sep)
         return len(parts) > needed - start and parts[label_at - start].strip() in labels
 
+    suspects = []
     for number, fields in read:
         for column, field in enumerate(fields):
             inner = field.split("\n") if "\n" in field else []
@@ -412,8 +415,8 @@ def _swallowed_rows(
             rest = [(inner[0], column)] if inner and column <= label_at else []
             whole = rest + [(line, 0) for line in inner[1:-1]]
             if len(whole) >= 2 and all(is_row(line, start) for line, start in whole):
-                return number, len(inner)
-    return None
+                suspects.append((number, len(inner)))
+    return suspects
 
 
 class _Lines:
@@ -630,9 +633,10 @@ def _read_hf(
     def named(ids: list[Any], where: str, own: list[str]) -> list[str]:
         """ClassLabel ids -> class names (-1, an unlabelled row, is an error): by the split's own
         ClassLabel where it has one, else by train's (a split saved without its ClassLabel);
-        plain values, and every split where train has no ClassLabel -> their text, as the
-        training data's labels become class names."""
-        decode = own or names or []
+        plain values -> their text, as the training data's labels become class names; where
+        train's labels are plain text, a split's own ClassLabel names its ids (where they are
+        integers, a split's ids are read as integers too)."""
+        decode = (own or names) if names else (own if named_by_text else [])
         if not decode:
             return [str(x) for x in ids]
         out = []
@@ -654,6 +658,7 @@ def _read_hf(
 
     texts, labels, where, feature = split(cfg.hf_train_split)
     names = class_names(feature)
+    named_by_text = all(isinstance(x, str) for x in labels)
     labels = named(labels, where, names)
 
     def other(name: str | None) -> Rows | None:

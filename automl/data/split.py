@@ -11,15 +11,28 @@ from automl.data.task import DataError, LabeledTexts
 
 
 def stratified_sample(labels: Sequence[int], n: int, rng: np.random.Generator) -> list[int]:
-    """Indices of `n` examples with the class proportions kept: each class its share rounded
-    down, then one more each to the classes with the largest remainders (ties in a seeded
-    order); at least one of every class (a few more than `n` where shares are below one).
-    Rounding class by class gave 400 of 200 classes of 5 for `n=500` (2.5 rounds to 2)."""
+    """Indices of about `n` examples with the class proportions kept, at least one of every
+    class: each class its share rounded, as sweeps recorded their data (a resumed sweep, an
+    export or a reproduction checks it is the same). Where that lands more than 5 % from `n`
+    (200 classes of 5 capped at 500 gave 400: each 2.5 rounds to 2, too few for a test
+    split), the shares are rounded down and the rows left go to the largest remainders."""
     members = list(_indices_by_class(labels, rng).values())
     shares = [len(m) * n / len(labels) for m in members]
-    counts = [
-        min(len(m), max(1, math.floor(share))) for m, share in zip(members, shares, strict=True)
-    ]
+    counts = [max(1, round(share)) for share in shares]
+    if abs(sum(counts) - n) > SAMPLE_TOLERANCE * n:
+        counts = _largest_remainders(members, shares, n, rng)
+    return sorted(i for m, k in zip(members, counts, strict=True) for i in m[:k])
+
+
+SAMPLE_TOLERANCE = 0.05  # of `n`: rounding class by class is kept within it
+
+
+def _largest_remainders(
+    members: list[list[int]], shares: list[float], n: int, rng: np.random.Generator
+) -> list[int]:
+    """Each class its share rounded down (at least one), then one more each to the classes
+    with the largest remainders (ties in a seeded order) until `n`."""
+    counts = [min(len(m), max(1, math.floor(s))) for m, s in zip(members, shares, strict=True)]
     order = sorted(  # sorted keeps the seeded order among equals
         rng.permutation(len(members)), key=lambda c: math.floor(shares[c]) - shares[c]
     )
@@ -30,7 +43,7 @@ def stratified_sample(labels: Sequence[int], n: int, rng: np.random.Generator) -
         if counts[c] < len(members[c]) and counts[c] < shares[c]:
             counts[c] += 1
             left -= 1
-    return sorted(i for m, k in zip(members, counts, strict=True) for i in m[:k])
+    return counts
 
 
 def stratified_split(

@@ -226,7 +226,7 @@ def base_model_lines(evaluation: dict[str, Any]) -> list[str]:
         ]
     if evaluation.get("base_model_training_texts") == "unknown":
         return [
-            "- the base model is an earlier export that does not record its training texts: "
+            "- the base model is an earlier export that does not record all its training texts: "
             "some test texts may be ones it trained on, so the scores above may be high"
         ]
     return []

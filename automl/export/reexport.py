@@ -181,7 +181,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         provenance=provenance,
     )
     base_texts = base_trained_texts(trial_conf.model.name_or_path)  # an earlier export's, if it is
-    write_trained_texts(folder, task.train.texts, base_texts or ())
+    write_trained_texts(folder, task.train.texts, base_texts)
     if task.test is not None and task.test.texts:  # the held-out score travels with the model
         from automl.export.evaluation import evaluate_export, record_in_export, with_base_trained
 

@@ -26,17 +26,22 @@ def text_key(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).casefold().encode("utf-8")).hexdigest()[:16]
 
 
-def write_trained_texts(folder: Path, texts: Iterable[str], base: Iterable[str] = ()) -> None:
-    """`folder`'s record: its training texts' keys and those its base model trained on."""
-    keys = sorted({text_key(t) for t in texts} | set(base))
-    record = {"key": _KEY, "texts": keys}
+def write_trained_texts(
+    folder: Path, texts: Iterable[str], base: Iterable[str] | None = ()
+) -> None:
+    """`folder`'s record: its training texts' keys and those its base model trained on
+    (`base`: None where that is unknown, an export older than the record: the record says it
+    is incomplete, so a model fine-tuned from this one is told so too)."""
+    keys = sorted({text_key(t) for t in texts} | set(base or ()))
+    record = {"key": _KEY, "complete": base is not None, "texts": keys}
     write_text_atomic(folder / TRAINED_TEXTS_FILE, json.dumps(record, separators=(",", ":")))
 
 
 def base_trained_texts(name_or_path: str) -> set[str] | None:
     """The keys of the texts the base model trained on, where it is an export of this project
     (its own base's included); an empty set for any other model; None for an export that
-    predates the record (or whose record is damaged): which texts it saw is unknown."""
+    predates the record, descends from one, or whose record is damaged: which texts it saw is
+    unknown."""
     from automl.export.portable import export_provenance
 
     folder = Path(name_or_path).expanduser()
@@ -48,13 +53,16 @@ def base_trained_texts(name_or_path: str) -> set[str] | None:
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ValueError("not a list of keys")
     except (OSError, ValueError, KeyError, TypeError) as err:
-        log.warning(
-            "%s: an export of this project without a readable %s (%s): the test texts its "
-            "base model trained on cannot be told apart", folder, TRAINED_TEXTS_FILE,
-            type(err).__name__,
-        )  # fmt: skip
-        return None
-    return set(keys)
+        why = f"without a readable {TRAINED_TEXTS_FILE} ({type(err).__name__})"
+    else:
+        if record.get("complete", True) is not False:
+            return set(keys)
+        why = "fine-tuned from an export older than its record of training texts"
+    log.warning(
+        "%s: an export of this project %s: the test texts the base model trained on cannot "
+        "be told apart", folder, why,
+    )  # fmt: skip
+    return None
 
 
 def seen_by_base(test_texts: Sequence[str], base: set[str] | None) -> list[bool]:

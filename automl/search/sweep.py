@@ -408,7 +408,7 @@ def _finish(
         export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
         if data.task is not None:  # which texts it trained on, with its base's: a later sweep
             # fine-tuning it again tells its test texts apart by them
-            write_trained_texts(export_dir, data.task.train.texts, base or ())
+            write_trained_texts(export_dir, data.task.train.texts, base)
     if export_dir is None and (plan.out_dir / "best").is_dir():  # read as this sweep's model
         log.warning(
             "%s is not this sweep's export (an earlier one, or files put there): this sweep "

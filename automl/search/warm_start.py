@@ -150,7 +150,7 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
             points.append(WarmPoint(origin, optuna_params, dotted))
     notes += _same_seed(conf, earlier)
     if MODEL_KEY not in space.keys:  # a searched model: each warm point runs its own model
-        notes += _other_model(conf, earlier)
+        notes += _other_model(conf, earlier, rows)
     for note in notes:
         log.warning("%s", note)
     return WarmStart(path, tuple(points), tuple(notes))
@@ -227,14 +227,26 @@ def _model_identity(section: Mapping[str, Any]) -> tuple[Any, ...]:
     return (source, section.get("name_or_path"))
 
 
-def _other_model(conf: Config, earlier: dict[str, Any]) -> list[str]:
+def _other_model(conf: Config, earlier: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """Values tuned for another model (a new model version, the intended use) are a starting
-    guess: said, since learning rates rarely carry over between models as they are."""
+    guess: said, since learning rates rarely carry over between models as they are. The model
+    each warm row trained: the earlier sweep's, or the one its space chose for the row."""
+    from automl.model.choices import model_section
+
     section = earlier.get("model")
     if not isinstance(section, dict):
         return []
-    was, now = _model_identity(section), _model_identity(asdict(conf.model))
-    if was == now:
+    now = _model_identity(asdict(conf.model))
+    trained = []
+    for row in rows:
+        choice = (row.get("params") or {}).get(MODEL_KEY)
+        try:
+            chosen = model_section(choice, section) if isinstance(choice, str) else section
+        except ValueError:  # a choice's file gone since: its model is unknown, not another
+            continue
+        trained.append(_model_identity(chosen))
+    was = next((t for t in trained if t != now), None)
+    if was is None:
         return []
 
     def name(identity: tuple[Any, ...]) -> str:

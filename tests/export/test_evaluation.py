@@ -196,7 +196,7 @@ def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
     assert provenance["test_evaluation"]["accuracy"] == evaluation["accuracy"]
     card = (exported / "README.md").read_text()
     held_out = "held-out test (5 rows held out before training, read by no training or selection"
-    assert f"{held_out} step): accuracy " in card
+    assert f"{held_out} step of this sweep): accuracy " in card
     # the first test text also occurs in training: the other four are scored apart
     unseen = sum(p == t for p, t in zip(predicted[1:5], truth[1:], strict=True)) / 4
     assert evaluation["unseen"]["num_examples"] == 4

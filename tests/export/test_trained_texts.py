@@ -61,7 +61,13 @@ def test_an_export_without_the_record_is_said_to_be_unknown(
     seen, noted = with_base_trained([False, True], ["a", "b"], None, str(old))
     assert seen == [False, True] and noted == {"base_model_training_texts": "unknown"}
     card = "\n".join(model_card.test_result_lines({**EVALUATION, **noted}))
-    assert "does not record its training texts" in card
+    assert "does not record all its training texts" in card
+    # fine-tuned from it, v2's record is incomplete: a third round is told so too
+    v2 = _earlier_export(tmp_path / "v2" / "best")
+    write_trained_texts(v2, ["c"], None)
+    with caplog.at_level(logging.WARNING, logger="automl.export.trained_texts"):
+        assert base_trained_texts(str(v2)) is None
+    assert "fine-tuned from an export older than its record" in caplog.text
     # any other model trained on nothing of ours: nothing to add, nothing said
     plain = tmp_path / "plain"
     plain.mkdir()

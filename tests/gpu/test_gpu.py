@@ -74,8 +74,21 @@ def test_a_tiny_trial_trains_on_the_gpu_with_autocast(
     if precision == "fp16":  # what a pre-Ampere GPU gets: fp16 with a gradient scaler
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
     saved = tmp_path / "ckpt"
+    dtypes: set[torch.dtype] = set()  # of the linear layers' outputs while training
+    linear = torch.nn.functional.linear
+
+    def spy(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = linear(*args, **kwargs)
+        if torch.is_grad_enabled():
+            dtypes.add(out.dtype)
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "linear", spy)  # (checked on the CPU's bf16)
     result = run_trial(gpu_conf, gpu_data, keep_epoch(saved, 1))
+    monkeypatch.setattr(torch.nn.functional, "linear", linear)
     assert result.status == "completed" and result.epochs_run == 2
+    # autocast did run: every assertion below held with it switched off too
+    assert (torch.bfloat16 if precision == "bf16" else torch.float16) in dtypes, dtypes
     assert next(result.model.parameters()).device.type == "cuda"
     assert all(h["train_loss"] == h["train_loss"] for h in result.history)  # no NaN
     extra = torch.load(saved / checkpoint.OPTIMIZER_FILE, map_location="cpu", weights_only=True)

