@@ -44,6 +44,23 @@ def test_smallest_within_tolerance_of_the_best() -> None:
     assert choose_export(losses, "min", "smallest_within", 0.005)["trial_id"] == "b"
 
 
+def test_equal_best_values_go_to_the_lower_validation_loss_then_the_earlier_trial() -> None:
+    """Accuracy on 202 texts moves in steps of 0.5 %: ties went to whichever Ray started
+    first, whatever their losses."""
+
+    def scored(trial: str, accuracy: float, losses: list[float], best_epoch: int) -> dict:
+        history = [{"val_accuracy": accuracy, "val_loss": loss} for loss in losses]
+        return {**row(trial, accuracy, 10), "history": history, "best_epoch": best_epoch}
+
+    rows = [scored("first", 0.8, [0.9, 0.7], 1), scored("second", 0.8, [0.8], 1),
+            scored("worse", 0.79, [0.1], 1)]  # fmt: skip
+    assert choose_export(rows, "max")["trial_id"] == "second"  # 0.8 at its best epoch, not 0.7
+    rows[1]["history"][0]["val_loss"] = 0.9
+    assert choose_export(rows, "max")["trial_id"] == "first"  # equal losses: the earlier
+    no_history = [row("a", 0.8, 10), scored("b", 0.8, [float("nan")], 1), row("c", 0.8, 10)]
+    assert choose_export(no_history, "max")["trial_id"] == "a"
+
+
 def test_export_choice_records_the_rule_and_the_top_trial() -> None:
     rows = [row("big", 0.82, 1000), row("small", 0.818, 10), row("x", None, 1, "failed")]
     chosen, info = export_choice(rows, "max", "smallest_within", 0.005)
