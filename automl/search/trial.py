@@ -32,7 +32,12 @@ from automl.train.loop import TrialResult, run_trial, settle_batch_size
 
 
 class TrialDiverged(RuntimeError):
-    """A non-finite loss: the trial is marked failed (and retried up to sweep.max_failures)."""
+    """A non-finite loss: the trial is marked failed. Ray retries a failed trial (up to
+    sweep.max_failures); the same seed from the same checkpoint diverges again (exactly, on a
+    CPU), so a retry of a diverged trial ends at once, without training."""
+
+
+DIVERGED_FILE = "diverged.txt"  # in the trial's folder: why it diverged, for its retries
 
 
 def overrides_from_trial(config: dict[str, Any]) -> dict[str, Any]:
@@ -251,6 +256,9 @@ def run_sweep_trial(
         # or resumed trial goes on from its last epoch instead of starting over.
         tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
+    diverged = Path(tune.get_context().get_trial_dir()) / DIVERGED_FILE
+    if diverged.is_file():  # an earlier attempt diverged: this one would too
+        raise TrialDiverged(f"{diverged.read_text()} (a retry; not trained again)")
     previous = tune.get_checkpoint()
     with (
         tempfile.TemporaryDirectory() as work,
@@ -262,4 +270,6 @@ def run_sweep_trial(
             conf, data, publish, Path(start) if start else None, Path(work), metric, mode
         )
     if result.status == "diverged":
+        diverged.parent.mkdir(parents=True, exist_ok=True)
+        diverged.write_text(result.message)
         raise TrialDiverged(result.message)

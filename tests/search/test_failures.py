@@ -62,6 +62,10 @@ def test_sweep_whose_trials_all_fail_ends_cleanly_exports_nothing_and_exits_1(
     assert summary["best_trial"] is None and summary["export_dir"] is None
     assert not (tmp_path / "outputs" / "smoke" / "best").exists()
     assert all("non-finite" in row["reason"] for row in summary["trials"])
+    # each was retried (sweep.max_failures=1) and its retry did not train again: the same seed
+    # from the same checkpoint diverges again
+    assert all(row["reason"].endswith("(a retry; not trained again)") for row in summary["trials"])
+    assert all(row["retries"] == 1 for row in summary["trials"])
     parents, children = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
     assert len(parents) == 1 and parents[0].info.status == "FAILED"
     assert parents[0].data.tags["status"] == "all_trials_failed"
