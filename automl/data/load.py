@@ -374,6 +374,13 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
                 "read as rows of their own (a stray double quote? put the text in double "
                 "quotes, its own quotes doubled)"
             )
+        if swallowed:  # read as texts: said, in case two stray quotes met CSV's rules
+            where = ", ".join(str(number) for number, _ in swallowed[:5])
+            more = f" and {len(swallowed) - 5} more" if len(swallowed) > 5 else ""
+            log.warning(
+                "%s: %d quoted texts hold lines that read as rows of the file (lines %s%s): "
+                "read as texts, as the file quotes them", path, len(swallowed), where, more,
+            )  # fmt: skip
     width = len(names)
     return [(n, dict(zip(names, f + [""] * (width - len(f)), strict=False))) for n, f in read]
 
@@ -633,10 +640,10 @@ def _read_hf(
     def named(ids: list[Any], where: str, own: list[str]) -> list[str]:
         """ClassLabel ids -> class names (-1, an unlabelled row, is an error): by the split's own
         ClassLabel where it has one, else by train's (a split saved without its ClassLabel);
-        plain values -> their text, as the training data's labels become class names; where
-        train's labels are plain text, a split's own ClassLabel names its ids (where they are
-        integers, a split's ids are read as integers too)."""
-        decode = (own or names) if names else (own if named_by_text else [])
+        plain values -> their text, as the training data's labels become class names; a
+        split's own ClassLabel beside train's plain labels names its ids where its names are
+        train's labels (else its ids are read as train's integers are: as their text)."""
+        decode = (own or names) if names else (own if set(own) <= named_by_text else [])
         if not decode:
             return [str(x) for x in ids]
         out = []
@@ -658,7 +665,7 @@ def _read_hf(
 
     texts, labels, where, feature = split(cfg.hf_train_split)
     names = class_names(feature)
-    named_by_text = all(isinstance(x, str) for x in labels)
+    named_by_text = {str(x) for x in labels} if not names else set()  # train's plain labels
     labels = named(labels, where, names)
 
     def other(name: str | None) -> Rows | None:

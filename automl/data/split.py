@@ -19,23 +19,19 @@ def stratified_sample(labels: Sequence[int], n: int, rng: np.random.Generator) -
     members = list(_indices_by_class(labels, rng).values())
     shares = [len(m) * n / len(labels) for m in members]
     counts = [max(1, round(share)) for share in shares]
-    if abs(sum(counts) - n) > SAMPLE_TOLERANCE * n:
-        counts = _largest_remainders(members, shares, n, rng)
+    if abs(sum(counts) - n) > SAMPLE_TOLERANCE * n:  # (no draw: the splits cut next from
+        counts = _largest_remainders(members, shares, n)  # `rng` stay as they were)
     return sorted(i for m, k in zip(members, counts, strict=True) for i in m[:k])
 
 
 SAMPLE_TOLERANCE = 0.05  # of `n`: rounding class by class is kept within it
 
 
-def _largest_remainders(
-    members: list[list[int]], shares: list[float], n: int, rng: np.random.Generator
-) -> list[int]:
+def _largest_remainders(members: list[list[int]], shares: list[float], n: int) -> list[int]:
     """Each class its share rounded down (at least one), then one more each to the classes
-    with the largest remainders (ties in a seeded order) until `n`."""
+    with the largest remainders (ties in class order) until `n`."""
     counts = [min(len(m), max(1, math.floor(s))) for m, s in zip(members, shares, strict=True)]
-    order = sorted(  # sorted keeps the seeded order among equals
-        rng.permutation(len(members)), key=lambda c: math.floor(shares[c]) - shares[c]
-    )
+    order = sorted(range(len(members)), key=lambda c: math.floor(shares[c]) - shares[c])
     left = n - sum(counts)
     for c in order:
         if left <= 0:

@@ -218,18 +218,19 @@ def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
 def base_model_lines(evaluation: dict[str, Any]) -> list[str]:
     """Where the base model is an earlier export (fine-tuned again on new data), what it trained
     on may be in this test split: how many texts (counted as seen), or that it is unknown."""
+    lines = []
     count = evaluation.get("base_model_trained_on")
     if isinstance(count, int) and count > 0:
-        return [
+        lines.append(
             f"- {count} of the test texts the base model (an earlier export) trained on: they "
             "count as seen, not under the texts the model did not train on"
-        ]
+        )
     if evaluation.get("base_model_training_texts") == "unknown":
-        return [
+        lines.append(
             "- the base model is an earlier export that does not record all its training texts: "
             "some test texts may be ones it trained on, so the scores above may be high"
-        ]
-    return []
+        )
+    return lines
 
 
 def unseen_line(num_examples: int, unseen: dict[str, Any]) -> str:

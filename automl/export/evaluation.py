@@ -18,6 +18,7 @@ import numpy as np
 
 from automl.config.paths import write_text_atomic
 from automl.console import first_line
+from automl.export.trained_texts import BaseTexts
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def seen_in_training(
 
 
 def with_base_trained(
-    seen: Sequence[bool], test_texts: Sequence[str], base: set[str] | None, base_model: str
+    seen: Sequence[bool], test_texts: Sequence[str], base: BaseTexts, base_model: str
 ) -> tuple[list[bool], dict[str, Any]]:
     """`seen` with the test texts the base model trained on marked too (`base`: their keys,
     `base_trained_texts` of `base_model`), where it is an earlier export of this project
@@ -317,7 +318,11 @@ def with_base_trained(
 
 
 def evaluate_sweep_export(
-    export_dir: Path | None, out_dir: Path, data: Any, conf: Any, base: set[str] | None = None
+    export_dir: Path | None,
+    out_dir: Path,
+    data: Any,
+    conf: Any,
+    base: BaseTexts | None = None,
 ) -> dict[str, Any] | None:
     """After the best trial is chosen and exported: score the export on `data.test` (a
     `PreparedData`), record it in the folder and write `test_evaluation.json` and the confusion
@@ -329,7 +334,9 @@ def evaluate_sweep_export(
         return None
     labels = [int(x) for x in data.test.labels]
     seen = seen_in_training(data.train.input_ids, data.test.input_ids)
-    seen, noted = with_base_trained(seen, data.test_texts, base, conf.model.name_or_path)
+    seen, noted = with_base_trained(
+        seen, data.test_texts, base or BaseTexts(), conf.model.name_or_path
+    )
     evaluation = evaluate_export(
         export_dir, data.test_texts, labels, data.label_names, seen,
         trust_remote_code=conf.model.trust_remote_code,  # the user's own opt-in, for training

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,56 +27,63 @@ def text_key(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).casefold().encode("utf-8")).hexdigest()[:16]
 
 
-def write_trained_texts(
-    folder: Path, texts: Iterable[str], base: Iterable[str] | None = ()
-) -> None:
-    """`folder`'s record: its training texts' keys and those its base model trained on
-    (`base`: None where that is unknown, an export older than the record: the record says it
-    is incomplete, so a model fine-tuned from this one is told so too)."""
-    keys = sorted({text_key(t) for t in texts} | set(base or ()))
-    record = {"key": _KEY, "complete": base is not None, "texts": keys}
+@dataclass(frozen=True)
+class BaseTexts:
+    """The keys of the texts a base model trained on, and whether they are all of them (an
+    export older than the record, or fine-tuned from one, is not complete)."""
+
+    keys: frozenset[str] = frozenset()
+    complete: bool = True
+
+
+def write_trained_texts(folder: Path, texts: Iterable[str], base: BaseTexts = BaseTexts()) -> None:
+    """`folder`'s record: its training texts' keys and those its base model trained on (as
+    complete as the base's own record: a model fine-tuned from this one is told so too)."""
+    keys = sorted({text_key(t) for t in texts} | base.keys)
+    record = {"key": _KEY, "complete": base.complete, "texts": keys}
     write_text_atomic(folder / TRAINED_TEXTS_FILE, json.dumps(record, separators=(",", ":")))
 
 
-def base_trained_texts(name_or_path: str) -> set[str] | None:
-    """The keys of the texts the base model trained on, where it is an export of this project
-    (its own base's included); an empty set for any other model; None for an export that
-    predates the record, descends from one, or whose record is damaged: which texts it saw is
-    unknown."""
+def base_trained_texts(name_or_path: str) -> BaseTexts:
+    """The texts the base model trained on, where it is an export of this project (its own
+    base's included); none, completely, for any other model; what its record holds, marked
+    incomplete, for an export that predates the record, descends from one, or whose record is
+    damaged."""
     from automl.export.portable import export_provenance
 
     folder = Path(name_or_path).expanduser()
     if not folder.is_dir() or export_provenance(folder) is None:
-        return set()
+        return BaseTexts()
     try:
         record = json.loads((folder / TRAINED_TEXTS_FILE).read_text(encoding="utf-8"))
         keys = record["texts"]
         if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
             raise ValueError("not a list of keys")
     except (OSError, ValueError, KeyError, TypeError) as err:
-        why = f"without a readable {TRAINED_TEXTS_FILE} ({type(err).__name__})"
+        keys, why = [], f"without a readable {TRAINED_TEXTS_FILE} ({type(err).__name__})"
     else:
         if record.get("complete", True) is not False:
-            return set(keys)
+            return BaseTexts(frozenset(keys))
         why = "fine-tuned from an export older than its record of training texts"
     log.warning(
-        "%s: an export of this project %s: the test texts the base model trained on cannot "
+        "%s: an export of this project %s: not every test text the base model trained on can "
         "be told apart", folder, why,
     )  # fmt: skip
-    return None
+    return BaseTexts(frozenset(keys), complete=False)
 
 
-def seen_by_base(test_texts: Sequence[str], base: set[str] | None) -> list[bool]:
-    """Which test texts the base model trained on (none where that is unknown)."""
-    return [text_key(t) in base for t in test_texts] if base else [False] * len(test_texts)
+def seen_by_base(test_texts: Sequence[str], base: BaseTexts) -> list[bool]:
+    """Which test texts the base model is known to have trained on."""
+    return [text_key(t) in base.keys for t in test_texts]
 
 
 def base_note(
-    seen_before: Sequence[bool], seen_base: Sequence[bool], base: set[str] | None
+    seen_before: Sequence[bool], seen_base: Sequence[bool], base: BaseTexts
 ) -> dict[str, Any]:
     """What the evaluation records about the base model's training texts: how many test texts
-    only it trained on (counted as seen), or that it is unknown."""
-    if base is None:
-        return {"base_model_training_texts": "unknown"}
+    only it trained on (counted as seen), and whether there may be more."""
     only_base = sum(b and not s for s, b in zip(seen_before, seen_base, strict=True))
-    return {"base_model_trained_on": only_base} if only_base else {}
+    return {
+        **({"base_model_trained_on": only_base} if only_base else {}),
+        **({} if base.complete else {"base_model_training_texts": "unknown"}),
+    }

@@ -132,19 +132,13 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
             assert micro is not None, "run_sweep_trial settles the batch size before any attempt"
             t = conf.train
             smaller = next_micro_batch(micro, t.grad_accum_steps, t.length_groups_per_step)
-            if smaller is None and t.eval_batch_size <= 1:
+            if smaller is None:
                 raise
-            if smaller is None:  # training passes of one: the evaluation may be what failed
-                logging.getLogger("automl").warning(
-                    "trial out of GPU memory with training passes of one example: retrying "
-                    "with evaluation batches of %d", t.eval_batch_size // 2,
-                )  # fmt: skip
-            else:
-                logging.getLogger("automl").warning(
-                    "trial out of GPU memory at micro-batch %d: retrying with %d x %d "
-                    "accumulation", micro, *smaller,
-                )  # fmt: skip
-                t.batch_size, t.grad_accum_steps = smaller
+            logging.getLogger("automl").warning(
+                "trial out of GPU memory at micro-batch %d: retrying with %d x %d accumulation",
+                micro, *smaller,
+            )  # fmt: skip
+            t.batch_size, t.grad_accum_steps = smaller
             t.eval_batch_size = max(1, t.eval_batch_size // 2)
 
 

@@ -242,7 +242,7 @@ def _other_model(conf: Config, earlier: dict[str, Any], rows: list[dict[str, Any
         choice = (row.get("params") or {}).get(MODEL_KEY)
         try:
             chosen = model_section(choice, section) if isinstance(choice, str) else section
-        except ValueError:  # a choice's file gone since: its model is unknown, not another
+        except ValueError:  # a choice's file that does not read: its model is unknown
             continue
         trained.append(_model_identity(chosen))
     was = next((t for t in trained if t != now), None)

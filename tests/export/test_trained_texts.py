@@ -17,6 +17,7 @@ from automl.export.evaluation import with_base_trained
 from automl.export.portable import portable_model_provenance
 from automl.export.trained_texts import (
     TRAINED_TEXTS_FILE,
+    BaseTexts,
     base_trained_texts,
     text_key,
     write_trained_texts,
@@ -38,7 +39,7 @@ def test_the_test_texts_an_earlier_export_trained_on_count_as_seen(tmp_path: Pat
     v1 = _earlier_export(tmp_path / "v1" / "best")
     write_trained_texts(v1, ["Hello  World", "bye"])
     base = base_trained_texts(str(v1))
-    assert base == {text_key("hello world"), text_key("bye")}
+    assert base == BaseTexts(frozenset({text_key("hello world"), text_key("bye")}))
     assert "Hello" not in (v1 / TRAINED_TEXTS_FILE).read_text()  # keys, not the texts
     # the new split's test: one text v1 trained on, one this sweep's training holds, one new
     seen, noted = with_base_trained([False, True, False], ["hello world", "x", "new"], base, "v1")
@@ -48,7 +49,7 @@ def test_the_test_texts_an_earlier_export_trained_on_count_as_seen(tmp_path: Pat
     # v2, fine-tuned from v1, carries v1's texts on (a third round judges by both)
     v2 = _earlier_export(tmp_path / "v2" / "best")
     write_trained_texts(v2, ["third"], base)
-    assert base_trained_texts(str(v2)) == base | {text_key("third")}
+    assert base_trained_texts(str(v2)) == BaseTexts(base.keys | {text_key("third")})
 
 
 def test_an_export_without_the_record_is_said_to_be_unknown(
@@ -56,22 +57,30 @@ def test_an_export_without_the_record_is_said_to_be_unknown(
 ) -> None:
     old = _earlier_export(tmp_path / "old" / "best")  # exported before the record existed
     with caplog.at_level(logging.WARNING, logger="automl.export.trained_texts"):
-        assert base_trained_texts(str(old)) is None
+        unknown = base_trained_texts(str(old))
+    assert unknown == BaseTexts(complete=False)
     assert "without a readable trained_texts.json" in caplog.text
-    seen, noted = with_base_trained([False, True], ["a", "b"], None, str(old))
+    seen, noted = with_base_trained([False, True], ["a", "b"], unknown, str(old))
     assert seen == [False, True] and noted == {"base_model_training_texts": "unknown"}
     card = "\n".join(model_card.test_result_lines({**EVALUATION, **noted}))
     assert "does not record all its training texts" in card
-    # fine-tuned from it, v2's record is incomplete: a third round is told so too
+    # v2, fine-tuned from it: its record is incomplete, and what it holds still counts (a
+    # third round marks v2's own texts as seen, and is told there may be more)
     v2 = _earlier_export(tmp_path / "v2" / "best")
-    write_trained_texts(v2, ["c"], None)
+    write_trained_texts(v2, ["c"], unknown)
     with caplog.at_level(logging.WARNING, logger="automl.export.trained_texts"):
-        assert base_trained_texts(str(v2)) is None
+        partial = base_trained_texts(str(v2))
+    assert partial == BaseTexts(frozenset({text_key("c")}), complete=False)
     assert "fine-tuned from an export older than its record" in caplog.text
+    seen, noted = with_base_trained([False, False], ["C", "new"], partial, str(v2))
+    assert seen == [True, False]
+    assert noted == {"base_model_trained_on": 1, "base_model_training_texts": "unknown"}
+    card = "\n".join(model_card.test_result_lines({**EVALUATION, **noted}))
+    assert "1 of the test texts the base model" in card and "does not record all" in card
     # any other model trained on nothing of ours: nothing to add, nothing said
     plain = tmp_path / "plain"
     plain.mkdir()
-    assert base_trained_texts(str(plain)) == set() == base_trained_texts("bert-base-uncased")
-    seen, noted = with_base_trained([False], ["a"], set(), "bert-base-uncased")
+    assert base_trained_texts(str(plain)) == BaseTexts() == base_trained_texts("bert-base")
+    seen, noted = with_base_trained([False], ["a"], BaseTexts(), "bert-base")
     assert (seen, noted) == ([False], {})
     assert "base model" not in "\n".join(model_card.test_result_lines(EVALUATION))

@@ -43,7 +43,7 @@ def test_test_accuracy_is_the_exported_models_score_on_the_test_split(
 
     assert outcome.export_dir is not None
     trained = base_trained_texts(str(outcome.export_dir))
-    assert trained == {text_key(t) for t in data.task.train.texts}  # type: ignore[union-attr]
+    assert trained.complete and trained.keys == {text_key(t) for t in data.task.train.texts}  # type: ignore[union-attr]
 
 
 def test_data_quality_and_test_scores_reach_mlflow_and_the_report(
