@@ -641,9 +641,12 @@ def _read_hf(
         """ClassLabel ids -> class names (-1, an unlabelled row, is an error): by the split's own
         ClassLabel where it has one, else by train's (a split saved without its ClassLabel);
         plain values -> their text, as the training data's labels become class names; a
-        split's own ClassLabel beside train's plain labels names its ids where its names are
-        train's labels (else its ids are read as train's integers are: as their text)."""
-        decode = (own or names) if names else (own if set(own) <= named_by_text else [])
+        split's own ClassLabel beside train's plain labels names its ids (beside train's
+        integers, unless its names are those integers, its ids are read as integers are: as
+        their text)."""
+        # beside train's integers, a ClassLabel of other names numbers them: ids as text
+        by_own = not numeric_train or set(own) <= named_by_text
+        decode = (own or names) if names else (own if by_own else [])
         if not decode:
             return [str(x) for x in ids]
         out = []
@@ -666,6 +669,7 @@ def _read_hf(
     texts, labels, where, feature = split(cfg.hf_train_split)
     names = class_names(feature)
     named_by_text = {str(x) for x in labels} if not names else set()  # train's plain labels
+    numeric_train = bool(named_by_text) and all(x.lstrip("-").isdigit() for x in named_by_text)
     labels = named(labels, where, names)
 
     def other(name: str | None) -> Rows | None:

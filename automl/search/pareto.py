@@ -56,6 +56,13 @@ def mark_pareto(rows: list[dict[str, Any]], mode: str) -> None:
         row["pareto"] = row["trial_id"] in on_front
 
 
+def rank_key(item: Any, mode: str) -> tuple[float, float]:
+    """Higher is better: the trial's metric, then the lower validation loss at its best epoch
+    (equal metric values are common: accuracy on a few hundred texts moves in steps)."""
+    sign = 1.0 if mode == "max" else -1.0
+    return sign * _get(item, "best_value"), -_best_epoch_loss(item)
+
+
 def _best_epoch_loss(item: Any) -> float:
     """The validation loss of a trial's best epoch (infinite where it has none)."""
     history, epoch = _get(item, "history") or [], _get(item, "best_epoch") or 0
@@ -81,7 +88,7 @@ def choose_export(
     if not items:
         raise ValueError("no scored trial to choose from")
     sign = 1.0 if mode == "max" else -1.0
-    best = max(items, key=lambda i: (sign * _get(i, "best_value"), -_best_epoch_loss(i)))
+    best = max(items, key=lambda i: rank_key(i, mode))
     if rule == "best":
         return best
     if rule != "smallest_within":
@@ -90,7 +97,7 @@ def choose_export(
     near = [i for i in items if sign * (top - _get(i, "best_value")) <= tolerance + 1e-12]
     if not near:
         return best
-    return min(near, key=lambda i: (_get(i, "trainable_params"), -sign * _get(i, "best_value")))
+    return min(near, key=lambda i: (_get(i, "trainable_params"), *(-k for k in rank_key(i, mode))))
 
 
 def export_choice(

@@ -289,7 +289,7 @@ def _fit(
         log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
         drop_partial_copies(experiment_dir)  # copies the kill cut short
         tuner = restored_tuner(
-            experiment_dir, _trainable(plan, data, model_data), callback, rules[0]
+            experiment_dir, _trainable(plan, data, model_data, experiment_dir), callback, rules[0]
         )
         if budget_s:  # Ray restores the whole budget: each stop and resume would add another
             left = max(budget_s - state.round_spent_s, 1.0)
@@ -305,7 +305,8 @@ def _fit(
         mark_owner(experiment_dir, state.sweep_id, plan.out_dir)
         fail_stale_trials(study, s.name)
         tuner = new_tuner(
-            plan, _trainable(plan, data, model_data), name=name, study=study, callback=callback,
+            plan, _trainable(plan, data, model_data, experiment_dir), name=name, study=study,
+            callback=callback,
             rules=rules,
             num_samples=s.num_samples - len(state.records),
             points=warm_points(plan.warm_start, state.round, state.records),
@@ -344,9 +345,10 @@ def _objective_values(
     ]
 
 
-def _trainable(plan: SweepPlan, data: Any, model_data: dict[str, Any]) -> Any:
+def _trainable(plan: SweepPlan, data: Any, model_data: dict[str, Any], experiment_dir: Path) -> Any:
     """The trial function with the tokenized data (shared once; one tokenization per distinct
-    tokenizer when the model is searched) and the resources of a trial."""
+    tokenizer when the model is searched), the Ray experiment's folder and the resources of a
+    trial."""
     from ray import tune
 
     from automl.search.trial import run_sweep_trial
@@ -360,6 +362,7 @@ def _trainable(plan: SweepPlan, data: Any, model_data: dict[str, Any]) -> Any:
             base=as_dict(replace(conf, model=anchored(conf.model))),
             model_data=_without_test(model_data) or None,
             models={choice: anchored(m) for choice, m in plan.models.items()} or None,
+            experiment=str(experiment_dir.resolve()),
         ),  # fmt: skip
         {"cpu": conf.resources.cpus_per_trial, "gpu": plan.gpus_per_trial},
     )

@@ -33,11 +33,13 @@ from automl.train.loop import TrialResult, run_trial, settle_batch_size
 
 class TrialDiverged(RuntimeError):
     """A non-finite loss: the trial is marked failed. Ray retries a failed trial (up to
-    sweep.max_failures); the same seed from the same checkpoint diverges again (exactly, on a
-    CPU), so a retry of a diverged trial ends at once, without training."""
+    sweep.max_failures); on a CPU the same seed from the same checkpoint diverges again,
+    exactly, so a retry of a trial that diverged there ends at once, without training."""
 
 
-DIVERGED_FILE = "diverged.txt"  # in the trial's folder: why it diverged, for its retries
+# In the Ray experiment's folder (shared storage on a cluster: a retry may run on another
+# node; Ray's own trial folder differs between a fresh and a reused actor): why it diverged
+DIVERGED_DIR = "diverged"
 
 
 def overrides_from_trial(config: dict[str, Any]) -> dict[str, Any]:
@@ -206,11 +208,13 @@ def run_sweep_trial(
     base: dict[str, Any],
     model_data: dict[str, PreparedData] | None = None,
     models: dict[str, ModelConfig] | None = None,
+    experiment: str | None = None,
 ) -> None:
     """Ray Tune function trainable (bound with `tune.with_parameters`). When the search space
     chooses the model, `models` holds each choice's model (local folders made absolute: Ray runs
     trials in folders of their own) and `model_data` its tokenization (shared between choices
-    with the same tokenizer); the trial trains its own model on its own token ids."""
+    with the same tokenizer); the trial trains its own model on its own token ids.
+    `experiment`: the Ray experiment's folder, where a divergence is noted for the retries."""
     import ray
     from ray import tune
 
@@ -250,8 +254,12 @@ def run_sweep_trial(
         # or resumed trial goes on from its last epoch instead of starting over.
         tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    diverged = Path(tune.get_context().get_trial_dir()) / DIVERGED_FILE
-    if diverged.is_file():  # an earlier attempt diverged: this one would too
+    diverged = (
+        Path(experiment) / DIVERGED_DIR / f"{tune.get_context().get_trial_id()}.txt"
+        if experiment and device.type == "cpu"  # a GPU's kernels may not diverge again
+        else None
+    )
+    if diverged is not None and diverged.is_file():  # an attempt diverged: this one would too
         raise TrialDiverged(f"{diverged.read_text()} (a retry; not trained again)")
     previous = tune.get_checkpoint()
     with (
@@ -264,6 +272,7 @@ def run_sweep_trial(
             conf, data, publish, Path(start) if start else None, Path(work), metric, mode
         )
     if result.status == "diverged":
-        diverged.parent.mkdir(parents=True, exist_ok=True)
-        diverged.write_text(result.message)
+        if diverged is not None:
+            diverged.parent.mkdir(parents=True, exist_ok=True)
+            diverged.write_text(result.message)
         raise TrialDiverged(result.message)

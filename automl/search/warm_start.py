@@ -25,6 +25,7 @@ from automl.config.paths import read_json_object
 from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.search_space import SearchSpace
 from automl.config.space_params import MODEL_KEY, fit_value, same_value
+from automl.search.pareto import rank_key
 
 log = logging.getLogger("automl.sweep")
 
@@ -95,8 +96,8 @@ def top_trials(summary: dict[str, Any], k: int) -> list[dict[str, Any]]:
         for r in summary.get("trials", [])
         if isinstance(r.get("best_value"), int | float) and r.get("status") != "failed"
     ]
-    highest_first = metric_mode(summary.get("metric", "")) == "max"
-    return sorted(rows, key=lambda r: r["best_value"], reverse=highest_first)[:k]
+    mode = metric_mode(summary.get("metric", ""))  # ties as the export breaks them
+    return sorted(rows, key=lambda r: rank_key(r, mode), reverse=True)[:k]
 
 
 def load_warm_start(conf: Config, space: SearchSpace) -> WarmStart | None:

@@ -590,6 +590,17 @@ def test_hf_a_splits_own_class_names_decode_it_where_train_has_plain_labels(
     cfg = DataConfig(source="hf", hf_name=str(tmp_path / "mixed"), hf_val_split="validation")
     task = load_task_data(cfg)
     assert [task.label_names[i] for i in task.val.labels] == ["pos", "neg", "neu"] * 2
+    # the dataset's ClassLabel lists a class train lacks (filtered data): still its names
+    two = datasets.Dataset.from_dict({"text": texts, "label": ["neg", "pos"] * 15})
+    val = datasets.Dataset.from_dict(
+        {"text": texts[:6], "label": [0, 1] * 3},
+        features=datasets.Features(
+            text=datasets.Value("string"), label=datasets.ClassLabel(names=["neg", "pos", "neu"])
+        ),
+    )
+    datasets.DatasetDict(train=two, validation=val).save_to_disk(str(tmp_path / "superset"))
+    task = load_task_data(replace(cfg, hf_name=str(tmp_path / "superset")))
+    assert [task.label_names[i] for i in task.val.labels] == ["neg", "pos"] * 3
 
 
 def test_hf_a_splits_own_class_names_beside_trains_integer_labels_stay_integers(

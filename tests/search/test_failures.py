@@ -75,6 +75,27 @@ def test_sweep_whose_trials_all_fail_ends_cleanly_exports_nothing_and_exits_1(
         assert "non-finite" in child.data.tags["status_reason"]
 
 
+def test_a_trial_that_diverged_is_not_trained_again_on_a_reused_actor(tmp_path: Path) -> None:
+    """The retry of a trial that diverged on the CPU ends at once. Noted in Ray's own trial
+    folder, the note was missed whenever the first attempt ran on an actor reused from an
+    earlier trial (that folder differs between a fresh and a reused actor)."""
+    # the random sampler (seed 0) draws 1e-2, 1e6, 1e-2: the second trial diverges, on the
+    # actor the first trial ran on
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", "sampler=random", "sampler.seed=0", "sweep.num_samples=3",
+        "sweep.max_concurrent=1", "sweep.max_failures=1", "sweep.reuse_actors=true",
+        "pruner=none", "train.epochs=1", "tracking.enabled=false",
+        "search_space="
+        + _space(tmp_path, "train.learning_rate: {type: categorical, choices: [1.0e6, 1.0e-2]}\n"),
+    )  # fmt: skip
+    run_sweep(conf)
+    rows = _summary(tmp_path)["trials"]
+    failed = [row for row in rows if row["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["retries"] == 1, [r["status"] for r in rows]
+    assert failed[0]["reason"].endswith("(a retry; not trained again)"), failed[0]["reason"]
+    assert [row["status"] for row in rows].count("completed") == 2
+
+
 def test_trials_cut_off_by_the_time_budget_end_with_a_final_status(tmp_path: Path) -> None:
     conf = compose_sweep_config(
         tmp_path, "experiment=smoke", "train.epochs=200", "sweep.num_samples=2",

@@ -59,6 +59,10 @@ def test_equal_best_values_go_to_the_lower_validation_loss_then_the_earlier_tria
     assert choose_export(rows, "max")["trial_id"] == "first"  # equal losses: the earlier
     no_history = [row("a", 0.8, 10), scored("b", 0.8, [float("nan")], 1), row("c", 0.8, 10)]
     assert choose_export(no_history, "max")["trial_id"] == "a"
+    # smallest_within among equal sizes and values: the same trial as the top one
+    rows[1]["history"][0]["val_loss"] = 0.8
+    chosen, info = export_choice(rows, "max", "smallest_within", 0.0)
+    assert chosen is not None and chosen["trial_id"] == info["top_trial"] == "second"
 
 
 def test_export_choice_records_the_rule_and_the_top_trial() -> None:

@@ -65,6 +65,12 @@ def test_top_trials_by_the_earlier_metric_and_mode() -> None:
     # an older version recorded `max` for a sweep on val_loss: its best trials are still the
     # lowest losses
     assert [r["trial_id"] for r in top_trials({**loss, "mode": "max"}, 1)] == ["a"]
+    # equal values: the lower validation loss at the best epoch first, as the export chooses
+    losses = [("x", 0.9), ("y", 0.5), ("z", 0.9)]
+    tied = [{"trial_id": t, "best_value": 0.8, "status": "completed", "best_epoch": 1,
+             "history": [{"val_loss": v}]} for t, v in losses]  # fmt: skip
+    tied_summary = {"metric": "val_accuracy", "trials": tied}
+    assert [r["trial_id"] for r in top_trials(tied_summary, 3)] == ["y", "x", "z"]
 
 
 def test_a_missing_earlier_sweep_is_one_line_before_compute(tmp_path: Path) -> None:
