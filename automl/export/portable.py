@@ -62,24 +62,36 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# An export's own records beside its model, rewritten by `automl-export` (the same weights) or
+# an evaluation: no part of the model a later sweep fine-tunes
+_NOT_THE_MODEL = frozenset(
+    {"README.md", "provenance.json", "test_evaluation.json", "trained_texts.json"}
+)
+
+
 def folder_sha256(folder: Path) -> str:
-    """sha256 over a folder's files (relative names and contents, in sorted order), hidden
-    files and folders left out: `.git/` changes on `git status` and `.cache/huggingface/` on
-    every `hf download` of the same files, so the same weights hashed differently."""
+    """sha256 over the files that make a folder's model (relative names and contents, in
+    sorted order): hidden files and folders left out (`.git/` changes on `git status` and
+    `.cache/huggingface/` on every `hf download` of the same files), and an export's records
+    (its card, provenance, scores: re-exporting the same weights rewrote them, and every model
+    fine-tuned from it was then refused as trained on another base)."""
     return folder_sha256s(folder)[0]
 
 
-def folder_sha256s(folder: Path) -> tuple[str, str]:
-    """(`folder_sha256`, the same over every file, hidden ones too: what exports before
-    2026-12-06 recorded), each file read once."""
-    visible, every = hashlib.sha256(), hashlib.sha256()
+def folder_sha256s(folder: Path) -> tuple[str, str, str]:
+    """(`folder_sha256`; the same with the export's records in, what exports before
+    2026-12-07 recorded; the same over every file, hidden ones too, before 2026-12-06),
+    each file read once."""
+    model, visible, every = hashlib.sha256(), hashlib.sha256(), hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.relative_to(folder)
         entry = str(name).encode() + b"\0" + file_sha256(path).encode()
         every.update(entry)
         if not any(part.startswith(".") for part in name.parts):
             visible.update(entry)
-    return visible.hexdigest(), every.hexdigest()
+            if str(name) not in _NOT_THE_MODEL:
+                model.update(entry)
+    return model.hexdigest(), visible.hexdigest(), every.hexdigest()
 
 
 def base_model_name(cfg: ModelConfig) -> dict[str, Any]:

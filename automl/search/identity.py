@@ -57,6 +57,20 @@ def started_with(
     return {**fixed, **chosen, **ranges, **{k: json.dumps(v) for k, v in sweep_keys.items()}}
 
 
+def base_files(models: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The files of each local base-model folder (`models`: a name -> its model section), by
+    hash: the same path may hold other weights on a resume (a base re-trained, another export
+    copied over), and the resumed trials and the export would silently build on them."""
+    from automl.export.portable import folder_sha256
+
+    out = {}
+    for name, section in models.items():
+        folder = Path(str(section.get("name_or_path") or "")).expanduser()
+        if section.get("source") == "pretrained" and folder.is_dir():
+            out[f"{name} files (sha256)"] = json.dumps(folder_sha256(folder)[:16])
+    return out
+
+
 SPACE_PREFIX = "search space "
 # a choice of the space's `model` key, by its settings (`model=tiny_bert.max_length`); a sweep
 # from before 2026-12-06 (night) recorded none and is not judged by them

@@ -163,8 +163,19 @@ def test_a_changed_base_model_folder_is_refused(
     (folder / ".cache" / "huggingface").mkdir(parents=True)
     (folder / ".cache" / "huggingface" / "x.metadata").write_text("1733480000.0")
     check_base_model(prov, conf)
-    legacy = {"base_model_details": {**details, "sha256": folder_sha256s(folder)[1]}}
+    legacy = {"base_model_details": {**details, "sha256": folder_sha256s(folder)[2]}}
     check_base_model(legacy, conf)  # an export from before: its hash counted them
+    # an export's own records rewritten (`automl-export` again, the same weights): unchanged;
+    # a hash that counted them (before 2026-12-07) matches the folder as it was
+    (folder / "README.md").write_text("card")
+    (folder / "provenance.json").write_text("{}")
+    counted = {"base_model_details": {**details, "sha256": folder_sha256s(folder)[1]}}
+    (folder / "README.md").write_text("the card, written again")
+    (folder / "provenance.json").write_text('{"git_commit": "later"}')
+    check_base_model(prov, conf)
+    assert folder_sha256s(folder)[0] == details["sha256"]
+    with pytest.raises(ModelError, match="its files differ"):
+        check_base_model(counted, conf)  # its card changed: an older hash cannot tell
     (folder / "config.json").write_text('{"hidden_size": 8}')
     with pytest.raises(ModelError, match="my-model: its files differ"):
         check_base_model(prov, conf)

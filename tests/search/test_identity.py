@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import compose_sweep_config
@@ -216,3 +217,32 @@ def test_a_space_choosing_the_model_is_judged_by_its_choices_not_the_configs_mod
     SweepState(phase="running", started_with=edited).save(out)
     with pytest.raises(ConfigError, match=r"model=tiny_bert.tiny_layers: 3, now 2"):
         _plan(tmp_path, *space, "sweep.resume=true")
+
+
+def test_a_resume_on_a_base_folder_holding_other_weights_is_refused(
+    tmp_path: Path, tokenizer: Any
+) -> None:
+    """The same path with other weights (a base re-trained, another export copied over): the
+    resumed trials and the export built on them silently (the export scored 0.23 for 0.58).
+    The folder's card or provenance rewritten (`automl-export` again) is the same model."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    folder = tmp_path / "my-bert"
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)  # fmt: skip
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    model = ("model=hf", f"model.name_or_path={folder}", "model.max_length=64")
+    started = _plan(tmp_path, *model).started_with
+    assert len(json.loads(started["model files (sha256)"])) == 16
+    SweepState(phase="running", started_with={**started, DATA_KEY: FINGERPRINT}).save(
+        tmp_path / "outputs" / "smoke"
+    )
+    (folder / "README.md").write_text("a card written again")
+    assert _plan(tmp_path, "sweep.resume=true", *model).continues
+    torch.manual_seed(1)
+    BertForSequenceClassification(config).save_pretrained(folder)  # other weights
+    with pytest.raises(ConfigError, match=r"was started with other values.*model files \(sha"):
+        _plan(tmp_path, "sweep.resume=true", *model)
