@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("provenance", type=Path, help="<export dir>/provenance.json")
     parser.add_argument("--tolerance", type=float, default=0.005, help="largest |difference|")
     parser.add_argument(
-        "--data", help="the data file (or save_to_disk folder), if not where recorded"
+        "--data",
+        help="the data file (or save_to_disk folder), if not where recorded; separate "
+        "validation and test files are looked for beside it under their recorded names",
     )
     parser.add_argument(
         "--model", help="the base-model folder, where it is not at the recorded path"

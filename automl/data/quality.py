@@ -240,7 +240,7 @@ def summary_lines(report: Mapping[str, Any]) -> list[str]:
     smallest = ", ".join(f"{name} {n}" for name, n in c["smallest"])
     lines = [
         f"data quality: {sizes}, {report['num_classes']} classes; majority {c['majority']} "
-        f"{c['majority_share']:.1%} of train; smallest: {smallest}"
+        f"{c['majority_share']:.1%} of train; smallest (all splits): {smallest}"
     ]
     lines += [f"data quality: problem: {p}" for p in report["problems"]]
     lines += [f"data quality: warning: {w}" for w in report["warnings"]]

@@ -112,6 +112,11 @@ def reproduce_config(
             )
         else:
             data["path"] = data_path
+            # separate validation and test files: looked for beside it, by their names
+            for key in ("val_path", "test_path"):
+                beside = Path(data_path).parent / Path(data.get(key) or "").name
+                if data.get(key) and not Path(data[key]).is_file() and beside.is_file():
+                    data[key] = str(beside)
     if model_path is not None:
         if base["model"].get("source") != "pretrained":
             raise ReproduceError(

@@ -60,7 +60,7 @@ def quality_section(out_dir: Path) -> str:
         smallest = ", ".join(f"{name} ({n})" for name, n in classes["smallest"])
         cells = [
             ("examples", sizes),
-            ("classes", f"{report['num_classes']}; smallest: {smallest}"),
+            ("classes", f"{report['num_classes']}; smallest (all splits): {smallest}"),
             ("majority class", f"{classes['majority']}: {classes['majority_share']:.1%} of train"),
             ("duplicates in train", f"{report['duplicates']['train']['near']} "
              f"({report['duplicates']['train']['exact']} exact)"),

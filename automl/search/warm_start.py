@@ -151,7 +151,7 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
             points.append(WarmPoint(origin, optuna_params, dotted))
     notes += _same_seed(conf, earlier)
     if MODEL_KEY not in space.keys:  # a searched model: each warm point runs its own model
-        notes += _other_model(conf, earlier, rows)
+        notes += _other_model(conf, earlier, rows, str(summary.get("sweep", path.parent.name)))
     for note in notes:
         log.warning("%s", note)
     return WarmStart(path, tuple(points), tuple(notes))
@@ -228,15 +228,24 @@ def _model_identity(section: Mapping[str, Any]) -> tuple[Any, ...]:
     return (source, section.get("name_or_path"))
 
 
-def _other_model(conf: Config, earlier: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def _other_model(
+    conf: Config, earlier: dict[str, Any], rows: list[dict[str, Any]], sweep: str
+) -> list[str]:
     """Values tuned for another model (a new model version, the intended use) are a starting
     guess: said, since learning rates rarely carry over between models as they are. The model
-    each warm row trained: the earlier sweep's, or the one its space chose for the row."""
+    each warm row trained: the earlier sweep's, or the one its space chose for the row. The
+    earlier sweep's own export, fine-tuned on (new data), is its model carried on: not said."""
+    from automl.export.portable import export_provenance
     from automl.model.choices import model_section
 
     section = earlier.get("model")
     if not isinstance(section, dict):
         return []
+    folder = Path(conf.model.name_or_path).expanduser()
+    if conf.model.source == "pretrained" and folder.is_dir():
+        lineage = export_provenance(folder) or {}
+        if lineage.get("sweep") == sweep:
+            return []
     now = _model_identity(asdict(conf.model))
     trained = []
     for row in rows:

