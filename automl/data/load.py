@@ -644,8 +644,9 @@ def _read_hf(
         split's own ClassLabel beside train's plain labels names its ids (beside train's
         integers, unless its names are those integers, its ids are read as integers are: as
         their text)."""
-        # beside train's integers, a ClassLabel of other names numbers them: ids as text
-        by_own = not numeric_train or set(own) <= named_by_text
+        # beside train's integers, a ClassLabel of words numbers them: ids as text (one of
+        # integers, `class_encode_column`'s "1", "10", "2", is read by its names)
+        by_own = not numeric_train or all(n.lstrip("-").isdigit() for n in own)
         decode = (own or names) if names else (own if by_own else [])
         if not decode:
             return [str(x) for x in ids]

@@ -273,6 +273,17 @@ def run_sweep_trial(
         )
     if result.status == "diverged":
         if diverged is not None:
-            diverged.parent.mkdir(parents=True, exist_ok=True)
-            diverged.write_text(result.message)
+            _note(diverged, result.message)
         raise TrialDiverged(result.message)
+
+
+def _note(path: Path, text: str) -> None:
+    """Write `path` whole or not at all (a retry reads it); a storage that refuses the write
+    leaves the retry to train again, and the divergence its own error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as err:
+        logging.getLogger("automl").warning("%s: not written (%s)", path, err.strerror)

@@ -601,6 +601,18 @@ def test_hf_a_splits_own_class_names_decode_it_where_train_has_plain_labels(
     datasets.DatasetDict(train=two, validation=val).save_to_disk(str(tmp_path / "superset"))
     task = load_task_data(replace(cfg, hf_name=str(tmp_path / "superset")))
     assert [task.label_names[i] for i in task.val.labels] == ["neg", "pos"] * 3
+    # the same with integer classes, as `class_encode_column` names them ("1", "10", "2"):
+    # id 1 is class 10, not 1
+    ints = datasets.Dataset.from_dict({"text": texts, "label": [1, 2, 10] * 10})
+    val = datasets.Dataset.from_dict(
+        {"text": texts[:6], "label": [1, 2] * 3},
+        features=datasets.Features(
+            text=datasets.Value("string"), label=datasets.ClassLabel(names=["1", "10", "2", "3"])
+        ),
+    )
+    datasets.DatasetDict(train=ints, validation=val).save_to_disk(str(tmp_path / "int_names"))
+    task = load_task_data(replace(cfg, hf_name=str(tmp_path / "int_names")))
+    assert [task.label_names[i] for i in task.val.labels] == ["10", "2"] * 3
 
 
 def test_hf_a_splits_own_class_names_beside_trains_integer_labels_stay_integers(
