@@ -38,9 +38,9 @@ def to_config(
     return conf
 
 
-# Data read from a path: `data.path=~/x.csv` reaches us unexpanded (no shell expands a `~`
-# after `data.path=`), and the files were then "not found"; the model's path is expanded where
-# it is read (a Hub name may follow it)
+# Data read from a path: `data.path='~/x.csv'` reaches us unexpanded (no shell expands a `~`
+# after `data.path=`), and the files were then "not found". (`model.name_or_path` is expanded
+# where it is read: the recorded value is what a resume and a warm start compare.)
 _HOME_PATHS = ("path", "val_path", "test_path", "hf_name")
 
 

@@ -234,7 +234,7 @@ def _check_data(d: DataConfig) -> None:
     if d.source in ("csv", "jsonl", "hf"):  # the column the model reads must not be its answer
         for key, column in (("data.text_column", d.text_column),
                             ("data.label_column", d.label_column)):  # fmt: skip
-            _check(bool(str(column).strip()), key, "must name a column, got an empty name")
+            _check(bool(column.strip()), key, "must name a column, got an empty name")
         _check(
             d.text_column.strip() != d.label_column.strip(),
             "data.label_column",

@@ -639,13 +639,10 @@ def _read_hf(
 
     def named(ids: list[Any], where: str, own: list[str]) -> list[str]:
         """ClassLabel ids -> class names (-1, an unlabelled row, is an error): by the split's own
-        ClassLabel where it has one, else by train's (a split saved without its ClassLabel);
-        plain values -> their text, as the training data's labels become class names; a
-        split's own ClassLabel beside train's plain labels names its ids (beside train's
-        integers, unless its names are those integers, its ids are read as integers are: as
-        their text)."""
-        # beside train's integers, a ClassLabel of words numbers them: ids as text (one of
-        # integers, `class_encode_column`'s "1", "10", "2", is read by its names)
+        ClassLabel, else by train's (a split saved without its ClassLabel); plain values -> their
+        text, as the training data's labels become class names. Beside train's plain integers a
+        ClassLabel of words is no naming of them: its ids are read as integers (as text)."""
+        # (a ClassLabel of integers, `class_encode_column`'s "1", "10", "2", names them)
         by_own = not numeric_train or all(n.lstrip("-").isdigit() for n in own)
         decode = (own or names) if names else (own if by_own else [])
         if not decode:
@@ -669,8 +666,8 @@ def _read_hf(
 
     texts, labels, where, feature = split(cfg.hf_train_split)
     names = class_names(feature)
-    named_by_text = {str(x) for x in labels} if not names else set()  # train's plain labels
-    numeric_train = bool(named_by_text) and all(x.lstrip("-").isdigit() for x in named_by_text)
+    # train's plain labels are integers (or their digits): beside them a split's ids read so
+    numeric_train = not names and all(str(x).lstrip("-").isdigit() for x in labels)
     labels = named(labels, where, names)
 
     def other(name: str | None) -> Rows | None:

@@ -9,6 +9,8 @@ import numpy as np
 
 from automl.data.task import DataError, LabeledTexts
 
+_SAMPLE_TOLERANCE = 0.05  # of `n`: rounding class by class is kept within it
+
 
 def stratified_sample(labels: Sequence[int], n: int, rng: np.random.Generator) -> list[int]:
     """Indices of about `n` examples with the class proportions kept, at least one of every
@@ -19,12 +21,9 @@ def stratified_sample(labels: Sequence[int], n: int, rng: np.random.Generator) -
     members = list(_indices_by_class(labels, rng).values())
     shares = [len(m) * n / len(labels) for m in members]
     counts = [max(1, round(share)) for share in shares]
-    if abs(sum(counts) - n) > SAMPLE_TOLERANCE * n:  # (no draw: the splits cut next from
+    if abs(sum(counts) - n) > _SAMPLE_TOLERANCE * n:  # (no draw: the splits cut next from
         counts = _largest_remainders(members, shares, n)  # `rng` stay as they were)
     return sorted(i for m, k in zip(members, counts, strict=True) for i in m[:k])
-
-
-SAMPLE_TOLERANCE = 0.05  # of `n`: rounding class by class is kept within it
 
 
 def _largest_remainders(members: list[list[int]], shares: list[float], n: int) -> list[int]:

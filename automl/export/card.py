@@ -211,7 +211,7 @@ def test_result_lines(evaluation: dict[str, Any] | None) -> list[str]:
     unseen = evaluation.get("unseen")
     if isinstance(unseen, dict):
         lines.append(f"- {unseen_line(evaluation['num_examples'], unseen)}")
-    lines += base_model_lines(evaluation)
+    lines += [f"- {line}" for line in base_model_lines(evaluation)]
     return lines
 
 
@@ -222,12 +222,12 @@ def base_model_lines(evaluation: dict[str, Any]) -> list[str]:
     count = evaluation.get("base_model_trained_on")
     if isinstance(count, int) and count > 0:
         lines.append(
-            f"- {count} of the test texts the base model (an earlier export) trained on: they "
+            f"{count} of the test texts the base model (an earlier export) trained on: they "
             "count as seen, not under the texts the model did not train on"
         )
     if evaluation.get("base_model_training_texts") == "unknown":
         lines.append(
-            "- the base model is an earlier export that does not record all its training texts: "
+            "the base model is an earlier export that does not record all its training texts: "
             "some test texts may be ones it trained on, so the scores above may be high"
         )
     return lines

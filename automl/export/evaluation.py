@@ -18,7 +18,7 @@ import numpy as np
 
 from automl.config.paths import write_text_atomic
 from automl.console import first_line
-from automl.export.trained_texts import BaseTexts
+from automl.export.trained_texts import NO_BASE, BaseTexts, base_note, seen_by_base
 
 log = logging.getLogger(__name__)
 
@@ -305,8 +305,6 @@ def with_base_trained(
     `base_trained_texts` of `base_model`), where it is an earlier export of this project
     (fine-tuned again on new data: the new split's test texts may be its training texts);
     what the evaluation records about it."""
-    from automl.export.trained_texts import base_note, seen_by_base
-
     by_base = seen_by_base(test_texts, base)
     noted = base_note(seen, by_base, base)
     if noted.get("base_model_trained_on"):
@@ -322,7 +320,7 @@ def evaluate_sweep_export(
     out_dir: Path,
     data: Any,
     conf: Any,
-    base: BaseTexts | None = None,
+    base: BaseTexts = NO_BASE,
 ) -> dict[str, Any] | None:
     """After the best trial is chosen and exported: score the export on `data.test` (a
     `PreparedData`), record it in the folder and write `test_evaluation.json` and the confusion
@@ -334,9 +332,7 @@ def evaluate_sweep_export(
         return None
     labels = [int(x) for x in data.test.labels]
     seen = seen_in_training(data.train.input_ids, data.test.input_ids)
-    seen, noted = with_base_trained(
-        seen, data.test_texts, base or BaseTexts(), conf.model.name_or_path
-    )
+    seen, noted = with_base_trained(seen, data.test_texts, base, conf.model.name_or_path)
     evaluation = evaluate_export(
         export_dir, data.test_texts, labels, data.label_names, seen,
         trust_remote_code=conf.model.trust_remote_code,  # the user's own opt-in, for training

@@ -24,9 +24,7 @@ from automl.config.paths import (
 from automl.config.resolve import as_dict
 from automl.config.schema import Config
 from automl.export.card import model_card
-from automl.export.evaluation import EVALUATION_FILE
-from automl.export.portable import portable, portable_model_provenance
-from automl.export.trained_texts import TRAINED_TEXTS_FILE
+from automl.export.portable import EXPORT_RECORDS, portable, portable_model_provenance
 from automl.model.build import build_model
 from automl.model.load import load_tokenizer
 from automl.model.state import merged_for_export
@@ -82,9 +80,7 @@ def export_checkpoint(
     }
     full_provenance = portable(full_provenance)  # no absolute path of this machine travels
     # what is the export's own, so that the next one replaces only that (config/paths.py)
-    written = {p.name for p in tmp.iterdir()} | {
-        "provenance.json", "README.md", EVALUATION_FILE, TRAINED_TEXTS_FILE
-    }  # fmt: skip
+    written = {p.name for p in tmp.iterdir()} | EXPORT_RECORDS
     full_provenance[EXPORT_FILES_KEY] = sorted(written)
     # redact: a tracking URI in the config may carry a password, and this file gets shared
     text = json.dumps(redact_values(full_provenance), indent=2, default=str)

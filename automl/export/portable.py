@@ -63,8 +63,9 @@ def file_sha256(path: Path) -> str:
 
 
 # An export's own records beside its model, rewritten by `automl-export` (the same weights) or
-# an evaluation: no part of the model a later sweep fine-tunes
-_NOT_THE_MODEL = frozenset(
+# an evaluation: no part of the model a later sweep fine-tunes (export/model_dir.py lists them
+# among the files an export owns)
+EXPORT_RECORDS = frozenset(
     {"README.md", "provenance.json", "test_evaluation.json", "trained_texts.json"}
 )
 
@@ -89,7 +90,7 @@ def folder_sha256s(folder: Path) -> tuple[str, str, str]:
         every.update(entry)
         if not any(part.startswith(".") for part in name.parts):
             visible.update(entry)
-            if str(name) not in _NOT_THE_MODEL:
+            if str(name) not in EXPORT_RECORDS:
                 model.update(entry)
     return model.hexdigest(), visible.hexdigest(), every.hexdigest()
 

@@ -173,6 +173,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     provenance["search_space"] = _space_file(conf.search_space)  # its sha256, as the sweep's
     if row.get("device"):  # where it trained, as the sweep's own export records it
         provenance["trained_on"] = row["device"]
+    base_texts = base_trained_texts(trial_conf.model.name_or_path)  # an earlier export's, if it is
     folder = export_checkpoint(
         trial_conf,
         checkpoint,
@@ -180,7 +181,6 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         label_names=summary["label_names"],
         provenance=provenance,
     )
-    base_texts = base_trained_texts(trial_conf.model.name_or_path)  # an earlier export's, if it is
     write_trained_texts(folder, task.train.texts, base_texts)
     if task.test is not None and task.test.texts:  # the held-out score travels with the model
         from automl.export.evaluation import evaluate_export, record_in_export, with_base_trained

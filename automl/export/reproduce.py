@@ -114,9 +114,9 @@ def reproduce_config(
             data["path"] = data_path
             # separate validation and test files: looked for beside it, by their names
             for key in ("val_path", "test_path"):
-                beside = Path(data_path).parent / Path(data.get(key) or "").name
-                if data.get(key) and not Path(data[key]).is_file() and beside.is_file():
-                    data[key] = str(beside)
+                if (recorded := data.get(key)) and not Path(recorded).is_file():
+                    beside = Path(data_path).parent / Path(recorded).name
+                    data[key] = str(beside) if beside.is_file() else recorded
     if model_path is not None:
         if base["model"].get("source") != "pretrained":
             raise ReproduceError(

@@ -36,7 +36,10 @@ class BaseTexts:
     complete: bool = True
 
 
-def write_trained_texts(folder: Path, texts: Iterable[str], base: BaseTexts = BaseTexts()) -> None:
+NO_BASE = BaseTexts()  # a base model that is no export of this project: nothing it trained on
+
+
+def write_trained_texts(folder: Path, texts: Iterable[str], base: BaseTexts = NO_BASE) -> None:
     """`folder`'s record: its training texts' keys and those its base model trained on (as
     complete as the base's own record: a model fine-tuned from this one is told so too)."""
     keys = sorted({text_key(t) for t in texts} | base.keys)
@@ -62,9 +65,12 @@ def base_trained_texts(name_or_path: str) -> BaseTexts:
     except (OSError, ValueError, KeyError, TypeError) as err:
         keys, why = [], f"without a readable {TRAINED_TEXTS_FILE} ({type(err).__name__})"
     else:
-        if record.get("complete", True) is not False:
+        if record.get("key") != _KEY:  # keys made another way would match nothing
+            keys, why = [], "whose record's keys are made otherwise"
+        elif record.get("complete", True) is not False:
             return BaseTexts(frozenset(keys))
-        why = "fine-tuned from an export older than its record of training texts"
+        else:
+            why = "fine-tuned from an export whose training texts are not all recorded"
     log.warning(
         "%s: an export of this project %s: not every test text the base model trained on can "
         "be told apart", folder, why,

@@ -37,7 +37,7 @@ def test_section(out_dir: Path, report_dir: Path) -> str:
                 if isinstance(unseen := evaluation.get("unseen"), dict)
                 else []
             ),
-            *(f"<p>{html.escape(line[2:])}</p>" for line in base_model_lines(evaluation)),
+            *(f"<p>{html.escape(line)}</p>" for line in base_model_lines(evaluation)),
             "<table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th>"
             f"<th>support</th></tr>{rows}</table>",
             f'<img src="{CONFUSION_FILE}" alt="test confusion matrix">',

@@ -40,14 +40,14 @@ def started_with(
     unread = {"model.name_or_path"} if config["model"].get("source") != "pretrained" else set()
     sections = [s for s in FIXED_SECTIONS if not (models and s == "model")]
     fixed = {
-        key: json.dumps(_same_folder(key, value), sort_keys=True)
+        key: json.dumps(same_folder(key, value), sort_keys=True)
         for section in sections
         for key, value in leaf_values(config[section], f"{section}.").items()
         if key not in FREE_KEYS and key not in searched and key not in unread
     }
     chosen = {
         f"{MODEL_CHOICE_PREFIX}{name}{key[len('model') :]}": json.dumps(
-            _same_folder(key, value), sort_keys=True
+            same_folder(key, value), sort_keys=True
         )
         for name, section in (models or {}).items()
         for key, value in leaf_values(section, "model.").items()
@@ -77,7 +77,7 @@ SPACE_PREFIX = "search space "
 MODEL_CHOICE_PREFIX = "model="
 
 
-def _same_folder(key: str, value: Any) -> Any:
+def same_folder(key: str, value: Any) -> Any:
     """A local model folder by its absolute path: `./models/x` and `/work/models/x` are one."""
     if key == "model.name_or_path" and isinstance(value, str) and value and Path(value).is_dir():
         return str(Path(value).resolve())

@@ -33,7 +33,12 @@ from automl.model.load import (
 )
 from automl.provenance import redact
 from automl.search.connect import check_reachable, connection_error
-from automl.search.identity import base_files, check_same_start, started_with
+from automl.search.identity import (
+    MODEL_CHOICE_PREFIX,
+    base_files,
+    check_same_start,
+    started_with,
+)
 from automl.search.objectives import check_objectives
 from automl.search.resources import GIB, memory_fraction, pick_gpu_share, sweep_estimate
 from automl.search.samplers import branch_warning, check_sampler
@@ -266,7 +271,8 @@ def plan_sweep(conf: Config) -> SweepPlan:
         {name: asdict(m) for name, m in models.items()},
     )  # fmt: skip
     identity |= base_files(
-        {f"model={n}": asdict(m) for n, m in models.items()} or {"model": base["model"]}
+        {f"{MODEL_CHOICE_PREFIX}{n}": asdict(m) for n, m in models.items()}
+        or {"model": base["model"]}
     )
     # "new": killed before it began, so it starts afresh
     continues = s.resume and before.phase != "new"

@@ -33,7 +33,7 @@ from automl.export.evaluation import (
     headline,
     table_lines,
 )
-from automl.export.trained_texts import base_trained_texts, write_trained_texts
+from automl.export.trained_texts import NO_BASE, base_trained_texts, write_trained_texts
 from automl.model.choices import anchored
 from automl.model.load import display_name
 from automl.provenance import git_commit, package_versions, redact_values, sweep_provenance
@@ -400,14 +400,14 @@ def _finish(
     # checked at the start too; a file put into best/ since (an evaluation's --out, a copy)
     # failed the whole sweep here, with a traceback and no summary
     blocked = not_replaceable(plan.out_dir / "best") if best is not None else None
-    # the texts the base model trained on, where it is an earlier export (fine-tuned again)
-    base = base_trained_texts(trial_conf.model.name_or_path)
+    base = NO_BASE  # the texts the base model trained on, where it is an earlier export
     if blocked:
         log.error(
             "%s: nothing exported; move it, then run the same command with sweep.resume=true "
             "to export", blocked,
         )  # fmt: skip
     elif best is not None and _has_checkpoint(best):
+        base = base_trained_texts(trial_conf.model.name_or_path)
         export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
         if data.task is not None:  # which texts it trained on, with its base's: a later sweep
             # fine-tuning it again tells its test texts apart by them

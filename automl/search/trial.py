@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from automl.config.paths import write_text_atomic
 from automl.config.resolve import from_dict
 from automl.config.schema import Config, ModelConfig
 from automl.data.tokenized import PreparedData
@@ -28,7 +28,7 @@ from automl.model.choices import MODEL_KEY, model_section
 from automl.search.resources import memory_fraction
 from automl.train import checkpoint
 from automl.train.device import pick_device
-from automl.train.loop import TrialResult, run_trial, settle_batch_size
+from automl.train.loop import TrialResult, forward_size, run_trial, settle_batch_size
 
 
 class TrialDiverged(RuntimeError):
@@ -39,7 +39,7 @@ class TrialDiverged(RuntimeError):
 
 # In the Ray experiment's folder (shared storage on a cluster: a retry may run on another
 # node; Ray's own trial folder differs between a fresh and a reused actor): why it diverged
-DIVERGED_DIR = "diverged"
+_DIVERGED_DIR = "diverged"
 
 
 def overrides_from_trial(config: dict[str, Any]) -> dict[str, Any]:
@@ -92,10 +92,9 @@ def next_micro_batch(
     With several length groups a step, a pass is cut at its group's edge too (`forward_batch`:
     32 x 1 in 4 groups runs passes of 8, so 16 x 2 would run the same 8)."""
     step = batch_size * accum_steps
-    group = step // groups_per_step
 
-    def passes(micro: int) -> int:  # examples per forward pass (`forward_batch`)
-        return math.gcd(micro, group)
+    def passes(micro: int) -> int:
+        return forward_size(micro, step, groups_per_step)
 
     fits = [
         d
@@ -130,9 +129,9 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
         except RuntimeError as err:
             if not out_of_memory(err):
                 raise
-            micro = conf.train.batch_size
-            assert micro is not None, "run_sweep_trial settles the batch size before any attempt"
             t = conf.train
+            micro = t.batch_size
+            assert micro is not None, "run_sweep_trial settles the batch size before any attempt"
             smaller = next_micro_batch(micro, t.grad_accum_steps, t.length_groups_per_step)
             if smaller is None:
                 raise
@@ -255,7 +254,7 @@ def run_sweep_trial(
         tune.report({**metrics, **extra}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     diverged = (
-        Path(experiment) / DIVERGED_DIR / f"{tune.get_context().get_trial_id()}.txt"
+        Path(experiment) / _DIVERGED_DIR / f"{tune.get_context().get_trial_id()}.txt"
         if experiment and device.type == "cpu"  # a GPU's kernels may not diverge again
         else None
     )
@@ -279,11 +278,10 @@ def run_sweep_trial(
 
 def _note(path: Path, text: str) -> None:
     """Write `path` whole or not at all (a retry reads it); a storage that refuses the write
-    leaves the retry to train again, and the divergence its own error."""
+    leaves the retry to train again, and the divergence its own error. (Storage that is not
+    one filesystem for every node, cloud storage say: a retry on another node trains again.)"""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        partial.write_text(text)
-        os.replace(partial, path)
+        write_text_atomic(path, text)
     except OSError as err:
-        logging.getLogger("automl").warning("%s: not written (%s)", path, err.strerror)
+        logging.getLogger("automl").warning("%s: not written (%s)", path, err)

@@ -25,6 +25,7 @@ from automl.config.paths import read_json_object
 from automl.config.schema import Config, ConfigError, metric_mode
 from automl.config.search_space import SearchSpace
 from automl.config.space_params import MODEL_KEY, fit_value, same_value
+from automl.search.identity import same_folder
 from automl.search.pareto import rank_key
 
 log = logging.getLogger("automl.sweep")
@@ -142,16 +143,17 @@ def _earlier_sweep(conf: Config, space: SearchSpace) -> WarmStart:
     notes: list[str] = []
     earlier = _earlier_config(path.parent)
     fixed = _fixed_settings(earlier, space, asdict(conf.model))  # trained with, unsearched
+    earlier_name = str(summary.get("sweep", path.parent.name))
     for row in rows:
-        origin = f"{WARM_ORIGIN}{summary.get('sweep', path.parent.name)}/{row['trial_id']}"
+        origin = f"{WARM_ORIGIN}{earlier_name}/{row['trial_id']}"
         params = {**fixed, **(row.get("params") or {})}
         optuna_params, dotted, row_notes = to_optuna_point(space, params)
         notes += [f"warm start {origin}: {n}" for n in row_notes]
         if dotted and all(p.dotted != dotted for p in points):  # clipping can make twins
             points.append(WarmPoint(origin, optuna_params, dotted))
     notes += _same_seed(conf, earlier)
-    if MODEL_KEY not in space.keys:  # a searched model: each warm point runs its own model
-        notes += _other_model(conf, earlier, rows, str(summary.get("sweep", path.parent.name)))
+    if MODEL_KEY not in space.keys:  # (where the space searches it, each point has its own)
+        notes += _other_model(conf, earlier, rows, earlier_name)
     for note in notes:
         log.warning("%s", note)
     return WarmStart(path, tuple(points), tuple(notes))
@@ -225,7 +227,7 @@ def _model_identity(section: Mapping[str, Any]) -> tuple[Any, ...]:
     if source == "tiny":
         sizes = ("tiny_arch", "tiny_layers", "tiny_hidden", "tiny_heads", "tiny_intermediate")
         return (source, *(section.get(k) for k in sizes))
-    return (source, section.get("name_or_path"))
+    return (source, same_folder("model.name_or_path", section.get("name_or_path")))
 
 
 def _other_model(

@@ -239,7 +239,12 @@ def epoch_batcher(
 def forward_batch(t: TrainConfig, batch_size: int) -> int:
     """Examples per forward pass: the micro-batch, cut further so no forward pass mixes two
     length groups of a step (`train.length_groups_per_step`)."""
-    return math.gcd(batch_size, batch_size * t.grad_accum_steps // t.length_groups_per_step)
+    return forward_size(batch_size, batch_size * t.grad_accum_steps, t.length_groups_per_step)
+
+
+def forward_size(micro: int, step: int, groups_per_step: int) -> int:
+    """`forward_batch` of a micro-batch within a step batch cut into length groups."""
+    return math.gcd(micro, step // groups_per_step)
 
 
 def train_one_epoch(

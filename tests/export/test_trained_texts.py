@@ -71,7 +71,7 @@ def test_an_export_without_the_record_is_said_to_be_unknown(
     with caplog.at_level(logging.WARNING, logger="automl.export.trained_texts"):
         partial = base_trained_texts(str(v2))
     assert partial == BaseTexts(frozenset({text_key("c")}), complete=False)
-    assert "fine-tuned from an export older than its record" in caplog.text
+    assert "fine-tuned from an export whose training texts are not all recorded" in caplog.text
     seen, noted = with_base_trained([False, False], ["C", "new"], partial, str(v2))
     assert seen == [True, False]
     assert noted == {"base_model_trained_on": 1, "base_model_training_texts": "unknown"}
@@ -84,3 +84,20 @@ def test_an_export_without_the_record_is_said_to_be_unknown(
     seen, noted = with_base_trained([False], ["a"], BaseTexts(), "bert-base")
     assert (seen, noted) == ([False], {})
     assert "base model" not in "\n".join(model_card.test_result_lines(EVALUATION))
+
+
+def test_the_export_records_left_out_of_a_base_folders_hash_are_the_files_it_writes() -> None:
+    """A record file missing from the list would change a base's hash on every evaluation,
+    and models fine-tuned from it would be refused as trained on another base."""
+    from automl.export.evaluation import EVALUATION_FILE
+    from automl.export.portable import EXPORT_RECORDS
+
+    assert {EVALUATION_FILE, TRAINED_TEXTS_FILE, "README.md", "provenance.json"} == EXPORT_RECORDS
+
+
+def test_a_record_whose_keys_are_made_otherwise_matches_nothing(tmp_path: Path) -> None:
+    v1 = _earlier_export(tmp_path / "v1" / "best")
+    write_trained_texts(v1, ["a"])
+    record = json.loads((v1 / TRAINED_TEXTS_FILE).read_text())
+    (v1 / TRAINED_TEXTS_FILE).write_text(json.dumps({**record, "key": "md5 of the text"}))
+    assert base_trained_texts(str(v1)) == BaseTexts(complete=False)

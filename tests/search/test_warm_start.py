@@ -330,3 +330,19 @@ def test_the_model_note_reads_the_model_each_earlier_trial_chose(tmp_path: Path)
     assert _model_notes(tmp_path, "model=tiny_bert") == []
     notes = _model_notes(tmp_path, "model=minilm")
     assert len(notes) == 1 and "the earlier sweep trained a tiny random bert" in notes[0]
+
+
+def test_the_same_model_folder_written_another_way_is_no_other_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`models/x` then, its absolute path now: the same folder, no "another model" note."""
+    (tmp_path / "models" / "x").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    params = {"train.learning_rate": 0.002}
+    _earlier_sweep(tmp_path, params, "model=hf", "model.name_or_path=models/x")
+    assert (
+        _model_notes(tmp_path, "model=hf", f"model.name_or_path={tmp_path / 'models' / 'x'}") == []
+    )
+    other = tmp_path / "models" / "y"
+    other.mkdir()
+    assert len(_model_notes(tmp_path, "model=hf", f"model.name_or_path={other}")) == 1
