@@ -337,3 +337,24 @@ def test_a_save_to_disk_dataset_is_found_where_it_is_now(
     assert reproduce_config({"config": as_dict(hub), "hyperparameters": {}}).data.hf_name == (
         "org/tickets"
     )
+
+
+def test_a_base_folder_is_read_once_per_process_until_a_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep hashes a local base at its plan and again at its export: the weights (14 GB
+    for a 7B model) were read twice. A file written since is read again."""
+    import automl.export.portable as portable
+
+    folder = tmp_path / "base"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "config.json").write_text("{}")
+    reads: list[str] = []
+    real = portable.file_sha256
+    monkeypatch.setattr(portable, "file_sha256", lambda p: reads.append(p.name) or real(p))
+    first = folder_sha256s(folder)
+    assert folder_sha256s(folder) == first and sorted(reads) == ["config.json", "model.safetensors"]
+    (folder / "model.safetensors").write_bytes(b"other weights")
+    assert folder_sha256s(folder)[0] != first[0]
+    assert sorted(reads) == ["config.json", "model.safetensors", "model.safetensors"]
