@@ -17,6 +17,8 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from automl.search.summary import best_epoch_scores
+
 log = logging.getLogger("automl.sweep")
 
 T = TypeVar("T")
@@ -65,8 +67,7 @@ def rank_key(item: Any, mode: str) -> tuple[float, float]:
 
 def _best_epoch_loss(item: Any) -> float:
     """The validation loss of a trial's best epoch (infinite where it has none)."""
-    history, epoch = _get(item, "history") or [], _get(item, "best_epoch") or 0
-    loss = history[epoch - 1].get("val_loss") if 1 <= epoch <= len(history) else None
+    loss = best_epoch_scores(item).get("val_loss")
     return float(loss) if isinstance(loss, int | float) and loss == loss else math.inf
 
 

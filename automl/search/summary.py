@@ -17,9 +17,11 @@ SCORE_NAMES = {
 }
 
 
-def best_epoch_scores(row: Mapping[str, Any]) -> dict[str, float]:
-    """Every validation score of a trial row's best epoch, whichever metric chose that epoch."""
-    history, epoch = row.get("history") or [], row.get("best_epoch") or 0
+def best_epoch_scores(row: Any) -> dict[str, float]:
+    """Every validation score of a trial's best epoch, whichever metric chose that epoch (`row`:
+    a summary row, or a trial record)."""
+    get = row.get if isinstance(row, Mapping) else lambda key: getattr(row, key, None)
+    history, epoch = get("history") or [], get("best_epoch") or 0
     if not 1 <= epoch <= len(history):
         return {}
     return {k: history[epoch - 1][k] for k in SCORE_NAMES if k in history[epoch - 1]}
