@@ -101,9 +101,16 @@ def main(argv: list[str] | None = None) -> int:
             ))  # fmt: skip
         try:
             index = build_report(args.sweep_dir)
+        except ReportError:
+            raise
         except OSError as err:  # a folder we may read but not write (a colleague's results)
             where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
             raise ReportError(f"cannot write the report: {where}") from None
+        except Exception as err:  # a plot that fails to draw; the earlier report is kept
+            raise ReportError(
+                f"cannot draw the report ({type(err).__name__}: {first_line(err)}); the earlier "
+                "report, if any, is unchanged"
+            ) from None
         if args.tracking_uri and run_id is not None:
             from mlflow.tracking import MlflowClient
 

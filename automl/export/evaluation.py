@@ -220,6 +220,13 @@ def plot_confusion(evaluation: dict[str, Any], path: Path) -> Path:
     """The confusion matrix as a PNG: counts, rows normalised for the colour (per-class recall).
     Drawn on a Figure of its own, not through pyplot: `matplotlib.use("Agg")` switched the
     calling process's backend (a notebook's inline plots showed nothing after a sweep)."""
+    from automl.report.plots import literal_text
+
+    with literal_text():  # class names drawn as written: `$$` is no math
+        return _draw_confusion(evaluation, path)
+
+
+def _draw_confusion(evaluation: dict[str, Any], path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import html
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,14 @@ from automl.export.evaluation import CONFUSION_FILE
 from automl.export.portable import portable_path
 from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
-from automl.report.plots import Plot, plot_curves, plot_gap, plot_history, plot_parallel
+from automl.report.plots import (
+    Plot,
+    literal_text,
+    plot_curves,
+    plot_gap,
+    plot_history,
+    plot_parallel,
+)
 from automl.report.sections import quality_section, test_section
 from automl.search.summary import CHECKPOINT_GONE, SCORE_NAMES, best_epoch_scores
 
@@ -49,6 +59,13 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
     )
     if not isinstance(summary["trials"], list):
         raise ReportError(f"{path}: not a sweep summary (trials is not a list)")
+    for key in ("sweep", "metric"):
+        if not isinstance(summary[key], str):
+            raise ReportError(f"{path}: not a sweep summary ({key} is {summary[key]!r})")
+    if summary["mode"] not in ("max", "min"):
+        raise ReportError(
+            f"{path}: not a sweep summary (mode is {summary['mode']!r}, not max or min)"
+        )
     for number, row in enumerate(summary["trials"], start=1):
         problem = _row_problem(row)
         if problem:  # a hand-edited or cut file: a traceback deep in the drawing otherwise
@@ -90,22 +107,34 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
     summary = load_summary(out_dir)
     report_dir = out_dir / REPORT_DIR
     report_dir.mkdir(parents=True, exist_ok=True)
-    # an earlier report's images go first: a plot that is only a note now (a one-trial sweep
-    # started afresh under the name) left the old sweep's PNG, logged to the new MLflow run
-    for stale in (*PLOT_FILES, CONFUSION_FILE, "index.html"):
-        (report_dir / stale).unlink(missing_ok=True)
-    history, importance, curves, parallel, gap, pareto = (report_dir / f for f in PLOT_FILES)
-    plots = [
-        plot_history(summary, history),
-        plot_importance(summary, out_dir, importance),
-        plot_curves(summary, curves),
-        plot_parallel(summary, parallel),
-        plot_gap(summary, gap),
-        plot_pareto(summary, pareto),
-    ]
+    # drawn in a folder of its own, then moved in: a plot that failed to draw had already
+    # deleted the earlier report
+    drawing = Path(tempfile.mkdtemp(prefix=".report-drawing-", dir=out_dir))
+    try:
+        with literal_text():
+            history, importance, curves, parallel, gap, pareto = (drawing / f for f in PLOT_FILES)
+            plots = [
+                plot_history(summary, history),
+                plot_importance(summary, out_dir, importance),
+                plot_curves(summary, curves),
+                plot_parallel(summary, parallel),
+                plot_gap(summary, gap),
+                plot_pareto(summary, pareto),
+            ]
+            sections = [test_section(out_dir, drawing), quality_section(out_dir)]
+        write_text_atomic(
+            drawing / "index.html", render_html(summary, plots, [x for x in sections if x])
+        )
+        # an earlier report's images go: a plot that is only a note now (a one-trial sweep
+        # started afresh under the name) left the old sweep's PNG, logged to the new MLflow run
+        for name in (*PLOT_FILES, CONFUSION_FILE, "index.html"):  # the page last
+            if (drawing / name).exists():
+                os.replace(drawing / name, report_dir / name)
+            else:
+                (report_dir / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(drawing, ignore_errors=True)
     index = report_dir / "index.html"
-    sections = [test_section(out_dir, report_dir), quality_section(out_dir)]
-    write_text_atomic(index, render_html(summary, plots, [x for x in sections if x]))
     log.info("report: %s", index)
     if tracker is not None:
         tracker.log_artifact(report_dir, REPORT_DIR)
@@ -174,11 +203,11 @@ def trial_table(summary: dict[str, Any]) -> str:
             f'<td class="id">{html.escape(row["trial_id"])}{star}</td>',
             f'<td class="status" title="{reason}">{_badge(status)}{html.escape(status)}</td>',
             f"<td>{_fmt(row['best_value'])}</td>",
-            f"<td>{_fmt(row['best_epoch'])}</td>",
+            f"<td>{_fmt(row['best_epoch'] or None)}</td>",  # 0: no epoch ran
             f"<td>{_fmt(row['epochs_run'])}</td>",
             f"<td>{row['wall_s']:.1f}</td>",
             *(f'<td class="id">{html.escape(_fmt(row.get(c)))}</td>' for c in extras),
-            *(f"<td>{_fmt(best_epoch_scores(row).get(k))}</td>" for k in others),
+            *(f"<td>{html.escape(_fmt(best_epoch_scores(row).get(k)))}</td>" for k in others),
             *(f"<td>{html.escape(_fmt(row['params'].get(k)))}</td>" for k in keys),
         ]
         row_class = html.escape(" ".join(classes), quote=True)
@@ -188,17 +217,36 @@ def trial_table(summary: dict[str, Any]) -> str:
 
 
 def _best_line(summary: dict[str, Any]) -> str:
-    """Which trial won and where it went, or why nothing was exported."""
+    """Which trial was exported and where it went, or why nothing was exported."""
     e = html.escape
     best = summary.get("best_trial")
     if best is None:
         why = str(summary.get("outcome", "no_trial_scored")).replace("_", " ")
         return f"<p><b>Nothing exported:</b> {e(why)}.</p>"
-    return (
-        f"<p><b>Best:</b> trial {e(str(best))}, {e(summary['metric'])} = "
-        f"{e(_fmt(summary.get('best_value')))} at epoch {e(_fmt(summary.get('best_epoch')))}; "
-        f"exported to {e(portable_path(str(summary.get('export_dir') or CHECKPOINT_GONE)))}</p>"
+    metric, rule = summary["metric"], summary.get("export_rule") or {}
+    top = rule.get("top_trial")
+    chosen = (
+        f"trial {e(str(best))}, {e(metric)} = {e(_fmt(summary.get('best_value')))} at epoch "
+        f"{e(_fmt(summary.get('best_epoch')))}"
     )
+    if top is not None and top != best:  # sweep.export_rule=smallest_within, or a lost checkpoint
+        chosen += (
+            f" (rule {e(str(rule.get('rule')))}: the top trial is {e(str(top))}, "
+            f"{e(metric)} = {e(_fmt(rule.get('top_value')))})"
+        )
+    label = "Exported" if top is not None and top != best else "Best"
+    return f"<p><b>{label}:</b> {chosen}; {_where(summary)}</p>"
+
+
+def _where(summary: dict[str, Any]) -> str:
+    blocked = summary.get("export_blocked")
+    if blocked and not summary.get("export_dir"):  # the checkpoint is kept; the folder was not
+        return (
+            f"not exported: {html.escape(str(blocked))}; move it, then run the same command with "
+            "sweep.resume=true to export"
+        )
+    where = portable_path(str(summary.get("export_dir") or CHECKPOINT_GONE))
+    return f"exported to {html.escape(where)}"
 
 
 def render_html(
@@ -222,9 +270,9 @@ def render_html(
         _best_line(summary),
         "<h2>Trials</h2>",
         trial_table(summary),
-        '<p class="caption">★ best trial (its checkpoint is the exported model) · PRUNED: '
-        "stopped for overfitting · STOPPED: stopped early (ASHA or the time budget) · FAILED: "
-        "an error or a diverged loss; hover a status for the reason.</p>",
+        '<p class="caption">★ the exported trial · PRUNED: stopped for overfitting · STOPPED: '
+        "stopped early by ASHA · BUDGET: cut short by the sweep's time budget · FAILED: an error "
+        "or a diverged loss; hover a status for the reason.</p>",
         *sections,
     ]
     for plot in plots:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,15 @@ class Plot:
     caption: str
     file: str | None = None
     note: str = ""
+
+
+def literal_text() -> AbstractContextManager[Any]:
+    """Text drawn as written. Matplotlib reads what stands between two `$` as math: a class
+    or model name such as `$$` or `my$model_$x^` failed the whole drawing (and `a $5 or $10
+    tip` lost its dollar signs); nothing this project draws is meant as math."""
+    import matplotlib
+
+    return matplotlib.rc_context({"text.parse_math": False})
 
 
 def _figure(width: float = 9.0, height: float = 4.8) -> Any:
@@ -103,7 +113,7 @@ def _curve_plot(
             continue
         xs, ys = zip(*points, strict=True)
         style = _style(row, best)
-        label = row["trial_id"] + (" (best)" if row["trial_id"] == best else "")
+        label = row["trial_id"] + (" (exported)" if row["trial_id"] == best else "")
         if row["trial_id"] not in named:  # the legend names the best few; the rest unlabelled
             label = "_" + label
         ax.plot(xs, ys, marker="o", markersize=3, label=label, **style)

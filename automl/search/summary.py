@@ -22,9 +22,11 @@ def best_epoch_scores(row: Any) -> dict[str, float]:
     a summary row, or a trial record)."""
     get = row.get if isinstance(row, Mapping) else lambda key: getattr(row, key, None)
     history, epoch = get("history") or [], get("best_epoch") or 0
-    if not 1 <= epoch <= len(history):
+    # by its number: a history resumed from an older record may lack an epoch
+    found = [h for h in history if isinstance(h, Mapping) and h.get("epoch") == epoch]
+    if not epoch or not found:
         return {}
-    return {k: history[epoch - 1][k] for k in SCORE_NAMES if k in history[epoch - 1]}
+    return {k: found[0][k] for k in SCORE_NAMES if k in found[0]}
 
 
 def no_better_than_majority(row: Mapping[str, Any], val_labels: Sequence[int]) -> str | None:
@@ -87,6 +89,8 @@ def print_table(summary: dict[str, Any], stream: Any) -> None:
         print(f"\nno best {metric}: {counts}; nothing exported", file=stream)
         return
     exported = summary["export_dir"] or CHECKPOINT_GONE
+    if summary.get("export_blocked") and not summary["export_dir"]:  # the error above says why
+        exported = "nothing (the folder is in the way; the checkpoint is kept)"
     print(
         f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
         f"{counts}; exported to {exported}",

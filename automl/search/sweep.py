@@ -22,6 +22,7 @@ from automl.config.paths import not_replaceable, write_text_atomic
 from automl.config.resolve import as_dict
 from automl.config.schema import Config, ConfigError
 from automl.config.space_params import MODEL_KEY
+from automl.console import first_line
 from automl.data import quality
 from automl.data.prepare import prepare_data_for_models
 from automl.data.task import TaskData
@@ -534,7 +535,7 @@ def _write_report(out_dir: Path, tracker: SweepTracker | None) -> None:
     try:
         build_report(out_dir, tracker)  # logs where it went
     except Exception as err:  # never lose a finished sweep to a plot
-        log.warning("report: not written (%s: %s)", type(err).__name__, err)
+        log.warning("report: not written (%s: %s)", type(err).__name__, first_line(err))
 
 
 def _export_best(

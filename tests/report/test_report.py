@@ -449,3 +449,99 @@ def test_importance_leaves_out_a_range_an_extension_round_changed(tmp_path: Path
     )
     assert set(importances) == {LR}
     assert "its range changed between rounds: peft.frozen_layers" in note
+
+
+def test_dollar_signs_in_names_are_drawn_as_written_and_a_failed_drawing_keeps_the_old_report(
+    sweep_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Matplotlib read `$...$` as math: a searched model named `my$model_$x^` (or a class
+    `$$`) failed the drawing with a many-line traceback, after the earlier report was deleted."""
+    import shutil
+
+    out = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, out)
+    earlier = build_report(out).read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    for row in summary["trials"]:
+        row["params"]["model.name"] = "my$model_$x^"
+    (out / "summary.json").write_text(json.dumps(summary))
+    evaluation = {"confusion_matrix": [[2, 0], [1, 3]], "labels": ["$$", "a $5 or $10 tip"],
+                  "per_class": [], "accuracy": 0.83, "macro_f1": 0.8, "balanced_accuracy": 0.8,
+                  "num_examples": 6}  # fmt: skip
+    (out / "test_evaluation.json").write_text(json.dumps(evaluation))
+    assert main([str(out)]) == 0, capsys.readouterr().err
+    assert (out / "report" / "confusion_matrix.png").is_file()
+    assert "my$model_$x^" in (out / "report" / "index.html").read_text()
+    # a drawing that fails all the same leaves the earlier page and its images whole
+    (out / "summary.json").write_text(
+        json.dumps(json.loads((sweep_dir / "summary.json").read_text()))
+    )
+    build_report(out)
+    before = {p.name: p.read_bytes() for p in (out / "report").iterdir()}
+
+    def broken(*args: Any) -> None:
+        raise ValueError("a plot\nthat failed")
+
+    import automl.report.page as page
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(page, "plot_gap", broken)
+        assert main([str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot draw the report (ValueError: a plot)" in err, err
+    assert {p.name: p.read_bytes() for p in (out / "report").iterdir()} == before
+    assert [p.name for p in out.iterdir() if p.name.startswith(".report")] == []
+    assert earlier  # (the first report was drawn from the same summary)
+
+
+def test_a_trial_exported_by_the_smallest_within_rule_is_not_called_the_best(
+    tmp_path: Path,
+) -> None:
+    rows = [
+        _row("t1", "completed", 8, 1e-3, 0, [0.85]),
+        _row("t2", "completed", 16, 2e-3, 0, [0.9]),
+    ]
+    write_summary(tmp_path, rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary.update(best_trial="t1", best_value=0.85, best_epoch=1,
+                   export_rule={"rule": "smallest_within", "tolerance": 0.05,
+                                "top_trial": "t2", "top_value": 0.9})  # fmt: skip
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = build_report(tmp_path).read_text()
+    assert "<b>Exported:</b> trial t1" in page and "Best:" not in page
+    assert "the top trial is t2, val_accuracy = 0.9" in page
+    assert "★ the exported trial" in page and "BUDGET: cut short" in page
+
+
+def test_a_blocked_export_is_not_called_a_lost_checkpoint(tmp_path: Path) -> None:
+    write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.85])])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary["export_blocked"] = "/x/best holds files and is not an exported model"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = build_report(tmp_path).read_text()
+    assert "its checkpoint is gone" not in page
+    assert "not exported: /x/best holds files" in page and "sweep.resume=true" in page
+
+
+def test_a_summary_with_a_mode_or_name_it_cannot_draw_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_summary(tmp_path, [_row("t1", "completed", 8, 1e-3, 0, [0.85])])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key, value, problem in [("mode", "maximize", "not max or min"), ("sweep", 5, "sweep is 5")]:
+        (tmp_path / "summary.json").write_text(json.dumps({**summary, key: value}))
+        assert main([str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and problem in err, err
+
+
+def test_best_epoch_cells_are_escaped_and_a_trial_without_epochs_shows_none(
+    tmp_path: Path,
+) -> None:
+    row = _row("t1", "completed", 8, 1e-3, 0, [0.85])
+    row["history"][0]["val_f1"] = "<script>x()</script>"
+    write_summary(tmp_path, [row, _row("t2", "failed", 8, 1e-3, 0, [])])
+    page = build_report(tmp_path).read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    (failed,) = re.findall(r'<tr class="failed">.*?</tr>', page)
+    assert re.findall(r"<td>([^<]*)</td>", failed)[1] == "–"  # best epoch, after best value

@@ -108,3 +108,15 @@ def test_card_lists_every_score_of_the_exported_epoch() -> None:
         "at that epoch, validation accuracy 0.8000, macro-F1 0.3100, "
         "balanced accuracy 0.3333, loss 0.8000"
     ) in card
+
+
+def test_best_epoch_scores_finds_the_epoch_by_its_number_not_its_place() -> None:
+    """A history lacking epoch 1 (a record resumed from an older one) showed epoch 3's scores
+    for best epoch 2, and ranked ties in the export by them."""
+    history = [{"epoch": 2, "val_accuracy": 0.7, "val_loss": 0.46},
+               {"epoch": 3, "val_accuracy": 0.69, "val_loss": 0.41}]  # fmt: skip
+    assert best_epoch_scores({"history": history, "best_epoch": 2}) == {
+        "val_accuracy": 0.7,
+        "val_loss": 0.46,
+    }
+    assert best_epoch_scores({"history": history, "best_epoch": 1}) == {}
