@@ -10,7 +10,8 @@ the scores say nothing about each other, so the newer version, trained on the ne
 unless it trained on fewer examples than the champion: a quick check on a subsample
 (`data.max_examples=300`) under the same name, or a resumed sweep on the older data, took the
 alias from the model in service. A version that predicts other classes (another task under
-the same name) never takes it on its own.
+the same name) never takes it on its own, nor does any version take it from one that no sweep
+registered (by hand, or by another tool: someone pointed the alias there).
 """
 
 from __future__ import annotations
@@ -27,25 +28,27 @@ VALUE = "automl.best_value"
 DATA = "automl.data_sha256"
 TRAIN_EXAMPLES = "automl.train_examples"
 LABELS = "automl.labels"  # the classes a version predicts, sorted: what its callers read
+SWEEP = "automl.sweep"  # the sweep that registered a version (every version a sweep registers)
 
 
 def score_tags(
     provenance: Mapping[str, Any], mode: str, labels: Sequence[str] = ()
 ) -> dict[str, str]:
-    """The tags a version is compared by, from its export's provenance ({} without a score)
-    and the classes it predicts (`labels`, where known)."""
+    """The tags a version is compared by: the classes it predicts (`labels`, where known) and
+    its score, from its export's provenance (none where it has none)."""
+    tags: dict[str, str] = {}
+    if labels:  # a digest: a tag holds 5,000 characters, a label set may not fit
+        names = json.dumps(sorted(labels), ensure_ascii=False).encode("utf-8")
+        tags[LABELS] = f"{len(labels)} classes, sha256 {hashlib.sha256(names).hexdigest()}"
     value = provenance.get("best_value")
     fingerprint = provenance.get("data_fingerprint") or {}
     sha = fingerprint.get("sha256")
     if value is None or not sha or not math.isfinite(float(value)):
-        return {}
-    tags = {METRIC: str(provenance["metric"]), MODE: mode, VALUE: repr(float(value)), DATA: sha}
+        return tags
+    tags |= {METRIC: str(provenance["metric"]), MODE: mode, VALUE: repr(float(value)), DATA: sha}
     train = (fingerprint.get("counts") or {}).get("train")
     if isinstance(train, int):
         tags[TRAIN_EXAMPLES] = str(train)
-    if labels:  # a digest: a tag holds 5,000 characters, a label set may not fit
-        names = json.dumps(sorted(labels), ensure_ascii=False).encode("utf-8")
-        tags[LABELS] = f"{len(labels)} classes, sha256 {hashlib.sha256(names).hexdigest()}"
     return tags
 
 
@@ -58,16 +61,21 @@ def takes_alias(
     export) does not take the alias back from one registered after it."""
     if holder is None:
         return True, "no version held it"
-    ours, theirs = _number(new.get(VALUE)), _number(holder.get(VALUE))
-    if ours is None or not all(new.get(k) for k in (METRIC, MODE, DATA)):
-        return newer, "the new version has no score to compare"
-    if theirs is None or not all(holder.get(k) for k in (METRIC, MODE, DATA)):
-        return newer, "the version holding it has no score to compare"
+    if not holder.get(SWEEP):  # checked first: a score missing on either side took it
+        return False, (
+            "no sweep registered the version holding it (by hand, or another tool): move the "
+            "alias by hand if meant"
+        )
     if new.get(LABELS) and holder.get(LABELS) and new[LABELS] != holder[LABELS]:
         return False, (
             "it predicts other classes than the version holding it (another task?): the "
             "alias's callers would get other answers; move the alias by hand if meant"
         )
+    ours, theirs = _number(new.get(VALUE)), _number(holder.get(VALUE))
+    if ours is None or not all(new.get(k) for k in (METRIC, MODE, DATA)):
+        return newer, "the new version has no score to compare"
+    if theirs is None or not all(holder.get(k) for k in (METRIC, MODE, DATA)):
+        return newer, "the version holding it has no score to compare"
     if holder[DATA] != new[DATA]:
         ours_n, theirs_n = _count(new.get(TRAIN_EXAMPLES)), _count(holder.get(TRAIN_EXAMPLES))
         if ours_n is not None and theirs_n is not None and ours_n < theirs_n:

@@ -19,7 +19,7 @@ from automl.config.paths import read_json_object, readable_as_umask_allows
 from automl.config.schema import Config
 from automl.data.task import TaskData
 from automl.export.portable import is_hub_id, portable_path
-from automl.tracking.promotion import score_tags, takes_alias
+from automl.tracking.promotion import SWEEP, score_tags, takes_alias
 from automl.tracking.runs import SweepTracker
 
 log = logging.getLogger(__name__)
@@ -68,13 +68,13 @@ def register_export(
         try:
             client.get_registered_model(name)
         except Exception:
-            client.create_registered_model(name, tags={"automl.sweep": conf.sweep.name})
+            client.create_registered_model(name, tags={SWEEP: conf.sweep.name})
         card = export_dir / "README.md"
         version = str(client.create_model_version(
             # the artifact location, not models:/<id>: the registry resolves that one through
             # the process-wide tracking URI, which the driver leaves alone
             name, source=location, run_id=tracker.parent_id, model_id=model_id,
-            tags={"task": "text-classification", "automl.sweep": conf.sweep.name,
+            tags={"task": "text-classification", SWEEP: conf.sweep.name,
                   **({EXPORT: key} if key else {}), **scores},
             description=_description(card.read_text()) if card.is_file() else None,
         ).version)  # fmt: skip

@@ -102,6 +102,11 @@ def check_store(uri: str) -> None:
                 f"config: tracking.uri: {redact(uri)}: a SQLite store is sqlite:///relative.db "
                 "or sqlite:////absolute/path.db (three or four slashes)"
             )
+        if uri == "sqlite://" or sqlite_path(uri) == ":memory:":
+            raise ConfigError(
+                f"config: tracking.uri: {redact(uri)}: an in-memory SQLite store is gone when "
+                "the command ends (and with it every run); use sqlite:///PATH/mlflow.db"
+            )
         _check_creatable(uri, sqlite_path(uri))
         _check_is_mlflow_store(uri)
     elif scheme == "file":
@@ -127,7 +132,7 @@ def store_problem(uri: str | None) -> str | None:
 
 def _check_creatable(uri: str, path: str) -> None:
     """The store's file or folder exists, or its nearest existing parent is a writable folder."""
-    if not path or path == ":memory:" or uri == "sqlite://":
+    if not path:
         return
     problem = not_creatable(path)
     if problem:

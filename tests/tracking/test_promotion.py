@@ -20,6 +20,7 @@ from automl.tracking.promotion import (
     LABELS,
     METRIC,
     MODE,
+    SWEEP,
     TRAIN_EXAMPLES,
     VALUE,
     score_tags,
@@ -28,7 +29,7 @@ from automl.tracking.promotion import (
 
 
 def _tags(value: float, mode: str = "max", data: str = "abc", metric: str = "val_f1") -> dict:
-    return {METRIC: metric, MODE: mode, VALUE: repr(value), DATA: data}
+    return {METRIC: metric, MODE: mode, VALUE: repr(value), DATA: data, SWEEP: "topics"}
 
 
 def test_scores_compare_only_on_the_same_data_and_metric() -> None:
@@ -41,7 +42,7 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     # not compare: the alias stays on the version registered after it
     assert not takes_alias(_tags(0.7), _tags(0.7), newer=False)[0]
     assert not takes_alias(_tags(0.1, data="new"), _tags(0.9), newer=False)[0]
-    assert not takes_alias(_tags(0.7), {"task": "text-classification"}, newer=False)[0]
+    assert not takes_alias(_tags(0.7), {SWEEP: "topics"}, newer=False)[0]
     assert takes_alias(_tags(0.8), _tags(0.7), newer=False)[0]  # better: it takes it back
     keep, why = takes_alias(_tags(0.6), _tags(0.7))
     assert not keep and why == "val_f1 0.6000 is worse than its 0.7000 on the same data"
@@ -54,7 +55,7 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
         True, "the version holding it was trained on other data",
     )  # fmt: skip
     assert takes_alias(_tags(0.1, metric="val_accuracy"), _tags(0.9))[0]
-    assert takes_alias(_tags(0.1), {"task": "text-classification"})[0]  # registered by hand
+    assert takes_alias(_tags(0.1), {SWEEP: "topics"})[0]  # a sweep's, from before the scores
     assert takes_alias(_tags(0.1), {**_tags(0.9), VALUE: "n/a"})[0]  # a tag edited by hand
     assert takes_alias({}, _tags(0.9)) == (True, "the new version has no score to compare")
 
@@ -94,6 +95,23 @@ def test_a_version_predicting_other_classes_never_takes_the_alias() -> None:
     )
 
 
+def test_no_version_takes_the_alias_from_one_no_sweep_registered_or_across_classes() -> None:
+    """A version registered by hand (or by another tool) holding @champion lost it to the next
+    sweep of the name, and a version without a score took it from another task's: the class
+    check came after the score checks, and a version without a score had no class tag."""
+    by_hand = {"task": "text-classification", "owner": "other-team"}
+    for new in (_tags(0.9), {}, score_tags({}, "max", ["a", "b"])):
+        keep, why = takes_alias(new, by_hand)
+        assert not keep and why.startswith("no sweep registered the version holding it"), new
+    unscored = score_tags({"metric": "val_f1", "best_value": None}, "max", ["book", "cancel"])
+    assert set(unscored) == {LABELS}
+    topics = {SWEEP: "topics", **score_tags({}, "max", ["greetings", "science"])}
+    keep, why = takes_alias(unscored, topics)
+    assert not keep and why.startswith("it predicts other classes")
+    keep, why = takes_alias(score_tags({}, "max", ["greetings", "science"]), topics)
+    assert keep and why == "the new version has no score to compare"
+
+
 def test_an_export_without_a_trial_has_no_key_and_is_always_registered() -> None:
     from automl.tracking.registry import export_key
 
@@ -105,7 +123,9 @@ def test_an_export_without_a_trial_has_no_key_and_is_always_registered() -> None
 
 def test_score_tags_come_from_the_provenance() -> None:
     provenance = {"metric": "val_accuracy", "best_value": 0.75, "data_fingerprint": {"sha256": "f"}}
-    assert score_tags(provenance, "max") == _tags(0.75, data="f", metric="val_accuracy")
+    assert {SWEEP: "topics", **score_tags(provenance, "max")} == _tags(
+        0.75, data="f", metric="val_accuracy"
+    )
     assert score_tags({**provenance, "best_value": None}, "max") == {}
     assert score_tags({**provenance, "best_value": float("nan")}, "max") == {}
     assert score_tags({**provenance, "data_fingerprint": {}}, "max") == {}

@@ -122,6 +122,16 @@ def test_write_ahead_logging_for_every_form_of_sqlite_uri(
     assert sorted(p.name for p in tmp_path.iterdir()) == before == ["a b", "rel.db"]
 
 
+def test_an_in_memory_store_is_refused_in_one_line() -> None:
+    """`sqlite:///:memory:` passed the checks: a sweep's runs and its registered model went
+    into a database gone when the command ended, and a resume started a new parent run."""
+    from automl.tracking.uri import store_problem
+
+    for uri in ("sqlite:///:memory:", "sqlite://", "sqlite:///:memory:?cache=shared"):
+        problem = store_problem(uri)
+        assert problem and "in-memory SQLite store is gone when the command ends" in problem, uri
+
+
 def test_a_store_uri_is_checked_before_anything_is_written(tmp_path: Path) -> None:
     """A two-slash typo, another application's database and a file that is no database are
     refused in one line, and the file is left as it was; an MLflow store and a new file pass."""
