@@ -29,12 +29,14 @@ log = logging.getLogger("automl")
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by input, reported as one line (a traceback only with debug=true)."""
+    """Errors caused by input (or a tracking store that failed during a sweep), reported as
+    one line (a traceback only with debug=true)."""
     from automl.config.space_params import SearchSpaceError
     from automl.data.task import DataError
     from automl.model.load import ModelError
+    from automl.tracking.uri import StoreError
 
-    return (ConfigError, DataError, ModelError, SearchSpaceError)
+    return (ConfigError, DataError, ModelError, SearchSpaceError, StoreError)
 
 
 def composition_error(err: BaseException) -> str:

@@ -37,7 +37,13 @@ from automl.export.evaluation import (
 from automl.export.trained_texts import NO_BASE, base_trained_texts, write_trained_texts
 from automl.model.choices import anchored
 from automl.model.load import display_name
-from automl.provenance import git_commit, package_versions, redact_values, sweep_provenance
+from automl.provenance import (
+    git_commit,
+    package_versions,
+    redact,
+    redact_values,
+    sweep_provenance,
+)
 from automl.search.callback import SweepCallback, TrialRecord
 from automl.search.identity import DATA_KEY, check_same_data, data_identity
 from automl.search.objectives import n_objectives
@@ -76,6 +82,7 @@ from automl.search.tuner import (
 from automl.search.warm_start import warm_points
 from automl.tracking.registry import register_export
 from automl.tracking.runs import SweepTracker
+from automl.tracking.uri import StoreError, store_failure
 
 log = logging.getLogger("automl.sweep")
 
@@ -186,11 +193,27 @@ def _run_locked(
                 conf.sweep.name,
             )
             raise
+        except Exception as err:
+            failure = store_failure(err) if plan.tracking_uri else None
+            if failure is None:
+                raise
+            raise StoreError(  # a traceback of MLflow's REST client otherwise
+                f"MLflow store {redact(str(plan.tracking_uri))}: "
+                f"{redact(first_line(failure, 300))}; what the sweep did is kept in "
+                f"{plan.out_dir}: run the same command with "
+                "sweep.resume=true once the store answers"
+            ) from err
         finally:
             try:
                 if tracker is not None and status != "FINISHED":
-                    tracker.end_running_trials(status)  # an error inside the fit: its trials too
-                    tracker.end_sweep(status, {}, {"status": status.lower()})
+                    try:  # an error inside the fit: its trials too
+                        tracker.end_running_trials(status)
+                        tracker.end_sweep(status, {}, {"status": status.lower()})
+                    except Exception as err:  # the store failed too: the error above stands
+                        log.warning(
+                            "MLflow: the sweep's runs were not ended (%s); a resume ends them",
+                            redact(first_line(err, 300)),
+                        )
             finally:
                 if started_ray:
                     ray.shutdown()

@@ -17,6 +17,20 @@ from automl.provenance import redact
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
 
+class StoreError(Exception):
+    """The tracking store failed during a sweep (a server gone, a disk full): one line."""
+
+
+def store_failure(err: BaseException) -> BaseException | None:
+    """The MLflow error behind `err` (itself, or what it was raised from), None if none."""
+    from mlflow.exceptions import MlflowException
+
+    seen: BaseException | None = err
+    while seen is not None and not isinstance(seen, MlflowException):
+        seen = seen.__cause__ or seen.__context__
+    return seen
+
+
 def scheme_of(uri: str) -> str:
     """`sqlite`, `http`, ...; a bare path is `file`, and MLflow's bare `databricks` (or
     `databricks-uc`) is Databricks."""

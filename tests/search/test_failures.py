@@ -210,10 +210,11 @@ def test_failed_trial_is_not_started_over_when_the_sweep_resumes(tmp_path: Path)
 
 
 def test_ray_shuts_down_even_when_closing_the_mlflow_run_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A sweep that fails, and whose MLflow store then fails too (a server gone): the cluster
-    this sweep started is still shut down, and the store's error is the one raised."""
+    this sweep started is still shut down, and the sweep's own error is the one raised (the
+    store's hid it), the store's a warning."""
     import ray
 
     import automl.search.sweep as sweep_module
@@ -231,10 +232,46 @@ def test_ray_shuts_down_even_when_closing_the_mlflow_run_fails(
     monkeypatch.setattr(sweep_module, "_fit", fit_fails)
     monkeypatch.setattr(SweepTracker, "end_sweep", store_gone)
     conf = compose_sweep_config(tmp_path, "experiment=smoke")
-    with pytest.raises(ConnectionError) as caught:
+    with pytest.raises(RuntimeError, match="a trial broke the sweep"):
         run_sweep(conf)
-    assert isinstance(caught.value.__context__, RuntimeError)
     assert shutdowns == [True]
+    assert "the sweep's runs were not ended (the tracking server went away)" in caplog.text
+
+
+def test_a_store_that_fails_during_the_sweep_is_one_line_naming_the_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An MLflow server gone mid-sweep was MLflow's REST-client traceback."""
+    import ray
+    from mlflow.exceptions import MlflowException
+
+    import automl.search.sweep as sweep_module
+    from automl.cli.sweep import main
+
+    def store_fails(*args: object) -> None:
+        try:
+            raise ConnectionError("refused")
+        except ConnectionError:
+            raise RuntimeError("a Tune callback failed") from MlflowException(
+                "API request to http://u:secret@host:5000/api failed\nwith 3 more lines"
+            )
+
+    monkeypatch.setattr(sweep_module, "init_ray", lambda conf, plan: True)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    monkeypatch.setattr(sweep_module, "_fit", store_fails)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        "sys.argv", ["automl-sweep", "experiment=smoke", f"paths.output_dir={tmp_path}/out",
+                     f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", "hydra.run.dir=."],
+    )  # fmt: skip
+    with pytest.raises(SystemExit) as ended:
+        main()
+    assert ended.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"error: MLflow store sqlite:///{tmp_path}/mlflow.db: API request to")
+    assert "secret" not in err and err.endswith("with sweep.resume=true once the store answers")
+    parents, _ = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
+    assert [p.info.status for p in parents] == ["FAILED"]
 
 
 def test_a_resume_with_nothing_to_resume_opens_a_parent_run_of_its_own(
