@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # The MLflow UI opens an experiment with this tag on its runs table (model training) rather
 # than on the GenAI overview.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# A parent run's tag: a setting's value in the latest sitting, where it changed since the first
+LATEST = "automl.latest."
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, float]:
@@ -118,8 +120,11 @@ class SweepTracker:
             found = self._recorded(run_id) if run_id else None
         if found:
             self.parent_id = found
-            self.client.update_run(self.parent_id, status="RUNNING")
+            # read before it is marked RUNNING: a Ctrl-C while its trials' runs are read (a
+            # round trip each on a server) left the parent RUNNING
             self._children = self._existing_children()
+            self._log_changed_params(params)
+            self.client.update_run(self.parent_id, status="RUNNING")
             return self.parent_id
         run = self.client.create_run(
             self.experiment_id,
@@ -137,6 +142,22 @@ class SweepTracker:
                 self.client.set_terminated(self.parent_id, status)
             raise
         return self.parent_id
+
+    def _log_changed_params(self, params: dict[str, Any]) -> None:
+        """A resumed or extended sweep's settings: MLflow keeps a param's first value, so a
+        setting changed since (`sweep.num_samples` raised to extend it) is the tag
+        `automl.latest.<name>` beside the param, and a new one a param."""
+        data = self.client.get_run(self.parent_id).data
+        logged, tags = data.params, data.tags
+        values = {k: redact(str(v))[:6000] for k, v in params.items()}
+        new = [Param(k, v) for k, v in values.items() if k not in logged]
+        changed = [  # also back to the first value: an earlier sitting's tag said otherwise
+            RunTag(f"{LATEST}{k}", v[:5000])
+            for k, v in values.items()
+            if k in logged and (logged[k] != v or f"{LATEST}{k}" in tags)
+        ]
+        if new or changed:
+            self.client.log_batch(self.parent_id, params=new, tags=changed)
 
     def end_abandoned(self, run_id: str | None) -> None:
         """The parent run of the earlier sweep this fresh start replaces, left RUNNING with its

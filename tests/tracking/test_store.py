@@ -220,6 +220,40 @@ def test_an_experiment_deleted_in_the_ui_is_refused_before_compute(tmp_path: Pat
     check_experiment(uri, "other")
 
 
+def test_a_resumed_sweep_records_its_changed_settings_and_ends_no_run_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An extended sweep's parent run kept `num_samples` 3 beside 4 trials (MLflow keeps a
+    param's first value); and a Ctrl-C while a resume read its trials' runs left it RUNNING."""
+    from automl.tracking.runs import LATEST
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = SweepTracker(uri, "exp", "sw")
+    run = first.start_sweep({"num_samples": 3, "sampler": "tpe"}, {}, resume=False)
+    first.end_sweep("FINISHED", {}, {})
+    again = SweepTracker(uri, "exp", "sw")
+    again.start_sweep({"num_samples": 4, "sampler": "tpe", "new": 1}, {}, True, run_id=run)
+    data = MlflowClient(uri).get_run(run).data
+    assert data.params == {"num_samples": "3", "sampler": "tpe", "new": "1"}
+    assert {k: v for k, v in data.tags.items() if k.startswith(LATEST)} == {
+        f"{LATEST}num_samples": "4"
+    }
+    again.end_sweep("FINISHED", {}, {})
+    back = SweepTracker(uri, "exp", "sw")
+    back.start_sweep({"num_samples": 3, "sampler": "tpe", "new": 1}, {}, True, run_id=run)
+    assert MlflowClient(uri).get_run(run).data.tags[f"{LATEST}num_samples"] == "3"
+    back.end_sweep("KILLED", {}, {})
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    stopped = SweepTracker(uri, "exp", "sw")
+    monkeypatch.setattr(stopped, "_existing_children", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stopped.start_sweep({}, {}, True, run_id=run)
+    assert MlflowClient(uri).get_run(run).info.status == "KILLED"
+
+
 def test_a_resume_reopens_the_parent_run_its_state_recorded(tmp_path: Path) -> None:
     """Another output folder running a sweep of the same name into the same experiment: the
     resume reopened that folder's run (the latest of the name) and logged its trials there."""
