@@ -107,6 +107,12 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         _check(
             0 <= seed < 2**32, key, f"must be between 0 and 2**32 - 1 (numpy's seeds), got {seed}"
         )
+    _check(
+        conf.sampler.n_startup_trials >= 0,
+        "sampler.n_startup_trials",
+        f"must be >= 0 (random trials before the sampler models the space), got "
+        f"{conf.sampler.n_startup_trials}",
+    )
 
 
 def ray_address_problem(address: str | None) -> str | None:
@@ -123,6 +129,8 @@ def ray_address_problem(address: str | None) -> str | None:
     host, _, port = address.rpartition(":")
     if not host or not port.isdigit():
         return f"{address!r} is not HOST:PORT or auto"
+    if not 0 < int(port) < 65536:
+        return f"{address}: port {port} is not between 1 and 65535"
     return None
 
 
@@ -134,6 +142,8 @@ def _check_finite(conf: Config) -> None:
         ("train.weight_decay", t.weight_decay),
         ("peft.lora_alpha", conf.peft.lora_alpha),
         ("pruner.min_delta", conf.pruner.min_delta),
+        ("pruner.asha_reduction_factor", conf.pruner.asha_reduction_factor),  # stopped all but one
+        ("train.max_grad_norm", t.max_grad_norm),  # no clipping at all
         ("sweep.time_budget_s", conf.sweep.time_budget_s),
     ):
         _check(value is None or math.isfinite(value), key, f"must be finite, got {value}")
