@@ -119,7 +119,8 @@ class SpecChecker:
         self.model_blocks: dict[str, int] = {}  # the `model` key's choices and their block counts
         self.uses_blocks: list[str] = []  # keys checked so far whose bounds use `blocks`
         self._per_model_blocks = False  # checking one model choice's own `blocks` range
-        self.none_allowed = False  # the key's config value is None (so a `null` choice fits)
+        self.none_allowed = False  # the key's config value is None
+        self.null_fits = False  # a `null` choice fits the key (its schema type is Optional)
         # the model choices a frozen range applies to (None: all of them)
         self._frozen_models: list[str] | None = None
         self.shown = ""  # the key's config value, as messages show it
@@ -205,6 +206,9 @@ class SpecChecker:
         current = self._config_value(key)
         # a setting whose default is None (train.batch_size: auto) is typed by the schema
         self.none_allowed = current is None
+        # `null` is a value of an Optional setting whatever an experiment set it to (smoke's
+        # batch size 16 refused the `null` (auto) the default experiment accepted)
+        self.null_fits = current is None or _optional(key)
         self.shown = f"{current!r}" if current is not None else f"None ({_declared_kind(key)})"
         if current is None:
             current = _stand_in(key)
@@ -313,7 +317,7 @@ class SpecChecker:
                 self.fail(f"{field} must be a scalar, got {_describe(choice)}")
             if isinstance(choice, float) and not math.isfinite(choice):  # .inf, .nan
                 self.fail(f"{field} must be finite, got {choice!r}")
-            if not (_fits(choice, current) or (choice is None and self.none_allowed)):
+            if not (_fits(choice, current) or (choice is None and self.null_fits)):
                 kind = "" if self.none_allowed else f" ({type(current).__name__})"
                 self.fail(f"{field} ({choice!r}) does not fit the config value {self.shown}{kind}")
             allowed = CHOICES.get(self.key)  # a config key with a fixed set of values
@@ -490,8 +494,8 @@ def _model_branch(entry: Any) -> str | None:
     return choice if isinstance(choice, str) else None
 
 
-def _declared(key: str) -> Any:
-    """The schema's type of a dotted config key, Optional unwrapped (None: not in the schema)."""
+def _hint(key: str) -> Any:
+    """The schema's type hint of a dotted config key (None: not in the schema)."""
     from automl.config.schema import Config
 
     node: Any = Config
@@ -500,10 +504,21 @@ def _declared(key: str) -> Any:
         if part not in hints:
             return None
         node = hints[part]
+    return node
+
+
+def _declared(key: str) -> Any:
+    """The schema's type of a dotted config key, Optional unwrapped (None: not in the schema)."""
+    node = _hint(key)
     args = [a for a in typing.get_args(node) if a is not type(None)]
     if typing.get_origin(node) in (typing.Union, types.UnionType) and len(args) == 1:
         node = args[0]
     return typing.get_origin(node) or node
+
+
+def _optional(key: str) -> bool:
+    """Whether the schema lets a dotted config key be None (`int | None`)."""
+    return type(None) in typing.get_args(_hint(key))
 
 
 def _declared_kind(key: str) -> str:

@@ -636,3 +636,16 @@ def test_a_setting_left_to_auto_is_typed_by_the_schema(
     path.write_text("train.batch_size: {type: categorical, choices: [null, 8, 16]}\n")
     space = load_search_space(str(path), config=config, num_blocks=6, search_dir=tmp_path)
     assert space.params[0].choices == (None, 8, 16)  # auto, or a size
+
+
+def test_null_fits_an_optional_setting_whatever_the_experiment_set_it_to(tmp_path: Path) -> None:
+    """`train.batch_size: [8, null, 16]` loaded under the default experiment (batch size auto)
+    and was refused under smoke's batch size 16, naming null as no value of the setting."""
+    path = tmp_path / "x.yaml"
+    path.write_text("train.batch_size: {type: categorical, choices: [8, null, 16]}\n")
+    config = {**CONFIG, "train": {**CONFIG["train"], "batch_size": 16}}
+    space = load_search_space(str(path), config=config, num_blocks=6, search_dir=tmp_path)
+    assert space.params[0].choices == (8, None, 16)
+    path.write_text("train.learning_rate: {type: categorical, choices: [0.001, null]}\n")
+    with pytest.raises(SearchSpaceError, match=r"choices\[1\] \(None\) does not fit"):
+        load_search_space(str(path), config=config, num_blocks=6, search_dir=tmp_path)
