@@ -36,7 +36,11 @@ def model_labels(folder: Path) -> list[str]:
     """The classes of an exported (or any transformers classifier) folder, in id order; a
     folder that is none is one line."""
     if not folder.is_dir():
-        raise ModelError(f"{folder}: no such folder")
+        raise ModelError(
+            f"{folder}: {'a file, not a folder' if folder.exists() else 'no such folder'}"
+        )
+    if (folder / "summary.json").is_file() and (folder / "best" / "config.json").is_file():
+        raise ModelError(f"{folder}: a sweep's folder, not a model; its model is {folder / 'best'}")
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise ModelError(f"{folder}: no config.json (not an exported model folder)")

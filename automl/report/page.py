@@ -51,7 +51,9 @@ def load_summary(out_dir: Path) -> dict[str, Any]:
     """The sweep's summary.json, checked enough to draw from."""
     path = out_dir / "summary.json"
     if not out_dir.is_dir():
-        raise ReportError(f"{out_dir}: no such folder")
+        raise ReportError(
+            f"{out_dir}: {'a file, not a folder' if out_dir.exists() else 'no such folder'}"
+        )
     if not path.is_file():
         raise ReportError(f"{out_dir}: not a finished sweep (no summary.json)")
     summary = read_json_object(

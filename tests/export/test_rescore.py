@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,11 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
             "--split is for a dataset folder, not a file ({tmp}/new.jsonl)",
         ),
         (["models:/x@champion", "{tmp}/missing.csv"], "missing.csv: file not found"),  # first
+        (["{tmp}/notes.json", "{tmp}/new.jsonl"], "notes.json: a file, not a folder"),
+        (  # read as a model: "config.json: no id2label (not a classifier)"
+            ["{tmp}/sweep", "{tmp}/new.jsonl"],
+            "sweep: a sweep's folder, not a model; its model is {tmp}/sweep/best",
+        ),
         (
             ["models:/x@champion", "{tmp}/new.jsonl", "--tracking-uri", "ftp://host/db"],
             "--tracking-uri: unsupported scheme 'ftp'",
@@ -140,6 +146,10 @@ def test_bad_input_is_one_line_and_nothing_is_replaced(
     (tmp_path / "caps.csv").write_text("Text,label\npizza,food\n")
     (tmp_path / "notes.json").write_text('{"mine": true}')
     (tmp_path / "test_evaluation.json").write_text('{"accuracy": 0.9, "confusion_matrix": []}')
+    (tmp_path / "sweep" / "best").mkdir(parents=True)
+    (tmp_path / "sweep" / "summary.json").write_text('{"trials": []}')
+    (tmp_path / "sweep" / "config.json").write_text('{"sweep": {}}')
+    shutil.copy(model_dir / "config.json", tmp_path / "sweep" / "best" / "config.json")
     filled = [a.format(model=model_dir, tmp=tmp_path) for a in args]
     code, stdout, stderr = _run(capsys, *filled)
     assert code == 2 and stdout == ""

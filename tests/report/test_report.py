@@ -239,6 +239,14 @@ def test_cli_on_a_folder_that_is_not_a_sweep_exits_2_with_one_line(
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_cli_on_a_file_says_it_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main([str(tmp_path / "notes.txt")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'notes.txt'}: a file, not a folder\n"
+
+
 @pytest.mark.parametrize(
     ("edit", "problem"),
     [
