@@ -1,12 +1,15 @@
 """Joining a running Ray cluster (`ray.address`): a cluster that cannot be reached is one line.
 
-Ray itself waits: minutes for an address where nothing listens, ~20 s of retries when the
-cluster wants an authentication token this process lacks, then a traceback.
+Ray itself waits: minutes for an address where nothing listens or where another service
+answers (its dashboard's port), ~20 s of retries when the cluster wants an authentication token
+this process lacks, then a traceback.
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 
 from automl.config.schema import ConfigError
 from automl.config.values import ray_address_problem
@@ -29,7 +32,7 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         return
     host, _, port = address.rpartition(":")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
     except socket.gaierror:
         raise ConfigError(f"config: ray.address: {address}: no such host {host!r}") from None
     except OSError as err:
@@ -38,6 +41,38 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             f"config: ray.address: nothing answers at {address} ({why}); is the cluster up "
             "(`ray status` on its head)? An empty ray.address starts a private one"
         ) from None
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true"):
+            return  # a TLS handshake first: not probed
+        if not _speaks_http2(connection, timeout_s):
+            raise ConfigError(
+                f"config: ray.address: {address} answers, but not as a Ray cluster's head "
+                "(its GCS port, 6379 unless `ray start --head --port` set another); the "
+                "dashboard (8265) or an MLflow server there made Ray wait for minutes"
+            )
+
+
+# An HTTP/2 client's first bytes and an empty SETTINGS frame: a gRPC server (Ray's GCS)
+# answers with a SETTINGS frame of its own (type 4, the frame header's fourth byte)
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_http2(connection: socket.socket, timeout_s: float) -> bool:
+    """Whether the server answers HTTP/2 as gRPC does. An HTTP/1 server (Ray's dashboard,
+    MLflow) answers otherwise, and one that says nothing runs out the timeout."""
+    deadline = time.monotonic() + timeout_s
+    head = b""
+    try:
+        connection.sendall(_HTTP2_PREFACE)
+        while len(head) < 9 and (left := deadline - time.monotonic()) > 0:
+            connection.settimeout(left)
+            chunk = connection.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:  # a timeout, or a reset
+        return False
+    return len(head) == 9 and head[3] == 4
 
 
 def connection_error(address: str, err: Exception) -> ConfigError:

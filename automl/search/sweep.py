@@ -45,11 +45,13 @@ from automl.provenance import (
     sweep_provenance,
 )
 from automl.search.callback import SweepCallback, TrialRecord
+from automl.search.connect import check_reachable
 from automl.search.identity import DATA_KEY, check_same_data, data_identity
 from automl.search.objectives import n_objectives
 from automl.search.pareto import export_choice, mark_pareto
 from automl.search.plan import (
     SweepPlan,
+    cluster_address,
     dry_run_checks,
     init_ray,
     plan_sweep,
@@ -116,6 +118,12 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             "to rounds added later (sweep.num_samples above its trials)", conf.sweep.name,
             plan.keeps,
         )  # fmt: skip
+    address = cluster_address(conf)
+    if address is not None:  # a wrong address said now, not after the data were tokenized
+        import ray
+
+        if not ray.is_initialized():  # (asked again on joining it)
+            check_reachable(address)
     # data.quality=fail: a data problem stops the sweep here
     data, model_data = prepare_data_for_models(  # the files may have grown: said before tokenizing
         conf, plan.models,

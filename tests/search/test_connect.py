@@ -4,6 +4,9 @@ retries and a traceback."""
 from __future__ import annotations
 
 import socket
+import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,11 +27,38 @@ def test_an_address_where_nothing_listens_fails_at_once() -> None:
         check_reachable(f"127.0.0.1:{port}")
 
 
-def test_an_address_that_answers_passes() -> None:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+def test_a_ray_clusters_head_passes(shared_ray: Any) -> None:
+    import ray
+
+    shared_ray()
+    check_reachable(ray.get_runtime_context().gcs_address)
+
+
+def test_an_address_where_another_service_answers_fails_in_seconds() -> None:
+    """The dashboard's port (8265, which `ray job submit` takes) or an MLflow server: Ray
+    waited for minutes, printing its C++ warnings."""
+    import http.server
+    import threading
+
+    quiet = type(
+        "Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *args: None}
+    )
+    server = http.server.HTTPServer(("127.0.0.1", 0), quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(ConfigError, match="answers, but not as a Ray cluster's head"):
+            check_reachable(address)
+    finally:
+        server.shutdown()
+        server.server_close()
+    with socket.socket() as silent:  # accepts, says nothing: the timeout, not Ray's minutes
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match="answers, but not as a Ray cluster's head"):
+            check_reachable(f"127.0.0.1:{silent.getsockname()[1]}", timeout_s=0.5)
+        assert time.monotonic() - started < 3
 
 
 @pytest.mark.parametrize(
@@ -65,3 +95,25 @@ def test_local_is_a_private_instance_as_empty_is() -> None:
 
     for given, expected in [(None, None), ("", None), ("local", None), ("auto", "auto")]:
         assert cluster_address(Config(ray=RayConfig(address=given))) == expected
+
+
+def test_a_sweep_names_a_wrong_address_before_reading_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The address was first tried after the data were read and tokenized (minutes for a
+    large Hub dataset)."""
+    import ray
+    from conftest import compose_sweep_config
+
+    import automl.search.sweep as sweep_module
+
+    ray.shutdown()  # (the session's shared instance: a sweep would use it and ask no address)
+
+    def read_first(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data were read before the address was tried")
+
+    monkeypatch.setattr(sweep_module, "prepare_data_for_models", read_first)
+    port = _closed_port()
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", f"ray.address=127.0.0.1:{port}")
+    with pytest.raises(ConfigError, match=f"nothing answers at 127.0.0.1:{port}"):
+        sweep_module.run_sweep(conf)
