@@ -55,7 +55,7 @@ from automl.search.state import (
     state_text,
 )
 from automl.search.warm_start import WarmStart, load_warm_start
-from automl.tracking.uri import check_store, tracking_uri
+from automl.tracking.uri import check_store, sqlite_file, tracking_uri
 from automl.train.device import pick_device
 
 log = logging.getLogger("automl.sweep")
@@ -116,7 +116,8 @@ class SweepPlan:
             f"  search space {self.space.path}:",
             *(f"    {p.key}: {describe_param(p, self.space.models)}" for p in self.space.params),
             f"  results: {self.out_dir} (Ray: {self.storage}); MLflow: "
-            + (redact(self.tracking_uri) if self.tracking_uri else "off"),
+            + (redact(self.tracking_uri) if self.tracking_uri else "off")
+            + _new_store(self.tracking_uri),
             *(
                 [f"  {self.warm_start.describe()}" + ("" if self.warm_runs else NOT_AGAIN)]
                 if self.warm_start
@@ -200,6 +201,13 @@ def load_space(conf: Config) -> tuple[SearchSpace, int, Callable[[str], Any]]:
         blocks_of=lambda choice: num_blocks_of(config_of(choice)),
     )  # fmt: skip
     return space, num_blocks, config_of
+
+
+def _new_store(uri: str | None) -> str:
+    """ " (a new store: no such file yet)" for a SQLite file not there: a mistyped path (or
+    another working folder) gave a fresh store, the registry's models out of sight, unsaid."""
+    path = sqlite_file(uri) if uri else None
+    return f" (a new store: no file at {path.absolute()} yet)" if path and not path.exists() else ""
 
 
 def plan_sweep(conf: Config) -> SweepPlan:

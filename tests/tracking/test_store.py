@@ -320,3 +320,16 @@ def test_a_database_of_another_application_is_refused_without_writing_to_it(
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     SweepTracker(store, "exp", "sw")
     _check_tables(store)  # an MLflow store
+
+
+def test_the_plan_says_when_the_sqlite_store_is_new(tmp_path: Path) -> None:
+    """`tracking.uri=sqlite:////nonexistent/dir/x.db` (a typo) ran the sweep into a fresh
+    store, its registered model out of sight of the real registry, with nothing said."""
+    from conftest import compose_sweep_config
+
+    from automl.search.plan import plan_sweep
+
+    fresh = plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke", store=False))
+    assert f"(a new store: no file at {tmp_path / 'mlflow.db'} yet)" in fresh.describe()
+    known = plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke"))
+    assert "a new store" not in known.describe()
