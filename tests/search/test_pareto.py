@@ -49,7 +49,10 @@ def test_equal_best_values_go_to_the_lower_validation_loss_then_the_earlier_tria
     first, whatever their losses."""
 
     def scored(trial: str, accuracy: float, losses: list[float], best_epoch: int) -> dict:
-        history = [{"val_accuracy": accuracy, "val_loss": loss} for loss in losses]
+        history = [
+            {"epoch": e, "val_accuracy": accuracy, "val_loss": loss}
+            for e, loss in enumerate(losses, start=1)
+        ]
         return {**row(trial, accuracy, 10), "history": history, "best_epoch": best_epoch}
 
     rows = [scored("first", 0.8, [0.9, 0.7], 1), scored("second", 0.8, [0.8], 1),

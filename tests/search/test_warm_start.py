@@ -68,7 +68,7 @@ def test_top_trials_by_the_earlier_metric_and_mode() -> None:
     # equal values: the lower validation loss at the best epoch first, as the export chooses
     losses = [("x", 0.9), ("y", 0.5), ("z", 0.9)]
     tied = [{"trial_id": t, "best_value": 0.8, "status": "completed", "best_epoch": 1,
-             "history": [{"val_loss": v}]} for t, v in losses]  # fmt: skip
+             "history": [{"epoch": 1, "val_loss": v}]} for t, v in losses]  # fmt: skip
     tied_summary = {"metric": "val_accuracy", "trials": tied}
     assert [r["trial_id"] for r in top_trials(tied_summary, 3)] == ["y", "x", "z"]
 
