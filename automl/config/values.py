@@ -102,17 +102,17 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
     _check_pruner(conf.pruner)
     if not recorded:  # passed before 2026-12-06: a recorded config reads back as it ran
         _check_finite(conf)
+        _check(  # (Optuna took a negative count as 0)
+            conf.sampler.n_startup_trials >= 0,
+            "sampler.n_startup_trials",
+            f"must be >= 0 (random trials before the sampler models the space), got "
+            f"{conf.sampler.n_startup_trials}",
+        )
     for key, seed in (("data.seed", conf.data.seed), ("train.seed", conf.train.seed),
                       ("sampler.seed", conf.sampler.seed)):  # fmt: skip
         _check(
             0 <= seed < 2**32, key, f"must be between 0 and 2**32 - 1 (numpy's seeds), got {seed}"
         )
-    _check(
-        conf.sampler.n_startup_trials >= 0,
-        "sampler.n_startup_trials",
-        f"must be >= 0 (random trials before the sampler models the space), got "
-        f"{conf.sampler.n_startup_trials}",
-    )
 
 
 def ray_address_problem(address: str | None) -> str | None:
@@ -143,7 +143,6 @@ def _check_finite(conf: Config) -> None:
         ("peft.lora_alpha", conf.peft.lora_alpha),
         ("pruner.min_delta", conf.pruner.min_delta),
         ("pruner.asha_reduction_factor", conf.pruner.asha_reduction_factor),  # stopped all but one
-        ("train.max_grad_norm", t.max_grad_norm),  # no clipping at all
         ("sweep.time_budget_s", conf.sweep.time_budget_s),
     ):
         _check(value is None or math.isfinite(value), key, f"must be finite, got {value}")

@@ -41,6 +41,7 @@ log = logging.getLogger("automl.report")
 
 
 REPORT_DIR = "report"
+DRAWING = ".drawing-"  # report/.drawing-*: the report being drawn
 
 
 class ReportError(Exception):
@@ -110,8 +111,11 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
     report_dir = out_dir / REPORT_DIR
     report_dir.mkdir(parents=True, exist_ok=True)
     # drawn in a folder of its own, then moved in: a plot that failed to draw had already
-    # deleted the earlier report
-    drawing = Path(tempfile.mkdtemp(prefix=".report-drawing-", dir=out_dir))
+    # deleted the earlier report. Inside report/ (one filesystem for the move); one a kill
+    # left goes now, before the folder is logged
+    for left in report_dir.glob(f"{DRAWING}*"):
+        shutil.rmtree(left, ignore_errors=True)
+    drawing = Path(tempfile.mkdtemp(prefix=DRAWING, dir=report_dir))
     try:
         with literal_text():
             history, importance, curves, parallel, gap, pareto = (drawing / f for f in PLOT_FILES)
@@ -231,12 +235,15 @@ def _best_line(summary: dict[str, Any]) -> str:
         f"trial {e(str(best))}, {e(metric)} = {e(_fmt(summary.get('best_value')))} at epoch "
         f"{e(_fmt(summary.get('best_epoch')))}"
     )
+    lost = rule.get("without_checkpoint")
+    if lost:  # the rule's choice had lost its checkpoint (an extended sweep)
+        chosen += f" (trial {e(str(lost))}, the rule's choice, had lost its checkpoint)"
     if top is not None and top != best:  # sweep.export_rule=smallest_within, or a lost checkpoint
         chosen += (
             f" (rule {e(str(rule.get('rule')))}: the top trial is {e(str(top))}, "
             f"{e(metric)} = {e(_fmt(rule.get('top_value')))})"
         )
-    label = "Exported" if top is not None and top != best else "Best"
+    label = "Chosen" if top is not None and top != best else "Best"
     return f"<p><b>{label}:</b> {chosen}; {_where(summary)}</p>"
 
 
@@ -272,9 +279,9 @@ def render_html(
         _best_line(summary),
         "<h2>Trials</h2>",
         trial_table(summary),
-        '<p class="caption">★ the exported trial · PRUNED: stopped for overfitting · STOPPED: '
-        "stopped early by ASHA · BUDGET: cut short by the sweep's time budget · FAILED: an error "
-        "or a diverged loss; hover a status for the reason.</p>",
+        '<p class="caption">★ the trial chosen for export · PRUNED: stopped for overfitting · '
+        "STOPPED: stopped early by ASHA · BUDGET: cut short by the sweep's time budget · FAILED: "
+        "an error or a diverged loss; hover a status for the reason.</p>",
         *sections,
     ]
     for plot in plots:

@@ -113,7 +113,7 @@ def _curve_plot(
             continue
         xs, ys = zip(*points, strict=True)
         style = _style(row, best)
-        label = row["trial_id"] + (" (exported)" if row["trial_id"] == best else "")
+        label = row["trial_id"] + (" (chosen)" if row["trial_id"] == best else "")
         if row["trial_id"] not in named:  # the legend names the best few; the rest unlabelled
             label = "_" + label
         ax.plot(xs, ys, marker="o", markersize=3, label=label, **style)

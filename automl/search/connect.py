@@ -7,6 +7,7 @@ this process lacks, then a traceback.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -14,6 +15,8 @@ import time
 from automl.config.schema import ConfigError
 from automl.config.values import ray_address_problem
 from automl.console import first_line
+
+log = logging.getLogger("automl.sweep")
 
 CONNECT_TIMEOUT_S = 3.0
 AUTH_HINT = (
@@ -44,7 +47,14 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     with connection:
         if os.environ.get("RAY_USE_TLS", "").lower() in ("1", "true"):
             return  # a TLS handshake first: not probed
-        if not _speaks_http2(connection, timeout_s):
+        answer = _speaks_http2(connection, timeout_s)
+        if answer is None:  # a slow head (a busy GCS, a tunnel) is not refused for it
+            log.warning(
+                "ray.address: %s said nothing in %.0f s to an HTTP/2 greeting (as a Ray head "
+                "answers); joining it anyway: Ray may wait for minutes if it is no Ray head",
+                address, timeout_s,
+            )  # fmt: skip
+        elif not answer:
             raise ConfigError(
                 f"config: ray.address: {address} answers, but not as a Ray cluster's head "
                 "(its GCS port, 6379 unless `ray start --head --port` set another); the "
@@ -57,22 +67,27 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
 _HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
 
-def _speaks_http2(connection: socket.socket, timeout_s: float) -> bool:
-    """Whether the server answers HTTP/2 as gRPC does. An HTTP/1 server (Ray's dashboard,
-    MLflow) answers otherwise, and one that says nothing runs out the timeout."""
+def _speaks_http2(connection: socket.socket, timeout_s: float) -> bool | None:
+    """Whether the server answers HTTP/2 as gRPC does: False where it answers otherwise (an
+    HTTP/1 server: Ray's dashboard, MLflow) or hangs up; None where it says nothing in time."""
     deadline = time.monotonic() + timeout_s
     head = b""
     try:
         connection.sendall(_HTTP2_PREFACE)
-        while len(head) < 9 and (left := deadline - time.monotonic()) > 0:
+        while len(head) < 9:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None if not head else False
             connection.settimeout(left)
             chunk = connection.recv(9 - len(head))
-            if not chunk:
-                break
+            if not chunk:  # hung up
+                return False
             head += chunk
-    except OSError:  # a timeout, or a reset
+    except TimeoutError:
+        return None if not head else False
+    except OSError:  # reset
         return False
-    return len(head) == 9 and head[3] == 4
+    return head[3] == 4
 
 
 def connection_error(address: str, err: Exception) -> ConfigError:

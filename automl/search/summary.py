@@ -88,12 +88,12 @@ def print_table(summary: dict[str, Any], stream: Any) -> None:
     if summary["best_trial"] is None:  # the one-line error after it says why
         print(f"\nno best {metric}: {counts}; nothing exported", file=stream)
         return
-    exported = summary["export_dir"] or CHECKPOINT_GONE
+    exported = f"exported to {summary['export_dir'] or CHECKPOINT_GONE}"
     if summary.get("export_blocked") and not summary["export_dir"]:  # the error above says why
-        exported = "nothing (the folder is in the way; the checkpoint is kept)"
+        exported = "not exported (its folder is in the way; the checkpoint is kept)"
     print(
         f"\nbest {metric}: {summary['best_value']} (trial {summary['best_trial']}); "
-        f"{counts}; exported to {exported}",
+        f"{counts}; {exported}",
         file=stream,
     )
 

@@ -206,10 +206,10 @@ def _run_locked(
             if failure is None:
                 raise
             raise StoreError(  # a traceback of MLflow's REST client otherwise
-                f"MLflow store {redact(str(plan.tracking_uri))}: "
+                f"MLflow (store {redact(str(plan.tracking_uri))}) failed: "
                 f"{redact(first_line(failure, 300))}; what the sweep did is kept in "
-                f"{plan.out_dir}: run the same command with "
-                "sweep.resume=true once the store answers"
+                f"{plan.out_dir}: once the store works again, run the same command with "
+                "sweep.resume=true (debug=true shows the traceback)"
             ) from err
         finally:
             try:

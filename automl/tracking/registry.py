@@ -146,7 +146,7 @@ def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str,
         log.info("%s version %s holds @%s", name, version, alias)
         return
     newer = holder is None or int(version) > int(holder.version)
-    take, why = takes_alias(scores, dict(holder.tags) if holder is not None else None, newer)
+    take, why = takes_alias(scores, _holder_tags(client, holder), newer)
     if take:
         client.set_registered_model_alias(name, alias, version)
         log.info("registered %s version %s as @%s (%s)", name, version, alias, why)
@@ -155,6 +155,25 @@ def _promote(client: Any, name: str, alias: str, version: str, scores: dict[str,
             "%s version %s is registered; @%s stays on version %s: %s", name, version, alias,
             holder.version, why,
         )  # fmt: skip
+
+
+def _holder_tags(client: Any, holder: Any) -> dict[str, str] | None:
+    """The tags of the version holding the alias (None: no version does). Versions registered
+    before 2026-11-25 lack the `automl.sweep` tag (only their model had it): a version whose
+    run is a sweep's parent run is a sweep's all the same."""
+    if holder is None:
+        return None
+    tags = dict(holder.tags)
+    if not tags.get(SWEEP) and holder.run_id:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run_tags = client.get_run(holder.run_id).data.tags
+        except MlflowException:  # its run deleted: no sign a sweep registered it
+            return tags
+        if run_tags.get("automl.role") == "sweep":
+            tags[SWEEP] = run_tags.get(SWEEP) or "?"
+    return tags
 
 
 def _provenance(export_dir: Path) -> dict[str, Any]:

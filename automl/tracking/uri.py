@@ -25,10 +25,14 @@ def store_failure(err: BaseException) -> BaseException | None:
     """The MLflow error behind `err` (itself, or what it was raised from), None if none."""
     from mlflow.exceptions import MlflowException
 
+    visited: set[int] = set()
     seen: BaseException | None = err
-    while seen is not None and not isinstance(seen, MlflowException):
+    while seen is not None and id(seen) not in visited:
+        if isinstance(seen, MlflowException):
+            return seen
+        visited.add(id(seen))
         seen = seen.__cause__ or seen.__context__
-    return seen
+    return None
 
 
 def scheme_of(uri: str) -> str:
@@ -116,7 +120,15 @@ def check_store(uri: str) -> None:
                 f"config: tracking.uri: {redact(uri)}: a SQLite store is sqlite:///relative.db "
                 "or sqlite:////absolute/path.db (three or four slashes)"
             )
-        if uri == "sqlite://" or sqlite_path(uri) == ":memory:":
+        path = sqlite_path(uri)
+        if (
+            uri == "sqlite://"
+            or path == ":memory:"
+            or (  # a SQLite URI filename in memory
+                path.startswith("file:")
+                and (path.startswith("file::memory:") or "mode=memory" in uri)
+            )
+        ):
             raise ConfigError(
                 f"config: tracking.uri: {redact(uri)}: an in-memory SQLite store is gone when "
                 "the command ends (and with it every run); use sqlite:///PATH/mlflow.db"

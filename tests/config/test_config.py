@@ -148,7 +148,6 @@ BAD_VALUES = [
     ("train.learning_rate=inf", "train.learning_rate"),
     ("pruner.min_delta=inf", "pruner.min_delta"),
     ("pruner.asha_reduction_factor=inf", "pruner.asha_reduction_factor"),  # ran all but one
-    ("train.max_grad_norm=inf", "train.max_grad_norm"),
     ("sampler.n_startup_trials=-1", "sampler.n_startup_trials"),
     ("ray.address=127.0.0.1:99999", "ray.address"),  # tried as another port
     ("sweep.time_budget_s=inf", "sweep.time_budget_s"),

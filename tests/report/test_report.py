@@ -499,7 +499,10 @@ def test_dollar_signs_in_names_are_drawn_as_written_and_a_failed_drawing_keeps_t
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "cannot draw the report (ValueError: a plot);" in err[0], err
     assert {p.name: p.read_bytes() for p in (out / "report").iterdir()} == before
-    assert [p.name for p in out.iterdir() if p.name.startswith(".report")] == []
+    assert [p.name for p in (out / "report").iterdir() if p.name.startswith(".")] == []
+    (out / "report" / ".drawing-killed").mkdir()  # a kill mid-drawing left it
+    build_report(out)
+    assert [p.name for p in (out / "report").iterdir() if p.name.startswith(".")] == []
     assert earlier  # (the first report was drawn from the same summary)
 
 
@@ -517,9 +520,15 @@ def test_a_trial_exported_by_the_smallest_within_rule_is_not_called_the_best(
                                 "top_trial": "t2", "top_value": 0.9})  # fmt: skip
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     page = build_report(tmp_path).read_text()
-    assert "<b>Exported:</b> trial t1" in page and "Best:" not in page
+    assert "<b>Chosen:</b> trial t1" in page and "Best:" not in page
     assert "the top trial is t2, val_accuracy = 0.9" in page
-    assert "★ the exported trial" in page and "BUDGET: cut short" in page
+    assert "★ the trial chosen for export" in page and "BUDGET: cut short" in page
+    summary["export_rule"]["without_checkpoint"] = "t3"
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    assert (
+        "(trial t3, the rule's choice, had lost its checkpoint)"
+        in build_report(tmp_path).read_text()
+    )
 
 
 def test_a_blocked_export_is_not_called_a_lost_checkpoint(tmp_path: Path) -> None:

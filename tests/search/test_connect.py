@@ -52,13 +52,32 @@ def test_an_address_where_another_service_answers_fails_in_seconds() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    with socket.socket() as silent:  # accepts, says nothing: the timeout, not Ray's minutes
+
+
+def test_a_head_that_says_nothing_in_time_is_joined_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A busy head or a slow tunnel is not refused for a slow answer; one that hangs up is."""
+    with socket.socket() as silent:  # accepts, says nothing
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         started = time.monotonic()
-        with pytest.raises(ConfigError, match="answers, but not as a Ray cluster's head"):
-            check_reachable(f"127.0.0.1:{silent.getsockname()[1]}", timeout_s=0.5)
+        check_reachable(f"127.0.0.1:{silent.getsockname()[1]}", timeout_s=0.5)
         assert time.monotonic() - started < 3
+    assert "said nothing in 0 s to an HTTP/2 greeting" in caplog.text
+    with socket.socket() as rude:  # accepts, and hangs up at once
+
+        def hang_up() -> None:
+            connection, _ = rude.accept()
+            connection.close()
+
+        rude.bind(("127.0.0.1", 0))
+        rude.listen()
+        import threading
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        with pytest.raises(ConfigError, match="answers, but not as a Ray cluster's head"):
+            check_reachable(f"127.0.0.1:{rude.getsockname()[1]}", timeout_s=2.0)
 
 
 @pytest.mark.parametrize(

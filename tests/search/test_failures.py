@@ -268,8 +268,11 @@ def test_a_store_that_fails_during_the_sweep_is_one_line_naming_the_resume(
         main()
     assert ended.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith(f"error: MLflow store sqlite:///{tmp_path}/mlflow.db: API request to")
-    assert "secret" not in err and err.endswith("with sweep.resume=true once the store answers")
+    assert err.startswith(
+        f"error: MLflow (store sqlite:///{tmp_path}/mlflow.db) failed: API request to"
+    )
+    assert "secret" not in err and "once the store works again" in err
+    assert err.endswith("with sweep.resume=true (debug=true shows the traceback)")
     parents, _ = sweep_runs(f"sqlite:///{tmp_path / 'mlflow.db'}", "smoke")
     assert [p.info.status for p in parents] == ["FAILED"]
 

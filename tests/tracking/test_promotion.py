@@ -204,3 +204,27 @@ def test_champion_follows_the_best_version_not_the_last(
     card.with_name("provenance.json").write_text(json.dumps(provenance))
     relabelled = register_export(tracker, named, card.parent, None)
     assert relabelled != held and champion() == held
+
+
+def test_a_version_an_older_sweep_registered_counts_as_a_sweeps(tmp_path: Path) -> None:
+    """Versions registered before 2026-11-25 carry `automl.sweep` only on their model: one
+    holding @champion was read as registered by hand, and no sweep could ever take it."""
+    from automl.tracking.registry import _holder_tags
+    from automl.tracking.runs import SweepTracker
+
+    uri = mlflow_uri(tmp_path)
+    sweep_run = SweepTracker(uri, "exp", "topics").start_sweep({}, {}, resume=False)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    other_run = client.create_run(client.get_experiment_by_name("exp").experiment_id)
+    client.create_registered_model("m")
+    source = str(tmp_path)
+    older = client.create_model_version("m", source, run_id=sweep_run, tags={"task": "x"})
+    by_hand = client.create_model_version("m", source, run_id=other_run.info.run_id)
+    no_run = client.create_model_version("m", source)
+    assert _holder_tags(client, older)[SWEEP] == "topics"
+    assert SWEEP not in _holder_tags(client, by_hand)
+    assert SWEEP not in _holder_tags(client, no_run)
+    assert _holder_tags(client, None) is None
+    assert takes_alias(_tags(0.9), _holder_tags(client, older)) == (
+        True, "the version holding it has no score to compare"
+    )  # fmt: skip

@@ -127,9 +127,28 @@ def test_an_in_memory_store_is_refused_in_one_line() -> None:
     into a database gone when the command ended, and a resume started a new parent run."""
     from automl.tracking.uri import store_problem
 
-    for uri in ("sqlite:///:memory:", "sqlite://", "sqlite:///:memory:?cache=shared"):
+    for uri in (
+        "sqlite:///:memory:",
+        "sqlite://",
+        "sqlite:///:memory:?cache=shared",
+        "sqlite:///file::memory:?cache=shared",
+        "sqlite:///file:x?mode=memory&uri=true",
+    ):
         problem = store_problem(uri)
         assert problem and "in-memory SQLite store is gone when the command ends" in problem, uri
+    from mlflow.exceptions import MlflowException
+
+    from automl.tracking.uri import store_failure
+
+    looped = RuntimeError("a")
+    looped.__context__ = ValueError("b")
+    looped.__context__.__context__ = looped  # a cycle ends the walk
+    assert store_failure(looped) is None
+    store = MlflowException("down")
+    assert store_failure(RuntimeError("wrapped")) is None
+    wrapped = RuntimeError("wrapped")
+    wrapped.__cause__ = store
+    assert store_failure(wrapped) is store
 
 
 def test_a_store_uri_is_checked_before_anything_is_written(tmp_path: Path) -> None:
