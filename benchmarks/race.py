@@ -21,13 +21,16 @@ each running the search space's `first_trials` first (enqueued in its Optuna stu
               Optuna's default MedianPruner).
   ray_optuna  a bare Ray Tune + OptunaSearch script (seeded default TPE, as hf;
               time_budget_s=budget, one trial at a time on 2 CPUs) whose trainable calls
-              `run_trial` and reports once at the end.
+              `run_trial` and reports each epoch as it ends (before 2026-12-07: once, at the
+              trial's end).
   one_epoch   Egele et al. (2023): random candidates trained for their first epoch until half the
-              budget is used, then the best by validation trained on to their sampled epochs.
+              budget is used, then the best by validation trained on to their sampled epochs;
+              time still left goes to more first-epoch candidates (since 2026-12-07).
 
 Every system picks on validation; the score is the picked model's accuracy on the test split,
-which only the scorer here reads, after the run. A system's clock starts when it starts (data
-preparation and, for Ray, Ray's start-up included) and excludes the time spent keeping the
+which only the scorer here reads, after the run. A system's clock starts when it starts (its
+own imports, data preparation and, for Ray, Ray's start-up included; before 2026-12-07 the
+imports of the runner's own modules were left out) and excludes the time spent keeping the
 weights of each new pick, which are scored afterwards (`score_picks`) by one function for all.
 """
 
@@ -459,11 +462,11 @@ def finish(
 
 
 def run_ours(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> dict[str, Any]:
+    clock = Clock()  # every system's clock runs from its start: its own imports count
     import automl.search.sweep as sweep_module
     from automl.data.prepare import prepare_data
     from automl.search.sweep import run_sweep
 
-    clock = Clock()
     overrides = [o for o in sweep_overrides(work, "race") if "time_budget_s" not in o]
     conf = race_config(
         size, seed, quick, *overrides,
@@ -578,6 +581,7 @@ TRAINING_ARGS = {  # search-space key -> TrainingArguments field; keys the space
 
 
 def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> dict[str, Any]:
+    clock = Clock()
     import optuna
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -587,7 +591,6 @@ def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> di
     from automl.model.load import load_tokenizer
     from benchmarks import hf
 
-    clock = Clock()
     torch.set_num_threads(THREADS)
     conf = race_config(size, seed, quick)
     data = prepare_data(conf)
@@ -650,6 +653,9 @@ def run_hf(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> di
         output_dir=str(work / "hf"),
         per_device_eval_batch_size=128,  # speed only: the model does not depend on it
         eval_strategy="epoch",  # the validation accuracy the objective reads
+        # a float: Trainer casts a searched value to the field's type, and the int default
+        # turned a searched warmup share (0.1) into 0 steps
+        warmup_steps=0.0,
         save_strategy="no",
         logging_strategy="no",
         report_to="none",
@@ -707,30 +713,43 @@ def _define(space: Any, trial: Any) -> None:
 
 
 def _ray_trial(config: dict[str, Any], data: Any, base: dict[str, Any], keep: str) -> None:
-    """The bare script's trainable: the sampled config -> `run_trial` -> one report."""
+    """The bare script's trainable: the sampled config -> `run_trial`, reporting each epoch's
+    validation accuracy as it ends (as a Ray user's training loop does; one report at the
+    trial's end left a trial the budget cut with no pick, and made every pick late)."""
     import logging
 
     from ray import tune
 
     from automl.search.trial import overrides_from_trial, trial_config
+    from automl.train.checkpoint import BEST_FILE
     from automl.train.loop import run_trial
 
     logging.getLogger("automl").setLevel(logging.WARNING)
     conf = trial_config(base, overrides_from_trial(config))
-    result = run_trial(conf, data)
-    started = time.perf_counter()  # the weights, for the scorer (time not on the clock)
-    save_state(result.model, Path(keep) / f"{tune.get_context().get_trial_id()}.safetensors")
-    # run_trial hands back its best epoch's model: report that model's validation accuracy
-    val = result.best.get("val_accuracy", float("nan"))
-    tune.report(
-        {"val_accuracy": val, "epochs_run": result.epochs_run,
-         "save_s": time.perf_counter() - started}
-    )  # fmt: skip
+    trial_id = tune.get_context().get_trial_id()
+    epochs = [0]
+
+    def report(metrics: dict[str, float], write: Any, improved: bool) -> None:
+        epochs[0] += 1
+        started = time.perf_counter()  # the weights, for the scorer (time not on the clock)
+        if improved:  # only a trial's best epoch so far can be the race's pick
+            folder = Path(keep) / f"{trial_id}-checkpoint"
+            folder.mkdir(parents=True, exist_ok=True)
+            write(folder)
+            shutil.copy(folder / BEST_FILE, Path(keep) / f"{trial_id}-e{epochs[0]}.safetensors")
+            shutil.rmtree(folder, ignore_errors=True)
+        tune.report(
+            {"val_accuracy": metrics["val_accuracy"], "epoch": epochs[0],
+             "save_s": time.perf_counter() - started}
+        )  # fmt: skip
+
+    run_trial(conf, data, report)
 
 
 def run_ray_optuna(
     size: str, seed: int, budget_s: float, quick: bool, work: Path
 ) -> dict[str, Any]:
+    clock = Clock()
     import optuna
     import ray
     from ray import tune
@@ -740,7 +759,6 @@ def run_ray_optuna(
     from automl.data.prepare import prepare_data
     from automl.search.trial import overrides_from_trial
 
-    clock = Clock()
     conf = race_config(size, seed, quick)
     data = prepare_data(conf)
     space = load_space(conf)
@@ -753,8 +771,9 @@ def run_ray_optuna(
             self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
         ) -> None:
             clock.exclude(float(result.get("save_s", 0.0)))
+            pick = f"{trial.trial_id}-e{int(result['epoch'])}"
             events.append({"t": clock.now(), "val": float(result["val_accuracy"]),
-                           "id": trial.trial_id})  # fmt: skip
+                           "id": pick, "trial": trial.trial_id})  # fmt: skip
             params[trial.trial_id] = overrides_from_trial(dict(trial.config))
 
     ray.init(num_cpus=THREADS, include_dashboard=False, log_to_driver=False)
@@ -787,7 +806,7 @@ def run_ray_optuna(
     finally:
         ray.shutdown()
     wall = clock.now()
-    kept = {tid: (p, keep / f"{tid}.safetensors") for tid, p in params.items()}
+    kept = {e["id"]: (params[e["trial"]], keep / f"{e['id']}.safetensors") for e in events}
     return finish(
         "ray_optuna", conf, data, events, kept, wall, len(results), search_started_s=started
     )
@@ -826,7 +845,9 @@ def run_one_epoch(size: str, seed: int, budget_s: float, quick: bool, work: Path
     """Random candidates, each trained for the first epoch of its own schedule (its sampled
     epochs), until half the budget is used; then the best by validation go on from that
     epoch's checkpoint (not from scratch) to their sampled epochs, the top 3 first and the
-    next ones while the remaining time fits them (estimated from their first epoch)."""
+    next ones while the remaining time fits them (estimated from their first epoch); time
+    still left goes to more first-epoch candidates (each may be the pick), until the budget."""
+    clock = Clock()
     import optuna
     import torch
 
@@ -836,7 +857,6 @@ def run_one_epoch(size: str, seed: int, budget_s: float, quick: bool, work: Path
     from automl.train.checkpoint import BEST_FILE
     from automl.train.loop import run_trial
 
-    clock = Clock()
     torch.set_num_threads(THREADS)
     conf = race_config(size, seed, quick)
     data = prepare_data(conf)
@@ -863,14 +883,15 @@ def run_one_epoch(size: str, seed: int, budget_s: float, quick: bool, work: Path
                 kept[pick] = (values, path)
 
     candidates: list[dict[str, Any]] = []
-    started = clock.now()
-    while clock.now() < budget_s / 2:
+
+    def first_epoch(resumable: bool) -> None:
         trial = study.ask()
         values = space.suggest(trial)
         n = len(candidates)
         c = trial_config(base, values)
         folder = work / "candidates" / f"c{n}"
-        first = _FirstEpoch(folder, resumable=c.train.epochs > 1, is_pick=_beats(best))
+        first = _FirstEpoch(folder, resumable=resumable and c.train.epochs > 1,
+                            is_pick=_beats(best))  # fmt: skip
         with contextlib.suppress(_FirstEpochDone):
             run_trial(c, train_data, first.report)
         val = first.metrics.get("val_accuracy", math.nan)
@@ -884,6 +905,10 @@ def run_one_epoch(size: str, seed: int, budget_s: float, quick: bool, work: Path
              "epoch_s": first.metrics.get("epoch_s", 0.0)}
         )  # fmt: skip
         _drop_outside_top(candidates, ONE_EPOCH_KEEP)
+
+    started = clock.now()
+    while clock.now() < budget_s / 2:
+        first_epoch(resumable=True)
 
     ranked = sorted((c for c in candidates if math.isfinite(c["val"])), key=lambda c: -c["val"])
     trained_on = 0
@@ -901,10 +926,16 @@ def run_one_epoch(size: str, seed: int, budget_s: float, quick: bool, work: Path
         val = float(result.best.get("val_accuracy", float("nan")))
         keep_if_pick(f"c{cand['n']}-full", val, cand["values"],
                      lambda p, m=result.model: save_state(m, p))  # fmt: skip
+    # the budget's rest (a fifth of it went unused): more first epochs while one fits in it
+    ranked_n = len(candidates)
+    epoch_s = statistics.median([c["epoch_s"] for c in candidates if c["epoch_s"]] or [0.0])
+    while clock.now() + epoch_s <= budget_s:
+        first_epoch(resumable=False)
     wall = clock.now()
     return finish(
         "one_epoch", conf, data, events, kept, wall, len(candidates),
         search_started_s=started, trained_on=trained_on,
+        filled_with=len(candidates) - ranked_n,
     )  # fmt: skip
 
 
