@@ -57,14 +57,14 @@ sweep: install ## The quick sweep on the embedded default (< 10 min on 2 CPU cor
 bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks/results/
 	$(BIN)/python -m benchmarks.run
 
-race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges; DATA_SEED=1 another subsample and split) -> benchmarks/results/race_shared_first_trial[_data_seed_N]/
+race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges; DATA_SEED=1 another subsample and split) -> benchmarks/results/race_per_epoch_reports[_data_seed_N]/
 	$(BIN)/python -m benchmarks.race --size subsample --seeds $(or $(SEEDS),0,1,2) --budget-s 180 \
 		--data-seed $(or $(DATA_SEED),0) \
-		$(if $(ADD),--add-to,--out) benchmarks/results/race_shared_first_trial$(if $(DATA_SEED),_data_seed_$(DATA_SEED))
+		$(if $(ADD),--add-to,--out) benchmarks/results/race_per_epoch_reports$(if $(DATA_SEED),_data_seed_$(DATA_SEED))
 
-race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; seed 0 unless SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full_shared_first_trial/
+race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; seed 0 unless SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full_per_epoch_reports/
 	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 \
-		$(if $(ADD),--add-to,--out) benchmarks/results/race_full_shared_first_trial
+		$(if $(ADD),--add-to,--out) benchmarks/results/race_full_per_epoch_reports
 
 ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
