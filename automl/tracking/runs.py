@@ -44,6 +44,11 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _param_value(value: Any) -> str:
+    """A setting as an MLflow param: secrets in URIs masked, cut to MLflow's 6,000 characters."""
+    return redact(str(value))[:6000]
+
+
 def _now_ms() -> int:
     """MLflow's timestamps: milliseconds since the epoch."""
     return int(time.time() * 1000)
@@ -134,7 +139,7 @@ class SweepTracker:
         self.parent_id = run.info.run_id
         try:
             self.client.log_batch(
-                self.parent_id, params=[Param(k, redact(str(v))[:6000]) for k, v in params.items()]
+                self.parent_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
             )
         except BaseException as err:  # the run's id is not recorded yet: nothing would end it
             status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
@@ -149,7 +154,7 @@ class SweepTracker:
         `automl.latest.<name>` beside the param, and a new one a param."""
         data = self.client.get_run(self.parent_id).data
         logged, tags = data.params, data.tags
-        values = {k: redact(str(v))[:6000] for k, v in params.items()}
+        values = {k: _param_value(v) for k, v in params.items()}
         new = [Param(k, v) for k, v in values.items() if k not in logged]
         changed = [  # also back to the first value: an earlier sitting's tag said otherwise
             RunTag(f"{LATEST}{k}", v[:5000])
