@@ -73,9 +73,14 @@ ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 # so exposing it (MLFLOW_HOST=0.0.0.0) is a deliberate choice: the server has no authentication.
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
+# MLflow 3 answers requests addressed to localhost and private IPs only (others: HTTP 403).
+# MLFLOW_ALLOWED_HOSTS=head-node:5000,10.*: the Host headers it answers instead, with localhost's
+MLFLOW_ALLOWED_HOSTS ?=
+comma := ,
 mlflow-server: install ## Tracking server for clusters on MLFLOW_HOST:MLFLOW_PORT (default 127.0.0.1:5000)
 	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
-		--host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
+		--host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+		$(if $(MLFLOW_ALLOWED_HOSTS),--allowed-hosts "localhost:*$(comma)127.0.0.1:*$(comma)$(MLFLOW_ALLOWED_HOSTS)")
 
 lint: install ## ruff + mypy
 	$(BIN)/ruff check .

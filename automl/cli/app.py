@@ -45,6 +45,12 @@ def composition_error(err: BaseException) -> str:
     from hydra.errors import OverrideParseException
 
     if isinstance(err, OverrideParseException) and "LexerNoViableAlt" in str(err):
+        key, _, value = str(err.override).partition("=")
+        if value.startswith("~"):  # the shell ate the quotes the README's examples once had
+            return (
+                f"cannot parse the override {err.override!r}: a value starting with `~` needs "
+                f"Hydra's quotes inside the shell's: \"{key}='{value}'\""
+            )
         return (  # Hydra names only its lexer's exception
             f"cannot parse the override {err.override!r}: write key=value with no spaces "
             "around `=`, and quote a value that holds spaces or characters beyond ASCII "
@@ -267,12 +273,14 @@ def _naming(job: list[str]) -> Iterator[None]:
 
 
 def check_data_readable(conf: Config) -> None:
-    """A multirun job's data read as its run will read it (file, columns, labels, splits), so
-    that a missing file or column of a later job fails before the first job's compute. A Hub
-    dataset is left to its run: not downloaded for a check."""
+    """A multirun job's data read as its run will read it (file, columns, labels, splits,
+    `data.quality=fail`'s problems), so that a missing file or column of a later job fails
+    before the first job's compute. A Hub dataset is left to its run: not downloaded for a
+    check."""
     from pathlib import Path
 
     from automl.data.load import load_task_data
+    from automl.data.quality import enforce_before_tokens
 
     if conf.data.source == "hf" and not Path(conf.data.hf_name).is_dir():
         return  # as a dry run: `check_hub_dataset` is the run's
@@ -280,7 +288,8 @@ def check_data_readable(conf: Config) -> None:
     level = data_log.level
     data_log.setLevel(logging.ERROR)  # its warnings are the job's to give, in its own log
     try:
-        load_task_data(conf.data)
+        task = load_task_data(conf.data)
+        enforce_before_tokens(task, conf.data.quality, conf.data.min_class_examples)
     finally:
         data_log.setLevel(level)
 

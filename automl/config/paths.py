@@ -35,6 +35,10 @@ def not_replaceable(out_dir: Path) -> str | None:
     """Why an export may not be written to `out_dir`; None when it may: the folder is absent,
     empty, or an earlier export (it holds provenance.json and config.json). Any other folder is
     the user's, and an export replaces the folder it is written to."""
+    problem = _not_a_plain_folder(out_dir)
+    if problem:
+        return problem
+    out_dir = Path(os.path.abspath(out_dir))  # `x/..` and `.` have no name to export beside
     problem = not_creatable(out_dir, folder=True)
     if problem or not out_dir.exists():
         return problem
@@ -49,6 +53,24 @@ def not_replaceable(out_dir: Path) -> str | None:
     except OSError as err:
         return f"{out_dir} cannot be listed ({err.strerror})"
     return f"{out_dir} holds files and is not an exported model, which an export would replace"
+
+
+def _not_a_plain_folder(out_dir: Path) -> str | None:
+    """An export trades its folder for a new one: a symbolic link was traded itself (the folder
+    it named kept the old export, the link left as litter), and the current folder (`--out .`)
+    or one holding it cannot be traded at all (a traceback after the whole rebuild)."""
+    if out_dir.is_symlink():
+        return (
+            f"{out_dir} is a symbolic link, which an export would replace by a folder: name "
+            f"the folder it points to ({os.path.realpath(out_dir)})"
+        )
+    here, whole = Path.cwd().resolve(), out_dir.resolve()
+    if whole == here or whole in here.parents:
+        return (
+            f"{out_dir} is the current folder or holds it, which an export would replace: "
+            "name a folder inside it"
+        )
+    return None
 
 
 EXPORT_FILES_KEY = "files"  # provenance.json: the names the export wrote into its folder

@@ -70,10 +70,24 @@ def _assemble(
     if len(set(labels)) < 2:
         raise DataError(f"{where}: only one class ({label_names[labels[0]]!r}); need at least two")
     if names is None:  # a ClassLabel column holds classes by definition
-        cut = val_rows is None or (test_rows is None and cfg.test_fraction > 0)
-        _labels_without_classes(raw_labels, cfg.label_column, where, refuse=cut)
+        test_cut = test_rows is None and cfg.test_fraction > 0
+        _labels_without_classes(
+            raw_labels, cfg.label_column, where, refuse=val_rows is None or test_cut,
+            test_cut_alone=val_rows is not None,
+        )  # fmt: skip
     if cfg.max_examples is not None and cfg.max_examples < len(texts):
+        classes = len(set(labels))
+        if cfg.max_examples < classes:  # every class keeps one: more rows than asked, and a
+            raise DataError(  # split then refused "too few examples (100)" for 50 asked
+                f"{where}: data.max_examples={cfg.max_examples} is below the number of "
+                f"classes ({classes}), each of which keeps an example at least: raise it"
+            )
         keep = stratified_sample(labels, cfg.max_examples, rng)
+        if len(keep) > cfg.max_examples:
+            log.info(
+                "%s: data.max_examples=%d kept %d rows: every class keeps an example at least",
+                where, cfg.max_examples, len(keep),
+            )  # fmt: skip
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
     rest = LabeledTexts(texts, labels)
     test: LabeledTexts | None = None
@@ -99,7 +113,7 @@ def _assemble(
 
 
 def _labels_without_classes(
-    raw_labels: Sequence[Any], column: str, where: str, *, refuse: bool
+    raw_labels: Sequence[Any], column: str, where: str, *, refuse: bool, test_cut_alone: bool
 ) -> None:
     """Most rows alone in their class: an id or a score column, not classes to learn. Refused
     in one line where a split is cut from this data (it would fail on it in a puzzling way),
@@ -119,6 +133,8 @@ def _labels_without_classes(
         f"{where}: column {column!r} has {len(counts)} distinct values in {len(raw_labels)} rows,"
         f" {alone} of them alone in their class: {problem}"
     )
+    if refuse and test_cut_alone:  # few-shot data with a validation file of its own
+        message += "; few-shot data with a validation file: data.test_fraction=0 or data.test_path"
     if refuse:
         raise DataError(message)
     log.warning("%s", message)
@@ -131,15 +147,33 @@ def _encoded(rows: Rows, index: dict[str, int], trained: set[int]) -> LabeledTex
     texts, raw, where = rows
     unknown = sorted({str(x) for x in raw if index.get(str(x)) not in trained})
     if unknown:
-        raise DataError(f"{where}: labels not in the training data: {unknown[:5]}")
+        hint = _written_apart(unknown, index)
+        raise DataError(f"{where}: labels not in the training data: {unknown[:5]}{hint}")
     return LabeledTexts(texts, [index[str(x)] for x in raw])
 
 
+def _written_apart(unknown: list[str], index: dict[str, int]) -> str:
+    """`1.0` in a validation file against the training file's `1`: the same number written
+    another way, which the bare refusal did not say."""
+    known = {float(x): x for x in index if _is_number(x)}
+    for label in unknown:
+        if _is_number(label) and float(label) in known:
+            twin = known[float(label)]
+            return (
+                f" ({label!r} is the training data's {twin!r} written another way: write "
+                "labels alike)"
+            )
+    return ""
+
+
 def _label_names(raw_labels: Sequence[Any]) -> list[str]:
-    """Sorted label names; integer labels keep numeric order so 0..k-1 stay 0..k-1."""
+    """Sorted label names; integer labels keep numeric order so 0..k-1 stay 0..k-1, also
+    written as floats (`0.0 .. 11.0`, as pandas writes an int column that held a NaN)."""
     distinct = {str(x) for x in raw_labels}
     if all(_is_int(x) for x in distinct):
         return sorted(distinct, key=lambda x: (int(x), x))  # "1" and "01": one order always
+    if all(_is_number(x) and float(x).is_integer() for x in distinct):
+        return sorted(distinct, key=lambda x: (float(x), x))
     return sorted(distinct)
 
 
@@ -220,7 +254,7 @@ def read_labeled_file(
     if not rows:
         raise DataError(f"{path}: no rows")
     for option, column in zip(options, columns, strict=False):
-        if column not in rows[0][1]:
+        if column not in rows[0][1] and not any(column in row for _, row in rows):
             have = list(rows[0][1])
             if cfg.path and path != Path(cfg.path):  # a validation or test file: setting the
                 # column (the hint for a training file) would break the training file
@@ -331,7 +365,8 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         delimiter = _delimiter(header, columns)
         handle.seek(0)
         lines = _Lines(handle)
-        reader = csv.reader(lines, delimiter=delimiter)
+        # `"text", "label"`: the space after the separator opens no field (the quote does)
+        reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
         # `text, label`: the space after the comma is no part of a name
         names = [name.strip() for name in next(reader, [])]
         twice = sorted({name for name in names if name in columns and names.count(name) > 1})
@@ -390,7 +425,7 @@ def _strictly_quoted(path: Path, delimiter: str) -> bool:
     separator or the line's end), as `csv.writer` and pandas write them."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         try:
-            for _ in csv.reader(handle, delimiter=delimiter, strict=True):
+            for _ in csv.reader(handle, delimiter=delimiter, strict=True, skipinitialspace=True):
                 pass
         except csv.Error:
             return False
@@ -483,7 +518,12 @@ def _delimiter(header: str, columns: tuple[str, str]) -> str:
     among the header's columns (`text;category` with `label`: no column 'label')."""
     delimiters = (",", ";", "\t", "|")
     fields = {
-        d: [n.strip() for n in next(csv.reader([header.rstrip("\r\n")], delimiter=d), [])]
+        d: [
+            n.strip()
+            for n in next(
+                csv.reader([header.rstrip("\r\n")], delimiter=d, skipinitialspace=True), []
+            )
+        ]
         for d in delimiters
     }
     for fold in (str.strip, lambda name: name.strip().lower()):

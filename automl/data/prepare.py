@@ -41,6 +41,7 @@ def prepare_data_for_models(
     fingerprint = data_fingerprint(task)  # hashes every row: once, for all tokenizations
     if check_loaded is not None:
         check_loaded(task, fingerprint)
+    quality.enforce_before_tokens(task, conf.data.quality, conf.data.min_class_examples)
     tokenizer = load_tokenizer(conf.model)
     data = tokenize(task, tokenizer, conf.model.max_length, fingerprint)
     log.info(

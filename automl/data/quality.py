@@ -270,6 +270,14 @@ def write(report: Mapping[str, Any], out_dir: Path) -> Path | None:
     return path
 
 
+def enforce_before_tokens(task: TaskData, mode: str, min_class_examples: int) -> None:
+    """`fail`: its problems (leakage, empty texts, small classes) need no tokens, so they stop
+    the run as soon as the rows are read, not after the tokenizer loaded and every split was
+    tokenized; truncation, a warning only, waits for the tokens."""
+    if mode == "fail":
+        enforce(assess(task, {}, 0, min_class_examples), mode)
+
+
 def enforce(report: Mapping[str, Any], mode: str) -> None:
     """`fail`: any problem stops the run with one line, before any compute."""
     if mode == "fail" and report["problems"]:

@@ -52,6 +52,7 @@ def export_checkpoint(
     problem = not_replaceable(out_dir)  # the CLIs ask before any compute; this is the last guard
     if problem:
         raise FileExistsError(problem)
+    out_dir = Path(os.path.abspath(out_dir))  # written beside it: `x/..` has no name of its own
     set_seed(
         conf.train.seed
     )  # frozen weights of a randomly initialised (tiny) model match the trial's

@@ -47,6 +47,21 @@ def _refuse_base_as_target(model: Any, target: Path) -> None:
         )
 
 
+def _refuse_other_sweeps_export(target: Path, base: dict[str, Any]) -> None:
+    """`--out outputs/v1/best` for sweep v2: an earlier export may be replaced, but one another
+    sweep wrote (which its summary, report and registered model describe) went without a word."""
+    sweep = (base.get("sweep") or {}).get("name") if isinstance(base.get("sweep"), dict) else None
+    try:
+        other = read_json_object(target / "provenance.json").get("sweep")
+    except ValueError:  # no export there, or none readable: not_replaceable judged it
+        return
+    if isinstance(other, str) and isinstance(sweep, str) and other != sweep:
+        raise ExportError(
+            f"{target} holds sweep {other!r}'s export, which exporting sweep {sweep!r} there "
+            "would replace: name another folder, or move it away first"
+        )
+
+
 def launch_folder(sweep_dir: Path, output_dir: str) -> Path | None:
     """Where the sweep was started, from its folder `<paths.output_dir>/<sweep>` (None where
     the recorded output folder is absolute or does not end the path)."""
@@ -122,6 +137,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     problem = not_replaceable(target)
     if problem:
         raise ExportError(problem)
+    _refuse_other_sweeps_export(target, base)
     trials = summary["trials"] if isinstance(summary["trials"], list) else []
     rows = {row["trial_id"]: row for row in trials if isinstance(row, dict) and "trial_id" in row}
     if not trial_id:
@@ -140,6 +156,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
     best_params = (rows.get(best) or {}).get("params") or {}
     check_base_unchanged(sweep_dir, trial_conf.model, params, best_params)
+    check_model_settings_unchanged(sweep_dir, trial_conf.model, params, best_params)
     checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
     try:
         task = load_task_data(conf.data)  # loading is cheap; no tokenizing
@@ -227,6 +244,44 @@ def check_base_unchanged(
             f"model.name_or_path: {folder}: its files changed since the sweep exported "
             f"(sha256 {recorded[:12]} then): an export now would rebuild the trial on other "
             "base weights; put the base model back as it was"
+        )
+
+
+def check_model_settings_unchanged(
+    sweep_dir: Path, model: Any, params: dict[str, Any], best_params: dict[str, Any]
+) -> None:
+    """A searched model is rebuilt from its choice's conf/model file as it is now: a
+    `max_length` edited since the sweep gave an export that tokenizes otherwise than its
+    weights trained, unsaid. Judged by the model section the sweep's export (`best/`) recorded,
+    where it was built on the same choice as this trial; else nothing to judge by."""
+    from dataclasses import asdict
+
+    choice = params.get(MODEL_KEY)
+    if choice is None or best_params.get(MODEL_KEY) != choice:
+        return
+    try:
+        earlier = read_json_object(sweep_dir / "best" / "provenance.json")
+    except ValueError:
+        return
+    then = (
+        (earlier.get("config") or {}).get("model")
+        if isinstance(earlier.get("config"), dict)
+        else None
+    )
+    if not isinstance(then, dict):
+        return
+    now = asdict(model)
+    # where it lives is made portable in the record (and checked by its files' hash)
+    changed = [
+        k
+        for k, v in now.items()
+        if k not in ("name_or_path", "package") and k in then and then[k] != v
+    ]
+    if changed:
+        key = changed[0]
+        raise ExportError(
+            f"model {choice}: {key} is {now[key]!r} now, {then[key]!r} when the sweep trained "
+            f"it (its conf/model file changed since?): put it back as it was to export"
         )
 
 

@@ -16,6 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from automl.config.paths import read_json_object
 from automl.config.schema import PROJECT_ROOT, Config
+from automl.config.space_params import MODEL_KEY
 from automl.console import first_line
 from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
 from automl.data.task import DataError
@@ -95,7 +96,10 @@ def reproduce_config(
     as many threads as the trial had (thread count can change float sums)."""
     from automl.search.trial import apply_overrides, trial_config
 
-    base = apply_overrides(prov["config"], prov.get("hyperparameters") or {})
+    # the model section as the trial had it: a searched model's choice read again would take
+    # its conf/model file as it is now (a max_length edited since), or fail where it is gone
+    chosen = {k: v for k, v in (prov.get("hyperparameters") or {}).items() if k != MODEL_KEY}
+    base = apply_overrides(prov["config"], chosen)
     data = base["data"]
     # hf_name too: a `save_to_disk` folder is recorded by its name (its hub id is left as is)
     for key in ("path", "val_path", "test_path", "hf_name"):

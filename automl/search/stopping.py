@@ -229,7 +229,8 @@ class OverfitStopper(Stopper):
             self.pruned.pop(trial_id, None)
         history.append(record)
         reason = overfit_reason(history, self.rule)
-        if reason is None:
+        if reason is None:  # one a saved state held no longer holds (the trial went on past it)
+            self.pruned.pop(trial_id, None)
             return False
         self.pruned[trial_id] = reason
         return True

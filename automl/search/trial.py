@@ -79,7 +79,10 @@ def limit_gpu_memory(share: float, device: torch.device) -> float | None:
     fraction = memory_fraction(share, total)
     if fraction is not None:
         torch.cuda.set_per_process_memory_fraction(fraction, device)
-    return float(torch.cuda.get_per_process_memory_fraction(device))  # what the allocator holds
+    held = getattr(torch.cuda, "get_per_process_memory_fraction", None)  # torch 2.6 and later
+    if held is None:  # (pyproject allows 2.4: every GPU trial failed here on 2.4 and 2.5)
+        return 1.0 if fraction is None else fraction
+    return float(held(device))  # what the allocator holds
 
 
 def next_micro_batch(

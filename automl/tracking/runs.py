@@ -70,6 +70,12 @@ def check_experiment(uri: str, experiment: str) -> None:
         found = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
     except (MlflowException, OSError, ImportError) as err:  # an old schema, a login refused
         first = redact(first_line(err))[:200]
+        if "Invalid Host header" in str(err):  # MLflow 3's server: localhost, private IPs only
+            first = (
+                "the server refuses requests addressed to this host name (HTTP 403, Invalid "
+                "Host header): start it with --allowed-hosts naming it (`make mlflow-server "
+                "MLFLOW_ALLOWED_HOSTS=host:port`)"
+            )
         raise ConfigError(f"config: tracking.uri: {redact(uri)}: {first}") from None
     if found is not None and found.lifecycle_stage != "active":
         raise ConfigError(

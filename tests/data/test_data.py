@@ -994,7 +994,8 @@ def test_labels_mostly_alone_in_their_class_only_warn_where_nothing_is_split(
         f"{train}: column 'label' has 12 distinct values in 12 rows, 12 of them alone in "
         "their class: is it the label column?"
     ]
-    with pytest.raises(DataError, match="is it the label column"):  # a test split to cut
+    # a test split to cut: refused, naming what few-shot data sets (the column may be right)
+    with pytest.raises(DataError, match="is it the label column.*data.test_fraction=0 or data"):
         load_task_data(DataConfig(source="csv", path=str(train), val_path=str(other)))
 
 
@@ -1500,3 +1501,56 @@ def test_steps_of_several_length_groups_carry_the_datas_class_mix(
     assert _class_mix_distance(four, labels) < 1.08 * _class_mix_distance(shuffled, labels)
     forward = [s[i : i + 2] for s in four for i in range(0, len(s), 2)]
     assert _padded_tokens(forward, lengths) <= _padded_tokens(one, lengths)
+
+
+def test_max_examples_below_the_number_of_classes_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every class keeps an example: 50 asked of 100 classes gave 100 rows, then a split
+    refused "too few examples (100)", naming neither the cap nor the classes."""
+    names = [f"intent {c}" for c in range(100)]
+    path = write_rows(tmp_path / "train.csv", _rows(1000, names))
+    with pytest.raises(
+        DataError, match=r"data.max_examples=50 is below the number of classes \(100\)"
+    ):
+        load_task_data(DataConfig(source="csv", path=str(path), max_examples=50))
+    three = write_rows(tmp_path / "three.csv", _rows(90, ["a"] * 80 + ["b"] * 9 + ["c"]))
+    with caplog.at_level(logging.INFO, logger="automl.data.load"):
+        task = load_task_data(
+            DataConfig(source="csv", path=str(three), max_examples=4, test_fraction=0)
+        )
+    assert len(_all_labels(task)) == 5
+    assert "data.max_examples=4 kept 5 rows: every class keeps an example" in caplog.text
+
+
+def test_json_lines_whose_first_row_lacks_a_column_names_that_row(tmp_path: Path) -> None:
+    """The column was looked for in the first row alone: "no column 'label' (columns:
+    text)" for a file whose other rows all have it."""
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "hi"}\n' + GOOD_JSONL)
+    with pytest.raises(DataError, match=r"a.jsonl: line 1: .*label"):
+        load_task_data(DataConfig(source="jsonl", path=str(path)))
+
+
+def test_a_csv_quoted_after_a_space_reads_its_columns(tmp_path: Path) -> None:
+    """`"text", "label"`: the space before the quote kept the quotes in the name ("no column
+    'label' (columns: text, "label")"), and in every label."""
+    path = tmp_path / "k.csv"
+    rows = "".join(f'"row {i}, with a comma", "{"ab"[i % 2]}"\n' for i in range(20))
+    path.write_text('"text", "label"\n' + rows)
+    task = load_task_data(DataConfig(source="csv", path=str(path)))
+    assert task.label_names == ["a", "b"]
+    assert "row 3, with a comma" in [t for split in _splits(task) for t in split.texts]
+
+
+def test_whole_numbers_written_as_floats_keep_numeric_order(tmp_path: Path) -> None:
+    """Labels `0.0 .. 11.0` (pandas writes an int column that held a NaN so) were ordered
+    0.0, 1.0, 10.0, 11.0, 2.0; and `1.0` in a validation file against the training file's `1`
+    was refused without saying they are one number."""
+    train = write_rows(tmp_path / "train.jsonl", _rows(120, [float(c) for c in range(12)]))
+    task = load_task_data(DataConfig(source="jsonl", path=str(train)))
+    assert task.label_names == [f"{c}.0" for c in range(12)]
+    ints = write_rows(tmp_path / "ints.jsonl", _rows(40, [0, 1]))
+    floats = write_rows(tmp_path / "floats.jsonl", _rows(10, [0.0, 1.0]))
+    with pytest.raises(DataError, match=r"\('0.0' is the training data's '0' written another way"):
+        load_task_data(DataConfig(source="jsonl", path=str(ints), val_path=str(floats)))

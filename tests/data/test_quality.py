@@ -237,3 +237,24 @@ def test_prepare_data_with_quality_fail_stops_with_one_line(
         prepare_data(conf)
     off = prepare_data(tiny_config(data__path=str(_leaky_csv(tmp_path)), data__quality="off"))
     assert off.quality == {}
+
+
+def test_quality_fail_stops_before_the_tokenizer_and_in_a_multiruns_check(
+    tmp_path: Path, tiny_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its problems need no tokens: the refusal came after the tokenizer loaded (a download,
+    for a Hub model) and every split was tokenized; and a multirun's later job with bad data
+    was refused only after the earlier jobs' whole sweeps."""
+    from automl.cli.app import check_data_readable
+    from automl.data import prepare
+
+    def no_tokenizer(model: Any) -> None:
+        raise AssertionError("the tokenizer was loaded before the refusal")
+
+    monkeypatch.setattr(prepare, "load_tokenizer", no_tokenizer)
+    conf = tiny_config(data__path=str(_leaky_csv(tmp_path)), data__quality="fail")
+    with pytest.raises(DataError, match=r"data quality \(data.quality=fail\): \d+ "):
+        prepare.prepare_data(conf)
+    with pytest.raises(DataError, match=r"data quality \(data.quality=fail\): \d+ "):
+        check_data_readable(conf)
+    check_data_readable(tiny_config(data__path=str(_leaky_csv(tmp_path))))  # warn: its run's

@@ -75,3 +75,26 @@ def test_a_base_model_changed_since_the_sweeps_export_is_refused(tmp_path: Path)
     check_base_unchanged(sweep, model, {"model": "outputs/b/best"}, best)
     (sweep / "best" / "provenance.json").unlink()  # no export recorded a hash: none to judge by
     check_base_unchanged(sweep, model, trial, best)
+
+
+def test_a_searched_models_settings_changed_since_the_sweep_are_refused(tmp_path: Path) -> None:
+    """A searched model choice is rebuilt from its conf/model file as it is now: a max_length
+    edited since gave an export tokenizing otherwise than its weights trained, unsaid."""
+    import json
+    from dataclasses import asdict
+
+    from automl.config.schema import ModelConfig
+    from automl.export.reexport import check_model_settings_unchanged
+
+    sweep = tmp_path / "v2"
+    (sweep / "best").mkdir(parents=True)
+    then = ModelConfig(source="tiny", max_length=48)
+    recorded = {"config": {"model": {**asdict(then), "name_or_path": "elsewhere"}}}
+    (sweep / "best" / "provenance.json").write_text(json.dumps(recorded))
+    trial = best = {"model": "tiny_bert", "lr": 0.1}
+    check_model_settings_unchanged(sweep, then, trial, best)  # as it was (its path apart)
+    now = ModelConfig(source="tiny", max_length=64)
+    with pytest.raises(ExportError, match=r"^model tiny_bert: max_length is 64 now, 48 when"):
+        check_model_settings_unchanged(sweep, now, trial, best)
+    check_model_settings_unchanged(sweep, now, {"model": "minilm"}, best)  # another choice's
+    check_model_settings_unchanged(sweep, now, {"lr": 0.1}, {"lr": 0.2})  # no model searched

@@ -194,3 +194,30 @@ def test_an_export_is_not_replaced_with_files_put_in_it_since(
     (out_dir / ".gitattributes").unlink()
     _export(trial_checkpoint, out_dir, "new")  # its own files alone: replaced as before
     assert _tag(out_dir) == "new"
+
+
+def test_an_export_refuses_a_symbolic_link_and_the_current_folder(
+    tmp_path: Path, trial_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link to a folder was traded for a new folder (the folder it named kept the old
+    export; the link stayed as litter no cleanup removed); `--out .` in an empty folder passed
+    every check and failed with a traceback after the rebuild, the model left inside it."""
+    real = tmp_path / "real"
+    _export(trial_checkpoint, real, "old")
+    link = tmp_path / "best"
+    link.symlink_to(real, target_is_directory=True)
+    assert (problem := not_replaceable(link)) and "is a symbolic link" in problem
+    with pytest.raises(FileExistsError, match="is a symbolic link"):
+        _export(trial_checkpoint, link, "new")
+    assert link.is_symlink() and _tag(real) == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best", "real"]
+    empty = tmp_path / "empty"
+    (empty / "inner").mkdir(parents=True)
+    monkeypatch.chdir(empty / "inner")
+    for here in (Path("."), Path(".."), Path("../inner")):
+        assert (problem := not_replaceable(here)) and "is the current folder or holds it" in problem
+    (empty / "inner").rmdir()
+    monkeypatch.chdir(empty)
+    with pytest.raises(FileExistsError, match="current folder"):
+        _export(trial_checkpoint, Path("."), "new")
+    assert list(empty.iterdir()) == []

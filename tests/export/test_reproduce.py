@@ -288,6 +288,20 @@ def test_data_or_model_elsewhere_is_refused_where_the_trial_read_no_file(
     assert conf.data.path == "new.csv"
 
 
+def test_a_searched_model_is_rebuilt_as_the_trial_had_it(
+    tiny_config: Callable[..., Config],
+) -> None:
+    """The recorded config holds the trial's model section; its searched choice applied again
+    took the conf/model file as it is now (a max_length or layer count edited since)."""
+    from automl.config.resolve import as_dict
+    from automl.export.reproduce import reproduce_config
+
+    trained = tiny_config(model__max_length=24, model__tiny_layers=3)  # the file said so then
+    prov = {"config": as_dict(trained), "hyperparameters": {"model": "tiny_bert"}}
+    conf = reproduce_config(prov)
+    assert (conf.model.max_length, conf.model.tiny_layers) == (24, 3)
+
+
 def test_separate_validation_and_test_files_are_found_beside_data(
     tiny_config: Callable[..., Config], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

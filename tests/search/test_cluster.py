@@ -4,6 +4,7 @@ MLflow tracking server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -175,6 +176,10 @@ def test_the_memory_cap_goes_on_the_trials_device(monkeypatch: pytest.MonkeyPatc
     assert limit_gpu_memory(0.5, torch.device("cpu")) is None  # a CPU trial: nothing to cap
     assert limit_gpu_memory(1.0, torch.device("cuda", 0)) == 1.0  # a whole GPU: nothing to cap
     assert calls == [(memory_fraction(0.5, 16 * GIB), torch.device("cuda", 1))]
+    # torch 2.4 and 2.5, which pyproject allows, have no getter: what was set is reported
+    monkeypatch.delattr(torch.cuda, "get_per_process_memory_fraction")
+    assert limit_gpu_memory(0.5, torch.device("cuda", 0)) == memory_fraction(0.5, 16 * GIB)
+    assert limit_gpu_memory(1.0, torch.device("cuda", 0)) == 1.0
 
 
 @pytest.mark.parametrize("gpus", ["2", "4"])
@@ -455,6 +460,12 @@ def _free_port() -> int:
 
 @pytest.fixture
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    with _serving(tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _serving(tmp_path: Path, **env: str) -> Iterator[str]:
     port = _free_port()
     mlflow = Path(sys.executable).parent / "mlflow"
     server = subprocess.Popen(
@@ -462,7 +473,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[str]:
          "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
-        env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+        env={**os.environ, "MLFLOW_TRACKING_URI": "", **env},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -511,6 +522,19 @@ def test_sweep_logs_to_a_tracking_server(mlflow_server: str, tmp_path: Path) -> 
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"config.json", "summary.json"} <= artifacts
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to a local store
+
+
+@pytest.mark.slow  # a server process
+def test_a_server_refusing_the_host_name_says_how_to_allow_it(tmp_path: Path) -> None:
+    """MLflow 3's server answers requests addressed to localhost and private IPs only: one by
+    the head node's name passed the /health check and was refused with MLflow's own words."""
+    from automl.tracking.runs import check_experiment
+    from automl.tracking.uri import check_reachable
+
+    with _serving(tmp_path, MLFLOW_SERVER_ALLOWED_HOSTS="head-node:*") as url:
+        check_reachable(url)  # /health answers any name
+        with pytest.raises(ConfigError, match=r"Invalid Host header\): start it with --allowed"):
+            check_experiment(url, "smoke")
 
 
 # ---------------------------------------------------------------------------------------------

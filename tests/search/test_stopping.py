@@ -506,3 +506,22 @@ def test_a_resumed_sweeps_asha_keeps_the_rungs_it_had() -> None:
     rungs, so the first trial at each rung set its own cut-off and ran on however weak."""
     assert _asha_and_a_weak_newcomer(catch_up=False) == ASHAScheduler.CONTINUE  # Ray's own
     assert _asha_and_a_weak_newcomer(catch_up=True) == ASHAScheduler.STOP
+
+
+def test_a_reason_that_no_longer_holds_is_dropped_after_a_resume() -> None:
+    """The reason stayed once set: a trial that went on past it after a driver restart (the
+    stopper's state saved with the verdict, the trial kept running) and was later stopped by
+    ASHA was labelled pruned_overfit with a reason its history no longer gave."""
+    from automl.search.callback import final_status
+
+    rule = OverfitRule(metric="val_accuracy", mode="max", grace_period=1, patience=1, signal="both")
+    first = OverfitStopper(rule)
+    for result in _results([0.5, 0.6, 0.6], [1.0, 0.8, 0.6], [1.0, 0.8, 0.9]):
+        first("T", result)
+    assert first.reason("T") is not None  # fired at epoch 3
+    resumed = OverfitStopper(rule)
+    resumed.set_state(first.get_state())
+    (better,) = _results([0.5, 0.6, 0.6, 0.7], [1.0, 0.8, 0.6, 0.5], [1.0, 0.8, 0.9, 0.7])[3:]
+    assert resumed("T", better) is False
+    assert resumed.reason("T") is None
+    assert final_status(6, 10, resumed.reason("T"))[0] == "stopped_early"

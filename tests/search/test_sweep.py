@@ -270,6 +270,14 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
         reexport(sweep_dir, out_dir=mine)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
     assert reexport(sweep_dir, out_dir=again) == again  # an earlier export is replaced
+    # but not one another sweep wrote (its summary, report and registered model describe it)
+    theirs = tmp / "v1-best"
+    shutil.copytree(again, theirs)
+    provenance = json.loads((theirs / "provenance.json").read_text())
+    (theirs / "provenance.json").write_text(json.dumps({**provenance, "sweep": "v1"}))
+    with pytest.raises(ExportError, match=r"holds sweep 'v1''s export, which exporting sweep "):
+        reexport(sweep_dir, out_dir=theirs)
+    assert json.loads((theirs / "provenance.json").read_text())["sweep"] == "v1"
 
 
 def test_reexport_finds_the_checkpoint_of_a_moved_sweep_folder(
