@@ -58,7 +58,7 @@ bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks
 	$(BIN)/python -m benchmarks.run
 
 race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges; DATA_SEED=1 another subsample and split) -> benchmarks/results/race_per_epoch_reports[_data_seed_N]/
-	$(BIN)/python -m benchmarks.race --size subsample --seeds $(or $(SEEDS),0,1,2) --budget-s 180 \
+	$(BIN)/python -m benchmarks.race --size subsample --seeds $(or $(SEEDS),0$(comma)1$(comma)2) --budget-s 180 \
 		--data-seed $(or $(DATA_SEED),0) \
 		$(if $(ADD),--add-to,--out) benchmarks/results/race_per_epoch_reports$(if $(DATA_SEED),_data_seed_$(DATA_SEED))
 
@@ -74,13 +74,14 @@ ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
 # MLflow 3 answers requests addressed to localhost and private IPs only (others: HTTP 403).
-# MLFLOW_ALLOWED_HOSTS=head-node:5000,10.*: the Host headers it answers instead, with localhost's
+# MLFLOW_ALLOWED_HOSTS=head-node:5000: Host headers it answers besides those (MLflow's own list)
 MLFLOW_ALLOWED_HOSTS ?=
+MLFLOW_DEFAULT_HOSTS = $(shell $(BIN)/python -c "from mlflow.server.security_utils import get_default_allowed_hosts as d; print(','.join(d()))")
 comma := ,
 mlflow-server: install ## Tracking server for clusters on MLFLOW_HOST:MLFLOW_PORT (default 127.0.0.1:5000)
 	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
 		--host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
-		$(if $(MLFLOW_ALLOWED_HOSTS),--allowed-hosts "localhost:*$(comma)127.0.0.1:*$(comma)$(MLFLOW_ALLOWED_HOSTS)")
+		$(if $(MLFLOW_ALLOWED_HOSTS),--allowed-hosts "$(MLFLOW_DEFAULT_HOSTS)$(comma)$(MLFLOW_ALLOWED_HOSTS)")
 
 lint: install ## ruff + mypy
 	$(BIN)/ruff check .

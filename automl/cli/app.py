@@ -47,9 +47,10 @@ def composition_error(err: BaseException) -> str:
     if isinstance(err, OverrideParseException) and "LexerNoViableAlt" in str(err):
         key, _, value = str(err.override).partition("=")
         if value.startswith("~"):  # the shell ate the quotes the README's examples once had
+            quoted = ",".join(f"'{item}'" for item in value.split(","))  # `-m` lists: each item
             return (
                 f"cannot parse the override {err.override!r}: a value starting with `~` needs "
-                f"Hydra's quotes inside the shell's: \"{key}='{value}'\""
+                f"Hydra's quotes inside the shell's: \"{key}={quoted}\""
             )
         return (  # Hydra names only its lexer's exception
             f"cannot parse the override {err.override!r}: write key=value with no spaces "

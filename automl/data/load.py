@@ -69,16 +69,15 @@ def _assemble(
     labels = [index[str(x)] for x in raw_labels]
     if len(set(labels)) < 2:
         raise DataError(f"{where}: only one class ({label_names[labels[0]]!r}); need at least two")
+    cuts = val_rows is None or (test_rows is None and cfg.test_fraction > 0)  # from these rows
     if names is None:  # a ClassLabel column holds classes by definition
-        test_cut = test_rows is None and cfg.test_fraction > 0
         _labels_without_classes(
-            raw_labels, cfg.label_column, where, refuse=val_rows is None or test_cut,
-            test_cut_alone=val_rows is not None,
-        )  # fmt: skip
+            raw_labels, cfg.label_column, where, refuse=cuts, test_cut_alone=val_rows is not None
+        )
     if cfg.max_examples is not None and cfg.max_examples < len(texts):
         classes = len(set(labels))
-        if cfg.max_examples < classes:  # every class keeps one: more rows than asked, and a
-            raise DataError(  # split then refused "too few examples (100)" for 50 asked
+        if cfg.max_examples < classes and cuts:  # every class keeps one: more rows than
+            raise DataError(  # asked, and a split then refused "too few examples (100)"
                 f"{where}: data.max_examples={cfg.max_examples} is below the number of "
                 f"classes ({classes}), each of which keeps an example at least: raise it"
             )
@@ -363,10 +362,12 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
                 "the header (the column names) comes first"
             )
         delimiter = _delimiter(header, columns)
+        # `"text", "label"`: a file that quotes after a space reads so throughout; others as
+        # before (a label-first `pos, "Best phone` must not open a quote over later rows)
+        spaced = _quoted_after_space(header, delimiter)
         handle.seek(0)
         lines = _Lines(handle)
-        # `"text", "label"`: the space after the separator opens no field (the quote does)
-        reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=True)
+        reader = csv.reader(lines, delimiter=delimiter, skipinitialspace=spaced)
         # `text, label`: the space after the comma is no part of a name
         names = [name.strip() for name in next(reader, [])]
         twice = sorted({name for name in names if name in columns and names.count(name) > 1})
@@ -402,7 +403,7 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         # texts holding lines like rows (tables, logs) in a file quoted by CSV's rules, two or
         # more of them, are data; one alone is a stray quote, closed by a later text's own
         # quote (`6",neg`, an inch mark, follows the rules too)
-        if swallowed and (len(swallowed) < 2 or not _strictly_quoted(path, delimiter)):
+        if swallowed and (len(swallowed) < 2 or not _strictly_quoted(path, delimiter, spaced)):
             number, count = swallowed[0]
             raise DataError(
                 f"{path}: line {number}: a quote opened here runs over {count} lines that "
@@ -420,12 +421,17 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
     return [(n, dict(zip(names, f + [""] * (width - len(f)), strict=False))) for n, f in read]
 
 
-def _strictly_quoted(path: Path, delimiter: str) -> bool:
+def _quoted_after_space(header: str, delimiter: str) -> bool:
+    """The header quotes its names after a space (`"text", "label"`): the file's style."""
+    return re.search(re.escape(delimiter) + r"[ \t]+\"", header) is not None
+
+
+def _strictly_quoted(path: Path, delimiter: str, spaced: bool) -> bool:
     """Whether every quote of the file follows CSV's rules (a closing quote is followed by the
     separator or the line's end), as `csv.writer` and pandas write them."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         try:
-            for _ in csv.reader(handle, delimiter=delimiter, strict=True, skipinitialspace=True):
+            for _ in csv.reader(handle, delimiter=delimiter, strict=True, skipinitialspace=spaced):
                 pass
         except csv.Error:
             return False

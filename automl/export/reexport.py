@@ -156,7 +156,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
     best_params = (rows.get(best) or {}).get("params") or {}
     check_base_unchanged(sweep_dir, trial_conf.model, params, best_params)
-    check_model_settings_unchanged(sweep_dir, trial_conf.model, params, best_params)
+    check_model_settings_unchanged(sweep_dir, trial_conf.model, params)
     checkpoint = find_checkpoint(row, sweep_dir, best=trial_id == best)
     try:
         task = load_task_data(conf.data)  # loading is cheap; no tokenizing
@@ -247,36 +247,31 @@ def check_base_unchanged(
         )
 
 
-def check_model_settings_unchanged(
-    sweep_dir: Path, model: Any, params: dict[str, Any], best_params: dict[str, Any]
-) -> None:
+def check_model_settings_unchanged(sweep_dir: Path, model: Any, params: dict[str, Any]) -> None:
     """A searched model is rebuilt from its choice's conf/model file as it is now: a
     `max_length` edited since the sweep gave an export that tokenizes otherwise than its
-    weights trained, unsaid. Judged by the model section the sweep's export (`best/`) recorded,
-    where it was built on the same choice as this trial; else nothing to judge by."""
+    weights trained, unsaid. Judged by the model section the export in `best/` recorded, where
+    it was built on the same choice as this trial (whichever trial it is); else nothing to
+    judge by."""
     from dataclasses import asdict
 
+    from automl.export.portable import portable_path
+
     choice = params.get(MODEL_KEY)
-    if choice is None or best_params.get(MODEL_KEY) != choice:
+    if not isinstance(choice, str):
         return
     try:
         earlier = read_json_object(sweep_dir / "best" / "provenance.json")
     except ValueError:
         return
-    then = (
-        (earlier.get("config") or {}).get("model")
-        if isinstance(earlier.get("config"), dict)
-        else None
-    )
-    if not isinstance(then, dict):
+    config, chosen = earlier.get("config"), earlier.get("hyperparameters")
+    then = config.get("model") if isinstance(config, dict) else None
+    recorded = chosen.get(MODEL_KEY) if isinstance(chosen, dict) else None
+    if not isinstance(then, dict) or recorded not in (choice, portable_path(choice)):
         return
     now = asdict(model)
-    # where it lives is made portable in the record (and checked by its files' hash)
-    changed = [
-        k
-        for k, v in now.items()
-        if k not in ("name_or_path", "package") and k in then and then[k] != v
-    ]
+    # where a folder lives is made portable in the record (and judged by its files' hash)
+    changed = [k for k, v in now.items() if k != "name_or_path" and k in then and then[k] != v]
     if changed:
         key = changed[0]
         raise ExportError(

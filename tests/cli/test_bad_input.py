@@ -424,7 +424,8 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         (["sweep.name=ñandú"], "quote a value that holds spaces or characters beyond ASCII"),
         (["sweep.num_samples = 3"], "no spaces around `=`"),
         # the shell took the quotes of `data.path='~/data/train.csv'` (the README's form once)
-        (["data.path=~/data/train.csv"], "needs Hydra's quotes inside the shell's: \"data.path="),
+        (["data.path=~/data/train.csv"], "Hydra's quotes inside the shell's: \"data.path='~/data"),
+        (["-m", "data.path=~/a.csv,~/b.csv"], "\"data.path='~/a.csv','~/b.csv'\""),
         (["++hydra.mode=MULTIRUN", "data.val_fraction=0.3,0.6", "data.test_fraction=0.5"],
          "0.6 + 0.5"),
         # Hydra: "Ambiguous value for argument", which does not say to add -m

@@ -1514,6 +1514,14 @@ def test_max_examples_below_the_number_of_classes_is_named(
         DataError, match=r"data.max_examples=50 is below the number of classes \(100\)"
     ):
         load_task_data(DataConfig(source="csv", path=str(path), max_examples=50))
+    # no split cut from the capped rows (validation and test files of its own): as before
+    val = write_rows(tmp_path / "val.csv", _rows(200, names))
+    task = load_task_data(
+        DataConfig(
+            source="csv", path=str(path), max_examples=50, val_path=str(val), test_fraction=0
+        )
+    )
+    assert len(task.train.labels) == 100
     three = write_rows(tmp_path / "three.csv", _rows(90, ["a"] * 80 + ["b"] * 9 + ["c"]))
     with caplog.at_level(logging.INFO, logger="automl.data.load"):
         task = load_task_data(
@@ -1541,6 +1549,24 @@ def test_a_csv_quoted_after_a_space_reads_its_columns(tmp_path: Path) -> None:
     task = load_task_data(DataConfig(source="csv", path=str(path)))
     assert task.label_names == ["a", "b"]
     assert "row 3, with a comma" in [t for split in _splits(task) for t in split.texts]
+
+
+def test_a_quote_after_a_space_opens_no_field_where_the_header_does_not_quote_so(
+    tmp_path: Path,
+) -> None:
+    """Read with spaces before quotes skipped everywhere, `pos, "Best phone ever` opened a
+    quote that swallowed the next rows into one text, unsaid, and `pos, "Best" says my wife`
+    lost its quotes (the data of earlier sweeps told apart as changed)."""
+    path = tmp_path / "reviews.csv"
+    rows = "".join(f"{'ab'[i % 2]}, plain text number {i}\n" for i in range(36))
+    path.write_text(
+        "label, text\n" + 'a, "Best phone ever\n' + rows + 'b, "meh" she said\n'
+        + 'a, "Best" says my wife\n'
+    )  # fmt: skip
+    texts = [t for split in _splits(load_task_data(DataConfig(source="csv", path=str(path))))
+             for t in split.texts]  # fmt: skip
+    assert len(texts) == 39
+    assert {'"Best phone ever', '"meh" she said', '"Best" says my wife'} <= set(texts)
 
 
 def test_whole_numbers_written_as_floats_keep_numeric_order(tmp_path: Path) -> None:

@@ -89,12 +89,16 @@ def test_a_searched_models_settings_changed_since_the_sweep_are_refused(tmp_path
     sweep = tmp_path / "v2"
     (sweep / "best").mkdir(parents=True)
     then = ModelConfig(source="tiny", max_length=48)
-    recorded = {"config": {"model": {**asdict(then), "name_or_path": "elsewhere"}}}
+    recorded = {
+        "config": {"model": {**asdict(then), "name_or_path": "elsewhere"}},
+        "hyperparameters": {"model": "tiny_bert", "lr": 0.2},
+    }
     (sweep / "best" / "provenance.json").write_text(json.dumps(recorded))
-    trial = best = {"model": "tiny_bert", "lr": 0.1}
-    check_model_settings_unchanged(sweep, then, trial, best)  # as it was (its path apart)
+    trial = {"model": "tiny_bert", "lr": 0.1}
+    check_model_settings_unchanged(sweep, then, trial)  # as it was (its path apart)
     now = ModelConfig(source="tiny", max_length=64)
     with pytest.raises(ExportError, match=r"^model tiny_bert: max_length is 64 now, 48 when"):
-        check_model_settings_unchanged(sweep, now, trial, best)
-    check_model_settings_unchanged(sweep, now, {"model": "minilm"}, best)  # another choice's
-    check_model_settings_unchanged(sweep, now, {"lr": 0.1}, {"lr": 0.2})  # no model searched
+        check_model_settings_unchanged(sweep, now, trial)
+    # best/ holds another choice's export (`--trial T --out SWEEP/best`): nothing to judge by
+    check_model_settings_unchanged(sweep, ModelConfig(), {"model": "minilm"})
+    check_model_settings_unchanged(sweep, now, {"lr": 0.1})  # no model searched
