@@ -73,12 +73,13 @@ ui: install ## MLflow UI on http://127.0.0.1:5000 against ./mlflow.db
 # so exposing it (MLFLOW_HOST=0.0.0.0) is a deliberate choice: the server has no authentication.
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
-# MLflow 3 answers requests addressed to localhost and private IPs only (others: HTTP 403).
-# MLFLOW_ALLOWED_HOSTS=head-node:5000: Host headers it answers besides those (MLflow's own list)
+# MLflow's server (3.17 here) answers requests addressed to localhost and private IPs only (others:
+# HTTP 403). MLFLOW_ALLOWED_HOSTS=head-node:5000: Host headers it answers besides MLflow's own list
 MLFLOW_ALLOWED_HOSTS ?=
-MLFLOW_DEFAULT_HOSTS = $(shell $(BIN)/python -c "from mlflow.server.security_utils import get_default_allowed_hosts as d; print(','.join(d()))")
+MLFLOW_DEFAULT_HOSTS = $(shell $(BIN)/python -c "from mlflow.server.security_utils import get_default_allowed_hosts as d; print(','.join(d()))" 2>/dev/null)
 comma := ,
 mlflow-server: install ## Tracking server for clusters on MLFLOW_HOST:MLFLOW_PORT (default 127.0.0.1:5000)
+	$(if $(MLFLOW_ALLOWED_HOSTS),@test -n "$(MLFLOW_DEFAULT_HOSTS)" || { echo "MLFLOW_ALLOWED_HOSTS: this MLflow has no host check to extend (no mlflow.server.security_utils)"; exit 2; })
 	$(BIN)/mlflow server --backend-store-uri sqlite:///mlflow.db --artifacts-destination ./mlartifacts \
 		--host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
 		$(if $(MLFLOW_ALLOWED_HOSTS),--allowed-hosts "$(MLFLOW_DEFAULT_HOSTS)$(comma)$(MLFLOW_ALLOWED_HOSTS)")

@@ -46,8 +46,9 @@ def composition_error(err: BaseException) -> str:
 
     if isinstance(err, OverrideParseException) and "LexerNoViableAlt" in str(err):
         key, _, value = str(err.override).partition("=")
-        if value.startswith("~"):  # the shell ate the quotes the README's examples once had
-            quoted = ",".join(f"'{item}'" for item in value.split(","))  # `-m` lists: each item
+        items = value.split(",")  # a `-m` list: each item its own quotes
+        if any(item.startswith("~") for item in items):  # the shell ate the quotes
+            quoted = ",".join(f"'{item}'" if item.startswith("~") else item for item in items)
             return (
                 f"cannot parse the override {err.override!r}: a value starting with `~` needs "
                 f"Hydra's quotes inside the shell's: \"{key}={quoted}\""

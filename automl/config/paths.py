@@ -61,8 +61,8 @@ def _not_a_plain_folder(out_dir: Path) -> str | None:
     or one holding it cannot be traded at all (a traceback after the whole rebuild)."""
     if out_dir.is_symlink():
         return (
-            f"{out_dir} is a symbolic link, which an export would replace by a folder: name "
-            f"the folder it points to ({os.path.realpath(out_dir)})"
+            f"{out_dir} is a symbolic link, which an export would replace by a folder: remove "
+            f"the link, or export to the folder it points to ({os.path.realpath(out_dir)})"
         )
     here, whole = Path.cwd().resolve(), out_dir.resolve()
     if whole == here or whole in here.parents:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -154,15 +155,24 @@ def _encoded(rows: Rows, index: dict[str, int], trained: set[int]) -> LabeledTex
 def _written_apart(unknown: list[str], index: dict[str, int]) -> str:
     """`1.0` in a validation file against the training file's `1`: the same number written
     another way, which the bare refusal did not say."""
-    known = {float(x): x for x in index if _is_number(x)}
+    known = {value: x for x in index if (value := _exact_number(x)) is not None}
     for label in unknown:
-        if _is_number(label) and float(label) in known:
-            twin = known[float(label)]
+        if (value := _exact_number(label)) is not None and value in known:
+            twin = known[value]
             return (
                 f" ({label!r} is the training data's {twin!r} written another way: write "
                 "labels alike)"
             )
     return ""
+
+
+def _exact_number(text: str) -> Decimal | None:
+    """`1.0` and `1` as one value; ids past 2**53 (which floats would merge) and `1_0` not."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and "_" not in text else None
 
 
 def _label_names(raw_labels: Sequence[Any]) -> list[str]:
@@ -423,7 +433,7 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
 
 def _quoted_after_space(header: str, delimiter: str) -> bool:
     """The header quotes its names after a space (`"text", "label"`): the file's style."""
-    return re.search(re.escape(delimiter) + r"[ \t]+\"", header) is not None
+    return re.search(re.escape(delimiter) + r" +\"", header) is not None  # (spaces: what csv skips)
 
 
 def _strictly_quoted(path: Path, delimiter: str, spaced: bool) -> bool:

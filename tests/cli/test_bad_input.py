@@ -426,6 +426,7 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         # the shell took the quotes of `data.path='~/data/train.csv'` (the README's form once)
         (["data.path=~/data/train.csv"], "Hydra's quotes inside the shell's: \"data.path='~/data"),
         (["-m", "data.path=~/a.csv,~/b.csv"], "\"data.path='~/a.csv','~/b.csv'\""),
+        (["-m", "data.path=a.csv,~/b.csv"], "\"data.path=a.csv,'~/b.csv'\""),
         (["++hydra.mode=MULTIRUN", "data.val_fraction=0.3,0.6", "data.test_fraction=0.5"],
          "0.6 + 0.5"),
         # Hydra: "Ambiguous value for argument", which does not say to add -m

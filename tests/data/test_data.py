@@ -1580,3 +1580,9 @@ def test_whole_numbers_written_as_floats_keep_numeric_order(tmp_path: Path) -> N
     floats = write_rows(tmp_path / "floats.jsonl", _rows(10, [0.0, 1.0]))
     with pytest.raises(DataError, match=r"\('0.0' is the training data's '0' written another way"):
         load_task_data(DataConfig(source="jsonl", path=str(ints), val_path=str(floats)))
+    # ids past 2**53, which floats merge, and `1_0` are not one number written two ways
+    from automl.data.load import _written_apart
+
+    index = {"9007199254740992": 0, "10": 1}
+    assert _written_apart(["9007199254740993", "1_0"], index) == ""
+    assert "'10.0' is the training data's '10'" in _written_apart(["10.0"], index)
