@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from automl.console import first_line
-from automl.report.page import REPORT_DIR, ReportError, build_report, load_summary
+from automl.report.page import REPORT_DIR, ReportError, build_report, load_summary, report_files
 
 T = TypeVar("T")
 
@@ -41,13 +41,18 @@ def find_sweep_run(uri: str, sweep: str, run_id: str | None = None) -> str:
     client = MlflowClient(tracking_uri=uri)
     if run_id:
         try:
-            client.get_run(run_id)
+            run = client.get_run(run_id)
         except MlflowException as err:
             if err.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise  # a refused login, a server error: said as it is (main)
             raise ReportError(
                 f"sweep {sweep!r} logged to MLflow run {run_id}, which is not at the tracking URI"
             ) from None
+        if run.info.lifecycle_stage != "active":  # a report logged there lands in the trash,
+            raise ReportError(  # which `mlflow gc` empties
+                f"sweep {sweep!r} logged to MLflow run {run_id}, which was deleted: restore it "
+                "in the MLflow UI (or `mlflow runs restore`) first"
+            )
         return run_id
     experiments = [x.experiment_id for x in client.search_experiments()]
     runs = client.search_runs(
@@ -117,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
             from automl.provenance import redact
 
             client = MlflowClient(args.tracking_uri)
-            _logged_to(args.tracking_uri, lambda: client.log_artifacts(
-                run_id, str(index.parent), REPORT_DIR
-            ))  # fmt: skip
+
+            def log_report() -> None:
+                for path in report_files(index.parent):
+                    client.log_artifact(run_id, str(path), REPORT_DIR)
+
+            _logged_to(args.tracking_uri, log_report)
             print(f"logged to run {run_id} at {redact(args.tracking_uri)}", file=sys.stderr)
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -18,7 +18,11 @@ def not_creatable(path: str | Path, folder: bool = False) -> str | None:
     """Why `path` (a folder, if `folder`) cannot be written or created; None when it can: it
     exists and is writable, or its nearest existing parent is a writable folder."""
     target = Path(path).absolute()
-    existing = next(p for p in (target, *target.parents) if p.exists())
+    try:  # exists() raises where a folder on the way may not be entered (another user's)
+        existing = next(p for p in (target, *target.parents) if p.exists())
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        return f"cannot create {target} ({why}: {err.filename or target})"
     if existing == target:
         if folder and not target.is_dir():
             return f"{target} is not a folder"
@@ -82,8 +86,11 @@ def _not_exported(out_dir: Path) -> str | None:
     of their own files are replaced as before."""
     try:
         own = read_json_object(out_dir / "provenance.json").get(EXPORT_FILES_KEY)
-    except ValueError:
-        return None
+    except ValueError as err:  # edited, or another tool's: which files are the export's is
+        return (  # not known, and files of the user's would go with the folder
+            f"{err}: which files in {out_dir} an export wrote is not known, and an export "
+            "replaces the folder: mend the file, or move the folder away"
+        )
     if not isinstance(own, list):
         return None
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own and not _junk(p.name))

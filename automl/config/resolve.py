@@ -80,8 +80,20 @@ def as_dict(conf: Config) -> dict[str, Any]:
 
 
 def from_dict(data: dict[str, Any]) -> Config:
-    """Inverse of `as_dict`: rebuild the typed config (e.g. inside a Ray worker)."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), data)
+    """Inverse of `as_dict`: rebuild the typed config (e.g. inside a Ray worker). A recorded
+    config (a sweep's config.json, an export's provenance) that this version cannot read (a
+    setting another version had, a value edited by hand) is one line naming the key."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Config), data)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        why = str(getattr(err, "msg", None) or err).splitlines()[0]
+        raise ConfigError(
+            f"config: {key}: the recorded config does not fit this version's settings ({why}): "
+            "written by another version of finetune-automl, or edited?"
+        ) from None
     assert isinstance(merged, DictConfig)
     return to_config(merged, recorded=True)
 

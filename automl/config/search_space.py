@@ -248,12 +248,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-# YAML 1.1 (PyYAML) reads `5e-5` and `1e-3` as strings: only a number with a dot is a float.
-# Read them as floats everywhere (first_trials, `if:` values, choices), as OmegaConf does.
+# YAML 1.1 (PyYAML) reads `5e-5`, `1e3` and `1.0e3` as strings: a float's exponent needs a dot
+# and a sign there. Read them as floats everywhere (first_trials, `if:` values, choices), as
+# OmegaConf does.
 _UniqueKeyLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
 )
 
 

@@ -51,6 +51,7 @@ from automl.config.space_params import (
     _BRANCH_FIELDS,
     _FIELDS,
     BLOCKS,
+    FIRST_TRIALS_KEY,
     MODEL_KEY,
     TYPES,
     Branch,
@@ -250,7 +251,7 @@ class SpecChecker:
         node: Any = self.config
         for part in key.split("."):
             if not isinstance(node, Mapping) or part not in node:
-                hint = _did_you_mean(key, leaf_values(self.config))
+                hint = _did_you_mean(key, [*leaf_values(self.config), FIRST_TRIALS_KEY])
                 self.fail(f"not a key of the experiment config{hint}")
             node = node[part]
         if isinstance(node, Mapping):
@@ -466,9 +467,13 @@ class SpecChecker:
             if not (_is_number(value) and float(value).is_integer() and low <= value <= high):
                 self.fail(f"if: {cond_key}={value!r} is outside its range {low}..{high}")
             value = int(value)
-            steps = [(_required(v.low), v.step or 1) for v in cond.variants()]
-            if not any((value - start) % step == 0 for start, step in steps):
-                grid = ", ".join(f"{start} + k*{step}" for start, step in steps)
+            # a value some variant of it takes: within that variant's range and on its step
+            # (the union of the ranges let 3 pass on 1..2 and 5..6, a branch that never fired)
+            grids = [(_required(v.low), _required(v.high), v.step or 1) for v in cond.variants()]
+            if not any(lo <= value <= hi and (value - lo) % st == 0 for lo, hi, st in grids):
+                grid = ", ".join(
+                    f"{lo}..{hi}" + (f" step {st}" if st != 1 else "") for lo, hi, st in grids
+                )
                 self.fail(f"if: {cond_key}={value} is never sampled (its values: {grid})")
         return cond_key, value
 

@@ -144,6 +144,9 @@ def _check_finite(conf: Config) -> None:
         ("pruner.min_delta", conf.pruner.min_delta),
         ("pruner.asha_reduction_factor", conf.pruner.asha_reduction_factor),  # stopped all but one
         ("sweep.time_budget_s", conf.sweep.time_budget_s),
+        # the smallest GPU share whatever a trial needs; a trial no node can place
+        ("resources.gpu_memory_gb", conf.resources.gpu_memory_gb),
+        ("resources.cpus_per_trial", conf.resources.cpus_per_trial),
     ):
         _check(value is None or math.isfinite(value), key, f"must be finite, got {value}")
 

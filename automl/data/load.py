@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import yaml
 
 from automl.config.schema import DataConfig
 from automl.data.split import stratified_sample, stratified_split
-from automl.data.task import DataError, DataFileMissing, LabeledTexts, TaskData
+from automl.data.task import DataError, DataFileMissing, LabeledTexts, TaskData, label_number
 from automl.hub import missing_offline
 
 log = logging.getLogger(__name__)
@@ -122,7 +121,9 @@ def _labels_without_classes(
     alone = sum(1 for n in counts.values() if n == 1)
     if len(raw_labels) < SINGLETON_CHECK_MIN_ROWS or alone * 2 <= len(raw_labels):
         return
-    numbers = [x for x in counts if _is_number(x) and not _is_int(x)]
+    numbers = [
+        x for x in counts if (v := label_number(x)) is not None and v != v.to_integral_value()
+    ]
     problem = (
         f"values such as {numbers[0]} look like a score to regress; this tool trains"
         " classifiers, so bin them into classes first"
@@ -155,9 +156,9 @@ def _encoded(rows: Rows, index: dict[str, int], trained: set[int]) -> LabeledTex
 def _written_apart(unknown: list[str], index: dict[str, int]) -> str:
     """`1.0` in a validation file against the training file's `1`: the same number written
     another way, which the bare refusal did not say."""
-    known = {value: x for x in index if (value := _exact_number(x)) is not None}
+    known = {value: x for x in index if (value := label_number(x)) is not None}
     for label in unknown:
-        if (value := _exact_number(label)) is not None and value in known:
+        if (value := label_number(label)) is not None and value in known:
             twin = known[value]
             return (
                 f" ({label!r} is the training data's {twin!r} written another way: write "
@@ -166,32 +167,17 @@ def _written_apart(unknown: list[str], index: dict[str, int]) -> str:
     return ""
 
 
-def _exact_number(text: str) -> Decimal | None:
-    """`1.0` and `1` as one value; ids past 2**53 (which floats would merge) and `1_0` not."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() and "_" not in text else None
-
-
 def _label_names(raw_labels: Sequence[Any]) -> list[str]:
     """Sorted label names; integer labels keep numeric order so 0..k-1 stay 0..k-1, also
     written as floats (`0.0 .. 11.0`, as pandas writes an int column that held a NaN)."""
     distinct = {str(x) for x in raw_labels}
-    if all(_is_int(x) for x in distinct):
+    # kept exactly as it was (ints by int(), whole floats by float()): the classes' ids are
+    # their places in this order, and a sweep or an export checks them against its records
+    if all(_parses(x, int) for x in distinct):
         return sorted(distinct, key=lambda x: (int(x), x))  # "1" and "01": one order always
-    if all(_is_number(x) and float(x).is_integer() for x in distinct):
+    if all(_parses(x, float) and float(x).is_integer() for x in distinct):
         return sorted(distinct, key=lambda x: (float(x), x))
     return sorted(distinct)
-
-
-def _is_int(value: str) -> bool:
-    return _parses(value, int)
-
-
-def _is_number(value: str) -> bool:
-    return _parses(value, float)
 
 
 def _parses(value: str, kind: type) -> bool:

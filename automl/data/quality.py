@@ -25,7 +25,7 @@ import numpy as np
 
 from automl.config.paths import write_text_atomic
 from automl.console import counted, listed
-from automl.data.task import DataError, LabeledTexts, TaskData
+from automl.data.task import DataError, LabeledTexts, TaskData, label_number
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")  # words, and single other characters (kept: symbols)
 # Unicode's symbol categories a key keeps: math (`<`, `+`), currency and other (emoji); their
@@ -96,11 +96,20 @@ def similar_label_names(names: Sequence[str]) -> list[list[str]]:
 
 
 def _label_key(name: str) -> str:
-    """Numbers by value (`1` and `1.0` alike, `-1` and `1` not), other names normalised."""
-    try:
-        return repr(float(name))
-    except ValueError:
+    """Numbers by value (`1` and `1.0` alike, `-1` and `1` not; judged as the loader orders
+    them: `label_number`), other names normalised."""
+    value = label_number(name)
+    if value is None:
         return normalise(name) or name
+    # its digits with trailing zeros dropped, no arithmetic (Decimal's rounds to 28 digits):
+    # `1.0` and `10e-1` are 1, `-0` and `0.00` are 0; NUL-led, no normalised name is one
+    sign, digits, exponent = value.as_tuple()
+    kept = "".join(map(str, digits)).rstrip("0")
+    if not kept:
+        return "\0number 0"
+    assert isinstance(exponent, int)  # label_number: finite
+    exponent += len(digits) - len(kept)
+    return f"\0number {'-' if sign else ''}{kept.lstrip('0')}e{exponent}"
 
 
 def truncation(lengths: Mapping[str, np.ndarray], max_length: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 
@@ -17,6 +18,17 @@ class DataFileMissing(DataError):
     def __init__(self, path: Path) -> None:
         super().__init__(f"{path}: file not found")
         self.path = path
+
+
+def label_number(text: str) -> Decimal | None:
+    """A label's value where it is a number, exactly: `1.0` and `1` one value; ids past 2**53
+    (which floats would merge) and `1_0` (which Python's float reads as 10) not. The one
+    notion of "a numeric label" for ordering, comparing and the quality report."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and "_" not in text else None
 
 
 @dataclass

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,14 @@ def export_checkpoint(
     *,
     label_names: list[str],
     provenance: dict[str, Any],
+    records: Callable[[Path], None] | None = None,
 ) -> Path:
     """Rebuild the trial's model, load its checkpoint, merge LoRA, and write `out_dir` atomically.
 
     Written to a temporary sibling and renamed into place, so a crash never leaves a half-written
-    folder and exporting twice gives the same result.
+    folder and exporting twice gives the same result. `records(folder)` writes the caller's
+    records into it first (`trained_texts.json`: an export published without it, by a kill
+    just after, was read as one whose training texts are unknown).
     """
     from transformers import set_seed
 
@@ -70,6 +74,8 @@ def export_checkpoint(
     tokenizer.save_pretrained(tmp)
     for stray in tmp.glob("*.bin"):  # safetensors only: never ship pickled weights
         stray.unlink()
+    if records is not None:
+        records(tmp)
     readable_as_umask_allows(tmp)
     full_provenance = {
         **provenance,

@@ -7,6 +7,7 @@ from typing import Any
 
 from automl.config.paths import not_replaceable, read_json_object
 from automl.config.resolve import as_dict, from_dict
+from automl.config.schema import ConfigError
 from automl.config.space_params import MODEL_KEY
 from automl.export.portable import MANUAL
 from automl.export.trained_texts import base_trained_texts, write_trained_texts
@@ -148,9 +149,15 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     if trial_id not in rows:
         raise ExportError(f"{summary_path}: no trial {trial_id!r} (trials: {', '.join(rows)})")
     row = rows[trial_id]
-    conf = from_dict(base)
     params = row.get("params") or {}
-    trial_conf = trial_config(base, params)
+    try:  # written by another version, or edited: the file named
+        conf = from_dict(base)
+    except ConfigError as err:
+        raise ExportError(f"{config_path}: {err}") from None
+    try:
+        trial_conf = trial_config(base, params)
+    except ConfigError as err:  # the trial's values, as the summary records them
+        raise ExportError(f"{summary_path}: trial {trial_id}: {err}") from None
     check_run_from_launch_folder(sweep_dir, as_dict(trial_conf))  # its model, if searched
     _refuse_base_as_target(trial_conf.model, target)
     check_model(trial_conf)  # the base model moved, deleted or not cached: one line, not later
@@ -197,8 +204,8 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         target,
         label_names=summary["label_names"],
         provenance=provenance,
+        records=lambda tmp: write_trained_texts(tmp, task.train.texts, base_texts),
     )
-    write_trained_texts(folder, task.train.texts, base_texts)
     if task.test is not None and task.test.texts:  # the held-out score travels with the model
         from automl.export.evaluation import evaluate_export, record_in_export, with_base_trained
 

@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf.errors import OmegaConfBaseException
 
 from automl.config.paths import read_json_object
-from automl.config.schema import PROJECT_ROOT, Config
+from automl.config.schema import PROJECT_ROOT, Config, ConfigError
 from automl.config.space_params import MODEL_KEY
 from automl.console import first_line
 from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
@@ -194,7 +194,8 @@ def reproduce(
     prov = load_provenance(path)
     try:
         conf = reproduce_config(prov, data_path, device, model_path)
-    except (KeyError, TypeError, OmegaConfBaseException) as err:  # a damaged or older record
+    except (KeyError, TypeError, OmegaConfBaseException, ConfigError) as err:  # a damaged,
+        # older or newer record
         first = first_line(err, 200)
         raise ReproduceError(f"{path}: config: cannot be read back ({first})") from None
     if conf.model.trust_remote_code and not trust_remote_code:

@@ -152,6 +152,11 @@ def num_blocks_of(model_config: Any) -> int:
             "stacks): not supported; choose an encoder (BERT, RoBERTa, DeBERTa) or a decoder"
         )
     count = getattr(model_config, "num_hidden_layers", None)
+    if not isinstance(count, int) and getattr(model_config, "text_config", None) is not None:
+        raise ModelError(  # Gemma 3, Qwen3.5: the text model's settings sit one level down
+            f"model: {type(model_config).__name__} is a composite (multimodal) config: not "
+            "supported; choose a text-only model"
+        )
     if not isinstance(count, int):
         raise ModelError(f"model: cannot tell the block count of a {type(model_config).__name__}")
     groups = getattr(model_config, "num_hidden_groups", None)
@@ -184,9 +189,17 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     feeds = {} if cfg.trust_remote_code else {
         "padding_side": "right", "model_input_names": list(MODEL_INPUTS)
     }  # fmt: skip
-    tokenizer = AutoTokenizer.from_pretrained(
-        where, trust_remote_code=cfg.trust_remote_code, **feeds
-    )
+    try:  # a folder saved with the model alone, a missing tokenizer library: one line
+        tokenizer = AutoTokenizer.from_pretrained(
+            where, trust_remote_code=cfg.trust_remote_code, **feeds
+        )
+    except ModelError:
+        raise
+    except Exception as err:
+        raise ModelError(
+            f"model.name_or_path: {where}: its tokenizer cannot be loaded "
+            f"({type(err).__name__}: {first_line(err, 200)})"
+        ) from err
     problem = vocabulary_problem(tokenizer)
     if problem:
         raise ModelError(f"model.name_or_path: {where}: {problem}")
@@ -318,6 +331,13 @@ def check_architecture(cfg: ModelConfig, model_config: Any) -> None:
             "not supported (no single block list to freeze or adapt); choose a model with one "
             "(BERT, RoBERTa, DeBERTa, GPT-style)"
         )
+    if getattr(model_config, "summary_type", None) == "last":  # XLNet
+        raise ModelError(
+            f"model: {display_name(cfg)} ({kind}) classifies from its last position, which "
+            "training's right padding makes a pad token in every shorter text: not supported; "
+            "choose a model that reads its first token (BERT, RoBERTa, DeBERTa) or its last "
+            "real one (GPT-style)"
+        )
     auto_map = getattr(model_config, "auto_map", None) or {}
     if type(model_config) in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING or (
         cfg.trust_remote_code and "AutoModelForSequenceClassification" in auto_map
@@ -334,14 +354,20 @@ def check_architecture(cfg: ModelConfig, model_config: Any) -> None:
 _POSITIONS_AFTER_PADDING = frozenset({
     "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer",
     "roberta-prelayernorm", "data2vec-text", "ibert", "mpnet", "luke", "xmod",
+    "esm", "lilt", "markuplm", "layoutlmv3",
 })  # fmt: skip
 
 
 def position_limit(model_config: Any) -> int | None:
     """The most tokens a model's learned position embeddings take; None where positions are
     rotary or relative only (no table to run off the end of)."""
-    if getattr(model_config, "rope_parameters", None) is not None or hasattr(
-        model_config, "rope_theta"
+    kind = getattr(model_config, "position_embedding_type", None)  # BERT-style configs say
+    if kind is not None and kind != "absolute":  # rotary (ESM-2) or relative: no table
+        return None
+    if kind is None and (  # ESM's config has a rope_theta even where it learns a table
+        getattr(model_config, "rope_parameters", None) is not None
+        or hasattr(model_config, "rope_theta")
+        or getattr(model_config, "rotary_dim", None)  # GPT-J
     ):
         return None
     if getattr(model_config, "position_biased_input", True) is False:  # DeBERTa-v3

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ log = logging.getLogger("automl.report")
 
 REPORT_DIR = "report"
 DRAWING = ".drawing-"  # report/.drawing-*: the report being drawn
+# a drawing folder untouched this long was left by a kill; a younger one may be another
+# process's drawing now (`automl-report` while the sweep finishes), which deleting would fail
+STALE_DRAWING_S = 15 * 60
 
 
 class ReportError(Exception):
@@ -103,6 +107,15 @@ PLOT_FILES = ("history.png", "importance.png", "learning_curves.png",
               "parallel_coordinates.png", "generalization_gap.png", "pareto.png")  # fmt: skip
 
 
+def _untouched_for(folder: Path) -> float:
+    """Seconds since anything was written in `folder` (its files' and its own mtimes)."""
+    try:
+        times = [folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.iterdir())]
+    except OSError:  # gone meanwhile (its drawing finished)
+        return 0.0
+    return time.time() - max(times)
+
+
 def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
     """Write `<out_dir>/report/index.html` and its PNGs; log them to the tracker's parent run
     (a `SweepTracker`) when one is given. Returns the path of index.html."""
@@ -114,7 +127,8 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
     # deleted the earlier report. Inside report/ (one filesystem for the move); one a kill
     # left goes now, before the folder is logged
     for left in report_dir.glob(f"{DRAWING}*"):
-        shutil.rmtree(left, ignore_errors=True)
+        if _untouched_for(left) > STALE_DRAWING_S:
+            shutil.rmtree(left, ignore_errors=True)
     drawing = Path(tempfile.mkdtemp(prefix=DRAWING, dir=report_dir))
     try:
         with literal_text():
@@ -143,8 +157,16 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
     index = report_dir / "index.html"
     log.info("report: %s", index)
     if tracker is not None:
-        tracker.log_artifact(report_dir, REPORT_DIR)
+        for path in report_files(report_dir):
+            tracker.log_artifact(path, REPORT_DIR)
     return index
+
+
+def report_files(report_dir: Path) -> list[Path]:
+    """The report's own files, what goes to MLflow: not the whole folder, which may hold
+    another process's drawing (`.drawing-*`) half-written."""
+    names = (*PLOT_FILES, CONFUSION_FILE, "index.html")
+    return [report_dir / name for name in names if (report_dir / name).is_file()]
 
 
 CSS = """

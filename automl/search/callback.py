@@ -350,19 +350,8 @@ class SweepCallback(Callback):
         return best, epoch
 
     def _track_missing(self, records: Iterable[TrialRecord]) -> None:
-        """A sweep resumed or extended under a new MLflow run (it ran untracked so far, or its
-        run was deleted): the trials it already has get their child runs there too, with
-        their epochs and ends (their later results were dropped, the parent showed none)."""
-        if self.tracker is None:
-            return
-        for record in records:
-            if self.tracker.has_child(record.trial_id):
-                continue
-            self.tracker.child(record.trial_id, record.params, {"origin": record.origin})
-            for epoch in record.history:
-                self.tracker.log_epoch(record.trial_id, epoch)
-            if record.status != "running":
-                self._log_end(record)
+        if self.tracker is not None:
+            track_missing(self.tracker, records, self.metric)
 
     def _end_status(self, record: TrialRecord, outcome: dict[str, str] | None) -> tuple[str, str]:
         """(status, reason) of a trial that ended without error: as its checkpoint recorded,
@@ -404,20 +393,40 @@ class SweepCallback(Callback):
 
     def _log_end(self, record: TrialRecord) -> None:
         assert self.tracker is not None
-        summary = {
-            f"best_{self.metric}": record.best_value,
-            "best_epoch": record.best_epoch,
-            "epochs_run": record.epochs_run,
-            "wall_s": record.wall_s,
-            "trainable_params": record.trainable_params,
-        }
-        tags = {
-            "node_ip": record.node_ip, "node_id": record.node_id, "gpu_ids": record.gpu_ids,
-            "device": record.device,
-        }  # fmt: skip
-        if record.reason:
-            tags["status_reason"] = record.reason
-        self.tracker.end_trial(record.trial_id, record.status, summary, tags)
+        log_trial_end(self.tracker, record, self.metric)
+
+
+def track_missing(tracker: SweepTracker, records: Iterable[TrialRecord], metric: str) -> None:
+    """A sweep resumed or extended under a new MLflow run (it ran untracked so far, or its run
+    was deleted): the trials it already has get their child runs there too, with their epochs
+    and ends (their later results were dropped, the parent showed none). Also for a finished
+    sweep resumed to export again, which runs no callback."""
+    for record in records:
+        if tracker.has_child(record.trial_id):
+            continue
+        tracker.child(record.trial_id, record.params, {"origin": record.origin})
+        for epoch in record.history:
+            tracker.log_epoch(record.trial_id, epoch)
+        if record.status != "running":
+            log_trial_end(tracker, record, metric)
+
+
+def log_trial_end(tracker: SweepTracker, record: TrialRecord, metric: str) -> None:
+    """A trial's end in its child run: its best score, epochs, time, size and where it ran."""
+    summary = {
+        f"best_{metric}": record.best_value,
+        "best_epoch": record.best_epoch,
+        "epochs_run": record.epochs_run,
+        "wall_s": record.wall_s,
+        "trainable_params": record.trainable_params,
+    }
+    tags = {
+        "node_ip": record.node_ip, "node_id": record.node_id, "gpu_ids": record.gpu_ids,
+        "device": record.device,
+    }  # fmt: skip
+    if record.reason:
+        tags["status_reason"] = record.reason
+    tracker.end_trial(record.trial_id, record.status, summary, tags)
 
 
 def final_status(epochs_run: int, planned: int, overfit_reason: str | None) -> tuple[str, str]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from automl.config.paths import not_creatable, not_replaceable
 from automl.config.resolve import as_dict
@@ -240,19 +241,13 @@ def plan_sweep(conf: Config) -> SweepPlan:
         raise ConfigError(f"config: paths.output_dir: {problem}")
     for model in models.values() or [conf.model]:
         _refuse_own_export_as_base(model, out_dir)
-    storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
     state_seen = state_text(out_dir)  # read first: a change after it makes the plan stale
     before = _previous_state(out_dir)
     s = conf.sweep
-    extending = s.resume and before.extends(s.num_samples)
-    for key, problem in (
-        ("paths.output_dir", not_a_sweep_folder(out_dir)),
-        (storage_key, not_ray_experiments(storage, s.name, before.round, before.sweep_id)),
-        (storage_key, holds_output(storage, s.name, before.round + 1, out_dir)),
-        ("sweep.name", round_clash(storage, s.name, before.round + 1 if extending else None)),
-    ):
-        if problem:
-            raise ConfigError(f"config: {key}: {problem}")
+    problem = not_a_sweep_folder(out_dir)
+    if problem:
+        raise ConfigError(f"config: paths.output_dir: {problem}")
+    check_storage_free(conf, storage, out_dir, before)
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
     if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none
@@ -521,6 +516,26 @@ def _smallest_visible_gpu(pynvml: Any) -> float | None:
     return min(totals) / GIB if totals else None
 
 
+def check_storage_free(
+    conf: Config, storage: Path, out_dir: Path, before: SweepState | None = None
+) -> None:
+    """That the sweep's Ray experiment folders in `storage` are its own to delete or resume
+    (`before`: the state in `out_dir`, read if not given). Asked when the sweep is planned and
+    again once it holds `storage_lock`: a sweep of the name from another output folder may
+    have started on a shared storage meanwhile."""
+    s = conf.sweep
+    before = _previous_state(out_dir) if before is None else before
+    extending = s.resume and before.extends(s.num_samples)
+    storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
+    for key, problem in (
+        (storage_key, not_ray_experiments(storage, s.name, before.round, before.sweep_id)),
+        (storage_key, holds_output(storage, s.name, before.round + 1, out_dir)),
+        ("sweep.name", round_clash(storage, s.name, before.round + 1 if extending else None)),
+    ):
+        if problem:
+            raise ConfigError(f"config: {key}: {problem}")
+
+
 def _previous_state(out_dir: Path) -> SweepState:
     """The state an earlier sweep of this name left (its rounds decide which Ray folders are
     its own); a damaged file is one line, not a traceback."""
@@ -553,8 +568,17 @@ def _may_freeze(space: SearchSpace, conf: Config) -> bool:
 def _storage_path(storage: str) -> Path:
     """A local folder or a file:// URI. Object stores (s3://, gs://) would pass the cluster check,
     but the checkpoint cleanup and automl-export read local folders, so they are refused here."""
-    if storage.startswith("file://"):
-        return Path(storage.removeprefix("file://")).resolve()
+    if storage.startswith("file:"):  # `file:///x`, `file://localhost/x`, `file:/x`
+        parsed = urlparse(storage)
+        if parsed.netloc not in ("", "localhost"):  # `file://nfs-host/x` was read as the
+            raise ConfigError(  # relative folder `nfs-host/x`
+                f"config: paths.storage: {storage!r} names the host {parsed.netloc!r}: a file: "
+                f"URI names a folder of this machine (file://{parsed.path}); mount the share "
+                "and use its folder"
+            )
+        if not parsed.path.startswith("/"):
+            raise ConfigError(f"config: paths.storage: {storage!r} names no folder")
+        return Path(unquote(parsed.path)).resolve()  # `%20`: as MLflow's file URIs
     if "://" in storage:
         raise ConfigError(
             f"config: paths.storage: {storage!r}: object-store URIs are not supported yet "
@@ -639,7 +663,14 @@ def settle_auto_gpus(plan: SweepPlan, conf: Config, cluster_gpus: float) -> None
     if conf.resources.gpus_per_trial == "auto" and not cluster_gpus:
         if plan.gpus_per_trial:  # said once: the plan settles it, then init_ray again
             plan.gpus_per_trial = 0.0
-            log.info("gpus_per_trial=auto: the cluster has no GPU -> 0 (trials train on CPUs)")
+            if cluster_address(conf) is None:
+                log.info("gpus_per_trial=auto: the cluster has no GPU -> 0 (trials train on CPUs)")
+            else:  # a joined cluster's GPU workers may still be starting (or scaled to zero)
+                log.warning(
+                    "gpus_per_trial=auto: the cluster has no GPU now -> 0: the whole sweep trains "
+                    "on CPUs; if GPU workers are still joining, stop it, wait until they are up "
+                    "(an autoscaling cluster: min_workers >= 1), then run it again"
+                )
         check_trial_device(conf.train.device, 0.0, "auto, and the cluster has no GPU")
 
 

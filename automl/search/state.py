@@ -166,6 +166,13 @@ def round_clash(storage: Path, sweep: str, next_round: int | None = None) -> str
 LOCK_FILE = ".sweep.lock"  # held by the driver running the sweep (`sweep_lock`)
 
 
+def storage_lock_file(sweep: str) -> str:
+    """The lock a sweep holds in a `paths.storage` of its choosing: two sweeps of one name
+    from two output folders, started together, each found no other's mark there (none was
+    written yet), and the later one deleted the earlier one's live Ray experiment."""
+    return f".{sweep}.sweep.lock"
+
+
 def state_text(out_dir: Path) -> str | None:
     """The sweep's state file as it is on disk (None: none): a plan made from it is stale once
     it differs."""
@@ -176,24 +183,37 @@ def state_text(out_dir: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def sweep_lock(out_dir: Path, sweep: str) -> Iterator[None]:
+def sweep_lock(out_dir: Path, sweep: str, lock_file: str = LOCK_FILE) -> Iterator[None]:
     """One driver per sweep folder. The same command started twice (a scheduler's requeue while
     the first job still runs, a second terminal) made the second delete the first's Optuna
     study and live Ray experiment as a fresh start, or restore it again as a resume, and both
     wrote the summary, the export and the MLflow runs. An advisory lock (flock) on a file in
-    the folder, released when the driver ends, however it ends."""
+    the folder, released when the driver ends, however it ends. Also taken on a shared
+    `paths.storage` (`storage_lock_file`)."""
     try:
         import fcntl
     except ImportError:  # not a POSIX system: no lock to take
         yield
         return
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / LOCK_FILE, "a+", encoding="utf-8") as handle:
+    try:
+        handle = open(out_dir / lock_file, "a+", encoding="utf-8")
+    except PermissionError:  # another user's lock file (a shared storage): read it, and lock
+        handle = None  # it read-only where the filesystem allows (flock needs no write)
+    try:
+        handle = handle or open(out_dir / lock_file, encoding="utf-8")
+    except OSError as err:
+        log.warning("sweep %s: %s cannot be locked (%s): not guarded against a second driver",
+                    sweep, out_dir / lock_file, err.strerror)  # fmt: skip
+        yield
+        return
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                # a filesystem without flock (Lustre without -o flock, some FUSE/CIFS mounts)
+                # a filesystem without flock (Lustre without -o flock, some FUSE/CIFS mounts;
+                # NFS, for a lock file opened read-only)
                 log.warning("sweep %s: %s cannot be locked (%s): not guarded against a "
                             "second driver", sweep, out_dir, err.strerror)  # fmt: skip
                 yield
@@ -204,10 +224,11 @@ def sweep_lock(out_dir: Path, sweep: str) -> Iterator[None]:
                 f"config: sweep.name: sweep {sweep} is running in {holder} ({out_dir}): wait "
                 "for it to end, or give this run another sweep.name"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()}")
-        handle.flush()
+        if handle.writable():  # who holds it, for the next driver's refusal
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"process {os.getpid()} on {socket.gethostname()}")
+            handle.flush()
         try:
             yield
         finally:

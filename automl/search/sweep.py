@@ -7,6 +7,7 @@ automl-sweep sampler=random pruner=none sweep.num_samples=20 search_space=defaul
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -34,7 +35,12 @@ from automl.export.evaluation import (
     headline,
     table_lines,
 )
-from automl.export.trained_texts import NO_BASE, base_trained_texts, write_trained_texts
+from automl.export.trained_texts import (
+    NO_BASE,
+    BaseTexts,
+    base_trained_texts,
+    write_trained_texts,
+)
 from automl.model.choices import anchored
 from automl.model.load import display_name
 from automl.provenance import (
@@ -44,13 +50,14 @@ from automl.provenance import (
     redact_values,
     sweep_provenance,
 )
-from automl.search.callback import SweepCallback, TrialRecord
+from automl.search.callback import SweepCallback, TrialRecord, track_missing
 from automl.search.connect import check_reachable
 from automl.search.identity import DATA_KEY, check_same_data, data_identity
 from automl.search.objectives import n_objectives
 from automl.search.pareto import export_choice, mark_pareto
 from automl.search.plan import (
     SweepPlan,
+    check_storage_free,
     cluster_address,
     dry_run_checks,
     init_ray,
@@ -68,6 +75,7 @@ from automl.search.state import (
     restorable,
     round_settings,
     state_text,
+    storage_lock_file,
     sweep_lock,
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
@@ -142,28 +150,50 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
         return _run_locked(plan, data, model_data, started)
 
 
+def _storage_lock(plan: SweepPlan) -> contextlib.AbstractContextManager[None]:
+    """`sweep_lock` on a `paths.storage` of the user's, which other output folders' sweeps may
+    share (the default, `<output folder>/ray`, is held with the folder)."""
+    if plan.storage == plan.out_dir / "ray":
+        return contextlib.nullcontext()
+    plan.storage.mkdir(parents=True, exist_ok=True)
+    return sweep_lock(plan.storage, plan.conf.sweep.name, storage_lock_file(plan.conf.sweep.name))
+
+
 def _run_locked(
     plan: SweepPlan, data: PreparedData, model_data: dict[str, PreparedData], started: float
 ) -> SweepOutcome:
-    """The sweep on its prepared data, its folder held (`sweep_lock`): Ray, the trials, the
+    """The sweep on its prepared data, its folder held (`sweep_lock`): Ray, then its storage
+    held too (after Ray: a storage the cluster check refuses is not made), the trials, the
     export, MLflow."""
     import ray
 
+    started_ray = init_ray(plan.conf, plan)
+    try:
+        with _storage_lock(plan):
+            # asked again, held: a sweep of the name from another output folder may have
+            # marked the storage's folders as its own since the plan
+            check_storage_free(plan.conf, plan.storage, plan.out_dir)
+            return _run_on_ray(plan, data, model_data, started)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _run_on_ray(
+    plan: SweepPlan, data: PreparedData, model_data: dict[str, PreparedData], started: float
+) -> SweepOutcome:
+    """The trials, the export and MLflow, with Ray up and the sweep's folders held."""
     conf = plan.conf
-    started_ray = init_ray(conf, plan)
     # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own)
     with sigterm_stops(conf.sweep.name):
         quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
-        tracker = None
-        if plan.tracking_uri:
-            tracker = SweepTracker(
-                plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
-            )
-            if not plan.continues:  # a fresh start: the run of the sweep it replaces, if killed
-                tracker.end_abandoned(plan.recorded_run)
-            tracker.start_sweep(
-                _sweep_params(plan), _sweep_tags(plan), plan.continues, plan.recorded_run
-            )
+        try:
+            tracker = _start_tracking(plan) if plan.tracking_uri else None
+        except Exception as err:  # a store that fails (or refuses) as the run is opened
+            failure = _store_error(plan, err)
+            if failure is None:
+                raise
+            raise failure from err
         status = "FAILED"
         try:
             if tracker is not None:  # a write that fails here still ends the run below
@@ -185,6 +215,8 @@ def _run_locked(
                 state.save(plan.out_dir)
             else:  # killed during the export, or nothing to add: finish again (idempotent)
                 records = [TrialRecord(**r) for r in state.records]
+                if tracker is not None:  # a new parent run (untracked so far, or deleted)
+                    track_missing(tracker, records, conf.sweep.metric)
             # the round's own budget: a restored round keeps the one it was started with
             budget_s = state.round_budget_s(conf.sweep.time_budget_s)
             outcome = _finish(
@@ -202,29 +234,20 @@ def _run_locked(
             )
             raise
         except Exception as err:
-            failure = store_failure(err) if plan.tracking_uri else None
+            failure = _store_error(plan, err)
             if failure is None:
                 raise
-            raise StoreError(  # a traceback of MLflow's REST client otherwise
-                f"MLflow (store {redact(str(plan.tracking_uri))}) failed: "
-                f"{redact(first_line(failure, 300))}; what the sweep did is kept in "
-                f"{plan.out_dir}: once the store works again, run the same command with "
-                "sweep.resume=true (debug=true shows the traceback)"
-            ) from err
+            raise failure from err
         finally:
-            try:
-                if tracker is not None and status != "FINISHED":
-                    try:  # an error inside the fit: its trials too
-                        tracker.end_running_trials(status)
-                        tracker.end_sweep(status, {}, {"status": status.lower()})
-                    except Exception as err:  # the store failed too: the error above stands
-                        log.warning(
-                            "MLflow: the sweep's runs were not ended (%s); a resume ends them",
-                            redact(first_line(err, 300)),
-                        )
-            finally:
-                if started_ray:
-                    ray.shutdown()
+            if tracker is not None and status != "FINISHED":
+                try:  # an error inside the fit: its trials too
+                    tracker.end_running_trials(status)
+                    tracker.end_sweep(status, {}, {"status": status.lower()})
+                except Exception as err:  # the store failed too: the error above stands
+                    log.warning(
+                        "MLflow: the sweep's runs were not ended (%s); a resume ends them",
+                        redact(first_line(err, 300)),
+                    )
 
 
 def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) -> SweepState:
@@ -258,6 +281,33 @@ def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) 
     elif state.phase == "finished":
         log.info("sweep %s already has %d trials; exporting again", s.name, len(state.records))
     return state
+
+
+def _start_tracking(plan: SweepPlan) -> SweepTracker:
+    """The sweep's MLflow parent run, new or reopened (`plan.recorded_run`)."""
+    conf = plan.conf
+    assert plan.tracking_uri
+    tracker = SweepTracker(
+        plan.tracking_uri, conf.tracking.experiment or conf.sweep.name, conf.sweep.name
+    )
+    if not plan.continues:  # a fresh start: the run of the sweep it replaces, if killed
+        tracker.end_abandoned(plan.recorded_run)
+    tracker.start_sweep(_sweep_params(plan), _sweep_tags(plan), plan.continues, plan.recorded_run)
+    return tracker
+
+
+def _store_error(plan: SweepPlan, err: BaseException) -> StoreError | None:
+    """The one line for an MLflow store that failed during the sweep (a traceback of MLflow's
+    REST client otherwise); None where `err` is no store's error."""
+    failure = store_failure(err) if plan.tracking_uri else None
+    if failure is None:
+        return None
+    return StoreError(
+        f"MLflow (store {redact(str(plan.tracking_uri))}) failed: "
+        f"{redact(first_line(failure, 300))}; what the sweep did is kept in "
+        f"{plan.out_dir}: once the store works again, run the same command with "
+        "sweep.resume=true (debug=true shows the traceback)"
+    )
 
 
 def _record_spent(state: SweepState, spent_s: float, out_dir: Path) -> None:
@@ -440,10 +490,7 @@ def _finish(
         )  # fmt: skip
     elif best is not None and _has_checkpoint(best):
         base = base_trained_texts(trial_conf.model.name_or_path)
-        export_dir = _export_best(plan, best, trial_conf, data, len(records), choice)
-        if data.task is not None:  # which texts it trained on, with its base's: a later sweep
-            # fine-tuning it again tells its test texts apart by them
-            write_trained_texts(export_dir, data.task.train.texts, base)
+        export_dir = _export_best(plan, best, trial_conf, data, len(records), choice, base)
     if export_dir is None and (plan.out_dir / "best").is_dir():  # read as this sweep's model
         log.warning(
             "%s is not this sweep's export (an earlier one, or files put there): this sweep "
@@ -525,7 +572,10 @@ def _close_parent_run(
         "FINISHED" if summary["best_trial"] is not None else "FAILED",
         {f"best_{summary['metric']}": summary["best_value"], "num_trials": summary["num_trials"],
          "trial_epochs": summary["trial_epochs"], "wall_s": summary["wall_s"]},
-        {"status": summary["outcome"], "best_trial": summary["best_trial"] or ""},
+        # whose test scores the run's test_* metrics are: an extended sweep whose new best was
+        # not exported (blocked, no checkpoint) still shows an earlier round's, of another trial
+        {"status": summary["outcome"], "best_trial": summary["best_trial"] or "",
+         "test_trial": summary["best_trial"] if test is not None else ""},
     )  # fmt: skip
 
 
@@ -576,8 +626,11 @@ def _export_best(
     data: Any,
     n: int,
     choice: dict[str, Any],
+    base: BaseTexts,
 ) -> Path:
-    """The best trial's checkpoint as `best/` (`trial_conf`: the config it trained with)."""
+    """The best trial's checkpoint as `best/` (`trial_conf`: the config it trained with), with
+    which texts it trained on, its base model's (`base`) too: a later sweep fine-tuning it
+    again tells its test texts apart by them."""
     from automl.export.model_dir import export_checkpoint
 
     conf = plan.conf
@@ -592,9 +645,15 @@ def _export_best(
     provenance["best_scores"] = best_epoch_scores(best.row())  # every metric, for the card
     if choice.get("outside_rule"):  # the trials the rule named had lost their checkpoints
         provenance["export_rule"]["outside_rule"] = True
+    task = data.task
+
+    def trained_texts(folder: Path) -> None:
+        if task is not None:
+            write_trained_texts(folder, task.train.texts, base)
+
     return export_checkpoint(
         trial_conf, Path(best.checkpoint), plan.out_dir / "best", label_names=data.label_names,
-        provenance=provenance,
+        provenance=provenance, records=trained_texts,
     )  # fmt: skip
 
 

@@ -5,8 +5,10 @@ a re-run on new data). Moving the alias every time would make the *last* sweep t
 not the best one. Scores compare only when both versions were selected by the same metric on
 the same data (the fingerprint's sha256 covers every split): then the new version takes the
 alias only if its validation score is at least the champion's, the rule a sweep uses between
-its own trials (never the test split, which no selection step reads). Trained on other data,
-the scores say nothing about each other, so the newer version, trained on the newer data, wins;
+its own trials (never the test split, which no selection step reads). A version selected by
+another metric is judged by the champion's: its export's epoch's score on that metric.
+Trained on other data, the scores say nothing about each other, so the newer version, trained on
+the newer data, wins;
 unless it trained on fewer examples than the champion: a quick check on a subsample
 (`data.max_examples=300`) under the same name, or a resumed sweep on the older data, took the
 alias from the model in service. A version that predicts other classes (another task under
@@ -29,6 +31,7 @@ DATA = "automl.data_sha256"
 TRAIN_EXAMPLES = "automl.train_examples"
 LABELS = "automl.labels"  # the classes a version predicts, sorted: what its callers read
 SWEEP = "automl.sweep"  # the sweep that registered a version (every version a sweep registers)
+VALIDATION = "automl.val."  # + a score's name: each validation score of the export's epoch
 
 
 def score_tags(
@@ -46,6 +49,9 @@ def score_tags(
     if value is None or not sha or not math.isfinite(float(value)):
         return tags
     tags |= {METRIC: str(provenance["metric"]), MODE: mode, VALUE: repr(float(value)), DATA: sha}
+    for name, score in (provenance.get("best_scores") or {}).items():  # a sweep selecting by
+        if _number(str(score)) is not None:  # another metric compares by the holder's
+            tags[VALIDATION + name] = repr(float(score))
     train = (fingerprint.get("counts") or {}).get("train")
     if isinstance(train, int):
         tags[TRAIN_EXAMPLES] = str(train)
@@ -84,13 +90,19 @@ def takes_alias(
                 f"{theirs_n}): a subsample, or older data? Move the alias by hand if meant"
             )
         return newer, "the version holding it was trained on other data"
-    if (holder[METRIC], holder[MODE]) != (new[METRIC], new[MODE]):
-        return newer, f"the version holding it was selected by {holder[MODE]} {holder[METRIC]}"
+    metric, mode = holder[METRIC], holder[MODE]
+    if (metric, mode) != (new[METRIC], new[MODE]):  # judged by the metric that chose the holder
+        ours = _number(new.get(VALIDATION + metric))
+        if ours is None:
+            return False, (
+                f"the version holding it was selected by {mode} {metric}, which the new "
+                "version has no score of: move the alias by hand if meant"
+            )
     if ours == theirs:
-        return newer, f"{new[METRIC]} {ours:.4f} ties its {theirs:.4f} on the same data"
-    better = ours > theirs if new[MODE] == "max" else ours < theirs
-    relation = ("above" if new[MODE] == "max" else "below") if better else "worse than"
-    return better, f"{new[METRIC]} {ours:.4f} is {relation} its {theirs:.4f} on the same data"
+        return newer, f"{metric} {ours:.4f} ties its {theirs:.4f} on the same data"
+    better = ours > theirs if mode == "max" else ours < theirs
+    relation = ("above" if mode == "max" else "below") if better else "worse than"
+    return better, f"{metric} {ours:.4f} is {relation} its {theirs:.4f} on the same data"
 
 
 def _count(text: str | None) -> int | None:

@@ -174,8 +174,17 @@ class SweepTracker:
         """The parent run of the earlier sweep this fresh start replaces, left RUNNING with its
         trials' runs when its driver was killed (SIGKILL, out of memory): ended as KILLED, so
         the UI does not show them running forever. Only that run, recorded in the sweep's own
-        state: a sweep of the same name elsewhere may really be running."""
-        run = self._recorded(run_id) if run_id else None
+        state: a sweep of the same name elsewhere may really be running. Best effort: a run
+        this login may not read (a colleague's folder) is left as it is, with a warning."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self._recorded(run_id) if run_id else None
+        except MlflowException as err:
+            log.warning(
+                "MLflow: the earlier run %s was not ended (%s)", run_id, redact(first_line(err))
+            )
+            return
         if run is None or self.client.get_run(run).info.status != "RUNNING":
             return
         children = self.client.search_runs(
@@ -192,7 +201,9 @@ class SweepTracker:
 
         try:
             run = self.client.get_run(run_id)
-        except MlflowException:
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_DOES_NOT_EXIST":  # a refused login, a server error:
+                raise  # not "no such run", which would start a second parent beside the first
             return None  # another store now: a new parent run, not another sweep's
         ours = (
             run.info.experiment_id == self.experiment_id
@@ -263,8 +274,13 @@ class SweepTracker:
             if "automl.trial_id" in r.data.tags
         }
         for trial_id, run_id in children.items():  # once per child, on reopening the sweep
-            history = self.client.get_metric_history(run_id, "val_loss")  # every epoch has one
-            self._last_step[trial_id] = max((m.step for m in history), default=0)
+            # accuracy too: an epoch whose val_loss was NaN (dropped) logged its accuracy, which
+            # a resume logged again
+            self._last_step[trial_id] = max(
+                (m.step for key in ("val_loss", "val_accuracy")
+                 for m in self.client.get_metric_history(run_id, key)),
+                default=0,
+            )  # fmt: skip
         return children
 
     def child(

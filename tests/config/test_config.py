@@ -151,6 +151,8 @@ BAD_VALUES = [
     ("sampler.n_startup_trials=-1", "sampler.n_startup_trials"),
     ("ray.address=127.0.0.1:99999", "ray.address"),  # tried as another port
     ("sweep.time_budget_s=inf", "sweep.time_budget_s"),
+    ("resources.gpu_memory_gb=inf", "resources.gpu_memory_gb"),  # the smallest GPU share
+    ("resources.cpus_per_trial=inf", "resources.cpus_per_trial"),
     ("model.source=onnx", "model.source"),
     ("model.tiny_arch=t5", "model.tiny_arch"),
     ("data.source=parquet", "data.source"),
@@ -482,7 +484,7 @@ def test_as_dict_from_dict_round_trip() -> None:
 
 def test_from_dict_rejects_typos_and_bad_values() -> None:
     plain = as_dict(compose_cfg("experiment=smoke"))
-    with pytest.raises(OmegaConfBaseException, match="epoch"):
+    with pytest.raises(ConfigError, match=r"^config: train\.epoch: the recorded config does"):
         from_dict({**plain, "train": {**plain["train"], "epoch": 3}})
     with pytest.raises(ConfigError, match="train.batch_size"):
         from_dict({**plain, "train": {**plain["train"], "batch_size": 0}})
@@ -506,6 +508,25 @@ def test_where_a_run_writes_is_checked_without_writing(tmp_path: Path) -> None:
     assert (tmp_path / "a-file").read_text() == ""  # nor written into
 
 
+def test_a_folder_that_may_not_be_entered_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`paths.output_dir=/root/out` as another user: Path.exists raised PermissionError (as a
+    folder on the way refuses to be entered; simulated: these tests may run as root)."""
+    from automl.config.paths import not_creatable
+
+    locked, real = tmp_path / "locked", Path.exists
+
+    def exists(self: Path, *args: Any, **kwargs: Any) -> bool:
+        if locked in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "exists", exists)
+    out = locked / "inner" / "out"
+    assert not_creatable(out, folder=True) == f"cannot create {out} (Permission denied: {out})"
+
+
 def test_an_export_replaces_only_an_absent_empty_or_exported_folder(tmp_path: Path) -> None:
     from automl.config.paths import not_replaceable
 
@@ -524,6 +545,15 @@ def test_an_export_replaces_only_an_absent_empty_or_exported_folder(tmp_path: Pa
     )
     assert not_replaceable(tmp_path / "export" / "config.json") == (
         f"{tmp_path / 'export' / 'config.json'} is not a folder"
+    )
+    # its provenance cut short or edited: which files are the export's is not known, and
+    # files of the user's there went with the folder
+    (tmp_path / "export" / "provenance.json").write_text('{"files": [')
+    (tmp_path / "export" / "notes.txt").write_text("mine")
+    assert not_replaceable(tmp_path / "export") == (
+        f"{tmp_path / 'export' / 'provenance.json'}: not valid JSON (Expecting value, line 1): "
+        f"which files in {tmp_path / 'export'} an export wrote is not known, and an export "
+        "replaces the folder: mend the file, or move the folder away"
     )
 
 
@@ -628,3 +658,21 @@ def test_values_refused_since_are_read_back_in_a_recorded_config() -> None:
     with pytest.raises(ConfigError, match="^config: sweep.time_budget_s: must be finite"):
         compose_cfg("sweep.time_budget_s=inf")
     assert compose_cfg("ray.address=auto", "ray.num_cpus=0").ray.num_cpus == 0  # not read
+
+
+def test_a_recorded_config_this_version_cannot_read_is_one_line() -> None:
+    """A config.json written by another version (a setting this one lacks) or edited by hand
+    was OmegaConf's many-line error through `automl-export`, not a ConfigError."""
+    recorded = as_dict(compose_cfg())
+    recorded["train"]["old_setting"] = 1
+    with pytest.raises(ConfigError) as err:
+        from_dict(recorded)
+    assert str(err.value) == (
+        "config: train.old_setting: the recorded config does not fit this version's settings "
+        "(Key 'old_setting' not in 'TrainConfig'): written by another version of "
+        "finetune-automl, or edited?"
+    )
+    recorded = as_dict(compose_cfg())
+    recorded["train"]["epochs"] = "many"
+    with pytest.raises(ConfigError, match=r"^config: train.epochs: .* \(Value 'many' of type"):
+        from_dict(recorded)

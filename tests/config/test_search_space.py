@@ -63,6 +63,11 @@ BAD = [
         "train.learnig_rate: {type: float, low: 1.0e-4, high: 1.0e-3}\n",
         ["train.learnig_rate", "did you mean train.learning_rate"],
     ),
+    (
+        "first-trials-misspelt",
+        "train.epochs: {type: int, low: 1, high: 4}\nfirst_trial:\n  - {train.epochs: 2}\n",
+        ["first_trial", "did you mean first_trials"],
+    ),
     ("section-key", "train: {type: int, low: 1, high: 2}\n", ["train:", "section"]),
     ("spec-not-mapping", "train.epochs: 3\n", ["train.epochs", "mapping"]),
     ("unknown-field", "train.epochs: {type: int, low: 1, hgih: 4}\n", ["hgih", "high"]),
@@ -185,7 +190,16 @@ BAD = [
         "train.epochs: {type: int, low: 2, high: 8, step: 2}\n"
         "train.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, "
         "when: [{if: {train.epochs: 3}, high: 1.0e-2}]}\n",
-        ["train.learning_rate", "when[0]", "train.epochs=3 is never sampled", "2 + k*2"],
+        ["train.learning_rate", "when[0]", "train.epochs=3 is never sampled", "2..8 step 2"],
+    ),
+    (
+        "when-value-between-the-branches",  # 1..2, or 5..6 on rank 0: 3 is within neither
+        "peft.lora_rank: {type: categorical, choices: [0, 8]}\n"
+        "train.epochs: {type: int, low: 1, high: 2, when: [{if: {peft.lora_rank: 0}, low: 5, "
+        "high: 6}]}\n"
+        "train.warmup_ratio: {type: float, low: 0.0, high: 0.2, "
+        "when: [{if: {train.epochs: 3}, high: 0.1}]}\n",
+        ["train.warmup_ratio", "when[0]", "train.epochs=3 is never sampled", "1..2, 5..6"],
     ),
     (
         "when-on-float",
@@ -604,6 +618,20 @@ def test_exponents_without_a_dot_are_numbers_everywhere(tmp_path: Path) -> None:
     study.enqueue_trial({"train.learning_rate": 1e-3})
     values = space.suggest(study.ask())
     assert values["train.learning_rate"] == 1e-3 and values["train.weight_decay"] <= 0.01
+
+
+def test_exponents_with_a_dot_and_no_sign_are_numbers_everywhere(tmp_path: Path) -> None:
+    """`1.0e3` (a dot, no sign in the exponent) was a string to YAML 1.1 too: first_trials said
+    "'1.0e3' is not among [16.0, 1000.0]" of its own choices."""
+    text = (
+        "peft.lora_alpha: {type: categorical, choices: [1.6e1, 1.0e3]}\n"
+        "train.weight_decay: {type: float, low: 0.0, high: 0.1, "
+        "when: [{if: {peft.lora_alpha: 1.0E3}, low: 0.0, high: 0.01}]}\n"
+        "first_trials:\n"
+        "  - {peft.lora_alpha: 1.0e3, train.weight_decay: .5e-2}\n"
+    )
+    space = _load(tmp_path, text)
+    assert space.first_trials == ({"peft.lora_alpha": 1000.0, "train.weight_decay": 5e-3},)
 
 
 @pytest.mark.parametrize(

@@ -904,7 +904,8 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         "scores.csv",
         "text,label\n" + "".join(f"row {i},{i / 7:.3f}\n" for i in range(20)),
         {},
-        ["column 'label' has 20 distinct values in 20 rows", "0.000", "bin them into classes"],
+        # the example a fraction (0.000 is a whole number, as an id column's 1.0 would be)
+        ["column 'label' has 20 distinct values in 20 rows", "such as 0.143", "bin them into"],
     ),
     (
         "id-column",

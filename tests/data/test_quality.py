@@ -132,6 +132,17 @@ def test_numeric_labels_compare_by_value() -> None:
     assert assess(income, _lengths(income), 16, 5)["similar_label_names"] == []
     mixed = _task(rows, rows[:9], names=("0", "1", "1.0"))
     assert assess(mixed, _lengths(mixed), 16, 5)["similar_label_names"] == [["1", "1.0"]]
+    # judged exactly, as the loader orders them: ids past 2**53 (one float) and `1_0` (which
+    # float() reads as 10) are other labels
+    ids = _task(rows, rows[:9], names=("9007199254740992", "9007199254740993", "0"))
+    assert assess(ids, _lengths(ids), 16, 5)["similar_label_names"] == []
+    underscored = _task(rows, rows[:9], names=("1_0", "10", "0"))
+    assert assess(underscored, _lengths(underscored), 16, 5)["similar_label_names"] == []
+    long_ids = ("12345678901234567890123456789012", "12345678901234567890123456789013", "0")
+    long = _task(rows, rows[:9], names=long_ids)  # past Decimal's 28 digits of arithmetic
+    assert assess(long, _lengths(long), 16, 5)["similar_label_names"] == []
+    named = _task(rows, rows[:9], names=("Number 1", "1", "2"))  # a name, and a number
+    assert assess(named, _lengths(named), 16, 5)["similar_label_names"] == []
 
 
 def test_texts_without_words_are_no_duplicates_of_each_other() -> None:

@@ -221,3 +221,25 @@ def test_an_export_refuses_a_symbolic_link_and_the_current_folder(
     with pytest.raises(FileExistsError, match="current folder"):
         _export(trial_checkpoint, Path("."), "new")
     assert list(empty.iterdir()) == []
+
+
+def test_the_callers_records_are_in_the_export_when_it_appears(
+    trial_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`trained_texts.json` was written after the swap: a kill just after it published an
+    export that a later sweep read as one whose training texts are unknown."""
+    out_dir = tmp_path / "best"
+    at_swap: list[str] = []
+    real = model_dir._swap_into_place
+
+    def swap(tmp: Path, out: Path) -> None:
+        at_swap.extend(sorted(p.name for p in tmp.iterdir()))
+        real(tmp, out)
+
+    monkeypatch.setattr(model_dir, "_swap_into_place", swap)
+    model_dir.export_checkpoint(
+        make_tiny_config(), trial_checkpoint, out_dir, label_names=LABELS,
+        provenance={"trial_id": "t1"}, records=lambda folder: write_trained_texts(folder, ["hi"]),
+    )  # fmt: skip
+    assert "trained_texts.json" in at_swap and "provenance.json" in at_swap
+    assert json.loads((out_dir / "trained_texts.json").read_text())["texts"]

@@ -775,6 +775,15 @@ def test_max_length_past_the_models_positions_is_refused_before_compute() -> Non
     from transformers import XLNetConfig
 
     assert position_limit(XLNetConfig()) is None  # relative positions; it says -1
+    from transformers import EsmConfig, GPTJConfig
+
+    # ESM-1b learns a table (after the padding id, as RoBERTa), yet its config has a rope_theta:
+    # it passed, and failed in every trial's first long batch; ESM-2 is rotary; GPT-J too
+    esm1b = EsmConfig(position_embedding_type="absolute", max_position_embeddings=12,
+                      pad_token_id=1)  # fmt: skip
+    assert position_limit(esm1b) == 10
+    assert position_limit(EsmConfig(position_embedding_type="rotary")) is None
+    assert position_limit(GPTJConfig()) is None
     conf = to_config(Config(model=ModelConfig(max_length=1024)))
     with pytest.raises(ModelError) as err:
         check_model(conf)
@@ -838,6 +847,39 @@ def test_a_model_without_a_classification_class_is_refused_before_compute(
     check_architecture(replace(cfg, trust_remote_code=True), codegen)  # its own code has one
     with pytest.raises(ModelError, match="no sequence-classification class"):
         check_architecture(cfg, codegen)  # which runs only with trust_remote_code
+
+
+def test_a_model_reading_its_last_position_or_a_composite_config_is_refused() -> None:
+    """XLNet classifies from its last position: training pads on the right, so every shorter
+    text was classified from a pad token, without an error. Gemma 3's text settings sit in
+    `text_config`: "cannot tell the block count" said nothing of why."""
+    from transformers import Gemma3Config, XLNetConfig
+
+    from automl.model.load import check_architecture
+
+    with pytest.raises(ModelError, match=r"^model: xl \(xlnet\) classifies from its last posi"):
+        check_architecture(ModelConfig(source="pretrained", name_or_path="xl"), XLNetConfig())
+    with pytest.raises(ModelError, match=r"^model: Gemma3Config is a composite \(multimodal\)"):
+        num_blocks_of(Gemma3Config())
+
+
+def test_a_tokenizer_that_cannot_be_loaded_is_one_line(tmp_path: Path) -> None:
+    """A folder saved with `model.save_pretrained()` alone (no tokenizer files) of a model
+    whose tokenizer has no slow fallback: a ValueError traceback after the data was read."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from automl.model.load import load_tokenizer
+
+    folder = tmp_path / "llama-weights-only"
+    LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
+                                 num_hidden_layers=1, num_attention_heads=2,
+                                 num_key_value_heads=2)).save_pretrained(folder)  # fmt: skip
+    with pytest.raises(ModelError) as err:
+        load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(folder)))
+    assert str(err.value).startswith(
+        f"model.name_or_path: {folder}: its tokenizer cannot be loaded ("
+    )
+    assert "\n" not in str(err.value)
 
 
 def test_a_checkpoint_whose_backbone_does_not_load_is_refused(

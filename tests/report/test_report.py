@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -161,9 +163,12 @@ def test_table_lists_every_trial_and_marks_pruned_and_best(
     assert "<th>train.learning_rate</th>" in page and "0.002" in page
 
 
-def test_logs_the_report_folder_to_the_tracker(report: tuple[Path, FakeTracker]) -> None:
+def test_logs_the_reports_own_files_to_the_tracker(report: tuple[Path, FakeTracker]) -> None:
+    """Its files, not the folder: another process's drawing (`.drawing-*`) went with it."""
     index, tracker = report
-    assert tracker.logged == [(index.parent, "report")]
+    logged = {path.name for path, where in tracker.logged if where == "report"}
+    assert "index.html" in logged and "history.png" in logged
+    assert logged == {p.name for p in index.parent.iterdir() if not p.name.startswith(".")}
 
 
 def test_importance_leaves_out_branches_with_a_note(sweep_dir: Path) -> None:
@@ -377,6 +382,18 @@ def test_cli_logs_to_the_run_the_summary_names_not_a_later_sweep_of_that_name(
         "the report to"
     )
     assert not client.list_artifacts(later.info.run_id, "report")
+    # its run deleted in the UI: the report went into the trash, "logged" (and `mlflow gc`
+    # then removed it)
+    client.delete_run(ours.info.run_id)
+    (sweep_dir / "summary.json").write_text(
+        json.dumps({**summary, "mlflow_run_id": ours.info.run_id})
+    )
+    capsys.readouterr()
+    assert main([str(sweep_dir), "--tracking-uri", uri]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"error: sweep {SWEEP!r} logged to MLflow run {ours.info.run_id}, which was deleted: "
+        "restore it in the MLflow UI (or `mlflow runs restore`) first"
+    )
 
 
 def test_a_report_over_an_earlier_one_keeps_none_of_its_images(
@@ -500,9 +517,18 @@ def test_dollar_signs_in_names_are_drawn_as_written_and_a_failed_drawing_keeps_t
     assert len(err) == 1 and "cannot draw the report (ValueError: a plot);" in err[0], err
     assert {p.name: p.read_bytes() for p in (out / "report").iterdir()} == before
     assert [p.name for p in (out / "report").iterdir() if p.name.startswith(".")] == []
-    (out / "report" / ".drawing-killed").mkdir()  # a kill mid-drawing left it
+    killed, drawing = out / "report" / ".drawing-killed", out / "report" / ".drawing-now"
+    for folder in (killed, drawing):
+        folder.mkdir()
+        (folder / "history.png").write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    for path in (killed, killed / "history.png"):  # a kill mid-drawing an hour ago left it
+        os.utime(path, (hour_ago, hour_ago))
     build_report(out)
-    assert [p.name for p in (out / "report").iterdir() if p.name.startswith(".")] == []
+    # another process's drawing now (automl-report while the sweep finishes) is left to it
+    assert [p.name for p in (out / "report").iterdir() if p.name.startswith(".")] == [
+        ".drawing-now"
+    ]
     assert earlier  # (the first report was drawn from the same summary)
 
 

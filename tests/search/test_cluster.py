@@ -559,6 +559,11 @@ def test_example_cluster_launcher_yaml_is_complete() -> None:
     assert {"cluster_name", "provider", "available_node_types", "head_node_type"} <= set(spec)
     assert spec["head_node_type"] in spec["available_node_types"]
     assert any("ray start --head" in c for c in spec["head_start_ray_commands"])
+    # a failed mount stops `ray up` (`|| true` left each node a local /shared of its own);
+    # the head's AWS autoscaler imports boto3, which `make install` does not put in
+    mount = [c for c in spec["setup_commands"] if "mount -t nfs" in c]
+    assert mount and not any("|| true" in c for c in mount)
+    assert any("boto3" in c for c in spec["head_setup_commands"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -697,8 +702,24 @@ def test_storage_is_shared_only_when_marked() -> None:
         check_storage("file:///mnt/x", shared=False, nodes=3)
 
 
+def test_a_file_uri_naming_a_host_is_refused_not_read_as_a_relative_folder() -> None:
+    """`file://nfs-host/exports/ray` was read as the folder `nfs-host/exports/ray` below the
+    working directory: every node wrote into its own."""
+    from automl.search.plan import _storage_path
+
+    shared = Path("/mnt/nfs/ray").resolve()
+    assert _storage_path("file:///mnt/nfs/ray") == shared
+    assert _storage_path("file://localhost/mnt/nfs/ray") == shared
+    assert _storage_path("file:/mnt/nfs/ray") == shared  # one slash: read as ./file:/mnt/...
+    assert _storage_path("file:///mnt/ray%20results") == Path("/mnt/ray results").resolve()
+    with pytest.raises(ConfigError, match=r"^config: paths\.storage: .* names the host 'nfs-h"):
+        _storage_path("file://nfs-host/exports/ray")
+    with pytest.raises(ConfigError, match=r"^config: paths\.storage: 'file://' names no folder"):
+        _storage_path("file://")
+
+
 def test_auto_gpu_share_needs_gpus_in_the_cluster(
-    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import ray
 
@@ -713,8 +734,11 @@ def test_auto_gpu_share_needs_gpus_in_the_cluster(
     init_ray(conf, plan)
     assert plan.gpus_per_trial == 0.125  # the fake GPUs count
     monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 4.0})
-    init_ray(conf, plan)
+    with caplog.at_level("WARNING"):
+        init_ray(conf, plan)
     assert plan.gpus_per_trial == 0.0  # no GPUs: trials run on CPUs
+    # loudly, on a joined cluster: its GPU workers may still be starting
+    assert "the whole sweep trains on CPUs" in caplog.text
     cuda = replace(conf, train=replace(conf.train, device="cuda"))  # ... which cuda cannot
     with pytest.raises(ConfigError, match=r"gpus_per_trial is auto, and the cluster has no GPU"):
         init_ray(cuda, plan)

@@ -296,3 +296,37 @@ def test_a_resume_with_nothing_to_resume_opens_a_parent_run_of_its_own(
     assert len(parents) == 2 and len(children) == 2
     again = next(p for p in parents if p.info.run_id == first.info.run_id)
     assert again.data.tags == first.data.tags and again.data.metrics == first.data.metrics
+
+
+@pytest.mark.slow  # a sweep's data prepared
+def test_a_sweep_of_the_name_started_meanwhile_on_a_shared_storage_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sweeps of one name from two output folders on one `paths.storage`, started
+    together: each was planned before the other had marked the storage's folder, and the later
+    one deleted the earlier one's live Ray experiment as its own fresh start."""
+    import automl.search.sweep as sweep_module
+    from automl.config.schema import ConfigError
+    from automl.search.state import OWNER_FILE, mark_owner, storage_lock_file, sweep_lock
+
+    storage = tmp_path / "shared"
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", "tracking.enabled=false", f"paths.storage={storage}",
+        "paths.storage_shared=true",
+    )  # fmt: skip
+    # the other driver holds the storage's lock of the name
+    with sweep_lock(storage, "smoke", storage_lock_file("smoke")):
+        with pytest.raises(ConfigError, match=r"^config: sweep.name: sweep smoke is running in"):
+            run_sweep(conf)
+    # ... or it ran, and marked the folder its own, after this sweep was planned
+    real = sweep_module.prepare_data_for_models
+
+    def meanwhile(*args: Any, **kwargs: Any) -> Any:
+        prepared = real(*args, **kwargs)
+        mark_owner(storage / "smoke", "another-sweep", tmp_path / "elsewhere" / "smoke")
+        return prepared
+
+    monkeypatch.setattr(sweep_module, "prepare_data_for_models", meanwhile)
+    with pytest.raises(ConfigError, match=r"^config: paths.storage: .* in .*elsewhere/smoke, not"):
+        run_sweep(conf)
+    assert (storage / "smoke" / OWNER_FILE).is_file()  # the other sweep's folder stays

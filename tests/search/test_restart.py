@@ -174,6 +174,24 @@ def test_resumed_trial_does_not_log_an_epoch_twice(tmp_path: Path) -> None:
         assert steps == [1, 2, 3, 4], key
 
 
+def test_an_epoch_whose_loss_was_nan_is_not_logged_again_after_a_resume(tmp_path: Path) -> None:
+    """The last logged epoch was read from val_loss alone: an epoch with a NaN loss (not
+    logged) but an accuracy (logged) had its accuracy logged a second time after a resume."""
+    uri = mlflow_uri(tmp_path)
+    first = SweepTracker(uri, "exp", "sw")
+    first.start_sweep({}, {}, resume=False)
+    first.child("t1", {"train.learning_rate": 0.01})
+    first.log_epoch("t1", {"epoch": 1, "val_accuracy": 0.5, "val_loss": 1.0})
+    first.log_epoch("t1", {"epoch": 2, "val_accuracy": 0.4, "val_loss": float("nan")})
+    again = SweepTracker(uri, "exp", "sw")
+    again.start_sweep({}, {}, resume=True)
+    again.child("t1", {"train.learning_rate": 0.01})
+    for epoch in (2, 3):  # resumed from its epoch-1 checkpoint
+        again.log_epoch("t1", {"epoch": epoch, "val_accuracy": 0.4, "val_loss": float("nan")})
+    history = again.client.get_metric_history(again.child("t1", {}), "val_accuracy")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+
+
 def test_a_shared_storage_keeps_each_output_folders_sweep_its_own(tmp_path: Path) -> None:
     """Two sweeps named `default` from two output folders on one `paths.storage`: the second
     deleted the first's Ray experiment on a fresh start, or resumed its trials as its own."""
@@ -358,6 +376,32 @@ def test_a_second_driver_on_a_running_sweep_is_refused(tmp_path: Path) -> None:
         pass
     assert [p.name for p in out.iterdir()] == [LOCK_FILE]
     assert not_a_sweep_folder(out) is None  # the lock alone does not make it someone else's
+
+
+def test_another_users_lock_file_in_a_shared_storage_is_locked_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a shared `paths.storage`, the lock file another user's sweep made (mode 0644) could
+    not be opened for writing: a PermissionError traceback. flock needs no write access."""
+    import builtins
+
+    from automl.config.schema import ConfigError
+    from automl.search import state
+
+    lock = state.storage_lock_file("smoke")
+    (tmp_path / lock).write_text("process 1 on another-host")
+
+    def read_only(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if set(mode) & set("wa+x"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(state, "open", read_only, raising=False)
+    with state.sweep_lock(tmp_path, "smoke", lock):
+        monkeypatch.undo()  # the other user's next sweep, which may write it
+        with pytest.raises(ConfigError, match="running in process 1 on another-host"):
+            with state.sweep_lock(tmp_path, "smoke", lock):
+                pass
 
 
 def test_a_folder_that_cannot_be_locked_is_not_taken_for_a_running_sweep(

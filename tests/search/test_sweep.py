@@ -65,6 +65,9 @@ def test_smoke_sweep_mlflow_runs(smoke: tuple[Config, SweepOutcome, Path]) -> No
     assert outcome.summary["mlflow_run_id"] == parent.info.run_id  # automl-report logs there
     assert parent.data.params["sampler"] == "tpe"
     assert "git_commit" in parent.data.tags
+    # the trial whose test scores the run shows: the exported one
+    assert parent.data.tags["test_trial"] == outcome.summary["best_trial"]
+    assert parent.data.metrics["test_accuracy"] == outcome.summary["test_accuracy"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"config.json", "summary.json", "search_space", "best_model"} <= artifacts
     rows = {r.trial_id: r for r in outcome.records}
@@ -335,6 +338,28 @@ def test_a_resumed_sweep_finds_its_checkpoints_in_a_moved_or_copied_folder(
     assert Path(recorded).is_dir()  # the original's checkpoint stays
 
 
+@pytest.mark.slow  # a sweep
+def test_a_finished_sweep_exported_again_under_a_new_mlflow_run_gets_its_trials_there(
+    smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
+) -> None:
+    """A finished sweep resumed into a store without its run (it ran untracked, or its run
+    was deleted) exports again under a new parent run: that run held no trial runs (the
+    callback that adds them runs only while trials run), against the README's "a new parent
+    run holding every trial so far"."""
+    _, outcome, tmp = smoke
+    shutil.copytree(tmp / "outputs" / "smoke", tmp_path / "outputs" / "smoke")
+    conf = compose_config(tmp_path, "experiment=smoke", "sweep.resume=true")  # a new store
+    again = run_sweep(conf)
+    assert again.summary["num_trials"] == outcome.summary["num_trials"]
+    parents, children = sweep_runs(conf.tracking.uri, "smoke")
+    assert len(parents) == 1
+    trials = {c.data.tags["automl.trial_id"]: c for c in children}
+    assert sorted(trials) == sorted(r["trial_id"] for r in outcome.summary["trials"])
+    best = trials[outcome.summary["best_trial"]]
+    assert best.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    assert best.data.metrics["best_val_accuracy"] == outcome.summary["best_value"]
+
+
 def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
     smoke: tuple[Config, SweepOutcome, Path], tmp_path: Path
 ) -> None:
@@ -359,6 +384,10 @@ def test_reexport_names_a_broken_sweep_file_or_a_moved_base_model(
         reexport(copy, out_dir=target)
     (copy / "sweep_state.json").unlink()
     config = json.loads((copy / "config.json").read_text())
+    newer = {**config, "train": {**config["train"], "newer_setting": 1}}  # another version's
+    (copy / "config.json").write_text(json.dumps(newer))
+    with pytest.raises(ExportError, match=r"config\.json: config: train\.newer_setting: the rec"):
+        reexport(copy, out_dir=target)
     data = dict(config["data"])  # a relative data file, exported from another folder: said
     config["data"].update(source="csv", path="not-here/train.csv")
     (copy / "config.json").write_text(json.dumps(config))

@@ -22,6 +22,7 @@ from automl.tracking.promotion import (
     MODE,
     SWEEP,
     TRAIN_EXAMPLES,
+    VALIDATION,
     VALUE,
     score_tags,
     takes_alias,
@@ -54,7 +55,6 @@ def test_scores_compare_only_on_the_same_data_and_metric() -> None:
     assert takes_alias(_tags(0.1, data="new"), _tags(0.9)) == (
         True, "the version holding it was trained on other data",
     )  # fmt: skip
-    assert takes_alias(_tags(0.1, metric="val_accuracy"), _tags(0.9))[0]
     assert takes_alias(_tags(0.1), {SWEEP: "topics"})[0]  # a sweep's, from before the scores
     assert takes_alias(_tags(0.1), {**_tags(0.9), VALUE: "n/a"})[0]  # a tag edited by hand
     assert takes_alias({}, _tags(0.9)) == (True, "the new version has no score to compare")
@@ -121,6 +121,23 @@ def test_an_export_without_a_trial_has_no_key_and_is_always_registered() -> None
     assert export_key({}) is None  # an unreadable provenance.json: nothing to match
 
 
+def test_a_version_selected_by_another_metric_is_judged_by_the_champions() -> None:
+    """`-m sweep.metric=val_f1,val_loss` on one registered model: the version selected by
+    val_loss took the alias from one selected by val_f1 whatever their F1, as the newer."""
+    champion = _tags(0.80)  # val_f1 max
+    by_loss = {**_tags(0.95, mode="min", metric="val_loss"), VALIDATION + "val_f1": "0.7"}
+    assert takes_alias(by_loss, champion) == (
+        False, "val_f1 0.7000 is worse than its 0.8000 on the same data",
+    )  # fmt: skip
+    better = {**by_loss, VALIDATION + "val_f1": "0.85"}
+    assert takes_alias(better, champion) == (
+        True, "val_f1 0.8500 is above its 0.8000 on the same data",
+    )  # fmt: skip
+    # no score of the champion's metric (registered before they were tagged): left alone
+    keep, why = takes_alias(_tags(0.1, metric="val_accuracy"), champion)
+    assert not keep and why.startswith("the version holding it was selected by max val_f1")
+
+
 def test_score_tags_come_from_the_provenance() -> None:
     provenance = {"metric": "val_accuracy", "best_value": 0.75, "data_fingerprint": {"sha256": "f"}}
     assert {SWEEP: "topics", **score_tags(provenance, "max")} == _tags(
@@ -129,6 +146,9 @@ def test_score_tags_come_from_the_provenance() -> None:
     assert score_tags({**provenance, "best_value": None}, "max") == {}
     assert score_tags({**provenance, "best_value": float("nan")}, "max") == {}
     assert score_tags({**provenance, "data_fingerprint": {}}, "max") == {}
+    scores = {"val_accuracy": 0.75, "val_f1": 0.5, "val_loss": float("nan")}
+    tagged = score_tags({**provenance, "best_scores": scores}, "max")
+    assert tagged[VALIDATION + "val_f1"] == "0.5" and VALIDATION + "val_loss" not in tagged
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -290,6 +291,35 @@ def test_a_resume_reopens_the_parent_run_its_state_recorded(tmp_path: Path) -> N
     for recorded in ("0" * 32, other, ""):
         new = SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=True, run_id=recorded)
         assert new not in (ours, theirs, other)
+
+
+def test_a_store_error_on_resume_is_not_taken_for_a_missing_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any MLflow error reading the recorded parent run (a refused login, a server error) was
+    taken for "no such run": the resume started a second parent run and copied every trial
+    under it, while the real one stayed as it was."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ours = SweepTracker(uri, "exp", "sw").start_sweep({}, {}, resume=False)
+    again = SweepTracker(uri, "exp", "sw")
+
+    def refused(run_id: str) -> Any:
+        raise MlflowException("no access", error_code=PERMISSION_DENIED)
+
+    monkeypatch.setattr(again.client, "get_run", refused)
+    with pytest.raises(MlflowException, match="no access"):
+        again.start_sweep({}, {}, resume=True, run_id=ours)
+    # a fresh start's ending of the run it replaces is best effort: it goes on
+    with caplog.at_level("WARNING"):
+        again.end_abandoned(ours)
+    assert f"MLflow: the earlier run {ours} was not ended (no access)" in caplog.text
+    parents = MlflowClient(uri).search_runs(
+        [again.experiment_id], filter_string="tags.automl.role = 'sweep'"
+    )
+    assert [r.info.run_id for r in parents] == [ours]
 
 
 def test_a_fresh_start_ends_the_runs_a_killed_driver_left_running(tmp_path: Path) -> None:
