@@ -191,6 +191,8 @@ def reproduce(
 
     if not tolerance >= 0:  # (nan too; inf: report the number, never a difference)
         raise ReproduceError(f"--tolerance: must be a number >= 0, got {tolerance}")
+    if device not in ("cpu", "cuda", "auto"):  # (not blamed on the record below)
+        raise ReproduceError(f"--device: must be cpu, cuda or auto, got {device!r}")
     prov = load_provenance(path)
     try:
         conf = reproduce_config(prov, data_path, device, model_path)

@@ -196,9 +196,14 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     except ModelError:
         raise
     except Exception as err:
+        hint = ""
+        if not cfg.trust_remote_code and (
+            "trust_remote_code" in str(err) or "custom code" in first_line(err)
+        ):  # a standard config beside a tokenizer of its own code
+            hint = " (to run its code: model.trust_remote_code=true)"
         raise ModelError(
             f"model.name_or_path: {where}: its tokenizer cannot be loaded "
-            f"({type(err).__name__}: {first_line(err, 200)})"
+            f"({type(err).__name__}: {first_line(err, 200)}){hint}"
         ) from err
     problem = vocabulary_problem(tokenizer)
     if problem:
@@ -362,8 +367,8 @@ def position_limit(model_config: Any) -> int | None:
     """The most tokens a model's learned position embeddings take; None where positions are
     rotary or relative only (no table to run off the end of)."""
     kind = getattr(model_config, "position_embedding_type", None)  # BERT-style configs say
-    if kind is not None and kind != "absolute":  # rotary (ESM-2) or relative: no table
-        return None
+    if kind in ("rotary", "rope", "nope"):  # ESM-2, Granite: no table (BERT's relative kinds
+        return None  # and ALiBi configs still load its learned table: transformers 5 reads it)
     if kind is None and (  # ESM's config has a rope_theta even where it learns a table
         getattr(model_config, "rope_parameters", None) is not None
         or hasattr(model_config, "rope_theta")

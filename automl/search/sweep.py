@@ -168,8 +168,8 @@ def _run_locked(
     import ray
 
     started_ray = init_ray(plan.conf, plan)
-    try:
-        with _storage_lock(plan):
+    try:  # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own)
+        with sigterm_stops(plan.conf.sweep.name), _storage_lock(plan):
             # asked again, held: a sweep of the name from another output folder may have
             # marked the storage's folders as its own since the plan
             check_storage_free(plan.conf, plan.storage, plan.out_dir)
@@ -184,70 +184,66 @@ def _run_on_ray(
 ) -> SweepOutcome:
     """The trials, the export and MLflow, with Ray up and the sweep's folders held."""
     conf = plan.conf
-    # SIGTERM: a stop like Ctrl-C from here on (set after ray.init, which puts in its own)
-    with sigterm_stops(conf.sweep.name):
-        quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
-        try:
-            tracker = _start_tracking(plan) if plan.tracking_uri else None
-        except Exception as err:  # a store that fails (or refuses) as the run is opened
-            failure = _store_error(plan, err)
-            if failure is None:
-                raise
-            raise failure from err
-        status = "FAILED"
-        try:
-            if tracker is not None:  # a write that fails here still ends the run below
-                tracker.log_artifact_dict(as_dict(conf), "config.json")
-                tracker.log_artifact(plan.space.path, "search_space")
-                if quality_path is not None:
-                    tracker.log_artifact(quality_path)
-                    tracker.log_metrics(quality.metrics(data.quality))
-            identity = {DATA_KEY: data_identity(data.fingerprint, data.label_names)}
-            state = _starting_state(plan, {**plan.started_with, **identity})
-            earlier_s = state.sitting_started(started)  # a resume's wall_s is the sweep's
-            if tracker is not None:
-                state.mlflow_run_id = tracker.parent_id
-            elif state.mlflow_run_id is None:  # untracked: a later tracked resume starts a run
-                state.mlflow_run_id = ""
-            if state.phase in ("new", "running"):
-                records = _fit(plan, data, model_data, tracker, state)
-                state.phase, state.records = "exporting", [asdict(r) for r in records]
-                state.save(plan.out_dir)
-            else:  # killed during the export, or nothing to add: finish again (idempotent)
-                records = [TrialRecord(**r) for r in state.records]
-                if tracker is not None:  # a new parent run (untracked so far, or deleted)
-                    track_missing(tracker, records, conf.sweep.metric)
-            # the round's own budget: a restored round keeps the one it was started with
-            budget_s = state.round_budget_s(conf.sweep.time_budget_s)
-            outcome = _finish(
-                plan, records, data, tracker, started - earlier_s, budget_s, model_data
-            )
-            state.phase = "finished"
-            state.save(plan.out_dir)
-            status = "FINISHED"
-            return outcome
-        except KeyboardInterrupt:
-            status = "KILLED"
-            log.warning(
-                "sweep %s stopped: run the same command with sweep.resume=true to continue it",
-                conf.sweep.name,
-            )
+    quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
+    try:
+        tracker = _start_tracking(plan) if plan.tracking_uri else None
+    except Exception as err:  # a store that fails (or refuses) as the run is opened
+        failure = _store_error(plan, err)
+        if failure is None:
             raise
-        except Exception as err:
-            failure = _store_error(plan, err)
-            if failure is None:
-                raise
-            raise failure from err
-        finally:
-            if tracker is not None and status != "FINISHED":
-                try:  # an error inside the fit: its trials too
-                    tracker.end_running_trials(status)
-                    tracker.end_sweep(status, {}, {"status": status.lower()})
-                except Exception as err:  # the store failed too: the error above stands
-                    log.warning(
-                        "MLflow: the sweep's runs were not ended (%s); a resume ends them",
-                        redact(first_line(err, 300)),
-                    )
+        raise failure from err
+    status = "FAILED"
+    try:
+        if tracker is not None:  # a write that fails here still ends the run below
+            tracker.log_artifact_dict(as_dict(conf), "config.json")
+            tracker.log_artifact(plan.space.path, "search_space")
+            if quality_path is not None:
+                tracker.log_artifact(quality_path)
+                tracker.log_metrics(quality.metrics(data.quality))
+        identity = {DATA_KEY: data_identity(data.fingerprint, data.label_names)}
+        state = _starting_state(plan, {**plan.started_with, **identity})
+        earlier_s = state.sitting_started(started)  # a resume's wall_s is the sweep's
+        if tracker is not None:
+            state.mlflow_run_id = tracker.parent_id
+        elif state.mlflow_run_id is None:  # untracked: a later tracked resume starts a run
+            state.mlflow_run_id = ""
+        if state.phase in ("new", "running"):
+            records = _fit(plan, data, model_data, tracker, state)
+            state.phase, state.records = "exporting", [asdict(r) for r in records]
+            state.save(plan.out_dir)
+        else:  # killed during the export, or nothing to add: finish again (idempotent)
+            records = [TrialRecord(**r) for r in state.records]
+            if tracker is not None:  # a new parent run (untracked so far, or deleted)
+                track_missing(tracker, records, conf.sweep.metric)
+        # the round's own budget: a restored round keeps the one it was started with
+        budget_s = state.round_budget_s(conf.sweep.time_budget_s)
+        outcome = _finish(plan, records, data, tracker, started - earlier_s, budget_s, model_data)
+        state.phase = "finished"
+        state.save(plan.out_dir)
+        status = "FINISHED"
+        return outcome
+    except KeyboardInterrupt:
+        status = "KILLED"
+        log.warning(
+            "sweep %s stopped: run the same command with sweep.resume=true to continue it",
+            conf.sweep.name,
+        )
+        raise
+    except Exception as err:
+        failure = _store_error(plan, err)
+        if failure is None:
+            raise
+        raise failure from err
+    finally:
+        if tracker is not None and status != "FINISHED":
+            try:  # an error inside the fit: its trials too
+                tracker.end_running_trials(status)
+                tracker.end_sweep(status, {}, {"status": status.lower()})
+            except Exception as err:  # the store failed too: the error above stands
+                log.warning(
+                    "MLflow: the sweep's runs were not ended (%s); a resume ends them",
+                    redact(first_line(err, 300)),
+                )
 
 
 def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) -> SweepState:

@@ -203,13 +203,15 @@ def test_reproduce_names_a_missing_or_partial_file(tmp_path: Path) -> None:
         ({"config": {"model": {}}}, [], "config: cannot be read back"),  # a KeyError traceback
         ({}, ["--tolerance", "-0.01"], "--tolerance: must be a number >= 0, got -0.01"),
         ({}, ["--tolerance", "nan"], "--tolerance: must be a number >= 0, got nan"),
+        # the user's option, not blamed on the record ("config: cannot be read back")
+        ({}, ["--device", "gpu"], "--device: must be cpu, cuda or auto, got 'gpu'"),
         (  # a shared provenance.json ran a Hub repo's code without asking
             {"trust": True}, [], "the trial ran its model's own code "
             "(model.trust_remote_code=true): pass --trust-remote-code to run it again",
         ),
     ],
     ids=["metric", "epoch", "hyperparameters", "config", "negative-tolerance", "nan-tolerance",
-         "remote-code"],
+         "device", "remote-code"],
 )  # fmt: skip
 def test_a_damaged_provenance_or_option_is_one_line_before_any_training(
     exported: Path,

@@ -784,6 +784,11 @@ def test_max_length_past_the_models_positions_is_refused_before_compute() -> Non
     assert position_limit(esm1b) == 10
     assert position_limit(EsmConfig(position_embedding_type="rotary")) is None
     assert position_limit(GPTJConfig()) is None
+    from transformers import BertConfig
+
+    # BERT's relative kinds still load its learned table (transformers 5 reads no other)
+    relative = BertConfig(max_position_embeddings=16, position_embedding_type="relative_key")
+    assert position_limit(relative) == 16
     conf = to_config(Config(model=ModelConfig(max_length=1024)))
     with pytest.raises(ModelError) as err:
         check_model(conf)
