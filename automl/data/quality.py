@@ -17,6 +17,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unicodedata import category, normalize
@@ -89,27 +90,17 @@ def conflicting_labels(splits: Mapping[str, LabeledTexts], key: Key = near_key) 
 def similar_label_names(names: Sequence[str]) -> list[list[str]]:
     """Label names that differ only in case, spacing or punctuation (`Sport`, `sport `): most
     likely one class typed two ways, which the model must then tell apart."""
-    groups: dict[str, list[str]] = {}
+    groups: dict[Decimal | str, list[str]] = {}
     for name in names:
         groups.setdefault(_label_key(name), []).append(name)
     return [group for group in groups.values() if len(group) > 1]
 
 
-def _label_key(name: str) -> str:
-    """Numbers by value (`1` and `1.0` alike, `-1` and `1` not; judged as the loader orders
-    them: `label_number`), other names normalised."""
+def _label_key(name: str) -> Decimal | str:
+    """Numbers by value, exactly (`label_number`: `1` and `1.0` alike, `-1` and `1` not, ids
+    past float's or Decimal's arithmetic precision apart), other names normalised."""
     value = label_number(name)
-    if value is None:
-        return normalise(name) or name
-    # its digits with trailing zeros dropped, no arithmetic (Decimal's rounds to 28 digits):
-    # `1.0` and `10e-1` are 1, `-0` and `0.00` are 0; NUL-led, no normalised name is one
-    sign, digits, exponent = value.as_tuple()
-    kept = "".join(map(str, digits)).rstrip("0")
-    if not kept:
-        return "\0number 0"
-    assert isinstance(exponent, int)  # label_number: finite
-    exponent += len(digits) - len(kept)
-    return f"\0number {'-' if sign else ''}{kept.lstrip('0')}e{exponent}"
+    return (normalise(name) or name) if value is None else value
 
 
 def truncation(lengths: Mapping[str, np.ndarray], max_length: int) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from automl.config.paths import read_json_object
 from automl.config.schema import PROJECT_ROOT, Config, ConfigError
 from automl.config.space_params import MODEL_KEY
+from automl.config.values import CHOICES
 from automl.console import first_line
 from automl.data.fingerprint import data_fingerprint, fingerprint_mismatch
 from automl.data.task import DataError
@@ -191,7 +192,7 @@ def reproduce(
 
     if not tolerance >= 0:  # (nan too; inf: report the number, never a difference)
         raise ReproduceError(f"--tolerance: must be a number >= 0, got {tolerance}")
-    if device not in ("cpu", "cuda", "auto"):  # (not blamed on the record below)
+    if device not in CHOICES["train.device"]:  # (not blamed on the record below)
         raise ReproduceError(f"--device: must be cpu, cuda or auto, got {device!r}")
     prov = load_provenance(path)
     try:

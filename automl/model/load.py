@@ -99,12 +99,19 @@ def load_model_config(cfg: ModelConfig) -> Any:
     try:
         return AutoConfig.from_pretrained(where, trust_remote_code=cfg.trust_remote_code)
     except Exception as err:  # offline hub id, typo, remote code refused: one line, the cause
-        first = first_line(err)
-        if not cfg.trust_remote_code and (
-            "trust_remote_code" in str(err) or "custom code" in first
-        ):
-            first += " (to run its code: model.trust_remote_code=true)"
+        first = first_line(err) + _remote_code_hint(cfg, err)
         raise ModelError(f"model.name_or_path: cannot load {where!r}: {first}") from None
+
+
+def _remote_code_hint(cfg: ModelConfig, err: Exception) -> str:
+    """What to set where transformers refused to run a model's own code (its config's, or its
+    tokenizer's beside a standard config)."""
+    refused = "trust_remote_code" in str(err) or "custom code" in first_line(err)
+    return (
+        " (to run its code: model.trust_remote_code=true)"
+        if refused and not (cfg.trust_remote_code)
+        else ""
+    )
 
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -193,17 +200,10 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(
             where, trust_remote_code=cfg.trust_remote_code, **feeds
         )
-    except ModelError:
-        raise
     except Exception as err:
-        hint = ""
-        if not cfg.trust_remote_code and (
-            "trust_remote_code" in str(err) or "custom code" in first_line(err)
-        ):  # a standard config beside a tokenizer of its own code
-            hint = " (to run its code: model.trust_remote_code=true)"
         raise ModelError(
             f"model.name_or_path: {where}: its tokenizer cannot be loaded "
-            f"({type(err).__name__}: {first_line(err, 200)}){hint}"
+            f"({type(err).__name__}: {first_line(err, 200)}){_remote_code_hint(cfg, err)}"
         ) from err
     problem = vocabulary_problem(tokenizer)
     if problem:

@@ -105,6 +105,7 @@ def _row_problem(row: Any) -> str | None:
 
 PLOT_FILES = ("history.png", "importance.png", "learning_curves.png",
               "parallel_coordinates.png", "generalization_gap.png", "pareto.png")  # fmt: skip
+REPORT_FILES = (*PLOT_FILES, CONFUSION_FILE, "index.html")  # what a report is, its page last
 
 
 def _untouched_for(folder: Path) -> float:
@@ -147,7 +148,7 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
         )
         # an earlier report's images go: a plot that is only a note now (a one-trial sweep
         # started afresh under the name) left the old sweep's PNG, logged to the new MLflow run
-        for name in (*PLOT_FILES, CONFUSION_FILE, "index.html"):  # the page last
+        for name in REPORT_FILES:  # the page last
             if (drawing / name).exists():
                 os.replace(drawing / name, report_dir / name)
             else:
@@ -165,8 +166,7 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
 def report_files(report_dir: Path) -> list[Path]:
     """The report's own files, what goes to MLflow: not the whole folder, which may hold
     another process's drawing (`.drawing-*`) half-written."""
-    names = (*PLOT_FILES, CONFUSION_FILE, "index.html")
-    return [report_dir / name for name in names if (report_dir / name).is_file()]
+    return [report_dir / name for name in REPORT_FILES if (report_dir / name).is_file()]
 
 
 CSS = """

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 from automl.config.paths import not_creatable, not_replaceable
 from automl.config.resolve import as_dict
@@ -56,7 +56,7 @@ from automl.search.state import (
     state_text,
 )
 from automl.search.warm_start import WarmStart, load_warm_start
-from automl.tracking.uri import check_store, sqlite_file, tracking_uri
+from automl.tracking.uri import check_store, file_store_path, sqlite_file, tracking_uri
 from automl.train.device import pick_device
 
 log = logging.getLogger("automl.sweep")
@@ -568,17 +568,17 @@ def _may_freeze(space: SearchSpace, conf: Config) -> bool:
 def _storage_path(storage: str) -> Path:
     """A local folder or a file:// URI. Object stores (s3://, gs://) would pass the cluster check,
     but the checkpoint cleanup and automl-export read local folders, so they are refused here."""
-    if storage.startswith("file:"):  # `file:///x`, `file://localhost/x`, `file:/x`
-        parsed = urlparse(storage)
-        if parsed.netloc not in ("", "localhost"):  # `file://nfs-host/x` was read as the
-            raise ConfigError(  # relative folder `nfs-host/x`
-                f"config: paths.storage: {storage!r} names the host {parsed.netloc!r}: a file: "
-                f"URI names a folder of this machine (file://{parsed.path}); mount the share "
-                "and use its folder"
+    if storage.startswith("file:"):  # `file:///x`, `file://localhost/x`, `file:/x`, `%20`
+        host, folder = urlparse(storage).netloc, file_store_path(storage)
+        if host not in ("", "localhost"):  # `file://nfs-host/x` was read as the relative
+            raise ConfigError(  # folder `nfs-host/x`
+                f"config: paths.storage: {storage!r} names the host {host!r}: a file: URI "
+                f"names a folder of this machine (file://{folder}); mount the share and use "
+                "its folder"
             )
-        if not parsed.path.startswith("/"):
+        if not folder.startswith("/"):
             raise ConfigError(f"config: paths.storage: {storage!r} names no folder")
-        return Path(unquote(parsed.path)).resolve()  # `%20`: as MLflow's file URIs
+        return Path(folder).resolve()
     if "://" in storage:
         raise ConfigError(
             f"config: paths.storage: {storage!r}: object-store URIs are not supported yet "

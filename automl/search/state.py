@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from automl.config.paths import read_json_object, write_text_atomic
 from automl.config.schema import ConfigError
@@ -197,11 +197,7 @@ def sweep_lock(out_dir: Path, sweep: str, lock_file: str = LOCK_FILE) -> Iterato
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        handle = open(out_dir / lock_file, "a+", encoding="utf-8")
-    except PermissionError:  # another user's lock file (a shared storage): read it, and lock
-        handle = None  # it read-only where the filesystem allows (flock needs no write)
-    try:
-        handle = handle or open(out_dir / lock_file, encoding="utf-8")
+        handle = _lock_file_opened(out_dir / lock_file)
     except OSError as err:
         log.warning("sweep %s: %s cannot be locked (%s): not guarded against a second driver",
                     sweep, out_dir / lock_file, err.strerror)  # fmt: skip
@@ -233,6 +229,15 @@ def sweep_lock(out_dir: Path, sweep: str, lock_file: str = LOCK_FILE) -> Iterato
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_file_opened(path: Path) -> TextIO:
+    """The lock file, to write who holds it; read-only where it is another user's (a shared
+    storage: flock needs no write, where the filesystem allows it)."""
+    try:
+        return open(path, "a+", encoding="utf-8")
+    except PermissionError:
+        return open(path, encoding="utf-8")
 
 
 def not_a_sweep_folder(out_dir: Path) -> str | None:

@@ -14,7 +14,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -155,7 +155,6 @@ def _storage_lock(plan: SweepPlan) -> contextlib.AbstractContextManager[None]:
     share (the default, `<output folder>/ray`, is held with the folder)."""
     if plan.storage == plan.out_dir / "ray":
         return contextlib.nullcontext()
-    plan.storage.mkdir(parents=True, exist_ok=True)
     return sweep_lock(plan.storage, plan.conf.sweep.name, storage_lock_file(plan.conf.sweep.name))
 
 
@@ -173,7 +172,8 @@ def _run_locked(
             # asked again, held: a sweep of the name from another output folder may have
             # marked the storage's folders as its own since the plan
             check_storage_free(plan.conf, plan.storage, plan.out_dir)
-            return _run_on_ray(plan, data, model_data, started)
+            with _store_failure_in_one_line(plan):
+                return _run_on_ray(plan, data, model_data, started)
     finally:
         if started_ray:
             ray.shutdown()
@@ -185,13 +185,7 @@ def _run_on_ray(
     """The trials, the export and MLflow, with Ray up and the sweep's folders held."""
     conf = plan.conf
     quality_path = quality.write(data.quality, plan.out_dir)  # once the cluster is known good
-    try:
-        tracker = _start_tracking(plan) if plan.tracking_uri else None
-    except Exception as err:  # a store that fails (or refuses) as the run is opened
-        failure = _store_error(plan, err)
-        if failure is None:
-            raise
-        raise failure from err
+    tracker = _start_tracking(plan) if plan.tracking_uri else None
     status = "FAILED"
     try:
         if tracker is not None:  # a write that fails here still ends the run below
@@ -229,11 +223,6 @@ def _run_on_ray(
             conf.sweep.name,
         )
         raise
-    except Exception as err:
-        failure = _store_error(plan, err)
-        if failure is None:
-            raise
-        raise failure from err
     finally:
         if tracker is not None and status != "FINISHED":
             try:  # an error inside the fit: its trials too
@@ -292,18 +281,22 @@ def _start_tracking(plan: SweepPlan) -> SweepTracker:
     return tracker
 
 
-def _store_error(plan: SweepPlan, err: BaseException) -> StoreError | None:
-    """The one line for an MLflow store that failed during the sweep (a traceback of MLflow's
-    REST client otherwise); None where `err` is no store's error."""
-    failure = store_failure(err) if plan.tracking_uri else None
-    if failure is None:
-        return None
-    return StoreError(
-        f"MLflow (store {redact(str(plan.tracking_uri))}) failed: "
-        f"{redact(first_line(failure, 300))}; what the sweep did is kept in "
-        f"{plan.out_dir}: once the store works again, run the same command with "
-        "sweep.resume=true (debug=true shows the traceback)"
-    )
+@contextlib.contextmanager
+def _store_failure_in_one_line(plan: SweepPlan) -> Iterator[None]:
+    """An MLflow store that failed during the sweep, as the run opened or later: one line (a
+    traceback of MLflow's REST client otherwise); any other error as it is."""
+    try:
+        yield
+    except Exception as err:
+        failure = store_failure(err) if plan.tracking_uri else None
+        if failure is None:
+            raise
+        raise StoreError(
+            f"MLflow (store {redact(str(plan.tracking_uri))}) failed: "
+            f"{redact(first_line(failure, 300))}; what the sweep did is kept in "
+            f"{plan.out_dir}: once the store works again, run the same command with "
+            "sweep.resume=true (debug=true shows the traceback)"
+        ) from err
 
 
 def _record_spent(state: SweepState, spent_s: float, out_dir: Path) -> None:

@@ -128,7 +128,8 @@ class SweepTracker:
         elif run_id is None:
             found = self._latest()
         else:
-            found = self._recorded(run_id) if run_id else None
+            recorded = self._recorded(run_id) if run_id else None
+            found = recorded.info.run_id if recorded is not None else None
         if found:
             self.parent_id = found
             # read before it is marked RUNNING: a Ctrl-C while its trials' runs are read (a
@@ -179,14 +180,15 @@ class SweepTracker:
         from mlflow.exceptions import MlflowException
 
         try:
-            run = self._recorded(run_id) if run_id else None
+            recorded = self._recorded(run_id) if run_id else None
         except MlflowException as err:
             log.warning(
                 "MLflow: the earlier run %s was not ended (%s)", run_id, redact(first_line(err))
             )
             return
-        if run is None or self.client.get_run(run).info.status != "RUNNING":
+        if recorded is None or recorded.info.status != "RUNNING":
             return
+        run = recorded.info.run_id
         children = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.mlflow.parentRunId = '{run}' and attributes.status = 'RUNNING'",
@@ -195,8 +197,9 @@ class SweepTracker:
             self.client.set_terminated(child.info.run_id, status="KILLED")
         self.client.set_terminated(run, status="KILLED")
 
-    def _recorded(self, run_id: str) -> str | None:
-        """The recorded parent run, where this store holds it in this experiment."""
+    def _recorded(self, run_id: str) -> Any | None:
+        """The recorded parent run (MLflow's Run), where this store holds it in this
+        experiment."""
         from mlflow.exceptions import MlflowException
 
         try:
@@ -210,7 +213,7 @@ class SweepTracker:
             and run.info.lifecycle_stage == "active"  # deleted in the UI: MLflow refuses writes
             and run.data.tags.get("automl.sweep") == self.sweep
         )
-        return run_id if ours else None
+        return run if ours else None
 
     def _latest(self) -> str | None:
         runs = self.client.search_runs(
@@ -274,13 +277,10 @@ class SweepTracker:
             if "automl.trial_id" in r.data.tags
         }
         for trial_id, run_id in children.items():  # once per child, on reopening the sweep
-            # accuracy too: an epoch whose val_loss was NaN (dropped) logged its accuracy, which
-            # a resume logged again
-            self._last_step[trial_id] = max(
-                (m.step for key in ("val_loss", "val_accuracy")
-                 for m in self.client.get_metric_history(run_id, key)),
-                default=0,
-            )  # fmt: skip
+            # accuracy, never NaN, is logged with every epoch (val_loss was read: an epoch
+            # whose loss was NaN, dropped, had its accuracy logged again after a resume)
+            history = self.client.get_metric_history(run_id, "val_accuracy")
+            self._last_step[trial_id] = max((m.step for m in history), default=0)
         return children
 
     def child(
