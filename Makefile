@@ -60,7 +60,7 @@ bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks
 race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges; DATA_SEED=1 another subsample and split) -> benchmarks/results/race_per_epoch_reports[_data_seed_N]/
 	$(BIN)/python -m benchmarks.race --size subsample --seeds $(or $(SEEDS),0$(comma)1$(comma)2) --budget-s 180 \
 		--data-seed $(or $(DATA_SEED),0) \
-		$(if $(ADD),--add-to,--out) benchmarks/results/race_per_epoch_reports$(if $(DATA_SEED),_data_seed_$(DATA_SEED))
+		$(if $(ADD),--add-to,--out) benchmarks/results/race_per_epoch_reports$(if $(filter-out 0,$(DATA_SEED)),_data_seed_$(DATA_SEED))
 
 race-full: install ## The race on the whole task at make sweep's 420 s (~30 min a seed; seed 0 unless SEEDS=0,1,2; ADD=1 merges) -> benchmarks/results/race_full_per_epoch_reports/
 	$(BIN)/python -m benchmarks.race --size full --seeds $(or $(SEEDS),0) --budget-s 420 \

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import platform
+import statistics
 import sys
 import time
 from collections.abc import Iterator
@@ -132,3 +133,12 @@ def quiet() -> None:
     setup_logging()
     logging.getLogger("automl").setLevel(logging.WARNING)
     logging.getLogger("automl.sweep").setLevel(logging.WARNING)
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def saving(ours: float, baseline: float) -> float:
+    """Fraction of `baseline` saved by `ours` (0.4 = 40 % less)."""
+    return 1.0 - ours / baseline if baseline else 0.0

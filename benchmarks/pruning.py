@@ -24,9 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, progress, quiet, seed_list, sweep_overrides
+from benchmarks.common import (
+    compose,
+    machine,
+    median,
+    progress,
+    quiet,
+    saving,
+    seed_list,
+    sweep_overrides,
+)
 from benchmarks.report import RESULTS
-from benchmarks.search import median, saving
 
 SPACE = """\
 # Full fine-tuning where it overfits: written by benchmarks/pruning.py for its sweeps.
@@ -203,8 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         "(benchmarks.pruning_combine joins sweeps run apart)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None, help=f"results folder ({RESULTS})")
     args = parser.parse_args(argv)
+    if args.out is None and set(args.pruners) != set(PRUNERS):  # no summary: data for a replay
+        parser.error(
+            f"--pruners {','.join(args.pruners)}: one kind of sweep; name its own --out (the "
+            f"committed {RESULTS.name}/pruning.json compares both)"
+        )
     if args.epochs < 1:
         parser.error(f"--epochs {args.epochs}: expected at least 1")
     if unknown := set(args.pruners) - set(PRUNERS):
@@ -213,13 +226,15 @@ def main(argv: list[str] | None = None) -> int:
         if not setting.startswith("pruner.") or "=" not in setting:
             parser.error(f"--pruner-set {setting!r}: expected pruner.KEY=VALUE")
     seeds = args.seeds
-    out = args.out.resolve()
+    out = (args.out or RESULTS).resolve()
     quiet()
     started = time.monotonic()
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-pruning-") as work, contextlib.chdir(work):
-        for seed in seeds:
-            for pruner in args.pruners:
+        for i, seed in enumerate(seeds):
+            # each kind first in every other seed: a slowdown over the sitting (a warming
+            # machine, a filling disk) falls on both alike
+            for pruner in args.pruners if i % 2 == 0 else args.pruners[::-1]:
                 runs.append(sweep(Path(work), pruner, seed, args.trials, args.quick,
                                   args.epochs, tuple(args.pruner_set), args.lr))  # fmt: skip
     result = {

@@ -1,10 +1,11 @@
 """Replay stopping rules on recorded unpruned sweeps: which trial-epochs would a rule have saved,
 and would the sweep still have picked the same model?
 
-`python -m benchmarks.pruning --pruners none` records every trial's per-epoch history. With the
-random sampler a sweep's configurations do not depend on results, and training is deterministic
-per seed, so a pruned sweep's trials are prefixes of the unpruned ones: the real `OverfitStopper`
-and Ray's `ASHAScheduler`, fed those histories in run order, stop where they would have stopped.
+`python -m benchmarks.pruning --pruners none --out DIR` records every trial's per-epoch history.
+With the random sampler a sweep's configurations do not depend on results, and training is
+deterministic per seed, so a pruned sweep's trials are prefixes of the unpruned ones: the real
+`OverfitStopper` and Ray's `ASHAScheduler`, fed those histories in run order, stop where they
+would have stopped.
 When the replayed pick is the unpruned pick, its test accuracy is the recorded one; when it is not,
 the test accuracy is unknown and the replay says so (it never guesses).
 
@@ -29,8 +30,8 @@ from automl.search.callback import final_status
 from automl.search.pareto import choose_export
 from automl.search.stopping import OverfitRule, build_stopping
 from automl.search.tuner import overfit_rule
+from benchmarks.common import median
 from benchmarks.pruning import load_result
-from benchmarks.search import median
 
 DEFAULTS = PrunerConfig()  # unless told otherwise, replay the project's default pruner
 

@@ -5,7 +5,7 @@ python -m benchmarks.race --size both --seeds 0,1,2 --budget-s 180        # also
 python -m benchmarks.race --quick                                          # smoke: tiny model, 20 s
 python -m benchmarks.race --one hf --seed 0 --size subsample --budget-s 180 --out run.json
 python -m benchmarks.race --size full --seeds 1,2 --budget-s 420 --add-to DIR   # more seeds
-python -m benchmarks.race --data-seed 1 --out DIR          # a fresh split (`make race-data-seed-1`)
+python -m benchmarks.race --data-seed 1 --out DIR          # a fresh split (`make race DATA_SEED=1`)
 
 Systems, each given the same budget, data split (`data.seed`, 0 unless --data-seed: another
 subsample and split, whose test texts no earlier race or design decision saw), 2 threads and seed,
@@ -161,10 +161,14 @@ def merge_runs(
 
 
 def most_median(values: Sequence[float | None]) -> float | None:
-    """The median of the values present, None unless more than half are (a median of the one
-    seed that already has a pick would stand for all of them)."""
-    present = [v for v in values if v is not None]
-    return float(statistics.median(present)) if len(present) * 2 > len(values) else None
+    """The median over every seed, one without a pick yet counted lowest (left out, it raised
+    the median: two picks of three gave their mean); None where the median falls on such a
+    seed."""
+    ordered = sorted(values, key=lambda v: -math.inf if v is None else v)
+    middle = ordered[(len(ordered) - 1) // 2 : len(ordered) // 2 + 1]
+    if not middle or any(v is None for v in middle):
+        return None
+    return float(statistics.fmean(v for v in middle if v is not None))
 
 
 def median_curve(curves: Sequence[Sequence[Sequence[Any]]], grid: Sequence[float]) -> list:

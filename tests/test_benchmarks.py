@@ -1,4 +1,4 @@
-"""Pure logic of the benchmarks (no models, no Ray): reaching a peer's best, savings, the table."""
+"""Pure logic of the benchmarks (no models, no Ray): savings, medians, the tables."""
 
 from __future__ import annotations
 
@@ -8,26 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import median, saving
 from benchmarks.report import fmt_value, markdown
-from benchmarks.search import compare, median, saving, time_to_reach
-
-
-def trial(value: float | None, wall: float = 10.0, epochs: int = 2) -> dict:
-    return {"value": value, "wall_s": wall, "epochs": epochs}
-
-
-@pytest.mark.parametrize(
-    ("values", "target", "expected"),
-    [
-        ([0.5, 0.7, 0.8], 0.7, (20.0, 4)),  # reached at the second trial
-        ([0.8, 0.1], 0.75, (10.0, 2)),  # the first trial already does it
-        ([0.5, None, 0.9], 0.9, (30.0, 6)),  # a pruned trial without a value still costs
-        ([0.5, 0.6], 0.9, (math.inf, math.inf)),  # never
-        ([], 0.1, (math.inf, math.inf)),
-    ],
-)
-def test_time_to_reach(values: list, target: float, expected: tuple) -> None:
-    assert time_to_reach([trial(v) for v in values], target) == expected
 
 
 def test_saving_and_median() -> None:
@@ -35,19 +17,6 @@ def test_saving_and_median() -> None:
     assert saving(3, 0) == 0.0
     assert median([3.0, 1.0, 2.0]) == 2.0
     assert math.isnan(median([]))
-
-
-def test_compare_against_the_peers_median_best() -> None:
-    ours = [{"best": 0.8, "wall_s": 100, "trials": [trial(0.6), trial(0.8)]}] * 3
-    peer = [
-        {"best": b, "wall_s": 300, "trial_wall_s": 200, "trial_epochs": 20, "trials": []}
-        for b in (0.7, 0.75, 0.9)
-    ]
-    out = compare(ours, peer)
-    assert out["peer_median_best"] == 0.75
-    assert out["ours_wall_to_peer_best_s"] == 20.0
-    assert out["wall_ratio"] == pytest.approx(0.1)
-    assert out["ours_reached"] == 3
 
 
 def test_markdown_table() -> None:
@@ -233,3 +202,33 @@ def test_every_results_page_names_the_commit_and_the_search_stack() -> None:
     assert "ray " in line and "optuna " in line and "; commit " in line
     old = {k: v for k, v in machine().items() if k not in ("versions", "git_commit")}
     assert "commit" not in measured_on(old)  # a page written before they were recorded
+
+
+def test_a_pruning_run_of_one_kind_of_sweep_needs_a_folder_of_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--pruners none` alone rewrote the committed pruning.json (no summary) beside a
+    pruning.md that no longer matched it."""
+    from benchmarks.pruning import main
+    from benchmarks.report import RESULTS
+
+    before = (RESULTS / "pruning.json").read_bytes()
+    with pytest.raises(SystemExit) as stop:
+        main(["--pruners", "none"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--pruners none: one kind of sweep; name its own --out" in err
+    assert (RESULTS / "pruning.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("only", ["c", "a,d"])
+def test_the_retired_search_benchmarks_are_named_as_such(
+    only: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """c and d judged each search on the validation accuracy it selected on."""
+    from benchmarks.run import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--only", only])
+    assert stop.value.code == 2
+    assert "c and d were retired" in capsys.readouterr().err.strip().splitlines()[-1]

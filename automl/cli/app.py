@@ -270,8 +270,9 @@ def _naming(job: list[str]) -> Iterator[None]:
     """A job's bad input names the job: `model=tiny_bert` says which of the grid."""
     try:
         yield
-    except user_errors() as err:
-        raise type(err)(f"job {' '.join(job)}: {err}") from None
+    except user_errors() as err:  # (the error itself: DataFileMissing's constructor takes a
+        err.args = (f"job {' '.join(job)}: {err}",)  # path, and its `.path` is read later)
+        raise err from None
 
 
 def check_data_readable(conf: Config) -> None:

@@ -85,14 +85,20 @@ def _not_exported(out_dir: Path) -> str | None:
     best/march.json`, an `onnx/` folder) were deleted with it. Exports that predate the list
     of their own files are replaced as before."""
     try:
-        own = read_json_object(out_dir / "provenance.json").get(EXPORT_FILES_KEY)
+        provenance = read_json_object(out_dir / "provenance.json")
     except ValueError as err:  # edited, or another tool's: which files are the export's is
         return (  # not known, and files of the user's would go with the folder
             f"{err}: which files in {out_dir} an export wrote is not known, and an export "
             "replaces the folder: mend the file, or move the folder away"
         )
-    if not isinstance(own, list):
-        return None
+    own = provenance.get(EXPORT_FILES_KEY)
+    if not isinstance(own, list):  # an export from before the list, or another tool's folder
+        if isinstance(provenance.get("trial_id"), str):  # (`provenance.json` is a common name)
+            return None
+        return (
+            f"{out_dir} holds files and is not an exported model (its provenance.json names no "
+            "trial), which an export would replace"
+        )
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own and not _junk(p.name))
     if not foreign:
         return None
@@ -129,9 +135,20 @@ def _backup_in_the_way(out_dir: Path) -> str | None:
     one to `.<name>.old` first: a folder of that name that is no export (a user's, or a backup
     half deleted) would stop the export after the whole sweep."""
     backup = export_backup(out_dir)
-    if not backup.exists() or holds_export(backup):
+    if not backup.exists() or backup_is_an_export(out_dir):
         return None
     return f"{backup} is in the way of the export's backup of {out_dir.name}: move it away"
+
+
+def backup_is_an_export(out_dir: Path) -> bool:
+    """`.<name>.old` holds an export's backup and nothing else, so the next export may put it
+    back or delete it: a backup with files put in it since (or a folder of the user's by that
+    name) is left alone."""
+    backup = export_backup(out_dir)
+    try:
+        return backup.is_dir() and holds_export(backup) and _not_exported(backup) is None
+    except OSError:
+        return False
 
 
 def _can_create_in(folder: Path) -> bool:

@@ -372,6 +372,7 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         checked = all(c in names for c in columns)
         needed = max((names.index(c) for c in columns if c in names), default=-1)
         read: list[tuple[int, list[str]]] = []  # (the line a row starts on, its fields)
+        separators_only: list[int] = []
         line = reader.line_num + 1  # where the next row starts
         try:
             for fields in reader:
@@ -385,9 +386,18 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
                     if lines.ended and any("\n" in f for f in fields):
                         raise DataError(f"{path}: line {line}: a quote opened here is never closed")
                     read.append((line, fields))
+                elif len(fields) > 1:  # `,,`: a spreadsheet's empty row, skipped but said
+                    separators_only.append(line)
                 line = reader.line_num + 1
         except csv.Error as err:
             raise DataError(f"{path}: line {line}: not readable as CSV ({err})") from None
+    if separators_only:
+        more = f" and {len(separators_only) - 3} more" if len(separators_only) > 3 else ""
+        log.warning(
+            "%s: %d rows hold only separators, skipped as empty rows (%s %s%s)", path,
+            len(separators_only), "line" if len(separators_only) == 1 else "lines",
+            ", ".join(map(str, separators_only[:3])), more,
+        )  # fmt: skip
     if checked:
         # a trailing separator on every row (`hi,pos,n,`) is the file's style, not a shift:
         # where no row has just the header's fields, one more (empty) is allowed
@@ -564,7 +574,7 @@ def _jsonl_rows(path: Path, fmt: str = "data") -> list[tuple[int, dict[str, Any]
             first = not rows  # the first line with content: where another format shows
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as err:
+            except ValueError as err:  # (JSONDecodeError; an integer past 4,300 digits too)
                 csv_hint = f"; is it a CSV file? use {setting(fmt, 'csv')}"
                 hint = (
                     _ARRAY_HINT if first and line.lstrip().startswith("[")
@@ -572,7 +582,7 @@ def _jsonl_rows(path: Path, fmt: str = "data") -> list[tuple[int, dict[str, Any]
                     else ""
                 )  # fmt: skip
                 raise DataError(
-                    f"{path}: line {number}: not valid JSON ({err.msg}){hint}"
+                    f"{path}: line {number}: not valid JSON ({getattr(err, 'msg', err)}){hint}"
                 ) from None
             if not isinstance(row, dict):
                 array = first and line.lstrip().startswith("[")
@@ -689,6 +699,12 @@ def _read_hf(
         decode = (own or names) if names else (own if by_own else [])
         if not decode:
             return [str(x) for x in ids]
+        if decode is names and not own and _ids_or_values(names, ids):
+            raise DataError(
+                f"{where}: plain integer labels beside the train split's ClassLabel of numbers "
+                f"({', '.join(names[:4])}, ...), whose ids are not its values: ids or values? "
+                "encode every split with the train split's ClassLabel (Dataset.cast_column)"
+            )
         out = []
         for number, x in enumerate(ids, start=1):
             if isinstance(x, str) and not own:  # plain names beside train's ClassLabel
@@ -725,6 +741,15 @@ def _read_hf(
         _name_unread_splits(cfg, list(saved))
     # no ClassLabel: None, so the labels get the checks a file's labels get (a score column)
     return (texts, labels, where), val, test, names or None
+
+
+def _ids_or_values(names: list[str], ids: list[Any]) -> bool:
+    """`class_encode_column` on integers names its classes "0", "1", "10", "2", ...: a split
+    left with plain integers beside it could mean ids or values, and reading 2 as the id of
+    "10" scored every such row against the wrong class, silently."""
+    numbers = all(n.lstrip("-").isdigit() for n in names)
+    in_order = names == [str(i) for i in range(len(names))]
+    return numbers and not in_order and any(not isinstance(x, str) for x in ids)
 
 
 def _name_unread_splits(cfg: DataConfig, splits: list[str]) -> None:

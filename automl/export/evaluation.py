@@ -43,9 +43,9 @@ def predict_folder(
         model = AutoModelForSequenceClassification.from_pretrained(
             folder, trust_remote_code=trust_remote_code
         ).eval()
-    except ValueError as err:
+    except ValueError as err:  # no model_type in config.json, an unknown tokenizer class, ...
         if "trust_remote_code" not in str(err):
-            raise
+            raise ModelError(f"{folder}: cannot load its model ({first_line(err)})") from None
         raise ModelError(
             f"{folder}: its model runs code of its own (auto_map in config.json); trust it to "
             "load it (automl-evaluate --trust-remote-code)"

@@ -17,8 +17,8 @@ from typing import Any
 
 from automl.config.paths import (
     EXPORT_FILES_KEY,
+    backup_is_an_export,
     export_backup,
-    holds_export,
     not_replaceable,
     readable_as_umask_allows,
 )
@@ -104,7 +104,7 @@ def clean_stale(out_dir: Path) -> None:
     names an export gives them, and only what holds an export's files: a user's
     `.model.old-2024` beside it, or another export's folder still being written, is kept."""
     backup = export_backup(out_dir)
-    if backup.is_dir() and holds_export(backup):
+    if backup_is_an_export(out_dir):
         if not out_dir.exists():
             backup.rename(out_dir)
         else:

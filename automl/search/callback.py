@@ -298,10 +298,9 @@ class SweepCallback(Callback):
             self._watching_budget = False  # this round's epochs before the stop count too
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
-        this_round = {
-            r.trial_id: r.history for r in self.records.values() if r.trial_id not in earlier_rounds
-        }
-        catch_up_asha(self.scheduler, this_round)  # Ray saves no scheduler: its rungs were empty
+        # Ray saves no scheduler: its rungs were empty (earlier rounds' trials first, as a new
+        # round's ASHA holds them: sweep.py)
+        catch_up_asha(self.scheduler, {r.trial_id: r.history for r in self.records.values()})
         try:  # Ray restores inside a try that, on any error, drops the restore and starts over
             self._track_missing(self.records.values())
         except Exception as err:  # a store that stumbles: the sweep goes on, its records kept

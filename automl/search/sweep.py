@@ -79,6 +79,7 @@ from automl.search.state import (
     sweep_lock,
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
+from automl.search.stopping import catch_up_asha
 from automl.search.storage import drop_partial_copies
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage, tell_unreported
 from automl.search.summary import _count, best_epoch_scores, no_better_than_majority, print_table
@@ -360,8 +361,9 @@ def _fit(
         log.info("resuming %s: ended trials stay, unfinished ones continue from checkpoints", name)
         drop_partial_copies(experiment_dir)  # copies the kill cut short
         tuner = restored_tuner(
-            experiment_dir, _trainable(plan, data, model_data, experiment_dir), callback, rules[0]
-        )
+            experiment_dir, _trainable(plan, data, model_data, experiment_dir), callback,
+            rules[0], study,
+        )  # fmt: skip
         if budget_s:  # Ray restores the whole budget: each stop and resume would add another
             left = max(budget_s - state.round_spent_s, 1.0)
             use_time_budget(tuner, left)
@@ -383,6 +385,9 @@ def _fit(
             points=warm_points(plan.warm_start, state.round, state.records),
             round_index=state.round,
         )  # fmt: skip
+        # an extension is one study: its ASHA judges a trial against the earlier rounds' too
+        # (from empty rungs, the first trial at each rung set its own cut-off, however weak)
+        catch_up_asha(rules[1], {r["trial_id"]: r.get("history") or [] for r in state.records})
     try:
         with during_fit(callback.stop):
             results = tuner.fit()

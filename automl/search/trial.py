@@ -136,13 +136,19 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
             micro = t.batch_size
             assert micro is not None, "run_sweep_trial settles the batch size before any attempt"
             smaller = next_micro_batch(micro, t.grad_accum_steps, t.length_groups_per_step)
-            if smaller is None:
+            if smaller is None and t.eval_batch_size == 1:
                 raise
-            logging.getLogger("automl").warning(
-                "trial out of GPU memory at micro-batch %d: retrying with %d x %d accumulation",
-                micro, *smaller,
-            )  # fmt: skip
-            t.batch_size, t.grad_accum_steps = smaller
+            if smaller is None:  # training's pass is 1 already: the evaluation's may be the one
+                logging.getLogger("automl").warning(
+                    "trial out of GPU memory at micro-batch 1: retrying with evaluation "
+                    "batches of %d", t.eval_batch_size // 2,
+                )  # fmt: skip
+            else:
+                logging.getLogger("automl").warning(
+                    "trial out of GPU memory at micro-batch %d: retrying with %d x %d "
+                    "accumulation", micro, *smaller,
+                )  # fmt: skip
+                t.batch_size, t.grad_accum_steps = smaller
             t.eval_batch_size = max(1, t.eval_batch_size // 2)
 
 

@@ -92,11 +92,15 @@ def new_tuner(
 
 
 def restored_tuner(
-    experiment_dir: Path, trainable: Any, callback: SweepCallback, stopper: OverfitStopper | None
+    experiment_dir: Path,
+    trainable: Any,
+    callback: SweepCallback,
+    stopper: OverfitStopper | None,
+    study: Any,
 ) -> Any:
     """The interrupted experiment: ended trials stay, unfinished ones go on from their
     checkpoints, and failed ones stay failed (their resume files are gone: re-running them
-    would start them over under the same id)."""
+    would start them over under the same id). `study`: the sweep folder's Optuna storage."""
     from ray import tune
 
     tuner = tune.Tuner.restore(
@@ -104,6 +108,14 @@ def restored_tuner(
         storage_filesystem=whole_file_storage(),
     )  # fmt: skip
     use_driver_objects(tuner, callback, stopper)
+    tune_config = getattr(getattr(tuner, "_local_tuner", None), "_tune_config", None)
+    searcher = getattr(getattr(tune_config, "search_alg", None), "searcher", None)
+    if not isinstance(searcher, JournalSafeOptunaSearch):
+        raise RuntimeError(
+            "cannot resume: this Ray version's restored TuneConfig.search_alg is no "
+            "ConcurrencyLimiter around the sweep's OptunaSearch (written for Ray 2.60)"
+        )
+    searcher.use_storage(study)
     return tuner
 
 
@@ -176,6 +188,39 @@ class JournalSafeOptunaSearch(OptunaSearch):
     Ray then restarts it from its last checkpoint, and its repeated last epoch or its end, told
     to a finished Optuna trial, would raise or warn. The study already holds its value.
     """
+
+    def use_storage(self, storage: Any) -> None:
+        """Keep the study in `storage` (the sweep folder's journal as this driver sees it),
+        now and after Ray restores the searcher's saved state: both were pickled with the
+        journal's absolute path, so a sweep folder moved and resumed mid-round wrote into the
+        old folder's journal (a copy: into the original's; moved: FileNotFoundError)."""
+        self._driver_storage = storage
+        self._rebind()
+
+    def restore(self, checkpoint_path: str) -> None:
+        storage = self.__dict__.get("_driver_storage")
+        super().restore(checkpoint_path)  # the state as saved, the old journal path with it
+        if storage is not None:
+            self._driver_storage = storage
+            self._rebind()
+
+    def _rebind(self) -> None:
+        import optuna
+
+        self._storage = self._driver_storage
+        if self._ot_study is None:  # set up from `_storage` later
+            return
+        old = self._ot_study
+        study = optuna.load_study(
+            study_name=old.study_name, storage=self._storage, sampler=old.sampler,
+            pruner=old.pruner,
+        )  # fmt: skip
+        self._ot_study = study
+        # the asked trials, by their ids in the storage (the same in a copied journal)
+        self._ot_trials = {
+            ray_id: optuna.Trial(study, trial._trial_id)
+            for ray_id, trial in self._ot_trials.items()
+        }
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if self._already_finished(trial_id):

@@ -180,6 +180,7 @@ def test_a_later_jobs_data_is_read_before_the_first_job_runs(
     argv = ["-m", "experiment=smoke", "data=csv", "data.path=good.csv", swept]
     err = _refused(argv, monkeypatch, capsys)
     assert err[-1].startswith("error: job ") and problem in err[-1], err
+    assert err[-1].count("file not found") <= 1, err  # the job named, the message not repeated
 
 
 def test_a_bug_in_the_grid_check_is_not_reported_as_a_command_line_error(

@@ -571,6 +571,33 @@ def test_hf_splits_encoded_one_by_one_are_decoded_by_their_own_class_names(
     assert [task.label_names[i] for i in task.val.labels] == ["a", "c"] * 3
 
 
+def test_hf_plain_integers_beside_a_class_label_of_numbers_are_refused(tmp_path: Path) -> None:
+    """`class_encode_column` on integers names its classes "0", "1", "10", "11", "2", ...: a
+    validation split left with its plain integers had 2 read as the id of class "10", and
+    every such row was scored against the wrong class without a word."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(36)]
+    for classes, folder in ((12, "twelve"), (3, "three")):
+        train = datasets.Dataset.from_dict(
+            {"text": texts, "label": [i % classes for i in range(36)]}
+        )
+        val = datasets.Dataset.from_dict({"text": texts[:6], "label": [2, 1, 0, 2, 1, 0]})
+        datasets.DatasetDict(train=train.class_encode_column("label"), validation=val).save_to_disk(
+            str(tmp_path / folder)
+        )
+    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "twelve"), hf_val_split="validation")
+    with pytest.raises(DataError) as err:
+        load_task_data(cfg)
+    assert str(err.value) == (
+        f"{tmp_path / 'twelve'}[validation]: plain integer labels beside the train split's "
+        "ClassLabel of numbers (0, 1, 10, 11, ...), whose ids are not its values: ids or "
+        "values? encode every split with the train split's ClassLabel (Dataset.cast_column)"
+    )
+    # classes 0, 1, 2 are named in id order: an id is its value, read as before
+    assert _val_names(replace(cfg, hf_name=str(tmp_path / "three"))) == ["2", "1", "0"] * 2
+
+
 def _with_class_label(
     folder: Path, train_labels: list[Any], val_ids: list[int], names: list[str]
 ) -> DataConfig:
@@ -968,6 +995,13 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         {},
         ["line 2", "missing label"],
     ),
+    (  # Python's int() refuses past 4,300 digits: a ValueError that was a traceback
+        "jsonl-label-too-long-an-integer",
+        "long.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": "y", "label": ' + "1" * 5000 + "}\n",
+        {},
+        ["line 2: not valid JSON (Exceeds the limit"],
+    ),
     (
         "jsonl-label-object",
         "obj.jsonl",
@@ -976,6 +1010,22 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         ["line 1", "is a JSON object ({'name': 'a'})"],
     ),
 ]
+
+
+def test_rows_of_separators_alone_are_skipped_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A spreadsheet's empty rows (`,` or `,,`) were dropped without a word, while an empty
+    text or a missing label is an error."""
+    path = tmp_path / "sheet.csv"
+    rows = [f"text {i},{'ab'[i % 2]}\n" for i in range(20)]
+    path.write_text("text,label\n" + "".join(rows[:2]) + ",\n" + "".join(rows[2:]) + " , \n\n")
+    with caplog.at_level("WARNING", logger="automl.data.load"):
+        task = load_task_data(DataConfig(source="csv", path=str(path), test_fraction=0))
+    assert len(task.train.texts) + len(task.val.texts) == 20
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: 2 rows hold only separators, skipped as empty rows (lines 4, 23)"
+    ]
 
 
 def test_labels_mostly_alone_in_their_class_only_warn_where_nothing_is_split(

@@ -177,6 +177,25 @@ def test_a_folder_whose_weights_cannot_load_is_one_line(
     assert "\n" not in str(err.value)
 
 
+def test_a_folder_whose_config_names_no_model_type_is_one_line(
+    exported: Path, tmp_path: Path
+) -> None:
+    """A hand-written config.json (labels, no `model_type`): transformers' ValueError was
+    a traceback; only its remote-code kind was turned into one line."""
+    import shutil
+
+    from automl.export.evaluation import predict_folder
+    from automl.model.load import ModelError
+
+    folder = Path(shutil.copytree(exported, tmp_path / "copy"))
+    config = json.loads((folder / "config.json").read_text())
+    del config["model_type"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match=f"^{folder}: cannot load its model \\(") as err:
+        predict_folder(folder, ["hello"])
+    assert "\n" not in str(err.value)
+
+
 def test_sweep_evaluation_writes_beside_the_sweep_and_into_the_export(
     exported: Path, tmp_path: Path
 ) -> None:

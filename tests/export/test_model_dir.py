@@ -169,6 +169,60 @@ def test_an_export_never_replaces_a_folder_that_is_not_an_export(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my-project"]  # nothing written beside
 
 
+def test_another_tools_folder_with_a_provenance_file_is_not_an_export(
+    tmp_path: Path, trial_checkpoint: Path
+) -> None:
+    """`provenance.json` and `config.json` are common names: a folder holding them without
+    an export's list of its files was taken for an export older than the list, and replaced
+    whole, the user's files with it."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.json").write_text("{}")
+    (theirs / "provenance.json").write_text(json.dumps({"tool": "other"}))
+    (theirs / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"is not an exported model \(its provenance"):
+        _export(trial_checkpoint, theirs, "new")
+    assert sorted(p.name for p in theirs.iterdir()) == [
+        "config.json",
+        "notes.txt",
+        "provenance.json",
+    ]
+    # an export from before the list (it names its trial) is replaced as before
+    (theirs / "notes.txt").unlink()
+    (theirs / "provenance.json").write_text(json.dumps({"trial_id": "old"}))
+    _export(trial_checkpoint, theirs, "new")
+    assert _tag(theirs) == "new"
+
+
+@pytest.mark.parametrize("best_there", [False, True])
+def test_a_backup_holding_files_of_the_users_is_neither_put_back_nor_deleted(
+    tmp_path: Path, trial_checkpoint: Path, best_there: bool
+) -> None:
+    """`.best.old` is put back as `best/` (best/ gone) or deleted (best/ there) by the next
+    export, as a killed export's backup: one holding a note of the user's went with it, past
+    the check that guards `best/` itself."""
+    out_dir = tmp_path / "best"
+    _export(trial_checkpoint, out_dir, "old")
+    backup = tmp_path / ".best.old"
+    if best_there:
+        shutil.copytree(out_dir, backup)
+    else:
+        out_dir.rename(backup)
+    (backup / "notes.txt").write_text("mine")
+    if best_there:  # refused before any compute
+        with pytest.raises(FileExistsError, match="is in the way of the export's backup"):
+            _export(trial_checkpoint, out_dir, "new")
+        assert _tag(out_dir) == "old"
+    else:  # written beside it, not over it
+        _export(trial_checkpoint, out_dir, "new")
+        assert _tag(out_dir) == "new"
+    model_dir.clean_stale(out_dir)
+    assert (backup / "notes.txt").read_text() == "mine" and _tag(backup) == "old"
+    assert not_replaceable(out_dir) == (
+        f"{backup} is in the way of the export's backup of best: move it away"
+    )
+
+
 def test_an_export_is_not_replaced_with_files_put_in_it_since(
     tmp_path: Path, trial_checkpoint: Path
 ) -> None:

@@ -371,7 +371,9 @@ def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> Non
     tried.clear()
     with pytest.raises(torch.cuda.OutOfMemoryError):
         run_with_oom_retry(conf, attempt(fits_at=0))  # type: ignore[arg-type]
-    assert tried == [(4, 4), (2, 8), (1, 16)]
+    # at micro-batch 1 the evaluation batch still halves (32 -> 16, 8, 4, 2, 1), then it fails
+    assert tried == [(4, 4), (2, 8)] + [(1, 16)] * 4
+    assert conf.train.eval_batch_size == 1
     # a CUDA library that cannot allocate (cuBLAS's workspace on a full shared GPU) is memory
     # too; any other error is not retried
     errors = [RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate")]
@@ -390,6 +392,25 @@ def test_out_of_memory_retries_with_smaller_micro_batches(tmp_path: Path) -> Non
     errors.append(RuntimeError("boom"))
     with pytest.raises(RuntimeError, match="boom"):
         run_with_oom_retry(compose_config(tmp_path, "train.batch_size=16"), library_oom)  # type: ignore[arg-type]
+
+
+def test_out_of_memory_in_evaluation_at_micro_batch_1_halves_the_evaluation_batch(
+    tmp_path: Path,
+) -> None:
+    """Training fits one text at a time, validation's 256 do not: the trial failed without
+    a retry, since the training pass could not shrink."""
+    conf = compose_config(tmp_path, "train.batch_size=1", "train.eval_batch_size=256")
+    seen: list[int] = []
+
+    def evaluation_too_big(c: Config) -> str:
+        seen.append(c.train.eval_batch_size)
+        if c.train.eval_batch_size > 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return "done"
+
+    assert run_with_oom_retry(conf, evaluation_too_big) == "done"  # type: ignore[arg-type]
+    assert seen == [256, 128, 64]
+    assert (conf.train.batch_size, conf.train.grad_accum_steps) == (1, 1)
 
 
 def test_out_of_memory_goes_on_from_the_last_epoch_with_smaller_micro_batches(

@@ -194,6 +194,33 @@ def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path)
     check_finished_sweep(tmp_path, TRIALS + 2)
 
 
+def test_a_copy_of_a_sweep_killed_midway_resumes_with_its_own_study(tmp_path: Path) -> None:
+    """Ray pickles the Optuna searcher with the journal's absolute path: the copy of a sweep
+    killed mid-round, resumed, told its trials to the original's journal (and its own marked
+    them failed), so the original's study gained trials it never ran."""
+    import shutil
+
+    import optuna
+
+    from automl.search.study import study_storage
+
+    seen = run(tmp_path, "tracking.enabled=false", kill_at=r"trial \w+ epoch 1/")
+    assert re.search(r"trial \w+ epoch 1/", seen), seen[-3000:]
+    original = tmp_path / "outputs" / "smoke"
+    before = (original / "optuna.journal").read_bytes()
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(original, elsewhere / "outputs" / "smoke", symlinks=True)
+    run(elsewhere, "tracking.enabled=false", "sweep.resume=true")
+    assert (original / "optuna.journal").read_bytes() == before
+    summary = json.loads((elsewhere / "outputs" / "smoke" / "summary.json").read_text())
+    assert summary["num_trials"] == TRIALS
+    study = optuna.load_study(
+        study_name="smoke", storage=study_storage(elsewhere / "outputs" / "smoke")
+    )
+    states = [t.state for t in study.trials]
+    assert states.count(optuna.trial.TrialState.COMPLETE) == TRIALS, states
+
+
 def test_resume_keeps_trials_that_rays_saved_state_missed(tmp_path: Path) -> None:
     """Ray saves its trials' states and this sweep's records (the callback state) in separate
     files, at intervals: a kill can leave a trial that had ended saved as running, and records

@@ -264,6 +264,12 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
     others = [r.trial_id for r in outcome.records if r.trial_id != outcome.summary["best_trial"]]
     with pytest.raises(ExportError, match="keep_checkpoints"):
         reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")
+    # another trial over the sweep's own export, which its summary, report and registered
+    # model describe: refused before its checkpoint is even looked for
+    best, other = outcome.summary["best_trial"], others[0]
+    refused = rf"^--out .*best: the sweep's export, .* as trial {best}'s: export trial {other} "
+    with pytest.raises(ExportError, match=refused):
+        reexport(sweep_dir, trial_id=others[0], out_dir=sweep_dir / "best")
     with pytest.raises(ExportError, match="no trial 'nope'"):
         reexport(sweep_dir, trial_id="nope")
     mine = tmp / "my-project"  # a folder of the user's: an export would replace it whole

@@ -77,3 +77,41 @@ def test_an_epoch_repeated_after_a_resume_is_no_warning(cls: type, tmp_path: Pat
     assert bool(said) == (cls is OptunaSearch)
     trial = optuna.load_study(study_name="s", storage=storage).trials[0]
     assert trial.intermediate_values == {77: 0.4}  # the study keeps what it was told first
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_restored_searcher_keeps_its_study_in_the_journal_it_is_given(
+    tmp_path: Path, moved: bool
+) -> None:
+    """Ray pickles the searcher with the journal's absolute path: a sweep folder copied and
+    resumed mid-round told the copy's trials to the original's journal (moved away: a
+    FileNotFoundError). Given the folder's journal as this driver sees it, it keeps to that."""
+    import shutil
+
+    from automl.search.study import study_storage
+
+    original, copy = tmp_path / "a", tmp_path / "b"
+    searcher = _searcher(JournalSafeOptunaSearch, study_storage(original))
+    searcher.on_trial_result("t1", {"m": 0.4, "training_iteration": 1})
+    searcher.save(str(tmp_path / "searcher.pkl"))  # Ray's save of the searcher, mid-round
+    before = (original / "optuna.journal").read_bytes()
+    shutil.copytree(original, copy)
+    if moved:
+        shutil.rmtree(original)
+    # what Ray restores: the searcher pickled when the round began, then its saved state
+    restored = JournalSafeOptunaSearch(
+        space=SPACE, metric="m", mode="max", storage=study_storage(tmp_path / "c"),
+        study_name="s",
+    )  # fmt: skip
+    restored.use_storage(study_storage(copy))
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    restored.on_trial_result("t1", {"m": 0.5, "training_iteration": 2})
+    restored.on_trial_complete("t1", {"m": 0.5})
+    assert restored.suggest("t2") is not None
+    trials = optuna.load_study(study_name="s", storage=study_storage(copy)).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "RUNNING"]
+    assert trials[0].value == 0.5 and trials[0].intermediate_values == {1: 0.4, 2: 0.5}
+    if not moved:  # the original's journal as it was
+        assert (original / "optuna.journal").read_bytes() == before
+    else:
+        assert not original.exists()
