@@ -54,7 +54,7 @@ train: install ## One trial on the embedded default (MiniLM + chatterbot topics)
 sweep: install ## The quick sweep on the embedded default (< 10 min on 2 CPU cores)
 	$(BIN)/automl-sweep experiment=default
 
-bench: install ## Benchmarks side by side (~30 min on 2 CPU cores) -> benchmarks/results/
+bench: install ## Throughput (a) and orchestration overhead (b), side by side -> benchmarks/results/
 	$(BIN)/python -m benchmarks.run
 
 race: install ## The search race of issue #10 on 1,000 examples (~13 min a seed at 180 s each; SEEDS=0,1,2; ADD=1 merges; DATA_SEED=1 another subsample and split) -> benchmarks/results/race_per_epoch_reports[_data_seed_N]/

@@ -213,15 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny model, for debugging")
     parser.add_argument("--out", type=Path, default=None, help=f"results folder ({RESULTS})")
     args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs {args.epochs}: expected at least 1")
+    if unknown := set(args.pruners) - set(PRUNERS):
+        parser.error(f"--pruners: unknown {sorted(unknown)}; expected {','.join(PRUNERS)}")
     if args.out is None and set(args.pruners) != set(PRUNERS):  # no summary: data for a replay
         parser.error(
             f"--pruners {','.join(args.pruners)}: one kind of sweep; name its own --out (the "
             f"committed {RESULTS.name}/pruning.json compares both)"
         )
-    if args.epochs < 1:
-        parser.error(f"--epochs {args.epochs}: expected at least 1")
-    if unknown := set(args.pruners) - set(PRUNERS):
-        parser.error(f"--pruners: unknown {sorted(unknown)}; expected {','.join(PRUNERS)}")
     for setting in args.pruner_set:
         if not setting.startswith("pruner.") or "=" not in setting:
             parser.error(f"--pruner-set {setting!r}: expected pruner.KEY=VALUE")

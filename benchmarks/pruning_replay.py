@@ -147,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         parser.error(str(e))
     if not any(r.get("pruner") == "none" for r in result["runs"]):
-        parser.error(f"{args.results}: no unpruned sweep to replay (run with --pruners none)")
+        parser.error(
+            f"{args.results}: no unpruned sweep to replay (run with --pruners none --out DIR)"
+        )
     asha = None if args.no_asha else (args.asha_grace, args.asha_reduction)
     out = replay(result, rule, asha)
     print(f"rule {rule}; ASHA {asha}")

@@ -256,7 +256,7 @@ def test_add_to_and_out_are_one_or_the_other(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_reach_and_anytime_count_only_what_most_seeds_had_inside_the_budget() -> None:
+def test_reach_and_anytime_count_a_seed_without_a_pick_inside_the_budget_lowest() -> None:
     runs = [
         run("hf", 0, [[50, 0.6, 0.60]]),
         run("hf", 1, [[60, 0.6, 0.60]]),

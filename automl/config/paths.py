@@ -93,11 +93,11 @@ def _not_exported(out_dir: Path) -> str | None:
         )
     own = provenance.get(EXPORT_FILES_KEY)
     if not isinstance(own, list):  # an export from before the list, or another tool's folder
-        if isinstance(provenance.get("trial_id"), str):  # (`provenance.json` is a common name)
-            return None
+        if all(isinstance(provenance.get(k), str) for k in ("sweep", "trial_id")):
+            return None  # (`provenance.json` is a common name)
         return (
             f"{out_dir} holds files and is not an exported model (its provenance.json names no "
-            "trial), which an export would replace"
+            "sweep and trial), which an export would replace"
         )
     foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in own and not _junk(p.name))
     if not foreign:

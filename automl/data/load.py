@@ -574,7 +574,7 @@ def _jsonl_rows(path: Path, fmt: str = "data") -> list[tuple[int, dict[str, Any]
             first = not rows  # the first line with content: where another format shows
             try:
                 row = json.loads(line)
-            except ValueError as err:  # (JSONDecodeError; an integer past 4,300 digits too)
+            except json.JSONDecodeError as err:
                 csv_hint = f"; is it a CSV file? use {setting(fmt, 'csv')}"
                 hint = (
                     _ARRAY_HINT if first and line.lstrip().startswith("[")
@@ -582,7 +582,12 @@ def _jsonl_rows(path: Path, fmt: str = "data") -> list[tuple[int, dict[str, Any]
                     else ""
                 )  # fmt: skip
                 raise DataError(
-                    f"{path}: line {number}: not valid JSON ({getattr(err, 'msg', err)}){hint}"
+                    f"{path}: line {number}: not valid JSON ({err.msg}){hint}"
+                ) from None
+            except ValueError:  # valid JSON Python will not read: an integer past 4,300 digits
+                raise DataError(
+                    f"{path}: line {number}: a number of more than 4,300 digits (a corrupted "
+                    "id or score?)"
                 ) from None
             if not isinstance(row, dict):
                 array = first and line.lstrip().startswith("[")
@@ -702,7 +707,8 @@ def _read_hf(
         if decode is names and not own and _ids_or_values(names, ids):
             raise DataError(
                 f"{where}: plain integer labels beside the train split's ClassLabel of numbers "
-                f"({', '.join(names[:4])}, ...), whose ids are not its values: ids or values? "
+                f"({', '.join(names[:4])}{', ...' if len(names) > 4 else ''}), whose ids are "
+                "not its values: ids or values? "
                 "encode every split with the train split's ClassLabel (Dataset.cast_column)"
             )
         out = []

@@ -135,12 +135,6 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     # another trial goes beside the sweep's export, not over it (the summary, the report and
     # the registered model describe `best/`)
     target = out_dir or sweep_dir / ("best" if trial_id == best else f"trial-{trial_id}")
-    if best and trial_id != best and target.resolve() == (sweep_dir / "best").resolve():
-        raise ExportError(
-            f"--out {target}: the sweep's export, which its summary, report and registered "
-            f"model describe as trial {best}'s: export trial {trial_id} elsewhere (without "
-            f"--out: {sweep_dir / f'trial-{trial_id}'})"
-        )
     problem = not_replaceable(target)
     if problem:
         raise ExportError(problem)
@@ -154,6 +148,12 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         )
     if trial_id not in rows:
         raise ExportError(f"{summary_path}: no trial {trial_id!r} (trials: {', '.join(rows)})")
+    if best and trial_id != best and target.resolve() == (sweep_dir / "best").resolve():
+        raise ExportError(
+            f"--out {target}: the sweep's export, which its summary, report and registered "
+            f"model describe as trial {best}'s: export trial {trial_id} elsewhere (without "
+            f"--out: {sweep_dir / f'trial-{trial_id}'})"
+        )
     row = rows[trial_id]
     params = row.get("params") or {}
     try:  # written by another version, or edited: the file named

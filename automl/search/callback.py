@@ -100,6 +100,7 @@ class SweepCallback(Callback):
         tracker: SweepTracker | None,
         stopper: OverfitStopper | None,
         previous: list[TrialRecord] | None = None,
+        scheduler: TrialScheduler | None = None,
         warm: WarmStart | None = None,
         budget_s: float | None = None,
         budget_spent_s: float = 0.0,
@@ -110,11 +111,15 @@ class SweepCallback(Callback):
         self.default_epochs = default_epochs
         self.tracker = tracker
         self.stopper = stopper
-        self.scheduler: TrialScheduler | None = None  # a restored round's ASHA (use_driver_objects)
+        # the round's ASHA (a restored round's: use_driver_objects)
+        self.scheduler: TrialScheduler | None = scheduler
         self.warm = warm  # labels the trials that run a warm-start configuration
         # trials of earlier rounds of the same sweep (an extended sweep) come first
         self.records: dict[str, TrialRecord] = {r.trial_id: r for r in previous or []}
         self._previous_ids = set(self.records)  # earlier rounds' trials
+        # an extension is one study: its ASHA judges a trial against the earlier rounds' too
+        # (from empty rungs, the first trial at each rung set its own cut-off, however weak)
+        catch_up_asha(scheduler, {r.trial_id: r.history for r in self.records.values()})
         if warm is not None:
             warm.claim(r.origin for r in self.records.values())
         self._track_missing(self.records.values())
@@ -298,8 +303,8 @@ class SweepCallback(Callback):
             self._watching_budget = False  # this round's epochs before the stop count too
         if self.stopper is not None and "stopper" in state:
             self.stopper.set_state(state["stopper"])
-        # Ray saves no scheduler: its rungs were empty (earlier rounds' trials first, as a new
-        # round's ASHA holds them: sweep.py)
+        # Ray saves no scheduler: its rungs were empty (the earlier rounds' trials too, as a
+        # new round's ASHA holds them: __init__)
         catch_up_asha(self.scheduler, {r.trial_id: r.history for r in self.records.values()})
         try:  # Ray restores inside a try that, on any error, drops the restore and starts over
             self._track_missing(self.records.values())

@@ -79,7 +79,6 @@ from automl.search.state import (
     sweep_lock,
 )
 from automl.search.stop import SweepInterrupted, during_fit, sigterm_stops
-from automl.search.stopping import catch_up_asha
 from automl.search.storage import drop_partial_copies
 from automl.search.study import STUDY_FILE, fail_stale_trials, study_storage, tell_unreported
 from automl.search.summary import _count, best_epoch_scores, no_better_than_majority, print_table
@@ -349,6 +348,7 @@ def _fit(
         tracker=tracker,
         stopper=rules[0],
         previous=[TrialRecord(**r) for r in state.records],
+        scheduler=rules[1],  # a restored round's is Ray's pickled one (use_driver_objects)
         warm=plan.warm_start,
         budget_s=budget_s,
         budget_spent_s=state.round_spent_s,  # 0 for a round not restored (set above)
@@ -385,9 +385,6 @@ def _fit(
             points=warm_points(plan.warm_start, state.round, state.records),
             round_index=state.round,
         )  # fmt: skip
-        # an extension is one study: its ASHA judges a trial against the earlier rounds' too
-        # (from empty rungs, the first trial at each rung set its own cut-off, however weak)
-        catch_up_asha(rules[1], {r["trial_id"]: r.get("history") or [] for r in state.records})
     try:
         with during_fit(callback.stop):
             results = tuner.fit()

@@ -138,10 +138,10 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
             smaller = next_micro_batch(micro, t.grad_accum_steps, t.length_groups_per_step)
             if smaller is None and t.eval_batch_size == 1:
                 raise
-            if smaller is None:  # training's pass is 1 already: the evaluation's may be the one
+            if smaller is None:  # training's pass cannot shrink: the evaluation's may be it
                 logging.getLogger("automl").warning(
-                    "trial out of GPU memory at micro-batch 1: retrying with evaluation "
-                    "batches of %d", t.eval_batch_size // 2,
+                    "trial out of GPU memory at micro-batch %d (its smallest pass): retrying "
+                    "with evaluation batches of %d", micro, t.eval_batch_size // 2,
                 )  # fmt: skip
             else:
                 logging.getLogger("automl").warning(

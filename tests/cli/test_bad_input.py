@@ -313,7 +313,7 @@ def test_the_sweeps_own_export_as_its_base_model_is_refused(
     config = BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1,
                         num_attention_heads=2, intermediate_size=16)  # fmt: skip
     BertForSequenceClassification(config).save_pretrained(export)
-    (export / "provenance.json").write_text("{}")
+    (export / "provenance.json").write_text('{"sweep": "smoke", "trial_id": "t1"}')
     (export.parent / "data_quality.json").write_text("{}")  # an earlier sweep's folder
     before = sorted(p.name for p in export.iterdir())
     cfg = _compose(tmp_path, ["model=hf", f"model.name_or_path={export}"])

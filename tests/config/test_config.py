@@ -532,8 +532,10 @@ def test_an_export_replaces_only_an_absent_empty_or_exported_folder(tmp_path: Pa
 
     (tmp_path / "empty").mkdir()
     (tmp_path / "export").mkdir()
-    for name in ("provenance.json", "config.json", "model.safetensors"):
+    for name in ("config.json", "model.safetensors"):
         (tmp_path / "export" / name).write_text("{}")
+    # an export from before its list of files: it names its sweep and trial
+    (tmp_path / "export" / "provenance.json").write_text('{"sweep": "s", "trial_id": "t1"}')
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "provenance.json").write_text("{}")  # not an export without config.json
     assert not_replaceable(tmp_path / "absent") is None

@@ -1000,7 +1000,7 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         "long.jsonl",
         '{"text": "x", "label": "a"}\n{"text": "y", "label": ' + "1" * 5000 + "}\n",
         {},
-        ["line 2: not valid JSON (Exceeds the limit"],
+        ["line 2: a number of more than 4,300 digits"],
     ),
     (
         "jsonl-label-object",

@@ -180,7 +180,10 @@ def test_another_tools_folder_with_a_provenance_file_is_not_an_export(
     (theirs / "config.json").write_text("{}")
     (theirs / "provenance.json").write_text(json.dumps({"tool": "other"}))
     (theirs / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match=r"is not an exported model \(its provenance"):
+    with pytest.raises(
+        FileExistsError,
+        match=r"is not an exported model \(its provenance.json names no sweep and trial\)",
+    ):
         _export(trial_checkpoint, theirs, "new")
     assert sorted(p.name for p in theirs.iterdir()) == [
         "config.json",
@@ -189,7 +192,7 @@ def test_another_tools_folder_with_a_provenance_file_is_not_an_export(
     ]
     # an export from before the list (it names its trial) is replaced as before
     (theirs / "notes.txt").unlink()
-    (theirs / "provenance.json").write_text(json.dumps({"trial_id": "old"}))
+    (theirs / "provenance.json").write_text(json.dumps({"sweep": "s", "trial_id": "old"}))
     _export(trial_checkpoint, theirs, "new")
     assert _tag(theirs) == "new"
 

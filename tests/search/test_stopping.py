@@ -474,10 +474,14 @@ def test_a_restored_trial_gives_the_stopper_the_epochs_its_record_holds() -> Non
     assert stopper("a", OVERFIT[4]) is True  # as the uninterrupted trial at epoch 5
 
 
-def _asha_and_a_weak_newcomer(catch_up: bool, earlier_round: bool = False) -> str:
+def _asha_and_a_weak_newcomer(
+    catch_up: bool, earlier_round: bool = False, restored: bool = True
+) -> str:
     """ASHA's decision on a weak trial reaching its first rung, with the rungs either replayed
     from the saved records of three trials (as a resumed sweep) or as Ray restores them;
-    `earlier_round`: the three are an earlier round's (a resumed extension)."""
+    `earlier_round`: the three are an earlier round's (an extension); `restored`: the round
+    was resumed (Ray restores its state), else it is new (its scheduler given to the callback
+    as the sweep does)."""
     from dataclasses import asdict
     from types import SimpleNamespace
 
@@ -494,9 +498,11 @@ def _asha_and_a_weak_newcomer(catch_up: bool, earlier_round: bool = False) -> st
     callback = SweepCallback(
         metric="val_accuracy", mode="max", default_epochs=4, tracker=None, stopper=None,
         previous=records if earlier_round else [],
+        scheduler=None if restored or not catch_up else scheduler,
     )  # fmt: skip
-    callback.scheduler = scheduler if catch_up else None
-    callback.set_state({"records": [] if earlier_round else [asdict(r) for r in records]})
+    if restored:
+        callback.scheduler = scheduler if catch_up else None
+        callback.set_state({"records": [] if earlier_round else [asdict(r) for r in records]})
     weak = SimpleNamespace(trial_id="d")
     assert scheduler is not None
     scheduler.on_trial_add(None, weak)  # type: ignore[arg-type]
@@ -508,9 +514,14 @@ def test_a_resumed_sweeps_asha_keeps_the_rungs_it_had() -> None:
     rungs, so the first trial at each rung set its own cut-off and ran on however weak."""
     assert _asha_and_a_weak_newcomer(catch_up=False) == ASHAScheduler.CONTINUE  # Ray's own
     assert _asha_and_a_weak_newcomer(catch_up=True) == ASHAScheduler.STOP
-    # an extension is one study: a resumed extension round's rungs hold the earlier rounds'
-    # trials too, as a new extension round's do (sweep.py), not this round's alone
-    assert _asha_and_a_weak_newcomer(catch_up=True, earlier_round=True) == ASHAScheduler.STOP
+    # an extension is one study: a new extension round's rungs hold the earlier rounds'
+    # trials (they started empty), and so do a resumed one's, not this round's alone
+    assert (
+        _asha_and_a_weak_newcomer(False, earlier_round=True, restored=False)
+        == ASHAScheduler.CONTINUE
+    )
+    assert _asha_and_a_weak_newcomer(True, earlier_round=True, restored=False) == ASHAScheduler.STOP
+    assert _asha_and_a_weak_newcomer(True, earlier_round=True) == ASHAScheduler.STOP
 
 
 def test_a_reason_that_no_longer_holds_is_dropped_after_a_resume() -> None:
