@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from automl.config.schema import PROJECT_ROOT, Config
@@ -31,7 +32,7 @@ _DB_PASSWORD = re.compile(
     r"([^:/\s]*):([^@\s]*)@",  # a user may hold "@" (Azure's user@server), or be empty
     re.IGNORECASE,
 )
-_PASSWORD = re.compile(r"(?<=://)([^/@:\s\"]*):(?!\d+(?:[/?#\s\"']|$))([^\s/?#\"]*)@")
+_PASSWORD = re.compile(r"(?<=://)([^/:\s\"]*):(?!\d+(?:[/?#\s\"']|$))([^\s/?#\"]*)@")
 _TOKEN = re.compile(r"(?<=://)([^/@:\s\"]+)@")
 _QUERY_SECRET = re.compile(
     r"([?&](?:password|passwd|pwd|token|access_token|secret|api_key|key)=)[^&\s\"']*",
@@ -70,18 +71,28 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def git_commit() -> str:
+def git_commit(root: Path = PROJECT_ROOT) -> str:
+    """The project's commit, `-dirty` after it where tracked files changed since: the code
+    that trained a model, which the card and `automl-reproduce` name, was not that commit's."""
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None:
+        return "unknown"
+    # no optional locks: a status refreshing the index took .git/index.lock, and a user's
+    # `git commit` at that moment failed
+    changed = _git(root, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
+    if changed is None:  # timed out (a large or cold repository): not known to be clean
+        return f"{head}-unverified"
+    return f"{head}-dirty" if changed else head
+
+
+def _git(root: Path, *args: str) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=5
+        )  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def sweep_provenance(

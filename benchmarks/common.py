@@ -122,7 +122,7 @@ def measured_on(m: dict[str, Any]) -> str:
         f"Measured {m['date']} on {m['cpus']} CPU cores, GPU {m['gpu']}, torch {m['torch']}, "
         f"transformers {m['transformers']}, Python {m['python']}"
         + (f", {others}" if others else "")
-        + (f"; commit {str(commit)[:7]}" if commit else "")
+        + (f"; commit {short_commit(commit)}" if commit else "")
         + "."
     )
 
@@ -142,3 +142,11 @@ def median(values: list[float]) -> float:
 def saving(ours: float, baseline: float) -> float:
     """Fraction of `baseline` saved by `ours` (0.4 = 40 % less)."""
     return 1.0 - ours / baseline if baseline else 0.0
+
+
+def short_commit(commit: object) -> str:
+    """A recorded commit as a page shows it: the hash's first 7 characters, and `-dirty` (code
+    changed since the commit) or `-unverified` after it where recorded: cut to 7, it was lost."""
+    text = str(commit or "?")
+    sha, _, state = text.partition("-")
+    return sha[:7] + (f"-{state}" if state else "")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Timers, compose, progress, sweep_overrides
+from benchmarks.common import Timers, compose, progress, short_commit, sweep_overrides
 
 # The steps of `automl.search.sweep.run_sweep` whose wall time (i) reports, by name.
 SWEEP_STEPS = (
@@ -307,7 +307,7 @@ def repeated_markdown(results: dict[str, Any]) -> str:
     m, r = results["machine"], results["dummy"]
     lines = [
         f"Measured {m['date']} on {m['cpus']} CPU cores, no GPU, Ray {m['versions'].get('ray')}, "
-        f"MLflow {m['versions'].get('mlflow')}, at {str(results['git_commit'])[:7]}; "
+        f"MLflow {m['versions'].get('mlflow')}, at {short_commit(results['git_commit'])}; "
         f"{results['wall_s'] / 60:.1f} min.",
         "",
         f"{r['trials']} one-second dummy trials, {r['concurrency']} at a time, {r['rounds']} "

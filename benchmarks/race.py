@@ -53,7 +53,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import compose, machine, progress, quiet, seed_list, sweep_overrides
+from benchmarks.common import (
+    compose,
+    machine,
+    progress,
+    quiet,
+    seed_list,
+    short_commit,
+    sweep_overrides,
+)
 from benchmarks.report import RESULTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +251,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines[-1:-1] = [
             "Versions: "
             + ", ".join(f"{k} {versions[k]}" for k in sorted(versions))
-            + f"; commit {str(results.get('git_commit') or '?')[:7]}.",
+            + f"; commit {short_commit(results.get('git_commit'))}.",
         ]
     if results.get("first_trials_shared"):
         lines[-1:-1] = [
@@ -255,7 +263,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines[-1:-1] = [
             "Run in sittings: "
             + "; ".join(
-                f"seeds {s['seeds']} on {s['date']} at {str(s.get('git_commit') or '?')[:7]}"
+                f"seeds {s['seeds']} on {s['date']} at {short_commit(s.get('git_commit'))}"
                 for s in sittings
             )
             + ".",
@@ -296,7 +304,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "",
             "Anytime: test accuracy of the pick at a share of the budget (median over seeds; "
-            "- until more than half the seeds have a pick).",
+            "a seed without a pick yet counted lowest; - where the median falls on one).",
             "",
             "| system | " + " | ".join(f"{f:.0%} ({f * b:.0f} s)" for f in FRACTIONS) + " |",
             "| --- |" + " --- |" * len(FRACTIONS),

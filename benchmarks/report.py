@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import short_commit
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -29,7 +31,7 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Measured {m['date']} on {m['cpus']} CPU cores, no GPU, torch {m['torch']} (CPU), "
-        f"transformers {m['transformers']}, at {str(results.get('git_commit') or '?')[:7]}; "
+        f"transformers {m['transformers']}, at {short_commit(results.get('git_commit'))}; "
         f"`make bench` took {results['wall_s'] / 60:.1f} min.",
         "",
         "| figure | measured | goal | met |",

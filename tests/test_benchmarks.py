@@ -202,6 +202,12 @@ def test_every_results_page_names_the_commit_and_the_search_stack() -> None:
     assert "ray " in line and "optuna " in line and "; commit " in line
     old = {k: v for k, v in machine().items() if k not in ("versions", "git_commit")}
     assert "commit" not in measured_on(old)  # a page written before they were recorded
+    from benchmarks.common import short_commit
+
+    # code changed since the commit: said on the page, not cut away with the hash's tail
+    assert short_commit("751ea9efaca2fb8361ef385bbb398c9c555a3825-dirty") == "751ea9e-dirty"
+    assert short_commit("751ea9efaca2fb8361ef385bbb398c9c555a3825") == "751ea9e"
+    assert short_commit(None) == "?"
 
 
 def test_a_pruning_run_of_one_kind_of_sweep_needs_a_folder_of_its_own(

@@ -88,8 +88,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     print("\n".join(table_lines(evaluation, name=args.data.name)), file=sys.stderr)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)  # checked creatable before scoring
-        write_text_atomic(args.out, json.dumps(evaluation, indent=2))
+        try:  # checked creatable before scoring; the disk may have filled since
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(args.out, json.dumps(evaluation, indent=2))
+        except OSError as err:
+            if args.debug:
+                raise
+            print(f"error: --out {args.out}: {err.strerror or err}", file=sys.stderr)
+            sys.exit(2)
     keys = ("model", "data", "num_examples", "accuracy", "macro_f1", "balanced_accuracy",
             "unknown_labels")  # fmt: skip
     print(json.dumps({k: evaluation[k] for k in keys}))

@@ -17,7 +17,8 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> Plot:
     searched = summary.get("second_objective", "none") != "none"
     caption = (
         f"Each trial's best {metric} against the parameters it trained (log scale). Ringed: the "
-        "Pareto front (no other trial is both better and smaller). ★: the exported trial"
+        "Pareto front (no other trial is both better and smaller). ★: the "
+        + ("exported trial" if summary.get("export_dir") else "trial chosen, not exported")
         + (
             f" (rule {rule['rule']}, tolerance {rule.get('tolerance')})."
             if rule.get("rule")
@@ -50,9 +51,10 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> Plot:
     ax.step(xs, ys, where="post", color="black", linewidth=1.2, label="Pareto front")
     ax.scatter(xs, ys, s=140, facecolors="none", edgecolors="black", linewidths=1.6, zorder=4)
     chosen = next((r for r in rows if r["trial_id"] == summary.get("best_trial")), None)
-    if chosen is not None:
+    if chosen is not None:  # chosen, but its export refused or its checkpoint gone: said so
+        label = "exported" if summary.get("export_dir") else "chosen (not exported)"
         ax.scatter(chosen["trainable_params"], chosen["best_value"], marker="*", s=260,
-                   color="gold", edgecolors="black", zorder=5, label="exported")  # fmt: skip
+                   color="gold", edgecolors="black", zorder=5, label=label)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters")
     ax.set_ylabel(f"best {metric}")

@@ -21,7 +21,7 @@ def test_section(out_dir: Path, report_dir: Path) -> str:
     plot_confusion(evaluation, report_dir / CONFUSION_FILE)
     rows = "".join(
         f'<tr><td class="id">{html.escape(r["label"])}</td><td>{r["precision"]:.3f}</td>'
-        f"<td>{r['recall']:.3f}</td><td>{r['f1']:.3f}</td><td>{r['support']}</td></tr>"
+        f"<td>{r['recall']:.3f}</td><td>{r['f1']:.3f}</td><td>{html.escape(str(r['support']))}</td></tr>"
         for r in evaluation["per_class"]
     )
     return "\n".join(
@@ -29,7 +29,8 @@ def test_section(out_dir: Path, report_dir: Path) -> str:
             '<h2 id="test">Held-out test (exported model)</h2>',
             f"<p><b>Test accuracy {evaluation['accuracy']:.4f}</b> · macro-F1 "
             f"{evaluation['macro_f1']:.4f} · balanced accuracy "
-            f"{evaluation['balanced_accuracy']:.4f} · {evaluation['num_examples']} rows held "
+            f"{evaluation['balanced_accuracy']:.4f} · "
+            f"{html.escape(str(evaluation['num_examples']))} rows held "
             "out before training, read by no training or selection step of this sweep "
             "(scored once, after the best trial was chosen)</p>",
             *(

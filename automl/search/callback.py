@@ -18,6 +18,7 @@ from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
 from automl.console import counted
+from automl.provenance import redact
 from automl.search.stop import FitStop, forward_to_ray
 from automl.search.stopping import OverfitStopper, catch_up_asha
 from automl.search.trial import overrides_from_trial
@@ -151,15 +152,14 @@ class SweepCallback(Callback):
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         """Half the time budget gone and no trial has finished an epoch: say so while there is
         still time to stop the sweep and change it (the end would only say it ran out). And
-        tell the sweep the budget spent, every BUDGET_TOLD_EVERY_S."""
-        if not self.budget_s:
-            return
+        tell the sweep the budget spent, every BUDGET_TOLD_EVERY_S, with or without a budget
+        (its save records the sitting's wall time too, which a SIGKILL would lose)."""
         spent = self.spent_s()
         now = time.monotonic()
         if self._on_budget_spent is not None and now - self._budget_told >= BUDGET_TOLD_EVERY_S:
             self._budget_told = now
             self._on_budget_spent(spent)
-        if not self._watching_budget or spent < self.budget_s / 2:
+        if not self.budget_s or not self._watching_budget or spent < self.budget_s / 2:
             return
         self._watching_budget = False
         if self._epochs_this_fit == 0:
@@ -485,4 +485,5 @@ def _error_line(trial: Any) -> str:
         text = Path(path).read_text(errors="replace")
     text = text or str(getattr(trial, "error_msg", "") or "")
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1][:500] if lines else "error"
+    # it goes into summary.json, sweep_state.json and MLflow: a URI it quotes, masked
+    return redact(lines[-1])[:500] if lines else "error"

@@ -41,7 +41,13 @@ from automl.search.identity import (
     started_with,
 )
 from automl.search.objectives import check_objectives
-from automl.search.resources import GIB, memory_fraction, pick_gpu_share, sweep_estimate
+from automl.search.resources import (
+    GIB,
+    NoMemoryFormula,
+    memory_fraction,
+    pick_gpu_share,
+    sweep_estimate,
+)
 from automl.search.samplers import branch_warning, check_sampler
 from automl.search.state import (
     STATE_FILE,
@@ -251,16 +257,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     gpus = conf.resources.gpus_per_trial
     gpus_per_trial = 0.0 if gpus == "auto" else float(gpus)
     if gpus == "auto":  # the share of a GPU the largest trial needs; 0 if the cluster has none
-        need = max(  # the config's own model only where the space does not choose one
-            (sweep_estimate(replace(conf, model=m), space) for m in models.values()),
-            key=lambda e: e.total,
-        ) if models else sweep_estimate(conf, space)  # fmt: skip
-        memory_gb = gpu_memory_gb(conf)
-        gpus_per_trial = pick_gpu_share(need.total, memory_gb, cluster_gpus=1)
-        log.info(
-            "gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s of a %.0f GiB GPU",
-            need.gib, gpus_per_trial, memory_gb,
-        )  # fmt: skip
+        gpus_per_trial = _auto_gpu_share(conf, space, models)
     check_trial_device(conf.train.device, gpus_per_trial)
     check_share_holds_context(conf, gpus_per_trial)
     if conf.train.device == "cuda" and not cluster_address(conf):
@@ -307,6 +304,30 @@ def plan_sweep(conf: Config) -> SweepPlan:
     if not cluster_address(conf) and not ray.is_initialized():  # (a running one: init_ray)
         check_fits_here(plan, conf)
     return plan
+
+
+def _auto_gpu_share(conf: Config, space: SearchSpace, models: dict[str, ModelConfig]) -> float:
+    """The smallest share of a GPU the largest trial fits in; a whole GPU for a model the
+    estimate has no formula for (DeBERTa, Llama, ...: refused before, even on a cluster
+    without GPUs, where `auto` means 0)."""
+    try:
+        need = max(  # the config's own model only where the space does not choose one
+            (sweep_estimate(replace(conf, model=m), space) for m in models.values()),
+            key=lambda e: e.total,
+        ) if models else sweep_estimate(conf, space)  # fmt: skip
+    except NoMemoryFormula as err:
+        log.warning(
+            "gpus_per_trial=auto: %s -> a whole GPU a trial where the cluster has GPUs; set a "
+            "number such as 0.5 to share one", err,
+        )  # fmt: skip
+        return 1.0
+    memory_gb = gpu_memory_gb(conf)
+    share = pick_gpu_share(need.total, memory_gb, cluster_gpus=1)
+    log.info(
+        "gpus_per_trial=auto: a trial needs ~%.2f GiB -> %s of a %.0f GiB GPU",
+        need.gib, share, memory_gb,
+    )  # fmt: skip
+    return share
 
 
 def gap_warning(conf: Config, searched: Collection[str]) -> str | None:

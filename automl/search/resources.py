@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from automl.config.schema import AUTO_BATCH_SIZES, Config, ConfigError
+from automl.config.schema import AUTO_BATCH_SIZES, Config
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ DEFAULT_LORA_TARGETS = {
     "roberta": ("query", "value"),
     "gpt2": ("c_attn",),
 }
+
+
+class NoMemoryFormula(ValueError):
+    """A model type or LoRA target the estimate has no formula for (`auto` then gives each
+    trial a whole GPU: plan.py)."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,7 @@ class ModelShape:
                 kind, config.vocab_size, config.n_embd, config.n_layer, config.n_head,
                 config.n_inner or 4 * config.n_embd, config.n_positions,
             )  # fmt: skip
-        raise ConfigError(
-            f"config: resources.gpus_per_trial: 'auto' has no memory formula for model type "
-            f"{kind!r} (bert, roberta, gpt2); set a number such as 0.5 or 1"
-        )
+        raise NoMemoryFormula(f"no memory formula for model type {kind!r} (bert, roberta, gpt2)")
 
     # -- parameters, exactly as transformers builds them ----------------------------------------
     def embedding_params(self) -> int:
@@ -116,11 +118,11 @@ class ModelShape:
             "c_attn": [(h, 3 * h)], "c_fc": [(h, i)], "c_proj": [(h, h), (i, h)],
         }  # fmt: skip
         total = 0
-        for name in targets or DEFAULT_LORA_TARGETS[self.arch]:
+        for target in targets or DEFAULT_LORA_TARGETS[self.arch]:
+            name = target.rsplit(".", 1)[-1]  # `attention.self.query`: peft matches the suffix
             if name not in shapes:
-                raise ConfigError(
-                    f"config: peft.target_modules: 'auto' GPU sizing knows {', '.join(shapes)}, "
-                    f"not {name!r}; set resources.gpus_per_trial to a number"
+                raise NoMemoryFormula(
+                    f"no memory formula for the LoRA target {name!r} ({', '.join(shapes)})"
                 )
             total += sum(rank * (n_in + n_out) for n_in, n_out in shapes[name])
         return total

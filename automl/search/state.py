@@ -100,6 +100,7 @@ def round_settings(conf: Any) -> dict[str, Any]:
     s, pruner = conf.sweep, conf.pruner
     uses_asha = "asha" in pruner.name
     return {
+        "sweep.num_samples": s.num_samples,  # Ray restores the round's trial count
         "sweep.time_budget_s": s.time_budget_s,
         "sweep.max_concurrent": s.max_concurrent,
         "sweep.max_failures": s.max_failures,

@@ -255,6 +255,15 @@ def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) 
     state.records = _records_here(plan.storage, state.records)
     if state.phase == "new":  # resume=true with nothing to resume: a fresh start after all
         state.started_with = dict(identity or {})
+        # a study left by a sweep killed as it started afresh, or whose state file was deleted:
+        # the sampler and the importance plot would learn from its trials (Ray loads it)
+        study_file = plan.out_dir / STUDY_FILE
+        if study_file.is_file() and study_file.stat().st_size:
+            log.warning(
+                "sweep.resume=true found nothing to resume in %s: its %s holds another start's "
+                "trials; removed, as a fresh start does", plan.out_dir, STUDY_FILE,
+            )  # fmt: skip
+        study_file.unlink(missing_ok=True)
         if state.round:  # a fresh start killed while deleting the stale rounds
             return _cleared(plan, state)
     if not state.sweep_id:  # a state from before 2026-12-06: its next round is marked
@@ -401,6 +410,8 @@ def _fit(
     unreported = [callback.records[trial_id] for trial_id in callback.unreported]
     tell_unreported(study, s.name, _objective_values(plan, unreported))
     fail_stale_trials(study, s.name)
+    for record in callback.records.values():  # Ray restores the records with their paths as
+        record.checkpoint = _checkpoint_here(plan.storage, record.checkpoint)  # saved
     return sorted(callback.records.values(), key=lambda r: r.started)
 
 
@@ -673,14 +684,14 @@ def _records_here(storage: Path, records: list[dict[str, Any]]) -> list[dict[str
     """Recorded trials with their checkpoints where this sweep's Ray folder is now: a sweep
     folder copied or moved since records the original's absolute paths
     (<storage>/<experiment>/<trial>/<checkpoint>); a path found nowhere here stays as it is."""
-    out = []
-    for record in records:
-        recorded = record.get("checkpoint") or ""
-        here = checkpoint_here(recorded, storage) if recorded else None
-        if here is not None and not _under(Path(recorded), storage):
-            record = {**record, "checkpoint": str(here)}
-        out.append(record)
-    return out
+    return [
+        {**r, "checkpoint": _checkpoint_here(storage, r.get("checkpoint") or "")} for r in records
+    ]
+
+
+def _checkpoint_here(storage: Path, recorded: str) -> str:
+    here = checkpoint_here(recorded, storage) if recorded else None
+    return str(here) if here is not None and not _under(Path(recorded), storage) else recorded
 
 
 def _sweep_params(plan: SweepPlan) -> dict[str, Any]:

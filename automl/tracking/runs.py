@@ -49,6 +49,11 @@ def _param_value(value: Any) -> str:
     return redact(str(value))[:6000]
 
 
+def _tag_value(value: Any) -> str:
+    """A trial's tag (a failed trial's error line may quote a URI): masked, cut to 5,000."""
+    return redact(str(value))[:5000]
+
+
 def _now_ms() -> int:
     """MLflow's timestamps: milliseconds since the epoch."""
     return int(time.time() * 1000)
@@ -294,7 +299,7 @@ class SweepTracker:
             self.experiment_id,
             run_name=trial_id,
             tags={
-                **(tags or {}),
+                **{k: _tag_value(v) for k, v in (tags or {}).items()},
                 "mlflow.parentRunId": self.parent_id,
                 "automl.sweep": self.sweep,
                 "automl.role": "trial",
@@ -304,7 +309,9 @@ class SweepTracker:
         )
         self._children[trial_id] = run.info.run_id
         self._running.add(trial_id)
-        self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self.client.log_batch(
+            run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
+        )
         return run.info.run_id
 
     def has_child(self, trial_id: str) -> bool:
@@ -326,7 +333,7 @@ class SweepTracker:
     def tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
         run_id = self._children.get(trial_id)
         if run_id is not None:
-            self.client.log_batch(run_id, tags=[RunTag(k, v[:5000]) for k, v in tags.items()])
+            self.client.log_batch(run_id, tags=[RunTag(k, _tag_value(v)) for k, v in tags.items()])
 
     def pause_trials(self, trial_ids: Iterable[str], status: str = "KILLED") -> None:
         """Trials a stopped sweep will go on with when resumed: KILLED, as the sweep's run is,
@@ -359,7 +366,7 @@ class SweepTracker:
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, v, now, 0) for k, v in _finite(summary).items()],
-            tags=[RunTag("status", status), *(RunTag(k, str(v)[:5000]) for k, v in tags.items())],
+            tags=[RunTag("status", status), *(RunTag(k, _tag_value(v)) for k, v in tags.items())],
         )
         mlflow_status = "FAILED" if status == "failed" else "FINISHED"
         self.client.set_terminated(run_id, status=mlflow_status)

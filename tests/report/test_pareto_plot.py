@@ -45,6 +45,11 @@ def test_pareto_plot_draws_the_front(tmp_path: Path) -> None:
             assert image.format == "PNG" and image.width >= 600
             assert image.convert("L").getextrema()[0] < 100  # not blank
         assert "smallest_within" in plot.caption
+        # the summary's export_dir is None: the chosen trial was not exported, and the page
+        # says "not exported" beside it, so the plot must not call it exported
+        assert "★: the trial chosen, not exported" in plot.caption
+    summary = {**_summary(True), "export_dir": "outputs/synth/best"}
+    assert "★: the exported trial" in plot_pareto(summary, tmp_path / "e.png").caption
 
 
 def test_pareto_plot_needs_two_scored_trials(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -124,6 +125,27 @@ class FakeTracker:
 def report(sweep_dir: Path) -> tuple[Path, FakeTracker]:
     tracker = FakeTracker()
     return build_report(sweep_dir, tracker), tracker
+
+
+def test_a_report_written_but_not_logged_says_so(
+    sweep_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MLflow failing as the files went to it made the sweep say "report: not written" of a
+    page on disk."""
+    import shutil
+
+    class RefusingStore(FakeTracker):
+        def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+            raise PermissionError("artifact root not writable")
+
+    copy = Path(shutil.copytree(sweep_dir, tmp_path / SWEEP))
+    with caplog.at_level(logging.WARNING, logger="automl"):
+        index = build_report(copy, RefusingStore())
+    assert index.is_file()
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING][-1] == (
+        f"report: written to {index}, not logged to MLflow (PermissionError: artifact root not "
+        "writable)"
+    )
 
 
 def test_index_references_every_png(report: tuple[Path, FakeTracker]) -> None:

@@ -131,3 +131,15 @@ def test_the_spent_budget_is_told_every_half_minute(caplog: pytest.LogCaptureFix
     assert len(told) == 1 and 139 < told[0] < 142  # 100 before, 40 in this sitting
     callback.on_step_end(iteration=3, trials=[])
     assert len(told) == 1
+    # without a time budget too: the save records the sitting's wall time, which a SIGKILL
+    # lost whole (the resumed summary counted the last sitting alone)
+    told.clear()
+    unbudgeted = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=3, tracker=None, stopper=None,
+        on_budget_spent=told.append, train_examples=10,
+    )  # fmt: skip
+    unbudgeted.setup()
+    _elapse(unbudgeted, 40)
+    unbudgeted._budget_told -= BUDGET_TOLD_EVERY_S
+    unbudgeted.on_step_end(iteration=1, trials=[])
+    assert len(told) == 1

@@ -863,6 +863,30 @@ def test_a_gpu_share_too_small_for_the_cuda_context_is_refused_in_the_plan(
     assert plan_sweep(compose_config(tmp_path, *cluster))  # its GPUs' memory unknown: not judged
 
 
+def test_auto_gives_a_model_without_a_memory_formula_a_whole_gpu(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`auto` knew BERT, RoBERTa and GPT-2 alone and refused the sweep for any other model
+    (DeBERTa, DistilBERT, Llama), even on a cluster without GPUs, where it means 0."""
+    from transformers import AutoModelForSequenceClassification, DistilBertConfig
+
+    folder = tmp_path / "distilbert"
+    config = DistilBertConfig(vocab_size=100, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    conf = compose_config(
+        tmp_path, "ray.address=10.0.0.1:6379", "resources.gpus_per_trial=auto",  # not contacted
+        "model=hf", f"model.name_or_path={folder}", "model.max_length=64", "search_space=smoke",
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="automl"):
+        plan = plan_sweep(conf)
+    assert plan.gpus_per_trial == 1.0
+    assert caplog.messages == [
+        "gpus_per_trial=auto: no memory formula for model type 'distilbert' (bert, roberta, "
+        "gpt2) -> a whole GPU a trial where the cluster has GPUs; set a number such as 0.5 to "
+        "share one"
+    ]
+
+
 def test_a_trial_must_fit_one_node_with_its_cpus_and_gpus_together() -> None:
     """A CPU-only head of 16 CPUs and GPU workers of 4 CPUs each passed the check for 8 CPUs
     and half a GPU (each largest on its own), and the trial waited in Ray's queue forever."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -291,7 +292,12 @@ def test_a_resume_with_nothing_to_resume_opens_a_parent_run_of_its_own(
     (first,), _ = sweep_runs(uri, "smoke")
     elsewhere = compose_sweep_config(tmp_path, *common, "sweep.resume=true")
     elsewhere.paths.output_dir = str(tmp_path / "elsewhere")
+    # a study left there (its state file deleted): not this sweep's history
+    (tmp_path / "elsewhere" / "smoke").mkdir(parents=True)
+    shutil.copy(tmp_path / "outputs" / "smoke" / "optuna.journal", tmp_path / "elsewhere" / "smoke")
     run_sweep(elsewhere)
+    study = existing_study(study_storage(tmp_path / "elsewhere" / "smoke"), "smoke")
+    assert study is not None and len(study.trials) == 1  # its own trial alone
     parents, children = sweep_runs(uri, "smoke")
     assert len(parents) == 2 and len(children) == 2
     again = next(p for p in parents if p.info.run_id == first.info.run_id)

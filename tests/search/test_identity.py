@@ -146,15 +146,15 @@ def test_a_resumed_round_names_the_settings_it_goes_on_with(tmp_path: Path) -> N
     SweepState(phase="running", round_settings=round_settings(started)).save(out)
     changed = compose_sweep_config(
         tmp_path, "experiment=smoke", "tracking.enabled=false", "sweep.resume=true",
-        "sweep.time_budget_s=120", "sampler=random", "pruner=overfit",
+        "sweep.time_budget_s=120", "sampler=random", "pruner=overfit", "sweep.num_samples=9",
     )  # fmt: skip
     assert plan_sweep(changed).keeps == ""  # killed before Ray saved it: it starts afresh
     (out / "ray" / "smoke").mkdir(parents=True)
     (out / "ray" / "smoke" / "tuner.pkl").write_bytes(b"")  # what Tuner.restore reads
     plan = plan_sweep(changed)
-    assert plan.keeps == (
-        "sweep.time_budget_s 60 (not 120), sampler.name tpe (not random), "
-        "ASHA grace 1, reduction 2 (not off)"
+    assert plan.keeps == (  # the trial count too: it ran its 3 and ended, unsaid
+        "sweep.num_samples 3 (not 9), sweep.time_budget_s 60 (not 120), sampler.name tpe "
+        "(not random), ASHA grace 1, reduction 2 (not off)"
     )
     assert f"  keeps: {plan.keeps}" in plan.describe().splitlines()
     same = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",

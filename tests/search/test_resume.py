@@ -35,6 +35,7 @@ def run(
     tmp: Path,
     *overrides: str,
     kill_at: str | None = None,
+    kill_after: str | None = None,
     kill_worker_at: str | None = None,
     interrupt_at: str | None = None,
     interrupt_with: signal.Signals = signal.SIGINT,
@@ -43,7 +44,8 @@ def run(
     workers, as a lost machine would) when a stderr line matches `kill_at`, SIGKILL one
     trial worker when a line matches `kill_worker_at`, or send `interrupt_with` when one
     matches `interrupt_at` (SIGINT to the whole group, as a terminal's Ctrl-C; SIGTERM to the
-    driver, as a scheduler), and the sweep must then exit 128 + it. Returns the stderr seen."""
+    driver, as a scheduler), and the sweep must then exit 128 + it; `kill_after`: `kill_at`
+    counts only once a line matched it. Returns the stderr seen."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
         sweep_command(tmp, *overrides), cwd=tmp, env=env, stdout=subprocess.PIPE,
@@ -54,7 +56,10 @@ def run(
     assert proc.stderr is not None
     for line in proc.stderr:
         seen.append(line)
-        if kill_at and re.search(kill_at, line):
+        if kill_after and re.search(kill_after, line):
+            kill_after = None
+            continue
+        if kill_at and not kill_after and re.search(kill_at, line):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             _wait_group_gone(proc.pid)
@@ -194,26 +199,43 @@ def test_sweep_killed_at_every_point_resumes_exactly_and_extends(tmp_path: Path)
     check_finished_sweep(tmp_path, TRIALS + 2)
 
 
-def test_a_copy_of_a_sweep_killed_midway_resumes_with_its_own_study(tmp_path: Path) -> None:
+def test_a_copy_of_a_sweep_killed_midway_resumes_with_its_own_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ray pickles the Optuna searcher with the journal's absolute path: the copy of a sweep
     killed mid-round, resumed, told its trials to the original's journal (and its own marked
-    them failed), so the original's study gained trials it never ran."""
+    them failed), so the original's study gained trials it never ran. And Ray restores the
+    records of trials that had ended with their checkpoints' old paths: the copy's export came
+    from the original's checkpoint (a moved folder's: none)."""
     import shutil
 
     import optuna
 
     from automl.search.study import study_storage
 
-    seen = run(tmp_path, "tracking.enabled=false", kill_at=r"trial \w+ epoch 1/")
-    assert re.search(r"trial \w+ epoch 1/", seen), seen[-3000:]
+    # killed in the next trial's first epoch, after Ray saved the ended one (it saves its
+    # experiment at every step with TUNE_GLOBAL_CHECKPOINT_S=0)
+    ended, epoch = r"trial \w+ (completed|pruned_overfit|stopped_early):", r"trial \w+ epoch 1/"
+    monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")  # (run() passes the environment on)
+    seen = run(tmp_path, "tracking.enabled=false", "sweep.keep_checkpoints=true",
+               kill_at=epoch, kill_after=ended)  # fmt: skip
+    monkeypatch.delenv("TUNE_GLOBAL_CHECKPOINT_S")
+    assert re.search(ended, seen) and re.search(epoch, seen.splitlines()[-1]), seen[-3000:]
     original = tmp_path / "outputs" / "smoke"
     before = (original / "optuna.journal").read_bytes()
     elsewhere = tmp_path / "elsewhere"
     shutil.copytree(original, elsewhere / "outputs" / "smoke", symlinks=True)
-    run(elsewhere, "tracking.enabled=false", "sweep.resume=true")
+    run(elsewhere, "tracking.enabled=false", "sweep.keep_checkpoints=true", "sweep.resume=true")
     assert (original / "optuna.journal").read_bytes() == before
     summary = json.loads((elsewhere / "outputs" / "smoke" / "summary.json").read_text())
     assert summary["num_trials"] == TRIALS
+    kept = [row["checkpoint"] for row in summary["trials"] if row.get("checkpoint")]
+    assert len(kept) == TRIALS  # the trial that ended before the kill too, under the copy
+    assert all(Path(c).is_relative_to(elsewhere.resolve()) for c in kept), kept
+    provenance = json.loads(
+        (elsewhere / "outputs" / "smoke" / "best" / "provenance.json").read_text()
+    )
+    assert provenance["trial_id"] == summary["best_trial"]
     study = optuna.load_study(
         study_name="smoke", storage=study_storage(elsewhere / "outputs" / "smoke")
     )

@@ -382,3 +382,30 @@ def test_the_plan_says_when_the_sqlite_store_is_new(tmp_path: Path) -> None:
     assert f"(a new store: no file at {tmp_path / 'mlflow.db'} yet)" in fresh.describe()
     known = plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke"))
     assert "a new store" not in known.describe()
+
+
+def test_a_trials_params_and_tags_are_redacted_as_the_sweeps_are(tmp_path: Path) -> None:
+    """The parent run's params were masked and cut; a trial's went in as they were, and its
+    end tags (a failed trial's error line, which may quote a URI) too."""
+    from conftest import mlflow_uri
+
+    tracker = SweepTracker(mlflow_uri(tmp_path), "exp", "sw")
+    tracker.start_sweep({}, {}, resume=False)
+    leak = "https://alice:s3cret@mirror.example/model"
+    run_id = tracker.child("t1", {"model.name_or_path": leak}, {"origin": leak})
+    tracker.tag_trial("t1", {"note": leak})
+    tracker.end_trial("t1", "failed", {}, {"status_reason": f"OSError: cannot reach {leak}"})
+    run = tracker.client.get_run(run_id)
+    written = [*run.data.params.values(), *run.data.tags.values()]
+    assert not any("s3cret" in value for value in written)
+    assert run.data.params["model.name_or_path"] == "https://alice:***@mirror.example/model"
+    assert run.data.tags["status_reason"] == (
+        "OSError: cannot reach https://alice:***@mirror.example/model"
+    )
+    # the error line itself, which summary.json and sweep_state.json hold too
+    from types import SimpleNamespace
+
+    from automl.search.callback import _error_line
+
+    failed = SimpleNamespace(error_file=None, error_msg=f"Traceback ...\nOSError: {leak}")
+    assert _error_line(failed) == "OSError: https://alice:***@mirror.example/model"
