@@ -72,15 +72,16 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit(root: Path = PROJECT_ROOT) -> str:
-    """The project's commit, `-dirty` after it where tracked files changed since: the code
-    that trained a model, which the card and `automl-reproduce` name, was not that commit's."""
+    """The project's commit, `-dirty` after it where tracked files changed since (the code
+    that trained a model, which its card names, was not that commit's), `-unverified` where
+    git could not tell, "unknown" outside a git checkout."""
     head = _git(root, "rev-parse", "HEAD")
     if head is None:
         return "unknown"
     # no optional locks: a status refreshing the index took .git/index.lock, and a user's
     # `git commit` at that moment failed
     changed = _git(root, "--no-optional-locks", "status", "--porcelain", "--untracked-files=no")
-    if changed is None:  # timed out (a large or cold repository): not known to be clean
+    if changed is None:  # timed out (a large or cold repository) or failed: not known clean
         return f"{head}-unverified"
     return f"{head}-dirty" if changed else head
 

@@ -107,7 +107,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "date": time.strftime("%Y-%m-%d"),
         "versions": package_versions(),  # ray, optuna, mlflow, peft, ...
-        "git_commit": git_commit(),  # None outside a git checkout
+        "git_commit": git_commit(),  # "unknown" outside a git checkout
     }
 
 

@@ -11,6 +11,7 @@ Each sweep exports its pick (best validation epoch) and scores it on the held-ou
 
 python -m benchmarks.pruning [--seeds 0,1,2] [--trials 4] [--epochs 6] [--lr 3e-5,2e-4] [--quick]
     [--out DIR] [--pruners overfit_asha,none] [--pruner-set pruner.patience=2 ...]
+    (one kind alone, `--pruners none`, needs --out: the committed pruning.json compares both)
 """
 
 from __future__ import annotations

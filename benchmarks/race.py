@@ -172,16 +172,15 @@ def most_median(values: Sequence[float | None]) -> float | None:
     """The median over every seed, one without a pick yet counted lowest (left out, it raised
     the median: two picks of three gave their mean); None where the median falls on such a
     seed."""
-    ordered = sorted(values, key=lambda v: -math.inf if v is None else v)
-    middle = ordered[(len(ordered) - 1) // 2 : len(ordered) // 2 + 1]
-    if not middle or any(v is None for v in middle):
+    if not values:
         return None
-    return float(statistics.fmean(v for v in middle if v is not None))
+    median = statistics.median([-math.inf if v is None else v for v in values])
+    return None if math.isinf(median) else float(median)
 
 
 def median_curve(curves: Sequence[Sequence[Sequence[Any]]], grid: Sequence[float]) -> list:
-    """Per time in `grid`, the median over curves of the pick's test accuracy (None where
-    fewer than half the curves have a pick with a score yet)."""
+    """Per time in `grid`, the median over curves of the pick's test accuracy, a curve
+    without a scored pick yet counted lowest (None where the median falls on one)."""
     return [most_median([value_at(c, t) for c in curves]) for t in grid]
 
 

@@ -1,7 +1,7 @@
 """`make bench`: run the benchmarks and write benchmarks/results/results.{json,md}.
 
 python -m benchmarks.run                 # a and b
-python -m benchmarks.run --only a        # some of them
+python -m benchmarks.run --only a        # one of them
 python -m benchmarks.run --quick         # a tiny smoke version (debugging the benchmarks)
 
 c (search efficiency) and d (pruning savings) were retired on 2026-12-07: they judged each

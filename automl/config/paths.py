@@ -83,7 +83,8 @@ EXPORT_FILES_KEY = "files"  # provenance.json: the names the export wrote into i
 def _not_exported(out_dir: Path) -> str | None:
     """An export replaces its whole folder: files put there since (`automl-evaluate --out
     best/march.json`, an `onnx/` folder) were deleted with it. Exports that predate the list
-    of their own files are replaced as before."""
+    of their own files are replaced as before where their provenance names a sweep and a
+    trial (another tool's `provenance.json` does not make its folder an export)."""
     try:
         provenance = read_json_object(out_dir / "provenance.json")
     except ValueError as err:  # edited, or another tool's: which files are the export's is

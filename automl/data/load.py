@@ -696,7 +696,8 @@ def _read_hf(
 
     def named(ids: list[Any], where: str, own: list[str]) -> list[str]:
         """ClassLabel ids -> class names (-1, an unlabelled row, is an error): by the split's own
-        ClassLabel, else by train's (a split saved without its ClassLabel); plain values -> their
+        ClassLabel, else by train's (a split saved without its ClassLabel; refused where its
+        ids and values could differ: `_ids_or_values`); plain values -> their
         text, as the training data's labels become class names. Beside train's plain integers a
         ClassLabel of words is no naming of them: its ids are read as integers (as text)."""
         # (a ClassLabel of integers, `class_encode_column`'s "1", "10", "2", names them)

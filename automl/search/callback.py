@@ -483,7 +483,11 @@ def _error_line(trial: Any) -> str:
     text = ""
     if path and Path(path).is_file():
         text = Path(path).read_text(errors="replace")
-    text = text or str(getattr(trial, "error_msg", "") or "")
+    return error_line(text or str(getattr(trial, "error_msg", "") or ""))
+
+
+def error_line(text: str, default: str = "error") -> str:
+    """An error's last line, as summary.json, sweep_state.json and MLflow keep it: a URI it
+    quotes masked, cut to 500 characters."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    # it goes into summary.json, sweep_state.json and MLflow: a URI it quotes, masked
-    return redact(lines[-1])[:500] if lines else "error"
+    return redact(lines[-1])[:500] if lines else default

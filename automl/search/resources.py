@@ -122,7 +122,7 @@ class ModelShape:
             name = target.rsplit(".", 1)[-1]  # `attention.self.query`: peft matches the suffix
             if name not in shapes:
                 raise NoMemoryFormula(
-                    f"no memory formula for the LoRA target {name!r} ({', '.join(shapes)})"
+                    f"no memory formula for the LoRA target {target!r} ({', '.join(shapes)})"
                 )
             total += sum(rank * (n_in + n_out) for n_in, n_out in shapes[name])
         return total

@@ -325,9 +325,10 @@ def build_stopping(
 def catch_up_asha(
     scheduler: TrialScheduler | None, histories: Mapping[str, Sequence[Mapping[str, float]]]
 ) -> int:
-    """ASHA's rungs as they stood before a stop: Ray saves no scheduler state with an
-    experiment, so a resumed sweep's ASHA started with empty rungs, and the first trial at
-    each rung set its own cut-off (never stopped, however weak). Each trial's epochs, replayed
+    """ASHA's rungs as they stood before a stop, or holding an extended sweep's earlier
+    rounds: Ray saves no scheduler state with an experiment, so a resumed sweep's (or a new
+    round's) ASHA started with empty rungs, and the first trial at each rung set its own
+    cut-off (never stopped, however weak). Each trial's epochs, replayed
     in order, record the values the rungs held; decisions made in the replay are dropped.
     Reads ASHA's private rungs (Ray 2.60; one bracket, as `build_stopping` makes); returns how
     many trials were replayed (0 for any other scheduler)."""

@@ -357,7 +357,7 @@ def _fit(
         tracker=tracker,
         stopper=rules[0],
         previous=[TrialRecord(**r) for r in state.records],
-        scheduler=rules[1],  # a restored round's is Ray's pickled one (use_driver_objects)
+        scheduler=None if restoring else rules[1],  # a restored round's: Ray's pickled one
         warm=plan.warm_start,
         budget_s=budget_s,
         budget_spent_s=state.round_spent_s,  # 0 for a round not restored (set above)

@@ -138,18 +138,14 @@ def run_with_oom_retry(conf: Config, attempt: Callable[[Config], TrialResult]) -
             smaller = next_micro_batch(micro, t.grad_accum_steps, t.length_groups_per_step)
             if smaller is None and t.eval_batch_size == 1:
                 raise
-            if smaller is None:  # training's pass cannot shrink: the evaluation's may be it
-                logging.getLogger("automl").warning(
-                    "trial out of GPU memory at micro-batch %d (its smallest pass): retrying "
-                    "with evaluation batches of %d", micro, t.eval_batch_size // 2,
-                )  # fmt: skip
-            else:
-                logging.getLogger("automl").warning(
-                    "trial out of GPU memory at micro-batch %d: retrying with %d x %d "
-                    "accumulation", micro, *smaller,
-                )  # fmt: skip
+            if smaller is not None:  # else training's pass cannot shrink: evaluation's may
                 t.batch_size, t.grad_accum_steps = smaller
             t.eval_batch_size = max(1, t.eval_batch_size // 2)
+            logging.getLogger("automl").warning(
+                "trial out of GPU memory at micro-batch %d: retrying with %d x %d accumulation, "
+                "evaluation batches of %d", micro, t.batch_size, t.grad_accum_steps,
+                t.eval_batch_size,
+            )  # fmt: skip
 
 
 # Hands one epoch's metrics and its checkpoint folder on (to `tune.report`); the folder may be

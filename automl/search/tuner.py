@@ -14,7 +14,7 @@ from typing import Any
 from ray.tune.search.optuna import OptunaSearch
 
 from automl.config.schema import PrunerConfig
-from automl.search.callback import RayTrialEnd, SweepCallback
+from automl.search.callback import RayTrialEnd, SweepCallback, error_line
 from automl.search.objectives import searcher_objectives
 from automl.search.plan import SweepPlan
 from automl.search.samplers import DefineByRun, build_sampler
@@ -166,8 +166,7 @@ def ended_trials(results: Any) -> list[RayTrialEnd]:
             continue
         error = ""
         if result.error is not None:
-            lines = str(result.error).strip().splitlines() or [type(result.error).__name__]
-            error = lines[-1][:500]
+            error = error_line(str(result.error), type(result.error).__name__)
         out.append(
             RayTrialEnd(
                 str(metrics["trial_id"]),

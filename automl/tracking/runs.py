@@ -44,14 +44,10 @@ def _finite(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _param_value(value: Any) -> str:
-    """A setting as an MLflow param: secrets in URIs masked, cut to MLflow's 6,000 characters."""
-    return redact(str(value))[:6000]
-
-
-def _tag_value(value: Any) -> str:
-    """A trial's tag (a failed trial's error line may quote a URI): masked, cut to 5,000."""
-    return redact(str(value))[:5000]
+def _masked(value: Any, limit: int = 6000) -> str:
+    """A value for MLflow: secrets in URIs masked, cut to MLflow's limit (a param's 6,000
+    characters; a tag's 5,000)."""
+    return redact(str(value))[:limit]
 
 
 def _now_ms() -> int:
@@ -151,7 +147,7 @@ class SweepTracker:
         self.parent_id = run.info.run_id
         try:
             self.client.log_batch(
-                self.parent_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
+                self.parent_id, params=[Param(k, _masked(v)) for k, v in params.items()]
             )
         except BaseException as err:  # the run's id is not recorded yet: nothing would end it
             status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
@@ -166,7 +162,7 @@ class SweepTracker:
         `automl.latest.<name>` beside the param, and a new one a param."""
         data = self.client.get_run(self.parent_id).data
         logged, tags = data.params, data.tags
-        values = {k: _param_value(v) for k, v in params.items()}
+        values = {k: _masked(v) for k, v in params.items()}
         new = [Param(k, v) for k, v in values.items() if k not in logged]
         changed = [  # also back to the first value: an earlier sitting's tag said otherwise
             RunTag(f"{LATEST}{k}", v[:5000])
@@ -299,7 +295,7 @@ class SweepTracker:
             self.experiment_id,
             run_name=trial_id,
             tags={
-                **{k: _tag_value(v) for k, v in (tags or {}).items()},
+                **{k: _masked(v, 5000) for k, v in (tags or {}).items()},
                 "mlflow.parentRunId": self.parent_id,
                 "automl.sweep": self.sweep,
                 "automl.role": "trial",
@@ -310,7 +306,7 @@ class SweepTracker:
         self._children[trial_id] = run.info.run_id
         self._running.add(trial_id)
         self.client.log_batch(
-            run.info.run_id, params=[Param(k, _param_value(v)) for k, v in params.items()]
+            run.info.run_id, params=[Param(k, _masked(v)) for k, v in params.items()]
         )
         return run.info.run_id
 
@@ -333,7 +329,9 @@ class SweepTracker:
     def tag_trial(self, trial_id: str, tags: dict[str, str]) -> None:
         run_id = self._children.get(trial_id)
         if run_id is not None:
-            self.client.log_batch(run_id, tags=[RunTag(k, _tag_value(v)) for k, v in tags.items()])
+            self.client.log_batch(
+                run_id, tags=[RunTag(k, _masked(v, 5000)) for k, v in tags.items()]
+            )
 
     def pause_trials(self, trial_ids: Iterable[str], status: str = "KILLED") -> None:
         """Trials a stopped sweep will go on with when resumed: KILLED, as the sweep's run is,
@@ -366,7 +364,10 @@ class SweepTracker:
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, v, now, 0) for k, v in _finite(summary).items()],
-            tags=[RunTag("status", status), *(RunTag(k, _tag_value(v)) for k, v in tags.items())],
+            tags=[
+                RunTag("status", status),
+                *(RunTag(k, _masked(v, 5000)) for k, v in tags.items()),
+            ],
         )
         mlflow_status = "FAILED" if status == "failed" else "FINISHED"
         self.client.set_terminated(run_id, status=mlflow_status)
