@@ -104,10 +104,12 @@ def sweep_provenance(
     n: int,
     data: str,
     fingerprint: dict[str, Any] | None = None,
+    commit: str | None = None,
 ) -> dict[str, Any]:
     """Where an exported model came from (model card + provenance.json).
 
-    `fingerprint`: the data's (data/fingerprint.py), which `automl-reproduce` checks."""
+    `fingerprint`: the data's (data/fingerprint.py), which `automl-reproduce` checks; `commit`:
+    the project's as the sweep started (asked now where None)."""
     return {
         "sweep": conf.sweep.name,
         "trial_id": trial_id,
@@ -121,6 +123,6 @@ def sweep_provenance(
         "search_space": conf.search_space,
         "data": data,
         "data_fingerprint": fingerprint or {},
-        "git_commit": git_commit(),
+        "git_commit": commit if commit is not None else git_commit(),
         "versions": package_versions(),
     }

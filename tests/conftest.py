@@ -144,9 +144,9 @@ def traced_trial(conf: Config, data: PreparedData) -> tuple[TrialResult, list[li
             batches.append(idx.tolist())
         return collate(split, idx, pad_token_id)
 
-    def counting(state: Any, max_grad_norm: float) -> None:
+    def counting(state: Any, max_grad_norm: float) -> bool:
         steps.append(1)
-        optimizer_step(state, max_grad_norm)
+        return bool(optimizer_step(state, max_grad_norm))
 
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setattr(automl.train.loop, "collate", recording)

@@ -94,7 +94,7 @@ def check_overrides(
         return  # argparse's refusal (usage, exit 2), or a flag that runs nothing of ours
     config_dir = _primary_config_dir(args.config_path)
     if config_dir is None:
-        return  # a relative or `pkg://` config path: left to Hydra
+        return  # a `pkg://` config path: left to Hydra
     for flag, folder in (("--config-path", config_dir), ("--config-dir", args.config_dir)):
         if folder is not None and not Path(folder).is_dir():
             raise ConfigError(f"config: {flag}: {folder}: no such folder")
@@ -256,13 +256,19 @@ def _hydra_initialized(config_dir: Path, extra_dir: str | None) -> Iterator[None
 
 def _primary_config_dir(config_path: str | None) -> Path | None:
     """The folder Hydra reads the primary config from: conf/, or an absolute `--config-path`;
-    None for a relative one or a `pkg://` path (Hydra reads those as a package of this app's
-    module: left to it)."""
+    None for a `pkg://` path (left to Hydra). A relative one is refused: Hydra reads it as a
+    Python package, not a folder of the current one, and says so in three lines."""
     if config_path is None:
         return CONF_DIR
-    if config_path.startswith("file://"):
-        config_path = config_path.removeprefix("file://")
-    return Path(config_path) if Path(config_path).is_absolute() else None
+    if config_path.startswith("pkg://"):
+        return None
+    folder = Path(config_path.removeprefix("file://"))
+    if not folder.is_absolute():
+        raise ConfigError(
+            f"config: --config-path: {config_path}: give an absolute folder (Hydra reads a "
+            f"relative one as a Python package): -cp $PWD/{folder}"
+        )
+    return folder
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from automl.config.schema import (
     PeftConfig,
     PrunerConfig,
     ResourcesConfig,
+    SamplerConfig,
     SweepConfig,
     TrainConfig,
     metric_mode,
@@ -65,7 +66,7 @@ def validate(conf: Config, recorded: bool = False, swept_groups: Collection[str]
         _check_sources_differ(conf.data)
     _check_train(conf.train)
     _check_peft(conf.peft)
-    _check_resources(conf.resources)
+    _check_resources(conf.resources, recorded)
     _check(  # 0 started Ray with no CPU: no trial could run, found after the data was tokenized
         recorded
         or conf.ray.address not in (None, "", "local")  # a running cluster's own CPUs
@@ -217,6 +218,36 @@ def unread_settings(conf: Config) -> dict[str, str]:
     return out
 
 
+# The overfit rule's settings and ASHA's (search/stopping.py), by the pruners that read them
+_OVERFIT_KEYS = ("grace_period", "patience", "min_delta", "signal", "max_gap")
+_ASHA_KEYS = ("asha_grace_period", "asha_reduction_factor")
+
+
+def unread_search_settings(conf: Config) -> list[str]:
+    """Warnings for pruner and sampler settings the chosen ones never read: `pruner=asha
+    pruner.grace_period=3` (ASHA's is `asha_grace_period`) or `sampler=random
+    sampler.n_startup_trials=20` changed nothing, without a word. Warned, not refused: an
+    experiment's settings for its own pruner stay when the command line picks another
+    (`experiment=overfit pruner=none`), and a multirun's jobs share them."""
+    out = []
+    pr, sm = conf.pruner, conf.sampler
+    unread = (() if "overfit" in pr.name else _OVERFIT_KEYS) + (
+        () if "asha" in pr.name else _ASHA_KEYS
+    )
+    for name in unread:
+        value = getattr(pr, name)
+        if value != getattr(PrunerConfig, name):
+            asha = name == "grace_period" and pr.name == "asha"
+            hint = " (ASHA's is pruner.asha_grace_period)" if asha else ""
+            out.append(f"pruner.{name}={value} is not read when pruner.name={pr.name}{hint}")
+    if sm.name in ("random", "qmc") and sm.n_startup_trials != SamplerConfig.n_startup_trials:
+        out.append(
+            f"sampler.n_startup_trials={sm.n_startup_trials} is not read when "
+            f"sampler.name={sm.name}: every trial is drawn that way"
+        )
+    return out
+
+
 def _check_model(m: ModelConfig) -> None:
     if m.source == "pretrained":
         _check(
@@ -360,7 +391,7 @@ def _check_peft(p: PeftConfig) -> None:
         _check(p.lora_alpha > 0, "peft.lora_alpha", f"must be > 0, got {p.lora_alpha}")
 
 
-def _check_resources(r: ResourcesConfig) -> None:
+def _check_resources(r: ResourcesConfig, recorded: bool = False) -> None:
     _check(r.cpus_per_trial > 0, "resources.cpus_per_trial", f"must be > 0, got {r.cpus_per_trial}")
     if r.gpu_memory_gb is not None:
         _check(
@@ -370,8 +401,8 @@ def _check_resources(r: ResourcesConfig) -> None:
         )
     gpus = r.gpus_per_trial
     if gpus != "auto":
-        try:
-            gpus_f = float(gpus)
+        try:  # not `true` (float(True) is a whole GPU): YAML reads a bare yes/on so
+            gpus_f = -1.0 if gpus is True and not recorded else float(gpus)
         except (TypeError, ValueError):
             gpus_f = -1.0
         _check(

@@ -20,16 +20,14 @@ class ExportError(ValueError):
 def find_checkpoint(row: dict[str, Any], sweep_dir: Path, best: bool = False) -> Path:
     """The trial's surviving checkpoint folder (recorded in summary.json as an absolute path);
     where the sweep folder has moved or been copied since (another mount, a renamed copy), the
-    same folder under the `ray/` inside the sweep folder."""
+    same folder under the `ray/` inside the sweep folder, the copy's own first."""
     from automl.search.state import checkpoint_here
 
-    recorded = Path(row.get("checkpoint") or "")
-    if row.get("checkpoint") and recorded.is_dir():
-        return recorded
-    moved = checkpoint_here(recorded, sweep_dir / "ray") if row.get("checkpoint") else None
-    if moved is not None:
-        return moved
-    where = f" (not at {recorded}: moved or deleted?)" if row.get("checkpoint") else ""
+    recorded = row.get("checkpoint") or ""
+    found = Path(checkpoint_here(recorded, sweep_dir / "ray"))
+    if recorded and found.is_dir():
+        return found
+    where = f" (not at {recorded}: moved or deleted?)" if recorded else ""
     why = "" if best else "; only the best trial's is kept unless sweep.keep_checkpoints=true"
     raise ExportError(f"trial {row['trial_id']}: its checkpoint is gone{where}{why}")
 

@@ -19,6 +19,7 @@ from automl.config.schema import ModelConfig, PeftConfig
 from automl.console import first_line
 from automl.model.head import named_labels, remap_head
 from automl.model.load import (
+    TINY_VOCAB_SIZE,
     ModelError,
     ModelInfo,
     _tiny_config,
@@ -41,7 +42,7 @@ def build_model(
     label2id = {name: i for i, name in id2label.items()}
     absent: list[str] = []  # the base model's weights its checkpoint did not hold
     if cfg.source == "tiny":
-        config = _tiny_config(cfg, 30522, len(label_names), pad_token_id)
+        config = _tiny_config(cfg, TINY_VOCAB_SIZE, len(label_names), pad_token_id)
         config.id2label, config.label2id = id2label, label2id
         model = AutoModelForSequenceClassification.from_config(config)
         source = f"tiny-{cfg.tiny_arch}"
@@ -84,7 +85,7 @@ def _load_classifier(
     from transformers import logging as hf_logging
 
     label_names = list(id2label.values())
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected
     hf_logging.disable_progress_bar()
     try:
@@ -120,8 +121,10 @@ def _load_classifier(
         absent = _absent_keys(loading)
         _check_backbone_loaded(model, absent, source)
         return model, absent
-    finally:
+    finally:  # as the process had them: a later Hub download in it shows its progress
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _absent_keys(loading: Mapping[str, Any]) -> list[str]:

@@ -77,7 +77,7 @@ def load_model_config(cfg: ModelConfig) -> Any:
     from transformers import AutoConfig
 
     if cfg.source == "tiny":
-        return _tiny_config(cfg, vocab_size=30522, num_labels=2, pad_token_id=0)
+        return _tiny_config(cfg, vocab_size=TINY_VOCAB_SIZE, num_labels=2, pad_token_id=0)
     where = model_location(cfg)
     if cfg.source == "pretrained" and _looks_like_path(where):
         folder = Path(where).expanduser()
@@ -210,6 +210,16 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
         raise ModelError(f"model.name_or_path: {where}: {problem}")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if tokenizer.pad_token_id is None:  # else every batch, and the export, fails on it
+        raise ModelError(
+            f"model.name_or_path: {where}: its tokenizer has no pad, eos or unk token to pad "
+            "batches with"
+        )
+    if cfg.source == "tiny" and len(tokenizer) > TINY_VOCAB_SIZE:  # ids past its embeddings
+        raise ModelError(
+            f"model.package: {cfg.package}: its tokenizer has {len(tokenizer)} tokens, more than "
+            f"a tiny model's {TINY_VOCAB_SIZE} embeddings (BERT's vocabulary)"
+        )
     return tokenizer
 
 
@@ -221,6 +231,10 @@ def vocabulary_problem(tokenizer: Any) -> str | None:
             "in the folder?): every word would be unknown"
         )
     return None
+
+
+# A tiny model's vocabulary: BERT's, as the packaged MiniLM tokenizer it borrows has
+TINY_VOCAB_SIZE = 30522
 
 
 def _tokenizer_source(cfg: ModelConfig) -> ModelConfig:

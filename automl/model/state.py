@@ -4,14 +4,10 @@ model for export.
 
 from __future__ import annotations
 
-import logging
-
 import torch
 from torch import nn
 
 from automl.model.load import ModelError
-
-log = logging.getLogger("automl.train")
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -37,7 +33,7 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
     if result.unexpected_keys:
         raise ModelError(f"checkpoint does not fit the model: {result.unexpected_keys[:3]} ...")
     missing = [n for n in trainable if n not in state]
-    after = _after_the_blocks(model) if missing else ()
+    after = _after_the_blocks(model) if missing and _model_type(model) == "opt" else ()
     # only where blocks are frozen (the embeddings then are): the only case it was frozen
     frozen = any(not p.requires_grad for p in model.parameters())
     head_first = set(_head_before_backbone(model)) if missing and frozen else set()
@@ -50,8 +46,6 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> li
         or n in head_first
         or any(f".{layer}." in f".{n}" for layer in started_random)
     ]
-    if older:
-        log.info("checkpoint from before %s was trained: kept as it started", older[0])
     missing = [n for n in missing if n not in older]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -66,6 +60,10 @@ def _beside_classifier(name: str) -> bool:
     `head_modules`)."""
     owner, found, _ = name.partition(".modules_to_save.")
     return bool(found) and owner.rsplit(".", 1)[-1] not in ("classifier", "score")
+
+
+def _model_type(model: nn.Module) -> str:
+    return str(getattr(getattr(model, "config", None), "model_type", "") or "")
 
 
 def _after_the_blocks(model: nn.Module) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
-from automl.console import counted
+from automl.console import counted, first_line
 from automl.provenance import redact
 from automl.search.stop import FitStop, forward_to_ray
 from automl.search.stopping import OverfitStopper, catch_up_asha
@@ -309,7 +309,10 @@ class SweepCallback(Callback):
         try:  # Ray restores inside a try that, on any error, drops the restore and starts over
             self._track_missing(self.records.values())
         except Exception as err:  # a store that stumbles: the sweep goes on, its records kept
-            log.warning("MLflow: the sweep's earlier trials were not added to its run (%s)", err)
+            log.warning(  # an HTTP store's error quotes its URL, password and all
+                "MLflow: the sweep's earlier trials were not added to its run (%s)",
+                redact(first_line(err, 300)),
+            )
 
     # helpers ----------------------------------------------------------------------------------
     def _record(self, trial: Any) -> TrialRecord:

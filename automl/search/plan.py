@@ -20,7 +20,7 @@ from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
 from automl.config.space_params import MODEL_KEY
-from automl.config.values import check_model_values
+from automl.config.values import check_model_values, unread_search_settings
 from automl.console import counted
 from automl.data.load import check_hub_dataset
 from automl.model.build import check_lora_targets
@@ -62,7 +62,13 @@ from automl.search.state import (
     state_text,
 )
 from automl.search.warm_start import WarmStart, load_warm_start
-from automl.tracking.uri import check_store, file_store_path, sqlite_file, tracking_uri
+from automl.tracking.uri import (
+    check_registry,
+    check_store,
+    file_store_path,
+    sqlite_file,
+    tracking_uri,
+)
 from automl.train.device import pick_device
 
 log = logging.getLogger("automl.sweep")
@@ -102,6 +108,9 @@ class SweepPlan:
     warm_runs: bool = True
     # the state file the plan was made from, as it was read (None: none): stale once it differs
     state_seen: str | None = None
+    # the project's commit as the sweep started (its MLflow tags, the export's provenance):
+    # asked once by run_sweep, past a dry run (git status may take seconds)
+    commit: str = ""
 
     @property
     def trial_device(self) -> str:
@@ -158,15 +167,53 @@ def warm_start_of(conf: Config, space: SearchSpace, runs: bool) -> WarmStart | N
         return None
 
 
+def threads_warning(conf: Config) -> str | None:
+    """`train.num_threads` above `resources.cpus_per_trial`: Ray packs trials by the CPUs they
+    ask for, so trials side by side share fewer cores than their threads (slower, not wrong)."""
+    threads, cpus = conf.train.num_threads, conf.resources.cpus_per_trial
+    if threads and threads > cpus:
+        return (
+            f"train.num_threads={threads} is above resources.cpus_per_trial={cpus}: trials "
+            f"placed side by side run more threads than cores; leave it unset (a trial's CPUs)"
+        )
+    return None
+
+
 def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
     """Warnings for values the command line set on keys the search space samples: the trials
     take the space's values, which whoever typed `train.epochs=2` would not expect."""
-    return [
+    sampled = [
         f"{p.key}={given[p.key]} on the command line is ignored: search space {space.path.name} "
         f"samples it ({describe_param(p, space.models)}); use a space without {p.key} to fix it"
         for p in space.params
         if p.key in given
     ]
+    return sampled + _model_settings_unread(space, given)
+
+
+def _model_settings_unread(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
+    """A space that chooses the model: a choice of conf/model/ takes its file's settings, and
+    a Hub id or folder only `max_length` and `trust_remote_code` of the command line's."""
+    from automl.model.choices import config_names
+
+    if not space.models:
+        return []
+    named = [m for m in space.models if m in config_names()]
+    kept = ("model.max_length", "model.trust_remote_code")
+    lines = []
+    for key, value in given.items():
+        if not key.startswith("model."):
+            continue
+        unread = named if key in kept else list(space.models)
+        if unread:
+            lines.append(
+                f"{key}={value} on the command line is ignored by model choices {unread} of "
+                f"search space {space.path.name}: "
+                + ("each takes its conf/model file's settings" if key in kept else
+                   "a choice takes its conf/model file's settings, a Hub id or folder only "
+                   "model.max_length and model.trust_remote_code")
+            )  # fmt: skip
+    return lines
 
 
 def describe_param(p: Any, models: tuple[str, ...] = ()) -> str:
@@ -226,12 +273,18 @@ def plan_sweep(conf: Config) -> SweepPlan:
         if _may_use_lora(space, conf, choice, num_blocks_of(config_of(choice))):
             check_lora_targets(model, conf.peft, config_of(choice), _may_freeze(space, conf))
     check_sampler(conf.sampler)
-    for note in (branch_warning(conf.sampler, space), gap_warning(conf, space.keys)):
+    for note in (
+        branch_warning(conf.sampler, space),
+        gap_warning(conf, space.keys),
+        threads_warning(conf),
+        *unread_search_settings(conf),
+    ):
         if note:
             log.warning(note)
     uri = tracking_uri(conf.tracking.uri) if conf.tracking.enabled else None
     if uri:
         check_store(uri)
+        check_registry(uri)
         from automl.tracking.runs import check_experiment
 
         check_experiment(uri, conf.tracking.experiment or conf.sweep.name)

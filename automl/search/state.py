@@ -334,12 +334,16 @@ def marked_for(experiment_dir: Path, out_dir: Path) -> bool:
     return here and isinstance(out, str) and Path(out).resolve() == out_dir.resolve()
 
 
-def checkpoint_here(recorded: str | Path, storage: Path) -> Path | None:
+def checkpoint_here(recorded: str, storage: Path) -> str:
     """The checkpoint a record names (<storage>/<experiment>/<trial>/<checkpoint>, an absolute
-    path) under `storage`, where a sweep folder moved or copied since holds it; else None."""
+    path) as found under this sweep's `storage`: a sweep folder moved or copied since records
+    the original's paths, and a copy's own is used even where the original's still exists (it
+    may be changed or deleted by the original's sweep); a path found nowhere here stays as it is."""
+    if not recorded or Path(recorded).resolve().is_relative_to(storage.resolve()):
+        return recorded
     parts = Path(recorded).parts
     here = storage.resolve().joinpath(*parts[-3:]) if len(parts) > 3 else None
-    return here if here is not None and here.is_dir() else None
+    return str(here) if here is not None and here.is_dir() else recorded
 
 
 def _owner(folder: Path) -> dict[str, Any] | None:

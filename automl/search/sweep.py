@@ -117,6 +117,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
         log.info("%s", "\n".join(lines))
         print(json.dumps({"dry_run": True, "plan": lines}), flush=True)
         return SweepOutcome({"dry_run": True})
+    plan = replace(plan, commit=git_commit())
     log.info("%s", plan.describe())
     if plan.replaces:
         log.warning("sweep %s starts afresh and replaces %s", conf.sweep.name, plan.replaces)
@@ -411,7 +412,7 @@ def _fit(
     tell_unreported(study, s.name, _objective_values(plan, unreported))
     fail_stale_trials(study, s.name)
     for record in callback.records.values():  # Ray restores the records with their paths as
-        record.checkpoint = _checkpoint_here(plan.storage, record.checkpoint)  # saved
+        record.checkpoint = checkpoint_here(record.checkpoint, plan.storage)  # saved
     return sorted(callback.records.values(), key=lambda r: r.started)
 
 
@@ -638,8 +639,9 @@ def _export_best(
     conf = plan.conf
     log.info("exporting trial %s (best %s %.4f)", best.trial_id, conf.sweep.metric, best.best_value)
     provenance = sweep_provenance(
-        conf, best.trial_id, best.best_value, best.params, n, data.description, data.fingerprint
-    )
+        conf, best.trial_id, best.best_value, best.params, n, data.description, data.fingerprint,
+        plan.commit,
+    )  # fmt: skip
     provenance["search_space"] = str(plan.space.path)
     # where the trial trained (as it reported; a GPU share may have found no CUDA): automl-
     # reproduce says when it re-trains elsewhere
@@ -681,17 +683,10 @@ def _under(path: Path, folder: Path) -> bool:
 
 
 def _records_here(storage: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Recorded trials with their checkpoints where this sweep's Ray folder is now: a sweep
-    folder copied or moved since records the original's absolute paths
-    (<storage>/<experiment>/<trial>/<checkpoint>); a path found nowhere here stays as it is."""
+    """Recorded trials with their checkpoints where this sweep's Ray folder is now."""
     return [
-        {**r, "checkpoint": _checkpoint_here(storage, r.get("checkpoint") or "")} for r in records
+        {**r, "checkpoint": checkpoint_here(r.get("checkpoint") or "", storage)} for r in records
     ]
-
-
-def _checkpoint_here(storage: Path, recorded: str) -> str:
-    here = checkpoint_here(recorded, storage) if recorded else None
-    return str(here) if here is not None and not _under(Path(recorded), storage) else recorded
 
 
 def _sweep_params(plan: SweepPlan) -> dict[str, Any]:
@@ -714,4 +709,4 @@ def _sweep_params(plan: SweepPlan) -> dict[str, Any]:
 
 def _sweep_tags(plan: SweepPlan) -> dict[str, str]:
     versions = package_versions()
-    return {"git_commit": git_commit(), **{f"version.{k}": v for k, v in versions.items()}}
+    return {"git_commit": plan.commit, **{f"version.{k}": v for k, v in versions.items()}}

@@ -9,6 +9,7 @@ scored on are the parent run's dataset inputs (the runs table's Dataset column).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import warnings
@@ -213,27 +214,32 @@ def _log_model(
         tracker.experiment_id, name=MODEL_NAME, source_run_id=tracker.parent_id,
         tags={"task": "text-classification"},
     )  # fmt: skip
-    parsed_card = _card(card)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / MODEL_NAME
-        mlflow.transformers.save_model(
-            classifier,
-            path=str(folder),
-            task="text-classification",
-            pip_requirements=pip_requirements(),
-            input_example=["How do I reset my password?"],
-            model_card=parsed_card,
-            # the pipeline's call options when MLflow serves it: cut texts at the training
-            # length (the tokenizer's model_max_length), as training and the test score did;
-            # without it a long text scored differently and one past 512 tokens failed
-            model_config={"truncation": True},
-        )
-        # MLflow's LICENSE.txt looks the export's folder up as a Hub repo and points at a
-        # huggingface.co URL made of a local path; say what holds instead
-        (folder / "LICENSE.txt").write_text(license_text(parsed_card), encoding="utf-8")
-        _name_the_source(folder, export_dir.name)
-        readable_as_umask_allows(folder)  # MLflow re-saves the weights owner-only too
-        client.log_model_artifacts(logged.model_id, str(folder))
+    try:
+        parsed_card = _card(card)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / MODEL_NAME
+            mlflow.transformers.save_model(
+                classifier,
+                path=str(folder),
+                task="text-classification",
+                pip_requirements=pip_requirements(),
+                input_example=["How do I reset my password?"],
+                model_card=parsed_card,
+                # the pipeline's call options when MLflow serves it: cut texts at the training
+                # length (the tokenizer's model_max_length), as training and the test score
+                # did; without it a long text scored differently and one past 512 tokens failed
+                model_config={"truncation": True},
+            )
+            # MLflow's LICENSE.txt looks the export's folder up as a Hub repo and points at a
+            # huggingface.co URL made of a local path; say what holds instead
+            (folder / "LICENSE.txt").write_text(license_text(parsed_card), encoding="utf-8")
+            _name_the_source(folder, export_dir.name)
+            readable_as_umask_allows(folder)  # MLflow re-saves the weights owner-only too
+            client.log_model_artifacts(logged.model_id, str(folder))
+    except BaseException:  # an error or Ctrl-C: not PENDING in the UI for ever (a retry logs anew)
+        with contextlib.suppress(Exception):
+            client.finalize_logged_model(logged.model_id, "FAILED")
+        raise
     client.finalize_logged_model(logged.model_id, "READY")
     client.log_outputs(tracker.parent_id, [LoggedModelOutput(logged.model_id, step=0)])
     return str(logged.model_id), str(logged.artifact_location)

@@ -180,23 +180,23 @@ class SweepTracker:
         this login may not read (a colleague's folder) is left as it is, with a warning."""
         from mlflow.exceptions import MlflowException
 
-        try:
+        try:  # the reads and the writes: a login may read a run it may not end
             recorded = self._recorded(run_id) if run_id else None
+            if recorded is None or recorded.info.status != "RUNNING":
+                return
+            run = recorded.info.run_id
+            children = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{run}' and attributes.status = "
+                "'RUNNING'",
+            )
+            for child in children:
+                self.client.set_terminated(child.info.run_id, status="KILLED")
+            self.client.set_terminated(run, status="KILLED")
         except MlflowException as err:
             log.warning(
                 "MLflow: the earlier run %s was not ended (%s)", run_id, redact(first_line(err))
             )
-            return
-        if recorded is None or recorded.info.status != "RUNNING":
-            return
-        run = recorded.info.run_id
-        children = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{run}' and attributes.status = 'RUNNING'",
-        )
-        for child in children:
-            self.client.set_terminated(child.info.run_id, status="KILLED")
-        self.client.set_terminated(run, status="KILLED")
 
     def _recorded(self, run_id: str) -> Any | None:
         """The recorded parent run (MLflow's Run), where this store holds it in this
@@ -251,6 +251,9 @@ class SweepTracker:
         )
 
     def end_sweep(self, status: str, metrics: dict[str, Any], tags: dict[str, str]) -> None:
+        """The parent run ended, and any trial's still RUNNING under it as KILLED (one an
+        earlier, killed driver left that this sitting never ran)."""
+        self.pause_trials(sorted(self._running))
         self.client.log_batch(
             self.parent_id,
             metrics=[Metric(k, v, _now_ms(), 0) for k, v in _finite(metrics).items()],
@@ -276,6 +279,13 @@ class SweepTracker:
             r.data.tags["automl.trial_id"]: r.info.run_id
             for r in runs
             if "automl.trial_id" in r.data.tags
+        }
+        # left RUNNING by a killed driver (SIGKILL, out of memory): a trial the resume never
+        # starts again (its round's unsaved trials run anew under new ids) ends with the sweep
+        self._running |= {
+            r.data.tags["automl.trial_id"]
+            for r in runs
+            if "automl.trial_id" in r.data.tags and r.info.status == "RUNNING"
         }
         for trial_id, run_id in children.items():  # once per child, on reopening the sweep
             # accuracy, never NaN, is logged with every epoch (val_loss was read: an epoch

@@ -146,6 +146,20 @@ def check_store(uri: str) -> None:
         _check_answers(uri)
 
 
+def check_registry(uri: str) -> None:
+    """$MLFLOW_REGISTRY_URI, where set apart from the tracking store, registers the export: a
+    registry that cannot be used failed the sweep at its very end, after every trial."""
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    if not registry or registry == uri:
+        return
+    try:
+        check_store(registry)
+    except ConfigError as err:
+        raise ConfigError(
+            "config: MLFLOW_REGISTRY_URI: " + str(err).removeprefix("config: tracking.uri: ")
+        ) from None
+
+
 def store_problem(uri: str | None) -> str | None:
     """`check_store` for a command-line option (`--tracking-uri`): why the store cannot be used,
     in one line without the config key, or None when it can."""

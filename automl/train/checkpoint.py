@@ -8,6 +8,7 @@ resume-only files are dropped (`slim`), so a finished trial keeps just its best 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,8 @@ from torch import nn
 from automl.config.paths import read_json_object
 from automl.model.load import ModelError
 from automl.model.state import load_trainable_state, trainable_state
+
+log = logging.getLogger(__name__)
 
 BEST_FILE = "best.safetensors"  # the best epoch's trainable parameters (what export loads)
 LAST_FILE = "last.safetensors"  # the latest epoch's (to resume)
@@ -121,7 +124,12 @@ def load_best(model: nn.Module, folder: Path) -> Progress:
     """Load the best epoch's weights into a freshly built model (for export)."""
     from safetensors.torch import load_file
 
-    load_trainable_state(model, load_file(str(folder / BEST_FILE)))
+    older = load_trainable_state(model, load_file(str(folder / BEST_FILE)))
+    if older:  # a warning: a checkpoint damaged since would lack them too
+        log.warning(
+            "%s: the checkpoint lacks %d trainable tensor(s), %s first: exported as they "
+            "started (a checkpoint from before they trained)", folder, len(older), older[0],
+        )  # fmt: skip
     return Progress(**json.loads((folder / PROGRESS_FILE).read_text()))
 
 

@@ -105,6 +105,7 @@ class TrainingState:
     best_state: dict[str, torch.Tensor] | None  # the best epoch's trainable weights (CPU)
     loss_weights: torch.Tensor | None = None  # per-class weights (train.class_weights), on device
     loss_weight_values: np.ndarray | None = None  # the same on the CPU, for each step's share
+    skipped_in_a_row: int = 0  # fp16 steps skipped for overflow since the last update
 
 
 @dataclass
@@ -195,10 +196,19 @@ def loss_mass(labels: np.ndarray, weights: np.ndarray | None) -> float:
     return float(len(labels)) if weights is None else float(weights[labels].sum())
 
 
-def optimizer_step(state: TrainingState, max_grad_norm: float) -> None:
-    """Clip the summed gradients and step (through the fp16 scaler when there is one). A step
-    the scaler skips (inf/NaN gradients: it lowers its scale) leaves the schedule where it is,
-    as Hugging Face's Trainer does; else warmup and decay would run ahead of the updates."""
+# fp16 steps skipped in a row (inf/NaN gradients or loss) before a trial counts as diverged,
+# and the loss scale below which it does: each skip halves the scale, and at 0 (~165 halvings
+# from 65536) the scaler's unscaling (0 x inf) makes NaN gradients that pass its check and
+# reach the weights; a scale below 1 means gradients overflow fp16 unscaled
+MAX_SKIPPED_STEPS = 25
+MIN_LOSS_SCALE = 1.0
+
+
+def optimizer_step(state: TrainingState, max_grad_norm: float) -> bool:
+    """Clip the summed gradients and step (through the fp16 scaler when there is one); False
+    where the scaler skipped the step (inf/NaN gradients: it lowers its scale), which leaves the
+    schedule where it is, as Hugging Face's Trainer does: else warmup and decay would run ahead
+    of the updates."""
     if state.scaler is not None:
         scale = state.scaler.get_scale()
         state.scaler.unscale_(state.optimizer)
@@ -206,11 +216,32 @@ def optimizer_step(state: TrainingState, max_grad_norm: float) -> None:
         state.scaler.step(state.optimizer)
         state.scaler.update()
         if state.scaler.get_scale() < scale:  # skipped
-            return
+            return False
     else:
         nn.utils.clip_grad_norm_(state.params, max_grad_norm)
         state.optimizer.step()
     state.scheduler.step()
+    return True
+
+
+def overflowed_too_long(state: TrainingState, stepped: bool, epoch: int) -> str | None:
+    """Why an fp16 trial stops: `MAX_SKIPPED_STEPS` steps skipped in a row, or its loss scale
+    below `MIN_LOSS_SCALE` (overflows now and then, never enough clean steps to regrow it);
+    else None."""
+    if state.scaler is None:
+        return None
+    state.skipped_in_a_row = 0 if stepped else state.skipped_in_a_row + 1
+    scale = state.scaler.get_scale()
+    if state.skipped_in_a_row >= MAX_SKIPPED_STEPS:
+        why = f"{state.skipped_in_a_row} optimizer steps in a row skipped"
+    elif scale < MIN_LOSS_SCALE:
+        why = f"loss scale down to {scale:g}"
+    else:
+        return None
+    return (
+        f"fp16 overflow: {why} (inf/NaN loss or gradients) in epoch {epoch}; "
+        "train.mixed_precision=false trains in fp32"
+    )
 
 
 def epoch_batcher(
@@ -266,23 +297,35 @@ def train_one_epoch(
     for idx in batches:
         state.optimizer.zero_grad(set_to_none=True)
         step_mass = loss_mass(data.train.labels[idx], state.loss_weight_values)
+        step_loss, step_seen, overflowed = 0.0, 0, False
         for micro in split_batch(idx, forward):
             batch = collate(data.train, micro, data.pad_token_id)
             batch = {k: v.to(state.device) for k, v in batch.items()}
             with state.autocast():
                 loss = batch_loss(state.model, batch, state.loss_weights)
             if not torch.isfinite(loss):
-                stats.diverged = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
-                return stats
+                if state.scaler is None:  # fp32 and bf16 have the range: diverged
+                    stats.diverged = f"non-finite training loss ({loss.item()}) in epoch {epoch}"
+                    return stats
+                # fp16's forward pass overflowed: the step is skipped, as the scaler skips one
+                # whose gradients did (a trial does not fail on one batch)
+                overflowed = True
+                break
             # weighted by its share of the step's examples (or class weights), so the summed
             # gradients are the whole step's (weighted) mean however the step is split
             mass = loss_mass(data.train.labels[micro], state.loss_weight_values)
             share = loss * (mass / step_mass)
             (state.scaler.scale(share) if state.scaler is not None else share).backward()
-            stats.loss_sum += loss.item() * mass  # not x rows: with class weights the
-            stats.loss_mass += mass  # mean then moved with the micro-batch size (OOM retry)
-            stats.seen += len(micro)
-        optimizer_step(state, t.max_grad_norm)
+            step_loss += loss.item() * mass  # not x rows: with class weights the mean
+            step_seen += len(micro)  # then moved with the micro-batch size (OOM retry)
+        stepped = not overflowed and optimizer_step(state, t.max_grad_norm)
+        if not overflowed:  # a step whose loss overflowed adds nothing to the mean
+            stats.loss_sum += step_loss
+            stats.loss_mass += step_mass
+            stats.seen += step_seen
+        if (why := overflowed_too_long(state, stepped, epoch)) is not None:
+            stats.diverged = why
+            return stats
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -315,7 +358,8 @@ def end_epoch(
         return
     metrics.update(
         epoch=float(epoch),
-        train_loss=stats.loss_sum / stats.loss_mass if stats.loss_mass else 0.0,
+        # NaN where every step's loss overflowed (fp16): no loss known, not a perfect one
+        train_loss=stats.loss_sum / stats.loss_mass if stats.loss_mass else math.nan,
         train_samples_per_s=stats.seen / max(stats.seconds, 1e-9),
         epoch_s=stats.seconds + time.perf_counter() - started,
         batch_size=float(step_batch),  # what the optimizer saw per step

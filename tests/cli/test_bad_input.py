@@ -414,6 +414,11 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         (["-cn", "nonexistent"], "Cannot find primary config 'nonexistent'"),
         (["-cd", "/nonexistent", "train.epochs=2"], "--config-dir: /nonexistent: no such folder"),
         (["-cp", "/nonexistent"], "--config-path: /nonexistent: no such folder"),
+        # Hydra reads a relative one as a package: "Primary config module 'automl.cli.conf' not
+        # found", three lines, exit 1
+        (["-cp", "conf", "train.epochs=2"], "--config-path: conf: give an absolute folder"),
+        (["-cp", "../../conf", "--cfg", "job"], "-cp $PWD/../../conf"),
+        (["-cp", "file://conf"], "--config-path: file://conf: give an absolute folder"),
         # Hydra's other way to say -m: checked as a single run, it was "Ambiguous value"
         (["hydra.mode=MULTIRUN", "data.val_fraction=0.3,0.6", "data.test_fraction=0.5"],
          "0.6 + 0.5"),
@@ -470,7 +475,6 @@ def test_a_config_dir_adds_its_options(tmp_path: Path) -> None:
         ["--version"],
         ["--vers"],  # argparse's abbreviation: printed once, by Hydra
         ["--help"],
-        ["-cp", "../../conf", "--cfg", "job"],  # relative: Hydra's to read (as a package)
         ["--cfg", "job", "experiment=smoke"],
         ["-cn", "config", "-m", "train.epochs=2,3"],
         ["train.epochs=2", "sampler=random"],

@@ -216,6 +216,7 @@ BAD_VALUES = [
     ("resources.gpus_per_trial=1.5", "resources.gpus_per_trial"),
     ("resources.gpus_per_trial=-1", "resources.gpus_per_trial"),
     ("resources.gpus_per_trial=many", "resources.gpus_per_trial"),
+    ("resources.gpus_per_trial=true", "resources.gpus_per_trial"),  # was a whole GPU a trial
     ("sweep.name=''", "sweep.name"),
     ("tracking.alias=prod.v1", "tracking.alias"),  # MLflow refused it after the whole sweep
     ("tracking.alias=''", "tracking.alias"),
@@ -329,6 +330,48 @@ def test_your_own_data_or_model_without_its_group_is_refused(
     with pytest.raises(ConfigError) as err:
         compose_cfg(*overrides)
     assert str(err.value).endswith(message)
+
+
+def test_a_recorded_gpu_share_of_true_still_reads_back() -> None:
+    """`gpus_per_trial=true` is refused on the command line (a whole GPU a trial, as
+    float(True) is); a sweep recorded with it before that rule still exports and reproduces."""
+    from automl.config.resolve import as_dict, from_dict
+
+    recorded = as_dict(compose_cfg())
+    recorded["resources"]["gpus_per_trial"] = True
+    assert from_dict(recorded).resources.gpus_per_trial is True
+    with pytest.raises(ConfigError, match="resources.gpus_per_trial"):
+        compose_cfg("resources.gpus_per_trial=true")
+    assert compose_cfg("resources.gpus_per_trial=false").resources.gpus_per_trial is False
+
+
+def test_pruner_and_sampler_settings_the_chosen_ones_never_read_are_warned() -> None:
+    """`pruner=asha pruner.grace_period=3`: ASHA kept its grace period of 1, without a word."""
+    from automl.config.values import unread_search_settings
+
+    assert unread_search_settings(compose_cfg("pruner=asha", "pruner.grace_period=3")) == [
+        "pruner.grace_period=3 is not read when pruner.name=asha (ASHA's is "
+        "pruner.asha_grace_period)"
+    ]
+    assert unread_search_settings(compose_cfg("pruner=overfit", "pruner.asha_grace_period=2")) == [
+        "pruner.asha_grace_period=2 is not read when pruner.name=overfit"
+    ]
+    # an experiment's settings for its own pruner, another picked on the command line
+    assert unread_search_settings(compose_cfg("experiment=overfit", "pruner=none")) == [
+        "pruner.grace_period=2 is not read when pruner.name=none",
+        "pruner.patience=2 is not read when pruner.name=none",
+    ]
+    assert unread_search_settings(compose_cfg("sampler=qmc", "sampler.n_startup_trials=9")) == [
+        "sampler.n_startup_trials=9 is not read when sampler.name=qmc: every trial is drawn "
+        "that way"
+    ]
+    read_by_them = [
+        ("pruner=overfit_asha", "pruner.patience=2", "pruner.asha_grace_period=2"),
+        ("sampler=gp", "sampler.n_startup_trials=2"),
+        ("experiment=overfit",),
+    ]
+    for read in read_by_them:
+        assert unread_search_settings(compose_cfg(*read)) == []
 
 
 def test_a_folder_path_without_data_hf_is_named(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -386,7 +388,9 @@ def test_lora_trains_the_modules_beside_the_classifier() -> None:
     assert not any(p.requires_grad for n, p in bert.named_parameters() if ".pooler." in n)
 
 
-def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads(tmp_path: Path) -> None:
+def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Before 2026-12-06 DeBERTa's pooler stayed frozen under LoRA, so its checkpoints lack the
     pooler's trained copy: they load (an export of an older sweep), the copy as it started,
     which is the frozen pooler they trained with; a missing classifier is still an error."""
@@ -420,6 +424,13 @@ def test_a_lora_checkpoint_from_before_the_pooler_trained_still_loads(tmp_path: 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad])
     with pytest.raises(ModelError, match="a checkpoint from before 2026-12-06 .*pooler"):
         checkpoint.resume(tmp_path, model, optimizer, scheduler=None)
+    # the export loads it, and says what it took as it started (a damaged checkpoint lacks
+    # tensors too): a warning, not the resume's refusal after a "kept" line
+    save_file({k: v.contiguous() for k, v in older.items()}, str(tmp_path / checkpoint.BEST_FILE))
+    (tmp_path / checkpoint.PROGRESS_FILE).write_text(json.dumps(asdict(checkpoint.Progress(1))))
+    with caplog.at_level(logging.WARNING, logger="automl.train.checkpoint"):
+        checkpoint.load_best(build(), tmp_path)
+    assert "the checkpoint lacks 2 trainable tensor(s)" in caplog.text, caplog.text
 
 
 def test_an_opt_checkpoint_from_before_its_final_norm_trained_still_loads() -> None:
@@ -446,6 +457,19 @@ def test_an_opt_checkpoint_from_before_its_final_norm_trained_still_loads() -> N
     }
     with pytest.raises(ModelError, match="lacks the trainable tensor .*layers.2.final_layer_norm"):
         load_trainable_state(model, block_norm)  # a block's own norm is no older checkpoint's
+    # OPT's alone: GPT-NeoX's final norm has the same name, and a checkpoint lacking it had it
+    # untrained in the export without a word
+    from transformers import AutoModelForSequenceClassification, GPTNeoXConfig
+
+    neox = AutoModelForSequenceClassification.from_config(GPTNeoXConfig(
+        vocab_size=100, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
+        intermediate_size=64, num_labels=3, pad_token_id=0,
+    ))  # fmt: skip
+    freeze_bottom(neox, 1)
+    lacking = {k: v for k, v in trainable_state(neox).items() if "final_layer_norm" not in k}
+    assert len(lacking) < len(trainable_state(neox))
+    with pytest.raises(ModelError, match="lacks the trainable tensor .*final_layer_norm"):
+        load_trainable_state(neox, lacking)
 
 
 class _Mixer(nn.Module):
@@ -710,6 +734,46 @@ def test_a_folder_without_a_vocabulary_is_refused_not_trained_on_unknown_tokens(
         predict_folder(classifier, ["hello world"])
 
 
+def word_level_tokenizer(folder: Path, words: int, **special: str) -> Path:
+    """A tokenizer folder of `words` plain words and only the `special` tokens named."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {f"w{i}": i for i in range(words)} | {
+        t: words + i for i, t in enumerate(special.values())
+    }
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=special.get("unk_token")))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=backend, **special).save_pretrained(folder)
+    return folder
+
+
+def test_a_tokenizer_with_nothing_to_pad_with_is_refused_in_one_line(tmp_path: Path) -> None:
+    """No pad, eos or unk token: training stopped on "no pad token" naming no model, and the
+    export failed with a TypeError."""
+    folder = word_level_tokenizer(tmp_path / "plain", 10)
+    with pytest.raises(ModelError, match=r"plain: its tokenizer has no pad, eos or unk token"):
+        load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(folder)))
+    with_eos = word_level_tokenizer(tmp_path / "eos", 10, eos_token="</s>")
+    tokenizer = load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(with_eos)))
+    assert tokenizer.pad_token == "</s>"  # GPT-style: pads with its eos token
+
+
+def test_a_tiny_model_refuses_a_tokenizer_larger_than_its_embeddings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tiny model has BERT's 30522 embeddings whatever `model.package` its tokenizer comes
+    from: ids past them failed every trial with an IndexError in the embedding."""
+    import automl.model.load
+
+    big = word_level_tokenizer(tmp_path / "big", 40000, unk_token="[UNK]", pad_token="[PAD]")
+    monkeypatch.setattr(automl.model.load, "model_location", lambda cfg: str(big))
+    with pytest.raises(ModelError, match=r"^model.package: .*40002 tokens, more than a tiny"):
+        load_tokenizer(ModelConfig(source="tiny"))
+    # a pretrained model of that tokenizer is not tiny: its own embeddings are its business
+    assert len(load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(big)))) == 40002
+
+
 def test_a_half_precision_checkpoint_trains_in_float32(tmp_path: Path) -> None:
     """transformers 5 loads a checkpoint in the dtype its config names: the optimizer would
     update float16 weights (most small updates lost; a GPU's grad scaler refuses them)."""
@@ -721,12 +785,17 @@ def test_a_half_precision_checkpoint_trains_in_float32(tmp_path: Path) -> None:
                         intermediate_size=16)  # fmt: skip
     BertForSequenceClassification(config).to(torch.float16).save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "float16"
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
     for rank in (0, 4):  # full fine-tuning and LoRA
         model, _ = build_model(
             ModelConfig(source="pretrained", name_or_path=str(tmp_path)),
             PeftConfig(lora_rank=rank), ["a", "b"], pad_token_id=0,
         )  # fmt: skip
         assert {p.dtype for p in model.parameters()} == {torch.float32}
+    # loading hid its progress bars, and those of any later Hub download in the process
+    assert hf_logging.is_progress_bar_enabled()
 
 
 def test_lora_targets_are_checked_before_compute_only_where_a_trial_may_use_lora(

@@ -321,6 +321,36 @@ def test_a_sweep_resumed_under_a_new_mlflow_run_gets_its_earlier_trials_there(
     assert sorted(steps) == [1, 2]
 
 
+def test_a_store_failing_on_restore_is_warned_in_one_line_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An HTTP store's error quotes the request's URL: the restore's warning printed it,
+    password and all, over several lines."""
+    from dataclasses import asdict
+
+    from automl.search.callback import TrialRecord
+
+    tracker = SweepTracker(mlflow_uri(tmp_path), "exp", "sw")
+    tracker.start_sweep({}, {}, resume=False)
+    callback = SweepCallback(
+        metric="val_accuracy", mode="max", default_epochs=2, tracker=tracker, stopper=None
+    )
+
+    def refused(*args: object) -> None:
+        raise RuntimeError(
+            "API request to http://alice:s3cr3t@mlflow.example:5000/api/2.0/mlflow/runs/get "
+            "failed\nResponse body: '<html>'"
+        )
+
+    monkeypatch.setattr(callback, "_track_missing", refused)
+    with caplog.at_level("WARNING", logger="automl"):
+        callback.set_state({"records": [asdict(TrialRecord("t1", {}))]})
+    warned = [r.getMessage() for r in caplog.records if "not added to its run" in r.getMessage()]
+    assert len(warned) == 1 and "s3cr3t" not in warned[0] and "\n" not in warned[0]
+    assert "alice:***@mlflow.example" in warned[0]
+    assert "t1" in callback.records  # the sweep goes on, its records kept
+
+
 def test_an_epoch_run_again_from_an_older_checkpoint_is_judged_again() -> None:
     """Resumed from its epoch-2 checkpoint, a trial ran epoch 3 again and scored lower: its
     record kept the first run's best (epoch 3, 0.8), weights its checkpoint no longer held,

@@ -65,6 +65,10 @@ def test_smoke_sweep_mlflow_runs(smoke: tuple[Config, SweepOutcome, Path]) -> No
     assert outcome.summary["mlflow_run_id"] == parent.info.run_id  # automl-report logs there
     assert parent.data.params["sampler"] == "tpe"
     assert "git_commit" in parent.data.tags
+    # asked once: the export names the commit the sweep's run does
+    assert outcome.export_dir is not None
+    provenance = json.loads((outcome.export_dir / "provenance.json").read_text())
+    assert provenance["git_commit"] == parent.data.tags["git_commit"] != ""
     # the trial whose test scores the run shows: the exported one
     assert parent.data.tags["test_trial"] == outcome.summary["best_trial"]
     assert parent.data.metrics["test_accuracy"] == outcome.summary["test_accuracy"]
@@ -294,7 +298,7 @@ def test_reexport_finds_the_checkpoint_of_a_moved_sweep_folder(
 ) -> None:
     """summary.json records checkpoints by absolute path: a sweep folder copied or mounted
     elsewhere said "its checkpoint is gone" while it was there, under the folder's ray/."""
-    from automl.export.reexport import ExportError, reexport
+    from automl.export.reexport import ExportError, find_checkpoint, reexport
 
     _, _, tmp = smoke
     sweep_dir = tmp / "outputs" / "smoke"
@@ -305,6 +309,12 @@ def test_reexport_finds_the_checkpoint_of_a_moved_sweep_folder(
     (moved / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(ExportError, match=r"the sweep has no best trial .*name one with --trial"):
         reexport(moved, out_dir=tmp_path / "export")
+    # a copy beside the original: its own checkpoint, not the original's (which its sweep may
+    # change or delete), as the copy's resumed sweep would use
+    row = next(r for r in summary["trials"] if Path(r.get("checkpoint") or "/-").is_dir())
+    found = find_checkpoint(row, moved)
+    assert found.is_dir() and found.is_relative_to(moved.resolve())
+    assert Path(row["checkpoint"]).is_dir()  # the original's, still there
     text = (sweep_dir / "summary.json").read_text()
     (moved / "summary.json").write_text(text.replace(str(sweep_dir), "/gone/mount/smoke"))
     with pytest.MonkeyPatch.context() as mp:

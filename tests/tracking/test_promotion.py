@@ -248,3 +248,32 @@ def test_a_version_an_older_sweep_registered_counts_as_a_sweeps(tmp_path: Path) 
     assert takes_alias(_tags(0.9), _holder_tags(client, older)) == (
         True, "the version holding it has no score to compare"
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_model_logging_that_fails_leaves_no_pending_logged_model(
+    smoke_sweep: tuple[Config, SweepOutcome, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The logged model is created before its files are saved: an error or a Ctrl-C between
+    left it PENDING in the UI for ever, one more with every retry."""
+    import mlflow
+
+    from automl.tracking.registry import register_export
+    from automl.tracking.runs import SweepTracker
+
+    conf, outcome, _ = smoke_sweep
+    assert outcome.export_dir is not None
+    uri = mlflow_uri(tmp_path / "store")
+    tracker = SweepTracker(uri, "logging", "logging")
+    tracker.start_sweep({}, {}, resume=False)
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mlflow.transformers, "save_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        register_export(tracker, conf, outcome.export_dir, None)
+    logged = MlflowClient(tracking_uri=uri).search_logged_models([tracker.experiment_id])
+    assert [str(m.status) for m in logged] == ["FAILED"]

@@ -117,3 +117,29 @@ def test_credentials_do_not_follow_a_redirect_to_another_host(proxy: int) -> Non
     finally:
         server.shutdown()
     assert SEEN == [None]  # the redirected request reached the proxy without the password
+
+
+def test_a_registry_apart_from_the_store_is_checked_before_any_compute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    """$MLFLOW_REGISTRY_URI registers the export: one that did not answer failed the sweep at
+    its very end, after every trial, and the tracking store's check never looked at it."""
+    from automl.tracking.uri import check_registry
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", f"http://alice:s3cret@127.0.0.1:{port}")
+    with pytest.raises(ConfigError) as err:
+        check_registry(store)
+    message = str(err.value)
+    assert message.startswith("config: MLFLOW_REGISTRY_URI: ") and "does not answer" in message
+    assert "s3cret" not in message and "tracking.uri" not in message
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "sqlite://")  # in memory: gone with the command
+    with pytest.raises(ConfigError, match=r"^config: MLFLOW_REGISTRY_URI: sqlite://: an in-memory"):
+        check_registry(store)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", store)  # the store itself: checked as the store
+    check_registry(store)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI")
+    check_registry(store)

@@ -316,6 +316,13 @@ def test_a_store_error_on_resume_is_not_taken_for_a_missing_run(
     with caplog.at_level("WARNING"):
         again.end_abandoned(ours)
     assert f"MLflow: the earlier run {ours} was not ended (no access)" in caplog.text
+    # a run this login may read but not end (a colleague's): the fresh start went on no further
+    monkeypatch.undo()
+    caplog.clear()
+    monkeypatch.setattr(again.client, "set_terminated", lambda *args, **kwargs: refused(""))
+    with caplog.at_level("WARNING"):
+        again.end_abandoned(ours)
+    assert f"MLflow: the earlier run {ours} was not ended (no access)" in caplog.text
     parents = MlflowClient(uri).search_runs(
         [again.experiment_id], filter_string="tags.automl.role = 'sweep'"
     )
@@ -342,6 +349,24 @@ def test_a_fresh_start_ends_the_runs_a_killed_driver_left_running(tmp_path: Path
     fresh.end_abandoned("")  # nothing recorded (an untracked earlier sweep): nothing to end
     fresh.end_abandoned(parent)  # ended already: left as it is
     assert client.get_run(parent).info.status == "KILLED"
+
+
+def test_a_resume_ends_the_trial_runs_a_killed_driver_left_running(tmp_path: Path) -> None:
+    """A round killed before Ray saved it runs its trials anew under new ids: the resumed
+    sweep's parent ended with the old trials' runs RUNNING under it for ever."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    killed = SweepTracker(uri, "exp", "sw")
+    parent = killed.start_sweep({}, {}, resume=False)
+    lost, resumed = killed.child("t1", {}), killed.child("t2", {})
+    again = SweepTracker(uri, "exp", "sw")
+    assert again.start_sweep({}, {}, resume=True, run_id=parent) == parent
+    again.reopen_trial("t2")  # Ray restored this one
+    again.end_trial("t2", "completed", {"best_val_accuracy": 0.5}, {})
+    again.end_sweep("FINISHED", {}, {})
+    client = MlflowClient(uri)
+    assert client.get_run(lost).info.status == "KILLED"
+    assert client.get_run(resumed).info.status == "FINISHED"
+    assert client.get_run(parent).info.status == "FINISHED"
 
 
 def test_a_database_of_another_application_is_refused_without_writing_to_it(

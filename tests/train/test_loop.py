@@ -717,6 +717,85 @@ def test_a_step_the_fp16_scaler_skips_leaves_the_schedule_where_it_is() -> None:
     assert scheduler.last_epoch == 1 and not torch.equal(param.data, torch.ones(2))
 
 
+def test_fp16_steps_that_overflow_for_ever_end_the_trial_before_nan_reaches_the_weights(
+    tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    """Each skipped step halves the loss scale: at 0 (after ~165 in a row) the scaler's
+    unscaling made NaN gradients that passed its check, AdamW wrote NaN into every weight, and
+    the trial was called diverged for a NaN loss after ~165 steps that trained nothing."""
+    from automl.train.loop import MAX_SKIPPED_STEPS, setup, train_one_epoch
+
+    conf = tiny_config(train__epochs=100, train__batch_size=8)
+    state = setup(conf, small_data, resume_from=None)
+    # the CUDA one's logic, on the CPU; a scale high enough that 25 halvings leave it above 1
+    state.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+    state.params[0].register_hook(lambda grad: grad * float("inf"))
+    before = [p.detach().clone() for p in state.params]
+    for epoch in range(1, 100):
+        stats = train_one_epoch(state, conf.train, small_data, epoch)
+        if stats.diverged:
+            break
+    assert stats.diverged.startswith(
+        f"fp16 overflow: {MAX_SKIPPED_STEPS} optimizer steps in a row skipped"
+    )
+    assert state.scheduler.last_epoch == 0 and state.scaler.get_scale() > 0
+    assert all(torch.equal(a, b) for a, b in zip(before, state.params, strict=True))
+
+
+def test_fp16_steps_that_overflow_every_other_step_end_the_trial_at_a_loss_scale_below_1(
+    tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    """Never 25 skips in a row, but the scale halves at each and regrows only after 2,000
+    clean steps: it fell towards 0 all the same, where NaN gradients pass the scaler."""
+    from automl.train.loop import MIN_LOSS_SCALE, setup, train_one_epoch
+
+    conf = tiny_config(train__epochs=100, train__batch_size=8)
+    state = setup(conf, small_data, resume_from=None)
+    state.scaler = torch.amp.GradScaler("cpu")
+    calls: list[int] = []
+
+    def every_other(grad: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return grad * float("inf") if len(calls) % 2 else grad
+
+    state.params[0].register_hook(every_other)
+    for epoch in range(1, 100):
+        stats = train_one_epoch(state, conf.train, small_data, epoch)
+        if stats.diverged:
+            break
+    assert stats.diverged.startswith("fp16 overflow: loss scale down to 0.5 ")
+    assert 0 < state.scaler.get_scale() < MIN_LOSS_SCALE and state.scheduler.last_epoch > 0
+    assert all(torch.isfinite(p).all() for p in state.params)
+
+
+def test_an_fp16_forward_pass_that_overflows_skips_its_step_not_the_trial(
+    monkeypatch: pytest.MonkeyPatch, tiny_config: Callable[..., Config], small_data: PreparedData
+) -> None:
+    """fp16's range ends at 65504: one batch whose logits overflowed failed a healthy trial
+    (and its retries, which replay the same batches), where the scaler skips such a step."""
+    from automl.train.loop import setup, train_one_epoch
+
+    conf = tiny_config(train__epochs=2, train__batch_size=8)
+    state = setup(conf, small_data, resume_from=None)
+    state.scaler = torch.amp.GradScaler("cpu")
+    real, calls = automl.train.loop.batch_loss, []
+
+    def first_overflows(*args: Any, **kwargs: Any) -> torch.Tensor:
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * float("inf") if len(calls) == 1 else loss
+
+    monkeypatch.setattr(automl.train.loop, "batch_loss", first_overflows)
+    stats = train_one_epoch(state, conf.train, small_data, 1)
+    steps = math.ceil(len(small_data.train) / 8)
+    assert not stats.diverged and state.scheduler.last_epoch == steps - 1
+    assert math.isfinite(stats.loss_sum) and 0 < stats.loss_mass < len(small_data.train)
+    # without a scaler (fp32, bf16) the same loss is divergence, at once
+    state.scaler, calls[:] = None, []
+    stats = train_one_epoch(state, conf.train, small_data, 2)
+    assert stats.diverged.startswith("non-finite training loss")
+
+
 def test_the_optimizer_and_schedule_follow_the_training_options(
     tiny_config: Callable[..., Config], small_data: PreparedData
 ) -> None:
