@@ -16,7 +16,7 @@ from automl.data.load import load_task_data
 from automl.data.task import TaskData
 from automl.data.tokenized import PreparedData, tokenize
 from automl.model.choices import tokenization_key
-from automl.model.load import load_tokenizer
+from automl.model.load import ModelError, display_name, load_model_config, load_tokenizer
 
 log = logging.getLogger("automl.train")
 
@@ -61,7 +61,26 @@ def prepare_data_for_models(
             shared[key] = tokenize(task, load_tokenizer(model), model.max_length, fingerprint)
             shared[key].quality = data.quality
         by_choice[choice] = shared[key]
+    for model, tokenized in [(conf.model, data)] + [(models[c], d) for c, d in by_choice.items()]:
+        check_ids_fit(model, tokenized)
     return data, by_choice
+
+
+def check_ids_fit(cfg: ModelConfig, data: PreparedData) -> None:
+    """Token ids past the model's embeddings (tokens added to a tokenizer whose model was not
+    resized) failed every trial with an IndexError in the embedding: one line, before any
+    compute. Only where the config names its vocabulary's size."""
+    size = getattr(load_model_config(cfg), "vocab_size", None)
+    if not isinstance(size, int) or isinstance(size, bool):
+        return
+    splits = [s for s in (data.train, data.val, data.test) if s is not None]
+    top = max([data.pad_token_id, *(max(ids, default=-1) for s in splits for ids in s.input_ids)])
+    if top >= size:
+        raise ModelError(
+            f"model.name_or_path: {display_name(cfg)}: its tokenizer gives token id {top}, past "
+            f"the model's {size} embeddings (tokens added to the tokenizer, the model not "
+            "resized?)"
+        )
 
 
 def check_quality(conf: Config, task: TaskData, data: PreparedData, tokenizer: Any) -> dict:

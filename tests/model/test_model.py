@@ -774,6 +774,30 @@ def test_a_tiny_model_refuses_a_tokenizer_larger_than_its_embeddings(
     assert len(load_tokenizer(ModelConfig(source="pretrained", name_or_path=str(big)))) == 40002
 
 
+def test_token_ids_past_the_models_embeddings_are_refused_before_compute(
+    tmp_path: Path, easy_csv_file: Path
+) -> None:
+    """A tokenizer with tokens added, its model not resized: every trial failed with an
+    IndexError in the embedding lookup, after the data were tokenized and Ray started."""
+    from conftest import make_tiny_config
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from automl.data.prepare import prepare_data
+
+    folder = word_level_tokenizer(tmp_path / "added", 150, unk_token="[UNK]", pad_token="[PAD]")
+    config = BertConfig(vocab_size=100, hidden_size=8, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=16)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(folder)
+    conf = make_tiny_config(data__path=str(easy_csv_file), data__max_examples=60)
+    conf.model = ModelConfig(source="pretrained", name_or_path=str(folder), max_length=16)
+    with pytest.raises(ModelError, match=r"added: its tokenizer gives token id 15\d, past the "
+                       r"model's 100 embeddings"):  # fmt: skip
+        prepare_data(conf)
+    config.vocab_size = 152  # resized: it fits
+    BertForSequenceClassification(config).save_pretrained(folder)
+    assert len(prepare_data(conf).train) > 0
+
+
 def test_a_half_precision_checkpoint_trains_in_float32(tmp_path: Path) -> None:
     """transformers 5 loads a checkpoint in the dtype its config names: the optimizer would
     update float16 weights (most small updates lost; a GPU's grad scaler refuses them)."""
