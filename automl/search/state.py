@@ -35,9 +35,12 @@ RAY_TUNER_FILE = "tuner.pkl"  # Ray Tune writes it into an experiment folder as 
 OWNER_FILE = "automl_sweep.json"
 
 
+PHASES = ("new", "running", "exporting", "finished")
+
+
 @dataclass
 class SweepState:
-    phase: str = "new"  # new | running | exporting | finished
+    phase: str = "new"  # one of PHASES
     round: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)  # trials of ended rounds
     # what its trials learn from (search/identity.py); empty in states from before 2026-12-05
@@ -73,6 +76,18 @@ class SweepState:
         if not path.is_file():
             return cls()
         saved = read_json_object(path, ("phase",), "a sweep's state", ConfigError)
+        for name, kind in _STATE_TYPES.items():  # a value of another type failed later, as
+            if name not in saved:  # a TypeError traceback mid-resume
+                continue
+            value = saved[name]
+            wrong = not isinstance(value, kind) or isinstance(value, bool)
+            if wrong or (name == "records" and not all(isinstance(r, dict) for r in value)):
+                raise ConfigError(
+                    f"{path}: {name}: {json.dumps(value)[:80]} is not what a sweep's state "
+                    "holds there (edited by hand?)"
+                )
+        if saved["phase"] not in PHASES:
+            raise ConfigError(f"{path}: phase: {saved['phase']!r} is not one of {list(PHASES)}")
         return cls(**{f.name: saved[f.name] for f in fields(cls) if f.name in saved})
 
     def round_budget_s(self, configured: float | None) -> float | None:
@@ -91,6 +106,14 @@ class SweepState:
         if sitting is not None:  # (the earlier sittings' seconds, when this one began)
             self.wall_s = round(sitting[0] + time.time() - sitting[1], 1)
         write_text_atomic(out_dir / STATE_FILE, json.dumps(asdict(self), indent=2))
+
+
+# what each saved field must be (`SweepState.load`)
+_STATE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "phase": str, "round": int, "records": list, "started_with": dict, "round_settings": dict,
+    "mlflow_run_id": (str, type(None)), "sweep_id": str, "round_spent_s": (int, float),
+    "storage": str, "wall_s": (int, float),
+}  # fmt: skip
 
 
 def round_settings(conf: Any) -> dict[str, Any]:

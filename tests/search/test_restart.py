@@ -3,6 +3,7 @@ state across a driver restart, and MLflow steps a resumed trial must not log twi
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,7 +13,9 @@ import pytest
 from conftest import mlflow_uri
 from ray.tune.callback import CallbackList
 
+from automl.config.schema import ConfigError
 from automl.search.callback import SweepCallback
+from automl.search.state import SweepState
 from automl.search.stopping import OverfitRule, OverfitStopper
 from automl.search.sweep import _starting_state
 from automl.tracking.runs import SweepTracker
@@ -70,6 +73,29 @@ def test_a_sweep_refuses_folders_it_did_not_write(tmp_path: Path) -> None:
     )
     (storage / "default" / "tuner.pkl").write_bytes(b"")
     assert not_ray_experiments(storage, "default") is None
+
+
+@pytest.mark.parametrize(
+    ("saved", "said"),
+    [
+        ({"phase": "running", "round": "2"}, 'round: "2" is not what a sweep\'s state holds'),
+        ({"phase": "finished", "records": [1, 2]}, "records: [1, 2] is not what"),
+        ({"phase": "finished", "records": {}}, "records: {} is not what"),
+        ({"phase": "running", "wall_s": True}, "wall_s: true is not what"),
+        ({"phase": "done"}, "phase: 'done' is not one of ['new', 'running', 'exporting',"),
+    ],
+)
+def test_a_state_file_edited_into_other_types_is_one_line(
+    tmp_path: Path, saved: dict[str, Any], said: str
+) -> None:
+    """A hand-edited sweep_state.json of the right keys and other types was a TypeError (or
+    an AttributeError) traceback mid-resume."""
+    (tmp_path / "sweep_state.json").write_text(json.dumps(saved))
+    with pytest.raises(ConfigError) as err:
+        SweepState.load(tmp_path)
+    assert said in str(err.value) and "\n" not in str(err.value)
+    (tmp_path / "sweep_state.json").write_text(json.dumps({"phase": "finished", "round": 1}))
+    assert SweepState.load(tmp_path).round == 1
 
 
 def test_a_sweep_owns_only_its_own_rounds_in_a_shared_storage(tmp_path: Path) -> None:
