@@ -56,7 +56,8 @@ def round_seed(cfg: SamplerConfig, round_index: int) -> int:
     """The seed of a sweep's round: `sampler.seed` for the first, and for each extension round
     (`sweep.resume=true` with more trials) a seed of its own derived from it, since the same
     seed would draw the first round's start-up configurations again (a random sampler: every
-    one; QMC: its scrambled sequence and the conditional values its random fallback draws)."""
+    one; QMC: the conditional values its random fallback draws; its sequence keeps the
+    configured seed and goes on where the study's last round left it)."""
     if round_index == 0:
         return cfg.seed
     import numpy as np
@@ -88,8 +89,14 @@ def build_sampler(cfg: SamplerConfig, round_index: int = 0) -> Any:
     if cfg.name == "gp":
         return samplers.GPSampler(seed=seed, n_startup_trials=cfg.n_startup_trials)
     if cfg.name == "qmc":
-        # scrambled, or the seed changes nothing: unscrambled, every seed draws one sequence
-        return samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
+        # scrambled, or the seed changes nothing: unscrambled, every seed draws one sequence;
+        # the sequence's seed is the sweep's in every round, so an extension round continues
+        # it (Optuna keeps its position in the study) rather than starting a second one over
+        # the same points' neighbourhood; the round's own seed goes to its random fallback
+        return samplers.QMCSampler(
+            seed=cfg.seed, scramble=True, warn_independent_sampling=False,
+            independent_sampler=samplers.RandomSampler(seed=seed),
+        )  # fmt: skip
     raise ConfigError(f"config: sampler.name: unknown sampler {cfg.name!r}")
 
 

@@ -30,8 +30,11 @@ def existing_study(storage: Any, study_name: str) -> Any | None:
         return None
 
 
-def fail_stale_trials(storage: Any, study_name: str) -> int:
-    """Optuna trials still RUNNING belong to a killed driver: mark them FAIL, count them."""
+def fail_stale_trials(storage: Any, study_name: str, requeue_points: bool = False) -> int:
+    """Optuna trials still RUNNING belong to a killed driver, or to a round's end that cut them
+    before their first epoch: mark them FAIL, count them. `requeue_points` (a round's end): an
+    enqueued point (a warm start's) among them is enqueued again, so a later round runs it
+    (else it was dropped: an extension round enqueues no warm points)."""
     from optuna.trial import TrialState
 
     study = existing_study(storage, study_name)
@@ -40,6 +43,9 @@ def fail_stale_trials(storage: Any, study_name: str) -> int:
     stale = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
     for trial in stale:
         storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        point = trial.system_attrs.get("fixed_params")
+        if requeue_points and isinstance(point, dict):
+            study.enqueue_trial(point, user_attrs=trial.user_attrs)
     return len(stale)
 
 

@@ -410,7 +410,7 @@ def _fit(
     callback.close_unfinished(ended_trials(results), budget_s)
     unreported = [callback.records[trial_id] for trial_id in callback.unreported]
     tell_unreported(study, s.name, _objective_values(plan, unreported))
-    fail_stale_trials(study, s.name)
+    fail_stale_trials(study, s.name, requeue_points=True)
     for record in callback.records.values():  # Ray restores the records with their paths as
         record.checkpoint = checkpoint_here(record.checkpoint, plan.storage)  # saved
     return sorted(callback.records.values(), key=lambda r: r.started)

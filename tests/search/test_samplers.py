@@ -171,6 +171,23 @@ def _drawn(cfg: SamplerConfig, n: int) -> list[dict[str, Any]]:
     return [t.params for t in study.trials]
 
 
+def test_a_qmc_extension_round_continues_the_first_rounds_sequence() -> None:
+    """Each round's own seed started a new scrambled sequence at its first point: the rounds'
+    points together were several short sequences, not one low-discrepancy set."""
+    import optuna
+
+    from automl.search.samplers import build_sampler
+
+    study = optuna.create_study(direction="maximize")
+    one_round = optuna.create_study(direction="maximize")
+    one_round.sampler = build_sampler(SamplerConfig(name="qmc", seed=0), 0)
+    one_round.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=6)
+    for round_index in (0, 1):
+        study.sampler = build_sampler(SamplerConfig(name="qmc", seed=0), round_index)
+        study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=3)
+    assert [t.params for t in study.trials] == [t.params for t in one_round.trials]
+
+
 def test_qmcs_seed_changes_its_sequence() -> None:
     """Unscrambled, seeds 0 and 1 drew the same points after the first: sampler.seed did
     nothing."""

@@ -301,6 +301,32 @@ def _model_notes(tmp: Path, *overrides: str) -> list[str]:
     return [n for n in warm.notes if "another model" in n]
 
 
+def test_a_warm_point_a_rounds_end_cut_before_its_first_epoch_runs_in_a_later_round() -> None:
+    """Its Optuna trial was failed with the round's other stale ones, and an extension round
+    enqueues no warm points: the configuration never ran, though `claim` says it may."""
+    import optuna
+
+    from automl.search.study import fail_stale_trials
+
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name="sw", direction="maximize")
+    for lr in (1e-4, 3e-5):
+        study.enqueue_trial({"lr": lr})
+    ran, cut = study.ask(), study.ask()
+    for trial in (ran, cut):
+        trial.suggest_float("lr", 1e-5, 1e-3, log=True)
+    study.tell(ran, 0.8)
+    assert fail_stale_trials(storage, "sw", requeue_points=True) == 1
+    states = [(t.state.name, t.params or t.system_attrs.get("fixed_params")) for t in study.trials]
+    assert states == [("COMPLETE", {"lr": 1e-4}), ("FAIL", {"lr": 3e-5}), ("WAITING", {"lr": 3e-5})]
+    # a driver's restart (a round killed before Ray saved it) fails its stale trials alone: the
+    # round starting afresh enqueues its warm points itself
+    study.ask()  # the WAITING point, taken by the next round's first trial
+    assert study.trials[-1].system_attrs["fixed_params"] == {"lr": 3e-5}
+    assert fail_stale_trials(storage, "sw") == 1
+    assert [t.state.name for t in study.trials][-1] == "FAIL"
+
+
 def test_a_warm_start_from_a_sweep_of_another_model_says_so(tmp_path: Path) -> None:
     """Its values (tiny BERT's learning rates, ~1e-2) went to MiniLM first without a word;
     the same model (another max_length) says nothing."""
