@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> None:
             raise ConfigError(f"{args.data}: a .csv or .jsonl file? say which with --format")
         if args.split is not None and not saved:  # a file is scored whole
             raise ConfigError(f"--split is for a dataset folder, not a file ({args.data})")
+        if args.text_column.strip() == args.label_column.strip():  # as a sweep refuses it
+            raise ConfigError(
+                f"--label-column names the same column as --text-column ({args.text_column!r}): "
+                "the model would read its own label"
+            )
         if args.out is not None:
             _check_out(args.out)
         data = DataConfig(

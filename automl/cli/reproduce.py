@@ -18,7 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     from automl.export.reproduce import ReproduceError, reproduce
 
     parser = argparse.ArgumentParser(prog="automl-reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("provenance", type=Path, help="<export dir>/provenance.json")
+    parser.add_argument(
+        "provenance", type=Path, help="<export dir>/provenance.json, or the export's folder"
+    )
     parser.add_argument("--tolerance", type=float, default=0.005, help="largest |difference|")
     parser.add_argument(
         "--data",

@@ -305,7 +305,7 @@ def _no_column(column: str, have: list[Any], option: str, fmt: str) -> str:
             f"no column {column!r}: the file reads as JSON Lines, not CSV; "
             f"use {setting(fmt, 'jsonl')}"
         )
-    return text
+    return f"{text}; name the column with {setting(option, '<column>')}"
 
 
 def _check_label(label: Any, where: str, column: str) -> None:

@@ -60,6 +60,10 @@ class Reproduction:
 
 
 def load_provenance(path: Path) -> dict[str, Any]:
+    """An export's provenance.json, read and checked; the export's folder names its file (as
+    `automl-evaluate` takes the folder)."""
+    if path.is_dir() and (path / "provenance.json").is_file():
+        path = path / "provenance.json"
     if not path.is_file():
         raise ReproduceError(f"{path}: no such file (an exported model's provenance.json)")
     prov = read_json_object(path, REQUIRED, "an export's provenance", ReproduceError)
@@ -121,7 +125,12 @@ def reproduce_config(
             for key in ("val_path", "test_path"):
                 if (recorded := data.get(key)) and not Path(recorded).is_file():
                     beside = Path(data_path).parent / Path(recorded).name
-                    data[key] = str(beside) if beside.is_file() else recorded
+                    if not beside.is_file():  # "val.jsonl: file not found": where, not said
+                        raise ReproduceError(
+                            f"--data: the trial's data.{key} {recorded} is neither where "
+                            f"recorded nor beside --data ({beside}): copy it there"
+                        )
+                    data[key] = str(beside)
     if model_path is not None:
         if base["model"].get("source") != "pretrained":
             raise ReproduceError(

@@ -406,5 +406,5 @@ def check_max_length(cfg: ModelConfig, model_config: Any) -> None:
     if limit is not None and cfg.max_length > limit:
         raise ModelError(
             f"model.max_length: {cfg.max_length} is more than {display_name(cfg)} takes "
-            f"({limit} tokens)"
+            f"({limit} tokens): set model.max_length={limit} or less"
         )

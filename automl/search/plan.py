@@ -141,6 +141,11 @@ class SweepPlan:
             ),
             *([f"  replaces: {self.replaces}"] if self.replaces else []),
             *([f"  keeps: {self.keeps}"] if self.keeps else []),
+            *(  # a mistyped sweep.name or output folder re-ran everything without a word
+                [f"  resume: nothing to resume in {self.out_dir}: starts afresh"]
+                if s.resume and not self.continues
+                else []
+            ),
         ]
         return "\n".join(lines)
 

@@ -121,6 +121,11 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
     log.info("%s", plan.describe())
     if plan.replaces:
         log.warning("sweep %s starts afresh and replaces %s", conf.sweep.name, plan.replaces)
+    if conf.sweep.resume and not plan.continues:
+        log.warning(
+            "sweep.resume=true: nothing to resume in %s: sweep %s starts afresh",
+            plan.out_dir, conf.sweep.name,
+        )  # fmt: skip
     if plan.keeps:
         log.warning(
             "sweep %s resumes its interrupted round as it was started: %s; the new values apply "

@@ -219,6 +219,8 @@ def test_reproduce_names_a_missing_or_partial_file(tmp_path: Path) -> None:
     missing = r"not an export's provenance \(no config, best_value, data_fingerprint\)$"
     with pytest.raises(ReproduceError, match=missing):
         reproduce(tmp_path / "provenance.json")
+    with pytest.raises(ReproduceError, match=missing):  # the export's folder names its file
+        reproduce(tmp_path)
 
 
 @pytest.mark.slow
@@ -358,6 +360,14 @@ def test_separate_validation_and_test_files_are_found_beside_data(
     (tmp_path / "data" / "val.jsonl").write_text("")
     conf = reproduce_config(prov, str(copies / "train.jsonl"))
     assert conf.data.val_path.endswith("data/val.jsonl")
+    # in neither place: both named, not "test.jsonl: file not found"
+    (copies / "test.jsonl").unlink()
+    with pytest.raises(ReproduceError) as err:
+        reproduce_config(prov, str(copies / "train.jsonl"))
+    assert str(err.value) == (
+        "--data: the trial's data.test_path data/test.jsonl is neither where recorded nor "
+        f"beside --data ({copies / 'test.jsonl'}): copy it there"
+    )
 
 
 def test_a_save_to_disk_dataset_is_found_where_it_is_now(

@@ -154,6 +154,14 @@ def test_a_disk_that_fills_while_scoring_is_one_line(
             ["{model}", "{tmp}/new.jsonl", "--out", "{tmp}/test_evaluation.json"],
             "test_evaluation.json: exists and is not an automl-evaluate output",
         ),
+        (  # "none of its labels ('I cannot log in', ...) is a class of the model"
+            ["{model}", "{tmp}/new.jsonl", "--text-column", "body", "--label-column", "body"],
+            "--label-column names the same column as --text-column ('body')",
+        ),
+        (  # no column alike: said with no way to name it
+            ["{model}", "{tmp}/new.jsonl", "--text-column", "body"],
+            "no column 'body' (columns: text, label); name the column with --text-column <column>",
+        ),
     ],  # fmt: skip
 )
 def test_bad_input_is_one_line_and_nothing_is_replaced(

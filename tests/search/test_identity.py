@@ -88,6 +88,19 @@ def test_other_rows_in_the_same_files_are_refused() -> None:
         check_same_data("s", named, data_identity(FINGERPRINT, ["pos", "neg"]))
 
 
+def test_a_resume_with_nothing_to_resume_says_it_starts_afresh(tmp_path: Path) -> None:
+    """A mistyped sweep.name (or a forgotten paths.output_dir) with sweep.resume=true re-ran
+    every trial, its plan that of any fresh sweep."""
+    conf = compose_sweep_config(
+        tmp_path, "experiment=smoke", "tracking.enabled=false", "sweep.resume=true"
+    )
+    out = tmp_path / "outputs" / "smoke"
+    said = f"  resume: nothing to resume in {out}: starts afresh"
+    assert said in plan_sweep(conf).describe().splitlines()
+    SweepState(phase="finished", records=[{"trial_id": "a"}]).save(out)
+    assert "resume:" not in plan_sweep(conf).describe()  # it resumes (here: nothing to add)
+
+
 def test_a_fresh_sweep_over_an_earlier_one_says_what_it_replaces(tmp_path: Path) -> None:
     """Re-running a sweep's name without sweep.resume started over in silence, and its export
     was replaced when the new one exported."""
