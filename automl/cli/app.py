@@ -263,10 +263,11 @@ def _primary_config_dir(config_path: str | None) -> Path | None:
     if config_path.startswith("pkg://"):
         return None
     folder = Path(config_path.removeprefix("file://"))
-    if not folder.is_absolute():
+    if not folder.is_absolute():  # (`--config-path=~/conf`: the shell leaves that ~ alone)
+        suggested = folder.expanduser().absolute()
         raise ConfigError(
             f"config: --config-path: {config_path}: give an absolute folder (Hydra reads a "
-            f"relative one as a Python package): -cp $PWD/{folder}"
+            f"relative one as a Python package): -cp {suggested}"
         )
     return folder
 

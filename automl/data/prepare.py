@@ -52,6 +52,8 @@ def prepare_data_for_models(
     )  # fmt: skip
     if conf.data.quality != "off":
         data.quality = check_quality(conf, task, data, tokenizer)
+    top = {tokenization_key(conf.model): top_token_id(data)}  # once per tokenization
+    check_ids_fit(conf.model, top[tokenization_key(conf.model)])
     shared = {tokenization_key(conf.model): data}
     by_choice = {}
     for choice, model in models.items():
@@ -60,21 +62,27 @@ def prepare_data_for_models(
             log.info("data: tokenizing again for model %s", choice)
             shared[key] = tokenize(task, load_tokenizer(model), model.max_length, fingerprint)
             shared[key].quality = data.quality
+            top[key] = top_token_id(shared[key])
         by_choice[choice] = shared[key]
-    for model, tokenized in [(conf.model, data)] + [(models[c], d) for c, d in by_choice.items()]:
-        check_ids_fit(model, tokenized)
+        if model != conf.model:
+            check_ids_fit(model, top[key])
     return data, by_choice
 
 
-def check_ids_fit(cfg: ModelConfig, data: PreparedData) -> None:
-    """Token ids past the model's embeddings (tokens added to a tokenizer whose model was not
-    resized) failed every trial with an IndexError in the embedding: one line, before any
-    compute. Only where the config names its vocabulary's size."""
+def top_token_id(data: PreparedData) -> int:
+    """The largest token id the splits hold, the pad id counted."""
+    splits = [s for s in (data.train, data.val, data.test) if s is not None]
+    ids = (max(x) for s in splits for x in s.input_ids if x)
+    return max(data.pad_token_id, max(ids, default=-1))
+
+
+def check_ids_fit(cfg: ModelConfig, top: int) -> None:
+    """Token ids past the model's embeddings (`top`: the largest; tokens added to a tokenizer
+    whose model was not resized) failed every trial with an IndexError in the embedding: one
+    line, before any compute. Only where the config names its vocabulary's size."""
     size = getattr(load_model_config(cfg), "vocab_size", None)
     if not isinstance(size, int) or isinstance(size, bool):
         return
-    splits = [s for s in (data.train, data.val, data.test) if s is not None]
-    top = max([data.pad_token_id, *(max(ids, default=-1) for s in splits for ids in s.input_ids)])
     if top >= size:
         raise ModelError(
             f"model.name_or_path: {display_name(cfg)}: its tokenizer gives token id {top}, past "

@@ -126,11 +126,15 @@ def base_model_name(cfg: ModelConfig) -> dict[str, Any]:
         out = {"name": folder.name, "source": "local folder", "sha256": folder_sha256(folder)}
         earlier = export_provenance(folder)
         if earlier:  # an earlier export, fine-tuned again (on new data, say): its lineage
+            details = earlier.get("base_model_details") or {}
             out["fine_tuned_from"] = {
                 "sweep": earlier.get("sweep"),
                 "trial": earlier.get("trial_id"),
                 "base_model": earlier.get("base_model"),
-                "hub_base_model": hub_base_model(earlier.get("base_model_details") or {}),
+                "hub_base_model": hub_base_model(details),
+                # its own base, and so on down to the first one (an export's folder is `best`
+                # at every step: the names alone said nothing past the first)
+                "base_model_details": details,
             }
         return out
     return {"name": cfg.name_or_path, "source": "hub"}
@@ -198,13 +202,17 @@ def portable_model_provenance(conf: Any, provenance: dict[str, Any]) -> dict[str
 
 def lineage(details: dict[str, Any]) -> str:
     """ ", an export of sweep `v1` (trial `3f5e02d6`), itself fine-tuned from `org/model`" for a
-    base model that is an earlier export; empty otherwise."""
+    base model that is an earlier export, the whole chain where that one was too; empty
+    otherwise."""
     parent = details.get("fine_tuned_from")
-    if not parent:
+    if not isinstance(parent, dict) or not parent:
         return ""
+    deeper = parent.get("base_model_details")
+    earlier = lineage(deeper) if isinstance(deeper, dict) else ""
     return (
         f", an export of sweep `{parent.get('sweep')}` (trial `{parent.get('trial')}`), itself "
-        f"fine-tuned from `{parent.get('base_model')}`"
+        "fine-tuned from "
+        + (earlier.removeprefix(", ") if earlier else f"`{parent.get('base_model')}`")
     )
 
 

@@ -29,8 +29,11 @@ def param_importances(summary: dict[str, Any], out_dir: Path) -> tuple[dict[str,
         study = existing_study(study_storage(out_dir), summary["sweep"])
     except Exception as err:
         return {}, f"The Optuna journal ({STUDY_FILE}) cannot be read: {first_line(err, 200)}"
-    if study is None:
-        return {}, f"The Optuna journal has no study named {summary['sweep']!r}."
+    if study is None:  # a journal cut short in its first record reads as no study at all
+        return {}, (
+            f"The Optuna journal has no study named {summary['sweep']!r} (another sweep's, or "
+            "cut short?)."
+        )
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         return {}, f"Importance needs at least 2 complete trials; this study has {len(complete)}."

@@ -122,7 +122,7 @@ class SweepCallback(Callback):
         # (from empty rungs, the first trial at each rung set its own cut-off, however weak)
         catch_up_asha(scheduler, {r.trial_id: r.history for r in self.records.values()})
         if warm is not None:
-            warm.claim(r.origin for r in self.records.values())
+            warm.claim(_ran_origins(self.records.values()))
         self._track_missing(self.records.values())
         self.stop = FitStop()  # the signal that stopped the sweep, if one did (search/stop.py)
         self._restored: set[str] = set()  # trials a resumed sweep goes on with (set_state)
@@ -297,7 +297,7 @@ class SweepCallback(Callback):
         self.records.update({r["trial_id"]: TrialRecord(**r) for r in state.get("records", [])})
         self._restored = {r.trial_id for r in self.records.values() if r.status == "running"}
         if self.warm is not None:  # a resumed round: the warm points its trials already ran
-            self.warm.claim(r.origin for r in self.records.values())
+            self.warm.claim(_ran_origins(self.records.values()))
         earlier_rounds = self._previous_ids
         if any(r.history for r in self.records.values() if r.trial_id not in earlier_rounds):
             self._watching_budget = False  # this round's epochs before the stop count too
@@ -487,6 +487,12 @@ def _error_line(trial: Any) -> str:
     if path and Path(path).is_file():
         text = Path(path).read_text(errors="replace")
     return error_line(text or str(getattr(trial, "error_msg", "") or ""))
+
+
+def _ran_origins(records: Iterable[TrialRecord]) -> list[str]:
+    """The warm points trials have run (or go on running): one a round's end cut before its
+    first epoch is enqueued again (search/study.py), and the trial that runs it is its own."""
+    return [r.origin for r in records if r.history or r.status == "running"]
 
 
 def error_line(text: str, default: str = "error") -> str:

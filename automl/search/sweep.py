@@ -391,13 +391,16 @@ def _fit(
     else:
         shutil.rmtree(experiment_dir, ignore_errors=True)
         mark_owner(experiment_dir, state.sweep_id, plan.out_dir)
-        fail_stale_trials(study, s.name)
+        points = warm_points(plan.warm_start, state.round, state.records)
+        # a point the killed attempt took goes back in the queue, unless the round enqueues
+        # its warm points itself (a first round)
+        fail_stale_trials(study, s.name, requeue_points=points is None)
         tuner = new_tuner(
             plan, _trainable(plan, data, model_data, experiment_dir), name=name, study=study,
             callback=callback,
             rules=rules,
             num_samples=s.num_samples - len(state.records),
-            points=warm_points(plan.warm_start, state.round, state.records),
+            points=points,
             round_index=state.round,
         )  # fmt: skip
     try:

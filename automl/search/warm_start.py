@@ -67,9 +67,8 @@ class WarmStart:
     def claim(self, origins: Iterable[str]) -> None:
         """Points that trials already ran (earlier rounds, a resumed round's restored records):
         a later trial with the same values is the sampler's. The rest may still run in a later
-        round: the study holds them as waiting trials when the budget ended the round first
-        (not one already handed to a trial still waiting for resources: Ray never tells the
-        searcher of that trial's end, and the study marks it failed)."""
+        round: the study holds them as waiting trials when the budget ended the round first,
+        and enqueues again one a trial took but never trained an epoch of (search/study.py)."""
         self.claimed.update(o for o in origins if o != SAMPLER)
 
     def describe(self) -> str:

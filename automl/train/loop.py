@@ -356,10 +356,10 @@ def end_epoch(
             f"non-finite validation loss ({metrics['val_loss']}) after epoch {epoch}"
         )
         return
+    if stats.loss_mass:  # left out where every step's loss overflowed (fp16): none known, not
+        metrics["train_loss"] = stats.loss_sum / stats.loss_mass  # a perfect 0 (the rules abstain)
     metrics.update(
         epoch=float(epoch),
-        # NaN where every step's loss overflowed (fp16): no loss known, not a perfect one
-        train_loss=stats.loss_sum / stats.loss_mass if stats.loss_mass else math.nan,
         train_samples_per_s=stats.seen / max(stats.seconds, 1e-9),
         epoch_s=stats.seconds + time.perf_counter() - started,
         batch_size=float(step_batch),  # what the optimizer saw per step
@@ -379,7 +379,7 @@ def end_epoch(
     log.info(
         "epoch %d/%d  train_loss %.4f  val_loss %.4f  val_acc %.4f  val_f1 %.4f  "
         "val_bal_acc %.4f  %.1f s  %.0f samples/s%s",
-        epoch, t.epochs, metrics["train_loss"], metrics["val_loss"],
+        epoch, t.epochs, metrics.get("train_loss", math.nan), metrics["val_loss"],
         metrics["val_accuracy"], metrics["val_f1"], metrics["val_balanced_accuracy"],
         metrics["epoch_s"],
         metrics["train_samples_per_s"], "  *" if improved else "",

@@ -417,7 +417,8 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         # Hydra reads a relative one as a package: "Primary config module 'automl.cli.conf' not
         # found", three lines, exit 1
         (["-cp", "conf", "train.epochs=2"], "--config-path: conf: give an absolute folder"),
-        (["-cp", "../../conf", "--cfg", "job"], "-cp $PWD/../../conf"),
+        (["-cp", "../../conf", "--cfg", "job"], "relative one as a Python package): -cp /"),
+        (["--config-path=~/conf"], f"-cp {Path.home() / 'conf'}"),
         (["-cp", "file://conf"], "--config-path: file://conf: give an absolute folder"),
         # Hydra's other way to say -m: checked as a single run, it was "Ambiguous value"
         (["hydra.mode=MULTIRUN", "data.val_fraction=0.3,0.6", "data.test_fraction=0.5"],

@@ -78,12 +78,27 @@ def test_an_export_fine_tuned_again_names_its_lineage(tmp_path: Path) -> None:
     details = base_model_name(conf.model)
     hub_id = first["base_model"]
     assert "/" in hub_id  # the packaged MiniLM's Hub id
-    expected = {"sweep": "v1", "trial": "3f5e02d6", "base_model": hub_id, "hub_base_model": hub_id}
+    expected = {"sweep": "v1", "trial": "3f5e02d6", "base_model": hub_id, "hub_base_model": hub_id,
+                "base_model_details": first["base_model_details"]}  # fmt: skip
     assert details["fine_tuned_from"] == expected
-    card = model_card(conf, {**PROVENANCE, **portable_model_provenance(conf, {})}, ["a", "b"])
+    second = portable_model_provenance(conf, {})
+    card = model_card(conf, {**PROVENANCE, **second}, ["a", "b"])
     assert front_matter(card)["base_model"] == hub_id  # the Hub model at the root
     lineage = f"an export of sweep `v1` (trial `3f5e02d6`), itself fine-tuned from `{hub_id}`"
     assert f"Fine-tuned from `best`, {lineage} on" in card
+    # and again: the card named v2 and stopped there (`best`, the folder of every export)
+    later = tmp_path / "v2" / "best"
+    later.mkdir(parents=True)
+    (later / "provenance.json").write_text(
+        json.dumps({**PROVENANCE, "sweep": "v2", "trial_id": "0a1b2c3d", **second})
+    )
+    third = replace(conf, model=ModelConfig(source="pretrained", name_or_path=str(later)))
+    card = model_card(third, {**PROVENANCE, **portable_model_provenance(third, {})}, ["a"])
+    assert (
+        f"Fine-tuned from `best`, an export of sweep `v2` (trial `0a1b2c3d`), itself "
+        f"fine-tuned from {lineage} on" in card
+    )
+    assert front_matter(card)["base_model"] == hub_id
     # a plain local folder or a tiny model is no Hub model: no base_model metadata
     plain = replace(conf, model=ModelConfig(source="pretrained", name_or_path=str(tmp_path)))
     card = model_card(plain, {**PROVENANCE, **portable_model_provenance(plain, {})}, ["a"])

@@ -276,6 +276,12 @@ def test_a_later_or_resumed_round_labels_the_warm_points_no_trial_ran_yet(
                             stopper=None, warm=warm())  # fmt: skip
     resumed.set_state({"records": [asdict(ran)]})
     assert resumed._new_record("d", {"train.epochs": 2}, {}).origin == "sampler"
+    # a trial the round's end cut before its first epoch: its point is enqueued again
+    # (search/study.py), and the trial that runs it in the next round is the warm point's
+    cut = TrialRecord("e", {"train.epochs": 4}, origin="first_trials[1]", status="stopped_budget")
+    extension = SweepCallback(metric="val_accuracy", mode="max", default_epochs=3, tracker=None,
+                              stopper=None, previous=[ran, cut], warm=warm())  # fmt: skip
+    assert extension._new_record("f", {"train.epochs": 4}, {}).origin == "first_trials[1]"
 
 
 def _earlier_sweep(tmp: Path, params: dict[str, Any], *overrides: str) -> Path:

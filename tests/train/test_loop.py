@@ -790,6 +790,17 @@ def test_an_fp16_forward_pass_that_overflows_skips_its_step_not_the_trial(
     steps = math.ceil(len(small_data.train) / 8)
     assert not stats.diverged and state.scheduler.last_epoch == steps - 1
     assert math.isfinite(stats.loss_sum) and 0 < stats.loss_mass < len(small_data.train)
+    # an epoch whose every step overflowed reports no training loss, not a perfect 0.0 (which
+    # the overfit rule read as the loss falling)
+    from automl.train.loop import end_epoch
+
+    monkeypatch.setattr(automl.train.loop, "batch_loss", lambda *a, **k: real(*a, **k) * np.inf)
+    stats = train_one_epoch(state, conf.train, small_data, 2)
+    assert not stats.diverged and stats.loss_mass == 0
+    end_epoch(state, conf, small_data, 2, stats, "val_accuracy", "max", None)
+    assert "train_loss" not in state.progress.history[-1]
+    assert "val_accuracy" in state.progress.history[-1]
+    monkeypatch.setattr(automl.train.loop, "batch_loss", first_overflows)
     # without a scaler (fp32, bf16) the same loss is divergence, at once
     state.scaler, calls[:] = None, []
     stats = train_one_epoch(state, conf.train, small_data, 2)
