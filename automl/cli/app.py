@@ -264,7 +264,10 @@ def _primary_config_dir(config_path: str | None) -> Path | None:
         return None
     folder = Path(config_path.removeprefix("file://"))
     if not folder.is_absolute():  # (`--config-path=~/conf`: the shell leaves that ~ alone)
-        suggested = folder.expanduser().absolute()
+        try:
+            suggested = folder.expanduser().absolute()
+        except RuntimeError:  # `~nosuchuser/conf`, or no home folder
+            suggested = folder.absolute()
         raise ConfigError(
             f"config: --config-path: {config_path}: give an absolute folder (Hydra reads a "
             f"relative one as a Python package): -cp {suggested}"

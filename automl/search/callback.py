@@ -490,9 +490,11 @@ def _error_line(trial: Any) -> str:
 
 
 def _ran_origins(records: Iterable[TrialRecord]) -> list[str]:
-    """The warm points trials have run (or go on running): one a round's end cut before its
-    first epoch is enqueued again (search/study.py), and the trial that runs it is its own."""
-    return [r.origin for r in records if r.history or r.status == "running"]
+    """The warm points trials have taken: all but those a round's end cut before their first
+    epoch, which are enqueued again (search/study.py) for the trial that runs them (one that
+    failed before its first epoch keeps its point: the study was told, nothing requeues it)."""
+    cut = ("stopped_budget", "stopped")
+    return [r.origin for r in records if r.history or r.status not in cut]
 
 
 def error_line(text: str, default: str = "error") -> str:

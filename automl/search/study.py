@@ -30,11 +30,15 @@ def existing_study(storage: Any, study_name: str) -> Any | None:
         return None
 
 
-def fail_stale_trials(storage: Any, study_name: str, requeue_points: bool = False) -> int:
+def fail_stale_trials(
+    storage: Any, study_name: str, requeue_points: bool = False, drop_waiting: bool = False
+) -> int:
     """Optuna trials still RUNNING belong to a killed driver, or to a round's end that cut them
-    before their first epoch: mark them FAIL, count them. `requeue_points` (a round's end): an
+    (pending, or before their first epoch): mark them FAIL, count them. `requeue_points`: an
     enqueued point (a warm start's) among them is enqueued again, so a later round runs it
-    (else it was dropped: an extension round enqueues no warm points)."""
+    (an extension round enqueues no warm points). `drop_waiting`: the points still waiting
+    fail too, where the round starting afresh enqueues every warm point itself (else each
+    ran twice)."""
     from optuna.trial import TrialState
 
     study = existing_study(storage, study_name)
@@ -46,6 +50,9 @@ def fail_stale_trials(storage: Any, study_name: str, requeue_points: bool = Fals
         point = trial.system_attrs.get("fixed_params")
         if requeue_points and isinstance(point, dict):
             study.enqueue_trial(point, user_attrs=trial.user_attrs)
+    if drop_waiting:
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
     return len(stale)
 
 

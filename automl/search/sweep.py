@@ -393,8 +393,10 @@ def _fit(
         mark_owner(experiment_dir, state.sweep_id, plan.out_dir)
         points = warm_points(plan.warm_start, state.round, state.records)
         # a point the killed attempt took goes back in the queue, unless the round enqueues
-        # its warm points itself (a first round)
-        fail_stale_trials(study, s.name, requeue_points=points is None)
+        # its warm points itself (a first round: those the attempt left waiting go instead)
+        fail_stale_trials(
+            study, s.name, requeue_points=points is None, drop_waiting=points is not None
+        )
         tuner = new_tuner(
             plan, _trainable(plan, data, model_data, experiment_dir), name=name, study=study,
             callback=callback,

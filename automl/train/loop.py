@@ -356,8 +356,8 @@ def end_epoch(
             f"non-finite validation loss ({metrics['val_loss']}) after epoch {epoch}"
         )
         return
-    if stats.loss_mass:  # left out where every step's loss overflowed (fp16): none known, not
-        metrics["train_loss"] = stats.loss_sum / stats.loss_mass  # a perfect 0 (the rules abstain)
+    if stats.loss_mass:  # left out where every step's loss overflowed (fp16): none is known,
+        metrics["train_loss"] = stats.loss_sum / stats.loss_mass  # and the overfit rule abstains
     metrics.update(
         epoch=float(epoch),
         train_samples_per_s=stats.seen / max(stats.seconds, 1e-9),

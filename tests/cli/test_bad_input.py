@@ -419,6 +419,7 @@ def test_every_value_of_a_multirun_is_checked(overrides: list[str], culprit: str
         (["-cp", "conf", "train.epochs=2"], "--config-path: conf: give an absolute folder"),
         (["-cp", "../../conf", "--cfg", "job"], "relative one as a Python package): -cp /"),
         (["--config-path=~/conf"], f"-cp {Path.home() / 'conf'}"),
+        (["--config-path=~nosuchuser/conf"], "give an absolute folder"),  # a RuntimeError
         (["-cp", "file://conf"], "--config-path: file://conf: give an absolute folder"),
         # Hydra's other way to say -m: checked as a single run, it was "Ambiguous value"
         (["hydra.mode=MULTIRUN", "data.val_fraction=0.3,0.6", "data.test_fraction=0.5"],

@@ -282,6 +282,12 @@ def test_a_later_or_resumed_round_labels_the_warm_points_no_trial_ran_yet(
     extension = SweepCallback(metric="val_accuracy", mode="max", default_epochs=3, tracker=None,
                               stopper=None, previous=[ran, cut], warm=warm())  # fmt: skip
     assert extension._new_record("f", {"train.epochs": 4}, {}).origin == "first_trials[1]"
+    # one that failed before its first epoch keeps its point: nothing enqueues it again
+    failed = TrialRecord("g", {"train.epochs": 4}, origin="first_trials[1]", status="failed")
+    after_failure = SweepCallback(metric="val_accuracy", mode="max", default_epochs=3,
+                                  tracker=None, stopper=None, previous=[ran, failed],
+                                  warm=warm())  # fmt: skip
+    assert after_failure._new_record("h", {"train.epochs": 4}, {}).origin == "sampler"
 
 
 def _earlier_sweep(tmp: Path, params: dict[str, Any], *overrides: str) -> Path:
@@ -330,6 +336,11 @@ def test_a_warm_point_a_rounds_end_cut_before_its_first_epoch_runs_in_a_later_ro
     study.ask()  # the WAITING point, taken by the next round's first trial
     assert study.trials[-1].system_attrs["fixed_params"] == {"lr": 3e-5}
     assert fail_stale_trials(storage, "sw") == 1
+    assert [t.state.name for t in study.trials][-1] == "FAIL"
+    # a first round restarted after a kill enqueues every warm point again: those the killed
+    # attempt left waiting go, or each ran twice
+    study.enqueue_trial({"lr": 2e-4})
+    assert fail_stale_trials(storage, "sw", drop_waiting=True) == 0
     assert [t.state.name for t in study.trials][-1] == "FAIL"
 
 

@@ -790,8 +790,8 @@ def test_an_fp16_forward_pass_that_overflows_skips_its_step_not_the_trial(
     steps = math.ceil(len(small_data.train) / 8)
     assert not stats.diverged and state.scheduler.last_epoch == steps - 1
     assert math.isfinite(stats.loss_sum) and 0 < stats.loss_mass < len(small_data.train)
-    # an epoch whose every step overflowed reports no training loss, not a perfect 0.0 (which
-    # the overfit rule read as the loss falling)
+    # an epoch whose every step overflowed reports no training loss (none is known; 0.0 would
+    # read as the loss falling, NaN is no JSON)
     from automl.train.loop import end_epoch
 
     monkeypatch.setattr(automl.train.loop, "batch_loss", lambda *a, **k: real(*a, **k) * np.inf)
