@@ -52,20 +52,20 @@ def prepare_data_for_models(
     )  # fmt: skip
     if conf.data.quality != "off":
         data.quality = check_quality(conf, task, data, tokenizer)
-    top = {tokenization_key(conf.model): top_token_id(data)}  # once per tokenization
-    check_ids_fit(conf.model, top[tokenization_key(conf.model)])
-    shared = {tokenization_key(conf.model): data}
+    # each tokenization once, with its largest token id (for every model that reads it)
+    shared = {tokenization_key(conf.model): (data, top_token_id(data))}
+    check_ids_fit(conf.model, shared[tokenization_key(conf.model)][1])
     by_choice = {}
     for choice, model in models.items():
         key = tokenization_key(model)
         if key not in shared:
             log.info("data: tokenizing again for model %s", choice)
-            shared[key] = tokenize(task, load_tokenizer(model), model.max_length, fingerprint)
-            shared[key].quality = data.quality
-            top[key] = top_token_id(shared[key])
-        by_choice[choice] = shared[key]
+            tokenized = tokenize(task, load_tokenizer(model), model.max_length, fingerprint)
+            tokenized.quality = data.quality
+            shared[key] = (tokenized, top_token_id(tokenized))
+        by_choice[choice], top = shared[key]
         if model != conf.model:
-            check_ids_fit(model, top[key])
+            check_ids_fit(model, top)
     return data, by_choice
 
 

@@ -21,6 +21,9 @@ from automl.config.space_params import MODEL_KEY
 
 __all__ = ["MODEL_KEY", "anchored", "model_config", "model_section", "tokenization_key"]
 MODEL_CONF_DIR = CONF_DIR / "model"
+# the base model section's settings a Hub id or folder choice keeps (the user's, not the
+# model's); a conf/model choice takes its file's
+CARRIED_KEYS = ("max_length", "trust_remote_code")
 
 
 def config_names() -> list[str]:
@@ -44,8 +47,7 @@ def model_section(choice: str, base: Mapping[str, Any]) -> dict[str, Any]:
         **defaults,
         "source": "pretrained",
         "name_or_path": choice,
-        "max_length": base.get("max_length", defaults["max_length"]),
-        "trust_remote_code": base.get("trust_remote_code", False),
+        **{key: base.get(key, defaults[key]) for key in CARRIED_KEYS},
     }
 
 

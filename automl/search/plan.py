@@ -199,12 +199,13 @@ def searched_anyway(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
 def _model_settings_unread(space: SearchSpace, given: Mapping[str, str]) -> list[str]:
     """A space that chooses the model: a choice of conf/model/ takes its file's settings, and
     a Hub id or folder only `max_length` and `trust_remote_code` of the command line's."""
-    from automl.model.choices import config_names
+    from automl.model.choices import CARRIED_KEYS, config_names
 
     if not space.models:
         return []
-    named = [m for m in space.models if m in config_names()]
-    kept = ("model.max_length", "model.trust_remote_code")
+    names = set(config_names())
+    named = [m for m in space.models if m in names]
+    kept = tuple(f"model.{key}" for key in CARRIED_KEYS)
     lines = []
     for key, value in given.items():
         if not key.startswith("model."):

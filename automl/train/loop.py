@@ -228,9 +228,10 @@ def overflowed_too_long(state: TrainingState, stepped: bool, epoch: int) -> str 
     """Why an fp16 trial stops: `MAX_SKIPPED_STEPS` steps skipped in a row, or its loss scale
     below `MIN_LOSS_SCALE` (overflows now and then, never enough clean steps to regrow it);
     else None."""
-    if state.scaler is None:
+    if state.scaler is None or stepped:  # the scale falls only where a step is skipped (and
+        state.skipped_in_a_row = 0  # each read of it waits for the GPU: not once a step)
         return None
-    state.skipped_in_a_row = 0 if stepped else state.skipped_in_a_row + 1
+    state.skipped_in_a_row += 1
     scale = state.scaler.get_scale()
     if state.skipped_in_a_row >= MAX_SKIPPED_STEPS:
         why = f"{state.skipped_in_a_row} optimizer steps in a row skipped"

@@ -96,6 +96,12 @@ def test_a_state_file_edited_into_other_types_is_one_line(
     assert said in str(err.value) and "\n" not in str(err.value)
     (tmp_path / "sweep_state.json").write_text(json.dumps({"phase": "finished", "round": 1}))
     assert SweepState.load(tmp_path).round == 1
+    # every field has its type checked (a field added later and left out was not)
+    from dataclasses import fields
+
+    from automl.search.state import _STATE_TYPES
+
+    assert set(_STATE_TYPES) == {f.name for f in fields(SweepState)}
 
 
 def test_a_sweep_owns_only_its_own_rounds_in_a_shared_storage(tmp_path: Path) -> None:
