@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.schema import PROJECT_ROOT, Config
+from automl.console import first_line
 
 PACKAGES = (
     "torch",
@@ -48,6 +49,12 @@ def redact(text: str) -> str:
     text = _PASSWORD.sub(r"\1:***@", text)
     text = _TOKEN.sub("***@", text)
     return _QUERY_SECRET.sub(r"\1***", text)
+
+
+def masked_line(err: BaseException, limit: int = 300) -> str:
+    """An error's first line for a log or a one-line error: cut, and any URI it quotes masked
+    (an HTTP store's errors quote its URL, password and all)."""
+    return redact(first_line(err, limit))
 
 
 def redact_values(value: Any) -> Any:

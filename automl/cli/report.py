@@ -68,15 +68,14 @@ def find_sweep_run(uri: str, sweep: str, run_id: str | None = None) -> str:
 
 def _logged_to(uri: str, call: Callable[[], T]) -> T:
     """A store's failure (an older schema, an unwritable artifact root) as one line."""
-    from automl.provenance import redact
+    from automl.provenance import masked_line, redact
 
     try:
         return call()
     except ReportError:
         raise
     except Exception as err:
-        first = first_line(err, 300)
-        raise ReportError(f"cannot log the report to {redact(uri)}: {redact(first)}") from None
+        raise ReportError(f"cannot log the report to {redact(uri)}: {masked_line(err)}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

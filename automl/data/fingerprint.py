@@ -21,22 +21,35 @@ def _splits(task: TaskData) -> dict[str, LabeledTexts]:
 
 
 def data_fingerprint(task: TaskData) -> dict[str, Any]:
-    """sha256 over each split's sorted (text, label name) pairs, plus the counts per split.
+    """sha256 over each split's sorted (text, label name) pairs, plus the counts per split;
+    and `rows_sha256` over all the pairs whatever their split (the same file split with
+    another `data.seed` or `val_fraction` keeps it: registry promotion compares those).
 
     Sorted, so the order rows were read in does not matter; label *names*, so a relabelling
     (same names, other ids) does not either. The split a row lands in does matter."""
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
+    every: list[tuple[str, str]] = []
     for name, split in _splits(task).items():
         pairs = sorted(
             (text, task.label_names[label])
             for text, label in zip(split.texts, split.labels, strict=True)
         )
         counts[name] = len(pairs)
+        every += pairs
         digest.update(f"[{name}:{len(pairs)}]".encode())
-        for text, label in pairs:
-            digest.update(text.encode("utf-8") + b"\x1f" + label.encode("utf-8") + b"\x1e")
-    return {"sha256": digest.hexdigest(), "counts": counts, "num_labels": len(task.label_names)}
+        _add(digest, pairs)
+    rows = hashlib.sha256()
+    _add(rows, sorted(every))
+    return {
+        "sha256": digest.hexdigest(), "counts": counts, "num_labels": len(task.label_names),
+        "rows_sha256": rows.hexdigest(),
+    }  # fmt: skip
+
+
+def _add(digest: Any, pairs: list[tuple[str, str]]) -> None:
+    for text, label in pairs:
+        digest.update(text.encode("utf-8") + b"\x1f" + label.encode("utf-8") + b"\x1e")
 
 
 def fingerprint_mismatch(recorded: dict[str, Any], actual: dict[str, Any]) -> str | None:

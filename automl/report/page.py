@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from automl.config.paths import read_json_object, write_text_atomic
-from automl.console import counted, first_line
+from automl.console import counted
 from automl.export.evaluation import CONFUSION_FILE
 from automl.export.portable import portable_path
-from automl.provenance import redact
+from automl.provenance import masked_line
 from automl.report.importance import plot_importance
 from automl.report.pareto_plot import plot_pareto
 from automl.report.plots import (
@@ -165,7 +165,7 @@ def build_report(out_dir: Path | str, tracker: Any = None) -> Path:
         except Exception as err:  # the page is written: said as such, not "not written"
             log.warning(
                 "report: written to %s, not logged to MLflow (%s: %s)", index,
-                type(err).__name__, redact(first_line(err, 300)),
+                type(err).__name__, masked_line(err),
             )  # fmt: skip
     return index
 

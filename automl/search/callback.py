@@ -17,8 +17,8 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.schedulers import TrialScheduler
 
-from automl.console import counted, first_line
-from automl.provenance import redact
+from automl.console import counted
+from automl.provenance import masked_line, redact
 from automl.search.stop import FitStop, forward_to_ray
 from automl.search.stopping import OverfitStopper, catch_up_asha
 from automl.search.trial import overrides_from_trial
@@ -311,7 +311,7 @@ class SweepCallback(Callback):
         except Exception as err:  # a store that stumbles: the sweep goes on, its records kept
             log.warning(  # an HTTP store's error quotes its URL, password and all
                 "MLflow: the sweep's earlier trials were not added to its run (%s)",
-                redact(first_line(err, 300)),
+                masked_line(err),
             )
 
     # helpers ----------------------------------------------------------------------------------

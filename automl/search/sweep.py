@@ -23,7 +23,6 @@ from automl.config.paths import not_replaceable, write_text_atomic
 from automl.config.resolve import as_dict
 from automl.config.schema import Config, ConfigError
 from automl.config.space_params import MODEL_KEY
-from automl.console import first_line
 from automl.data import quality
 from automl.data.prepare import prepare_data_for_models
 from automl.data.task import TaskData
@@ -45,6 +44,7 @@ from automl.model.choices import anchored
 from automl.model.load import display_name
 from automl.provenance import (
     git_commit,
+    masked_line,
     package_versions,
     redact,
     redact_values,
@@ -237,7 +237,7 @@ def _run_on_ray(
             except Exception as err:  # the store failed too: the error above stands
                 log.warning(
                     "MLflow: the sweep's runs were not ended (%s); a resume ends them",
-                    redact(first_line(err, 300)),
+                    masked_line(err),
                 )
 
 
@@ -308,7 +308,7 @@ def _store_failure_in_one_line(plan: SweepPlan) -> Iterator[None]:
             raise
         raise StoreError(
             f"MLflow (store {redact(str(plan.tracking_uri))}) failed: "
-            f"{redact(first_line(failure, 300))}; what the sweep did is kept in "
+            f"{masked_line(failure)}; what the sweep did is kept in "
             f"{plan.out_dir}: once the store works again, run the same command with "
             "sweep.resume=true (debug=true shows the traceback)"
         ) from err
@@ -629,7 +629,7 @@ def _write_report(out_dir: Path, tracker: SweepTracker | None) -> None:
     try:
         build_report(out_dir, tracker)  # logs where it went
     except Exception as err:  # never lose a finished sweep to a plot
-        log.warning("report: not written (%s: %s)", type(err).__name__, first_line(err))
+        log.warning("report: not written (%s: %s)", type(err).__name__, masked_line(err))
 
 
 def _export_best(

@@ -7,6 +7,9 @@ the same data (the fingerprint's sha256 covers every split): then the new versio
 alias only if its validation score is at least the champion's, the rule a sweep uses between
 its own trials (never the test split, which no selection step reads). A version selected by
 another metric is judged by the champion's: its export's epoch's score on that metric.
+The same rows split another way (another `data.seed` or `val_fraction`: `rows_sha256`) compare
+too, on validation sets of the same data: a re-run with another seed takes the alias only if it
+scored better, not for being newer.
 Trained on other data, the scores say nothing about each other, so the newer version, trained on
 the newer data, wins;
 unless it trained on fewer examples than the champion: a quick check on a subsample
@@ -28,6 +31,7 @@ METRIC = "automl.metric"
 MODE = "automl.mode"
 VALUE = "automl.best_value"
 DATA = "automl.data_sha256"
+ROWS = "automl.data_rows_sha256"  # the same rows whatever the split (another data.seed)
 TRAIN_EXAMPLES = "automl.train_examples"
 LABELS = "automl.labels"  # the classes a version predicts, sorted: what its callers read
 SWEEP = "automl.sweep"  # the sweep that registered a version (every version a sweep registers)
@@ -52,6 +56,8 @@ def score_tags(
     for name, score in (provenance.get("best_scores") or {}).items():  # a sweep selecting by
         if _number(str(score)) is not None:  # another metric compares by the holder's
             tags[VALIDATION + name] = repr(float(score))
+    if fingerprint.get("rows_sha256"):  # exports from before 2026-12-07 lack it
+        tags[ROWS] = str(fingerprint["rows_sha256"])
     train = (fingerprint.get("counts") or {}).get("train")
     if isinstance(train, int):
         tags[TRAIN_EXAMPLES] = str(train)
@@ -82,7 +88,10 @@ def takes_alias(
         return newer, "the new version has no score to compare"
     if theirs is None or not all(holder.get(k) for k in (METRIC, MODE, DATA)):
         return newer, "the version holding it has no score to compare"
-    if holder[DATA] != new[DATA]:
+    same = "on the same data"
+    if holder[DATA] != new[DATA] and new.get(ROWS) and new.get(ROWS) == holder.get(ROWS):
+        same = "on another split of the same rows"  # validation sets alike: the scores compare
+    elif holder[DATA] != new[DATA]:
         ours_n, theirs_n = _count(new.get(TRAIN_EXAMPLES)), _count(holder.get(TRAIN_EXAMPLES))
         if ours_n is not None and theirs_n is not None and ours_n < theirs_n:
             return False, (
@@ -99,10 +108,10 @@ def takes_alias(
                 "version has no score of: move the alias by hand if meant"
             )
     if ours == theirs:
-        return newer, f"{metric} {ours:.4f} ties its {theirs:.4f} on the same data"
+        return newer, f"{metric} {ours:.4f} ties its {theirs:.4f} {same}"
     better = ours > theirs if mode == "max" else ours < theirs
     relation = ("above" if mode == "max" else "below") if better else "worse than"
-    return better, f"{metric} {ours:.4f} is {relation} its {theirs:.4f} on the same data"
+    return better, f"{metric} {ours:.4f} is {relation} its {theirs:.4f} {same}"
 
 
 def _count(text: str | None) -> int | None:

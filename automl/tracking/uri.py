@@ -11,8 +11,7 @@ from urllib.parse import unquote, urlparse
 
 from automl.config.paths import not_creatable
 from automl.config.schema import ConfigError
-from automl.console import first_line
-from automl.provenance import redact
+from automl.provenance import masked_line, redact
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -213,10 +212,9 @@ def _check_answers(uri: str) -> None:
     except ConfigError:
         raise
     except Exception as err:  # a missing driver, a refused connection, bad credentials
-        first = first_line(err, 300)
         raise ConfigError(
             f"config: tracking.uri: {redact(uri)} cannot be used ({type(err).__name__}: "
-            f"{redact(first)})"
+            f"{masked_line(err)})"
         ) from None
 
 

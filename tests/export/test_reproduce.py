@@ -40,6 +40,11 @@ def test_fingerprint_ignores_order_but_not_content_labels_or_splits() -> None:
         assert fp["sha256"] != base["sha256"]
         assert fingerprint_mismatch(base, fp)
     assert fingerprint_mismatch(base, base) is None
+    # the rows whatever their split: a row moved keeps them, a row changed does not
+    moved = data_fingerprint(_task([("a", 0)], [("c", 0), ("b", 1)]))
+    assert moved["rows_sha256"] == base["rows_sha256"] != base["sha256"]
+    relabelled = data_fingerprint(_task([("a", 0), ("b", 0)], [("c", 0)]))
+    assert relabelled["rows_sha256"] != base["rows_sha256"]
 
 
 def test_portable_paths(tmp_path: Path) -> None:

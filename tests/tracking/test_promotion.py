@@ -20,6 +20,7 @@ from automl.tracking.promotion import (
     LABELS,
     METRIC,
     MODE,
+    ROWS,
     SWEEP,
     TRAIN_EXAMPLES,
     VALIDATION,
@@ -72,6 +73,28 @@ def test_a_version_trained_on_fewer_examples_of_other_data_leaves_the_alias() ->
     fingerprint = {"sha256": "f", "counts": {"train": 12, "val": 3}}
     provenance = {"metric": "val_f1", "best_value": 0.5, "data_fingerprint": fingerprint}
     assert score_tags(provenance, "max")[TRAIN_EXAMPLES] == "12"
+
+
+def test_the_same_rows_split_another_way_compare_by_score() -> None:
+    """A re-run of the same file with another `data.seed` (or `val_fraction`) counted as other
+    data: the newer version took the alias however it scored."""
+    champion = {**_tags(0.9, data="seed0"), ROWS: "rows", TRAIN_EXAMPLES: "2101"}
+    reseeded = {**_tags(0.8, data="seed1"), ROWS: "rows", TRAIN_EXAMPLES: "2101"}
+    keep, why = takes_alias(reseeded, champion)
+    assert (
+        not keep
+        and why == "val_f1 0.8000 is worse than its 0.9000 on another split of the same rows"
+    )
+    assert takes_alias({**reseeded, VALUE: "0.95"}, champion)[0]
+    assert takes_alias({**reseeded, ROWS: "more rows"}, champion) == (
+        True, "the version holding it was trained on other data",
+    )  # fmt: skip
+    assert takes_alias({**reseeded, ROWS: ""}, {**champion, ROWS: ""})[0]  # untagged: as before
+    fingerprint = {"sha256": "f", "rows_sha256": "r", "counts": {"train": 12}}
+    tags = score_tags(
+        {"metric": "val_f1", "best_value": 0.5, "data_fingerprint": fingerprint}, "max"
+    )
+    assert tags[ROWS] == "r"
 
 
 def test_a_version_predicting_other_classes_never_takes_the_alias() -> None:
@@ -173,8 +196,8 @@ def test_champion_follows_the_best_version_not_the_last(
         shutil.copytree(outcome.export_dir, folder)  # type: ignore[arg-type]
         provenance = json.loads((folder / "provenance.json").read_text())
         provenance["best_value"] = value
-        if data is not None:
-            provenance["data_fingerprint"]["sha256"] = data
+        if data is not None:  # other rows, not the same rows split another way
+            provenance["data_fingerprint"] |= {"sha256": data, "rows_sha256": data}
         (folder / "provenance.json").write_text(json.dumps(provenance))
         return register_export(tracker, named, folder, None)
 
