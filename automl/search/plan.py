@@ -283,6 +283,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
         branch_warning(conf.sampler, space),
         gap_warning(conf, space.keys),
         threads_warning(conf),
+        one_point_warning(conf, space),
         *unread_search_settings(conf),
     ):
         if note:
@@ -387,6 +388,25 @@ def _auto_gpu_share(conf: Config, space: SearchSpace, models: dict[str, ModelCon
         need.gib, share, memory_gb,
     )  # fmt: skip
     return share
+
+
+def one_point_warning(conf: Config, space: SearchSpace) -> str | None:
+    """A space whose every parameter has one value (a range narrowed on the command line, a
+    copied file with one choice each) ran `num_samples` trials of the same configuration with
+    the same seed: the same model, trained that many times over."""
+
+    def single(p: Any) -> bool:
+        return len(p.choices or ()) == 1 if p.type == "categorical" else p.low == p.high
+
+    if conf.sweep.num_samples <= 1 or not all(
+        single(v) for p in space.params for v in p.variants()
+    ):
+        return None
+    return (
+        f"search_space: every parameter of {space.path.name} has one value: the sweep's "
+        f"{conf.sweep.num_samples} trials would train the same configuration with the same "
+        "seed; widen a range, or sweep.num_samples=1"
+    )
 
 
 def gap_warning(conf: Config, searched: Collection[str]) -> str | None:

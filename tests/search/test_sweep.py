@@ -480,3 +480,30 @@ def test_reexport_refuses_data_that_changed_since_the_sweep(
     with pytest.raises(ExportError, match=r"the data changed since the sweep ran \(content"):
         reexport(copy, out_dir=target)
     assert not target.exists()
+
+
+def test_a_space_of_one_configuration_is_warned_before_its_trials(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every parameter narrowed to one value ran `num_samples` identical trials (the same
+    configuration, the same seed) without a word."""
+    from automl.search.plan import plan_sweep
+
+    space = tmp_path / "one.yaml"
+    one_point = (
+        "peft.lora_rank: {type: categorical, choices: [8]}\n"
+        "train.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-3}\n"
+    )
+    space.write_text(one_point)
+    conf = compose_config(tmp_path, f"search_space={space}", "sweep.num_samples=4", store=False)
+    with caplog.at_level("WARNING", logger="automl"):
+        plan_sweep(conf)
+    assert "every parameter of one.yaml has one value: the sweep's 4 trials" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="automl"):
+        plan_sweep(replace(conf, sweep=replace(conf.sweep, num_samples=1)))  # meant: one trial
+    assert "has one value" not in caplog.text
+    space.write_text(one_point.replace("high: 1.0e-3", "high: 2.0e-3"))
+    with caplog.at_level("WARNING", logger="automl"):
+        plan_sweep(conf)
+    assert "has one value" not in caplog.text
