@@ -198,7 +198,9 @@ def _chatterbot_dir(language: str) -> Path:
 
 
 def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
-    """Every utterance of every topic file; the label is the topic file's name."""
+    """Every utterance of every topic file; the label is the topic file's name. A conversation
+    written without its list's dash (English trivia.yml has one; Ukrainian files, hundreds)
+    is one utterance: read as a list, its every character was a text of its own."""
     folder = _chatterbot_dir(language)
     texts: list[str] = []
     labels: list[str] = []
@@ -206,6 +208,8 @@ def _read_chatterbot(language: str) -> tuple[list[str], list[str], str]:
     for path in sorted(folder.glob("*.yml")):
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or {}
         for conversation in doc.get("conversations", []):
+            if not isinstance(conversation, list):
+                conversation = [conversation]
             for utterance in conversation:
                 if not isinstance(utterance, str) or not utterance.strip():
                     blank += 1  # the corpus has a few blank answers; they carry no topic

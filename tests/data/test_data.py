@@ -69,6 +69,27 @@ def test_chatterbot_has_21_topics_and_about_4400_utterances(chatterbot: TaskData
     assert set(_all_labels(chatterbot)) == set(range(21))
 
 
+def test_a_conversation_written_without_its_dash_is_one_text(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """English trivia.yml writes one conversation as a string (its `- -` lost): read as a list,
+    its 72 characters became 72 one-letter trivia texts (half the Ukrainian corpus so)."""
+    from automl.data import load
+
+    topic = tmp_path / "data" / "english"
+    topic.mkdir(parents=True)
+    (topic / "quiz.yml").write_text(
+        "categories: [quiz]\nconversations:\n- - Who wrote Hamlet?\n  - Shakespeare\n"
+        "- In bingo, which number is two little ducks? - '22'\n"
+    )
+    monkeypatch.setattr(load, "_chatterbot_dir", lambda language: topic)
+    texts, labels, _ = load._read_chatterbot("english")
+    assert texts == [
+        "Who wrote Hamlet?", "Shakespeare", "In bingo, which number is two little ducks? - '22'"
+    ]  # fmt: skip
+    assert labels == ["quiz"] * 3
+
+
 def test_chatterbot_split_is_stratified_three_ways(chatterbot: TaskData) -> None:
     """70/20/10 by default: validation and test are shares of the whole, class by class."""
     assert chatterbot.test is not None
