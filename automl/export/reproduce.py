@@ -230,5 +230,13 @@ def reproduce(
     result = run_trial(conf, data, metric=metric, mode=mode)
     # the recorded best epoch: the sweep may have stopped the trial before its last epoch
     epoch = int(prov.get("checkpoint_epoch") or result.best_epoch)
-    row = result.history[epoch - 1] if 0 < epoch <= len(result.history) else result.best
+    stopped = f" ({result.status}: {result.message})" if result.status != "completed" else ""
+    if not 0 < epoch <= len(result.history):  # (a diverged re-run stops early)
+        raise ReproduceError(
+            f"{path}: the re-run stopped after epoch {len(result.history)}{stopped}, before the "
+            f"recorded epoch {epoch}"
+        )
+    if stopped:
+        log.warning("the re-run stopped after epoch %d%s", len(result.history), stopped)
+    row = result.history[epoch - 1]
     return Reproduction(metric, epoch, float(prov["best_value"]), float(row[metric]), tolerance)

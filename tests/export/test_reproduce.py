@@ -217,6 +217,35 @@ def test_a_changed_base_model_folder_is_refused(
         check_base_model(prov, elsewhere)  # from another folder: named, not looked up online
 
 
+@pytest.mark.slow
+def test_a_re_run_that_stops_before_the_recorded_epoch_is_said_in_one_line(
+    exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-run diverging (another device's numerics) before the recorded epoch raised a
+    KeyError, or reported an earlier epoch's score under the recorded epoch's number."""
+    from types import SimpleNamespace
+
+    import automl.train.loop
+
+    monkeypatch.chdir(exported)
+    provenance = Path("outputs/smoke/best/provenance.json")
+    recorded = json.loads(provenance.read_text())
+    recorded["checkpoint_epoch"] = 2
+    Path("two.json").write_text(json.dumps(recorded))
+    for history in ([], [{recorded["metric"]: 0.5}]):
+        diverged = SimpleNamespace(
+            status="diverged", message="loss is nan at epoch 1", history=history,
+            best=history[0] if history else {}, best_epoch=len(history),
+        )  # fmt: skip
+        monkeypatch.setattr(automl.train.loop, "run_trial", lambda *a, r=diverged, **k: r)
+        with pytest.raises(ReproduceError) as err:
+            reproduce(Path("two.json"))
+        assert str(err.value) == (
+            f"two.json: the re-run stopped after epoch {len(history)} (diverged: loss is nan at "
+            "epoch 1), before the recorded epoch 2"
+        )
+
+
 def test_reproduce_names_a_missing_or_partial_file(tmp_path: Path) -> None:
     with pytest.raises(ReproduceError, match="no such file"):
         reproduce(tmp_path / "provenance.json")
