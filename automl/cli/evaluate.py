@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: --out {args.out}: {err.strerror or err}", file=sys.stderr)
             sys.exit(2)
     keys = ("model", "data", "num_examples", "accuracy", "macro_f1", "balanced_accuracy",
-            "unknown_labels")  # fmt: skip
-    print(json.dumps({k: evaluation[k] for k in keys}))
+            "unknown_labels", "trained_on", "unseen")  # fmt: skip
+    print(json.dumps({k: evaluation[k] for k in keys if k in evaluation}))
 
 
 def _check_out(path: Path) -> None:

@@ -160,18 +160,24 @@ def evaluate_export(
     evaluation = score(truth, predicted, label_names)
     evaluation["model"] = folder.name
     if seen_in_training is not None:
-        keep = [i for i, seen in enumerate(seen_in_training) if not seen]
-        evaluation["unseen"] = {"num_examples": 0}  # every test text also in training
-        if keep:  # (sklearn refuses to score no texts)
-            unseen = score([truth[i] for i in keep], [predicted[i] for i in keep], label_names)
-            keys = ("num_examples", "accuracy", "macro_f1", "balanced_accuracy")
-            evaluation["unseen"] = {k: unseen[k] for k in keys}
+        evaluation["unseen"] = score_unseen(truth, predicted, label_names, seen_in_training)
     log.info(
         "test (held out, %d texts): accuracy %.4f, macro-F1 %.4f, balanced accuracy %.4f",
         evaluation["num_examples"], evaluation["accuracy"], evaluation["macro_f1"],
         evaluation["balanced_accuracy"],
     )  # fmt: skip
     return evaluation
+
+
+def score_unseen(
+    truth: Sequence[str], predicted: Sequence[str], label_names: list[str], seen: Sequence[bool]
+) -> dict[str, Any]:
+    """The scores of the texts training did not hold (`seen`: which it did), as `unseen`."""
+    keep = [i for i, was_seen in enumerate(seen) if not was_seen]
+    if not keep:  # every text also in training (sklearn refuses to score no texts)
+        return {"num_examples": 0}
+    unseen = score([truth[i] for i in keep], [predicted[i] for i in keep], label_names)
+    return {k: unseen[k] for k in ("num_examples", "accuracy", "macro_f1", "balanced_accuracy")}
 
 
 def headline(evaluation: dict[str, Any]) -> dict[str, float]:
@@ -277,7 +283,7 @@ def table_lines(evaluation: dict[str, Any], name: str = "test") -> list[str]:
     unseen = evaluation.get("unseen", {})
     if unseen.get("num_examples"):
         lines.append(
-            f"test texts not in training ({unseen['num_examples']}): accuracy "
+            f"{name} texts not in training ({unseen['num_examples']}): accuracy "
             f"{unseen['accuracy']:.4f} · macro-F1 {unseen['macro_f1']:.4f}"
         )
     return lines

@@ -25,7 +25,8 @@ from automl.config.schema import DataConfig
 from automl.console import first_line, listed
 from automl.data.load import read_hf_split, read_labeled_file
 from automl.data.task import DataError
-from automl.export.evaluation import predict_folder, score
+from automl.export.evaluation import predict_folder, score, score_unseen
+from automl.export.trained_texts import TRAINED_TEXTS_FILE, base_trained_texts, seen_by_base
 from automl.model.load import ModelError
 from automl.provenance import redact
 
@@ -72,7 +73,9 @@ def read_rows(
 def rescore(folder: Path, rows: Rows, trust_remote_code: bool = False) -> dict[str, Any]:
     """Score the model in `folder` on `rows` (read_rows). Labels the model has no class for
     count as errors and are listed under `unknown_labels`; a file with none of its classes is
-    refused before any compute (integer ids against named classes, say)."""
+    refused before any compute (integer ids against named classes, say). Texts an export of
+    this project trained on (its `trained_texts.json`) score what it memorised: counted, said,
+    and the others scored apart under `unseen`."""
     classes = model_labels(folder)
     texts, labels, where = rows
     unknown = Counter(label for label in labels if label not in classes)
@@ -91,6 +94,16 @@ def rescore(folder: Path, rows: Rows, trust_remote_code: bool = False) -> dict[s
     predicted = predict_folder(folder, texts, trust_remote_code=trust_remote_code)
     evaluation = score(labels, predicted, classes + sorted(unknown))
     evaluation.update(model=str(folder), data=where, unknown_labels=dict(unknown.most_common()))
+    if (folder / TRAINED_TEXTS_FILE).is_file():  # (a registered version's folder has none)
+        trained = base_trained_texts(str(folder))
+        seen = seen_by_base(texts, trained)
+        if any(seen):
+            log.warning(
+                "%s: %d of %d texts are ones the model trained on (they score what it memorised):"
+                " the others are scored apart as unseen", where, sum(seen), len(texts),
+            )  # fmt: skip
+        evaluation["trained_on"] = sum(seen) if trained.complete else "unknown"
+        evaluation["unseen"] = score_unseen(labels, predicted, classes + sorted(unknown), seen)
     return evaluation
 
 

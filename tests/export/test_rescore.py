@@ -78,6 +78,32 @@ def test_scores_the_file_and_names_labels_the_model_lacks(
     assert json.loads(nested.read_text())["labels"] == [*CLASSES, "art"]
 
 
+def test_texts_the_export_trained_on_are_counted_and_scored_apart(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file cut from the training data (or repeating its texts: the embedded corpus repeats
+    ~58 % of its test texts) was scored as new data without a word, though the export records
+    the texts it trained on."""
+    from automl.export.trained_texts import write_trained_texts
+
+    export = tmp_path / "export"
+    shutil.copytree(model_dir, export)
+    provenance = {"sweep": "s", "trial_id": "t", "base_model": "tiny-bert"}
+    (export / "provenance.json").write_text(json.dumps(provenance))
+    labels = ["food", "sport", "tech", "food"]
+    path = _file(tmp_path, labels)
+    texts = [json.loads(line)["text"] for line in path.read_text().splitlines()]
+    write_trained_texts(export, [texts[0], texts[2].upper()])  # keys ignore case
+    code, stdout, stderr = _run(capsys, str(export), str(path))
+    assert code == 0, stderr
+    headline = json.loads(stdout.strip().splitlines()[-1])
+    assert headline["trained_on"] == 2 and headline["unseen"]["num_examples"] == 2
+    assert "new.jsonl: 2 of 4 texts are ones the model trained on" in stderr
+    assert "new.jsonl texts not in training (2): accuracy" in stderr
+    code, stdout, _ = _run(capsys, str(model_dir), str(path))  # a folder with no such record
+    assert "trained_on" not in json.loads(stdout.strip().splitlines()[-1])
+
+
 def test_a_disk_that_fills_while_scoring_is_one_line(
     model_dir: Path,
     tmp_path: Path,
