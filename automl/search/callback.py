@@ -25,7 +25,7 @@ from automl.search.trial import overrides_from_trial
 from automl.search.warm_start import WarmStart
 from automl.tracking.runs import SweepTracker
 from automl.train import checkpoint
-from automl.train.loop import is_better
+from automl.train.loop import improves
 
 log = logging.getLogger("automl.sweep")
 
@@ -348,13 +348,11 @@ class SweepCallback(Callback):
         """The best value and epoch over `history` (None, 0 when it has none): a trial that
         resumes from a checkpoint older than its record keeps that checkpoint's best weights,
         not those of the epochs it runs again."""
-        best: float | None = None
-        epoch = 0
+        best: dict[str, float] | None = None
         for h in history:
-            value = h.get(self.metric)
-            if value is not None and is_better(value, best, self.mode):
-                best, epoch = value, int(h["epoch"])
-        return best, epoch
+            if improves(h, best, self.metric, self.mode):
+                best = h
+        return (best[self.metric], int(best["epoch"])) if best is not None else (None, 0)
 
     def _track_missing(self, records: Iterable[TrialRecord]) -> None:
         if self.tracker is not None:

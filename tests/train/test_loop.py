@@ -241,13 +241,23 @@ def small_data(
     return prepare(conf, tokenizer)
 
 
-def scripted_evaluate(monkeypatch: pytest.MonkeyPatch, key: str, values: list[float]) -> None:
+def scripted_evaluate(
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    values: list[float],
+    losses: list[float] | None = None,
+) -> None:
+    """The scores of `key` each epoch, and the validation losses (`losses`; the real ones where
+    None), which break ties."""
     real = automl.train.loop.evaluate
     scores = iter(values)
+    val_losses = iter(losses or [])
 
     def fake(*args: Any, **kwargs: Any) -> dict[str, float]:
         metrics = real(*args, **kwargs)
         metrics[key] = next(scores)
+        if losses is not None:
+            metrics["val_loss"] = next(val_losses)
         return metrics
 
     monkeypatch.setattr(automl.train.loop, "evaluate", fake)
@@ -257,13 +267,17 @@ def scripted_evaluate(monkeypatch: pytest.MonkeyPatch, key: str, values: list[fl
     ("metric", "mode", "values", "flags", "best_epoch"),
     [
         ("val_accuracy", "max", [0.5, 0.9, 0.7, 0.9], [True, True, False, False], 2),
+        # the validation losses after `|`: a tie goes to the lower one
+        ("val_accuracy", "max", [0.5, 0.9, 0.7, 0.9, "|", 1.0, 0.6, 0.5, 0.4],
+         [True, True, False, True], 4),
         ("val_loss", "min", [1.0, 0.8, 0.9, 0.7], [True, True, False, True], 4),
         ("val_accuracy", "max", [0.6, math.nan, 0.5, 0.6], [True, False, False, False], 1),
         ("val_f1", "max", [0.2, 0.1, 0.4, 0.3], [True, False, True, False], 3),
         ("val_balanced_accuracy", "max", [0.3, 0.5, 0.4, 0.4], [True, True, False, False], 2),
     ],
-    ids=["max-ties-keep-the-first", "min", "nan-never-best", "macro-f1", "balanced-accuracy"],
-)
+    ids=["max-ties-keep-the-first-at-equal-loss", "max-ties-go-to-the-lower-loss", "min",
+         "nan-never-best", "macro-f1", "balanced-accuracy"],
+)  # fmt: skip
 def test_best_epoch_bookkeeping(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -275,7 +289,10 @@ def test_best_epoch_bookkeeping(
     flags: list[bool],
     best_epoch: int,
 ) -> None:
-    scripted_evaluate(monkeypatch, metric, values)
+    # validation losses: as scripted after `|`, else equal (a tie keeps the earlier epoch)
+    losses = values[5:] if "|" in values else None if metric == "val_loss" else [1.0] * 4
+    values = values[:4]
+    scripted_evaluate(monkeypatch, metric, values, losses)
     recorder = Recorder(tmp_path)
     conf = tiny_config(train__epochs=4)
     result = run_trial(conf, small_data, report=recorder, metric=metric, mode=mode)
@@ -859,3 +876,20 @@ def test_lora_alpha_sets_the_adapters_scaling(alpha: float | None, scaling: floa
         for value in module.scaling.values()
     }
     assert scalings == {scaling}
+
+
+def test_an_epoch_improves_by_the_metric_then_by_the_lower_validation_loss() -> None:
+    """The rule the trial keeps its best epoch by, and the sweep's record of it (callback):
+    the one search/pareto.rank_key ranks trials by."""
+    from automl.train.loop import improves
+
+    best = {"val_accuracy": 0.9, "val_loss": 0.5}
+    assert improves({"val_accuracy": 0.5, "val_loss": 9.0}, None, "val_accuracy", "max")
+    assert improves({"val_accuracy": 0.91, "val_loss": 0.9}, best, "val_accuracy", "max")
+    assert improves({"val_accuracy": 0.9, "val_loss": 0.4}, best, "val_accuracy", "max")
+    assert not improves({"val_accuracy": 0.9, "val_loss": 0.5}, best, "val_accuracy", "max")
+    assert not improves({"val_accuracy": 0.9}, best, "val_accuracy", "max")  # no loss: kept
+    assert not improves({"val_accuracy": 0.89, "val_loss": 0.1}, best, "val_accuracy", "max")
+    assert not improves({"val_accuracy": math.nan, "val_loss": 0.1}, None, "val_accuracy", "max")
+    assert not improves({"val_loss": 0.1}, best, "val_accuracy", "max")  # no score this epoch
+    assert improves({"val_loss": 0.4}, {"val_loss": 0.5}, "val_loss", "min")
