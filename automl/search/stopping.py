@@ -118,6 +118,20 @@ def _best_index(values: Sequence[float | None], mode: str, min_delta: float) -> 
     return best
 
 
+def _kept_index(history: Sequence[Mapping[str, Any]], rule: OverfitRule) -> int:
+    """The index of the epoch a trial keeps as its best (train/loop.improves: the metric, then
+    the lower validation loss)."""
+    from automl.train.loop import improves
+
+    kept, kept_scores = 0, None
+    for i, row in enumerate(history):
+        scores = {"val_loss": _value(row, rule.val_loss_key), rule.metric: _value(row, rule.metric)}
+        known = {k: v for k, v in scores.items() if v is not None}
+        if improves(known, kept_scores, rule.metric, rule.mode):
+            kept, kept_scores = i, known
+    return kept
+
+
 def _kept_falling(losses: Sequence[float | None]) -> bool:
     """True if the known losses never rose step to step and the last is below the first."""
     known = [x for x in losses if x is not None]
@@ -189,8 +203,9 @@ def _patience_reason(
             f"{rule.metric} has not improved{margin} for {counted(n - 1 - start, 'epoch')} "
             f"(best {_fmt(metrics[best] or 0.0)} at epoch {_epoch(history, best)})"
         )
-        if rule.signal == "both":
-            loss_best, loss_now = val_loss[best], val_loss[-1]
+        if rule.signal == "both":  # above the loss of the epoch the trial keeps as its best
+            # (`best` counts patience: with min_delta, the last improvement by more than it)
+            loss_best, loss_now = val_loss[_kept_index(history, rule)], val_loss[-1]
             if loss_best is None or loss_now is None or not loss_now > loss_best:
                 return None
             what += f" and {rule.val_loss_key} rose {_change(loss_best, loss_now)}"

@@ -238,6 +238,22 @@ def test_both_reason_names_the_metric_and_the_loss_rise() -> None:
     )
 
 
+def test_both_compares_the_loss_with_the_epoch_the_trial_keeps() -> None:
+    """Under min_delta the loss was compared with the epoch of the last improvement by more
+    than min_delta (0.60 at epoch 2), not with the best epoch the trial keeps and exports
+    (0.805 at epoch 3, loss 0.40): a rise to 0.55 after it never counted. And of two epochs
+    equal on the metric the trial keeps the lower loss's (train/loop.improves)."""
+    results = _results([0.6, 0.8, 0.805, 0.79], FALLING[:4], [1.0, 0.6, 0.40, 0.55])
+    assert overfit_reason(results, OverfitRule(patience=1, min_delta=0.01, signal="both")) == (
+        "val_accuracy has not improved by more than 0.01 for 2 epochs (best 0.80 at epoch 2) "
+        "and val_loss rose 0.40 -> 0.55 while train_loss fell 0.70 -> 0.40"
+    )
+    tied = _results([0.6, 0.8, 0.8, 0.79], FALLING[:4], [1.0, 0.6, 0.40, 0.50])
+    assert "val_loss rose 0.40 -> 0.50" in str(
+        overfit_reason(tied, OverfitRule(patience=1, signal="both"))
+    )
+
+
 def test_reason_gives_the_digits_that_tell_two_losses_apart() -> None:
     """A rise from 1.1002 to 1.1013 read "rose 1.10 -> 1.10"."""
     results = _results([0.3, 0.35, 0.35], [1.1048, 1.1084, 1.1040], [1.1034, 1.1002, 1.1013])
