@@ -103,3 +103,16 @@ def missing_offline(repo_id: str, repo_type: str = "model") -> str | None:
         return None
     cause = unreachable()
     return f"not in the Hugging Face cache, and {cause}" if cause else None
+
+
+def looks_like_path(name: str) -> bool:
+    """A folder, not a Hub id: `./x`, `/x`, `~/x`, `a/b/c`, anything that exists, and `a/b`
+    whose `a` is a folder here (`models/my-bret`, a typo: named at once, not asked of the Hub,
+    which retries for ~25 s offline)."""
+    first, _, rest = name.partition("/")
+    return (
+        name.startswith((".", "/", "~"))
+        or Path(name).exists()
+        or name.count("/") > 1
+        or (bool(rest) and Path(first).is_dir())
+    )

@@ -23,7 +23,7 @@ import yaml
 from automl.config.schema import DataConfig
 from automl.data.split import stratified_sample, stratified_split
 from automl.data.task import DataError, DataFileMissing, LabeledTexts, TaskData, label_number
-from automl.hub import missing_offline
+from automl.hub import looks_like_path, missing_offline
 
 log = logging.getLogger(__name__)
 
@@ -593,6 +593,8 @@ def _jsonl_rows(path: Path, fmt: str = "data") -> list[tuple[int, dict[str, Any]
                     f"{path}: line {number}: a number of more than 4,300 digits (a corrupted "
                     "id or score?)"
                 ) from None
+            except RecursionError:  # valid JSON nested past Python's stack
+                raise DataError(f"{path}: line {number}: JSON nested too deeply to read") from None
             if not isinstance(row, dict):
                 array = first and line.lstrip().startswith("[")
                 raise DataError(
@@ -616,6 +618,13 @@ def check_hub_dataset(cfg: DataConfig) -> None:
     """A Hub dataset (not a `save_to_disk` folder) neither cached nor reachable: one line in
     seconds, not after huggingface_hub's retries (automl/hub.py)."""
     if not Path(cfg.hf_name).is_dir():
+        if looks_like_path(cfg.hf_name):  # a mistyped save_to_disk folder: not asked of the Hub
+            what = (
+                "a file, not a save_to_disk folder"
+                if Path(cfg.hf_name).exists()
+                else "no such folder"
+            )
+            raise DataError(f"data.hf_name: {cfg.hf_name}: {what}")
         missing = missing_offline(cfg.hf_name, "dataset")
         if missing:
             raise DataError(f"data.hf_name: {cfg.hf_name!r}: {missing}")
@@ -707,8 +716,8 @@ def _read_hf(
         # (a ClassLabel of integers, `class_encode_column`'s "1", "10", "2", names them)
         by_own = not numeric_train or all(n.lstrip("-").isdigit() for n in own)
         decode = (own or names) if names else (own if by_own else [])
-        if not decode:
-            return [str(x) for x in ids]
+        if not decode:  # stripped, as a file's labels are (' pos' and 'pos' were two classes)
+            return [str(x).strip() for x in ids]
         if decode is names and not own and _ids_or_values(names, ids):
             raise DataError(
                 f"{where}: plain integer labels beside the train split's ClassLabel of numbers "
@@ -719,7 +728,7 @@ def _read_hf(
         out = []
         for number, x in enumerate(ids, start=1):
             if isinstance(x, str) and not own:  # plain names beside train's ClassLabel
-                out.append(x)
+                out.append(x.strip())
                 continue
             try:
                 index = operator.index(x)  # numpy and torch ints too (a dataset's set_format)

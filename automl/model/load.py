@@ -13,7 +13,7 @@ from typing import Any
 
 from automl.config.schema import Config, ModelConfig
 from automl.console import first_line
-from automl.hub import missing_offline, weights_missing_offline
+from automl.hub import looks_like_path, missing_offline, weights_missing_offline
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,6 @@ def model_location(cfg: ModelConfig) -> str:
     return str(folder)
 
 
-def _looks_like_path(name: str) -> bool:
-    """A folder, not a Hub id: `./x`, `/x`, `~/x`, `a/b/c`, anything that exists, and `a/b`
-    whose `a` is a folder here (`models/my-bret`, a typo: named at once, not asked of the Hub,
-    which retries for ~25 s offline)."""
-    first, _, rest = name.partition("/")
-    return (
-        name.startswith((".", "/", "~"))
-        or Path(name).exists()
-        or name.count("/") > 1
-        or (bool(rest) and Path(first).is_dir())
-    )
-
-
 def load_model_config(cfg: ModelConfig) -> Any:
     """The transformers config only (no weights): cheap validation before any compute."""
     from transformers import AutoConfig
@@ -79,7 +66,7 @@ def load_model_config(cfg: ModelConfig) -> Any:
     if cfg.source == "tiny":
         return _tiny_config(cfg, vocab_size=TINY_VOCAB_SIZE, num_labels=2, pad_token_id=0)
     where = model_location(cfg)
-    if cfg.source == "pretrained" and _looks_like_path(where):
+    if cfg.source == "pretrained" and looks_like_path(where):
         folder = Path(where).expanduser()
         if not folder.is_dir():
             raise ModelError(f"model.name_or_path: {where}: no such folder")
@@ -90,7 +77,7 @@ def load_model_config(cfg: ModelConfig) -> Any:
         problem = _weights_problem(folder)
         if problem:
             raise ModelError(f"model.name_or_path: {where}: {problem}")
-    if cfg.source == "pretrained" and not _looks_like_path(where):
+    if cfg.source == "pretrained" and not looks_like_path(where):
         missing = missing_offline(where) or weights_missing_offline(
             where, WEIGHT_FILES, _weights_problem
         )

@@ -491,6 +491,22 @@ def test_hf_labels_that_are_lists_or_missing_are_named(tmp_path: Path) -> None:
         load_task_data(DataConfig(source="hf", hf_name=str(tmp_path / "missing")))
 
 
+def test_hf_plain_labels_are_stripped_as_a_file_s_are(tmp_path: Path) -> None:
+    """' pos' in train and 'pos' in validation: "labels not in the training data: ['neg',
+    'pos']", and class names with spaces; a CSV's labels are stripped."""
+    import datasets
+
+    texts = [f"text {i}" for i in range(20)]
+    datasets.DatasetDict({
+        "train": datasets.Dataset.from_dict({"text": texts, "label": [" pos", "neg "] * 10}),
+        "validation": datasets.Dataset.from_dict({"text": texts[:4], "label": ["pos", "neg"] * 2}),
+    }).save_to_disk(str(tmp_path / "spaced"))  # fmt: skip
+    task = load_task_data(
+        DataConfig(source="hf", hf_name=str(tmp_path / "spaced"), hf_val_split="validation")
+    )
+    assert task.label_names == ["neg", "pos"]
+
+
 def test_hf_scores_and_classes_training_never_sees_are_named(tmp_path: Path) -> None:
     """A float label column (a score, no ClassLabel) gets the check a file's labels get (it
     failed on a puzzling split error); a class only a dataset's own validation split holds
@@ -537,12 +553,24 @@ def test_hf_missing_column_is_named(hf_dir: Path) -> None:
         load_task_data(cfg)
 
 
-def test_hf_unloadable_dataset_is_one_line(tmp_path: Path) -> None:
-    cfg = DataConfig(source="hf", hf_name=str(tmp_path / "nothing-here"))
+def test_hf_unloadable_dataset_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mistyped save_to_disk folder was asked of the Hub: "not in the Hugging Face cache, and
+    huggingface.co cannot be reached" sent its user after the network."""
+    monkeypatch.chdir(tmp_path)
+    for name, what in (
+        (str(tmp_path / "nothing-here"), "no such folder"), ("./hf_typo", "no such folder"),
+        ("data/saved/hf", "no such folder"),
+    ):  # fmt: skip
+        with pytest.raises(DataError) as err:
+            load_task_data(DataConfig(source="hf", hf_name=name))
+        assert str(err.value) == f"data.hf_name: {name}: {what}"
+    (tmp_path / "rows.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match=r"^data.hf_name: rows.csv: a file, not a save_to_disk"):
+        load_task_data(DataConfig(source="hf", hf_name="rows.csv"))
+    (tmp_path / "empty").mkdir()  # a folder, but no dataset
     with pytest.raises(DataError) as err:
-        load_task_data(cfg)
-    assert "nothing-here[train]: cannot load" in str(err.value)
-    assert "\n" not in str(err.value)
+        load_task_data(DataConfig(source="hf", hf_name="empty"))
+    assert "empty[train]: cannot load" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_hub_dataset_without_its_config_names_data_hf_config(
@@ -1022,6 +1050,16 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         '{"text": "x", "label": "a"}\n{"text": "y", "label": ' + "1" * 5000 + "}\n",
         {},
         ["line 2: a number of more than 4,300 digits"],
+    ),
+    (  # valid JSON past Python's recursion limit: a RecursionError traceback
+        "jsonl-nested-too-deeply",
+        "deep.jsonl",
+        '{"text": "x", "label": "a"}\n{"text": "y", "label": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}\n",
+        {},
+        ["line 2: JSON nested too deeply to read"],
     ),
     (
         "jsonl-label-object",
