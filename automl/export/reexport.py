@@ -116,7 +116,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
     from automl.data.task import DataError, DataFileMissing
     from automl.export.model_dir import export_checkpoint
     from automl.model.load import check_model
-    from automl.provenance import sweep_provenance
+    from automl.provenance import git_commit, package_versions, sweep_provenance
     from automl.search.summary import best_epoch_scores
     from automl.search.trial import trial_config
 
@@ -180,6 +180,7 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         raise
     fingerprint = data_fingerprint(task)
     check_data_unchanged(sweep_dir, task.label_names, fingerprint, summary["label_names"])
+    trained_with = _sweep_export_record(sweep_dir, conf.sweep.name)
     provenance = sweep_provenance(
         conf,
         trial_id,
@@ -188,7 +189,13 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         summary["num_trials"],
         summary.get("data", ""),
         fingerprint,
+        commit=trained_with.get("git_commit"),
     )
+    if trained_with:  # the code and versions that trained it, as the sweep recorded them; and
+        provenance["versions"] = trained_with.get("versions", provenance["versions"])
+        provenance["reexported_with"] = {  # those that wrote this folder now
+            "git_commit": git_commit(), "versions": package_versions(),
+        }  # fmt: skip
     provenance["best_scores"] = best_epoch_scores(row)  # every metric, for the card
     # how this trial was chosen: by hand (--trial), or as the sweep's own export chose it
     rule = summary.get("export_rule")
@@ -289,6 +296,23 @@ def check_model_settings_unchanged(sweep_dir: Path, model: Any, params: dict[str
             f"model {choice}: {key} is {now[key]!r} now, {then[key]!r} when the sweep trained "
             f"it (its conf/model file changed since?): put it back as it was to export"
         )
+
+
+def _sweep_export_record(sweep_dir: Path, sweep: str) -> dict[str, Any]:
+    """The git commit and package versions the sweep's own export (`best/`) recorded as it
+    ran: a re-export stamped today's, `-dirty` state and all, as the code that trained the
+    model. Empty where the sweep exported nothing readable of this sweep."""
+    from automl.export.portable import export_provenance
+
+    earlier = export_provenance(sweep_dir / "best")
+    if earlier is None or earlier.get("sweep") != sweep:
+        return {}
+    kept = {k: earlier[k] for k in ("git_commit", "versions") if earlier.get(k)}
+    if not isinstance(kept.get("git_commit", ""), str) or not isinstance(
+        kept.get("versions", {}), dict
+    ):
+        return {}  # edited by hand: asked again
+    return kept
 
 
 def _space_file(name_or_path: str) -> str:

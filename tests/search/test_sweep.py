@@ -265,6 +265,19 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
     assert provenances[1]["trained_on"] == provenances[0]["trained_on"] == "cpu"
     for key in ("export_rule", "search_space_sha256"):  # the card says how it was chosen
         assert provenances[1][key] == provenances[0][key], key
+    # the code that trained it, as the sweep recorded it; the code that wrote it now, apart
+    recorded = sweep_dir / "best" / "provenance.json"
+    original = recorded.read_text()
+    try:
+        older = {**provenances[0], "git_commit": "0123abc", "versions": {"torch": "1.0"}}
+        recorded.write_text(json.dumps(older))
+        stamped = json.loads(
+            (reexport(sweep_dir, out_dir=tmp / "stamped") / "provenance.json").read_text()
+        )
+    finally:
+        recorded.write_text(original)
+    assert (stamped["git_commit"], stamped["versions"]) == ("0123abc", {"torch": "1.0"})
+    assert stamped["reexported_with"]["versions"]["torch"] == torch.__version__
     others = [r.trial_id for r in outcome.records if r.trial_id != outcome.summary["best_trial"]]
     with pytest.raises(ExportError, match="keep_checkpoints"):
         reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")
