@@ -409,11 +409,17 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
         allowed = len(names) + trailing
         for number, fields in read:
             _check_fields(fields, names, needed, f"{path}: line {number}", delimiter, allowed)
-        swallowed = _swallowed_rows(read, names.index(columns[1]), needed, delimiter)
+        label_at = names.index(columns[1])
+        suspects = _swallowed_rows(read, label_at, needed, delimiter)
+        swallowed = [(number, count) for number, count, rows in suspects if rows >= 2]
+        strict = not suspects or _strictly_quoted(path, delimiter, spaced)
         # texts holding lines like rows (tables, logs) in a file quoted by CSV's rules, two or
         # more of them, are data; one alone is a stray quote, closed by a later text's own
-        # quote (`6",neg`, an inch mark, follows the rules too)
-        if swallowed and (len(swallowed) < 2 or not _strictly_quoted(path, delimiter, spaced)):
+        # quote (`6",neg`, an inch mark, follows the rules too). In a file that breaks the
+        # rules (`6" screen`), one row read into a text is a stray quote too.
+        if not strict and not swallowed:
+            swallowed = [(number, count) for number, count, _ in suspects]
+        if swallowed and (len(swallowed) < 2 or not strict):
             number, count = swallowed[0]
             raise DataError(
                 f"{path}: line {number}: a quote opened here runs over {count} lines that "
@@ -427,8 +433,31 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
                 "%s: %d quoted texts hold lines that read as rows of the file (lines %s%s): "
                 "read as texts, as the file quotes them", path, len(swallowed), where, more,
             )  # fmt: skip
+        if names.index(columns[0]) < label_at:
+            _check_label_shift(read, label_at, f"{path}", delimiter)
     width = len(names)
     return [(n, dict(zip(names, f + [""] * (width - len(f)), strict=False))) for n, f in read]
+
+
+def _check_label_shift(
+    read: list[tuple[int, list[str]]], label_at: int, path: str, sep: str
+) -> None:
+    """`hello, world,pos` under `text,label,notes` has the header's field count: `world` became
+    a class of one row and `pos` a note. A label no other row has, followed by a field that
+    is a label of the file's other rows, is one line."""
+    counts = Counter(f[label_at].strip() for _, f in read if len(f) > label_at)
+    for number, fields in read:
+        label = fields[label_at].strip() if len(fields) > label_at else ""
+        if counts[label] != 1 or "\n" in label:
+            continue
+        after = [f.strip() for f in fields[label_at + 1 :]]
+        known = next((f for f in after if counts.get(f, 0) > 1), None)
+        if known is not None:
+            raise DataError(
+                f"{path}: line {number}: label {label!r} is on no other row, and {known!r}, "
+                f"another row's label, follows it (a {_name(sep)} inside the text? put the text "
+                "in double quotes)"
+            )
 
 
 def _quoted_after_space(header: str, delimiter: str) -> bool:
@@ -450,13 +479,14 @@ def _strictly_quoted(path: Path, delimiter: str, spaced: bool) -> bool:
 
 def _swallowed_rows(
     read: list[tuple[int, list[str]]], label_at: int, needed: int, sep: str
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int]]:
     """A stray opening quote (`"Best phone ever<TAB>pos`, a naive export) ran on to the next
     quote: the rows between became one text. A quoted field over several lines is fine; one
     whose inner lines are rows of their own, two or more and each with a label the file uses,
     is a swallow (the first line is the stray row's rest: a row where the label follows the
     text; the last is cut by the closing quote). One swallowed row alone goes unseen: a text's
-    line ending in `, yes` would look the same. The suspects: (the line, its lines count)."""
+    line ending in `, yes` would look the same, in a file that follows CSV's quoting rules. The
+    suspects: (the line, its lines count, how many of them read as rows)."""
     labels = {f[label_at].strip() for _, f in read if len(f) > label_at and "\n" not in f[label_at]}
     labels.discard("")  # a missing label is its own error
 
@@ -472,8 +502,8 @@ def _swallowed_rows(
             # label is still to come; the last is cut by the closing quote
             rest = [(inner[0], column)] if inner and column <= label_at else []
             whole = rest + [(line, 0) for line in inner[1:-1]]
-            if len(whole) >= 2 and all(is_row(line, start) for line, start in whole):
-                suspects.append((number, len(inner)))
+            if whole and all(is_row(line, start) for line, start in whole):
+                suspects.append((number, len(inner), len(whole)))
     return suspects
 
 

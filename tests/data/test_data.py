@@ -943,6 +943,30 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
         {"source": "csv"},
         ["line 22: a quote opened here runs over 3 lines that read as rows of their own (a stray"],
     ),
+    (  # one row swallowed by a stray quote in a file that breaks CSV's rules (`6" screen`):
+        # the row and the next merged into one text, labelled by the next (19 rows loaded)
+        "stray-quote-swallowing-one-row",
+        "stray_one.csv",
+        "text,label\n"
+        + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(5))
+        + '"Best phone ever,a\n6" screen,b\n'
+        + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(5, 18)),
+        {},
+        ["line 7: a quote opened here runs over 2 lines that read as rows of their own (a stray"],
+    ),
+    (  # `text,label,notes` and a comma in a text: the header's field count, the label shifted
+        # into the notes and the text's second half a class of one row
+        "comma-in-text-shifting-the-label-into-a-later-column",
+        "notes.csv",
+        "text,label,notes\n"
+        + "".join(f"row {i},{'ab'[i % 2]}\n" for i in range(20))
+        + "hello, world,a\n",
+        {},
+        [
+            "line 22: label 'world' is on no other row, and 'a', another row's label, follows it "
+            "(a comma inside the text? put the text in double quotes)"
+        ],
+    ),
     (  # the stray quote in a middle column (an id first): its first line is a row's end
         "stray-quote-after-an-id-column",
         "ids.csv",
