@@ -54,7 +54,7 @@ def redact(text: str) -> str:
 def masked_line(err: BaseException, limit: int = 300) -> str:
     """An error's first line for a log or a one-line error: cut, and any URI it quotes masked
     (an HTTP store's errors quote its URL, password and all)."""
-    return redact(first_line(err, limit))
+    return redact(first_line(err))[:limit]  # cut after: a cut password escapes the pattern
 
 
 def redact_values(value: Any) -> Any:

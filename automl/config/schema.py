@@ -121,7 +121,7 @@ class TrainConfig:
     class_weights: str = "none"
     # The epoch's sample, as many draws as training examples: natural (every example once) |
     # sqrt (class share ∝ n_c^1/2) | balanced (equal shares), oversampled classes with replacement.
-    # Default sqrt: on the embedded task (21 topics, one of them 47.5 %) it raised test macro-F1
+    # Default sqrt: on the embedded task (21 topics, one of them 48.5 %) it raised test macro-F1
     # from 0.187 to 0.489 and test accuracy from 0.768 to 0.825 (means of 3 seeds, one trial
     # each; benchmarks/results/imbalance.md).
     sampling: str = "sqrt"

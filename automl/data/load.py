@@ -443,16 +443,16 @@ def _check_label_shift(
     read: list[tuple[int, list[str]]], label_at: int, path: str, sep: str
 ) -> None:
     """`hello, world,pos` under `text,label,notes` has the header's field count: `world` became
-    a class of one row and `pos` a note. A label no other row has, followed by a field that
-    is a label of the file's other rows, is one line."""
-    counts = Counter(f[label_at].strip() for _, f in read if len(f) > label_at)
-    for number, fields in read:
-        label = fields[label_at].strip() if len(fields) > label_at else ""
-        if counts[label] != 1 or "\n" in label:
-            continue
-        after = [f.strip() for f in fields[label_at + 1 :]]
-        known = next((f for f in after if counts.get(f, 0) > 1), None)
-        if known is not None:
+    a class of one row and `pos` a note. A label no other row has, followed by another row's
+    label in the next column, is one line; unless that column holds labels on the rows of
+    common classes too (a prediction, a domain named like an intent, numbers): its own data."""
+    labels = [f[label_at].strip() if len(f) > label_at else "" for _, f in read]
+    after = [f[label_at + 1].strip() if len(f) > label_at + 1 else "" for _, f in read]
+    counts = Counter(labels)
+    if any(counts[own] > 1 and next_ in counts for own, next_ in zip(labels, after, strict=True)):
+        return  # the column holds labels: its own data, not a shift
+    for (number, _), label, known in zip(read, labels, after, strict=True):
+        if label and "\n" not in label and counts[label] == 1 and known and counts[known] > 1:
             raise DataError(
                 f"{path}: line {number}: label {label!r} is on no other row, and {known!r}, "
                 f"another row's label, follows it (a {_name(sep)} inside the text? put the text "

@@ -280,6 +280,14 @@ def table_lines(evaluation: dict[str, Any], name: str = "test") -> list[str]:
         f"balanced accuracy {evaluation['balanced_accuracy']:.4f} · "
         f"{evaluation['num_examples']} texts"
     )
+    only = _predicted_only(evaluation)
+    if only:  # their F1 of 0 each pulls macro-F1 below what accuracy suggests: said
+        present = sum(row["support"] > 0 for row in evaluation["per_class"])
+        lines.append(
+            f"macro-F1 over {present + len(only)} classes: {present} in the data, "
+            f"{len(only)} only predicted, an F1 of 0 each ({', '.join(only[:5])}"
+            f"{', ...' if len(only) > 5 else ''})"
+        )
     unseen = evaluation.get("unseen", {})
     if unseen.get("num_examples"):
         lines.append(
@@ -287,6 +295,19 @@ def table_lines(evaluation: dict[str, Any], name: str = "test") -> list[str]:
             f"{unseen['accuracy']:.4f} · macro-F1 {unseen['macro_f1']:.4f}"
         )
     return lines
+
+
+def _predicted_only(evaluation: dict[str, Any]) -> list[str]:
+    """The classes predicted for some text but in none of the data's labels."""
+    matrix = evaluation.get("confusion_matrix") or []
+    rows = evaluation["per_class"]
+    if len(matrix) != len(rows):
+        return []
+    return [
+        row["label"]
+        for i, row in enumerate(rows)
+        if row["support"] == 0 and sum(line[i] for line in matrix) > 0
+    ]
 
 
 def record_in_export(folder: Path, evaluation: dict[str, Any], conf: Any) -> None:

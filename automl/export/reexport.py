@@ -189,13 +189,12 @@ def reexport(sweep_dir: Path, trial_id: str | None = None, out_dir: Path | None 
         summary["num_trials"],
         summary.get("data", ""),
         fingerprint,
-        commit=trained_with.get("git_commit"),
+        commit=trained_with.get("git_commit", "unknown"),
     )
-    if trained_with:  # the code and versions that trained it, as the sweep recorded them; and
-        provenance["versions"] = trained_with.get("versions", provenance["versions"])
-        provenance["reexported_with"] = {  # those that wrote this folder now
-            "git_commit": git_commit(), "versions": package_versions(),
-        }  # fmt: skip
+    # the code and versions that trained it, as the sweep's export recorded them ("unknown"
+    # without that record); those that wrote this folder now, apart
+    provenance["versions"] = trained_with.get("versions", {})
+    provenance["reexported_with"] = {"git_commit": git_commit(), "versions": package_versions()}
     provenance["best_scores"] = best_epoch_scores(row)  # every metric, for the card
     # how this trial was chosen: by hand (--trial), or as the sweep's own export chose it
     rule = summary.get("export_rule")

@@ -234,7 +234,7 @@ def reproduce(
     if not 0 < epoch <= len(result.history):  # (a diverged re-run stops early)
         raise ReproduceError(
             f"{path}: the re-run stopped after epoch {len(result.history)}{stopped}, before the "
-            f"recorded epoch {epoch}"
+            + (f"recorded epoch {epoch}" if epoch > 0 else "first epoch")
         )
     if stopped:
         log.warning("the re-run stopped after epoch %d%s", len(result.history), stopped)

@@ -192,8 +192,14 @@ class SweepCallback(Callback):
         epoch = int(result.get("epoch", len(record.history) + 1))
         record.history = [h for h in record.history if h["epoch"] < epoch]  # a retry replays
         record.history.append({k: float(result[k]) for k in EPOCH_KEYS if k in result})
-        # judged over the epochs kept: a replayed epoch's first run may have been the best
-        record.best_value, record.best_epoch = self._best_of(record.history)
+        # the trial's own best epoch (whose weights it keeps and exports; a checkpoint written
+        # before 2026-12-07 kept the earlier of two equal epochs), else judged over the epochs
+        # kept: a replayed epoch's first run may have been the best
+        kept = next((h for h in record.history if h["epoch"] == result.get("best_epoch")), None)
+        if kept is not None and kept.get(self.metric) is not None:
+            record.best_value, record.best_epoch = kept[self.metric], int(kept["epoch"])
+        else:
+            record.best_value, record.best_epoch = self._best_of(record.history)
         record.node_ip = str(result.get("node_ip", record.node_ip))
         record.node_id = str(result.get("node_id", record.node_id))
         record.gpu_ids = str(result.get("gpu_ids", record.gpu_ids))

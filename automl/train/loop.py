@@ -396,6 +396,7 @@ def end_epoch(
         best_value, best_epoch = metrics[metric], epoch
         state.best_state = trainable_state(state.model)
     metrics[f"best_{metric}"] = best_value if best_value is not None else float("nan")
+    metrics["best_epoch"] = float(best_epoch)  # the epoch whose weights it keeps: the record's
     state.progress = checkpoint.Progress(
         epoch, history, best_value, best_epoch, dict(state.rng.bit_generator.state)
     )

@@ -558,6 +558,15 @@ def test_cli_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []  # nothing written where it ran
 
 
+def test_an_errors_line_is_masked_before_it_is_cut() -> None:
+    """Cut at 300 characters first, a URI's password cut before its "@" escaped the mask."""
+    from automl.provenance import masked_line
+
+    err = RuntimeError("x" * 270 + " postgresql://alice:s3cr3tpassword@db.example/mlflow")
+    line = masked_line(err)
+    assert "s3cr3t" not in line and len(line) == 300 and line.startswith("x" * 270)
+
+
 def test_secrets_in_the_tracking_uri_are_redacted() -> None:
     from automl.provenance import redact
 

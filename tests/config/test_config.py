@@ -359,7 +359,6 @@ def test_pruner_and_sampler_settings_the_chosen_ones_never_read_are_warned() -> 
     # an experiment's settings for its own pruner, another picked on the command line
     assert unread_search_settings(compose_cfg("experiment=overfit", "pruner=none")) == [
         "pruner.grace_period=2 is not read when pruner.name=none",
-        "pruner.patience=2 is not read when pruner.name=none",
     ]
     assert unread_search_settings(compose_cfg("sampler=qmc", "sampler.n_startup_trials=9")) == [
         "sampler.n_startup_trials=9 is not read when sampler.name=qmc: every trial is drawn "

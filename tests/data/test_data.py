@@ -1095,6 +1095,19 @@ BAD_DATA: list[tuple[str, str, str | None, dict[str, Any], list[str]]] = [
 ]
 
 
+def test_a_class_of_one_row_beside_a_column_of_labels_loads(tmp_path: Path) -> None:
+    """The label-shift check refused a file whose next column holds labels of its own (a
+    model's prediction, a domain named like an intent), a class of one row among them."""
+    rows = [f"row {i},{'ab'[i % 2]},{'ba'[i % 3 == 0]}\n" for i in range(20)]
+    path = tmp_path / "predicted.csv"
+    path.write_text("text,label,prediction\n" + "".join(rows) + "rare one,c,a\n")
+    task = load_task_data(DataConfig(source="csv", path=str(path), test_fraction=0))
+    assert task.label_names == ["a", "b", "c"]
+    notes = tmp_path / "notes.csv"  # an empty notes column beside missing labels: not blamed
+    notes.write_text("text,label,notes\n" + "".join(f"row {i},{'ab'[i % 2]},\n" for i in range(20)))
+    assert load_task_data(DataConfig(source="csv", path=str(notes), test_fraction=0))
+
+
 def test_rows_of_separators_alone_are_skipped_and_said(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -54,6 +54,18 @@ def test_score_matches_hand_counts() -> None:
     assert table_lines(result)[-1].startswith("test: accuracy 0.6667")
 
 
+def test_classes_only_predicted_are_named_beside_macro_f1() -> None:
+    """A file of 2 of the model's classes, a third predicted now and then: macro-F1 0.44
+    beside accuracy 0.67 with nothing to say why."""
+    result = score(["food", "food", "sports"], ["food", "weather", "sports"], LABELS)
+    assert table_lines(result)[-1] == (
+        "macro-F1 over 3 classes: 2 in the data, 1 only predicted, an F1 of 0 each (weather)"
+    )
+    assert not any(
+        "only predicted" in line for line in table_lines(score(["food"], ["food"], LABELS))
+    )
+
+
 def test_classes_named_like_the_reports_summary_rows_get_their_own_scores() -> None:
     """sklearn's report dict files the overall accuracy under "accuracy" and the averages
     under "macro avg": a class of that name crashed the test scoring (after the export) or

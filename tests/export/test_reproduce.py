@@ -42,9 +42,13 @@ def test_fingerprint_ignores_order_but_not_content_labels_or_splits() -> None:
     assert fingerprint_mismatch(base, base) is None
     # the rows whatever their split: a row moved keeps them, a row changed does not
     moved = data_fingerprint(_task([("a", 0)], [("c", 0), ("b", 1)]))
-    assert moved["rows_sha256"] == base["rows_sha256"] != base["sha256"]
+    assert moved["rows_sha256"] == base["rows_sha256"] and moved["sha256"] != base["sha256"]
     relabelled = data_fingerprint(_task([("a", 0), ("b", 0)], [("c", 0)]))
     assert relabelled["rows_sha256"] != base["rows_sha256"]
+    # a record from before rows_sha256 (2026-12-07, the corpus's loader mended) says so
+    older = {k: v for k, v in base.items() if k != "rows_sha256"}
+    assert "reads 71 rows fewer since 2026-12-07" in str(fingerprint_mismatch(older, moved))
+    assert "2026-12-07" not in str(fingerprint_mismatch(base, moved))
 
 
 def test_portable_paths(tmp_path: Path) -> None:
@@ -164,19 +168,23 @@ def test_reproduce_matches_then_refuses_changed_data(
     assert stop.value.code == 1 and not json.loads(captured.out)["matches"]
     assert "the trial trained on a GPU" in captured.err
 
+    original = Path("easy.csv").read_text()  # put back: the module's other tests read it
     rows = list(csv.DictReader(Path("easy.csv").open()))
     rows[0]["label"] = next(r["label"] for r in rows if r["label"] != rows[0]["label"])
-    with Path("easy.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    with pytest.raises(DataError, match="does not match the fingerprint"):
-        reproduce(provenance)
-    with pytest.raises(SystemExit) as stop:
-        reproduce_main([str(provenance)])
-    assert stop.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()
-    assert error[-1].startswith("error: easy.csv: data does not match the fingerprint")
+    try:
+        with Path("easy.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+            writer.writeheader()
+            writer.writerows(rows)
+        with pytest.raises(DataError, match="does not match the fingerprint"):
+            reproduce(provenance)
+        with pytest.raises(SystemExit) as stop:
+            reproduce_main([str(provenance)])
+        assert stop.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert error[-1].startswith("error: easy.csv: data does not match the fingerprint")
+    finally:
+        Path("easy.csv").write_text(original)
 
 
 def test_a_changed_base_model_folder_is_refused(

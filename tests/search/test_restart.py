@@ -397,6 +397,22 @@ def test_an_epoch_run_again_from_an_older_checkpoint_is_judged_again() -> None:
     assert [h["val_accuracy"] for h in record.history] == [0.6, 0.7, 0.65]
 
 
+def test_the_record_takes_the_best_epoch_the_trial_reports() -> None:
+    """A trial resumed from a checkpoint written before 2026-12-07 keeps the earlier of two
+    equal epochs (epoch 2); the record, judging the history by today's tie rule, named epoch
+    3: the summary and the card described an epoch whose weights were not exported."""
+    callback = _callback(OverfitStopper(OverfitRule()))
+    trial = SimpleNamespace(trial_id="t1", config={}, last_result={}, checkpoint=None)
+    for epoch, accuracy, loss, best in ((1, 0.6, 1.0, 1), (2, 0.8, 0.6, 2), (3, 0.8, 0.5, 2)):
+        result = {"epoch": epoch, "val_accuracy": accuracy, "train_loss": 1.0, "val_loss": loss,
+                  "best_epoch": float(best)}  # fmt: skip
+        callback.on_trial_result(epoch, [], trial, result)
+    assert (callback.records["t1"].best_value, callback.records["t1"].best_epoch) == (0.8, 2)
+    result = {"epoch": 4, "val_accuracy": 0.9, "train_loss": 1.0, "val_loss": 0.5}
+    callback.on_trial_result(4, [], trial, result)  # no best_epoch reported: judged here
+    assert callback.records["t1"].best_epoch == 4
+
+
 def test_a_resumed_sweeps_wall_time_counts_every_sitting(tmp_path: Path) -> None:
     """summary.json's and MLflow's wall_s covered the last sitting only: a 3-hour sweep
     resumed to export again said 40 s beside all its trial-epochs."""

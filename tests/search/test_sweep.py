@@ -278,6 +278,16 @@ def test_reexport_gives_the_same_model(smoke: tuple[Config, SweepOutcome, Path])
         recorded.write_text(original)
     assert (stamped["git_commit"], stamped["versions"]) == ("0123abc", {"torch": "1.0"})
     assert stamped["reexported_with"]["versions"]["torch"] == torch.__version__
+    # without the sweep's own record: unknown, not today's code named as the trainer
+    shutil.move(sweep_dir / "best", tmp / "best-aside")
+    try:
+        bare = json.loads(
+            (reexport(sweep_dir, out_dir=tmp / "bare") / "provenance.json").read_text()
+        )
+    finally:
+        shutil.move(tmp / "best-aside", sweep_dir / "best")
+    assert (bare["git_commit"], bare["versions"]) == ("unknown", {})
+    assert bare["reexported_with"]["versions"]["torch"] == torch.__version__
     others = [r.trial_id for r in outcome.records if r.trial_id != outcome.summary["best_trial"]]
     with pytest.raises(ExportError, match="keep_checkpoints"):
         reexport(sweep_dir, trial_id=others[0], out_dir=tmp / "other")

@@ -173,10 +173,14 @@ def test_easy_task_is_learned(easy_run: tuple[PreparedData, TrialResult, Recorde
     assert result.train_samples_per_s > 0
 
 
-def test_best_epoch_is_the_first_best(easy_run: tuple[PreparedData, TrialResult, Recorder]) -> None:
+def test_best_epoch_is_the_best_then_the_lowest_loss(
+    easy_run: tuple[PreparedData, TrialResult, Recorder],
+) -> None:
+    """The best accuracy; of epochs equal on it, the lowest validation loss (the easy data
+    reaches 1.0 in several epochs), then the first."""
     _, result, _ = easy_run
-    accuracies = [h["val_accuracy"] for h in result.history]
-    assert result.best_epoch == int(np.argmax(accuracies)) + 1
+    ranked = [(-h["val_accuracy"], h["val_loss"], h["epoch"]) for h in result.history]
+    assert result.best_epoch == min(ranked)[2]
     assert result.best is result.history[result.best_epoch - 1]
     assert result.best["epoch"] == result.best_epoch
     assert [h["epoch"] for h in result.history] == [1.0, 2.0, 3.0, 4.0]
@@ -190,10 +194,12 @@ def test_report_is_called_once_per_epoch_with_is_best_on_improvements(
     assert [m["val_accuracy"] for m, _ in recorder.calls] == [
         h["val_accuracy"] for h in result.history
     ]
-    running_best = -1.0
+    best: tuple[float, float] = (-1.0, math.inf)  # accuracy, then the lower loss
     for metrics, is_best in recorder.calls:
-        assert is_best == (metrics["val_accuracy"] > running_best)
-        running_best = max(running_best, metrics["val_accuracy"])
+        score = (metrics["val_accuracy"], -metrics["val_loss"])
+        assert is_best == (score > (best[0], -best[1]))
+        if is_best:
+            best = (metrics["val_accuracy"], metrics["val_loss"])
     assert recorder.calls[0][1] is True
 
 
@@ -696,7 +702,7 @@ def test_minilm_lora_beats_the_majority_class_in_one_epoch(tokenizer: Any) -> No
     conf = to_config(
         Config(
             model=ModelConfig(),  # model=minilm, the packaged all-MiniLM-L6-v2
-            data=DataConfig(max_examples=400),
+            data=DataConfig(max_examples=600),  # 400 stayed at the majority share (2026-12-07)
             train=TrainConfig(
                 learning_rate=2e-3,
                 epochs=1,
