@@ -191,7 +191,7 @@ tr.best { background: #e6f4e6; font-weight: bold; }
 tr.pruned_overfit td.status { color: #b00; } tr.pruned_overfit { background: #fbeaea; }
 tr.stopped_early td.status { color: #b60; } tr.stopped_early { background: #fdf3e6; }
 tr.stopped_budget .badge { background: #86a; } tr.stopped_budget td.status { color: #649; }
-tr.failed { background: #eee; color: #777; }
+tr.failed { background: #eee; color: #777; } tr.diverged .badge { background: #555; }
 img { max-width: 100%; border: 1px solid #eee; }
 .note { background: #fff8dc; border-left: 4px solid #e0c050; padding: 0.5em 1em; }
 .caption { color: #555; font-size: 0.9em; }
@@ -202,6 +202,7 @@ BADGES = {
     "pruned_overfit": "PRUNED",
     "stopped_early": "STOPPED",
     "stopped_budget": "BUDGET",
+    "diverged": "DIVERGED",
     "failed": "FAILED",
 }
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STOPPED = ("pruned_overfit", "stopped_early", "stopped_budget")  # ended before their last epoch
+# ended before their last epoch
+STOPPED = ("pruned_overfit", "stopped_early", "stopped_budget", "diverged")
 
 
 STATUS_COLOURS = {
@@ -16,6 +17,7 @@ STATUS_COLOURS = {
     "pruned_overfit": "#d62728",
     "stopped_early": "#ff7f0e",
     "stopped_budget": "#9467bd",
+    "diverged": "#8c564b",
     "failed": "#7f7f7f",
 }
 

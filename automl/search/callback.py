@@ -2,7 +2,8 @@
 
 Every trial ends with a status saying why: `completed`, `pruned_overfit` (the overfit stopper),
 `stopped_early` (ASHA stopped it before its last epoch), `stopped_budget` (the sweep's time budget
-ran out while it ran; its best epoch still counts), or `failed`.
+ran out while it ran; its best epoch still counts), `diverged` (a non-finite loss after at least one
+scored epoch: that best epoch still counts, as a stopped trial's does), or `failed`.
 """
 
 from __future__ import annotations
@@ -247,7 +248,7 @@ class SweepCallback(Callback):
         if record.status != "running":  # ended before a kill; Ray restarted it to close it
             return
         record.checkpoint = _checkpoint_path(trial)
-        record.status, record.reason = "failed", _error_line(trial)
+        record.status, record.reason = _error_status(record, _error_line(trial))
         self._finish(record)
 
     def close_unfinished(self, ended: list[RayTrialEnd], budget_s: float | None) -> None:
@@ -271,7 +272,7 @@ class SweepCallback(Callback):
                 outcome, ended_before = checkpoint.read_outcome(folder), checkpoint.is_slim(folder)
                 record.checkpoint = str(folder)
             if end.error:
-                record.status, record.reason = "failed", end.error
+                record.status, record.reason = _error_status(record, end.error)
             elif outcome is not None or ended_before:  # (slimmed without an outcome: older)
                 record.status, record.reason = self._end_status(record, outcome)
             else:
@@ -482,6 +483,15 @@ def _fmt_params(params: dict[str, Any]) -> str:
         f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
         for k, v in params.items()
     )
+
+
+def _error_status(record: TrialRecord, error: str) -> tuple[str, str]:
+    """(status, reason) of a trial that ended in an error: `diverged` where a non-finite loss
+    ended it after a scored epoch, whose weights its last checkpoint holds (a learning rate at
+    the edge of its range may peak, then diverge: that peak was dropped from the sweep, never
+    exported), else `failed`."""
+    scored = record.best_value is not None and record.best_epoch > 0
+    return ("diverged" if scored and "TrialDiverged" in error else "failed"), error
 
 
 def _error_line(trial: Any) -> str:

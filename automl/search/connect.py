@@ -98,6 +98,18 @@ def connection_error(address: str, err: Exception) -> ConfigError:
             "config: ray.address: auto, but no Ray cluster runs on this machine (start one with "
             "`ray start --head`, or leave ray.address empty for a private one)"
         )
+    text = " ".join(str(err).split())  # Ray's version mismatch names the versions on later lines
+    if "No node info found" in text:  # (after Ray's 60 s of looking for a raylet here)
+        return ConfigError(
+            f"config: ray.address: {address}: this machine is not a node of that cluster (a "
+            "driver runs on one): run the sweep on a node (`ray start --address=...` here "
+            "first), or submit it with `ray job submit`"
+        )
+    if text.startswith("Version mismatch"):
+        return ConfigError(
+            f"config: ray.address: {address}: {text[:400]} (run the cluster's Ray and Python "
+            "versions here)"
+        )
     first = first_line(err).rstrip(".")
     if address == "auto":  # e.g. several clusters run here: Ray's own words say which
         return ConfigError(f"config: ray.address: auto: {first}")

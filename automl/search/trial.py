@@ -32,9 +32,10 @@ from automl.train.loop import TrialResult, forward_size, run_trial, settle_batch
 
 
 class TrialDiverged(RuntimeError):
-    """A non-finite loss: the trial is marked failed. Ray retries a failed trial (up to
-    sweep.max_failures); on a CPU the same seed from the same checkpoint diverges again,
-    exactly, so a retry of a trial that diverged there ends at once, without training."""
+    """A non-finite loss: the trial is marked `diverged` where an epoch before it was scored
+    (that epoch's weights, in its last checkpoint, still count), else failed. Ray retries it
+    (up to sweep.max_failures); on a CPU the same seed from the same checkpoint diverges
+    again, exactly, so a retry of a trial that diverged there ends at once, without training."""
 
 
 # In the Ray experiment's folder (shared storage on a cluster: a retry may run on another

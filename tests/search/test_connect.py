@@ -102,6 +102,19 @@ def test_ray_refusing_to_join_is_one_line_with_what_to_do() -> None:
     assert "RAY_AUTH_MODE=token" in message  # the usual cause since Ray 2.60
     none_running = ConnectionError("Could not find any running Ray instance. Please ...")
     assert "no Ray cluster runs on this machine" in str(connection_error("auto", none_running))
+    outside = RuntimeError("No node info found matching attributes: '' ...")  # no raylet here
+    assert str(connection_error("10.0.0.1:6379", outside)) == (
+        "config: ray.address: 10.0.0.1:6379: this machine is not a node of that cluster (a "
+        "driver runs on one): run the sweep on a node (`ray start --address=...` here first), "
+        "or submit it with `ray job submit`"
+    )
+    mismatch = RuntimeError(
+        "Version mismatch: The cluster was started with:\n    Ray: 2.59.0\n    Python: 3.10.4\n"
+        "This process on node 10.0.0.2 was started with:\n    Ray: 2.60.0\n    Python: 3.11.7\n"
+    )
+    message = str(connection_error("auto", mismatch))
+    assert "Ray: 2.59.0 Python: 3.10.4" in message and "Ray: 2.60.0" in message
+    assert "\n" not in message and "RAY_AUTH_MODE" not in message
     several = ConnectionError("Found multiple active Ray instances: {'a', 'b'}. Please ...")
     assert str(connection_error("auto", several)).startswith(
         "config: ray.address: auto: Found multiple active Ray instances: {'a', 'b'}"

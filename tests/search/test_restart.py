@@ -413,6 +413,39 @@ def test_the_record_takes_the_best_epoch_the_trial_reports() -> None:
     assert callback.records["t1"].best_epoch == 4
 
 
+def test_a_trial_diverging_after_a_scored_epoch_keeps_it() -> None:
+    """A learning rate at the edge of its range peaked, then diverged: the trial was `failed`
+    and its best epoch, whose weights its last checkpoint holds, was never exported."""
+    from automl.search.pareto import choose_export
+
+    callback = _callback(OverfitStopper(OverfitRule()))
+    error = "automl.search.trial.TrialDiverged: non-finite training loss (nan) in epoch 3"
+    peaked = SimpleNamespace(trial_id="t1", config={}, last_result={}, checkpoint=None,
+                             error_file=None, error_msg=error)  # fmt: skip
+    steady = SimpleNamespace(trial_id="t2", config={}, last_result={}, checkpoint=None)
+    for trial, accuracies in ((peaked, (0.6, 0.9)), (steady, (0.7, 0.8))):
+        for epoch, accuracy in enumerate(accuracies, start=1):
+            result = {"epoch": epoch, "val_accuracy": accuracy, "train_loss": 1.0, "val_loss": 1.0}
+            callback.on_trial_result(epoch, [], trial, result)
+    callback.on_trial_error(3, [], peaked)
+    record = callback.records["t1"]
+    assert (record.status, record.best_value, record.best_epoch) == ("diverged", 0.9, 2)
+    assert record.reason == error
+    assert choose_export([r for r in callback.records.values()], "max").trial_id == "t1"
+    # diverged in its first epoch: nothing scored, failed
+    early = error.replace("epoch 3", "epoch 1")
+    first = SimpleNamespace(trial_id="t3", config={}, last_result={}, checkpoint=None,
+                            error_file=None, error_msg=early)  # fmt: skip
+    callback.on_trial_start(0, [], first)
+    callback.on_trial_error(1, [], first)
+    assert callback.records["t3"].status == "failed"
+    other = SimpleNamespace(trial_id="t4", config={}, last_result={}, checkpoint=None,
+                            error_file=None, error_msg="RuntimeError: CUDA error")  # fmt: skip
+    callback.on_trial_result(1, [], other, {"epoch": 1, "val_accuracy": 0.95, "val_loss": 1.0})
+    callback.on_trial_error(2, [], other)  # another error after a scored epoch: failed
+    assert callback.records["t4"].status == "failed"
+
+
 def test_a_resumed_sweeps_wall_time_counts_every_sitting(tmp_path: Path) -> None:
     """summary.json's and MLflow's wall_s covered the last sitting only: a 3-hour sweep
     resumed to export again said 40 s beside all its trial-epochs."""
