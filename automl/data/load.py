@@ -449,8 +449,12 @@ def _check_label_shift(
     labels = [f[label_at].strip() if len(f) > label_at else "" for _, f in read]
     after = [f[label_at + 1].strip() if len(f) > label_at + 1 else "" for _, f in read]
     counts = Counter(labels)
-    if any(counts[own] > 1 and next_ in counts for own, next_ in zip(labels, after, strict=True)):
-        return  # the column holds labels: its own data, not a shift
+    holding = sum(
+        counts[own] > 1 and bool(next_) and next_ in counts
+        for own, next_ in zip(labels, after, strict=True)
+    )
+    if holding >= 2:  # the column holds labels on common classes' rows: its own data
+        return
     for (number, _), label, known in zip(read, labels, after, strict=True):
         if label and "\n" not in label and counts[label] == 1 and known and counts[known] > 1:
             raise DataError(

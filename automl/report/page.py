@@ -310,8 +310,9 @@ def render_html(
         "<h2>Trials</h2>",
         trial_table(summary),
         '<p class="caption">★ the trial chosen for export · PRUNED: stopped for overfitting · '
-        "STOPPED: stopped early by ASHA · BUDGET: cut short by the sweep's time budget · FAILED: "
-        "an error or a diverged loss; hover a status for the reason.</p>",
+        "STOPPED: stopped early by ASHA · BUDGET: cut short by the sweep's time budget · "
+        "DIVERGED: a non-finite loss after a scored epoch (its best epoch counts) · FAILED: an "
+        "error, or a loss diverged in the first epoch; hover a status for the reason.</p>",
         *sections,
     ]
     for plot in plots:

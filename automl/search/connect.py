@@ -98,12 +98,15 @@ def connection_error(address: str, err: Exception) -> ConfigError:
             "config: ray.address: auto, but no Ray cluster runs on this machine (start one with "
             "`ray start --head`, or leave ray.address empty for a private one)"
         )
-    text = " ".join(str(err).split())  # Ray's version mismatch names the versions on later lines
+    # Ray's version mismatch names the versions on later lines; a ConnectionError may carry
+    # the RuntimeError that says why as its cause
+    text = " ".join(f"{err} {err.__cause__ or ''}".split())
     if "No node info found" in text:  # (after Ray's 60 s of looking for a raylet here)
         return ConfigError(
             f"config: ray.address: {address}: this machine is not a node of that cluster (a "
-            "driver runs on one): run the sweep on a node (`ray start --address=...` here "
-            "first), or submit it with `ray job submit`"
+            "driver runs on one), or its node IP differs from the one the cluster knows "
+            "(`ray start --node-ip-address`): run the sweep on a node, or submit it with "
+            "`ray job submit`"
         )
     if text.startswith("Version mismatch"):
         return ConfigError(

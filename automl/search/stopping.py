@@ -119,10 +119,14 @@ def _best_index(values: Sequence[float | None], mode: str, min_delta: float) -> 
 
 
 def _kept_index(history: Sequence[Mapping[str, Any]], rule: OverfitRule) -> int:
-    """The index of the epoch a trial keeps as its best (train/loop.improves: the metric, then
-    the lower validation loss)."""
+    """The index of the epoch a trial keeps as its best: as it reports it (`best_epoch`), else
+    by train/loop.improves (the metric, then the lower validation loss)."""
     from automl.train.loop import improves
 
+    reported = _value(history[-1], "best_epoch")
+    at = [i for i, row in enumerate(history) if reported and _value(row, "epoch") == reported]
+    if at:
+        return at[-1]
     kept, kept_scores = 0, None
     for i, row in enumerate(history):
         scores = {"val_loss": _value(row, rule.val_loss_key), rule.metric: _value(row, rule.metric)}
@@ -230,9 +234,12 @@ class OverfitStopper(Stopper):
         self.rule = rule
         self.pruned: dict[str, str] = {}
         self._histories: dict[str, list[dict[str, Any]]] = {}
-        # Only these keys are kept: a result dict also holds config, timings and system info.
+        # Only these keys are kept: a result dict also holds config, timings and system info
+        # (`best_epoch`: the epoch the trial keeps, whose loss a rise is measured from)
         self._keys = tuple(
-            dict.fromkeys((rule.metric, rule.train_loss_key, rule.val_loss_key, *_STEP_KEYS))
+            dict.fromkeys(
+                (rule.metric, rule.train_loss_key, rule.val_loss_key, "best_epoch", *_STEP_KEYS)
+            )
         )
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:

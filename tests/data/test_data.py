@@ -1103,9 +1103,21 @@ def test_a_class_of_one_row_beside_a_column_of_labels_loads(tmp_path: Path) -> N
     path.write_text("text,label,prediction\n" + "".join(rows) + "rare one,c,a\n")
     task = load_task_data(DataConfig(source="csv", path=str(path), test_fraction=0))
     assert task.label_names == ["a", "b", "c"]
-    notes = tmp_path / "notes.csv"  # an empty notes column beside missing labels: not blamed
-    notes.write_text("text,label,notes\n" + "".join(f"row {i},{'ab'[i % 2]},\n" for i in range(20)))
+    notes = tmp_path / "notes.csv"  # a class of one row, its note empty: no label follows it
+    notes.write_text(
+        "text,label,notes\n"
+        + "".join(f"row {i},{'ab'[i % 2]},\n" for i in range(20))
+        + "rare one,c,\nrare two,d,seen once\n"
+    )
     assert load_task_data(DataConfig(source="csv", path=str(notes), test_fraction=0))
+    one = tmp_path / "one_note.csv"  # one common-class row's note naming a class: still a shift
+    one.write_text(
+        "text,label,notes\nrow x,a,b\n"
+        + "".join(f"row {i},{'ab'[i % 2]},\n" for i in range(20))
+        + "hello, world,a\n"
+    )
+    with pytest.raises(DataError, match="label 'world' is on no other row"):
+        load_task_data(DataConfig(source="csv", path=str(one), test_fraction=0))
 
 
 def test_rows_of_separators_alone_are_skipped_and_said(

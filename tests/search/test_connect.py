@@ -105,9 +105,12 @@ def test_ray_refusing_to_join_is_one_line_with_what_to_do() -> None:
     outside = RuntimeError("No node info found matching attributes: '' ...")  # no raylet here
     assert str(connection_error("10.0.0.1:6379", outside)) == (
         "config: ray.address: 10.0.0.1:6379: this machine is not a node of that cluster (a "
-        "driver runs on one): run the sweep on a node (`ray start --address=...` here first), "
-        "or submit it with `ray job submit`"
+        "driver runs on one), or its node IP differs from the one the cluster knows (`ray start "
+        "--node-ip-address`): run the sweep on a node, or submit it with `ray job submit`"
     )
+    wrapped = ConnectionError("Failed to connect")
+    wrapped.__cause__ = outside
+    assert "not a node of that cluster" in str(connection_error("10.0.0.1:6379", wrapped))
     mismatch = RuntimeError(
         "Version mismatch: The cluster was started with:\n    Ray: 2.59.0\n    Python: 3.10.4\n"
         "This process on node 10.0.0.2 was started with:\n    Ray: 2.60.0\n    Python: 3.11.7\n"

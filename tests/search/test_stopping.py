@@ -254,6 +254,19 @@ def test_both_compares_the_loss_with_the_epoch_the_trial_keeps() -> None:
     )
 
 
+def test_both_takes_the_best_epoch_the_trial_reports() -> None:
+    """A trial resumed from a checkpoint written before 2026-12-07 keeps the earlier of two
+    equal epochs (it reports best_epoch 2): the loss rise is measured from that one, the
+    epoch it exports, not from the one today's tie rule would keep."""
+    results = _results([0.6, 0.8, 0.8, 0.79], FALLING[:4], [1.0, 0.6, 0.40, 0.50])
+    rule = OverfitRule(patience=1, signal="both")
+    assert "val_loss rose 0.40 -> 0.50" in str(overfit_reason(results, rule))
+    reported = [{**r, "best_epoch": max(1, min(i + 1, 2))} for i, r in enumerate(results)]
+    assert overfit_reason(reported, rule) is None  # 0.50 is below epoch 2's 0.60
+    stopper = OverfitStopper(rule)  # the stopper keeps the reported epoch with each result
+    assert not any(stopper("t1", r) for r in reported)
+
+
 def test_reason_gives_the_digits_that_tell_two_losses_apart() -> None:
     """A rise from 1.1002 to 1.1013 read "rose 1.10 -> 1.10"."""
     results = _results([0.3, 0.35, 0.35], [1.1048, 1.1084, 1.1040], [1.1034, 1.1002, 1.1013])
