@@ -434,7 +434,7 @@ def _csv_rows(path: Path, columns: tuple[str, str]) -> list[tuple[int, dict[str,
                 "read as texts, as the file quotes them", path, len(swallowed), where, more,
             )  # fmt: skip
         if names.index(columns[0]) < label_at:
-            _check_label_shift(read, label_at, f"{path}", delimiter)
+            _check_label_shift(read, label_at, str(path), delimiter)
     width = len(names)
     return [(n, dict(zip(names, f + [""] * (width - len(f)), strict=False))) for n, f in read]
 

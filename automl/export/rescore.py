@@ -92,7 +92,8 @@ def rescore(folder: Path, rows: Rows, trust_remote_code: bool = False) -> dict[s
             ", ".join(f"{name!r} ({count})" for name, count in unknown.most_common()),
         )  # fmt: skip
     predicted = predict_folder(folder, texts, trust_remote_code=trust_remote_code)
-    evaluation = score(labels, predicted, classes + sorted(unknown))
+    scored_as = classes + sorted(unknown)  # the model's classes, then the labels it lacks
+    evaluation = score(labels, predicted, scored_as)
     evaluation.update(model=str(folder), data=where, unknown_labels=dict(unknown.most_common()))
     if (folder / TRAINED_TEXTS_FILE).is_file():  # (a registered version's folder has none)
         trained = base_trained_texts(str(folder))
@@ -103,7 +104,7 @@ def rescore(folder: Path, rows: Rows, trust_remote_code: bool = False) -> dict[s
                 " the others are scored apart as unseen", where, sum(seen), len(texts),
             )  # fmt: skip
         evaluation["trained_on"] = sum(seen) if trained.complete else "unknown"
-        evaluation["unseen"] = score_unseen(labels, predicted, classes + sorted(unknown), seen)
+        evaluation["unseen"] = score_unseen(labels, predicted, scored_as, seen)
     return evaluation
 
 
