@@ -84,17 +84,25 @@ HF_TRIALS = 10_000  # Trainer.hyperparameter_search's n_trials: the timeout ends
 
 
 def incumbents(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The picks over time: each event (`t`, `val`, `id`) that beats every earlier one on
-    validation (strictly: a tie keeps the earlier pick). Events without a finite `val` never
-    pick; events come in any order and are taken by time."""
+    """The picks over time, by each system's own rule: each event (`t`, `val`, `id`) that beats
+    every earlier one on validation. A tie keeps the earlier pick, unless both events carry the
+    validation `loss` and the later one's is lower: only this project's events carry it, as
+    only its export breaks ties so (`train/loop.improves`, the rule its sweep ranks by). Events
+    without a finite `val` never pick; events come in any order and are taken by time."""
+    from automl.train.loop import improves
+
     picks: list[dict[str, Any]] = []
     for event in sorted(events, key=lambda e: e["t"]):
         val = event.get("val")
         if val is None or not math.isfinite(val):
             continue
-        if not picks or val > picks[-1]["val"]:
+        if not picks or improves(_scores(event), _scores(picks[-1]), "val_accuracy", "max"):
             picks.append(dict(event))
     return picks
+
+
+def _scores(event: dict[str, Any]) -> dict[str, Any]:
+    return {"val_accuracy": event.get("val"), "val_loss": event.get("loss")}
 
 
 def curve_of(
@@ -529,14 +537,16 @@ def run_ours(size: str, seed: int, budget_s: float, quick: bool, work: Path) -> 
 
 
 def _recording_callback(clock: Clock, keep: Path, events: list[dict[str, Any]]) -> Any:
-    """The sweep's own callback, also noting each reported epoch (time, validation accuracy)
-    and copying the weights of each new pick out of its checkpoint before Ray replaces it."""
+    """The sweep's own callback, also noting each reported epoch (time, validation accuracy
+    and loss) and copying the weights of each new pick out of its checkpoint before Ray
+    replaces it."""
     from automl.search.callback import SweepCallback
     from automl.train.checkpoint import BEST_FILE
+    from automl.train.loop import improves
 
     class Recording(SweepCallback):
         started_at: float | None = None
-        best: float | None = None
+        best: dict[str, Any] | None = None  # the pick's event
         pending: dict[str, str] = {}
 
         def setup(self, *args: Any, **info: Any) -> None:
@@ -549,10 +559,15 @@ def _recording_callback(clock: Clock, keep: Path, events: list[dict[str, Any]]) 
             super().on_trial_result(iteration, trials, trial, result, **info)
             val, epoch = float(result["val_accuracy"]), int(result["epoch"])
             pick = f"{trial.trial_id}-e{epoch}"
-            events.append({"t": clock.now(), "val": val, "id": pick, "trial": trial.trial_id})
+            event = {"t": clock.now(), "val": val, "loss": float(result["val_loss"]),
+                     "id": pick, "trial": trial.trial_id}  # fmt: skip
+            events.append(event)
             cls = type(self)
-            if math.isfinite(val) and (cls.best is None or val > cls.best):
-                cls.best = val
+            if math.isfinite(val) and (
+                cls.best is None
+                or improves(_scores(event), _scores(cls.best), "val_accuracy", "max")
+            ):
+                cls.best = event
                 cls.pending[trial.trial_id] = pick
 
         def on_checkpoint(

@@ -47,6 +47,19 @@ def test_incumbents_keep_only_strict_improvements_in_time_order() -> None:
     assert incumbents([]) == []
 
 
+def test_incumbents_break_a_tie_by_the_lower_loss_only_where_events_carry_it() -> None:
+    """This project's export keeps the lower validation loss on equal accuracy; a system
+    whose events carry no loss keeps its first such model."""
+    events = [
+        {**ev(10, 0.5, "a"), "loss": 1.0},
+        {**ev(20, 0.5, "b"), "loss": 0.8},  # same accuracy, lower loss: the new pick
+        {**ev(30, 0.5, "c"), "loss": 0.9},  # same accuracy, higher loss than the pick
+        {**ev(40, 0.6, "d"), "loss": 2.0},  # higher accuracy wins whatever its loss
+    ]
+    assert [p["id"] for p in incumbents(events)] == ["a", "b", "d"]
+    assert [p["id"] for p in incumbents([ev(10, 0.5, "a"), ev(20, 0.5, "b")])] == ["a"]
+
+
 def test_curve_and_value_at() -> None:
     picks = incumbents([ev(10, 0.5, "a"), ev(30, 0.7, "c")])
     curve = curve_of(picks, {"a": 0.55, "c": None})
