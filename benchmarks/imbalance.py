@@ -1,7 +1,7 @@
 """Imbalance handling: does the exported model serve every class? `python -m benchmarks.imbalance`
 
-On the embedded task (21 topics, 47.5 % tech support, some topics with 7-50 training examples)
-and on its 1,000-example subsample, one trial per option and seed with the default trial
+On the embedded task (21 topics, 48.5 % of the texts tech support, some topics with 7-50 training
+examples) and on its 1,000-example subsample, one trial per option and seed with the default trial
 hyperparameters (MiniLM, LoRA r8, lr 2e-3, 3 epochs, 2 threads), scored on a held-out test split
 (data.test_fraction, seeded and stratified; trials never see it). The loop's evaluation is wrapped
 so every epoch is also scored on test: the epoch a trial would export (its best by the validation

@@ -1123,6 +1123,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"--add-to: {out_dir / 'race.json'} gave the first_trials to this project's "
                 "sweep alone, this race to every system: the runs would not compare"
             )
+        ours = [e for r in earlier.get("runs", []) if r["system"] == "ours" for e in r["events"]]
+        if any("loss" not in e for e in ours):  # (recorded since 2026-12-07, 21:00 UTC)
+            parser.error(
+                f"--add-to: {out_dir / 'race.json'} credits this project with the first of "
+                "equal validation scores, this race with the lower validation loss (its "
+                "export's rule): the runs would not compare"
+            )
         if earlier.get("data_seed", 0) != DATA_SEED:
             parser.error(
                 f"--add-to: {out_dir / 'race.json'} ran on data.seed "

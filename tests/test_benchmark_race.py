@@ -244,6 +244,17 @@ def test_markdown_names_the_sittings_of_a_merged_race() -> None:
             ),
             "ran on data.seed 1, this race on 0: other test texts",
         ),
+        (  # this project's picks taken by the first of equal scores (no loss recorded)
+            json.dumps(
+                {
+                    "budget_s": 180.0,
+                    "quick": False,
+                    "first_trials_shared": True,
+                    "runs": [{"system": "ours", "events": [{"t": 1, "val": 0.5, "id": "a"}]}],
+                }
+            ),  # fmt: skip
+            "credits this project with the first of equal validation scores",
+        ),
     ],
 )
 def test_add_to_refuses_a_race_it_cannot_join_before_running(

@@ -31,9 +31,12 @@ def sweep_job(conf: Config) -> SweepOutcome:
     return run_sweep(conf, given=command_line_values())
 
 
-def nothing_exported(outcome: SweepOutcome) -> str | None:
+def left_undone(outcome: SweepOutcome) -> str | None:
     """Why a sweep exported no model (every trial failed, none scored, the best trial's
-    checkpoint gone); None when it did, or for a dry run."""
+    checkpoint gone), or did not register the one it exported; None when it did both (or
+    tracked nothing), or for a dry run."""
+    if outcome.summary.get("registration_error"):
+        return str(outcome.summary["registration_error"])
     if outcome.export_dir is not None or outcome.summary.get("dry_run"):
         return None
     if outcome.summary.get("export_blocked"):  # the sweep ran; its folder refused the export
@@ -51,7 +54,7 @@ def check_space(conf: Config) -> None:
     load_space(conf)
 
 
-main = hydra_app(sweep_job, nothing_exported, check_space)
+main = hydra_app(sweep_job, left_undone, check_space)
 
 
 if __name__ == "__main__":

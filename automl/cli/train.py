@@ -12,6 +12,7 @@ import logging
 
 from automl.cli.app import hydra_app, multirun_job
 from automl.config.schema import Config, ConfigError
+from automl.config.values import unread_run_settings
 
 log = logging.getLogger("automl.train")
 
@@ -32,8 +33,11 @@ def train(conf: Config) -> dict[str, object]:
     pick_device(conf.train.device)  # `cuda` without one: refused before the data is read
     config = load_model_config(conf.model)
     blocks = check_model(conf, config)
-    if conf.peft.lora_rank > 0 and conf.peft.frozen_layers < blocks:  # as the sweep's plan does
+    lora = conf.peft.lora_rank > 0 and conf.peft.frozen_layers < blocks
+    if lora:  # as the sweep's plan does
         check_lora_targets(conf.model, conf.peft, config, conf.peft.frozen_layers > 0)
+    for note in unread_run_settings(conf, lora_possible=lora, sweep=False):
+        log.warning(note)
     data = prepare_data(conf)
     # the test split is for exported models only; the best epoch is chosen as a sweep's trial
     # chooses it (sweep.metric, sweep.mode)

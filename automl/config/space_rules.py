@@ -408,6 +408,12 @@ class SpecChecker:
                 if field != "if" and field not in _FIELDS[base.type]:
                     self.fail(f"field {field!r} does not apply to type {base.type}")
             cond_key, cond_value = self._condition(entry.get("if"), earlier)
+            if branches and cond_key != branches[0].cond_key:  # (first match wins: silently)
+                self.fail(
+                    f"conditions on {cond_key}, when[0] on {branches[0].cond_key}: a trial "
+                    "matching both would take the first branch alone; condition one "
+                    "parameter's branches on one key"
+                )
             if not set(entry) - {"if"}:
                 self.fail("sets none of low, high, step, choices, so it changes nothing")
             num, choices = self._branch_values(entry, base.type, current, cond_key, cond_value)

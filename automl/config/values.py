@@ -248,6 +248,45 @@ def unread_search_settings(conf: Config) -> list[str]:
     return out
 
 
+def unread_run_settings(conf: Config, *, lora_possible: bool, sweep: bool = True) -> list[str]:
+    """Warnings for settings this run never reads, set to values of their own: a split's share
+    where a file or a named split gives that split; LoRA's settings where no trial gets
+    adapters (`lora_possible`: what the plan found, or rank > 0 for one training); a sweep's
+    export tolerance under the `best` rule, and its warm start's top k without a warm start.
+    Warned, not refused, as `unread_search_settings`: an experiment's values stay when the
+    command line picks another path."""
+    d, s, p = conf.data, conf.sweep, conf.peft
+    files = d.source in ("csv", "jsonl")
+    given = {  # the setting -> what gives its split instead (the embedded corpus: nothing)
+        "val_fraction": d.val_path if files else d.hf_val_split if d.source == "hf" else None,
+        "test_fraction": d.test_path if files else d.hf_test_split if d.source == "hf" else None,
+    }
+    out = [
+        f"data.{name}={getattr(d, name)} is not read: the split comes from {source!r}"
+        for name, source in given.items()
+        if source and getattr(d, name) != getattr(DataConfig, name)
+    ]
+    if not lora_possible:
+        out += [
+            f"peft.{name}={getattr(p, name)} is not read: no trial gets LoRA adapters "
+            "(peft.lora_rank 0, or every block frozen)"
+            for name in ("lora_alpha", "lora_dropout", "target_modules")
+            if getattr(p, name) != getattr(PeftConfig, name)
+        ]
+    if not sweep:  # automl-train reads no sweep.* setting but the metric
+        return out
+    if s.export_rule == "best" and s.export_tolerance != SweepConfig.export_tolerance:
+        out.append(
+            f"sweep.export_tolerance={s.export_tolerance} is not read when "
+            "sweep.export_rule=best (sweep.export_rule=smallest_within reads it)"
+        )
+    if not s.warm_start and s.warm_start_top_k != SweepConfig.warm_start_top_k:
+        out.append(
+            f"sweep.warm_start_top_k={s.warm_start_top_k} is not read without sweep.warm_start"
+        )
+    return out
+
+
 def _check_model(m: ModelConfig) -> None:
     if m.source == "pretrained":
         _check(

@@ -133,6 +133,37 @@ def _weights_problem(folder: Path) -> str | None:
         with path.open("rb") as handle:
             if handle.read(len(LFS_POINTER)) == LFS_POINTER:
                 return f"{path.name} is a Git LFS pointer, not the weights (run git lfs pull)"
+        problem = _safetensors_problem(path) if path.suffix == ".safetensors" else None
+        if problem:
+            return f"{path.name} {problem}"
+    return None
+
+
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on its JSON header
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """A safetensors file cut short (a copy or download stopped, a full disk) or not one, from
+    its header alone: its 8-byte length, the JSON header, and where its last tensor ends."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if not 0 < length <= min(MAX_HEADER_BYTES, size - 8):
+            return f"is not a safetensors file, or is cut short ({size:,} bytes)"
+        try:
+            header = json.loads(handle.read(length))
+            end = max(
+                (int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"),
+                default=0,
+            )
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return "has an unreadable header (not a safetensors file, or damaged)"
+    if 8 + length + end > size:
+        return (
+            f"is cut short: {size:,} of {8 + length + end:,} bytes (a copy or download that "
+            "stopped, or a full disk): copy it again"
+        )
     return None
 
 

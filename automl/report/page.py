@@ -37,6 +37,7 @@ from automl.report.plots import (
     plot_parallel,
 )
 from automl.report.sections import quality_section, test_section
+from automl.search.state import finish_again
 from automl.search.summary import CHECKPOINT_GONE, SCORE_NAMES, best_epoch_scores
 
 log = logging.getLogger("automl.report")
@@ -192,6 +193,7 @@ tr.pruned_overfit td.status { color: #b00; } tr.pruned_overfit { background: #fb
 tr.stopped_early td.status { color: #b60; } tr.stopped_early { background: #fdf3e6; }
 tr.stopped_budget .badge { background: #86a; } tr.stopped_budget td.status { color: #649; }
 tr.failed { background: #eee; color: #777; } tr.diverged .badge { background: #555; }
+tr.stopped .badge { background: #a8a920; }
 img { max-width: 100%; border: 1px solid #eee; }
 .note { background: #fff8dc; border-left: 4px solid #e0c050; padding: 0.5em 1em; }
 .caption { color: #555; font-size: 0.9em; }
@@ -202,6 +204,7 @@ BADGES = {
     "pruned_overfit": "PRUNED",
     "stopped_early": "STOPPED",
     "stopped_budget": "BUDGET",
+    "stopped": "ENDED",
     "diverged": "DIVERGED",
     "failed": "FAILED",
 }
@@ -282,7 +285,7 @@ def _where(summary: dict[str, Any]) -> str:
     if blocked and not summary.get("export_dir"):  # the checkpoint is kept; the folder was not
         return (
             f"not exported: {html.escape(str(blocked))}; move it, then run the same command with "
-            "sweep.resume=true to export"
+            f"{finish_again(int(summary.get('num_trials') or 0))} to export"
         )
     where = portable_path(str(summary.get("export_dir") or CHECKPOINT_GONE))
     return f"exported to {html.escape(where)}"
@@ -311,6 +314,7 @@ def render_html(
         trial_table(summary),
         '<p class="caption">★ the trial chosen for export · PRUNED: stopped for overfitting · '
         "STOPPED: stopped early by ASHA · BUDGET: cut short by the sweep's time budget · "
+        "ENDED: Ray ended the round while it ran · "
         "DIVERGED: a non-finite loss after a scored epoch (its best epoch counts) · FAILED: an "
         "error, or a loss diverged in the first epoch; hover a status for the reason.</p>",
         *sections,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from automl.report.plots import STATUS_COLOURS, Plot, _figure, _save
+from automl.report.plots import STATUS_COLOURS, UNKNOWN_COLOUR, Plot, _figure, _save
 from automl.search.pareto import mark_pareto
 
 
@@ -45,7 +45,7 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> Plot:
     ax = fig.add_subplot()
     for row in rows:
         ax.scatter(row["trainable_params"], row["best_value"], s=45, zorder=3, alpha=0.85,
-                   color=STATUS_COLOURS.get(row["status"], "#9467bd"))  # fmt: skip
+                   color=STATUS_COLOURS.get(row["status"], UNKNOWN_COLOUR))  # fmt: skip
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["trainable_params"])
     xs, ys = [r["trainable_params"] for r in front], [r["best_value"] for r in front]
     ax.step(xs, ys, where="post", color="black", linewidth=1.2, label="Pareto front")

@@ -9,14 +9,16 @@ from pathlib import Path
 from typing import Any
 
 # ended before their last epoch
-STOPPED = ("pruned_overfit", "stopped_early", "stopped_budget", "diverged")
+STOPPED = ("pruned_overfit", "stopped_early", "stopped_budget", "stopped", "diverged")
 
 
+UNKNOWN_COLOUR = "#bbbbbb"  # a status this code does not know (a newer sweep's)
 STATUS_COLOURS = {
     "completed": "#1f77b4",
     "pruned_overfit": "#d62728",
     "stopped_early": "#ff7f0e",
     "stopped_budget": "#9467bd",
+    "stopped": "#bcbd22",
     "diverged": "#8c564b",
     "failed": "#7f7f7f",
 }
@@ -59,7 +61,7 @@ def _style(row: dict[str, Any], best_trial: str | None) -> dict[str, Any]:
     """Line style of a trial: stopped ones dashed, the best one thick."""
     stopped = row["status"] in STOPPED or row["status"] == "failed"
     return {
-        "color": STATUS_COLOURS.get(row["status"], "#9467bd"),
+        "color": STATUS_COLOURS.get(row["status"], UNKNOWN_COLOUR),
         "linestyle": "--" if stopped else "-",
         "linewidth": 2.6 if row["trial_id"] == best_trial else 1.2,
         "alpha": 1.0 if row["trial_id"] == best_trial else 0.75,
@@ -82,7 +84,7 @@ def plot_history(summary: dict[str, Any], path: Path) -> Plot:
         if value is not None:
             if row["status"] != "failed":  # never exported: its value is no best to reach
                 best = value if best is None else (max if mode == "max" else min)(best, value)
-            ax.scatter(i, value, color=STATUS_COLOURS.get(row["status"], "#9467bd"), zorder=3,
+            ax.scatter(i, value, color=STATUS_COLOURS.get(row["status"], UNKNOWN_COLOUR), zorder=3,
                        marker="X" if row["status"] in STOPPED else "o", s=50)  # fmt: skip
         running.append(best if best is not None else math.nan)
     ax.step(range(1, len(rows) + 1), running, where="post", color="black", label="running best")
@@ -93,7 +95,7 @@ def plot_history(summary: dict[str, Any], path: Path) -> Plot:
     from matplotlib.lines import Line2D
 
     handles = [
-        Line2D([], [], color=STATUS_COLOURS.get(s, "#9467bd"), linestyle="none",
+        Line2D([], [], color=STATUS_COLOURS.get(s, UNKNOWN_COLOUR), linestyle="none",
                marker="X" if s in STOPPED else "o", label=s)
         for s in sorted({r["status"] for r in rows})
     ]  # fmt: skip
@@ -211,7 +213,10 @@ def plot_parallel(summary: dict[str, Any], path: Path) -> Plot:
         f"min and max labelled) to its best {metric}; colour = best {metric}, "
         "dashed = pruned or stopped early."
     )
-    rows = [r for r in summary["trials"] if r["best_value"] is not None and r["params"]]
+    rows = [  # a failed trial's score cannot be exported: not on the scale (as in the others)
+        r for r in summary["trials"]
+        if r["best_value"] is not None and r["params"] and r["status"] != "failed"
+    ]  # fmt: skip
     if len(rows) < 2:
         return Plot(title, caption, note="Needs at least 2 trials with a value.")
     keys = sorted({k for r in rows for k in r["params"]})

@@ -2,8 +2,9 @@
 
 Every trial ends with a status saying why: `completed`, `pruned_overfit` (the overfit stopper),
 `stopped_early` (ASHA stopped it before its last epoch), `stopped_budget` (the sweep's time budget
-ran out while it ran; its best epoch still counts), `diverged` (a non-finite loss after at least one
-scored epoch: that best epoch still counts, as a stopped trial's does), or `failed`.
+ran out while it ran; its best epoch still counts), `stopped` (Ray ended the round while it ran,
+with no time budget), `diverged` (a non-finite loss after at least one scored epoch: that best
+epoch still counts, as a stopped trial's does), or `failed`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ from automl.train import checkpoint
 from automl.train.loop import improves
 
 log = logging.getLogger("automl.sweep")
+
+# every status a trial ends with (the module's docstring says when); the report draws each
+STATUSES = (
+    "completed", "pruned_overfit", "stopped_early", "stopped_budget", "stopped", "diverged",
+    "failed",
+)  # fmt: skip
 
 EPOCH_KEYS = (
     "epoch",
@@ -286,7 +293,10 @@ class SweepCallback(Callback):
                 record.status, record.reason = "completed", ""
             elif budget_s:
                 record.status = "stopped_budget"
-                record.reason = f"time budget {budget_s:g} s ran out at epoch {record.epochs_run}"
+                record.reason = (  # ("at epoch 3" read as during it, for a trial in its 4th)
+                    f"time budget {budget_s:g} s ran out after "
+                    f"{counted(record.epochs_run, 'epoch')}"
+                )
             else:
                 record.status = "stopped"
                 record.reason = f"the sweep ended after {counted(record.epochs_run, 'epoch')}"

@@ -26,13 +26,26 @@ AUTH_HINT = (
 
 
 def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Something must answer at HOST:PORT before Ray is asked to join it; `auto` is left to Ray,
-    which fails at once when no cluster runs on this machine."""
+    """Something must answer at HOST:PORT before Ray is asked to join it; `auto` is the
+    address Ray finds on this machine, found as Ray finds it (or its refusal, said now rather
+    than after the data were read)."""
     problem = ray_address_problem(address)
     if problem:
         raise ConfigError(f"config: ray.address: {problem}")
     if address == "auto":
-        return
+        from ray._private.services import canonicalize_bootstrap_address
+
+        problem = ray_address_problem(os.environ.get("RAY_ADDRESS"))  # Ray reads it first
+        if problem:
+            raise ConfigError(f"config: ray.address: auto (RAY_ADDRESS): {problem}")
+        try:
+            address = canonicalize_bootstrap_address("auto") or ""
+        except ConnectionError as err:
+            raise connection_error("auto", err) from None
+        except ValueError as err:  # an address Ray cannot parse
+            raise ConfigError(f"config: ray.address: auto: {first_line(err)}") from None
+        if not address:
+            return
     host, _, port = address.rpartition(":")
     try:
         connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)

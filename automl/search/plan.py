@@ -20,7 +20,11 @@ from automl.config.resolve import as_dict
 from automl.config.schema import SEARCH_SPACE_DIR, Config, ConfigError, ModelConfig
 from automl.config.search_space import SearchSpace, load_search_space
 from automl.config.space_params import MODEL_KEY
-from automl.config.values import check_model_values, unread_search_settings
+from automl.config.values import (
+    check_model_values,
+    unread_run_settings,
+    unread_search_settings,
+)
 from automl.console import counted
 from automl.data.load import check_hub_dataset
 from automl.model.build import check_lora_targets
@@ -275,8 +279,10 @@ def plan_sweep(conf: Config) -> SweepPlan:
     base = as_dict(conf)
     space, num_blocks, config_of = load_space(conf)
     models = {choice: model_config(choice, base["model"]) for choice in space.models}
+    lora_possible = False
     for choice, model in models.items() or [("", conf.model)]:
         if _may_use_lora(space, conf, choice, num_blocks_of(config_of(choice))):
+            lora_possible = True
             check_lora_targets(model, conf.peft, config_of(choice), _may_freeze(space, conf))
     check_sampler(conf.sampler)
     for note in (
@@ -285,6 +291,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
         threads_warning(conf),
         one_point_warning(conf, space),
         *unread_search_settings(conf),
+        *unread_run_settings(conf, lora_possible=lora_possible),
     ):
         if note:
             log.warning(note)
@@ -336,6 +343,12 @@ def plan_sweep(conf: Config) -> SweepPlan:
     )
     # "new": killed before it began, so it starts afresh
     continues = s.resume and before.phase != "new"
+    planned = before.round_settings.get("sweep.num_samples", len(before.records))
+    if continues and before.phase == "exporting" and s.num_samples > planned:
+        log.warning(  # only a finished sweep extends (SweepState.extends): the rise was dropped
+            "sweep %s was stopped during its export: this run finishes that; run the command "
+            "again to add trials up to sweep.num_samples=%d", s.name, s.num_samples,
+        )  # fmt: skip
     resumes = before.started_with if continues else {}
     check_same_start(s.name, resumes, identity)
     # an interrupted round Ray saved goes on with its own settings (else it starts afresh)
@@ -627,8 +640,19 @@ def check_storage_free(
     before = _previous_state(out_dir) if before is None else before
     extending = s.resume and before.extends(s.num_samples)
     storage_key = "paths.storage" if conf.paths.storage else "paths.output_dir"
+    # an unmarked experiment folder: the sweep's own inside its output folder, or where its
+    # state is older than the marks (or a fresh start over one, killed, keeps its empty id);
+    # another tool's in a storage of the user's
+    unmarked_ours = storage.resolve().is_relative_to(out_dir.resolve()) or (
+        (out_dir / STATE_FILE).is_file() and not before.sweep_id
+    )
     for key, problem in (
-        (storage_key, not_ray_experiments(storage, s.name, before.round, before.sweep_id)),
+        (
+            storage_key,
+            not_ray_experiments(
+                storage, s.name, before.round, before.sweep_id, unmarked_ours=unmarked_ours
+            ),
+        ),
         (storage_key, holds_output(storage, s.name, before.round + 1, out_dir)),
         ("sweep.name", round_clash(storage, s.name, before.round + 1 if extending else None)),
     ):

@@ -188,6 +188,7 @@ def round_clash(storage: Path, sweep: str, next_round: int | None = None) -> str
 
 
 LOCK_FILE = ".sweep.lock"  # held by the driver running the sweep (`sweep_lock`)
+LOCK_TRIES = 10  # 0.1 s apart: `check_not_running` holds the lock for an instant
 
 
 def storage_lock_file(sweep: str) -> str:
@@ -228,22 +229,22 @@ def sweep_lock(out_dir: Path, sweep: str, lock_file: str = LOCK_FILE) -> Iterato
         yield
         return
     with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                # a filesystem without flock (Lustre without -o flock, some FUSE/CIFS mounts;
-                # NFS, for a lock file opened read-only)
-                log.warning("sweep %s: %s cannot be locked (%s): not guarded against a "
-                            "second driver", sweep, out_dir, err.strerror)  # fmt: skip
-                yield
-                return
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise ConfigError(
-                f"config: sweep.name: sweep {sweep} is running in {holder} ({out_dir}): wait "
-                "for it to end, or give this run another sweep.name"
-            ) from None
+        for tries_left in reversed(range(LOCK_TRIES)):
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    # a filesystem without flock (Lustre without -o flock, some FUSE/CIFS
+                    # mounts; NFS, for a lock file opened read-only)
+                    log.warning("sweep %s: %s cannot be locked (%s): not guarded against a "
+                                "second driver", sweep, out_dir, err.strerror)  # fmt: skip
+                    yield
+                    return
+                if not tries_left:
+                    handle.seek(0)
+                    raise _running(sweep, handle, out_dir) from None
+                time.sleep(0.1)  # held for an instant by another start's probe, perhaps
         if handle.writable():  # who holds it, for the next driver's refusal
             handle.seek(0)
             handle.truncate()
@@ -253,6 +254,34 @@ def sweep_lock(out_dir: Path, sweep: str, lock_file: str = LOCK_FILE) -> Iterato
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_not_running(out_dir: Path, sweep: str, lock_file: str = LOCK_FILE) -> None:
+    """`sweep_lock`'s refusal before the data are read (it is taken after them: a large
+    dataset was read and tokenized first). A probe that writes nothing, held for an instant;
+    where the lock cannot be probed, `sweep_lock` decides."""
+    try:
+        import fcntl
+
+        handle = open(out_dir / lock_file, encoding="utf-8")
+    except (ImportError, OSError):  # not POSIX, or no lock file: nobody holds it
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise _running(sweep, handle, out_dir) from None
+            return
+        fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _running(sweep: str, lock: TextIO, out_dir: Path) -> ConfigError:
+    holder = lock.read().strip() or "another process"
+    return ConfigError(
+        f"config: sweep.name: sweep {sweep} is running in {holder} ({out_dir}): wait for it to "
+        "end, or give this run another sweep.name"
+    )
 
 
 def _lock_file_opened(path: Path) -> TextIO:
@@ -282,13 +311,23 @@ def not_a_sweep_folder(out_dir: Path) -> str | None:
     return f"{out_dir} holds files and is not a sweep's folder (none of {', '.join(named)})"
 
 
+def finish_again(trials: int) -> str:
+    """The overrides that run a finished sweep's export (and registration) again and nothing
+    else: `sweep.resume=true` alone starts a new round where the sweep holds fewer trials than
+    its num_samples (a time budget cut it: `SweepState.extends`)."""
+    return f"sweep.resume=true sweep.num_samples={trials}"
+
+
 def not_ray_experiments(
-    storage: Path, sweep: str, rounds: int = 0, sweep_id: str = ""
+    storage: Path, sweep: str, rounds: int = 0, sweep_id: str = "", *, unmarked_ours: bool = False
 ) -> str | None:
     """Why a sweep may not delete (start fresh) or resume the folders in `storage` of its Ray
-    experiments; None when each is empty, or Ray Tune's (it holds tuner.pkl) and not marked
-    as another sweep's: a second output folder's sweep of the same name on a shared storage
-    deleted the first's experiment, or resumed its trials as its own."""
+    experiments; None when each is empty, or Ray Tune's (it holds tuner.pkl) and marked as
+    this sweep's or an abandoned one's: a second output folder's sweep of the same name on a
+    shared storage deleted the first's experiment, or resumed its trials as its own. A folder
+    no sweep marked (a sweep marks its own before Ray writes) is this one's only where
+    `unmarked_ours`: its storage is inside its output folder, or its state is older than the
+    marks; in a shared storage it is another tool's Ray Tune run, deleted by a fresh start."""
     try:
         for folder in own_experiments(storage, sweep, rounds):
             written = [f for f in folder.iterdir() if f.name != OWNER_FILE]
@@ -298,6 +337,13 @@ def not_ray_experiments(
                     f"sweep {sweep!r} would delete it"
                 )
             owner = _owner(folder)
+            if written and owner is None and not unmarked_ours:
+                return (
+                    f"{folder} is a Ray Tune experiment no sweep marked as its own (another "
+                    f"tool's run, or a sweep's from before 2026-12-06); sweep {sweep!r} would "
+                    "delete it: move it, name this sweep differently (sweep.name=...), or give "
+                    "it its own paths.storage"
+                )
             if owner and owner.get("sweep_id") != sweep_id and not _abandoned(owner):
                 where = owner.get("output_dir") or "another output folder"
                 return (
@@ -381,7 +427,11 @@ def _owner(folder: Path) -> dict[str, Any] | None:
 
 def remove_experiment(folder: Path) -> None:
     """Delete a Ray experiment folder, its tuner.pkl last: a kill midway leaves a folder still
-    known as Ray Tune's, which the next sweep may delete (`not_ray_experiments`)."""
+    known as Ray Tune's, which the next sweep may delete (`not_ray_experiments`). A link goes,
+    not what it points to (its target was emptied, then the link failed to go)."""
+    if folder.is_symlink():
+        folder.unlink()
+        return
     for child in folder.iterdir():
         if child.name not in (RAY_TUNER_FILE, OWNER_FILE):  # still whose it is, to the end
             shutil.rmtree(child) if child.is_dir() else child.unlink()

@@ -65,9 +65,12 @@ from automl.search.plan import (
     searched_anyway,
 )
 from automl.search.state import (
+    OWNER_FILE,
     SweepState,
+    check_not_running,
     checkpoint_here,
     experiment_name,
+    finish_again,
     mark_owner,
     marked_for,
     own_experiments,
@@ -132,6 +135,9 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             "to rounds added later (sweep.num_samples above its trials)", conf.sweep.name,
             plan.keeps,
         )  # fmt: skip
+    check_not_running(plan.out_dir, conf.sweep.name)  # said now, not after the data were read
+    if plan.storage != plan.out_dir / "ray":  # (`_storage_lock`'s)
+        check_not_running(plan.storage, conf.sweep.name, storage_lock_file(conf.sweep.name))
     address = cluster_address(conf)
     if address is not None:  # a wrong address said now, not after the data were tokenized
         import ray
@@ -201,7 +207,8 @@ def _run_on_ray(
                 tracker.log_artifact(quality_path)
                 tracker.log_metrics(quality.metrics(data.quality))
         identity = {DATA_KEY: data_identity(data.fingerprint, data.label_names)}
-        state = _starting_state(plan, {**plan.started_with, **identity})
+        run_id = tracker.parent_id if tracker is not None else ""  # "": untracked
+        state = _starting_state(plan, {**plan.started_with, **identity}, run_id)
         earlier_s = state.sitting_started(started)  # a resume's wall_s is the sweep's
         if tracker is not None:
             state.mlflow_run_id = tracker.parent_id
@@ -241,9 +248,13 @@ def _run_on_ray(
                 )
 
 
-def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) -> SweepState:
+def _starting_state(
+    plan: SweepPlan, identity: Mapping[str, Any] | None = None, run_id: str | None = None
+) -> SweepState:
     """Fresh, resumed (same round), or extended (a new round on the same Optuna study).
-    `identity`: what the trials learn from, recorded by a fresh sweep for its resumes."""
+    `identity`: what the trials learn from, recorded by a fresh sweep for its resumes;
+    `run_id`: its MLflow parent run, recorded by its first save (a driver killed while the
+    stale folders go left the run RUNNING, unknown to the next fresh start that ends it)."""
     s = plan.conf.sweep
     if not s.resume:
         # the new state replaces the stale one first, so a kill below leaves a folder still
@@ -252,7 +263,10 @@ def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) 
         # it keeps the stale id and round count until the stale folders are gone: a kill
         # midway leaves every one of them still this sweep's to delete (OWNER_FILE: that id)
         state = SweepState(
-            started_with=dict(identity or {}), sweep_id=stale.sweep_id, round=stale.round
+            started_with=dict(identity or {}),
+            sweep_id=stale.sweep_id,
+            round=stale.round,
+            mlflow_run_id=run_id,
         )
         state.save(plan.out_dir)
         (plan.out_dir / STUDY_FILE).unlink(missing_ok=True)
@@ -272,8 +286,12 @@ def _starting_state(plan: SweepPlan, identity: Mapping[str, Any] | None = None) 
         study_file.unlink(missing_ok=True)
         if state.round:  # a fresh start killed while deleting the stale rounds
             return _cleared(plan, state)
-    if not state.sweep_id:  # a state from before 2026-12-06: its next round is marked
-        state.sweep_id = uuid.uuid4().hex
+    if not state.sweep_id:  # a state from before 2026-12-06: its rounds marked now, as its
+        state.sweep_id = uuid.uuid4().hex  # own (else the next start found them unmarked)
+        state.save(plan.out_dir)  # first: a mark without the id saved would be another's
+        for folder in own_experiments(plan.storage, s.name, state.round):
+            if not (folder / OWNER_FILE).is_file():
+                mark_owner(folder, state.sweep_id, plan.out_dir)
     if state.extends(s.num_samples):
         state.round += 1
         state.phase = "running"
@@ -389,7 +407,8 @@ def _fit(
         log.info("sweep %s already has %d trials; nothing to add", s.name, len(state.records))
         return [TrialRecord(**r) for r in state.records]
     else:
-        shutil.rmtree(experiment_dir, ignore_errors=True)
+        if experiment_dir.exists():
+            remove_experiment(experiment_dir)  # (a link: the link alone)
         mark_owner(experiment_dir, state.sweep_id, plan.out_dir)
         points = warm_points(plan.warm_start, state.round, state.records)
         # a point the killed attempt took goes back in the queue, unless the round enqueues
@@ -498,8 +517,8 @@ def _finish(
     base = NO_BASE  # the texts the base model trained on, where it is an earlier export
     if blocked:
         log.error(
-            "%s: nothing exported; move it, then run the same command with sweep.resume=true "
-            "to export", blocked,
+            "%s: nothing exported; move it, then run the same command with %s to export",
+            blocked, finish_again(len(records)),
         )  # fmt: skip
     elif best is not None and _has_checkpoint(best):
         base = base_trained_texts(trial_conf.model.name_or_path)
@@ -554,7 +573,12 @@ def _finish(
         _drop_checkpoints((r.checkpoint for r in records if best is None or r is not best), plan)
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
-        _close_parent_run(tracker, plan, summary, test, export_dir, data.task, trial_conf)
+        unregistered = _close_parent_run(
+            tracker, plan, summary, test, export_dir, data.task, trial_conf
+        )
+        if unregistered:  # in the summary too: the command exits 1 on it (cli/sweep.py)
+            summary["registration_error"] = unregistered
+            write_text_atomic(summary_path, json.dumps(summary, indent=2))
     _print_results(summary, test)
     chance = no_better_than_majority(best.row(), data.val.labels) if best is not None else None
     if chance:
@@ -570,17 +594,31 @@ def _close_parent_run(
     export_dir: Path | None,
     task: TaskData | None,
     trial_conf: Config,
-) -> None:
+) -> str | None:
     """The sweep's results into its MLflow parent run (the export registered, `task`'s splits
     its dataset inputs), then end it. `trial_conf`: the exported trial's own config (a
-    searched model's `trust_remote_code` loads it for registration)."""
+    searched model's `trust_remote_code` loads it for registration). Returns why the export
+    is not registered, where that failed outside the store (None: registered, or none)."""
     tracker.log_artifact(plan.out_dir / "summary.json")
     if test is not None:
         tracker.log_metrics(headline(test))
         tracker.log_artifact(plan.out_dir / EVALUATION_FILE)
         tracker.log_artifact(plan.out_dir / CONFUSION_FILE)
+    unregistered = None  # why the export is not registered, where it failed
     if export_dir is not None:
-        register_export(tracker, trial_conf, export_dir, task)
+        try:
+            register_export(tracker, trial_conf, export_dir, task)
+        except Exception as err:  # the store's own failures: one line and resumable, above
+            if store_failure(err) is not None:
+                raise
+            # the pipeline MLflow saves would not build, its temp folder's disk filled: the
+            # export and its test score stand; failing here failed every resume alike
+            unregistered = (
+                f"the export {export_dir} was not registered in MLflow ({masked_line(err)}); "
+                f"once mended, run the same command with "
+                f"{finish_again(int(summary['num_trials']))} to register it"
+            )
+            log.error("%s", unregistered)
     tracker.end_sweep(
         "FINISHED" if summary["best_trial"] is not None else "FAILED",
         {f"best_{summary['metric']}": summary["best_value"], "num_trials": summary["num_trials"],
@@ -588,8 +626,10 @@ def _close_parent_run(
         # whose test scores the run's test_* metrics are: an extended sweep whose new best was
         # not exported (blocked, no checkpoint) still shows an earlier round's, of another trial
         {"status": summary["outcome"], "best_trial": summary["best_trial"] or "",
-         "test_trial": summary["best_trial"] if test is not None else ""},
+         "test_trial": summary["best_trial"] if test is not None else "",
+         "registered": str(export_dir is not None and unregistered is None).lower()},
     )  # fmt: skip
+    return unregistered
 
 
 def _print_results(summary: dict[str, Any], test: dict[str, Any] | None) -> None:

@@ -136,7 +136,8 @@ class SweepTracker:
             # read before it is marked RUNNING: a Ctrl-C while its trials' runs are read (a
             # round trip each on a server) left the parent RUNNING
             self._children = self._existing_children()
-            self._log_changed_params(params)
+            self._log_changed_params(params, tags)
+            self.client.set_tag(self.parent_id, "status", "running")  # (its last end's)
             self.client.update_run(self.parent_id, status="RUNNING")
             return self.parent_id
         run = self.client.create_run(
@@ -156,18 +157,24 @@ class SweepTracker:
             raise
         return self.parent_id
 
-    def _log_changed_params(self, params: dict[str, Any]) -> None:
+    def _log_changed_params(self, params: dict[str, Any], tags: dict[str, str]) -> None:
         """A resumed or extended sweep's settings: MLflow keeps a param's first value, so a
         setting changed since (`sweep.num_samples` raised to extend it) is the tag
-        `automl.latest.<name>` beside the param, and a new one a param."""
+        `automl.latest.<name>` beside the param, and a new one a param; so are the code's
+        tags (`git_commit`, versions) of this sitting, where they differ from the first's."""
         data = self.client.get_run(self.parent_id).data
-        logged, tags = data.params, data.tags
+        logged, had = data.params, data.tags
         values = {k: _masked(v) for k, v in params.items()}
         new = [Param(k, v) for k, v in values.items() if k not in logged]
         changed = [  # also back to the first value: an earlier sitting's tag said otherwise
             RunTag(f"{LATEST}{k}", v[:5000])
             for k, v in values.items()
-            if k in logged and (logged[k] != v or f"{LATEST}{k}" in tags)
+            if k in logged and (logged[k] != v or f"{LATEST}{k}" in had)
+        ]
+        changed += [  # (one the first sitting lacked, a package new since: this sitting's)
+            RunTag(f"{LATEST}{k}", str(v)[:5000])
+            for k, v in tags.items()
+            if had.get(k) != str(v) or f"{LATEST}{k}" in had
         ]
         if new or changed:
             self.client.log_batch(self.parent_id, params=new, tags=changed)
@@ -190,8 +197,10 @@ class SweepTracker:
                 filter_string=f"tags.mlflow.parentRunId = '{run}' and attributes.status = "
                 "'RUNNING'",
             )
-            for child in children:
+            for child in children:  # the `status` tag too, or a filter on it lists them running
+                self.client.set_tag(child.info.run_id, "status", "killed")
                 self.client.set_terminated(child.info.run_id, status="KILLED")
+            self.client.set_tag(run, "status", "killed")
             self.client.set_terminated(run, status="KILLED")
         except MlflowException as err:
             log.warning(
@@ -345,10 +354,12 @@ class SweepTracker:
 
     def pause_trials(self, trial_ids: Iterable[str], status: str = "KILLED") -> None:
         """Trials a stopped sweep will go on with when resumed: KILLED, as the sweep's run is,
-        rather than RUNNING with nothing running (`reopen_trial` takes them back)."""
+        rather than RUNNING with nothing running (`reopen_trial` takes them back); their
+        `status` tag says the same."""
         for trial_id in list(trial_ids):
             run_id = self._children.get(trial_id)
             if run_id is not None:
+                self.client.set_tag(run_id, "status", status.lower())
                 self.client.set_terminated(run_id, status=status)
                 self._running.discard(trial_id)
 
@@ -361,6 +372,7 @@ class SweepTracker:
         """A trial the resumed sweep starts again runs again."""
         run_id = self._children.get(trial_id)
         if run_id is not None:
+            self.client.set_tag(run_id, "status", "running")
             self.client.update_run(run_id, status="RUNNING")
             self._running.add(trial_id)
 

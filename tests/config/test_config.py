@@ -373,6 +373,33 @@ def test_pruner_and_sampler_settings_the_chosen_ones_never_read_are_warned() -> 
         assert unread_search_settings(compose_cfg(*read)) == []
 
 
+def test_settings_this_run_never_reads_are_warned(tmp_path: Path) -> None:
+    """A validation file and `data.val_fraction=0.3`, LoRA's dropout at rank 0, a tolerance
+    under the `best` rule: each was ignored without a word."""
+    from automl.config.values import unread_run_settings
+
+    csv = ("data=csv", f"data.path={tmp_path / 'a.csv'}", f"data.val_path={tmp_path / 'v.csv'}")
+    conf = compose_cfg(*csv, "data.val_fraction=0.3", "data.test_fraction=0.2",
+                       "peft.lora_rank=0", "peft.lora_dropout=0.3",
+                       "sweep.export_tolerance=0.02", "sweep.warm_start_top_k=5")  # fmt: skip
+    assert unread_run_settings(conf, lora_possible=False) == [
+        f"data.val_fraction=0.3 is not read: the split comes from '{tmp_path / 'v.csv'}'",
+        "peft.lora_dropout=0.3 is not read: no trial gets LoRA adapters (peft.lora_rank 0, "
+        "or every block frozen)",
+        "sweep.export_tolerance=0.02 is not read when sweep.export_rule=best "
+        "(sweep.export_rule=smallest_within reads it)",
+        "sweep.warm_start_top_k=5 is not read without sweep.warm_start",
+    ]  # the test split is cut from data.path: its share is read
+    assert (
+        unread_run_settings(conf, lora_possible=False, sweep=False)
+        == (unread_run_settings(conf, lora_possible=False)[:2])
+    )
+    read = compose_cfg(*csv[:2], "data.val_fraction=0.3", "peft.lora_dropout=0.3",
+                       "sweep.export_rule=smallest_within",
+                       "sweep.export_tolerance=0.02")  # fmt: skip
+    assert unread_run_settings(read, lora_possible=True) == []
+
+
 def test_a_folder_path_without_data_hf_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         compose_cfg(f"data.path={tmp_path}")

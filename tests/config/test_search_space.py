@@ -226,6 +226,13 @@ BAD = [
         ["train.epochs", "when[1]", "repeats"],
     ),
     (
+        "when-on-two-keys",  # rank 0 and batch 32 matched both: the first took it, silently
+        RANK + "train.batch_size: {type: categorical, choices: [16, 32]}\n"
+        "train.epochs: {type: int, low: 1, high: 4, when: [{if: {peft.lora_rank: 0}, "
+        "high: 2}, {if: {train.batch_size: 32}, low: 2}]}\n",
+        ["train.epochs", "when[1]", "train.batch_size", "when[0] on peft.lora_rank", "one key"],
+    ),
+    (
         "when-low-above-high",
         RANK + "train.learning_rate: {type: float, low: 5.0e-4, high: 5.0e-3, log: true, "
         "when: [{if: {peft.lora_rank: 0}, low: 1.0e-3, high: 1.0e-4}]}\n",

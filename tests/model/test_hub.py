@@ -102,7 +102,9 @@ def test_a_cached_model_without_its_weights_is_refused_offline(
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelError, match="without its weights .* offline mode"):
         load_model_config(cfg)
-    (snapshot / "model.safetensors").write_bytes(b"weights")
+    header = b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}'
+    weights = len(header).to_bytes(8, "little") + header + bytes(8)  # a whole safetensors file
+    (snapshot / "model.safetensors").write_bytes(weights)
     assert load_model_config(cfg).model_type == "bert"  # whole: it loads from the cache
 
 

@@ -666,6 +666,9 @@ def test_load_model_config_for_tiny_and_packaged_models() -> None:
         ("no-weights", r"^model\.name_or_path: .*/config-only: no weights \(model\.safetensors or"),
         ("lfs-pointer", r"^model\.name_or_path: .*/lfs: model\.safetensors is a Git LFS pointer"),
         ("missing-shard", r"^model\.name_or_path: .*/sharded: model-2\.safetensors is missing"),
+        # a copy that stopped: it passed, then every trial and the export failed on it
+        ("cut-short", r"^model\.name_or_path: .*/cut: model\.safetensors is cut short: 1,000 of"),
+        ("not-safetensors", r"^model\.name_or_path: .*/junk: model\.safetensors is not a safe"),
         ("unimportable-package", r"^model\.package: cannot import 'no_such_package_xyz'"),
         ("package-without-model", r"^model\.package: 'json' ships no model folder"),
         ("offline-hub-id", r"^model\.name_or_path: cannot load 'nobody-xyz/no-such-model'"),
@@ -678,7 +681,7 @@ def test_load_model_config_errors_are_one_line(
     (tmp_path / "empty").mkdir()
     (tmp_path / "models" / "my-bert").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    for name in ("config-only", "lfs", "sharded"):  # `lfs`: a clone without `git lfs pull`
+    for name in ("config-only", "lfs", "sharded", "cut", "junk"):  # `lfs`: no `git lfs pull`
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text('{"model_type": "bert"}')
     (tmp_path / "lfs" / "model.safetensors").write_text(
@@ -688,12 +691,21 @@ def test_load_model_config_errors_are_one_line(
         '{"weight_map": {"a": "model-1.safetensors", "b": "model-2.safetensors"}}'
     )
     (tmp_path / "sharded" / "model-1.safetensors").write_bytes(b"\x08\x00weights")
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1000)}, str(tmp_path / "cut" / "model.safetensors"))
+    with (tmp_path / "cut" / "model.safetensors").open("r+b") as weights:
+        weights.truncate(1000)
+    (tmp_path / "junk" / "model.safetensors").write_bytes(b"<html>Rate limited</html>")
     cfg = {
         "missing-folder": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "missing")),
         "no-config-json": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "empty")),
         "no-weights": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "config-only")),
         "lfs-pointer": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "lfs")),
         "missing-shard": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "sharded")),
+        "cut-short": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "cut")),
+        "not-safetensors": ModelConfig(source="pretrained", name_or_path=str(tmp_path / "junk")),
         "unimportable-package": ModelConfig(source="package", package="no_such_package_xyz"),
         "package-without-model": ModelConfig(source="package", package="json"),
         "offline-hub-id": ModelConfig(source="pretrained", name_or_path="nobody-xyz/no-such-model"),

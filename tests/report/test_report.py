@@ -586,7 +586,9 @@ def test_a_blocked_export_is_not_called_a_lost_checkpoint(tmp_path: Path) -> Non
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     page = build_report(tmp_path).read_text()
     assert "its checkpoint is gone" not in page
-    assert "not exported: /x/best holds files" in page and "sweep.resume=true" in page
+    assert "not exported: /x/best holds files" in page
+    # with the trials it has: resume=true alone starts a new round where a budget cut it
+    assert f"sweep.resume=true sweep.num_samples={summary['num_trials']} to export" in page
 
 
 def test_a_summary_with_a_mode_or_name_it_cannot_draw_is_one_line(
@@ -611,3 +613,39 @@ def test_best_epoch_cells_are_escaped_and_a_trial_without_epochs_shows_none(
     assert "<script>" not in page and "&lt;script&gt;" in page
     (failed,) = re.findall(r'<tr class="failed">.*?</tr>', page)
     assert re.findall(r"<td>([^<]*)</td>", failed)[1] == "–"  # best epoch, after best value
+
+
+def test_every_status_a_trial_can_end_with_is_drawn_and_explained() -> None:
+    """`stopped` (Ray ended the round while the trial ran, no time budget) had no badge, no
+    caption and the budget's colour: read as cut by a budget, or drawn as completed."""
+    from automl.report.page import BADGES
+    from automl.report.plots import STATUS_COLOURS, STOPPED
+    from automl.search.callback import STATUSES
+
+    for status in STATUSES:
+        assert status in STATUS_COLOURS, status
+        if status != "completed":
+            assert status in BADGES and (status in STOPPED or status == "failed"), status
+    assert len(set(STATUS_COLOURS.values())) == len(STATUS_COLOURS)  # told apart
+    assert len(set(BADGES.values())) == len(BADGES)
+
+
+def test_a_failed_trials_value_is_not_on_the_parallel_plots_scale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial that reached 0.93 and then crashed topped the colour scale and the metric's
+    axis, as if it were the best; the other plots leave it out."""
+    import automl.report.plots as plots
+
+    drawn: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or str(path))
+    rows = [
+        _row("t1", "completed", 8, 1e-3, 0, [0.9]),
+        _row("t2", "completed", 8, 3e-3, 0, [0.8]),
+        _row("t3", "failed", 8, 2e-3, 0, [0.93]),
+    ]
+    write_summary(tmp_path, rows)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    plots.plot_parallel(summary, tmp_path / "parallel.png")
+    labels = {t.get_text() for t in drawn[0].axes[0].texts}
+    assert "0.9" in labels and not any(label.startswith("0.93") for label in labels)

@@ -72,6 +72,7 @@ def test_a_trial_the_budget_stopped_is_not_taken_for_one_that_ended(tmp_path: Pa
     callback.close_unfinished([_end("c", folder, epochs=2)], budget_s=300)
     record = callback.records["c"]
     assert (record.status, record.epochs_run) == ("stopped_budget", 2)
+    assert record.reason == "time budget 300 s ran out after 2 epochs"  # (in its third)
     assert checkpoint.is_slim(Path(folder))  # only its best weights kept
 
 

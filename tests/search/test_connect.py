@@ -124,6 +124,39 @@ def test_ray_refusing_to_join_is_one_line_with_what_to_do() -> None:
     )
 
 
+def test_auto_is_the_address_ray_would_join_checked_before_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` was left to Ray, asked only after the data were read and tokenized; it is
+    resolved as Ray resolves it (RAY_ADDRESS first, then this machine's cluster) and probed."""
+    import ray
+    from conftest import compose_sweep_config
+
+    import automl.search.sweep as sweep_module
+
+    ray.shutdown()  # (the session's shared instance: a sweep would use it and ask no address)
+    port = _closed_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")  # where Ray's `auto` would go
+    with pytest.raises(ConfigError, match=f"nothing answers at [0-9.]+:{port} "):
+        check_reachable("auto")  # (Ray names localhost by this machine's IP)
+    for given, said in [
+        ("ray://head:10001", r"auto \(RAY_ADDRESS\): ray://head:10001: Ray Client"),
+        ("headnode", r"auto \(RAY_ADDRESS\): 'headnode' is not HOST:PORT"),  # Ray: ValueError
+    ]:
+        monkeypatch.setenv("RAY_ADDRESS", given)
+        with pytest.raises(ConfigError, match=f"^config: ray.address: {said}"):
+            check_reachable("auto")
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+
+    def read_first(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data were read before the address was tried")
+
+    monkeypatch.setattr(sweep_module, "prepare_data_for_models", read_first)
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "ray.address=auto")
+    with pytest.raises(ConfigError, match=f"nothing answers at [0-9.]+:{port} "):
+        sweep_module.run_sweep(conf)
+
+
 def test_local_is_a_private_instance_as_empty_is() -> None:
     from automl.config.schema import Config, RayConfig
     from automl.search.plan import cluster_address

@@ -259,3 +259,20 @@ def test_a_resume_on_a_base_folder_holding_other_weights_is_refused(
     BertForSequenceClassification(config).save_pretrained(folder)  # other weights
     with pytest.raises(ConfigError, match=r"was started with other values.*model files \(sha"):
         _plan(tmp_path, "sweep.resume=true", *model)
+
+
+def test_a_resume_that_finishes_an_export_says_it_adds_no_trials(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stopped during its export and resumed with more trials: only a finished sweep extends,
+    so the export was finished and the rise dropped without a word."""
+    out = tmp_path / "outputs" / "smoke"
+    SweepState(phase="exporting", records=[{"trial_id": "a"}]).save(out)
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false",
+                                "sweep.resume=true", "sweep.num_samples=5")  # fmt: skip
+    with caplog.at_level("WARNING", logger="automl"):
+        plan_sweep(conf)
+    assert (
+        "sweep smoke was stopped during its export: this run finishes that; run the command "
+        "again to add trials up to sweep.num_samples=5"
+    ) in caplog.text

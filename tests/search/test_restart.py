@@ -72,7 +72,14 @@ def test_a_sweep_refuses_folders_it_did_not_write(tmp_path: Path) -> None:
         "sweep 'default' would delete it"
     )
     (storage / "default" / "tuner.pkl").write_bytes(b"")
-    assert not_ray_experiments(storage, "default") is None
+    # Ray Tune's, but marked by no sweep: another tool's run in a storage of the user's (a
+    # fresh start deleted it), unless the storage is the sweep's own (inside its folder)
+    assert not_ray_experiments(storage, "default") == (
+        f"{storage / 'default'} is a Ray Tune experiment no sweep marked as its own (another "
+        "tool's run, or a sweep's from before 2026-12-06); sweep 'default' would delete it: "
+        "move it, name this sweep differently (sweep.name=...), or give it its own paths.storage"
+    )
+    assert not_ray_experiments(storage, "default", unmarked_ours=True) is None
 
 
 @pytest.mark.parametrize(
@@ -151,11 +158,16 @@ def test_a_fresh_start_killed_midway_leaves_folders_the_next_one_accepts(
 
     monkeypatch.setattr(shutil, "rmtree", killed_after_one)
     with pytest.raises(KeyboardInterrupt):
-        _starting_state(plan)
+        _starting_state(plan, run_id="parent-run")
     monkeypatch.setattr(shutil, "rmtree", real_rmtree)
     assert len(removed) == 1 and (experiment / "tuner.pkl").is_file()
+    # its MLflow run, recorded by the first save: the next fresh start ends it (a kill here
+    # left it RUNNING for ever)
+    assert SweepState.load(plan.out_dir).mlflow_run_id == "parent-run"
     assert not_a_sweep_folder(plan.out_dir) is None
-    assert not_ray_experiments(plan.storage, "default") is None
+    # unmarked, and its state without an id, as before the marks: still the sweep's own
+    assert SweepState.load(plan.out_dir).sweep_id == ""
+    assert not_ray_experiments(plan.storage, "default", unmarked_ours=True) is None
     _starting_state(plan)  # the next fresh start finishes the job
     assert not experiment.exists()
 
@@ -260,13 +272,53 @@ def test_a_shared_storage_keeps_each_output_folders_sweep_its_own(tmp_path: Path
     owner.write_text(owner.read_text().replace(socket.gethostname(), "another-machine"))
     assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is not None
     SweepState(sweep_id=state.sweep_id).save(first.out_dir)
-    (experiment / "automl_sweep.json").unlink()  # an experiment from before the mark: as before
-    assert not_ray_experiments(first.storage, "default", 0, "0" * 32) is None
+    (experiment / "automl_sweep.json").unlink()  # unmarked: another tool's, or from before
+    assert "no sweep marked as its own" in str(
+        not_ray_experiments(first.storage, "default", 0, "0" * 32)
+    )  # the marks (the plan says which: `check_storage_free`)
+    assert not_ray_experiments(first.storage, "default", 0, "0" * 32, unmarked_ours=True) is None
     # the storage folder itself as the outputs: its experiment folder is the sweep's own
     out = tmp_path / "outputs" / "default"
     assert holds_output(tmp_path / "outputs", "default", 0, out) is not None
     assert holds_output(tmp_path / "outputs" / "default" / "..", "default", 1, out) is not None
     assert holds_output(out / "ray", "default", 0, out) is None  # the default: inside it
+
+
+def test_a_fresh_start_removes_a_linked_round_folder_not_what_it_points_to(
+    tmp_path: Path,
+) -> None:
+    """A round folder that is a link (to a bigger disk, say): a fresh start emptied its
+    target, then failed on the link with a traceback."""
+    from automl.search.state import mark_owner
+
+    plan = _plan(tmp_path, "default")
+    SweepState(phase="finished", sweep_id="ours").save(plan.out_dir)
+    target = tmp_path / "big-disk" / "default"
+    (target / "trial_a").mkdir(parents=True)
+    (target / "tuner.pkl").write_bytes(b"")
+    mark_owner(target, "ours", plan.out_dir)
+    plan.storage.mkdir()
+    (plan.storage / "default").symlink_to(target)
+    _starting_state(plan)
+    assert not (plan.storage / "default").exists() and (target / "trial_a").is_dir()
+
+
+def test_a_sweep_from_before_the_marks_marks_its_folders_when_resumed(tmp_path: Path) -> None:
+    """Its first resume gave its state an id but left its unmarked Ray folders as they were:
+    every later start refused its own folder (unmarked, in a storage of the user's)."""
+    from automl.search.state import OWNER_FILE, not_ray_experiments
+
+    plan = _plan(tmp_path, "default")
+    plan.conf.sweep.resume = True
+    SweepState(phase="running", round=1).save(plan.out_dir)  # no sweep_id: before the marks
+    for name in ("default", "default-r1"):
+        (plan.storage / name / "trial_a").mkdir(parents=True)
+        (plan.storage / name / "tuner.pkl").write_bytes(b"")
+    state = _starting_state(plan)
+    assert state.sweep_id and SweepState.load(plan.out_dir).sweep_id == state.sweep_id
+    for name in ("default", "default-r1"):
+        assert (plan.storage / name / OWNER_FILE).is_file()
+    assert not_ray_experiments(plan.storage, "default", 1, state.sweep_id) is None
 
 
 def test_a_fresh_start_killed_midway_keeps_the_ids_its_folders_carry(
@@ -487,6 +539,28 @@ def test_a_second_driver_on_a_running_sweep_is_refused(tmp_path: Path) -> None:
         pass
     assert [p.name for p in out.iterdir()] == [LOCK_FILE]
     assert not_a_sweep_folder(out) is None  # the lock alone does not make it someone else's
+
+
+def test_a_second_driver_is_refused_before_it_reads_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock was taken after the data were read and tokenized (a large Hub dataset:
+    minutes) before the same command started twice was refused; a probe says it first."""
+    from conftest import compose_sweep_config
+
+    import automl.search.sweep as sweep_module
+    from automl.search.state import sweep_lock
+
+    def read_first(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the data were read before the lock was tried")
+
+    monkeypatch.setattr(sweep_module, "prepare_data_for_models", read_first)
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "tracking.enabled=false")
+    with sweep_lock(tmp_path / "outputs" / "smoke", "smoke"):
+        with pytest.raises(ConfigError, match=r"^config: sweep.name: sweep smoke is running in"):
+            sweep_module.run_sweep(conf)
+    with pytest.raises(AssertionError, match="the data were read"):  # released: it goes on
+        sweep_module.run_sweep(conf)
 
 
 def test_another_users_lock_file_in_a_shared_storage_is_locked_read_only(

@@ -145,3 +145,29 @@ def test_only_this_sweeps_checkpoints_are_dropped(tmp_path: Path) -> None:
         folders[-1].mkdir(parents=True)
     _drop_checkpoints([str(f) for f in folders], types.SimpleNamespace(storage=here, out_dir=out))
     assert [f.is_dir() for f in folders] == [False, False, True]
+
+
+def test_a_fresh_sweep_leaves_an_unmarked_ray_run_in_a_storage_of_the_users(
+    tmp_path: Path,
+) -> None:
+    """A Ray Tune run of another tool, named as the sweep, in a shared `paths.storage`: a fresh
+    sweep counted it as its own (it holds tuner.pkl) and deleted it. Inside the sweep's own
+    output folder (the default storage) such a folder is its own, as before."""
+    import pytest
+    from conftest import compose_sweep_config
+
+    from automl.config.schema import ConfigError
+    from automl.search.plan import plan_sweep
+    from automl.search.state import RAY_TUNER_FILE, SweepState
+
+    shared = tmp_path / "ray_results"
+    (shared / "smoke" / "trial_0").mkdir(parents=True)
+    (shared / "smoke" / RAY_TUNER_FILE).write_bytes(b"another tool's")
+    with pytest.raises(ConfigError, match="no sweep marked as its own"):
+        plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke", f"paths.storage={shared}"))
+    assert (shared / "smoke" / "trial_0").is_dir()
+    own = tmp_path / "outputs" / "smoke" / "ray" / "smoke"
+    own.mkdir(parents=True)
+    SweepState(phase="finished", sweep_id="ours").save(own.parents[1])  # a sweep's, ids and all
+    (own / RAY_TUNER_FILE).write_bytes(b"a sweep's from before the marks")
+    assert plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke")).storage == own.parent

@@ -17,9 +17,8 @@ from mlflow.tracking import MlflowClient
 from automl.config.schema import Config, ConfigError
 from automl.data.prepare import prepare_data
 from automl.data.task import DataError
+from automl.search.callback import STATUSES
 from automl.search.sweep import SweepOutcome, run_sweep
-
-STATUSES = {"completed", "pruned_overfit", "stopped_early", "stopped_budget", "failed"}
 
 
 def compose_config(tmp: Path, *overrides: str, store: bool = True) -> Config:
@@ -35,7 +34,7 @@ def test_smoke_sweep_summary(smoke: tuple[Config, SweepOutcome, Path]) -> None:
     conf, outcome, tmp = smoke
     summary = json.loads((tmp / "outputs" / "smoke" / "summary.json").read_text())
     assert summary["num_trials"] == conf.sweep.num_samples == len(summary["trials"])
-    assert {row["status"] for row in summary["trials"]} <= STATUSES
+    assert {row["status"] for row in summary["trials"]} <= set(STATUSES)
     scored = [r for r in summary["trials"] if r["best_value"] is not None]
     assert summary["best_value"] == max(r["best_value"] for r in scored)
     for row in summary["trials"]:
@@ -150,7 +149,7 @@ def test_a_file_put_into_best_during_the_sweep_leaves_a_summary_not_a_traceback(
     sweep ran (an evaluation's --out) failed it at the very end: FileExistsError, no summary,
     the MLflow run FAILED. Now nothing is exported, said in one line, and the rest is kept."""
     import automl.search.sweep
-    from automl.cli.sweep import nothing_exported
+    from automl.cli.sweep import left_undone
 
     conf = compose_config(tmp_path, "experiment=smoke", "sweep.num_samples=1",
                           "tracking.enabled=false", "train.epochs=1")  # fmt: skip
@@ -166,8 +165,9 @@ def test_a_file_put_into_best_during_the_sweep_leaves_a_summary_not_a_traceback(
     assert outcome.export_dir is None and outcome.summary["best_trial"] is not None
     assert (tmp_path / "outputs" / "smoke" / "summary.json").is_file()
     assert (best / "march.json").read_text() == "{}"
-    assert (nothing_exported(outcome) or "").startswith(f"nothing exported: {best}: holds files")
+    assert (left_undone(outcome) or "").startswith(f"nothing exported: {best}: holds files")
     assert f"{best} is not this sweep's export" in caplog.text  # read as its model otherwise
+    assert "then run the same command with sweep.resume=true sweep.num_samples=1" in caplog.text
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

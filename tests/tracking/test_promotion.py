@@ -300,3 +300,35 @@ def test_a_model_logging_that_fails_leaves_no_pending_logged_model(
         register_export(tracker, conf, outcome.export_dir, None)
     logged = MlflowClient(tracking_uri=uri).search_logged_models([tracker.experiment_id])
     assert [str(m.status) for m in logged] == ["FAILED"]
+
+
+@pytest.mark.slow  # a sweep
+def test_a_registration_that_fails_outside_the_store_leaves_the_sweep_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full temp disk while MLflow saves the pipeline (or a pipeline that will not build)
+    failed the sweep after its export and test score were written, with a traceback, and
+    every resume the same way; the store's own failures stay one line and resumable."""
+    import mlflow
+    from conftest import compose_sweep_config
+
+    from automl.cli.sweep import left_undone
+    from automl.search.sweep import run_sweep
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mlflow.transformers, "save_model", disk_full)
+    conf = compose_sweep_config(tmp_path, "experiment=smoke", "sweep.num_samples=1",
+                                "train.epochs=1")  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="automl.sweep"):
+        outcome = run_sweep(conf)
+    assert outcome.export_dir is not None and (outcome.export_dir / "config.json").is_file()
+    why = outcome.summary["registration_error"]
+    assert "was not registered in MLflow ([Errno 28] No space left on device)" in why
+    assert "sweep.resume=true sweep.num_samples=1 to register it" in why and why in caplog.text
+    saved = json.loads((tmp_path / "outputs" / "smoke" / "summary.json").read_text())
+    assert saved["registration_error"] == why
+    assert left_undone(outcome) == why  # the command exits 1 on it
+    run = MlflowClient(tracking_uri=conf.tracking.uri).get_run(outcome.summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["registered"] == "false"

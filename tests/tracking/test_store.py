@@ -209,11 +209,17 @@ def test_a_sweep_that_fails_mid_fit_ends_its_running_trials_runs_too(tmp_path: P
     done, running, paused = (tracker.child(t, {"x": 1}) for t in ("a", "b", "c"))
     tracker.end_trial("a", "completed", {}, {})
     tracker.pause_trials(["c"])
-    tracker.reopen_trial("c")  # a resumed sweep took it back
-    tracker.end_running_trials("FAILED")
     client = MlflowClient(tracking_uri=store)
+    assert client.get_run(paused).data.tags["status"] == "killed"
+    tracker.reopen_trial("c")  # a resumed sweep took it back
+    assert client.get_run(paused).data.tags["status"] == "running"
+    tracker.end_running_trials("FAILED")
     assert [client.get_run(r).info.status for r in (done, running, paused)] == [
         "FINISHED", "FAILED", "FAILED",
+    ]  # fmt: skip
+    # the `status` tag says it too (a UI filter on tags.status listed them "running")
+    assert [client.get_run(r).data.tags["status"] for r in (done, running, paused)] == [
+        "completed", "failed", "failed",
     ]  # fmt: skip
 
 
@@ -249,15 +255,19 @@ def test_a_resumed_sweep_records_its_changed_settings_and_ends_no_run_running(
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = SweepTracker(uri, "exp", "sw")
-    run = first.start_sweep({"num_samples": 3, "sampler": "tpe"}, {}, resume=False)
+    code = {"git_commit": "aaa", "version.torch": "2.13.0"}
+    run = first.start_sweep({"num_samples": 3, "sampler": "tpe"}, code, resume=False)
     first.end_sweep("FINISHED", {}, {})
     again = SweepTracker(uri, "exp", "sw")
-    again.start_sweep({"num_samples": 4, "sampler": "tpe", "new": 1}, {}, True, run_id=run)
+    fixed = {**code, "git_commit": "bbb"}  # resumed after a fix: the code of this sitting too
+    again.start_sweep({"num_samples": 4, "sampler": "tpe", "new": 1}, fixed, True, run_id=run)
     data = MlflowClient(uri).get_run(run).data
     assert data.params == {"num_samples": "3", "sampler": "tpe", "new": "1"}
     assert {k: v for k, v in data.tags.items() if k.startswith(LATEST)} == {
-        f"{LATEST}num_samples": "4"
+        f"{LATEST}num_samples": "4",
+        f"{LATEST}git_commit": "bbb",
     }
+    assert data.tags["git_commit"] == "aaa"  # the first sitting's, as the params keep theirs
     again.end_sweep("FINISHED", {}, {})
     back = SweepTracker(uri, "exp", "sw")
     back.start_sweep({"num_samples": 3, "sampler": "tpe", "new": 1}, {}, True, run_id=run)
@@ -345,6 +355,7 @@ def test_a_fresh_start_ends_the_runs_a_killed_driver_left_running(tmp_path: Path
     client = MlflowClient(uri)
     assert client.get_run(parent).info.status == "KILLED"
     assert client.get_run(trial).info.status == "KILLED"
+    assert client.get_run(trial).data.tags["status"] == "killed"
     assert client.get_run(running).info.status == "RUNNING"
     fresh.end_abandoned("")  # nothing recorded (an untracked earlier sweep): nothing to end
     fresh.end_abandoned(parent)  # ended already: left as it is
@@ -365,6 +376,7 @@ def test_a_resume_ends_the_trial_runs_a_killed_driver_left_running(tmp_path: Pat
     again.end_sweep("FINISHED", {}, {})
     client = MlflowClient(uri)
     assert client.get_run(lost).info.status == "KILLED"
+    assert client.get_run(lost).data.tags["status"] == "killed"
     assert client.get_run(resumed).info.status == "FINISHED"
     assert client.get_run(parent).info.status == "FINISHED"
 
