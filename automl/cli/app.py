@@ -433,9 +433,10 @@ def hydra_app(
 ) -> Callable[[], None]:
     """Wrap `run(conf)` as a Hydra app whose input errors exit 2 with one line on stderr;
     `check_job(conf)` checks each job of a multirun before the first one runs.
-    Where `came_to_nothing(result)` says why a run produced nothing to use (a sweep that
-    exported no model, a training that diverged), the command exits 1 after its last job (a
-    multirun goes on), with one line naming each, so a script or a CI job notices."""
+    Where `came_to_nothing(result)` says why a run left its job undone (a sweep that exported
+    no model, or did not register it; a training that diverged), the command exits 1 after
+    its last job (a multirun goes on), with one line naming each, so a script or a CI job
+    notices."""
     register_configs()
     failed: list[str] = []
     entered: list[bool] = []  # a job began: what it raises is its own, not Hydra's flags'

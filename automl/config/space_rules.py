@@ -418,9 +418,7 @@ class SpecChecker:
                 self.fail("sets none of low, high, step, choices, so it changes nothing")
             num, choices = self._branch_values(entry, base.type, current, cond_key, cond_value)
             branch = Branch(cond_key, cond_value, choices=choices, **num)
-            if any(
-                b.cond_key == cond_key and same_value(b.cond_value, cond_value) for b in branches
-            ):
+            if any(same_value(b.cond_value, cond_value) for b in branches):  # (one key: above)
                 self.fail(f"repeats an earlier condition ({cond_key}={cond_value!r})")
             # a frozen depth under a model's branch is checked against that model alone, under
             # any other branch against every model choice

@@ -107,8 +107,9 @@ LFS_POINTER = b"version https://git-lfs"  # how a Git LFS pointer file begins
 
 
 def _weights_problem(folder: Path) -> str | None:
-    """Why a local folder's weights cannot load, from file names, a shard index and first bytes
-    only: otherwise every trial would fail on them after the data is tokenized and Ray started."""
+    """Why a local folder's weights cannot load, from file names, a shard index and each
+    file's first bytes (a safetensors file's header): otherwise every trial would fail on them
+    after the data is tokenized and Ray started."""
     present = [folder / name for name in WEIGHT_FILES if (folder / name).is_file()]
     if not present:
         return f"no weights ({' or '.join(WEIGHT_FILES[::2])} not found)"
@@ -130,10 +131,7 @@ def _weights_problem(folder: Path) -> str | None:
             return f"{missing[0]} is missing (a shard {path.name} names)"
         files += [folder / shard for shard in shards]
     for path in files:
-        with path.open("rb") as handle:
-            if handle.read(len(LFS_POINTER)) == LFS_POINTER:
-                return f"{path.name} is a Git LFS pointer, not the weights (run git lfs pull)"
-        problem = _safetensors_problem(path) if path.suffix == ".safetensors" else None
+        problem = _weights_file_problem(path)
         if problem:
             return f"{path.name} {problem}"
     return None
@@ -142,15 +140,21 @@ def _weights_problem(folder: Path) -> str | None:
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on its JSON header
 
 
-def _safetensors_problem(path: Path) -> str | None:
-    """A safetensors file cut short (a copy or download stopped, a full disk) or not one, from
-    its header alone: its 8-byte length, the JSON header, and where its last tensor ends."""
+def _weights_file_problem(path: Path) -> str | None:
+    """Why one weights file cannot load, from its first bytes: a Git LFS pointer, or a
+    safetensors file cut short (a copy or download stopped, a full disk) or none, by its
+    header alone (its 8-byte length, the JSON, and where its last tensor ends)."""
     size = path.stat().st_size
     with path.open("rb") as handle:
-        head = handle.read(8)
-        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        head = handle.read(len(LFS_POINTER))
+        if head == LFS_POINTER:
+            return "is a Git LFS pointer, not the weights (run git lfs pull)"
+        if path.suffix != ".safetensors":
+            return None
+        length = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
         if not 0 < length <= min(MAX_HEADER_BYTES, size - 8):
             return f"is not a safetensors file, or is cut short ({size:,} bytes)"
+        handle.seek(8)
         try:
             header = json.loads(handle.read(length))
             end = max(

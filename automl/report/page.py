@@ -288,7 +288,10 @@ def _where(summary: dict[str, Any]) -> str:
             f"{finish_again(int(summary.get('num_trials') or 0))} to export"
         )
     where = portable_path(str(summary.get("export_dir") or CHECKPOINT_GONE))
-    return f"exported to {html.escape(where)}"
+    unregistered = summary.get("registration_error")
+    return f"exported to {html.escape(where)}" + (
+        f"; {html.escape(str(unregistered))}" if unregistered else ""
+    )
 
 
 def render_html(

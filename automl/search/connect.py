@@ -32,29 +32,21 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     problem = ray_address_problem(address)
     if problem:
         raise ConfigError(f"config: ray.address: {problem}")
+    key = "ray.address"
     if address == "auto":
-        from ray._private.services import canonicalize_bootstrap_address
-
-        problem = ray_address_problem(os.environ.get("RAY_ADDRESS"))  # Ray reads it first
-        if problem:
-            raise ConfigError(f"config: ray.address: auto (RAY_ADDRESS): {problem}")
-        try:
-            address = canonicalize_bootstrap_address("auto") or ""
-        except ConnectionError as err:
-            raise connection_error("auto", err) from None
-        except ValueError as err:  # an address Ray cannot parse
-            raise ConfigError(f"config: ray.address: auto: {first_line(err)}") from None
+        address = _auto_address()
         if not address:
             return
+        key = "ray.address: auto"  # where the address came from, in each line below
     host, _, port = address.rpartition(":")
     try:
         connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s)
     except socket.gaierror:
-        raise ConfigError(f"config: ray.address: {address}: no such host {host!r}") from None
+        raise ConfigError(f"config: {key}: {address}: no such host {host!r}") from None
     except OSError as err:
         why = err.strerror or type(err).__name__
         raise ConfigError(
-            f"config: ray.address: nothing answers at {address} ({why}); is the cluster up "
+            f"config: {key}: nothing answers at {address} ({why}); is the cluster up "
             "(`ray status` on its head)? An empty ray.address starts a private one"
         ) from None
     with connection:
@@ -69,10 +61,29 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             )  # fmt: skip
         elif not answer:
             raise ConfigError(
-                f"config: ray.address: {address} answers, but not as a Ray cluster's head "
+                f"config: {key}: {address} answers, but not as a Ray cluster's head "
                 "(its GCS port, 6379 unless `ray start --head --port` set another); the "
                 "dashboard (8265) or an MLflow server there made Ray wait for minutes"
             )
+
+
+def _auto_address() -> str:
+    """The HOST:PORT `ray.init(address="auto")` joins (RAY_ADDRESS first, then the cluster
+    started on this machine), through Ray's own lookup; "" where this Ray has no such lookup
+    (a private function: Ray itself is then asked, after the data)."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return ""
+    problem = ray_address_problem(os.environ.get("RAY_ADDRESS"))
+    if problem:
+        raise ConfigError(f"config: ray.address: auto (RAY_ADDRESS): {problem}")
+    try:
+        return canonicalize_bootstrap_address("auto") or ""
+    except ConnectionError as err:
+        raise connection_error("auto", err) from None
+    except ValueError as err:  # an address Ray cannot parse
+        raise ConfigError(f"config: ray.address: auto: {first_line(err)}") from None
 
 
 # An HTTP/2 client's first bytes and an empty SETTINGS frame: a gRPC server (Ray's GCS)

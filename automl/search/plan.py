@@ -60,6 +60,7 @@ from automl.search.state import (
     holds_output,
     not_a_sweep_folder,
     not_ray_experiments,
+    own_storage,
     restorable,
     round_clash,
     settings_kept,
@@ -343,8 +344,7 @@ def plan_sweep(conf: Config) -> SweepPlan:
     )
     # "new": killed before it began, so it starts afresh
     continues = s.resume and before.phase != "new"
-    planned = before.round_settings.get("sweep.num_samples", len(before.records))
-    if continues and before.phase == "exporting" and s.num_samples > planned:
+    if continues and before.phase == "exporting" and s.num_samples > len(before.records):
         log.warning(  # only a finished sweep extends (SweepState.extends): the rise was dropped
             "sweep %s was stopped during its export: this run finishes that; run the command "
             "again to add trials up to sweep.num_samples=%d", s.name, s.num_samples,
@@ -643,7 +643,7 @@ def check_storage_free(
     # an unmarked experiment folder: the sweep's own inside its output folder, or where its
     # state is older than the marks (or a fresh start over one, killed, keeps its empty id);
     # another tool's in a storage of the user's
-    unmarked_ours = storage.resolve().is_relative_to(out_dir.resolve()) or (
+    unmarked_ours = own_storage(storage, out_dir) or (
         (out_dir / STATE_FILE).is_file() and not before.sweep_id
     )
     for key, problem in (

@@ -188,7 +188,10 @@ def round_clash(storage: Path, sweep: str, next_round: int | None = None) -> str
 
 
 LOCK_FILE = ".sweep.lock"  # held by the driver running the sweep (`sweep_lock`)
-LOCK_TRIES = 10  # 0.1 s apart: `check_not_running` holds the lock for an instant
+# 0.1 s apart: `check_not_running` holds the lock for an instant (its probe says a running
+# sweep before the data are read; the lock itself is taken after them, so a sweep refused on
+# its data writes nothing, not even its folder)
+LOCK_TRIES = 10
 
 
 def storage_lock_file(sweep: str) -> str:
@@ -309,6 +312,12 @@ def not_a_sweep_folder(out_dir: Path) -> str | None:
     if any((out_dir / name).exists() for name in own):
         return None
     return f"{out_dir} holds files and is not a sweep's folder (none of {', '.join(named)})"
+
+
+def own_storage(storage: Path, out_dir: Path) -> bool:
+    """Whether the Ray storage lies inside the sweep's own folder (the default, `<out>/ray`):
+    the folder's lock holds it, and an experiment there that no sweep marked is this one's."""
+    return storage.resolve().is_relative_to(out_dir.resolve())
 
 
 def finish_again(trials: int) -> str:

@@ -74,6 +74,7 @@ from automl.search.state import (
     mark_owner,
     marked_for,
     own_experiments,
+    own_storage,
     remove_experiment,
     restorable,
     round_settings,
@@ -136,7 +137,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
             plan.keeps,
         )  # fmt: skip
     check_not_running(plan.out_dir, conf.sweep.name)  # said now, not after the data were read
-    if plan.storage != plan.out_dir / "ray":  # (`_storage_lock`'s)
+    if not own_storage(plan.storage, plan.out_dir):  # (`_storage_lock`'s)
         check_not_running(plan.storage, conf.sweep.name, storage_lock_file(conf.sweep.name))
     address = cluster_address(conf)
     if address is not None:  # a wrong address said now, not after the data were tokenized
@@ -165,7 +166,7 @@ def run_sweep(conf: Config, given: Mapping[str, str] | None = None) -> SweepOutc
 def _storage_lock(plan: SweepPlan) -> contextlib.AbstractContextManager[None]:
     """`sweep_lock` on a `paths.storage` of the user's, which other output folders' sweeps may
     share (the default, `<output folder>/ray`, is held with the folder)."""
-    if plan.storage == plan.out_dir / "ray":
+    if own_storage(plan.storage, plan.out_dir):
         return contextlib.nullcontext()
     return sweep_lock(plan.storage, plan.conf.sweep.name, storage_lock_file(plan.conf.sweep.name))
 
@@ -407,7 +408,7 @@ def _fit(
         log.info("sweep %s already has %d trials; nothing to add", s.name, len(state.records))
         return [TrialRecord(**r) for r in state.records]
     else:
-        if experiment_dir.exists():
+        if experiment_dir.is_symlink() or experiment_dir.exists():
             remove_experiment(experiment_dir)  # (a link: the link alone)
         mark_owner(experiment_dir, state.sweep_id, plan.out_dir)
         points = warm_points(plan.warm_start, state.round, state.records)
@@ -571,14 +572,18 @@ def _finish(
     )
     if not s.keep_checkpoints:  # keep the best one: `automl-export` can rebuild the export from it
         _drop_checkpoints((r.checkpoint for r in records if best is None or r is not best), plan)
+    unregistered = (
+        _register(tracker, trial_conf, export_dir, data.task, len(records))
+        if tracker is not None and export_dir is not None
+        else None
+    )
+    if unregistered:  # the summary and the report say it; the command exits 1 on it
+        summary["registration_error"] = unregistered
+        write_text_atomic(summary_path, json.dumps(summary, indent=2))
     _write_report(plan.out_dir, tracker)
     if tracker is not None:
-        unregistered = _close_parent_run(
-            tracker, plan, summary, test, export_dir, data.task, trial_conf
-        )
-        if unregistered:  # in the summary too: the command exits 1 on it (cli/sweep.py)
-            summary["registration_error"] = unregistered
-            write_text_atomic(summary_path, json.dumps(summary, indent=2))
+        registered = export_dir is not None and not unregistered
+        _close_parent_run(tracker, plan, summary, test, registered)
     _print_results(summary, test)
     chance = no_better_than_majority(best.row(), data.val.labels) if best is not None else None
     if chance:
@@ -586,39 +591,44 @@ def _finish(
     return SweepOutcome(summary, records, export_dir)
 
 
+def _register(
+    tracker: SweepTracker, trial_conf: Config, export_dir: Path, task: TaskData | None,
+    trials: int,
+) -> str | None:  # fmt: skip
+    """The export registered in MLflow (tracking/registry.py; `trial_conf`: the exported
+    trial's own config, whose `trust_remote_code` loads it, `task`'s splits the run's dataset
+    inputs). Returns why it is not, where that failed outside the store (a pipeline that would
+    not build, a full temp disk): the export and its test score stand, where failing here
+    failed the sweep, and every resume alike. The store's own failures stay one line, and
+    resumable (`_store_failure_in_one_line`)."""
+    try:
+        register_export(tracker, trial_conf, export_dir, task)
+    except Exception as err:
+        if store_failure(err) is not None:
+            raise
+        log.debug("the registration's traceback", exc_info=True)  # debug=true shows it
+        why = (
+            f"the export {export_dir} was not registered in MLflow ({masked_line(err)}); once "
+            f"mended, run the same command with {finish_again(trials)} to register it"
+        )
+        log.error("%s", why)
+        return why
+    return None
+
+
 def _close_parent_run(
     tracker: SweepTracker,
     plan: SweepPlan,
     summary: dict[str, Any],
     test: dict[str, Any] | None,
-    export_dir: Path | None,
-    task: TaskData | None,
-    trial_conf: Config,
-) -> str | None:
-    """The sweep's results into its MLflow parent run (the export registered, `task`'s splits
-    its dataset inputs), then end it. `trial_conf`: the exported trial's own config (a
-    searched model's `trust_remote_code` loads it for registration). Returns why the export
-    is not registered, where that failed outside the store (None: registered, or none)."""
+    registered: bool,
+) -> None:
+    """The sweep's results into its MLflow parent run, then end it."""
     tracker.log_artifact(plan.out_dir / "summary.json")
     if test is not None:
         tracker.log_metrics(headline(test))
         tracker.log_artifact(plan.out_dir / EVALUATION_FILE)
         tracker.log_artifact(plan.out_dir / CONFUSION_FILE)
-    unregistered = None  # why the export is not registered, where it failed
-    if export_dir is not None:
-        try:
-            register_export(tracker, trial_conf, export_dir, task)
-        except Exception as err:  # the store's own failures: one line and resumable, above
-            if store_failure(err) is not None:
-                raise
-            # the pipeline MLflow saves would not build, its temp folder's disk filled: the
-            # export and its test score stand; failing here failed every resume alike
-            unregistered = (
-                f"the export {export_dir} was not registered in MLflow ({masked_line(err)}); "
-                f"once mended, run the same command with "
-                f"{finish_again(int(summary['num_trials']))} to register it"
-            )
-            log.error("%s", unregistered)
     tracker.end_sweep(
         "FINISHED" if summary["best_trial"] is not None else "FAILED",
         {f"best_{summary['metric']}": summary["best_value"], "num_trials": summary["num_trials"],
@@ -627,9 +637,8 @@ def _close_parent_run(
         # not exported (blocked, no checkpoint) still shows an earlier round's, of another trial
         {"status": summary["outcome"], "best_trial": summary["best_trial"] or "",
          "test_trial": summary["best_trial"] if test is not None else "",
-         "registered": str(export_dir is not None and unregistered is None).lower()},
+         "registered": str(registered).lower()},
     )  # fmt: skip
-    return unregistered
 
 
 def _print_results(summary: dict[str, Any], test: dict[str, Any] | None) -> None:

@@ -137,8 +137,7 @@ class SweepTracker:
             # round trip each on a server) left the parent RUNNING
             self._children = self._existing_children()
             self._log_changed_params(params, tags)
-            self.client.set_tag(self.parent_id, "status", "running")  # (its last end's)
-            self.client.update_run(self.parent_id, status="RUNNING")
+            self._reopen(self.parent_id)
             return self.parent_id
         run = self.client.create_run(
             self.experiment_id,
@@ -197,11 +196,9 @@ class SweepTracker:
                 filter_string=f"tags.mlflow.parentRunId = '{run}' and attributes.status = "
                 "'RUNNING'",
             )
-            for child in children:  # the `status` tag too, or a filter on it lists them running
-                self.client.set_tag(child.info.run_id, "status", "killed")
-                self.client.set_terminated(child.info.run_id, status="KILLED")
-            self.client.set_tag(run, "status", "killed")
-            self.client.set_terminated(run, status="KILLED")
+            for child in children:
+                self._end(child.info.run_id, "KILLED")
+            self._end(run, "KILLED")
         except MlflowException as err:
             log.warning(
                 "MLflow: the earlier run %s was not ended (%s)", run_id, redact(first_line(err))
@@ -269,6 +266,16 @@ class SweepTracker:
             tags=[RunTag(k, str(v)) for k, v in tags.items()],
         )
         self.client.set_terminated(self.parent_id, status=status)
+
+    def _end(self, run_id: str, status: str) -> None:
+        """A run ended as `status` (KILLED, FAILED) other than by its own end: its `status` tag
+        says so too (it said "running", and a filter on it listed the run as running)."""
+        self.client.set_tag(run_id, "status", status.lower())
+        self.client.set_terminated(run_id, status=status)
+
+    def _reopen(self, run_id: str) -> None:
+        self.client.set_tag(run_id, "status", "running")
+        self.client.update_run(run_id, status="RUNNING")
 
     # -- trials ---------------------------------------------------------------------------------
     def _existing_children(self) -> dict[str, str]:
@@ -359,8 +366,7 @@ class SweepTracker:
         for trial_id in list(trial_ids):
             run_id = self._children.get(trial_id)
             if run_id is not None:
-                self.client.set_tag(run_id, "status", status.lower())
-                self.client.set_terminated(run_id, status=status)
+                self._end(run_id, status)
                 self._running.discard(trial_id)
 
     def end_running_trials(self, status: str) -> None:
@@ -372,8 +378,7 @@ class SweepTracker:
         """A trial the resumed sweep starts again runs again."""
         run_id = self._children.get(trial_id)
         if run_id is not None:
-            self.client.set_tag(run_id, "status", "running")
-            self.client.update_run(run_id, status="RUNNING")
+            self._reopen(run_id)
             self._running.add(trial_id)
 
     def end_trial(

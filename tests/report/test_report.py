@@ -630,6 +630,13 @@ def test_every_status_a_trial_can_end_with_is_drawn_and_explained() -> None:
     assert len(set(BADGES.values())) == len(BADGES)
 
 
+def test_the_caption_explains_every_badge(report: tuple[Path, FakeTracker]) -> None:
+    from automl.report.page import BADGES
+
+    caption = report[0].read_text().split('<p class="caption">')[1].split("</p>")[0]
+    assert all(f"{badge}:" in caption for badge in BADGES.values()), caption
+
+
 def test_a_failed_trials_value_is_not_on_the_parallel_plots_scale(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

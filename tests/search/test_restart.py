@@ -284,6 +284,16 @@ def test_a_shared_storage_keeps_each_output_folders_sweep_its_own(tmp_path: Path
     assert holds_output(out / "ray", "default", 0, out) is None  # the default: inside it
 
 
+def test_the_hint_to_export_again_adds_no_trials_to_a_sweep_the_budget_cut() -> None:
+    """`sweep.resume=true` alone ran a new round: 4 of 11 trials, `num_samples` 11."""
+    from automl.search.state import finish_again
+
+    cut = SweepState(phase="finished", records=[{"trial_id": t} for t in "abcd"])
+    assert cut.extends(11)  # what the plain resume did
+    hint = finish_again(len(cut.records))
+    assert hint == "sweep.resume=true sweep.num_samples=4" and not cut.extends(4)
+
+
 def test_a_fresh_start_removes_a_linked_round_folder_not_what_it_points_to(
     tmp_path: Path,
 ) -> None:

@@ -166,8 +166,12 @@ def test_a_fresh_sweep_leaves_an_unmarked_ray_run_in_a_storage_of_the_users(
     with pytest.raises(ConfigError, match="no sweep marked as its own"):
         plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke", f"paths.storage={shared}"))
     assert (shared / "smoke" / "trial_0").is_dir()
+    # a state older than the marks (no sweep id): its unmarked folders are its own
+    SweepState(phase="finished").save(tmp_path / "outputs" / "smoke")
+    plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke", f"paths.storage={shared}"))
+    # inside the sweep's own folder (the default storage): its own, whatever its state says
+    SweepState(phase="finished", sweep_id="ours").save(tmp_path / "outputs" / "smoke")
     own = tmp_path / "outputs" / "smoke" / "ray" / "smoke"
     own.mkdir(parents=True)
-    SweepState(phase="finished", sweep_id="ours").save(own.parents[1])  # a sweep's, ids and all
-    (own / RAY_TUNER_FILE).write_bytes(b"a sweep's from before the marks")
+    (own / RAY_TUNER_FILE).write_bytes(b"unmarked")
     assert plan_sweep(compose_sweep_config(tmp_path, "experiment=smoke")).storage == own.parent

@@ -329,6 +329,8 @@ def test_a_registration_that_fails_outside_the_store_leaves_the_sweep_finished(
     assert "sweep.resume=true sweep.num_samples=1 to register it" in why and why in caplog.text
     saved = json.loads((tmp_path / "outputs" / "smoke" / "summary.json").read_text())
     assert saved["registration_error"] == why
+    page = (tmp_path / "outputs" / "smoke" / "report" / "index.html").read_text()
+    assert "was not registered in MLflow" in page
     assert left_undone(outcome) == why  # the command exits 1 on it
     run = MlflowClient(tracking_uri=conf.tracking.uri).get_run(outcome.summary["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.tags["registered"] == "false"
