@@ -320,8 +320,10 @@ def _stopped_resumably(tmp: Path) -> None:
     assert not (out / "summary.json").exists() and not (out / "best").exists()
     parents, children = sweep_runs(f"sqlite:///{tmp / 'mlflow.db'}", "smoke")
     assert [p.info.status for p in parents] == ["KILLED"]
-    running = [c for c in children if c.data.tags["status"] == "running"]
-    assert running and {c.info.status for c in running} == {"KILLED"}  # until resumed
+    # the trials it stopped: KILLED until resumed, their `status` tag too (it said "running")
+    paused = [c for c in children if c.data.tags["status"] == "killed"]
+    assert paused and {c.info.status for c in paused} == {"KILLED"}
+    assert all(c.data.tags["status"] != "running" for c in children)
 
 
 def test_sigterm_stops_the_sweep_as_ctrl_c_does(tmp_path: Path) -> None:
