@@ -27,11 +27,13 @@ each running the search space's `first_trials` first (enqueued in its Optuna stu
               budget is used, then the best by validation trained on to their sampled epochs;
               time still left goes to more first-epoch candidates (since 2026-12-07).
 
-Every system picks on validation; the score is the picked model's accuracy on the test split,
-which only the scorer here reads, after the run. A system's clock starts when it starts (its
-own imports, data preparation and, for Ray, Ray's start-up included; before 2026-12-07 the
-imports of the runner's own modules were left out) and excludes the time spent keeping the
-weights of each new pick, which are scored afterwards (`score_picks`) by one function for all.
+Every system picks on validation, each by its own rule on equal scores (this project's export:
+the lower validation loss; the others: the first such model); the score is the picked model's
+accuracy on the test split, which only the scorer here reads, after the run. A system's clock
+starts when it starts (its own imports, data preparation and, for Ray, Ray's start-up included;
+before 2026-12-07 the imports of the runner's own modules were left out) and excludes the time
+spent keeping the weights of each new pick, which are scored afterwards (`score_picks`) by one
+function for all.
 """
 
 from __future__ import annotations
