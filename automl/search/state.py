@@ -437,9 +437,12 @@ def _owner(folder: Path) -> dict[str, Any] | None:
 def remove_experiment(folder: Path) -> None:
     """Delete a Ray experiment folder, its tuner.pkl last: a kill midway leaves a folder still
     known as Ray Tune's, which the next sweep may delete (`not_ray_experiments`). A link goes,
-    not what it points to (its target was emptied, then the link failed to go)."""
+    not what it points to (its target was emptied, then the link failed to go); no folder,
+    nothing to do."""
     if folder.is_symlink():
         folder.unlink()
+        return
+    if not folder.exists():
         return
     for child in folder.iterdir():
         if child.name not in (RAY_TUNER_FILE, OWNER_FILE):  # still whose it is, to the end

@@ -211,10 +211,6 @@ def _run_on_ray(
         run_id = tracker.parent_id if tracker is not None else ""  # "": untracked
         state = _starting_state(plan, {**plan.started_with, **identity}, run_id)
         earlier_s = state.sitting_started(started)  # a resume's wall_s is the sweep's
-        if tracker is not None:
-            state.mlflow_run_id = tracker.parent_id
-        elif state.mlflow_run_id is None:  # untracked: a later tracked resume starts a run
-            state.mlflow_run_id = ""
         if state.phase in ("new", "running"):
             records = _fit(plan, data, model_data, tracker, state)
             state.phase, state.records = "exporting", [asdict(r) for r in records]
@@ -254,8 +250,9 @@ def _starting_state(
 ) -> SweepState:
     """Fresh, resumed (same round), or extended (a new round on the same Optuna study).
     `identity`: what the trials learn from, recorded by a fresh sweep for its resumes;
-    `run_id`: its MLflow parent run, recorded by its first save (a driver killed while the
-    stale folders go left the run RUNNING, unknown to the next fresh start that ends it)."""
+    `run_id`: this sitting's MLflow parent run ("" untracked: a recorded one is kept, for a
+    later tracked resume), recorded from the state's first save (a driver killed while the
+    stale folders went left the run RUNNING, unknown to the next fresh start that ends it)."""
     s = plan.conf.sweep
     if not s.resume:
         # the new state replaces the stale one first, so a kill below leaves a folder still
@@ -274,6 +271,10 @@ def _starting_state(
         return _cleared(plan, state)
     state = SweepState.load(plan.out_dir)
     state.records = _records_here(plan.storage, state.records)
+    if run_id:  # this sitting's parent run (reopened, or new where the recorded one is gone)
+        state.mlflow_run_id = run_id
+    elif run_id is not None and state.mlflow_run_id is None:  # untracked: a later tracked
+        state.mlflow_run_id = ""  # resume starts a run of its own
     if state.phase == "new":  # resume=true with nothing to resume: a fresh start after all
         state.started_with = dict(identity or {})
         # a study left by a sweep killed as it started afresh, or whose state file was deleted:
@@ -408,8 +409,7 @@ def _fit(
         log.info("sweep %s already has %d trials; nothing to add", s.name, len(state.records))
         return [TrialRecord(**r) for r in state.records]
     else:
-        if experiment_dir.is_symlink() or experiment_dir.exists():
-            remove_experiment(experiment_dir)  # (a link: the link alone)
+        remove_experiment(experiment_dir)  # a killed attempt's (a link: the link alone)
         mark_owner(experiment_dir, state.sweep_id, plan.out_dir)
         points = warm_points(plan.warm_start, state.round, state.records)
         # a point the killed attempt took goes back in the queue, unless the round enqueues

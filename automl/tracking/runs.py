@@ -165,15 +165,17 @@ class SweepTracker:
         logged, had = data.params, data.tags
         values = {k: _masked(v) for k, v in params.items()}
         new = [Param(k, v) for k, v in values.items() if k not in logged]
+        # the params logged before and the code's tags (one the first sitting lacked, a
+        # package new since, is this sitting's too), against their first values
+        now = {
+            **{k: v for k, v in values.items() if k in logged},
+            **{k: str(v) for k, v in tags.items()},
+        }
+        first = {**had, **logged}
         changed = [  # also back to the first value: an earlier sitting's tag said otherwise
             RunTag(f"{LATEST}{k}", v[:5000])
-            for k, v in values.items()
-            if k in logged and (logged[k] != v or f"{LATEST}{k}" in had)
-        ]
-        changed += [  # (one the first sitting lacked, a package new since: this sitting's)
-            RunTag(f"{LATEST}{k}", str(v)[:5000])
-            for k, v in tags.items()
-            if had.get(k) != str(v) or f"{LATEST}{k}" in had
+            for k, v in now.items()
+            if first.get(k) != v or f"{LATEST}{k}" in had
         ]
         if new or changed:
             self.client.log_batch(self.parent_id, params=new, tags=changed)
